@@ -1,0 +1,38 @@
+/*
+ * dj_err.c - texts for the error enum.
+ */
+#include <string.h>
+
+#include "dj_err.h"
+
+const char *dj_strerror(int code)
+{
+	switch (code) {
+	case DJ_EOK: return "success";
+	case DJ_ENOMEM: return "out of memory";
+	case DJ_EINVAL: return "invalid argument";
+	case DJ_ENOENT: return "not found";
+	case DJ_EEXIST: return "already exists";
+	case DJ_EIO: return "input/output error";
+	case DJ_EACCES: return "permission denied";
+	case DJ_ERANGE: return "value out of range";
+	case DJ_EAGAIN: return "temporary failure, try again";
+	case DJ_ENOSPC: return "no space left";
+	case DJ_EBUSY: return "resource busy";
+	case DJ_ERROR: return "failure";
+	case DJ_ECRYPTO: return "cryptographic library failure";
+	case DJ_ESQL: return "database failure";
+	case DJ_EMALFORMED: return "malformed input";
+	case DJ_EMASTERKEY: return "the master key does not match this store";
+	case DJ_EFILEMODE: return "secret file is accessible by group or others";
+	case DJ_ESCHEMA: return "store schema is newer than this program";
+	case DJ_ECONFLICT: return "concurrent change, retry";
+	case DJ_EUNWRAP: return "wrapped key failed its integrity check";
+	case DJ_ESHUTDOWN: return "shutting down";
+	case DJ_ECONFIG: return "invalid configuration";
+	default:
+		if (code < 0 && code > -1000)
+			return strerror(-code);
+		return "unknown error";
+	}
+}
