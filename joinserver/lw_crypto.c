@@ -100,7 +100,7 @@ int lw_crypto_ecb(struct lw_crypto *cx, const struct lw_key *key, int enc, const
 	uint64_t *held = enc ? &cx->enc_serial : &cx->dec_serial;
 	int outl = 0;
 
-	if (len == 0 || len % LW_BLOCK_LEN != 0 || len > 1024 || key->priv_serial == 0)
+	if (len == 0 || len % LW_BLOCK_LEN != 0 || len > LW_ECB_MAX || key->priv_serial == 0)
 		return DJ_EINVAL;
 	if (*held != key->priv_serial) {
 		*held = 0;
@@ -147,7 +147,8 @@ int lw_crypto_cmac(struct lw_crypto *cx, const struct lw_key *key, const uint8_t
 			last[i] = msg[len - LW_BLOCK_LEN + i] ^ cx->k1[i];
 	} else {
 		memset(last, 0, sizeof(last));
-		memcpy(last, msg + (nblocks - 1) * LW_BLOCK_LEN, rem);
+		if (rem > 0)
+			memcpy(last, msg + (nblocks - 1) * LW_BLOCK_LEN, rem);
 		last[rem] = 0x80;
 		for (i = 0; i < LW_BLOCK_LEN; i++)
 			last[i] ^= cx->k2[i];

@@ -25,6 +25,7 @@
 #define LW_KEY_LEN 16	/* AES-128, TS001-1.1 §6.1.1.3 */
 #define LW_BLOCK_LEN 16
 #define LW_MIC_LEN 4	/* TS001-1.1 §4.4 */
+#define LW_ECB_MAX 1024	/* most bytes one lw_crypto_ecb() call takes */
 
 /*
  * A 128-bit key. The fields are private to lw_crypto.c and the key stores.
@@ -62,14 +63,17 @@ void lw_crypto_free(struct lw_crypto *cx);
 /*!
  * \brief AES-128 encrypt (\p enc != 0) or decrypt \p len bytes (a multiple of 16) in ECB mode.
  *        \p in and \p out may be the same buffer.
- * \retval DJ_EOK, DJ_EINVAL (length), DJ_ECRYPTO
+ * \retval DJ_EOK
+ * \retval DJ_EINVAL  \p len is 0, not a multiple of 16 or above LW_ECB_MAX, or \p key is wiped
+ * \retval DJ_ECRYPTO
  */
 int lw_crypto_ecb(struct lw_crypto *cx, const struct lw_key *key, int enc, const uint8_t *in,
 		  uint8_t *out, size_t len) DJ_MUSTCHECK;
 
 /*!
  * \brief AES-CMAC (RFC 4493) of \p msg under \p key; the full 16-byte tag goes to \p tag.
- * \retval DJ_EOK, DJ_ECRYPTO
+ *        \p msg may be NULL when \p len is 0.
+ * \retval DJ_EOK, DJ_EINVAL (\p key is wiped), DJ_ECRYPTO
  */
 int lw_crypto_cmac(struct lw_crypto *cx, const struct lw_key *key, const uint8_t *msg, size_t len,
 		   uint8_t tag[LW_BLOCK_LEN]) DJ_MUSTCHECK;
