@@ -1,1 +1,155 @@
-int main(void) { return 0; } /* placeholder */
+/*
+ * main.c - danejoin-devices: flags and dispatch.
+ *
+ * The command line is "danejoin-devices [OPTIONS] COMMAND [ARGS]"; options may also follow the
+ * command. params.c validates, exec.c (and simulate.c) do the work. Exit codes: params.h.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dj_err.h"
+#include "dj_log.h"
+#include "exec.h"
+#include "js_config.h"
+#include "params.h"
+
+/* long_opts - every flag of every command; params_validate() checks which command may use it */
+static const struct option long_opts[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "all", no_argument, NULL, 'a' },
+	{ "new-master-key", required_argument, NULL, 'k' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* parse_flags - one getopt pass over argv into \p a; returns -1 on --help, DV_EXIT_* otherwise */
+static int parse_flags(int argc, char **argv, const char *shortopts, struct dv_args *a,
+		       int *verbose)
+{
+	int ch;
+
+	optind = 0;	/* glibc: full re-initialisation for the second pass */
+	while ((ch = getopt_long(argc, argv, shortopts, long_opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			a->config_path = optarg;
+			break;
+		case 'a':
+			a->all = true;
+			break;
+		case 'k':
+			a->new_master_key = optarg;
+			break;
+		case 'v':
+			(*verbose)++;
+			break;
+		case 'h':
+			return -1;
+		default:	/* getopt has printed what was wrong */
+			fprintf(stderr, "%s: see %s --help\n", DV_PROGRAM, DV_PROGRAM);
+			return DV_EXIT_USAGE;
+		}
+	}
+	return DV_EXIT_OK;
+}
+
+/* strip_config - take --config FILE / --config=FILE / -c FILE out of a simulate command line */
+static int strip_config(int argc, char **argv, struct dv_args *a)
+{
+	int i, n = 1;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			while (i < argc)
+				argv[n++] = argv[i++];
+			break;
+		}
+		if (strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "%s: %s needs a FILE\n", DV_PROGRAM, argv[i]);
+				return -1;
+			}
+			a->config_path = argv[++i];
+			continue;
+		}
+		if (strncmp(argv[i], "--config=", 9) == 0) {
+			a->config_path = argv[i] + 9;
+			continue;
+		}
+		argv[n++] = argv[i];
+	}
+	argv[n] = NULL;
+	return n;
+}
+
+int main(int argc, char **argv)
+{
+	struct dv_args a;
+	struct dv_params p;
+	struct js_config cfg;
+	char err[JS_CONFIG_ERR_MAX];
+	enum dv_cmd cmd;
+	int verbose = 0, ex, sub_argc, rc;
+	char **sub_argv;
+
+	memset(&a, 0, sizeof(a));
+	js_config_defaults(&cfg);
+
+	/* Options before the command. */
+	ex = parse_flags(argc, argv, "+c:vh", &a, &verbose);
+	if (ex < 0) {
+		params_usage(stdout);
+		return DV_EXIT_OK;
+	}
+	if (ex != DV_EXIT_OK)
+		return ex;
+	if (optind >= argc) {
+		fprintf(stderr, "%s: no command given (see %s --help)\n", DV_PROGRAM, DV_PROGRAM);
+		return DV_EXIT_USAGE;
+	}
+	a.command = argv[optind];
+	sub_argc = argc - optind;
+	sub_argv = argv + optind;
+
+	if (params_command(a.command, &cmd) == DJ_EOK && cmd == DV_CMD_SIMULATE) {
+		/* The simulator parses its own flags; only --config is ours. */
+		sub_argc = strip_config(sub_argc, sub_argv, &a);
+		if (sub_argc < 0)
+			return DV_EXIT_USAGE;
+	} else {
+		/* Options and arguments after the command. */
+		ex = parse_flags(sub_argc, sub_argv, "c:avh", &a, &verbose);
+		if (ex < 0) {
+			params_usage(stdout);
+			return DV_EXIT_OK;
+		}
+		if (ex != DV_EXIT_OK)
+			return ex;
+		a.npos = sub_argc - optind;
+		a.pos = sub_argv + optind;
+	}
+	ex = params_validate(&a, &p);
+	if (ex != DV_EXIT_OK)
+		return ex;
+
+	dj_log_set(dj_log_stderr, NULL,
+		   verbose >= 2 ? LOG_DEBUG : verbose == 1 ? LOG_INFO : LOG_WARNING);
+
+	rc = js_config_load(p.config_path, &cfg, err, sizeof(err));
+	if (rc != DJ_EOK) {
+		fprintf(stderr, "%s: %s\n", DV_PROGRAM, err[0] != '\0' ? err : dj_strerror(rc));
+		return rc == DJ_ENOMEM ? DV_EXIT_INTERNAL : DV_EXIT_CONFIG;
+	}
+	if (p.cmd == DV_CMD_SIMULATE)
+		ex = exec_simulate(&cfg, sub_argc, sub_argv);
+	else
+		ex = exec_run(&cfg, &p);
+	js_config_free(&cfg);
+	if (fflush(stdout) != 0 && ex == DV_EXIT_OK) {
+		fprintf(stderr, "%s: cannot write the output\n", DV_PROGRAM);
+		ex = DV_EXIT_INTERNAL;
+	}
+	return ex;
+}

@@ -1,1 +1,158 @@
-/* placeholder: being written */
+/*
+ * params.c - danejoin-devices: validate the command line before anything is opened.
+ *
+ * Everything that can be checked without the configuration or the store is checked here, so
+ * that a wrong argument is refused with exit code 1 (usage) or 3 (bad data) before a file is
+ * touched (DESIGN.md trust rule 6).
+ */
+#include <string.h>
+
+#include "dj_err.h"
+#include "dj_hex.h"
+#include "params.h"
+
+/* cmd_table - command names, and how many positional arguments each takes */
+static const struct {
+	const char *name;
+	enum dv_cmd cmd;
+	int min_pos, max_pos;
+} cmd_table[] = {
+	{ "init", DV_CMD_INIT, 0, 0 },
+	{ "import", DV_CMD_IMPORT, 1, 1 },
+	{ "list", DV_CMD_LIST, 0, 0 },
+	{ "show", DV_CMD_SHOW, 1, 1 },
+	{ "delete", DV_CMD_DELETE, 1, 1 },
+	{ "reset-nonces", DV_CMD_RESET_NONCES, 0, 1 },
+	{ "rewrap", DV_CMD_REWRAP, 0, 0 },
+	{ "audit", DV_CMD_AUDIT, 0, 1 },
+	{ "simulate", DV_CMD_SIMULATE, 0, 1 << 20 },
+};
+
+/* usage_error - print "danejoin-devices: COMMAND: message" and return DV_EXIT_USAGE */
+static int usage_error(const char *command, const char *msg)
+{
+	fprintf(stderr, "%s: %s: %s (see %s --help)\n", DV_PROGRAM, command, msg, DV_PROGRAM);
+	return DV_EXIT_USAGE;
+}
+
+int params_command(const char *name, enum dv_cmd *out)
+{
+	size_t i;
+
+	for (i = 0; i < DJ_ARRAY_LEN(cmd_table); i++)
+		if (strcmp(cmd_table[i].name, name) == 0) {
+			*out = cmd_table[i].cmd;
+			return DJ_EOK;
+		}
+	return DJ_ENOENT;
+}
+
+int params_validate(const struct dv_args *args, struct dv_params *out)
+{
+	struct dv_params p;
+	size_t i;
+
+	memset(&p, 0, sizeof(p));
+	if (args->command == NULL) {
+		fprintf(stderr, "%s: no command given (see %s --help)\n", DV_PROGRAM, DV_PROGRAM);
+		return DV_EXIT_USAGE;
+	}
+	for (i = 0; i < DJ_ARRAY_LEN(cmd_table); i++)
+		if (strcmp(cmd_table[i].name, args->command) == 0)
+			break;
+	if (i == DJ_ARRAY_LEN(cmd_table)) {
+		fprintf(stderr, "%s: unknown command '%.40s' (see %s --help)\n", DV_PROGRAM,
+			args->command, DV_PROGRAM);
+		return DV_EXIT_USAGE;
+	}
+	p.cmd = cmd_table[i].cmd;
+	if (args->config_path == NULL)
+		return usage_error(args->command, "--config FILE is required");
+	p.config_path = args->config_path;
+	if (args->npos < cmd_table[i].min_pos)
+		return usage_error(args->command, "missing argument");
+	if (args->npos > cmd_table[i].max_pos)
+		return usage_error(args->command, "too many arguments");
+	if (args->all && p.cmd != DV_CMD_RESET_NONCES)
+		return usage_error(args->command, "--all is only for reset-nonces");
+	if (args->new_master_key != NULL && p.cmd != DV_CMD_REWRAP)
+		return usage_error(args->command, "--new-master-key is only for rewrap");
+
+	switch (p.cmd) {
+	case DV_CMD_IMPORT:
+		p.csv_path = args->pos[0];
+		break;
+	case DV_CMD_REWRAP:
+		if (args->new_master_key == NULL)
+			return usage_error(args->command, "--new-master-key FILE is required");
+		p.new_master_key = args->new_master_key;
+		break;
+	case DV_CMD_RESET_NONCES:
+		if (args->all == (args->npos == 1))
+			return usage_error(args->command, "give either one DevEUI or --all");
+		p.all = args->all;
+		break;
+	default:
+		break;
+	}
+	if ((p.cmd == DV_CMD_SHOW || p.cmd == DV_CMD_DELETE || p.cmd == DV_CMD_RESET_NONCES ||
+	     p.cmd == DV_CMD_AUDIT) && args->npos == 1) {
+		if (dj_hex_parse(args->pos[0], p.dev_eui, LW_EUI_LEN) != DJ_EOK) {
+			fprintf(stderr, "%s: %s: DevEUI argument: expected %d hex digits\n",
+				DV_PROGRAM, args->command, 2 * LW_EUI_LEN);
+			return DV_EXIT_DATA;
+		}
+		p.has_dev_eui = true;
+	}
+	*out = p;
+	return DV_EXIT_OK;
+}
+
+void params_usage(FILE *f)
+{
+	fputs("Usage: " DV_PROGRAM " --config FILE COMMAND [ARGS]\n"
+	      "\n"
+	      "Enroll LoRaWAN end devices in the danejoin Join Server store, and administer them.\n"
+	      "\n"
+	      "Commands:\n"
+	      "  init                           create the master key file (mode 0600) if it is\n"
+	      "                                 missing, and the store\n"
+	      "  import FILE.csv                check every row of FILE.csv, then enroll all its\n"
+	      "                                 devices in one transaction (all or nothing)\n"
+	      "  list                           one line per device: DevEUI, JoinEUI, LoRaWAN\n"
+	      "                                 version, last JoinNonce, DevNonce state\n"
+	      "  show DEVEUI                    every attribute and the nonce state of a device\n"
+	      "                                 (never keys)\n"
+	      "  delete DEVEUI                  remove a device and its sessions (audited)\n"
+	      "  reset-nonces DEVEUI | --all    forget used DevNonces and RJcount1 so that a\n"
+	      "                                 device that lost its counters can join again\n"
+	      "                                 (audited; the JoinNonce counter is never reset)\n"
+	      "  rewrap --new-master-key FILE   re-wrap every stored key under the master key in\n"
+	      "                                 FILE, in one transaction (stop danejoind first)\n"
+	      "  audit [DEVEUI]                 print the audit log, of all devices or of one\n"
+	      "  simulate ...                   run the end-device simulator\n"
+	      "\n"
+	      "Options:\n"
+	      "  -c, --config FILE   the danejoin configuration (required; before or after the\n"
+	      "                      command)\n"
+	      "  -v, --verbose       log more (twice: debug)\n"
+	      "  -h, --help          print this text\n"
+	      "\n"
+	      "CSV format (import):\n"
+	      "  header, exactly:  dev_eui,join_eui,mac_version,app_key,nwk_key\n"
+	      "  dev_eui, join_eui 16 hex digits; mac_version 1.0, 1.0.0 to 1.0.4, 1.1 or 1.1.0;\n"
+	      "  app_key 32 hex digits; nwk_key 32 hex digits for 1.1, empty for 1.0.x.\n"
+	      "  No quoting; CRLF, a UTF-8 BOM and blank lines at the end are accepted.\n"
+	      "\n"
+	      "Exit codes:\n"
+	      "  0  success\n"
+	      "  1  usage error: unknown command or flag, wrong arguments\n"
+	      "  2  configuration error: the file cannot be read, unknown section or key,\n"
+	      "     bad value\n"
+	      "  3  bad input data: CSV file, DevEUI argument, device unknown or already enrolled\n"
+	      "  4  store or key error: master key file missing, of the wrong mode or not the\n"
+	      "     store's key; database error\n"
+	      "  5  internal error\n"
+	      "Bad input of any kind changes nothing.\n",
+	      f);
+}

@@ -1,0 +1,98 @@
+/*
+ * js_store_internal.h - the operations table behind js_store.h, shared by js_store.c and the
+ * backends (js_store_sqlite.c, js_store_mem.c). Not installed.
+ *
+ * DESCRIPTION
+ *	js_store.c owns what every backend shares: argument checks, the commit queue and the
+ *	committer thread (group commit), the statistics and the clock. A backend implements the
+ *	calls below against its own state (struct js_store.be). A future PostgreSQL backend adds one
+ *	more table of this shape.
+ *
+ *	apply_batch() runs on the committer thread only (or, for a backend with inline_commit, on the
+ *	submitting thread under the backend's own lock). It sets c->result for each of the \p n items
+ *	chained by priv_next and returns DJ_EOK when the transaction carrying them was made durable
+ *	(individual items may still have DJ_ECONFLICT / DJ_ENOENT), or a fault code when the whole
+ *	batch failed (every item then has that code as its result).
+ */
+#ifndef DJ_JOINSERVER_JS_STORE_INTERNAL_H
+#define DJ_JOINSERVER_JS_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "js_store.h"
+
+#define JS_DEVICE_IMPORT_EVENT "device-import"
+#define JS_DEVICE_DELETE_EVENT "device-delete"
+#define JS_NONCE_RESET_EVENT "nonce-reset"
+#define JS_REWRAP_EVENT "rewrap"
+
+struct js_store;
+
+struct js_store_ops {
+	const char *name;
+	/* Commits are applied on the submitting thread, and done runs inline (no committer). */
+	bool inline_commit;
+	int (*open)(struct js_store *s, const struct js_store_props *props);
+	void (*close)(struct js_store *s);	/* accepts a half-opened backend */
+	int (*device_get)(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			  struct js_device *out);
+	int (*devices_add)(struct js_store *s, const struct js_device *devs, size_t n,
+			   const char *actor, size_t *failed);
+	int (*device_delete)(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			     const char *actor);
+	int (*device_foreach)(struct js_store *s,
+			      int (*cb)(const struct js_device *d, void *arg), void *arg);
+	int (*reset_nonces)(struct js_store *s, const uint8_t *dev_eui, const char *actor,
+			    uint64_t *count);
+	int (*apply_batch)(struct js_store *s, struct js_commit *head, size_t n);
+	int (*session_get)(struct js_store *s, const uint8_t *session_id, size_t len,
+			   struct js_session *out);
+	int (*audit)(struct js_store *s, const uint8_t *dev_eui, const char *event,
+		     const char *actor, const char *detail);
+	int (*audit_foreach)(struct js_store *s, const uint8_t *dev_eui,
+			     int (*cb)(const struct js_audit_entry *e, void *arg), void *arg);
+	int (*rewrap)(struct js_store *s, struct js_keystore *old_ks, struct js_keystore *new_ks,
+		      const char *actor, uint64_t *count);
+};
+
+struct js_store {
+	const struct js_store_ops *ops;
+	void *be;			/* the backend's state */
+	unsigned hist_cap;		/* DevNonce history capacity */
+	unsigned batch_max;
+	js_clock_fn clock;
+	void *clock_arg;
+
+	/* group commit (unused by inline_commit backends) */
+	pthread_mutex_t qlock;
+	pthread_cond_t qcond;		/* the committer waits for work */
+	struct js_commit *qhead, *qtail;
+	bool closing;			/* js_store_close() has begun: refuse new submissions */
+	bool thread_started;
+	bool sync_init;			/* qlock/qcond/slock initialised */
+	pthread_t committer;
+
+	pthread_mutex_t slock;		/* guards stats */
+	struct js_store_stats stats;
+};
+
+extern const struct js_store_ops js_store__sqlite_ops;
+extern const struct js_store_ops js_store__mem_ops;
+
+/*! \brief Record one applied batch in the statistics (thread-safe). */
+void js_store__count(struct js_store *s, const struct js_commit *head, size_t n, int batch_ret);
+
+/*! \brief Copy \p src into the fixed buffer \p dst of \p cap bytes, truncating; NULL gives "". */
+void js_store__strlcpy(char *dst, const char *src, size_t cap);
+
+/*! \brief Encode \p n DevNonces as little-endian uint16 pairs into \p out (2n bytes). */
+void js_store__hist_encode(const uint16_t *hist, uint32_t n, uint8_t *out);
+
+/*! \brief Decode \p n little-endian uint16 pairs from \p in. */
+void js_store__hist_decode(const uint8_t *in, uint32_t n, uint16_t *hist);
+
+/*! \brief Print "mac_version=… join_eui=…" for the import audit entry. */
+void js_store__import_detail(const struct js_device *d, char *out, size_t cap);
+
+#endif /* DJ_JOINSERVER_JS_STORE_INTERNAL_H */

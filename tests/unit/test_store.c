@@ -1,0 +1,747 @@
+/*
+ * test_store.c - unit tests of js_store, run against both backends where the behaviour is shared:
+ * creation and the master-key / schema guards, all-or-nothing import, the compare-and-swap
+ * commit (and that it survives a reopen), group commit under 100 concurrent threads, nonce reset,
+ * cascading delete, sessions, the audit log, re-wrapping under a new master key, and the DevNonce
+ * history round trip.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "dj_err.h"
+#include "js_keystore.h"
+#include "js_store.h"
+
+#define PATH_LEN 512
+#define N_THREADS 100
+#define COMMITS_PER_THREAD 5
+#define HIST_BIG 1000
+#define T0 1700000000
+
+static const uint8_t master_a[JS_MASTER_KEY_LEN] = { 0xa0, 0xa1, 0xa2, 0xa3 };
+static const uint8_t master_b[JS_MASTER_KEY_LEN] = { 0xb0, 0xb1, 0xb2, 0xb3 };
+static const uint8_t app_key[LW_KEY_LEN] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
+
+/* One test's context: a backend (file or memory), a keystore, a settable clock. */
+struct ctx {
+	bool mem;
+	char path[PATH_LEN];
+	struct js_keystore *ks;
+	uint8_t kcv[JS_KCV_LEN];
+	int64_t now;
+	struct js_store *s;
+};
+
+/* fake_clock - the injected clock */
+static int64_t fake_clock(void *arg)
+{
+	return ((struct ctx *)arg)->now;
+}
+
+/* store_open - open the context's store with a given KCV */
+static int store_open(struct ctx *c, const uint8_t *kcv, struct js_store **out)
+{
+	struct js_store_props p = {
+		.path = c->mem ? NULL : c->path,
+		.kcv = kcv,
+		.clock = fake_clock,
+		.clock_arg = c,
+	};
+
+	return js_store_open(&p, out);
+}
+
+static int setup_common(void **state, bool mem)
+{
+	static int seq;
+	struct ctx *c = calloc(1, sizeof(*c));
+	const char *dir = getenv("DJ_TEST_TMPDIR");
+
+	if (c == NULL)
+		return -1;
+	c->mem = mem;
+	c->now = T0;
+	snprintf(c->path, sizeof(c->path), "%s/store-%d-%d.db", dir != NULL ? dir : "/tmp",
+		 (int)getpid(), seq++);
+	unlink(c->path);
+	if (js_keystore_new(master_a, &c->ks) != DJ_EOK)
+		return -1;
+	js_keystore_kcv(c->ks, c->kcv);
+	if (store_open(c, c->kcv, &c->s) != DJ_EOK)
+		return -1;
+	*state = c;
+	return 0;
+}
+
+static int setup_sqlite(void **state)
+{
+	return setup_common(state, false);
+}
+
+static int setup_mem(void **state)
+{
+	return setup_common(state, true);
+}
+
+static int teardown(void **state)
+{
+	struct ctx *c = *state;
+	char p[PATH_LEN + 8];
+
+	js_store_close(c->s);
+	js_keystore_free(c->ks);
+	unlink(c->path);
+	snprintf(p, sizeof(p), "%s-wal", c->path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", c->path);
+	unlink(p);
+	free(c);
+	return 0;
+}
+
+/* reopen - close and open the file again (SQLite only) */
+static void reopen(struct ctx *c)
+{
+	js_store_close(c->s);
+	c->s = NULL;
+	assert_int_equal(store_open(c, c->kcv, &c->s), DJ_EOK);
+}
+
+/* eui - DevEUI number i */
+static void eui(uint32_t i, uint8_t out[LW_EUI_LEN])
+{
+	memset(out, 0, LW_EUI_LEN);
+	out[0] = 0x70;
+	out[4] = (uint8_t)(i >> 24);
+	out[5] = (uint8_t)(i >> 16);
+	out[6] = (uint8_t)(i >> 8);
+	out[7] = (uint8_t)i;
+}
+
+/* mk_device - a device with a real root token under ks */
+static void mk_device(struct js_keystore *ks, uint32_t i, struct js_device *d)
+{
+	size_t len = 0;
+
+	memset(d, 0, sizeof(*d));
+	eui(i, d->dev_eui);
+	memset(d->join_eui, 0x11, LW_EUI_LEN);
+	d->mac_version = LW_V1_1;
+	assert_int_equal(js_keystore_seal_root(ks, d->dev_eui, app_key, app_key, d->root_token,
+					       &len), DJ_EOK);
+	d->root_token_len = (uint32_t)len;
+}
+
+/* add_n - import devices 0..n-1 */
+static void add_n(struct ctx *c, uint32_t n)
+{
+	struct js_device *d = calloc(n, sizeof(*d));
+	size_t failed = 99;
+
+	assert_non_null(d);
+	for (uint32_t i = 0; i < n; i++)
+		mk_device(c->ks, i, &d[i]);
+	assert_int_equal(js_store_devices_add(c->s, d, n, "tester", &failed), DJ_EOK);
+	free(d);
+}
+
+/* mk_commit - a commit moving device i from version v to a new state */
+static struct js_commit *mk_commit(uint32_t i, uint64_t v, int32_t dev_nonce, int64_t join_nonce)
+{
+	struct js_commit *c = calloc(1, sizeof(*c));
+
+	assert_non_null(c);
+	eui(i, c->dev_eui);
+	c->expect_version = v;
+	c->new_st.dev_nonce_last = dev_nonce;
+	c->new_st.join_nonce_last = join_nonce;
+	c->new_st.rjcount1_last = -1;
+	return c;
+}
+
+/* get - read device i */
+static struct js_device *get(struct ctx *c, uint32_t i, int expect)
+{
+	struct js_device *d = calloc(1, sizeof(*d));
+	uint8_t e[LW_EUI_LEN];
+
+	assert_non_null(d);
+	eui(i, e);
+	assert_int_equal(js_store_device_get(c->s, e, d), expect);
+	return d;
+}
+
+/* --- tests ---------------------------------------------------------------------------- */
+
+/* open creates the file with mode 0600 and records the KCV; the guards refuse bad reopens */
+static void test_open_guards(void **state)
+{
+	struct ctx *c = *state;
+	struct js_keystore *other = NULL;
+	uint8_t kcv_b[JS_KCV_LEN];
+	struct js_store *s2 = (struct js_store *)0x1;
+	struct js_store_props p = { .path = c->path, .kcv = c->kcv, .devnonce_history = 8 };
+	struct stat st;
+	sqlite3 *db = NULL;
+
+	assert_int_equal(stat(c->path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(js_store_devnonce_history(c->s), JS_DEVNONCE_HIST_DEFAULT);
+	assert_int_equal(js_store_now(c->s), T0);
+
+	/* bad props */
+	assert_int_equal(js_store_open(&p, &s2), DJ_EINVAL);
+	p.devnonce_history = JS_DEVNONCE_HIST_MAX + 1;
+	assert_int_equal(js_store_open(&p, &s2), DJ_EINVAL);
+	p.devnonce_history = 0;
+	p.kcv = NULL;
+	assert_int_equal(js_store_open(&p, &s2), DJ_EINVAL);
+	assert_ptr_equal(s2, (struct js_store *)0x1);	/* out untouched on failure */
+
+	/* another master key */
+	assert_int_equal(js_keystore_new(master_b, &other), DJ_EOK);
+	js_keystore_kcv(other, kcv_b);
+	js_keystore_free(other);
+	js_store_close(c->s);
+	c->s = NULL;
+	assert_int_equal(store_open(c, kcv_b, &s2), DJ_EMASTERKEY);
+
+	/* a newer schema */
+	assert_int_equal(sqlite3_open(c->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(store_open(c, c->kcv, &s2), DJ_ESCHEMA);
+	assert_int_equal(sqlite3_open(c->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=1", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(store_open(c, c->kcv, &c->s), DJ_EOK);
+}
+
+/* import is all or nothing; a duplicate reports its index; new devices start empty */
+static void test_devices_add(void **state)
+{
+	struct ctx *c = *state;
+	struct js_device d[3], *g;
+	size_t failed = 99;
+
+	add_n(c, 2);
+	mk_device(c->ks, 10, &d[0]);
+	mk_device(c->ks, 1, &d[1]);	/* already present */
+	mk_device(c->ks, 11, &d[2]);
+	assert_int_equal(js_store_devices_add(c->s, d, 3, "tester", &failed), DJ_EEXIST);
+	assert_int_equal(failed, 1);
+	free(get(c, 10, DJ_ENOENT));
+	free(get(c, 11, DJ_ENOENT));
+
+	/* a duplicate inside the batch */
+	mk_device(c->ks, 10, &d[1]);
+	failed = 99;
+	assert_int_equal(js_store_devices_add(c->s, d, 2, "tester", &failed), DJ_EEXIST);
+	assert_int_equal(failed, 1);
+	free(get(c, 10, DJ_ENOENT));
+
+	g = get(c, 1, DJ_EOK);
+	assert_int_equal(g->st.version, 0);
+	assert_int_equal(g->st.dev_nonce_last, -1);
+	assert_int_equal(g->st.join_nonce_last, -1);
+	assert_int_equal(g->st.rjcount1_last, -1);
+	assert_int_equal(g->st.hist_len, 0);
+	assert_int_equal(g->st.sess_token_len, 0);
+	assert_int_equal(g->mac_version, LW_V1_1);
+	assert_int_equal(g->created_at, T0);
+	mk_device(c->ks, 1, &d[0]);
+	assert_int_equal(g->root_token_len, d[0].root_token_len);
+	assert_memory_equal(g->root_token, d[0].root_token, d[0].root_token_len);
+	free(g);
+}
+
+/* CAS: a commit bumps the version; a replay of the same expected version is refused and
+ * changes nothing, also after a reopen (SQLite) */
+static void test_commit_cas(void **state)
+{
+	struct ctx *c = *state;
+	struct js_commit *m;
+	struct js_device *g, *g2;
+	struct js_store_stats st;
+
+	add_n(c, 2);
+	m = mk_commit(0, 0, 5, 7);
+	m->new_st.hist_len = 3;
+	m->new_st.hist[0] = 0x0102;
+	m->new_st.hist[1] = 0xfffe;
+	m->new_st.hist[2] = 5;
+	m->new_st.rjcount1_last = 3;
+	m->new_st.sess_token_len = 20;
+	memset(m->new_st.sess_token, 0x42, 20);
+	assert_int_equal(js_store_commit(c->s, m), DJ_EOK);
+	assert_int_equal(m->result, DJ_EOK);
+	assert_null(m->done);	/* restored */
+
+	if (!c->mem)
+		reopen(c);
+	g = get(c, 0, DJ_EOK);
+	assert_int_equal(g->st.version, 1);
+	assert_int_equal(g->st.dev_nonce_last, 5);
+	assert_int_equal(g->st.join_nonce_last, 7);
+	assert_int_equal(g->st.rjcount1_last, 3);
+	assert_int_equal(g->st.hist_len, 3);
+	assert_int_equal(g->st.hist[0], 0x0102);
+	assert_int_equal(g->st.hist[1], 0xfffe);
+	assert_int_equal(g->st.hist[2], 5);
+	assert_int_equal(g->st.sess_token_len, 20);
+	assert_int_equal(g->st.sess_token[19], 0x42);
+
+	/* the same change again (a replayed Join-request racing the first) */
+	m->new_st.dev_nonce_last = 6;
+	m->new_st.join_nonce_last = 8;
+	assert_int_equal(js_store_commit(c->s, m), DJ_ECONFLICT);
+	g2 = get(c, 0, DJ_EOK);
+	assert_int_equal(g2->st.version, 1);
+	assert_int_equal(g2->st.dev_nonce_last, 5);
+	assert_int_equal(g2->st.join_nonce_last, 7);
+	assert_int_equal(g2->st.hist_len, 3);
+
+	/* device 1 untouched; unknown device */
+	free(g);
+	g = get(c, 1, DJ_EOK);
+	assert_int_equal(g->st.version, 0);
+	free(m);
+	m = mk_commit(77, 0, 1, 1);
+	assert_int_equal(js_store_commit(c->s, m), DJ_ENOENT);
+	/* out of bounds item refused before it reaches a backend */
+	m->new_st.hist_len = JS_DEVNONCE_HIST_DEFAULT + 1;
+	assert_int_equal(js_store_commit(c->s, m), DJ_EINVAL);
+
+	js_store_stats(c->s, &st);
+	assert_int_equal(st.conflicts, 1);
+	assert_true(st.commits >= 1);
+	free(m);
+	free(g);
+	free(g2);
+}
+
+struct thr_arg {
+	struct ctx *c;
+	uint32_t dev;
+	int failures;
+};
+
+/* committer_thread - COMMITS_PER_THREAD sequential CAS commits on one device */
+static void *committer_thread(void *p)
+{
+	struct thr_arg *a = p;
+
+	for (uint32_t k = 0; k < COMMITS_PER_THREAD; k++) {
+		struct js_commit *m = mk_commit(a->dev, k, (int32_t)k, (int64_t)k + 100);
+
+		snprintf(m->audit_event, sizeof(m->audit_event), "join");
+		if (js_store_commit(a->c->s, m) != DJ_EOK)
+			a->failures++;
+		free(m);
+	}
+	return NULL;
+}
+
+/* 100 threads commit concurrently on distinct devices: everything lands, in fewer transactions */
+static void test_group_commit(void **state)
+{
+	struct ctx *c = *state;
+	pthread_t t[N_THREADS];
+	struct thr_arg a[N_THREADS];
+	struct js_store_stats st;
+
+	add_n(c, N_THREADS);
+	for (uint32_t i = 0; i < N_THREADS; i++) {
+		a[i] = (struct thr_arg){ .c = c, .dev = i };
+		assert_int_equal(pthread_create(&t[i], NULL, committer_thread, &a[i]), 0);
+	}
+	for (uint32_t i = 0; i < N_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(a[i].failures, 0);
+	}
+	for (uint32_t i = 0; i < N_THREADS; i++) {
+		struct js_device *g = get(c, i, DJ_EOK);
+		assert_int_equal(g->st.version, COMMITS_PER_THREAD);
+		assert_int_equal(g->st.join_nonce_last, COMMITS_PER_THREAD - 1 + 100);
+		free(g);
+	}
+	js_store_stats(c->s, &st);
+	assert_int_equal(st.commits, N_THREADS * COMMITS_PER_THREAD);
+	assert_int_equal(st.conflicts, 0);
+	if (!c->mem) {
+		assert_true(st.transactions < st.commits);
+		assert_true(st.batch_max_seen > 1);
+	}
+}
+
+struct async_state {
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	int done, ok;
+};
+
+/* async_done - completion callback counting results */
+static void async_done(struct js_commit *cm, void *arg)
+{
+	struct async_state *as = arg;
+
+	pthread_mutex_lock(&as->m);
+	as->done++;
+	if (cm->result == DJ_EOK)
+		as->ok++;
+	pthread_cond_signal(&as->cv);
+	pthread_mutex_unlock(&as->m);
+}
+
+/* js_store_submit: two items for one device at the same version: exactly one wins */
+static void test_submit_async(void **state)
+{
+	struct ctx *c = *state;
+	struct async_state as = { .done = 0 };
+	struct js_commit *m1 = mk_commit(0, 0, 1, 1), *m2 = mk_commit(0, 0, 2, 2);
+	struct js_store_stats st;
+
+	pthread_mutex_init(&as.m, NULL);
+	pthread_cond_init(&as.cv, NULL);
+	add_n(c, 1);
+	m1->done = m2->done = async_done;
+	m1->done_arg = m2->done_arg = &as;
+	assert_int_equal(js_store_submit(c->s, m1), DJ_EOK);
+	assert_int_equal(js_store_submit(c->s, m2), DJ_EOK);
+	pthread_mutex_lock(&as.m);
+	while (as.done < 2)
+		pthread_cond_wait(&as.cv, &as.m);
+	pthread_mutex_unlock(&as.m);
+	assert_int_equal(as.ok, 1);
+	assert_int_equal(m1->result, DJ_EOK);
+	assert_int_equal(m2->result, DJ_ECONFLICT);
+	js_store_stats(c->s, &st);
+	assert_int_equal(st.conflicts, 1);
+	pthread_cond_destroy(&as.cv);
+	pthread_mutex_destroy(&as.m);
+	free(m1);
+	free(m2);
+}
+
+/* reset forgets DevNonces and RJcount1 but never the JoinNonce */
+static void test_reset_nonces(void **state)
+{
+	struct ctx *c = *state;
+	struct js_commit *m = mk_commit(0, 0, 9, 42);
+	struct js_device *g;
+	uint8_t e[LW_EUI_LEN];
+	uint64_t count = 0;
+
+	add_n(c, 3);
+	m->new_st.rjcount1_last = 4;
+	m->new_st.hist_len = 2;
+	assert_int_equal(js_store_commit(c->s, m), DJ_EOK);
+	eui(0, e);
+	assert_int_equal(js_store_reset_nonces(c->s, e, "op", &count), DJ_EOK);
+	assert_int_equal(count, 1);
+	g = get(c, 0, DJ_EOK);
+	assert_int_equal(g->st.dev_nonce_last, -1);
+	assert_int_equal(g->st.rjcount1_last, -1);
+	assert_int_equal(g->st.hist_len, 0);
+	assert_int_equal(g->st.join_nonce_last, 42);
+	assert_int_equal(g->st.version, 2);
+	free(g);
+	/* the old version is stale now */
+	assert_int_equal(js_store_commit(c->s, m), DJ_ECONFLICT);
+
+	assert_int_equal(js_store_reset_nonces(c->s, NULL, "op", &count), DJ_EOK);
+	assert_int_equal(count, 3);
+	g = get(c, 2, DJ_EOK);
+	assert_int_equal(g->st.version, 1);
+	free(g);
+	eui(99, e);
+	count = 1234;
+	assert_int_equal(js_store_reset_nonces(c->s, e, "op", &count), DJ_ENOENT);
+	assert_int_equal(count, 1234);
+	free(m);
+}
+
+/* sessions round-trip; deleting a device removes its sessions */
+static void test_sessions_delete(void **state)
+{
+	struct ctx *c = *state;
+	struct js_commit *m = mk_commit(0, 0, 1, 1), *m2 = mk_commit(1, 0, 1, 1);
+	struct js_session se;
+	uint8_t e[LW_EUI_LEN];
+
+	add_n(c, 2);
+	m->has_session = true;
+	m->session_id_len = 5;
+	memcpy(m->session_id, "sess0", 5);
+	m->app_s_key_token_len = 40;
+	memset(m->app_s_key_token, 0x33, 40);
+	m->session_expires_at = T0 + 3600;
+	c->now = T0 + 5;
+	assert_int_equal(js_store_commit(c->s, m), DJ_EOK);
+	*m2 = *m;
+	eui(1, m2->dev_eui);
+	m2->session_id[4] = '1';
+	assert_int_equal(js_store_commit(c->s, m2), DJ_EOK);
+
+	memset(&se, 0, sizeof(se));
+	assert_int_equal(js_store_session_get(c->s, (const uint8_t *)"sess0", 5, &se), DJ_EOK);
+	assert_int_equal(se.session_id_len, 5);
+	assert_memory_equal(se.session_id, "sess0", 5);
+	assert_memory_equal(se.dev_eui, m->dev_eui, LW_EUI_LEN);
+	assert_int_equal(se.created_at, T0 + 5);
+	assert_int_equal(se.expires_at, T0 + 3600);
+	assert_int_equal(se.app_s_key_token_len, 40);
+	assert_memory_equal(se.app_s_key_token, m->app_s_key_token, 40);
+	assert_int_equal(js_store_session_get(c->s, (const uint8_t *)"sess", 4, &se), DJ_ENOENT);
+
+	eui(0, e);
+	assert_int_equal(js_store_device_delete(c->s, e, "op"), DJ_EOK);
+	free(get(c, 0, DJ_ENOENT));
+	assert_int_equal(js_store_session_get(c->s, (const uint8_t *)"sess0", 5, &se), DJ_ENOENT);
+	assert_int_equal(js_store_session_get(c->s, (const uint8_t *)"sess1", 5, &se), DJ_EOK);
+	assert_int_equal(js_store_device_delete(c->s, e, "op"), DJ_ENOENT);
+	/* a commit on the deleted device */
+	m->expect_version = 1;
+	assert_int_equal(js_store_commit(c->s, m), DJ_ENOENT);
+	free(m);
+	free(m2);
+}
+
+/* foreach_cb - collect DevEUIs */
+static int foreach_cb(const struct js_device *d, void *arg)
+{
+	uint32_t *seen = arg;
+
+	seen[1 + seen[0]++] = d->dev_eui[7];
+	return seen[0] == 4 ? 77 : 0;	/* stop after four */
+}
+
+/* foreach walks in DevEUI order and stops on a non-zero return */
+static void test_foreach(void **state)
+{
+	struct ctx *c = *state;
+	struct js_device d;
+	uint32_t seen[16] = { 0 };
+
+	for (int i = 5; i >= 0; i--) {
+		mk_device(c->ks, (uint32_t)i, &d);
+		assert_int_equal(js_store_devices_add(c->s, &d, 1, "t", NULL), DJ_EOK);
+	}
+	assert_int_equal(js_store_device_foreach(c->s, foreach_cb, seen), 77);
+	assert_int_equal(seen[0], 4);
+	for (uint32_t i = 0; i < 4; i++)
+		assert_int_equal(seen[1 + i], i);
+}
+
+/* re-wrap: new key opens, old key does not, old KCV is refused afterwards */
+static void test_rewrap(void **state)
+{
+	struct ctx *c = *state;
+	struct js_keystore *b = NULL;
+	struct js_commit *m = mk_commit(0, 0, 1, 1);
+	struct js_root_keys rk;
+	struct js_device *g;
+	struct js_session se;
+	uint8_t label[JS_LABEL_MAX], secret[64], kcv_b[JS_KCV_LEN];
+	size_t label_len, len = 0;
+	uint64_t count = 0;
+	struct js_store *s2 = NULL;
+
+	assert_int_equal(js_keystore_new(master_b, &b), DJ_EOK);
+	add_n(c, 2);
+	label_len = js_keystore_label(JS_PURPOSE_SNWKSINT, m->dev_eui, LW_EUI_LEN, label);
+	assert_int_equal(js_keystore_seal(c->ks, label, label_len, app_key, LW_KEY_LEN,
+					  m->new_st.sess_token, &len), DJ_EOK);
+	m->new_st.sess_token_len = (uint32_t)len;
+	m->has_session = true;
+	m->session_id_len = 3;
+	memcpy(m->session_id, "sid", 3);
+	label_len = js_keystore_label(JS_PURPOSE_APPSKEY, m->session_id, 3, label);
+	assert_int_equal(js_keystore_seal(c->ks, label, label_len, app_key, LW_KEY_LEN,
+					  m->app_s_key_token, &len), DJ_EOK);
+	m->app_s_key_token_len = (uint32_t)len;
+	assert_int_equal(js_store_commit(c->s, m), DJ_EOK);
+
+	/* b is not the store's key */
+	assert_int_equal(js_store_rewrap(c->s, b, b, "op", &count), DJ_EMASTERKEY);
+	assert_int_equal(js_store_rewrap(c->s, c->ks, b, "op", &count), DJ_EOK);
+	assert_int_equal(count, 4);	/* two root tokens, one SNwkSIntKey, one AppSKey */
+
+	g = get(c, 0, DJ_EOK);
+	assert_int_equal(js_keystore_open_root(b, g->dev_eui, g->root_token, g->root_token_len,
+					       &rk), DJ_EOK);
+	js_root_keys_wipe(&rk);
+	assert_int_equal(js_keystore_open_root(c->ks, g->dev_eui, g->root_token,
+					       g->root_token_len, &rk), DJ_EUNWRAP);
+	label_len = js_keystore_label(JS_PURPOSE_SNWKSINT, g->dev_eui, LW_EUI_LEN, label);
+	assert_int_equal(js_keystore_open(b, label, label_len, g->st.sess_token,
+					  g->st.sess_token_len, secret, sizeof(secret), &len),
+			 DJ_EOK);
+	assert_memory_equal(secret, app_key, LW_KEY_LEN);
+	assert_int_equal(js_store_session_get(c->s, (const uint8_t *)"sid", 3, &se), DJ_EOK);
+	label_len = js_keystore_label(JS_PURPOSE_APPSKEY, (const uint8_t *)"sid", 3, label);
+	assert_int_equal(js_keystore_open(b, label, label_len, se.app_s_key_token,
+					  se.app_s_key_token_len, secret, sizeof(secret), &len),
+			 DJ_EOK);
+	assert_int_equal(js_keystore_open(c->ks, label, label_len, se.app_s_key_token,
+					  se.app_s_key_token_len, secret, sizeof(secret), &len),
+			 DJ_EUNWRAP);
+	free(g);
+	/* the old key cannot rewrap again */
+	assert_int_equal(js_store_rewrap(c->s, c->ks, b, "op", &count), DJ_EMASTERKEY);
+
+	if (!c->mem) {
+		js_store_close(c->s);
+		c->s = NULL;
+		assert_int_equal(store_open(c, c->kcv, &s2), DJ_EMASTERKEY);
+		js_keystore_kcv(b, kcv_b);
+		assert_int_equal(store_open(c, kcv_b, &c->s), DJ_EOK);
+		g = get(c, 1, DJ_EOK);
+		assert_int_equal(js_keystore_open_root(b, g->dev_eui, g->root_token,
+						       g->root_token_len, &rk), DJ_EOK);
+		js_root_keys_wipe(&rk);
+		free(g);
+	}
+	js_keystore_free(b);
+	free(m);
+}
+
+/* The audit entries seen by audit_cb. */
+struct audit_seen {
+	int n;
+	char events[32][JS_AUDIT_EVENT_MAX];
+	int64_t at[32];
+	bool has_eui[32];
+	char detail[32][JS_AUDIT_DETAIL_MAX];
+	int64_t last_id;
+	bool ordered;
+};
+
+/* audit_cb - collect audit entries, checking ids ascend */
+static int audit_cb(const struct js_audit_entry *e, void *arg)
+{
+	struct audit_seen *a = arg;
+
+	if (a->n > 0 && e->id <= a->last_id)
+		a->ordered = false;
+	a->last_id = e->id;
+	if (a->n < 32) {
+		strcpy(a->events[a->n], e->event);
+		strcpy(a->detail[a->n], e->detail);
+		a->at[a->n] = e->at;
+		a->has_eui[a->n] = e->has_dev_eui;
+	}
+	a->n++;
+	return 0;
+}
+
+/* every administrative change and audited commit leaves an entry, oldest first */
+static void test_audit(void **state)
+{
+	struct ctx *c = *state;
+	struct js_keystore *b = NULL;
+	struct js_commit *m = mk_commit(0, 0, 1, 1);
+	struct audit_seen *a = calloc(1, sizeof(*a));
+	uint8_t e[LW_EUI_LEN];
+	uint64_t count;
+
+	assert_non_null(a);
+	a->ordered = true;
+	assert_int_equal(js_keystore_new(master_b, &b), DJ_EOK);
+	add_n(c, 2);						/* 2 x device-import */
+	c->now = T0 + 10;
+	snprintf(m->audit_event, sizeof(m->audit_event), "join-accept");
+	snprintf(m->audit_actor, sizeof(m->audit_actor), "ns.example");
+	assert_int_equal(js_store_commit(c->s, m), DJ_EOK);	/* join-accept */
+	eui(0, e);
+	assert_int_equal(js_store_reset_nonces(c->s, e, "op", &count), DJ_EOK);
+	assert_int_equal(js_store_audit(c->s, NULL, "config-reload", "op", "x=1"), DJ_EOK);
+	eui(1, e);
+	assert_int_equal(js_store_device_delete(c->s, e, "op"), DJ_EOK);
+	assert_int_equal(js_store_rewrap(c->s, c->ks, b, "op", &count), DJ_EOK);
+
+	assert_int_equal(js_store_audit_foreach(c->s, NULL, audit_cb, a), DJ_EOK);
+	assert_true(a->ordered);
+	assert_int_equal(a->n, 7);
+	assert_string_equal(a->events[0], "device-import");
+	assert_string_equal(a->events[1], "device-import");
+	assert_non_null(strstr(a->detail[0], "mac_version=1.1"));
+	assert_non_null(strstr(a->detail[0], "join_eui=1111111111111111"));
+	assert_int_equal(a->at[0], T0);
+	assert_string_equal(a->events[2], "join-accept");
+	assert_int_equal(a->at[2], T0 + 10);
+	assert_string_equal(a->events[3], "nonce-reset");
+	assert_string_equal(a->events[4], "config-reload");
+	assert_false(a->has_eui[4]);
+	assert_string_equal(a->events[5], "device-delete");
+	assert_string_equal(a->events[6], "rewrap");
+	assert_string_equal(a->detail[6], "tokens=1");
+
+	/* one device's entries only */
+	memset(a, 0, sizeof(*a));
+	a->ordered = true;
+	eui(0, e);
+	assert_int_equal(js_store_audit_foreach(c->s, e, audit_cb, a), DJ_EOK);
+	assert_int_equal(a->n, 3);
+	assert_string_equal(a->events[2], "nonce-reset");
+	js_keystore_free(b);
+	free(a);
+	free(m);
+}
+
+/* a 1000-entry DevNonce history round-trips exactly (and across a reopen for SQLite) */
+static void test_hist_1000(void **state)
+{
+	struct ctx *c = *state;
+	struct js_commit *m = mk_commit(0, 0, -1, 0);
+	struct js_device *g;
+
+	add_n(c, 1);
+	m->new_st.hist_len = HIST_BIG;
+	for (uint32_t i = 0; i < HIST_BIG; i++)
+		m->new_st.hist[i] = (uint16_t)(i * 40503u + 17u);
+	m->new_st.hist[HIST_BIG] = 0xdead;	/* beyond hist_len: must not be stored */
+	assert_int_equal(js_store_commit(c->s, m), DJ_EOK);
+	if (!c->mem)
+		reopen(c);
+	g = get(c, 0, DJ_EOK);
+	assert_int_equal(g->st.hist_len, HIST_BIG);
+	assert_memory_equal(g->st.hist, m->new_st.hist, HIST_BIG * sizeof(uint16_t));
+	assert_int_equal(g->st.hist[HIST_BIG], 0);
+	free(g);
+	free(m);
+}
+
+#define BOTH(t) cmocka_unit_test_setup_teardown(t, setup_sqlite, teardown), \
+		cmocka_unit_test_setup_teardown(t, setup_mem, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_open_guards, setup_sqlite, teardown),
+		BOTH(test_devices_add),
+		BOTH(test_commit_cas),
+		BOTH(test_group_commit),
+		BOTH(test_submit_async),
+		BOTH(test_reset_nonces),
+		BOTH(test_sessions_delete),
+		BOTH(test_foreach),
+		BOTH(test_rewrap),
+		BOTH(test_audit),
+		BOTH(test_hist_1000),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
