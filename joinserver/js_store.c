@@ -270,6 +270,16 @@ int js_store_commit(struct js_store *s, struct js_commit *c)
 
 	if (s == NULL || c == NULL)
 		return DJ_EINVAL;
+	if (s->ops->inline_commit) {
+		/* applied on this thread: no waiting, no callback needed */
+		saved_done = c->done;
+		saved_arg = c->done_arg;
+		c->done = NULL;
+		ret = js_store_submit(s, c);
+		c->done = saved_done;
+		c->done_arg = saved_arg;
+		return ret == DJ_EOK ? c->result : ret;
+	}
 	if (pthread_mutex_init(&w.m, NULL) != 0)
 		return DJ_ENOMEM;
 	if (pthread_cond_init(&w.cv, NULL) != 0) {

@@ -171,6 +171,29 @@ static int bind_text(sqlite3_stmt *st, int i, const char *t)
 	return sqlite3_bind_text(st, i, t != NULL ? t : "", -1, SQLITE_STATIC);
 }
 
+/* set_wal - switch the connection to WAL and check that the switch took */
+static int set_wal(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	const unsigned char *mode;
+	int ret = DJ_ESQL;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		ret = sq_fail(db, "journal_mode");
+		goto out;
+	}
+	mode = sqlite3_column_text(st, 0);
+	if (mode == NULL || strcmp((const char *)mode, "wal") != 0) {
+		dj_warn("store: the database refused WAL mode");
+		goto out;
+	}
+	ret = DJ_EOK;
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
 /* ensure_file - create the database file with mode 0600 if it does not exist yet */
 static int ensure_file(const char *path)
 {
@@ -401,7 +424,7 @@ static int sq_open(struct js_store *s, const struct js_store_props *props)
 		goto out;
 	}
 	sqlite3_busy_timeout(q->w, SQ_BUSY_TIMEOUT_MS);
-	ret = sq_exec(q->w, "PRAGMA journal_mode=WAL");
+	ret = set_wal(q->w);
 	if (ret == DJ_EOK)
 		ret = sq_exec(q->w, "PRAGMA synchronous=FULL");
 	if (ret == DJ_EOK)
