@@ -5,8 +5,8 @@
  * and JoinEUI next (an unknown device costs no crypto); then the MIC, before any nonce rule, so
  * that a forged frame can neither learn nor move a device's nonce state. Nothing is written for a
  * refused request. For an accepted one the new state (DevNonce/RJcount1 used, JoinNonce issued,
- * the session's SNwkSIntKey sealed for later Rejoin 0/2 checks, the AppSKey sealed by
- * SessionKeyID) goes to the store as a compare-and-swap on the state version read, with one audit
+ * the session token: AppSKey and SNwkSIntKey sealed together under the SessionKeyID, kept for
+ * AppSKeyReq and for later Rejoin 0/2 MIC checks) goes to the store as a compare-and-swap on the state version read, with one audit
  * entry for the key release. If another request for the same device committed in between, the CAS
  * fails and the whole check runs again on the fresh state, so two copies of one Join-request can
  * never both be accepted.
@@ -26,7 +26,6 @@
 
 #define RXDELAY_RFU_MASK 0xf0	/* TS001-1.1 §5.7: bits 7..4 RFU */
 #define CFLIST_TYPE_MAX 1	/* RP002: 0 frequencies, 1 channel mask */
-#define SESSION_ID_LEN 11	/* DevEUI (8) | JoinNonce (3): unique per device and JoinNonce */
 
 struct js_engine {
 	struct js_store *store;
@@ -191,7 +190,8 @@ static int prepare(struct js_engine *e, const struct js_join_in *in, struct js_j
 	struct lw_accept ja;
 	struct lw_accept_ctx actx;
 	const struct lw_key *mic_key, *enc_key;
-	uint8_t mic[LW_MIC_LEN], label[JS_LABEL_MAX], raw[LW_KEY_LEN];
+	uint8_t mic[LW_MIC_LEN], label[JS_LABEL_MAX], raw[JS_SESSION_SECRET_LEN];
+	uint8_t sid[JS_SESSION_ID_LEN];
 	size_t label_len, tok_len, raw_len;
 	uint32_t next;
 	int ret;
@@ -265,14 +265,15 @@ static int prepare(struct js_engine *e, const struct js_join_in *in, struct js_j
 			out->verdict = JS_V_NO_SESSION;
 			goto out;
 		}
-		label_len = js_keystore_label(JS_PURPOSE_SNWKSINT, d->dev_eui, LW_EUI_LEN, label);
+		js_session_id(d->dev_eui, (uint32_t)d->st.join_nonce_last, sid);
+		label_len = js_keystore_label(JS_PURPOSE_SESSION, sid, sizeof(sid), label);
 		ret = js_keystore_open(e->ks, label, label_len, d->st.sess_token,
 				       d->st.sess_token_len, raw, sizeof(raw), &raw_len);
-		if (ret == DJ_EOK && raw_len != LW_KEY_LEN)
+		if (ret == DJ_EOK && raw_len != JS_SESSION_SECRET_LEN)
 			ret = DJ_EUNWRAP;
 		if (ret != DJ_EOK)
 			goto out;
-		lw_key_set(&s_nwk, raw);
+		lw_key_set(&s_nwk, raw + LW_KEY_LEN);
 		mic_key = &s_nwk;
 		break;
 	}
@@ -358,34 +359,27 @@ static int prepare(struct js_engine *e, const struct js_join_in *in, struct js_j
 	if (ret != DJ_EOK)
 		goto out;
 
-	/* The state change: SNwkSIntKey sealed for Rejoin 0/2, AppSKey sealed by SessionKeyID. */
-	c->new_st.sess_token_len = 0;
-	if (out->opt_neg) {
-		label_len = js_keystore_label(JS_PURPOSE_SNWKSINT, d->dev_eui, LW_EUI_LEN, label);
-		lw_key_export(&out->keys.s_nwk_s_int_key, raw);
-		ret = js_keystore_seal(e->ks, label, label_len, raw, LW_KEY_LEN,
-				       c->new_st.sess_token, &tok_len);
-		if (ret != DJ_EOK)
-			goto out;
-		c->new_st.sess_token_len = (uint32_t)tok_len;
-	}
-	memcpy(out->session_id, d->dev_eui, LW_EUI_LEN);
-	dj_be_put(next, out->session_id + LW_EUI_LEN, 3);
-	out->session_id_len = SESSION_ID_LEN;
+	/* The state change, with one session token (AppSKey | SNwkSIntKey) sealed under the
+	 * SessionKeyID: the device row keeps it for Rejoin 0/2 checks, the session row for
+	 * AppSKeyReq. One seal, not two: sealing is the costliest step of a join. */
+	js_session_id(d->dev_eui, next, out->session_id);
+	out->session_id_len = JS_SESSION_ID_LEN;
+	label_len = js_keystore_label(JS_PURPOSE_SESSION, out->session_id, JS_SESSION_ID_LEN, label);
+	lw_key_export(&out->keys.app_s_key, raw);
+	lw_key_export(&out->keys.s_nwk_s_int_key, raw + LW_KEY_LEN);
+	ret = js_keystore_seal(e->ks, label, label_len, raw, JS_SESSION_SECRET_LEN,
+			       c->new_st.sess_token, &tok_len);
+	if (ret != DJ_EOK)
+		goto out;
+	c->new_st.sess_token_len = (uint32_t)tok_len;
 	memcpy(c->dev_eui, d->dev_eui, LW_EUI_LEN);
 	c->expect_version = d->st.version;
 	c->has_session = e->session_lifetime > 0;
 	if (c->has_session) {
-		memcpy(c->session_id, out->session_id, SESSION_ID_LEN);
-		c->session_id_len = SESSION_ID_LEN;
-		label_len = js_keystore_label(JS_PURPOSE_APPSKEY, out->session_id, SESSION_ID_LEN,
-					      label);
-		lw_key_export(&out->keys.app_s_key, raw);
-		ret = js_keystore_seal(e->ks, label, label_len, raw, LW_KEY_LEN,
-				       c->app_s_key_token, &tok_len);
-		if (ret != DJ_EOK)
-			goto out;
-		c->app_s_key_token_len = (uint32_t)tok_len;
+		memcpy(c->session_id, out->session_id, JS_SESSION_ID_LEN);
+		c->session_id_len = JS_SESSION_ID_LEN;
+		memcpy(c->session_token, c->new_st.sess_token, tok_len);
+		c->session_token_len = (uint32_t)tok_len;
 		c->session_expires_at = js_store_now(e->store) + e->session_lifetime;
 	}
 	memcpy(c->audit_event, req.type == LW_REQ_JOIN ? "join-accept" : "rejoin-accept",

@@ -38,8 +38,7 @@
 
 /* Token purposes; a label is purpose | 0x00 | id (js_keystore_label()). */
 #define JS_PURPOSE_ROOT "root"		/* id: DevEUI (printed order) */
-#define JS_PURPOSE_SNWKSINT "snwksint"	/* id: DevEUI */
-#define JS_PURPOSE_APPSKEY "appskey"	/* id: SessionKeyID */
+#define JS_PURPOSE_SESSION "sk"		/* id: SessionKeyID; secret: AppSKey | SNwkSIntKey */
 
 struct js_keystore;
 

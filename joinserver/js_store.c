@@ -107,6 +107,13 @@ static void *committer_main(void *arg)
 	return NULL;
 }
 
+void js_session_id(const uint8_t dev_eui[LW_EUI_LEN], uint32_t join_nonce,
+		   uint8_t out[JS_SESSION_ID_LEN])
+{
+	memcpy(out, dev_eui, LW_EUI_LEN);
+	dj_be_put(join_nonce, out + LW_EUI_LEN, JS_SESSION_ID_LEN - LW_EUI_LEN);
+}
+
 int js_store_open(const struct js_store_props *props, struct js_store **out)
 {
 	struct js_store *s = NULL;
@@ -196,7 +203,7 @@ static bool commit_ok(const struct js_store *s, const struct js_commit *c)
 		return false;
 	if (c->has_session &&
 	    (c->session_id_len == 0 || c->session_id_len > JS_SESSION_ID_MAX ||
-	     c->app_s_key_token_len > JS_TOKEN_MAX))
+	     c->session_token_len > JS_TOKEN_MAX))
 		return false;
 	return str_ok(c->audit_event, sizeof(c->audit_event)) &&
 	       str_ok(c->audit_actor, sizeof(c->audit_actor)) &&

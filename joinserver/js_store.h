@@ -35,6 +35,8 @@
 #define JS_DEVNONCE_HIST_DEFAULT 1024
 #define JS_BATCH_DEFAULT 256
 #define JS_SESSION_ID_MAX 32
+#define JS_SESSION_ID_LEN 11		/* DevEUI (8) | JoinNonce (3, big endian) */
+#define JS_SESSION_SECRET_LEN 32	/* a session token's secret: AppSKey | SNwkSIntKey */
 #define JS_AUDIT_EVENT_MAX 32
 #define JS_AUDIT_ACTOR_MAX 128
 #define JS_AUDIT_DETAIL_MAX 256
@@ -53,8 +55,10 @@ struct js_nonce_state {
 	uint32_t hist_len;		/* used DevNonces (random rule, <= 1.0.3), oldest first */
 	uint16_t hist[JS_DEVNONCE_HIST_MAX];
 	uint32_t sess_token_len;	/* 0: no session issued yet */
-	uint8_t sess_token[JS_TOKEN_MAX];	/* SNwkSIntKey of the current session, sealed with
-						 * label "snwksint" | DevEUI; checks Rejoin 0/2 */
+	uint8_t sess_token[JS_TOKEN_MAX];	/* the current session's token: AppSKey |
+						 * SNwkSIntKey sealed with label JS_PURPOSE_SESSION |
+						 * js_session_id(DevEUI, join_nonce_last); the
+						 * engine checks Rejoin 0/2 MICs with it */
 };
 
 struct js_device {
@@ -77,8 +81,9 @@ struct js_commit {
 	bool has_session;		/* also record a session by SessionKeyID */
 	uint32_t session_id_len;
 	uint8_t session_id[JS_SESSION_ID_MAX];
-	uint32_t app_s_key_token_len;
-	uint8_t app_s_key_token[JS_TOKEN_MAX];	/* sealed with label "appskey" | SessionKeyID */
+	uint32_t session_token_len;
+	uint8_t session_token[JS_TOKEN_MAX];	/* sealed with label JS_PURPOSE_SESSION |
+						 * session_id (normally new_st.sess_token) */
 	int64_t session_expires_at;
 	char audit_event[JS_AUDIT_EVENT_MAX];	/* "" = no audit entry */
 	char audit_actor[JS_AUDIT_ACTOR_MAX];
@@ -99,8 +104,8 @@ struct js_session {
 	uint8_t dev_eui[LW_EUI_LEN];
 	int64_t created_at;
 	int64_t expires_at;
-	uint32_t app_s_key_token_len;
-	uint8_t app_s_key_token[JS_TOKEN_MAX];
+	uint32_t session_token_len;
+	uint8_t session_token[JS_TOKEN_MAX];
 };
 
 struct js_audit_entry {
@@ -130,6 +135,13 @@ struct js_store_stats {
 	uint64_t batch_max_seen;	/* the largest batch so far */
 	uint64_t conflicts;
 };
+
+/*!
+ * \brief The SessionKeyID of the session a device got with \p join_nonce. Unique per device and
+ *        JoinNonce, because a JoinNonce is never issued twice.
+ */
+void js_session_id(const uint8_t dev_eui[LW_EUI_LEN], uint32_t join_nonce,
+		   uint8_t out[JS_SESSION_ID_LEN]);
 
 /*!
  * \brief Open (and create or migrate) a store. Starts the committer thread.

@@ -563,8 +563,8 @@ static int apply_one(struct js_store *s, struct js_commit *c)
 		memcpy(se->dev_eui, c->dev_eui, LW_EUI_LEN);
 		se->created_at = js_store_now(s);
 		se->expires_at = c->session_expires_at;
-		se->app_s_key_token_len = c->app_s_key_token_len;
-		memcpy(se->app_s_key_token, c->app_s_key_token, c->app_s_key_token_len);
+		se->session_token_len = c->session_token_len;
+		memcpy(se->session_token, c->session_token, c->session_token_len);
 	}
 	d->h.version++;
 	d->h.dev_nonce_last = ns->dev_nonce_last;
@@ -673,7 +673,7 @@ static int mem_rewrap(struct js_store *s, struct js_keystore *old_ks, struct js_
 		      const char *actor, uint64_t *count)
 {
 	struct mem *m = s->be;
-	uint8_t old_kcv[JS_KCV_LEN];
+	uint8_t old_kcv[JS_KCV_LEN], sid[JS_SESSION_ID_LEN];
 	char detail[JS_AUDIT_DETAIL_MAX];
 	struct pending *p = NULL;
 	size_t np = 0;
@@ -700,7 +700,8 @@ static int mem_rewrap(struct js_store *s, struct js_keystore *old_ks, struct js_
 		p[np++].dst_len = &d->h.root_token_len;
 		if (d->h.sess_token_len == 0)
 			continue;
-		ret = rewrap_token(old_ks, new_ks, JS_PURPOSE_SNWKSINT, d->h.dev_eui, LW_EUI_LEN,
+		js_session_id(d->h.dev_eui, (uint32_t)d->h.join_nonce_last, sid);
+		ret = rewrap_token(old_ks, new_ks, JS_PURPOSE_SESSION, sid, sizeof(sid),
 				   d->h.sess_token, d->h.sess_token_len, p[np].tok, &p[np].len);
 		if (ret != DJ_EOK)
 			goto out;
@@ -710,15 +711,15 @@ static int mem_rewrap(struct js_store *s, struct js_keystore *old_ks, struct js_
 	for (size_t i = 0; i < m->sess_slots; i++) {
 		struct js_session *se = m->sess[i];
 
-		if (se == NULL || se->app_s_key_token_len == 0)
+		if (se == NULL || se->session_token_len == 0)
 			continue;
-		ret = rewrap_token(old_ks, new_ks, JS_PURPOSE_APPSKEY, se->session_id,
-				   se->session_id_len, se->app_s_key_token,
-				   se->app_s_key_token_len, p[np].tok, &p[np].len);
+		ret = rewrap_token(old_ks, new_ks, JS_PURPOSE_SESSION, se->session_id,
+				   se->session_id_len, se->session_token,
+				   se->session_token_len, p[np].tok, &p[np].len);
 		if (ret != DJ_EOK)
 			goto out;
-		p[np].dst = se->app_s_key_token;
-		p[np++].dst_len = &se->app_s_key_token_len;
+		p[np].dst = se->session_token;
+		p[np++].dst_len = &se->session_token_len;
 	}
 	snprintf(detail, sizeof(detail), "tokens=%zu", np);
 	ret = audit_add(s, NULL, JS_REWRAP_EVENT, actor, detail);

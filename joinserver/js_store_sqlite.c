@@ -88,7 +88,7 @@ static const struct sq_migration migrations[] = {
 	  " dev_eui BLOB NOT NULL REFERENCES devices(dev_eui) ON DELETE CASCADE,"
 	  " created_at INTEGER NOT NULL,"
 	  " expires_at INTEGER NOT NULL,"
-	  " app_s_key_token BLOB NOT NULL);"
+	  " session_token BLOB NOT NULL);"
 	  "CREATE INDEX sessions_dev_eui ON sessions(dev_eui);"
 	  "CREATE TABLE audit("
 	  " id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -358,7 +358,7 @@ static int reader_open(const char *path, struct sq_reader *r)
 	ret = sq_prepare(r->db, "SELECT " DEV_COLS " FROM devices WHERE dev_eui=?", &r->dev_get);
 	if (ret == DJ_EOK)
 		ret = sq_prepare(r->db,
-				 "SELECT dev_eui, created_at, expires_at, app_s_key_token"
+				 "SELECT dev_eui, created_at, expires_at, session_token"
 				 " FROM sessions WHERE session_id=?",
 				 &r->sess_get);
 	return ret;
@@ -454,7 +454,7 @@ static int sq_open(struct js_store *s, const struct js_store_props *props)
 	if (ret == DJ_EOK)
 		ret = sq_prepare(q->w,
 				 "INSERT OR REPLACE INTO sessions(session_id, dev_eui, created_at,"
-				 " expires_at, app_s_key_token) VALUES(?1, ?2, ?3, ?4, ?5)",
+				 " expires_at, session_token) VALUES(?1, ?2, ?3, ?4, ?5)",
 				 &q->sess_put);
 	if (ret == DJ_EOK)
 		ret = sq_prepare(q->w,
@@ -627,7 +627,7 @@ static int commit_one(struct js_store *s, struct js_commit *c)
 		sqlite3_bind_blob(q->sess_put, 2, c->dev_eui, LW_EUI_LEN, SQLITE_STATIC);
 		sqlite3_bind_int64(q->sess_put, 3, js_store_now(s));
 		sqlite3_bind_int64(q->sess_put, 4, c->session_expires_at);
-		sqlite3_bind_blob(q->sess_put, 5, c->app_s_key_token, (int)c->app_s_key_token_len,
+		sqlite3_bind_blob(q->sess_put, 5, c->session_token, (int)c->session_token_len,
 				  SQLITE_STATIC);
 		ret = sq_done(q->w, q->sess_put);
 		if (ret != DJ_EOK)
@@ -878,9 +878,9 @@ static int sq_session_get(struct js_store *s, const uint8_t *session_id, size_t 
 	memcpy(out->dev_eui, eui, LW_EUI_LEN);
 	out->created_at = sqlite3_column_int64(st, 1);
 	out->expires_at = sqlite3_column_int64(st, 2);
-	out->app_s_key_token_len = (uint32_t)tok_len;
+	out->session_token_len = (uint32_t)tok_len;
 	if (tok_len > 0)
-		memcpy(out->app_s_key_token, tok, tok_len);
+		memcpy(out->session_token, tok, tok_len);
 	ret = DJ_EOK;
 out:
 	sqlite3_reset(st);
@@ -965,17 +965,17 @@ static int rewrap_col(struct js_keystore *old_ks, struct js_keystore *new_ks, sq
 	return js_keystore_rewrap(old_ks, new_ks, label, label_len, tok, len, out, out_len);
 }
 
-/* rewrap_devices - re-seal every root and SNwkSIntKey token; counts tokens into *n */
+/* rewrap_devices - re-seal every root and current-session token; counts tokens into *n */
 static int rewrap_devices(struct sq *q, struct js_keystore *old_ks, struct js_keystore *new_ks,
 			  uint64_t *n)
 {
-	uint8_t root[JS_TOKEN_MAX], sess[JS_TOKEN_MAX];
+	uint8_t root[JS_TOKEN_MAX], sess[JS_TOKEN_MAX], sid[JS_SESSION_ID_LEN];
 	size_t root_len = 0, sess_len = 0;
 	sqlite3_stmt *sel = NULL, *upd = NULL;
 	int ret;
 	int rc;
 
-	ret = sq_prepare(q->w, "SELECT dev_eui, root_token, sess_token FROM devices", &sel);
+	ret = sq_prepare(q->w, "SELECT dev_eui, root_token, sess_token, join_nonce_last FROM devices", &sel);
 	if (ret == DJ_EOK)
 		ret = sq_prepare(q->w, "UPDATE devices SET root_token=?1, sess_token=?2"
 				       " WHERE dev_eui=?3", &upd);
@@ -990,8 +990,9 @@ static int rewrap_devices(struct sq *q, struct js_keystore *old_ks, struct js_ke
 			goto out;
 		ret = rewrap_col(old_ks, new_ks, sel, 1, JS_PURPOSE_ROOT, eui, eui_len, root,
 				 &root_len);
+		js_session_id(eui, (uint32_t)sqlite3_column_int64(sel, 3), sid);
 		if (ret == DJ_EOK)
-			ret = rewrap_col(old_ks, new_ks, sel, 2, JS_PURPOSE_SNWKSINT, eui, eui_len,
+			ret = rewrap_col(old_ks, new_ks, sel, 2, JS_PURPOSE_SESSION, sid, sizeof(sid),
 					 sess, &sess_len);
 		if (ret != DJ_EOK)
 			goto out;
@@ -1020,9 +1021,9 @@ static int rewrap_sessions(struct sq *q, struct js_keystore *old_ks, struct js_k
 	int ret;
 	int rc;
 
-	ret = sq_prepare(q->w, "SELECT session_id, app_s_key_token FROM sessions", &sel);
+	ret = sq_prepare(q->w, "SELECT session_id, session_token FROM sessions", &sel);
 	if (ret == DJ_EOK)
-		ret = sq_prepare(q->w, "UPDATE sessions SET app_s_key_token=?1"
+		ret = sq_prepare(q->w, "UPDATE sessions SET session_token=?1"
 				       " WHERE session_id=?2", &upd);
 	if (ret != DJ_EOK)
 		goto out;
@@ -1033,7 +1034,7 @@ static int rewrap_sessions(struct sq *q, struct js_keystore *old_ks, struct js_k
 		ret = DJ_EMALFORMED;
 		if (id_len == 0 || id_len > JS_SESSION_ID_MAX)
 			goto out;
-		ret = rewrap_col(old_ks, new_ks, sel, 1, JS_PURPOSE_APPSKEY, id, id_len, tok,
+		ret = rewrap_col(old_ks, new_ks, sel, 1, JS_PURPOSE_SESSION, id, id_len, tok,
 				 &tok_len);
 		if (ret != DJ_EOK)
 			goto out;

@@ -553,7 +553,7 @@ static void test_session_and_audit(void **state)
 	struct js_join_out out;
 	struct js_session s;
 	struct audit_scan a;
-	uint8_t phy[LW_PHY_MAX], label[JS_LABEL_MAX], raw[16], want[16];
+	uint8_t phy[LW_PHY_MAX], label[JS_LABEL_MAX], raw[32], want[16], sk[16];
 	size_t len, llen, rlen;
 
 	enroll(f, LW_V1_1, &sim);
@@ -563,12 +563,20 @@ static void test_session_and_audit(void **state)
 			 DJ_EOK);
 	assert_memory_equal(s.dev_eui, sim.dev_eui, 8);
 	assert_true(s.expires_at > s.created_at);
-	llen = js_keystore_label(JS_PURPOSE_APPSKEY, out.session_id, out.session_id_len, label);
-	assert_int_equal(js_keystore_open(f->ks, label, llen, s.app_s_key_token,
-					  s.app_s_key_token_len, raw, sizeof(raw), &rlen), DJ_EOK);
+	llen = js_keystore_label(JS_PURPOSE_SESSION, out.session_id, out.session_id_len, label);
+	assert_int_equal(js_keystore_open(f->ks, label, llen, s.session_token,
+					  s.session_token_len, raw, sizeof(raw), &rlen), DJ_EOK);
 	lw_key_export(&out.keys.app_s_key, want);
-	assert_int_equal(rlen, 16);
+	lw_key_export(&out.keys.s_nwk_s_int_key, sk);
+	assert_int_equal(rlen, 32);
 	assert_memory_equal(raw, want, 16);
+	assert_memory_equal(raw + 16, sk, 16);
+	/* the token is bound to its SessionKeyID: another id does not open it */
+	out.session_id[10] ^= 1;
+	llen = js_keystore_label(JS_PURPOSE_SESSION, out.session_id, out.session_id_len, label);
+	assert_int_equal(js_keystore_open(f->ks, label, llen, s.session_token,
+					  s.session_token_len, raw, sizeof(raw), &rlen),
+			 DJ_EUNWRAP);
 
 	memset(&a, 0, sizeof(a));
 	dj_hex_format(want, 16, a.key_hex);

@@ -167,9 +167,9 @@ static void test_roundtrip(void **state)
 
 	(void)state;
 	assert_int_equal(js_keystore_new(master_a, &ks), DJ_EOK);
-	label_len = js_keystore_label(JS_PURPOSE_APPSKEY, (const uint8_t *)"sess-1", 6, label);
-	assert_int_equal(label_len, strlen("appskey") + 1 + 6);
-	assert_int_equal(label[7], 0x00);
+	label_len = js_keystore_label(JS_PURPOSE_SESSION, (const uint8_t *)"sess-1", 6, label);
+	assert_int_equal(label_len, strlen("sk") + 1 + 6);
+	assert_int_equal(label[2], 0x00);
 	assert_int_equal(js_keystore_seal(ks, label, label_len, app_key, sizeof(app_key), tok,
 					  &tok_len), DJ_EOK);
 	assert_true(tok_len <= JS_TOKEN_MAX);
@@ -227,7 +227,7 @@ static void test_refusals(void **state)
 	/* another device's label (a row copied onto another device) */
 	assert_int_equal(js_keystore_open_root(a, dev_eui2, tok, tok_len, &rk), DJ_EUNWRAP);
 	/* same id, other purpose */
-	label_len = js_keystore_label(JS_PURPOSE_SNWKSINT, dev_eui, LW_EUI_LEN, label);
+	label_len = js_keystore_label(JS_PURPOSE_SESSION, dev_eui, LW_EUI_LEN, label);
 	assert_int_equal(js_keystore_open(a, label, label_len, tok, tok_len, secret,
 					  sizeof(secret), &slen), DJ_EUNWRAP);
 	/* a label that is a prefix of the right one */

@@ -489,8 +489,8 @@ static void test_sessions_delete(void **state)
 	m->has_session = true;
 	m->session_id_len = 5;
 	memcpy(m->session_id, "sess0", 5);
-	m->app_s_key_token_len = 40;
-	memset(m->app_s_key_token, 0x33, 40);
+	m->session_token_len = 40;
+	memset(m->session_token, 0x33, 40);
 	m->session_expires_at = T0 + 3600;
 	c->now = T0 + 5;
 	assert_int_equal(js_store_commit(c->s, m), DJ_EOK);
@@ -506,8 +506,8 @@ static void test_sessions_delete(void **state)
 	assert_memory_equal(se.dev_eui, m->dev_eui, LW_EUI_LEN);
 	assert_int_equal(se.created_at, T0 + 5);
 	assert_int_equal(se.expires_at, T0 + 3600);
-	assert_int_equal(se.app_s_key_token_len, 40);
-	assert_memory_equal(se.app_s_key_token, m->app_s_key_token, 40);
+	assert_int_equal(se.session_token_len, 40);
+	assert_memory_equal(se.session_token, m->session_token, 40);
 	assert_int_equal(js_store_session_get(c->s, (const uint8_t *)"sess", 4, &se), DJ_ENOENT);
 
 	eui(0, e);
@@ -558,30 +558,31 @@ static void test_rewrap(void **state)
 	struct js_root_keys rk;
 	struct js_device *g;
 	struct js_session se;
-	uint8_t label[JS_LABEL_MAX], secret[64], kcv_b[JS_KCV_LEN];
+	uint8_t label[JS_LABEL_MAX], secret[64], kcv_b[JS_KCV_LEN], sid[JS_SESSION_ID_LEN];
 	size_t label_len, len = 0;
 	uint64_t count = 0;
 	struct js_store *s2 = NULL;
 
 	assert_int_equal(js_keystore_new(master_b, &b), DJ_EOK);
 	add_n(c, 2);
-	label_len = js_keystore_label(JS_PURPOSE_SNWKSINT, m->dev_eui, LW_EUI_LEN, label);
+	js_session_id(m->dev_eui, (uint32_t)m->new_st.join_nonce_last, sid);
+	label_len = js_keystore_label(JS_PURPOSE_SESSION, sid, sizeof(sid), label);
 	assert_int_equal(js_keystore_seal(c->ks, label, label_len, app_key, LW_KEY_LEN,
 					  m->new_st.sess_token, &len), DJ_EOK);
 	m->new_st.sess_token_len = (uint32_t)len;
 	m->has_session = true;
 	m->session_id_len = 3;
 	memcpy(m->session_id, "sid", 3);
-	label_len = js_keystore_label(JS_PURPOSE_APPSKEY, m->session_id, 3, label);
+	label_len = js_keystore_label(JS_PURPOSE_SESSION, m->session_id, 3, label);
 	assert_int_equal(js_keystore_seal(c->ks, label, label_len, app_key, LW_KEY_LEN,
-					  m->app_s_key_token, &len), DJ_EOK);
-	m->app_s_key_token_len = (uint32_t)len;
+					  m->session_token, &len), DJ_EOK);
+	m->session_token_len = (uint32_t)len;
 	assert_int_equal(js_store_commit(c->s, m), DJ_EOK);
 
 	/* b is not the store's key */
 	assert_int_equal(js_store_rewrap(c->s, b, b, "op", &count), DJ_EMASTERKEY);
 	assert_int_equal(js_store_rewrap(c->s, c->ks, b, "op", &count), DJ_EOK);
-	assert_int_equal(count, 4);	/* two root tokens, one SNwkSIntKey, one AppSKey */
+	assert_int_equal(count, 4);	/* two root tokens, one device session token, one session row */
 
 	g = get(c, 0, DJ_EOK);
 	assert_int_equal(js_keystore_open_root(b, g->dev_eui, g->root_token, g->root_token_len,
@@ -589,18 +590,19 @@ static void test_rewrap(void **state)
 	js_root_keys_wipe(&rk);
 	assert_int_equal(js_keystore_open_root(c->ks, g->dev_eui, g->root_token,
 					       g->root_token_len, &rk), DJ_EUNWRAP);
-	label_len = js_keystore_label(JS_PURPOSE_SNWKSINT, g->dev_eui, LW_EUI_LEN, label);
+	js_session_id(g->dev_eui, (uint32_t)g->st.join_nonce_last, sid);
+	label_len = js_keystore_label(JS_PURPOSE_SESSION, sid, sizeof(sid), label);
 	assert_int_equal(js_keystore_open(b, label, label_len, g->st.sess_token,
 					  g->st.sess_token_len, secret, sizeof(secret), &len),
 			 DJ_EOK);
 	assert_memory_equal(secret, app_key, LW_KEY_LEN);
 	assert_int_equal(js_store_session_get(c->s, (const uint8_t *)"sid", 3, &se), DJ_EOK);
-	label_len = js_keystore_label(JS_PURPOSE_APPSKEY, (const uint8_t *)"sid", 3, label);
-	assert_int_equal(js_keystore_open(b, label, label_len, se.app_s_key_token,
-					  se.app_s_key_token_len, secret, sizeof(secret), &len),
+	label_len = js_keystore_label(JS_PURPOSE_SESSION, (const uint8_t *)"sid", 3, label);
+	assert_int_equal(js_keystore_open(b, label, label_len, se.session_token,
+					  se.session_token_len, secret, sizeof(secret), &len),
 			 DJ_EOK);
-	assert_int_equal(js_keystore_open(c->ks, label, label_len, se.app_s_key_token,
-					  se.app_s_key_token_len, secret, sizeof(secret), &len),
+	assert_int_equal(js_keystore_open(c->ks, label, label_len, se.session_token,
+					  se.session_token_len, secret, sizeof(secret), &len),
 			 DJ_EUNWRAP);
 	free(g);
 	/* the old key cannot rewrap again */
