@@ -382,8 +382,10 @@ static int prepare(struct js_engine *e, const struct js_join_in *in, struct js_j
 		c->session_token_len = (uint32_t)tok_len;
 		c->session_expires_at = js_store_now(e->store) + e->session_lifetime;
 	}
-	memcpy(c->audit_event, req.type == LW_REQ_JOIN ? "join-accept" : "rejoin-accept",
-	       sizeof("rejoin-accept"));
+	if (req.type == LW_REQ_JOIN)
+		memcpy(c->audit_event, "join-accept", sizeof("join-accept"));
+	else
+		memcpy(c->audit_event, "rejoin-accept", sizeof("rejoin-accept"));
 	label_len = strnlen(in->actor ? in->actor : "local", sizeof(c->audit_actor) - 1);
 	memcpy(c->audit_actor, in->actor ? in->actor : "local", label_len);
 	c->audit_actor[label_len] = '\0';
