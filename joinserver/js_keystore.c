@@ -288,9 +288,9 @@ static void kwp_block(const unsigned char in[KS_AES_BLOCK], unsigned char out[KS
 		      const void *key)
 {
 	struct kwp_blk *b = (struct kwp_blk *)(uintptr_t)key;
-	int outl = 0;
 
-	if (EVP_CipherUpdate(b->ctx, out, &outl, in, KS_AES_BLOCK) != 1 || outl != KS_AES_BLOCK)
+	/* EVP_Cipher(): the provider's one-shot ECB, without EVP_CipherUpdate's buffering */
+	if (EVP_Cipher(b->ctx, out, in, KS_AES_BLOCK) <= 0)
 		b->failed = 1;
 }
 

@@ -334,31 +334,28 @@ static int mem_devices_add(struct js_store *s, const struct js_device *devs, siz
 			goto out_free;
 	}
 	pthread_mutex_lock(&m->lock);
-	/* Refuse duplicates against the table and within the batch, before changing anything. */
-	ret = DJ_EEXIST;
-	for (size_t i = 0; i < n; i++) {
-		if (m->dev[dev_find(m, devs[i].dev_eui)] != NULL) {
-			bad = i;
-			goto out;
-		}
-		for (size_t j = 0; j < i; j++) {
-			if (memcmp(devs[j].dev_eui, devs[i].dev_eui, LW_EUI_LEN) == 0) {
-				bad = i;
-				goto out;
-			}
-		}
-	}
+	/* Room first (table and audit), so that nothing below can fail for want of memory. */
 	ret = dev_grow(m, n);
+	if (ret == DJ_EOK)
+		ret = audit_reserve(m, n);
 	if (ret != DJ_EOK)
 		goto out;
-	/* Reserve the audit room too, so nothing below can fail half-way. */
-	ret = audit_reserve(m, n);
-	if (ret != DJ_EOK)
-		goto out;
+	/* Insert one by one; a DevEUI already present (in the table or earlier in this batch)
+	 * undoes the batch's inserts. One hash probe per device: large imports stay linear. */
 	for (size_t i = 0; i < n; i++) {
 		const struct js_device *d = &devs[i];
 		struct mdev *r = recs[i];
+		size_t slot = dev_find(m, d->dev_eui);
 
+		if (m->dev[slot] != NULL) {
+			for (size_t k = 0; k < i; k++) {
+				dev_remove_slot(m, dev_find(m, devs[k].dev_eui));
+				recs[k] = NULL;	/* freed by dev_remove_slot */
+			}
+			bad = i;
+			ret = DJ_EEXIST;
+			goto out;
+		}
 		memcpy(r->h.dev_eui, d->dev_eui, LW_EUI_LEN);
 		memcpy(r->h.join_eui, d->join_eui, LW_EUI_LEN);
 		r->h.mac_version = d->mac_version;
@@ -369,11 +366,13 @@ static int mem_devices_add(struct js_store *s, const struct js_device *devs, siz
 		r->h.dev_nonce_last = -1;
 		r->h.join_nonce_last = -1;
 		r->h.rjcount1_last = -1;
-		m->dev[dev_find(m, d->dev_eui)] = r;
+		m->dev[slot] = r;
 		m->dev_used++;
-		recs[i] = NULL;
-		js_store__import_detail(d, detail, sizeof(detail));
-		(void)audit_add(s, d->dev_eui, JS_DEVICE_IMPORT_EVENT, actor, detail);
+	}
+	for (size_t i = 0; i < n; i++) {
+		recs[i] = NULL;	/* owned by the table now */
+		js_store__import_detail(&devs[i], detail, sizeof(detail));
+		(void)audit_add(s, devs[i].dev_eui, JS_DEVICE_IMPORT_EVENT, actor, detail);
 	}
 	ret = DJ_EOK;
 out:

@@ -80,10 +80,10 @@ int lw_crypto_new(struct lw_crypto **out)
 	cx->dec = EVP_CIPHER_CTX_new();
 	if (cx->enc == NULL || cx->dec == NULL)
 		goto out;
+	/* No padding setting: EVP_Cipher() below works on whole blocks and never pads, and
+	 * leaving the flag alone keeps each rekey free of OSSL_PARAM handling. */
 	if (EVP_EncryptInit_ex2(cx->enc, cx->ecb, NULL, NULL, NULL) != 1 ||
-	    EVP_DecryptInit_ex2(cx->dec, cx->ecb, NULL, NULL, NULL) != 1 ||
-	    EVP_CIPHER_CTX_set_padding(cx->enc, 0) != 1 ||
-	    EVP_CIPHER_CTX_set_padding(cx->dec, 0) != 1)
+	    EVP_DecryptInit_ex2(cx->dec, cx->ecb, NULL, NULL, NULL) != 1)
 		goto out;
 	*out = cx;
 	cx = NULL;
@@ -98,7 +98,6 @@ int lw_crypto_ecb(struct lw_crypto *cx, const struct lw_key *key, int enc, const
 {
 	EVP_CIPHER_CTX *ctx = enc ? cx->enc : cx->dec;
 	uint64_t *held = enc ? &cx->enc_serial : &cx->dec_serial;
-	int outl = 0;
 
 	if (len == 0 || len % LW_BLOCK_LEN != 0 || len > LW_ECB_MAX || key->priv_serial == 0)
 		return DJ_EINVAL;
@@ -108,7 +107,8 @@ int lw_crypto_ecb(struct lw_crypto *cx, const struct lw_key *key, int enc, const
 			return DJ_ECRYPTO;
 		*held = key->priv_serial;
 	}
-	if (EVP_CipherUpdate(ctx, out, &outl, in, (int)len) != 1 || (size_t)outl != len)
+	/* EVP_Cipher(): the provider's one-shot ECB on whole blocks, no update buffering */
+	if (EVP_Cipher(ctx, out, in, (unsigned int)len) <= 0)
 		return DJ_ECRYPTO;
 	return DJ_EOK;
 }
