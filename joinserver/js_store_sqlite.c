@@ -975,7 +975,8 @@ static int rewrap_devices(struct sq *q, struct js_keystore *old_ks, struct js_ke
 	int ret;
 	int rc;
 
-	ret = sq_prepare(q->w, "SELECT dev_eui, root_token, sess_token, join_nonce_last FROM devices", &sel);
+	ret = sq_prepare(q->w, "SELECT dev_eui, root_token, sess_token, join_nonce_last"
+			       " FROM devices", &sel);
 	if (ret == DJ_EOK)
 		ret = sq_prepare(q->w, "UPDATE devices SET root_token=?1, sess_token=?2"
 				       " WHERE dev_eui=?3", &upd);

@@ -21,42 +21,10 @@
 #include <openssl/params.h>
 
 #include "dj_err.h"
+#include "dj_test.h"
 #include "lw_crypto.h"
 
 /* ---- helpers -------------------------------------------------------------------------------- */
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* unhex - decode hex (spaces ignored) into out; fails the test on bad input or overflow */
-static size_t unhex(const char *s, uint8_t *out, size_t cap)
-{
-	size_t n = 0;
-
-	while (*s != '\0') {
-		int hi, lo;
-
-		if (*s == ' ') {
-			s++;
-			continue;
-		}
-		hi = hexval(s[0]);
-		lo = hexval(s[1]);
-		assert_true(hi >= 0 && lo >= 0);
-		assert_true(n < cap);
-		out[n++] = (uint8_t)(hi << 4 | lo);
-		s += 2;
-	}
-	return n;
-}
 
 static void key_from_hex(struct lw_key *key, const char *hex)
 {
@@ -120,22 +88,6 @@ static void ref_ecb(const uint8_t key[LW_KEY_LEN], int enc, const uint8_t *in, u
 	assert_int_equal(EVP_CipherUpdate(ctx, out, &outl, in, (int)len), 1);
 	assert_int_equal((size_t)outl, len);
 	EVP_CIPHER_CTX_free(ctx);
-}
-
-static int setup(void **state)
-{
-	struct lw_crypto *cx = NULL;
-
-	if (lw_crypto_new(&cx) != DJ_EOK)
-		return -1;
-	*state = cx;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	lw_crypto_free(*state);
-	return 0;
 }
 
 /* ---- fixtures ------------------------------------------------------------------------------- */
@@ -517,16 +469,16 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cmac_reference_sane),
-		cmocka_unit_test_setup_teardown(test_cmac_rfc4493, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cmac_vs_evp_every_length, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cmac_key_struct_reused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cmac_interleaved_with_ecb, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cmac_two_contexts, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cmac_wiped_key_rejected, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ecb_fips197, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ecb_vs_evp, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ecb_rejects, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_derive_is_ecb_encrypt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cmac_rfc4493, cx_setup, cx_teardown),
+		cmocka_unit_test_setup_teardown(test_cmac_vs_evp_every_length, cx_setup, cx_teardown),
+		cmocka_unit_test_setup_teardown(test_cmac_key_struct_reused, cx_setup, cx_teardown),
+		cmocka_unit_test_setup_teardown(test_cmac_interleaved_with_ecb, cx_setup, cx_teardown),
+		cmocka_unit_test_setup_teardown(test_cmac_two_contexts, cx_setup, cx_teardown),
+		cmocka_unit_test_setup_teardown(test_cmac_wiped_key_rejected, cx_setup, cx_teardown),
+		cmocka_unit_test_setup_teardown(test_ecb_fips197, cx_setup, cx_teardown),
+		cmocka_unit_test_setup_teardown(test_ecb_vs_evp, cx_setup, cx_teardown),
+		cmocka_unit_test_setup_teardown(test_ecb_rejects, cx_setup, cx_teardown),
+		cmocka_unit_test_setup_teardown(test_derive_is_ecb_encrypt, cx_setup, cx_teardown),
 		cmocka_unit_test(test_key_export_roundtrip),
 		cmocka_unit_test(test_key_equal),
 		cmocka_unit_test(test_key_wipe),

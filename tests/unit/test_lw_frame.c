@@ -18,49 +18,11 @@
 #include <cmocka.h>
 
 #include "dj_err.h"
+#include "dj_test.h"
 #include "lw_crypto.h"
 #include "lw_frame.h"
 
 /* ---- helpers -------------------------------------------------------------------------------- */
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* unhex - decode hex (spaces ignored) into out; fails the test on bad input or overflow */
-static size_t unhex(const char *s, uint8_t *out, size_t cap)
-{
-	size_t n = 0;
-
-	while (*s != '\0') {
-		int hi, lo;
-
-		if (*s == ' ') {
-			s++;
-			continue;
-		}
-		hi = hexval(s[0]);
-		lo = hexval(s[1]);
-		assert_true(hi >= 0 && lo >= 0);
-		assert_true(n < cap);
-		out[n++] = (uint8_t)(hi << 4 | lo);
-		s += 2;
-	}
-	return n;
-}
-
-/* unhex_exact - decode and insist on exactly len bytes */
-static void unhex_exact(const char *s, uint8_t *out, size_t len)
-{
-	assert_int_equal(unhex(s, out, len), len);
-}
 
 /*
  * exact_copy - the frame in a heap block of exactly len bytes, so that a sanitizer build catches
@@ -83,22 +45,6 @@ static void key_from_hex(struct lw_key *key, const char *hex)
 
 	unhex_exact(hex, raw, LW_KEY_LEN);
 	lw_key_set(key, raw);
-}
-
-static int setup(void **state)
-{
-	struct lw_crypto *cx = NULL;
-
-	if (lw_crypto_new(&cx) != DJ_EOK)
-		return -1;
-	*state = cx;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	lw_crypto_free(*state);
-	return 0;
 }
 
 /* ---- fixtures: requests --------------------------------------------------------------------- */
@@ -745,17 +691,17 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_request_parse_vectors),
-		cmocka_unit_test_setup_teardown(test_request_mic_vectors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_request_build_vectors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_mic_vectors, cx_setup, cx_teardown),
+		cmocka_unit_test_setup_teardown(test_request_build_vectors, cx_setup, cx_teardown),
 		cmocka_unit_test(test_request_parse_rejects),
-		cmocka_unit_test_setup_teardown(test_request_bad_args, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_accept_mic_vectors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_accept_build_vectors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_accept_open_vectors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_accept_mic_forms_differ, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_accept_cflist_type, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_accept_open_rejects, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_accept_join_nonce_range, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_bad_args, cx_setup, cx_teardown),
+		cmocka_unit_test_setup_teardown(test_accept_mic_vectors, cx_setup, cx_teardown),
+		cmocka_unit_test_setup_teardown(test_accept_build_vectors, cx_setup, cx_teardown),
+		cmocka_unit_test_setup_teardown(test_accept_open_vectors, cx_setup, cx_teardown),
+		cmocka_unit_test_setup_teardown(test_accept_mic_forms_differ, cx_setup, cx_teardown),
+		cmocka_unit_test_setup_teardown(test_accept_cflist_type, cx_setup, cx_teardown),
+		cmocka_unit_test_setup_teardown(test_accept_open_rejects, cx_setup, cx_teardown),
+		cmocka_unit_test_setup_teardown(test_accept_join_nonce_range, cx_setup, cx_teardown),
 		cmocka_unit_test(test_version_parse),
 		cmocka_unit_test(test_version_str_and_counter),
 		cmocka_unit_test(test_frame_strerror),

@@ -15,37 +15,12 @@
 #include <cmocka.h>
 
 #include "dj_err.h"
+#include "dj_test.h"
 #include "lw_crypto.h"
 #include "lw_frame.h"
 #include "lw_keys.h"
 
 /* ---- helpers -------------------------------------------------------------------------------- */
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* unhex_exact - decode exactly len bytes of hex; fails the test otherwise */
-static void unhex_exact(const char *s, uint8_t *out, size_t len)
-{
-	size_t n = 0;
-
-	for (; s[0] != '\0'; s += 2) {
-		int hi = hexval(s[0]), lo = hexval(s[1]);
-
-		assert_true(hi >= 0 && lo >= 0);
-		assert_true(n < len);
-		out[n++] = (uint8_t)(hi << 4 | lo);
-	}
-	assert_int_equal(n, len);
-}
 
 static void key_from_hex(struct lw_key *key, const char *hex)
 {
@@ -69,22 +44,6 @@ static void expect_key(const struct lw_key *key, const char *want_hex, const cha
 	}
 	/* A derived key is a live key (non-zero serial), usable by lw_crypto. */
 	assert_int_not_equal(key->priv_serial, 0);
-}
-
-static int setup(void **state)
-{
-	struct lw_crypto *cx = NULL;
-
-	if (lw_crypto_new(&cx) != DJ_EOK)
-		return -1;
-	*state = cx;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	lw_crypto_free(*state);
-	return 0;
 }
 
 /* ---- fixtures ------------------------------------------------------------------------------- */
@@ -270,12 +229,12 @@ static void test_session_keys_wipe(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_session_11, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_session_10, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_js_keys, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_interleaved_on_one_context, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_wiped_root_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_session_keys_wipe, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_session_11, cx_setup, cx_teardown),
+		cmocka_unit_test_setup_teardown(test_session_10, cx_setup, cx_teardown),
+		cmocka_unit_test_setup_teardown(test_js_keys, cx_setup, cx_teardown),
+		cmocka_unit_test_setup_teardown(test_interleaved_on_one_context, cx_setup, cx_teardown),
+		cmocka_unit_test_setup_teardown(test_wiped_root_refused, cx_setup, cx_teardown),
+		cmocka_unit_test_setup_teardown(test_session_keys_wipe, cx_setup, cx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
