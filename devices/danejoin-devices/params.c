@@ -153,6 +153,7 @@ void params_usage(FILE *f)
 	      "  4  store or key error: master key file missing, of the wrong mode or not the\n"
 	      "     store's key; database error\n"
 	      "  5  internal error\n"
+	      "  6  simulate only: the join engine broke a rule of the LoRaWAN specification\n"
 	      "Bad input of any kind changes nothing.\n",
 	      f);
 }

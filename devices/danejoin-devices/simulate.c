@@ -155,6 +155,14 @@ static int play(struct sim_run *r, const struct dv_csv_row *row, unsigned idx, u
 						     "rejoin type 2" };
 
 		for (size_t t = 0; t < DJ_ARRAY_LEN(types); t++) {
+			if (types[t] != LW_REQ_REJOIN1 && !(dev.joined && dev.opt_neg)) {
+				char eui[2 * LW_EUI_LEN + 1];
+
+				dj_hex_format(dev.dev_eui, LW_EUI_LEN, eui);
+				printf("%s %-5s %-14s not sent: the device has no 1.1 session\n", eui,
+				       lw_version_str(dev.version), names[t]);
+				continue;
+			}
 			ret = lw_sim_rejoin_request(r->cx, &dev, types[t], phy, &len);
 			if (ret != DJ_EOK)
 				goto out;
