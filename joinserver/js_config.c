@@ -31,6 +31,9 @@ enum key_type {
 	KT_UINT,	/* unsigned, range-checked */
 	KT_INT64,	/* int64_t, range-checked */
 	KT_HEX,		/* exactly hex_len bytes of hex */
+	KT_STR,		/* a non-empty string */
+	KT_BOOL,	/* yes/no/true/false/1/0, stored as unsigned 1/0 */
+	KT_LIST,	/* words separated by spaces or commas, into struct js_config_list */
 };
 
 struct key_def {
@@ -44,6 +47,8 @@ struct key_def {
 };
 
 #define CFG_OFF(field) offsetof(struct js_config, field)
+#define PEER_OFF(field) offsetof(struct js_peer_config, field)
+#define PEER_SECTION "peer."	/* [peer.NAME]: one per peer; rows below use section "peer.*" */
 
 /* key_table - every known [section] key; keep config/danejoin.conf.example in step */
 static const struct key_def key_table[] = {
@@ -53,12 +58,39 @@ static const struct key_def key_table[] = {
 	{ "store", "batch_max", KT_UINT, CFG_OFF(batch_max), JS_CONFIG_BATCH_MIN,
 	  JS_CONFIG_BATCH_MAX, 0, false },
 	{ "keys", "master_key_file", KT_PATH, CFG_OFF(master_key_file), 0, 0, 0, true },
+	{ "listen", "address", KT_STR, CFG_OFF(listen_address), 0, 0, 0, false },
+	{ "listen", "cert_file", KT_PATH, CFG_OFF(cert_file), 0, 0, 0, false },
+	{ "listen", "key_file", KT_PATH, CFG_OFF(key_file), 0, 0, 0, false },
+	{ "listen", "client_ca_file", KT_PATH, CFG_OFF(client_ca_file), 0, 0, 0, false },
+	{ "listen", "max_body", KT_UINT, CFG_OFF(max_body), 1024, 16 << 20, 0, false },
+	{ "listen", "header_timeout", KT_UINT, CFG_OFF(header_timeout), 1, 300, 0, false },
+	{ "listen", "idle_timeout", KT_UINT, CFG_OFF(idle_timeout), 1, 86400, 0, false },
+	{ "listen", "max_connections", KT_UINT, CFG_OFF(max_connections), 1, 1000000, 0, false },
+	{ "listen", "metrics_address", KT_STR, CFG_OFF(metrics_address), 0, 0, 0, false },
+	{ "js", "join_euis", KT_LIST, CFG_OFF(join_euis), 0, 0, 0, false },
+	{ "js", "home_net_id", KT_HEX, CFG_OFF(home_net_id), 0, 0, LW_NETID_LEN, false },
+	{ "js", "home_ns_id", KT_STR, CFG_OFF(home_ns_id), 0, 0, 0, false },
 	{ "join", "net_id", KT_HEX, CFG_OFF(net_id), 0, 0, LW_NETID_LEN, false },
 	{ "join", "session_lifetime", KT_INT64, CFG_OFF(session_lifetime), JS_CONFIG_SESSION_MIN,
 	  JS_CONFIG_SESSION_MAX, 0, false },
 };
 
 #define N_KEYS DJ_ARRAY_LEN(key_table)
+
+/* peer_table - the keys of every [peer.NAME] section; offsets into struct js_peer_config */
+static const struct key_def peer_table[] = {
+	{ "peer.*", "identity", KT_STR, PEER_OFF(identity), 0, 0, 0, true },
+	{ "peer.*", "role", KT_STR, PEER_OFF(role), 0, 0, 0, true },
+	{ "peer.*", "sender_ids", KT_LIST, PEER_OFF(sender_ids), 0, 0, 0, true },
+	{ "peer.*", "ns_ids", KT_LIST, PEER_OFF(ns_ids), 0, 0, 0, false },
+	{ "peer.*", "kek_label", KT_STR, PEER_OFF(kek_label), 0, 0, 0, false },
+	{ "peer.*", "kek_file", KT_PATH, PEER_OFF(kek_file), 0, 0, 0, false },
+	{ "peer.*", "plain_keys", KT_BOOL, PEER_OFF(plain_keys), 0, 0, 0, false },
+	{ "peer.*", "async_url", KT_STR, PEER_OFF(async_url), 0, 0, 0, false },
+	{ "peer.*", "rate", KT_UINT, PEER_OFF(rate), 0, 1000000, 0, false },
+};
+
+#define N_PEER_KEYS DJ_ARRAY_LEN(peer_table)
 
 struct parse_ctx {
 	const char *path;
@@ -67,6 +99,7 @@ struct parse_ctx {
 	int line;
 	struct js_config cfg;
 	bool seen[N_KEYS];
+	bool (*peer_seen)[N_PEER_KEYS];	/* per peer, parallel to cfg.peers */
 	int rc;			/* the first error, DJ_EOK so far */
 	char *err;
 	size_t errlen;
@@ -97,7 +130,15 @@ static void DJ_PRINTF(4, 5) fail(struct parse_ctx *c, int rc, int line, const ch
 /* section_known - whether some row of key_table belongs to section \p name */
 static bool section_known(const char *name, size_t len)
 {
-	size_t i;
+	size_t i, plen = strlen(PEER_SECTION);
+
+	if (len > plen && len - plen < JS_CONFIG_NAME_MAX && memcmp(name, PEER_SECTION, plen) == 0) {
+		for (i = plen; i < len; i++)
+			if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+			      (name[i] >= '0' && name[i] <= '9') || name[i] == '-' || name[i] == '_'))
+				return false;
+		return true;
+	}
 
 	for (i = 0; i < N_KEYS; i++)
 		if (strlen(key_table[i].section) == len &&
@@ -191,10 +232,69 @@ static int parse_int(const char *value, long long min, long long max, long long 
 	return DJ_EOK;
 }
 
-/* set_value - validate \p value for key \p k and store it in the config being built */
-static void set_value(struct parse_ctx *c, const struct key_def *k, const char *value)
+/* parse_str - a non-empty string */
+static int parse_str(const char *value, char **dst)
 {
-	char *base = (char *)&c->cfg + k->offset;
+	char *p;
+
+	if (value[0] == '\0')
+		return DJ_EMALFORMED;
+	p = strdup(value);
+	if (p == NULL)
+		return DJ_ENOMEM;
+	free(*dst);
+	*dst = p;
+	return DJ_EOK;
+}
+
+/* list_free - free a list's words */
+static void list_free(struct js_config_list *l)
+{
+	for (unsigned i = 0; i < l->n; i++)
+		free(l->v[i]);
+	memset(l, 0, sizeof(*l));
+}
+
+/* parse_list - words separated by spaces or commas, 1..JS_CONFIG_LIST_MAX of them */
+static int parse_list(const char *value, struct js_config_list *dst)
+{
+	struct js_config_list l;
+	const char *p = value;
+	int ret = DJ_EMALFORMED;
+
+	memset(&l, 0, sizeof(l));
+	for (;;) {
+		size_t n;
+
+		p += strspn(p, " ,\t");
+		if (*p == '\0')
+			break;
+		n = strcspn(p, " ,\t");
+		if (l.n == JS_CONFIG_LIST_MAX)
+			goto out;
+		l.v[l.n] = strndup(p, n);
+		if (l.v[l.n] == NULL) {
+			ret = DJ_ENOMEM;
+			goto out;
+		}
+		l.n++;
+		p += n;
+	}
+	if (l.n == 0)
+		goto out;
+	list_free(dst);
+	*dst = l;
+	return DJ_EOK;
+out:
+	list_free(&l);
+	return ret;
+}
+
+/* set_value - validate \p value for key \p k and store it in the config being built */
+static void set_value(struct parse_ctx *c, const struct key_def *k, void *obj, const char *sect,
+		      const char *value)
+{
+	char *base = (char *)obj + k->offset;
 	long long v;
 	int rc;
 
@@ -204,15 +304,40 @@ static void set_value(struct parse_ctx *c, const struct key_def *k, const char *
 		if (rc == DJ_ENOMEM)
 			fail(c, rc, c->line, "out of memory");
 		else if (rc != DJ_EOK)
-			fail(c, DJ_ECONFIG, c->line, "[%s] %s: expected a file name", k->section,
+			fail(c, DJ_ECONFIG, c->line, "[%s] %s: expected a file name", sect, k->name);
+		break;
+	case KT_STR:
+		rc = parse_str(value, (char **)(void *)base);
+		if (rc == DJ_ENOMEM)
+			fail(c, rc, c->line, "out of memory");
+		else if (rc != DJ_EOK)
+			fail(c, DJ_ECONFIG, c->line, "[%s] %s: expected a non-empty value", sect,
 			     k->name);
+		break;
+	case KT_BOOL:
+		if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 ||
+		    strcmp(value, "1") == 0)
+			*(unsigned *)(void *)base = 1;
+		else if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0 ||
+			 strcmp(value, "0") == 0)
+			*(unsigned *)(void *)base = 0;
+		else
+			fail(c, DJ_ECONFIG, c->line, "[%s] %s: expected yes or no", sect, k->name);
+		break;
+	case KT_LIST:
+		rc = parse_list(value, (struct js_config_list *)(void *)base);
+		if (rc == DJ_ENOMEM)
+			fail(c, rc, c->line, "out of memory");
+		else if (rc != DJ_EOK)
+			fail(c, DJ_ECONFIG, c->line, "[%s] %s: expected 1 to %d words separated by "
+			     "spaces or commas", sect, k->name, JS_CONFIG_LIST_MAX);
 		break;
 	case KT_UINT:
 	case KT_INT64:
 		if (parse_int(value, k->min, k->max, &v) != DJ_EOK) {
 			fail(c, DJ_ECONFIG, c->line,
-			     "[%s] %s: expected an integer from %lld to %lld", k->section,
-			     k->name, k->min, k->max);
+			     "[%s] %s: expected an integer from %lld to %lld", sect, k->name,
+			     k->min, k->max);
 			break;
 		}
 		if (k->type == KT_UINT)
@@ -222,10 +347,63 @@ static void set_value(struct parse_ctx *c, const struct key_def *k, const char *
 		break;
 	case KT_HEX:
 		if (dj_hex_parse(value, (uint8_t *)base, k->hex_len) != DJ_EOK)
-			fail(c, DJ_ECONFIG, c->line, "[%s] %s: expected %zu hex digits", k->section,
+			fail(c, DJ_ECONFIG, c->line, "[%s] %s: expected %zu hex digits", sect,
 			     k->name, 2 * k->hex_len);
 		break;
 	}
+}
+
+/* peer_key - one key of a [peer.NAME] section; the peer is created on its first key */
+static int peer_key(struct parse_ctx *c, const char *section, const char *name, const char *value)
+{
+	const char *pname = section + strlen(PEER_SECTION);
+	struct js_peer_config *p = NULL;
+	unsigned idx;
+	size_t i;
+
+	for (idx = 0; idx < c->cfg.n_peers; idx++)
+		if (strcmp(c->cfg.peers[idx].name, pname) == 0)
+			break;
+	if (idx == c->cfg.n_peers) {
+		struct js_peer_config *np;
+		bool (*ns)[N_PEER_KEYS];
+
+		if (c->cfg.n_peers == JS_CONFIG_PEERS_MAX) {
+			fail(c, DJ_ECONFIG, c->line, "[%s]: more than %d peers", section,
+			     JS_CONFIG_PEERS_MAX);
+			return 0;
+		}
+		np = realloc(c->cfg.peers, (c->cfg.n_peers + 1) * sizeof(*np));
+		if (np != NULL)
+			c->cfg.peers = np;
+		ns = realloc(c->peer_seen, (c->cfg.n_peers + 1) * sizeof(*ns));
+		if (ns != NULL)
+			c->peer_seen = ns;
+		if (np == NULL || ns == NULL) {
+			fail(c, DJ_ENOMEM, c->line, "out of memory");
+			return 0;
+		}
+		memset(&c->cfg.peers[idx], 0, sizeof(c->cfg.peers[idx]));
+		memset(c->peer_seen[idx], 0, sizeof(c->peer_seen[idx]));
+		snprintf(c->cfg.peers[idx].name, JS_CONFIG_NAME_MAX, "%s", pname);
+		c->cfg.n_peers++;
+	}
+	p = &c->cfg.peers[idx];
+	for (i = 0; i < N_PEER_KEYS; i++)
+		if (strcmp(peer_table[i].name, name) == 0)
+			break;
+	if (i == N_PEER_KEYS) {
+		fail(c, DJ_ECONFIG, c->line, "[%s] %s: unknown key", section, name);
+		return 0;
+	}
+	if (c->peer_seen[idx][i]) {
+		fail(c, DJ_ECONFIG, c->line,
+		     "[%s] %s: set twice (or continued on an indented line)", section, name);
+		return 0;
+	}
+	c->peer_seen[idx][i] = true;
+	set_value(c, &peer_table[i], p, section, value);
+	return c->rc == DJ_EOK;
 }
 
 /* handler - inih callback: find the key in key_table and validate its value */
@@ -240,6 +418,8 @@ static int handler(void *user, const char *section, const char *name, const char
 		fail(c, DJ_ECONFIG, c->line, "%s: key outside any [section]", name);
 		return 0;
 	}
+	if (strncmp(section, PEER_SECTION, strlen(PEER_SECTION)) == 0)
+		return peer_key(c, section, name, value);
 	for (i = 0; i < N_KEYS; i++)
 		if (strcmp(key_table[i].section, section) == 0 &&
 		    strcmp(key_table[i].name, name) == 0)
@@ -254,7 +434,7 @@ static int handler(void *user, const char *section, const char *name, const char
 		return 0;
 	}
 	c->seen[i] = true;
-	set_value(c, &key_table[i], value);
+	set_value(c, &key_table[i], &c->cfg, section, value);
 	return c->rc == DJ_EOK;
 }
 
@@ -270,9 +450,82 @@ static char *dir_of(const char *path)
 	return strndup(path, (size_t)(slash - path));
 }
 
+/* eui_prefix_ok - "HEX16" or "HEX16/BITS" with BITS 0..64 */
+static bool eui_prefix_ok(const char *s)
+{
+	char hex[2 * LW_EUI_LEN + 1];
+	uint8_t eui[LW_EUI_LEN];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	long long bits;
+
+	if (n != 2 * LW_EUI_LEN)
+		return false;
+	memcpy(hex, s, n);
+	hex[n] = '\0';
+	if (dj_hex_parse(hex, eui, LW_EUI_LEN) != DJ_EOK)
+		return false;
+	return slash == NULL || parse_int(slash + 1, 0, 64, &bits) == DJ_EOK;
+}
+
+/* check_whole - rules that span keys: peers complete and consistent, list formats */
+static void check_whole(struct parse_ctx *c)
+{
+	uint8_t net_id[LW_NETID_LEN];
+
+	for (unsigned i = 0; i < c->cfg.join_euis.n && c->rc == DJ_EOK; i++)
+		if (!eui_prefix_ok(c->cfg.join_euis.v[i]))
+			fail(c, DJ_ECONFIG, 0, "[js] join_euis: '%s': expected 16 hex digits, "
+			     "optionally /BITS (0-64)", c->cfg.join_euis.v[i]);
+	for (unsigned p = 0; p < c->cfg.n_peers && c->rc == DJ_EOK; p++) {
+		const struct js_peer_config *pc = &c->cfg.peers[p];
+
+		for (size_t k = 0; k < N_PEER_KEYS; k++)
+			if (peer_table[k].required && !c->peer_seen[p][k]) {
+				fail(c, DJ_ECONFIG, 0, "[peer.%s] %s: required key is missing",
+				     pc->name, peer_table[k].name);
+				return;
+			}
+		if (strcmp(pc->role, "ns") != 0 && strcmp(pc->role, "as") != 0) {
+			fail(c, DJ_ECONFIG, 0, "[peer.%s] role: expected ns or as, got '%s'",
+			     pc->name, pc->role);
+			return;
+		}
+		if (strcmp(pc->role, "ns") == 0)
+			for (unsigned k = 0; k < pc->sender_ids.n; k++)
+				if (dj_hex_parse(pc->sender_ids.v[k], net_id, LW_NETID_LEN) != DJ_EOK) {
+					fail(c, DJ_ECONFIG, 0, "[peer.%s] sender_ids: '%s': a network "
+					     "server's SenderID is a NetID of 6 hex digits", pc->name,
+					     pc->sender_ids.v[k]);
+					return;
+				}
+		if ((pc->kek_label == NULL) != (pc->kek_file == NULL)) {
+			fail(c, DJ_ECONFIG, 0, "[peer.%s] kek_label and kek_file: set both or "
+			     "neither", pc->name);
+			return;
+		}
+		if (pc->plain_keys && pc->kek_file != NULL) {
+			fail(c, DJ_ECONFIG, 0, "[peer.%s] plain_keys = yes and a KEK: choose one",
+			     pc->name);
+			return;
+		}
+		for (unsigned q = 0; q < p; q++)
+			if (strcmp(c->cfg.peers[q].identity, pc->identity) == 0) {
+				fail(c, DJ_ECONFIG, 0, "[peer.%s] identity: '%s' is already the "
+				     "identity of [peer.%s]", pc->name, pc->identity,
+				     c->cfg.peers[q].name);
+				return;
+			}
+	}
+}
+
 void js_config_defaults(struct js_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->max_body = JS_CONFIG_MAX_BODY_DEFAULT;
+	cfg->header_timeout = JS_CONFIG_HEADER_TIMEOUT_DEFAULT;
+	cfg->idle_timeout = JS_CONFIG_IDLE_TIMEOUT_DEFAULT;
+	cfg->max_connections = JS_CONFIG_MAX_CONN_DEFAULT;
 	cfg->devnonce_history = JS_DEVNONCE_HIST_DEFAULT;
 	cfg->batch_max = JS_BATCH_DEFAULT;
 	cfg->session_lifetime = JS_CONFIG_SESSION_DEFAULT;
@@ -284,6 +537,25 @@ void js_config_free(struct js_config *cfg)
 		return;
 	free(cfg->store_path);
 	free(cfg->master_key_file);
+	free(cfg->listen_address);
+	free(cfg->cert_file);
+	free(cfg->key_file);
+	free(cfg->client_ca_file);
+	free(cfg->metrics_address);
+	list_free(&cfg->join_euis);
+	free(cfg->home_ns_id);
+	for (unsigned i = 0; i < cfg->n_peers; i++) {
+		struct js_peer_config *p = &cfg->peers[i];
+
+		free(p->identity);
+		free(p->role);
+		list_free(&p->sender_ids);
+		list_free(&p->ns_ids);
+		free(p->kek_label);
+		free(p->kek_file);
+		free(p->async_url);
+	}
+	free(cfg->peers);
 	js_config_defaults(cfg);
 }
 
@@ -335,12 +607,16 @@ int js_config_load(const char *path, struct js_config *out, char *err, size_t er
 			     key_table[i].section, key_table[i].name);
 			goto out;
 		}
+	check_whole(&c);
+	if (c.rc != DJ_EOK)
+		goto out;
 	*out = c.cfg;
 	js_config_defaults(&c.cfg);	/* ownership moved to *out */
 out:
 	if (c.fp != NULL)
 		fclose(c.fp);
 	free(c.dir);
+	free(c.peer_seen);
 	js_config_free(&c.cfg);
 	return c.rc;
 }

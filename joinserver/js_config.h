@@ -35,6 +35,36 @@
 #define JS_CONFIG_SESSION_MIN 60		/* seconds */
 #define JS_CONFIG_SESSION_MAX 31536000	/* seconds: 365 days */
 #define JS_CONFIG_SESSION_DEFAULT 86400	/* seconds: one day */
+#define JS_CONFIG_LIST_MAX 32		/* entries of a list value (sender_ids, join_euis, …) */
+#define JS_CONFIG_PEERS_MAX 256		/* [peer.NAME] sections */
+#define JS_CONFIG_NAME_MAX 64		/* NAME of [peer.NAME] */
+#define JS_CONFIG_MAX_BODY_DEFAULT 65536
+#define JS_CONFIG_HEADER_TIMEOUT_DEFAULT 10
+#define JS_CONFIG_IDLE_TIMEOUT_DEFAULT 60
+#define JS_CONFIG_MAX_CONN_DEFAULT 1024
+#define JS_CONFIG_METRICS_DEFAULT "127.0.0.1:9110"
+
+/* A list value: words separated by spaces or commas. */
+struct js_config_list {
+	unsigned n;
+	char *v[JS_CONFIG_LIST_MAX];
+};
+
+/* What the join server knows of one peer (a network server or an application server). */
+struct js_peer_config {
+	char name[JS_CONFIG_NAME_MAX];	/* NAME of [peer.NAME] */
+	char *identity;			/* required: its authenticated identity (certificate SAN
+					 * dNSName today, DANE name later) */
+	char *role;			/* required: "ns" or "as" */
+	struct js_config_list sender_ids;	/* NetIDs (ns, 6 hex digits) or AS-IDs (as) it may
+						 * use as SenderID */
+	struct js_config_list ns_ids;	/* NSIDs it may use as SenderNSID (1.1) */
+	char *kek_label;		/* KEKLabel of its KEK */
+	char *kek_file;			/* its KEK: 32 or 64 hex digits, mode 0600 */
+	unsigned plain_keys;		/* 1: session keys may go to it unwrapped (explicit) */
+	char *async_url;		/* answers POSTed here instead of in the response */
+	unsigned rate;			/* requests per second; 0: unlimited */
+};
 
 struct js_config {
 	/* [store] */
@@ -43,6 +73,23 @@ struct js_config {
 	unsigned batch_max;		/* JS_CONFIG_BATCH_MIN..MAX, default JS_BATCH_DEFAULT */
 	/* [keys] */
 	char *master_key_file;		/* required (absolute once loaded) */
+	/* [listen] (danejoind) */
+	char *listen_address;		/* "HOST:PORT" */
+	char *cert_file;
+	char *key_file;
+	char *client_ca_file;		/* private roots for client certificates (PKIX mode) */
+	unsigned max_body;
+	unsigned header_timeout;
+	unsigned idle_timeout;
+	unsigned max_connections;
+	char *metrics_address;		/* "HOST:PORT", or "off" */
+	/* [js] (danejoind) */
+	struct js_config_list join_euis;	/* JoinEUIs served: HEX16 or HEX16/BITS prefixes */
+	uint8_t home_net_id[LW_NETID_LEN];	/* HomeNSAns HNetID */
+	char *home_ns_id;		/* HomeNSAns HNSID (1.1); NULL: not sent */
+	/* [peer.NAME] */
+	unsigned n_peers;
+	struct js_peer_config *peers;
 	/* [join] */
 	uint8_t net_id[LW_NETID_LEN];	/* default 000000 */
 	int64_t session_lifetime;	/* seconds an AppSKey is kept for AppSKeyReq */

@@ -137,7 +137,69 @@ static const struct bad_case bad_cases[] = {
 	{ MINIMAL "[join\n", ":5: syntax error: '[' without ']'" },
 	{ MINIMAL "[join]\nnet_id = 000000\n  000001\n", ":7: [join] net_id: set twice (or "
 	  "continued on an indented line)" },
+	/* [listen], [js], [peer.NAME] */
+	{ MINIMAL "[listen]\nmax_body = 10\n", ":6: [listen] max_body: expected an integer from "
+	  "1024 to 16777216" },
+	{ MINIMAL "[js]\njoin_euis = 70b3d57ed0000000/65\n", ": [js] join_euis: "
+	  "'70b3d57ed0000000/65': expected 16 hex digits, optionally /BITS (0-64)" },
+	{ MINIMAL "[js]\njoin_euis = 70b3d57ed000000\n", ": [js] join_euis: '70b3d57ed000000': "
+	  "expected 16 hex digits, optionally /BITS (0-64)" },
+	{ MINIMAL "[peer.]\nrole = ns\n", ":5: [peer.]: unknown section" },
+	{ MINIMAL "[peer.a b]\nrole = ns\n", ":5: [peer.a b]: unknown section" },
+	{ MINIMAL "[peer.ns1]\nrole = ns\nsender_ids = 000013\n",
+	  ": [peer.ns1] identity: required key is missing" },
+	{ MINIMAL "[peer.ns1]\nidentity = ns1.test\nrole = gw\nsender_ids = 000013\n",
+	  ": [peer.ns1] role: expected ns or as, got 'gw'" },
+	{ MINIMAL "[peer.ns1]\nidentity = ns1.test\nrole = ns\nsender_ids = 0013\n",
+	  ": [peer.ns1] sender_ids: '0013': a network server's SenderID is a NetID of 6 hex "
+	  "digits" },
+	{ MINIMAL "[peer.ns1]\nidentity = ns1.test\nrole = ns\nsender_ids = 000013\n"
+	  "kek_label = k\n", ": [peer.ns1] kek_label and kek_file: set both or neither" },
+	{ MINIMAL "[peer.ns1]\nidentity = ns1.test\nrole = ns\nsender_ids = 000013\n"
+	  "kek_label = k\nkek_file = k.key\nplain_keys = yes\n",
+	  ": [peer.ns1] plain_keys = yes and a KEK: choose one" },
+	{ MINIMAL "[peer.ns1]\nidentity = ns1.test\nrole = ns\nsender_ids = 000013\n"
+	  "plain_keys = maybe\n", ":9: [peer.ns1] plain_keys: expected yes or no" },
+	{ MINIMAL "[peer.ns1]\nidentity = ns1.test\nrole = ns\nsender_ids = 000013\n"
+	  "colour = red\n", ":9: [peer.ns1] colour: unknown key" },
+	{ MINIMAL "[peer.a]\nidentity = x.test\nrole = as\nsender_ids = as1\n"
+	  "[peer.b]\nidentity = x.test\nrole = as\nsender_ids = as2\n",
+	  ": [peer.b] identity: 'x.test' is already the identity of [peer.a]" },
 };
+
+/* test_peers - [listen], [js] and two [peer.NAME] sections, read back */
+static void test_peers(void **state)
+{
+	struct js_config cfg;
+	char err[JS_CONFIG_ERR_MAX];
+
+	(void)state;
+	write_conf(MINIMAL "[listen]\naddress = 127.0.0.1:4430\ncert_file = js.crt\n"
+		   "[js]\njoin_euis = 70b3d57ed0000000/32, 0000000000000001\nhome_net_id = 000013\n"
+		   "[peer.ns1]\nidentity = ns1.test\nrole = ns\nsender_ids = 000013 000014\n"
+		   "ns_ids = ns1\nkek_label = ns1-kek\nkek_file = ns1.kek\nrate = 100\n"
+		   "[peer.as1]\nidentity = as1.test\nrole = as\nsender_ids = as-1\n"
+		   "plain_keys = yes\n");
+	assert_int_equal(js_config_load(conf_path, &cfg, err, sizeof(err)), DJ_EOK);
+	assert_string_equal(cfg.listen_address, "127.0.0.1:4430");
+	assert_non_null(strstr(cfg.cert_file, "/js.crt"));
+	assert_int_equal(cfg.max_body, JS_CONFIG_MAX_BODY_DEFAULT);
+	assert_int_equal(cfg.join_euis.n, 2);
+	assert_string_equal(cfg.join_euis.v[1], "0000000000000001");
+	assert_int_equal(cfg.home_net_id[2], 0x13);
+	assert_int_equal(cfg.n_peers, 2);
+	assert_string_equal(cfg.peers[0].name, "ns1");
+	assert_string_equal(cfg.peers[0].identity, "ns1.test");
+	assert_int_equal(cfg.peers[0].sender_ids.n, 2);
+	assert_string_equal(cfg.peers[0].sender_ids.v[1], "000014");
+	assert_string_equal(cfg.peers[0].kek_label, "ns1-kek");
+	assert_non_null(strstr(cfg.peers[0].kek_file, "/ns1.kek"));
+	assert_int_equal(cfg.peers[0].rate, 100);
+	assert_int_equal(cfg.peers[0].plain_keys, 0);
+	assert_string_equal(cfg.peers[1].role, "as");
+	assert_int_equal(cfg.peers[1].plain_keys, 1);
+	js_config_free(&cfg);
+}
 
 /* test_bad_table - every bad file gives its message and leaves the output untouched */
 static void test_bad_table(void **state)
@@ -191,6 +253,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_all_keys),
 		cmocka_unit_test(test_bad_table),
+		cmocka_unit_test(test_peers),
 		cmocka_unit_test(test_long_line),
 		cmocka_unit_test(test_missing_file),
 	};
