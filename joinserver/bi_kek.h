@@ -40,7 +40,9 @@ const char *bi_kek_label(const struct bi_kek *kek);
 
 /*!
  * \brief Put \p key into \p env: wrapped under \p kek, or in plain when \p kek is NULL.
+ *        \p env is written on success only.
  * \retval DJ_EOK, DJ_ECRYPTO
+ * \retval DJ_EINVAL  \p key or \p env is NULL
  */
 int bi_kek_envelope(struct bi_kek *kek, const struct lw_key *key,
 		    struct bi_key_envelope *env) DJ_MUSTCHECK;

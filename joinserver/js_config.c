@@ -83,10 +83,10 @@ static const struct key_def peer_table[] = {
 	{ "peer.*", "role", KT_STR, PEER_OFF(role), 0, 0, 0, true },
 	{ "peer.*", "sender_ids", KT_LIST, PEER_OFF(sender_ids), 0, 0, 0, true },
 	{ "peer.*", "ns_ids", KT_LIST, PEER_OFF(ns_ids), 0, 0, 0, false },
+	{ "peer.*", "join_euis", KT_LIST, PEER_OFF(join_euis), 0, 0, 0, false },
 	{ "peer.*", "kek_label", KT_STR, PEER_OFF(kek_label), 0, 0, 0, false },
 	{ "peer.*", "kek_file", KT_PATH, PEER_OFF(kek_file), 0, 0, 0, false },
 	{ "peer.*", "plain_keys", KT_BOOL, PEER_OFF(plain_keys), 0, 0, 0, false },
-	{ "peer.*", "async_url", KT_STR, PEER_OFF(async_url), 0, 0, 0, false },
 	{ "peer.*", "rate", KT_UINT, PEER_OFF(rate), 0, 1000000, 0, false },
 };
 
@@ -499,9 +499,20 @@ static void check_whole(struct parse_ctx *c)
 					     pc->sender_ids.v[k]);
 					return;
 				}
+		for (unsigned k = 0; k < pc->join_euis.n; k++)
+			if (!eui_prefix_ok(pc->join_euis.v[k])) {
+				fail(c, DJ_ECONFIG, 0, "[peer.%s] join_euis: '%s': expected 16 hex "
+				     "digits, optionally /BITS (0-64)", pc->name, pc->join_euis.v[k]);
+				return;
+			}
 		if ((pc->kek_label == NULL) != (pc->kek_file == NULL)) {
 			fail(c, DJ_ECONFIG, 0, "[peer.%s] kek_label and kek_file: set both or "
 			     "neither", pc->name);
+			return;
+		}
+		if (pc->kek_file == NULL && !pc->plain_keys) {
+			fail(c, DJ_ECONFIG, 0, "[peer.%s]: needs kek_label and kek_file (or plain_keys "
+			     "= yes, explicitly) to receive session keys", pc->name);
 			return;
 		}
 		if (pc->plain_keys && pc->kek_file != NULL) {
@@ -551,9 +562,9 @@ void js_config_free(struct js_config *cfg)
 		free(p->role);
 		list_free(&p->sender_ids);
 		list_free(&p->ns_ids);
+		list_free(&p->join_euis);
 		free(p->kek_label);
 		free(p->kek_file);
-		free(p->async_url);
 	}
 	free(cfg->peers);
 	js_config_defaults(cfg);

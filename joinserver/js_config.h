@@ -59,10 +59,11 @@ struct js_peer_config {
 	struct js_config_list sender_ids;	/* NetIDs (ns, 6 hex digits) or AS-IDs (as) it may
 						 * use as SenderID */
 	struct js_config_list ns_ids;	/* NSIDs it may use as SenderNSID (1.1) */
+	struct js_config_list join_euis;	/* as: JoinEUI prefixes of the devices whose
+						 * AppSKeys it may fetch */
 	char *kek_label;		/* KEKLabel of its KEK */
 	char *kek_file;			/* its KEK: 32 or 64 hex digits, mode 0600 */
 	unsigned plain_keys;		/* 1: session keys may go to it unwrapped (explicit) */
-	char *async_url;		/* answers POSTed here instead of in the response */
 	unsigned rate;			/* requests per second; 0: unlimited */
 };
 

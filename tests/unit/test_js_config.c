@@ -160,10 +160,16 @@ static const struct bad_case bad_cases[] = {
 	  ": [peer.ns1] plain_keys = yes and a KEK: choose one" },
 	{ MINIMAL "[peer.ns1]\nidentity = ns1.test\nrole = ns\nsender_ids = 000013\n"
 	  "plain_keys = maybe\n", ":9: [peer.ns1] plain_keys: expected yes or no" },
+	{ MINIMAL "[peer.ns1]\nidentity = ns1.test\nrole = ns\nsender_ids = 000013\n",
+	  ": [peer.ns1]: needs kek_label and kek_file (or plain_keys = yes, explicitly) to "
+	  "receive session keys" },
+	{ MINIMAL "[peer.as1]\nidentity = as1.test\nrole = as\nsender_ids = a\nplain_keys = 1\n"
+	  "join_euis = 0102\n", ": [peer.as1] join_euis: '0102': expected 16 hex digits, "
+	  "optionally /BITS (0-64)" },
 	{ MINIMAL "[peer.ns1]\nidentity = ns1.test\nrole = ns\nsender_ids = 000013\n"
-	  "colour = red\n", ":9: [peer.ns1] colour: unknown key" },
-	{ MINIMAL "[peer.a]\nidentity = x.test\nrole = as\nsender_ids = as1\n"
-	  "[peer.b]\nidentity = x.test\nrole = as\nsender_ids = as2\n",
+	  "plain_keys = no\ncolour = red\n", ":10: [peer.ns1] colour: unknown key" },
+	{ MINIMAL "[peer.a]\nidentity = x.test\nrole = as\nsender_ids = as1\nplain_keys = yes\n"
+	  "[peer.b]\nidentity = x.test\nrole = as\nsender_ids = as2\nplain_keys = yes\n",
 	  ": [peer.b] identity: 'x.test' is already the identity of [peer.a]" },
 };
 

@@ -1,0 +1,233 @@
+/*
+ * test_bi_kek.c - KeyEnvelopes: RFC 3394 vectors (§4.1 with a 128-bit KEK, §4.3 with a 256-bit
+ * KEK), round trips, and the refusals of bi_kek_open (wrong KEK, wrong label, plaintext).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "dj_test.h"
+
+#include "bi_kek.h"
+#include "dj_err.h"
+
+#define KEK128 "000102030405060708090A0B0C0D0E0F"
+#define KEK256 "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F"
+#define KEYDATA "00112233445566778899AABBCCDDEEFF"
+#define WRAP_4_1 "1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5"	/* RFC 3394 §4.1 */
+#define WRAP_4_3 "64E8C3F9CE0F5BA263E9777905818A2A93C8191E7D6E8AE7"	/* RFC 3394 §4.3 */
+#define WRAPPED_LEN 24
+
+/* make_kek - a KEK from hex, failing the test on error */
+static struct bi_kek *make_kek(const char *label, const char *hex)
+{
+	uint8_t k[32];
+	size_t n = unhex(hex, k, sizeof(k));
+	struct bi_kek *kek = NULL;
+
+	assert_int_equal(bi_kek_new(label, k, n, &kek), DJ_EOK);
+	assert_non_null(kek);
+	return kek;
+}
+
+/* vector - wrap KEYDATA under kek_hex and compare with want, then open it again */
+static void vector(const char *kek_hex, const char *want_hex)
+{
+	struct bi_kek *kek = make_kek("kek-1", kek_hex);
+	struct bi_key_envelope env;
+	struct lw_key key;
+	uint8_t raw[LW_KEY_LEN], want[WRAPPED_LEN], data[LW_KEY_LEN];
+
+	unhex_exact(KEYDATA, data, sizeof(data));
+	unhex_exact(want_hex, want, sizeof(want));
+	lw_key_set(&key, data);
+	memset(&env, 0, sizeof(env));
+	assert_int_equal(bi_kek_envelope(kek, &key, &env), DJ_EOK);
+	assert_true(env.present);
+	assert_string_equal(env.kek_label, "kek-1");
+	assert_int_equal(env.aes_key_len, WRAPPED_LEN);
+	assert_memory_equal(env.aes_key, want, WRAPPED_LEN);
+	assert_int_equal(bi_kek_open(kek, &env, false, raw), DJ_EOK);
+	assert_memory_equal(raw, data, LW_KEY_LEN);
+	lw_key_wipe(&key);
+	bi_kek_free(kek);
+}
+
+static void test_rfc3394_4_1(void **state)
+{
+	(void)state;
+	vector(KEK128, WRAP_4_1);
+}
+
+static void test_rfc3394_4_3(void **state)
+{
+	(void)state;
+	vector(KEK256, WRAP_4_3);
+}
+
+/* A well-formed envelope with the published ciphertext opens to the published key. */
+static void test_open_published(void **state)
+{
+	struct bi_kek *kek = make_kek("nsA", KEK128);
+	struct bi_key_envelope env = { .present = true, .kek_label = "nsA" };
+	uint8_t raw[LW_KEY_LEN], data[LW_KEY_LEN];
+
+	(void)state;
+	env.aes_key_len = unhex(WRAP_4_1, env.aes_key, sizeof(env.aes_key));
+	unhex_exact(KEYDATA, data, sizeof(data));
+	assert_int_equal(bi_kek_open(kek, &env, false, raw), DJ_EOK);
+	assert_memory_equal(raw, data, LW_KEY_LEN);
+	assert_string_equal(bi_kek_label(kek), "nsA");
+	bi_kek_free(kek);
+}
+
+static void test_wrong_kek(void **state)
+{
+	struct bi_kek *a = make_kek("same", KEK128);
+	struct bi_kek *b = make_kek("same", "0f0e0d0c0b0a09080706050403020100");
+	struct bi_key_envelope env;
+	struct lw_key key;
+	uint8_t data[LW_KEY_LEN], raw[LW_KEY_LEN];
+
+	(void)state;
+	unhex_exact(KEYDATA, data, sizeof(data));
+	lw_key_set(&key, data);
+	assert_int_equal(bi_kek_envelope(a, &key, &env), DJ_EOK);
+	memset(raw, 0xee, sizeof(raw));
+	assert_int_equal(bi_kek_open(b, &env, false, raw), DJ_EUNWRAP);
+	assert_int_equal(raw[0], 0xee);	/* untouched on failure */
+	/* a flipped bit fails the integrity check under the right KEK too */
+	env.aes_key[5] ^= 1;
+	assert_int_equal(bi_kek_open(a, &env, false, raw), DJ_EUNWRAP);
+	lw_key_wipe(&key);
+	bi_kek_free(a);
+	bi_kek_free(b);
+}
+
+static void test_wrong_label(void **state)
+{
+	struct bi_kek *a = make_kek("label-a", KEK128);
+	struct bi_kek *b = make_kek("label-b", KEK128);
+	struct bi_key_envelope env;
+	struct lw_key key;
+	uint8_t data[LW_KEY_LEN], raw[LW_KEY_LEN];
+
+	(void)state;
+	unhex_exact(KEYDATA, data, sizeof(data));
+	lw_key_set(&key, data);
+	assert_int_equal(bi_kek_envelope(a, &key, &env), DJ_EOK);
+	assert_int_equal(bi_kek_open(b, &env, false, raw), DJ_EACCES);
+	assert_int_equal(bi_kek_open(b, &env, true, raw), DJ_EACCES);
+	/* a labelled envelope without a KEK to open it */
+	assert_int_equal(bi_kek_open(NULL, &env, true, raw), DJ_EACCES);
+	lw_key_wipe(&key);
+	bi_kek_free(a);
+	bi_kek_free(b);
+}
+
+static void test_plaintext(void **state)
+{
+	struct bi_kek *kek = make_kek("k", KEK128);
+	struct bi_key_envelope env;
+	struct lw_key key;
+	uint8_t data[LW_KEY_LEN], raw[LW_KEY_LEN];
+
+	(void)state;
+	unhex_exact(KEYDATA, data, sizeof(data));
+	lw_key_set(&key, data);
+	assert_int_equal(bi_kek_envelope(NULL, &key, &env), DJ_EOK);
+	assert_true(env.present);
+	assert_string_equal(env.kek_label, "");
+	assert_int_equal(env.aes_key_len, LW_KEY_LEN);
+	assert_memory_equal(env.aes_key, data, LW_KEY_LEN);
+	/* refused unless the peer's policy allows plaintext, with or without a KEK at hand */
+	assert_int_equal(bi_kek_open(kek, &env, false, raw), DJ_EACCES);
+	assert_int_equal(bi_kek_open(NULL, &env, false, raw), DJ_EACCES);
+	memset(raw, 0, sizeof(raw));
+	assert_int_equal(bi_kek_open(NULL, &env, true, raw), DJ_EOK);
+	assert_memory_equal(raw, data, LW_KEY_LEN);
+	assert_int_equal(bi_kek_open(kek, &env, true, raw), DJ_EOK);
+	/* a plaintext envelope of the wrong length */
+	env.aes_key_len = WRAPPED_LEN;
+	assert_int_equal(bi_kek_open(NULL, &env, true, raw), DJ_EMALFORMED);
+	lw_key_wipe(&key);
+	bi_kek_free(kek);
+}
+
+static void test_malformed_envelopes(void **state)
+{
+	struct bi_kek *kek = make_kek("k", KEK128);
+	struct bi_key_envelope env = { .present = false };
+	uint8_t raw[LW_KEY_LEN];
+
+	(void)state;
+	assert_int_equal(bi_kek_open(kek, &env, true, raw), DJ_EMALFORMED);
+	assert_int_equal(bi_kek_open(kek, NULL, true, raw), DJ_EMALFORMED);
+	/* labelled but not 24 bytes */
+	env.present = true;
+	strcpy(env.kek_label, "k");
+	env.aes_key_len = unhex(WRAP_4_1, env.aes_key, sizeof(env.aes_key)) - 8;
+	assert_int_equal(bi_kek_open(kek, &env, false, raw), DJ_EMALFORMED);
+	env.aes_key_len = 0;
+	assert_int_equal(bi_kek_open(kek, &env, false, raw), DJ_EMALFORMED);
+	bi_kek_free(kek);
+}
+
+static void test_new_refusals(void **state)
+{
+	uint8_t k[33] = { 0 };
+	struct bi_kek *kek = NULL;
+	static const size_t bad_len[] = { 0, 8, 15, 17, 24, 31, 33 };
+	char long_label[BI_KEK_LABEL_MAX + 1];
+
+	(void)state;
+	for (size_t i = 0; i < DJ_ARRAY_LEN(bad_len); i++) {
+		assert_int_equal(bi_kek_new("x", k, bad_len[i], &kek), DJ_EINVAL);
+		assert_null(kek);
+	}
+	assert_int_equal(bi_kek_new("", k, 16, &kek), DJ_EINVAL);
+	assert_int_equal(bi_kek_new(NULL, k, 16, &kek), DJ_EINVAL);
+	assert_int_equal(bi_kek_new("tab\tlabel", k, 16, &kek), DJ_EINVAL);
+	assert_int_equal(bi_kek_new("x", NULL, 16, &kek), DJ_EINVAL);
+	memset(long_label, 'a', sizeof(long_label) - 1);
+	long_label[sizeof(long_label) - 1] = '\0';
+	assert_int_equal(bi_kek_new(long_label, k, 16, &kek), DJ_EINVAL);
+	long_label[BI_KEK_LABEL_MAX - 1] = '\0';	/* the longest that fits */
+	assert_int_equal(bi_kek_new(long_label, k, 16, &kek), DJ_EOK);
+	assert_string_equal(bi_kek_label(kek), long_label);
+	bi_kek_free(kek);
+	bi_kek_free(NULL);
+}
+
+static void test_envelope_args(void **state)
+{
+	struct bi_key_envelope env;
+	struct lw_key key;
+	uint8_t data[LW_KEY_LEN] = { 0 };
+
+	(void)state;
+	lw_key_set(&key, data);
+	assert_int_equal(bi_kek_envelope(NULL, NULL, &env), DJ_EINVAL);
+	assert_int_equal(bi_kek_envelope(NULL, &key, NULL), DJ_EINVAL);
+	lw_key_wipe(&key);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rfc3394_4_1),
+		cmocka_unit_test(test_rfc3394_4_3),
+		cmocka_unit_test(test_open_published),
+		cmocka_unit_test(test_wrong_kek),
+		cmocka_unit_test(test_wrong_label),
+		cmocka_unit_test(test_plaintext),
+		cmocka_unit_test(test_malformed_envelopes),
+		cmocka_unit_test(test_new_refusals),
+		cmocka_unit_test(test_envelope_args),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,686 @@
+/*
+ * test_bi_msg.c - TS002 Backend Interfaces JSON: full JoinReqs (1.0 and 1.1), encode/parse round
+ * trips of the answers, a table of malformed requests (each naming its field and carrying the
+ * Result code the answer needs), the interop facts of vectors.md, and bi_msg_answer_init.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "dj_test.h"
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "bi_msg.h"
+#include "dj_err.h"
+
+/* V1 of vectors.md: a 1.0 Join-request, 23 bytes on air */
+#define V1_PHY "0001010101010101010202020202020202030309b97b32"
+/* V2 of vectors.md: an encrypted Join-accept, 17 bytes */
+#define V2_PHY "2023cf335489aae3183c0be0baa8dee5f3"
+#define CFLIST "184f84e85684b85e84886684586e8400"
+
+#define JOINREQ_1_0                                                                            \
+	"{\"ProtocolVersion\":\"1.0\",\"SenderID\":\"000001\",\"ReceiverID\":\"0101010101010101\"," \
+	"\"TransactionID\":42,\"MessageType\":\"JoinReq\",\"MACVersion\":\"1.0.2\","          \
+	"\"PHYPayload\":\"" V1_PHY "\",\"DevEUI\":\"0202020202020202\",\"DevAddr\":\"01020304\"," \
+	"\"DLSettings\":\"00\",\"RxDelay\":1}"
+
+#define JOINREQ_1_1                                                                            \
+	"{\"ProtocolVersion\":\"1.1\",\"SenderID\":\"000001\",\"ReceiverID\":\"0101010101010101\"," \
+	"\"TransactionID\":4294967295,\"MessageType\":\"JoinReq\",\"SenderNSID\":\"ns-a.example\"," \
+	"\"SenderToken\":\"aabbcc\",\"ReceiverToken\":\"01\",\"MACVersion\":\"1.1\","            \
+	"\"PHYPayload\":\"" V1_PHY "\",\"DevEUI\":\"0202020202020202\",\"DevAddr\":\"01020304\"," \
+	"\"DLSettings\":\"80\",\"RxDelay\":15,\"CFList\":\"" CFLIST "\"}"
+
+/* parse_ok - parse text, insisting on success */
+static void parse_ok(const char *text, struct bi_msg *m)
+{
+	char err[BI_ERR_MAX] = "";
+	int ret = bi_msg_parse(text, strlen(text), m, err, sizeof(err));
+
+	if (ret != DJ_EOK)
+		print_error("parse failed: %s\n", err);
+	assert_int_equal(ret, DJ_EOK);
+	assert_string_equal(err, "");
+}
+
+/* with_field - base with key set to the JSON text val (or removed when val is NULL) */
+static char *with_field(const char *base, const char *key, const char *val)
+{
+	json_t *o = json_loads(base, 0, NULL), *v;
+	char *s;
+
+	assert_non_null(o);
+	if (val == NULL) {
+		assert_int_equal(json_object_del(o, key), 0);
+	} else {
+		v = json_loads(val, JSON_DECODE_ANY, NULL);
+		assert_non_null(v);
+		assert_int_equal(json_object_set_new(o, key, v), 0);
+	}
+	s = json_dumps(o, JSON_COMPACT);
+	assert_non_null(s);
+	json_decref(o);
+	return s;
+}
+
+static void test_joinreq_1_0(void **state)
+{
+	struct bi_msg m;
+	uint8_t phy[LW_JOINREQ_LEN], eui[LW_EUI_LEN];
+
+	(void)state;
+	parse_ok(JOINREQ_1_0, &m);
+	unhex_exact(V1_PHY, phy, sizeof(phy));
+	unhex_exact("0202020202020202", eui, sizeof(eui));
+	assert_int_equal(m.proto, BI_PROTO_1_0);
+	assert_int_equal(m.type, BI_JOIN_REQ);
+	assert_string_equal(m.sender_id, "000001");
+	assert_string_equal(m.receiver_id, "0101010101010101");
+	assert_int_equal(m.transaction_id, 42);
+	assert_false(m.has_sender_token);
+	assert_false(m.has_receiver_token);
+	assert_false(m.has_sender_ns_id);
+	assert_false(m.has_receiver_ns_id);
+	assert_int_equal(m.mac_version, LW_V1_0_2);
+	assert_int_equal(m.phy_len, LW_JOINREQ_LEN);
+	assert_memory_equal(m.phy, phy, LW_JOINREQ_LEN);
+	assert_true(m.has_dev_eui);
+	assert_memory_equal(m.dev_eui, eui, LW_EUI_LEN);
+	assert_memory_equal(m.dev_addr, "\x01\x02\x03\x04", LW_DEVADDR_LEN);
+	assert_int_equal(m.dl_settings, 0);
+	assert_int_equal(m.rx_delay, 1);
+	assert_false(m.has_cflist);
+	assert_int_equal(m.result, BI_SUCCESS);
+}
+
+static void test_joinreq_1_1(void **state)
+{
+	struct bi_msg m;
+	uint8_t cf[LW_CFLIST_LEN];
+
+	(void)state;
+	parse_ok(JOINREQ_1_1, &m);
+	unhex_exact(CFLIST, cf, sizeof(cf));
+	assert_int_equal(m.proto, BI_PROTO_1_1);
+	assert_int_equal(m.transaction_id, 4294967295u);
+	assert_true(m.has_sender_ns_id);
+	assert_string_equal(m.sender_ns_id, "ns-a.example");
+	assert_false(m.has_receiver_ns_id);
+	assert_true(m.has_sender_token);
+	assert_int_equal(m.sender_token_len, 3);
+	assert_memory_equal(m.sender_token, "\xaa\xbb\xcc", 3);
+	assert_true(m.has_receiver_token);
+	assert_int_equal(m.receiver_token_len, 1);
+	assert_int_equal(m.receiver_token[0], 0x01);
+	assert_int_equal(m.mac_version, LW_V1_1);
+	assert_int_equal(m.dl_settings, LW_DL_OPTNEG);
+	assert_int_equal(m.rx_delay, 15);
+	assert_true(m.has_cflist);
+	assert_memory_equal(m.cflist, cf, LW_CFLIST_LEN);
+}
+
+/* A RejoinReq takes 19 or 24 bytes; 23 (a Join-request's size) is a FrameSizeError. */
+static void test_rejoinreq_sizes(void **state)
+{
+	static const char *const ok[] = { "\"c0" "00" "020101" "0202020202020202" "0000"
+					  "01020304\"",
+					  "\"c0" "01" "0101010101010101" "0202020202020202" "0000"
+					  "01020304\"" };
+	struct bi_msg m;
+	char err[BI_ERR_MAX];
+	char *base, *s;
+
+	(void)state;
+	base = with_field(JOINREQ_1_0, "MessageType", "\"RejoinReq\"");
+	for (size_t i = 0; i < DJ_ARRAY_LEN(ok); i++) {
+		s = with_field(base, "PHYPayload", ok[i]);
+		parse_ok(s, &m);
+		assert_int_equal(m.type, BI_REJOIN_REQ);
+		assert_int_equal(m.phy_len, i == 0 ? LW_REJOIN02_LEN : LW_REJOIN1_LEN);
+		free(s);
+	}
+	assert_int_equal(bi_msg_parse(base, strlen(base), &m, err, sizeof(err)), DJ_EMALFORMED);
+	assert_int_equal(m.result, BI_FRAME_SIZE_ERROR);
+	assert_non_null(strstr(err, "PHYPayload"));
+	free(base);
+}
+
+struct bad_case {
+	const char *raw;	/* the whole body, or NULL to change one field of JOINREQ_1_0 */
+	const char *key;
+	const char *val;	/* JSON text; NULL removes the field */
+	enum bi_result result;
+	const char *field;	/* what err must name */
+};
+
+static const struct bad_case bad_cases[] = {
+	{ "{\"ProtocolVersion\":", NULL, NULL, BI_MALFORMED_REQUEST, "(body)" },
+	{ "not json", NULL, NULL, BI_MALFORMED_REQUEST, "(body)" },
+	{ "[" JOINREQ_1_0 "]", NULL, NULL, BI_MALFORMED_REQUEST, "not a JSON object" },
+	{ "\"JoinReq\"", NULL, NULL, BI_MALFORMED_REQUEST, "(body)" },
+	{ "{\"ProtocolVersion\":\"1.0\",\"TransactionID\":1,\"TransactionID\":2}", NULL, NULL,
+	  BI_MALFORMED_REQUEST, "duplicate key" },
+	{ NULL, "MessageType", NULL, BI_MALFORMED_REQUEST, "MessageType" },
+	{ NULL, "MessageType", "\"FooReq\"", BI_MALFORMED_REQUEST, "MessageType" },
+	{ NULL, "MessageType", "7", BI_MALFORMED_REQUEST, "MessageType" },
+	{ NULL, "TransactionID", "\"42\"", BI_MALFORMED_REQUEST, "TransactionID" },
+	{ NULL, "TransactionID", "-1", BI_MALFORMED_REQUEST, "TransactionID" },
+	{ NULL, "TransactionID", "4294967296", BI_MALFORMED_REQUEST, "TransactionID" },
+	{ NULL, "TransactionID", "42.0", BI_MALFORMED_REQUEST, "TransactionID" },
+	{ NULL, "TransactionID", NULL, BI_MALFORMED_REQUEST, "TransactionID" },
+	{ NULL, "DevEUI", "\"02020202020202\"", BI_MALFORMED_REQUEST, "DevEUI" },
+	{ NULL, "DevEUI", "\"020202020202020g\"", BI_MALFORMED_REQUEST, "DevEUI" },
+	{ NULL, "DevEUI", "\"020202020202020\"", BI_MALFORMED_REQUEST, "DevEUI" },
+	{ NULL, "DevEUI", "2", BI_MALFORMED_REQUEST, "DevEUI" },
+	{ NULL, "DevEUI", NULL, BI_MALFORMED_REQUEST, "DevEUI" },
+	{ NULL, "PHYPayload", "\"0001010101010101010202020202020202030309b97b\"",
+	  BI_FRAME_SIZE_ERROR, "PHYPayload" },
+	{ NULL, "PHYPayload", "\"" V1_PHY "00\"", BI_FRAME_SIZE_ERROR, "PHYPayload" },
+	{ NULL, "PHYPayload", "\"" V1_PHY V1_PHY V1_PHY "\"", BI_FRAME_SIZE_ERROR, "PHYPayload" },
+	{ NULL, "PHYPayload", "\"\"", BI_FRAME_SIZE_ERROR, "PHYPayload" },
+	{ NULL, "PHYPayload", NULL, BI_MALFORMED_REQUEST, "PHYPayload" },
+	{ NULL, "DLSettings", "\"0000\"", BI_MALFORMED_REQUEST, "DLSettings" },
+	{ NULL, "DLSettings", "0", BI_MALFORMED_REQUEST, "DLSettings" },
+	{ NULL, "RxDelay", "16", BI_MALFORMED_REQUEST, "RxDelay" },
+	{ NULL, "RxDelay", "\"1\"", BI_MALFORMED_REQUEST, "RxDelay" },
+	{ NULL, "RxDelay", NULL, BI_MALFORMED_REQUEST, "RxDelay" },
+	{ NULL, "DevAddr", NULL, BI_MALFORMED_REQUEST, "DevAddr" },
+	{ NULL, "DevAddr", "\"0102030405\"", BI_MALFORMED_REQUEST, "DevAddr" },
+	{ NULL, "CFList", "\"184f84e85684b85e84886684586e84\"", BI_MALFORMED_REQUEST, "CFList" },
+	{ NULL, "MACVersion", "\"1.2\"", BI_MALFORMED_REQUEST, "MACVersion" },
+	{ NULL, "MACVersion", NULL, BI_MALFORMED_REQUEST, "MACVersion" },
+	{ NULL, "ProtocolVersion", "\"2.0\"", BI_INVALID_PROTOCOL_VERSION, "ProtocolVersion" },
+	{ NULL, "ProtocolVersion", "\"1.0.0\"", BI_INVALID_PROTOCOL_VERSION, "ProtocolVersion" },
+	{ NULL, "ProtocolVersion", "1.0", BI_MALFORMED_REQUEST, "ProtocolVersion" },
+	{ NULL, "ProtocolVersion", "\"1.1\"", BI_MALFORMED_REQUEST, "SenderNSID" },
+	{ NULL, "SenderNSID", "\"ns-a\"", BI_MALFORMED_REQUEST, "SenderNSID" },
+	{ NULL, "SenderID",
+	  "\"0123456789012345678901234567890123456789012345678901234567890123\"",
+	  BI_MALFORMED_REQUEST, "SenderID" },
+	/* jansson refuses \u0000 without JSON_ALLOW_NUL; bi_msg checks again for itself */
+	{ "{\"ProtocolVersion\":\"1.0\",\"SenderID\":\"a\\u0000b\"}", NULL, NULL,
+	  BI_MALFORMED_REQUEST, "(body)" },
+	{ NULL, "SenderID", NULL, BI_MALFORMED_REQUEST, "SenderID" },
+	{ NULL, "ReceiverID", "[]", BI_MALFORMED_REQUEST, "ReceiverID" },
+	{ NULL, "SenderToken", "\"abc\"", BI_MALFORMED_REQUEST, "SenderToken" },
+	{ NULL, "ReceiverToken", "\"zz\"", BI_MALFORMED_REQUEST, "ReceiverToken" },
+};
+
+static void test_malformed_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < DJ_ARRAY_LEN(bad_cases); i++) {
+		const struct bad_case *c = &bad_cases[i];
+		char *text = c->raw != NULL ? strdup(c->raw) : with_field(JOINREQ_1_0, c->key, c->val);
+		char err[BI_ERR_MAX] = "";
+		struct bi_msg m;
+		int ret;
+
+		assert_non_null(text);
+		ret = bi_msg_parse(text, strlen(text), &m, err, sizeof(err));
+		if (ret != DJ_EMALFORMED || m.result != c->result || strstr(err, c->field) == NULL)
+			print_error("case %zu (%s): ret %d result %d err \"%s\"\n", i,
+				    c->raw != NULL ? c->raw : c->key, ret, (int)m.result, err);
+		assert_int_equal(ret, DJ_EMALFORMED);
+		assert_int_equal(m.result, c->result);
+		assert_non_null(strstr(err, c->field));
+		/* the header is read first and kept: the answer echoes the TransactionID */
+		if (c->raw == NULL && strcmp(c->key, "TransactionID") != 0)
+			assert_int_equal(m.transaction_id, 42);
+		free(text);
+	}
+}
+
+/* Every valid header field is kept, whichever field failed, even one written after them. */
+static void test_header_kept_on_failure(void **state)
+{
+	static const char bad_proto[] =
+		"{\"ProtocolVersion\":\"2.0\",\"MessageType\":\"JoinReq\",\"SenderID\":\"s\","
+		"\"ReceiverID\":\"r\",\"SenderToken\":\"0a0b\",\"TransactionID\":77}";
+	static const char bad_sender[] =
+		"{\"ProtocolVersion\":\"1.1\",\"SenderID\":7,\"ReceiverID\":\"r\","
+		"\"TransactionID\":78,\"MessageType\":\"HomeNSReq\",\"SenderNSID\":\"n\"}";
+	char err[BI_ERR_MAX];
+	struct bi_msg m;
+	char *s;
+
+	(void)state;
+	assert_int_equal(bi_msg_parse(bad_proto, strlen(bad_proto), &m, err, sizeof(err)),
+			 DJ_EMALFORMED);
+	assert_int_equal(m.result, BI_INVALID_PROTOCOL_VERSION);
+	assert_int_equal(m.transaction_id, 77);
+	assert_string_equal(m.sender_id, "s");
+	assert_string_equal(m.receiver_id, "r");
+	assert_int_equal(m.type, BI_JOIN_REQ);
+	assert_true(m.has_sender_token);
+	assert_int_equal(m.sender_token_len, 2);
+	assert_non_null(strstr(err, "ProtocolVersion"));
+
+	/* the first failure is the one reported; later header fields are still read */
+	assert_int_equal(bi_msg_parse(bad_sender, strlen(bad_sender), &m, err, sizeof(err)),
+			 DJ_EMALFORMED);
+	assert_non_null(strstr(err, "SenderID"));
+	assert_int_equal(m.proto, BI_PROTO_1_1);
+	assert_int_equal(m.transaction_id, 78);
+	assert_int_equal(m.type, BI_HOMENS_REQ);
+	assert_string_equal(m.receiver_id, "r");
+
+	/* a body failure: the whole header is there */
+	s = with_field(JOINREQ_1_1, "DevAddr", "\"01\"");
+	assert_int_equal(bi_msg_parse(s, strlen(s), &m, err, sizeof(err)), DJ_EMALFORMED);
+	assert_int_equal(m.result, BI_MALFORMED_REQUEST);
+	assert_int_equal(m.transaction_id, 4294967295u);
+	assert_string_equal(m.sender_ns_id, "ns-a.example");
+	assert_int_equal(m.receiver_token[0], 0x01);
+	free(s);
+}
+
+/* A tiny error buffer is filled safely; a NULL one is accepted. */
+static void test_err_buffer(void **state)
+{
+	char err[8];
+	struct bi_msg m;
+	char *s = with_field(JOINREQ_1_0, "RxDelay", "99");
+
+	(void)state;
+	assert_int_equal(bi_msg_parse(s, strlen(s), &m, err, sizeof(err)), DJ_EMALFORMED);
+	assert_int_equal(strlen(err), sizeof(err) - 1);
+	assert_int_equal(bi_msg_parse(s, strlen(s), &m, NULL, 0), DJ_EMALFORMED);
+	free(s);
+}
+
+/* fill_env - a present envelope of n bytes starting at seed */
+static void fill_env(struct bi_key_envelope *e, const char *label, uint8_t seed, size_t n)
+{
+	e->present = true;
+	strcpy(e->kek_label, label);
+	for (size_t i = 0; i < n; i++)
+		e->aes_key[i] = (uint8_t)(seed + i);
+	e->aes_key_len = n;
+}
+
+/* round_trip - encode a, parse it back, and insist on an identical struct */
+static char *round_trip(const struct bi_msg *a)
+{
+	struct bi_msg b;
+	char *out = NULL;
+	size_t len = 0;
+
+	assert_int_equal(bi_msg_encode(a, &out, &len), DJ_EOK);
+	assert_non_null(out);
+	assert_int_equal(strlen(out), len);
+	assert_null(strstr(out, ": "));	/* compact */
+	assert_null(strstr(out, ", "));
+	parse_ok(out, &b);
+	assert_memory_equal(a, &b, sizeof(b));
+	bi_msg_wipe(&b);
+	return out;
+}
+
+static void test_round_trip_join_ans(void **state)
+{
+	struct bi_msg a;
+	char *out;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	a.proto = BI_PROTO_1_1;
+	a.type = BI_JOIN_ANS;
+	strcpy(a.sender_id, "0101010101010101");
+	strcpy(a.receiver_id, "000001");
+	a.transaction_id = 3000000000u;
+	a.has_receiver_token = true;
+	a.receiver_token_len = 3;
+	memcpy(a.receiver_token, "\xaa\xbb\xcc", 3);
+	a.has_receiver_ns_id = true;
+	strcpy(a.receiver_ns_id, "ns-a.example");
+	a.phy_len = unhex(V2_PHY, a.phy, sizeof(a.phy));
+	a.result = BI_SUCCESS;
+	strcpy(a.description, "ok");
+	a.has_lifetime = true;
+	a.lifetime = 86400;
+	fill_env(&a.s_nwk_s_int_key, "ns-kek", 0x10, 24);
+	fill_env(&a.f_nwk_s_int_key, "ns-kek", 0x30, 24);
+	fill_env(&a.nwk_s_enc_key, "ns-kek", 0x50, 24);
+	fill_env(&a.app_s_key, "as-kek", 0x70, 24);
+	a.session_key_id_len = 4;
+	memcpy(a.session_key_id, "\xde\xad\xbe\xef", 4);
+	out = round_trip(&a);
+	assert_non_null(strstr(out, "\"MessageType\":\"JoinAns\""));
+	assert_non_null(strstr(out, "\"ResultCode\":\"Success\""));
+	assert_null(strstr(out, "NwkSKey"));		/* absent envelopes are not sent */
+	assert_null(strstr(out, "DevEUI"));		/* not a JoinAns field */
+	assert_null(strstr(out, "MACVersion"));
+	OPENSSL_clear_free(out, strlen(out));
+
+	/* a 1.0 session: NwkSKey and a plaintext AppSKey, no Lifetime, a failure Result */
+	memset(&a, 0, sizeof(a));
+	a.proto = BI_PROTO_1_0;
+	a.type = BI_REJOIN_ANS;
+	strcpy(a.sender_id, "js");
+	strcpy(a.receiver_id, "ns");
+	a.phy_len = unhex(V2_PHY "00000000000000000000000000000000", a.phy, sizeof(a.phy));
+	assert_int_equal(a.phy_len, LW_JOINACC_CF_LEN);
+	fill_env(&a.nwk_s_key, "k", 0x01, 24);
+	fill_env(&a.app_s_key, "", 0x02, 16);
+	a.result = BI_UNKNOWN_DEVEUI;
+	out = round_trip(&a);
+	assert_null(strstr(out, "Lifetime"));
+	assert_null(strstr(out, "Description"));
+	assert_non_null(strstr(out, "\"KEKLabel\":\"\""));
+	OPENSSL_clear_free(out, strlen(out));
+	bi_msg_wipe(&a);
+}
+
+static void test_round_trip_appskey_homens(void **state)
+{
+	struct bi_msg a;
+	char *out;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	a.proto = BI_PROTO_1_0;
+	a.type = BI_APPSKEY_ANS;
+	strcpy(a.sender_id, "0101010101010101");
+	strcpy(a.receiver_id, "as.example");
+	a.transaction_id = 5;
+	a.has_dev_eui = true;
+	memcpy(a.dev_eui, "\x02\x02\x02\x02\x02\x02\x02\x02", LW_EUI_LEN);
+	fill_env(&a.app_s_key, "as-kek", 0x99, 40);
+	a.session_key_id_len = BI_SESSION_KEY_ID_MAX;
+	memset(a.session_key_id, 0x5a, BI_SESSION_KEY_ID_MAX);
+	out = round_trip(&a);
+	OPENSSL_clear_free(out, strlen(out));
+
+	memset(&a, 0, sizeof(a));
+	a.proto = BI_PROTO_1_1;
+	a.type = BI_HOMENS_ANS;
+	strcpy(a.sender_id, "0101010101010101");
+	strcpy(a.receiver_id, "000001");
+	a.has_sender_ns_id = true;
+	strcpy(a.sender_ns_id, "js-ns");
+	a.has_h_net_id = true;
+	memcpy(a.h_net_id, "\x00\x00\x13", LW_NETID_LEN);
+	a.has_hns_id = true;
+	strcpy(a.hns_id, "hns.example");
+	a.result = BI_SUCCESS;
+	out = round_trip(&a);
+	assert_non_null(strstr(out, "\"HNetID\":\"000013\""));
+	free(out);
+}
+
+/* Requests round-trip too (the client side of danejoin sends them). */
+static void test_round_trip_requests(void **state)
+{
+	struct bi_msg a;
+	char *out;
+
+	(void)state;
+	parse_ok(JOINREQ_1_1, &a);
+	out = round_trip(&a);
+	assert_null(strstr(out, "Result"));
+	free(out);
+	parse_ok(JOINREQ_1_0, &a);
+	out = round_trip(&a);
+	assert_null(strstr(out, "SenderNSID"));
+	free(out);
+
+	memset(&a, 0, sizeof(a));
+	a.type = BI_APPSKEY_REQ;
+	strcpy(a.sender_id, "as");
+	strcpy(a.receiver_id, "js");
+	a.has_dev_eui = true;
+	a.session_key_id_len = 1;
+	out = round_trip(&a);
+	free(out);
+}
+
+static void test_encode_refusals(void **state)
+{
+	struct bi_msg a;
+	char *out = NULL;
+	size_t len = 0;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	a.type = BI_JOIN_ANS;
+	a.result = BI_RESULT_COUNT;
+	assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EINVAL);
+	a.result = BI_SUCCESS;
+	a.phy_len = LW_PHY_MAX + 1;
+	assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EINVAL);
+	a.phy_len = 0;
+	memset(a.sender_id, 'x', sizeof(a.sender_id));	/* no NUL */
+	assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EINVAL);
+	a.sender_id[0] = '\0';
+	fill_env(&a.app_s_key, "k", 0, 24);
+	a.app_s_key.aes_key_len = BI_AESKEY_MAX + 1;
+	assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EINVAL);
+	a.app_s_key.aes_key_len = 24;
+	a.type = (enum bi_msg_type)99;
+	assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EINVAL);
+	a.type = BI_JOIN_REQ;
+	a.phy_len = LW_JOINREQ_LEN;
+	a.rx_delay = 16;
+	assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EINVAL);
+	assert_null(out);
+}
+
+/* vectors.md interop facts: hex forms, MACVersion spellings, UnkownReceiver. */
+static void test_interop_hex_and_versions(void **state)
+{
+	static const struct {
+		const char *text;
+		enum lw_version v;
+	} versions[] = { { "\"1.0\"", LW_V1_0_0 },   { "\"1.0.0\"", LW_V1_0_0 },
+			 { "\"1.0.1\"", LW_V1_0_1 }, { "\"1.0.3\"", LW_V1_0_3 },
+			 { "\"1.0.4\"", LW_V1_0_4 }, { "\"1.1\"", LW_V1_1 },
+			 { "\"1.1.0\"", LW_V1_1 } };
+	struct bi_msg m;
+	char *s, *t;
+	uint8_t phy[LW_JOINREQ_LEN];
+
+	(void)state;
+	s = with_field(JOINREQ_1_0, "DevEUI", "\"0xABCDEF0123456789\"");
+	t = with_field(s, "PHYPayload", "\"0X0001010101010101010202020202020202030309B97B32\"");
+	free(s);
+	s = with_field(t, "DevAddr", "\"0xaBcD0102\"");
+	free(t);
+	parse_ok(s, &m);
+	free(s);
+	assert_memory_equal(m.dev_eui, "\xab\xcd\xef\x01\x23\x45\x67\x89", LW_EUI_LEN);
+	unhex_exact(V1_PHY, phy, sizeof(phy));
+	assert_memory_equal(m.phy, phy, sizeof(phy));
+	assert_memory_equal(m.dev_addr, "\xab\xcd\x01\x02", LW_DEVADDR_LEN);
+
+	for (size_t i = 0; i < DJ_ARRAY_LEN(versions); i++) {
+		s = with_field(JOINREQ_1_0, "MACVersion", versions[i].text);
+		parse_ok(s, &m);
+		assert_int_equal(m.mac_version, versions[i].v);
+		free(s);
+	}
+}
+
+static void test_interop_unknown_receiver(void **state)
+{
+	static const char *const spellings[] = { "UnkownReceiver", "UnknownReceiver" };
+	char text[512];
+	struct bi_msg m, a;
+	char *out;
+	size_t len;
+
+	(void)state;
+	for (size_t i = 0; i < DJ_ARRAY_LEN(spellings); i++) {
+		snprintf(text, sizeof(text),
+			 "{\"ProtocolVersion\":\"1.0\",\"SenderID\":\"js\",\"ReceiverID\":\"ns\","
+			 "\"TransactionID\":9,\"MessageType\":\"JoinAns\","
+			 "\"Result\":{\"ResultCode\":\"%s\",\"Description\":\"who?\"}}",
+			 spellings[i]);
+		parse_ok(text, &m);
+		assert_int_equal(m.result, BI_UNKNOWN_RECEIVER);
+		assert_string_equal(m.description, "who?");
+	}
+	assert_string_equal(bi_result_str(BI_UNKNOWN_RECEIVER, BI_PROTO_1_0), "UnkownReceiver");
+	assert_string_equal(bi_result_str(BI_UNKNOWN_RECEIVER, BI_PROTO_1_1), "UnknownReceiver");
+	assert_string_equal(bi_result_str(BI_MALFORMED_REQUEST, BI_PROTO_1_0), "MalformedRequest");
+	assert_string_equal(bi_result_str(BI_FRAME_SIZE_ERROR, BI_PROTO_1_1), "FrameSizeError");
+	assert_string_equal(bi_result_str(BI_RESULT_COUNT, BI_PROTO_1_1), "Other");
+
+	/* the answer is sent in the request's spelling */
+	parse_ok(JOINREQ_1_0, &m);
+	bi_msg_answer_init(&m, BI_JOIN_ANS, &a);
+	a.result = BI_UNKNOWN_RECEIVER;
+	assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EOK);
+	assert_non_null(strstr(out, "\"ResultCode\":\"UnkownReceiver\""));
+	free(out);
+	parse_ok(JOINREQ_1_1, &m);
+	bi_msg_answer_init(&m, BI_JOIN_ANS, &a);
+	a.result = BI_UNKNOWN_RECEIVER;
+	assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EOK);
+	assert_non_null(strstr(out, "\"ResultCode\":\"UnknownReceiver\""));
+	free(out);
+}
+
+static void test_unknown_fields_ignored(void **state)
+{
+	struct bi_msg m;
+	char *s, *t;
+
+	(void)state;
+	s = with_field(JOINREQ_1_0, "VSExtension",
+		       "{\"VendorID\":\"0a0b0c\",\"Object\":{\"x\":[1,2,{\"y\":null}]}}");
+	t = with_field(s, "SomethingNew", "[true, 1.5, \"z\"]");
+	parse_ok(t, &m);
+	assert_int_equal(m.transaction_id, 42);
+	free(s);
+	free(t);
+	/* a VSExtension of any type is ignored, too */
+	s = with_field(JOINREQ_1_0, "VSExtension", "\"opaque\"");
+	parse_ok(s, &m);
+	free(s);
+}
+
+/* Answers: bad Result and bad envelopes name their field and never quote key bytes. */
+static void test_answer_refusals(void **state)
+{
+	static const struct {
+		const char *body;
+		const char *field;
+	} cases[] = {
+		{ "\"Result\":{\"ResultCode\":\"Fine\"}", "Result.ResultCode" },
+		{ "\"Result\":{\"Description\":\"x\"}", "Result.ResultCode" },
+		{ "\"Result\":\"Success\"", "Result" },
+		{ "\"Lifetime\":3,\"Result\":{\"ResultCode\":\"Success\",\"Description\":5}",
+		  "Result.Description" },
+		{ "\"Lifetime\":-3,\"Result\":{\"ResultCode\":\"Success\"}", "Lifetime" },
+		{ "\"AppSKey\":{\"KEKLabel\":\"k\",\"AESKey\":\"c0ffee00112233445566778899\"},"
+		  "\"Result\":{\"ResultCode\":\"Success\"}", "AppSKey" },
+		{ "\"NwkSKey\":{\"KEKLabel\":\"k\",\"AESKey\":\"c0ffee" "00112233445566778899aabbccdd"
+		  "eeff00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\"},"
+		  "\"Result\":{\"ResultCode\":\"Success\"}", "NwkSKey" },
+		{ "\"AppSKey\":\"c0ffee\",\"Result\":{\"ResultCode\":\"Success\"}", "AppSKey" },
+		{ "\"PHYPayload\":\"" V1_PHY "\",\"Result\":{\"ResultCode\":\"Success\"}",
+		  "PHYPayload" },
+	};
+	char text[512], err[BI_ERR_MAX];
+	struct bi_msg m;
+
+	(void)state;
+	for (size_t i = 0; i < DJ_ARRAY_LEN(cases); i++) {
+		snprintf(text, sizeof(text),
+			 "{\"ProtocolVersion\":\"1.1\",\"SenderID\":\"js\",\"ReceiverID\":\"ns\","
+			 "\"TransactionID\":9,\"MessageType\":\"JoinAns\",%s}",
+			 cases[i].body);
+		err[0] = '\0';
+		assert_int_equal(bi_msg_parse(text, strlen(text), &m, err, sizeof(err)),
+				 DJ_EMALFORMED);
+		if (strstr(err, cases[i].field) == NULL)
+			print_error("case %zu: err \"%s\"\n", i, err);
+		assert_non_null(strstr(err, cases[i].field));
+		assert_null(strstr(err, "c0ffee"));
+		assert_false(m.app_s_key.present);	/* wiped on failure */
+		assert_int_equal(m.transaction_id, 9);
+	}
+}
+
+static void test_answer_init(void **state)
+{
+	struct bi_msg req, ans;
+
+	(void)state;
+	parse_ok(JOINREQ_1_1, &req);
+	req.has_receiver_ns_id = true;
+	strcpy(req.receiver_ns_id, "js-ns");
+	bi_msg_answer_init(&req, BI_JOIN_ANS, &ans);
+	assert_int_equal(ans.proto, BI_PROTO_1_1);
+	assert_int_equal(ans.type, BI_JOIN_ANS);
+	assert_int_equal(ans.result, BI_SUCCESS);
+	assert_int_equal(ans.transaction_id, 4294967295u);
+	assert_string_equal(ans.sender_id, "0101010101010101");
+	assert_string_equal(ans.receiver_id, "000001");
+	assert_true(ans.has_receiver_token);	/* request's SenderToken */
+	assert_int_equal(ans.receiver_token_len, 3);
+	assert_memory_equal(ans.receiver_token, "\xaa\xbb\xcc", 3);
+	assert_true(ans.has_sender_token);	/* request's ReceiverToken */
+	assert_int_equal(ans.sender_token_len, 1);
+	assert_int_equal(ans.sender_token[0], 0x01);
+	assert_true(ans.has_receiver_ns_id);
+	assert_string_equal(ans.receiver_ns_id, "ns-a.example");
+	assert_true(ans.has_sender_ns_id);
+	assert_string_equal(ans.sender_ns_id, "js-ns");
+	assert_int_equal(ans.phy_len, 0);	/* nothing of the body is copied */
+	assert_false(ans.has_dev_eui);
+
+	/* 1.0: no NSIDs, no tokens when the request had none */
+	parse_ok(JOINREQ_1_0, &req);
+	bi_msg_answer_init(&req, BI_JOIN_ANS, &ans);
+	assert_int_equal(ans.proto, BI_PROTO_1_0);
+	assert_false(ans.has_sender_token);
+	assert_false(ans.has_receiver_token);
+	assert_false(ans.has_sender_ns_id);
+	assert_false(ans.has_receiver_ns_id);
+	assert_int_equal(ans.transaction_id, 42);
+}
+
+static void test_type_names(void **state)
+{
+	static const char *const names[] = { "JoinReq",	   "JoinAns",	 "RejoinReq",
+					     "RejoinAns",  "AppSKeyReq", "AppSKeyAns",
+					     "HomeNSReq",  "HomeNSAns" };
+
+	(void)state;
+	for (size_t i = 0; i < DJ_ARRAY_LEN(names); i++)
+		assert_string_equal(bi_msg_type_str((enum bi_msg_type)i), names[i]);
+	bi_msg_wipe(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_joinreq_1_0),
+		cmocka_unit_test(test_joinreq_1_1),
+		cmocka_unit_test(test_rejoinreq_sizes),
+		cmocka_unit_test(test_malformed_table),
+		cmocka_unit_test(test_header_kept_on_failure),
+		cmocka_unit_test(test_err_buffer),
+		cmocka_unit_test(test_round_trip_join_ans),
+		cmocka_unit_test(test_round_trip_appskey_homens),
+		cmocka_unit_test(test_round_trip_requests),
+		cmocka_unit_test(test_encode_refusals),
+		cmocka_unit_test(test_interop_hex_and_versions),
+		cmocka_unit_test(test_interop_unknown_receiver),
+		cmocka_unit_test(test_unknown_fields_ignored),
+		cmocka_unit_test(test_answer_refusals),
+		cmocka_unit_test(test_answer_init),
+		cmocka_unit_test(test_type_names),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
