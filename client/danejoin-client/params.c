@@ -1,0 +1,376 @@
+/*
+ * params.c - danejoin-client: which flags each command takes, and their validation.
+ *
+ * Every flag is checked here, before anything is read or sent (DESIGN.md trust rule 6: bad input
+ * gets a clear error and changes nothing). Hex is parsed to bytes with exact lengths; IDs are
+ * normalised (NetID and JoinEUI upper-case hex), so the messages sent are canonical.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dj_err.h"
+#include "dj_hex.h"
+#include "params.h"
+
+/* commands - names, in the order of enum dc_cmd */
+static const char *const commands[] = { "join", "rejoin", "appskey", "homens", "bench" };
+
+int params_command(const char *name, enum dc_cmd *out)
+{
+	for (size_t i = 0; i < DJ_ARRAY_LEN(commands); i++) {
+		if (strcmp(name, commands[i]) == 0) {
+			*out = (enum dc_cmd)i;
+			return DJ_EOK;
+		}
+	}
+	return DJ_ENOENT;
+}
+
+/* usage_err - print "danejoin-client: MSG" and return the exit code */
+static int DJ_PRINTF(2, 3) usage_err(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", DC_PROGRAM);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return code;
+}
+
+/* parse_uint - a decimal in [min, max] */
+static bool parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (s == NULL || !isdigit((unsigned char)s[0]))
+		return false;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return false;
+	*out = (unsigned)v;
+	return true;
+}
+
+/* parse_text_id - a printable ID without spaces (AS-ID, NSID): 1..BI_ID_MAX-1 characters */
+static bool parse_text_id(const char *s, char out[BI_ID_MAX])
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= BI_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isgraph((unsigned char)s[i]))
+			return false;
+	memcpy(out, s, n + 1);
+	return true;
+}
+
+/* parse_hex_id - exactly \p len bytes of hex, written back as upper-case text */
+static bool parse_hex_id(const char *s, size_t len, char out[BI_ID_MAX])
+{
+	uint8_t b[LW_EUI_LEN];
+
+	if (len > sizeof(b) || dj_hex_parse(s, b, len) != DJ_EOK)
+		return false;
+	dj_hex_format_upper(b, len, out);
+	return true;
+}
+
+/* allowed - refuse a flag the command does not take */
+static int allowed(const char *flag, const void *val, bool ok, const char *cmd)
+{
+	if (val != NULL && !ok)
+		return usage_err(DC_EXIT_USAGE, "%s does not take %s", cmd, flag);
+	return DC_EXIT_OK;
+}
+
+/* check_flags - which flags each command takes */
+static int check_flags(const struct dc_args *a, enum dc_cmd cmd)
+{
+	bool jr = cmd == DC_CMD_JOIN || cmd == DC_CMD_REJOIN;
+	bool raw = jr && a->sim == NULL;
+	const char *c = a->command;
+	int r = DC_EXIT_OK;
+
+#define ALLOW(flag, field, cond) \
+	do { \
+		if (r == DC_EXIT_OK) \
+			r = allowed(flag, a->field, cond, c); \
+	} while (0)
+	ALLOW("--phy", phy, raw);
+	ALLOW("--mac-version", mac_version, raw);
+	ALLOW("--dev-addr", dev_addr, jr);
+	ALLOW("--dl-settings", dl_settings, jr);
+	ALLOW("--rx-delay", rx_delay, jr);
+	ALLOW("--cflist", cflist, jr);
+	ALLOW("--sim", sim, jr || cmd == DC_CMD_BENCH);
+	ALLOW("--state", state, a->sim != NULL);
+	ALLOW("--dev-eui", dev_eui, cmd != DC_CMD_BENCH && !raw);
+	ALLOW("--count", count, cmd == DC_CMD_JOIN && a->sim != NULL);
+	ALLOW("--type", type, cmd == DC_CMD_REJOIN);
+	ALLOW("--session-key-id", session_key_id, cmd == DC_CMD_APPSKEY);
+	ALLOW("--devices", devices, cmd == DC_CMD_BENCH);
+	ALLOW("--connections", connections, cmd == DC_CMD_BENCH);
+	ALLOW("--requests", requests, cmd == DC_CMD_BENCH);
+	ALLOW("--sender-ns-id", sender_ns_id, cmd != DC_CMD_APPSKEY);
+#undef ALLOW
+	if (r == DC_EXIT_OK && a->show_keys && cmd != DC_CMD_APPSKEY)
+		r = usage_err(DC_EXIT_USAGE, "%s does not take --show-keys", c);
+	if (r == DC_EXIT_OK && a->npos > 0)
+		r = usage_err(DC_EXIT_USAGE, "%s takes no positional arguments", c);
+	return r;
+}
+
+/* validate_common - connection, IDs, protocol, KEK */
+static int validate_common(const struct dc_args *a, struct dc_params *p)
+{
+	bool ns = p->cmd != DC_CMD_APPSKEY;
+
+	if (a->url == NULL || a->cert == NULL || a->key == NULL || a->ca == NULL)
+		return usage_err(DC_EXIT_USAGE, "--url, --cert, --key and --ca are required");
+	p->url = a->url;
+	p->cert = a->cert;
+	p->key = a->key;
+	p->ca = a->ca;
+	p->server_name = a->server_name;
+	p->timeout_ms = 0;
+	if (a->timeout != NULL && !parse_uint(a->timeout, 1, 3600000, &p->timeout_ms))
+		return usage_err(DC_EXIT_USAGE, "--timeout: milliseconds, 1..3600000");
+
+	if (a->sender_id == NULL)
+		return usage_err(DC_EXIT_USAGE, "--sender-id is required (%s)",
+				 ns ? "the NetID, 6 hex digits" : "the AS-ID");
+	if (ns ? !parse_hex_id(a->sender_id, LW_NETID_LEN, p->sender_id)
+	       : !parse_text_id(a->sender_id, p->sender_id))
+		return usage_err(DC_EXIT_INPUT, "--sender-id %s: %s", a->sender_id,
+				 ns ? "a NetID is 6 hex digits" : "1..63 printable characters");
+	if (a->receiver_id != NULL) {
+		if (!parse_hex_id(a->receiver_id, LW_EUI_LEN, p->receiver_id))
+			return usage_err(DC_EXIT_INPUT, "--receiver-id %s: a JoinEUI is 16 hex "
+					 "digits", a->receiver_id);
+		p->has_receiver_id = true;
+	} else if (p->cmd == DC_CMD_APPSKEY || p->cmd == DC_CMD_HOMENS) {
+		return usage_err(DC_EXIT_USAGE, "--receiver-id (the JoinEUI) is required");
+	}
+
+	if (a->protocol == NULL || strcmp(a->protocol, "1.1") == 0)
+		p->proto = BI_PROTO_1_1;
+	else if (strcmp(a->protocol, "1.0") == 0)
+		p->proto = BI_PROTO_1_0;
+	else
+		return usage_err(DC_EXIT_USAGE, "--protocol is 1.0 or 1.1");
+	if (a->sender_ns_id != NULL) {
+		if (p->proto != BI_PROTO_1_1)
+			return usage_err(DC_EXIT_USAGE, "--sender-ns-id is for --protocol 1.1 only "
+					 "(TS002-1.1 §13)");
+		if (!parse_text_id(a->sender_ns_id, p->sender_ns_id))
+			return usage_err(DC_EXIT_INPUT, "--sender-ns-id: 1..63 printable "
+					 "characters");
+		p->has_sender_ns_id = true;
+	} else if (ns && p->proto == BI_PROTO_1_1) {
+		return usage_err(DC_EXIT_USAGE, "--sender-ns-id is required with --protocol 1.1");
+	}
+
+	if ((a->kek_label == NULL) != (a->kek_file == NULL))
+		return usage_err(DC_EXIT_USAGE, "--kek-label and --kek-file go together");
+	if (a->kek_label != NULL &&
+	    (strlen(a->kek_label) == 0 || strlen(a->kek_label) >= BI_KEK_LABEL_MAX))
+		return usage_err(DC_EXIT_USAGE, "--kek-label: 1..%d characters",
+				 BI_KEK_LABEL_MAX - 1);
+	p->kek_label = a->kek_label;
+	p->kek_file = a->kek_file;
+	p->allow_plain = a->allow_plain;
+	p->show_keys = a->show_keys;
+	return DC_EXIT_OK;
+}
+
+/* validate_frame_opts - DevAddr, DLSettings, RxDelay, CFList (join, rejoin) */
+static int validate_frame_opts(const struct dc_args *a, struct dc_params *p)
+{
+	unsigned v;
+
+	if (a->dev_addr != NULL) {
+		if (dj_hex_parse(a->dev_addr, p->dev_addr, LW_DEVADDR_LEN) != DJ_EOK)
+			return usage_err(DC_EXIT_INPUT, "--dev-addr: 8 hex digits");
+		p->has_dev_addr = true;
+	}
+	if (a->dl_settings != NULL) {
+		if (dj_hex_parse(a->dl_settings, &p->dl_settings, 1) != DJ_EOK)
+			return usage_err(DC_EXIT_INPUT, "--dl-settings: 2 hex digits");
+		p->has_dl_settings = true;
+	}
+	p->rx_delay = DC_RXDELAY_DEFAULT;
+	if (a->rx_delay != NULL) {
+		if (!parse_uint(a->rx_delay, 0, DC_RXDELAY_MAX, &v))
+			return usage_err(DC_EXIT_INPUT, "--rx-delay: 0..%d", DC_RXDELAY_MAX);
+		p->rx_delay = (uint8_t)v;
+	}
+	if (a->cflist != NULL) {
+		if (dj_hex_parse(a->cflist, p->cflist, LW_CFLIST_LEN) != DJ_EOK)
+			return usage_err(DC_EXIT_INPUT, "--cflist: 32 hex digits");
+		p->has_cflist = true;
+	}
+	return DC_EXIT_OK;
+}
+
+/* validate_sim - the CSV, the state file, the device */
+static int validate_sim(const struct dc_args *a, struct dc_params *p)
+{
+	int n;
+
+	p->sim_path = a->sim;
+	if (a->state != NULL)
+		n = snprintf(p->state_path, sizeof(p->state_path), "%s", a->state);
+	else
+		n = snprintf(p->state_path, sizeof(p->state_path), "%s%s", a->sim,
+			     DC_STATE_SUFFIX);
+	if (n < 0 || (size_t)n >= sizeof(p->state_path))
+		return usage_err(DC_EXIT_USAGE, "--state: path too long");
+	if (p->cmd == DC_CMD_BENCH)
+		return DC_EXIT_OK;
+	if (a->dev_eui == NULL)
+		return usage_err(DC_EXIT_USAGE, "--sim needs --dev-eui");
+	return DC_EXIT_OK;
+}
+
+int params_validate(const struct dc_args *a, struct dc_params *p)
+{
+	unsigned v;
+	int r;
+
+	memset(p, 0, sizeof(*p));
+	if (params_command(a->command, &p->cmd) != DJ_EOK)
+		return usage_err(DC_EXIT_USAGE, "unknown command %s; see %s --help", a->command,
+				 DC_PROGRAM);
+	r = check_flags(a, p->cmd);
+	if (r == DC_EXIT_OK)
+		r = validate_common(a, p);
+	if (r != DC_EXIT_OK)
+		return r;
+	if (a->dev_eui != NULL) {
+		if (dj_hex_parse(a->dev_eui, p->dev_eui, LW_EUI_LEN) != DJ_EOK)
+			return usage_err(DC_EXIT_INPUT, "--dev-eui %s: 16 hex digits", a->dev_eui);
+		p->has_dev_eui = true;
+	}
+
+	switch (p->cmd) {
+	case DC_CMD_JOIN:
+	case DC_CMD_REJOIN:
+		r = validate_frame_opts(a, p);
+		if (r != DC_EXIT_OK)
+			return r;
+		if (p->cmd == DC_CMD_REJOIN && (a->type != NULL || a->sim != NULL)) {
+			if (a->type == NULL || !parse_uint(a->type, 0, 2, &v))
+				return usage_err(DC_EXIT_USAGE, "rejoin --sim needs --type 0, 1 or 2");
+			p->has_type = true;
+			p->rejoin_type = v == 0 ? LW_REQ_REJOIN0 :
+					 v == 1 ? LW_REQ_REJOIN1 : LW_REQ_REJOIN2;
+		}
+		if (a->sim != NULL) {
+			if (a->phy != NULL)
+				return usage_err(DC_EXIT_USAGE, "--sim and --phy exclude each other");
+			p->count = 1;
+			if (a->count != NULL && !parse_uint(a->count, 1, DC_COUNT_MAX, &p->count))
+				return usage_err(DC_EXIT_USAGE, "--count: 1..%d", DC_COUNT_MAX);
+			return validate_sim(a, p);
+		}
+		if (a->phy == NULL || a->mac_version == NULL || a->dev_addr == NULL)
+			return usage_err(DC_EXIT_USAGE, "%s needs --sim, or --phy, --mac-version "
+					 "and --dev-addr", a->command);
+		if (dj_hex_parse_var(a->phy, p->phy, sizeof(p->phy), &p->phy_len) != DJ_EOK)
+			return usage_err(DC_EXIT_INPUT, "--phy: hex, at most %d bytes", LW_PHY_MAX);
+		if (lw_version_parse(a->mac_version, &p->mac_version) != DJ_EOK)
+			return usage_err(DC_EXIT_INPUT, "--mac-version %s: 1.0, 1.0.0 .. 1.0.4 or "
+					 "1.1", a->mac_version);
+		p->has_phy = true;
+		p->has_mac_version = true;
+		return DC_EXIT_OK;
+	case DC_CMD_APPSKEY:
+		if (!p->has_dev_eui || a->session_key_id == NULL)
+			return usage_err(DC_EXIT_USAGE, "appskey needs --dev-eui and "
+					 "--session-key-id");
+		if (dj_hex_parse_var(a->session_key_id, p->session_key_id,
+				     sizeof(p->session_key_id), &p->session_key_id_len) != DJ_EOK ||
+		    p->session_key_id_len == 0)
+			return usage_err(DC_EXIT_INPUT, "--session-key-id: hex, 1..%d bytes",
+					 BI_SESSION_KEY_ID_MAX);
+		return DC_EXIT_OK;
+	case DC_CMD_HOMENS:
+		if (!p->has_dev_eui)
+			return usage_err(DC_EXIT_USAGE, "homens needs --dev-eui");
+		return DC_EXIT_OK;
+	case DC_CMD_BENCH:
+		if (a->sim == NULL || a->devices == NULL || a->connections == NULL ||
+		    a->requests == NULL)
+			return usage_err(DC_EXIT_USAGE, "bench needs --sim, --devices, "
+					 "--connections and --requests");
+		if (!parse_uint(a->devices, 1, DC_BENCH_MAX, &p->devices) ||
+		    !parse_uint(a->connections, 1, 1024, &p->connections) ||
+		    !parse_uint(a->requests, 1, DC_BENCH_MAX, &p->requests))
+			return usage_err(DC_EXIT_USAGE, "bench: --devices 1..%u, --connections "
+					 "1..1024, --requests 1..%u", DC_BENCH_MAX, DC_BENCH_MAX);
+		return validate_sim(a, p);
+	}
+	return usage_err(DC_EXIT_INTERNAL, "unhandled command");
+}
+
+void params_usage(FILE *f)
+{
+	fprintf(f,
+"Usage: %s COMMAND [OPTIONS]\n"
+"\n"
+"The network-server / application-server side of the LoRaWAN Backend Interfaces (TS002):\n"
+"sends one request to a join server over HTTPS with mutual TLS 1.3 and prints the answer as\n"
+"one line of JSON on stdout (key envelopes stay wrapped). Status and errors go to stderr.\n"
+"\n"
+"Commands:\n"
+"  join --phy HEX --mac-version V --dev-addr HEX [--dl-settings HEX] [--rx-delay N]\n"
+"       [--cflist HEX]                 JoinReq with that PHYPayload (DevEUI from the frame)\n"
+"  join --sim DEVICES.csv --dev-eui HEX [--count N] [--state FILE] [--dev-addr HEX] ...\n"
+"                                      a simulated device joins; its Join-accept and session\n"
+"                                      keys are checked against the JoinAns envelopes\n"
+"  rejoin --sim DEVICES.csv --dev-eui HEX --type 0|1|2 [--state FILE] ...\n"
+"                                      RejoinReq (types 0 and 2 need a session: join first)\n"
+"  appskey --dev-eui HEX --session-key-id HEX [--show-keys]\n"
+"                                      AppSKeyReq (sender: the AS-ID)\n"
+"  homens --dev-eui HEX                HomeNSReq\n"
+"  bench --sim DEVICES.csv --devices N --connections M --requests R [--state FILE]\n"
+"                                      R JoinReqs from the first N devices over M keep-alive\n"
+"                                      connections; prints joins/s and p50/p99 latency\n"
+"\n"
+"Common options:\n"
+"  --url https://HOST:PORT/    the join server\n"
+"  --cert FILE --key FILE      our client certificate chain and key (PEM)\n"
+"  --ca FILE                   the roots the server certificate must chain to (PEM)\n"
+"  --server-name NAME          expected name in the server certificate (default: URL host)\n"
+"  --timeout MS                per request (default 10000)\n"
+"  --sender-id ID              the NetID (6 hex digits) for join/rejoin/homens/bench,\n"
+"                              the AS-ID for appskey\n"
+"  --receiver-id JOINEUI       16 hex digits (join/rejoin/bench: default from the frame/CSV)\n"
+"  --protocol 1.0|1.1          TS002 ProtocolVersion (default 1.1)\n"
+"  --sender-ns-id ID           SenderNSID; required with 1.1 except for appskey\n"
+"  --kek-label L --kek-file F  our KEK: F holds 32 or 64 hex digits and must not be readable\n"
+"                              by group or others\n"
+"  --allow-plain-keys          accept plaintext key envelopes (refused otherwise)\n"
+"  --state FILE                simulator state (DevNonces, session), default DEVICES.csv%s;\n"
+"                              written with mode 0600: it holds a session key (test use only)\n"
+"  -v, --verbose               log to stderr;  -h, --help  this text\n"
+"\n"
+"Exit codes:\n"
+"  0  the answer's Result is Success (with --sim: the device accepts the Join-accept and\n"
+"     the session keys match)\n"
+"  1  usage: bad flag, unknown command, missing or conflicting flags\n"
+"  2  bad input: a file, hex, CSV, state file or KEK file (including its mode)\n"
+"  3  connection, TLS or HTTP failure (no usable answer)\n"
+"  4  the answer's Result is not Success (its code and Description on stderr)\n"
+"  5  internal error\n"
+"  6  --sim: the device rejects the Join-accept, or the session keys differ\n",
+		DC_PROGRAM, DC_STATE_SUFFIX);
+}

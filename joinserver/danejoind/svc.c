@@ -1,0 +1,884 @@
+/*
+ * svc.c - the Backend Interfaces service of danejoind.
+ *
+ * Trust reasoning (DESIGN.md rules 2 and 5):
+ * - A peer's rights come only from its authenticated identity (srv_req_peer(): the verified
+ *   certificate's single SAN dNSName today, its DANE name later) looked up in [peer.NAME]. The
+ *   SenderID, SenderNSID and role of every message must be among that peer's rights; otherwise
+ *   the answer is UnknownSender and nothing runs.
+ * - Session keys leave only inside KeyEnvelopes wrapped under the peer's KEK, or in plain for a
+ *   peer whose configuration says plain_keys = yes (config loading refuses a peer with neither).
+ *   The AppSKey never goes to a network server: the application server fetches it with
+ *   AppSKeyReq, and only for devices under its join_euis.
+ * - An application server asking for a device that is not its own gets the same answer as for
+ *   a device that does not exist (UnknownDevEUI), so it cannot probe another's fleet.
+ * Nothing is logged that holds a key: one line per request with peer, message type, DevEUI,
+ * result and latency.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "bi_kek.h"
+#include "bi_msg.h"
+#include "dj_err.h"
+#include "dj_hex.h"
+#include "dj_log.h"
+#include "js_config.h"
+#include "js_engine.h"
+#include "js_keystore.h"
+#include "js_store.h"
+#include "srv.h"
+#include "svc.h"
+
+#define KEK_FILE_MAX 130	/* 64 hex digits, a newline, slack */
+#define LAT_BUCKETS 12		/* latency histogram buckets (seconds, upper bounds below) */
+#define HTTP_OK 200
+#define HTTP_BAD_REQUEST 400
+#define HTTP_TOO_MANY 429
+#define HTTP_UNAVAILABLE 503
+
+/* REPLY_LIT - answer with a string literal body (its length computed, never counted by hand) */
+#define REPLY_LIT(req, status, lit) srv_reply((req), (status), (lit), sizeof(lit) - 1)
+
+static const double lat_bounds[LAT_BUCKETS] = { 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
+						0.05, 0.1, 0.2, 0.5, 1.0, 5.0 };
+
+struct eui_prefix {
+	uint64_t eui;
+	unsigned bits;
+};
+
+struct peer {
+	char name[JS_CONFIG_NAME_MAX];
+	const struct js_peer_config *cfg;	/* borrowed from svc->cfg */
+	bool is_ns;
+	struct bi_kek *kek;			/* NULL: plain_keys */
+	unsigned n_euis;
+	struct eui_prefix euis[JS_CONFIG_LIST_MAX];	/* as: devices whose AppSKey it may get */
+	double bucket;				/* rate limit: tokens */
+	double bucket_at;
+};
+
+struct peers {
+	struct peers *prev;	/* a table replaced by SIGHUP while requests used it */
+	unsigned n;
+	struct peer *v;
+	struct js_config cfg;			/* owns the strings the peers point into */
+	unsigned n_euis;
+	struct eui_prefix euis[JS_CONFIG_LIST_MAX];	/* [js] join_euis */
+};
+
+struct metrics {
+	uint64_t requests[BI_HOMENS_ANS + 1];
+	uint64_t results[BI_RESULT_COUNT];
+	uint64_t verdicts[JS_V_BUSY + 1];
+	uint64_t http_errors, rate_limited;
+	uint64_t lat_count, lat_bucket[LAT_BUCKETS];
+	double lat_sum;
+};
+
+struct svc {
+	struct event_base *base;
+	struct srv *srv;
+	char *config_path;
+	struct peers *peers;
+	struct js_keystore *ks;
+	struct js_store *store;
+	struct js_engine *engine;
+	struct metrics m;
+	bool draining;
+	struct event *drain_ev;
+};
+
+/* One request waiting for the engine. */
+struct job {
+	struct svc *s;
+	struct srv_req *req;
+	struct peer *peer;
+	struct bi_msg msg;
+	struct js_join_req jr;
+};
+
+/* now_mono - monotonic seconds */
+static double now_mono(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* parse_prefix - "HEX16" or "HEX16/BITS" (validated by js_config already) */
+static void parse_prefix(const char *txt, struct eui_prefix *p)
+{
+	char hex[2 * LW_EUI_LEN + 1];
+	uint8_t eui[LW_EUI_LEN];
+	const char *slash = strchr(txt, '/');
+
+	snprintf(hex, sizeof(hex), "%.16s", txt);
+	if (dj_hex_parse(hex, eui, LW_EUI_LEN) != DJ_EOK)
+		memset(eui, 0, sizeof(eui));
+	p->eui = dj_be_get(eui, LW_EUI_LEN);
+	p->bits = slash != NULL ? (unsigned)atoi(slash + 1) : 64;
+}
+
+/* prefix_match - whether \p eui lies in one of the prefixes */
+static bool prefix_match(const struct eui_prefix *v, unsigned n, const uint8_t eui[LW_EUI_LEN])
+{
+	uint64_t e = dj_be_get(eui, LW_EUI_LEN);
+
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t mask = v[i].bits == 0 ? 0 : ~0ull << (64 - v[i].bits);
+
+		if ((e & mask) == (v[i].eui & mask))
+			return true;
+	}
+	return false;
+}
+
+/* read_kek_file - a KEK file: 32 or 64 hex digits (+ newline), no group/other access */
+static int read_kek_file(const char *path, uint8_t key[32], size_t *len, char *err, size_t errlen)
+{
+	char buf[KEK_FILE_MAX + 1];
+	struct stat st;
+	ssize_t n;
+	int fd, ret = DJ_EMALFORMED;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "kek_file %s: cannot open", path);
+		return DJ_ENOENT;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
+		snprintf(err, errlen, "kek_file %s: must be a regular file readable by its owner "
+			 "only (mode 0600)", path);
+		close(fd);
+		return DJ_EFILEMODE;
+	}
+	n = read(fd, buf, KEK_FILE_MAX);
+	close(fd);
+	if (n > 0) {
+		buf[n] = '\0';
+		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+			buf[--n] = '\0';
+		if (dj_hex_parse_var(buf, key, 32, len) == DJ_EOK && (*len == 16 || *len == 32))
+			ret = DJ_EOK;
+	}
+	OPENSSL_cleanse(buf, sizeof(buf));
+	if (ret != DJ_EOK)
+		snprintf(err, errlen, "kek_file %s: expected 32 or 64 hex digits", path);
+	return ret;
+}
+
+/* peers_free - free a peer table (NULL is accepted) */
+static void peers_free(struct peers *p)
+{
+	if (p == NULL)
+		return;
+	peers_free(p->prev);
+	for (unsigned i = 0; i < p->n; i++)
+		bi_kek_free(p->v[i].kek);
+	free(p->v);
+	js_config_free(&p->cfg);
+	free(p);
+}
+
+/* peers_load - the configuration and the peer table built from it */
+static int peers_load(const char *path, struct peers **out, char *err, size_t errlen)
+{
+	struct peers *p = calloc(1, sizeof(*p));
+	uint8_t key[32];
+	size_t klen = 0;
+	int ret = DJ_ENOMEM;
+
+	if (p == NULL)
+		return DJ_ENOMEM;
+	ret = js_config_load(path, &p->cfg, err, errlen);
+	if (ret != DJ_EOK)
+		goto out;
+	ret = DJ_ECONFIG;
+	if (p->cfg.listen_address == NULL || p->cfg.cert_file == NULL || p->cfg.key_file == NULL ||
+	    p->cfg.client_ca_file == NULL) {
+		snprintf(err, errlen, "%s: [listen] address, cert_file, key_file and client_ca_file "
+			 "are required by danejoind", path);
+		goto out;
+	}
+	if (p->cfg.join_euis.n == 0) {
+		snprintf(err, errlen, "%s: [js] join_euis: required by danejoind (the JoinEUIs "
+			 "served here)", path);
+		goto out;
+	}
+	for (unsigned i = 0; i < p->cfg.join_euis.n; i++)
+		parse_prefix(p->cfg.join_euis.v[i], &p->euis[i]);
+	p->n_euis = p->cfg.join_euis.n;
+	p->v = calloc(p->cfg.n_peers ? p->cfg.n_peers : 1, sizeof(*p->v));
+	if (p->v == NULL) {
+		ret = DJ_ENOMEM;
+		goto out;
+	}
+	for (unsigned i = 0; i < p->cfg.n_peers; i++) {
+		const struct js_peer_config *pc = &p->cfg.peers[i];
+		struct peer *pe = &p->v[i];
+
+		snprintf(pe->name, sizeof(pe->name), "%s", pc->name);
+		pe->cfg = pc;
+		pe->is_ns = strcmp(pc->role, "ns") == 0;
+		pe->bucket = pc->rate;
+		for (unsigned k = 0; k < pc->join_euis.n; k++)
+			parse_prefix(pc->join_euis.v[k], &pe->euis[k]);
+		pe->n_euis = pc->join_euis.n;
+		p->n++;
+		if (pc->kek_file != NULL) {
+			ret = read_kek_file(pc->kek_file, key, &klen, err, errlen);
+			if (ret == DJ_EOK)
+				ret = bi_kek_new(pc->kek_label, key, klen, &pe->kek);
+			OPENSSL_cleanse(key, sizeof(key));
+			if (ret != DJ_EOK) {
+				if (err[0] == '\0' || ret == DJ_EINVAL)
+					snprintf(err, errlen, "[peer.%s] kek_label: not a valid label",
+						 pc->name);
+				goto out;
+			}
+		}
+	}
+	*out = p;
+	p = NULL;
+	ret = DJ_EOK;
+out:
+	peers_free(p);
+	return ret;
+}
+
+/* find_peer - the configured peer of an authenticated identity */
+static struct peer *find_peer(struct peers *p, const char *identity)
+{
+	for (unsigned i = 0; i < p->n; i++)
+		if (strcasecmp(p->v[i].cfg->identity, identity) == 0)
+			return &p->v[i];
+	return NULL;
+}
+
+/* sender_allowed - SenderID (and SenderNSID) among the peer's rights */
+static bool sender_allowed(const struct peer *pe, const struct bi_msg *m)
+{
+	const struct js_peer_config *pc = pe->cfg;
+	uint8_t a[LW_NETID_LEN], b[LW_NETID_LEN];
+	bool ok = false;
+
+	for (unsigned i = 0; i < pc->sender_ids.n && !ok; i++) {
+		if (pe->is_ns)
+			ok = dj_hex_parse(m->sender_id, a, LW_NETID_LEN) == DJ_EOK &&
+			     dj_hex_parse(pc->sender_ids.v[i], b, LW_NETID_LEN) == DJ_EOK &&
+			     memcmp(a, b, LW_NETID_LEN) == 0;
+		else
+			ok = strcmp(m->sender_id, pc->sender_ids.v[i]) == 0;
+	}
+	if (!ok || !m->has_sender_ns_id || pc->ns_ids.n == 0)
+		return ok;
+	for (unsigned i = 0; i < pc->ns_ids.n; i++)
+		if (strcmp(m->sender_ns_id, pc->ns_ids.v[i]) == 0)
+			return true;
+	return false;
+}
+
+/* rate_ok - token bucket per peer (rate 0: unlimited) */
+static bool rate_ok(struct peer *pe)
+{
+	double now = now_mono(), rate = pe->cfg->rate;
+
+	if (rate == 0)
+		return true;
+	pe->bucket += (now - pe->bucket_at) * rate;
+	pe->bucket_at = now;
+	if (pe->bucket > rate)
+		pe->bucket = rate;	/* burst of one second */
+	if (pe->bucket < 1)
+		return false;
+	pe->bucket -= 1;
+	return true;
+}
+
+/* answer_type - the answer type of a request type */
+static enum bi_msg_type answer_type(enum bi_msg_type t)
+{
+	switch (t) {
+	case BI_JOIN_REQ: return BI_JOIN_ANS;
+	case BI_REJOIN_REQ: return BI_REJOIN_ANS;
+	case BI_APPSKEY_REQ: return BI_APPSKEY_ANS;
+	default: return BI_HOMENS_ANS;
+	}
+}
+
+/* send_answer - encode, send, log one line and count */
+static void send_answer(struct svc *s, struct srv_req *req, const char *peer, struct bi_msg *ans)
+{
+	char *json = NULL, eui[2 * LW_EUI_LEN + 1] = "-";
+	size_t len = 0;
+	double lat = now_mono() - srv_req_started(req);
+	int ret;
+
+	ret = bi_msg_encode(ans, &json, &len);
+	if (ret != DJ_EOK) {
+		dj_err("encoding a %s failed: %s", bi_msg_type_str(ans->type), dj_strerror(ret));
+		REPLY_LIT(req, 500, "{}");
+		s->m.http_errors++;
+		goto out;
+	}
+	/* log first: \p peer may point into \p req, which srv_reply() frees */
+	if (ans->has_dev_eui)
+		dj_hex_format(ans->dev_eui, LW_EUI_LEN, eui);
+	dj_info("peer=%s type=%s dev_eui=%s transaction=%u result=%s latency_ms=%.3f", peer,
+		bi_msg_type_str(ans->type), eui, ans->transaction_id,
+		bi_result_str(ans->result, BI_PROTO_1_1), lat * 1e3);
+	srv_reply(req, HTTP_OK, json, len);
+	s->m.results[ans->result]++;
+	s->m.lat_count++;
+	s->m.lat_sum += lat;
+	for (unsigned i = 0; i < LAT_BUCKETS; i++)
+		if (lat <= lat_bounds[i])
+			s->m.lat_bucket[i]++;
+out:
+	if (json != NULL)
+		OPENSSL_clear_free(json, len);
+	bi_msg_wipe(ans);
+}
+
+/* refuse - answer \p m with a Result code and a description */
+static void refuse(struct svc *s, struct srv_req *req, const char *peer, const struct bi_msg *m,
+		   enum bi_result r, const char *desc)
+{
+	struct bi_msg ans;
+
+	bi_msg_answer_init(m, answer_type(m->type), &ans);
+	ans.result = r;
+	snprintf(ans.description, sizeof(ans.description), "%s", desc);
+	if (m->has_dev_eui) {
+		ans.has_dev_eui = true;
+		memcpy(ans.dev_eui, m->dev_eui, LW_EUI_LEN);
+	}
+	send_answer(s, req, peer, &ans);
+}
+
+/* verdict_result - the Result code for an engine verdict */
+static enum bi_result verdict_result(const struct js_join_out *o)
+{
+	switch (o->verdict) {
+	case JS_ACCEPT: return BI_SUCCESS;
+	case JS_V_MALFORMED_FRAME:
+		return o->frame_status == LW_FRAME_BAD_LENGTH || o->frame_status == LW_FRAME_EMPTY
+			       ? BI_FRAME_SIZE_ERROR : BI_MALFORMED_REQUEST;
+	case JS_V_UNKNOWN_DEVEUI: return BI_UNKNOWN_DEVEUI;
+	case JS_V_MIC_FAILED: return BI_MIC_FAILED;
+	case JS_V_BAD_PARAMS: return BI_MALFORMED_REQUEST;
+	case JS_V_BUSY: return BI_OTHER;
+	default: return BI_JOIN_REQ_FAILED;
+	}
+}
+
+/* envelope - one session key into an envelope for the peer (KEK, or plain by policy) */
+static int envelope(struct peer *pe, const struct lw_key *k, struct bi_key_envelope *env)
+{
+	return bi_kek_envelope(pe->kek, k, env);	/* pe->kek NULL only with plain_keys */
+}
+
+/* join_finish - on the loop thread: answer a JoinReq/RejoinReq from the engine's verdict */
+static void join_finish(void *arg)
+{
+	struct job *j = arg;
+	struct svc *s = j->s;
+	struct js_join_out *o = &j->jr.out;
+	struct bi_msg ans;
+	int ret = DJ_EOK;
+
+	if (j->jr.result == DJ_ECONFLICT) {	/* lost a race with another request: re-check */
+		ret = js_engine_submit(s->engine, &j->jr);
+		if (ret == DJ_EOK)
+			return;
+	}
+	bi_msg_answer_init(&j->msg, answer_type(j->msg.type), &ans);
+	ans.has_dev_eui = true;
+	memcpy(ans.dev_eui, j->msg.dev_eui, LW_EUI_LEN);
+	if (ret != DJ_EOK || j->jr.result != DJ_EOK) {
+		dj_err("join for peer %s failed: %s", j->peer->name,
+		       dj_strerror(ret != DJ_EOK ? ret : j->jr.result));
+		ans.result = BI_OTHER;
+		snprintf(ans.description, sizeof(ans.description), "internal error");
+		goto send;
+	}
+	s->m.verdicts[o->verdict]++;
+	ans.result = verdict_result(o);
+	snprintf(ans.description, sizeof(ans.description), "%s", js_verdict_str(o->verdict));
+	if (o->verdict != JS_ACCEPT)
+		goto send;
+	memcpy(ans.phy, o->phy, o->phy_len);
+	ans.phy_len = o->phy_len;
+	memcpy(ans.session_key_id, o->session_id, o->session_id_len);
+	ans.session_key_id_len = o->session_id_len;
+	if (o->opt_neg)
+		ret = envelope(j->peer, &o->keys.f_nwk_s_int_key, &ans.f_nwk_s_int_key) ||
+		      envelope(j->peer, &o->keys.s_nwk_s_int_key, &ans.s_nwk_s_int_key) ||
+		      envelope(j->peer, &o->keys.nwk_s_enc_key, &ans.nwk_s_enc_key);
+	else
+		ret = envelope(j->peer, &o->keys.f_nwk_s_int_key, &ans.nwk_s_key);
+	if (ret != DJ_EOK) {
+		bi_msg_wipe(&ans);
+		bi_msg_answer_init(&j->msg, answer_type(j->msg.type), &ans);
+		ans.result = BI_OTHER;
+		snprintf(ans.description, sizeof(ans.description), "internal error");
+	}
+send:
+	js_join_out_wipe(o);
+	send_answer(s, j->req, j->peer->name, &ans);
+	free(j);
+}
+
+/* join_done - engine completion: inline (refusal) or on the committer thread (accept) */
+static void join_done(struct js_join_req *r, void *arg)
+{
+	struct job *j = arg;
+
+	(void)r;
+	if (srv_call_in_loop(j->s->srv, join_finish, j) != DJ_EOK)
+		dj_log(LOG_CRIT, "cannot hand a join answer to the loop: out of memory");
+}
+
+/* do_join - JoinReq / RejoinReq: hand the frame to the engine */
+static void do_join(struct svc *s, struct srv_req *req, struct peer *pe, const struct bi_msg *m)
+{
+	struct lw_request fr;
+	struct job *j;
+	int ret;
+
+	/* The DevEUI field must be the frame's, and the frame's JoinEUI one served here. */
+	if (lw_frame_parse_request(m->phy, m->phy_len, &fr) == LW_FRAME_OK) {
+		if (memcmp(fr.dev_eui, m->dev_eui, LW_EUI_LEN) != 0) {
+			refuse(s, req, pe->name, m, BI_MALFORMED_REQUEST,
+			       "DevEUI does not match the PHYPayload");
+			return;
+		}
+		if ((fr.type == LW_REQ_JOIN || fr.type == LW_REQ_REJOIN1) &&
+		    !prefix_match(s->peers->euis, s->peers->n_euis, fr.join_eui)) {
+			refuse(s, req, pe->name, m, BI_UNKNOWN_DEVEUI,
+			       "the device's JoinEUI is not served by this join server");
+			return;
+		}
+	}
+	j = calloc(1, sizeof(*j));
+	if (j == NULL) {
+		refuse(s, req, pe->name, m, BI_OTHER, "out of memory");
+		return;
+	}
+	j->s = s;
+	j->req = req;
+	j->peer = pe;
+	j->msg = *m;
+	j->jr.in.phy = j->msg.phy;
+	j->jr.in.phy_len = j->msg.phy_len;
+	if (dj_hex_parse(m->sender_id, j->jr.in.net_id, LW_NETID_LEN) != DJ_EOK)
+		memset(j->jr.in.net_id, 0, LW_NETID_LEN);
+	memcpy(j->jr.in.dev_addr, m->dev_addr, LW_DEVADDR_LEN);
+	j->jr.in.dl_settings = m->dl_settings;
+	j->jr.in.rx_delay = m->rx_delay;
+	j->jr.in.has_cflist = m->has_cflist;
+	memcpy(j->jr.in.cflist, m->cflist, LW_CFLIST_LEN);
+	j->jr.in.actor = pe->cfg->identity;
+	j->jr.done = join_done;
+	j->jr.done_arg = j;
+	ret = js_engine_submit(s->engine, &j->jr);
+	if (ret != DJ_EOK) {
+		dj_err("join engine: %s", dj_strerror(ret));
+		refuse(s, req, pe->name, m, BI_OTHER, "internal error");
+		free(j);
+	}
+}
+
+/* do_appskey - AppSKeyReq from an application server */
+static void do_appskey(struct svc *s, struct srv_req *req, struct peer *pe, const struct bi_msg *m)
+{
+	static struct js_device dev;	/* loop thread only */
+	struct js_session se;
+	struct bi_msg ans;
+	struct lw_key k;
+	uint8_t label[JS_LABEL_MAX], secret[JS_SESSION_SECRET_LEN];
+	size_t llen, slen = 0;
+	char detail[JS_AUDIT_DETAIL_MAX], sid[2 * BI_SESSION_KEY_ID_MAX + 1];
+	int ret;
+
+	/* not found, expired, another device's, or not this AS's (the device's JoinEUI outside
+	 * the AS's join_euis): one answer for all, so an AS cannot probe another's fleet */
+	ret = js_store_session_get(s->store, m->session_key_id, m->session_key_id_len, &se);
+	if (ret == DJ_EOK)
+		ret = js_store_device_get(s->store, m->dev_eui, &dev);
+	if (ret == DJ_ENOENT || (ret == DJ_EOK && (memcmp(se.dev_eui, m->dev_eui, LW_EUI_LEN) != 0 ||
+						  se.expires_at <= js_store_now(s->store) ||
+						  !prefix_match(pe->euis, pe->n_euis, dev.join_eui)))) {
+		refuse(s, req, pe->name, m, BI_UNKNOWN_DEVEUI, "no such session for this device");
+		return;
+	}
+	if (ret != DJ_EOK) {
+		refuse(s, req, pe->name, m, BI_OTHER, "internal error");
+		return;
+	}
+	llen = js_keystore_label(JS_PURPOSE_SESSION, m->session_key_id, m->session_key_id_len,
+				 label);
+	ret = js_keystore_open(s->ks, label, llen, se.session_token, se.session_token_len, secret,
+			       sizeof(secret), &slen);
+	if (ret != DJ_EOK || slen != JS_SESSION_SECRET_LEN) {
+		OPENSSL_cleanse(secret, sizeof(secret));
+		dj_err("session token of %s failed to open: %s", pe->name, dj_strerror(ret));
+		refuse(s, req, pe->name, m, BI_OTHER, "internal error");
+		return;
+	}
+	lw_key_set(&k, secret);
+	OPENSSL_cleanse(secret, sizeof(secret));
+	bi_msg_answer_init(m, BI_APPSKEY_ANS, &ans);
+	ans.has_dev_eui = true;
+	memcpy(ans.dev_eui, m->dev_eui, LW_EUI_LEN);
+	memcpy(ans.session_key_id, m->session_key_id, m->session_key_id_len);
+	ans.session_key_id_len = m->session_key_id_len;
+	ret = envelope(pe, &k, &ans.app_s_key);
+	lw_key_wipe(&k);
+	if (ret != DJ_EOK) {
+		bi_msg_wipe(&ans);
+		refuse(s, req, pe->name, m, BI_OTHER, "internal error");
+		return;
+	}
+	dj_hex_format(m->session_key_id, m->session_key_id_len, sid);
+	snprintf(detail, sizeof(detail), "session_key_id=%s kek=%s", sid,
+		 pe->kek != NULL ? bi_kek_label(pe->kek) : "(plain, by policy)");
+	if (js_store_audit(s->store, m->dev_eui, "appskey-release", pe->cfg->identity, detail) !=
+	    DJ_EOK) {
+		/* no audit entry, no key: the release must be on record */
+		bi_msg_wipe(&ans);
+		refuse(s, req, pe->name, m, BI_OTHER, "internal error");
+		return;
+	}
+	ans.result = BI_SUCCESS;
+	send_answer(s, req, pe->name, &ans);
+}
+
+/* do_homens - HomeNSReq: the device's home network */
+static void do_homens(struct svc *s, struct srv_req *req, struct peer *pe, const struct bi_msg *m)
+{
+	static struct js_device d;	/* loop thread only */
+	struct bi_msg ans;
+	int ret = js_store_device_get(s->store, m->dev_eui, &d);
+
+	if (ret == DJ_ENOENT || (ret == DJ_EOK && !prefix_match(s->peers->euis, s->peers->n_euis,
+								d.join_eui))) {
+		refuse(s, req, pe->name, m, BI_UNKNOWN_DEVEUI, "unknown DevEUI");
+		return;
+	}
+	if (ret != DJ_EOK) {
+		refuse(s, req, pe->name, m, BI_OTHER, "internal error");
+		return;
+	}
+	bi_msg_answer_init(m, BI_HOMENS_ANS, &ans);
+	ans.has_dev_eui = true;
+	memcpy(ans.dev_eui, m->dev_eui, LW_EUI_LEN);
+	ans.has_h_net_id = true;
+	memcpy(ans.h_net_id, s->peers->cfg.home_net_id, LW_NETID_LEN);
+	if (m->proto == BI_PROTO_1_1 && s->peers->cfg.home_ns_id != NULL) {
+		ans.has_hns_id = true;
+		snprintf(ans.hns_id, sizeof(ans.hns_id), "%s", s->peers->cfg.home_ns_id);
+	}
+	ans.result = BI_SUCCESS;
+	send_answer(s, req, pe->name, &ans);
+}
+
+/* handle - srv handler: authenticate, authorize, dispatch */
+static void handle(struct srv_req *req, void *arg)
+{
+	struct svc *s = arg;
+	struct bi_msg m;
+	struct peer *pe;
+	const uint8_t *body;
+	char err[BI_ERR_MAX];
+	uint8_t rx[LW_EUI_LEN];
+	size_t len;
+	int ret;
+
+	body = srv_req_body(req, &len);
+	ret = bi_msg_parse((const char *)body, len, &m, err, sizeof(err));
+	pe = find_peer(s->peers, srv_req_peer(req));
+	if (ret != DJ_EOK) {
+		dj_warn("peer %s: bad request: %s", srv_req_peer(req), err);
+		if (m.type == BI_JOIN_ANS || m.type == BI_REJOIN_ANS || m.type == BI_APPSKEY_ANS ||
+		    m.type == BI_HOMENS_ANS || ret == DJ_ENOMEM || m.sender_id[0] == '\0') {
+			s->m.http_errors++;
+			REPLY_LIT(req, HTTP_BAD_REQUEST, "{\"error\":\"malformed request\"}");
+			return;
+		}
+		s->m.requests[m.type]++;
+		refuse(s, req, srv_req_peer(req), &m, m.result, err);
+		return;
+	}
+	s->m.requests[m.type]++;
+	if (m.type != BI_JOIN_REQ && m.type != BI_REJOIN_REQ && m.type != BI_APPSKEY_REQ &&
+	    m.type != BI_HOMENS_REQ) {
+		s->m.http_errors++;
+		REPLY_LIT(req, HTTP_BAD_REQUEST, "{\"error\":\"not a request\"}");
+		return;
+	}
+	if (pe == NULL || !sender_allowed(pe, &m) ||
+	    pe->is_ns != (m.type != BI_APPSKEY_REQ)) {
+		dj_warn("identity %s may not send %s with SenderID %s", srv_req_peer(req),
+			bi_msg_type_str(m.type), m.sender_id);
+		refuse(s, req, srv_req_peer(req), &m, BI_UNKNOWN_SENDER,
+		       "SenderID not allowed for this authenticated identity");
+		return;
+	}
+	if (!rate_ok(pe)) {
+		s->m.rate_limited++;
+		REPLY_LIT(req, HTTP_TOO_MANY, "{\"error\":\"rate limit\"}");
+		return;
+	}
+	if (dj_hex_parse(m.receiver_id, rx, LW_EUI_LEN) != DJ_EOK ||
+	    !prefix_match(s->peers->euis, s->peers->n_euis, rx)) {
+		refuse(s, req, pe->name, &m, BI_UNKNOWN_RECEIVER, "ReceiverID is not served here");
+		return;
+	}
+	switch (m.type) {
+	case BI_JOIN_REQ:
+	case BI_REJOIN_REQ:
+		do_join(s, req, pe, &m);
+		break;
+	case BI_APPSKEY_REQ:
+		do_appskey(s, req, pe, &m);
+		break;
+	default:
+		do_homens(s, req, pe, &m);
+		break;
+	}
+	bi_msg_wipe(&m);
+}
+
+/* metrics_text - Prometheus text exposition */
+static char *metrics_text(void *arg)
+{
+	struct svc *s = arg;
+	struct js_store_stats st;
+	char *buf = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&buf, &size);
+	uint64_t cum = 0;
+
+	if (f == NULL)
+		return NULL;
+	js_store_stats(s->store, &st);
+	fprintf(f, "# TYPE danejoin_requests_total counter\n");
+	for (int t = BI_JOIN_REQ; t <= BI_HOMENS_REQ; t += 2)
+		fprintf(f, "danejoin_requests_total{type=\"%s\"} %llu\n", bi_msg_type_str(t),
+			(unsigned long long)s->m.requests[t]);
+	fprintf(f, "# TYPE danejoin_answers_total counter\n");
+	for (int r = 0; r < BI_RESULT_COUNT; r++)
+		fprintf(f, "danejoin_answers_total{result=\"%s\"} %llu\n",
+			bi_result_str(r, BI_PROTO_1_1), (unsigned long long)s->m.results[r]);
+	fprintf(f, "# TYPE danejoin_joins_total counter\n");
+	for (int v = 0; v <= JS_V_BUSY; v++)
+		fprintf(f, "danejoin_joins_total{verdict=\"%s\"} %llu\n", js_verdict_str(v),
+			(unsigned long long)s->m.verdicts[v]);
+	fprintf(f, "# TYPE danejoin_request_seconds histogram\n");
+	for (unsigned i = 0; i < LAT_BUCKETS; i++) {
+		cum = s->m.lat_bucket[i];
+		fprintf(f, "danejoin_request_seconds_bucket{le=\"%g\"} %llu\n", lat_bounds[i],
+			(unsigned long long)cum);
+	}
+	fprintf(f, "danejoin_request_seconds_bucket{le=\"+Inf\"} %llu\n",
+		(unsigned long long)s->m.lat_count);
+	fprintf(f, "danejoin_request_seconds_sum %.6f\ndanejoin_request_seconds_count %llu\n",
+		s->m.lat_sum, (unsigned long long)s->m.lat_count);
+	fprintf(f, "# TYPE danejoin_group_commit_transactions_total counter\n"
+		   "danejoin_group_commit_transactions_total %llu\n"
+		   "# TYPE danejoin_group_commit_items_total counter\n"
+		   "danejoin_group_commit_items_total %llu\n"
+		   "# TYPE danejoin_group_commit_batch_max gauge\n"
+		   "danejoin_group_commit_batch_max %llu\n",
+		(unsigned long long)st.transactions, (unsigned long long)st.commits,
+		(unsigned long long)st.batch_max_seen);
+	fprintf(f, "# TYPE danejoin_open_connections gauge\ndanejoin_open_connections %u\n"
+		   "# TYPE danejoin_http_errors_total counter\ndanejoin_http_errors_total %llu\n"
+		   "# TYPE danejoin_rate_limited_total counter\ndanejoin_rate_limited_total %llu\n",
+		srv_connections(s->srv), (unsigned long long)s->m.http_errors,
+		(unsigned long long)s->m.rate_limited);
+	fclose(f);
+	return buf;
+}
+
+/* open_keys_and_store - master key, key store, store, engine */
+static int open_keys_and_store(struct svc *s, const struct js_config *cfg, char *err,
+			       size_t errlen)
+{
+	uint8_t master[JS_MASTER_KEY_LEN], kcv[JS_KCV_LEN];
+	struct js_store_props sp = { .path = cfg->store_path, .kcv = kcv,
+				     .devnonce_history = cfg->devnonce_history,
+				     .batch_max = cfg->batch_max };
+	struct js_engine_props ep = { .session_lifetime = cfg->session_lifetime };
+	int ret;
+
+	ret = js_keystore_read_master(cfg->master_key_file, master);
+	if (ret == DJ_EOK)
+		ret = js_keystore_new(master, &s->ks);
+	OPENSSL_cleanse(master, sizeof(master));
+	if (ret != DJ_EOK) {
+		snprintf(err, errlen, "[keys] master_key_file %s: %s", cfg->master_key_file,
+			 dj_strerror(ret));
+		return ret;
+	}
+	js_keystore_kcv(s->ks, kcv);
+	ret = js_store_open(&sp, &s->store);
+	if (ret != DJ_EOK) {
+		snprintf(err, errlen, "[store] path %s: %s", cfg->store_path, dj_strerror(ret));
+		return ret;
+	}
+	ep.store = s->store;
+	ep.ks = s->ks;
+	ret = js_engine_new(&ep, &s->engine);
+	if (ret != DJ_EOK)
+		snprintf(err, errlen, "join engine: %s", dj_strerror(ret));
+	return ret;
+}
+
+int svc_check_config(const char *config_path, char *err, size_t errlen)
+{
+	struct peers *p = NULL;
+	uint8_t master[JS_MASTER_KEY_LEN];
+	int ret;
+
+	err[0] = '\0';
+	ret = peers_load(config_path, &p, err, errlen);
+	if (ret != DJ_EOK)
+		return ret;
+	ret = js_keystore_read_master(p->cfg.master_key_file, master);
+	OPENSSL_cleanse(master, sizeof(master));
+	if (ret != DJ_EOK)
+		snprintf(err, errlen, "[keys] master_key_file %s: %s", p->cfg.master_key_file,
+			 dj_strerror(ret));
+	peers_free(p);
+	return ret;
+}
+
+int svc_new(struct event_base *base, const char *config_path, struct svc **out, char *err,
+	    size_t errlen)
+{
+	struct svc *s = calloc(1, sizeof(*s));
+	struct srv_props sp;
+	const struct js_config *cfg;
+	int ret = DJ_ENOMEM;
+
+	err[0] = '\0';
+	if (s == NULL)
+		return DJ_ENOMEM;
+	s->base = base;
+	s->config_path = strdup(config_path);
+	if (s->config_path == NULL)
+		goto out;
+	ret = peers_load(config_path, &s->peers, err, errlen);
+	if (ret != DJ_EOK)
+		goto out;
+	cfg = &s->peers->cfg;
+	ret = open_keys_and_store(s, cfg, err, errlen);
+	if (ret != DJ_EOK)
+		goto out;
+	memset(&sp, 0, sizeof(sp));
+	sp.listen_addr = cfg->listen_address;
+	sp.cert_file = cfg->cert_file;
+	sp.key_file = cfg->key_file;
+	sp.client_ca_file = cfg->client_ca_file;
+	sp.max_body = cfg->max_body;
+	sp.header_timeout = cfg->header_timeout;
+	sp.idle_timeout = cfg->idle_timeout;
+	sp.max_connections = cfg->max_connections;
+	sp.metrics_addr = cfg->metrics_address == NULL ? JS_CONFIG_METRICS_DEFAULT
+		: strcmp(cfg->metrics_address, "off") == 0 ? NULL : cfg->metrics_address;
+	sp.handler = handle;
+	sp.metrics = metrics_text;
+	sp.arg = s;
+	ret = srv_new(base, &sp, &s->srv, err, errlen);
+	if (ret != DJ_EOK)
+		goto out;
+	*out = s;
+	s = NULL;
+out:
+	svc_free(s);
+	return ret;
+}
+
+int svc_reload(struct svc *s, char *err, size_t errlen)
+{
+	struct peers *np = NULL;
+	const struct js_config *cfg;
+	int ret;
+
+	err[0] = '\0';
+	ret = peers_load(s->config_path, &np, err, errlen);
+	if (ret != DJ_EOK)
+		return ret;
+	cfg = &np->cfg;
+	ret = srv_reload_tls(s->srv, cfg->cert_file, cfg->key_file, cfg->client_ca_file, err,
+			     errlen);
+	if (ret != DJ_EOK) {
+		peers_free(np);
+		return ret;
+	}
+	/* Jobs in flight point into the old table (peer, KEK): keep it alive behind the new one
+	 * when any are in flight; it is freed with the service. */
+	if (srv_in_flight(s->srv) == 0)
+		peers_free(s->peers);
+	else
+		np->prev = s->peers;
+	s->peers = np;
+	dj_notice("configuration reloaded: %u peers", np->n);
+	return DJ_EOK;
+}
+
+/* drain_check - exit the loop once nothing is in flight */
+static void drain_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct svc *s = arg;
+	struct timeval tv = { 0, 20000 };
+
+	(void)fd;
+	(void)what;
+	if (srv_in_flight(s->srv) == 0) {
+		event_base_loopexit(s->base, NULL);
+		return;
+	}
+	event_add(s->drain_ev, &tv);
+}
+
+void svc_drain(struct svc *s)
+{
+	struct timeval tv = { 0, 0 };
+
+	if (s->draining)
+		return;
+	s->draining = true;
+	srv_stop_accepting(s->srv);
+	s->drain_ev = evtimer_new(s->base, drain_check, s);
+	if (s->drain_ev == NULL || event_add(s->drain_ev, &tv) != 0)
+		event_base_loopexit(s->base, NULL);
+}
+
+void svc_free(struct svc *s)
+{
+	if (s == NULL)
+		return;
+	srv_free(s->srv);
+	js_engine_free(s->engine);
+	js_store_close(s->store);	/* finishes pending commits */
+	js_keystore_free(s->ks);
+	peers_free(s->peers);
+	if (s->drain_ev != NULL)
+		event_free(s->drain_ev);
+	free(s->config_path);
+	free(s);
+}

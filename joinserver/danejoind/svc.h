@@ -1,0 +1,48 @@
+/*
+ * svc.h - the join server's Backend Interfaces service: configuration, peers and their rights,
+ * and the handling of JoinReq, RejoinReq, AppSKeyReq and HomeNSReq.
+ *
+ * DESCRIPTION
+ *	svc sits between srv (TLS, HTTP, peer authentication) and the join engine. For each request
+ *	it maps the authenticated identity to a configured peer, checks that the message's SenderID
+ *	(and SenderNSID) are among that peer's rights and that the ReceiverID is a JoinEUI served
+ *	here, runs the request, wraps the session keys under the peer's KEK, and answers. Everything
+ *	runs on the event-loop thread; accepted joins complete from the store's committer thread via
+ *	srv_call_in_loop().
+ */
+#ifndef DJ_DANEJOIND_SVC_H
+#define DJ_DANEJOIND_SVC_H
+
+#include <stddef.h>
+
+#include <event2/event.h>
+
+#include "dj_compiler.h"
+
+struct svc;
+
+/*!
+ * \brief Load the configuration, open the store and key store, and start listening.
+ * \param err  one line naming what was wrong.
+ * \retval DJ_EOK, DJ_ECONFIG (configuration), DJ_EFILEMODE/DJ_EMASTERKEY (keys), DJ_ESQL, DJ_EIO
+ */
+int svc_new(struct event_base *base, const char *config_path, struct svc **out, char *err,
+	    size_t errlen) DJ_MUSTCHECK;
+
+/*!
+ * \brief Validate a configuration as danejoind would use it (files readable, KEKs well-formed,
+ *        certificates loadable) without opening the store for writing or binding.
+ */
+int svc_check_config(const char *config_path, char *err, size_t errlen) DJ_MUSTCHECK;
+
+/*! \brief SIGHUP: reload peers, KEKs, authorization and TLS material; keep connections. On
+ *         failure nothing changes. */
+int svc_reload(struct svc *s, char *err, size_t errlen) DJ_MUSTCHECK;
+
+/*! \brief SIGTERM: stop accepting; the loop exits once every request in flight is answered. */
+void svc_drain(struct svc *s);
+
+/*! \brief Close the store (finishing its commits) and free everything (NULL is accepted). */
+void svc_free(struct svc *s);
+
+#endif /* DJ_DANEJOIND_SVC_H */

@@ -1,0 +1,236 @@
+#!/bin/bash
+# test_danejoind.sh - danejoind end to end over real mutual TLS 1.3 on loopback.
+#
+# A private root, a server certificate and client certificates are made at run time with the
+# openssl CLI. danejoind runs as a real process; danejoin-client (the simulator-driven NS/AS
+# side), curl and openssl s_client talk to it. Covers: JoinReq 1.0.3 and 1.1 with the device's
+# keys equal to the unwrapped JoinAns keys, RejoinReq type 1, AppSKeyReq by the right and a
+# wrong AS, HomeNSReq, malformed/oversized/bad-hex bodies with no state change, handshakes
+# without a certificate or from an unknown root, a SenderID outside the identity's rights,
+# SIGHUP under load, SIGTERM draining, and the metrics endpoint.
+#
+# Usage: bash test_danejoind.sh BUILD_DIR SOURCE_DIR   (run by ctest)
+set -u
+BUILD_DIR=$(cd "${1:?usage: test_danejoind.sh BUILD_DIR SOURCE_DIR}" && pwd) || exit 1
+JSD="$BUILD_DIR/joinserver/danejoind/danejoind"
+CLI="$BUILD_DIR/client/danejoin-client"
+DEV="$BUILD_DIR/devices/danejoin-devices"
+for b in "$JSD" "$CLI" "$DEV"; do [ -x "$b" ] || { echo "FAIL: $b is not built"; exit 1; }; done
+T=$(mktemp -d "${TMPDIR:-/tmp}/dj-jsd.XXXXXX") || exit 1
+PID=""
+cleanup() {
+	[ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
+	[ -n "${DJ_KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
+}
+trap cleanup EXIT
+cd "$T" || exit 1
+FAILS=0
+CHECKS=0
+check() {
+	local desc=$1
+	shift
+	CHECKS=$((CHECKS + 1))
+	if ! "$@"; then
+		echo "FAIL: $desc"
+		FAILS=$((FAILS + 1))
+	fi
+}
+
+# ---- PKI (private root) --------------------------------------------------------------------
+mkcert() { # NAME SAN CA_PREFIX
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" \
+		-subj "/CN=$1" -out "$1.csr" 2>/dev/null
+	printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$2" >"$1.ext"
+	openssl x509 -req -in "$1.csr" -CA "$3.crt" -CAkey "$3.key" -CAcreateserial -days 30 \
+		-extfile "$1.ext" -out "$1.crt" 2>/dev/null
+}
+for ca in root rogue; do
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $ca.key \
+		-subj "/CN=$ca" -days 30 -out $ca.crt 2>/dev/null
+done
+mkcert js DNS:js.test root
+mkcert ns1 DNS:ns1.test root
+mkcert as1 DNS:as1.test root
+mkcert as2 DNS:as2.test root
+mkcert evil DNS:ns1.test rogue
+chmod 600 ./*.key
+openssl rand -hex 16 >ns1.kek
+openssl rand -hex 32 >as1.kek
+openssl rand -hex 16 >as2.kek
+chmod 600 ./*.kek
+
+# ---- configuration, store, devices -----------------------------------------------------------
+free_port() { # a port nobody listens on now
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 40000))
+		(exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }
+	done
+}
+PORT=$(free_port)
+MPORT=$(free_port)
+cat >dj.conf <<CONF
+[store]
+path = js.db
+[keys]
+master_key_file = master.key
+[join]
+session_lifetime = 3600
+[listen]
+address = 127.0.0.1:$PORT
+cert_file = js.crt
+key_file = js.key
+client_ca_file = root.crt
+max_body = 4096
+metrics_address = 127.0.0.1:$MPORT
+[js]
+join_euis = 70b3d57ed0000000/48
+home_net_id = 000013
+home_ns_id = ns1.test
+[peer.ns1]
+identity = ns1.test
+role = ns
+sender_ids = 000013
+ns_ids = ns1.test
+kek_label = ns1-kek
+kek_file = ns1.kek
+[peer.as1]
+identity = as1.test
+role = as
+sender_ids = as-1
+join_euis = 70b3d57ed0000000/48
+kek_label = as1-kek
+kek_file = as1.kek
+[peer.as2]
+identity = as2.test
+role = as
+sender_ids = as-2
+join_euis = 70b3d57ed0010000/48
+kek_label = as2-kek
+kek_file = as2.kek
+CONF
+key() { openssl rand -hex 16; }
+{
+	echo "dev_eui,join_eui,mac_version,app_key,nwk_key"
+	echo "0000000000000103,70b3d57ed0000001,1.0.3,$(key),"
+	echo "0000000000000110,70b3d57ed0000001,1.1,$(key),$(key)"
+	echo "0000000000000210,70b3d57ed0000001,1.1,$(key),$(key)"
+} >devices.csv
+chmod 600 devices.csv
+"$DEV" --config dj.conf init >/dev/null 2>&1 && "$DEV" --config dj.conf import devices.csv >/dev/null 2>&1
+check "store initialised and devices imported" test $? -eq 0
+
+"$JSD" --config dj.conf --check-config >out 2>&1
+check "--check-config accepts the configuration" test $? -eq 0
+sed 's/^role = as$/role = gateway/' dj.conf >bad.conf
+"$JSD" --config bad.conf --check-config >out 2>&1
+check "--check-config refuses a bad role with exit 2" test $? -eq 2
+check "... naming the key" grep -q "role: expected ns or as" out
+
+"$JSD" --config dj.conf -v >jsd.log 2>&1 &
+PID=$!
+for _ in $(seq 1 200); do
+	(exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break
+	kill -0 $PID 2>/dev/null || break
+	sleep 0.05
+done
+check "danejoind listens" bash -c "(exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null"
+
+NS=(--url "https://127.0.0.1:$PORT/" --server-name js.test --ca root.crt --cert ns1.crt --key ns1.key
+	--sender-id 000013 --sender-ns-id ns1.test --kek-label ns1-kek --kek-file ns1.kek)
+
+# ---- joins ---------------------------------------------------------------------------------
+"$CLI" join "${NS[@]}" --sim devices.csv --dev-eui 0000000000000103 >j103.json 2>j103.err
+check "1.0.3 JoinReq accepted, device accepts, keys match (exit $?)" test $? -eq 0
+check "... keys compared" grep -q "session keys match" j103.err
+check "... 1.0 session: NwkSKey envelope under ns1's KEK" grep -q '"NwkSKey":{"KEKLabel":"ns1-kek"' j103.json
+check "... no AppSKey for the network server" bash -c "! grep -q AppSKey j103.json"
+"$CLI" join "${NS[@]}" --sim devices.csv --dev-eui 0000000000000110 >j110.json 2>j110.err
+check "1.1 JoinReq accepted, keys match" test $? -eq 0
+check "... 1.1 envelopes" grep -q '"SNwkSIntKey":{"KEKLabel":"ns1-kek"' j110.json
+SKID=$(sed -n 's/.*"SessionKeyID":"\([0-9a-fA-F]*\)".*/\1/p' j110.json)
+check "... SessionKeyID present" test -n "$SKID"
+"$CLI" join "${NS[@]}" --protocol 1.0 --sim devices.csv --dev-eui 0000000000000210 >j210.json 2>&1
+check "ProtocolVersion 1.0 with SenderNSID is refused as malformed" test $? -ne 0
+"$CLI" join "${NS[@]}" --sim devices.csv --dev-eui 0000000000000110 --count 2 >/dev/null 2>&1
+check "two more joins on one keep-alive connection" test $? -eq 0
+"$CLI" rejoin "${NS[@]}" --sim devices.csv --dev-eui 0000000000000110 --type 1 >rj.json 2>rj.err
+check "RejoinReq type 1 accepted, keys match" test $? -eq 0
+
+
+"$CLI" join "${NS[@]}" --sim devices.csv --dev-eui 0000000000000210 >a.json 2>/dev/null
+check "1.1 device 210 joins" test $? -eq 0
+
+# ---- AppSKeyReq ----------------------------------------------------------------------------
+AS1=(--url "https://127.0.0.1:$PORT/" --server-name js.test --ca root.crt --cert as1.crt --key as1.key
+	--sender-id as-1 --receiver-id 70b3d57ed0000001 --kek-label as1-kek --kek-file as1.kek)
+AS2=(--url "https://127.0.0.1:$PORT/" --server-name js.test --ca root.crt --cert as2.crt --key as2.key
+	--sender-id as-2 --receiver-id 70b3d57ed0000001 --kek-label as2-kek --kek-file as2.kek)
+"$CLI" appskey "${AS1[@]}" --dev-eui 0000000000000110 --session-key-id "$SKID" >ak1.json 2>ak1.err
+check "AppSKeyReq by the right AS succeeds" test $? -eq 0
+check "... AppSKey wrapped under as1's KEK" grep -q '"AppSKey":{"KEKLabel":"as1-kek"' ak1.json
+"$CLI" appskey "${AS2[@]}" --dev-eui 0000000000000110 --session-key-id "$SKID" >ak2.json 2>ak2.err
+check "AppSKeyReq by another AS is refused (exit 4)" test $? -eq 4
+check "... as UnknownDevEUI, without a key" bash -c "grep -q UnknownDevEUI ak2.json && ! grep -q AESKey ak2.json"
+"$CLI" appskey "${AS1[@]}" --sender-id 000013 --dev-eui 0000000000000110 --session-key-id "$SKID" >ak3.json 2>&1
+check "AppSKeyReq with a SenderID outside as1's rights -> UnknownSender" grep -q UnknownSender ak3.json
+
+# ---- HomeNSReq, wrong sender, wrong receiver ----------------------------------------------
+"$CLI" homens "${NS[@]}" --receiver-id 70b3d57ed0000001 --dev-eui 0000000000000110 >h.json 2>&1
+check "HomeNSReq answered with HNetID and HNSID" grep -q '"HNetID":"000013".*"HNSID":"ns1.test"\|"HNSID":"ns1.test".*"HNetID":"000013"' h.json
+"$CLI" homens "${NS[@]}" --sender-id 000099 --receiver-id 70b3d57ed0000001 --dev-eui 0000000000000110 >h2.json 2>&1
+check "a SenderID outside ns1's rights gets UnknownSender" grep -q UnknownSender h2.json
+"$CLI" homens "${NS[@]}" --receiver-id 1111111111111111 --dev-eui 0000000000000110 >h3.json 2>&1
+check "a ReceiverID not served gets UnknownReceiver" grep -q UnknownReceiver h3.json
+
+# ---- malformed input: answered, nothing changes --------------------------------------------
+"$DEV" --config dj.conf show 0000000000000110 >state-before 2>&1
+CURL=(curl -s --cacert root.crt --cert ns1.crt --key ns1.key --resolve js.test:$PORT:127.0.0.1)
+"${CURL[@]}" -o m1 -w '%{http_code}' -X POST --data '{"ProtocolVersion":"1.1",' "https://js.test:$PORT/" >code1
+check "broken JSON gets HTTP 400" grep -q 400 code1
+"${CURL[@]}" -o m2 -w '%{http_code}' -X POST --data '{"ProtocolVersion":"1.1","SenderID":"000013","ReceiverID":"70b3d57ed0000001","TransactionID":7,"MessageType":"JoinReq","SenderNSID":"ns1.test","MACVersion":"1.1","PHYPayload":"00zz","DevEUI":"0000000000000110","DevAddr":"26000001","DLSettings":"80","RxDelay":1}' "https://js.test:$PORT/" >code2
+check "bad hex gets a JoinAns with MalformedRequest" grep -q '"MalformedRequest"' m2
+check "... echoing the TransactionID" grep -q '"TransactionID":7' m2
+"${CURL[@]}" -o m3 -w '%{http_code}' -X POST --data "$(head -c 5000 /dev/zero | tr '\0' 'x')" "https://js.test:$PORT/" >code3
+check "an oversized body gets HTTP 413" grep -q 413 code3
+"$DEV" --config dj.conf show 0000000000000110 >state-after 2>&1
+check "malformed requests changed nothing" cmp -s state-before state-after
+
+# ---- handshakes that must fail -------------------------------------------------------------
+curl -s --cacert root.crt --resolve js.test:$PORT:127.0.0.1 -X POST --data '{}' "https://js.test:$PORT/" >/dev/null 2>&1
+check "no client certificate: refused" test $? -ne 0
+curl -s --cacert root.crt --cert evil.crt --key evil.key --resolve js.test:$PORT:127.0.0.1 -X POST --data '{}' "https://js.test:$PORT/" >/dev/null 2>&1
+check "a certificate from an unknown root: refused" test $? -ne 0
+echo | openssl s_client -connect 127.0.0.1:$PORT -verify_return_error -CAfile root.crt -verify_hostname js.test \
+	-cert ns1.crt -key ns1.key -tls1_3 >sc.out 2>&1
+check "openssl s_client verifies our server (TLS 1.3)" grep -q "Verify return code: 0" sc.out
+echo | openssl s_client -connect 127.0.0.1:$PORT -CAfile root.crt -cert ns1.crt -key ns1.key -tls1_2 >sc2.out 2>&1
+check "TLS 1.2 is refused" bash -c "! grep -q 'Verify return code: 0 (ok)' sc2.out || grep -qi 'alert\|error' sc2.out"
+
+# ---- metrics -------------------------------------------------------------------------------
+curl -s "http://127.0.0.1:$MPORT/metrics" >metrics
+check "metrics: joins counted by verdict" grep -q 'danejoin_joins_total{verdict="accepted"} [1-9]' metrics
+check "metrics: latency histogram" grep -q 'danejoin_request_seconds_count [1-9]' metrics
+check "metrics: group commit" grep -q 'danejoin_group_commit_transactions_total [1-9]' metrics
+
+# ---- SIGHUP under load, then SIGTERM drains -------------------------------------------------
+"$CLI" join "${NS[@]}" --sim devices.csv --dev-eui 0000000000000210 --count 30 >load.out 2>load.err &
+LOAD=$!
+sleep 0.2
+kill -HUP $PID
+wait $LOAD
+check "joins under a SIGHUP reload all succeed" test $? -eq 0
+check "the reload was logged" grep -q "configuration reloaded" jsd.log
+kill -TERM $PID
+wait $PID
+RC=$?
+PID=""
+check "SIGTERM: danejoind drains and exits 0 (got $RC)" test $RC -eq 0
+check "no key material in the log" bash -c "! grep -qiE '$(cut -d, -f4 devices.csv | tail -n +2 | paste -sd'|')' jsd.log"
+
+if [ $FAILS -ne 0 ]; then
+	echo "--- danejoind log (tail)"; tail -20 jsd.log
+	echo "$FAILS of $CHECKS checks failed"
+	exit 1
+fi
+echo "all $CHECKS danejoind checks passed"

@@ -1,0 +1,563 @@
+/*
+ * test_srv.c - srv (joinserver/danejoind/srv.h) against real TLS clients.
+ *
+ * A throwaway PKI is made at run time with the openssl CLI in a temporary directory: a private
+ * root (EC P-256), the server's certificate (SAN DNS:js.test), a good client (SAN DNS:ns1.test),
+ * a client under another root, a client with two SAN dNSNames and one with none. srv runs on
+ * its loop in a thread; curl is the client. Checked: the identity reaches the handler; no
+ * certificate, a foreign root, two SANs, no SAN and a TLS 1.2-only client are all refused at the
+ * handshake; 413 over max_body; 405 for GET; two requests share one keep-alive connection; the
+ * metrics listener; srv_call_in_loop from another thread; a deferred reply; a client that leaves
+ * before its deferred reply; max_connections and header_timeout; reload; stop accepting.
+ *
+ * Readiness is a connect-retry loop, never a fixed sleep; the temporary directory is removed at
+ * exit on every path.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "dj_err.h"
+#include "dj_log.h"
+#include "srv.h"
+
+#define MAX_BODY       1024
+#define HEADER_TIMEOUT 3 /* seconds; long enough that 4 connects under a loaded CI land within it */
+#define IDLE_TIMEOUT   5
+#define MAX_CONNS      4
+#define CURL	       "timeout 10 curl -sS --noproxy '*' "
+#define WAIT_MS	       5000 /* upper bound for every condition we poll for */
+
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                       \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fprintf(stderr, "\n");                                                     \
+			exit(1);                                                                   \
+		}                                                                                  \
+	} while (0)
+
+static char dir[256];
+static unsigned port, mport;
+static struct event_base *base;
+static struct srv *srv;
+static pthread_t loop_thread;
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static char logbuf[16384];
+static struct srv_req *held; /* a request the handler kept for a later answer */
+static int ran_on_loop = -1;
+static unsigned q_conns, q_flight;
+static int q_done;
+
+/* cleanup - remove the temporary PKI */
+static void cleanup(void)
+{
+	char cmd[512];
+
+	if (dir[0] != '\0') {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", dir);
+	}
+}
+
+/* log_sink - keep srv's log lines for assertions */
+static void log_sink(int level, const char *line, void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&mu);
+	if (strlen(logbuf) + strlen(line) + 2 < sizeof(logbuf)) {
+		strcat(logbuf, line);
+		strcat(logbuf, "\n");
+	}
+	pthread_mutex_unlock(&mu);
+	if (getenv("TEST_SRV_VERBOSE") != NULL)
+		fprintf(stderr, "log %d: %s\n", level, line);
+}
+
+/* sh - run a shell command, return its exit status */
+static int sh(const char *fmt, ...) DJ_PRINTF(1, 2);
+static int sh(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	rc = system(cmd);
+	return rc == -1 ? -1 : WEXITSTATUS(rc);
+}
+
+/* run - run a command and capture its stdout; returns the exit status */
+static int run(char *out, size_t outlen, const char *fmt, ...) DJ_PRINTF(3, 4);
+static int run(char *out, size_t outlen, const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	FILE *p;
+	size_t n;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	p = popen(cmd, "r");
+	CHECK(p != NULL, "popen");
+	n = fread(out, 1, outlen - 1, p);
+	out[n] = '\0';
+	rc = pclose(p);
+	return rc == -1 ? -1 : WEXITSTATUS(rc);
+}
+
+/* make_pki - the throwaway certificates */
+static void make_pki(void)
+{
+	int rc = sh("set -e; cd '%s'; exec 2>pki.log\n"
+		    "ca() { openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+		    "-keyout $1.key -out $1.pem -subj /CN=$1 -days 2; }\n"
+		    "leaf() { openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+		    "-keyout $1.key -out $1.csr -subj /CN=$1; printf '%%s\\n' \"$3\" > $1.ext; "
+		    "openssl x509 -req -in $1.csr -CA $2.pem -CAkey $2.key -CAcreateserial -days 2 "
+		    "-extfile $1.ext -out $1.pem; }\n"
+		    "ca root; ca other\n"
+		    "leaf server root subjectAltName=DNS:js.test\n"
+		    "leaf good root subjectAltName=DNS:ns1.test\n"
+		    "leaf foreign other subjectAltName=DNS:ns1.test\n"
+		    "leaf twosan root subjectAltName=DNS:ns1.test,DNS:ns2.test\n"
+		    "leaf nosan root basicConstraints=CA:FALSE\n",
+		    dir);
+	CHECK(rc == 0, "making the PKI failed (see %s/pki.log)", dir);
+}
+
+/* free_port - a port nobody listens on right now */
+static unsigned free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "bind: %s",
+	      strerror(errno));
+	CHECK(getsockname(fd, (struct sockaddr *)&a, &len) == 0, "getsockname");
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+/* tcp_connect - a plain TCP connection to 127.0.0.1:p, or -1 */
+static int tcp_connect(unsigned p)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+/* wait_ready - connect-retry until the listener answers */
+static void wait_ready(unsigned p)
+{
+	int i, fd = -1;
+	struct timespec ts = {0, 10 * 1000 * 1000};
+
+	for (i = 0; i < WAIT_MS / 10 && fd < 0; i++) {
+		fd = tcp_connect(p);
+		if (fd < 0)
+			nanosleep(&ts, NULL);
+	}
+	CHECK(fd >= 0, "port %u never accepted", p);
+	close(fd);
+}
+
+/* closed_within - whether the peer closes \p fd within \p ms */
+static int closed_within(int fd, int ms)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	char b[64];
+
+	if (poll(&pfd, 1, ms) != 1)
+		return 0;
+	return recv(fd, b, sizeof(b), 0) <= 0;
+}
+
+/* defer_thread - another thread answers a held request through srv_call_in_loop */
+static void reply_held(void *arg);
+static void *defer_thread(void *arg)
+{
+	CHECK(srv_call_in_loop(srv, reply_held, arg) == DJ_EOK, "srv_call_in_loop");
+	return NULL;
+}
+
+/* reply_held - on the loop: answer the deferred request */
+static void reply_held(void *arg)
+{
+	struct srv_req *r = arg;
+	char json[SRV_IDENTITY_MAX + 64];
+	int n = snprintf(json, sizeof(json), "{\"deferred\":\"%s\"}", srv_req_peer(r));
+
+	srv_reply(r, 200, json, (size_t)n);
+}
+
+/* handler - echo {"peer":..., "len":N}; /defer answers from another thread; /hold keeps it */
+static void handler(struct srv_req *r, void *arg)
+{
+	char json[SRV_IDENTITY_MAX + 64];
+	size_t len;
+	pthread_t t;
+	int n;
+
+	(void)arg;
+	(void)srv_req_body(r, &len);
+	CHECK(srv_req_started(r) > 0, "started");
+	if (strcmp(srv_req_path(r), "/defer") == 0) {
+		CHECK(pthread_create(&t, NULL, defer_thread, r) == 0, "pthread_create");
+		pthread_detach(t);
+		return;
+	}
+	if (strcmp(srv_req_path(r), "/hold") == 0) {
+		pthread_mutex_lock(&mu);
+		held = r;
+		pthread_cond_broadcast(&cv);
+		pthread_mutex_unlock(&mu);
+		return;
+	}
+	n = snprintf(json, sizeof(json), "{\"peer\":\"%s\",\"len\":%zu}", srv_req_peer(r), len);
+	srv_reply(r, 200, json, (size_t)n);
+}
+
+/* metrics - the metrics text */
+static char *metrics(void *arg)
+{
+	(void)arg;
+	return strdup("# TYPE dj_test counter\ndj_test 42\n");
+}
+
+/* loop_main - the loop thread */
+static void *loop_main(void *arg)
+{
+	(void)arg;
+	event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY);
+	return NULL;
+}
+
+/* on_loop - records whether it ran on the loop thread */
+static void on_loop(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&mu);
+	ran_on_loop = pthread_equal(pthread_self(), loop_thread) ? 1 : 0;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&mu);
+}
+
+/* query - on the loop: read the counters */
+static void query(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&mu);
+	q_conns = srv_connections(srv);
+	q_flight = srv_in_flight(srv);
+	q_done = 1;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&mu);
+}
+
+/* counters - the counters, read on the loop thread */
+static void counters(unsigned *conns, unsigned *flight)
+{
+	pthread_mutex_lock(&mu);
+	q_done = 0;
+	pthread_mutex_unlock(&mu);
+	CHECK(srv_call_in_loop(srv, query, NULL) == DJ_EOK, "srv_call_in_loop");
+	pthread_mutex_lock(&mu);
+	while (!q_done)
+		pthread_cond_wait(&cv, &mu);
+	*conns = q_conns;
+	*flight = q_flight;
+	pthread_mutex_unlock(&mu);
+}
+
+/* wait_counters - poll until the counters reach the expected values */
+static void wait_counters(unsigned conns, unsigned flight, int line)
+{
+	struct timespec ts = {0, 10 * 1000 * 1000};
+	unsigned c = 0, f = 0;
+	int i;
+
+	for (i = 0; i < WAIT_MS / 10; i++) {
+		counters(&c, &f);
+		if (c == conns && f == flight)
+			return;
+		nanosleep(&ts, NULL);
+	}
+	CHECK(0, "line %d: connections %u in_flight %u, want %u %u", line, c, f, conns, flight);
+}
+
+/* stop_accepting - on the loop: srv_stop_accepting */
+static void stop_accepting(void *arg)
+{
+	(void)arg;
+	srv_stop_accepting(srv);
+}
+
+static char reload_err[256];
+static int reload_rc = 1;
+
+/* reload - on the loop: srv_reload_tls with the files in arg (3 paths) */
+static void reload(void *arg)
+{
+	char(*paths)[300] = arg;
+	int rc = srv_reload_tls(srv, paths[0], paths[1], paths[2], reload_err, sizeof(reload_err));
+
+	pthread_mutex_lock(&mu);
+	reload_rc = rc;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&mu);
+}
+
+/* reload_wait - run reload on the loop and wait for its result */
+static int reload_wait(char (*paths)[300])
+{
+	int rc;
+
+	pthread_mutex_lock(&mu);
+	reload_rc = 1;
+	pthread_mutex_unlock(&mu);
+	CHECK(srv_call_in_loop(srv, reload, paths) == DJ_EOK, "srv_call_in_loop");
+	pthread_mutex_lock(&mu);
+	while (reload_rc == 1)
+		pthread_cond_wait(&cv, &mu);
+	rc = reload_rc;
+	pthread_mutex_unlock(&mu);
+	return rc;
+}
+
+/* stop - on the loop: end it */
+static void stop(void *arg)
+{
+	(void)arg;
+	event_base_loopbreak(base);
+}
+
+/* curl_tls - POST with client cert \p who (NULL: none); returns curl's status, output in out */
+static int curl_tls(char *out, size_t outlen, const char *who, const char *extra, const char *path)
+{
+	char cert[600] = "";
+
+	if (who != NULL)
+		snprintf(cert, sizeof(cert), "--cert '%s/%s.pem' --key '%s/%s.key'", dir, who, dir,
+			 who);
+	return run(out, outlen,
+		   CURL "--cacert '%s/root.pem' %s --resolve js.test:%u:127.0.0.1 %s "
+			"-w ' %%{http_code}' https://js.test:%u%s 2>/dev/null",
+		   dir, cert, port, extra, port, path);
+}
+
+int main(void)
+{
+	struct srv_props p = {0};
+	char out[8192], err[256], addr[64], maddr[64], path[3][300], bad[3][300];
+	int fds[MAX_CONNS + 1], i, rc, fd;
+	unsigned c, f;
+
+	CHECK(evthread_use_pthreads() == 0, "evthread_use_pthreads");
+	signal(SIGPIPE, SIG_IGN); /* as the daemon does: OpenSSL writes with plain send() */
+	dj_log_set(log_sink, NULL, LOG_DEBUG);
+	snprintf(dir, sizeof(dir), "%s/dj_srv_XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	atexit(cleanup);
+	make_pki();
+	snprintf(path[0], sizeof(path[0]), "%s/server.pem", dir);
+	snprintf(path[1], sizeof(path[1]), "%s/server.key", dir);
+	snprintf(path[2], sizeof(path[2]), "%s/root.pem", dir);
+
+	base = event_base_new();
+	CHECK(base != NULL, "event_base_new");
+	p.cert_file = path[0];
+	p.key_file = path[1];
+	p.client_ca_file = path[2];
+	p.max_body = MAX_BODY;
+	p.header_timeout = HEADER_TIMEOUT;
+	p.idle_timeout = IDLE_TIMEOUT;
+	p.max_connections = MAX_CONNS;
+	p.handler = handler;
+	p.metrics = metrics;
+
+	/* bad inputs: the messages name the file or address */
+	p.listen_addr = "127.0.0.1";
+	CHECK(srv_new(base, &p, &srv, err, sizeof(err)) == DJ_ECONFIG && strstr(err, "127.0.0.1"),
+	      "no port: %s", err);
+	p.listen_addr = "[::1:4430";
+	CHECK(srv_new(base, &p, &srv, err, sizeof(err)) == DJ_ECONFIG && strstr(err, "[::1:4430"),
+	      "bad v6: %s", err);
+	p.listen_addr = "127.0.0.1:1";
+	p.cert_file = "/nonexistent.pem";
+	CHECK(srv_new(base, &p, &srv, err, sizeof(err)) == DJ_ECONFIG &&
+		  strstr(err, "/nonexistent.pem"),
+	      "bad cert: %s", err);
+	p.cert_file = path[0];
+
+	/* a free port can be taken between our probe and the bind: retry a few times */
+	for (i = 0, rc = DJ_EIO; i < 5 && rc == DJ_EIO; i++) {
+		port = free_port();
+		mport = free_port();
+		snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+		snprintf(maddr, sizeof(maddr), "127.0.0.1:%u", mport);
+		p.listen_addr = addr;
+		p.metrics_addr = maddr;
+		rc = srv_new(base, &p, &srv, err, sizeof(err));
+	}
+	CHECK(rc == DJ_EOK, "srv_new: %s (%s)", err, dj_strerror(rc));
+	CHECK(pthread_create(&loop_thread, NULL, loop_main, NULL) == 0, "pthread_create");
+	wait_ready(port);
+	wait_ready(mport);
+
+	/* a good client: 200 and its identity */
+	rc = curl_tls(out, sizeof(out), "good", "-X POST --data hello", "/x");
+	CHECK(rc == 0 && strcmp(out, "{\"peer\":\"ns1.test\",\"len\":5} 200") == 0,
+	      "good client: rc %d out '%s'", rc, out);
+
+	/* refused at the handshake */
+	rc = curl_tls(out, sizeof(out), NULL, "-X POST --data x", "/");
+	CHECK(rc != 0 && strstr(out, "200") == NULL, "no client cert: rc %d out '%s'", rc, out);
+	rc = curl_tls(out, sizeof(out), "foreign", "-X POST --data x", "/");
+	CHECK(rc != 0 && strstr(out, "200") == NULL, "foreign root: rc %d out '%s'", rc, out);
+	rc = curl_tls(out, sizeof(out), "twosan", "-X POST --data x", "/");
+	CHECK(rc != 0 && strstr(out, "200") == NULL, "two SANs: rc %d out '%s'", rc, out);
+	rc = curl_tls(out, sizeof(out), "nosan", "-X POST --data x", "/");
+	CHECK(rc != 0 && strstr(out, "200") == NULL, "no SAN: rc %d out '%s'", rc, out);
+	rc = curl_tls(out, sizeof(out), "good", "--tls-max 1.2 -X POST --data x", "/");
+	CHECK(rc != 0 && strstr(out, "200") == NULL, "TLS 1.2: rc %d out '%s'", rc, out);
+	pthread_mutex_lock(&mu);
+	CHECK(strstr(logbuf, "failed: client certificate has 2 SAN dNSNames") != NULL &&
+		  strstr(logbuf, "failed: client certificate has no SAN dNSName") != NULL &&
+		  strstr(logbuf, "TLS handshake from 127.0.0.1:") != NULL,
+	      "handshake failures not logged:\n%s", logbuf);
+	pthread_mutex_unlock(&mu);
+
+	/* limits and methods */
+	rc = curl_tls(out, sizeof(out), "good", "-o /dev/null -X POST --data-binary @" __FILE__,
+		      "/");
+	CHECK(strstr(out, "413") != NULL, "large body: rc %d out '%s'", rc, out);
+	rc = curl_tls(out, sizeof(out), "good", "-o /dev/null", "/");
+	CHECK(rc == 0 && strcmp(out, " 405") == 0, "GET: rc %d out '%s'", rc, out);
+
+	/* two requests, one connection */
+	rc = run(out, sizeof(out),
+		 CURL "--cacert '%s/root.pem' --cert '%s/good.pem' --key '%s/good.key' "
+		      "--resolve js.test:%u:127.0.0.1 -X POST --data ab -w ' %%{http_code} "
+		      "%%{num_connects}\\n' https://js.test:%u/a https://js.test:%u/b",
+		 dir, dir, dir, port, port, port);
+	CHECK(rc == 0 && strstr(out, "\"len\":2} 200 1\n") != NULL &&
+		  strstr(out, "\"len\":2} 200 0\n") != NULL,
+	      "keep-alive: rc %d out '%s'", rc, out);
+
+	/* metrics */
+	rc = run(out, sizeof(out), CURL "-i http://%s/metrics", maddr);
+	CHECK(rc == 0 && strstr(out, " 200 ") != NULL && strstr(out, "dj_test 42\n") != NULL &&
+		  strstr(out, "text/plain; version=0.0.4") != NULL,
+	      "metrics: rc %d out '%s'", rc, out);
+	rc = run(out, sizeof(out), CURL "-o /dev/null -w '%%{http_code}' http://%s/other", maddr);
+	CHECK(strcmp(out, "404") == 0, "metrics 404: rc %d out '%s'", rc, out);
+
+	/* srv_call_in_loop from this (non-loop) thread runs on the loop */
+	CHECK(srv_call_in_loop(srv, on_loop, NULL) == DJ_EOK, "srv_call_in_loop");
+	pthread_mutex_lock(&mu);
+	while (ran_on_loop < 0)
+		pthread_cond_wait(&cv, &mu);
+	CHECK(ran_on_loop == 1, "callback ran off the loop thread");
+	pthread_mutex_unlock(&mu);
+
+	/* a reply deferred to another thread */
+	rc = curl_tls(out, sizeof(out), "good", "-X POST --data x", "/defer");
+	CHECK(rc == 0 && strcmp(out, "{\"deferred\":\"ns1.test\"} 200") == 0,
+	      "deferred: rc %d out '%s'", rc, out);
+
+	/* a client that leaves before its answer: the late reply must not crash */
+	rc = curl_tls(out, sizeof(out), "good", "-m 1 -X POST --data x", "/hold");
+	CHECK(rc != 0, "hold: curl should have timed out");
+	pthread_mutex_lock(&mu);
+	CHECK(held != NULL, "handler never saw /hold");
+	pthread_mutex_unlock(&mu);
+	counters(&c, &f);
+	CHECK(f == 1, "in_flight %u, want 1", f);
+	CHECK(srv_call_in_loop(srv, reply_held, held) == DJ_EOK, "srv_call_in_loop");
+	wait_counters(0, 0, __LINE__);
+
+	/* reload: a bad file names itself and changes nothing; good files work */
+	memcpy(bad, path, sizeof(bad));
+	snprintf(bad[0], sizeof(bad[0]), "/nonexistent.pem");
+	CHECK(reload_wait(bad) == DJ_ECONFIG && strstr(reload_err, "/nonexistent.pem"),
+	      "reload bad: %s", reload_err);
+	CHECK(reload_wait(path) == DJ_EOK, "reload: %s", reload_err);
+	rc = curl_tls(out, sizeof(out), "good", "-X POST --data x", "/");
+	CHECK(rc == 0 && strstr(out, " 200") != NULL, "after reload: rc %d out '%s'", rc, out);
+
+	/* max_connections: the one over the limit is closed at once; header_timeout ends the rest
+	 */
+	for (i = 0; i < MAX_CONNS; i++) {
+		fds[i] = tcp_connect(port);
+		CHECK(fds[i] >= 0, "connect %d", i);
+	}
+	wait_counters(MAX_CONNS, 0, __LINE__);
+	fds[MAX_CONNS] = tcp_connect(port);
+	CHECK(fds[MAX_CONNS] >= 0, "connect over the limit");
+	CHECK(closed_within(fds[MAX_CONNS], 500), "over-limit connection not closed at once");
+	for (i = 0; i < MAX_CONNS; i++)
+		CHECK(closed_within(fds[i], (HEADER_TIMEOUT + 2) * 1000),
+		      "connection %d outlived header_timeout", i);
+	for (i = 0; i <= MAX_CONNS; i++)
+		close(fds[i]);
+	wait_counters(0, 0, __LINE__);
+	pthread_mutex_lock(&mu);
+	CHECK(strstr(logbuf, "max_connections reached") != NULL, "refusal not logged");
+	pthread_mutex_unlock(&mu);
+
+	/* a request still held when srv_free runs: the late reply only frees it */
+	pthread_mutex_lock(&mu);
+	held = NULL;
+	pthread_mutex_unlock(&mu);
+	rc = curl_tls(out, sizeof(out), "good", "-m 1 -X POST --data x", "/hold");
+	CHECK(rc != 0 && held != NULL, "second hold");
+
+	/* stop accepting: new connections are refused by the kernel */
+	CHECK(srv_call_in_loop(srv, stop_accepting, NULL) == DJ_EOK, "stop");
+	for (i = 0, fd = 0; i < WAIT_MS / 10 && fd >= 0; i++) {
+		fd = tcp_connect(port);
+		if (fd >= 0)
+			close(fd);
+	}
+	CHECK(fd < 0, "still accepting after srv_stop_accepting");
+
+	CHECK(srv_call_in_loop(srv, stop, NULL) == DJ_EOK, "stop");
+	pthread_join(loop_thread, NULL);
+	srv_free(srv);
+	srv_reply(held, 200, "{}", 2);
+	event_base_free(base);
+	printf("test_srv: ok\n");
+	return 0;
+}
