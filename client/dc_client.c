@@ -25,6 +25,8 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -460,6 +462,7 @@ out:
 
 int dc_client_send(struct dc_client *c, const struct bi_msg *req, dc_done_cb cb, void *arg)
 {
+	evutil_socket_t fd;
 	struct evhttp_request *r = NULL;
 	struct evkeyvalq *h;
 	struct dc_conn *k;
@@ -503,6 +506,11 @@ int dc_client_send(struct dc_client *c, const struct bi_msg *req, dc_done_cb cb,
 		ret = DJ_EIO;
 		goto out;
 	}
+	/* No Nagle (the socket exists once the request is made): headers and body leave as
+	 * separate TLS records, and Nagle with delayed ACKs would hold the body ~40 ms. */
+	fd = bufferevent_getfd(evhttp_connection_get_bufferevent(k->evcon));
+	if (fd >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
 	q->next = c->reqs;
 	if (c->reqs != NULL)
 		c->reqs->prev = q;

@@ -33,6 +33,8 @@ struct bench {
 	struct dc_client *c;
 	struct lw_crypto *cx;
 	struct bench_dev *devs;
+	unsigned ndev;		/* devices taking part */
+	unsigned next;		/* the device whose request goes next (round robin) */
 	unsigned sent, done, ok, not_success, conn_fail, rejected;
 	double *lat;
 	int fault;
@@ -93,8 +95,12 @@ static void on_answer(int rc, const struct bi_msg *ans, int have, const char *er
 	} else {
 		b->ok++;
 	}
+	/* One request per connection in flight, as a network server's forwarder keeps it; the
+	 * next request comes from the next device in turn (a device is never in flight twice
+	 * because there are at least as many devices as connections). */
 	if (b->sent < b->p->requests && !b->fault) {
-		rc = send_one(bd);
+		rc = send_one(&b->devs[b->next]);
+		b->next = (b->next + 1) % b->ndev;
 		if (rc != DJ_EOK)
 			b->fault = rc;
 	}
@@ -150,6 +156,13 @@ int exec__bench(const struct dc_params *p, struct bi_kek *kek)
 		goto out;
 	}
 	n = p->devices < p->requests ? p->devices : p->requests;
+	if (n < p->connections) {
+		/* one device must never have two requests in flight (its DevNonce order) */
+		fprintf(stderr, "%s: bench: --devices (and --requests) must be at least "
+			"--connections (%u)\n", DC_PROGRAM, p->connections);
+		ret = DC_EXIT_USAGE;
+		goto out;
+	}
 	b.devs = calloc(n, sizeof(*b.devs));
 	b.lat = calloc(p->requests, sizeof(*b.lat));
 	if (b.devs == NULL || b.lat == NULL || lw_crypto_new(&b.cx) != DJ_EOK)
@@ -180,14 +193,16 @@ int exec__bench(const struct dc_params *p, struct bi_kek *kek)
 	if (ret != DC_EXIT_OK)
 		goto out;
 	ret = DC_EXIT_INTERNAL;
+	b.ndev = n;
 	t0 = now_s();
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n && i < p->connections; i++) {
 		rc = send_one(&b.devs[i]);
 		if (rc != DJ_EOK) {
 			fprintf(stderr, "%s: %s\n", DC_PROGRAM, dj_strerror(rc));
 			goto out;
 		}
 	}
+	b.next = i % n;
 	while (b.done < b.sent)
 		if (event_base_dispatch(dc_client_base(b.c)) < 0)
 			goto out;
