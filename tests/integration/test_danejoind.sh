@@ -214,13 +214,14 @@ check "metrics: latency histogram" grep -q 'danejoin_request_seconds_count [1-9]
 check "metrics: group commit" grep -q 'danejoin_group_commit_transactions_total [1-9]' metrics
 
 # ---- SIGHUP under load, then SIGTERM drains -------------------------------------------------
-"$CLI" join "${NS[@]}" --sim devices.csv --dev-eui 0000000000000210 --count 30 >load.out 2>load.err &
+"$CLI" join "${NS[@]}" --sim devices.csv --dev-eui 0000000000000210 --count 300 >load.out 2>load.err &
 LOAD=$!
-sleep 0.2
+for _ in $(seq 1 100); do grep -q 'dev_eui=0000000000000210' jsd.log && break; sleep 0.02; done
 kill -HUP $PID
+for _ in $(seq 1 250); do grep -q "configuration reloaded" jsd.log && break; sleep 0.02; done
+check "the reload was logged" grep -q "configuration reloaded" jsd.log
 wait $LOAD
 check "joins under a SIGHUP reload all succeed" test $? -eq 0
-check "the reload was logged" grep -q "configuration reloaded" jsd.log
 kill -TERM $PID
 wait $PID
 RC=$?
