@@ -64,7 +64,8 @@ struct dc_props {
 
 /*!
  * \brief Completion of dc_client_send(), on the loop thread.
- * \param rc   DJ_EOK (HTTP 200 and a valid body in \p ans), DJ_EIO (connection, TLS or HTTP
+ * \param rc   DJ_EOK (HTTP 200 and a valid body in \p ans; or HTTP 200 with an empty body, the
+ *             TS002 asynchronous acceptance: then \p have_ans is 0), DJ_EIO (connection, TLS or HTTP
  *             failure; \p ans holds the parsed body if a non-200 answer had a valid one, see
  *             \p have_ans), DJ_EMALFORMED (a 200 answer whose body is not a valid message),
  *             DJ_ENOMEM.

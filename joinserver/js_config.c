@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include <ini.h>
@@ -48,6 +49,7 @@ struct key_def {
 
 #define CFG_OFF(field) offsetof(struct js_config, field)
 #define PEER_OFF(field) offsetof(struct js_peer_config, field)
+#define HTTPS_SCHEME "https://"	/* async_url: the only scheme (answers carry keys) */
 #define PEER_SECTION "peer."	/* [peer.NAME]: one per peer; rows below use section "peer.*" */
 
 /* key_table - every known [section] key; keep config/danejoin.conf.example in step */
@@ -88,6 +90,7 @@ static const struct key_def peer_table[] = {
 	{ "peer.*", "kek_file", KT_PATH, PEER_OFF(kek_file), 0, 0, 0, false },
 	{ "peer.*", "plain_keys", KT_BOOL, PEER_OFF(plain_keys), 0, 0, 0, false },
 	{ "peer.*", "rate", KT_UINT, PEER_OFF(rate), 0, 1000000, 0, false },
+	{ "peer.*", "async_url", KT_STR, PEER_OFF(async_url), 0, 0, 0, false },
 };
 
 #define N_PEER_KEYS DJ_ARRAY_LEN(peer_table)
@@ -520,6 +523,14 @@ static void check_whole(struct parse_ctx *c)
 			     pc->name);
 			return;
 		}
+		/* the full URL is parsed by its user (dc_client_new()); here only the scheme, so
+		 * that a typo never sends answers in the clear or nowhere */
+		if (pc->async_url != NULL &&
+		    strncasecmp(pc->async_url, HTTPS_SCHEME, strlen(HTTPS_SCHEME)) != 0) {
+			fail(c, DJ_ECONFIG, 0, "[peer.%s] async_url: '%s': expected "
+			     "https://HOST:PORT/PATH", pc->name, pc->async_url);
+			return;
+		}
 		for (unsigned q = 0; q < p; q++)
 			if (strcmp(c->cfg.peers[q].identity, pc->identity) == 0) {
 				fail(c, DJ_ECONFIG, 0, "[peer.%s] identity: '%s' is already the "
@@ -565,6 +576,7 @@ void js_config_free(struct js_config *cfg)
 		list_free(&p->join_euis);
 		free(p->kek_label);
 		free(p->kek_file);
+		free(p->async_url);
 	}
 	free(cfg->peers);
 	js_config_defaults(cfg);

@@ -65,6 +65,8 @@ struct js_peer_config {
 	char *kek_file;			/* its KEK: 32 or 64 hex digits, mode 0600 */
 	unsigned plain_keys;		/* 1: session keys may go to it unwrapped (explicit) */
 	unsigned rate;			/* requests per second; 0: unlimited */
+	char *async_url;		/* "https://HOST:PORT/PATH": answers are POSTed there
+					 * (TS002 §8 asynchronous mode); NULL: in the response */
 };
 
 struct js_config {

@@ -2,7 +2,9 @@
  * exec.c - danejoin-client: join, rejoin, appskey and homens.
  *
  * Output contract: stdout carries exactly one JSON line per answer (bi_msg_encode(); key
- * envelopes stay wrapped); human-readable status and errors go to stderr.
+ * envelopes stay wrapped); human-readable status and errors go to stderr. A join server in
+ * asynchronous mode (TS002 §8) answers with an empty HTTP 200: nothing on stdout, a note with
+ * the TransactionID on stderr, exit 0 (the answer goes to the peer's async_url).
  *
  * Security reasoning:
  *   - The KEK file is a secret: refused when group- or other-readable (as the join server's
@@ -32,7 +34,6 @@
 
 #define KEK_FILE_MAX 256		/* bytes read from a KEK file: 64 hex digits and whitespace */
 #define DEVADDR_NWKID 0x26		/* first DevAddr byte for simulated devices (TTN-like) */
-
 /* err_exit - map a dj_err code of local work to an exit code */
 static int err_exit(int rc)
 {
@@ -231,11 +232,29 @@ static int open_env(const struct dc_params *p, struct bi_kek *kek, const char *n
 	return DC_EXIT_OK;
 }
 
-/* answer_exit - the exit code for a call: prints the answer (if any) and explains failures */
-static int answer_exit(int rc, int have, const struct bi_msg *ans, const char *err)
+/* is_async_accept - the call got HTTP 200 with an empty body: accepted for async answering
+ * (dc_client reports that as DJ_EOK without an answer) */
+static bool is_async_accept(int rc, int have, const char *err)
+{
+	(void)err;
+	return rc == DJ_EOK && !have;
+}
+
+/* answer_exit - the exit code for the call of \p req: prints the answer (if any) and explains
+ * failures; *async says the answer will arrive asynchronously (exit 0, nothing printed) */
+static int answer_exit(int rc, const struct bi_msg *req, int have, const struct bi_msg *ans,
+		       const char *err, bool *async)
 {
 	int r;
 
+	*async = is_async_accept(rc, have, err);
+	if (*async) {
+		/* the TransactionID is what ties the answer, POSTed elsewhere, to this request */
+		fprintf(stderr, "%s: HTTP 200 with an empty body: %s TransactionID %u accepted, "
+			"the answer will arrive asynchronously\n", DC_PROGRAM,
+			bi_msg_type_str(req->type), req->transaction_id);
+		return DC_EXIT_OK;
+	}
 	if (have) {
 		r = exec__print(ans);
 		if (r != DC_EXIT_OK)
@@ -341,6 +360,7 @@ static int cmd_sim(const struct dc_params *p, struct dc_client *c, struct bi_kek
 	char err[DC_ERR_MAX] = "";
 	uint8_t phy[LW_PHY_MAX];
 	size_t len, idx = 0;
+	bool async = false;
 	int rc, have, ret = DC_EXIT_INTERNAL;
 
 	memset(&dev, 0, sizeof(dev));
@@ -394,9 +414,11 @@ static int cmd_sim(const struct dc_params *p, struct dc_client *c, struct bi_kek
 						     : BI_REJOIN_REQ, phy, len, &req);
 		have = 0;
 		rc = dc_client_call(c, &req, &ans, &have, err, sizeof(err));
-		ret = answer_exit(rc, have, &ans, err);
+		ret = answer_exit(rc, &req, have, &ans, err, &async);
 		if (ret != DC_EXIT_OK)
 			goto out;
+		if (async)
+			continue;	/* the Join-accept goes to the async receiver, not to us */
 		rc = lw_sim_handle_accept(cx, &dev, ans.phy, ans.phy_len, &ss);
 		if (rc != DJ_EOK || ss != LW_SIM_OK) {
 			fprintf(stderr, "%s: the device rejects the Join-accept: %s\n", DC_PROGRAM,
@@ -430,6 +452,7 @@ static int cmd_raw(const struct dc_params *p, struct dc_client *c)
 	struct bi_msg req, ans;
 	enum lw_frame_status fs;
 	char err[DC_ERR_MAX] = "";
+	bool async;
 	int rc, have = 0, ret;
 
 	memset(&ans, 0, sizeof(ans));
@@ -466,7 +489,7 @@ static int cmd_raw(const struct dc_params *p, struct dc_client *c)
 		memcpy(req.cflist, p->cflist, LW_CFLIST_LEN);
 	}
 	rc = dc_client_call(c, &req, &ans, &have, err, sizeof(err));
-	ret = answer_exit(rc, have, &ans, err);
+	ret = answer_exit(rc, &req, have, &ans, err, &async);
 	bi_msg_wipe(&ans);
 	return ret;
 }
@@ -478,6 +501,7 @@ static int cmd_appskey(const struct dc_params *p, struct dc_client *c, struct bi
 	struct lw_key key;
 	uint8_t raw[LW_KEY_LEN];
 	char err[DC_ERR_MAX] = "", hex[2 * LW_KEY_LEN + 1];
+	bool async = false;
 	int rc, have = 0, ret;
 
 	memset(&ans, 0, sizeof(ans));
@@ -488,8 +512,8 @@ static int cmd_appskey(const struct dc_params *p, struct dc_client *c, struct bi
 	memcpy(req.session_key_id, p->session_key_id, p->session_key_id_len);
 	req.session_key_id_len = p->session_key_id_len;
 	rc = dc_client_call(c, &req, &ans, &have, err, sizeof(err));
-	ret = answer_exit(rc, have, &ans, err);
-	if (ret != DC_EXIT_OK || (kek == NULL && !p->allow_plain))
+	ret = answer_exit(rc, &req, have, &ans, err, &async);
+	if (ret != DC_EXIT_OK || async || (kek == NULL && !p->allow_plain))
 		goto out;
 	if (!ans.app_s_key.present) {
 		fprintf(stderr, "%s: the answer carries no AppSKey\n", DC_PROGRAM);
@@ -521,6 +545,7 @@ static int cmd_homens(const struct dc_params *p, struct dc_client *c)
 {
 	struct bi_msg req, ans;
 	char err[DC_ERR_MAX] = "";
+	bool async;
 	int rc, have = 0, ret;
 
 	memset(&ans, 0, sizeof(ans));
@@ -528,7 +553,7 @@ static int cmd_homens(const struct dc_params *p, struct dc_client *c)
 	req.has_dev_eui = true;
 	memcpy(req.dev_eui, p->dev_eui, LW_EUI_LEN);
 	rc = dc_client_call(c, &req, &ans, &have, err, sizeof(err));
-	ret = answer_exit(rc, have, &ans, err);
+	ret = answer_exit(rc, &req, have, &ans, err, &async);
 	bi_msg_wipe(&ans);
 	return ret;
 }
@@ -544,6 +569,10 @@ int exec_run(const struct dc_params *p)
 		goto out;
 	if (p->cmd == DC_CMD_BENCH) {
 		ret = exec__bench(p, kek);
+		goto out;
+	}
+	if (p->cmd == DC_CMD_LISTEN) {
+		ret = exec__listen(p);
 		goto out;
 	}
 	ret = exec__client(p, 1, &c);

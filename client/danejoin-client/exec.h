@@ -37,4 +37,7 @@ int exec__sim_init(struct lw_crypto *cx, const struct dv_csv_row *row, const str
 /*! \brief The bench command (bench.c). \return a DC_EXIT_* code. */
 int exec__bench(const struct dc_params *p, struct bi_kek *kek) DJ_MUSTCHECK;
 
+/*! \brief The listen command (listen.c): receive async answers. \return a DC_EXIT_* code. */
+int exec__listen(const struct dc_params *p) DJ_MUSTCHECK;
+
 #endif /* DJ_CLIENT_DANEJOIN_CLIENT_EXEC_H */

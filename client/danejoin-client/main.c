@@ -17,7 +17,7 @@ enum {
 	OPT_RECEIVER_ID, OPT_PROTOCOL, OPT_SENDER_NS_ID, OPT_KEK_LABEL, OPT_KEK_FILE,
 	OPT_ALLOW_PLAIN, OPT_SHOW_KEYS, OPT_PHY, OPT_MAC_VERSION, OPT_DEV_ADDR, OPT_DL_SETTINGS,
 	OPT_RX_DELAY, OPT_CFLIST, OPT_SIM, OPT_STATE, OPT_DEV_EUI, OPT_COUNT, OPT_TYPE,
-	OPT_SESSION_KEY_ID, OPT_DEVICES, OPT_CONNECTIONS, OPT_REQUESTS,
+	OPT_SESSION_KEY_ID, OPT_DEVICES, OPT_CONNECTIONS, OPT_REQUESTS, OPT_LISTEN,
 };
 
 /* long_opts - every flag of every command; params_validate() checks which command may use it */
@@ -51,6 +51,7 @@ static const struct option long_opts[] = {
 	{ "devices", required_argument, NULL, OPT_DEVICES },
 	{ "connections", required_argument, NULL, OPT_CONNECTIONS },
 	{ "requests", required_argument, NULL, OPT_REQUESTS },
+	{ "listen", required_argument, NULL, OPT_LISTEN },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -89,6 +90,7 @@ static bool set_opt(int ch, struct dc_args *a)
 	case OPT_DEVICES: a->devices = optarg; break;
 	case OPT_CONNECTIONS: a->connections = optarg; break;
 	case OPT_REQUESTS: a->requests = optarg; break;
+	case OPT_LISTEN: a->listen = optarg; break;
 	default: return false;
 	}
 	return true;

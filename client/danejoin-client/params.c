@@ -16,7 +16,8 @@
 #include "params.h"
 
 /* commands - names, in the order of enum dc_cmd */
-static const char *const commands[] = { "join", "rejoin", "appskey", "homens", "bench" };
+static const char *const commands[] = { "join", "rejoin", "appskey", "homens", "bench",
+					 "listen" };
 
 int params_command(const char *name, enum dc_cmd *out)
 {
@@ -96,6 +97,7 @@ static int check_flags(const struct dc_args *a, enum dc_cmd cmd)
 {
 	bool jr = cmd == DC_CMD_JOIN || cmd == DC_CMD_REJOIN;
 	bool raw = jr && a->sim == NULL;
+	bool send = cmd != DC_CMD_LISTEN;	/* listen receives: no join server, no IDs */
 	const char *c = a->command;
 	int r = DC_EXIT_OK;
 
@@ -112,15 +114,26 @@ static int check_flags(const struct dc_args *a, enum dc_cmd cmd)
 	ALLOW("--cflist", cflist, jr);
 	ALLOW("--sim", sim, jr || cmd == DC_CMD_BENCH);
 	ALLOW("--state", state, a->sim != NULL);
-	ALLOW("--dev-eui", dev_eui, cmd != DC_CMD_BENCH && !raw);
-	ALLOW("--count", count, cmd == DC_CMD_JOIN && a->sim != NULL);
+	ALLOW("--dev-eui", dev_eui, cmd != DC_CMD_BENCH && send && !raw);
+	ALLOW("--count", count, (cmd == DC_CMD_JOIN && a->sim != NULL) || !send);
 	ALLOW("--type", type, cmd == DC_CMD_REJOIN);
 	ALLOW("--session-key-id", session_key_id, cmd == DC_CMD_APPSKEY);
 	ALLOW("--devices", devices, cmd == DC_CMD_BENCH);
 	ALLOW("--connections", connections, cmd == DC_CMD_BENCH);
 	ALLOW("--requests", requests, cmd == DC_CMD_BENCH);
-	ALLOW("--sender-ns-id", sender_ns_id, cmd != DC_CMD_APPSKEY);
+	ALLOW("--sender-ns-id", sender_ns_id, cmd != DC_CMD_APPSKEY && send);
+	ALLOW("--listen", listen, !send);
+	ALLOW("--url", url, send);
+	ALLOW("--server-name", server_name, send);
+	ALLOW("--timeout", timeout, send);
+	ALLOW("--sender-id", sender_id, send);
+	ALLOW("--receiver-id", receiver_id, send);
+	ALLOW("--protocol", protocol, send);
+	ALLOW("--kek-label", kek_label, send);
+	ALLOW("--kek-file", kek_file, send);
 #undef ALLOW
+	if (r == DC_EXIT_OK && a->allow_plain && !send)
+		r = usage_err(DC_EXIT_USAGE, "%s does not take --allow-plain-keys", c);
 	if (r == DC_EXIT_OK && a->show_keys && cmd != DC_CMD_APPSKEY)
 		r = usage_err(DC_EXIT_USAGE, "%s does not take --show-keys", c);
 	if (r == DC_EXIT_OK && a->npos > 0)
@@ -191,6 +204,22 @@ static int validate_common(const struct dc_args *a, struct dc_params *p)
 	return DC_EXIT_OK;
 }
 
+/* validate_listen - listen: the address, our certificate, the senders' roots, a count */
+static int validate_listen(const struct dc_args *a, struct dc_params *p)
+{
+	if (a->listen == NULL || a->cert == NULL || a->key == NULL || a->ca == NULL)
+		return usage_err(DC_EXIT_USAGE, "listen needs --listen HOST:PORT, --cert, --key "
+				 "and --ca");
+	p->listen_addr = a->listen;
+	p->cert = a->cert;
+	p->key = a->key;
+	p->ca = a->ca;
+	p->count = 0;
+	if (a->count != NULL && !parse_uint(a->count, 1, DC_COUNT_MAX, &p->count))
+		return usage_err(DC_EXIT_USAGE, "--count: 1..%d", DC_COUNT_MAX);
+	return DC_EXIT_OK;
+}
+
 /* validate_frame_opts - DevAddr, DLSettings, RxDelay, CFList (join, rejoin) */
 static int validate_frame_opts(const struct dc_args *a, struct dc_params *p)
 {
@@ -250,6 +279,8 @@ int params_validate(const struct dc_args *a, struct dc_params *p)
 		return usage_err(DC_EXIT_USAGE, "unknown command %s; see %s --help", a->command,
 				 DC_PROGRAM);
 	r = check_flags(a, p->cmd);
+	if (r == DC_EXIT_OK && p->cmd == DC_CMD_LISTEN)
+		return validate_listen(a, p);
 	if (r == DC_EXIT_OK)
 		r = validate_common(a, p);
 	if (r != DC_EXIT_OK)
@@ -317,6 +348,8 @@ int params_validate(const struct dc_args *a, struct dc_params *p)
 			return usage_err(DC_EXIT_USAGE, "bench: --devices 1..%u, --connections "
 					 "1..1024, --requests 1..%u", DC_BENCH_MAX, DC_BENCH_MAX);
 		return validate_sim(a, p);
+	case DC_CMD_LISTEN:
+		break;	/* validate_listen() above */
 	}
 	return usage_err(DC_EXIT_INTERNAL, "unhandled command");
 }
@@ -344,6 +377,13 @@ void params_usage(FILE *f)
 "  bench --sim DEVICES.csv --devices N --connections M --requests R [--state FILE]\n"
 "                                      R JoinReqs from the first N devices over M keep-alive\n"
 "                                      connections; prints joins/s and p50/p99 latency\n"
+"  listen --listen HOST:PORT --cert FILE --key FILE --ca FILE [--count N]\n"
+"                                      receive asynchronous answers (TS002 §8; a join\n"
+"                                      server peer with async_url): an HTTPS server that\n"
+"                                      requires client certificates chaining to --ca, answers\n"
+"                                      each POST with an empty 200 and prints its message as\n"
+"                                      one JSON line; exits after N messages (default: runs\n"
+"                                      until SIGTERM/SIGINT)\n"
 "\n"
 "Common options:\n"
 "  --url https://HOST:PORT/    the join server\n"
@@ -351,6 +391,7 @@ void params_usage(FILE *f)
 "  --ca FILE                   the roots the server certificate must chain to (PEM)\n"
 "  --server-name NAME          expected name in the server certificate (default: URL host)\n"
 "  --timeout MS                per request (default 10000)\n"
+"  (listen takes only --listen, --cert, --key, --ca and --count)\n"
 "  --sender-id ID              the NetID (6 hex digits) for join/rejoin/homens/bench,\n"
 "                              the AS-ID for appskey\n"
 "  --receiver-id JOINEUI       16 hex digits (join/rejoin/bench: default from the frame/CSV)\n"
@@ -365,7 +406,9 @@ void params_usage(FILE *f)
 "\n"
 "Exit codes:\n"
 "  0  the answer's Result is Success (with --sim: the device accepts the Join-accept and\n"
-"     the session keys match)\n"
+"     the session keys match); or HTTP 200 with an empty body: the join server accepted\n"
+"     the request and will POST the answer asynchronously (a note on stderr, nothing on\n"
+"     stdout); listen: N messages received, or SIGTERM\n"
 "  1  usage: bad flag, unknown command, missing or conflicting flags\n"
 "  2  bad input: a file, hex, CSV, state file or KEK file (including its mode)\n"
 "  3  connection, TLS or HTTP failure (no usable answer)\n"

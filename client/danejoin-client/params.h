@@ -38,6 +38,7 @@ enum dc_cmd {
 	DC_CMD_APPSKEY,
 	DC_CMD_HOMENS,
 	DC_CMD_BENCH,
+	DC_CMD_LISTEN,
 };
 
 /* The command line as parsed by main.c, before validation. Strings are borrowed from argv. */
@@ -50,6 +51,7 @@ struct dc_args {
 	const char *phy, *mac_version, *dev_addr, *dl_settings, *rx_delay, *cflist;
 	const char *sim, *state, *dev_eui, *count, *type, *session_key_id;
 	const char *devices, *connections, *requests;
+	const char *listen;
 	int npos;			/* positional arguments after the command (none allowed) */
 };
 
@@ -92,6 +94,8 @@ struct dc_params {
 	size_t session_key_id_len;
 	/* bench */
 	unsigned devices, connections, requests;
+	/* listen (count: messages before exiting, 0: until SIGTERM) */
+	const char *listen_addr;
 };
 
 /*! \brief Look a command name up. \retval DJ_EOK, DJ_ENOENT (unknown command) */

@@ -14,6 +14,17 @@
  *   a device that does not exist (UnknownDevEUI), so it cannot probe another's fleet.
  * Nothing is logged that holds a key: one line per request with peer, message type, DevEUI,
  * result and latency.
+ *
+ * Asynchronous mode (TS002 §8), for a peer with async_url: once a request is parsed and the
+ * peer known, it gets HTTP 200 with an empty body at once (accept_async()), and the answer
+ * (UnknownSender included) is POSTed to async_url through the peer's dc_client, over mutual TLS
+ * with our [listen] certificate and the peer's server certificate checked against
+ * client_ca_file and the URL's host. A POST that fails is retried ASYNC_TRIES - 1 times after
+ * async_backoff_ms, then logged as an error and dropped: the state change (a join) has already
+ * happened, and the network server times out and asks again, which TS002 expects of it.
+ * Requests that cannot be parsed and rate-limited requests are still answered in the
+ * response: they were not accepted for processing. The answer waits in memory with its
+ * envelopes and is wiped when delivered or dropped.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -28,6 +39,7 @@
 
 #include "bi_kek.h"
 #include "bi_msg.h"
+#include "dc_client.h"
 #include "dj_err.h"
 #include "dj_hex.h"
 #include "dj_log.h"
@@ -44,9 +56,17 @@
 #define HTTP_BAD_REQUEST 400
 #define HTTP_TOO_MANY 429
 #define HTTP_UNAVAILABLE 503
+#define HTTP_SERVER_ERROR 500
+#define ASYNC_TRIES 3			/* POSTs of one async answer before it is dropped */
+#define ASYNC_TIMEOUT_MS 5000		/* one POST: connect, handshake, HTTP answer */
+#define MS_PER_S 1000
+#define US_PER_MS 1000
 
 /* REPLY_LIT - answer with a string literal body (its length computed, never counted by hand) */
 #define REPLY_LIT(req, status, lit) srv_reply((req), (status), (lit), sizeof(lit) - 1)
+
+/* async_backoff_ms - wait before POST 2, 3, ... of an async answer */
+static const unsigned async_backoff_ms[ASYNC_TRIES - 1] = { 100, 400 };
 
 static const double lat_bounds[LAT_BUCKETS] = { 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
 						0.05, 0.1, 0.2, 0.5, 1.0, 5.0 };
@@ -65,6 +85,7 @@ struct peer {
 	struct eui_prefix euis[JS_CONFIG_LIST_MAX];	/* as: devices whose AppSKey it may get */
 	double bucket;				/* rate limit: tokens */
 	double bucket_at;
+	struct dc_client *async;		/* NULL: answers go in the HTTP response */
 };
 
 struct peers {
@@ -85,6 +106,16 @@ struct metrics {
 	double lat_sum;
 };
 
+/* An answer on its way to an async peer, kept (with its envelopes) until delivered or dropped. */
+struct delivery {
+	struct delivery *prev, *next;	/* svc->deliveries */
+	struct svc *s;
+	struct peer *pe;		/* its table outlives every pending delivery (svc_reload) */
+	struct bi_msg ans;		/* wiped in delivery_free() */
+	unsigned tries;			/* POSTs started */
+	struct event *retry_ev;		/* armed between a failed POST and the next */
+};
+
 struct svc {
 	struct event_base *base;
 	struct srv *srv;
@@ -95,14 +126,26 @@ struct svc {
 	struct js_engine *engine;
 	struct metrics m;
 	bool draining;
+	bool closing;			/* svc_free(): drop, never retry */
 	struct event *drain_ev;
+	/* requests of async peers answered with an empty 200 whose answer is not yet delivered
+	 * or dropped: draining waits for them, a reload keeps their peer table */
+	unsigned async_pending;
+	struct delivery *deliveries;
+};
+
+/* Where an answer goes: the HTTP response, or (async peer, accepted) a POST to its async_url. */
+struct reply_to {
+	struct srv_req *req;	/* NULL once the request got its empty 200 (accept_async()) */
+	struct peer *pe;	/* NULL: an identity without a [peer.NAME] (answered in the
+				 * response) */
+	double started;		/* monotonic time the request was complete, for latency */
 };
 
 /* One request waiting for the engine. */
 struct job {
 	struct svc *s;
-	struct srv_req *req;
-	struct peer *peer;
+	struct reply_to to;
 	struct bi_msg msg;
 	struct js_join_req jr;
 };
@@ -184,15 +227,38 @@ static void peers_free(struct peers *p)
 	if (p == NULL)
 		return;
 	peers_free(p->prev);
-	for (unsigned i = 0; i < p->n; i++)
+	/* dc_client_free() cancels POSTs in flight: their callbacks run now, with p->v valid */
+	for (unsigned i = 0; i < p->n; i++) {
 		bi_kek_free(p->v[i].kek);
+		dc_client_free(p->v[i].async);
+	}
 	free(p->v);
 	js_config_free(&p->cfg);
 	free(p);
 }
 
-/* peers_load - the configuration and the peer table built from it */
-static int peers_load(const char *path, struct peers **out, char *err, size_t errlen)
+/* async_client - the dc_client that POSTs answers to an async peer, on \p base (NULL: its own,
+ * for --check-config); authenticates with our [listen] certificate and checks the peer's
+ * server certificate against client_ca_file and the URL host */
+static int async_client(const struct js_config *cfg, const struct js_peer_config *pc,
+			struct event_base *base, struct dc_client **out, char *err, size_t errlen)
+{
+	struct dc_props dp = { .url = pc->async_url, .cert_file = cfg->cert_file,
+			       .key_file = cfg->key_file, .ca_file = cfg->client_ca_file,
+			       .timeout_ms = ASYNC_TIMEOUT_MS, .connections = 1, .base = base };
+	char why[DC_ERR_MAX] = "";
+	int ret;
+
+	ret = dc_client_new(&dp, out, why, sizeof(why));
+	if (ret == DJ_EOK)
+		return DJ_EOK;
+	snprintf(err, errlen, "[peer.%s] async_url: %s", pc->name, why);
+	return ret == DJ_ENOMEM || ret == DJ_ECRYPTO ? ret : DJ_ECONFIG;
+}
+
+/* peers_load - the configuration and the peer table built from it (async clients on \p base) */
+static int peers_load(const char *path, struct event_base *base, struct peers **out, char *err,
+		      size_t errlen)
 {
 	struct peers *p = calloc(1, sizeof(*p));
 	uint8_t key[32];
@@ -247,6 +313,11 @@ static int peers_load(const char *path, struct peers **out, char *err, size_t er
 						 pc->name);
 				goto out;
 			}
+		}
+		if (pc->async_url != NULL) {
+			ret = async_client(&p->cfg, pc, base, &pe->async, err, errlen);
+			if (ret != DJ_EOK)
+				goto out;
 		}
 	}
 	*out = p;
@@ -317,43 +388,183 @@ static enum bi_msg_type answer_type(enum bi_msg_type t)
 	}
 }
 
-/* send_answer - encode, send, log one line and count */
-static void send_answer(struct svc *s, struct srv_req *req, const char *peer, struct bi_msg *ans)
+/* delivery_free - unlink, wipe the answer and free (NULL is accepted) */
+static void delivery_free(struct delivery *d)
+{
+	if (d == NULL)
+		return;
+	if (d->prev != NULL)
+		d->prev->next = d->next;
+	else if (d->s->deliveries == d)
+		d->s->deliveries = d->next;
+	if (d->next != NULL)
+		d->next->prev = d->prev;
+	d->s->async_pending--;
+	if (d->retry_ev != NULL)
+		event_free(d->retry_ev);
+	bi_msg_wipe(&d->ans);
+	free(d);
+}
+
+static void delivery_post(struct delivery *d);
+
+/* delivery_failed - one POST failed: arm the next try, or drop the answer after the last */
+static void delivery_failed(struct delivery *d, const char *why)
+{
+	unsigned ms = d->tries <= DJ_ARRAY_LEN(async_backoff_ms) ? async_backoff_ms[d->tries - 1]
+								 : 0;
+	struct timeval tv = { ms / MS_PER_S, (ms % MS_PER_S) * US_PER_MS };
+
+	dj_warn("async peer=%s type=%s transaction=%u: POST %u of %u failed: %s", d->pe->name,
+		bi_msg_type_str(d->ans.type), d->ans.transaction_id, d->tries, ASYNC_TRIES, why);
+	if (d->s->closing || d->tries >= ASYNC_TRIES || evtimer_add(d->retry_ev, &tv) != 0) {
+		/* the state change stands; the network server times out and asks again */
+		dj_err("async peer=%s type=%s transaction=%u: answer dropped after %u POSTs%s",
+		       d->pe->name, bi_msg_type_str(d->ans.type), d->ans.transaction_id, d->tries,
+		       d->s->closing ? " (shutting down)" : "");
+		delivery_free(d);
+	}
+}
+
+/* delivery_done - dc_client completion of one POST: delivered, or failed */
+static void delivery_done(int rc, const struct bi_msg *reply, int have_reply, const char *err,
+			  void *arg)
+{
+	struct delivery *d = arg;
+
+	(void)reply;
+	(void)have_reply;
+	/* DJ_EOK includes an empty HTTP 200 (the usual acknowledgement); DJ_EMALFORMED is an HTTP
+	 * 200 whose body is no message: the receiver of an async answer
+	 * acknowledges it with an empty 200, so that is a delivery too */
+	if (rc == DJ_EOK || rc == DJ_EMALFORMED) {
+		dj_info("async peer=%s type=%s transaction=%u: delivered, HTTP %d (POST %u)",
+			d->pe->name, bi_msg_type_str(d->ans.type), d->ans.transaction_id, HTTP_OK,
+			d->tries);
+		delivery_free(d);
+		return;
+	}
+	delivery_failed(d, err);
+}
+
+/* delivery_retry - retry_ev: the next POST */
+static void delivery_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	delivery_post(arg);
+}
+
+/* delivery_post - start one POST of \p d; a failure to start counts as a failed POST */
+static void delivery_post(struct delivery *d)
+{
+	int ret;
+
+	d->tries++;
+	ret = dc_client_send(d->pe->async, &d->ans, delivery_done, d);
+	if (ret == DJ_EOK)
+		return;		/* delivery_done() runs later, from the loop */
+	if (ret == DJ_EINVAL)
+		d->tries = ASYNC_TRIES;	/* cannot be encoded: no retry will do better */
+	delivery_failed(d, dj_strerror(ret));
+}
+
+/* deliver - hand \p ans (taken: zeroed here) to a new delivery to \p pe's async_url. On failure
+ * the answer is dropped (wiped by the caller) and the accepted request is no longer pending. */
+static int deliver(struct svc *s, struct peer *pe, struct bi_msg *ans)
+{
+	struct delivery *d = calloc(1, sizeof(*d));
+	int ret = DJ_ENOMEM;
+
+	if (d == NULL)
+		goto out;
+	d->retry_ev = evtimer_new(s->base, delivery_retry, d);
+	if (d->retry_ev == NULL)
+		goto out;
+	d->s = s;
+	d->pe = pe;
+	d->ans = *ans;
+	memset(ans, 0, sizeof(*ans));	/* the envelopes now live (and get wiped) in d */
+	d->next = s->deliveries;
+	if (s->deliveries != NULL)
+		s->deliveries->prev = d;
+	s->deliveries = d;
+	delivery_post(d);	/* from here on d frees itself, and counts down async_pending */
+	d = NULL;
+	ret = DJ_EOK;
+out:
+	if (d != NULL) {
+		if (d->retry_ev != NULL)
+			event_free(d->retry_ev);
+		free(d);
+	}
+	if (ret != DJ_EOK)
+		s->async_pending--;
+	return ret;
+}
+
+/* accept_async - an async peer's request is accepted for processing: answer it now with an
+ * empty 200 (TS002 §8); the answer proper is POSTed later by send_answer() */
+static void accept_async(struct svc *s, struct reply_to *to)
+{
+	if (to->req == NULL || to->pe == NULL || to->pe->async == NULL)
+		return;
+	srv_reply(to->req, HTTP_OK, "", 0);
+	to->req = NULL;
+	s->async_pending++;
+}
+
+/* send_answer - the one place answers leave: in the HTTP response, or (to->req NULL: accepted
+ * by accept_async()) POSTed to the peer's async_url; logs one line and counts */
+static void send_answer(struct svc *s, struct reply_to *to, struct bi_msg *ans)
 {
 	char *json = NULL, eui[2 * LW_EUI_LEN + 1] = "-";
 	size_t len = 0;
-	double lat = now_mono() - srv_req_started(req);
+	double lat = now_mono() - to->started;
 	int ret;
 
-	ret = bi_msg_encode(ans, &json, &len);
-	if (ret != DJ_EOK) {
-		dj_err("encoding a %s failed: %s", bi_msg_type_str(ans->type), dj_strerror(ret));
-		REPLY_LIT(req, 500, "{}");
-		s->m.http_errors++;
-		goto out;
+	if (to->req != NULL) {
+		ret = bi_msg_encode(ans, &json, &len);
+		if (ret != DJ_EOK) {
+			dj_err("encoding a %s failed: %s", bi_msg_type_str(ans->type),
+			       dj_strerror(ret));
+			REPLY_LIT(to->req, HTTP_SERVER_ERROR, "{}");
+			s->m.http_errors++;
+			goto out;
+		}
 	}
-	/* log first: \p peer may point into \p req, which srv_reply() frees */
+	/* log first: without a peer the name is the identity, which srv_reply() frees */
 	if (ans->has_dev_eui)
 		dj_hex_format(ans->dev_eui, LW_EUI_LEN, eui);
-	dj_info("peer=%s type=%s dev_eui=%s transaction=%u result=%s latency_ms=%.3f", peer,
-		bi_msg_type_str(ans->type), eui, ans->transaction_id,
-		bi_result_str(ans->result, BI_PROTO_1_1), lat * 1e3);
-	srv_reply(req, HTTP_OK, json, len);
+	dj_info("peer=%s type=%s dev_eui=%s transaction=%u result=%s latency_ms=%.3f%s",
+		to->pe != NULL ? to->pe->name : srv_req_peer(to->req), bi_msg_type_str(ans->type),
+		eui, ans->transaction_id, bi_result_str(ans->result, BI_PROTO_1_1), lat * 1e3,
+		to->req == NULL ? " async" : "");
 	s->m.results[ans->result]++;
 	s->m.lat_count++;
 	s->m.lat_sum += lat;
 	for (unsigned i = 0; i < LAT_BUCKETS; i++)
 		if (lat <= lat_bounds[i])
 			s->m.lat_bucket[i]++;
+	if (to->req != NULL) {
+		srv_reply(to->req, HTTP_OK, json, len);
+		to->req = NULL;
+		goto out;
+	}
+	ret = deliver(s, to->pe, ans);
+	if (ret != DJ_EOK)
+		dj_err("async peer=%s type=%s transaction=%u: answer dropped: %s", to->pe->name,
+		       bi_msg_type_str(ans->type), ans->transaction_id, dj_strerror(ret));
 out:
+	/* the encoded answer carries wrapped keys, or plain ones for a plain_keys peer */
 	if (json != NULL)
 		OPENSSL_clear_free(json, len);
 	bi_msg_wipe(ans);
 }
 
 /* refuse - answer \p m with a Result code and a description */
-static void refuse(struct svc *s, struct srv_req *req, const char *peer, const struct bi_msg *m,
-		   enum bi_result r, const char *desc)
+static void refuse(struct svc *s, struct reply_to *to, const struct bi_msg *m, enum bi_result r,
+		   const char *desc)
 {
 	struct bi_msg ans;
 
@@ -364,7 +575,7 @@ static void refuse(struct svc *s, struct srv_req *req, const char *peer, const s
 		ans.has_dev_eui = true;
 		memcpy(ans.dev_eui, m->dev_eui, LW_EUI_LEN);
 	}
-	send_answer(s, req, peer, &ans);
+	send_answer(s, to, &ans);
 }
 
 /* verdict_result - the Result code for an engine verdict */
@@ -407,7 +618,7 @@ static void join_finish(void *arg)
 	ans.has_dev_eui = true;
 	memcpy(ans.dev_eui, j->msg.dev_eui, LW_EUI_LEN);
 	if (ret != DJ_EOK || j->jr.result != DJ_EOK) {
-		dj_err("join for peer %s failed: %s", j->peer->name,
+		dj_err("join for peer %s failed: %s", j->to.pe->name,
 		       dj_strerror(ret != DJ_EOK ? ret : j->jr.result));
 		ans.result = BI_OTHER;
 		snprintf(ans.description, sizeof(ans.description), "internal error");
@@ -423,11 +634,11 @@ static void join_finish(void *arg)
 	memcpy(ans.session_key_id, o->session_id, o->session_id_len);
 	ans.session_key_id_len = o->session_id_len;
 	if (o->opt_neg)
-		ret = envelope(j->peer, &o->keys.f_nwk_s_int_key, &ans.f_nwk_s_int_key) ||
-		      envelope(j->peer, &o->keys.s_nwk_s_int_key, &ans.s_nwk_s_int_key) ||
-		      envelope(j->peer, &o->keys.nwk_s_enc_key, &ans.nwk_s_enc_key);
+		ret = envelope(j->to.pe, &o->keys.f_nwk_s_int_key, &ans.f_nwk_s_int_key) ||
+		      envelope(j->to.pe, &o->keys.s_nwk_s_int_key, &ans.s_nwk_s_int_key) ||
+		      envelope(j->to.pe, &o->keys.nwk_s_enc_key, &ans.nwk_s_enc_key);
 	else
-		ret = envelope(j->peer, &o->keys.f_nwk_s_int_key, &ans.nwk_s_key);
+		ret = envelope(j->to.pe, &o->keys.f_nwk_s_int_key, &ans.nwk_s_key);
 	if (ret != DJ_EOK) {
 		bi_msg_wipe(&ans);
 		bi_msg_answer_init(&j->msg, answer_type(j->msg.type), &ans);
@@ -436,7 +647,7 @@ static void join_finish(void *arg)
 	}
 send:
 	js_join_out_wipe(o);
-	send_answer(s, j->req, j->peer->name, &ans);
+	send_answer(s, &j->to, &ans);
 	free(j);
 }
 
@@ -451,8 +662,9 @@ static void join_done(struct js_join_req *r, void *arg)
 }
 
 /* do_join - JoinReq / RejoinReq: hand the frame to the engine */
-static void do_join(struct svc *s, struct srv_req *req, struct peer *pe, const struct bi_msg *m)
+static void do_join(struct svc *s, struct reply_to *to, const struct bi_msg *m)
 {
+	struct peer *pe = to->pe;
 	struct lw_request fr;
 	struct job *j;
 	int ret;
@@ -460,25 +672,24 @@ static void do_join(struct svc *s, struct srv_req *req, struct peer *pe, const s
 	/* The DevEUI field must be the frame's, and the frame's JoinEUI one served here. */
 	if (lw_frame_parse_request(m->phy, m->phy_len, &fr) == LW_FRAME_OK) {
 		if (memcmp(fr.dev_eui, m->dev_eui, LW_EUI_LEN) != 0) {
-			refuse(s, req, pe->name, m, BI_MALFORMED_REQUEST,
+			refuse(s, to, m, BI_MALFORMED_REQUEST,
 			       "DevEUI does not match the PHYPayload");
 			return;
 		}
 		if ((fr.type == LW_REQ_JOIN || fr.type == LW_REQ_REJOIN1) &&
 		    !prefix_match(s->peers->euis, s->peers->n_euis, fr.join_eui)) {
-			refuse(s, req, pe->name, m, BI_UNKNOWN_DEVEUI,
+			refuse(s, to, m, BI_UNKNOWN_DEVEUI,
 			       "the device's JoinEUI is not served by this join server");
 			return;
 		}
 	}
 	j = calloc(1, sizeof(*j));
 	if (j == NULL) {
-		refuse(s, req, pe->name, m, BI_OTHER, "out of memory");
+		refuse(s, to, m, BI_OTHER, "out of memory");
 		return;
 	}
 	j->s = s;
-	j->req = req;
-	j->peer = pe;
+	j->to = *to;
 	j->msg = *m;
 	j->jr.in.phy = j->msg.phy;
 	j->jr.in.phy_len = j->msg.phy_len;
@@ -495,14 +706,15 @@ static void do_join(struct svc *s, struct srv_req *req, struct peer *pe, const s
 	ret = js_engine_submit(s->engine, &j->jr);
 	if (ret != DJ_EOK) {
 		dj_err("join engine: %s", dj_strerror(ret));
-		refuse(s, req, pe->name, m, BI_OTHER, "internal error");
+		refuse(s, to, m, BI_OTHER, "internal error");
 		free(j);
 	}
 }
 
 /* do_appskey - AppSKeyReq from an application server */
-static void do_appskey(struct svc *s, struct srv_req *req, struct peer *pe, const struct bi_msg *m)
+static void do_appskey(struct svc *s, struct reply_to *to, const struct bi_msg *m)
 {
+	struct peer *pe = to->pe;
 	static struct js_device dev;	/* loop thread only */
 	struct js_session se;
 	struct bi_msg ans;
@@ -520,11 +732,11 @@ static void do_appskey(struct svc *s, struct srv_req *req, struct peer *pe, cons
 	if (ret == DJ_ENOENT || (ret == DJ_EOK && (memcmp(se.dev_eui, m->dev_eui, LW_EUI_LEN) != 0 ||
 						  se.expires_at <= js_store_now(s->store) ||
 						  !prefix_match(pe->euis, pe->n_euis, dev.join_eui)))) {
-		refuse(s, req, pe->name, m, BI_UNKNOWN_DEVEUI, "no such session for this device");
+		refuse(s, to, m, BI_UNKNOWN_DEVEUI, "no such session for this device");
 		return;
 	}
 	if (ret != DJ_EOK) {
-		refuse(s, req, pe->name, m, BI_OTHER, "internal error");
+		refuse(s, to, m, BI_OTHER, "internal error");
 		return;
 	}
 	llen = js_keystore_label(JS_PURPOSE_SESSION, m->session_key_id, m->session_key_id_len,
@@ -534,7 +746,7 @@ static void do_appskey(struct svc *s, struct srv_req *req, struct peer *pe, cons
 	if (ret != DJ_EOK || slen != JS_SESSION_SECRET_LEN) {
 		OPENSSL_cleanse(secret, sizeof(secret));
 		dj_err("session token of %s failed to open: %s", pe->name, dj_strerror(ret));
-		refuse(s, req, pe->name, m, BI_OTHER, "internal error");
+		refuse(s, to, m, BI_OTHER, "internal error");
 		return;
 	}
 	lw_key_set(&k, secret);
@@ -548,7 +760,7 @@ static void do_appskey(struct svc *s, struct srv_req *req, struct peer *pe, cons
 	lw_key_wipe(&k);
 	if (ret != DJ_EOK) {
 		bi_msg_wipe(&ans);
-		refuse(s, req, pe->name, m, BI_OTHER, "internal error");
+		refuse(s, to, m, BI_OTHER, "internal error");
 		return;
 	}
 	dj_hex_format(m->session_key_id, m->session_key_id_len, sid);
@@ -558,15 +770,15 @@ static void do_appskey(struct svc *s, struct srv_req *req, struct peer *pe, cons
 	    DJ_EOK) {
 		/* no audit entry, no key: the release must be on record */
 		bi_msg_wipe(&ans);
-		refuse(s, req, pe->name, m, BI_OTHER, "internal error");
+		refuse(s, to, m, BI_OTHER, "internal error");
 		return;
 	}
 	ans.result = BI_SUCCESS;
-	send_answer(s, req, pe->name, &ans);
+	send_answer(s, to, &ans);
 }
 
 /* do_homens - HomeNSReq: the device's home network */
-static void do_homens(struct svc *s, struct srv_req *req, struct peer *pe, const struct bi_msg *m)
+static void do_homens(struct svc *s, struct reply_to *to, const struct bi_msg *m)
 {
 	static struct js_device d;	/* loop thread only */
 	struct bi_msg ans;
@@ -574,11 +786,11 @@ static void do_homens(struct svc *s, struct srv_req *req, struct peer *pe, const
 
 	if (ret == DJ_ENOENT || (ret == DJ_EOK && !prefix_match(s->peers->euis, s->peers->n_euis,
 								d.join_eui))) {
-		refuse(s, req, pe->name, m, BI_UNKNOWN_DEVEUI, "unknown DevEUI");
+		refuse(s, to, m, BI_UNKNOWN_DEVEUI, "unknown DevEUI");
 		return;
 	}
 	if (ret != DJ_EOK) {
-		refuse(s, req, pe->name, m, BI_OTHER, "internal error");
+		refuse(s, to, m, BI_OTHER, "internal error");
 		return;
 	}
 	bi_msg_answer_init(m, BI_HOMENS_ANS, &ans);
@@ -591,15 +803,15 @@ static void do_homens(struct svc *s, struct srv_req *req, struct peer *pe, const
 		snprintf(ans.hns_id, sizeof(ans.hns_id), "%s", s->peers->cfg.home_ns_id);
 	}
 	ans.result = BI_SUCCESS;
-	send_answer(s, req, pe->name, &ans);
+	send_answer(s, to, &ans);
 }
 
 /* handle - srv handler: authenticate, authorize, dispatch */
 static void handle(struct srv_req *req, void *arg)
 {
 	struct svc *s = arg;
+	struct reply_to to = { .req = req, .started = srv_req_started(req) };
 	struct bi_msg m;
-	struct peer *pe;
 	const uint8_t *body;
 	char err[BI_ERR_MAX];
 	uint8_t rx[LW_EUI_LEN];
@@ -608,8 +820,9 @@ static void handle(struct srv_req *req, void *arg)
 
 	body = srv_req_body(req, &len);
 	ret = bi_msg_parse((const char *)body, len, &m, err, sizeof(err));
-	pe = find_peer(s->peers, srv_req_peer(req));
+	to.pe = find_peer(s->peers, srv_req_peer(req));
 	if (ret != DJ_EOK) {
+		/* not accepted for processing: answered in the response, async peer or not */
 		dj_warn("peer %s: bad request: %s", srv_req_peer(req), err);
 		if (m.type == BI_JOIN_ANS || m.type == BI_REJOIN_ANS || m.type == BI_APPSKEY_ANS ||
 		    m.type == BI_HOMENS_ANS || ret == DJ_ENOMEM || m.sender_id[0] == '\0') {
@@ -618,7 +831,7 @@ static void handle(struct srv_req *req, void *arg)
 			return;
 		}
 		s->m.requests[m.type]++;
-		refuse(s, req, srv_req_peer(req), &m, m.result, err);
+		refuse(s, &to, &m, m.result, err);
 		return;
 	}
 	s->m.requests[m.type]++;
@@ -628,34 +841,38 @@ static void handle(struct srv_req *req, void *arg)
 		REPLY_LIT(req, HTTP_BAD_REQUEST, "{\"error\":\"not a request\"}");
 		return;
 	}
-	if (pe == NULL || !sender_allowed(pe, &m) ||
-	    pe->is_ns != (m.type != BI_APPSKEY_REQ)) {
+	if (to.pe == NULL || !sender_allowed(to.pe, &m) ||
+	    to.pe->is_ns != (m.type != BI_APPSKEY_REQ)) {
 		dj_warn("identity %s may not send %s with SenderID %s", srv_req_peer(req),
 			bi_msg_type_str(m.type), m.sender_id);
-		refuse(s, req, srv_req_peer(req), &m, BI_UNKNOWN_SENDER,
+		/* a configured async peer hears of its refusal the async way, as of any answer */
+		accept_async(s, &to);
+		refuse(s, &to, &m, BI_UNKNOWN_SENDER,
 		       "SenderID not allowed for this authenticated identity");
 		return;
 	}
-	if (!rate_ok(pe)) {
+	if (!rate_ok(to.pe)) {
 		s->m.rate_limited++;
 		REPLY_LIT(req, HTTP_TOO_MANY, "{\"error\":\"rate limit\"}");
 		return;
 	}
+	/* parsed, authorized, within its rate: accepted for processing */
+	accept_async(s, &to);
 	if (dj_hex_parse(m.receiver_id, rx, LW_EUI_LEN) != DJ_EOK ||
 	    !prefix_match(s->peers->euis, s->peers->n_euis, rx)) {
-		refuse(s, req, pe->name, &m, BI_UNKNOWN_RECEIVER, "ReceiverID is not served here");
+		refuse(s, &to, &m, BI_UNKNOWN_RECEIVER, "ReceiverID is not served here");
 		return;
 	}
 	switch (m.type) {
 	case BI_JOIN_REQ:
 	case BI_REJOIN_REQ:
-		do_join(s, req, pe, &m);
+		do_join(s, &to, &m);
 		break;
 	case BI_APPSKEY_REQ:
-		do_appskey(s, req, pe, &m);
+		do_appskey(s, &to, &m);
 		break;
 	default:
-		do_homens(s, req, pe, &m);
+		do_homens(s, &to, &m);
 		break;
 	}
 	bi_msg_wipe(&m);
@@ -754,7 +971,7 @@ int svc_check_config(const char *config_path, char *err, size_t errlen)
 	int ret;
 
 	err[0] = '\0';
-	ret = peers_load(config_path, &p, err, errlen);
+	ret = peers_load(config_path, NULL, &p, err, errlen);
 	if (ret != DJ_EOK)
 		return ret;
 	ret = js_keystore_read_master(p->cfg.master_key_file, master);
@@ -781,7 +998,7 @@ int svc_new(struct event_base *base, const char *config_path, struct svc **out, 
 	s->config_path = strdup(config_path);
 	if (s->config_path == NULL)
 		goto out;
-	ret = peers_load(config_path, &s->peers, err, errlen);
+	ret = peers_load(config_path, base, &s->peers, err, errlen);
 	if (ret != DJ_EOK)
 		goto out;
 	cfg = &s->peers->cfg;
@@ -819,7 +1036,7 @@ int svc_reload(struct svc *s, char *err, size_t errlen)
 	int ret;
 
 	err[0] = '\0';
-	ret = peers_load(s->config_path, &np, err, errlen);
+	ret = peers_load(s->config_path, s->base, &np, err, errlen);
 	if (ret != DJ_EOK)
 		return ret;
 	cfg = &np->cfg;
@@ -829,9 +1046,10 @@ int svc_reload(struct svc *s, char *err, size_t errlen)
 		peers_free(np);
 		return ret;
 	}
-	/* Jobs in flight point into the old table (peer, KEK): keep it alive behind the new one
-	 * when any are in flight; it is freed with the service. */
-	if (srv_in_flight(s->srv) == 0)
+	/* Jobs and async deliveries in flight point into the old table (peer, KEK, dc_client):
+	 * keep it alive behind the new one when any are in flight; it is freed with the service.
+	 * A pending delivery finishes with the async_url it started with. */
+	if (srv_in_flight(s->srv) == 0 && s->async_pending == 0)
 		peers_free(s->peers);
 	else
 		np->prev = s->peers;
@@ -840,7 +1058,7 @@ int svc_reload(struct svc *s, char *err, size_t errlen)
 	return DJ_EOK;
 }
 
-/* drain_check - exit the loop once nothing is in flight */
+/* drain_check - exit the loop once nothing is in flight (async answers delivered or dropped) */
 static void drain_check(evutil_socket_t fd, short what, void *arg)
 {
 	struct svc *s = arg;
@@ -848,7 +1066,7 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (srv_in_flight(s->srv) == 0) {
+	if (srv_in_flight(s->srv) == 0 && s->async_pending == 0) {
 		event_base_loopexit(s->base, NULL);
 		return;
 	}
@@ -876,7 +1094,12 @@ void svc_free(struct svc *s)
 	js_engine_free(s->engine);
 	js_store_close(s->store);	/* finishes pending commits */
 	js_keystore_free(s->ks);
+	/* deliveries with a dc_client are cancelled (and freed) by peers_free(); the ones waiting
+	 * for a retry are freed here */
+	s->closing = true;
 	peers_free(s->peers);
+	while (s->deliveries != NULL)
+		delivery_free(s->deliveries);
 	if (s->drain_ev != NULL)
 		event_free(s->drain_ev);
 	free(s->config_path);

@@ -8,7 +8,8 @@
  *	(and SenderNSID) are among that peer's rights and that the ReceiverID is a JoinEUI served
  *	here, runs the request, wraps the session keys under the peer's KEK, and answers. Everything
  *	runs on the event-loop thread; accepted joins complete from the store's committer thread via
- *	srv_call_in_loop().
+ *	srv_call_in_loop(). For a peer with async_url the request gets an empty HTTP 200 at once and
+ *	the answer is POSTed to that URL (TS002 §8; see svc.c).
  */
 #ifndef DJ_DANEJOIND_SVC_H
 #define DJ_DANEJOIND_SVC_H
@@ -39,7 +40,8 @@ int svc_check_config(const char *config_path, char *err, size_t errlen) DJ_MUSTC
  *         failure nothing changes. */
 int svc_reload(struct svc *s, char *err, size_t errlen) DJ_MUSTCHECK;
 
-/*! \brief SIGTERM: stop accepting; the loop exits once every request in flight is answered. */
+/*! \brief SIGTERM: stop accepting; the loop exits once every request in flight is answered
+ *         and every asynchronous answer (async_url) is delivered or dropped after its retries. */
 void svc_drain(struct svc *s);
 
 /*! \brief Close the store (finishing its commits) and free everything (NULL is accepted). */

@@ -7,7 +7,9 @@
 # keys equal to the unwrapped JoinAns keys, RejoinReq type 1, AppSKeyReq by the right and a
 # wrong AS, HomeNSReq, malformed/oversized/bad-hex bodies with no state change, handshakes
 # without a certificate or from an unknown root, a SenderID outside the identity's rights,
-# SIGHUP under load, SIGTERM draining, and the metrics endpoint.
+# asynchronous answers (a peer with async_url: empty 200, the answer POSTed to danejoin-client
+# listen, retried then dropped when nobody listens), SIGHUP under load, SIGTERM draining, and
+# the metrics endpoint.
 #
 # Usage: bash test_danejoind.sh BUILD_DIR SOURCE_DIR   (run by ctest)
 set -u
@@ -18,8 +20,10 @@ DEV="$BUILD_DIR/devices/danejoin-devices"
 for b in "$JSD" "$CLI" "$DEV"; do [ -x "$b" ] || { echo "FAIL: $b is not built"; exit 1; }; done
 T=$(mktemp -d "${TMPDIR:-/tmp}/dj-jsd.XXXXXX") || exit 1
 PID=""
+LPID=""
 cleanup() {
 	[ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
+	[ -n "$LPID" ] && kill -9 "$LPID" 2>/dev/null
 	[ -n "${DJ_KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
 }
 trap cleanup EXIT
@@ -52,11 +56,15 @@ mkcert js DNS:js.test root
 mkcert ns1 DNS:ns1.test root
 mkcert as1 DNS:as1.test root
 mkcert as2 DNS:as2.test root
+# ns2 receives async answers on 127.0.0.1: one DNS SAN (its identity for srv) plus the IP SAN
+# that the join server's dc_client checks for an IP host
+mkcert ns2 DNS:ns2.test,IP:127.0.0.1 root
 mkcert evil DNS:ns1.test rogue
 chmod 600 ./*.key
 openssl rand -hex 16 >ns1.kek
 openssl rand -hex 32 >as1.kek
 openssl rand -hex 16 >as2.kek
+openssl rand -hex 16 >ns2.kek
 chmod 600 ./*.kek
 
 # ---- configuration, store, devices -----------------------------------------------------------
@@ -69,6 +77,7 @@ free_port() { # a port nobody listens on now
 }
 PORT=$(free_port)
 MPORT=$(free_port)
+PORT2=$(free_port)
 cat >dj.conf <<CONF
 [store]
 path = js.db
@@ -108,6 +117,13 @@ sender_ids = as-2
 join_euis = 70b3d57ed0010000/48
 kek_label = as2-kek
 kek_file = as2.kek
+[peer.ns2]
+identity = ns2.test
+role = ns
+sender_ids = 000014
+kek_label = ns2-kek
+kek_file = ns2.kek
+async_url = https://127.0.0.1:$PORT2/
 CONF
 key() { openssl rand -hex 16; }
 {
@@ -212,6 +228,49 @@ curl -s "http://127.0.0.1:$MPORT/metrics" >metrics
 check "metrics: joins counted by verdict" grep -q 'danejoin_joins_total{verdict="accepted"} [1-9]' metrics
 check "metrics: latency histogram" grep -q 'danejoin_request_seconds_count [1-9]' metrics
 check "metrics: group commit" grep -q 'danejoin_group_commit_transactions_total [1-9]' metrics
+
+# ---- asynchronous answers (TS002 §8): ns2 has async_url ------------------------------------
+"$CLI" listen --listen 127.0.0.1:$PORT2 --cert ns2.crt --key ns2.key --ca root.crt --count 2 \
+	>async.out 2>async.err &
+LPID=$!
+for _ in $(seq 1 200); do
+	(exec 3<>/dev/tcp/127.0.0.1/$PORT2) 2>/dev/null && break
+	kill -0 $LPID 2>/dev/null || break
+	sleep 0.05
+done
+check "async: danejoin-client listen listens" bash -c "(exec 3<>/dev/tcp/127.0.0.1/$PORT2) 2>/dev/null"
+NS2=(--url "https://127.0.0.1:$PORT/" --server-name js.test --ca root.crt --cert ns2.crt --key ns2.key
+	--sender-id 000014 --sender-ns-id ns2.test --kek-label ns2-kek --kek-file ns2.kek)
+"$CLI" join "${NS2[@]}" --sim devices.csv --dev-eui 0000000000000103 >aj.json 2>aj.err
+check "async: JoinReq from ns2 gets an empty HTTP 200 (exit 0, nothing on stdout)" \
+	bash -c "test $? -eq 0 && ! test -s aj.json && grep -q asynchronously aj.err"
+ATID=$(sed -n 's/.*TransactionID \([0-9]*\) accepted.*/\1/p' aj.err)
+wait_for() { # FILE REGEX: poll (bounded) until FILE has a line matching REGEX
+	for _ in $(seq 1 250); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.02; done
+	return 1
+}
+wait_for async.out '"MessageType":"JoinAns"'
+check "async: the listener received a JoinAns with Success and the same TransactionID" \
+	bash -c "test -n '$ATID' && grep '\"MessageType\":\"JoinAns\"' async.out | grep -q '\"TransactionID\":$ATID[,}]' &&
+		grep '\"MessageType\":\"JoinAns\"' async.out | grep -q '\"ResultCode\":\"Success\"'"
+check "... its session key wrapped under ns2's KEK" grep -q '"KEKLabel":"ns2-kek"' async.out
+CURL2=(curl -s --cacert root.crt --cert ns2.crt --key ns2.key --resolve js.test:$PORT:127.0.0.1)
+"${CURL2[@]}" -o an.body -w '%{http_code} %{size_download}' -X POST --data '{"ProtocolVersion":"1.1","SenderID":"000099","ReceiverID":"70b3d57ed0000001","TransactionID":4242,"MessageType":"HomeNSReq","SenderNSID":"ns2.test","DevEUI":"0000000000000110"}' "https://js.test:$PORT/" >an.code
+check "async: a HomeNSReq with a wrong SenderID gets HTTP 200 with an empty body" grep -qx '200 0' an.code
+wait_for async.out '"TransactionID":4242'
+check "... and an UnknownSender HomeNSAns arrives at the listener" \
+	bash -c "grep '\"TransactionID\":4242' async.out | grep '\"MessageType\":\"HomeNSAns\"' | grep -q UnknownSender"
+for _ in $(seq 1 250); do kill -0 $LPID 2>/dev/null || break; sleep 0.02; done
+kill -0 $LPID 2>/dev/null && kill -9 $LPID	# still running: fail below, do not hang
+wait $LPID
+LRC=$?
+LPID=""
+check "async: listen exits 0 after --count 2 messages (got $LRC)" test $LRC -eq 0
+check "async: each delivery logged with its HTTP status" grep -q "async peer=ns2 type=HomeNSAns transaction=4242: delivered, HTTP 200" jsd.log
+"$CLI" homens "${NS2[@]}" --receiver-id 70b3d57ed0000001 --dev-eui 0000000000000110 >/dev/null 2>&1
+wait_for jsd.log "type=HomeNSAns .*answer dropped after 3 POSTs"
+check "async: with no receiver the POST is retried, then dropped with an error" \
+	grep -q "type=HomeNSAns .*answer dropped after 3 POSTs" jsd.log
 
 # ---- SIGHUP under load, then SIGTERM drains -------------------------------------------------
 "$CLI" join "${NS[@]}" --sim devices.csv --dev-eui 0000000000000210 --count 300 >load.out 2>load.err &

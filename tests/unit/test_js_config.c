@@ -171,6 +171,9 @@ static const struct bad_case bad_cases[] = {
 	{ MINIMAL "[peer.a]\nidentity = x.test\nrole = as\nsender_ids = as1\nplain_keys = yes\n"
 	  "[peer.b]\nidentity = x.test\nrole = as\nsender_ids = as2\nplain_keys = yes\n",
 	  ": [peer.b] identity: 'x.test' is already the identity of [peer.a]" },
+	{ MINIMAL "[peer.ns1]\nidentity = ns1.test\nrole = ns\nsender_ids = 000013\n"
+	  "plain_keys = yes\nasync_url = http://ns1.test:8443/\n",
+	  ": [peer.ns1] async_url: 'http://ns1.test:8443/': expected https://HOST:PORT/PATH" },
 };
 
 /* test_peers - [listen], [js] and two [peer.NAME] sections, read back */
@@ -184,6 +187,7 @@ static void test_peers(void **state)
 		   "[js]\njoin_euis = 70b3d57ed0000000/32, 0000000000000001\nhome_net_id = 000013\n"
 		   "[peer.ns1]\nidentity = ns1.test\nrole = ns\nsender_ids = 000013 000014\n"
 		   "ns_ids = ns1\nkek_label = ns1-kek\nkek_file = ns1.kek\nrate = 100\n"
+		   "async_url = https://ns1.test:8443/bi\n"
 		   "[peer.as1]\nidentity = as1.test\nrole = as\nsender_ids = as-1\n"
 		   "plain_keys = yes\n");
 	assert_int_equal(js_config_load(conf_path, &cfg, err, sizeof(err)), DJ_EOK);
@@ -202,6 +206,8 @@ static void test_peers(void **state)
 	assert_non_null(strstr(cfg.peers[0].kek_file, "/ns1.kek"));
 	assert_int_equal(cfg.peers[0].rate, 100);
 	assert_int_equal(cfg.peers[0].plain_keys, 0);
+	assert_string_equal(cfg.peers[0].async_url, "https://ns1.test:8443/bi");
+	assert_null(cfg.peers[1].async_url);
 	assert_string_equal(cfg.peers[1].role, "as");
 	assert_int_equal(cfg.peers[1].plain_keys, 1);
 	js_config_free(&cfg);
