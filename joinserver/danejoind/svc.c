@@ -774,6 +774,7 @@ static void do_appskey(struct svc *s, struct reply_to *to, const struct bi_msg *
 		return;
 	}
 	ans.result = BI_SUCCESS;
+	snprintf(ans.description, sizeof(ans.description), "AppSKey released");
 	send_answer(s, to, &ans);
 }
 
@@ -803,6 +804,7 @@ static void do_homens(struct svc *s, struct reply_to *to, const struct bi_msg *m
 		snprintf(ans.hns_id, sizeof(ans.hns_id), "%s", s->peers->cfg.home_ns_id);
 	}
 	ans.result = BI_SUCCESS;
+	snprintf(ans.description, sizeof(ans.description), "home network of the device");
 	send_answer(s, to, &ans);
 }
 
