@@ -117,6 +117,7 @@ sender_ids = as-2
 join_euis = 70b3d57ed0010000/48
 kek_label = as2-kek
 kek_file = as2.kek
+rate = 2
 [peer.ns2]
 identity = ns2.test
 role = ns
@@ -188,6 +189,14 @@ check "... AppSKey wrapped under as1's KEK" grep -q '"AppSKey":{"KEKLabel":"as1-
 "$CLI" appskey "${AS2[@]}" --dev-eui 0000000000000110 --session-key-id "$SKID" >ak2.json 2>ak2.err
 check "AppSKeyReq by another AS is refused (exit 4)" test $? -eq 4
 check "... as UnknownDevEUI, without a key" bash -c "grep -q UnknownDevEUI ak2.json && ! grep -q AESKey ak2.json"
+# as2 may send 2 requests per second: a burst of 5 gets HTTP 429 for the excess
+R429=0
+for _ in 1 2 3 4 5; do
+	c=$(curl -s -o /dev/null -w '%{http_code}' --cacert root.crt --cert as2.crt --key as2.key \
+		--resolve js.test:$PORT:127.0.0.1 -X POST --data '{"ProtocolVersion":"1.1","SenderID":"as-2","ReceiverID":"70b3d57ed0000001","TransactionID":1,"MessageType":"AppSKeyReq","DevEUI":"0000000000000110","SessionKeyID":"00"}' "https://js.test:$PORT/")
+	[ "$c" = 429 ] && R429=$((R429 + 1))
+done
+check "the per-peer rate limit answers HTTP 429 beyond the rate ($R429 of 5)" test $R429 -ge 2
 "$CLI" appskey "${AS1[@]}" --sender-id 000013 --dev-eui 0000000000000110 --session-key-id "$SKID" >ak3.json 2>&1
 check "AppSKeyReq with a SenderID outside as1's rights -> UnknownSender" grep -q UnknownSender ak3.json
 
@@ -209,6 +218,13 @@ check "bad hex gets a JoinAns with MalformedRequest" grep -q '"MalformedRequest"
 check "... echoing the TransactionID" grep -q '"TransactionID":7' m2
 "${CURL[@]}" -o m3 -w '%{http_code}' -X POST --data "$(head -c 5000 /dev/zero | tr '\0' 'x')" "https://js.test:$PORT/" >code3
 check "an oversized body gets HTTP 413" grep -q 413 code3
+JR='"ProtocolVersion":"1.1","SenderID":"000013","ReceiverID":"70b3d57ed0000001","MessageType":"JoinReq","SenderNSID":"ns1.test","MACVersion":"1.1","DevEUI":"0000000000000110","DevAddr":"26000001","DLSettings":"80","RxDelay":1'
+"${CURL[@]}" -o m4 -X POST --data "{$JR,\"TransactionID\":8}" "https://js.test:$PORT/"
+check "a missing field (PHYPayload) gets MalformedRequest naming it" grep -q '"MalformedRequest","Description":"[^"]*PHYPayload' m4
+"${CURL[@]}" -o m5 -X POST --data "{$JR,\"TransactionID\":\"9\",\"PHYPayload\":\"00\"}" "https://js.test:$PORT/"
+check "a mistyped field (TransactionID as a string) gets MalformedRequest naming it" grep -q '"MalformedRequest","Description":"[^"]*TransactionID' m5
+"${CURL[@]}" -o m6 -X POST --data "{$JR,\"TransactionID\":10,\"PHYPayload\":\"0001\"}" "https://js.test:$PORT/"
+check "a PHYPayload of the wrong size gets FrameSizeError" grep -q '"FrameSizeError"' m6
 "$DEV" --config dj.conf show 0000000000000110 >state-after 2>&1
 check "malformed requests changed nothing" cmp -s state-before state-after
 
