@@ -46,23 +46,6 @@ struct bi_kek {
 	EVP_CIPHER_CTX *dec;		/* the same, decrypt direction */
 };
 
-/* The key argument of the RFC 3394 block function: the context and a failure flag. */
-struct kw_blk {
-	EVP_CIPHER_CTX *ctx;
-	int failed;
-};
-
-/* kw_block - the block128_f of RFC 3394: one AES block through a pre-keyed ECB context */
-static void kw_block(const unsigned char in[KEK_AES_BLOCK], unsigned char out[KEK_AES_BLOCK],
-		     const void *key)
-{
-	struct kw_blk *b = (struct kw_blk *)(uintptr_t)key;
-
-	/* EVP_Cipher(): the provider's one-shot ECB, without EVP_CipherUpdate's buffering */
-	if (EVP_Cipher(b->ctx, out, in, KEK_AES_BLOCK) <= 0)
-		b->failed = 1;
-}
-
 /* label_ok - 1..BI_KEK_LABEL_MAX-1 printable ASCII characters */
 static bool label_ok(const char *label)
 {
@@ -155,7 +138,7 @@ const char *bi_kek_label(const struct bi_kek *kek)
 int bi_kek_envelope(struct bi_kek *kek, const struct lw_key *key, struct bi_key_envelope *env)
 {
 	struct bi_key_envelope tmp;
-	struct kw_blk b = { .ctx = NULL, .failed = 0 };
+	struct lw_block128 b = { .ctx = NULL, .failed = 0 };
 	uint8_t raw[LW_KEY_LEN] = { 0 };
 	size_t n;
 	int ret = DJ_EINVAL;
@@ -171,7 +154,7 @@ int bi_kek_envelope(struct bi_kek *kek, const struct lw_key *key, struct bi_key_
 	} else {
 		ret = DJ_ECRYPTO;
 		b.ctx = kek->enc;
-		n = CRYPTO_128_wrap(&b, NULL, tmp.aes_key, raw, LW_KEY_LEN, kw_block);
+		n = CRYPTO_128_wrap(&b, NULL, tmp.aes_key, raw, LW_KEY_LEN, lw_crypto_block128);
 		if (b.failed || n != KEK_WRAPPED_LEN)
 			goto out;
 		tmp.aes_key_len = n;
@@ -191,7 +174,7 @@ out:
 int bi_kek_open(struct bi_kek *kek, const struct bi_key_envelope *env, bool allow_plain,
 		uint8_t raw[LW_KEY_LEN])
 {
-	struct kw_blk b = { .ctx = NULL, .failed = 0 };
+	struct lw_block128 b = { .ctx = NULL, .failed = 0 };
 	uint8_t tmp[KEK_WRAPPED_LEN];
 	size_t n;
 	int ret = DJ_EMALFORMED;
@@ -220,7 +203,7 @@ int bi_kek_open(struct bi_kek *kek, const struct bi_key_envelope *env, bool allo
 		goto out;
 	b.ctx = kek->dec;
 	/* CRYPTO_128_unwrap checks the RFC 3394 IV and wipes its output when the check fails */
-	n = CRYPTO_128_unwrap(&b, NULL, tmp, env->aes_key, env->aes_key_len, kw_block);
+	n = CRYPTO_128_unwrap(&b, NULL, tmp, env->aes_key, env->aes_key_len, lw_crypto_block128);
 	ret = b.failed ? DJ_ECRYPTO : DJ_EUNWRAP;
 	if (b.failed || n != LW_KEY_LEN)
 		goto out;

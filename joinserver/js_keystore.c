@@ -71,12 +71,6 @@ struct js_keystore {
 	EVP_CIPHER_CTX *unwrap;		/* the same, decrypt direction */
 };
 
-/* The key argument of the RFC 5649 block function: the context and a failure flag. */
-struct kwp_blk {
-	EVP_CIPHER_CTX *ctx;
-	int failed;
-};
-
 /* errno_to_dj - map an errno of open/read/write to our error codes */
 static int errno_to_dj(int e)
 {
@@ -283,21 +277,10 @@ out:
 	return ret;
 }
 
-/* kwp_block - the block128_f of RFC 5649: one AES block through the pre-keyed ECB context */
-static void kwp_block(const unsigned char in[KS_AES_BLOCK], unsigned char out[KS_AES_BLOCK],
-		      const void *key)
-{
-	struct kwp_blk *b = (struct kwp_blk *)(uintptr_t)key;
-
-	/* EVP_Cipher(): the provider's one-shot ECB, without EVP_CipherUpdate's buffering */
-	if (EVP_Cipher(b->ctx, out, in, KS_AES_BLOCK) <= 0)
-		b->failed = 1;
-}
-
 int js_keystore__kwp(EVP_CIPHER_CTX *ctx, int enc, const uint8_t *in, size_t len, uint8_t *out,
 		     size_t cap, size_t *out_len)
 {
-	struct kwp_blk b = { .ctx = ctx, .failed = 0 };
+	struct lw_block128 b = { .ctx = ctx, .failed = 0 };
 	size_t n;
 	int ret = DJ_EINVAL;
 
@@ -306,7 +289,7 @@ int js_keystore__kwp(EVP_CIPHER_CTX *ctx, int enc, const uint8_t *in, size_t len
 	if (enc) {
 		if (cap < kwp_len(len))
 			goto out;
-		n = CRYPTO_128_wrap_pad(&b, NULL, out, in, len, kwp_block);
+		n = CRYPTO_128_wrap_pad(&b, NULL, out, in, len, lw_crypto_block128);
 		ret = DJ_ECRYPTO;
 		if (b.failed || n != kwp_len(len))
 			goto out;
@@ -314,7 +297,7 @@ int js_keystore__kwp(EVP_CIPHER_CTX *ctx, int enc, const uint8_t *in, size_t len
 		/* CRYPTO_128_unwrap_pad wipes len bytes of out when the check fails */
 		if (cap < len || len < KS_KWP_MIN_WRAPPED || len % KS_KWP_SEMIBLOCK != 0)
 			goto out;
-		n = CRYPTO_128_unwrap_pad(&b, NULL, out, in, len, kwp_block);
+		n = CRYPTO_128_unwrap_pad(&b, NULL, out, in, len, lw_crypto_block128);
 		ret = b.failed ? DJ_ECRYPTO : DJ_EUNWRAP;
 		if (b.failed || n == 0)
 			goto out;

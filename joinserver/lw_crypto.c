@@ -14,6 +14,7 @@
  * unit tests check this CMAC against OpenSSL's EVP_MAC on random inputs of every length.
  */
 #include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -183,6 +184,16 @@ int lw_crypto_derive(struct lw_crypto *cx, const struct lw_key *key,
 		lw_key_set(out, raw);
 	OPENSSL_cleanse(raw, sizeof(raw));
 	return ret;
+}
+
+void lw_crypto_block128(const unsigned char in[LW_BLOCK_LEN], unsigned char out[LW_BLOCK_LEN],
+			const void *key)
+{
+	struct lw_block128 *b = (struct lw_block128 *)(uintptr_t)key;
+
+	/* EVP_Cipher(): the provider's one-shot ECB, without EVP_CipherUpdate's buffering */
+	if (EVP_Cipher(b->ctx, out, in, LW_BLOCK_LEN) <= 0)
+		b->failed = 1;
 }
 
 void lw_crypto_forget(struct lw_crypto *cx)

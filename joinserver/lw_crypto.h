@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/types.h>
+
 #include "dj_compiler.h"
 
 #define LW_KEY_LEN 16	/* AES-128, TS001-1.1 §6.1.1.3 */
@@ -84,6 +86,21 @@ int lw_crypto_cmac(struct lw_crypto *cx, const struct lw_key *key, const uint8_t
  */
 int lw_crypto_derive(struct lw_crypto *cx, const struct lw_key *key,
 		     const uint8_t block[LW_BLOCK_LEN], struct lw_key *out) DJ_MUSTCHECK;
+
+/*
+ * The `key` argument of OpenSSL's CRYPTO_128_wrap/unwrap(_pad) when the block function is
+ * lw_crypto_block128(): a pre-keyed AES-ECB context (any key size) and a failure flag. Key
+ * wrapping (RFC 3394 KeyEnvelopes, RFC 5649 key-store tokens) runs this way because OpenSSL 3.0's
+ * own wrap ciphers use table-based AES, several times slower than the EVP ECB path.
+ */
+struct lw_block128 {
+	EVP_CIPHER_CTX *ctx;	/* borrowed */
+	int failed;		/* set when an AES operation failed */
+};
+
+/*! \brief block128_f for CRYPTO_128_(un)wrap(_pad): one block through ((struct lw_block128 *)key)->ctx. */
+void lw_crypto_block128(const unsigned char in[LW_BLOCK_LEN], unsigned char out[LW_BLOCK_LEN],
+			const void *key);
 
 /*! \brief Wipe every key schedule \p cx still holds. Cheap when nothing is cached. */
 void lw_crypto_forget(struct lw_crypto *cx);
