@@ -89,28 +89,6 @@ struct dc_client {
 	struct event *reaper;
 };
 
-/* seterr - write a one-line reason (err may be NULL) */
-static void DJ_PRINTF(3, 4) seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-/* ssl_reason - the reason text of the oldest queued OpenSSL error, and clear the queue */
-static const char *ssl_reason(void)
-{
-	unsigned long e = ERR_peek_error();
-	const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
-
-	ERR_clear_error();
-	return r != NULL ? r : "unknown OpenSSL error";
-}
-
 /* parse_url - fill host, port, path, host_header from an https URL */
 static int parse_url(struct dc_client *c, const char *url, char *err, size_t errlen)
 {
@@ -121,28 +99,28 @@ static int parse_url(struct dc_client *c, const char *url, char *err, size_t err
 
 	u = evhttp_uri_parse(url);
 	if (u == NULL) {
-		seterr(err, errlen, "url %s: not a valid URL", url);
+		dj_errbuf(err, errlen, "url %s: not a valid URL", url);
 		goto out;
 	}
 	scheme = evhttp_uri_get_scheme(u);
 	if (scheme == NULL || strcasecmp(scheme, "https") != 0) {
-		seterr(err, errlen, "url %s: the scheme must be https", url);
+		dj_errbuf(err, errlen, "url %s: the scheme must be https", url);
 		goto out;
 	}
 	if (evhttp_uri_get_userinfo(u) != NULL) {
-		seterr(err, errlen, "url %s: user information is not allowed", url);
+		dj_errbuf(err, errlen, "url %s: user information is not allowed", url);
 		goto out;
 	}
 	host = evhttp_uri_get_host(u);
 	if (host == NULL || host[0] == '\0') {
-		seterr(err, errlen, "url %s: no host", url);
+		dj_errbuf(err, errlen, "url %s: no host", url);
 		goto out;
 	}
 	port = evhttp_uri_get_port(u);
 	if (port == -1)
 		port = DC_HTTPS_PORT;
 	if (port <= 0 || port > 65535) {
-		seterr(err, errlen, "url %s: bad port", url);
+		dj_errbuf(err, errlen, "url %s: bad port", url);
 		goto out;
 	}
 	path = evhttp_uri_get_path(u);
@@ -179,30 +157,30 @@ static int make_ctx(struct dc_client *c, const struct dc_props *p, char *err, si
 
 	ctx = SSL_CTX_new(TLS_client_method());
 	if (ctx == NULL) {
-		seterr(err, errlen, "TLS: %s", ssl_reason());
+		dj_errbuf(err, errlen, "TLS: %s", dj_openssl_reason());
 		goto out;
 	}
 	if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
 	    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1) {
-		seterr(err, errlen, "TLS: cannot restrict to TLS 1.3: %s", ssl_reason());
+		dj_errbuf(err, errlen, "TLS: cannot restrict to TLS 1.3: %s", dj_openssl_reason());
 		goto out;
 	}
 	ret = DJ_ECONFIG;
 	if (SSL_CTX_use_certificate_chain_file(ctx, p->cert_file) != 1) {
-		seterr(err, errlen, "cert %s: %s", p->cert_file, ssl_reason());
+		dj_errbuf(err, errlen, "cert %s: %s", p->cert_file, dj_openssl_reason());
 		goto out;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, p->key_file, SSL_FILETYPE_PEM) != 1) {
-		seterr(err, errlen, "key %s: %s", p->key_file, ssl_reason());
+		dj_errbuf(err, errlen, "key %s: %s", p->key_file, dj_openssl_reason());
 		goto out;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
-		seterr(err, errlen, "key %s does not match cert %s", p->key_file, p->cert_file);
+		dj_errbuf(err, errlen, "key %s does not match cert %s", p->key_file, p->cert_file);
 		ERR_clear_error();
 		goto out;
 	}
 	if (SSL_CTX_load_verify_locations(ctx, p->ca_file, NULL) != 1) {
-		seterr(err, errlen, "ca %s: %s", p->ca_file, ssl_reason());
+		dj_errbuf(err, errlen, "ca %s: %s", p->ca_file, dj_openssl_reason());
 		goto out;
 	}
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
@@ -351,24 +329,24 @@ static void describe_failure(struct dc_req *q, int saved_errno, char *err, size_
 			first = e;
 	ERR_clear_error();
 	if (vr != X509_V_OK) {
-		seterr(err, errlen, "TLS: certificate verify failed: %s (server %s, expected name "
+		dj_errbuf(err, errlen, "TLS: certificate verify failed: %s (server %s, expected name "
 		       "%s)", X509_verify_cert_error_string(vr), c->host_header, c->server_name);
 	} else if (first != 0 && (r = ERR_reason_error_string(first)) != NULL) {
-		seterr(err, errlen, "TLS: %s (server %s)", r, c->host_header);
+		dj_errbuf(err, errlen, "TLS: %s (server %s)", r, c->host_header);
 	} else if (q->has_http_err && q->http_err == EVREQ_HTTP_TIMEOUT) {
-		seterr(err, errlen, "timeout: no answer from %s within %u ms", c->host_header,
+		dj_errbuf(err, errlen, "timeout: no answer from %s within %u ms", c->host_header,
 		       c->timeout_ms);
 	} else if (q->has_http_err && q->http_err == EVREQ_HTTP_DATA_TOO_LONG) {
-		seterr(err, errlen, "answer from %s larger than %u bytes", c->host_header,
+		dj_errbuf(err, errlen, "answer from %s larger than %u bytes", c->host_header,
 		       DC_BODY_MAX);
 	} else if (q->has_http_err && q->http_err == EVREQ_HTTP_INVALID_HEADER) {
-		seterr(err, errlen, "invalid HTTP answer from %s", c->host_header);
+		dj_errbuf(err, errlen, "invalid HTTP answer from %s", c->host_header);
 	} else if (saved_errno == ECONNREFUSED || saved_errno == ETIMEDOUT ||
 		   saved_errno == EHOSTUNREACH || saved_errno == ENETUNREACH ||
 		   saved_errno == ECONNRESET) {
-		seterr(err, errlen, "cannot talk to %s: %s", c->host_header, strerror(saved_errno));
+		dj_errbuf(err, errlen, "cannot talk to %s: %s", c->host_header, strerror(saved_errno));
 	} else {
-		seterr(err, errlen, "connection to %s failed or closed before an answer",
+		dj_errbuf(err, errlen, "connection to %s failed or closed before an answer",
 		       c->host_header);
 	}
 }
@@ -427,7 +405,7 @@ static void on_done(struct evhttp_request *r, void *arg)
 		body = evbuffer_pullup(in, -1);
 		if (body == NULL) {
 			rc = DJ_ENOMEM;
-			seterr(err, sizeof(err), "out of memory reading the answer");
+			dj_errbuf(err, sizeof(err), "out of memory reading the answer");
 			goto out;
 		}
 		rc = bi_msg_parse((const char *)body, len, &ans, perr, sizeof(perr));
@@ -444,15 +422,15 @@ static void on_done(struct evhttp_request *r, void *arg)
 	if (code != HTTP_OK) {
 		const char *reason = evhttp_request_get_response_code_line(r);
 
-		seterr(err, sizeof(err), "HTTP %d %s from %s%s%s", code,
+		dj_errbuf(err, sizeof(err), "HTTP %d %s from %s%s%s", code,
 		       reason != NULL ? reason : "", q->c->host_header,
 		       have ? "" : ": ", have ? "" : perr);
 		rc = DJ_EIO;
 	} else if (rc == DJ_EMALFORMED) {
-		seterr(err, sizeof(err), "answer from %s is not a valid message: %s",
+		dj_errbuf(err, sizeof(err), "answer from %s is not a valid message: %s",
 		       q->c->host_header, perr);
 	} else if (rc != DJ_EOK) {
-		seterr(err, sizeof(err), "answer from %s: %s", q->c->host_header,
+		dj_errbuf(err, sizeof(err), "answer from %s: %s", q->c->host_header,
 		       dj_strerror(rc));
 	}
 out:
@@ -579,31 +557,31 @@ int dc_client_call(struct dc_client *c, const struct bi_msg *req, struct bi_msg 
 	wd = evtimer_new(c->base, sync_watchdog, &s);
 	if (wd == NULL) {
 		ret = DJ_ENOMEM;
-		seterr(err, errlen, "out of memory");
+		dj_errbuf(err, errlen, "out of memory");
 		goto out;
 	}
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
 	ret = dc_client_send(c, req, sync_done, &s);
 	if (ret != DJ_EOK) {
-		seterr(err, errlen, "cannot send the request: %s", dj_strerror(ret));
+		dj_errbuf(err, errlen, "cannot send the request: %s", dj_strerror(ret));
 		goto out;
 	}
 	if (evtimer_add(wd, &tv) != 0) {
 		ret = DJ_ENOMEM;
-		seterr(err, errlen, "cannot arm the timeout");
+		dj_errbuf(err, errlen, "cannot arm the timeout");
 		goto out;
 	}
 	while (!s.done) {
 		if (event_base_loop(c->base, EVLOOP_ONCE) < 0) {
 			ret = DJ_ERROR;
-			seterr(err, errlen, "event loop failed");
+			dj_errbuf(err, errlen, "event loop failed");
 			goto out;
 		}
 	}
 	ret = s.rc;
 	if (ret != DJ_EOK)
-		seterr(err, errlen, "%s", s.err);
+		dj_errbuf(err, errlen, "%s", s.err);
 	if (s.have) {
 		*ans = tmp;
 		memset(&tmp, 0, sizeof(tmp));
@@ -642,11 +620,11 @@ int dc_client_new(const struct dc_props *p, struct dc_client **out, char *err, s
 
 	if (p == NULL || p->url == NULL || p->cert_file == NULL || p->key_file == NULL ||
 	    p->ca_file == NULL) {
-		seterr(err, errlen, "url, cert, key and ca are all required");
+		dj_errbuf(err, errlen, "url, cert, key and ca are all required");
 		goto out;
 	}
 	if (p->connections > DC_CONNECTIONS_MAX) {
-		seterr(err, errlen, "at most %u connections", DC_CONNECTIONS_MAX);
+		dj_errbuf(err, errlen, "at most %u connections", DC_CONNECTIONS_MAX);
 		goto out;
 	}
 	ret = DJ_ENOMEM;
@@ -692,7 +670,7 @@ int dc_client_new(const struct dc_props *p, struct dc_client **out, char *err, s
 	ret = DJ_EOK;
 out:
 	if (ret == DJ_ENOMEM)
-		seterr(err, errlen, "out of memory");
+		dj_errbuf(err, errlen, "out of memory");
 	dc_client_free(c);
 	return ret;
 }

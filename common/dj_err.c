@@ -1,9 +1,33 @@
 /*
  * dj_err.c - texts for the error enum.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
+#include <openssl/err.h>
+
 #include "dj_err.h"
+
+void dj_errbuf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+const char *dj_openssl_reason(void)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
+
+	ERR_clear_error();
+	return r != NULL ? r : "unknown OpenSSL error";
+}
 
 const char *dj_strerror(int code)
 {

@@ -14,6 +14,7 @@
 #define DJ_COMMON_DJ_ERR_H
 
 #include <errno.h>
+#include <stddef.h>
 
 enum dj_err {
 	DJ_EOK = 0,
@@ -41,9 +42,18 @@ enum dj_err {
 	DJ_ECONFIG = -1010,	/* the configuration is invalid */
 };
 
+#include "dj_compiler.h"
+
 /*!
  * \brief Text for an error code. Never NULL; unknown codes get a generic text.
  */
 const char *dj_strerror(int code);
+
+/*! \brief Format a one-line reason into a caller's buffer; \p err may be NULL or \p errlen 0. */
+void dj_errbuf(char *err, size_t errlen, const char *fmt, ...) DJ_PRINTF(3, 4);
+
+/*! \brief The reason text of the most recent OpenSSL error (never NULL); clears OpenSSL's
+ *         error queue. For one-line messages naming why a TLS or crypto call failed. */
+const char *dj_openssl_reason(void);
 
 #endif /* DJ_COMMON_DJ_ERR_H */

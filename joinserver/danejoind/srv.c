@@ -147,28 +147,6 @@ struct srv {
 static pthread_once_t ex_once = PTHREAD_ONCE_INIT;
 static int ex_idx = -1;
 
-/* set_err - one-line reason into the caller's buffer */
-static void DJ_PRINTF(3, 4) set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-/* ssl_reason - text of the last OpenSSL error (and clear the queue) */
-static const char *ssl_reason(void)
-{
-	unsigned long e = ERR_peek_last_error();
-	const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
-
-	ERR_clear_error();
-	return r != NULL ? r : "unknown OpenSSL error";
-}
-
 /* now_mono - CLOCK_MONOTONIC in seconds */
 static double now_mono(void)
 {
@@ -286,7 +264,7 @@ static int leaf_identity(X509 *x, char *out, size_t outlen, char *why, size_t wh
 	gens = X509_get_ext_d2i(x, NID_subject_alt_name, &crit, NULL);
 	if (gens == NULL) {
 		/* crit == -2: the extension occurs more than once (RFC 5280 §4.2 forbids it) */
-		set_err(why, whylen,
+		dj_errbuf(why, whylen,
 			crit == -2 ? "client certificate has several SAN extensions"
 				   : "client certificate has no SAN dNSName");
 		goto out;
@@ -302,19 +280,19 @@ static int leaf_identity(X509 *x, char *out, size_t outlen, char *why, size_t wh
 	}
 	if (n_dns != 1) {
 		if (n_dns == 0)
-			set_err(why, whylen, "client certificate has no SAN dNSName");
+			dj_errbuf(why, whylen, "client certificate has no SAN dNSName");
 		else
-			set_err(why, whylen, "client certificate has %d SAN dNSNames, not one",
+			dj_errbuf(why, whylen, "client certificate has %d SAN dNSNames, not one",
 				n_dns);
 		goto out;
 	}
 	if (name_len <= 0 || (size_t)name_len >= outlen) {
-		set_err(why, whylen, "client certificate SAN dNSName is empty or too long");
+		dj_errbuf(why, whylen, "client certificate SAN dNSName is empty or too long");
 		goto out;
 	}
 	for (i = 0; i < name_len; i++) {
 		if (name[i] <= 0x20 || name[i] >= 0x7f) {
-			set_err(why, whylen, "client certificate SAN dNSName has a forbidden byte");
+			dj_errbuf(why, whylen, "client certificate SAN dNSName has a forbidden byte");
 			goto out;
 		}
 	}
@@ -669,14 +647,14 @@ static int bind_http(struct evhttp *http, const char *what, const char *addr,
 	struct evhttp_bound_socket *h;
 
 	if (parse_hostport(addr, host, sizeof(host), &port) != DJ_EOK) {
-		set_err(err, errlen, "%s %s: not HOST:PORT or [IPv6]:PORT", what,
+		dj_errbuf(err, errlen, "%s %s: not HOST:PORT or [IPv6]:PORT", what,
 			addr != NULL ? addr : "(none)");
 		return DJ_ECONFIG;
 	}
 	errno = 0;
 	h = evhttp_bind_socket_with_handle(http, host, port);
 	if (h == NULL) {
-		set_err(err, errlen, "bind %s: %s", addr,
+		dj_errbuf(err, errlen, "bind %s: %s", addr,
 			errno != 0 ? strerror(errno) : "cannot bind");
 		return DJ_EIO;
 	}
@@ -701,49 +679,49 @@ static int tls_ctx_new(const char *cert_file, const char *key_file, const char *
 	*out = NULL;
 	ERR_clear_error();
 	if (cert_file == NULL || key_file == NULL || ca_file == NULL) {
-		set_err(err, errlen, "cert_file, key_file and client_ca_file are required");
+		dj_errbuf(err, errlen, "cert_file, key_file and client_ca_file are required");
 		goto out;
 	}
 	ctx = SSL_CTX_new(TLS_server_method());
 	if (ctx == NULL) {
 		ret = DJ_ECRYPTO;
-		set_err(err, errlen, "SSL_CTX_new: %s", ssl_reason());
+		dj_errbuf(err, errlen, "SSL_CTX_new: %s", dj_openssl_reason());
 		goto out;
 	}
 	if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1) {
 		ret = DJ_ECRYPTO;
-		set_err(err, errlen, "TLS 1.3: %s", ssl_reason());
+		dj_errbuf(err, errlen, "TLS 1.3: %s", dj_openssl_reason());
 		goto out;
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	if (SSL_CTX_set_num_tickets(ctx, 0) != 1) {
 		ret = DJ_ECRYPTO;
-		set_err(err, errlen, "SSL_CTX_set_num_tickets: %s", ssl_reason());
+		dj_errbuf(err, errlen, "SSL_CTX_set_num_tickets: %s", dj_openssl_reason());
 		goto out;
 	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
-		set_err(err, errlen, "cert_file %s: %s", cert_file, ssl_reason());
+		dj_errbuf(err, errlen, "cert_file %s: %s", cert_file, dj_openssl_reason());
 		goto out;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
-		set_err(err, errlen, "key_file %s: %s", key_file, ssl_reason());
+		dj_errbuf(err, errlen, "key_file %s: %s", key_file, dj_openssl_reason());
 		goto out;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
-		set_err(err, errlen, "key_file %s: does not match cert_file %s", key_file,
+		dj_errbuf(err, errlen, "key_file %s: does not match cert_file %s", key_file,
 			cert_file);
 		ERR_clear_error();
 		goto out;
 	}
 	if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
-		set_err(err, errlen, "client_ca_file %s: %s", ca_file, ssl_reason());
+		dj_errbuf(err, errlen, "client_ca_file %s: %s", ca_file, dj_openssl_reason());
 		goto out;
 	}
 	/* tell clients which roots we accept (CertificateRequest certificate_authorities) */
 	names = SSL_load_client_CA_file(ca_file);
 	if (names == NULL) {
-		set_err(err, errlen, "client_ca_file %s: no certificates", ca_file);
+		dj_errbuf(err, errlen, "client_ca_file %s: no certificates", ca_file);
 		ERR_clear_error();
 		goto out;
 	}
@@ -768,31 +746,31 @@ int srv_new(struct event_base *base, const struct srv_props *props, struct srv *
 	*out = NULL;
 	if (base == NULL || props == NULL || props->handler == NULL ||
 	    props->max_connections == 0) {
-		set_err(err, errlen, "srv_new: base, handler and max_connections are required");
+		dj_errbuf(err, errlen, "srv_new: base, handler and max_connections are required");
 		goto out;
 	}
 	pthread_once(&ex_once, ex_init);
 	if (ex_idx < 0) {
 		ret = DJ_ECRYPTO;
-		set_err(err, errlen, "SSL_get_ex_new_index failed");
+		dj_errbuf(err, errlen, "SSL_get_ex_new_index failed");
 		goto out;
 	}
 	ret = DJ_ENOMEM;
 	s = calloc(1, sizeof(*s));
 	if (s == NULL) {
-		set_err(err, errlen, "out of memory");
+		dj_errbuf(err, errlen, "out of memory");
 		goto out;
 	}
 	s->base = base;
 	s->props = *props;
 	if (pthread_mutex_init(&s->q_lock, NULL) != 0) {
-		set_err(err, errlen, "pthread_mutex_init failed");
+		dj_errbuf(err, errlen, "pthread_mutex_init failed");
 		goto out;
 	}
 	s->q_lock_init = true;
 	s->wake_ev = event_new(base, -1, 0, wake_cb, s);
 	if (s->wake_ev == NULL) {
-		set_err(err, errlen, "out of memory");
+		dj_errbuf(err, errlen, "out of memory");
 		goto out;
 	}
 	ret = tls_ctx_new(props->cert_file, props->key_file, props->client_ca_file, &s->ctx, err,
@@ -803,7 +781,7 @@ int srv_new(struct event_base *base, const struct srv_props *props, struct srv *
 	ret = DJ_ENOMEM;
 	s->http = evhttp_new(base);
 	if (s->http == NULL) {
-		set_err(err, errlen, "out of memory");
+		dj_errbuf(err, errlen, "out of memory");
 		goto out;
 	}
 	evhttp_set_bevcb(s->http, bevcb, s);
@@ -825,7 +803,7 @@ int srv_new(struct event_base *base, const struct srv_props *props, struct srv *
 		ret = DJ_ENOMEM;
 		s->metrics_http = evhttp_new(base);
 		if (s->metrics_http == NULL) {
-			set_err(err, errlen, "out of memory");
+			dj_errbuf(err, errlen, "out of memory");
 			goto out;
 		}
 		evhttp_set_gencb(s->metrics_http, metrics_cb, s);
