@@ -424,6 +424,16 @@ int js_store_reset_nonces(struct js_store *s, const uint8_t *dev_eui, const char
 	return s->ops->reset_nonces(s, dev_eui, actor, count);
 }
 
+int js_store_sessions_expire(struct js_store *s, uint64_t *count)
+{
+	uint64_t n = 0;
+	int ret = s->ops->sessions_expire(s, js_store_now(s), &n);
+
+	if (ret == DJ_EOK)
+		*count = n;
+	return ret;
+}
+
 int js_store_session_get(struct js_store *s, const uint8_t *session_id, size_t len,
 			 struct js_session *out)
 {

@@ -210,6 +210,15 @@ int js_store_commit(struct js_store *s, struct js_commit *c) DJ_MUSTCHECK;
 int js_store_session_get(struct js_store *s, const uint8_t *session_id, size_t len,
 			 struct js_session *out) DJ_MUSTCHECK;
 
+/*!
+ * \brief Delete every session whose expiry (js_store_now()) has passed: housekeeping that keeps
+ *        the sessions table bounded by the AppSKey lifetime. AppSKeyReq refuses an expired
+ *        session either way.
+ * \param count  receives the number deleted.
+ * \retval DJ_EOK, DJ_ESQL
+ */
+int js_store_sessions_expire(struct js_store *s, uint64_t *count) DJ_MUSTCHECK;
+
 /*! \brief Append one audit entry outside a commit (administrative events). */
 int js_store_audit(struct js_store *s, const uint8_t *dev_eui, const char *event,
 		   const char *actor, const char *detail) DJ_MUSTCHECK;

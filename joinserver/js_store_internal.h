@@ -46,6 +46,7 @@ struct js_store_ops {
 	int (*reset_nonces)(struct js_store *s, const uint8_t *dev_eui, const char *actor,
 			    uint64_t *count);
 	int (*apply_batch)(struct js_store *s, struct js_commit *head, size_t n);
+	int (*sessions_expire)(struct js_store *s, int64_t now, uint64_t *count);
 	int (*session_get)(struct js_store *s, const uint8_t *session_id, size_t len,
 			   struct js_session *out);
 	int (*audit)(struct js_store *s, const uint8_t *dev_eui, const char *event,

@@ -415,6 +415,27 @@ out:
 	return ret;
 }
 
+/* mem_sessions_expire - delete the sessions whose expiry has passed */
+static int mem_sessions_expire(struct js_store *s, int64_t now, uint64_t *count)
+{
+	struct mem *m = s->be;
+	uint64_t n = 0;
+
+	pthread_mutex_lock(&m->lock);
+	/* a backward shift can move an unvisited entry into slot k, so re-check it */
+	for (size_t k = 0; k < m->sess_slots;) {
+		if (m->sess[k] != NULL && m->sess[k]->expires_at <= now) {
+			sess_remove_slot(m, k);
+			n++;
+		} else {
+			k++;
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+	*count = n;
+	return DJ_EOK;
+}
+
 /* eui_cmp - qsort order of devices by DevEUI */
 static int eui_cmp(const void *a, const void *b)
 {
@@ -749,6 +770,7 @@ const struct js_store_ops js_store__mem_ops = {
 	.device_foreach = mem_device_foreach,
 	.reset_nonces = mem_reset_nonces,
 	.apply_batch = mem_apply_batch,
+	.sessions_expire = mem_sessions_expire,
 	.session_get = mem_session_get,
 	.audit = mem_audit,
 	.audit_foreach = mem_audit_foreach,

@@ -98,6 +98,7 @@ static const struct sq_migration migrations[] = {
 	  " actor TEXT NOT NULL,"
 	  " detail TEXT NOT NULL);"
 	  "CREATE INDEX audit_dev_eui ON audit(dev_eui);" },
+	{ 2, "CREATE INDEX sessions_expires ON sessions(expires_at);" },
 };
 
 struct sq_reader {
@@ -764,6 +765,27 @@ static int sq_device_delete(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN
 	return end_w(q, ret);
 }
 
+/* sq_sessions_expire - delete the sessions whose expiry has passed */
+static int sq_sessions_expire(struct js_store *s, int64_t now, uint64_t *count)
+{
+	struct sq *q = s->be;
+	sqlite3_stmt *del = NULL;
+	int ret;
+
+	ret = begin_w(q);
+	if (ret != DJ_EOK)
+		return ret;
+	ret = sq_prepare(q->w, "DELETE FROM sessions WHERE expires_at <= ?", &del);
+	if (ret == DJ_EOK) {
+		sqlite3_bind_int64(del, 1, now);
+		ret = sq_done(q->w, del);
+	}
+	if (ret == DJ_EOK)
+		*count = (uint64_t)sqlite3_changes(q->w);
+	sqlite3_finalize(del);
+	return end_w(q, ret);
+}
+
 /* sq_device_foreach - walk devices in DevEUI order on a pooled reader */
 static int sq_device_foreach(struct js_store *s, int (*cb)(const struct js_device *d, void *arg),
 			     void *arg)
@@ -1104,6 +1126,7 @@ const struct js_store_ops js_store__sqlite_ops = {
 	.device_foreach = sq_device_foreach,
 	.reset_nonces = sq_reset_nonces,
 	.apply_batch = sq_apply_batch,
+	.sessions_expire = sq_sessions_expire,
 	.session_get = sq_session_get,
 	.audit = sq_audit,
 	.audit_foreach = sq_audit_foreach,

@@ -52,6 +52,7 @@
 
 #define KEK_FILE_MAX 130	/* 64 hex digits, a newline, slack */
 #define LAT_BUCKETS 12		/* latency histogram buckets (seconds, upper bounds below) */
+#define SESSION_SWEEP_SECONDS 60	/* how often expired sessions are deleted */
 #define HTTP_OK 200
 #define HTTP_BAD_REQUEST 400
 #define HTTP_TOO_MANY 429
@@ -128,6 +129,7 @@ struct svc {
 	bool draining;
 	bool closing;			/* svc_free(): drop, never retry */
 	struct event *drain_ev;
+	struct event *expire_ev;	/* housekeeping: expired sessions out of the store */
 	/* requests of async peers answered with an empty 200 whose answer is not yet delivered
 	 * or dropped: draining waits for them, a reload keeps their peer table */
 	unsigned async_pending;
@@ -985,6 +987,22 @@ int svc_check_config(const char *config_path, char *err, size_t errlen)
 	return ret;
 }
 
+/* expire_sessions - periodic: delete sessions past their lifetime (AppSKeys no longer due) */
+static void expire_sessions(evutil_socket_t fd, short what, void *arg)
+{
+	struct svc *s = arg;
+	uint64_t n = 0;
+	int ret;
+
+	(void)fd;
+	(void)what;
+	ret = js_store_sessions_expire(s->store, &n);
+	if (ret != DJ_EOK)
+		dj_warn("expiring sessions: %s", dj_strerror(ret));
+	else if (n > 0)
+		dj_info("%llu expired sessions deleted", (unsigned long long)n);
+}
+
 int svc_new(struct event_base *base, const char *config_path, struct svc **out, char *err,
 	    size_t errlen)
 {
@@ -1024,6 +1042,12 @@ int svc_new(struct event_base *base, const char *config_path, struct svc **out, 
 	ret = srv_new(base, &sp, &s->srv, err, errlen);
 	if (ret != DJ_EOK)
 		goto out;
+	s->expire_ev = event_new(base, -1, EV_PERSIST, expire_sessions, s);
+	if (s->expire_ev == NULL ||
+	    event_add(s->expire_ev, &(struct timeval){ SESSION_SWEEP_SECONDS, 0 }) != 0) {
+		ret = DJ_ENOMEM;
+		goto out;
+	}
 	*out = s;
 	s = NULL;
 out:
@@ -1104,6 +1128,8 @@ void svc_free(struct svc *s)
 		delivery_free(s->deliveries);
 	if (s->drain_ev != NULL)
 		event_free(s->drain_ev);
+	if (s->expire_ev != NULL)
+		event_free(s->expire_ev);
 	free(s->config_path);
 	free(s);
 }

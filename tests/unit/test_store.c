@@ -189,9 +189,20 @@ static struct js_device *get(struct ctx *c, uint32_t i, int expect)
 
 /* --- tests ---------------------------------------------------------------------------- */
 
+/* one_row - sqlite3_exec callback counting rows */
+static int one_row(void *arg, int n, char **v, char **names)
+{
+	(void)n;
+	(void)v;
+	(void)names;
+	(*(int *)arg)++;
+	return 0;
+}
+
 /* open creates the file with mode 0600 and records the KCV; the guards refuse bad reopens */
 static void test_open_guards(void **state)
 {
+	int rows = 0;
 	struct ctx *c = *state;
 	struct js_keystore *other = NULL;
 	uint8_t kcv_b[JS_KCV_LEN];
@@ -227,10 +238,18 @@ static void test_open_guards(void **state)
 	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(store_open(c, c->kcv, &s2), DJ_ESCHEMA);
+
+	/* a version-1 file (before the sessions_expires index) is migrated on open */
 	assert_int_equal(sqlite3_open(c->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=1", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP INDEX sessions_expires; PRAGMA user_version=1",
+				      NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(store_open(c, c->kcv, &c->s), DJ_EOK);
+	assert_int_equal(sqlite3_open(c->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "SELECT 1 FROM sqlite_master WHERE name='sessions_expires'"
+				      " AND type='index'", one_row, &rows, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(rows, 1);
 }
 
 /* import is all or nothing; a duplicate reports its index; new devices start empty */
@@ -730,6 +749,40 @@ static void test_hist_1000(void **state)
 	free(m);
 }
 
+/* test_sessions_expire - sessions past their expiry go, the others stay (injected clock) */
+static void test_sessions_expire(void **state)
+{
+	struct ctx *c = *state;
+	struct js_session se;
+	uint64_t count = 99;
+
+	add_n(c, 1);
+	for (uint32_t k = 0; k < 40; k++) {
+		struct js_commit *m = mk_commit(0, k, (int32_t)k + 1, (int64_t)k + 1);
+
+		m->has_session = true;
+		m->session_id_len = 4;
+		memcpy(m->session_id, &k, 4);
+		m->session_token_len = 8;
+		memset(m->session_token, 0x44, 8);
+		m->session_expires_at = T0 + (k % 2 ? 100 : 1000);	/* odd ones expire first */
+		assert_int_equal(js_store_commit(c->s, m), DJ_EOK);
+		free(m);
+	}
+	c->now = T0 + 99;
+	assert_int_equal(js_store_sessions_expire(c->s, &count), DJ_EOK);
+	assert_int_equal(count, 0);
+	c->now = T0 + 100;
+	assert_int_equal(js_store_sessions_expire(c->s, &count), DJ_EOK);
+	assert_int_equal(count, 20);
+	for (uint32_t k = 0; k < 40; k++)
+		assert_int_equal(js_store_session_get(c->s, (const uint8_t *)&k, 4, &se),
+				 k % 2 ? DJ_ENOENT : DJ_EOK);
+	c->now = T0 + 5000;
+	assert_int_equal(js_store_sessions_expire(c->s, &count), DJ_EOK);
+	assert_int_equal(count, 20);
+}
+
 #define BOTH(t) cmocka_unit_test_setup_teardown(t, setup_sqlite, teardown), \
 		cmocka_unit_test_setup_teardown(t, setup_mem, teardown)
 
@@ -743,6 +796,7 @@ int main(void)
 		BOTH(test_submit_async),
 		BOTH(test_reset_nonces),
 		BOTH(test_sessions_delete),
+		BOTH(test_sessions_expire),
 		BOTH(test_foreach),
 		BOTH(test_rewrap),
 		BOTH(test_audit),
