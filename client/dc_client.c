@@ -486,8 +486,12 @@ int dc_client_send(struct dc_client *c, const struct bi_msg *req, dc_done_cb cb,
 		ret = DJ_EIO;
 		goto out;
 	}
-	/* No Nagle (the socket exists once the request is made): headers and body leave as
-	 * separate TLS records, and Nagle with delayed ACKs would hold the body ~40 ms. */
+	/* One chain, so one TLS record and one write(): evhttp queues headers and body as
+	 * separate chains, which bufferevent_openssl writes as two. */
+	(void)evbuffer_pullup(bufferevent_get_output(evhttp_connection_get_bufferevent(k->evcon)),
+			      -1);
+	/* No Nagle (the socket exists once the request is made): should two records still leave
+	 * back to back, Nagle with delayed ACKs would hold the second ~40 ms. */
 	fd = bufferevent_getfd(evhttp_connection_get_bufferevent(k->evcon));
 	if (fd >= 0)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));

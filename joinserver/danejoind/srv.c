@@ -930,12 +930,20 @@ void srv_reply(struct srv_req *r, int status, const char *json, size_t len)
 		/* the client left; evhttp handed the request to us */
 		evhttp_request_free(evreq);
 	} else if (evreq != NULL) {
+		struct evhttp_connection *evcon = evhttp_request_get_connection(evreq);
+
 		evhttp_add_header(evhttp_request_get_output_headers(evreq), "Content-Type",
 				  SRV_JSON_TYPE);
-		if (evbuffer_add(evhttp_request_get_output_buffer(evreq), json, len) != 0)
+		if (evbuffer_add(evhttp_request_get_output_buffer(evreq), json, len) != 0) {
 			evhttp_send_error(evreq, HTTP_INTERNAL, NULL);
-		else
+		} else {
 			evhttp_send_reply(evreq, status, NULL, NULL);
+			/* One chain, so one TLS record and one write(): evhttp queues headers and
+			 * body as separate chains, which bufferevent_openssl writes as two. */
+			if (evcon != NULL)
+				(void)evbuffer_pullup(bufferevent_get_output(
+					evhttp_connection_get_bufferevent(evcon)), -1);
+		}
 	}
 	req_free(r);
 }
