@@ -63,60 +63,26 @@ static bool label_ok(const char *label)
 	return true;
 }
 
-/* ecb_new - an AES-ECB context keyed with key in direction enc */
-static int ecb_new(const EVP_CIPHER *ecb, const uint8_t *key, int enc, EVP_CIPHER_CTX **out)
-{
-	EVP_CIPHER_CTX *ctx = NULL;
-	int ret = DJ_ENOMEM;
-
-	ctx = EVP_CIPHER_CTX_new();
-	if (ctx == NULL)
-		goto out;
-	ret = DJ_ECRYPTO;
-	if (EVP_CipherInit_ex2(ctx, ecb, key, NULL, enc, NULL) != 1)
-		goto out;
-	*out = ctx;
-	ctx = NULL;
-	ret = DJ_EOK;
-out:
-	EVP_CIPHER_CTX_free(ctx);
-	return ret;
-}
-
 int bi_kek_new(const char *label, const uint8_t *key, size_t key_len, struct bi_kek **out)
 {
 	struct bi_kek *kek = NULL;
-	EVP_CIPHER *ecb = NULL;
-	const char *name;
 	int ret = DJ_EINVAL;
 
-	if (out == NULL || key == NULL || !label_ok(label))
-		goto out;
-	if (key_len == KEK_LEN_128)
-		name = "AES-128-ECB";
-	else if (key_len == KEK_LEN_256)
-		name = "AES-256-ECB";
-	else
+	if (out == NULL || key == NULL || !label_ok(label) ||
+	    (key_len != KEK_LEN_128 && key_len != KEK_LEN_256))
 		goto out;
 	ret = DJ_ENOMEM;
 	kek = OPENSSL_zalloc(sizeof(*kek));
 	if (kek == NULL)
 		goto out;
 	memcpy(kek->label, label, strlen(label) + 1);
-	ret = DJ_ECRYPTO;
-	ecb = EVP_CIPHER_fetch(NULL, name, NULL);	/* once: never on the join path */
-	if (ecb == NULL)
-		goto out;
-	if ((ret = ecb_new(ecb, key, 1, &kek->enc)) != DJ_EOK ||
-	    (ret = ecb_new(ecb, key, 0, &kek->dec)) != DJ_EOK)
+	if ((ret = lw_crypto_block128_ctx_new(key, key_len, 1, &kek->enc)) != DJ_EOK ||
+	    (ret = lw_crypto_block128_ctx_new(key, key_len, 0, &kek->dec)) != DJ_EOK)
 		goto out;
 	*out = kek;
 	kek = NULL;
 	ret = DJ_EOK;
 out:
-	if (ret == DJ_ECRYPTO)
-		ERR_clear_error();
-	EVP_CIPHER_free(ecb);	/* the contexts keep their own references */
 	bi_kek_free(kek);
 	return ret;
 }

@@ -237,46 +237,6 @@ void js_keystore_free(struct js_keystore *ks)
 	OPENSSL_clear_free(ks, sizeof(*ks));
 }
 
-int js_keystore__kwp_new(const uint8_t *kek, size_t kek_len, int enc, EVP_CIPHER_CTX **out)
-{
-	EVP_CIPHER_CTX *ctx = NULL;
-	EVP_CIPHER *ecb = NULL;
-	const char *name;
-	int ret = DJ_EINVAL;
-
-	switch (kek_len) {
-	case 16:
-		name = "AES-128-ECB";
-		break;
-	case 24:
-		name = "AES-192-ECB";
-		break;
-	case JS_MASTER_KEY_LEN:
-		name = "AES-256-ECB";
-		break;
-	default:
-		goto out;
-	}
-	ret = DJ_ENOMEM;
-	ctx = EVP_CIPHER_CTX_new();
-	if (ctx == NULL)
-		goto out;
-	ret = DJ_ECRYPTO;
-	ecb = EVP_CIPHER_fetch(NULL, name, NULL);
-	if (ecb == NULL || EVP_CipherInit_ex2(ctx, ecb, kek, NULL, enc, NULL) != 1 ||
-	    EVP_CIPHER_CTX_set_padding(ctx, 0) != 1)
-		goto out;
-	*out = ctx;
-	ctx = NULL;
-	ret = DJ_EOK;
-out:
-	if (ret == DJ_ECRYPTO)
-		ERR_clear_error();
-	EVP_CIPHER_free(ecb);	/* the context keeps its own reference */
-	EVP_CIPHER_CTX_free(ctx);
-	return ret;
-}
-
 int js_keystore__kwp(EVP_CIPHER_CTX *ctx, int enc, const uint8_t *in, size_t len, uint8_t *out,
 		     size_t cap, size_t *out_len)
 {
@@ -324,10 +284,10 @@ int js_keystore_new(const uint8_t master[JS_MASTER_KEY_LEN], struct js_keystore 
 	if (ks == NULL)
 		goto out;
 	memcpy(ks->master, master, JS_MASTER_KEY_LEN);
-	ret = js_keystore__kwp_new(ks->master, JS_MASTER_KEY_LEN, 1, &ks->wrap);
+	ret = lw_crypto_block128_ctx_new(ks->master, JS_MASTER_KEY_LEN, 1, &ks->wrap);
 	if (ret != DJ_EOK)
 		goto out;
-	ret = js_keystore__kwp_new(ks->master, JS_MASTER_KEY_LEN, 0, &ks->unwrap);
+	ret = lw_crypto_block128_ctx_new(ks->master, JS_MASTER_KEY_LEN, 0, &ks->unwrap);
 	if (ret != DJ_EOK)
 		goto out;
 	ret = DJ_ECRYPTO;

@@ -22,18 +22,9 @@
 #define JS_KWP_OVERHEAD 8	/* RFC 5649 §4.1: the AIV semiblock */
 
 /*!
- * \brief An AES-ECB context keyed with \p kek (16, 24 or 32 bytes) for one direction, the
- *        block function of RFC 5649. Fetches the algorithm once, here.
- * \param out  receives the context on success only; free with EVP_CIPHER_CTX_free().
- * \retval DJ_EOK, DJ_EINVAL (KEK length), DJ_ENOMEM, DJ_ECRYPTO
- */
-int js_keystore__kwp_new(const uint8_t *kek, size_t kek_len, int enc,
-			 EVP_CIPHER_CTX **out) DJ_MUSTCHECK;
-
-/*!
  * \brief RFC 5649 wrap (\p enc = 1) or unwrap (\p enc = 0, the integrity check included) of
  *        \p in into \p out (\p cap bytes of room; wrap needs len rounded up to 8, plus 8).
- *        \p ctx must have been made by js_keystore__kwp_new() with the same direction.
+ *        \p ctx must have been made by lw_crypto_block128_ctx_new() with the same direction.
  * \retval DJ_EOK, DJ_EINVAL (lengths), DJ_EUNWRAP (integrity check failed), DJ_ECRYPTO
  */
 int js_keystore__kwp(EVP_CIPHER_CTX *ctx, int enc, const uint8_t *in, size_t len, uint8_t *out,

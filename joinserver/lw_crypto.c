@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 
 #include "dj_err.h"
@@ -183,6 +184,46 @@ int lw_crypto_derive(struct lw_crypto *cx, const struct lw_key *key,
 	if (ret == DJ_EOK)
 		lw_key_set(out, raw);
 	OPENSSL_cleanse(raw, sizeof(raw));
+	return ret;
+}
+
+int lw_crypto_block128_ctx_new(const uint8_t *kek, size_t kek_len, int enc, EVP_CIPHER_CTX **out)
+{
+	EVP_CIPHER_CTX *ctx = NULL;
+	EVP_CIPHER *ecb = NULL;
+	const char *name;
+	int ret = DJ_EINVAL;
+
+	switch (kek_len) {
+	case 16:
+		name = "AES-128-ECB";
+		break;
+	case 24:
+		name = "AES-192-ECB";
+		break;
+	case 32:
+		name = "AES-256-ECB";
+		break;
+	default:
+		goto out;
+	}
+	ret = DJ_ENOMEM;
+	ctx = EVP_CIPHER_CTX_new();
+	if (ctx == NULL)
+		goto out;
+	ret = DJ_ECRYPTO;
+	ecb = EVP_CIPHER_fetch(NULL, name, NULL);
+	if (ecb == NULL || EVP_CipherInit_ex2(ctx, ecb, kek, NULL, enc, NULL) != 1 ||
+	    EVP_CIPHER_CTX_set_padding(ctx, 0) != 1)
+		goto out;
+	*out = ctx;
+	ctx = NULL;
+	ret = DJ_EOK;
+out:
+	if (ret == DJ_ECRYPTO)
+		ERR_clear_error();
+	EVP_CIPHER_free(ecb);	/* the context keeps its own reference */
+	EVP_CIPHER_CTX_free(ctx);
 	return ret;
 }
 

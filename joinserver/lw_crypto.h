@@ -98,6 +98,15 @@ struct lw_block128 {
 	int failed;		/* set when an AES operation failed */
 };
 
+/*!
+ * \brief An AES-ECB context keyed with \p kek (16, 24 or 32 bytes) for one direction, to run
+ *        lw_crypto_block128() on. Fetches the algorithm here, once; never on the join path.
+ * \param out  receives the context on success only; free with EVP_CIPHER_CTX_free().
+ * \retval DJ_EOK, DJ_EINVAL (KEK length), DJ_ENOMEM, DJ_ECRYPTO
+ */
+int lw_crypto_block128_ctx_new(const uint8_t *kek, size_t kek_len, int enc,
+			       EVP_CIPHER_CTX **out) DJ_MUSTCHECK;
+
 /*! \brief block128_f for CRYPTO_128_(un)wrap(_pad): one block through ((struct lw_block128 *)key)->ctx. */
 void lw_crypto_block128(const unsigned char in[LW_BLOCK_LEN], unsigned char out[LW_BLOCK_LEN],
 			const void *key);

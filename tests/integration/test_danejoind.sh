@@ -14,6 +14,8 @@
 # Usage: bash test_danejoind.sh BUILD_DIR SOURCE_DIR   (run by ctest)
 set -u
 BUILD_DIR=$(cd "${1:?usage: test_danejoind.sh BUILD_DIR SOURCE_DIR}" && pwd) || exit 1
+SOURCE_DIR=$(cd "${2:?usage: test_danejoind.sh BUILD_DIR SOURCE_DIR}" && pwd) || exit 1
+. "$SOURCE_DIR/tests/lib/harness.sh"
 JSD="$BUILD_DIR/joinserver/danejoind/danejoind"
 CLI="$BUILD_DIR/client/danejoin-client"
 DEV="$BUILD_DIR/devices/danejoin-devices"
@@ -41,16 +43,9 @@ check() {
 }
 
 # ---- PKI (private root) --------------------------------------------------------------------
-mkcert() { # NAME SAN CA_PREFIX
-	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" \
-		-subj "/CN=$1" -out "$1.csr" 2>/dev/null
-	printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$2" >"$1.ext"
-	openssl x509 -req -in "$1.csr" -CA "$3.crt" -CAkey "$3.key" -CAcreateserial -days 30 \
-		-extfile "$1.ext" -out "$1.crt" 2>/dev/null
-}
+mkcert() { dj_mkcert "$@"; }
 for ca in root rogue; do
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $ca.key \
-		-subj "/CN=$ca" -days 30 -out $ca.crt 2>/dev/null
+	dj_mkroot $ca
 done
 mkcert js DNS:js.test root
 mkcert ns1 DNS:ns1.test root
@@ -68,16 +63,9 @@ openssl rand -hex 16 >ns2.kek
 chmod 600 ./*.kek
 
 # ---- configuration, store, devices -----------------------------------------------------------
-free_port() { # a port nobody listens on now
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 40000))
-		(exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }
-	done
-}
-PORT=$(free_port)
-MPORT=$(free_port)
-PORT2=$(free_port)
+PORT=$(dj_free_port)
+MPORT=$(dj_free_port)
+PORT2=$(dj_free_port)
 cat >dj.conf <<CONF
 [store]
 path = js.db
@@ -146,12 +134,7 @@ check "... naming the key" grep -q "role: expected ns or as" out
 
 "$JSD" --config dj.conf -v >jsd.log 2>&1 &
 PID=$!
-for _ in $(seq 1 200); do
-	(exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break
-	kill -0 $PID 2>/dev/null || break
-	sleep 0.05
-done
-check "danejoind listens" bash -c "(exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null"
+check "danejoind listens" dj_wait_port "$PORT" "$PID"
 
 NS=(--url "https://127.0.0.1:$PORT/" --server-name js.test --ca root.crt --cert ns1.crt --key ns1.key
 	--sender-id 000013 --sender-ns-id ns1.test --kek-label ns1-kek --kek-file ns1.kek)
@@ -249,12 +232,7 @@ check "metrics: group commit" grep -q 'danejoin_group_commit_transactions_total 
 "$CLI" listen --listen 127.0.0.1:$PORT2 --cert ns2.crt --key ns2.key --ca root.crt --count 2 \
 	>async.out 2>async.err &
 LPID=$!
-for _ in $(seq 1 200); do
-	(exec 3<>/dev/tcp/127.0.0.1/$PORT2) 2>/dev/null && break
-	kill -0 $LPID 2>/dev/null || break
-	sleep 0.05
-done
-check "async: danejoin-client listen listens" bash -c "(exec 3<>/dev/tcp/127.0.0.1/$PORT2) 2>/dev/null"
+check "async: danejoin-client listen listens" dj_wait_port "$PORT2" "$LPID"
 NS2=(--url "https://127.0.0.1:$PORT/" --server-name js.test --ca root.crt --cert ns2.crt --key ns2.key
 	--sender-id 000014 --sender-ns-id ns2.test --kek-label ns2-kek --kek-file ns2.kek)
 "$CLI" join "${NS2[@]}" --sim devices.csv --dev-eui 0000000000000103 >aj.json 2>aj.err
