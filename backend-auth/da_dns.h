@@ -118,7 +118,8 @@ typedef void (*da_discovery_cb)(const struct da_discovery *d, void *arg);
 int da_resolver_new(struct event_base *base, const struct da_resolver_props *props,
 		    struct da_resolver **out, char *err, size_t errlen) DJ_MUSTCHECK;
 
-/*! \brief Cancel every pending lookup (their callbacks are not called) and free. NULL is fine. */
+/*! \brief Cancel every pending lookup (their callbacks are not called) and free. NULL is fine.
+ *         Not from inside a callback of \p r (asserted). Call it before event_base_free(). */
 void da_resolver_free(struct da_resolver *r);
 
 /*!
@@ -143,20 +144,30 @@ int da_tlsa_peek(struct da_resolver *r, const char *name, da_tlsa_cb cb, void *a
 /*!
  * \brief Discover the servers for a NAPTR owner name: NAPTR (service field matched
  *        case-insensitively against \p service, e.g. "x-lorawan-js") -> SRV -> A/AAAA.
- *        Same callback rules as da_tlsa_lookup.
+ *        Same callback rules as da_tlsa_lookup. TS002 §19.1 names the services "LWN" (HTTP)
+ *        and "LWNS" (HTTPS); only NAPTR flag "S" is followed, at the lowest matching order.
+ *        Servers are listed (priority ascending, weight descending) only when the status is
+ *        DA_SECURE; a secure NODATA for one address family is not a failure.
  */
 int da_discover(struct da_resolver *r, const char *naptr_name, const char *service,
 		da_discovery_cb cb, void *arg, struct da_lookup **handle) DJ_MUSTCHECK;
 
 /*! \brief The TS002 §19 names: JoinEUI as reversed nibbles + ".joineuis." + suffix; NetID as
- *         6 hex digits + ".netids." + suffix. \retval DJ_EOK, DJ_ERANGE (buffer too small). */
+ *         6 hex digits + ".netids." + suffix. A NULL or empty \p suffix means
+ *         "lora-alliance.org"; a trailing dot is dropped; lower-case hex.
+ *         \retval DJ_EOK, DJ_ERANGE (buffer too small), DJ_EINVAL (malformed suffix, NetID
+ *         above 24 bits). */
 int da_joineui_name(uint64_t join_eui, const char *suffix, char *out, size_t outlen) DJ_MUSTCHECK;
 int da_netid_name(uint32_t net_id, const char *suffix, char *out, size_t outlen) DJ_MUSTCHECK;
 
-/*! \brief Cancel a pending lookup; its callback is not called. NULL is fine. */
+/*! \brief Cancel a pending lookup; its callback is not called. NULL is fine. A handle is valid
+ *         only until its callback starts (cancelling it from its own callback is a no-op). */
 void da_lookup_cancel(struct da_lookup *l);
 
-/*! \brief Counters for metrics. */
+/*! \brief Counters for metrics. queries: upstream queries started (refreshes included);
+ *         cache_hits/cache_misses: per lookup (discovery steps included); coalesced: lookups that
+ *         joined a query in flight; secure..tempfail: verdicts of upstream queries (not of cache
+ *         hits); cached: entries now. */
 struct da_stats {
 	uint64_t queries, cache_hits, cache_misses, coalesced, refreshes, evictions;
 	uint64_t secure, insecure, bogus, nxdomain, nodata, unusable, tempfail;

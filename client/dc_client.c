@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -44,12 +45,15 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "da_dns.h"
+#include "da_tls.h"
 #include "dc_client.h"
 #include "dj_err.h"
 #include "dj_log.h"
 
 #define DC_HTTPS_PORT 443		/* RFC 9110 §4.2.2 */
 #define DC_WATCHDOG_SLACK_MS 2000	/* dc_client_call(): beyond the evhttp timeout */
+#define DC_SHOWN_MAX 300		/* bytes of a non-message error body put in the error */
 
 struct dc_conn {
 	struct dc_client *c;
@@ -64,6 +68,9 @@ struct dc_req {
 	struct dc_conn *conn;
 	dc_done_cb cb;			/* NULL once abandoned */
 	void *arg;
+	char *json;			/* parked (DANE: waiting for TLSA): the encoded request */
+	size_t json_len;
+	struct dc_req *pnext;		/* the client's parked list */
 	bool has_http_err;
 	enum evhttp_request_error http_err;
 };
@@ -87,7 +94,27 @@ struct dc_client {
 	struct evhttp_connection **grave;	/* replaced connections, freed by the reaper */
 	unsigned ngrave, capgrave;
 	struct event *reaper;
+	/* DANE */
+	struct da_resolver *resolver;
+	char *tlsa_name;
+	struct da_tlsa *tlsa;		/* the last secure records (with their data) */
+	size_t n_tlsa;
+	double tlsa_expires;		/* monotonic seconds */
+	char tlsa_err[DC_ERR_MAX];	/* the last lookup's failure, "" if it was secure */
+	struct da_lookup *lookup;
+	bool lookup_running;
+	struct dc_req *parked, *parked_tail;
+	struct event *flush_ev;
 };
+
+/* now_mono - CLOCK_MONOTONIC in seconds */
+static double now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 /* parse_url - fill host, port, path, host_header from an https URL */
 static int parse_url(struct dc_client *c, const char *url, char *err, size_t errlen)
@@ -179,7 +206,23 @@ static int make_ctx(struct dc_client *c, const struct dc_props *p, char *err, si
 		ERR_clear_error();
 		goto out;
 	}
-	if (SSL_CTX_load_verify_locations(ctx, p->ca_file, NULL) != 1) {
+	if (p->resolver != NULL) {
+		/* DANE: no roots at all; each connection gets the server's TLSA records */
+		if (da_tls_ctx_enable(ctx) != DJ_EOK) {
+			ret = DJ_ECRYPTO;
+			dj_errbuf(err, errlen, "TLS: cannot enable DANE");
+			goto out;
+		}
+		if (p->clientid != NULL &&
+		    (ret = da_tls_clientid_add(ctx,
+					       p->clientid_ext != 0 ? p->clientid_ext
+								    : DA_CLIENTID_EXT_DEFAULT,
+					       p->clientid, err, errlen)) != DJ_EOK) {
+			ret = DJ_EINVAL;
+			goto out;
+		}
+		ret = DJ_ECONFIG;
+	} else if (SSL_CTX_load_verify_locations(ctx, p->ca_file, NULL) != 1) {
 		dj_errbuf(err, errlen, "ca %s: %s", p->ca_file, dj_openssl_reason());
 		goto out;
 	}
@@ -250,7 +293,11 @@ static int conn_open(struct dc_client *c, struct dc_conn *k)
 	vp = SSL_get0_param(ssl);
 	X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
 					    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
-	if (c->name_is_ip) {
+	if (c->resolver != NULL) {
+		/* DANE: the records from the last secure lookup; the host for DANE-TA and SNI */
+		if (da_tls_client_prepare(ssl, c->server_name, c->tlsa, c->n_tlsa) != DJ_EOK)
+			goto out;
+	} else if (c->name_is_ip) {
 		if (X509_VERIFY_PARAM_set1_ip_asc(vp, c->server_name) != 1)
 			goto out;
 	} else {
@@ -328,7 +375,10 @@ static void describe_failure(struct dc_req *q, int saved_errno, char *err, size_
 		if (first == 0)
 			first = e;
 	ERR_clear_error();
-	if (vr != X509_V_OK) {
+	if (vr != X509_V_OK && c->resolver != NULL) {
+		dj_errbuf(err, errlen, "TLS: certificate verify failed: %s (server %s, DANE TLSA %s)",
+		       X509_verify_cert_error_string(vr), c->host_header, c->tlsa_name);
+	} else if (vr != X509_V_OK) {
 		dj_errbuf(err, errlen, "TLS: certificate verify failed: %s (server %s, expected name "
 		       "%s)", X509_verify_cert_error_string(vr), c->host_header, c->server_name);
 	} else if (first != 0 && (r = ERR_reason_error_string(first)) != NULL) {
@@ -368,6 +418,8 @@ static void req_finish(struct dc_req *q, int rc, const struct bi_msg *ans, int h
 		q->conn->in_flight--;
 	if (q->cb != NULL)
 		q->cb(rc, ans, have_ans, rc == DJ_EOK ? "" : err, q->arg);
+	if (q->json != NULL)
+		OPENSSL_clear_free(q->json, q->json_len);
 	free(q);
 }
 
@@ -421,10 +473,16 @@ static void on_done(struct evhttp_request *r, void *arg)
 	}
 	if (code != HTTP_OK) {
 		const char *reason = evhttp_request_get_response_code_line(r);
+		char shown[DC_SHOWN_MAX + 1];
+		size_t i, n = len < DC_SHOWN_MAX ? len : DC_SHOWN_MAX;
 
+		/* not a message: show what the server said (printable bytes only) */
+		for (i = 0; i < n; i++)
+			shown[i] = body[i] >= 0x20 && body[i] < 0x7f ? (char)body[i] : '?';
+		shown[n] = '\0';
 		dj_errbuf(err, sizeof(err), "HTTP %d %s from %s%s%s", code,
 		       reason != NULL ? reason : "", q->c->host_header,
-		       have ? "" : ": ", have ? "" : perr);
+		       have ? "" : ": ", have ? "" : n > 0 ? shown : perr);
 		rc = DJ_EIO;
 	} else if (rc == DJ_EMALFORMED) {
 		dj_errbuf(err, sizeof(err), "answer from %s is not a valid message: %s",
@@ -440,35 +498,22 @@ out:
 	bi_msg_wipe(&ans);
 }
 
-int dc_client_send(struct dc_client *c, const struct bi_msg *req, dc_done_cb cb, void *arg)
+/* req_start - put \p q (already on c->reqs) on a connection with the request \p json */
+static int req_start(struct dc_client *c, struct dc_req *q, const char *json, size_t len)
 {
 	evutil_socket_t fd;
 	struct evhttp_request *r = NULL;
 	struct evkeyvalq *h;
 	struct dc_conn *k;
-	struct dc_req *q = NULL;
-	char *json = NULL, clen[24];
-	size_t len = 0;
+	char clen[24];
 	int ret;
 
-	ret = bi_msg_encode(req, &json, &len);
-	if (ret != DJ_EOK)
-		goto out;
-	ret = DJ_ENOMEM;
-	q = calloc(1, sizeof(*q));
-	if (q == NULL)
-		goto out;
 	ret = conn_get(c, &k);
 	if (ret != DJ_EOK)
-		goto out;
-	ret = DJ_ENOMEM;
-	q->c = c;
-	q->conn = k;
-	q->cb = cb;
-	q->arg = arg;
+		return ret;
 	r = evhttp_request_new(on_done, q);
 	if (r == NULL)
-		goto out;
+		return DJ_ENOMEM;
 	evhttp_request_set_error_cb(r, on_error);
 	h = evhttp_request_get_output_headers(r);
 	snprintf(clen, sizeof(clen), "%zu", len);
@@ -478,13 +523,12 @@ int dc_client_send(struct dc_client *c, const struct bi_msg *req, dc_done_cb cb,
 	    evhttp_add_header(h, "Content-Length", clen) != 0 ||
 	    evbuffer_add(evhttp_request_get_output_buffer(r), json, len) != 0) {
 		evhttp_request_free(r);
-		goto out;
+		return DJ_ENOMEM;
 	}
 	/* on failure evhttp_make_request() frees r itself */
 	if (evhttp_make_request(k->evcon, r, EVHTTP_REQ_POST, c->path) != 0) {
 		k->dead = true;
-		ret = DJ_EIO;
-		goto out;
+		return DJ_EIO;
 	}
 	/* One chain, so one TLS record and one write(): evhttp queues headers and body as
 	 * separate chains, which bufferevent_openssl writes as two. */
@@ -495,12 +539,131 @@ int dc_client_send(struct dc_client *c, const struct bi_msg *req, dc_done_cb cb,
 	fd = bufferevent_getfd(evhttp_connection_get_bufferevent(k->evcon));
 	if (fd >= 0)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+	q->conn = k;
+	k->in_flight++;
+	return DJ_EOK;
+}
+
+/* tlsa_fresh - DANE: records from a secure lookup that have not expired */
+static bool tlsa_fresh(const struct dc_client *c)
+{
+	return c->n_tlsa > 0 && now_mono() < c->tlsa_expires;
+}
+
+/* flush_parked - DANE: the lookup ended; send or fail the requests that waited for it */
+static void flush_parked(evutil_socket_t fd, short what, void *arg)
+{
+	struct dc_client *c = arg;
+	struct dc_req *q, *next;
+	char err[DC_ERR_MAX];
+	int rc;
+
+	(void)fd;
+	(void)what;
+	q = c->parked;
+	c->parked = c->parked_tail = NULL;
+	for (; q != NULL; q = next) {
+		next = q->pnext;
+		q->pnext = NULL;
+		if (c->tlsa_err[0] != '\0') {
+			req_finish(q, DJ_EIO, NULL, 0, c->tlsa_err);
+			continue;
+		}
+		rc = req_start(c, q, q->json, q->json_len);
+		OPENSSL_clear_free(q->json, q->json_len);
+		q->json = NULL;
+		if (rc != DJ_EOK) {
+			dj_errbuf(err, sizeof(err), "cannot send the request to %s: %s",
+				  c->host_header, dj_strerror(rc));
+			req_finish(q, rc == DJ_ENOMEM ? DJ_ENOMEM : DJ_EIO, NULL, 0, err);
+		}
+	}
+}
+
+/* on_tlsa - DANE: keep the server's records (secure) or the reason (anything else) */
+static void on_tlsa(const struct da_tlsa_set *set, void *arg)
+{
+	struct dc_client *c = arg;
+	struct da_tlsa *rr = NULL;
+	uint8_t *p;
+	size_t i, total = 0;
+
+	c->lookup = NULL;
+	c->lookup_running = false;
+	if (set->status == DA_SECURE) {
+		for (i = 0; i < set->n; i++)
+			total += set->rr[i].len;
+		rr = malloc(set->n * sizeof(*rr) + total);
+		if (rr == NULL) {
+			dj_errbuf(c->tlsa_err, sizeof(c->tlsa_err), "out of memory");
+		} else {
+			p = (uint8_t *)(rr + set->n);
+			for (i = 0; i < set->n; i++) {
+				rr[i] = set->rr[i];
+				memcpy(p, set->rr[i].data, set->rr[i].len);
+				rr[i].data = p;
+				p += set->rr[i].len;
+			}
+			free(c->tlsa);
+			c->tlsa = rr;
+			c->n_tlsa = set->n;
+			c->tlsa_expires = now_mono() + (set->ttl > 0 ? set->ttl : 1);
+			c->tlsa_err[0] = '\0';
+		}
+	} else {
+		dj_errbuf(c->tlsa_err, sizeof(c->tlsa_err), "DANE: TLSA %s: %s%s%s", c->tlsa_name,
+			  da_status_str(set->status), set->why != NULL ? ": " : "",
+			  set->why != NULL ? set->why : "");
+	}
+	/* from the loop, never from inside dc_client_send() (a cache hit answers at once) */
+	event_active(c->flush_ev, EV_TIMEOUT, 0);
+}
+
+int dc_client_send(struct dc_client *c, const struct bi_msg *req, dc_done_cb cb, void *arg)
+{
+	struct dc_req *q = NULL;
+	char *json = NULL;
+	size_t len = 0;
+	int ret;
+
+	ret = bi_msg_encode(req, &json, &len);
+	if (ret != DJ_EOK)
+		goto out;
+	ret = DJ_ENOMEM;
+	q = calloc(1, sizeof(*q));
+	if (q == NULL)
+		goto out;
+	q->c = c;
+	q->cb = cb;
+	q->arg = arg;
+	if (c->resolver != NULL && !tlsa_fresh(c)) {
+		/* DANE: wait for the server's records */
+		if (!c->lookup_running) {
+			c->lookup_running = true;
+			ret = da_tlsa_lookup(c->resolver, c->tlsa_name, on_tlsa, c, &c->lookup);
+			if (ret != DJ_EOK) {
+				c->lookup_running = false;
+				goto out;
+			}
+		}
+		q->json = json;
+		q->json_len = len;
+		json = NULL;
+		if (c->parked_tail != NULL)
+			c->parked_tail->pnext = q;
+		else
+			c->parked = q;
+		c->parked_tail = q;
+	} else {
+		ret = req_start(c, q, json, len);
+		if (ret != DJ_EOK)
+			goto out;
+	}
 	q->next = c->reqs;
 	if (c->reqs != NULL)
 		c->reqs->prev = q;
 	c->reqs = q;
 	c->in_flight++;
-	k->in_flight++;
 	q = NULL;
 	ret = DJ_EOK;
 out:
@@ -597,7 +760,8 @@ out:
 	for (q = c->reqs; q != NULL; q = q->next) {
 		if (q->arg == &s) {
 			q->cb = NULL;
-			q->conn->dead = true;
+			if (q->conn != NULL)
+				q->conn->dead = true;
 		}
 	}
 	if (wd != NULL)
@@ -623,8 +787,13 @@ int dc_client_new(const struct dc_props *p, struct dc_client **out, char *err, s
 	int ret = DJ_EINVAL;
 
 	if (p == NULL || p->url == NULL || p->cert_file == NULL || p->key_file == NULL ||
-	    p->ca_file == NULL) {
-		dj_errbuf(err, errlen, "url, cert, key and ca are all required");
+	    (p->ca_file == NULL && p->resolver == NULL)) {
+		dj_errbuf(err, errlen, "url, cert, key and (PKIX) ca or (DANE) a resolver are all "
+				       "required");
+		goto out;
+	}
+	if (p->resolver != NULL && p->base == NULL) {
+		dj_errbuf(err, errlen, "DANE: the resolver's event base is required");
 		goto out;
 	}
 	if (p->connections > DC_CONNECTIONS_MAX) {
@@ -648,6 +817,29 @@ int dc_client_new(const struct dc_props *p, struct dc_client **out, char *err, s
 		goto out;
 	c->name_is_ip = inet_pton(AF_INET, c->server_name, ipbuf) == 1 ||
 			inet_pton(AF_INET6, c->server_name, ipbuf) == 1;
+	if (p->resolver != NULL) {
+		char name[DA_NAME_MAX + 16], norm[DA_NAME_MAX], why[DA_WHY_MAX];
+
+		ret = DJ_EINVAL;
+		if (c->name_is_ip && p->tlsa_name == NULL) {
+			dj_errbuf(err, errlen, "DANE needs a server host name, not the address %s",
+				  c->server_name);
+			goto out;
+		}
+		if (p->tlsa_name != NULL)
+			snprintf(name, sizeof(name), "%s", p->tlsa_name);
+		else
+			snprintf(name, sizeof(name), "_%d._tcp.%s", c->port, c->server_name);
+		if (da_name_normalize(name, norm, sizeof(norm), why, sizeof(why)) != DJ_EOK) {
+			dj_errbuf(err, errlen, "DANE: TLSA name %s: %s", name, why);
+			goto out;
+		}
+		ret = DJ_ENOMEM;
+		c->tlsa_name = strdup(norm);
+		if (c->tlsa_name == NULL)
+			goto out;
+		c->resolver = p->resolver;
+	}
 	c->conns = calloc(c->nconn, sizeof(*c->conns));
 	if (c->conns == NULL)
 		goto out;
@@ -667,7 +859,8 @@ int dc_client_new(const struct dc_props *p, struct dc_client **out, char *err, s
 	}
 	ret = DJ_ENOMEM;
 	c->reaper = evtimer_new(c->base, reap, c);
-	if (c->reaper == NULL)
+	c->flush_ev = event_new(c->base, -1, 0, flush_parked, c);
+	if (c->reaper == NULL || c->flush_ev == NULL)
 		goto out;
 	*out = c;
 	c = NULL;
@@ -685,6 +878,9 @@ void dc_client_free(struct dc_client *c)
 
 	if (c == NULL)
 		return;
+	da_lookup_cancel(c->lookup);
+	c->lookup = NULL;
+	c->parked = c->parked_tail = NULL; /* they are on c->reqs too */
 	while (c->reqs != NULL)
 		req_finish(c->reqs, DJ_EIO, NULL, 0, "cancelled");
 	/* evhttp_connection_free() frees queued requests without calling their callbacks */
@@ -693,6 +889,10 @@ void dc_client_free(struct dc_client *c)
 			evhttp_connection_free(c->conns[i].evcon);
 	if (c->reaper != NULL)
 		event_free(c->reaper);
+	if (c->flush_ev != NULL)
+		event_free(c->flush_ev);
+	free(c->tlsa);
+	free(c->tlsa_name);
 	reap(-1, 0, c);
 	free(c->grave);
 	if (c->own_base && c->base != NULL)

@@ -22,12 +22,18 @@
  *	over the connections (each connection carries one request at a time; further requests wait
  *	in its queue), and each completion is reported through a callback on the loop thread.
  *
- *	Security: the server is verified by PKIX against ca_file only (a private root; the system
- *	trust store is never loaded) AND against the expected name: the URL host, or server_name
- *	when given (RFC 6125 DNS-ID, or an IP address). TLS 1.3 only. There is no fallback: a
- *	certificate that fails verification fails the call with "TLS: certificate verify failed:
- *	REASON". The client authenticates with cert_file/key_file. The DANE variant replaces the
- *	PKIX check in the backend-auth issue.
+ *	Security: TLS 1.3 only, and one of two ways to verify the server, never both, never a
+ *	fallback from one to the other:
+ *	- DANE (props.resolver set): the server's chain must match the DNSSEC-secure TLSA records
+ *	  at tlsa_name (default "_<port>._tcp.<host>", RFC 6698 §3); DANE-TA also checks the host
+ *	  name. Requests wait for the lookup (asynchronously); a lookup that is not secure fails
+ *	  them with "DANE: TLSA <name>: <status>: <why>". The records are reused until their TTL
+ *	  ends. clientid, when set, is sent in the dane_clientid extension.
+ *	- PKIX (ca_file): the chain must reach a root in ca_file (the system trust store is never
+ *	  loaded) and carry the expected name: the URL host, or server_name (RFC 6125 DNS-ID, or
+ *	  an IP address).
+ *	A certificate that fails verification fails the call with "TLS: certificate verify
+ *	failed: REASON". The client authenticates with cert_file/key_file.
  *
  *	Answers may carry key envelopes; callers wipe them with bi_msg_wipe(). The library never
  *	prints and does not log key material.
@@ -50,13 +56,18 @@
 #define DC_BODY_MAX (64u << 10)		/* the largest answer body accepted (bytes) */
 
 struct dc_client;
+struct da_resolver;
 
 struct dc_props {
 	const char *url;		/* "https://HOST:PORT/" (path optional; "/" by default) */
 	const char *cert_file;		/* our certificate chain, PEM */
 	const char *key_file;		/* our private key, PEM */
-	const char *ca_file;		/* the roots the server's certificate must chain to, PEM */
+	const char *ca_file;		/* PKIX: the roots the server must chain to, PEM */
 	const char *server_name;	/* expected server name; NULL: the URL host */
+	struct da_resolver *resolver;	/* DANE: borrowed, on \p base (required then) */
+	const char *tlsa_name;		/* DANE: NULL: "_<port>._tcp.<server name>" */
+	const char *clientid;		/* DANE: our identity for dane_clientid; NULL: not sent */
+	unsigned clientid_ext;		/* DANE: its codepoint; 0: DA_CLIENTID_EXT_DEFAULT */
 	unsigned timeout_ms;		/* 0: DC_TIMEOUT_MS_DEFAULT */
 	unsigned connections;		/* keep-alive connections; 0: 1 */
 	struct event_base *base;	/* borrowed; NULL: the client creates its own */

@@ -69,12 +69,41 @@ static const struct key_def key_table[] = {
 	{ "listen", "idle_timeout", KT_UINT, CFG_OFF(idle_timeout), 1, 86400, 0, false },
 	{ "listen", "max_connections", KT_UINT, CFG_OFF(max_connections), 1, 1000000, 0, false },
 	{ "listen", "metrics_address", KT_STR, CFG_OFF(metrics_address), 0, 0, 0, false },
+	{ "listen", "auth", KT_STR, CFG_OFF(auth), 0, 0, 0, false },
+	{ "dane", "trust_anchor_file", KT_PATH, CFG_OFF(dane_trust_anchor_file), 0, 0, 0, false },
+	{ "dane", "auto_trust_anchor_file", KT_PATH, CFG_OFF(dane_auto_trust_anchor_file), 0, 0, 0,
+	  false },
+	{ "dane", "root_anchor", KT_BOOL, CFG_OFF(dane_root_anchor), 0, 0, 0, false },
+	{ "dane", "stubs", KT_STR, CFG_OFF(dane_stubs), 0, 0, 0, false },
+	{ "dane", "forwarders", KT_STR, CFG_OFF(dane_forwarders), 0, 0, 0, false },
+	{ "dane", "cache_max", KT_UINT, CFG_OFF(dane_cache_max), 1, 10000000, 0, false },
+	{ "dane", "ttl_cap", KT_UINT, CFG_OFF(dane_ttl_cap), 1, 86400 * 7, 0, false },
+	{ "dane", "neg_ttl", KT_UINT, CFG_OFF(dane_neg_ttl), 1, 86400, 0, false },
+	{ "dane", "timeout_ms", KT_UINT, CFG_OFF(dane_timeout_ms), 100, 60000, 0, false },
+	{ "dane", "clientid_ext", KT_UINT, CFG_OFF(dane_clientid_ext), 1, 65535, 0, false },
+	{ "dane", "client_identity", KT_STR, CFG_OFF(dane_client_identity), 0, 0, 0, false },
 	{ "js", "join_euis", KT_LIST, CFG_OFF(join_euis), 0, 0, 0, false },
 	{ "js", "home_net_id", KT_HEX, CFG_OFF(home_net_id), 0, 0, LW_NETID_LEN, false },
 	{ "js", "home_ns_id", KT_STR, CFG_OFF(home_ns_id), 0, 0, 0, false },
 	{ "join", "net_id", KT_HEX, CFG_OFF(net_id), 0, 0, LW_NETID_LEN, false },
 	{ "join", "session_lifetime", KT_INT64, CFG_OFF(session_lifetime), JS_CONFIG_SESSION_MIN,
 	  JS_CONFIG_SESSION_MAX, 0, false },
+	/* [mqtt]: events (see check_mqtt() for the rules across keys) */
+	{ "mqtt", "host", KT_STR, CFG_OFF(mqtt_host), 0, 0, 0, false },
+	{ "mqtt", "port", KT_UINT, CFG_OFF(mqtt_port), 1, 65535, 0, false },
+	{ "mqtt", "verify", KT_STR, CFG_OFF(mqtt_verify), 0, 0, 0, false },
+	{ "mqtt", "cafile", KT_PATH, CFG_OFF(mqtt_cafile), 0, 0, 0, false },
+	{ "mqtt", "cert", KT_PATH, CFG_OFF(mqtt_cert), 0, 0, 0, false },
+	{ "mqtt", "key", KT_PATH, CFG_OFF(mqtt_key), 0, 0, 0, false },
+	{ "mqtt", "client_id", KT_STR, CFG_OFF(mqtt_client_id), 0, 0, 0, false },
+	{ "mqtt", "topic_prefix", KT_STR, CFG_OFF(mqtt_topic_prefix), 0, 0, 0, false },
+	{ "mqtt", "qos", KT_UINT, CFG_OFF(mqtt_qos), 1, 1, 0, false },
+	{ "mqtt", "payload_format", KT_STR, CFG_OFF(mqtt_payload_format), 0, 0, 0, false },
+	{ "mqtt", "outbox_max", KT_UINT, CFG_OFF(mqtt_outbox_max), 1, JS_OUTBOX_MAX, 0, false },
+	{ "mqtt", "keepalive", KT_UINT, CFG_OFF(mqtt_keepalive), 5, 3600, 0, false },
+	{ "mqtt", "reconnect_min_ms", KT_UINT, CFG_OFF(mqtt_backoff_min_ms), 10, 600000, 0, false },
+	{ "mqtt", "reconnect_max_ms", KT_UINT, CFG_OFF(mqtt_backoff_max_ms), 10, 3600000, 0,
+	  false },
 };
 
 #define N_KEYS DJ_ARRAY_LEN(key_table)
@@ -91,6 +120,7 @@ static const struct key_def peer_table[] = {
 	{ "peer.*", "plain_keys", KT_BOOL, PEER_OFF(plain_keys), 0, 0, 0, false },
 	{ "peer.*", "rate", KT_UINT, PEER_OFF(rate), 0, 1000000, 0, false },
 	{ "peer.*", "async_url", KT_STR, PEER_OFF(async_url), 0, 0, 0, false },
+	{ "peer.*", "async_server_name", KT_STR, PEER_OFF(async_server_name), 0, 0, 0, false },
 };
 
 #define N_PEER_KEYS DJ_ARRAY_LEN(peer_table)
@@ -471,10 +501,105 @@ static bool eui_prefix_ok(const char *s)
 	return slash == NULL || parse_int(slash + 1, 0, 64, &bits) == DJ_EOK;
 }
 
+/* mqtt_name_ok - a client id or a topic prefix: printable ASCII without MQTT wildcards or
+ * spaces; for a prefix also no empty level at either end */
+static bool mqtt_name_ok(const char *s, bool prefix)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > JS_CONFIG_MQTT_PREFIX_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] <= ' ' || s[i] > '~' || s[i] == '+' || s[i] == '#' ||
+		    (!prefix && s[i] == '/'))
+			return false;
+	return !prefix || (s[0] != '/' && s[n - 1] != '/');
+}
+
+/* check_mqtt - [mqtt]: present means events on; then host and cafile are required */
+static void check_mqtt(struct parse_ctx *c)
+{
+	struct js_config *g = &c->cfg;
+	char *p;
+	size_t n;
+
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (c->seen[i] && strcmp(key_table[i].section, "mqtt") == 0)
+			g->mqtt = 1;
+	if (!g->mqtt)
+		return;
+	if (g->mqtt_host == NULL) {
+		fail(c, DJ_ECONFIG, 0, "[mqtt] host: required key is missing (the [mqtt] section "
+		     "turns events on)");
+		return;
+	}
+	if (g->mqtt_verify != NULL && strcmp(g->mqtt_verify, "dane") == 0) {
+		fail(c, DJ_ECONFIG, 0, "[mqtt] verify: dane is not yet supported (it comes with "
+		     "the DNSSEC resolver of backend-auth); use verify = cafile");
+		return;
+	}
+	if (g->mqtt_verify != NULL && strcmp(g->mqtt_verify, "cafile") != 0) {
+		fail(c, DJ_ECONFIG, 0, "[mqtt] verify: expected cafile (or, later, dane), got '%s'",
+		     g->mqtt_verify);
+		return;
+	}
+	if (g->mqtt_cafile == NULL) {
+		fail(c, DJ_ECONFIG, 0, "[mqtt] cafile: required with verify = cafile (the roots "
+		     "the broker's certificate must chain to)");
+		return;
+	}
+	if ((g->mqtt_cert == NULL) != (g->mqtt_key == NULL)) {
+		fail(c, DJ_ECONFIG, 0, "[mqtt] cert and key: set both (our client certificate "
+		     "for the broker) or neither");
+		return;
+	}
+	if (g->mqtt_payload_format != NULL && strcmp(g->mqtt_payload_format, "protobuf") != 0 &&
+	    strcmp(g->mqtt_payload_format, "json") != 0) {
+		fail(c, DJ_ECONFIG, 0, "[mqtt] payload_format: expected protobuf or json, got '%s'",
+		     g->mqtt_payload_format);
+		return;
+	}
+	if (g->mqtt_client_id != NULL && !mqtt_name_ok(g->mqtt_client_id, false)) {
+		fail(c, DJ_ECONFIG, 0, "[mqtt] client_id: '%s': printable characters without "
+		     "spaces, '/', '+' or '#'", g->mqtt_client_id);
+		return;
+	}
+	if (g->mqtt_topic_prefix != NULL && !mqtt_name_ok(g->mqtt_topic_prefix, true)) {
+		fail(c, DJ_ECONFIG, 0, "[mqtt] topic_prefix: '%s': at most %d printable characters "
+		     "without spaces, '+' or '#', not starting or ending with '/'",
+		     g->mqtt_topic_prefix, JS_CONFIG_MQTT_PREFIX_MAX);
+		return;
+	}
+	if (g->mqtt_backoff_min_ms > g->mqtt_backoff_max_ms) {
+		fail(c, DJ_ECONFIG, 0, "[mqtt] reconnect_min_ms: %u is above reconnect_max_ms (%u)",
+		     g->mqtt_backoff_min_ms, g->mqtt_backoff_max_ms);
+		return;
+	}
+	/* defaults that depend on other keys */
+	if (g->mqtt_verify == NULL)
+		g->mqtt_verify = strdup("cafile");
+	if (g->mqtt_payload_format == NULL)
+		g->mqtt_payload_format = strdup("protobuf");
+	if (g->mqtt_client_id == NULL)
+		g->mqtt_client_id = strdup(JS_CONFIG_MQTT_CLIENT_ID_DEFAULT);
+	if (g->mqtt_topic_prefix == NULL && g->mqtt_client_id != NULL) {
+		n = strlen(JS_CONFIG_MQTT_TOPIC_ROOT) + 1 + strlen(g->mqtt_client_id) + 1;
+		p = malloc(n);
+		if (p != NULL)
+			snprintf(p, n, "%s/%s", JS_CONFIG_MQTT_TOPIC_ROOT, g->mqtt_client_id);
+		g->mqtt_topic_prefix = p;
+	}
+	if (g->mqtt_verify == NULL || g->mqtt_payload_format == NULL || g->mqtt_client_id == NULL ||
+	    g->mqtt_topic_prefix == NULL)
+		fail(c, DJ_ENOMEM, 0, "out of memory");
+}
+
 /* check_whole - rules that span keys: peers complete and consistent, list formats */
 static void check_whole(struct parse_ctx *c)
 {
 	uint8_t net_id[LW_NETID_LEN];
+
+	check_mqtt(c);
 
 	for (unsigned i = 0; i < c->cfg.join_euis.n && c->rc == DJ_EOK; i++)
 		if (!eui_prefix_ok(c->cfg.join_euis.v[i]))
@@ -551,6 +676,12 @@ void js_config_defaults(struct js_config *cfg)
 	cfg->devnonce_history = JS_DEVNONCE_HIST_DEFAULT;
 	cfg->batch_max = JS_BATCH_DEFAULT;
 	cfg->session_lifetime = JS_CONFIG_SESSION_DEFAULT;
+	cfg->mqtt_port = JS_CONFIG_MQTT_PORT_DEFAULT;
+	cfg->mqtt_qos = 1;
+	cfg->mqtt_outbox_max = JS_OUTBOX_DEFAULT;
+	cfg->mqtt_keepalive = JS_CONFIG_MQTT_KEEPALIVE_DEFAULT;
+	cfg->mqtt_backoff_min_ms = JS_CONFIG_MQTT_BACKOFF_MIN_DEFAULT;
+	cfg->mqtt_backoff_max_ms = JS_CONFIG_MQTT_BACKOFF_MAX_DEFAULT;
 }
 
 void js_config_free(struct js_config *cfg)
@@ -564,6 +695,12 @@ void js_config_free(struct js_config *cfg)
 	free(cfg->key_file);
 	free(cfg->client_ca_file);
 	free(cfg->metrics_address);
+	free(cfg->auth);
+	free(cfg->dane_trust_anchor_file);
+	free(cfg->dane_auto_trust_anchor_file);
+	free(cfg->dane_stubs);
+	free(cfg->dane_forwarders);
+	free(cfg->dane_client_identity);
 	list_free(&cfg->join_euis);
 	free(cfg->home_ns_id);
 	for (unsigned i = 0; i < cfg->n_peers; i++) {
@@ -577,8 +714,17 @@ void js_config_free(struct js_config *cfg)
 		free(p->kek_label);
 		free(p->kek_file);
 		free(p->async_url);
+		free(p->async_server_name);
 	}
 	free(cfg->peers);
+	free(cfg->mqtt_host);
+	free(cfg->mqtt_verify);
+	free(cfg->mqtt_cafile);
+	free(cfg->mqtt_cert);
+	free(cfg->mqtt_key);
+	free(cfg->mqtt_client_id);
+	free(cfg->mqtt_topic_prefix);
+	free(cfg->mqtt_payload_format);
 	js_config_defaults(cfg);
 }
 

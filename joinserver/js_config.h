@@ -43,6 +43,13 @@
 #define JS_CONFIG_IDLE_TIMEOUT_DEFAULT 60
 #define JS_CONFIG_MAX_CONN_DEFAULT 1024
 #define JS_CONFIG_METRICS_DEFAULT "127.0.0.1:9110"
+#define JS_CONFIG_MQTT_PORT_DEFAULT 8883	/* MQTT over TLS (IANA "secure-mqtt") */
+#define JS_CONFIG_MQTT_CLIENT_ID_DEFAULT "danejoind"
+#define JS_CONFIG_MQTT_TOPIC_ROOT "danejoin"	/* default prefix: danejoin/<client_id> */
+#define JS_CONFIG_MQTT_KEEPALIVE_DEFAULT 30	/* seconds */
+#define JS_CONFIG_MQTT_BACKOFF_MIN_DEFAULT 200	/* ms: first reconnect delay, doubled per failure */
+#define JS_CONFIG_MQTT_BACKOFF_MAX_DEFAULT 30000	/* ms: the bound */
+#define JS_CONFIG_MQTT_PREFIX_MAX 200
 
 /* A list value: words separated by spaces or commas. */
 struct js_config_list {
@@ -67,6 +74,8 @@ struct js_peer_config {
 	unsigned rate;			/* requests per second; 0: unlimited */
 	char *async_url;		/* "https://HOST:PORT/PATH": answers are POSTed there
 					 * (TS002 §8 asynchronous mode); NULL: in the response */
+	char *async_server_name;	/* the name async_url's server is verified as (DANE:
+					 * TLSA at _PORT._tcp.NAME); NULL: the URL host */
 };
 
 struct js_config {
@@ -81,11 +90,21 @@ struct js_config {
 	char *cert_file;
 	char *key_file;
 	char *client_ca_file;		/* private roots for client certificates (PKIX mode) */
+	char *auth;			/* "dane" (default) or "pkix": how peers are verified */
 	unsigned max_body;
 	unsigned header_timeout;
 	unsigned idle_timeout;
 	unsigned max_connections;
 	char *metrics_address;		/* "HOST:PORT", or "off" */
+	/* [dane] (danejoind): the resolver behind DANE in both directions */
+	char *dane_trust_anchor_file;	/* DS/DNSKEY lines for private zones (tests, intranets) */
+	char *dane_auto_trust_anchor_file; /* RFC 5011 managed root anchor */
+	unsigned dane_root_anchor;	/* 1: /usr/share/dns/root.key */
+	char *dane_stubs;		/* "zone@addr[@port] ..." */
+	char *dane_forwarders;		/* "addr[@port] ..." */
+	unsigned dane_cache_max, dane_ttl_cap, dane_neg_ttl, dane_timeout_ms;
+	unsigned dane_clientid_ext;	/* dane_clientid codepoint (0: the default) */
+	char *dane_client_identity;	/* our DANE name when we are the client (async answers) */
 	/* [js] (danejoind) */
 	struct js_config_list join_euis;	/* JoinEUIs served: HEX16 or HEX16/BITS prefixes */
 	uint8_t home_net_id[LW_NETID_LEN];	/* HomeNSAns HNetID */
@@ -96,6 +115,21 @@ struct js_config {
 	/* [join] */
 	uint8_t net_id[LW_NETID_LEN];	/* default 000000 */
 	int64_t session_lifetime;	/* seconds an AppSKey is kept for AppSKeyReq */
+	/* [mqtt] (danejoind): events; the section is optional, and when present host and
+	 * cafile are required. Defaults are filled in once loaded. */
+	unsigned mqtt;			/* 1: the section is present, events are on */
+	char *mqtt_host;
+	unsigned mqtt_port;
+	char *mqtt_verify;		/* "cafile" ("dane" is refused until the resolver lands) */
+	char *mqtt_cafile;		/* the roots the broker's certificate must chain to */
+	char *mqtt_cert, *mqtt_key;	/* our client certificate and key (both or neither) */
+	char *mqtt_client_id;
+	char *mqtt_topic_prefix;
+	unsigned mqtt_qos;		/* 1 */
+	char *mqtt_payload_format;	/* "protobuf" or "json" */
+	unsigned mqtt_outbox_max;	/* rows; then events are dropped, joins go on */
+	unsigned mqtt_keepalive;	/* seconds */
+	unsigned mqtt_backoff_min_ms, mqtt_backoff_max_ms;	/* reconnect delay bounds */
 };
 
 /*!

@@ -467,6 +467,13 @@ int js_engine_submit(struct js_engine *e, struct js_join_req *r)
 		r->done(r, r->done_arg);
 		return DJ_EOK;
 	}
+	if (r->accepted != NULL) {
+		ret = r->accepted(r, &r->priv_commit.events, r->done_arg);
+		if (ret != DJ_EOK) {
+			js_join_out_wipe(&r->out);
+			return ret;
+		}
+	}
 	r->priv_commit.done = submit_done;
 	r->priv_commit.done_arg = r;
 	ret = js_store_submit(e->store, &r->priv_commit);

@@ -100,6 +100,13 @@ struct js_join_req {
 	int result;	/* DJ_EOK: out holds the verdict; DJ_ECONFLICT: submit again; else a fault */
 	void (*done)(struct js_join_req *r, void *arg);	/* once; inline or on the committer */
 	void *done_arg;
+	/* Optional (events, e.g. MQTT): called with done_arg on the submitting thread once the
+	 * checks accepted the request, before its state change is submitted, with out complete
+	 * (keys included). It sets *events to the events to write to the outbox in the same
+	 * transaction (borrowed until done has run; NULL: none) and returns DJ_EOK, or returns a
+	 * fault, which fails the request. It runs again when a lost compare-and-swap makes the
+	 * request run again. */
+	int (*accepted)(struct js_join_req *r, const struct js_event **events, void *arg);
 	struct js_commit priv_commit;
 };
 

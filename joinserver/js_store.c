@@ -45,6 +45,7 @@ static void store_free(struct js_store *s)
 		pthread_mutex_destroy(&s->qlock);
 		pthread_cond_destroy(&s->qcond);
 		pthread_mutex_destroy(&s->slock);
+		pthread_mutex_destroy(&s->nlock);
 	}
 	free(s);
 }
@@ -81,6 +82,22 @@ static void finish_batch(struct js_commit *c)
 	}
 }
 
+/* notify_events - call the outbox hook when an item of the applied batch wrote events */
+static void notify_events(struct js_store *s, const struct js_commit *head)
+{
+	const struct js_commit *c;
+
+	for (c = head; c != NULL; c = c->priv_next)
+		if (c->result == DJ_EOK && c->events != NULL && c->kind != JS_COMMIT_OUTBOX_DONE)
+			break;
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&s->nlock);
+	if (s->notify != NULL)
+		s->notify(s->notify_arg);
+	pthread_mutex_unlock(&s->nlock);
+}
+
 /* committer_main - the committer thread: drain the queue in batches until closed and empty */
 static void *committer_main(void *arg)
 {
@@ -100,6 +117,7 @@ static void *committer_main(void *arg)
 		pthread_mutex_unlock(&s->qlock);
 		ret = s->ops->apply_batch(s, head, n);
 		js_store__count(s, head, n, ret);
+		notify_events(s, head);
 		finish_batch(head);
 		pthread_mutex_lock(&s->qlock);
 	}
@@ -121,6 +139,8 @@ int js_store_open(const struct js_store_props *props, struct js_store **out)
 
 	if (props == NULL || out == NULL || props->kcv == NULL)
 		goto out;
+	if (props->outbox_max > JS_OUTBOX_MAX)
+		goto out;
 	if (props->devnonce_history != 0 &&
 	    (props->devnonce_history < JS_DEVNONCE_HIST_MIN ||
 	     props->devnonce_history > JS_DEVNONCE_HIST_MAX))
@@ -132,6 +152,7 @@ int js_store_open(const struct js_store_props *props, struct js_store **out)
 	s->hist_cap = props->devnonce_history != 0 ? props->devnonce_history
 						   : JS_DEVNONCE_HIST_DEFAULT;
 	s->batch_max = props->batch_max != 0 ? props->batch_max : JS_BATCH_DEFAULT;
+	s->outbox_max = props->outbox_max != 0 ? props->outbox_max : JS_OUTBOX_DEFAULT;
 	s->clock = props->clock;
 	s->clock_arg = props->clock_arg;
 	if (pthread_mutex_init(&s->qlock, NULL) != 0)
@@ -141,6 +162,12 @@ int js_store_open(const struct js_store_props *props, struct js_store **out)
 		goto out;
 	}
 	if (pthread_mutex_init(&s->slock, NULL) != 0) {
+		pthread_cond_destroy(&s->qcond);
+		pthread_mutex_destroy(&s->qlock);
+		goto out;
+	}
+	if (pthread_mutex_init(&s->nlock, NULL) != 0) {
+		pthread_mutex_destroy(&s->slock);
 		pthread_cond_destroy(&s->qcond);
 		pthread_mutex_destroy(&s->qlock);
 		goto out;
@@ -196,9 +223,29 @@ static bool str_ok(const char *a, size_t cap)
 	return memchr(a, '\0', cap) != NULL;
 }
 
+/* events_ok - every event of a list has a body within JS_EVENT_BODY_MAX */
+static bool events_ok(const struct js_event *e)
+{
+	unsigned n = 0;
+
+	for (; e != NULL; e = e->next)
+		if (e->body == NULL || e->len == 0 || e->len > JS_EVENT_BODY_MAX ||
+		    ++n > JS_COMMIT_EVENTS_MAX)
+			return false;
+	return true;
+}
+
 /* commit_ok - whether a commit item is within the bounds of its own arrays and of the store */
 static bool commit_ok(const struct js_store *s, const struct js_commit *c)
 {
+	if (c->kind == JS_COMMIT_OUTBOX_DONE)
+		return c->done_ids != NULL && c->n_done_ids > 0;
+	if (!events_ok(c->events))
+		return false;
+	if (c->kind == JS_COMMIT_EVENTS)
+		return c->events != NULL;
+	if (c->kind != JS_COMMIT_STATE)
+		return false;
 	if (c->new_st.hist_len > s->hist_cap || c->new_st.sess_token_len > JS_TOKEN_MAX)
 		return false;
 	if (c->has_session &&
@@ -231,6 +278,7 @@ int js_store_submit(struct js_store *s, struct js_commit *c)
 			return DJ_ESHUTDOWN;
 		ret = s->ops->apply_batch(s, c, 1);
 		js_store__count(s, c, 1, ret);
+		notify_events(s, c);
 		finish_batch(c);
 		return DJ_EOK;
 	}
@@ -331,6 +379,54 @@ void js_store__count(struct js_store *s, const struct js_commit *head, size_t n,
 	if (n > s->stats.batch_max_seen)
 		s->stats.batch_max_seen = n;
 	pthread_mutex_unlock(&s->slock);
+}
+
+void js_store__outbox_count(struct js_store *s, uint64_t written, uint64_t dropped, uint64_t done,
+			    uint64_t rows)
+{
+	int64_t now;
+	uint64_t n = 0;
+
+	pthread_mutex_lock(&s->slock);
+	s->stats.events_written += written;
+	s->stats.events_dropped += dropped;
+	s->stats.events_done += done;
+	s->stats.outbox_rows = rows;
+	if (dropped > 0) {
+		now = js_store_now(s);
+		if (s->drop_logged_at == 0 || now - s->drop_logged_at >= JS_OUTBOX_LOG_SECONDS) {
+			n = s->stats.events_dropped - s->drop_logged_n;
+			s->drop_logged_at = now;
+			s->drop_logged_n = s->stats.events_dropped;
+		}
+	}
+	pthread_mutex_unlock(&s->slock);
+	if (n > 0)
+		dj_err("store: the event outbox is full (%u rows, outbox_max): %llu events dropped "
+		       "(%llu in all); joins go on, but subscribers will not see these events: "
+		       "check the MQTT broker", s->outbox_max, (unsigned long long)n,
+		       (unsigned long long)s->drop_logged_n);
+}
+
+void js_store_instance_id(const struct js_store *s, uint8_t out[JS_INSTANCE_ID_LEN])
+{
+	memcpy(out, s->instance, JS_INSTANCE_ID_LEN);
+}
+
+void js_store_set_outbox_notify(struct js_store *s, void (*fn)(void *arg), void *arg)
+{
+	pthread_mutex_lock(&s->nlock);
+	s->notify = fn;
+	s->notify_arg = arg;
+	pthread_mutex_unlock(&s->nlock);
+}
+
+int js_store_outbox_fetch(struct js_store *s, int64_t after_id, struct js_outbox_row *rows,
+			  size_t max, size_t *n)
+{
+	if (s == NULL || rows == NULL || n == NULL || max == 0)
+		return DJ_EINVAL;
+	return s->ops->outbox_fetch(s, after_id, rows, max, n);
 }
 
 void js_store_stats(struct js_store *s, struct js_store_stats *out)

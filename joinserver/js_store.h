@@ -40,6 +40,11 @@
 #define JS_AUDIT_EVENT_MAX 32
 #define JS_AUDIT_ACTOR_MAX 128
 #define JS_AUDIT_DETAIL_MAX 256
+#define JS_OUTBOX_DEFAULT 100000	/* outbox rows kept before new events are dropped */
+#define JS_OUTBOX_MAX 10000000
+#define JS_EVENT_BODY_MAX 1024		/* one encoded event (ev_event.h), without its id */
+#define JS_COMMIT_EVENTS_MAX 64	/* events one commit may carry */
+#define JS_INSTANCE_ID_LEN 8		/* random, per store: event ids are instance | row id */
 
 struct js_store;
 
@@ -71,6 +76,28 @@ struct js_device {
 	struct js_nonce_state st;
 };
 
+/*
+ * One event for the outbox (MQTT, see joinserver/events/), written in the same transaction as
+ * the change it reports. The store assigns it a row id, which never repeats in a store
+ * (AUTOINCREMENT); with the store's instance id it names the event for its readers.
+ * The caller owns the memory until the commit's done has run.
+ */
+struct js_event {
+	const uint8_t *body;		/* the encoded event, 1..JS_EVENT_BODY_MAX bytes */
+	uint32_t len;
+	/* an audit entry written with the row (NULL event: none), e.g. an AppSKey release; it
+	 * is not written when the event is dropped (outbox full) */
+	const char *audit_event, *audit_actor, *audit_detail;
+	const struct js_event *next;
+};
+
+/* What a js_commit does. */
+enum js_commit_kind {
+	JS_COMMIT_STATE = 0,	/* a nonce-state change (CAS), with its session, audit, events */
+	JS_COMMIT_EVENTS,	/* only events (a refused join: no state changes) */
+	JS_COMMIT_OUTBOX_DONE,	/* delete outbox rows (delivered) */
+};
+
 /* One nonce-state change, submitted for group commit. The caller owns the memory, which must
  * stay valid until done has been called. */
 struct js_commit {
@@ -88,7 +115,12 @@ struct js_commit {
 	char audit_event[JS_AUDIT_EVENT_MAX];	/* "" = no audit entry */
 	char audit_actor[JS_AUDIT_ACTOR_MAX];
 	char audit_detail[JS_AUDIT_DETAIL_MAX];	/* never a key */
+	enum js_commit_kind kind;	/* JS_COMMIT_STATE unless set */
+	const struct js_event *events;	/* to the outbox, same transaction (NULL: none) */
+	const int64_t *done_ids;	/* JS_COMMIT_OUTBOX_DONE: rows to delete */
+	uint32_t n_done_ids;
 	/* out */
+	uint32_t events_dropped;	/* events not written: the outbox was full */
 	int result;		/* DJ_EOK, DJ_ECONFLICT, DJ_ENOENT (device gone), or a fault */
 	/* completion: called once, on the committer thread, after the transaction is durable
 	 * (or failed). NULL for js_store_commit(). */
@@ -126,6 +158,17 @@ struct js_store_props {
 	unsigned batch_max;		/* most commits per transaction; 0: JS_BATCH_DEFAULT */
 	js_clock_fn clock;		/* NULL: time() */
 	void *clock_arg;
+	unsigned outbox_max;		/* rows; 0: JS_OUTBOX_DEFAULT. Beyond it events are
+					 * dropped (counted and logged), the change itself is
+					 * still made: joins never wait on the event stream */
+};
+
+/* One outbox row as read back. */
+struct js_outbox_row {
+	int64_t id;
+	int64_t at;
+	uint32_t len;
+	uint8_t body[JS_EVENT_BODY_MAX];
 };
 
 /* Group-commit figures for metrics and benchmarks. */
@@ -134,6 +177,10 @@ struct js_store_stats {
 	uint64_t transactions;		/* durable transactions that carried them */
 	uint64_t batch_max_seen;	/* the largest batch so far */
 	uint64_t conflicts;
+	uint64_t outbox_rows;		/* events waiting in the outbox now */
+	uint64_t events_written;	/* events put into the outbox */
+	uint64_t events_dropped;	/* events dropped because the outbox was full */
+	uint64_t events_done;		/* outbox rows deleted after delivery */
 };
 
 /*!
@@ -236,6 +283,23 @@ int js_store_audit_foreach(struct js_store *s, const uint8_t *dev_eui,
  */
 int js_store_rewrap(struct js_store *s, struct js_keystore *old_ks, struct js_keystore *new_ks,
 		    const char *actor, uint64_t *count) DJ_MUSTCHECK;
+
+/*!
+ * \brief Read up to \p max outbox rows with id > \p after_id, oldest first.
+ * \param n  receives the number of rows read.
+ * \retval DJ_EOK, DJ_ESQL, DJ_EMALFORMED
+ */
+int js_store_outbox_fetch(struct js_store *s, int64_t after_id, struct js_outbox_row *rows,
+			  size_t max, size_t *n) DJ_MUSTCHECK;
+
+/*! \brief The store's random instance id (fixed for the life of the file). */
+void js_store_instance_id(const struct js_store *s, uint8_t out[JS_INSTANCE_ID_LEN]);
+
+/*!
+ * \brief Have \p fn called (on the committer thread) after every transaction that put events
+ *        into the outbox; NULL stops it. Returns once no call to the previous one is running.
+ */
+void js_store_set_outbox_notify(struct js_store *s, void (*fn)(void *arg), void *arg);
 
 /*! \brief Group-commit figures so far. */
 void js_store_stats(struct js_store *s, struct js_store_stats *out);

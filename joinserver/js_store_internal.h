@@ -55,6 +55,8 @@ struct js_store_ops {
 			     int (*cb)(const struct js_audit_entry *e, void *arg), void *arg);
 	int (*rewrap)(struct js_store *s, struct js_keystore *old_ks, struct js_keystore *new_ks,
 		      const char *actor, uint64_t *count);
+	int (*outbox_fetch)(struct js_store *s, int64_t after_id, struct js_outbox_row *rows,
+			    size_t max, size_t *n);
 };
 
 struct js_store {
@@ -74,8 +76,17 @@ struct js_store {
 	bool sync_init;			/* qlock/qcond/slock initialised */
 	pthread_t committer;
 
-	pthread_mutex_t slock;		/* guards stats */
+	pthread_mutex_t slock;		/* guards stats, the notify hook and the drop log */
 	struct js_store_stats stats;
+
+	/* outbox (set by the backend's open) */
+	unsigned outbox_max;
+	uint8_t instance[JS_INSTANCE_ID_LEN];
+	void (*notify)(void *arg);
+	void *notify_arg;
+	pthread_mutex_t nlock;		/* held while notify runs: unsetting waits for it */
+	int64_t drop_logged_at;		/* rate limit of the "outbox full" error */
+	uint64_t drop_logged_n;
 };
 
 extern const struct js_store_ops js_store__sqlite_ops;
@@ -83,6 +94,14 @@ extern const struct js_store_ops js_store__mem_ops;
 
 /*! \brief Record one applied batch in the statistics (thread-safe). */
 void js_store__count(struct js_store *s, const struct js_commit *head, size_t n, int batch_ret);
+
+/*! \brief Count an applied batch's outbox effects: \p written rows in, \p dropped refused
+ *         (logged loudly, at most every JS_OUTBOX_LOG_SECONDS), \p done deleted; \p rows is the
+ *         outbox size after the batch. */
+void js_store__outbox_count(struct js_store *s, uint64_t written, uint64_t dropped, uint64_t done,
+			    uint64_t rows);
+
+#define JS_OUTBOX_LOG_SECONDS 10
 
 /*! \brief Copy \p src into the fixed buffer \p dst of \p cap bytes, truncating; NULL gives "". */
 void js_store__strlcpy(char *dst, const char *src, size_t cap);

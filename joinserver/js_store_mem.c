@@ -23,6 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
 #include "dj_err.h"
 #include "dj_log.h"
 
@@ -30,6 +33,7 @@
 #define MEM_LOAD_NUM 1			/* grow when used * MEM_LOAD_DEN > slots * MEM_LOAD_NUM */
 #define MEM_LOAD_DEN 2
 #define MEM_AUDIT_MIN 64
+#define MEM_OUTBOX_MIN 64
 #define FNV_OFFSET 0xcbf29ce484222325ULL	/* FNV-1a 64, a fast non-cryptographic hash */
 #define FNV_PRIME 0x100000001b3ULL
 
@@ -69,6 +73,12 @@ struct mem {
 
 	struct js_audit_entry *audit;
 	size_t audit_n, audit_cap;
+
+	/* outbox: rows in id order from ob_head to ob_n; a deleted row has body NULL */
+	struct js_outbox_row **ob;
+	size_t ob_head, ob_n, ob_cap;
+	size_t ob_live;
+	int64_t ob_next_id;
 };
 
 /* hash_bytes - FNV-1a over a key */
@@ -248,6 +258,9 @@ static void mem_close(struct js_store *s)
 	free(m->dev);
 	free(m->sess);
 	free(m->audit);
+	for (size_t i = m->ob_head; i < m->ob_n; i++)
+		OPENSSL_clear_free(m->ob[i], sizeof(*m->ob[i]));
+	free(m->ob);	/* slots below ob_head were freed as the head passed them */
 	if (m->lock_init)
 		pthread_mutex_destroy(&m->lock);
 	free(m);
@@ -273,7 +286,8 @@ static int mem_open(struct js_store *s, const struct js_store_props *props)
 		goto out;
 	m->dev_slots = MEM_TABLE_MIN;
 	m->sess_slots = MEM_TABLE_MIN;
-	ret = DJ_EOK;
+	m->ob_next_id = 1;
+	ret = RAND_bytes(s->instance, JS_INSTANCE_ID_LEN) == 1 ? DJ_EOK : DJ_ECRYPTO;
 out:
 	return ret;	/* on failure js_store.c calls mem_close() */
 }
@@ -597,16 +611,201 @@ static int apply_one(struct js_store *s, struct js_commit *c)
 	return DJ_EOK;
 }
 
+/* ob_reserve - room for k more outbox rows at the end (compacting deleted ones first) */
+static int ob_reserve(struct mem *m, size_t k)
+{
+	size_t j = 0;
+
+	if (m->ob_cap - m->ob_n >= k)
+		return DJ_EOK;
+	for (size_t i = m->ob_head; i < m->ob_n; i++) {
+		if (m->ob[i]->len != 0)
+			m->ob[j++] = m->ob[i];
+		else
+			free(m->ob[i]);
+	}
+	m->ob_head = 0;
+	m->ob_n = j;
+	while (m->ob_cap - m->ob_n < k) {
+		size_t cap = m->ob_cap != 0 ? m->ob_cap * 2 : MEM_OUTBOX_MIN;
+		struct js_outbox_row **a = realloc(m->ob, cap * sizeof(*a));
+
+		if (a == NULL)
+			return DJ_ENOMEM;
+		m->ob = a;
+		m->ob_cap = cap;
+	}
+	return DJ_EOK;
+}
+
+/* A commit's outbox rows, allocated before anything changes. */
+struct ob_new {
+	size_t n;
+	struct js_outbox_row *rows[JS_COMMIT_EVENTS_MAX];
+};
+
+/* ob_new_free - free rows that were not linked in */
+static void ob_new_free(struct ob_new *nw)
+{
+	while (nw->n > 0)
+		free(nw->rows[--nw->n]);
+}
+
+/* events_alloc - room for the events of \p c that fit in the outbox; call with the lock held.
+ * Sets c->events_dropped. Nothing changes on failure. */
+static int events_alloc(struct js_store *s, struct js_commit *c, struct ob_new *nw)
+{
+	struct mem *m = s->be;
+	size_t want = 0;
+	int ret;
+
+	nw->n = 0;
+	c->events_dropped = 0;
+	for (const struct js_event *e = c->events; e != NULL; e = e->next) {
+		if (m->ob_live + want >= s->outbox_max)
+			c->events_dropped++;
+		else
+			want++;
+	}
+	ret = ob_reserve(m, want);
+	if (ret == DJ_EOK)
+		ret = audit_reserve(m, want);
+	while (ret == DJ_EOK && nw->n < want) {
+		nw->rows[nw->n] = malloc(sizeof(*nw->rows[nw->n]));
+		if (nw->rows[nw->n] == NULL)
+			ret = DJ_ENOMEM;
+		else
+			nw->n++;
+	}
+	if (ret != DJ_EOK) {
+		ob_new_free(nw);
+		c->events_dropped = 0;
+	}
+	return ret;
+}
+
+/* events_link - fill and append the rows events_alloc() made room for; call with the lock held */
+static void events_link(struct js_store *s, const struct js_commit *c, struct ob_new *nw)
+{
+	struct mem *m = s->be;
+	size_t k = 0;
+
+	for (const struct js_event *e = c->events; e != NULL && k < nw->n; e = e->next) {
+		struct js_outbox_row *r = nw->rows[k++];
+
+		r->id = m->ob_next_id++;
+		r->at = js_store_now(s);
+		r->len = e->len;
+		memcpy(r->body, e->body, e->len);
+		m->ob[m->ob_n++] = r;
+		m->ob_live++;
+		if (e->audit_event != NULL)
+			(void)audit_add(s, c->dev_eui, e->audit_event, e->audit_actor,
+					e->audit_detail);
+	}
+	nw->n = 0;
+}
+
+/* ob_find - the index of row \p id, or SIZE_MAX (binary search: ids increase; a delivered
+ * row stays in its slot with len 0 until the head passes it) */
+static size_t ob_find(const struct mem *m, int64_t id)
+{
+	size_t lo = m->ob_head, hi = m->ob_n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (m->ob[mid]->id < id)
+			lo = mid + 1;
+		else if (m->ob[mid]->id > id)
+			hi = mid;
+		else
+			return m->ob[mid]->len != 0 ? mid : SIZE_MAX;
+	}
+	return SIZE_MAX;
+}
+
+/* ob_first_after - the index of the first row with id > \p id (binary search: ids increase) */
+static size_t ob_first_after(const struct mem *m, int64_t id)
+{
+	size_t i = m->ob_head, hi = m->ob_n;
+
+	while (i < hi) {
+		size_t mid = i + (hi - i) / 2;
+
+		if (m->ob[mid]->id <= id)
+			i = mid + 1;
+		else
+			hi = mid;
+	}
+	return i;
+}
+
+/* outbox_done - delete delivered rows; call with the lock held */
+static void outbox_done(struct mem *m, const struct js_commit *c, uint64_t *done)
+{
+	for (uint32_t k = 0; k < c->n_done_ids; k++) {
+		size_t i = ob_find(m, c->done_ids[k]);
+
+		if (i == SIZE_MAX)
+			continue;
+		OPENSSL_cleanse(m->ob[i]->body, m->ob[i]->len);
+		m->ob[i]->len = 0;
+		m->ob_live--;
+		(*done)++;
+	}
+	while (m->ob_head < m->ob_n && m->ob[m->ob_head]->len == 0)
+		free(m->ob[m->ob_head++]);
+}
+
 /* mem_apply_batch - apply each item under the lock; a fault fails only its own item */
 static int mem_apply_batch(struct js_store *s, struct js_commit *head, size_t n)
 {
 	struct mem *m = s->be;
+	uint64_t written = 0, dropped = 0, done = 0, rows;
 
 	(void)n;
 	pthread_mutex_lock(&m->lock);
-	for (struct js_commit *c = head; c != NULL; c = c->priv_next)
-		c->result = apply_one(s, c);
+	for (struct js_commit *c = head; c != NULL; c = c->priv_next) {
+		struct ob_new nw;
+
+		if (c->kind == JS_COMMIT_OUTBOX_DONE) {
+			outbox_done(m, c, &done);
+			c->result = DJ_EOK;
+			continue;
+		}
+		c->result = events_alloc(s, c, &nw);
+		if (c->result == DJ_EOK && c->kind == JS_COMMIT_STATE)
+			c->result = apply_one(s, c);
+		if (c->result != DJ_EOK) {
+			ob_new_free(&nw);
+			c->events_dropped = 0;
+			continue;
+		}
+		written += nw.n;
+		dropped += c->events_dropped;
+		events_link(s, c, &nw);
+	}
+	rows = m->ob_live;
 	pthread_mutex_unlock(&m->lock);
+	if (written + dropped + done > 0)
+		js_store__outbox_count(s, written, dropped, done, rows);
+	return DJ_EOK;
+}
+
+/* mem_outbox_fetch - copy rows after an id out */
+static int mem_outbox_fetch(struct js_store *s, int64_t after_id, struct js_outbox_row *rows,
+			    size_t max, size_t *n)
+{
+	struct mem *m = s->be;
+	size_t k = 0;
+
+	pthread_mutex_lock(&m->lock);
+	for (size_t i = ob_first_after(m, after_id); i < m->ob_n && k < max; i++)
+		if (m->ob[i]->len != 0)
+			rows[k++] = *m->ob[i];
+	pthread_mutex_unlock(&m->lock);
+	*n = k;
 	return DJ_EOK;
 }
 
@@ -775,4 +974,5 @@ const struct js_store_ops js_store__mem_ops = {
 	.audit = mem_audit,
 	.audit_foreach = mem_audit_foreach,
 	.rewrap = mem_rewrap,
+	.outbox_fetch = mem_outbox_fetch,
 };

@@ -41,6 +41,8 @@
 #define SQ_BUSY_TIMEOUT_MS 10000
 #define SQ_DB_MODE 0600			/* wrapped keys and audit data */
 #define SQ_META_KCV "kcv"
+#define SQ_META_INSTANCE "instance"	/* written by migration 3 */
+#define SQ_FETCH_SQL "SELECT id, at, body FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2"
 #define SQ_HIST_PAIR 2			/* bytes per stored DevNonce */
 #define SQ_SQL_MAX 64
 
@@ -99,6 +101,14 @@ static const struct sq_migration migrations[] = {
 	  " detail TEXT NOT NULL);"
 	  "CREATE INDEX audit_dev_eui ON audit(dev_eui);" },
 	{ 2, "CREATE INDEX sessions_expires ON sessions(expires_at);" },
+	/* 3: the event outbox (MQTT). AUTOINCREMENT: a row id is never reused, even after the
+	 * newest rows were deleted, so instance | id names one event for good. */
+	{ 3,
+	  "CREATE TABLE outbox("
+	  " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	  " at INTEGER NOT NULL,"
+	  " body BLOB NOT NULL);"
+	  "INSERT OR IGNORE INTO meta(k, v) VALUES('instance', randomblob(8));" },
 };
 
 struct sq_reader {
@@ -115,6 +125,8 @@ struct sq {
 	sqlite3 *w;
 	sqlite3_stmt *begin, *commit, *rollback;
 	sqlite3_stmt *upd, *exists, *sess_put, *audit_put;
+	sqlite3_stmt *ob_put, *ob_del;
+	uint64_t outbox_n;		/* rows in the outbox (committed), under wlock */
 	uint8_t histbuf[SQ_HIST_PAIR * JS_DEVNONCE_HIST_MAX];	/* encoding room for upd */
 
 	/* readers */
@@ -347,6 +359,40 @@ out:
 	return ret;
 }
 
+/* outbox_open - the instance id (meta) and the outbox's row count */
+static int outbox_open(struct js_store *s, struct sq *q)
+{
+	sqlite3_stmt *st = NULL;
+	const void *p;
+	int ret = DJ_ESQL;
+
+	if (sqlite3_prepare_v2(q->w, "SELECT v FROM meta WHERE k='" SQ_META_INSTANCE "'", -1, &st,
+			       NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
+		ret = sq_fail(q->w, "instance id");
+		goto out;
+	}
+	p = sqlite3_column_blob(st, 0);
+	if (p == NULL || sqlite3_column_bytes(st, 0) != JS_INSTANCE_ID_LEN) {
+		dj_warn("store: the instance id in meta is malformed");
+		ret = DJ_EMALFORMED;
+		goto out;
+	}
+	memcpy(s->instance, p, JS_INSTANCE_ID_LEN);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_prepare_v2(q->w, "SELECT count(*) FROM outbox", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		ret = sq_fail(q->w, "outbox count");
+		goto out;
+	}
+	q->outbox_n = (uint64_t)sqlite3_column_int64(st, 0);
+	js_store__outbox_count(s, 0, 0, 0, q->outbox_n);
+	ret = DJ_EOK;
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
 /* reader_open - one read-only pooled connection with its prepared statements */
 static int reader_open(const char *path, struct sq_reader *r)
 {
@@ -384,6 +430,8 @@ static void sq_close(struct js_store *s)
 	sqlite3_finalize(q->exists);
 	sqlite3_finalize(q->sess_put);
 	sqlite3_finalize(q->audit_put);
+	sqlite3_finalize(q->ob_put);
+	sqlite3_finalize(q->ob_del);
 	sqlite3_close(q->w);
 	if (q->wlock_init)
 		pthread_mutex_destroy(&q->wlock);
@@ -438,6 +486,9 @@ static int sq_open(struct js_store *s, const struct js_store_props *props)
 	ret = check_kcv(q->w, props->kcv);
 	if (ret != DJ_EOK)
 		goto out;
+	ret = outbox_open(s, q);
+	if (ret != DJ_EOK)
+		goto out;
 
 	ret = sq_prepare(q->w, "BEGIN IMMEDIATE", &q->begin);
 	if (ret == DJ_EOK)
@@ -462,6 +513,10 @@ static int sq_open(struct js_store *s, const struct js_store_props *props)
 				 "INSERT INTO audit(at, dev_eui, event, actor, detail)"
 				 " VALUES(?1, ?2, ?3, ?4, ?5)",
 				 &q->audit_put);
+	if (ret == DJ_EOK)
+		ret = sq_prepare(q->w, "INSERT INTO outbox(at, body) VALUES(?1, ?2)", &q->ob_put);
+	if (ret == DJ_EOK)
+		ret = sq_prepare(q->w, "DELETE FROM outbox WHERE id=?1", &q->ob_del);
 	for (size_t i = 0; ret == DJ_EOK && i < SQ_READERS; i++)
 		ret = reader_open(props->path, &q->rd[i]);
 out:
@@ -585,8 +640,55 @@ static int audit_put(struct js_store *s, const uint8_t *dev_eui, const char *eve
 	return sq_done(q->w, q->audit_put);
 }
 
+/* Outbox effects of one batch, applied to the totals only once the batch is durable. */
+struct ob_tally {
+	uint64_t rows, written, dropped, done;
+};
+
+/* events_put - write a commit's events (and their audit entries) while the outbox has room */
+static int events_put(struct js_store *s, struct js_commit *c, struct ob_tally *t)
+{
+	struct sq *q = s->be;
+	int ret = DJ_EOK;
+
+	for (const struct js_event *e = c->events; e != NULL && ret == DJ_EOK; e = e->next) {
+		if (t->rows >= s->outbox_max) {
+			c->events_dropped++;
+			t->dropped++;
+			continue;
+		}
+		sqlite3_bind_int64(q->ob_put, 1, js_store_now(s));
+		sqlite3_bind_blob(q->ob_put, 2, e->body, (int)e->len, SQLITE_STATIC);
+		ret = sq_done(q->w, q->ob_put);
+		if (ret == DJ_EOK && e->audit_event != NULL)
+			ret = audit_put(s, c->dev_eui, e->audit_event, e->audit_actor,
+					e->audit_detail);
+		if (ret == DJ_EOK) {
+			t->rows++;
+			t->written++;
+		}
+	}
+	return ret;
+}
+
+/* outbox_done - delete delivered rows (a row already gone is no error: a duplicate ack) */
+static int outbox_done(struct sq *q, const struct js_commit *c, struct ob_tally *t)
+{
+	int ret = DJ_EOK;
+
+	for (uint32_t i = 0; i < c->n_done_ids && ret == DJ_EOK; i++) {
+		sqlite3_bind_int64(q->ob_del, 1, c->done_ids[i]);
+		ret = sq_done(q->w, q->ob_del);
+		if (ret == DJ_EOK && sqlite3_changes(q->w) > 0) {
+			t->rows--;
+			t->done++;
+		}
+	}
+	return ret;
+}
+
 /* commit_one - apply one commit item inside the open transaction; sets c->result */
-static int commit_one(struct js_store *s, struct js_commit *c)
+static int commit_one(struct js_store *s, struct js_commit *c, struct ob_tally *t)
 {
 	struct sq *q = s->be;
 	const struct js_nonce_state *ns = &c->new_st;
@@ -594,6 +696,13 @@ static int commit_one(struct js_store *s, struct js_commit *c)
 	int ret;
 	int rc;
 
+	c->events_dropped = 0;
+	if (c->kind != JS_COMMIT_STATE) {
+		ret = c->kind == JS_COMMIT_EVENTS ? events_put(s, c, t) : outbox_done(q, c, t);
+		if (ret == DJ_EOK)
+			c->result = DJ_EOK;
+		return ret;
+	}
 	sqlite3_bind_int64(q->upd, 1, ns->dev_nonce_last);
 	sqlite3_bind_int64(q->upd, 2, ns->join_nonce_last);
 	sqlite3_bind_int64(q->upd, 3, ns->rjcount1_last);
@@ -639,6 +748,9 @@ static int commit_one(struct js_store *s, struct js_commit *c)
 		if (ret != DJ_EOK)
 			goto out;
 	}
+	ret = events_put(s, c, t);
+	if (ret != DJ_EOK)
+		goto out;
 	c->result = DJ_EOK;
 out:
 	return ret;
@@ -649,19 +761,26 @@ static int sq_apply_batch(struct js_store *s, struct js_commit *head, size_t n)
 {
 	struct sq *q = s->be;
 	struct js_commit *c;
+	struct ob_tally t = { 0, 0, 0, 0 };
 	int ret;
 
 	(void)n;
 	pthread_mutex_lock(&q->wlock);
+	t.rows = q->outbox_n;
 	ret = sq_done(q->w, q->begin);
 	if (ret != DJ_EOK)
 		goto out;
 	for (c = head; c != NULL && ret == DJ_EOK; c = c->priv_next)
-		ret = commit_one(s, c);
+		ret = commit_one(s, c, &t);
 	if (ret == DJ_EOK)
 		ret = sq_done(q->w, q->commit);	/* synchronous=FULL: durable from here */
 	if (ret != DJ_EOK && sqlite3_get_autocommit(q->w) == 0)
 		(void)sq_done(q->w, q->rollback);
+	if (ret == DJ_EOK) {
+		q->outbox_n = t.rows;
+		if (t.written + t.dropped + t.done > 0)
+			js_store__outbox_count(s, t.written, t.dropped, t.done, t.rows);
+	}
 out:
 	pthread_mutex_unlock(&q->wlock);
 	if (ret != DJ_EOK)
@@ -1115,6 +1234,49 @@ out:
 	return ret;
 }
 
+/* sq_outbox_fetch - outbox rows after an id, oldest first, on a pooled reader */
+static int sq_outbox_fetch(struct js_store *s, int64_t after_id, struct js_outbox_row *rows,
+			   size_t max, size_t *n)
+{
+	struct sq *q = s->be;
+	struct sq_reader *r = reader_get(q);
+	sqlite3_stmt *st = NULL;
+	size_t k = 0;
+	int ret;
+	int rc = SQLITE_DONE;
+
+	ret = sq_prepare(r->db, SQ_FETCH_SQL, &st);
+	if (ret != DJ_EOK)
+		goto out;
+	sqlite3_bind_int64(st, 1, after_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+	while (k < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		size_t len;
+		const uint8_t *body = blob_col(st, 2, &len);
+
+		if (len == 0 || len > JS_EVENT_BODY_MAX) {
+			dj_warn("store: an outbox row is malformed");
+			ret = DJ_EMALFORMED;
+			goto out;
+		}
+		rows[k].id = sqlite3_column_int64(st, 0);
+		rows[k].at = sqlite3_column_int64(st, 1);
+		rows[k].len = (uint32_t)len;
+		memcpy(rows[k].body, body, len);
+		k++;
+	}
+	if (k < max && rc != SQLITE_DONE) {
+		ret = sq_fail(r->db, "outbox_fetch");
+		goto out;
+	}
+	*n = k;
+	ret = DJ_EOK;
+out:
+	sqlite3_finalize(st);
+	reader_put(q, r);
+	return ret;
+}
+
 const struct js_store_ops js_store__sqlite_ops = {
 	.name = "sqlite",
 	.inline_commit = false,
@@ -1131,4 +1293,5 @@ const struct js_store_ops js_store__sqlite_ops = {
 	.audit = sq_audit,
 	.audit_foreach = sq_audit_foreach,
 	.rewrap = sq_rewrap,
+	.outbox_fetch = sq_outbox_fetch,
 };

@@ -65,15 +65,59 @@ int exec__print(const struct bi_msg *m)
 	return DC_EXIT_OK;
 }
 
+static struct event_base *dane_base;
+static struct da_resolver *dane_resolver;
+
+int exec__dane(const struct dc_params *p, struct event_base **base, struct da_resolver **r)
+{
+	struct da_resolver_props rp = { .ta_file = p->ta_file, .stubs = p->stubs,
+					.forwarders = p->forwarders };
+	char err[DC_ERR_MAX] = "";
+	int rc;
+
+	if (dane_resolver == NULL) {
+		rp.builtin_root = p->ta_file == NULL;
+		if (dane_base == NULL && (dane_base = event_base_new()) == NULL) {
+			fprintf(stderr, "%s: cannot create the event loop\n", DC_PROGRAM);
+			return DC_EXIT_INTERNAL;
+		}
+		rc = da_resolver_new(dane_base, &rp, &dane_resolver, err, sizeof(err));
+		if (rc != DJ_EOK) {
+			fprintf(stderr, "%s: DANE resolver: %s\n", DC_PROGRAM,
+				err[0] != '\0' ? err : dj_strerror(rc));
+			return rc == DJ_ECONFIG ? DC_EXIT_INPUT : DC_EXIT_INTERNAL;
+		}
+	}
+	*base = dane_base;
+	*r = dane_resolver;
+	return DC_EXIT_OK;
+}
+
+void exec__dane_free(void)
+{
+	da_resolver_free(dane_resolver);
+	dane_resolver = NULL;
+	if (dane_base != NULL)
+		event_base_free(dane_base);
+	dane_base = NULL;
+}
+
 int exec__client(const struct dc_params *p, unsigned connections, struct dc_client **out)
 {
 	struct dc_props props = {
 		.url = p->url, .cert_file = p->cert, .key_file = p->key, .ca_file = p->ca,
 		.server_name = p->server_name, .timeout_ms = p->timeout_ms,
-		.connections = connections,
+		.connections = connections, .tlsa_name = p->tlsa_name, .clientid = p->clientid,
+		.clientid_ext = p->clientid_ext,
 	};
 	char err[DC_ERR_MAX] = "";
 	int rc;
+
+	if (p->ca == NULL) {
+		rc = exec__dane(p, &props.base, &props.resolver);
+		if (rc != DC_EXIT_OK)
+			return rc;
+	}
 
 	rc = dc_client_new(&props, out, err, sizeof(err));
 	if (rc == DJ_EOK)
@@ -571,6 +615,10 @@ int exec_run(const struct dc_params *p)
 		ret = exec__bench(p, kek);
 		goto out;
 	}
+	if (p->cmd == DC_CMD_SUBSCRIBE) {
+		ret = exec__subscribe(p);
+		goto out;
+	}
 	if (p->cmd == DC_CMD_LISTEN) {
 		ret = exec__listen(p);
 		goto out;
@@ -596,5 +644,6 @@ int exec_run(const struct dc_params *p)
 out:
 	dc_client_free(c);
 	bi_kek_free(kek);
+	exec__dane_free();
 	return ret;
 }

@@ -6,6 +6,7 @@
 
 #include "bi_kek.h"
 #include "bi_msg.h"
+#include "da_dns.h"
 #include "dc_client.h"
 #include "dj_compiler.h"
 #include "dv_csv.h"
@@ -20,6 +21,11 @@ int exec_run(const struct dc_params *p) DJ_MUSTCHECK;
 int exec__print(const struct bi_msg *m) DJ_MUSTCHECK;
 
 /*! \brief A client for \p p's URL and certificates. \return DC_EXIT_OK or an exit code. */
+/*! \brief DANE mode (no --ca): the shared event loop and resolver, made on first use and
+ *         freed by exec__dane_free(). \retval DC_EXIT_OK, DC_EXIT_INPUT, DC_EXIT_INTERNAL */
+int exec__dane(const struct dc_params *p, struct event_base **base, struct da_resolver **r);
+void exec__dane_free(void);
+
 int exec__client(const struct dc_params *p, unsigned connections,
 		 struct dc_client **out) DJ_MUSTCHECK;
 
@@ -39,5 +45,8 @@ int exec__bench(const struct dc_params *p, struct bi_kek *kek) DJ_MUSTCHECK;
 
 /*! \brief The listen command (listen.c): receive async answers. \return a DC_EXIT_* code. */
 int exec__listen(const struct dc_params *p) DJ_MUSTCHECK;
+
+/*! \brief The subscribe command (subscribe.c): print MQTT events. \return a DC_EXIT_* code. */
+int exec__subscribe(const struct dc_params *p) DJ_MUSTCHECK;
 
 #endif /* DJ_CLIENT_DANEJOIN_CLIENT_EXEC_H */

@@ -22,6 +22,7 @@
 
 #include <openssl/crypto.h>
 
+#include "da_tls.h"
 #include "dj_err.h"
 #include "exec.h"
 #include "srv.h"
@@ -99,15 +100,28 @@ int exec__listen(const struct dc_params *p)
 	struct listen_state ls = { .count = p->count, .ret = DC_EXIT_INTERNAL };
 	struct srv_props sp;
 	struct srv *s = NULL;
+	struct event_base *own_base = NULL;
 	char err[DC_ERR_MAX] = "";
 	int rc, ret = DC_EXIT_INTERNAL;
 
 	signal(SIGPIPE, SIG_IGN);	/* srv.h: OpenSSL writes with plain send() */
-	if (evthread_use_pthreads() != 0 || (ls.base = event_base_new()) == NULL) {
+	memset(&sp, 0, sizeof(sp));
+	if (evthread_use_pthreads() != 0) {
 		fprintf(stderr, "%s: cannot create the event loop\n", DC_PROGRAM);
 		goto out;
 	}
-	memset(&sp, 0, sizeof(sp));
+	if (p->ca == NULL) {
+		/* DANE: the senders are judged by their TLSA records; the loop is exec's */
+		ret = exec__dane(p, &ls.base, &sp.resolver);
+		if (ret != DC_EXIT_OK)
+			goto out;
+		ret = DC_EXIT_INTERNAL;
+		sp.auth = SRV_AUTH_DANE;
+		sp.clientid_ext = p->clientid_ext != 0 ? p->clientid_ext : DA_CLIENTID_EXT_DEFAULT;
+	} else if ((ls.base = own_base = event_base_new()) == NULL) {
+		fprintf(stderr, "%s: cannot create the event loop\n", DC_PROGRAM);
+		goto out;
+	}
 	sp.listen_addr = p->listen_addr;
 	sp.cert_file = p->cert;
 	sp.key_file = p->key;
@@ -140,7 +154,7 @@ out:
 		if (evs[i] != NULL)
 			event_free(evs[i]);
 	srv_free(s);
-	if (ls.base != NULL)
-		event_base_free(ls.base);
+	if (own_base != NULL)
+		event_base_free(own_base);
 	return ret;
 }

@@ -17,7 +17,9 @@ enum {
 	OPT_RECEIVER_ID, OPT_PROTOCOL, OPT_SENDER_NS_ID, OPT_KEK_LABEL, OPT_KEK_FILE,
 	OPT_ALLOW_PLAIN, OPT_SHOW_KEYS, OPT_PHY, OPT_MAC_VERSION, OPT_DEV_ADDR, OPT_DL_SETTINGS,
 	OPT_RX_DELAY, OPT_CFLIST, OPT_SIM, OPT_STATE, OPT_DEV_EUI, OPT_COUNT, OPT_TYPE,
-	OPT_SESSION_KEY_ID, OPT_DEVICES, OPT_CONNECTIONS, OPT_REQUESTS, OPT_LISTEN,
+	OPT_SESSION_KEY_ID, OPT_DEVICES, OPT_CONNECTIONS, OPT_REQUESTS, OPT_LISTEN, OPT_TA_FILE,
+	OPT_STUB, OPT_FORWARDER, OPT_TLSA_NAME, OPT_CLIENTID, OPT_CLIENTID_EXT,
+	OPT_TOPIC, OPT_CLIENT_ID,
 };
 
 /* long_opts - every flag of every command; params_validate() checks which command may use it */
@@ -52,6 +54,14 @@ static const struct option long_opts[] = {
 	{ "connections", required_argument, NULL, OPT_CONNECTIONS },
 	{ "requests", required_argument, NULL, OPT_REQUESTS },
 	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ "topic", required_argument, NULL, OPT_TOPIC },
+	{ "client-id", required_argument, NULL, OPT_CLIENT_ID },
+	{ "trust-anchor", required_argument, NULL, OPT_TA_FILE },
+	{ "stub", required_argument, NULL, OPT_STUB },
+	{ "forwarder", required_argument, NULL, OPT_FORWARDER },
+	{ "tlsa-name", required_argument, NULL, OPT_TLSA_NAME },
+	{ "clientid", required_argument, NULL, OPT_CLIENTID },
+	{ "clientid-ext", required_argument, NULL, OPT_CLIENTID_EXT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -91,6 +101,14 @@ static bool set_opt(int ch, struct dc_args *a)
 	case OPT_CONNECTIONS: a->connections = optarg; break;
 	case OPT_REQUESTS: a->requests = optarg; break;
 	case OPT_LISTEN: a->listen = optarg; break;
+	case OPT_TOPIC: a->topic = optarg; break;
+	case OPT_CLIENT_ID: a->mqtt_client_id = optarg; break;
+	case OPT_TA_FILE: a->ta_file = optarg; break;
+	case OPT_STUB: a->stubs = optarg; break;
+	case OPT_FORWARDER: a->forwarders = optarg; break;
+	case OPT_TLSA_NAME: a->tlsa_name = optarg; break;
+	case OPT_CLIENTID: a->clientid = optarg; break;
+	case OPT_CLIENTID_EXT: a->clientid_ext = optarg; break;
 	default: return false;
 	}
 	return true;

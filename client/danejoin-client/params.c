@@ -10,14 +10,16 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "da_tls.h"
 #include "dj_err.h"
 #include "dj_hex.h"
 #include "params.h"
 
 /* commands - names, in the order of enum dc_cmd */
 static const char *const commands[] = { "join", "rejoin", "appskey", "homens", "bench",
-					 "listen" };
+					 "listen", "subscribe" };
 
 int params_command(const char *name, enum dc_cmd *out)
 {
@@ -92,6 +94,35 @@ static int allowed(const char *flag, const void *val, bool ok, const char *cmd)
 	return DC_EXIT_OK;
 }
 
+/* validate_subscribe - subscribe: the broker, our certificate, its roots, a filter, a count; no
+ * other flag */
+static int validate_subscribe(const struct dc_args *a, struct dc_params *p)
+{
+	if (a->sender_id || a->receiver_id || a->protocol || a->sender_ns_id || a->kek_label ||
+	    a->kek_file || a->allow_plain || a->show_keys || a->phy || a->mac_version ||
+	    a->dev_addr || a->dl_settings || a->rx_delay || a->cflist || a->sim || a->state ||
+	    a->dev_eui || a->type || a->session_key_id || a->devices || a->connections ||
+	    a->requests || a->listen || a->server_name || a->ta_file || a->stubs ||
+	    a->forwarders || a->tlsa_name || a->clientid || a->clientid_ext || a->npos > 0)
+		return usage_err(DC_EXIT_USAGE, "subscribe takes only --url, --cert, --key, --ca, "
+				 "--topic, --client-id, --count and --timeout");
+	if (a->url == NULL || a->ca == NULL)
+		return usage_err(DC_EXIT_USAGE, "subscribe needs --url mqtts://HOST:PORT and --ca");
+	if ((a->cert == NULL) != (a->key == NULL))
+		return usage_err(DC_EXIT_USAGE, "--cert and --key go together");
+	p->url = a->url;
+	p->cert = a->cert;
+	p->key = a->key;
+	p->ca = a->ca;
+	p->topic = a->topic != NULL ? a->topic : "danejoin/#";
+	p->mqtt_client_id = a->mqtt_client_id;
+	if (a->count != NULL && !parse_uint(a->count, 1, DC_BENCH_MAX, &p->count))
+		return usage_err(DC_EXIT_USAGE, "--count: 1..%u", DC_BENCH_MAX);
+	if (a->timeout != NULL && !parse_uint(a->timeout, 1, 86400000, &p->timeout_ms))
+		return usage_err(DC_EXIT_USAGE, "--timeout: milliseconds, 1..86400000");
+	return DC_EXIT_OK;
+}
+
 /* check_flags - which flags each command takes */
 static int check_flags(const struct dc_args *a, enum dc_cmd cmd)
 {
@@ -131,6 +162,12 @@ static int check_flags(const struct dc_args *a, enum dc_cmd cmd)
 	ALLOW("--protocol", protocol, send);
 	ALLOW("--kek-label", kek_label, send);
 	ALLOW("--kek-file", kek_file, send);
+	ALLOW("--tlsa-name", tlsa_name, send && a->ca == NULL);
+	ALLOW("--clientid", clientid, send && a->ca == NULL);
+	ALLOW("--clientid-ext", clientid_ext, a->ca == NULL);
+	ALLOW("--trust-anchor", ta_file, a->ca == NULL);
+	ALLOW("--stub", stubs, a->ca == NULL);
+	ALLOW("--forwarder", forwarders, a->ca == NULL);
 #undef ALLOW
 	if (r == DC_EXIT_OK && a->allow_plain && !send)
 		r = usage_err(DC_EXIT_USAGE, "%s does not take --allow-plain-keys", c);
@@ -141,17 +178,41 @@ static int check_flags(const struct dc_args *a, enum dc_cmd cmd)
 	return r;
 }
 
+/* validate_auth - DANE (the default: a trust anchor is needed) or PKIX (--ca) */
+static int validate_auth(const struct dc_args *a, struct dc_params *p)
+{
+	p->ca = a->ca;
+	p->ta_file = a->ta_file;
+	p->stubs = a->stubs;
+	p->forwarders = a->forwarders;
+	p->tlsa_name = a->tlsa_name;
+	p->clientid = a->clientid;
+	p->clientid_ext = 0;
+	if (a->ca != NULL)
+		return DC_EXIT_OK;
+	if (a->ta_file == NULL && access(DC_ROOT_KEY, R_OK) != 0)
+		return usage_err(DC_EXIT_USAGE, "DANE (the default) needs --trust-anchor FILE (or "
+				 "%s); --ca FILE selects private-root PKIX instead",
+				 DC_ROOT_KEY);
+	if (a->clientid_ext != NULL && !parse_uint(a->clientid_ext, 1, 65535, &p->clientid_ext))
+		return usage_err(DC_EXIT_USAGE, "--clientid-ext: a TLS extension type, 1..65535");
+	return DC_EXIT_OK;
+}
+
 /* validate_common - connection, IDs, protocol, KEK */
 static int validate_common(const struct dc_args *a, struct dc_params *p)
 {
 	bool ns = p->cmd != DC_CMD_APPSKEY;
+	int r;
 
-	if (a->url == NULL || a->cert == NULL || a->key == NULL || a->ca == NULL)
-		return usage_err(DC_EXIT_USAGE, "--url, --cert, --key and --ca are required");
+	if (a->url == NULL || a->cert == NULL || a->key == NULL)
+		return usage_err(DC_EXIT_USAGE, "--url, --cert and --key are required");
 	p->url = a->url;
 	p->cert = a->cert;
 	p->key = a->key;
-	p->ca = a->ca;
+	r = validate_auth(a, p);
+	if (r != DC_EXIT_OK)
+		return r;
 	p->server_name = a->server_name;
 	p->timeout_ms = 0;
 	if (a->timeout != NULL && !parse_uint(a->timeout, 1, 3600000, &p->timeout_ms))
@@ -207,13 +268,16 @@ static int validate_common(const struct dc_args *a, struct dc_params *p)
 /* validate_listen - listen: the address, our certificate, the senders' roots, a count */
 static int validate_listen(const struct dc_args *a, struct dc_params *p)
 {
-	if (a->listen == NULL || a->cert == NULL || a->key == NULL || a->ca == NULL)
-		return usage_err(DC_EXIT_USAGE, "listen needs --listen HOST:PORT, --cert, --key "
-				 "and --ca");
+	int r;
+
+	if (a->listen == NULL || a->cert == NULL || a->key == NULL)
+		return usage_err(DC_EXIT_USAGE, "listen needs --listen HOST:PORT, --cert and --key");
 	p->listen_addr = a->listen;
 	p->cert = a->cert;
 	p->key = a->key;
-	p->ca = a->ca;
+	r = validate_auth(a, p);
+	if (r != DC_EXIT_OK)
+		return r;
 	p->count = 0;
 	if (a->count != NULL && !parse_uint(a->count, 1, DC_COUNT_MAX, &p->count))
 		return usage_err(DC_EXIT_USAGE, "--count: 1..%d", DC_COUNT_MAX);
@@ -278,6 +342,8 @@ int params_validate(const struct dc_args *a, struct dc_params *p)
 	if (params_command(a->command, &p->cmd) != DJ_EOK)
 		return usage_err(DC_EXIT_USAGE, "unknown command %s; see %s --help", a->command,
 				 DC_PROGRAM);
+	if (p->cmd == DC_CMD_SUBSCRIBE)
+		return validate_subscribe(a, p);
 	r = check_flags(a, p->cmd);
 	if (r == DC_EXIT_OK && p->cmd == DC_CMD_LISTEN)
 		return validate_listen(a, p);
@@ -349,7 +415,8 @@ int params_validate(const struct dc_args *a, struct dc_params *p)
 					 "1..1024, --requests 1..%u", DC_BENCH_MAX, DC_BENCH_MAX);
 		return validate_sim(a, p);
 	case DC_CMD_LISTEN:
-		break;	/* validate_listen() above */
+	case DC_CMD_SUBSCRIBE:
+		break;	/* validate_listen(), validate_subscribe() above */
 	}
 	return usage_err(DC_EXIT_INTERNAL, "unhandled command");
 }
@@ -377,21 +444,38 @@ void params_usage(FILE *f)
 "  bench --sim DEVICES.csv --devices N --connections M --requests R [--state FILE]\n"
 "                                      R JoinReqs from the first N devices over M keep-alive\n"
 "                                      connections; prints joins/s and p50/p99 latency\n"
-"  listen --listen HOST:PORT --cert FILE --key FILE --ca FILE [--count N]\n"
+"  listen --listen HOST:PORT --cert FILE --key FILE [--count N]\n"
 "                                      receive asynchronous answers (TS002 §8; a join\n"
 "                                      server peer with async_url): an HTTPS server that\n"
-"                                      requires client certificates chaining to --ca, answers\n"
-"                                      each POST with an empty 200 and prints its message as\n"
-"                                      one JSON line; exits after N messages (default: runs\n"
-"                                      until SIGTERM/SIGINT)\n"
+"                                      authenticates clients by DANE (or, with --ca, by\n"
+"                                      chaining to --ca), answers each POST with an empty 200\n"
+"                                      and prints its message as one JSON line; exits after N\n"
+"                                      messages (default: runs until SIGTERM/SIGINT)\n"
+"  subscribe --url mqtts://HOST:PORT --ca FILE [--cert FILE --key FILE]\n"
+"       [--topic FILTER] [--client-id ID] [--count N] [--timeout MS]\n"
+"                                      the join server's MQTT events (protobuf or JSON),\n"
+"                                      one JSON line each; FILTER default danejoin/#;\n"
+"                                      --client-id keeps a broker session across restarts;\n"
+"                                      exits after N events (status 3 at --timeout)\n"
 "\n"
 "Common options:\n"
 "  --url https://HOST:PORT/    the join server\n"
 "  --cert FILE --key FILE      our client certificate chain and key (PEM)\n"
-"  --ca FILE                   the roots the server certificate must chain to (PEM)\n"
-"  --server-name NAME          expected name in the server certificate (default: URL host)\n"
+"  Peers are authenticated by DANE: TLSA records validated by DNSSEC (the default)\n"
+"  --trust-anchor FILE         DS/DNSKEY lines (default: %s)\n"
+"  --stub ZONE@ADDR[@PORT]     ask ADDR for ZONE (several: separated by spaces)\n"
+"  --forwarder ADDR[@PORT]     a recursive resolver to ask (default: full recursion)\n"
+"  --tlsa-name NAME            the server's TLSA owner (default: _PORT._tcp.HOST)\n"
+"  --clientid NAME             our DANE identity, sent in the dane_clientid extension\n"
+"                              (e.g. _ns-client.ns1.example.net; default: not sent, the\n"
+"                              server takes the certificate's single SAN dNSName)\n"
+"  --clientid-ext N            the extension's codepoint (default %u)\n"
+"  --ca FILE                   instead of DANE: private-root PKIX, the roots the server\n"
+"                              certificate must chain to (PEM)\n"
+"  --server-name NAME          PKIX: expected name in the server certificate (default:\n"
+"                              URL host); DANE: the reference name for DANE-TA\n"
 "  --timeout MS                per request (default 10000)\n"
-"  (listen takes only --listen, --cert, --key, --ca and --count)\n"
+"  (listen takes only --listen, --cert, --key, --count and the DANE/--ca options)\n"
 "  --sender-id ID              the NetID (6 hex digits) for join/rejoin/homens/bench,\n"
 "                              the AS-ID for appskey\n"
 "  --receiver-id JOINEUI       16 hex digits (join/rejoin/bench: default from the frame/CSV)\n"
@@ -415,5 +499,5 @@ void params_usage(FILE *f)
 "  4  the answer's Result is not Success (its code and Description on stderr)\n"
 "  5  internal error\n"
 "  6  --sim: the device rejects the Join-accept, or the session keys differ\n",
-		DC_PROGRAM, DC_STATE_SUFFIX);
+		DC_PROGRAM, DC_ROOT_KEY, DA_CLIENTID_EXT_DEFAULT, DC_STATE_SUFFIX);
 }

@@ -16,6 +16,7 @@
 
 #define DC_PROGRAM "danejoin-client"
 #define DC_STATE_SUFFIX ".state"
+#define DC_ROOT_KEY "/usr/share/dns/root.key"	/* the DNS root anchor (dns-root-data) */
 #define DC_RXDELAY_DEFAULT 1		/* RX1 delay, seconds (TS001-1.1 §5.7 RXTimingSetupReq) */
 #define DC_RXDELAY_MAX 15		/* 4-bit Del field, §5.7 */
 #define DC_COUNT_MAX 100000
@@ -39,6 +40,7 @@ enum dc_cmd {
 	DC_CMD_HOMENS,
 	DC_CMD_BENCH,
 	DC_CMD_LISTEN,
+	DC_CMD_SUBSCRIBE,
 };
 
 /* The command line as parsed by main.c, before validation. Strings are borrowed from argv. */
@@ -52,6 +54,8 @@ struct dc_args {
 	const char *sim, *state, *dev_eui, *count, *type, *session_key_id;
 	const char *devices, *connections, *requests;
 	const char *listen;
+	const char *topic, *mqtt_client_id;	/* subscribe */
+	const char *ta_file, *stubs, *forwarders, *tlsa_name, *clientid, *clientid_ext;
 	int npos;			/* positional arguments after the command (none allowed) */
 };
 
@@ -96,6 +100,11 @@ struct dc_params {
 	unsigned devices, connections, requests;
 	/* listen (count: messages before exiting, 0: until SIGTERM) */
 	const char *listen_addr;
+	/* subscribe (url: mqtts://HOST:PORT; count: events before exiting, 0: until killed) */
+	const char *topic, *mqtt_client_id;
+	/* DANE (the default; PKIX when ca is set) */
+	const char *ta_file, *stubs, *forwarders, *tlsa_name, *clientid;
+	unsigned clientid_ext;
 };
 
 /*! \brief Look a command name up. \retval DJ_EOK, DJ_ENOENT (unknown command) */

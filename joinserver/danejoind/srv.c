@@ -70,10 +70,13 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
+#include <jansson.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "da_dns.h"
+#include "da_tls.h"
 #include "dj_err.h"
 #include "dj_log.h"
 #include "srv.h"
@@ -103,6 +106,7 @@ struct srv_req {
 	struct evhttp_request *evreq; /* NULL when evhttp freed it */
 	struct conn *c;		      /* NULL once the connection closed */
 	bool detached;		      /* the connection closed; evreq (if any) is ours to free */
+	bool held;		      /* waiting for the peer's DANE check, not yet handed over */
 	char peer[SRV_IDENTITY_MAX];
 	char *path;
 	uint8_t *body;
@@ -111,12 +115,21 @@ struct srv_req {
 	struct srv_req *prev, *next; /* s->reqs */
 };
 
+/* where the DANE check of a connection stands */
+enum vstate {
+	V_NONE = 0, /* handshake not done */
+	V_PENDING,  /* TLSA lookup under way */
+	V_OK,	    /* identity verified (or PKIX mode) */
+	V_FAILED,   /* refused: no request is served */
+};
+
 struct conn {
 	struct srv *s; /* NULL once srv_free ran */
 	struct bufferevent *bev;
 	struct event *kill_ev;	 /* refusal (activated now) or header_timeout */
 	struct srv_req *pending; /* the request with the handler, if any */
 	bool counted;		 /* included in s->connections */
+	bool dane;		 /* SRV_AUTH_DANE connection */
 	bool refused;
 	bool handshake_done;
 	bool failure_logged;
@@ -124,6 +137,11 @@ struct conn {
 	char addr[SRV_ADDR_MAX];
 	char identity[SRV_IDENTITY_MAX];
 	char why[SRV_WHY_MAX];	  /* why the verify callback refused the leaf */
+	char claimed[DA_NAME_MAX]; /* DANE: the dane_clientid name, or "" */
+	char vwhy[2 * DA_NAME_MAX + DA_WHY_MAX + 64]; /* DANE: why the check failed */
+	enum vstate vstate;
+	bool vtemp;		   /* the failure was temporary (DNS), not a verdict */
+	struct da_lookup *lookup;  /* DANE: pending TLSA lookup */
 	struct conn *prev, *next; /* s->conns */
 };
 
@@ -136,6 +154,7 @@ struct srv {
 	struct srv_props props;
 	unsigned connections;
 	unsigned in_flight;
+	struct srv_auth_stats auth_stats;
 	struct conn *conns;
 	struct srv_req *reqs;
 	struct event *wake_ev;
@@ -228,6 +247,7 @@ static void conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, l
 	}
 	if (c->pending != NULL)
 		c->pending->c = NULL;
+	da_lookup_cancel(c->lookup);
 	if (c->kill_ev != NULL)
 		event_free(c->kill_ev);
 	free(c);
@@ -311,6 +331,23 @@ static int verify_cb(int preverify_ok, X509_STORE_CTX *xs)
 	struct conn *c = ssl_conn(ssl);
 	X509 *leaf;
 
+	if (c != NULL && c->dane) {
+		/*
+		 * DANE: the chain is judged against TLSA records after the handshake (conn_verify
+		 * below); here only the identity must be clear. With a dane_clientid the name is
+		 * the claimed one; without, the leaf must carry exactly one SAN dNSName.
+		 */
+		if (X509_STORE_CTX_get_error_depth(xs) != 0 || c->claimed[0] != '\0')
+			return 1;
+		leaf = X509_STORE_CTX_get_current_cert(xs);
+		if (leaf == NULL || leaf_identity(leaf, c->identity, sizeof(c->identity), c->why,
+						  sizeof(c->why)) != DJ_EOK) {
+			c->identity[0] = '\0';
+			X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+			return 0;
+		}
+		return 1;
+	}
 	if (!preverify_ok || X509_STORE_CTX_get_error_depth(xs) != 0)
 		return preverify_ok;
 	leaf = X509_STORE_CTX_get_current_cert(xs);
@@ -325,6 +362,164 @@ static int verify_cb(int preverify_ok, X509_STORE_CTX *xs)
 	return 1;
 }
 
+/* refusal_json - {"error": why the connection failed its DANE check} */
+static void refusal_json(const struct conn *c, char *out, size_t outlen)
+{
+	json_t *j = json_pack("{s:s}", "error", c->vwhy);
+	char *txt = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	snprintf(out, outlen, "%s", txt != NULL ? txt : "{\"error\":\"not authenticated\"}");
+	free(txt);
+	json_decref(j);
+}
+
+/* reply_refused - answer a request of a connection that failed its DANE check, and close */
+static void reply_refused(struct srv_req *r, const struct conn *c)
+{
+	char body[sizeof(c->vwhy) + 64];
+
+	if (r->evreq != NULL && !r->detached)
+		evhttp_add_header(evhttp_request_get_output_headers(r->evreq), "Connection",
+				  "close");
+	refusal_json(c, body, sizeof(body));
+	srv_reply(r, c->vtemp ? HTTP_SERVUNAVAIL : 403, body, strlen(body));
+}
+
+/* conn_verified - the DANE check ended: release or refuse a held request, or drop the peer */
+static void conn_verified(struct conn *c)
+{
+	struct srv_req *r = c->pending;
+	struct srv *s = c->s;
+
+	if (r != NULL && r->held) {
+		r->held = false;
+		if (c->vstate == V_OK && s != NULL) {
+			memcpy(r->peer, c->identity, sizeof(r->peer));
+			s->props.handler(r, s->props.arg);
+		} else {
+			reply_refused(r, c);
+		}
+		return;
+	}
+	/* Nothing asked yet: a refused peer may still send its request and be told why (gencb
+	 * answers it 403/503 and closes); header_timeout, still armed, ends it otherwise. */
+}
+
+/* on_tlsa - the TLSA verdict for the connection's identity: check its chain against it */
+static void on_tlsa(const struct da_tlsa_set *set, void *arg)
+{
+	struct conn *c = arg;
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	struct da_verdict v;
+	X509 *leaf = ssl != NULL ? SSL_get0_peer_certificate(ssl) : NULL;
+	const char *name = c->claimed[0] != '\0' ? c->claimed : c->identity;
+
+	c->lookup = NULL;
+	c->vstate = V_FAILED;
+	if (set->status != DA_SECURE) {
+		c->vtemp = set->status == DA_TEMPFAIL;
+		snprintf(c->vwhy, sizeof(c->vwhy), "TLSA %s: %s%s%s", set->name,
+			 da_status_str(set->status), set->why != NULL ? ": " : "",
+			 set->why != NULL ? set->why : "");
+	} else if (leaf == NULL) {
+		snprintf(c->vwhy, sizeof(c->vwhy), "no client certificate");
+	} else if (da_tls_verify(SSL_get_SSL_CTX(ssl), leaf, SSL_get_peer_cert_chain(ssl), name,
+				 set->rr, set->n, &v) != DJ_EOK) {
+		c->vtemp = true;
+		snprintf(c->vwhy, sizeof(c->vwhy), "DANE check of %s failed: %s", name,
+			 dj_openssl_reason());
+	} else if (!v.ok) {
+		snprintf(c->vwhy, sizeof(c->vwhy), "certificate does not match TLSA %s: %s", name,
+			 v.why);
+	} else {
+		c->vstate = V_OK;
+		if (c->claimed[0] != '\0')
+			snprintf(c->identity, sizeof(c->identity), "%s", c->claimed);
+		dj_info("client %s authenticated as %s by DANE (TLSA %d %d %d at depth %d%s)",
+			conn_addr(c), c->identity, v.usage, v.selector, v.mtype, v.depth,
+			c->claimed[0] != '\0' ? ", dane_clientid" : "");
+	}
+	if (c->s != NULL) {
+		if (c->vstate == V_OK)
+			c->s->auth_stats.ok++;
+		else if (c->vtemp)
+			c->s->auth_stats.tempfail++;
+		else
+			c->s->auth_stats.rejected++;
+	}
+	if (c->vstate != V_OK) {
+		c->failure_logged = true;
+		if (c->vtemp)
+			dj_warn("client %s: temporary failure checking %s: %s", conn_addr(c), name,
+				c->vwhy);
+		else
+			dj_warn("client %s refused: %s", conn_addr(c), c->vwhy);
+	}
+	conn_verified(c);
+}
+
+/* conn_verify_start - after the handshake: look up the TLSA records of the peer's identity */
+static void conn_verify_start(struct conn *c)
+{
+	const char *name = c->claimed[0] != '\0' ? c->claimed : c->identity;
+	char norm[DA_NAME_MAX], why[DA_WHY_MAX] = "";
+	int rc = DJ_ESHUTDOWN;
+
+	c->vstate = V_PENDING;
+	if (c->s != NULL && c->s->props.resolver != NULL &&
+	    (rc = da_name_normalize(name, norm, sizeof(norm), why, sizeof(why))) == DJ_EOK)
+		rc = da_tlsa_lookup(c->s->props.resolver, norm, on_tlsa, c, &c->lookup);
+	if (rc == DJ_EOK)
+		return; /* on_tlsa ran already, or will */
+	c->vstate = V_FAILED;
+	c->vtemp = rc != DJ_EMALFORMED && rc != DJ_EINVAL;
+	snprintf(c->vwhy, sizeof(c->vwhy), "identity %s: %s", name,
+		 why[0] != '\0' ? why : dj_strerror(rc));
+	c->failure_logged = true;
+	dj_warn("client %s refused: %s", conn_addr(c), c->vwhy);
+	if (c->s != NULL) {
+		if (c->vtemp)
+			c->s->auth_stats.tempfail++;
+		else
+			c->s->auth_stats.rejected++;
+	}
+	conn_verified(c);
+}
+
+/* prefetch_cb - the answer to an early lookup: it only warms the cache */
+static void prefetch_cb(const struct da_tlsa_set *set, void *arg)
+{
+	(void)set;
+	(void)arg;
+}
+
+/* hello_cb - DANE: read the claimed identity (dane_clientid) and start its lookup early */
+static int hello_cb(SSL *ssl, int *al, void *arg)
+{
+	struct conn *c = ssl_conn(ssl);
+	struct srv *s = c != NULL ? c->s : NULL;
+	int rc;
+
+	(void)arg;
+	if (s == NULL || !c->dane || s->props.clientid_ext == 0 || c->claimed[0] != '\0')
+		return SSL_CLIENT_HELLO_SUCCESS;
+	rc = da_tls_clientid_get(ssl, s->props.clientid_ext, c->claimed, sizeof(c->claimed), c->why,
+				 sizeof(c->why));
+	if (rc == DJ_EMALFORMED) {
+		c->claimed[0] = '\0';
+		*al = SSL_AD_DECODE_ERROR;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	if (rc != DJ_EOK) {
+		c->claimed[0] = '\0';
+		return SSL_CLIENT_HELLO_SUCCESS;
+	}
+	if (s->props.resolver != NULL &&
+	    da_tlsa_lookup(s->props.resolver, c->claimed, prefetch_cb, NULL, NULL) != DJ_EOK)
+		dj_debug("prefetch of TLSA %s not started", c->claimed);
+	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
 /* info_cb - note the peer address, handshake completion, and log fatal alerts we send */
 static void info_cb(const SSL *ssl, int where, int ret)
 {
@@ -336,8 +531,13 @@ static void info_cb(const SSL *ssl, int where, int ret)
 		return;
 	if (where & SSL_CB_HANDSHAKE_START)
 		conn_fill_addr(c, SSL_get_fd(ssl));
-	if (where & SSL_CB_HANDSHAKE_DONE)
+	if ((where & SSL_CB_HANDSHAKE_DONE) && !c->handshake_done) {
 		c->handshake_done = true;
+		if (c->dane)
+			conn_verify_start(c);
+		else
+			c->vstate = V_OK;
+	}
 	if ((where & SSL_CB_WRITE_ALERT) == SSL_CB_WRITE_ALERT && (ret >> 8) == SSL3_AL_FATAL &&
 	    !c->handshake_done && !c->failure_logged) {
 		vr = SSL_get_verify_result(ssl);
@@ -365,6 +565,8 @@ static void kill_cb(evutil_socket_t unused, short what, void *arg)
 	conn_fill_addr(c, fd);
 	if (c->refused)
 		dj_warn("connection from %s refused: max_connections reached", conn_addr(c));
+	else if (c->vstate == V_FAILED)
+		; /* the DANE check said why already */
 	else
 		dj_info("connection from %s: no request within header_timeout", conn_addr(c));
 	c->failure_logged = true;
@@ -391,6 +593,7 @@ static struct bufferevent *bevcb(struct event_base *base, void *arg)
 	}
 	/* from here c is owned by ssl (conn_ex_free) */
 	c->s = s;
+	c->dane = s->props.auth == SRV_AUTH_DANE;
 	c->kill_ev = event_new(base, -1, 0, kill_cb, c);
 	if (c->kill_ev == NULL)
 		goto fail;
@@ -461,6 +664,15 @@ static void req_free(struct srv_req *r)
 	free(r);
 }
 
+/* drop_held - free a held request whose connection closed before its DANE check ended */
+static void drop_held(void *arg)
+{
+	struct srv_req *r = arg;
+
+	r->held = false;
+	srv_reply(r, HTTP_SERVUNAVAIL, "{}", 2); /* detached: only frees */
+}
+
 /* closecb - the connection of a pending request is going away: detach the request */
 static void closecb(struct evhttp_connection *evcon, void *arg)
 {
@@ -481,6 +693,10 @@ static void closecb(struct evhttp_connection *evcon, void *arg)
 	r->detached = true;
 	r->c = NULL;
 	c->pending = NULL;
+	/* a request held for the DANE check never reaches the handler: drop it from the loop
+	 * (not from inside evhttp's close path); srv_free drops it itself when it is the cause */
+	if (r->held && r->s != NULL && srv_call_in_loop(r->s, drop_held, r) != DJ_EOK)
+		dj_err("out of memory dropping a request of a closed connection");
 }
 
 /* send_simple - a srv-level answer with a small JSON body */
@@ -509,10 +725,19 @@ static void gencb(struct evhttp_request *evreq, void *arg)
 		c->first_request = true;
 		event_del(c->kill_ev);
 	}
-	if (c == NULL || c->identity[0] == '\0' || c->pending != NULL) {
+	if (c == NULL || c->pending != NULL ||
+	    (c->vstate == V_OK && c->identity[0] == '\0') || c->vstate == V_NONE) {
 		/* cannot happen: the handshake refused unidentified peers, evhttp serialises */
 		dj_err("request without an identified TLS peer; refused");
 		send_simple(evreq, HTTP_INTERNAL, "{\"error\":\"internal\"}");
+		return;
+	}
+	if (c->vstate == V_FAILED) {
+		char body[sizeof(c->vwhy) + 64];
+
+		refusal_json(c, body, sizeof(body));
+		evhttp_add_header(evhttp_request_get_output_headers(evreq), "Connection", "close");
+		send_simple(evreq, c->vtemp ? HTTP_SERVUNAVAIL : 403, body);
 		return;
 	}
 	if (evhttp_request_get_command(evreq) != EVHTTP_REQ_POST) {
@@ -543,6 +768,12 @@ static void gencb(struct evhttp_request *evreq, void *arg)
 		s->reqs->prev = r;
 	s->reqs = r;
 	s->in_flight++;
+	if (c->vstate == V_PENDING) {
+		/* the DANE check is still under way: conn_verified() releases or refuses it */
+		r->held = true;
+		s->auth_stats.held++;
+		return;
+	}
 	s->props.handler(r, s->props.arg);
 	return;
 nomem:
@@ -669,8 +900,9 @@ static int bind_http(struct evhttp *http, const char *what, const char *addr,
 }
 
 /* tls_ctx_new - the server context: TLS 1.3, our chain and key, client certificates required */
-static int tls_ctx_new(const char *cert_file, const char *key_file, const char *ca_file,
-		       SSL_CTX **out, char *err, size_t errlen)
+static int tls_ctx_new(enum srv_auth auth, unsigned clientid_ext, const char *cert_file,
+		       const char *key_file, const char *ca_file, SSL_CTX **out, char *err,
+		       size_t errlen)
 {
 	SSL_CTX *ctx = NULL;
 	STACK_OF(X509_NAME) *names = NULL;
@@ -678,8 +910,8 @@ static int tls_ctx_new(const char *cert_file, const char *key_file, const char *
 
 	*out = NULL;
 	ERR_clear_error();
-	if (cert_file == NULL || key_file == NULL || ca_file == NULL) {
-		dj_errbuf(err, errlen, "cert_file, key_file and client_ca_file are required");
+	if (cert_file == NULL || key_file == NULL || (auth == SRV_AUTH_PKIX && ca_file == NULL)) {
+		dj_errbuf(err, errlen, "cert_file, key_file and (PKIX) client_ca_file are required");
 		goto out;
 	}
 	ctx = SSL_CTX_new(TLS_server_method());
@@ -712,6 +944,27 @@ static int tls_ctx_new(const char *cert_file, const char *key_file, const char *
 		dj_errbuf(err, errlen, "key_file %s: does not match cert_file %s", key_file,
 			cert_file);
 		ERR_clear_error();
+		goto out;
+	}
+	if (auth == SRV_AUTH_DANE) {
+		/* no roots at all: every client is judged by its TLSA records (conn_verify_start) */
+		if (da_tls_ctx_enable(ctx) != DJ_EOK) {
+			ret = DJ_ECRYPTO;
+			dj_errbuf(err, errlen, "SSL_CTX_dane_enable failed");
+			goto out;
+		}
+		if (clientid_ext != 0 && da_tls_clientid_accept(ctx, clientid_ext) != DJ_EOK) {
+			dj_errbuf(err, errlen, "dane_clientid codepoint %u cannot be used",
+				  clientid_ext);
+			goto out;
+		}
+		SSL_CTX_set_client_hello_cb(ctx, hello_cb, NULL);
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+				   verify_cb);
+		SSL_CTX_set_info_callback(ctx, info_cb);
+		*out = ctx;
+		ctx = NULL;
+		ret = DJ_EOK;
 		goto out;
 	}
 	if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
@@ -773,8 +1026,13 @@ int srv_new(struct event_base *base, const struct srv_props *props, struct srv *
 		dj_errbuf(err, errlen, "out of memory");
 		goto out;
 	}
-	ret = tls_ctx_new(props->cert_file, props->key_file, props->client_ca_file, &s->ctx, err,
-			  errlen);
+	if (props->auth == SRV_AUTH_DANE && props->resolver == NULL) {
+		ret = DJ_ECONFIG;
+		dj_errbuf(err, errlen, "DANE client authentication needs a resolver");
+		goto out;
+	}
+	ret = tls_ctx_new(props->auth, props->clientid_ext, props->cert_file, props->key_file,
+			  props->client_ca_file, &s->ctx, err, errlen);
 	if (ret != DJ_EOK)
 		goto out;
 
@@ -838,6 +1096,11 @@ unsigned srv_in_flight(const struct srv *s)
 	return s->in_flight;
 }
 
+void srv_auth_stats(const struct srv *s, struct srv_auth_stats *out)
+{
+	*out = s->auth_stats;
+}
+
 unsigned srv_connections(const struct srv *s)
 {
 	return s->connections;
@@ -846,7 +1109,7 @@ unsigned srv_connections(const struct srv *s)
 void srv_free(struct srv *s)
 {
 	struct conn *c;
-	struct srv_req *r;
+	struct srv_req *r, *held, *next_r;
 	struct srv_call *q, *next;
 
 	if (s == NULL)
@@ -857,17 +1120,30 @@ void srv_free(struct srv *s)
 	 */
 	for (c = s->conns; c != NULL; c = c->next) {
 		c->s = NULL;
+		/* the resolver may go right after us: no verdict may arrive later */
+		da_lookup_cancel(c->lookup);
+		c->lookup = NULL;
 		if (c->kill_ev != NULL) {
 			event_free(c->kill_ev);
 			c->kill_ev = NULL;
 		}
 	}
 	s->conns = NULL;
+	held = s->reqs;
 	for (r = s->reqs; r != NULL; r = r->next)
 		r->s = NULL;
 	s->reqs = NULL;
 	if (s->http != NULL)
 		evhttp_free(s->http); /* frees attached requests; closecb detaches ours */
+	/* requests held for a DANE check were never the handler's: they are ours to free */
+	for (r = held; r != NULL; r = next_r) {
+		next_r = r->next;
+		if (!r->held)
+			continue;
+		if (r->evreq != NULL && r->detached)
+			evhttp_request_free(r->evreq);
+		req_free(r);
+	}
 	if (s->metrics_http != NULL)
 		evhttp_free(s->metrics_http);
 	if (s->wake_ev != NULL)
@@ -888,7 +1164,8 @@ int srv_reload_tls(struct srv *s, const char *cert_file, const char *key_file,
 	SSL_CTX *ctx = NULL;
 	int ret;
 
-	ret = tls_ctx_new(cert_file, key_file, client_ca_file, &ctx, err, errlen);
+	ret = tls_ctx_new(s->props.auth, s->props.clientid_ext, cert_file, key_file,
+			  client_ca_file, &ctx, err, errlen);
 	if (ret != DJ_EOK)
 		return ret;
 	/* live SSL objects hold their own reference to the old context */

@@ -9,10 +9,17 @@
  *	srv_reply(), at once or later: an answer that waits for a durable commit is completed from
  *	another thread through srv_call_in_loop().
  *
- *	Peer verification is a seam: today private-root PKIX (client_ca_file, chain and validity
- *	checked by OpenSSL, TLS 1.3 only, no session resumption so every connection is verified);
- *	the backend-auth issue replaces it with DANE. The identity is the single SAN dNSName of the
- *	client's leaf certificate; a certificate with none or several is refused at the handshake.
+ *	Peer verification has two modes (TLS 1.3 only, no session resumption, so every connection
+ *	is verified in full):
+ *	- SRV_AUTH_DANE (the default of danejoind): the client's identity is the name in its
+ *	  dane_clientid extension or else the single SAN dNSName of its leaf; its certificate is
+ *	  checked against the DNSSEC-secure TLSA records at that name (backend-auth/da_tls.h).
+ *	  The TLSA lookup is asynchronous, so this check runs after the handshake: a request that
+ *	  arrives before it ends waits; a connection that fails it gets 403 (503 when the DNS
+ *	  could not answer) and is closed, and no request of it reaches the handler.
+ *	- SRV_AUTH_PKIX: the chain must reach a root in client_ca_file; the identity is the single
+ *	  SAN dNSName of the leaf. A certificate with none or several names is refused at the
+ *	  handshake.
  *
  *	A second listener (metrics_addr, loopback by default) serves GET /metrics in the Prometheus
  *	text format from the text the metrics callback returns.
@@ -33,12 +40,26 @@
 
 struct srv;
 struct srv_req;
+struct da_resolver;
+
+enum srv_auth {
+	SRV_AUTH_PKIX = 0, /* private roots in client_ca_file */
+	SRV_AUTH_DANE = 1, /* TLSA records, DNSSEC-validated through props.resolver */
+};
+
+/* Counters of client authentication (DANE mode), for metrics. */
+struct srv_auth_stats {
+	unsigned long long ok, rejected, tempfail, held;
+};
 
 struct srv_props {
 	const char *listen_addr;	/* "HOST:PORT"; IPv6 as "[::1]:PORT" */
 	const char *cert_file;		/* our certificate chain (PEM) */
 	const char *key_file;		/* our private key (PEM) */
-	const char *client_ca_file;	/* roots that client certificates must chain to (PEM) */
+	const char *client_ca_file;	/* PKIX: roots that client certificates must chain to */
+	enum srv_auth auth;
+	struct da_resolver *resolver;	/* DANE: borrowed, on the same loop; outlives the srv */
+	unsigned clientid_ext;		/* DANE: dane_clientid codepoint; 0: ignore the extension */
 	size_t max_body;		/* bytes; larger bodies get 413 */
 	unsigned header_timeout;	/* seconds to receive a request's headers */
 	unsigned idle_timeout;		/* seconds a keep-alive connection may sit idle */
@@ -69,6 +90,9 @@ unsigned srv_in_flight(const struct srv *s);
 /*! \brief Number of open client connections. */
 unsigned srv_connections(const struct srv *s);
 
+/*! \brief Client authentication counters (all zero in PKIX mode). */
+void srv_auth_stats(const struct srv *s, struct srv_auth_stats *out);
+
 /*! \brief Close everything and free (NULL is accepted). */
 void srv_free(struct srv *s);
 
@@ -79,7 +103,8 @@ void srv_free(struct srv *s);
 int srv_reload_tls(struct srv *s, const char *cert_file, const char *key_file,
 		   const char *client_ca_file, char *err, size_t errlen) DJ_MUSTCHECK;
 
-/*! \brief The authenticated identity of the request's peer (never NULL, never empty). */
+/*! \brief The authenticated identity of the request's peer (never NULL, never empty): in DANE
+ *         mode the TLSA owner name it was verified at, e.g. "_ns-client.ns1.example.net". */
 const char *srv_req_peer(const struct srv_req *r);
 
 /*! \brief The request path ("/" or whatever the client posted to). */

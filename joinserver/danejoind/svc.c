@@ -39,7 +39,10 @@
 
 #include "bi_kek.h"
 #include "bi_msg.h"
+#include "da_dns.h"
+#include "da_tls.h"
 #include "dc_client.h"
+#include "ev_pub.h"
 #include "dj_err.h"
 #include "dj_hex.h"
 #include "dj_log.h"
@@ -119,12 +122,14 @@ struct delivery {
 
 struct svc {
 	struct event_base *base;
+	struct da_resolver *resolver;	/* DANE mode: the loop's resolver ([dane] needs a restart) */
 	struct srv *srv;
 	char *config_path;
 	struct peers *peers;
 	struct js_keystore *ks;
 	struct js_store *store;
 	struct js_engine *engine;
+	struct ev_pub *pub;		/* [mqtt]: the event publisher; NULL: no events */
 	struct metrics m;
 	bool draining;
 	bool closing;			/* svc_free(): drop, never retry */
@@ -150,6 +155,7 @@ struct job {
 	struct reply_to to;
 	struct bi_msg msg;
 	struct js_join_req jr;
+	struct js_event *ev;	/* [mqtt]: the events committed with this join (ev_pub.h) */
 };
 
 /* now_mono - monotonic seconds */
@@ -239,17 +245,82 @@ static void peers_free(struct peers *p)
 	free(p);
 }
 
+/* auth_is_dane - [listen] auth: DANE unless "pkix" */
+static bool auth_is_dane(const struct js_config *cfg)
+{
+	return cfg->auth == NULL || strcmp(cfg->auth, "dane") == 0;
+}
+
+/* resolver_props - [dane] as resolver properties (strings borrowed from cfg) */
+static void resolver_props(const struct js_config *cfg, struct da_resolver_props *rp)
+{
+	memset(rp, 0, sizeof(*rp));
+	rp->ta_file = cfg->dane_trust_anchor_file;
+	rp->auto_ta_file = cfg->dane_auto_trust_anchor_file;
+	rp->builtin_root = (int)cfg->dane_root_anchor;
+	rp->stubs = cfg->dane_stubs;
+	rp->forwarders = cfg->dane_forwarders;
+	rp->cache_max = cfg->dane_cache_max;
+	rp->ttl_cap = cfg->dane_ttl_cap;
+	rp->neg_ttl = cfg->dane_neg_ttl;
+	rp->timeout_ms = cfg->dane_timeout_ms;
+}
+
+/* dane_check - the [listen] auth and [dane] settings make sense together */
+static int dane_check(const char *path, const struct js_config *cfg, char *err, size_t errlen)
+{
+	char norm[DA_NAME_MAX], why[DA_WHY_MAX];
+
+	if (cfg->auth != NULL && strcmp(cfg->auth, "dane") != 0 && strcmp(cfg->auth, "pkix") != 0) {
+		snprintf(err, errlen, "%s: [listen] auth: \"%s\" is neither dane nor pkix", path,
+			 cfg->auth);
+		return DJ_ECONFIG;
+	}
+	if (!auth_is_dane(cfg)) {
+		if (cfg->client_ca_file == NULL) {
+			snprintf(err, errlen, "%s: [listen] client_ca_file: required with auth = pkix",
+				 path);
+			return DJ_ECONFIG;
+		}
+		return DJ_EOK;
+	}
+	if (cfg->dane_trust_anchor_file == NULL && cfg->dane_auto_trust_anchor_file == NULL &&
+	    !cfg->dane_root_anchor) {
+		snprintf(err, errlen, "%s: [dane] needs trust_anchor_file, auto_trust_anchor_file "
+			 "or root_anchor = yes (auth = dane is the default)", path);
+		return DJ_ECONFIG;
+	}
+	if (cfg->dane_client_identity != NULL &&
+	    da_name_normalize(cfg->dane_client_identity, norm, sizeof(norm), why, sizeof(why)) !=
+		    DJ_EOK) {
+		snprintf(err, errlen, "%s: [dane] client_identity %s: %s", path,
+			 cfg->dane_client_identity, why);
+		return DJ_ECONFIG;
+	}
+	return DJ_EOK;
+}
+
 /* async_client - the dc_client that POSTs answers to an async peer, on \p base (NULL: its own,
  * for --check-config); authenticates with our [listen] certificate and checks the peer's
  * server certificate against client_ca_file and the URL host */
 static int async_client(const struct js_config *cfg, const struct js_peer_config *pc,
-			struct event_base *base, struct dc_client **out, char *err, size_t errlen)
+			struct event_base *base, struct da_resolver *resolver,
+			struct dc_client **out, char *err, size_t errlen)
 {
 	struct dc_props dp = { .url = pc->async_url, .cert_file = cfg->cert_file,
 			       .key_file = cfg->key_file, .ca_file = cfg->client_ca_file,
-			       .timeout_ms = ASYNC_TIMEOUT_MS, .connections = 1, .base = base };
+			       .timeout_ms = ASYNC_TIMEOUT_MS, .connections = 1, .base = base,
+			       .server_name = pc->async_server_name };
 	char why[DC_ERR_MAX] = "";
 	int ret;
+
+	if (auth_is_dane(cfg)) {
+		/* DANE both ways: the peer's server by its TLSA, we by our client identity */
+		dp.ca_file = NULL;
+		dp.resolver = resolver;
+		dp.clientid = cfg->dane_client_identity;
+		dp.clientid_ext = cfg->dane_clientid_ext;
+	}
 
 	ret = dc_client_new(&dp, out, why, sizeof(why));
 	if (ret == DJ_EOK)
@@ -259,8 +330,8 @@ static int async_client(const struct js_config *cfg, const struct js_peer_config
 }
 
 /* peers_load - the configuration and the peer table built from it (async clients on \p base) */
-static int peers_load(const char *path, struct event_base *base, struct peers **out, char *err,
-		      size_t errlen)
+static int peers_load(const char *path, struct event_base *base, struct da_resolver *resolver,
+		      struct peers **out, char *err, size_t errlen)
 {
 	struct peers *p = calloc(1, sizeof(*p));
 	uint8_t key[32];
@@ -273,12 +344,15 @@ static int peers_load(const char *path, struct event_base *base, struct peers **
 	if (ret != DJ_EOK)
 		goto out;
 	ret = DJ_ECONFIG;
-	if (p->cfg.listen_address == NULL || p->cfg.cert_file == NULL || p->cfg.key_file == NULL ||
-	    p->cfg.client_ca_file == NULL) {
-		snprintf(err, errlen, "%s: [listen] address, cert_file, key_file and client_ca_file "
-			 "are required by danejoind", path);
+	if (p->cfg.listen_address == NULL || p->cfg.cert_file == NULL || p->cfg.key_file == NULL) {
+		snprintf(err, errlen, "%s: [listen] address, cert_file and key_file are required by "
+			 "danejoind", path);
 		goto out;
 	}
+	ret = dane_check(path, &p->cfg, err, errlen);
+	if (ret != DJ_EOK)
+		goto out;
+	ret = DJ_ECONFIG;
 	if (p->cfg.join_euis.n == 0) {
 		snprintf(err, errlen, "%s: [js] join_euis: required by danejoind (the JoinEUIs "
 			 "served here)", path);
@@ -317,7 +391,7 @@ static int peers_load(const char *path, struct event_base *base, struct peers **
 			}
 		}
 		if (pc->async_url != NULL) {
-			ret = async_client(&p->cfg, pc, base, &pe->async, err, errlen);
+			ret = async_client(&p->cfg, pc, base, resolver, &pe->async, err, errlen);
 			if (ret != DJ_EOK)
 				goto out;
 		}
@@ -333,9 +407,21 @@ out:
 /* find_peer - the configured peer of an authenticated identity */
 static struct peer *find_peer(struct peers *p, const char *identity)
 {
-	for (unsigned i = 0; i < p->n; i++)
-		if (strcasecmp(p->v[i].cfg->identity, identity) == 0)
+	size_t n;
+
+	for (unsigned i = 0; i < p->n; i++) {
+		const struct js_peer_config *pc = p->v[i].cfg;
+
+		if (strcasecmp(pc->identity, identity) == 0)
 			return &p->v[i];
+		/* DANE client names: "_ns-client.HOST" is the identity of a peer "HOST", role ns
+		 * (an "_as-client." name only ever matches a peer whose role is as) */
+		n = strlen(pc->role);
+		if (identity[0] == '_' && strncasecmp(identity + 1, pc->role, n) == 0 &&
+		    strncasecmp(identity + 1 + n, "-client.", 8) == 0 &&
+		    strcasecmp(identity + 1 + n + 8, pc->identity) == 0)
+			return &p->v[i];
+	}
 	return NULL;
 }
 
@@ -602,6 +688,93 @@ static int envelope(struct peer *pe, const struct lw_key *k, struct bi_key_envel
 	return bi_kek_envelope(pe->kek, k, env);	/* pe->kek NULL only with plain_keys */
 }
 
+/* now_unix_ms - wall-clock Unix milliseconds, for event times */
+static int64_t now_unix_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (int64_t)t.tv_sec * MS_PER_S + t.tv_nsec / (US_PER_MS * MS_PER_S);
+}
+
+/* join_event - the MQTT event of a job's answered join (strings borrowed from the job) */
+static void join_event(const struct job *j, struct ev_join *e)
+{
+	const struct js_join_out *o = &j->jr.out;
+	bool known = o->verdict != JS_V_UNKNOWN_DEVEUI && o->verdict != JS_V_MALFORMED_FRAME;
+
+	memset(e, 0, sizeof(*e));
+	e->rejoin = j->msg.type == BI_REJOIN_REQ;
+	e->rejoin_type = o->type == LW_REQ_REJOIN0 ? 0 : o->type == LW_REQ_REJOIN2 ? 2 : 1;
+	memcpy(e->dev_eui, j->msg.dev_eui, LW_EUI_LEN);
+	e->has_join_eui = known;
+	memcpy(e->join_eui, o->join_eui, LW_EUI_LEN);
+	memcpy(e->net_id, j->jr.in.net_id, LW_NETID_LEN);
+	memcpy(e->dev_addr, j->jr.in.dev_addr, LW_DEVADDR_LEN);
+	e->mac_version = known ? lw_version_str(o->mac_version) : NULL;
+	e->accepted = o->verdict == JS_ACCEPT;
+	e->result = bi_result_str(verdict_result(o), BI_PROTO_1_1);
+	e->reason = js_verdict_str(o->verdict);
+	e->peer = j->to.pe->name;
+	if (e->accepted) {
+		e->session_id = o->session_id;
+		e->session_id_len = o->session_id_len;
+		e->join_nonce = o->join_nonce;
+	}
+	e->time_ms = now_unix_ms();
+}
+
+/* join_accepted - engine hook ([mqtt] on): the events committed with an accepted join: the
+ * join event, and the AppSKey for every application server whose join_euis cover the device
+ * (the AppSKeyReq rule) and that has a KEK: never a plain key on the bus */
+static int join_accepted(struct js_join_req *r, const struct js_event **events, void *arg)
+{
+	struct job *j = arg;
+	struct peers *ps = j->s->peers;
+	struct ev_as_target t[JS_COMMIT_EVENTS_MAX - 1];
+	struct ev_join e;
+	unsigned n = 0;
+	int ret;
+
+	ev_list_free(j->ev);	/* a re-run after a lost compare-and-swap */
+	j->ev = NULL;
+	join_event(j, &e);
+	for (unsigned i = 0; i < ps->n && n < DJ_ARRAY_LEN(t); i++) {
+		struct peer *pe = &ps->v[i];
+
+		if (pe->is_ns || pe->kek == NULL ||
+		    !prefix_match(pe->euis, pe->n_euis, r->out.join_eui))
+			continue;
+		t[n].as_id = pe->name;
+		t[n].identity = pe->cfg->identity;
+		t[n].kek = pe->kek;
+		n++;
+	}
+	ret = ev_join_events(&e, t, n, &r->out.keys.app_s_key, &j->ev);
+	if (ret == DJ_EOK)
+		*events = j->ev;
+	return ret;
+}
+
+/* join_refused_event - [mqtt] on: a refused join's event, to the outbox on its own (it changes
+ * no state, so nothing waits for it: the answer leaves at once) */
+static void join_refused_event(struct svc *s, const struct job *j)
+{
+	struct js_event *list = NULL;
+	struct ev_join e;
+	int ret;
+
+	if (s->pub == NULL)
+		return;
+	join_event(j, &e);
+	ret = ev_join_events(&e, NULL, 0, NULL, &list);
+	if (ret != DJ_EOK) {
+		dj_warn("mqtt: the event of a refused join is lost: %s", dj_strerror(ret));
+		return;
+	}
+	ev_record(s->store, j->msg.dev_eui, list);
+}
+
 /* join_finish - on the loop thread: answer a JoinReq/RejoinReq from the engine's verdict */
 static void join_finish(void *arg)
 {
@@ -629,8 +802,10 @@ static void join_finish(void *arg)
 	s->m.verdicts[o->verdict]++;
 	ans.result = verdict_result(o);
 	snprintf(ans.description, sizeof(ans.description), "%s", js_verdict_str(o->verdict));
-	if (o->verdict != JS_ACCEPT)
+	if (o->verdict != JS_ACCEPT) {
+		join_refused_event(s, j);
 		goto send;
+	}
 	memcpy(ans.phy, o->phy, o->phy_len);
 	ans.phy_len = o->phy_len;
 	memcpy(ans.session_key_id, o->session_id, o->session_id_len);
@@ -650,6 +825,7 @@ static void join_finish(void *arg)
 send:
 	js_join_out_wipe(o);
 	send_answer(s, &j->to, &ans);
+	ev_list_free(j->ev);
 	free(j);
 }
 
@@ -705,6 +881,7 @@ static void do_join(struct svc *s, struct reply_to *to, const struct bi_msg *m)
 	j->jr.in.actor = pe->cfg->identity;
 	j->jr.done = join_done;
 	j->jr.done_arg = j;
+	j->jr.accepted = s->pub != NULL ? join_accepted : NULL;
 	ret = js_engine_submit(s->engine, &j->jr);
 	if (ret != DJ_EOK) {
 		dj_err("join engine: %s", dj_strerror(ret));
@@ -882,6 +1059,57 @@ static void handle(struct srv_req *req, void *arg)
 	bi_msg_wipe(&m);
 }
 
+/* events_metrics - [mqtt] on: the outbox and the publisher (dj_events_*) */
+static void events_metrics(struct svc *s, FILE *f)
+{
+	struct js_store_stats st;
+	struct ev_pub_stats ps;
+
+	if (s->pub == NULL)
+		return;
+	js_store_stats(s->store, &st);
+	ev_pub_stats(s->pub, &ps);
+	fprintf(f, "# TYPE dj_events_outbox gauge\ndj_events_outbox %llu\n"
+		   "# TYPE dj_events_written_total counter\ndj_events_written_total %llu\n"
+		   "# TYPE dj_events_published_total counter\ndj_events_published_total %llu\n"
+		   "# TYPE dj_events_dropped_total counter\ndj_events_dropped_total %llu\n"
+		   "# TYPE dj_events_inflight gauge\ndj_events_inflight %u\n"
+		   "# TYPE dj_events_broker_connected gauge\ndj_events_broker_connected %d\n"
+		   "# TYPE dj_events_broker_connects_total counter\n"
+		   "dj_events_broker_connects_total %llu\n"
+		   "# TYPE dj_events_broker_connect_failures_total counter\n"
+		   "dj_events_broker_connect_failures_total %llu\n"
+		   "# TYPE dj_events_undecodable_total counter\ndj_events_undecodable_total %llu\n",
+		(unsigned long long)st.outbox_rows, (unsigned long long)st.events_written,
+		(unsigned long long)ps.published, (unsigned long long)st.events_dropped,
+		ps.inflight, ps.connected ? 1 : 0, (unsigned long long)ps.connects,
+		(unsigned long long)ps.connect_failures, (unsigned long long)ps.render_failures);
+}
+
+/* events_start - [mqtt] on: the publisher, reading the store's outbox */
+static int events_start(struct svc *s, const struct js_config *cfg, char *err, size_t errlen)
+{
+	struct ev_pub_props pp;
+
+	if (!cfg->mqtt)
+		return DJ_EOK;
+	memset(&pp, 0, sizeof(pp));
+	pp.host = cfg->mqtt_host;
+	pp.port = cfg->mqtt_port;
+	pp.cafile = cfg->mqtt_cafile;
+	pp.cert = cfg->mqtt_cert;
+	pp.key = cfg->mqtt_key;
+	pp.client_id = cfg->mqtt_client_id;
+	pp.topic_prefix = cfg->mqtt_topic_prefix;
+	pp.format = strcmp(cfg->mqtt_payload_format, "json") == 0 ? EV_FORMAT_JSON
+								   : EV_FORMAT_PROTOBUF;
+	pp.keepalive = cfg->mqtt_keepalive;
+	pp.backoff_min_ms = cfg->mqtt_backoff_min_ms;
+	pp.backoff_max_ms = cfg->mqtt_backoff_max_ms;
+	pp.store = s->store;
+	return ev_pub_new(&pp, &s->pub, err, errlen);
+}
+
 /* metrics_text - Prometheus text exposition */
 static char *metrics_text(void *arg)
 {
@@ -930,6 +1158,36 @@ static char *metrics_text(void *arg)
 		   "# TYPE danejoin_rate_limited_total counter\ndanejoin_rate_limited_total %llu\n",
 		srv_connections(s->srv), (unsigned long long)s->m.http_errors,
 		(unsigned long long)s->m.rate_limited);
+	if (s->resolver != NULL) {
+		struct srv_auth_stats as;
+		struct da_stats ds;
+
+		srv_auth_stats(s->srv, &as);
+		da_resolver_stats(s->resolver, &ds);
+		fprintf(f, "# TYPE danejoin_peer_auth_total counter\n"
+			   "danejoin_peer_auth_total{result=\"ok\"} %llu\n"
+			   "danejoin_peer_auth_total{result=\"rejected\"} %llu\n"
+			   "danejoin_peer_auth_total{result=\"tempfail\"} %llu\n"
+			   "# TYPE danejoin_peer_auth_held_requests_total counter\n"
+			   "danejoin_peer_auth_held_requests_total %llu\n",
+			as.ok, as.rejected, as.tempfail, as.held);
+		fprintf(f, "# TYPE danejoin_dns_queries_total counter\ndanejoin_dns_queries_total %llu\n"
+			   "# TYPE danejoin_dns_cache_hits_total counter\n"
+			   "danejoin_dns_cache_hits_total %llu\n"
+			   "# TYPE danejoin_dns_cache_entries gauge\ndanejoin_dns_cache_entries %zu\n"
+			   "# TYPE danejoin_dns_answers_total counter\n"
+			   "danejoin_dns_answers_total{status=\"secure\"} %llu\n"
+			   "danejoin_dns_answers_total{status=\"insecure\"} %llu\n"
+			   "danejoin_dns_answers_total{status=\"bogus\"} %llu\n"
+			   "danejoin_dns_answers_total{status=\"nxdomain\"} %llu\n"
+			   "danejoin_dns_answers_total{status=\"nodata\"} %llu\n"
+			   "danejoin_dns_answers_total{status=\"tempfail\"} %llu\n",
+			(unsigned long long)ds.queries, (unsigned long long)ds.cache_hits, ds.cached,
+			(unsigned long long)ds.secure, (unsigned long long)ds.insecure,
+			(unsigned long long)ds.bogus, (unsigned long long)ds.nxdomain,
+			(unsigned long long)ds.nodata, (unsigned long long)ds.tempfail);
+	}
+	events_metrics(s, f);
 	fclose(f);
 	return buf;
 }
@@ -941,7 +1199,8 @@ static int open_keys_and_store(struct svc *s, const struct js_config *cfg, char 
 	uint8_t master[JS_MASTER_KEY_LEN], kcv[JS_KCV_LEN];
 	struct js_store_props sp = { .path = cfg->store_path, .kcv = kcv,
 				     .devnonce_history = cfg->devnonce_history,
-				     .batch_max = cfg->batch_max };
+				     .batch_max = cfg->batch_max,
+				     .outbox_max = cfg->mqtt ? cfg->mqtt_outbox_max : 0 };
 	struct js_engine_props ep = { .session_lifetime = cfg->session_lifetime };
 	int ret;
 
@@ -968,22 +1227,62 @@ static int open_keys_and_store(struct svc *s, const struct js_config *cfg, char 
 	return ret;
 }
 
+/* resolver_for - read \p path; in DANE mode make the resolver ([dane]) on \p *base (created
+ * when NULL). *out stays NULL in PKIX mode. */
+static int resolver_for(const char *path, struct js_config *cfg, struct event_base **base,
+			struct da_resolver **out, char *err, size_t errlen)
+{
+	struct da_resolver_props rp;
+	char why[JS_CONFIG_ERR_MAX] = "";
+	int ret;
+
+	*out = NULL;
+	ret = js_config_load(path, cfg, err, errlen);
+	if (ret != DJ_EOK)
+		return ret;
+	ret = dane_check(path, cfg, err, errlen);
+	if (ret != DJ_EOK || !auth_is_dane(cfg))
+		goto out;
+	ret = DJ_ENOMEM;
+	if (*base == NULL && (*base = event_base_new()) == NULL)
+		goto out;
+	resolver_props(cfg, &rp);
+	ret = da_resolver_new(*base, &rp, out, why, sizeof(why));
+	if (ret != DJ_EOK)
+		snprintf(err, errlen, "%s: [dane] %s", path, why);
+out:
+	js_config_free(cfg);
+	return ret;
+}
+
 int svc_check_config(const char *config_path, char *err, size_t errlen)
 {
 	struct peers *p = NULL;
 	uint8_t master[JS_MASTER_KEY_LEN];
 	int ret;
 
+	struct event_base *base = NULL;
+	struct da_resolver *r = NULL;
+	struct js_config cfg;
+
 	err[0] = '\0';
-	ret = peers_load(config_path, NULL, &p, err, errlen);
-	if (ret != DJ_EOK)
-		return ret;
-	ret = js_keystore_read_master(p->cfg.master_key_file, master);
+	/* a resolver on a scratch loop: the [dane] settings (anchors, stubs) are checked too */
+	ret = resolver_for(config_path, &cfg, &base, &r, err, errlen);
+	if (ret == DJ_EOK)
+		ret = peers_load(config_path, base, r, &p, err, errlen);
+	if (ret == DJ_EOK)
+		ret = js_keystore_read_master(p->cfg.master_key_file, master);
+	else
+		goto out;
 	OPENSSL_cleanse(master, sizeof(master));
 	if (ret != DJ_EOK)
 		snprintf(err, errlen, "[keys] master_key_file %s: %s", p->cfg.master_key_file,
 			 dj_strerror(ret));
+out:
 	peers_free(p);
+	da_resolver_free(r);
+	if (base != NULL)
+		event_base_free(base);
 	return ret;
 }
 
@@ -1018,11 +1317,21 @@ int svc_new(struct event_base *base, const char *config_path, struct svc **out, 
 	s->config_path = strdup(config_path);
 	if (s->config_path == NULL)
 		goto out;
-	ret = peers_load(config_path, base, &s->peers, err, errlen);
+	{
+		struct js_config tmp;
+		struct event_base *b = base;
+
+		ret = resolver_for(config_path, &tmp, &b, &s->resolver, err, errlen);
+		if (ret != DJ_EOK)
+			goto out;
+	}
+	ret = peers_load(config_path, base, s->resolver, &s->peers, err, errlen);
 	if (ret != DJ_EOK)
 		goto out;
 	cfg = &s->peers->cfg;
 	ret = open_keys_and_store(s, cfg, err, errlen);
+	if (ret == DJ_EOK)
+		ret = events_start(s, cfg, err, errlen);
 	if (ret != DJ_EOK)
 		goto out;
 	memset(&sp, 0, sizeof(sp));
@@ -1030,6 +1339,10 @@ int svc_new(struct event_base *base, const char *config_path, struct svc **out, 
 	sp.cert_file = cfg->cert_file;
 	sp.key_file = cfg->key_file;
 	sp.client_ca_file = cfg->client_ca_file;
+	sp.auth = auth_is_dane(cfg) ? SRV_AUTH_DANE : SRV_AUTH_PKIX;
+	sp.resolver = s->resolver;
+	sp.clientid_ext = cfg->dane_clientid_ext != 0 ? cfg->dane_clientid_ext
+						      : DA_CLIENTID_EXT_DEFAULT;
 	sp.max_body = cfg->max_body;
 	sp.header_timeout = cfg->header_timeout;
 	sp.idle_timeout = cfg->idle_timeout;
@@ -1062,10 +1375,16 @@ int svc_reload(struct svc *s, char *err, size_t errlen)
 	int ret;
 
 	err[0] = '\0';
-	ret = peers_load(s->config_path, s->base, &np, err, errlen);
+	ret = peers_load(s->config_path, s->base, s->resolver, &np, err, errlen);
 	if (ret != DJ_EOK)
 		return ret;
 	cfg = &np->cfg;
+	if (auth_is_dane(cfg) != (s->resolver != NULL)) {
+		snprintf(err, errlen, "%s: [listen] auth changed: that needs a restart",
+			 s->config_path);
+		peers_free(np);
+		return DJ_ECONFIG;
+	}
 	ret = srv_reload_tls(s->srv, cfg->cert_file, cfg->key_file, cfg->client_ca_file, err,
 			     errlen);
 	if (ret != DJ_EOK) {
@@ -1118,6 +1437,7 @@ void svc_free(struct svc *s)
 		return;
 	srv_free(s->srv);
 	js_engine_free(s->engine);
+	ev_pub_free(s->pub);		/* before the store whose outbox it reads */
 	js_store_close(s->store);	/* finishes pending commits */
 	js_keystore_free(s->ks);
 	/* deliveries with a dc_client are cancelled (and freed) by peers_free(); the ones waiting
@@ -1130,6 +1450,7 @@ void svc_free(struct svc *s)
 		event_free(s->drain_ev);
 	if (s->expire_ev != NULL)
 		event_free(s->expire_ev);
+	da_resolver_free(s->resolver); /* after everything that may have a lookup pending */
 	free(s->config_path);
 	free(s);
 }

@@ -32,6 +32,7 @@ master_key_file = master.key
 address = 127.0.0.1:$PORT
 cert_file = js.crt
 key_file = js.key
+auth = pkix
 client_ca_file = root.crt
 max_connections = 4096
 metrics_address = off

@@ -77,6 +77,7 @@ session_lifetime = 3600
 address = 127.0.0.1:$PORT
 cert_file = js.crt
 key_file = js.key
+auth = pkix
 client_ca_file = root.crt
 max_body = 4096
 metrics_address = 127.0.0.1:$MPORT

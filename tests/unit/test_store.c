@@ -239,9 +239,11 @@ static void test_open_guards(void **state)
 	sqlite3_close(db);
 	assert_int_equal(store_open(c, c->kcv, &s2), DJ_ESCHEMA);
 
-	/* a version-1 file (before the sessions_expires index) is migrated on open */
+	/* a version-1 file (before the sessions_expires index, and the outbox of version 3) is
+	 * migrated on open */
 	assert_int_equal(sqlite3_open(c->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "DROP INDEX sessions_expires; PRAGMA user_version=1",
+	assert_int_equal(sqlite3_exec(db, "DROP INDEX sessions_expires; DROP TABLE outbox;"
+				      " DELETE FROM meta WHERE k='instance'; PRAGMA user_version=1",
 				      NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(store_open(c, c->kcv, &c->s), DJ_EOK);

@@ -1,0 +1,682 @@
+/*
+ * ev_pub.c - the MQTT publisher: outbox rows to the broker with QoS 1, deleted after PUBACK.
+ *
+ * PURPOSE
+ *	One thread (pub_main) owns a libmosquitto client and everything below; the only state
+ *	shared with other threads is atomic (the "new rows" kick from the store's committer, the
+ *	figures for metrics, and the delete-in-flight flag). Each connection is a fresh client:
+ *	libmosquitto's own queue of unacknowledged messages is thrown away with it, and the outbox,
+ *	which still holds every unacknowledged row, is read again from its first row. The cursor
+ *	(the last row id published on this connection) keeps a connection from publishing a row
+ *	twice; a reconnect resets it. Acknowledged ids are deleted in batches through the store's
+ *	group commit (JS_COMMIT_OUTBOX_DONE), so deletions share the joins' fsyncs.
+ *
+ * SECURITY
+ *	- TLS to the broker: the broker's chain is checked against cafile and its name against
+ *	  host (libmosquitto with tls_insecure false); our certificate and key authenticate us.
+ *	  verify = dane is refused by the configuration until backend-auth's resolver exists; the
+ *	  hook for it is the call to mosquitto_tls_set() in client_new().
+ *	- Payloads hold AppSKeys only wrapped under an AS's KEK (ev_event.c); they are wiped after
+ *	  use all the same. Nothing secret is logged: ids, topics and TLS errors only.
+ *	- A failing broker never blocks a join: the outbox takes events (bounded by outbox_max,
+ *	  see js_store.h), this thread retries.
+ */
+#include "ev_pub.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+#include <openssl/crypto.h>
+
+#include "bi_kek.h"
+#include "dj_err.h"
+#include "dj_hex.h"
+#include "dj_log.h"
+
+#define PUB_WINDOW 512		/* published rows waiting for PUBACK, at most */
+#define PUB_FETCH 64		/* rows read from the outbox at once */
+#define PUB_ACK_CAP (4 * PUB_WINDOW)	/* acknowledged ids waiting for their delete */
+#define PUB_LOOP_MS 10		/* mosquitto_loop() wait: the latency of an idle publisher */
+#define PUB_CONNACK_MS 10000	/* a connection without CONNACK by then is dropped */
+#define PUB_STOP_WAIT_MS 5000	/* at exit, wait this long for the last delete */
+#define PUB_ERR_MAX 256
+#define MQTT_RC_FAILURE 0x80	/* MQTT v5 §2.4: reason codes >= 0x80 are failures */
+#define PUB_EVENT_ID_PROP "event-id"
+#define NS_PER_MS 1000000L
+#define MS_PER_S 1000
+
+struct inflight {
+	int mid;
+	int64_t id;
+};
+
+struct ev_pub {
+	struct ev_pub_props props;	/* strings are owned copies */
+	char *host, *cafile, *cert, *key, *client_id, *prefix;
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t lock;		/* with cond: the stop flag and backoff sleeps */
+	pthread_cond_t cond;
+	bool sync_init;
+	bool stop;
+
+	atomic_bool kick;		/* the store committed new rows */
+	atomic_bool del_busy;		/* a delete commit is in the store's queue */
+	_Atomic uint64_t published, connects, connect_failures, render_failures;
+	atomic_bool connected;
+	atomic_uint inflight_n;
+
+	/* publisher thread only */
+	struct mosquitto *mosq;
+	bool up;			/* CONNACK success on this connection */
+	bool lost;			/* the connection is gone or refused */
+	char last_err[PUB_ERR_MAX];	/* the last error libmosquitto logged (TLS detail) */
+	int64_t cursor;			/* the last row id published on this connection */
+	bool more;			/* the last fetch filled its page */
+	struct inflight inf[PUB_WINDOW];
+	unsigned n_inf;
+	int64_t *acks;			/* acknowledged, delete not yet submitted */
+	unsigned n_acks;
+	int64_t *del_ids;		/* in the delete commit (owned by it while del_busy) */
+	struct js_commit *del;
+	uint8_t instance[JS_INSTANCE_ID_LEN];
+	struct js_outbox_row rows[PUB_FETCH];
+};
+
+/* now_ms - monotonic milliseconds */
+static int64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * MS_PER_S + t.tv_nsec / NS_PER_MS;
+}
+
+/* stopping - whether ev_pub_free() asked the thread to stop */
+static bool stopping(struct ev_pub *p)
+{
+	bool s;
+
+	pthread_mutex_lock(&p->lock);
+	s = p->stop;
+	pthread_mutex_unlock(&p->lock);
+	return s;
+}
+
+/* nap - sleep \p ms, or less if stopped */
+static void nap(struct ev_pub *p, unsigned ms)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_sec += ms / MS_PER_S;
+	t.tv_nsec += (long)(ms % MS_PER_S) * NS_PER_MS;
+	if (t.tv_nsec >= MS_PER_S * NS_PER_MS) {
+		t.tv_sec++;
+		t.tv_nsec -= MS_PER_S * NS_PER_MS;
+	}
+	pthread_mutex_lock(&p->lock);
+	while (!p->stop && pthread_cond_timedwait(&p->cond, &p->lock, &t) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* store_kick - outbox hook (committer thread): new rows to publish */
+static void store_kick(void *arg)
+{
+	atomic_store(&((struct ev_pub *)arg)->kick, true);
+}
+
+/* del_done - the delete commit is durable (or failed: those rows are published again later) */
+static void del_done(struct js_commit *c, void *arg)
+{
+	struct ev_pub *p = arg;
+
+	if (c->result != DJ_EOK)
+		dj_warn("mqtt: deleting %u delivered events from the outbox failed: %s; they will "
+			"be published again", c->n_done_ids, dj_strerror(c->result));
+	atomic_store(&p->del_busy, false);
+}
+
+/* flush_acks - hand the acknowledged ids to the store for deletion, one commit at a time */
+static void flush_acks(struct ev_pub *p)
+{
+	int64_t *t;
+
+	if (p->n_acks == 0 || atomic_load(&p->del_busy))
+		return;
+	t = p->del_ids;
+	p->del_ids = p->acks;
+	p->acks = t;
+	memset(p->del, 0, sizeof(*p->del));
+	p->del->kind = JS_COMMIT_OUTBOX_DONE;
+	p->del->done_ids = p->del_ids;
+	p->del->n_done_ids = p->n_acks;
+	p->del->done = del_done;
+	p->del->done_arg = p;
+	p->n_acks = 0;
+	atomic_store(&p->del_busy, true);
+	if (js_store_submit(p->props.store, p->del) != DJ_EOK) {
+		atomic_store(&p->del_busy, false);
+		dj_warn("mqtt: the store refused a delete of delivered events; they will be "
+			"published again");
+	}
+}
+
+/* acked - whether row \p id was acknowledged and waits for its delete */
+static bool acked(struct ev_pub *p, int64_t id)
+{
+	for (unsigned i = 0; i < p->n_acks; i++)
+		if (p->acks[i] == id)
+			return true;
+	if (atomic_load(&p->del_busy))
+		for (unsigned i = 0; i < p->del->n_done_ids; i++)
+			if (p->del_ids[i] == id)
+				return true;
+	return false;
+}
+
+/* on_log - libmosquitto's log: keep the last error (TLS verification detail) for our lines */
+static void on_log(struct mosquitto *m, void *arg, int level, const char *msg)
+{
+	struct ev_pub *p = arg;
+
+	(void)m;
+	if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
+		snprintf(p->last_err, sizeof(p->last_err), "%s", msg);
+	dj_debug("mqtt: libmosquitto: %s", msg);
+}
+
+/* on_connect - CONNACK */
+static void on_connect(struct mosquitto *m, void *arg, int rc, int flags,
+		       const mosquitto_property *props)
+{
+	struct ev_pub *p = arg;
+
+	(void)m;
+	(void)flags;
+	(void)props;
+	if (rc != 0) {
+		snprintf(p->last_err, sizeof(p->last_err), "broker refused the connection: %s",
+			 mosquitto_reason_string(rc));
+		p->lost = true;
+		return;
+	}
+	p->up = true;
+}
+
+/* on_disconnect - the connection is gone */
+static void on_disconnect(struct mosquitto *m, void *arg, int rc, const mosquitto_property *props)
+{
+	struct ev_pub *p = arg;
+
+	(void)m;
+	(void)props;
+	if (rc != 0 && p->last_err[0] == '\0')
+		snprintf(p->last_err, sizeof(p->last_err), "%s", mosquitto_strerror(rc));
+	p->lost = true;
+}
+
+/* on_publish - PUBACK for mid: the row may be deleted */
+static void on_publish(struct mosquitto *m, void *arg, int mid, int reason,
+		       const mosquitto_property *props)
+{
+	struct ev_pub *p = arg;
+	unsigned i;
+
+	(void)m;
+	(void)props;
+	for (i = 0; i < p->n_inf && p->inf[i].mid != mid; i++)
+		;
+	if (i == p->n_inf)
+		return;
+	if (reason >= MQTT_RC_FAILURE) {
+		/* kept: published again after the next reconnect */
+		dj_err("mqtt: the broker refused event row %lld: %s", (long long)p->inf[i].id,
+		       mosquitto_reason_string(reason));
+	} else {
+		p->acks[p->n_acks++] = p->inf[i].id;	/* room: pump() keeps n_inf + n_acks <= cap */
+		atomic_fetch_add(&p->published, 1);
+	}
+	p->inf[i] = p->inf[--p->n_inf];
+	atomic_store(&p->inflight_n, p->n_inf);
+}
+
+/* publish_row - render and publish one row; false when the connection failed */
+static bool publish_row(struct ev_pub *p, const struct js_outbox_row *r)
+{
+	char id[EV_ID_MAX], topic[EV_TOPIC_MAX];
+	mosquitto_property *props = NULL;
+	uint8_t *payload = NULL;
+	size_t len = 0;
+	int mid = 0, rc;
+
+	ev_event_id(p->instance, r->id, id);
+	rc = ev_render(r->body, r->len, id, p->prefix, p->props.format, topic, sizeof(topic),
+		       &payload, &len);
+	if (rc != DJ_EOK) {
+		/* a row no later code can read: drop it rather than block on it forever */
+		dj_err("mqtt: outbox row %lld does not decode (%s): deleted unpublished",
+		       (long long)r->id, dj_strerror(rc));
+		atomic_fetch_add(&p->render_failures, 1);
+		p->acks[p->n_acks++] = r->id;
+		return true;
+	}
+	rc = mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, PUB_EVENT_ID_PROP,
+						id);
+	if (rc == MOSQ_ERR_SUCCESS)
+		rc = mosquitto_publish_v5(p->mosq, &mid, topic, (int)len, payload, 1, false, props);
+	mosquitto_property_free_all(&props);
+	ev_payload_free(payload, len);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		snprintf(p->last_err, sizeof(p->last_err), "publish: %s", mosquitto_strerror(rc));
+		p->lost = true;
+		return false;
+	}
+	p->inf[p->n_inf].mid = mid;
+	p->inf[p->n_inf].id = r->id;
+	p->n_inf++;
+	atomic_store(&p->inflight_n, p->n_inf);
+	return true;
+}
+
+/* pump - publish outbox rows while the window has room */
+static void pump(struct ev_pub *p)
+{
+	while (!p->lost && p->n_inf < PUB_WINDOW && p->n_inf + p->n_acks + PUB_FETCH <= PUB_ACK_CAP) {
+		size_t want = PUB_WINDOW - p->n_inf, n = 0;
+		int rc;
+
+		if (!p->more && !atomic_exchange(&p->kick, false))
+			return;
+		if (want > PUB_FETCH)
+			want = PUB_FETCH;
+		rc = js_store_outbox_fetch(p->props.store, p->cursor, p->rows, want, &n);
+		if (rc != DJ_EOK) {
+			dj_warn("mqtt: reading the outbox: %s", dj_strerror(rc));
+			p->more = false;
+			return;
+		}
+		p->more = n == want;
+		for (size_t i = 0; i < n; i++) {
+			if (!acked(p, p->rows[i].id) && !publish_row(p, &p->rows[i]))
+				break;
+			p->cursor = p->rows[i].id;
+		}
+		OPENSSL_cleanse(p->rows, n * sizeof(p->rows[0]));
+	}
+}
+
+/* client_new - a fresh libmosquitto client: MQTT v5, TLS with our files, our callbacks */
+static int client_new(struct ev_pub *p, struct mosquitto **out, char *err, size_t errlen)
+{
+	struct mosquitto *m = mosquitto_new(p->client_id, true, p);
+	int rc;
+
+	if (m == NULL) {
+		snprintf(err, errlen, "mqtt: out of memory");
+		return DJ_ENOMEM;
+	}
+	rc = mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+	/* verify = cafile; the DANE hook goes here (a verify callback over the broker's chain) */
+	if (rc == MOSQ_ERR_SUCCESS)
+		rc = mosquitto_tls_set(m, p->cafile, NULL, p->cert, p->key, NULL);
+	if (rc == MOSQ_ERR_SUCCESS)
+		rc = mosquitto_tls_opts_set(m, 1 /* SSL_VERIFY_PEER */, NULL, NULL);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		snprintf(err, errlen, "[mqtt] cafile, cert, key: %s (files readable? cert and key "
+			 "a pair?)", mosquitto_strerror(rc));
+		mosquitto_destroy(m);
+		return DJ_ECONFIG;
+	}
+	mosquitto_log_callback_set(m, on_log);
+	mosquitto_connect_v5_callback_set(m, on_connect);
+	mosquitto_disconnect_v5_callback_set(m, on_disconnect);
+	mosquitto_publish_v5_callback_set(m, on_publish);
+	*out = m;
+	return DJ_EOK;
+}
+
+/* session - one connection, from connect until it is lost or we stop; true if it came up */
+static bool session(struct ev_pub *p)
+{
+	char err[2 * PUB_ERR_MAX];
+	int64_t started = now_ms();
+	bool was_up = false;
+	int rc;
+
+	p->up = p->lost = false;
+	p->last_err[0] = '\0';
+	p->cursor = 0;
+	p->more = true;
+	p->n_inf = 0;
+	atomic_store(&p->inflight_n, 0);
+	if (client_new(p, &p->mosq, err, sizeof(err)) != DJ_EOK) {
+		dj_err("mqtt: %s", err);
+		atomic_fetch_add(&p->connect_failures, 1);
+		return false;
+	}
+	rc = mosquitto_connect_bind_v5(p->mosq, p->host, (int)p->props.port,
+				       (int)p->props.keepalive, NULL, NULL);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		snprintf(err, sizeof(err), "%s%s%s", mosquitto_strerror(rc),
+			 p->last_err[0] ? ": " : "", p->last_err);
+		p->lost = true;
+	}
+	while (!p->lost && !stopping(p)) {
+		rc = mosquitto_loop(p->mosq, PUB_LOOP_MS, 1);
+		if (rc != MOSQ_ERR_SUCCESS) {
+			snprintf(err, sizeof(err), "%s%s%s", mosquitto_strerror(rc),
+				 p->last_err[0] ? ": " : "", p->last_err);
+			p->lost = true;
+			break;
+		}
+		if (p->lost) {
+			snprintf(err, sizeof(err), "%s", p->last_err[0] ? p->last_err : "closed");
+			break;
+		}
+		if (!p->up) {
+			if (now_ms() - started > PUB_CONNACK_MS) {
+				snprintf(err, sizeof(err), "no CONNACK within %d ms", PUB_CONNACK_MS);
+				p->lost = true;
+			}
+			continue;
+		}
+		if (!was_up) {
+			was_up = true;
+			atomic_store(&p->connected, true);
+			atomic_fetch_add(&p->connects, 1);
+			dj_notice("mqtt: connected to %s:%u (TLS, broker certificate verified); "
+				  "publishing the outbox", p->host, p->props.port);
+		}
+		pump(p);
+		flush_acks(p);
+	}
+	if (p->lost) {
+		if (was_up) {
+			dj_err("mqtt: connection to %s:%u lost: %s; %u events unacknowledged stay "
+			       "in the outbox", p->host, p->props.port, err, p->n_inf);
+		} else {
+			atomic_fetch_add(&p->connect_failures, 1);
+			dj_err("mqtt: cannot connect to %s:%u: %s; events stay in the outbox",
+			       p->host, p->props.port, err);
+		}
+	} else if (p->up) {
+		(void)mosquitto_disconnect_v5(p->mosq, 0, NULL);
+	}
+	atomic_store(&p->connected, false);
+	mosquitto_destroy(p->mosq);	/* its queue of unacknowledged messages goes with it */
+	p->mosq = NULL;
+	p->n_inf = 0;
+	atomic_store(&p->inflight_n, 0);
+	return was_up;
+}
+
+/* pub_main - the publisher thread: sessions, with bounded exponential backoff between them */
+static void *pub_main(void *arg)
+{
+	struct ev_pub *p = arg;
+	unsigned delay = p->props.backoff_min_ms;
+	int64_t t0;
+
+	while (!stopping(p)) {
+		if (session(p))
+			delay = p->props.backoff_min_ms;
+		if (stopping(p))
+			break;
+		dj_info("mqtt: reconnecting in %u ms", delay);
+		nap(p, delay);
+		delay = delay > p->props.backoff_max_ms / 2 ? p->props.backoff_max_ms : delay * 2;
+	}
+	/* hand over the last acknowledgements: fewer duplicates after a restart */
+	t0 = now_ms();
+	while (now_ms() - t0 < PUB_STOP_WAIT_MS && (p->n_acks > 0 || atomic_load(&p->del_busy))) {
+		flush_acks(p);
+		if (atomic_load(&p->del_busy)) {
+			struct timespec ts = { 0, NS_PER_MS };
+
+			nanosleep(&ts, NULL);
+		}
+	}
+	return NULL;
+}
+
+/* dup_opt - strdup of an optional string; false when out of memory */
+static bool dup_opt(const char *s, char **out)
+{
+	*out = s != NULL ? strdup(s) : NULL;
+	return s == NULL || *out != NULL;
+}
+
+void ev_pub_free(struct ev_pub *p)
+{
+	struct timespec ts = { 0, NS_PER_MS };
+
+	if (p == NULL)
+		return;
+	if (p->started) {
+		pthread_mutex_lock(&p->lock);
+		p->stop = true;
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+		pthread_join(p->thread, NULL);
+		js_store_set_outbox_notify(p->props.store, NULL, NULL);
+		while (atomic_load(&p->del_busy))	/* the store runs its done callback soon */
+			nanosleep(&ts, NULL);
+	}
+	if (p->sync_init) {
+		pthread_mutex_destroy(&p->lock);
+		pthread_cond_destroy(&p->cond);
+	}
+	free(p->host);
+	free(p->cafile);
+	free(p->cert);
+	free(p->key);
+	free(p->client_id);
+	free(p->prefix);
+	free(p->acks);
+	free(p->del_ids);
+	free(p->del);
+	OPENSSL_clear_free(p, sizeof(*p));
+	mosquitto_lib_cleanup();
+}
+
+int ev_pub_new(const struct ev_pub_props *props, struct ev_pub **out, char *err, size_t errlen)
+{
+	struct ev_pub *p = NULL;
+	struct mosquitto *probe = NULL;
+	int ret = DJ_EINVAL;
+
+	if (props == NULL || props->host == NULL || props->cafile == NULL ||
+	    props->client_id == NULL || props->topic_prefix == NULL || props->store == NULL ||
+	    props->backoff_min_ms == 0 || props->backoff_min_ms > props->backoff_max_ms) {
+		snprintf(err, errlen, "mqtt: incomplete settings");
+		return DJ_EINVAL;
+	}
+	mosquitto_lib_init();
+	ret = DJ_ENOMEM;
+	p = OPENSSL_zalloc(sizeof(*p));
+	if (p == NULL) {
+		mosquitto_lib_cleanup();
+		snprintf(err, errlen, "mqtt: out of memory");
+		return DJ_ENOMEM;
+	}
+	p->props = *props;
+	if (!dup_opt(props->host, &p->host) || !dup_opt(props->cafile, &p->cafile) ||
+	    !dup_opt(props->cert, &p->cert) || !dup_opt(props->key, &p->key) ||
+	    !dup_opt(props->client_id, &p->client_id) || !dup_opt(props->topic_prefix, &p->prefix))
+		goto nomem;
+	p->acks = calloc(PUB_ACK_CAP, sizeof(*p->acks));
+	p->del_ids = calloc(PUB_ACK_CAP, sizeof(*p->del_ids));
+	p->del = calloc(1, sizeof(*p->del));
+	if (p->acks == NULL || p->del_ids == NULL || p->del == NULL)
+		goto nomem;
+	if (pthread_mutex_init(&p->lock, NULL) != 0)
+		goto nomem;
+	if (pthread_cond_init(&p->cond, NULL) != 0) {
+		pthread_mutex_destroy(&p->lock);
+		goto nomem;
+	}
+	p->sync_init = true;
+	js_store_instance_id(props->store, p->instance);
+	/* the TLS files are checked now, so that a bad path is a configuration error at start */
+	ret = client_new(p, &probe, err, errlen);
+	mosquitto_destroy(probe);
+	if (ret != DJ_EOK)
+		goto out;
+	atomic_store(&p->kick, true);
+	js_store_set_outbox_notify(props->store, store_kick, p);
+	if (pthread_create(&p->thread, NULL, pub_main, p) != 0) {
+		js_store_set_outbox_notify(props->store, NULL, NULL);
+		goto nomem;
+	}
+	p->started = true;
+	*out = p;
+	return DJ_EOK;
+nomem:
+	ret = DJ_ENOMEM;
+	snprintf(err, errlen, "mqtt: out of memory");
+out:
+	ev_pub_free(p);
+	return ret;
+}
+
+void ev_pub_stats(struct ev_pub *p, struct ev_pub_stats *out)
+{
+	out->published = atomic_load(&p->published);
+	out->connects = atomic_load(&p->connects);
+	out->connect_failures = atomic_load(&p->connect_failures);
+	out->render_failures = atomic_load(&p->render_failures);
+	out->connected = atomic_load(&p->connected);
+	out->inflight = atomic_load(&p->inflight_n);
+}
+
+/* One event of a list, with the strings its audit entry points to. */
+struct ev_node {
+	struct js_event ev;		/* first: a struct js_event * is a struct ev_node * */
+	char actor[JS_AUDIT_ACTOR_MAX];
+	char detail[JS_AUDIT_DETAIL_MAX];
+	uint8_t body[JS_EVENT_BODY_MAX];
+};
+
+void ev_list_free(struct js_event *list)
+{
+	while (list != NULL) {
+		struct ev_node *n = (struct ev_node *)list;
+
+		list = (struct js_event *)(uintptr_t)list->next;
+		OPENSSL_clear_free(n, sizeof(*n));
+	}
+}
+
+int ev_join_events(const struct ev_join *j, const struct ev_as_target *targets, unsigned n,
+		   const struct lw_key *app_s_key, struct js_event **out)
+{
+	struct js_event *head = NULL, **tail = &head;
+	struct ev_node *nd;
+	struct bi_key_envelope env;
+	struct ev_appskey a;
+	char sid[2 * JS_SESSION_ID_MAX + 1];
+	size_t len;
+	int ret = DJ_ENOMEM;
+
+	memset(&env, 0, sizeof(env));
+	nd = OPENSSL_zalloc(sizeof(*nd));
+	if (nd == NULL)
+		goto out;
+	*tail = &nd->ev;
+	tail = (struct js_event **)(uintptr_t)&nd->ev.next;
+	ret = ev_encode_join(j, nd->body, sizeof(nd->body), &len);
+	if (ret != DJ_EOK)
+		goto out;
+	nd->ev.body = nd->body;
+	nd->ev.len = (uint32_t)len;
+	if (!j->accepted || app_s_key == NULL)
+		goto done;
+	dj_hex_format(j->session_id, j->session_id_len, sid);
+	for (unsigned i = 0; i < n && i + 1 < JS_COMMIT_EVENTS_MAX; i++) {
+		ret = DJ_ENOMEM;
+		nd = OPENSSL_zalloc(sizeof(*nd));
+		if (nd == NULL)
+			goto out;
+		*tail = &nd->ev;
+		tail = (struct js_event **)(uintptr_t)&nd->ev.next;
+		ret = bi_kek_envelope(targets[i].kek, app_s_key, &env);
+		if (ret != DJ_EOK)
+			goto out;
+		memset(&a, 0, sizeof(a));
+		memcpy(a.dev_eui, j->dev_eui, LW_EUI_LEN);
+		memcpy(a.join_eui, j->join_eui, LW_EUI_LEN);
+		a.as_id = targets[i].as_id;
+		a.session_id = j->session_id;
+		a.session_id_len = j->session_id_len;
+		a.env = &env;
+		a.time_ms = j->time_ms;
+		ret = ev_encode_appskey(&a, nd->body, sizeof(nd->body), &len);
+		OPENSSL_cleanse(&env, sizeof(env));
+		if (ret != DJ_EOK)
+			goto out;
+		nd->ev.body = nd->body;
+		nd->ev.len = (uint32_t)len;
+		snprintf(nd->actor, sizeof(nd->actor), "%s", targets[i].identity);
+		snprintf(nd->detail, sizeof(nd->detail), "session_key_id=%s kek=%s via=mqtt", sid,
+			 bi_kek_label(targets[i].kek));
+		nd->ev.audit_event = "appskey-release";
+		nd->ev.audit_actor = nd->actor;
+		nd->ev.audit_detail = nd->detail;
+	}
+done:
+	*out = head;
+	head = NULL;
+	ret = DJ_EOK;
+out:
+	OPENSSL_cleanse(&env, sizeof(env));
+	ev_list_free(head);
+	return ret;
+}
+
+/* An events-only commit that frees itself. */
+struct ev_rec {
+	struct js_commit c;
+	struct js_event *list;
+};
+
+/* rec_done - committer: the refused join's event is in the outbox (or was lost: logged) */
+static void rec_done(struct js_commit *c, void *arg)
+{
+	struct ev_rec *r = arg;
+
+	if (c->result != DJ_EOK)
+		dj_warn("mqtt: writing an event to the outbox failed: %s", dj_strerror(c->result));
+	ev_list_free(r->list);
+	free(r);
+}
+
+void ev_record(struct js_store *store, const uint8_t dev_eui[LW_EUI_LEN], struct js_event *list)
+{
+	struct ev_rec *r = calloc(1, sizeof(*r));
+
+	if (r == NULL) {
+		dj_warn("mqtt: out of memory: an event is lost");
+		ev_list_free(list);
+		return;
+	}
+	r->list = list;
+	r->c.kind = JS_COMMIT_EVENTS;
+	memcpy(r->c.dev_eui, dev_eui, LW_EUI_LEN);
+	r->c.events = list;
+	r->c.done = rec_done;
+	r->c.done_arg = r;
+	if (js_store_submit(store, &r->c) != DJ_EOK) {
+		dj_warn("mqtt: the store refused an event (shutting down?): it is lost");
+		ev_list_free(list);
+		free(r);
+	}
+}

@@ -1,0 +1,100 @@
+/*
+ * ev_pub.h - danejoind's MQTT publisher: the store's event outbox to a broker, at least once.
+ *
+ * DESCRIPTION
+ *	ev_pub runs one thread of its own. It connects to the broker over TLS (the broker's
+ *	certificate checked against [mqtt] cafile and its host name; our client certificate for
+ *	mutual TLS), reads the outbox in id order, publishes each row with QoS 1 (MQTT v5, the
+ *	event id also as the user property "event-id"), and has a row deleted only once the
+ *	broker's PUBACK for it came back. After a lost connection, or a restart, every row still in
+ *	the outbox is published again: an event may arrive twice, always under the same id, and
+ *	never not at all while it is in the outbox. Reconnects wait with exponential backoff,
+ *	doubled per failure from reconnect_min_ms up to reconnect_max_ms.
+ *
+ *	Why a thread of its own rather than the daemon's libevent loop: the loop thread is the
+ *	bottleneck of the Backend Interfaces (docs/danejoind.md, Benchmark), and libmosquitto's
+ *	connect (DNS, TCP, TLS handshake) blocks. On its own thread the publisher's TLS and protobuf
+ *	work runs on the other core and a slow or dead broker never stalls a join.
+ */
+#ifndef DJ_DANEJOIND_EV_PUB_H
+#define DJ_DANEJOIND_EV_PUB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dj_compiler.h"
+#include "ev_event.h"
+#include "js_store.h"
+
+struct ev_pub;
+
+struct ev_pub_props {
+	const char *host;
+	unsigned port;
+	const char *cafile;		/* required */
+	const char *cert, *key;		/* both or neither */
+	const char *client_id;
+	const char *topic_prefix;
+	enum ev_format format;
+	unsigned keepalive;		/* seconds */
+	unsigned backoff_min_ms, backoff_max_ms;
+	struct js_store *store;		/* borrowed; must outlive the publisher */
+};
+
+struct ev_pub_stats {
+	uint64_t published;		/* PUBACKed by the broker */
+	uint64_t connects;		/* sessions established */
+	uint64_t connect_failures;	/* attempts that failed (TCP, TLS, CONNACK) */
+	uint64_t render_failures;	/* outbox rows that did not decode (deleted) */
+	bool connected;
+	unsigned inflight;		/* published, waiting for PUBACK */
+};
+
+/*!
+ * \brief Check the props and the TLS files, and start the publisher thread. It connects in the
+ *        background: an unreachable broker is not an error here.
+ * \param err  one line naming what was wrong.
+ * \retval DJ_EOK, DJ_ECONFIG (TLS files unusable), DJ_ENOMEM
+ */
+int ev_pub_new(const struct ev_pub_props *props, struct ev_pub **out, char *err,
+	       size_t errlen) DJ_MUSTCHECK;
+
+/*! \brief Stop the thread (rows not acknowledged stay in the outbox) and free (NULL accepted).
+ *         Call before closing the store. */
+void ev_pub_free(struct ev_pub *p);
+
+/*! \brief Figures for metrics (any thread). */
+void ev_pub_stats(struct ev_pub *p, struct ev_pub_stats *out);
+
+struct bi_kek;
+struct lw_key;
+
+/* An application server that receives AppSKey events for a device. */
+struct ev_as_target {
+	const char *as_id;		/* its [peer.NAME]: a topic level */
+	const char *identity;		/* for the audit entry */
+	struct bi_kek *kek;		/* required: AppSKeys go out wrapped only */
+};
+
+/*!
+ * \brief The events of one answered join: the join/rejoin event, and for an accepted one an
+ *        AppSKey event per target (its envelope wrapped under the target's KEK, audited as an
+ *        "appskey-release" when written).
+ * \param app_s_key  the AppSKey (accepted only; NULL otherwise); borrowed.
+ * \param out  receives the list (free with ev_list_free()) on success only.
+ * \retval DJ_EOK, DJ_ENOMEM, DJ_ECRYPTO, DJ_EINVAL
+ */
+int ev_join_events(const struct ev_join *j, const struct ev_as_target *targets, unsigned n,
+		   const struct lw_key *app_s_key, struct js_event **out) DJ_MUSTCHECK;
+
+/*! \brief Wipe and free a list from ev_join_events() (NULL is accepted). */
+void ev_list_free(struct js_event *list);
+
+/*!
+ * \brief Write \p list (taken) to the outbox on its own, through the group commit, without
+ *        waiting: for refused joins, which change no state. Freed once committed.
+ */
+void ev_record(struct js_store *store, const uint8_t dev_eui[LW_EUI_LEN], struct js_event *list);
+
+#endif /* DJ_DANEJOIND_EV_PUB_H */

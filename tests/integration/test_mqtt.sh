@@ -1,0 +1,310 @@
+#!/bin/bash
+# test_mqtt.sh - danejoind's MQTT events end to end, against a real mosquitto on a TLS loopback
+# listener (client certificates required; throwaway private PKI).
+#
+# Covers: join (accepted, refused), rejoin and AppSKey events decoded by danejoin-client
+# subscribe (protobuf-c) and by mosquitto_sub (raw bytes, parsed here by an independent
+# protobuf wire-format reader; JSON mode read with jq); the AppSKey event's envelope equal to
+# the AppSKeyAns one (RFC 3394 under the AS's KEK); the broker stopped during a join load and
+# restarted; danejoind killed with SIGKILL during a join load and restarted; a broker with a
+# certificate from another root refused and logged, its events kept in the outbox; bad [mqtt]
+# configurations; the dj_events_* metrics. The invariant checked at the end: every join or
+# rejoin accepted in the store (its audit entry, written in the same transaction as its outbox
+# row) arrived as an event, counted by distinct event id.
+#
+# Usage: bash test_mqtt.sh BUILD_DIR SOURCE_DIR   (run by ctest)
+set -u
+BUILD_DIR=$(cd "${1:?usage: test_mqtt.sh BUILD_DIR SOURCE_DIR}" && pwd) || exit 1
+SOURCE_DIR=$(cd "${2:?usage: test_mqtt.sh BUILD_DIR SOURCE_DIR}" && pwd) || exit 1
+. "$SOURCE_DIR/tests/lib/harness.sh"
+. "$SOURCE_DIR/tests/lib/mosquitto.sh"
+JSD="$BUILD_DIR/joinserver/danejoind/danejoind"
+CLI="$BUILD_DIR/client/danejoin-client"
+DEV="$BUILD_DIR/devices/danejoin-devices"
+for b in "$JSD" "$CLI" "$DEV"; do [ -x "$b" ] || { echo "FAIL: $b is not built"; exit 1; }; done
+command -v mosquitto >/dev/null || { echo "SKIP: mosquitto is not installed"; exit 0; }
+T=$(mktemp -d "${TMPDIR:-/tmp}/dj-mqtt.XXXXXX") || exit 1
+PID=""
+SPID=""
+RPID=""
+cleanup() {
+	[ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
+	[ -n "$SPID" ] && kill -9 "$SPID" 2>/dev/null
+	[ -n "$RPID" ] && kill -9 "$RPID" 2>/dev/null
+	dj_mosq_stop KILL
+	[ -n "${DJ_KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
+}
+trap cleanup EXIT
+cd "$T" || exit 1
+FAILS=0
+CHECKS=0
+check() {
+	local desc=$1
+	shift
+	CHECKS=$((CHECKS + 1))
+	if ! "$@"; then
+		echo "FAIL: $desc"
+		FAILS=$((FAILS + 1))
+	fi
+}
+# wait_for SECONDS COMMAND... - poll until COMMAND succeeds (bounded)
+wait_for() {
+	local n=$(($1 * 20))
+	shift
+	for _ in $(seq 1 $n); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# ---- PKI -------------------------------------------------------------------------------------
+dj_mkroot root && dj_mkroot rogue || exit 1
+dj_mkcert js DNS:js.test root && dj_mkcert ns1 DNS:ns1.test root && dj_mkcert as1 DNS:as1.test root
+dj_mkcert broker DNS:localhost,IP:127.0.0.1 root && dj_mkcert evil DNS:localhost,IP:127.0.0.1 rogue
+dj_mkcert jsmq DNS:jsmq.test root && dj_mkcert sub DNS:sub.test root && dj_mkcert sub2 DNS:sub2.test root
+openssl rand -hex 16 >ns1.kek && openssl rand -hex 16 >as1.kek && chmod 600 ./*.kek
+
+# ---- broker, configuration, devices ------------------------------------------------------------
+PORT=$(dj_free_port)
+MPORT=$(dj_free_port)
+MQ=$(dj_free_port)
+check "mosquitto starts with a TLS listener" dj_mosq_start "$T/mq" "$MQ" root broker broker
+mqtt_conf() { # FORMAT
+	cat <<CONF
+[mqtt]
+host = 127.0.0.1
+port = $MQ
+verify = cafile
+cafile = root.crt
+cert = jsmq.crt
+key = jsmq.key
+client_id = js1
+payload_format = $1
+keepalive = 5
+reconnect_min_ms = 100
+reconnect_max_ms = 800
+CONF
+}
+cat >base.conf <<CONF
+[store]
+path = js.db
+[keys]
+master_key_file = master.key
+[join]
+session_lifetime = 3600
+[listen]
+address = 127.0.0.1:$PORT
+auth = pkix
+cert_file = js.crt
+key_file = js.key
+client_ca_file = root.crt
+metrics_address = 127.0.0.1:$MPORT
+[js]
+join_euis = 70b3d57ed0000000/48
+[peer.ns1]
+identity = ns1.test
+role = ns
+sender_ids = 000013
+ns_ids = ns1.test
+kek_label = ns1-kek
+kek_file = ns1.kek
+[peer.as1]
+identity = as1.test
+role = as
+sender_ids = as-1
+join_euis = 70b3d57ed0000000/48
+kek_label = as1-kek
+kek_file = as1.kek
+CONF
+{ cat base.conf; mqtt_conf protobuf; } >dj.conf
+{ cat base.conf; mqtt_conf json; } >json.conf
+(umask 077; dj_devices_csv 16 1.1 >devices.csv; dj_devices_csv 1 1.1 | sed 's/^0000000000001001/00000000000ee001/' >ghost.csv)
+"$DEV" --config dj.conf init >/dev/null 2>&1 && "$DEV" --config dj.conf import devices.csv >/dev/null 2>&1
+check "store initialised and devices imported" test $? -eq 0
+
+# ---- bad configurations ----------------------------------------------------------------------
+badconf() { # EXPECTED-TEXT SED-EXPR
+	sed "$2" dj.conf >bad.conf
+	"$JSD" --config bad.conf --check-config >bad.out 2>&1
+	local rc=$?
+	[ $rc -eq 2 ] && grep -q "$1" bad.out || { echo "  exit $rc: $(cat bad.out)"; return 1; }
+}
+check "verify = dane: refused as not yet supported" badconf "\[mqtt\] verify: dane is not yet supported" 's/^verify = cafile/verify = dane/'
+check "payload_format = xml: refused naming the key" badconf "\[mqtt\] payload_format: expected protobuf or json" 's/^payload_format = .*/payload_format = xml/'
+check "qos = 2: refused naming the key" badconf "\[mqtt\] qos: expected an integer from 1 to 1" '/^keepalive/a qos = 2'
+check "[mqtt] without host: refused" badconf "\[mqtt\] host: required" '/^host = /d'
+check "cert without key: refused" badconf "\[mqtt\] cert and key" '/^key = jsmq/d'
+check "reconnect_min_ms above max: refused" badconf "\[mqtt\] reconnect_min_ms" 's/^reconnect_min_ms = .*/reconnect_min_ms = 5000/'
+sed 's/^cafile = root.crt/cafile = nowhere.crt/' dj.conf >bad.conf
+"$JSD" --config bad.conf -v >bad.out 2>&1
+check "a missing cafile stops danejoind at start with exit 2" test $? -eq 2
+check "... naming [mqtt] cafile" grep -q "\[mqtt\] cafile" bad.out
+
+# ---- subscribers -----------------------------------------------------------------------------
+SUB=(--url "mqtts://127.0.0.1:$MQ" --ca root.crt --cert sub.crt --key sub.key)
+"$CLI" subscribe "${SUB[@]}" --client-id sub1 --topic 'danejoin/#' -v >sub.out 2>sub.err &
+SPID=$!
+check "danejoin-client subscribe connects (persistent session sub1)" wait_for 10 grep -q "as sub1" mq/mosquitto.log
+mosquitto_sub -h 127.0.0.1 -p "$MQ" --cafile root.crt --cert sub2.crt --key sub2.key -i raw1 -q 1 \
+	-t 'danejoin/js1/join/#' -C 1 -F '%x' >raw.hex 2>raw.err &
+RPID=$!
+check "mosquitto_sub connects" wait_for 10 grep -q "as raw1" mq/mosquitto.log
+
+"$JSD" --config dj.conf -v >jsd.log 2>&1 &
+PID=$!
+check "danejoind listens" dj_wait_port "$PORT" "$PID"
+check "... and connects to the broker" wait_for 10 grep -q "mqtt: connected to 127.0.0.1:$MQ" jsd.log
+NS=(--url "https://127.0.0.1:$PORT/" --server-name js.test --ca root.crt --cert ns1.crt --key ns1.key
+	--sender-id 000013 --sender-ns-id ns1.test --kek-label ns1-kek --kek-file ns1.kek)
+metric() { curl -s "http://127.0.0.1:$MPORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+
+# ---- events of one join, a refusal, a rejoin, an AppSKey ---------------------------------------
+D1=0000000000001001
+"$CLI" join "${NS[@]}" --sim devices.csv --dev-eui $D1 >j1.json 2>j1.err
+check "1.1 join accepted" test $? -eq 0
+SKID=$(sed -n 's/.*"SessionKeyID":"\([0-9a-fA-F]*\)".*/\1/p' j1.json)
+"$CLI" join "${NS[@]}" --sim ghost.csv --dev-eui 00000000000EE001 >/dev/null 2>&1
+check "unknown device refused (exit 4)" test $? -eq 4
+"$CLI" rejoin "${NS[@]}" --sim devices.csv --dev-eui $D1 --type 1 >rj.json 2>/dev/null
+check "rejoin type 1 accepted" test $? -eq 0
+ev() { jq -c "select($1)" sub.out 2>/dev/null | head -1; }
+check "join event arrives" wait_for 10 bash -c "jq -c 'select(.type==\"join\" and .accepted)' sub.out 2>/dev/null | grep -q ."
+J=$(ev '.type=="join" and .accepted')
+check "... topic danejoin/js1/join/<DevEUI>" test "$(jq -r .topic <<<"$J")" = "danejoin/js1/join/$D1"
+check "... fields: DevEUI, JoinEUI, NetID, MAC version, result, time" \
+	test "$(jq -r '[.dev_eui,.join_eui,.net_id,.mac_version,.result,.peer,(.time_ms>0)]|join(" ")' <<<"$J")" = \
+	"$D1 70B3D57ED0000001 000013 1.1 Success ns1 true"
+check "... DevAddr and SessionKeyID" test "$(jq -r '.session_key_id' <<<"$J")" = "${SKID^^}"
+check "... stable id <instance>-<row>" bash -c "jq -r .id <<<'$J' | grep -Eq '^[0-9a-f]{16}-[0-9]+$'"
+check "refused join event arrives" wait_for 10 bash -c "jq -c 'select(.type==\"join\" and (.accepted|not))' sub.out 2>/dev/null | grep -q ."
+R=$(ev '.type=="join" and (.accepted|not)')
+check "... UnknownDevEUI with a reason" test "$(jq -r '[.result,.reason]|join("/")' <<<"$R")" = "UnknownDevEUI/unknown DevEUI"
+check "rejoin event arrives with its type" wait_for 10 bash -c "jq -c 'select(.type==\"rejoin\" and .rejoin_type==1 and .accepted)' sub.out 2>/dev/null | grep -q ."
+check "AppSKey event on the AS's topic" wait_for 10 bash -c "jq -c 'select(.topic==\"danejoin/js1/as/as1/appskey/$D1\")' sub.out 2>/dev/null | grep -q ."
+A=$(ev ".type==\"appskey\" and .session_key_id==\"${SKID^^}\"")
+check "... wrapped under as1's KEK (24-byte RFC 3394 wrap), no plain key" \
+	test "$(jq -r '[.app_s_key.kek_label,(.app_s_key.aes_key|length)]|join(" ")' <<<"$A")" = "as1-kek 48"
+AS1=(--url "https://127.0.0.1:$PORT/" --server-name js.test --ca root.crt --cert as1.crt --key as1.key
+	--sender-id as-1 --receiver-id 70b3d57ed0000001 --kek-label as1-kek --kek-file as1.kek)
+"$CLI" appskey "${AS1[@]}" --dev-eui $D1 --session-key-id "$SKID" >ak.json 2>/dev/null
+WRAP=$(sed -n 's/.*"AppSKey":{[^}]*"AESKey":"\([0-9a-fA-F]*\)".*/\1/p' ak.json)
+check "... the same wrapped AppSKey as the AppSKeyAns" test "${WRAP^^}" = "$(jq -r .app_s_key.aes_key <<<"$A")"
+check "... audited as an appskey-release via mqtt" bash -c "sqlite3 js.db \"select count(*) from audit where event='appskey-release' and detail like '%via=mqtt%'\" | grep -qx '[1-9][0-9]*'"
+check "no key in the daemon's log" bash -c "! grep -qi \"$(jq -r .app_s_key.aes_key <<<"$A")\" jsd.log"
+
+# raw bytes from mosquitto_sub, read by an independent protobuf wire-format parser
+wait $RPID 2>/dev/null
+RPID=""
+cat >wire.py <<'PY'
+import sys
+b = bytes.fromhex(open(sys.argv[1]).read().strip())
+def fields(b):
+    i, out = 0, {}
+    while i < len(b):
+        k = 0; s = 0
+        while True:
+            c = b[i]; i += 1; k |= (c & 0x7f) << s; s += 7
+            if c < 0x80: break
+        f, t = k >> 3, k & 7
+        if t == 0:
+            v = 0; s = 0
+            while True:
+                c = b[i]; i += 1; v |= (c & 0x7f) << s; s += 7
+                if c < 0x80: break
+        elif t == 2:
+            n = 0; s = 0
+            while True:
+                c = b[i]; i += 1; n |= (c & 0x7f) << s; s += 7
+                if c < 0x80: break
+            v = b[i:i + n]; i += n
+        else:
+            raise SystemExit("unexpected wire type %d" % t)
+        out[f] = v
+    return out
+e = fields(b)
+j = fields(e[10])
+print(e[1].decode(), j[1].hex().upper(), j[5].decode(), j.get(6, 0))
+PY
+check "mosquitto_sub's raw payload is a protobuf Event: id, join.dev_eui, mac_version, accepted" \
+	bash -c "python3 wire.py raw.hex | grep -Eq '^[0-9a-f]{16}-[0-9]+ $D1 1.1 1$'"
+
+# ---- the broker stops during a join load, and comes back -------------------------------------
+"$CLI" bench "${NS[@]}" --sim devices.csv --devices 16 --connections 4 --requests 600 >bench1.out 2>&1 &
+BPID=$!
+acc() { metric 'danejoin_joins_total{verdict="accepted"}'; }
+check "joins flow" wait_for 20 bash -c "[ \"\$(curl -s http://127.0.0.1:$MPORT/metrics | awk '/verdict=\"accepted\"/ {print \$2}')\" -ge 100 ]"
+dj_mosq_stop TERM
+A0=$(acc)
+check "joins go on while the broker is down" wait_for 20 bash -c "[ \"\$(curl -s http://127.0.0.1:$MPORT/metrics | awk '/verdict=\"accepted\"/ {print \$2}')\" -ge $((A0 + 100)) ]"
+check "... the outbox holds their events" bash -c "[ \"\$(curl -s http://127.0.0.1:$MPORT/metrics | awk '\$1==\"dj_events_outbox\" {print \$2}')\" -gt 0 ]"
+check "... the lost connection is logged" grep -q "mqtt: connection to 127.0.0.1:$MQ lost" jsd.log
+check "broker restarts" dj_mosq_start "$T/mq" "$MQ" root broker broker
+wait $BPID
+check "bench: every join answered Success" grep -q "success 600 " bench1.out
+check "publisher reconnects" wait_for 20 bash -c "[ \$(grep -c 'mqtt: connected to' jsd.log) -ge 2 ]"
+check "outbox drains to 0" wait_for 30 bash -c "[ \"\$(curl -s http://127.0.0.1:$MPORT/metrics | awk '\$1==\"dj_events_outbox\" {print \$2}')\" = 0 ]"
+PUB=$(metric dj_events_published_total)
+check "dj_events_published_total counts them ($PUB)" test "${PUB:-0}" -ge 603
+
+# ---- SIGKILL during a join load, restart ------------------------------------------------------
+A1=$(acc)
+"$CLI" bench "${NS[@]}" --sim devices.csv --devices 16 --connections 4 --requests 3000 >bench2.out 2>&1 &
+BPID=$!
+check "joins flow again" wait_for 20 bash -c "[ \"\$(curl -s http://127.0.0.1:$MPORT/metrics | awk '/verdict=\"accepted\"/ {print \$2}')\" -ge $((A1 + 300)) ]"
+kill -9 "$PID"
+wait "$PID" 2>/dev/null
+wait $BPID 2>/dev/null
+"$JSD" --config dj.conf -v >jsd2.log 2>&1 &
+PID=$!
+check "danejoind restarts after SIGKILL" dj_wait_port "$PORT" "$PID"
+check "... and reconnects" wait_for 10 grep -q "mqtt: connected to" jsd2.log
+check "... its outbox drains" wait_for 30 bash -c "[ \"\$(curl -s http://127.0.0.1:$MPORT/metrics | awk '\$1==\"dj_events_outbox\" {print \$2}')\" = 0 ]"
+
+# ---- a broker with a certificate from another root --------------------------------------------
+dj_mosq_stop TERM
+check "an impostor broker starts (rogue root)" dj_mosq_start "$T/evil" "$MQ" root evil evil
+"$CLI" join "${NS[@]}" --sim devices.csv --dev-eui 0000000000001002 >/dev/null 2>&1
+check "joins still answered" test $? -eq 0
+check "the impostor is refused, logged with the TLS reason" wait_for 10 grep -q "mqtt: cannot connect to 127.0.0.1:$MQ: .*certificate verify failed" jsd2.log
+check "... the event stays in the outbox" bash -c "[ \"\$(curl -s http://127.0.0.1:$MPORT/metrics | awk '\$1==\"dj_events_outbox\" {print \$2}')\" -ge 1 ]"
+check "... counted as a connect failure" bash -c "[ \"\$(curl -s http://127.0.0.1:$MPORT/metrics | awk '\$1==\"dj_events_broker_connect_failures_total\" {print \$2}')\" -ge 1 ]"
+dj_mosq_stop TERM
+check "the real broker is back" dj_mosq_start "$T/mq" "$MQ" root broker broker
+check "... the kept event is published" wait_for 20 bash -c "[ \"\$(curl -s http://127.0.0.1:$MPORT/metrics | awk '\$1==\"dj_events_outbox\" {print \$2}')\" = 0 ]"
+
+# ---- the invariant: every accepted join in the store arrived, by distinct id ------------------
+COMMITTED=$(sqlite3 js.db "select count(*) from audit where event in ('join-accept','rejoin-accept')")
+distinct() { jq -r 'select((.type=="join" or .type=="rejoin") and .accepted) | .id' sub.out | sort -u | wc -l; }
+check "every committed join/rejoin arrived ($COMMITTED in the store)" wait_for 30 bash -c "[ \$(jq -r 'select((.type==\"join\" or .type==\"rejoin\") and .accepted) | .id' sub.out | sort -u | wc -l) -eq $COMMITTED ]"
+echo "committed joins/rejoins $COMMITTED, distinct accepted events $(distinct), lines $(wc -l <sub.out)"
+check "every accepted event is one in the store (session ids match)" bash -c "
+	jq -r 'select(.type==\"join\" and .accepted) | .session_key_id' sub.out | sort -u >ev.sid
+	[ \$(wc -l <ev.sid) -ge 1 ] && [ \$(sqlite3 js.db \"select count(*) from audit where event='join-accept'\") -eq \$(wc -l <ev.sid) ]"
+kill "$SPID" 2>/dev/null
+wait "$SPID" 2>/dev/null
+SPID=""
+
+# ---- JSON payloads, read with mosquitto_sub ---------------------------------------------------
+kill -TERM "$PID"
+wait "$PID"
+check "SIGTERM: clean exit" test $? -eq 0
+PID=""
+mosquitto_sub -h 127.0.0.1 -p "$MQ" --cafile root.crt --cert sub2.crt --key sub2.key -i raw2 -q 1 \
+	-t 'danejoin/js1/join/#' -C 1 >json.out 2>json.err &
+RPID=$!
+check "mosquitto_sub connects" wait_for 10 grep -q "as raw2" mq/mosquitto.log
+"$JSD" --config json.conf -v >jsd3.log 2>&1 &
+PID=$!
+check "danejoind (payload_format = json) listens" dj_wait_port "$PORT" "$PID"
+"$CLI" join "${NS[@]}" --sim devices.csv --dev-eui 0000000000001003 >/dev/null 2>&1
+check "join accepted" test $? -eq 0
+check "a JSON event arrives" wait_for 10 bash -c "[ -s json.out ]"
+check "... readable with jq: id, type, DevEUI, accepted" \
+	bash -c "jq -e 'select((.id|test(\"^[0-9a-f]{16}-[0-9]+$\")) and .type==\"join\" and .dev_eui==\"0000000000001003\" and .accepted)' json.out >/dev/null"
+kill -TERM "$PID"
+wait "$PID"
+PID=""
+
+echo "$((CHECKS - FAILS))/$CHECKS checks passed"
+[ $FAILS -eq 0 ]
