@@ -23,7 +23,8 @@
  *	See da_answer.c for how a verdict is made (only libunbound's own validation counts) and
  *	da_cache.c for how long it is kept. Here: a timeout is DA_TEMPFAIL and cancels the upstream
  *	query; DA_TEMPFAIL is never cached; a failed background refresh leaves the old entry to
- *	expire on time, never extends it.
+ *	expire on time, never extends it. libunbound's own cache gets the same caps (cache-max-ttl,
+ *	cache-max-negative-ttl, val-bogus-ttl), or it would hand back an answer past ttl_cap.
  */
 #include <assert.h>
 #include <stdio.h>

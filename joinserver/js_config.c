@@ -82,6 +82,8 @@ static const struct key_def key_table[] = {
 	{ "dane", "timeout_ms", KT_UINT, CFG_OFF(dane_timeout_ms), 100, 60000, 0, false },
 	{ "dane", "clientid_ext", KT_UINT, CFG_OFF(dane_clientid_ext), 1, 65535, 0, false },
 	{ "dane", "client_identity", KT_STR, CFG_OFF(dane_client_identity), 0, 0, 0, false },
+	{ "dane", "netid_binding", KT_BOOL, CFG_OFF(dane_netid_binding), 0, 0, 0, false },
+	{ "dane", "discovery_suffix", KT_STR, CFG_OFF(dane_discovery_suffix), 0, 0, 0, false },
 	{ "js", "join_euis", KT_LIST, CFG_OFF(join_euis), 0, 0, 0, false },
 	{ "js", "home_net_id", KT_HEX, CFG_OFF(home_net_id), 0, 0, LW_NETID_LEN, false },
 	{ "js", "home_ns_id", KT_STR, CFG_OFF(home_ns_id), 0, 0, 0, false },
@@ -701,6 +703,7 @@ void js_config_free(struct js_config *cfg)
 	free(cfg->dane_stubs);
 	free(cfg->dane_forwarders);
 	free(cfg->dane_client_identity);
+	free(cfg->dane_discovery_suffix);
 	list_free(&cfg->join_euis);
 	free(cfg->home_ns_id);
 	for (unsigned i = 0; i < cfg->n_peers; i++) {

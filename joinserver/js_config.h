@@ -105,6 +105,9 @@ struct js_config {
 	unsigned dane_cache_max, dane_ttl_cap, dane_neg_ttl, dane_timeout_ms;
 	unsigned dane_clientid_ext;	/* dane_clientid codepoint (0: the default) */
 	char *dane_client_identity;	/* our DANE name when we are the client (async answers) */
+	unsigned dane_netid_binding;	/* 1: an NS's identity host must be a target of its
+					 * NetID's NAPTR/SRV (TS002 §19), DNSSEC-secure */
+	char *dane_discovery_suffix;	/* NULL: "lora-alliance.org" */
 	/* [js] (danejoind) */
 	struct js_config_list join_euis;	/* JoinEUIs served: HEX16 or HEX16/BITS prefixes */
 	uint8_t home_net_id[LW_NETID_LEN];	/* HomeNSAns HNetID */

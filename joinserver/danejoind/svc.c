@@ -988,6 +988,113 @@ static void do_homens(struct svc *s, struct reply_to *to, const struct bi_msg *m
 }
 
 /* handle - srv handler: authenticate, authorize, dispatch */
+/* proceed - an authorized request: rate limit, ReceiverID, then the work */
+static void proceed(struct svc *s, struct reply_to *to, struct bi_msg *m)
+{
+	uint8_t rx[LW_EUI_LEN];
+
+	if (!rate_ok(to->pe)) {
+		s->m.rate_limited++;
+		REPLY_LIT(to->req, HTTP_TOO_MANY, "{\"error\":\"rate limit\"}");
+		return;
+	}
+	/* parsed, authorized, within its rate: accepted for processing */
+	accept_async(s, to);
+	if (dj_hex_parse(m->receiver_id, rx, LW_EUI_LEN) != DJ_EOK ||
+	    !prefix_match(s->peers->euis, s->peers->n_euis, rx)) {
+		refuse(s, to, m, BI_UNKNOWN_RECEIVER, "ReceiverID is not served here");
+		return;
+	}
+	switch (m->type) {
+	case BI_JOIN_REQ:
+	case BI_REJOIN_REQ:
+		do_join(s, to, m);
+		break;
+	case BI_APPSKEY_REQ:
+		do_appskey(s, to, m);
+		break;
+	default:
+		do_homens(s, to, m);
+		break;
+	}
+}
+
+/* A request waiting for the DNS binding of its NetID to the client's identity. */
+struct binding {
+	struct svc *s;
+	struct reply_to to;
+	struct bi_msg m;
+	char host[DA_NAME_MAX];		/* the identity's host: "_ns-client." stripped */
+	char name[DA_NAME_MAX];		/* the NetID's NAPTR owner */
+};
+
+/* binding_done - the NAPTR -> SRV chain of the NetID: the identity host must be a target */
+static void binding_done(const struct da_discovery *d, void *arg)
+{
+	struct binding *b = arg;
+	struct svc *s = b->s;
+	char why[3 * DA_NAME_MAX + 64];
+	size_t i;
+
+	if (d->status == DA_TEMPFAIL) {
+		/* the DNS did not answer: no verdict either way; the NS asks again */
+		dj_warn("NetID binding of %s: %s: temporary failure: %s", b->host, b->name,
+			d->why != NULL ? d->why : "");
+		REPLY_LIT(b->to.req, HTTP_UNAVAILABLE, "{\"error\":\"NetID binding: DNS unavailable\"}");
+		goto out;
+	}
+	for (i = 0; d->status == DA_SECURE && i < d->n; i++) {
+		if (strcasecmp(d->srv[i].host, b->host) == 0) {
+			proceed(s, &b->to, &b->m);
+			goto out;
+		}
+	}
+	snprintf(why, sizeof(why), "NetID %s is not bound to %s in the DNS (%s%s%s)",
+		 b->m.sender_id, b->host, da_status_str(d->status),
+		 d->status == DA_SECURE ? ": not a target of " : "",
+		 d->status == DA_SECURE ? b->name : "");
+	dj_warn("identity %s: %s", b->host, why);
+	accept_async(s, &b->to);
+	refuse(s, &b->to, &b->m, BI_UNKNOWN_SENDER, why);
+out:
+	bi_msg_wipe(&b->m);
+	free(b);
+}
+
+/* binding_start - [dane] netid_binding: look the SenderID's NetID up before going on */
+static void binding_start(struct svc *s, struct reply_to *to, const struct bi_msg *m)
+{
+	const char *id = srv_req_peer(to->req), *dot;
+	const char *suffix = s->peers->cfg.dane_discovery_suffix != NULL
+				     ? s->peers->cfg.dane_discovery_suffix
+				     : "lora-alliance.org";
+	uint8_t nid[LW_NETID_LEN];
+	struct binding *b = calloc(1, sizeof(*b));
+
+	if (b == NULL) {
+		REPLY_LIT(to->req, HTTP_UNAVAILABLE, "{\"error\":\"unavailable\"}");
+		return;
+	}
+	b->s = s;
+	b->to = *to;
+	b->m = *m;
+	/* "_ns-client.HOST" -> HOST; an identity without such a label is its own host */
+	dot = strchr(id, '.');
+	snprintf(b->host, sizeof(b->host), "%s",
+		 id[0] == '_' && dot != NULL && dot - id > 8 && strncmp(dot - 7, "-client", 7) == 0
+			 ? dot + 1
+			 : id);
+	if (dj_hex_parse(m->sender_id, nid, LW_NETID_LEN) != DJ_EOK ||
+	    da_netid_name((uint32_t)nid[0] << 16 | (uint32_t)nid[1] << 8 | nid[2], suffix, b->name,
+			  sizeof(b->name)) != DJ_EOK ||
+	    da_discover(s->resolver, b->name, "LWNS", binding_done, b, NULL) != DJ_EOK) {
+		accept_async(s, &b->to);
+		refuse(s, &b->to, &b->m, BI_UNKNOWN_SENDER, "NetID binding: no valid NetID name");
+		bi_msg_wipe(&b->m);
+		free(b);
+	}
+}
+
 static void handle(struct srv_req *req, void *arg)
 {
 	struct svc *s = arg;
@@ -995,7 +1102,6 @@ static void handle(struct srv_req *req, void *arg)
 	struct bi_msg m;
 	const uint8_t *body;
 	char err[BI_ERR_MAX];
-	uint8_t rx[LW_EUI_LEN];
 	size_t len;
 	int ret;
 
@@ -1032,30 +1138,12 @@ static void handle(struct srv_req *req, void *arg)
 		       "SenderID not allowed for this authenticated identity");
 		return;
 	}
-	if (!rate_ok(to.pe)) {
-		s->m.rate_limited++;
-		REPLY_LIT(req, HTTP_TOO_MANY, "{\"error\":\"rate limit\"}");
+	if (s->resolver != NULL && s->peers->cfg.dane_netid_binding && to.pe->is_ns) {
+		binding_start(s, &to, &m); /* continues in proceed(), or refuses */
+		bi_msg_wipe(&m);
 		return;
 	}
-	/* parsed, authorized, within its rate: accepted for processing */
-	accept_async(s, &to);
-	if (dj_hex_parse(m.receiver_id, rx, LW_EUI_LEN) != DJ_EOK ||
-	    !prefix_match(s->peers->euis, s->peers->n_euis, rx)) {
-		refuse(s, &to, &m, BI_UNKNOWN_RECEIVER, "ReceiverID is not served here");
-		return;
-	}
-	switch (m.type) {
-	case BI_JOIN_REQ:
-	case BI_REJOIN_REQ:
-		do_join(s, &to, &m);
-		break;
-	case BI_APPSKEY_REQ:
-		do_appskey(s, &to, &m);
-		break;
-	default:
-		do_homens(s, &to, &m);
-		break;
-	}
+	proceed(s, &to, &m);
 	bi_msg_wipe(&m);
 }
 

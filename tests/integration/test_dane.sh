@@ -331,6 +331,24 @@ LPID=""
 check "async: the answer arrived over DANE (listener exit $LRC)" test $LRC -eq 0
 check "... a JoinAns" grep -q '"MessageType":"JoinAns"' listen.out
 
+# ---- authorization bound by the DNS: the NetID's NAPTR -> SRV target must be the client's host --
+dj_knot_update "$Z" <<EOF
+update add 000013.netids.$Z. 60 NAPTR 10 10 "S" "LWNS" "" _lwns._tcp.ns1.$Z.
+update add _lwns._tcp.ns1.$Z. 60 SRV 10 10 $PORT ns1.$Z.
+update add ns1.$Z. 60 A 127.0.0.1
+EOF
+check "NetID 000013 -> NAPTR -> SRV -> ns1 published" test $? -eq 0
+printf '[dane]\nnetid_binding = yes\ndiscovery_suffix = %s\n' "$Z" >>dj.conf
+kill -HUP "$PID"
+for _ in $(seq 1 100); do grep -q "configuration reloaded" jsd.log && break; sleep 0.05; done
+check "SIGHUP: netid_binding switched on" grep -q "configuration reloaded" jsd.log
+ns ns1.crt ns1.key >r.json 2>r.err
+check "binding: ns1 is the SRV target of NetID 000013: accepted" test $? -eq 0
+ns ns3.crt ns3.key >r.json 2>r.err
+check "binding: ns3 (rights for 000013 in the configuration, not in the DNS): UnknownSender" \
+	grep -q UnknownSender r.json
+check "... logged with the reason" grep -q "NetID 000013 is not bound to ns3.$Z" jsd.log
+
 # ---- metrics and a bogus server anchor --------------------------------------------------------
 curl -s "http://127.0.0.1:$MPORT/metrics" >metrics
 check "metrics count DANE verdicts" grep -q 'danejoin_peer_auth_total{result="rejected"} [1-9]' metrics
