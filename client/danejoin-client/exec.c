@@ -29,6 +29,8 @@
 
 #include "dj_err.h"
 #include "dj_hex.h"
+#include "da_tls.h"
+#include "dj_log.h"
 #include "exec.h"
 #include "state.h"
 
@@ -102,8 +104,73 @@ void exec__dane_free(void)
 	dane_base = NULL;
 }
 
+struct disc_result {
+	bool done;
+	int status;
+	char why[DC_ERR_MAX];
+	char host[DA_NAME_MAX];
+	char addr[64];
+	uint16_t port;
+};
+
+/* on_discovery - keep the first server (they come in priority/weight order) and its address */
+static void on_discovery(const struct da_discovery *d, void *arg)
+{
+	struct disc_result *r = arg;
+
+	r->done = true;
+	r->status = d->status;
+	snprintf(r->why, sizeof(r->why), "%s", d->why != NULL ? d->why : "");
+	if (d->status != DA_SECURE || d->n == 0 || d->srv[0].n_addr == 0) {
+		if (d->status == DA_SECURE)
+			snprintf(r->why, sizeof(r->why), "no server with an address");
+		r->status = d->status == DA_SECURE ? DA_NODATA : d->status;
+		return;
+	}
+	snprintf(r->host, sizeof(r->host), "%s", d->srv[0].host);
+	snprintf(r->addr, sizeof(r->addr), "%s", d->srv[0].addr[0]);
+	r->port = d->srv[0].port;
+}
+
+/* discover_js - the join server of the JoinEUI, by DNSSEC-secure NAPTR -> SRV -> A/AAAA */
+static int discover_js(const struct dc_params *p, struct da_resolver *res, char *url,
+		       size_t urllen, char *host, size_t hostlen)
+{
+	struct disc_result r = { .done = false };
+	char name[DA_NAME_MAX + 64];
+	uint8_t eui[LW_EUI_LEN];
+	uint64_t v = 0;
+
+	if (dj_hex_parse(p->receiver_id, eui, sizeof(eui)) != DJ_EOK)
+		return DC_EXIT_INPUT;
+	for (size_t i = 0; i < sizeof(eui); i++)
+		v = v << 8 | eui[i];
+	if (da_joineui_name(v, p->discover, name, sizeof(name)) != DJ_EOK) {
+		fprintf(stderr, "%s: --discover %s: not a usable DNS suffix\n", DC_PROGRAM,
+			p->discover);
+		return DC_EXIT_USAGE;
+	}
+	if (da_discover(res, name, "LWNS", on_discovery, &r, NULL) != DJ_EOK ||
+	    da_resolver_wait(res) != DJ_EOK || !r.done) {
+		fprintf(stderr, "%s: discovery of %s failed\n", DC_PROGRAM, name);
+		return DC_EXIT_INTERNAL;
+	}
+	if (r.status != DA_SECURE) {
+		fprintf(stderr, "%s: discovery of %s: %s%s%s\n", DC_PROGRAM, name,
+			da_status_str((enum da_status)r.status), r.why[0] ? ": " : "", r.why);
+		return DC_EXIT_CONN;
+	}
+	snprintf(url, urllen, strchr(r.addr, ':') != NULL ? "https://[%s]:%u/" : "https://%s:%u/",
+		 r.addr, r.port);
+	snprintf(host, hostlen, "%s", r.host);
+	dj_info("discovered %s: %s (%s)", name, url, host);
+	return DC_EXIT_OK;
+}
+
 int exec__client(const struct dc_params *p, unsigned connections, struct dc_client **out)
 {
+	char url[128], host[DA_NAME_MAX];
+
 	struct dc_props props = {
 		.url = p->url, .cert_file = p->cert, .key_file = p->key, .ca_file = p->ca,
 		.server_name = p->server_name, .timeout_ms = p->timeout_ms,
@@ -117,6 +184,13 @@ int exec__client(const struct dc_params *p, unsigned connections, struct dc_clie
 		rc = exec__dane(p, &props.base, &props.resolver);
 		if (rc != DC_EXIT_OK)
 			return rc;
+	}
+	if (p->discover != NULL) {
+		rc = discover_js(p, props.resolver, url, sizeof(url), host, sizeof(host));
+		if (rc != DC_EXIT_OK)
+			return rc;
+		props.url = url;
+		props.server_name = host;
 	}
 
 	rc = dc_client_new(&props, out, err, sizeof(err));

@@ -18,7 +18,7 @@ enum {
 	OPT_ALLOW_PLAIN, OPT_SHOW_KEYS, OPT_PHY, OPT_MAC_VERSION, OPT_DEV_ADDR, OPT_DL_SETTINGS,
 	OPT_RX_DELAY, OPT_CFLIST, OPT_SIM, OPT_STATE, OPT_DEV_EUI, OPT_COUNT, OPT_TYPE,
 	OPT_SESSION_KEY_ID, OPT_DEVICES, OPT_CONNECTIONS, OPT_REQUESTS, OPT_LISTEN, OPT_TA_FILE,
-	OPT_STUB, OPT_FORWARDER, OPT_TLSA_NAME, OPT_CLIENTID, OPT_CLIENTID_EXT,
+	OPT_STUB, OPT_FORWARDER, OPT_TLSA_NAME, OPT_CLIENTID, OPT_CLIENTID_EXT, OPT_DISCOVER,
 	OPT_TOPIC, OPT_CLIENT_ID,
 };
 
@@ -62,6 +62,7 @@ static const struct option long_opts[] = {
 	{ "tlsa-name", required_argument, NULL, OPT_TLSA_NAME },
 	{ "clientid", required_argument, NULL, OPT_CLIENTID },
 	{ "clientid-ext", required_argument, NULL, OPT_CLIENTID_EXT },
+	{ "discover", required_argument, NULL, OPT_DISCOVER },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -109,6 +110,7 @@ static bool set_opt(int ch, struct dc_args *a)
 	case OPT_TLSA_NAME: a->tlsa_name = optarg; break;
 	case OPT_CLIENTID: a->clientid = optarg; break;
 	case OPT_CLIENTID_EXT: a->clientid_ext = optarg; break;
+	case OPT_DISCOVER: a->discover = optarg; break;
 	default: return false;
 	}
 	return true;

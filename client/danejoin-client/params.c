@@ -168,6 +168,7 @@ static int check_flags(const struct dc_args *a, enum dc_cmd cmd)
 	ALLOW("--trust-anchor", ta_file, a->ca == NULL);
 	ALLOW("--stub", stubs, a->ca == NULL);
 	ALLOW("--forwarder", forwarders, a->ca == NULL);
+	ALLOW("--discover", discover, send && a->ca == NULL && cmd != DC_CMD_BENCH);
 #undef ALLOW
 	if (r == DC_EXIT_OK && a->allow_plain && !send)
 		r = usage_err(DC_EXIT_USAGE, "%s does not take --allow-plain-keys", c);
@@ -205,9 +206,14 @@ static int validate_common(const struct dc_args *a, struct dc_params *p)
 	bool ns = p->cmd != DC_CMD_APPSKEY;
 	int r;
 
-	if (a->url == NULL || a->cert == NULL || a->key == NULL)
-		return usage_err(DC_EXIT_USAGE, "--url, --cert and --key are required");
+	if ((a->url == NULL) == (a->discover == NULL) || a->cert == NULL || a->key == NULL)
+		return usage_err(DC_EXIT_USAGE, "--cert, --key and one of --url or --discover are "
+				 "required");
+	if (a->discover != NULL && a->receiver_id == NULL)
+		return usage_err(DC_EXIT_USAGE, "--discover needs --receiver-id (the JoinEUI to "
+				 "look up)");
 	p->url = a->url;
+	p->discover = a->discover;
 	p->cert = a->cert;
 	p->key = a->key;
 	r = validate_auth(a, p);
@@ -470,6 +476,9 @@ void params_usage(FILE *f)
 "                              (e.g. _ns-client.ns1.example.net; default: not sent, the\n"
 "                              server takes the certificate's single SAN dNSName)\n"
 "  --clientid-ext N            the extension's codepoint (default %u)\n"
+"  --discover SUFFIX           instead of --url: find the join server of --receiver-id by\n"
+"                              TS002 §19 (NAPTR \"LWNS\" -> SRV -> A/AAAA under\n"
+"                              <JoinEUI nibbles>.joineuis.SUFFIX), every step DNSSEC-secure\n"
 "  --ca FILE                   instead of DANE: private-root PKIX, the roots the server\n"
 "                              certificate must chain to (PEM)\n"
 "  --server-name NAME          PKIX: expected name in the server certificate (default:\n"

@@ -56,6 +56,7 @@ struct dc_args {
 	const char *listen;
 	const char *topic, *mqtt_client_id;	/* subscribe */
 	const char *ta_file, *stubs, *forwarders, *tlsa_name, *clientid, *clientid_ext;
+	const char *discover;
 	int npos;			/* positional arguments after the command (none allowed) */
 };
 
@@ -105,6 +106,7 @@ struct dc_params {
 	/* DANE (the default; PKIX when ca is set) */
 	const char *ta_file, *stubs, *forwarders, *tlsa_name, *clientid;
 	unsigned clientid_ext;
+	const char *discover;		/* DNS suffix: find the join server from the JoinEUI */
 };
 
 /*! \brief Look a command name up. \retval DJ_EOK, DJ_ENOENT (unknown command) */

@@ -331,6 +331,25 @@ LPID=""
 check "async: the answer arrived over DANE (listener exit $LRC)" test $LRC -eq 0
 check "... a JoinAns" grep -q '"MessageType":"JoinAns"' listen.out
 
+# ---- discovery: JoinEUI -> NAPTR -> SRV -> A, every step DNSSEC-secure -------------------------
+JN=1.0.0.0.0.0.0.d.e.7.5.d.3.b.0.7.joineuis.$Z.
+dj_knot_update "$Z" <<EOF
+update add $JN 60 NAPTR 10 10 "S" "LWNS" "" _lwns._tcp.js.$Z.
+update add _lwns._tcp.js.$Z. 60 SRV 10 10 $PORT js.$Z.
+update add js.$Z. 60 A 127.0.0.1
+EOF
+check "JoinEUI 70b3d57ed0000001 -> NAPTR -> SRV -> js published" test $? -eq 0
+DEVN=$((DEVN + 1))
+"$CLI" join --discover "$Z" --receiver-id 70b3d57ed0000001 "${DANE[@]}" --cert ns1.crt --key ns1.key \
+	--sender-id 000013 --sender-ns-id ns.test --kek-label ns1-kek --kek-file ns1.kek --sim devices.csv \
+	--dev-eui "$(printf '%016x' $((4096 + DEVN)))" -v >r.json 2>r.err
+check "discovery: the join server found from the JoinEUI, then DANE: accepted" test $? -eq 0
+check "... via the SRV target and port" grep -q "discovered .*https://127.0.0.1:$PORT/ (js.$Z)" r.err
+"$CLI" join --discover "$Z" --receiver-id 70b3d57ed0000002 "${DANE[@]}" --cert ns1.crt --key ns1.key \
+	--sender-id 000013 --sender-ns-id ns.test --sim devices.csv --dev-eui 0000000000001001 >r.json 2>r.err
+check "discovery of a JoinEUI without records: exit 3" test $? -eq 3
+check "... saying nxdomain" grep -q "discovery of .*joineuis.$Z: nxdomain" r.err
+
 # ---- authorization bound by the DNS: the NetID's NAPTR -> SRV target must be the client's host --
 dj_knot_update "$Z" <<EOF
 update add 000013.netids.$Z. 60 NAPTR 10 10 "S" "LWNS" "" _lwns._tcp.ns1.$Z.
