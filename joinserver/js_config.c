@@ -123,6 +123,7 @@ static const struct key_def peer_table[] = {
 	{ "peer.*", "rate", KT_UINT, PEER_OFF(rate), 0, 1000000, 0, false },
 	{ "peer.*", "async_url", KT_STR, PEER_OFF(async_url), 0, 0, 0, false },
 	{ "peer.*", "async_server_name", KT_STR, PEER_OFF(async_server_name), 0, 0, 0, false },
+	{ "peer.*", "async_discover", KT_BOOL, PEER_OFF(async_discover), 0, 0, 0, false },
 };
 
 #define N_PEER_KEYS DJ_ARRAY_LEN(peer_table)

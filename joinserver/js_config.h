@@ -76,6 +76,8 @@ struct js_peer_config {
 					 * (TS002 §8 asynchronous mode); NULL: in the response */
 	char *async_server_name;	/* the name async_url's server is verified as (DANE:
 					 * TLSA at _PORT._tcp.NAME); NULL: the URL host */
+	unsigned async_discover;	/* 1: asynchronous, the URL found from the answer's
+					 * NetID (TS002 §19 NAPTR -> SRV, DNSSEC-secure) */
 };
 
 struct js_config {

@@ -89,7 +89,12 @@ struct peer {
 	struct eui_prefix euis[JS_CONFIG_LIST_MAX];	/* as: devices whose AppSKey it may get */
 	double bucket;				/* rate limit: tokens */
 	double bucket_at;
-	struct dc_client *async;		/* NULL: answers go in the HTTP response */
+	struct dc_client *async;		/* NULL: answers go in the HTTP response (or are
+						 * waiting for discovery, async_discover) */
+	struct da_lookup *disc;			/* async_discover: the NetID lookup under way */
+	bool disc_running;
+	struct delivery *waiting;		/* deliveries waiting for that lookup */
+	struct svc *s;
 };
 
 struct peers {
@@ -118,6 +123,7 @@ struct delivery {
 	struct bi_msg ans;		/* wiped in delivery_free() */
 	unsigned tries;			/* POSTs started */
 	struct event *retry_ev;		/* armed between a failed POST and the next */
+	struct delivery *wnext;		/* pe->waiting (async_discover) */
 };
 
 struct svc {
@@ -239,6 +245,7 @@ static void peers_free(struct peers *p)
 	for (unsigned i = 0; i < p->n; i++) {
 		bi_kek_free(p->v[i].kek);
 		dc_client_free(p->v[i].async);
+		da_lookup_cancel(p->v[i].disc); /* waiting deliveries are freed with the svc */
 	}
 	free(p->v);
 	js_config_free(&p->cfg);
@@ -389,6 +396,13 @@ static int peers_load(const char *path, struct event_base *base, struct da_resol
 						 pc->name);
 				goto out;
 			}
+		}
+		if (pc->async_discover && (pc->async_url != NULL || !auth_is_dane(&p->cfg))) {
+			snprintf(err, errlen, "[peer.%s] async_discover: %s", pc->name,
+				 pc->async_url != NULL ? "excludes async_url (its static override)"
+						       : "needs auth = dane");
+			ret = DJ_ECONFIG;
+			goto out;
 		}
 		if (pc->async_url != NULL) {
 			ret = async_client(&p->cfg, pc, base, resolver, &pe->async, err, errlen);
@@ -544,11 +558,94 @@ static void delivery_retry(evutil_socket_t fd, short what, void *arg)
 }
 
 /* delivery_post - start one POST of \p d; a failure to start counts as a failed POST */
+/* peer_async - answers to this peer go asynchronously */
+static bool peer_async(const struct peer *pe)
+{
+	return pe->async != NULL || pe->cfg->async_discover;
+}
+
+/* on_ns_found - async_discover: the NetID's NS (first SRV target); post what waited for it */
+static void on_ns_found(const struct da_discovery *dd, void *arg)
+{
+	struct peer *pe = arg;
+	struct delivery *d, *next;
+	char url[128], why[DC_ERR_MAX] = "";
+	struct js_peer_config pc;
+	int ret = DJ_EIO;
+
+	pe->disc = NULL;
+	pe->disc_running = false;
+	if (dd->status == DA_SECURE && dd->n > 0 && dd->srv[0].n_addr > 0) {
+		snprintf(url, sizeof(url),
+			 strchr(dd->srv[0].addr[0], ':') != NULL ? "https://[%s]:%u/" : "https://%s:%u/",
+			 dd->srv[0].addr[0], dd->srv[0].port);
+		pc = *pe->cfg;
+		pc.async_url = url;
+		pc.async_server_name = (char *)dd->srv[0].host;
+		ret = async_client(&pe->s->peers->cfg, &pc, pe->s->base, pe->s->resolver, &pe->async,
+				   why, sizeof(why));
+		if (ret == DJ_EOK)
+			dj_info("async peer=%s: %s is %s (%s)", pe->name, dd->name, url,
+				dd->srv[0].host);
+	} else {
+		snprintf(why, sizeof(why), "discovery of %s: %s%s%s", dd->name,
+			 da_status_str(dd->status), dd->why != NULL ? ": " : "",
+			 dd->why != NULL ? dd->why : "");
+	}
+	d = pe->waiting;
+	pe->waiting = NULL;
+	for (; d != NULL; d = next) {
+		next = d->wnext;
+		d->wnext = NULL;
+		if (ret == DJ_EOK) {
+			d->tries--; /* the lookup was not a POST */
+			delivery_post(d);
+		} else {
+			delivery_failed(d, why);
+		}
+	}
+}
+
+/* discover_ns - async_discover: park \p d and find the NS of the answer's NetID */
+static void discover_ns(struct delivery *d)
+{
+	struct peer *pe = d->pe;
+	const char *suffix = d->s->peers->cfg.dane_discovery_suffix;
+	char name[DA_NAME_MAX + 32];
+	uint8_t nid[LW_NETID_LEN];
+
+	d->wnext = pe->waiting;
+	pe->waiting = d;
+	if (pe->disc_running)
+		return;
+	if (d->s->resolver == NULL || dj_hex_parse(d->ans.receiver_id, nid, LW_NETID_LEN) != DJ_EOK ||
+	    da_netid_name((uint32_t)nid[0] << 16 | (uint32_t)nid[1] << 8 | nid[2],
+			  suffix != NULL ? suffix : "lora-alliance.org", name, sizeof(name)) != DJ_EOK) {
+		pe->waiting = d->wnext;
+		d->wnext = NULL;
+		d->tries = ASYNC_TRIES;
+		delivery_failed(d, "no NetID to discover the network server by");
+		return;
+	}
+	pe->s = d->s;
+	pe->disc_running = true;
+	if (da_discover(d->s->resolver, name, "LWNS", on_ns_found, pe, &pe->disc) != DJ_EOK) {
+		pe->disc_running = false;
+		pe->waiting = d->wnext;
+		d->wnext = NULL;
+		delivery_failed(d, "cannot start the discovery");
+	}
+}
+
 static void delivery_post(struct delivery *d)
 {
 	int ret;
 
 	d->tries++;
+	if (d->pe->async == NULL) {
+		discover_ns(d);
+		return;
+	}
 	ret = dc_client_send(d->pe->async, &d->ans, delivery_done, d);
 	if (ret == DJ_EOK)
 		return;		/* delivery_done() runs later, from the loop */
@@ -595,7 +692,7 @@ out:
  * empty 200 (TS002 §8); the answer proper is POSTed later by send_answer() */
 static void accept_async(struct svc *s, struct reply_to *to)
 {
-	if (to->req == NULL || to->pe == NULL || to->pe->async == NULL)
+	if (to->req == NULL || to->pe == NULL || !peer_async(to->pe))
 		return;
 	srv_reply(to->req, HTTP_OK, "", 0);
 	to->req = NULL;

@@ -75,6 +75,7 @@ selfsigned ns7 DNS:_ns-client.ns7.$Z
 selfsigned ns8 DNS:_ns-client.ns8.plain.test
 selfsigned ns2 DNS:ns2.$Z
 selfsigned as1 DNS:_as-client.as1.$Z
+selfsigned ns10 DNS:_ns-client.ns10.$Z
 selfsigned other DNS:other.$Z
 # an expired self-signed certificate (openssl ca can back-date)
 mkdir -p ca-exp/newcerts && : >ca-exp/index.txt && echo 01 >ca-exp/serial
@@ -111,6 +112,7 @@ chmod 600 ./*.key ./*.kek
 PORT=$(dj_free_port)
 MPORT=$(dj_free_port)
 PORT2=$(dj_free_port)
+PORT3=$(dj_free_port)
 dj_knot_update "$Z" <<EOF
 update add _$PORT._tcp.js.$Z. 60 TLSA 3 1 1 $(spki256 js.crt)
 update add _js-client.js.$Z. 60 TLSA 3 1 1 $(spki256 js.crt)
@@ -124,6 +126,11 @@ update add _ns-client.ns9.$Z. 60 TLSA 1 1 1 $(spki256 ns1.crt)
 update add _as-client.as1.$Z. 60 TLSA 3 1 1 $(spki256 as1.crt)
 update add _$PORT2._tcp.ns2.$Z. 60 TLSA 3 1 1 $(spki256 ns2.crt)
 update add _ns-client.ns2.$Z. 60 TLSA 3 1 1 $(spki256 ns2.crt)
+update add _ns-client.ns10.$Z. 60 TLSA 3 1 1 $(spki256 ns10.crt)
+update add _$PORT3._tcp.ns2.$Z. 60 TLSA 3 1 1 $(spki256 ns2.crt)
+update add 000015.netids.$Z. 60 NAPTR 10 10 "S" "LWNS" "" _lwns3._tcp.ns2.$Z.
+update add _lwns3._tcp.ns2.$Z. 60 SRV 10 10 $PORT3 ns2.$Z.
+update add ns2.$Z. 60 A 127.0.0.1
 EOF
 check "TLSA records published by TSIG update" test $? -eq 0
 dj_knot_update plain.test <<EOF
@@ -154,6 +161,7 @@ ttl_cap = 8
 neg_ttl = 2
 timeout_ms = 2000
 client_identity = _js-client.js.$Z
+discovery_suffix = $Z
 [js]
 join_euis = 70b3d57ed0000000/48
 home_net_id = 000013
@@ -186,6 +194,12 @@ kek_label = ns2-kek
 kek_file = ns2.kek
 async_url = https://127.0.0.1:$PORT2/
 async_server_name = ns2.$Z
+[peer.ns10]
+identity = ns10.$Z
+role = ns
+sender_ids = 000015
+plain_keys = yes
+async_discover = yes
 CONF
 dj_devices_csv 40 1.1 >devices.csv
 chmod 600 devices.csv
@@ -330,6 +344,23 @@ LRC=$?
 LPID=""
 check "async: the answer arrived over DANE (listener exit $LRC)" test $LRC -eq 0
 check "... a JoinAns" grep -q '"MessageType":"JoinAns"' listen.out
+# async_discover: the NS of NetID 000015 found by NAPTR -> SRV (port $PORT3), then DANE
+"$CLI" listen --listen 127.0.0.1:$PORT3 --cert ns2.crt --key ns2.key "${DANE[@]}" --count 1 \
+	>listen3.out 2>listen3.err &
+LPID=$!
+check "async_discover: a listener at the SRV target's port" dj_wait_port "$PORT3" "$LPID"
+DEVN=$((DEVN + 1))
+"$CLI" join "${URL[@]}" "${DANE[@]}" --cert ns10.crt --key ns10.key --sender-id 000015 \
+	--sender-ns-id ns.test --sim devices.csv --dev-eui "$(printf '%016x' $((4096 + DEVN)))" \
+	--allow-plain-keys >a.json 2>a.err
+check "async_discover: the JoinReq is accepted with an empty 200" test $? -eq 0
+for _ in $(seq 1 100); do kill -0 "$LPID" 2>/dev/null || break; sleep 0.1; done
+kill "$LPID" 2>/dev/null && echo "listener still running: killed"
+wait "$LPID"
+LRC=$?
+LPID=""
+check "async_discover: the answer arrived at the discovered server (exit $LRC)" test $LRC -eq 0
+check "... discovery logged" grep -q "async peer=ns10: 000015.netids.$Z is https://127.0.0.1:$PORT3/ (ns2.$Z)" jsd.log
 
 # ---- discovery: JoinEUI -> NAPTR -> SRV -> A, every step DNSSEC-secure -------------------------
 JN=1.0.0.0.0.0.0.d.e.7.5.d.3.b.0.7.joineuis.$Z.
@@ -357,7 +388,7 @@ update add _lwns._tcp.ns1.$Z. 60 SRV 10 10 $PORT ns1.$Z.
 update add ns1.$Z. 60 A 127.0.0.1
 EOF
 check "NetID 000013 -> NAPTR -> SRV -> ns1 published" test $? -eq 0
-printf '[dane]\nnetid_binding = yes\ndiscovery_suffix = %s\n' "$Z" >>dj.conf
+printf '[dane]\nnetid_binding = yes\n' >>dj.conf
 kill -HUP "$PID"
 for _ in $(seq 1 100); do grep -q "configuration reloaded" jsd.log && break; sleep 0.05; done
 check "SIGHUP: netid_binding switched on" grep -q "configuration reloaded" jsd.log
