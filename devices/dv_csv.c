@@ -21,15 +21,18 @@
 #include "dj_err.h"
 #include "dj_hex.h"
 #include "dv_csv.h"
+#include "dv_records.h"
 
 #define FIELD_MAX 80		/* longer than any valid field ("0x" + 32 hex digits) */
 #define UTF8_BOM "\xef\xbb\xbf"
 
-enum field_idx { F_DEV_EUI = 0, F_JOIN_EUI, F_MAC_VERSION, F_APP_KEY, F_NWK_KEY };
+enum field_idx { F_DEV_EUI = 0, F_JOIN_EUI, F_MAC_VERSION, F_APP_KEY, F_NWK_KEY, F_MODEL,
+		 F_FIRMWARE, F_MANUFACTURER, F_DATE, F_IDENTITY };
 
 /* field_names - the header's column names, in order */
-static const char *const field_names[DV_CSV_FIELDS] = {
+static const char *const field_names[DV_CSV_FIELDS_ATTRS] = {
 	"dev_eui", "join_eui", "mac_version", "app_key", "nwk_key",
+	"model", "firmware", "manufacturer", "date", "identity_sha256",
 };
 
 /* fail - write "NAME:LINE: message" to \p err and return DJ_EMALFORMED */
@@ -61,22 +64,22 @@ static bool is_blank(const char *s, size_t len)
 	return true;
 }
 
-/* split - cut a line into DV_CSV_FIELDS NUL-terminated fields; *count is the number found */
-static int split(const char *s, size_t len, char fields[DV_CSV_FIELDS][FIELD_MAX], size_t *count,
-		 int *too_long)
+/* split - cut a line into \p want NUL-terminated fields; *count is the number found */
+static int split(const char *s, size_t len, size_t want, char fields[DV_CSV_FIELDS_ATTRS][FIELD_MAX],
+		 size_t *count, int *too_long)
 {
 	size_t i, f = 0, k = 0;
 
 	*too_long = -1;
 	for (i = 0; i <= len; i++) {
 		if (i == len || s[i] == ',') {
-			if (f < DV_CSV_FIELDS)
+			if (f < want)
 				fields[f][k < FIELD_MAX ? k : FIELD_MAX - 1] = '\0';
 			f++;
 			k = 0;
 			continue;
 		}
-		if (f < DV_CSV_FIELDS) {
+		if (f < want) {
 			if (k < FIELD_MAX - 1)
 				fields[f][k] = s[i];
 			else if (*too_long < 0)
@@ -85,24 +88,56 @@ static int split(const char *s, size_t len, char fields[DV_CSV_FIELDS][FIELD_MAX
 		}
 	}
 	*count = f;
-	return f == DV_CSV_FIELDS ? DJ_EOK : DJ_EMALFORMED;
+	return f == want ? DJ_EOK : DJ_EMALFORMED;
 }
 
-/* parse_row - validate one device line into \p row */
-static int parse_row(const char *name, unsigned line, const char *s, size_t len,
+/* parse_attrs - the attribute columns of a DV_CSV_HEADER_ATTRS row */
+static int parse_attrs(const char *name, unsigned line, char fields[DV_CSV_FIELDS_ATTRS][FIELD_MAX],
+		       int too_long, struct dv_csv_row *row, char *err, size_t errlen)
+{
+	static const int text_idx[] = { F_MODEL, F_FIRMWARE, F_MANUFACTURER };
+	char *dst[] = { row->model, row->firmware, row->manufacturer };
+	size_t i;
+
+	for (i = 0; i < DJ_ARRAY_LEN(text_idx); i++) {
+		const char *v = fields[text_idx[i]];
+
+		if (too_long == text_idx[i] || strlen(v) > DV_CSV_ATTR_MAX || !dv_attr_value_ok(v))
+			return fail(err, errlen, name, line, "field %s: at most %d printable "
+				    "characters, without '\"', '\\' or ';'", field_names[text_idx[i]],
+				    DV_CSV_ATTR_MAX);
+		strcpy(dst[i], v);
+	}
+	if (fields[F_DATE][0] != '\0') {
+		if (too_long == F_DATE || !dv_date_ok(fields[F_DATE]))
+			return fail(err, errlen, name, line, "field date: expected YYYY-MM-DD");
+		strcpy(row->date, fields[F_DATE]);
+	}
+	if (fields[F_IDENTITY][0] != '\0') {
+		if (too_long == F_IDENTITY ||
+		    dj_hex_parse(fields[F_IDENTITY], row->identity, sizeof(row->identity)) != DJ_EOK)
+			return fail(err, errlen, name, line, "field identity_sha256: expected 64 "
+				    "hex digits (SHA-256 of the device's public key)");
+		row->has_identity = true;
+	}
+	return DJ_EOK;
+}
+
+/* parse_row - validate one device line (\p want fields) into \p row */
+static int parse_row(const char *name, unsigned line, const char *s, size_t len, size_t want,
 		     struct dv_csv_row *row, char *err, size_t errlen)
 {
-	char fields[DV_CSV_FIELDS][FIELD_MAX];
+	char fields[DV_CSV_FIELDS_ATTRS][FIELD_MAX];
 	size_t count, i;
 	int too_long, rc;
 
-	rc = split(s, len, fields, &count, &too_long);
+	rc = split(s, len, want, fields, &count, &too_long);
 	if (rc != DJ_EOK) {
-		rc = fail(err, errlen, name, line, "expected %d fields (%s), found %zu",
-			  DV_CSV_FIELDS, DV_CSV_HEADER, count);
+		rc = fail(err, errlen, name, line, "expected %zu fields (%s), found %zu", want,
+			  want == DV_CSV_FIELDS ? DV_CSV_HEADER : DV_CSV_HEADER_ATTRS, count);
 		goto out;
 	}
-	for (i = 0; i < DV_CSV_FIELDS; i++)
+	for (i = 0; i < want; i++)
 		if (strchr(fields[i], '"') != NULL || strchr(fields[i], '\'') != NULL) {
 			rc = fail(err, errlen, name, line,
 				  "field %s: quotes are not supported", field_names[i]);
@@ -156,7 +191,8 @@ static int parse_row(const char *name, unsigned line, const char *s, size_t len,
 			  "(AppKey is the only root key)");
 		goto out;
 	}
-	rc = DJ_EOK;
+	rc = want == DV_CSV_FIELDS_ATTRS ?
+	     parse_attrs(name, line, fields, too_long, row, err, errlen) : DJ_EOK;
 out:
 	OPENSSL_cleanse(fields, sizeof(fields));
 	if (rc != DJ_EOK)
@@ -224,7 +260,7 @@ int dv_csv_parse(const char *name, const char *buf, size_t len, struct dv_csv **
 	struct dv_csv *csv = NULL;
 	const struct dv_csv_row *dup, *first;
 	const char *p = buf, *end = buf + len, *nl;
-	size_t cap = 1, i, llen;
+	size_t cap = 1, i, llen, want = DV_CSV_FIELDS;
 	unsigned line = 0, blank_line = 0;
 	int rc = DJ_EMALFORMED;
 	char eui[2 * LW_EUI_LEN + 1];
@@ -256,7 +292,12 @@ int dv_csv_parse(const char *name, const char *buf, size_t len, struct dv_csv **
 		if (llen > 0 && p[llen - 1] == '\r')
 			llen--;
 		if (line == 1) {
-			if (llen != strlen(DV_CSV_HEADER) || memcmp(p, DV_CSV_HEADER, llen) != 0) {
+			if (llen == strlen(DV_CSV_HEADER_ATTRS) &&
+			    memcmp(p, DV_CSV_HEADER_ATTRS, llen) == 0) {
+				want = DV_CSV_FIELDS_ATTRS;
+				csv->has_attrs = true;
+			} else if (llen != strlen(DV_CSV_HEADER) ||
+				   memcmp(p, DV_CSV_HEADER, llen) != 0) {
 				rc = fail(err, errlen, name, line,
 					  "the header must be exactly \"%s\"", DV_CSV_HEADER);
 				goto out;
@@ -270,7 +311,7 @@ int dv_csv_parse(const char *name, const char *buf, size_t len, struct dv_csv **
 					  "blank line between rows (only allowed at the end)");
 				goto out;
 			}
-			rc = parse_row(name, line, p, llen, &csv->rows[csv->n], err, errlen);
+			rc = parse_row(name, line, p, llen, want, &csv->rows[csv->n], err, errlen);
 			if (rc != DJ_EOK)
 				break;
 			csv->n++;

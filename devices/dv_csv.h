@@ -25,6 +25,10 @@
  *	anything is returned, and the first error (in file order) is reported with its line number
  *	and field, never with the value of a key.
  *
+ *	The header may instead be DV_CSV_HEADER_ATTRS: five more columns (model, firmware,
+ *	manufacturer, date as YYYY-MM-DD, identity_sha256 as 64 hex digits), each may be empty;
+ *	values are printable ASCII without '"', '\\', ',' or ';', at most 64 characters.
+ *
  *	The rows hold raw root keys; the read buffer is wiped as soon as it is parsed, and
  *	dv_csv_free() wipes the rows (OPENSSL_cleanse).
  */
@@ -41,6 +45,11 @@
 
 #define DV_CSV_HEADER "dev_eui,join_eui,mac_version,app_key,nwk_key"
 #define DV_CSV_FIELDS 5
+/* The enrollment form (danejoin-devices enroll): the same columns, then the attributes that
+ * are published in the device's TXT record (docs/dns-records.md). Each may be empty. */
+#define DV_CSV_HEADER_ATTRS DV_CSV_HEADER ",model,firmware,manufacturer,date,identity_sha256"
+#define DV_CSV_FIELDS_ATTRS 10
+#define DV_CSV_ATTR_MAX 64		/* characters per attribute (DV_ATTR_VALUE_MAX) */
 #define DV_CSV_ERR_MAX 512		/* room for any message the parser writes */
 #define DV_CSV_MAX_BYTES (256u << 20)	/* refuse files larger than this (256 MiB) */
 
@@ -52,10 +61,18 @@ struct dv_csv_row {
 	uint8_t app_key[LW_KEY_LEN];
 	bool has_nwk_key;		/* true exactly for LoRaWAN 1.1 */
 	uint8_t nwk_key[LW_KEY_LEN];
+	/* DV_CSV_HEADER_ATTRS files only ("" when empty or absent) */
+	char model[DV_CSV_ATTR_MAX + 1];
+	char firmware[DV_CSV_ATTR_MAX + 1];
+	char manufacturer[DV_CSV_ATTR_MAX + 1];
+	char date[11];			/* YYYY-MM-DD */
+	bool has_identity;
+	uint8_t identity[32];		/* SHA-256 of the device's SPKI (TLSA 3 1 1) */
 };
 
 struct dv_csv {
 	size_t n;
+	bool has_attrs;			/* the file has the DV_CSV_HEADER_ATTRS header */
 	struct dv_csv_row *rows;	/* in file order */
 };
 

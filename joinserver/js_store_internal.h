@@ -103,6 +103,22 @@ void js_store__outbox_count(struct js_store *s, uint64_t written, uint64_t dropp
 
 #define JS_OUTBOX_LOG_SECONDS 10
 
+struct sqlite3;
+
+/*!
+ * \brief Lock the SQLite writer and open a write transaction (js_store_owner.c). \p db is the
+ *        writer, valid until js_store__sq_end(). \retval DJ_EOK, DJ_EINVAL (not the SQLite
+ *        backend), DJ_ESQL
+ */
+int js_store__sq_begin(struct js_store *s, struct sqlite3 **db);
+
+/*! \brief Commit (\p ret == DJ_EOK) or roll back, unlock the writer; returns the outcome. */
+int js_store__sq_end(struct js_store *s, int ret);
+
+/*! \brief Append an audit row inside the open transaction. */
+int js_store__sq_audit(struct js_store *s, const uint8_t *dev_eui, const char *event,
+		       const char *actor, const char *detail);
+
 /*! \brief Copy \p src into the fixed buffer \p dst of \p cap bytes, truncating; NULL gives "". */
 void js_store__strlcpy(char *dst, const char *src, size_t cap);
 

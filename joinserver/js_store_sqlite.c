@@ -109,6 +109,42 @@ static const struct sq_migration migrations[] = {
 	  " at INTEGER NOT NULL,"
 	  " body BLOB NOT NULL);"
 	  "INSERT OR IGNORE INTO meta(k, v) VALUES('instance', randomblob(8));" },
+	/* 4: the device registry (js_store_owner.h): owners and their chains, hashed auth
+	 * codes, and the steps of each ownership transfer. UNIQUE(dev_eui, serial) and
+	 * UNIQUE(dev_eui, nonce) refuse a replayed or concurrent transfer in the database.
+	 * IF NOT EXISTS: a file taken back to an older version by dropping only that version's
+	 * objects (as the migration tests do) still migrates. */
+	{ 4,
+	  "CREATE TABLE IF NOT EXISTS owners("
+	  " dev_eui BLOB PRIMARY KEY REFERENCES devices(dev_eui) ON DELETE CASCADE,"
+	  " zone TEXT NOT NULL,"
+	  " serial INTEGER NOT NULL,"
+	  " chain BLOB NOT NULL,"
+	  " attrs TEXT NOT NULL,"
+	  " published INTEGER NOT NULL,"
+	  " updated_at INTEGER NOT NULL);"
+	  "CREATE INDEX IF NOT EXISTS owners_unpublished ON owners(published) WHERE published = 0;"
+	  "CREATE TABLE IF NOT EXISTS authcodes("
+	  " dev_eui BLOB PRIMARY KEY REFERENCES devices(dev_eui) ON DELETE CASCADE,"
+	  " salt BLOB NOT NULL,"
+	  " iter INTEGER NOT NULL,"
+	  " hash BLOB NOT NULL,"
+	  " expires_at INTEGER NOT NULL,"
+	  " created_at INTEGER NOT NULL);"
+	  "CREATE TABLE IF NOT EXISTS transfers("
+	  " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	  " dev_eui BLOB NOT NULL REFERENCES devices(dev_eui) ON DELETE CASCADE,"
+	  " serial INTEGER NOT NULL,"
+	  " nonce BLOB NOT NULL,"
+	  " from_zone TEXT NOT NULL,"
+	  " to_zone TEXT NOT NULL,"
+	  " chain BLOB NOT NULL,"
+	  " step INTEGER NOT NULL,"
+	  " created_at INTEGER NOT NULL,"
+	  " updated_at INTEGER NOT NULL,"
+	  " UNIQUE(dev_eui, serial),"
+	  " UNIQUE(dev_eui, nonce));"
+	  "CREATE INDEX IF NOT EXISTS transfers_pending ON transfers(step) WHERE step < 3;" },
 };
 
 struct sq_reader {
@@ -1275,6 +1311,31 @@ out:
 	sqlite3_finalize(st);
 	reader_put(q, r);
 	return ret;
+}
+
+int js_store__sq_begin(struct js_store *s, sqlite3 **db)
+{
+	struct sq *q;
+	int ret;
+
+	if (s == NULL || s->ops != &js_store__sqlite_ops)
+		return DJ_EINVAL;
+	q = s->be;
+	ret = begin_w(q);
+	if (ret == DJ_EOK)
+		*db = q->w;
+	return ret;
+}
+
+int js_store__sq_end(struct js_store *s, int ret)
+{
+	return end_w(s->be, ret);
+}
+
+int js_store__sq_audit(struct js_store *s, const uint8_t *dev_eui, const char *event,
+		       const char *actor, const char *detail)
+{
+	return audit_put(s, dev_eui, event, actor, detail);
 }
 
 const struct js_store_ops js_store__sqlite_ops = {

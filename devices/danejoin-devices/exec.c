@@ -609,3 +609,32 @@ int exec_run(const struct js_config *cfg, const struct dv_params *p)
 	run_close(&r);
 	return ex;
 }
+
+int exec__open(const struct js_config *cfg, const char *config_path, struct js_keystore **ks,
+	       struct js_store **store)
+{
+	struct run r;
+	int ex;
+
+	memset(&r, 0, sizeof(r));
+	r.cfg = cfg;
+	r.config_path = config_path;
+	ex = run_open(&r);
+	if (ex != DV_EXIT_OK) {
+		run_close(&r);
+		return ex;
+	}
+	*ks = r.ks;
+	*store = r.store;
+	return DV_EXIT_OK;
+}
+
+int exec__fault_exit(int rc)
+{
+	return fault_exit(rc);
+}
+
+void exec__actor(char *actor, size_t len)
+{
+	set_actor(actor, len);
+}

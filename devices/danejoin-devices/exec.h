@@ -21,4 +21,26 @@ int exec_run(const struct js_config *cfg, const struct dv_params *p);
  */
 int exec_simulate(const struct js_config *cfg, int argc, char **argv);
 
+/*!
+ * \brief The ownership commands (devices/danejoin-devices/exec_owner.c): enroll, publish,
+ *        authcode, transfer-request, transfer, ownership.
+ * \return an enum dv_exit code.
+ */
+int exec_owner(const struct js_config *cfg, const struct dv_params *p);
+
+/* Shared by exec.c and exec_owner.c. */
+struct js_keystore;
+struct js_store;
+
+/*! \brief Read the configured master key and open the store (messages on stderr). Both
+ *         outputs are set on DV_EXIT_OK only; close with js_store_close/js_keystore_free. */
+int exec__open(const struct js_config *cfg, const char *config_path, struct js_keystore **ks,
+	       struct js_store **store);
+
+/*! \brief The exit code of an unexpected library error: internal or store. */
+int exec__fault_exit(int rc);
+
+/*! \brief The audit actor of this run: "cli:LOGIN". */
+void exec__actor(char *actor, size_t len);
+
 #endif /* DJ_DEVICES_DANEJOIN_DEVICES_EXEC_H */

@@ -20,6 +20,24 @@ static const struct option long_opts[] = {
 	{ "all", no_argument, NULL, 'a' },
 	{ "new-master-key", required_argument, NULL, 'k' },
 	{ "verbose", no_argument, NULL, 'v' },
+	{ "zone", required_argument, NULL, 1000 },
+	{ "from-zone", required_argument, NULL, 1001 },
+	{ "to-zone", required_argument, NULL, 1002 },
+	{ "key", required_argument, NULL, 1003 },
+	{ "ns", required_argument, NULL, 1004 },
+	{ "tsig-file", required_argument, NULL, 1005 },
+	{ "ta-file", required_argument, NULL, 1006 },
+	{ "lookup-via", required_argument, NULL, 1007 },
+	{ "js-cert", required_argument, NULL, 1008 },
+	{ "js-key", required_argument, NULL, 1009 },
+	{ "netids", required_argument, NULL, 1010 },
+	{ "as-ids", required_argument, NULL, 1011 },
+	{ "csv", required_argument, NULL, 1012 },
+	{ "out", required_argument, NULL, 1013 },
+	{ "requests", required_argument, NULL, 1014 },
+	{ "auth-codes", required_argument, NULL, 1015 },
+	{ "expires-in", required_argument, NULL, 1016 },
+	{ "ttl", required_argument, NULL, 1017 },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -47,6 +65,21 @@ static int parse_flags(int argc, char **argv, const char *shortopts, struct dv_a
 			break;
 		case 'h':
 			return -1;
+		case 1000: case 1001: case 1002: case 1003: case 1004: case 1005: case 1006:
+		case 1007: case 1008: case 1009: case 1010: case 1011: case 1012: case 1013:
+		case 1014: case 1015: case 1016: case 1017: {
+			/* owner_slots - the ownership flags, in long_opts order from 1000 */
+			const char **owner_slots[] = {
+				&a->own.zone, &a->own.from_zone, &a->own.to_zone, &a->own.key,
+				&a->own.ns, &a->own.tsig_file, &a->own.ta_file, &a->own.lookup_via,
+				&a->own.js_cert, &a->own.js_key, &a->own.netids, &a->own.as_ids,
+				&a->own.csv, &a->own.out, &a->own.requests, &a->own.auth_codes,
+				&a->own.expires_in, &a->own.ttl,
+			};
+			*owner_slots[ch - 1000] = optarg;
+			a->owner_flag = true;
+			break;
+		}
 		default:	/* getopt has printed what was wrong */
 			fprintf(stderr, "%s: see %s --help\n", DV_PROGRAM, DV_PROGRAM);
 			return DV_EXIT_USAGE;
@@ -144,6 +177,8 @@ int main(int argc, char **argv)
 	}
 	if (p.cmd == DV_CMD_SIMULATE)
 		ex = exec_simulate(&cfg, sub_argc, sub_argv);
+	else if (p.cmd >= DV_CMD_ENROLL)
+		ex = exec_owner(&cfg, &p);
 	else
 		ex = exec_run(&cfg, &p);
 	js_config_free(&cfg);

@@ -26,6 +26,33 @@ static const struct {
 	{ "rewrap", DV_CMD_REWRAP, 0, 0 },
 	{ "audit", DV_CMD_AUDIT, 0, 1 },
 	{ "simulate", DV_CMD_SIMULATE, 0, 1 << 20 },
+	{ "enroll", DV_CMD_ENROLL, 1, 1 },
+	{ "publish", DV_CMD_PUBLISH, 0, 0 },
+	{ "authcode", DV_CMD_AUTHCODE, 1, 2 },
+	{ "transfer-request", DV_CMD_TRANSFER_REQUEST, 0, 1 },
+	{ "transfer", DV_CMD_TRANSFER, 0, 0 },
+	{ "ownership", DV_CMD_OWNERSHIP, 1, 1 },
+};
+
+/* owner_need - the ownership flags each ownership command needs (R) or may take (O) */
+static const struct {
+	enum dv_cmd cmd;
+	const char *spec;	/* per flag in struct dv_owner_args order: R, O or - */
+} owner_need[] = {
+	/*                            zftknTalcjNAvorueL */
+	{ DV_CMD_ENROLL,             "RO-RRRROOOOO-----O" },
+	{ DV_CMD_PUBLISH,            "----RR-----------O" },
+	{ DV_CMD_AUTHCODE,           "R--R--RO----OR--O-" },
+	{ DV_CMD_TRANSFER_REQUEST,   "R-RR------RROR----" },
+	{ DV_CMD_TRANSFER,           "--OORRRO--OO--OO-O" },
+	{ DV_CMD_OWNERSHIP,          "------------------" },
+};
+
+/* owner_flag_names - the ownership flags, in struct dv_owner_args order */
+static const char *const owner_flag_names[] = {
+	"--zone", "--from-zone", "--to-zone", "--key", "--ns", "--tsig-file", "--ta-file",
+	"--lookup-via", "--js-cert", "--js-key", "--netids", "--as-ids", "--csv", "--out",
+	"--requests", "--auth-codes", "--expires-in", "--ttl",
 };
 
 /* usage_error - print "danejoin-devices: COMMAND: message" and return DV_EXIT_USAGE */
@@ -78,7 +105,70 @@ int params_validate(const struct dv_args *args, struct dv_params *out)
 	if (args->new_master_key != NULL && p.cmd != DV_CMD_REWRAP)
 		return usage_error(args->command, "--new-master-key is only for rewrap");
 
+	if (args->owner_flag || p.cmd >= DV_CMD_ENROLL) {
+		const struct dv_owner_args *o = &args->own;
+		const char *vals[] = {
+			o->zone, o->from_zone, o->to_zone, o->key, o->ns, o->tsig_file,
+			o->ta_file, o->lookup_via, o->js_cert, o->js_key, o->netids, o->as_ids,
+			o->csv, o->out, o->requests, o->auth_codes, o->expires_in, o->ttl,
+		};
+		const char *spec = NULL;
+		char msg[96];
+
+		for (i = 0; i < DJ_ARRAY_LEN(owner_need); i++)
+			if (owner_need[i].cmd == p.cmd)
+				spec = owner_need[i].spec;
+		for (i = 0; i < DJ_ARRAY_LEN(owner_flag_names); i++) {
+			char need = spec != NULL ? spec[i] : '-';
+
+			if (need == '-' && vals[i] != NULL) {
+				snprintf(msg, sizeof(msg), "%s is not a flag of this command",
+					 owner_flag_names[i]);
+				return usage_error(args->command, msg);
+			}
+			if (need == 'R' && vals[i] == NULL) {
+				snprintf(msg, sizeof(msg), "%s is required", owner_flag_names[i]);
+				return usage_error(args->command, msg);
+			}
+		}
+		p.own = args->own;
+	}
+
 	switch (p.cmd) {
+	case DV_CMD_ENROLL:
+		p.input = args->pos[0];
+		break;
+	case DV_CMD_AUTHCODE:
+		if (strcmp(args->pos[0], "set") != 0)
+			return usage_error(args->command, "the only subcommand is 'set'");
+		if ((args->npos == 2) == (args->own.csv != NULL))
+			return usage_error(args->command, "give either one DevEUI or --csv FILE");
+		if (args->npos == 2)
+			p.input = args->pos[1];
+		break;
+	case DV_CMD_TRANSFER_REQUEST:
+		if ((args->npos == 1) == (args->own.csv != NULL))
+			return usage_error(args->command, "give either one DevEUI or --csv FILE");
+		if (args->npos == 1)
+			p.input = args->pos[0];
+		break;
+	case DV_CMD_TRANSFER:
+		if (args->own.requests != NULL && args->own.auth_codes != NULL)
+			return usage_error(args->command, "give --requests or --auth-codes, not both");
+		if (args->own.auth_codes != NULL &&
+		    (args->own.to_zone == NULL || args->own.netids == NULL ||
+		     args->own.as_ids == NULL || args->own.key == NULL))
+			return usage_error(args->command, "--auth-codes needs --to-zone, --netids, "
+					   "--as-ids and --key (the registry key)");
+		if (args->own.requests != NULL &&
+		    (args->own.to_zone != NULL || args->own.netids != NULL ||
+		     args->own.as_ids != NULL || args->own.key != NULL))
+			return usage_error(args->command, "a signed request names the new owner and "
+					   "its rights itself: no --to-zone, --netids, --as-ids, --key");
+		break;
+	case DV_CMD_OWNERSHIP:
+		p.input = args->pos[0];
+		break;
 	case DV_CMD_IMPORT:
 		p.csv_path = args->pos[0];
 		break;
@@ -132,6 +222,21 @@ void params_usage(FILE *f)
 	      "  audit [DEVEUI]                 print the audit log, of all devices or of one\n"
 	      "  simulate ...                   run the end-device simulator\n"
 	      "\n"
+	      "Ownership (docs/danejoin-devices.md, docs/dns-records.md):\n"
+	      "  enroll FILE --zone Z [--from-zone M] --key K [--netids L] [--as-ids L] DNS\n"
+	      "                                 enroll a CSV or CMS (EnvelopedData to --js-cert)\n"
+	      "                                 file and publish each device's records in Z\n"
+	      "  publish DNS                    publish records left unpublished\n"
+	      "  authcode set DEVEUI|--csv F --zone Z --key K --ta-file F --out F\n"
+	      "                                 [--expires-in S]: set auth codes (hashed)\n"
+	      "  transfer-request DEVEUI|--csv F --zone Z --to-zone N --key K --netids L\n"
+	      "                                 --as-ids L --out F: sign transfer requests\n"
+	      "  transfer [--requests F | --auth-codes F --to-zone N --netids L --as-ids L\n"
+	      "                                 --key K] DNS: verify and transfer (all or\n"
+	      "                                 none); finishes unfinished transfers first\n"
+	      "  ownership DEVEUI               the owner and the chain of a device\n"
+	      "  DNS = --ns IP@PORT --tsig-file F --ta-file F [--lookup-via IP@PORT] [--ttl S]\n"
+	      "\n"
 	      "Options:\n"
 	      "  -c, --config FILE   the danejoin configuration (required; before or after the\n"
 	      "                      command)\n"
@@ -154,6 +259,8 @@ void params_usage(FILE *f)
 	      "     store's key; database error\n"
 	      "  5  internal error\n"
 	      "  6  simulate only: the join engine broke a rule of the LoRaWAN specification\n"
+	      "  7  ownership: refused (signature, _owner key, auth code, replayed request)\n"
+	      "  8  ownership: the DNS update failed; run the command again to finish\n"
 	      "Bad input of any kind changes nothing.\n",
 	      f);
 }

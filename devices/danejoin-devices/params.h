@@ -21,6 +21,10 @@ enum dv_exit {
 	DV_EXIT_DATA = 3,	/* bad input: CSV, DevEUI, unknown or already enrolled device */
 	DV_EXIT_STORE = 4,	/* store or key error: master key missing/mismatch/mode, database */
 	DV_EXIT_INTERNAL = 5,	/* out of memory, crypto library failure, a bug */
+	/* 6: simulate only (simulate.c) */
+	DV_EXIT_DENIED = 7,	/* ownership: a signature, key, auth code or serial refused */
+	DV_EXIT_DNS = 8,	/* ownership: the DNS update failed; the store says what is left,
+				 * and a re-run finishes it */
 };
 
 enum dv_cmd {
@@ -33,6 +37,32 @@ enum dv_cmd {
 	DV_CMD_REWRAP,
 	DV_CMD_AUDIT,
 	DV_CMD_SIMULATE,
+	DV_CMD_ENROLL,
+	DV_CMD_PUBLISH,
+	DV_CMD_AUTHCODE,
+	DV_CMD_TRANSFER_REQUEST,
+	DV_CMD_TRANSFER,
+	DV_CMD_OWNERSHIP,
+};
+
+/* The flags of the ownership commands (exec_owner.c). Strings are borrowed from argv. */
+struct dv_owner_args {
+	const char *zone;		/* --zone: the owner (enroll, authcode, transfer-request) */
+	const char *from_zone;		/* --from-zone: the manufacturer (enroll) */
+	const char *to_zone;		/* --to-zone */
+	const char *key;		/* --key: the signing key (manufacturer, owner, registry) */
+	const char *ns;			/* --ns IP@PORT: the authoritative server (updates) */
+	const char *tsig_file;		/* --tsig-file */
+	const char *ta_file;		/* --ta-file: trust anchors for validated lookups */
+	const char *lookup_via;		/* --lookup-via IP@PORT: stub for lookups (default --ns) */
+	const char *js_cert, *js_key;	/* --js-cert, --js-key: CMS recipient (enroll) */
+	const char *netids, *as_ids;	/* --netids, --as-ids: comma lists (rights) */
+	const char *csv;		/* --csv FILE: a list of devices */
+	const char *out;		/* --out FILE */
+	const char *requests;		/* --requests FILE (transfer) */
+	const char *auth_codes;		/* --auth-codes FILE (transfer) */
+	const char *expires_in;		/* --expires-in SECONDS (authcode) */
+	const char *ttl;		/* --ttl SECONDS */
 };
 
 /* The command line as parsed by main.c, before validation. Strings are borrowed from argv. */
@@ -43,6 +73,8 @@ struct dv_args {
 	const char *new_master_key;	/* --new-master-key */
 	int npos;			/* positional arguments after the command */
 	char **pos;
+	struct dv_owner_args own;
+	bool owner_flag;		/* any ownership flag was given */
 };
 
 /* A validated run. Strings are borrowed from argv. */
@@ -54,6 +86,8 @@ struct dv_params {
 	bool has_dev_eui;		/* show, delete, reset-nonces, audit */
 	uint8_t dev_eui[LW_EUI_LEN];
 	bool all;			/* reset-nonces --all */
+	const char *input;		/* enroll FILE, ownership DEVEUI (text) */
+	struct dv_owner_args own;	/* the ownership commands */
 };
 
 /*!
