@@ -314,7 +314,7 @@ int da_tls_client_prepare(SSL *ssl, const char *host, const struct da_tlsa *rr, 
 }
 
 int da_tls_verify(SSL_CTX *ctx, X509 *leaf, STACK_OF(X509) *chain, const char *name,
-		  const struct da_tlsa *rr, size_t n, struct da_verdict *v)
+		  const struct da_tlsa *rr, size_t n, enum da_peer_role role, struct da_verdict *v)
 {
 	X509_STORE_CTX *xs = NULL;
 	SSL *ssl = NULL;
@@ -340,8 +340,10 @@ int da_tls_verify(SSL_CTX *ctx, X509 *leaf, STACK_OF(X509) *chain, const char *n
 	if (X509_STORE_CTX_init(xs, SSL_CTX_get_cert_store(ctx), leaf, chain) != 1)
 		goto out;
 	X509_STORE_CTX_set0_dane(xs, SSL_get0_dane(ssl));
-	/* the server checks a client: the "ssl_client" parameters and purpose, as libssl does */
-	if (X509_STORE_CTX_set_default(xs, "ssl_client") != 1 ||
+	/* a client is checked with the "ssl_client" parameters and purpose, a server with
+	 * "ssl_server", as libssl does */
+	if (X509_STORE_CTX_set_default(xs, role == DA_PEER_SERVER ? "ssl_server" : "ssl_client") !=
+		    1 ||
 	    X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(xs), SSL_get0_param(ssl)) != 1)
 		goto out;
 	rc = X509_verify_cert(xs);

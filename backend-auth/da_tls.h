@@ -97,14 +97,23 @@ struct da_verdict {
 	char why[DA_WHY_MAX];	/* !ok: the reason, for logs and errors */
 };
 
+/* Which side the checked peer is: the purpose OpenSSL checks under DANE-TA (EKU clientAuth or
+ * serverAuth, as libssl does for a handshake). */
+enum da_peer_role {
+	DA_PEER_CLIENT = 0,
+	DA_PEER_SERVER = 1,
+};
+
 /*!
- * \brief Server side: verify a client's \p leaf (and the \p chain it sent, may be NULL) against
- *        \p rr, with \p name as the reference identity for DANE-TA. The purpose checked is TLS
- *        client authentication. \p ctx must have had da_tls_ctx_enable(); its trust store is
- *        not used for DANE-TA/EE (no PKIX usages are ever added).
+ * \brief Verify a peer's \p leaf (and the \p chain it sent, may be NULL) against \p rr, with
+ *        \p name as the reference identity for DANE-TA, for a peer in \p role (the server side
+ *        checks a client after the handshake; a client whose TLS library cannot carry DANE
+ *        state, like libmosquitto, checks a server). \p ctx must have had da_tls_ctx_enable();
+ *        its trust store is not used for DANE-TA/EE (no PKIX usages are ever added).
  * \retval DJ_EOK (\p v holds the verdict, ok or not), DJ_ENOMEM, DJ_ECRYPTO
  */
 int da_tls_verify(SSL_CTX *ctx, X509 *leaf, STACK_OF(X509) *chain, const char *name,
-		  const struct da_tlsa *rr, size_t n, struct da_verdict *v) DJ_MUSTCHECK;
+		  const struct da_tlsa *rr, size_t n, enum da_peer_role role,
+		  struct da_verdict *v) DJ_MUSTCHECK;
 
 #endif /* DJ_BACKEND_AUTH_DA_TLS_H */

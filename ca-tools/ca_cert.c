@@ -6,10 +6,13 @@
  * was not given. An issuer is checked before use: its key must match its certificate, it must be
  * a CA, and its pathLenConstraint must leave room for an intermediate (RFC 5280 §4.2.1.9).
  */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -217,6 +220,46 @@ out:
 	return rc;
 }
 
+/* set_raw_spki - the SubjectPublicKeyInfo of an EC (named curve, RFC 5480 §2) or Ed25519
+ *                (RFC 8410 §4) key from its encoded public key; other keys by X509_set_pubkey */
+static int set_raw_spki(X509 *x, EVP_PKEY *key)
+{
+	unsigned char *pub = NULL;
+	char group[64];
+	size_t len = 0;
+	int nid_alg, nid_curve = NID_undef, rc = DJ_ECRYPTO;
+
+	if (EVP_PKEY_is_a(key, "EC")) {
+		nid_alg = NID_X9_62_id_ecPublicKey;
+		if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group,
+						   sizeof(group), NULL) != 1)
+			return DJ_ECRYPTO;
+		nid_curve = OBJ_sn2nid(group);
+		if (nid_curve == NID_undef)
+			nid_curve = EC_curve_nist2nid(group);
+		if (nid_curve == NID_undef)
+			return DJ_ECRYPTO;
+	} else if (EVP_PKEY_is_a(key, "ED25519")) {
+		nid_alg = NID_ED25519;
+	} else {
+		return X509_set_pubkey(x, key) == 1 ? DJ_EOK : DJ_ECRYPTO;
+	}
+	if (EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, NULL, 0, &len) != 1 ||
+	    len == 0 || len > INT_MAX || (pub = OPENSSL_malloc(len)) == NULL ||
+	    EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, pub, len, &len) != 1)
+		goto out;
+	if (X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), OBJ_nid2obj(nid_alg),
+				   nid_curve != NID_undef ? V_ASN1_OBJECT : V_ASN1_UNDEF,
+				   nid_curve != NID_undef ? OBJ_nid2obj(nid_curve) : NULL, pub,
+				   (int)len) != 1)
+		goto out;
+	pub = NULL;		/* taken by the certificate */
+	rc = DJ_EOK;
+out:
+	OPENSSL_free(pub);
+	return rc;
+}
+
 /* sign_md - the digest for a signing key: none for Ed25519, SHA-384 for P-384, else SHA-256 */
 static const EVP_MD *sign_md(EVP_PKEY *key)
 {
@@ -294,7 +337,8 @@ int ca_cert_build(const struct ca_cert_props *p, X509 **out, char *err, size_t e
 	if (X509_gmtime_adj(X509_getm_notBefore(x), -CA_BACKDATE_SECS) == NULL ||
 	    X509_time_adj_ex(X509_getm_notAfter(x), p->days, 0, NULL) == NULL)
 		goto out;
-	if (X509_set_pubkey(x, p->subject_key) != 1)
+	if (p->raw_spki ? set_raw_spki(x, p->subject_key) != DJ_EOK :
+	    X509_set_pubkey(x, p->subject_key) != 1)
 		goto out;
 
 	if (role_is_ca(p->role)) {

@@ -52,6 +52,11 @@ struct ca_cert_props {
 	X509 *issuer_cert;		/* NULL: self-signed with subject_key */
 	EVP_PKEY *issuer_key;		/* the signing key (== subject_key if self-signed) */
 	const EVP_MD *md;		/* optional pre-fetched digest (bulk); NULL: by key type */
+	bool raw_spki;			/* bulk: put an EC or Ed25519 public key into the SPKI
+					 * directly, not through OpenSSL 3.0's encoder and decoder
+					 * (most of the cost of a device certificate). The result's
+					 * X509_get0_pubkey() is then NULL; X509_get_X509_PUBKEY()
+					 * and i2d work. */
 };
 
 /*! \brief "js", "ns", "as", "device" to a leaf role. \retval DJ_EOK, DJ_EINVAL */

@@ -33,7 +33,7 @@ enum key_type {
 	KT_INT64,	/* int64_t, range-checked */
 	KT_HEX,		/* exactly hex_len bytes of hex */
 	KT_STR,		/* a non-empty string */
-	KT_BOOL,	/* yes/no/true/false/1/0, stored as unsigned 1/0 */
+	KT_BOOL,	/* yes/no/true/false/on/off/1/0, stored as unsigned 1/0 */
 	KT_LIST,	/* words separated by spaces or commas, into struct js_config_list */
 };
 
@@ -87,12 +87,14 @@ static const struct key_def key_table[] = {
 	{ "js", "join_euis", KT_LIST, CFG_OFF(join_euis), 0, 0, 0, false },
 	{ "js", "home_net_id", KT_HEX, CFG_OFF(home_net_id), 0, 0, LW_NETID_LEN, false },
 	{ "js", "home_ns_id", KT_STR, CFG_OFF(home_ns_id), 0, 0, 0, false },
+	{ "js", "ownership", KT_BOOL, CFG_OFF(js_ownership), 0, 0, 0, false },
 	{ "join", "net_id", KT_HEX, CFG_OFF(net_id), 0, 0, LW_NETID_LEN, false },
 	{ "join", "session_lifetime", KT_INT64, CFG_OFF(session_lifetime), JS_CONFIG_SESSION_MIN,
 	  JS_CONFIG_SESSION_MAX, 0, false },
 	/* [mqtt]: events (see check_mqtt() for the rules across keys) */
 	{ "mqtt", "host", KT_STR, CFG_OFF(mqtt_host), 0, 0, 0, false },
 	{ "mqtt", "port", KT_UINT, CFG_OFF(mqtt_port), 1, 65535, 0, false },
+	{ "mqtt", "address", KT_STR, CFG_OFF(mqtt_address), 0, 0, 0, false },
 	{ "mqtt", "verify", KT_STR, CFG_OFF(mqtt_verify), 0, 0, 0, false },
 	{ "mqtt", "cafile", KT_PATH, CFG_OFF(mqtt_cafile), 0, 0, 0, false },
 	{ "mqtt", "cert", KT_PATH, CFG_OFF(mqtt_cert), 0, 0, 0, false },
@@ -352,10 +354,10 @@ static void set_value(struct parse_ctx *c, const struct key_def *k, void *obj, c
 		break;
 	case KT_BOOL:
 		if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 ||
-		    strcmp(value, "1") == 0)
+		    strcmp(value, "on") == 0 || strcmp(value, "1") == 0)
 			*(unsigned *)(void *)base = 1;
 		else if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0 ||
-			 strcmp(value, "0") == 0)
+			 strcmp(value, "off") == 0 || strcmp(value, "0") == 0)
 			*(unsigned *)(void *)base = 0;
 		else
 			fail(c, DJ_ECONFIG, c->line, "[%s] %s: expected yes or no", sect, k->name);
@@ -536,17 +538,26 @@ static void check_mqtt(struct parse_ctx *c)
 		     "turns events on)");
 		return;
 	}
-	if (g->mqtt_verify != NULL && strcmp(g->mqtt_verify, "dane") == 0) {
-		fail(c, DJ_ECONFIG, 0, "[mqtt] verify: dane is not yet supported (it comes with "
-		     "the DNSSEC resolver of backend-auth); use verify = cafile");
-		return;
-	}
-	if (g->mqtt_verify != NULL && strcmp(g->mqtt_verify, "cafile") != 0) {
-		fail(c, DJ_ECONFIG, 0, "[mqtt] verify: expected cafile (or, later, dane), got '%s'",
+	if (g->mqtt_verify != NULL && strcmp(g->mqtt_verify, "cafile") != 0 &&
+	    strcmp(g->mqtt_verify, "dane") != 0) {
+		fail(c, DJ_ECONFIG, 0, "[mqtt] verify: expected cafile or dane, got '%s'",
 		     g->mqtt_verify);
 		return;
 	}
-	if (g->mqtt_cafile == NULL) {
+	if (g->mqtt_verify != NULL && strcmp(g->mqtt_verify, "dane") == 0) {
+		/* the broker is authenticated by its DNSSEC-signed TLSA records alone */
+		if (g->mqtt_cafile != NULL) {
+			fail(c, DJ_ECONFIG, 0, "[mqtt] cafile: not used with verify = dane (the "
+			     "broker's TLSA records decide; there is no fallback to a CA file)");
+			return;
+		}
+		if (g->dane_trust_anchor_file == NULL && g->dane_auto_trust_anchor_file == NULL &&
+		    !g->dane_root_anchor) {
+			fail(c, DJ_ECONFIG, 0, "[mqtt] verify = dane needs a DNSSEC trust anchor: "
+			     "[dane] trust_anchor_file, auto_trust_anchor_file or root_anchor = yes");
+			return;
+		}
+	} else if (g->mqtt_cafile == NULL) {
 		fail(c, DJ_ECONFIG, 0, "[mqtt] cafile: required with verify = cafile (the roots "
 		     "the broker's certificate must chain to)");
 		return;
@@ -723,6 +734,7 @@ void js_config_free(struct js_config *cfg)
 	free(cfg->peers);
 	free(cfg->mqtt_host);
 	free(cfg->mqtt_verify);
+	free(cfg->mqtt_address);
 	free(cfg->mqtt_cafile);
 	free(cfg->mqtt_cert);
 	free(cfg->mqtt_key);

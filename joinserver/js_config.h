@@ -114,6 +114,8 @@ struct js_config {
 	struct js_config_list join_euis;	/* JoinEUIs served: HEX16 or HEX16/BITS prefixes */
 	uint8_t home_net_id[LW_NETID_LEN];	/* HomeNSAns HNetID */
 	char *home_ns_id;		/* HomeNSAns HNSID (1.1); NULL: not sent */
+	unsigned js_ownership;		/* 1: requests for a device with an owner row need its
+					 * ownership chain (js_owner.h); needs auth = dane */
 	/* [peer.NAME] */
 	unsigned n_peers;
 	struct js_peer_config *peers;
@@ -125,8 +127,10 @@ struct js_config {
 	unsigned mqtt;			/* 1: the section is present, events are on */
 	char *mqtt_host;
 	unsigned mqtt_port;
-	char *mqtt_verify;		/* "cafile" ("dane" is refused until the resolver lands) */
-	char *mqtt_cafile;		/* the roots the broker's certificate must chain to */
+	char *mqtt_address;		/* where to connect (NULL: host); host stays the name */
+	char *mqtt_verify;		/* "cafile", or "dane": TLSA _<port>._tcp.<host> ([dane]) */
+	char *mqtt_cafile;		/* verify = cafile: the roots the broker's certificate
+					 * must chain to */
 	char *mqtt_cert, *mqtt_key;	/* our client certificate and key (both or neither) */
 	char *mqtt_client_id;
 	char *mqtt_topic_prefix;

@@ -361,6 +361,7 @@ static int exec_bulk(const struct ca_params *p)
 	bp.days = p->days;
 	bp.ttl = p->ttl;
 	bp.out_dir = p->val[F_OUT_DIR];
+	bp.layout = p->layout;
 	bp.threads = p->threads;
 	bp.force = p->force;
 	if (!p->quiet && isatty(STDERR_FILENO))
@@ -370,9 +371,10 @@ static int exec_bulk(const struct ca_params *p)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	if (rc == DJ_EOK)
-		printf("issued %zu device certificates in %.3f s (%.0f certs/s) into %s; TLSA "
+		printf("issued %zu device certificates in %.3f s (%.0f certs/s) into %s%s; TLSA "
 		       "records in %s/tlsa.zone\n", issued, secs, secs > 0 ? (double)issued / secs :
-		       0.0, p->val[F_OUT_DIR], p->val[F_OUT_DIR]);
+		       0.0, p->val[F_OUT_DIR], p->layout == CA_BULK_BUNDLE ?
+		       "/" CA_BULK_BUNDLE_FILE : "", p->val[F_OUT_DIR]);
 	else if (issued > 0)
 		fprintf(stderr, "%s: issue: stopped after %zu of %zu certificates\n", CA_PROGRAM,
 			issued, n);

@@ -83,6 +83,7 @@ static const struct {
 	[F_NO_WAIT] = { "no-wait", false, C(CA_CMD_ROLLOVER) },
 	[F_BUNDLE] = { "bundle", false, CA_SIGNED },
 	[F_QUIET] = { "quiet", false, C(CA_CMD_ISSUE) },
+	[F_LAYOUT] = { "layout", true, C(CA_CMD_ISSUE) },
 };
 
 static const char *const cmd_names[CA_CMD_COUNT] = {
@@ -285,6 +286,9 @@ static int validate_certs(const struct ca_args *a, struct ca_params *p)
 				return ex;
 			p->threads = (unsigned)n;
 		}
+		if (a->val[F_LAYOUT] != NULL &&
+		    ca_bulk_layout_parse(a->val[F_LAYOUT], &p->layout) != DJ_EOK)
+			return usage_error(a->command, "--layout must be files, pem or bundle", NULL);
 		if (a->val[F_TTL] != NULL) {
 			ex = num(a->command, F_TTL, a->val[F_TTL], 0, 2147483647, &n);
 			if (ex != CA_EXIT_OK)
@@ -299,9 +303,9 @@ static int validate_certs(const struct ca_args *a, struct ca_params *p)
 		return CA_EXIT_OK;
 	}
 	if (a->val[F_OUT_DIR] != NULL || a->val[F_THREADS] != NULL || a->val[F_ZONE] != NULL ||
-	    a->val[F_TTL] != NULL || a->val[F_QUIET] != NULL)
-		return usage_error(a->command, "--out-dir, --threads, --zone, --ttl and --quiet "
-				   "are for issue --csv", NULL);
+	    a->val[F_TTL] != NULL || a->val[F_QUIET] != NULL || a->val[F_LAYOUT] != NULL)
+		return usage_error(a->command, "--out-dir, --threads, --zone, --ttl, --layout and "
+				   "--quiet are for issue --csv", NULL);
 	if ((ex = need(a, F_CERT_OUT)) != CA_EXIT_OK)
 		return ex;
 	if (p->cmd != CA_CMD_SIGN && (ex = need(a, F_KEY_OUT)) != CA_EXIT_OK)
@@ -549,7 +553,9 @@ void params_usage(FILE *f)
 "  intermediate  --subject CN --ca-cert F --ca-key F --key-out F --cert-out F [--pathlen N]\n"
 "  issue         --role R --name DNS... --ca-cert F --ca-key F --key-out F --cert-out F\n"
 "  issue --csv F --out-dir DIR --ca-cert F --ca-key F [--zone Z] [--threads N] [--ttl N]\n"
-"                device certificates in bulk: DIR/<dev_eui>.key/.crt and DIR/tlsa.zone\n"
+"              [--layout files|pem|bundle]   device certificates in bulk, and DIR/tlsa.zone:\n"
+"                files: DIR/<dev_eui>.key (0600) + .crt; pem: DIR/<dev_eui>.pem (key+cert,\n"
+"                0600); bundle: all in DIR/devices.pem (0600, CSV order; the fastest)\n"
 "  self-signed   --role R --name DNS... --key-out F --cert-out F   (for DANE-EE 3 1 1)\n"
 "  sign          --csr F --role R --name DNS... --ca-cert F --ca-key F --cert-out F\n"
 "  inspect       --cert F     subject, SANs, key, validity, usages, TLSA 3 1 1 and 2 0 1\n"

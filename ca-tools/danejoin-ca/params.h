@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ca_bulk.h"
 #include "ca_cert.h"
 #include "ca_key.h"
 #include "ca_name.h"
@@ -52,7 +53,7 @@ enum ca_flag {
 	F_ROOTCERT, F_CSV, F_OUT_DIR, F_THREADS, F_ZONE, F_NS, F_TSIG_FILE, F_TA_FILE, F_RR,
 	F_RR_FILE, F_EXPECT, F_EXPECT_NONE, F_NO_VALIDATE, F_TIMEOUT, F_STATE, F_RESUME,
 	F_CURRENT_CERT, F_NEXT_CERT, F_CACHE_CAP, F_MIN_WAIT, F_SWITCH_CMD, F_SWITCHED,
-	F_NO_WAIT, F_BUNDLE, F_QUIET,
+	F_NO_WAIT, F_BUNDLE, F_QUIET, F_LAYOUT,
 	F_COUNT
 };
 
@@ -89,6 +90,7 @@ struct ca_params {
 	char owner[CA_NAME_BUF];	/* tlsa/rollover owner name, if any */
 	bool has_owner;
 	char zone[CA_NAME_BUF];		/* absolute, if --zone */
+	enum ca_bulk_layout layout;	/* issue --csv */
 	enum ca_op op;			/* publish */
 	struct ca_server server;	/* publish, rollover */
 	bool rrs_borrowed[CA_MULTI_MAX];	/* rrs[i] points into argv */

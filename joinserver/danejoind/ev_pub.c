@@ -12,10 +12,20 @@
  *	group commit (JS_COMMIT_OUTBOX_DONE), so deletions share the joins' fsyncs.
  *
  * SECURITY
- *	- TLS to the broker: the broker's chain is checked against cafile and its name against
- *	  host (libmosquitto with tls_insecure false); our certificate and key authenticate us.
- *	  verify = dane is refused by the configuration until backend-auth's resolver exists; the
- *	  hook for it is the call to mosquitto_tls_set() in client_new().
+ *	- TLS to the broker, verify = cafile: the broker's chain is checked against cafile and its
+ *	  name against host (libmosquitto with tls_insecure false); our certificate and key
+ *	  authenticate us.
+ *	- verify = dane (RFC 6698, RFC 7671; DESIGN.md rule 1): before every connect the TLSA RRset
+ *	  _<port>._tcp.<host> is looked up on this thread's own event base and resolver. Only a
+ *	  DNSSEC-secure answer with DANE-TA/EE records lets the connect go ahead; insecure, bogus,
+ *	  absent or failed lookups are connect failures (logged, retried with backoff), never a
+ *	  reason to trust something else. libmosquitto then uses our SSL_CTX (MOSQ_OPT_SSL_CTX,
+ *	  without libmosquitto's defaults): it has no trust store, and its verify callback decides
+ *	  at depth 0 with da_tls_verify() on the chain the broker sent and the records of this
+ *	  connect. A certificate verify hook checks afterwards that the DANE verdict was reached
+ *	  and positive, so no path through OpenSSL's verifier can accept the broker without it.
+ *	  Records are fetched anew for each connect (through the resolver's TTL-bounded cache), so
+ *	  a rolled broker key is picked up by the next reconnect.
  *	- Payloads hold AppSKeys only wrapped under an AS's KEK (ev_event.c); they are wiped after
  *	  use all the same. Nothing secret is logged: ids, topics and TLS errors only.
  *	- A failing broker never blocks a join: the outbox takes events (bounded by outbox_max,
@@ -31,14 +41,20 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/event.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "bi_kek.h"
+#include "da_tls.h"
 #include "dj_err.h"
 #include "dj_hex.h"
 #include "dj_log.h"
+#include "js_config.h"
 
 #define PUB_WINDOW 512		/* published rows waiting for PUBACK, at most */
 #define PUB_FETCH 64		/* rows read from the outbox at once */
@@ -49,6 +65,10 @@
 #define PUB_ERR_MAX 256
 #define MQTT_RC_FAILURE 0x80	/* MQTT v5 §2.4: reason codes >= 0x80 are failures */
 #define PUB_EVENT_ID_PROP "event-id"
+#define PUB_DANE_ERR_MAX 640	/* why DANE refused: the TLSA name and OpenSSL's reason */
+#define PUB_SESSION_ERR_MAX 1024	/* a connect failure's line */
+#define PUB_TLSA_MAX 16		/* TLSA records kept for one connect */
+#define PUB_TLSA_NAME_MAX (DA_NAME_MAX + 16)	/* "_<port>._tcp." + host */
 #define NS_PER_MS 1000000L
 #define MS_PER_S 1000
 
@@ -59,7 +79,7 @@ struct inflight {
 
 struct ev_pub {
 	struct ev_pub_props props;	/* strings are owned copies */
-	char *host, *cafile, *cert, *key, *client_id, *prefix;
+	char *host, *address, *cafile, *cert, *key, *client_id, *prefix;
 	pthread_t thread;
 	bool started;
 	pthread_mutex_t lock;		/* with cond: the stop flag and backoff sleeps */
@@ -72,6 +92,20 @@ struct ev_pub {
 	_Atomic uint64_t published, connects, connect_failures, render_failures;
 	atomic_bool connected;
 	atomic_uint inflight_n;
+
+	/* verify = dane; used on the publisher thread only once it runs */
+	struct event_base *base;
+	struct da_resolver *res;
+	SSL_CTX *ssl_ctx;		/* the broker's handshakes: verify_cb below */
+	SSL_CTX *vctx;			/* da_tls_verify()'s context (DANE enabled) */
+	char tlsa_name[PUB_TLSA_NAME_MAX];
+	struct da_tlsa rr[PUB_TLSA_MAX];	/* this connect's records; data owned */
+	size_t n_rr;
+	bool tlsa_done;			/* the lookup's callback ran */
+	enum da_status tlsa_status;
+	char tlsa_why[DA_WHY_MAX];
+	int dane_state;			/* this handshake: 0 not checked, 1 matched, -1 refused */
+	char dane_err[PUB_DANE_ERR_MAX];	/* why the broker was refused */
 
 	/* publisher thread only */
 	struct mosquitto *mosq;
@@ -314,6 +348,182 @@ static void pump(struct ev_pub *p)
 	}
 }
 
+/* tlsa_clear - forget this connect's records */
+static void tlsa_clear(struct ev_pub *p)
+{
+	for (size_t i = 0; i < p->n_rr; i++)
+		free((void *)(uintptr_t)p->rr[i].data);
+	memset(p->rr, 0, sizeof(p->rr));
+	p->n_rr = 0;
+}
+
+/* on_tlsa - the resolver's verdict on the broker's TLSA name: keep a copy of the records */
+static void on_tlsa(const struct da_tlsa_set *set, void *arg)
+{
+	struct ev_pub *p = arg;
+	uint8_t *d;
+
+	p->tlsa_done = true;
+	p->tlsa_status = set->status;
+	snprintf(p->tlsa_why, sizeof(p->tlsa_why), "%s", set->why != NULL ? set->why : "");
+	if (set->status != DA_SECURE)
+		return;
+	for (size_t i = 0; i < set->n && p->n_rr < PUB_TLSA_MAX; i++) {
+		d = malloc(set->rr[i].len > 0 ? set->rr[i].len : 1);
+		if (d == NULL) {
+			p->tlsa_status = DA_TEMPFAIL;	/* not secure enough to use: retried */
+			snprintf(p->tlsa_why, sizeof(p->tlsa_why), "out of memory");
+			return;
+		}
+		memcpy(d, set->rr[i].data, set->rr[i].len);
+		p->rr[p->n_rr] = set->rr[i];
+		p->rr[p->n_rr].data = d;
+		p->n_rr++;
+	}
+}
+
+/* tlsa_fetch - the broker's TLSA records for this connect; false (with err) unless secure */
+static bool tlsa_fetch(struct ev_pub *p, char *err, size_t errlen)
+{
+	int rc;
+
+	tlsa_clear(p);
+	p->tlsa_done = false;
+	p->tlsa_status = DA_TEMPFAIL;
+	p->tlsa_why[0] = '\0';
+	rc = da_tlsa_lookup(p->res, p->tlsa_name, on_tlsa, p, NULL);
+	if (rc == DJ_EOK && !p->tlsa_done)
+		rc = da_resolver_wait(p->res);
+	if (rc != DJ_EOK || !p->tlsa_done) {
+		snprintf(err, errlen, "TLSA %s: lookup failed: %s", p->tlsa_name,
+			 dj_strerror(rc != DJ_EOK ? rc : DJ_EIO));
+		return false;
+	}
+	if (p->tlsa_status != DA_SECURE || p->n_rr == 0) {
+		snprintf(err, errlen, "TLSA %s: %s (only a DNSSEC-secure TLSA RRset "
+			 "authenticates the broker)", p->tlsa_name,
+			 p->tlsa_why[0] ? p->tlsa_why : da_status_str(p->tlsa_status));
+		return false;
+	}
+	return true;
+}
+
+/* verify_cb - OpenSSL's per-certificate callback for the broker's chain: above the leaf,
+ *             PKIX findings do not matter (there is no trust store; DANE decides); at the
+ *             leaf, da_tls_verify() against this connect's records, once per handshake */
+static int verify_cb(int preverify_ok, X509_STORE_CTX *xs)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct ev_pub *p = ssl != NULL ? SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)) : NULL;
+	struct da_verdict v;
+	X509 *leaf;
+
+	(void)preverify_ok;
+	if (p == NULL)
+		return 0;
+	if (X509_STORE_CTX_get_error_depth(xs) > 0)
+		return 1;
+	if (p->dane_state == 0) {
+		p->dane_state = -1;
+		leaf = X509_STORE_CTX_get_current_cert(xs);
+		if (leaf == NULL) {
+			snprintf(p->dane_err, sizeof(p->dane_err), "DANE: no broker certificate");
+		} else if (da_tls_verify(p->vctx, leaf, X509_STORE_CTX_get0_untrusted(xs),
+					 p->host, p->rr, p->n_rr, DA_PEER_SERVER, &v) != DJ_EOK) {
+			snprintf(p->dane_err, sizeof(p->dane_err), "DANE: the check itself failed "
+				 "(out of memory or OpenSSL)");
+		} else if (!v.ok) {
+			snprintf(p->dane_err, sizeof(p->dane_err), "DANE: the broker's certificate "
+				 "does not match TLSA %s (%zu record%s): %s", p->tlsa_name, p->n_rr,
+				 p->n_rr == 1 ? "" : "s", v.why);
+		} else {
+			p->dane_state = 1;
+			dj_debug("mqtt: broker matched TLSA %s %d %d %d at depth %d", p->tlsa_name,
+				 v.usage, v.selector, v.mtype, v.depth);
+		}
+	}
+	if (p->dane_state != 1)
+		X509_STORE_CTX_set_error(xs, X509_V_ERR_DANE_NO_MATCH);
+	return p->dane_state == 1;
+}
+
+/* cert_verify - the whole chain check: OpenSSL's verifier (with verify_cb), and then the DANE
+ *               verdict itself, so that the broker is never accepted without a TLSA match */
+static int cert_verify(X509_STORE_CTX *xs, void *arg)
+{
+	struct ev_pub *p = arg;
+	int ok = X509_verify_cert(xs);
+
+	if (ok > 0 && p->dane_state != 1) {
+		X509_STORE_CTX_set_error(xs, X509_V_ERR_DANE_NO_MATCH);
+		if (p->dane_err[0] == '\0')
+			snprintf(p->dane_err, sizeof(p->dane_err), "DANE: the broker's certificate "
+				 "was not checked against TLSA %s", p->tlsa_name);
+		return 0;
+	}
+	return ok > 0;
+}
+
+/* dane_setup - verify = dane: the resolver on our own event base, our TLS contexts (with our
+ *              client certificate), the TLSA owner name */
+static int dane_setup(struct ev_pub *p, char *err, size_t errlen)
+{
+	char why[PUB_ERR_MAX];
+	int rc;
+
+	if (snprintf(p->tlsa_name, sizeof(p->tlsa_name), "_%u._tcp.%s", p->props.port, p->host) >=
+	    (int)sizeof(p->tlsa_name)) {
+		snprintf(err, errlen, "[mqtt] host: too long for a TLSA name");
+		return DJ_ECONFIG;
+	}
+	p->base = event_base_new();
+	if (p->base == NULL)
+		return DJ_ENOMEM;
+	rc = da_resolver_new(p->base, &p->props.dane, &p->res, why, sizeof(why));
+	if (rc != DJ_EOK) {
+		snprintf(err, errlen, "[mqtt] verify = dane: [dane] resolver: %s", why);
+		return rc;
+	}
+	p->ssl_ctx = SSL_CTX_new(TLS_client_method());
+	p->vctx = SSL_CTX_new(TLS_client_method());
+	if (p->ssl_ctx == NULL || p->vctx == NULL)
+		return DJ_ENOMEM;
+	if (da_tls_ctx_enable(p->vctx) != DJ_EOK ||
+	    SSL_CTX_set_min_proto_version(p->ssl_ctx, TLS1_2_VERSION) != 1) {
+		snprintf(err, errlen, "mqtt: cannot set up TLS for DANE");
+		return DJ_ECRYPTO;
+	}
+	if (p->cert != NULL &&
+	    (SSL_CTX_use_certificate_chain_file(p->ssl_ctx, p->cert) != 1 ||
+	     SSL_CTX_use_PrivateKey_file(p->ssl_ctx, p->key, SSL_FILETYPE_PEM) != 1 ||
+	     SSL_CTX_check_private_key(p->ssl_ctx) != 1)) {
+		snprintf(err, errlen, "[mqtt] cert, key: %s (files readable? a pair?)",
+			 dj_openssl_reason());
+		ERR_clear_error();
+		return DJ_ECONFIG;
+	}
+	SSL_CTX_set_app_data(p->ssl_ctx, p);
+	SSL_CTX_set_verify(p->ssl_ctx, SSL_VERIFY_PEER, verify_cb);
+	SSL_CTX_set_cert_verify_callback(p->ssl_ctx, cert_verify, p);
+	return DJ_EOK;
+}
+
+void ev_pub_props_dane(struct ev_pub_props *pp, const struct js_config *cfg)
+{
+	pp->verify_dane = cfg->mqtt_verify != NULL && strcmp(cfg->mqtt_verify, "dane") == 0;
+	pp->address = cfg->mqtt_address;
+	memset(&pp->dane, 0, sizeof(pp->dane));
+	pp->dane.ta_file = cfg->dane_trust_anchor_file;
+	pp->dane.auto_ta_file = cfg->dane_auto_trust_anchor_file;
+	pp->dane.builtin_root = (int)cfg->dane_root_anchor;
+	pp->dane.stubs = cfg->dane_stubs;
+	pp->dane.forwarders = cfg->dane_forwarders;
+	pp->dane.cache_max = cfg->dane_cache_max;
+	pp->dane.ttl_cap = cfg->dane_ttl_cap;
+	pp->dane.neg_ttl = cfg->dane_neg_ttl;
+	pp->dane.timeout_ms = cfg->dane_timeout_ms;
+}
+
 /* client_new - a fresh libmosquitto client: MQTT v5, TLS with our files, our callbacks */
 static int client_new(struct ev_pub *p, struct mosquitto **out, char *err, size_t errlen)
 {
@@ -325,10 +535,22 @@ static int client_new(struct ev_pub *p, struct mosquitto **out, char *err, size_
 		return DJ_ENOMEM;
 	}
 	rc = mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
-	/* verify = cafile; the DANE hook goes here (a verify callback over the broker's chain) */
-	if (rc == MOSQ_ERR_SUCCESS)
+	if (p->props.verify_dane) {
+		/* our context as it is: no CA file, no libmosquitto verify callback */
+		if (rc == MOSQ_ERR_SUCCESS)
+			rc = mosquitto_int_option(m, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0);
+		if (rc == MOSQ_ERR_SUCCESS)
+			rc = mosquitto_void_option(m, MOSQ_OPT_SSL_CTX, p->ssl_ctx);
+		if (rc != MOSQ_ERR_SUCCESS) {
+			snprintf(err, errlen, "mqtt: cannot use our TLS context: %s",
+				 mosquitto_strerror(rc));
+			mosquitto_destroy(m);
+			return DJ_ECRYPTO;
+		}
+	}
+	if (!p->props.verify_dane && rc == MOSQ_ERR_SUCCESS)
 		rc = mosquitto_tls_set(m, p->cafile, NULL, p->cert, p->key, NULL);
-	if (rc == MOSQ_ERR_SUCCESS)
+	if (!p->props.verify_dane && rc == MOSQ_ERR_SUCCESS)
 		rc = mosquitto_tls_opts_set(m, 1 /* SSL_VERIFY_PEER */, NULL, NULL);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		snprintf(err, errlen, "[mqtt] cafile, cert, key: %s (files readable? cert and key "
@@ -347,7 +569,7 @@ static int client_new(struct ev_pub *p, struct mosquitto **out, char *err, size_
 /* session - one connection, from connect until it is lost or we stop; true if it came up */
 static bool session(struct ev_pub *p)
 {
-	char err[2 * PUB_ERR_MAX];
+	char err[PUB_SESSION_ERR_MAX];
 	int64_t started = now_ms();
 	bool was_up = false;
 	int rc;
@@ -358,23 +580,33 @@ static bool session(struct ev_pub *p)
 	p->more = true;
 	p->n_inf = 0;
 	atomic_store(&p->inflight_n, 0);
+	p->dane_state = 0;
+	p->dane_err[0] = '\0';
+	if (p->props.verify_dane && !tlsa_fetch(p, err, sizeof(err))) {
+		atomic_fetch_add(&p->connect_failures, 1);
+		dj_err("mqtt: cannot connect to %s:%u: %s; events stay in the outbox", p->host,
+		       p->props.port, err);
+		return false;
+	}
 	if (client_new(p, &p->mosq, err, sizeof(err)) != DJ_EOK) {
 		dj_err("mqtt: %s", err);
 		atomic_fetch_add(&p->connect_failures, 1);
 		return false;
 	}
-	rc = mosquitto_connect_bind_v5(p->mosq, p->host, (int)p->props.port,
-				       (int)p->props.keepalive, NULL, NULL);
+	rc = mosquitto_connect_bind_v5(p->mosq, p->address != NULL ? p->address : p->host,
+				       (int)p->props.port, (int)p->props.keepalive, NULL, NULL);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		snprintf(err, sizeof(err), "%s%s%s", mosquitto_strerror(rc),
-			 p->last_err[0] ? ": " : "", p->last_err);
+			 p->last_err[0] || p->dane_err[0] ? ": " : "",
+			 p->dane_err[0] ? p->dane_err : p->last_err);
 		p->lost = true;
 	}
 	while (!p->lost && !stopping(p)) {
 		rc = mosquitto_loop(p->mosq, PUB_LOOP_MS, 1);
 		if (rc != MOSQ_ERR_SUCCESS) {
 			snprintf(err, sizeof(err), "%s%s%s", mosquitto_strerror(rc),
-				 p->last_err[0] ? ": " : "", p->last_err);
+				 p->last_err[0] || p->dane_err[0] ? ": " : "",
+				 p->dane_err[0] ? p->dane_err : p->last_err);
 			p->lost = true;
 			break;
 		}
@@ -393,8 +625,14 @@ static bool session(struct ev_pub *p)
 			was_up = true;
 			atomic_store(&p->connected, true);
 			atomic_fetch_add(&p->connects, 1);
-			dj_notice("mqtt: connected to %s:%u (TLS, broker certificate verified); "
-				  "publishing the outbox", p->host, p->props.port);
+			if (p->props.verify_dane)
+				dj_notice("mqtt: connected to %s:%u (TLS, broker verified by DANE, "
+					  "TLSA %s); publishing the outbox", p->host,
+					  p->props.port, p->tlsa_name);
+			else
+				dj_notice("mqtt: connected to %s:%u (TLS, broker certificate "
+					  "verified); publishing the outbox", p->host,
+					  p->props.port);
 		}
 		pump(p);
 		flush_acks(p);
@@ -475,7 +713,14 @@ void ev_pub_free(struct ev_pub *p)
 		pthread_mutex_destroy(&p->lock);
 		pthread_cond_destroy(&p->cond);
 	}
+	tlsa_clear(p);
+	da_resolver_free(p->res);
+	if (p->base != NULL)
+		event_base_free(p->base);
+	SSL_CTX_free(p->ssl_ctx);
+	SSL_CTX_free(p->vctx);
 	free(p->host);
+	free(p->address);
 	free(p->cafile);
 	free(p->cert);
 	free(p->key);
@@ -494,7 +739,7 @@ int ev_pub_new(const struct ev_pub_props *props, struct ev_pub **out, char *err,
 	struct mosquitto *probe = NULL;
 	int ret = DJ_EINVAL;
 
-	if (props == NULL || props->host == NULL || props->cafile == NULL ||
+	if (props == NULL || props->host == NULL || (props->cafile == NULL && !props->verify_dane) ||
 	    props->client_id == NULL || props->topic_prefix == NULL || props->store == NULL ||
 	    props->backoff_min_ms == 0 || props->backoff_min_ms > props->backoff_max_ms) {
 		snprintf(err, errlen, "mqtt: incomplete settings");
@@ -509,7 +754,8 @@ int ev_pub_new(const struct ev_pub_props *props, struct ev_pub **out, char *err,
 		return DJ_ENOMEM;
 	}
 	p->props = *props;
-	if (!dup_opt(props->host, &p->host) || !dup_opt(props->cafile, &p->cafile) ||
+	if (!dup_opt(props->host, &p->host) || !dup_opt(props->address, &p->address) ||
+	    !dup_opt(props->cafile, &p->cafile) ||
 	    !dup_opt(props->cert, &p->cert) || !dup_opt(props->key, &p->key) ||
 	    !dup_opt(props->client_id, &p->client_id) || !dup_opt(props->topic_prefix, &p->prefix))
 		goto nomem;
@@ -526,6 +772,16 @@ int ev_pub_new(const struct ev_pub_props *props, struct ev_pub **out, char *err,
 	}
 	p->sync_init = true;
 	js_store_instance_id(props->store, p->instance);
+	memset(&p->props.dane, 0, sizeof(p->props.dane));	/* borrowed strings: not kept */
+	if (props->verify_dane) {
+		p->props.dane = props->dane;
+		ret = dane_setup(p, err, errlen);
+		memset(&p->props.dane, 0, sizeof(p->props.dane));
+		if (ret == DJ_ENOMEM)
+			goto nomem;
+		if (ret != DJ_EOK)
+			goto out;
+	}
 	/* the TLS files are checked now, so that a bad path is a configuration error at start */
 	ret = client_new(p, &probe, err, errlen);
 	mosquitto_destroy(probe);

@@ -424,7 +424,7 @@ static void on_tlsa(const struct da_tlsa_set *set, void *arg)
 	} else if (leaf == NULL) {
 		snprintf(c->vwhy, sizeof(c->vwhy), "no client certificate");
 	} else if (da_tls_verify(SSL_get_SSL_CTX(ssl), leaf, SSL_get_peer_cert_chain(ssl), name,
-				 set->rr, set->n, &v) != DJ_EOK) {
+				 set->rr, set->n, DA_PEER_CLIENT, &v) != DJ_EOK) {
 		c->vtemp = true;
 		snprintf(c->vwhy, sizeof(c->vwhy), "DANE check of %s failed: %s", name,
 			 dj_openssl_reason());

@@ -49,7 +49,9 @@
 #include "js_config.h"
 #include "js_engine.h"
 #include "js_keystore.h"
+#include "js_owner.h"
 #include "js_store.h"
+#include "js_store_owner.h"
 #include "srv.h"
 #include "svc.h"
 
@@ -129,6 +131,7 @@ struct delivery {
 struct svc {
 	struct event_base *base;
 	struct da_resolver *resolver;	/* DANE mode: the loop's resolver ([dane] needs a restart) */
+	struct js_owner_ctx *owner;	/* DANE mode: ownership checks ([js] ownership) */
 	struct srv *srv;
 	char *config_path;
 	struct peers *peers;
@@ -153,6 +156,8 @@ struct reply_to {
 	struct peer *pe;	/* NULL: an identity without a [peer.NAME] (answered in the
 				 * response) */
 	double started;		/* monotonic time the request was complete, for latency */
+	bool has_hnet;		/* [js] ownership: the home NetID the ownership names */
+	uint8_t hnet[LW_NETID_LEN];
 };
 
 /* One request waiting for the engine. */
@@ -284,6 +289,11 @@ static int dane_check(const char *path, const struct js_config *cfg, char *err, 
 		return DJ_ECONFIG;
 	}
 	if (!auth_is_dane(cfg)) {
+		if (cfg->js_ownership) {
+			snprintf(err, errlen, "%s: [js] ownership = on needs auth = dane (the "
+				 "chains and owner keys are read through the [dane] resolver)", path);
+			return DJ_ECONFIG;
+		}
 		if (cfg->client_ca_file == NULL) {
 			snprintf(err, errlen, "%s: [listen] client_ca_file: required with auth = pkix",
 				 path);
@@ -755,7 +765,9 @@ static void refuse(struct svc *s, struct reply_to *to, const struct bi_msg *m, e
 
 	bi_msg_answer_init(m, answer_type(m->type), &ans);
 	ans.result = r;
-	snprintf(ans.description, sizeof(ans.description), "%s", desc);
+	/* a Description longer than the field is cut, on purpose */
+	snprintf(ans.description, sizeof(ans.description), "%.*s",
+		 (int)(sizeof(ans.description) - 1), desc);
 	if (m->has_dev_eui) {
 		ans.has_dev_eui = true;
 		memcpy(ans.dev_eui, m->dev_eui, LW_EUI_LEN);
@@ -1074,7 +1086,8 @@ static void do_homens(struct svc *s, struct reply_to *to, const struct bi_msg *m
 	ans.has_dev_eui = true;
 	memcpy(ans.dev_eui, m->dev_eui, LW_EUI_LEN);
 	ans.has_h_net_id = true;
-	memcpy(ans.h_net_id, s->peers->cfg.home_net_id, LW_NETID_LEN);
+	/* [js] ownership: the network the current owner's rights name first */
+	memcpy(ans.h_net_id, to->has_hnet ? to->hnet : s->peers->cfg.home_net_id, LW_NETID_LEN);
 	if (m->proto == BI_PROTO_1_1 && s->peers->cfg.home_ns_id != NULL) {
 		ans.has_hns_id = true;
 		snprintf(ans.hns_id, sizeof(ans.hns_id), "%s", s->peers->cfg.home_ns_id);
@@ -1116,6 +1129,94 @@ static void proceed(struct svc *s, struct reply_to *to, struct bi_msg *m)
 	}
 }
 
+/* A request waiting for the ownership check of its device ([js] ownership). */
+struct ocheck {
+	struct svc *s;
+	struct reply_to to;
+	struct bi_msg m;
+};
+
+/* owner_done - the ownership verdict: go on, or refuse (fail closed on a DNS failure) */
+static void owner_done(const struct js_owner_verdict *v, void *arg)
+{
+	struct ocheck *oc = arg;
+	struct svc *s = oc->s;
+	char eui[2 * LW_EUI_LEN + 1];
+	const char *desc;
+	bool join = oc->m.type == BI_JOIN_REQ || oc->m.type == BI_REJOIN_REQ;
+
+	if (v->status == JS_OWNER_CANCELLED)
+		goto out;		/* shutting down: the request is gone with the server */
+	if (v->status == JS_OWNER_ALLOWED) {
+		oc->to.has_hnet = v->has_net_id;
+		memcpy(oc->to.hnet, v->net_id, LW_NETID_LEN);
+		proceed(s, &oc->to, &oc->m);
+		goto out;
+	}
+	/* refused, or no verdict because the DNS cannot be asked: no keys leave (rule 3) */
+	desc = v->status == JS_OWNER_TEMPFAIL ? "ownership: DNS unavailable" : v->why;
+	dj_hex_format(oc->m.dev_eui, LW_EUI_LEN, eui);
+	dj_warn("peer=%s dev_eui=%s %s refused: %s", oc->to.pe->name, eui,
+		bi_msg_type_str(oc->m.type), v->why);
+	if (js_store_audit(s->store, oc->m.dev_eui, "ownership-refused", oc->to.pe->cfg->identity,
+			   v->why) != DJ_EOK)
+		dj_warn("dev_eui=%s: the ownership refusal is not in the audit log", eui);
+	accept_async(s, &oc->to);
+	refuse(s, &oc->to, &oc->m, join ? BI_ACTIVATION_DISALLOWED : BI_UNKNOWN_DEVEUI, desc);
+out:
+	bi_msg_wipe(&oc->m);
+	free(oc);
+}
+
+/* authorize - [js] ownership: a request for a device the registry knows (an owner row) goes
+ * on only if the device's ownership chain names the peer's network (js_owner.h); others go
+ * straight to proceed() */
+static void authorize(struct svc *s, struct reply_to *to, struct bi_msg *m)
+{
+	struct js_owner o;
+	struct js_owner_req q;
+	struct ocheck *oc;
+	int ret;
+
+	if (!s->peers->cfg.js_ownership) {
+		proceed(s, to, m);
+		return;
+	}
+	memset(&o, 0, sizeof(o));
+	ret = s->owner == NULL ? DJ_EINVAL : js_store_owner_get(s->store, m->dev_eui, &o);
+	if (ret == DJ_ENOENT) {		/* not in the registry: no ownership to check */
+		proceed(s, to, m);
+		return;
+	}
+	oc = ret == DJ_EOK ? calloc(1, sizeof(*oc)) : NULL;
+	if (oc == NULL) {
+		dj_err("ownership check: %s", ret != DJ_EOK ? dj_strerror(ret) : "out of memory");
+		js_owner_clear(&o);
+		accept_async(s, to);
+		refuse(s, to, m, BI_OTHER, "internal error");
+		return;
+	}
+	oc->s = s;
+	oc->to = *to;
+	oc->m = *m;
+	memset(&q, 0, sizeof(q));
+	memcpy(q.dev_eui, m->dev_eui, LW_EUI_LEN);
+	q.zone = o.zone;
+	q.serial = o.serial;
+	q.identity = srv_req_peer(to->req);
+	q.sender_id = m->sender_id;
+	q.is_ns = to->pe->is_ns;
+	ret = js_owner_check(s->owner, &q, owner_done, oc);	/* continues in owner_done() */
+	js_owner_clear(&o);
+	if (ret != DJ_EOK) {
+		dj_err("ownership check: %s", dj_strerror(ret));
+		accept_async(s, &oc->to);
+		refuse(s, &oc->to, &oc->m, BI_OTHER, "internal error");
+		bi_msg_wipe(&oc->m);
+		free(oc);
+	}
+}
+
 /* A request waiting for the DNS binding of its NetID to the client's identity. */
 struct binding {
 	struct svc *s;
@@ -1142,7 +1243,7 @@ static void binding_done(const struct da_discovery *d, void *arg)
 	}
 	for (i = 0; d->status == DA_SECURE && i < d->n; i++) {
 		if (strcasecmp(d->srv[i].host, b->host) == 0) {
-			proceed(s, &b->to, &b->m);
+			authorize(s, &b->to, &b->m);
 			goto out;
 		}
 	}
@@ -1236,11 +1337,11 @@ static void handle(struct srv_req *req, void *arg)
 		return;
 	}
 	if (s->resolver != NULL && s->peers->cfg.dane_netid_binding && to.pe->is_ns) {
-		binding_start(s, &to, &m); /* continues in proceed(), or refuses */
+		binding_start(s, &to, &m); /* continues in authorize(), or refuses */
 		bi_msg_wipe(&m);
 		return;
 	}
-	proceed(s, &to, &m);
+	authorize(s, &to, &m);
 	bi_msg_wipe(&m);
 }
 
@@ -1282,6 +1383,7 @@ static int events_start(struct svc *s, const struct js_config *cfg, char *err, s
 	pp.host = cfg->mqtt_host;
 	pp.port = cfg->mqtt_port;
 	pp.cafile = cfg->mqtt_cafile;
+	ev_pub_props_dane(&pp, cfg);	/* verify = dane: [mqtt] address and [dane] */
 	pp.cert = cfg->mqtt_cert;
 	pp.key = cfg->mqtt_key;
 	pp.client_id = cfg->mqtt_client_id;
@@ -1514,6 +1616,19 @@ int svc_new(struct event_base *base, const char *config_path, struct svc **out, 
 	if (ret != DJ_EOK)
 		goto out;
 	cfg = &s->peers->cfg;
+	if (s->resolver != NULL) {
+		/* always made in DANE mode, so that a reload may switch [js] ownership on */
+		struct js_owner_props op = { .resolver = s->resolver,
+					     .cache_max = cfg->dane_cache_max,
+					     .ttl_cap = cfg->dane_ttl_cap,
+					     .neg_ttl = cfg->dane_neg_ttl };
+
+		ret = js_owner_ctx_new(&op, &s->owner);
+		if (ret != DJ_EOK) {
+			snprintf(err, errlen, "ownership checks: %s", dj_strerror(ret));
+			goto out;
+		}
+	}
 	ret = open_keys_and_store(s, cfg, err, errlen);
 	if (ret == DJ_EOK)
 		ret = events_start(s, cfg, err, errlen);
@@ -1567,6 +1682,11 @@ int svc_reload(struct svc *s, char *err, size_t errlen)
 	if (auth_is_dane(cfg) != (s->resolver != NULL)) {
 		snprintf(err, errlen, "%s: [listen] auth changed: that needs a restart",
 			 s->config_path);
+		peers_free(np);
+		return DJ_ECONFIG;
+	}
+	if (cfg->js_ownership && s->owner == NULL) {
+		snprintf(err, errlen, "%s: [js] ownership = on needs auth = dane", s->config_path);
 		peers_free(np);
 		return DJ_ECONFIG;
 	}
@@ -1635,6 +1755,7 @@ void svc_free(struct svc *s)
 		event_free(s->drain_ev);
 	if (s->expire_ev != NULL)
 		event_free(s->expire_ev);
+	js_owner_ctx_free(s->owner);	/* pending checks: their requests went with srv */
 	da_resolver_free(s->resolver); /* after everything that may have a lookup pending */
 	free(s->config_path);
 	free(s);

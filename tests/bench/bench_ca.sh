@@ -3,12 +3,14 @@
 # identities (key, certificate signed by an intermediate, files written, TLSA line) on THREADS
 # threads, and prints certificates per second. Asserts nothing about time.
 #
-#   bash tests/bench/bench_ca.sh BUILD_DIR [DEVICES] [THREADS]
-#   (defaults 20000 devices, one thread per CPU; ctest runs a small smoke size)
+#   bash tests/bench/bench_ca.sh BUILD_DIR [DEVICES] [THREADS] [LAYOUT]
+#   (defaults 20000 devices, one thread per CPU, --layout files; ctest runs a small smoke size)
+#   LAYOUT: files (DIR/<dev_eui>.key + .crt), pem (DIR/<dev_eui>.pem), bundle (DIR/devices.pem)
 set -u
-BUILD_DIR=$(cd "${1:?usage: bench_ca.sh BUILD_DIR [DEVICES] [THREADS]}" && pwd) || exit 1
+BUILD_DIR=$(cd "${1:?usage: bench_ca.sh BUILD_DIR [DEVICES] [THREADS] [LAYOUT]}" && pwd) || exit 1
 N=${2:-20000}
 THREADS=${3:-0}
+LAYOUT=${4:-files}
 BIN="$BUILD_DIR/ca-tools/danejoin-ca"
 T=$(mktemp -d "${TMPDIR:-/tmp}/dj-bench-ca.XXXXXX") || exit 1
 trap 'rm -rf "$T"' EXIT
@@ -21,8 +23,8 @@ cd "$T" || exit 1
 T_ARGS=()
 [ "$THREADS" -gt 0 ] && T_ARGS=(--threads "$THREADS")
 "$BIN" issue --csv devs.csv --zone devices.bench.test --ca-cert int.crt --ca-key int.key \
-	--out-dir out --quiet "${T_ARGS[@]}" >result.txt || { cat result.txt; exit 1; }
+	--out-dir out --layout "$LAYOUT" --quiet "${T_ARGS[@]}" >result.txt || { cat result.txt; exit 1; }
 RATE=$(sed -n 's/.*(\([0-9]*\) certs\/s).*/\1/p' result.txt)
 [ "$(wc -l <out/tlsa.zone)" -eq "$N" ] || { echo "bench_ca: tlsa.zone is incomplete"; exit 1; }
-echo "bench_ca: $N ECDSA P-256 device certificates, threads=${THREADS/#0/auto} ($(nproc) CPUs): $RATE certs/s"
+echo "bench_ca: $N ECDSA P-256 device certificates, threads=${THREADS/#0/auto} ($(nproc) CPUs), layout $LAYOUT: $RATE certs/s"
 cat result.txt

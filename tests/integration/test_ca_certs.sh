@@ -5,7 +5,7 @@
 # selector x matching type equal to `openssl ... | openssl dgst`, `ldns-dane create` and
 # `danetool --tlsa-rr`; owner-name helpers; keys 0600, never overwritten without --force,
 # passphrase-encrypted PKCS#8; CSR signing where the role, not the CSR, decides; bulk issuing
-# from CSV; and bad input refused with its exit code and nothing written.
+# from CSV in every layout (files, pem, bundle); and bad input refused with its exit code and nothing written.
 #
 # Usage: bash test_ca_certs.sh BUILD_DIR SOURCE_DIR   (run by ctest)
 set -u
@@ -248,6 +248,63 @@ has "$OUT" "CN = 70b3d57ed0000028" && has "$OUT" "DNS:70b3d57ed0000028._device.l
 CHECKS=$((CHECKS + 1))
 openssl pkey -in bulk/70b3d57ed0000028.key -pubout 2>/dev/null | cmp -s - <(openssl x509 -in bulk/70b3d57ed0000028.crt -noout -pubkey) ||
 	fail "bulk key and certificate differ"
+CHECKS=$((CHECKS + 1))	# the P-256 key template is byte for byte OpenSSL's PKCS#8
+openssl pkey -in bulk/70b3d57ed0000028.key 2>/dev/null | cmp -s - bulk/70b3d57ed0000028.key ||
+	fail "bulk key differs from OpenSSL's PKCS#8 encoding"
+# --layout bundle: one 0600 file, every device in CSV order, key then certificate.
+run 0 issue --csv devs.csv --zone lorawan.test --ca-cert i-ec-p256.crt --ca-key i-ec-p256.key \
+	--out-dir bund --ttl 300 --layout bundle && has "$OUT" "issued 41 device certificates .* into bund/devices.pem"
+eq "$(ls bund | tr '\n' ' ')" "devices.pem tlsa.zone " "bundle outputs"
+eq "$(mode_of bund/devices.pem)" 600 "bundle mode"
+eq "$(grep -c 'BEGIN PRIVATE KEY' bund/devices.pem) $(grep -c 'BEGIN CERTIFICATE' bund/devices.pem)" "41 41" "bundle blocks"
+eq "$(sed -n 's/^# \([0-9a-f]*\) .*/\1/p' bund/devices.pem | tr '\n' ' ')" \
+	"$(tail -n +2 devs.csv | cut -d, -f1 | tr 'A-F' 'a-f' | tr '\n' ' ')" "bundle in CSV order"
+has bund/devices.pem "^# 70b3d57ed0099999 special\.devices\.lorawan\.test$"
+mkdir -p split && awk '/^# /{ f = "split/" $2 ".pem" } f { print > f }' bund/devices.pem
+eq "$(ls split | wc -l)" 41 "bundle split"
+for d in 70b3d57ed0000001 70b3d57ed0000014 70b3d57ed0099999; do
+	CHECKS=$((CHECKS + 1))
+	openssl verify -x509_strict -CAfile r-ec-p256.crt -untrusted i-ec-p256.crt split/$d.pem >/dev/null 2>&1 ||
+		fail "openssl verify rejects bundled certificate $d"
+	CHECKS=$((CHECKS + 1))
+	openssl pkey -in split/$d.pem -pubout 2>/dev/null | cmp -s - <(openssl x509 -in split/$d.pem -noout -pubkey) ||
+		fail "bundled key and certificate of $d differ"
+	CHECKS=$((CHECKS + 1))
+	openssl pkey -in split/$d.pem 2>/dev/null | cmp -s - <(sed -n '/BEGIN PRIVATE/,/END PRIVATE/p' split/$d.pem) ||
+		fail "bundled key of $d differs from OpenSSL's PKCS#8 encoding"
+done
+eq "$(grep ^70b3d57ed0000014 bund/tlsa.zone | awk '{print $8}')" \
+	"$("$BIN" tlsa --cert split/70b3d57ed0000014.pem --usage 3 --selector 1 --mtype 1 | awk '{print $4}')" "bundle TLSA line"
+sum0=$(cat bund/* | sha256sum)
+run 3 issue --csv devs.csv --zone lorawan.test --ca-cert i-ec-p256.crt --ca-key i-ec-p256.key \
+	--out-dir bund --layout bundle && has "$ERR" "exists; nothing was issued"
+eq "$(cat bund/* | sha256sum)" "$sum0" "a refused bundle run changed files"
+run 0 issue --csv devs.csv --zone lorawan.test --ca-cert i-ec-p256.crt --ca-key i-ec-p256.key \
+	--out-dir bund --layout bundle --force
+eq "$(mode_of bund/devices.pem) $(grep -c 'BEGIN CERTIFICATE' bund/devices.pem)" "600 41" "bundle replaced"
+# --layout pem: DIR/<dev_eui>.pem (0600) holding key and certificate.
+run 0 issue --csv devs.csv --zone lorawan.test --ca-cert i-ec-p256.crt --ca-key i-ec-p256.key \
+	--out-dir pems --layout pem
+eq "$(ls pems/*.pem | wc -l) $(stat -c %a pems/*.pem | sort -u)" "41 600" "pem layout files and modes"
+CHECKS=$((CHECKS + 1))
+openssl verify -CAfile r-ec-p256.crt -untrusted i-ec-p256.crt pems/70b3d57ed0000028.pem >/dev/null 2>&1 ||
+	fail "openssl verify rejects a pem-layout certificate"
+# Other key types in a bundle (Ed25519 SPKI written directly, RSA through OpenSSL).
+for kt in ed25519 rsa2048; do
+	run 0 issue --csv devs.csv --zone lorawan.test --ca-cert i-ec-p256.crt --ca-key i-ec-p256.key \
+		--out-dir bund-$kt --layout bundle --key-type $kt --threads 3
+	awk '/^# 70b3d57ed0000002/{ f = 1 } /^# 70b3d57ed0000003/{ f = 0 } f' bund-$kt/devices.pem >one-$kt.pem
+	CHECKS=$((CHECKS + 1))
+	openssl verify -CAfile r-ec-p256.crt -untrusted i-ec-p256.crt one-$kt.pem >/dev/null 2>&1 ||
+		fail "openssl verify rejects a $kt bundle certificate"
+	CHECKS=$((CHECKS + 1))
+	openssl pkey -in one-$kt.pem -pubout 2>/dev/null | cmp -s - <(openssl x509 -in one-$kt.pem -noout -pubkey) ||
+		fail "$kt bundle key and certificate differ"
+done
+run 1 issue --csv devs.csv --zone lorawan.test --ca-cert i-ec-p256.crt --ca-key i-ec-p256.key \
+	--out-dir bad1 --layout zip && has "$ERR" "files, pem or bundle"
+run 1 issue --role js --name a.test --ca-cert i-ec-p256.crt --ca-key i-ec-p256.key --key-out x.key \
+	--cert-out x.crt --layout bundle
 # Bad CSV input writes nothing.
 { echo "dev_eui,name"; echo "70b3d57ed0100001,"; echo "70B3D57ED0100001,"; } >dup.csv
 run 2 issue --csv dup.csv --zone lorawan.test --ca-cert i-ec-p256.crt --ca-key i-ec-p256.key \

@@ -8,7 +8,9 @@
 # the AppSKeyAns one (RFC 3394 under the AS's KEK); the broker stopped during a join load and
 # restarted; danejoind killed with SIGKILL during a join load and restarted; a broker with a
 # certificate from another root refused and logged, its events kept in the outbox; bad [mqtt]
-# configurations; the dj_events_* metrics. The invariant checked at the end: every join or
+# configurations; the dj_events_* metrics; verify = dane against knotd (DNSSEC-signed TLSA
+# _<port>._tcp.<broker>): no TLSA (NXDOMAIN) and a TLSA for another key refused and logged with
+# the events kept in the outbox, the broker's own 3 1 1 record accepted and the events delivered. The invariant checked at the end: every join or
 # rejoin accepted in the store (its audit entry, written in the same transaction as its outbox
 # row) arrived as an event, counted by distinct event id.
 #
@@ -18,6 +20,7 @@ BUILD_DIR=$(cd "${1:?usage: test_mqtt.sh BUILD_DIR SOURCE_DIR}" && pwd) || exit 
 SOURCE_DIR=$(cd "${2:?usage: test_mqtt.sh BUILD_DIR SOURCE_DIR}" && pwd) || exit 1
 . "$SOURCE_DIR/tests/lib/harness.sh"
 . "$SOURCE_DIR/tests/lib/mosquitto.sh"
+. "$SOURCE_DIR/tests/lib/knot.sh"
 JSD="$BUILD_DIR/joinserver/danejoind/danejoind"
 CLI="$BUILD_DIR/client/danejoin-client"
 DEV="$BUILD_DIR/devices/danejoin-devices"
@@ -32,6 +35,7 @@ cleanup() {
 	[ -n "$SPID" ] && kill -9 "$SPID" 2>/dev/null
 	[ -n "$RPID" ] && kill -9 "$RPID" 2>/dev/null
 	dj_mosq_stop KILL
+	dj_knot_stop
 	[ -n "${DJ_KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
 }
 trap cleanup EXIT
@@ -130,7 +134,9 @@ badconf() { # EXPECTED-TEXT SED-EXPR
 	local rc=$?
 	[ $rc -eq 2 ] && grep -q "$1" bad.out || { echo "  exit $rc: $(cat bad.out)"; return 1; }
 }
-check "verify = dane: refused as not yet supported" badconf "\[mqtt\] verify: dane is not yet supported" 's/^verify = cafile/verify = dane/'
+check "verify = dane with a cafile: refused (no fallback to a CA file)" badconf "\[mqtt\] cafile: not used with verify = dane" 's/^verify = cafile/verify = dane/'
+check "verify = dane without a [dane] trust anchor: refused" badconf "\[mqtt\] verify = dane needs a DNSSEC trust anchor" 's/^verify = cafile/verify = dane/; /^cafile = root.crt/d'
+check "verify = tofu: refused naming the key" badconf "\[mqtt\] verify: expected cafile or dane" 's/^verify = cafile/verify = tofu/'
 check "payload_format = xml: refused naming the key" badconf "\[mqtt\] payload_format: expected protobuf or json" 's/^payload_format = .*/payload_format = xml/'
 check "qos = 2: refused naming the key" badconf "\[mqtt\] qos: expected an integer from 1 to 1" '/^keepalive/a qos = 2'
 check "[mqtt] without host: refused" badconf "\[mqtt\] host: required" '/^host = /d'
@@ -305,6 +311,77 @@ check "... readable with jq: id, type, DevEUI, accepted" \
 kill -TERM "$PID"
 wait "$PID"
 PID=""
+
+# ---- verify = dane: the broker authenticated by its DNSSEC-signed TLSA records --------------
+outbox() { curl -s "http://127.0.0.1:$MPORT/metrics" | awk '$1 == "dj_events_outbox" { print $2 }'; }
+# knot_up - knotd on a fresh port (a random port can collide with a client's ephemeral one)
+knot_up() {
+	for _ in 1 2 3; do
+		DJ_KNOT_PORT=$(dj_free_port)
+		rm -rf "$T/knot"
+		dj_knot_start "$T/knot" "mq.test" && return 0
+		dj_knot_stop
+	done
+	return 1
+}
+if ! command -v knotd >/dev/null || ! command -v keymgr >/dev/null; then
+	echo "SKIP: verify = dane (knotd or keymgr is not installed)"
+elif ! knot_up; then
+	check "knotd serves the signed zone mq.test" false
+else
+	check "knotd serves the signed zone mq.test" test -s "$DJ_KNOT_TA"
+	TLSA_NAME=_$MQ._tcp.broker.mq.test
+	spki() { openssl x509 -in "$1" -noout -pubkey | openssl pkey -pubin -outform DER | openssl dgst -sha256 -r | cut -d' ' -f1; }
+	{ cat base.conf
+	  mqtt_conf protobuf | sed -e 's/^host = .*/host = broker.mq.test\naddress = 127.0.0.1/' \
+		-e 's/^verify = cafile/verify = dane/' -e '/^cafile = /d'
+	  printf '[dane]\ntrust_anchor_file = %s\nstubs = mq.test@127.0.0.1@%s\nttl_cap = 1\nneg_ttl = 1\n' \
+		"$DJ_KNOT_TA" "$DJ_KNOT_PORT"; } >dane.conf
+	check "verify = dane: the configuration is accepted" "$JSD" --config dane.conf --check-config
+	mosquitto_sub -h 127.0.0.1 -p "$MQ" --cafile root.crt --cert sub2.crt --key sub2.key -i raw3 -q 1 \
+		-t 'danejoin/js1/join/0000000000001004' -C 1 >dane.out 2>dane.err &
+	RPID=$!
+	check "mosquitto_sub connects" wait_for 10 grep -q "as raw3" mq/mosquitto.log
+	# no TLSA at all: a secure NXDOMAIN authenticates nobody
+	"$JSD" --config dane.conf -v >jsd4.log 2>&1 &
+	PID=$!
+	check "danejoind (verify = dane) listens" dj_wait_port "$PORT" "$PID"
+	"$CLI" join "${NS[@]}" --sim devices.csv --dev-eui 0000000000001004 >/dev/null 2>&1
+	check "join accepted" test $? -eq 0
+	check "no TLSA (NXDOMAIN): refused and logged" \
+		wait_for 10 grep -q "mqtt: cannot connect to broker.mq.test:$MQ: TLSA $TLSA_NAME: nxdomain: the name does not exist" jsd4.log
+	check "... the event stays in the outbox" test "$(outbox)" -ge 1
+	check "... nothing was published" test ! -s dane.out
+	# a TLSA record for another key (the impostor's): the real broker does not match it
+	dj_knot_update mq.test <<EOF
+update add $TLSA_NAME. 1 IN TLSA 3 1 1 $(spki evil.crt)
+EOF
+	check "TLSA 3 1 1 of another key published" test $? -eq 0
+	check "a TLSA for another key: refused and logged" wait_for 15 grep -q \
+		"mqtt: cannot connect to broker.mq.test:$MQ: .*DANE: the broker's certificate does not match TLSA $TLSA_NAME (1 record)" jsd4.log
+	check "... never connected" bash -c "! grep -q 'mqtt: connected to' jsd4.log"
+	check "... the event stays in the outbox" test "$(outbox)" -ge 1
+	check "... still nothing published" test ! -s dane.out
+	# the broker's own key
+	dj_knot_update mq.test <<EOF
+update delete $TLSA_NAME. TLSA
+update add $TLSA_NAME. 1 IN TLSA 3 1 1 $(spki broker.crt)
+EOF
+	check "the broker's TLSA 3 1 1 published" test $? -eq 0
+	check "the broker's TLSA: connected, verified by DANE" wait_for 15 grep -q \
+		"mqtt: connected to broker.mq.test:$MQ (TLS, broker verified by DANE, TLSA $TLSA_NAME)" jsd4.log
+	check "... the kept event arrives" wait_for 10 test -s dane.out
+	check "... the outbox drains" wait_for 20 bash -c "[ \"\$(curl -s http://127.0.0.1:$MPORT/metrics | awk '\$1==\"dj_events_outbox\" {print \$2}')\" = 0 ]"
+	P0=$(metric dj_events_published_total)
+	"$CLI" join "${NS[@]}" --sim devices.csv --dev-eui 0000000000001005 >/dev/null 2>&1
+	check "a new join's event is published" wait_for 10 bash -c "[ \"\$(curl -s http://127.0.0.1:$MPORT/metrics | awk '\$1==\"dj_events_published_total\" {print \$2}')\" -gt ${P0:-0} ]"
+	wait "$RPID" 2>/dev/null
+	RPID=""
+	kill -TERM "$PID"
+	wait "$PID"
+	check "SIGTERM: clean exit" test $? -eq 0
+	PID=""
+fi
 
 echo "$((CHECKS - FAILS))/$CHECKS checks passed"
 [ $FAILS -eq 0 ]

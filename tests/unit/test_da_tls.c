@@ -151,7 +151,8 @@ static int check(struct pki *p, X509 *leaf, X509 *chain_cert, const char *name, 
 	rr.mtype = (uint8_t)mtype;
 	rr.len = rdata(rec_cert, selector, mtype, buf);
 	rr.data = buf;
-	assert_int_equal(da_tls_verify(p->ctx, leaf, chain, name, &rr, 1, v), DJ_EOK);
+	assert_int_equal(da_tls_verify(p->ctx, leaf, chain, name, &rr, 1, DA_PEER_CLIENT, v),
+			 DJ_EOK);
 	sk_X509_free(chain);
 	return v->ok;
 }
