@@ -93,6 +93,34 @@ int da__tlsa_parse(const uint8_t *rd, size_t len, struct da_tlsa *out)
 	return DJ_EOK;
 }
 
+int da__txt_join(const uint8_t *rd, size_t len, char **out, size_t *outlen)
+{
+	size_t off = 0, n = 0;
+	char *s;
+
+	/* one or more <character-string>s: a length octet, then that many octets */
+	if (rd == NULL || len == 0)
+		return DJ_EMALFORMED;
+	s = malloc(len);	/* the text is shorter than the rdata by one octet per string */
+	if (s == NULL)
+		return DJ_ENOMEM;
+	while (off < len) {
+		size_t sl = rd[off++];
+
+		if (sl > len - off || memchr(rd + off, '\0', sl) != NULL) {
+			free(s);
+			return DJ_EMALFORMED;
+		}
+		memcpy(s + n, rd + off, sl);
+		n += sl;
+		off += sl;
+	}
+	s[n] = '\0';	/* n < len: at least one length octet was not copied */
+	*out = s;
+	*outlen = n;
+	return DJ_EOK;
+}
+
 struct da_answer *da__answer_ref(struct da_answer *a)
 {
 	if (a != NULL)
@@ -118,6 +146,11 @@ void da__answer_unref(struct da_answer *a)
 	if (a->addr != NULL)
 		for (i = 0; i < a->n; i++)
 			free(a->addr[i]);
+	if (a->txt != NULL)
+		for (i = 0; i < a->n; i++)
+			free(a->txt[i]);
+	free(a->txt);
+	free(a->txt_len);
 	free(a->naptr);
 	free(a->srv);
 	free(a->addr);
@@ -313,6 +346,20 @@ static int parse_rr(struct da_answer *a, const ldns_rr *rr, ldns_buffer *wire, u
 			return 0;
 		break;
 	}
+	case DA_T_TXT: {
+		int rc;
+
+		ldns_buffer_clear(wire);
+		if (ldns_rr_rdata2buffer_wire(wire, rr) != LDNS_STATUS_OK)
+			return 0;
+		rc = da__txt_join(ldns_buffer_begin(wire), ldns_buffer_position(wire), &a->txt[i],
+				  &a->txt_len[i]);
+		if (rc == DJ_ENOMEM)
+			return DJ_ENOMEM;
+		if (rc != DJ_EOK)
+			return 0;
+		break;
+	}
 	case DA_T_A:
 	case DA_T_AAAA: {
 		const ldns_rdf *f = ldns_rr_rdf(rr, 0);
@@ -394,6 +441,13 @@ static int records_of(struct da_answer *a, const ldns_pkt *p, size_t *skipped, u
 		break;
 	case DA_T_SRV:
 		if ((a->srv = calloc(m, sizeof(*a->srv))) == NULL)
+			goto out;
+		break;
+	case DA_T_TXT:
+		a->txt = calloc(m, sizeof(*a->txt));
+		a->txt_len = calloc(m, sizeof(*a->txt_len));
+		wire = ldns_buffer_new(512);
+		if (a->txt == NULL || a->txt_len == NULL || wire == NULL)
 			goto out;
 		break;
 	default:

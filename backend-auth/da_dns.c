@@ -1,6 +1,7 @@
 /*
  * da_dns.c - the resolver: one libunbound context on the caller's libevent loop, one query in
- *	      flight per (type, name), a timer per query, the verdict cache, and TLSA lookups.
+ *	      flight per (type, name), a timer per query, the verdict cache, and TLSA and TXT
+ *	      lookups.
  *
  * DESIGN
  *	libunbound offers two asynchronous modes. ub_resolve_async() always hands the work to a
@@ -162,6 +163,21 @@ static void deliver(struct da_lookup *l, const struct da_answer *a, uint32_t ttl
 		l->rcb(a, l->arg);
 		return;
 	}
+	if (l->xcb != NULL) {
+		struct da_txt_set x;
+
+		memset(&x, 0, sizeof(x));
+		x.name = l->name;
+		x.status = a->status;
+		x.ttl = a->status == DA_TEMPFAIL ? 0 : ttl_left;
+		x.n = a->status == DA_SECURE ? a->n : 0;
+		x.txt = x.n > 0 ? (const char *const *)a->txt : NULL;
+		x.len = x.n > 0 ? a->txt_len : NULL;
+		x.why = a->why != NULL ? a->why : da_status_str(a->status);
+		x.from_cache = from_cache;
+		l->xcb(&x, l->arg);
+		return;
+	}
 	memset(&s, 0, sizeof(s));
 	s.name = l->name;
 	s.status = a->status;
@@ -317,7 +333,7 @@ static int query_new(struct da_resolver *r, uint16_t type, const char *name, int
 
 /* lookup_start - the common path of TLSA and internal RR lookups; \p name is canonical */
 static int lookup_start(struct da_resolver *r, uint16_t type, const char *name, da_tlsa_cb tcb,
-			da_rr_cb rcb, void *arg, struct da_lookup **handle)
+			da_txt_cb xcb, da_rr_cb rcb, void *arg, struct da_lookup **handle)
 {
 	uint64_t now = r->clock(r->clock_arg);
 	struct da_centry *e;
@@ -343,6 +359,7 @@ static int lookup_start(struct da_resolver *r, uint16_t type, const char *name, 
 		tmp.kind = DA_LK_RR;
 		tmp.r = r;
 		tmp.tcb = tcb;
+		tmp.xcb = xcb;
 		tmp.rcb = rcb;
 		tmp.arg = arg;
 		tmp.delivering = 1;
@@ -360,6 +377,7 @@ static int lookup_start(struct da_resolver *r, uint16_t type, const char *name, 
 	l->kind = DA_LK_RR;
 	l->r = r;
 	l->tcb = tcb;
+	l->xcb = xcb;
 	l->rcb = rcb;
 	l->arg = arg;
 	snprintf(l->name, sizeof(l->name), "%s", name);
@@ -392,7 +410,7 @@ int da__rr_lookup(struct da_resolver *r, uint16_t type, const char *name, da_rr_
 		*handle = NULL;
 	if (r == NULL || cb == NULL || da__name_canon(name, canon, sizeof(canon)) != DJ_EOK)
 		return DJ_EINVAL;
-	return lookup_start(r, type, canon, NULL, cb, arg, handle);
+	return lookup_start(r, type, canon, NULL, NULL, cb, arg, handle);
 }
 
 int da_tlsa_lookup(struct da_resolver *r, const char *name, da_tlsa_cb cb, void *arg,
@@ -404,7 +422,19 @@ int da_tlsa_lookup(struct da_resolver *r, const char *name, da_tlsa_cb cb, void 
 		*handle = NULL;
 	if (r == NULL || cb == NULL || da__name_canon(name, canon, sizeof(canon)) != DJ_EOK)
 		return DJ_EINVAL;
-	return lookup_start(r, DA_T_TLSA, canon, cb, NULL, arg, handle);
+	return lookup_start(r, DA_T_TLSA, canon, cb, NULL, NULL, arg, handle);
+}
+
+int da_txt_lookup(struct da_resolver *r, const char *name, da_txt_cb cb, void *arg,
+		  struct da_lookup **handle)
+{
+	char canon[DA_QNAME_MAX + 1];
+
+	if (handle != NULL)
+		*handle = NULL;
+	if (r == NULL || cb == NULL || da__name_canon(name, canon, sizeof(canon)) != DJ_EOK)
+		return DJ_EINVAL;
+	return lookup_start(r, DA_T_TXT, canon, NULL, cb, NULL, arg, handle);
 }
 
 int da_tlsa_peek(struct da_resolver *r, const char *name, da_tlsa_cb cb, void *arg)

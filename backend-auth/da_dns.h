@@ -72,6 +72,21 @@ struct da_tlsa_set {
 	int from_cache;		/* 1 if answered from the cache without a query */
 };
 
+/* The verdict on one TXT owner name (CNAMEs followed by the resolver, the whole chain
+ * validated). Valid only during the callback (copy what you keep). */
+struct da_txt_set {
+	const char *name;	/* the owner name looked up, without the trailing dot */
+	enum da_status status;
+	uint32_t ttl;		/* seconds the verdict stays valid from now (0 for DA_TEMPFAIL) */
+	size_t n;		/* records (status DA_SECURE: n >= 1) */
+	const char *const *txt;	/* per record: its character-strings concatenated, in order
+				 * (RFC 1035 §3.3.14), NUL-terminated; a record holding a NUL
+				 * byte is skipped as malformed */
+	const size_t *len;	/* their lengths */
+	const char *why;	/* for status != DA_SECURE: a one-line reason */
+	int from_cache;		/* 1 if answered from the cache without a query */
+};
+
 /* One discovered server (SRV target with its addresses). */
 struct da_server {
 	const char *host;	/* SRV target, without the trailing dot */
@@ -108,6 +123,7 @@ struct da_resolver_props {
 
 /* Callbacks run on the loop, possibly before da_*_lookup returns (a cache hit). */
 typedef void (*da_tlsa_cb)(const struct da_tlsa_set *set, void *arg);
+typedef void (*da_txt_cb)(const struct da_txt_set *set, void *arg);
 typedef void (*da_discovery_cb)(const struct da_discovery *d, void *arg);
 
 /*!
@@ -134,6 +150,15 @@ void da_resolver_free(struct da_resolver *r);
  */
 int da_tlsa_lookup(struct da_resolver *r, const char *name, da_tlsa_cb cb, void *arg,
 		   struct da_lookup **handle) DJ_MUSTCHECK;
+
+/*!
+ * \brief Look up TXT at \p name, with the same trust rules, cache and callback rules as
+ *        da_tlsa_lookup (only DA_SECURE carries records; a secure RRset whose records are all
+ *        malformed is DA_UNUSABLE).
+ * \retval DJ_EOK, DJ_EINVAL (malformed name; cb not called), DJ_ENOMEM.
+ */
+int da_txt_lookup(struct da_resolver *r, const char *name, da_txt_cb cb, void *arg,
+		  struct da_lookup **handle) DJ_MUSTCHECK;
 
 /*!
  * \brief Cached verdict for \p name without any query: DJ_EOK and a call of \p cb if a fresh

@@ -26,6 +26,7 @@
 
 /* RR types we ask for (RFC 1035, RFC 2782, RFC 3403, RFC 3596, RFC 6698) */
 #define DA_T_A 1
+#define DA_T_TXT 16
 #define DA_T_AAAA 28
 #define DA_T_SRV 33
 #define DA_T_NAPTR 35
@@ -68,9 +69,14 @@ struct da_answer {
 	struct da_naptr *naptr; /* DA_T_NAPTR */
 	struct da_srv *srv;	/* DA_T_SRV */
 	char **addr;		/* DA_T_A / DA_T_AAAA: numeric strings */
+	char **txt;		/* DA_T_TXT: per record, its character-strings concatenated */
+	size_t *txt_len;	/* DA_T_TXT: their lengths */
 };
 
 /* da_answer.c */
+/* da__txt_join - one TXT rdata (character-strings, RFC 1035 §3.3.14) concatenated into a
+ * malloc'd NUL-terminated string; DJ_EMALFORMED for bad lengths or a NUL byte inside */
+int da__txt_join(const uint8_t *rd, size_t len, char **out, size_t *outlen) DJ_MUSTCHECK;
 int da__name_canon(const char *in, char *out, size_t outlen) DJ_MUSTCHECK;
 int da__tlsa_parse(const uint8_t *rd, size_t len, struct da_tlsa *out) DJ_MUSTCHECK;
 int da__answer_new(uint16_t type, enum da_status st, uint32_t ttl, const char *why,
@@ -150,6 +156,7 @@ struct da_lookup {
 	int delivering;				/* its callback runs now: cancel is a no-op */
 	char name[DA_QNAME_MAX + 1];
 	da_tlsa_cb tcb;				/* public TLSA lookup, or */
+	da_txt_cb xcb;				/* public TXT lookup, or */
 	da_rr_cb rcb;				/* internal RR lookup */
 	void *arg;
 	struct da_disc *disc;			/* DA_LK_DISC */

@@ -1474,6 +1474,24 @@ static char *metrics_text(void *arg)
 			(unsigned long long)ds.bogus, (unsigned long long)ds.nxdomain,
 			(unsigned long long)ds.nodata, (unsigned long long)ds.tempfail);
 	}
+	if (s->owner != NULL && s->peers->cfg.js_ownership) {
+		struct js_owner_stats os;
+
+		js_owner_stats(s->owner, &os);
+		fprintf(f, "# TYPE danejoin_ownership_checks_total counter\n"
+			   "danejoin_ownership_checks_total{verdict=\"allowed\"} %llu\n"
+			   "danejoin_ownership_checks_total{verdict=\"refused\"} %llu\n"
+			   "danejoin_ownership_checks_total{verdict=\"tempfail\"} %llu\n"
+			   "# TYPE danejoin_ownership_cache_hits_total counter\n"
+			   "danejoin_ownership_cache_hits_total %llu\n"
+			   "# TYPE danejoin_ownership_fetches_total counter\n"
+			   "danejoin_ownership_fetches_total %llu\n"
+			   "# TYPE danejoin_ownership_cache_entries gauge\n"
+			   "danejoin_ownership_cache_entries %zu\n",
+			(unsigned long long)os.allowed, (unsigned long long)os.refused,
+			(unsigned long long)os.tempfail, (unsigned long long)os.hits,
+			(unsigned long long)os.fetches, os.cached);
+	}
 	events_metrics(s, f);
 	fclose(f);
 	return buf;

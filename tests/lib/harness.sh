@@ -17,11 +17,15 @@ dj_mkcert() {
 		-extfile "$1.ext" -out "$1.crt" 2>/dev/null && chmod 600 "$1.key"
 }
 
-# dj_free_port - a loopback TCP port nobody listens on now
+# dj_free_port - a loopback TCP port nobody listens on now, below the kernel's ephemeral range
+# (ip_local_port_range, 32768-60999 on Debian): a port from that range may meanwhile become the
+# local end of some client's connection, and a server restarted on it then fails to bind.
 dj_free_port() {
-	local p
+	local p lo
+	lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+	[ "$lo" -gt 12000 ] 2>/dev/null || lo=32768
 	while :; do
-		p=$((20000 + RANDOM % 40000))
+		p=$((10000 + RANDOM % (lo - 10000)))
 		(exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }
 	done
 }

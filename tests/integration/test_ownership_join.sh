@@ -1,0 +1,242 @@
+#!/bin/bash
+# test_ownership_join.sh - joins authorized by ownership (issue 6 deliverable 3, DESIGN.md rule
+# 3) end to end: a real knotd (DNSSEC-signed zones, TSIG updates), danejoind with
+# [js] ownership = on and auth = dane, danejoin-devices for enrollment and transfers, and
+# danejoin-client as the network servers of operators A and B.
+#
+#   a device enrolled by the manufacturer (maker.test) to A (opa.test): A's NS (identity in
+#   opa.test, SenderID in the rights) joins; B's NS and A's NS with a NetID outside the rights
+#   are refused (ActivationDisallowed); HomeNSAns names the owner's NetID; the refusals are in
+#   the audit log. Transfer to B by auth code: B's NS joins, A's NS is refused. A tampered
+#   _ownership TXT (bad signature) is refused; an owner key missing from the DNS is refused;
+#   knotd stopped: served from the cache within the chain's TTL, refused with
+#   "ownership: DNS unavailable" once it expired (fail closed), served again when knotd is back.
+#
+# Usage: bash test_ownership_join.sh BUILD_DIR SOURCE_DIR   (run by ctest)
+set -u
+BUILD_DIR=$(cd "${1:?usage: test_ownership_join.sh BUILD_DIR SOURCE_DIR}" && pwd) || exit 1
+SRC=$(cd "${2:?}" && pwd) || exit 1
+. "$SRC/tests/lib/harness.sh"
+. "$SRC/tests/lib/knot.sh"
+JSD="$BUILD_DIR/joinserver/danejoind/danejoind"
+CLI="$BUILD_DIR/client/danejoin-client"
+DEV="$BUILD_DIR/devices/danejoin-devices"
+for b in "$JSD" "$CLI" "$DEV"; do [ -x "$b" ] || { echo "FAIL: $b is not built"; exit 1; }; done
+T=$(mktemp -d "${TMPDIR:-/tmp}/dj-ownjoin.XXXXXX") || exit 1
+PID=""
+cleanup() {
+	[ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
+	dj_knot_stop
+	[ -n "${DJ_KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
+}
+trap cleanup EXIT
+cd "$T" || exit 1
+FAILS=0
+CHECKS=0
+check() {
+	local desc=$1
+	shift
+	CHECKS=$((CHECKS + 1))
+	if ! "$@"; then
+		echo "FAIL: $desc"
+		FAILS=$((FAILS + 1))
+	fi
+}
+spki_hex() { openssl pkey -in "$1" -pubout -outform DER 2>/dev/null | od -An -v -tx1 | tr -d ' \n'; }
+spki256() { openssl x509 -in "$1" -noout -pubkey | openssl pkey -pubin -outform DER | openssl dgst -sha256 -r | cut -d' ' -f1; }
+q() { kdig @127.0.0.1 -p "$DJ_KNOT_PORT" +short +norec "$2" "$1" 2>/dev/null; }
+
+# ---- the DNS: the manufacturer, operators A and B -------------------------------------------
+dj_knot_start "$T/knot" "maker.test opa.test opb.test" "" || { echo "FAIL: knotd"; exit 1; }
+NSADDR="127.0.0.1@$DJ_KNOT_PORT"
+STUBS="maker.test@$NSADDR opa.test@$NSADDR opb.test@$NSADDR"
+DNS=(--ns "$NSADDR" --tsig-file "$DJ_KNOT_TSIG_FILE" --ta-file "$DJ_KNOT_TA" --ttl 4)
+
+(umask 077
+for z in maker opa opb; do
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out $z.key 2>/dev/null
+done)
+selfsigned() { # NAME SAN
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" \
+		-subj "/CN=$1" -days 30 -addext "subjectAltName=$2" \
+		-addext "extendedKeyUsage=serverAuth,clientAuth" -out "$1.crt" 2>/dev/null &&
+		chmod 600 "$1.key"
+}
+selfsigned js DNS:js.maker.test
+selfsigned nsa DNS:_ns-client.ns1.opa.test
+selfsigned nsb DNS:_ns-client.ns1.opb.test
+PORT=$(dj_free_port)
+MPORT=$(dj_free_port)
+# client and server TLSA: TTL 300 (cached ttl_cap = 60 s); the chains get --ttl 4
+for z in maker opa opb; do
+	dj_knot_update "$z.test" <<EOF || { echo "FAIL: _owner.$z.test"; exit 1; }
+update add _owner.$z.test. 300 IN TLSA 3 1 0 $(spki_hex $z.key)
+EOF
+done
+dj_knot_update maker.test <<EOF || { echo "FAIL: js TLSA"; exit 1; }
+update add _$PORT._tcp.js.maker.test. 300 TLSA 3 1 1 $(spki256 js.crt)
+EOF
+dj_knot_update opa.test <<EOF || { echo "FAIL: nsa TLSA"; exit 1; }
+update add _ns-client.ns1.opa.test. 300 TLSA 3 1 1 $(spki256 nsa.crt)
+EOF
+dj_knot_update opb.test <<EOF || { echo "FAIL: nsb TLSA"; exit 1; }
+update add _ns-client.ns1.opb.test. 300 TLSA 3 1 1 $(spki256 nsb.crt)
+EOF
+dj_knot_wait _ns-client.ns1.opb.test. TLSA "3 1 1" || { echo "FAIL: records"; exit 1; }
+
+# ---- danejoind: ownership on; A's NS may use 000013 and 000099, B's NS 00001a -----------------
+cat >dj.conf <<CONF
+[store]
+path = js.db
+[keys]
+master_key_file = master.key
+[listen]
+address = 127.0.0.1:$PORT
+cert_file = js.crt
+key_file = js.key
+metrics_address = 127.0.0.1:$MPORT
+[dane]
+trust_anchor_file = $DJ_KNOT_TA
+stubs = $STUBS
+ttl_cap = 60
+neg_ttl = 2
+timeout_ms = 1000
+[js]
+join_euis = 70b3d57ed0000000/48
+home_net_id = 000042
+ownership = on
+[peer.nsa]
+identity = ns1.opa.test
+role = ns
+sender_ids = 000013 000099
+plain_keys = yes
+[peer.nsb]
+identity = ns1.opb.test
+role = ns
+sender_ids = 00001a
+plain_keys = yes
+CONF
+dj_devices_csv 6 1.0.4 >devices.csv
+chmod 600 devices.csv
+D1=0000000000001001
+D2=0000000000001002
+D4=0000000000001004
+D5=0000000000001005
+"$DEV" --config dj.conf init >/dev/null 2>&1
+check "store initialised" test $? -eq 0
+"$DEV" --config dj.conf enroll devices.csv --zone opa.test --from-zone maker.test --key maker.key \
+	--netids 000013 --as-ids as.opa.test "${DNS[@]}" >enroll.out 2>&1
+check "6 devices enrolled by maker.test to opa.test" grep -q "enrolled 6 devices" enroll.out
+check "... their chains published" dj_knot_wait "_ownership.$D5._device.opa.test." TXT .
+
+"$JSD" --config dj.conf --check-config >out 2>&1
+check "--check-config accepts [js] ownership = on" test $? -eq 0
+sed 's/^ownership = on/ownership = maybe/' dj.conf >bad.conf
+"$JSD" --config bad.conf --check-config >out 2>&1
+check "--check-config refuses ownership = maybe" test $? -eq 2
+"$JSD" --config dj.conf -v >jsd.log 2>&1 &
+PID=$!
+check "danejoind listens" dj_wait_port "$PORT" "$PID"
+
+DANE=(--trust-anchor "$DJ_KNOT_TA" --stub "$STUBS")
+URL=(--url "https://127.0.0.1:$PORT/" --server-name js.maker.test)
+# join WHO DEVEUI [extra...]: a JoinReq from A's (nsa) or B's (nsb) NS; JSON in r.json
+join() {
+	local who=$1 dev=$2 sid=000013
+	shift 2
+	[ "$who" = nsb ] && sid=00001a
+	"$CLI" join "${URL[@]}" "${DANE[@]}" --cert $who.crt --key $who.key --sender-id $sid \
+		--sender-ns-id ns.test --allow-plain-keys --sim devices.csv --dev-eui "$dev" "$@" \
+		>r.json 2>r.err
+}
+refused() { # DESC PATTERN: the last answer is ActivationDisallowed naming PATTERN
+	check "$1: ActivationDisallowed" grep -q ActivationDisallowed r.json
+	check "... Description: $2" grep -q -- "$2" r.json
+}
+
+# ---- owner A ---------------------------------------------------------------------------------
+join nsa $D1
+check "A's NS joins a device of A (exit $?)" test $? -eq 0
+join nsb $D1
+refused "B's NS joins a device of A" "ns1.opb.test is not in the owner zone opa.test."
+join nsa $D1 --sender-id 000099
+refused "A's NS with a NetID outside the rights" "NetID 000099 is not among the rights of opa.test."
+"$CLI" homens "${URL[@]}" "${DANE[@]}" --cert nsa.crt --key nsa.key --sender-id 000013 \
+	--sender-ns-id ns.test --receiver-id 70b3d57ed0000001 --dev-eui $D1 >h.json 2>h.err
+check "HomeNSAns names the owner's NetID 000013 (not home_net_id 000042)" \
+	grep -qi '"HNetID":"000013"' h.json
+"$CLI" homens "${URL[@]}" "${DANE[@]}" --cert nsb.crt --key nsb.key --sender-id 00001a \
+	--sender-ns-id ns.test --receiver-id 70b3d57ed0000001 --dev-eui $D1 >h.json 2>h.err
+check "HomeNSReq from B's NS: UnknownDevEUI" grep -q UnknownDevEUI h.json
+check "refusals logged" grep -q "ownership: NetID 000099 is not among the rights" jsd.log
+check "refusals in the audit log" test "$(sqlite3 js.db \
+	"SELECT count(*) FROM audit WHERE event='ownership-refused'")" -ge 3
+
+# ---- transfer to B by auth code: B's NS joins, A's NS is refused ------------------------------
+"$DEV" --config dj.conf authcode set $D1 --zone opa.test --key opa.key --ta-file "$DJ_KNOT_TA" \
+	--lookup-via "$NSADDR" --out codes.csv >ac.out 2>&1
+check "A sets an auth code" test $? -eq 0
+"$DEV" --config dj.conf transfer --auth-codes codes.csv --to-zone opb.test --netids 00001a \
+	--as-ids as.opb.test --key maker.key "${DNS[@]}" >tr.out 2>&1
+check "transfer to B by auth code" grep -q "transferred 1 devices" tr.out
+check "... the old name is a CNAME" dj_knot_wait "$D1._device.opa.test." CNAME "$D1._device.opb.test."
+join nsb $D1
+check "after the transfer B's NS joins (exit $?)" test $? -eq 0
+join nsa $D1
+refused "after the transfer A's NS" "ns1.opa.test is not in the owner zone opb.test."
+
+# ---- a tampered chain: the last byte of the signature flipped ---------------------------------
+q "_ownership.$D2._device.opa.test." TXT | tr -d '" \n' | base64 -d >chain.bin
+LAST=$(tail -c 1 chain.bin | od -An -tu1 | tr -d ' ')
+{ head -c -1 chain.bin; printf "\\$(printf '%03o' $(((LAST + 1) % 256)))"; } >bad.bin
+TXT=$(base64 -w0 bad.bin | fold -w 255 | sed 's/.*/"&"/' | tr '\n' ' ')
+dj_knot_update opa.test <<EOF
+update delete _ownership.$D2._device.opa.test. TXT
+update add _ownership.$D2._device.opa.test. 4 TXT $TXT
+EOF
+check "a tampered chain published (TSIG update)" test $? -eq 0
+join nsa $D2
+refused "a chain with a forged signature" "bad signature"
+
+# ---- fail closed: the DNS stopped past the chain's validity ----------------------------------
+PKIX=(--url "https://127.0.0.1:$PORT/" --server-name js.maker.test --ca js.crt)
+pjoin() {
+	"$CLI" join "${PKIX[@]}" --cert nsa.crt --key nsa.key --sender-id 000013 \
+		--sender-ns-id ns.test --allow-plain-keys --sim devices.csv --dev-eui "$1" \
+		>r.json 2>r.err
+}
+pjoin $D4
+check "D4 joins (the chain verified and cached)" test $? -eq 0
+dj_knot_stop
+pjoin $D4
+check "knotd stopped: D4 still joins from the cached verdict (exit $?)" test $? -eq 0
+sleep 5	# the chain's TTL (4 s) runs out
+pjoin $D4
+refused "knotd stopped past the cached validity (fail closed)" "ownership: DNS unavailable"
+dj_knot_restart
+dj_knot_wait "_ownership.$D4._device.opa.test." TXT . >/dev/null
+pjoin $D4
+check "knotd back: D4 joins again (exit $?)" test $? -eq 0
+
+# ---- an owner key missing from the DNS --------------------------------------------------------
+"$DEV" --config dj.conf transfer-request $D5 --zone opa.test --to-zone opb.test --key opa.key \
+	--netids 00001a --as-ids as.opb.test --out req.txt >tq.out 2>&1 &&
+	"$DEV" --config dj.conf transfer --requests req.txt "${DNS[@]}" >tr.out 2>&1
+check "D5 to B by a request signed by A" grep -q "transferred 1 devices" tr.out
+dj_knot_update opa.test <<EOF
+update delete _owner.opa.test. TLSA
+EOF
+check "A's _owner key withdrawn" test $? -eq 0
+join nsb $D5
+refused "a chain whose signer's key is missing from the DNS" "no key"
+
+curl -s "http://127.0.0.1:$MPORT/metrics" >metrics
+check "metrics count ownership refusals" \
+	grep -q 'danejoin_ownership_checks_total{verdict="refused"} [1-9]' metrics
+check "... and cache hits" grep -q 'danejoin_ownership_cache_hits_total [1-9]' metrics
+kill "$PID"
+wait "$PID"
+PID=""
+check "no key material in the log" bash -c "! grep -qi 'AppKey\":\"[0-9a-f]' jsd.log"
+echo "test_ownership_join: $CHECKS checks, $FAILS failed"
+[ "$FAILS" -eq 0 ]
