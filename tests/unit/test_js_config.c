@@ -70,6 +70,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.batch_max, 256);
 	assert_memory_equal(cfg.net_id, zero, LW_NETID_LEN);
 	assert_int_equal(cfg.session_lifetime, 86400);
+	assert_int_equal(cfg.js_ownership, 0);	/* [js] ownership: off by default */
 	js_config_free(&cfg);
 	js_config_free(NULL);
 }
@@ -160,6 +161,7 @@ static const struct bad_case bad_cases[] = {
 	  ": [peer.ns1] plain_keys = yes and a KEK: choose one" },
 	{ MINIMAL "[peer.ns1]\nidentity = ns1.test\nrole = ns\nsender_ids = 000013\n"
 	  "plain_keys = maybe\n", ":9: [peer.ns1] plain_keys: expected yes or no" },
+	{ MINIMAL "[js]\nownership = enabled\n", ":6: [js] ownership: expected yes or no" },
 	{ MINIMAL "[peer.ns1]\nidentity = ns1.test\nrole = ns\nsender_ids = 000013\n",
 	  ": [peer.ns1]: needs kek_label and kek_file (or plain_keys = yes, explicitly) to "
 	  "receive session keys" },
@@ -185,6 +187,7 @@ static void test_peers(void **state)
 	(void)state;
 	write_conf(MINIMAL "[listen]\naddress = 127.0.0.1:4430\ncert_file = js.crt\n"
 		   "[js]\njoin_euis = 70b3d57ed0000000/32, 0000000000000001\nhome_net_id = 000013\n"
+		   "ownership = on\n"
 		   "[peer.ns1]\nidentity = ns1.test\nrole = ns\nsender_ids = 000013 000014\n"
 		   "ns_ids = ns1\nkek_label = ns1-kek\nkek_file = ns1.kek\nrate = 100\n"
 		   "async_url = https://ns1.test:8443/bi\n"
@@ -197,6 +200,7 @@ static void test_peers(void **state)
 	assert_int_equal(cfg.join_euis.n, 2);
 	assert_string_equal(cfg.join_euis.v[1], "0000000000000001");
 	assert_int_equal(cfg.home_net_id[2], 0x13);
+	assert_int_equal(cfg.js_ownership, 1);
 	assert_int_equal(cfg.n_peers, 2);
 	assert_string_equal(cfg.peers[0].name, "ns1");
 	assert_string_equal(cfg.peers[0].identity, "ns1.test");
