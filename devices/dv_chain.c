@@ -291,6 +291,57 @@ out:
 	return rc;
 }
 
+int dv_key_verify_msg(EVP_PKEY *key, const uint8_t *msg, size_t len, const uint8_t *sig,
+		      size_t siglen)
+{
+	EVP_MD_CTX *md = NULL;
+	int rc, v;
+
+	if (!dv_key_usable(key) || siglen == 0)
+		return DJ_EACCES;
+	rc = DJ_ENOMEM;
+	md = EVP_MD_CTX_new();
+	if (md == NULL)
+		goto out;
+	rc = DJ_ECRYPTO;
+	if (EVP_DigestVerifyInit_ex(md, NULL, digest_name(key), NULL, NULL, key, NULL) != 1)
+		goto out;
+	v = EVP_DigestVerify(md, sig, siglen, msg, len);
+	ERR_clear_error();	/* a bad DER signature leaves errors: it is a verdict, not a fault */
+	rc = v == 1 ? DJ_EOK : DJ_EACCES;
+out:
+	EVP_MD_CTX_free(md);
+	return rc;
+}
+
+int dv_key_match_tlsa(EVP_PKEY *key, uint8_t mtype, const uint8_t *data, size_t len,
+		      bool *match)
+{
+	uint8_t *spki = NULL, dig[EVP_MAX_MD_SIZE];
+	unsigned dlen = 0;
+	size_t slen = 0;
+	int rc;
+
+	if (mtype > DV_TLSA_MTYPE_SHA512)
+		return DJ_EINVAL;
+	rc = dv_key_spki(key, &spki, &slen);
+	if (rc != DJ_EOK)
+		return rc;
+	if (mtype == DV_TLSA_MTYPE_FULL) {
+		*match = len == slen && CRYPTO_memcmp(spki, data, len) == 0;
+		goto out;
+	}
+	rc = DJ_ECRYPTO;
+	if (EVP_Digest(spki, slen, dig, &dlen, mtype == DV_TLSA_MTYPE_SHA256 ? EVP_sha256() :
+		       EVP_sha512(), NULL) != 1)
+		goto out;
+	*match = len == dlen && CRYPTO_memcmp(dig, data, len) == 0;
+	rc = DJ_EOK;
+out:
+	free(spki);
+	return rc;
+}
+
 /* from_pb - copy a parsed link into \p l with every bound checked */
 static int from_pb(const pb_link *m, struct dv_link *l)
 {

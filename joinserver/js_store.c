@@ -27,6 +27,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "dj_err.h"
 #include "dj_hex.h"
 #include "dj_log.h"
@@ -494,6 +496,39 @@ int js_store_devices_add(struct js_store *s, const struct js_device *devs, size_
 	if (n == 0)
 		return DJ_EOK;
 	return s->ops->devices_add(s, devs, n, actor, failed);
+}
+
+int js_store_devices_import(struct js_store *s, size_t n,
+			    int (*get)(size_t i, struct js_device *d, void *arg), void *arg,
+			    const char *actor, size_t *failed)
+{
+	struct js_device *devs;
+	size_t i;
+	int ret = DJ_EOK;
+
+	if (s == NULL || get == NULL)
+		return DJ_EINVAL;
+	if (n == 0)
+		return DJ_EOK;
+	if (s->ops->devices_import != NULL)
+		return s->ops->devices_import(s, n, get, arg, actor, failed);
+	devs = calloc(n, sizeof(*devs));
+	if (devs == NULL)
+		return DJ_ENOMEM;
+	for (i = 0; ret == DJ_EOK && i < n; i++) {
+		ret = get(i, &devs[i], arg);
+		if (ret == DJ_EOK && devs[i].root_token_len > JS_TOKEN_MAX)
+			ret = DJ_EINVAL;
+	}
+	if (ret != DJ_EOK) {
+		if (failed != NULL)
+			*failed = i - 1;
+	} else {
+		ret = s->ops->devices_add(s, devs, n, actor, failed);
+	}
+	OPENSSL_cleanse(devs, n * sizeof(*devs));
+	free(devs);
+	return ret;
 }
 
 int js_store_device_delete(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],

@@ -225,6 +225,18 @@ int js_store_device_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 int js_store_devices_add(struct js_store *s, const struct js_device *devs, size_t n,
 			 const char *actor, size_t *failed) DJ_MUSTCHECK;
 
+/*!
+ * \brief js_store_devices_add() for large imports: device i is produced by \p get(i, d, arg)
+ *        into one reused struct (wiped afterwards) inside the one transaction, so that memory
+ *        does not grow with \p n (a struct js_device holds the whole DevNonce history).
+ *        All or nothing; a non-DJ_EOK return from \p get rolls back and is returned, with
+ *        \p failed set to its index.
+ * \retval DJ_EOK, DJ_EEXIST, DJ_ESQL, or what \p get returned
+ */
+int js_store_devices_import(struct js_store *s, size_t n,
+			    int (*get)(size_t i, struct js_device *d, void *arg), void *arg,
+			    const char *actor, size_t *failed) DJ_MUSTCHECK;
+
 /*! \brief Delete a device and its sessions, audited. \retval DJ_EOK, DJ_ENOENT, DJ_ESQL */
 int js_store_device_delete(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 			   const char *actor) DJ_MUSTCHECK;

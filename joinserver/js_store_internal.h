@@ -39,6 +39,10 @@ struct js_store_ops {
 			  struct js_device *out);
 	int (*devices_add)(struct js_store *s, const struct js_device *devs, size_t n,
 			   const char *actor, size_t *failed);
+	/* optional: js_store_devices_import() in one pass (NULL: built on devices_add) */
+	int (*devices_import)(struct js_store *s, size_t n,
+			      int (*get)(size_t i, struct js_device *d, void *arg), void *arg,
+			      const char *actor, size_t *failed);
 	int (*device_delete)(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 			     const char *actor);
 	int (*device_foreach)(struct js_store *s,

@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <sqlite3.h>
 
 #include "dj_err.h"
@@ -848,27 +849,40 @@ static int end_w(struct sq *q, int ret)
 	return ret;
 }
 
-/* sq_devices_add - insert every device or none */
-static int sq_devices_add(struct js_store *s, const struct js_device *devs, size_t n,
-			  const char *actor, size_t *failed)
+/* sq_devices_import - insert every device or none; device i comes from get() into one struct */
+static int sq_devices_import(struct js_store *s, size_t n,
+			     int (*get)(size_t i, struct js_device *d, void *arg), void *arg,
+			     const char *actor, size_t *failed)
 {
 	struct sq *q = s->be;
 	char detail[JS_AUDIT_DETAIL_MAX];
 	sqlite3_stmt *ins = NULL;
+	struct js_device *d;
 	size_t bad = 0;
 	int ret;
 
+	d = calloc(1, sizeof(*d));
+	if (d == NULL)
+		return DJ_ENOMEM;
 	ret = begin_w(q);
-	if (ret != DJ_EOK)
+	if (ret != DJ_EOK) {
+		free(d);
 		return ret;
+	}
 	ret = sq_prepare(q->w,
 			 "INSERT INTO devices(" DEV_COLS ") VALUES(?1, ?2, ?3, ?4, ?5, 0, -1, -1,"
 			 " -1, X'', NULL)",
 			 &ins);
 	for (size_t i = 0; ret == DJ_EOK && i < n; i++) {
-		const struct js_device *d = &devs[i];
 		int rc;
 
+		ret = get(i, d, arg);
+		if (ret == DJ_EOK && d->root_token_len > JS_TOKEN_MAX)
+			ret = DJ_EINVAL;
+		if (ret != DJ_EOK) {
+			bad = i;
+			break;
+		}
 		sqlite3_bind_blob(ins, 1, d->dev_eui, LW_EUI_LEN, SQLITE_STATIC);
 		sqlite3_bind_blob(ins, 2, d->join_eui, LW_EUI_LEN, SQLITE_STATIC);
 		sqlite3_bind_int(ins, 3, (int)d->mac_version);
@@ -891,9 +905,25 @@ static int sq_devices_add(struct js_store *s, const struct js_device *devs, size
 	}
 	sqlite3_finalize(ins);
 	ret = end_w(q, ret);
-	if (ret == DJ_EEXIST && failed != NULL)
+	OPENSSL_cleanse(d, sizeof(*d));
+	free(d);
+	if (ret != DJ_EOK && failed != NULL)
 		*failed = bad;
 	return ret;
+}
+
+/* devs_get - js_store_devices_import() over an array */
+static int devs_get(size_t i, struct js_device *d, void *arg)
+{
+	memcpy(d, &((const struct js_device *)arg)[i], sizeof(*d));
+	return DJ_EOK;
+}
+
+/* sq_devices_add - insert every device or none */
+static int sq_devices_add(struct js_store *s, const struct js_device *devs, size_t n,
+			  const char *actor, size_t *failed)
+{
+	return sq_devices_import(s, n, devs_get, (void *)devs, actor, failed);
 }
 
 /* sq_device_delete - delete one device (its sessions cascade) and audit it */
@@ -1345,6 +1375,7 @@ const struct js_store_ops js_store__sqlite_ops = {
 	.close = sq_close,
 	.device_get = sq_device_get,
 	.devices_add = sq_devices_add,
+	.devices_import = sq_devices_import,
 	.device_delete = sq_device_delete,
 	.device_foreach = sq_device_foreach,
 	.reset_nonces = sq_reset_nonces,

@@ -237,14 +237,64 @@ static int cmd_init(struct run *r)
 	return DV_EXIT_OK;
 }
 
-/* cmd_import - check the whole CSV file, seal every device's keys, add all in one transaction */
+/* The import's state for its device producer: the parsed file, the keystore, the progress bar. */
+struct import_ctx {
+	struct run *r;
+	const struct dv_csv *csv;
+	int64_t now;
+	bool bar;			/* stderr is a terminal: draw a progress bar there */
+	unsigned pct;			/* last percentage drawn */
+	bool seal_failed;		/* the producer's error was the sealing's */
+};
+
+/* import_bar - "importing [#####.....]  50% 500000/1000000 devices" on stderr, in place */
+static void import_bar(size_t done, size_t n)
+{
+	char bar[41];
+	size_t k = n > 0 ? done * (sizeof(bar) - 1) / n : 0;
+
+	memset(bar, '#', k);
+	memset(bar + k, '.', sizeof(bar) - 1 - k);
+	bar[sizeof(bar) - 1] = '\0';
+	fprintf(stderr, "\rimporting [%s] %3u%% %zu/%zu devices", bar,
+		(unsigned)(n > 0 ? done * 100 / n : 100), done, n);
+	fflush(stderr);
+}
+
+/* import_get - device i of the file, its root keys sealed (js_store_devices_import producer) */
+static int import_get(size_t i, struct js_device *d, void *arg)
+{
+	struct import_ctx *c = arg;
+	const struct dv_csv_row *row = &c->csv->rows[i];
+	size_t tlen = sizeof(d->root_token);
+	int rc;
+
+	memcpy(d->dev_eui, row->dev_eui, LW_EUI_LEN);
+	memcpy(d->join_eui, row->join_eui, LW_EUI_LEN);
+	d->mac_version = row->mac_version;
+	d->created_at = c->now;
+	rc = js_keystore_seal_root(c->r->ks, row->dev_eui, row->app_key,
+				   row->has_nwk_key ? row->nwk_key : NULL, d->root_token, &tlen);
+	if (rc != DJ_EOK) {
+		c->seal_failed = true;
+		return rc;
+	}
+	d->root_token_len = (uint32_t)tlen;
+	if (c->bar && (i + 1 == c->csv->n || (unsigned)((i + 1) * 100 / c->csv->n) != c->pct)) {
+		c->pct = (unsigned)((i + 1) * 100 / c->csv->n);
+		import_bar(i + 1, c->csv->n);
+	}
+	return DJ_EOK;
+}
+
+/* cmd_import - check the whole CSV file, then seal every device's keys and add all in one
+ * transaction, one device at a time (memory stays flat for a million devices) */
 static int cmd_import(struct run *r, const char *csv_path)
 {
 	struct dv_csv *csv = NULL;
-	struct js_device *devs = NULL;
+	struct import_ctx c;
 	char err[DV_CSV_ERR_MAX], eui[EUI_HEX_LEN];
-	size_t i, failed = 0, tlen;
-	int64_t now;
+	size_t failed = 0;
 	int rc, ex;
 
 	rc = dv_csv_parse_file(csv_path, &csv, err, sizeof(err));
@@ -261,33 +311,15 @@ static int cmd_import(struct run *r, const char *csv_path)
 	ex = run_open(r);
 	if (ex != DV_EXIT_OK)
 		goto out;
-	devs = calloc(csv->n, sizeof(*devs));
-	if (devs == NULL) {
-		errmsg("out of memory");
-		ex = DV_EXIT_INTERNAL;
-		goto out;
-	}
-	now = js_store_now(r->store);
-	for (i = 0; i < csv->n; i++) {
-		const struct dv_csv_row *row = &csv->rows[i];
-
-		memcpy(devs[i].dev_eui, row->dev_eui, LW_EUI_LEN);
-		memcpy(devs[i].join_eui, row->join_eui, LW_EUI_LEN);
-		devs[i].mac_version = row->mac_version;
-		devs[i].created_at = now;
-		tlen = sizeof(devs[i].root_token);
-		rc = js_keystore_seal_root(r->ks, row->dev_eui, row->app_key,
-					   row->has_nwk_key ? row->nwk_key : NULL,
-					   devs[i].root_token, &tlen);
-		if (rc != DJ_EOK) {
-			errmsg("%s:%u: cannot seal the root keys: %s", csv_path, row->line,
-			       dj_strerror(rc));
-			ex = fault_exit(rc);
-			goto out;
-		}
-		devs[i].root_token_len = (uint32_t)tlen;
-	}
-	rc = js_store_devices_add(r->store, devs, csv->n, r->actor, &failed);
+	memset(&c, 0, sizeof(c));
+	c.r = r;
+	c.csv = csv;
+	c.now = js_store_now(r->store);
+	c.bar = csv->n > 0 && isatty(STDERR_FILENO);
+	c.pct = 101;
+	rc = js_store_devices_import(r->store, csv->n, import_get, &c, r->actor, &failed);
+	if (c.bar)
+		fputc('\n', stderr);
 	if (rc == DJ_EEXIST) {
 		if (failed >= csv->n)
 			failed = 0;
@@ -295,6 +327,12 @@ static int cmd_import(struct run *r, const char *csv_path)
 		errmsg("%s:%u: field dev_eui: device %s is already enrolled; nothing was imported",
 		       csv_path, csv->rows[failed].line, eui);
 		ex = DV_EXIT_DATA;
+		goto out;
+	}
+	if (rc != DJ_EOK && c.seal_failed) {
+		errmsg("%s:%u: cannot seal the root keys: %s; nothing was imported", csv_path,
+		       csv->rows[failed < csv->n ? failed : 0].line, dj_strerror(rc));
+		ex = fault_exit(rc);
 		goto out;
 	}
 	if (rc != DJ_EOK) {
@@ -306,10 +344,6 @@ static int cmd_import(struct run *r, const char *csv_path)
 	printf("imported %zu devices\n", csv->n);
 	ex = DV_EXIT_OK;
 out:
-	if (devs != NULL) {
-		OPENSSL_cleanse(devs, csv->n * sizeof(*devs));
-		free(devs);
-	}
 	dv_csv_free(csv);
 	return ex;
 }

@@ -28,6 +28,13 @@ int exec_simulate(const struct js_config *cfg, int argc, char **argv);
  */
 int exec_owner(const struct js_config *cfg, const struct dv_params *p);
 
+/*!
+ * \brief verify (devices/danejoin-devices/exec_verify.c): a message signed by a device's key
+ *        against the device's identity TLSA; needs no configuration or store.
+ * \return DV_EXIT_OK (good signature) or the DV_EXIT_* of the verdict or fault.
+ */
+int exec_verify(const struct dv_params *p);
+
 /* Shared by exec.c and exec_owner.c. */
 struct js_keystore;
 struct js_store;

@@ -38,6 +38,10 @@ static const struct option long_opts[] = {
 	{ "auth-codes", required_argument, NULL, 1015 },
 	{ "expires-in", required_argument, NULL, 1016 },
 	{ "ttl", required_argument, NULL, 1017 },
+	{ "dev-eui", required_argument, NULL, 1018 },
+	{ "message", required_argument, NULL, 1019 },
+	{ "signature", required_argument, NULL, 1020 },
+	{ "device-key", required_argument, NULL, 1021 },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -67,14 +71,16 @@ static int parse_flags(int argc, char **argv, const char *shortopts, struct dv_a
 			return -1;
 		case 1000: case 1001: case 1002: case 1003: case 1004: case 1005: case 1006:
 		case 1007: case 1008: case 1009: case 1010: case 1011: case 1012: case 1013:
-		case 1014: case 1015: case 1016: case 1017: {
+		case 1014: case 1015: case 1016: case 1017: case 1018: case 1019: case 1020:
+		case 1021: {
 			/* owner_slots - the ownership flags, in long_opts order from 1000 */
 			const char **owner_slots[] = {
 				&a->own.zone, &a->own.from_zone, &a->own.to_zone, &a->own.key,
 				&a->own.ns, &a->own.tsig_file, &a->own.ta_file, &a->own.lookup_via,
 				&a->own.js_cert, &a->own.js_key, &a->own.netids, &a->own.as_ids,
 				&a->own.csv, &a->own.out, &a->own.requests, &a->own.auth_codes,
-				&a->own.expires_in, &a->own.ttl,
+				&a->own.expires_in, &a->own.ttl, &a->own.dev_eui,
+				&a->own.message, &a->own.signature, &a->own.device_key,
 			};
 			*owner_slots[ch - 1000] = optarg;
 			a->owner_flag = true;
@@ -170,13 +176,16 @@ int main(int argc, char **argv)
 	dj_log_set(dj_log_stderr, NULL,
 		   verbose >= 2 ? LOG_DEBUG : verbose == 1 ? LOG_INFO : LOG_WARNING);
 
-	rc = js_config_load(p.config_path, &cfg, err, sizeof(err));
+	/* verify needs no configuration: a third party checks a device without a JS */
+	rc = p.config_path != NULL ? js_config_load(p.config_path, &cfg, err, sizeof(err)) : DJ_EOK;
 	if (rc != DJ_EOK) {
 		fprintf(stderr, "%s: %s\n", DV_PROGRAM, err[0] != '\0' ? err : dj_strerror(rc));
 		return rc == DJ_ENOMEM ? DV_EXIT_INTERNAL : DV_EXIT_CONFIG;
 	}
 	if (p.cmd == DV_CMD_SIMULATE)
 		ex = exec_simulate(&cfg, sub_argc, sub_argv);
+	else if (p.cmd == DV_CMD_VERIFY)
+		ex = exec_verify(&p);
 	else if (p.cmd >= DV_CMD_ENROLL)
 		ex = exec_owner(&cfg, &p);
 	else

@@ -32,6 +32,7 @@ static const struct {
 	{ "transfer-request", DV_CMD_TRANSFER_REQUEST, 0, 1 },
 	{ "transfer", DV_CMD_TRANSFER, 0, 0 },
 	{ "ownership", DV_CMD_OWNERSHIP, 1, 1 },
+	{ "verify", DV_CMD_VERIFY, 0, 0 },
 };
 
 /* owner_need - the ownership flags each ownership command needs (R) or may take (O) */
@@ -39,20 +40,22 @@ static const struct {
 	enum dv_cmd cmd;
 	const char *spec;	/* per flag in struct dv_owner_args order: R, O or - */
 } owner_need[] = {
-	/*                            zftknTalcjNAvorueL */
-	{ DV_CMD_ENROLL,             "RO-RRRROOOOO-----O" },
-	{ DV_CMD_PUBLISH,            "----RR-----------O" },
-	{ DV_CMD_AUTHCODE,           "R--R--RO----OR--O-" },
-	{ DV_CMD_TRANSFER_REQUEST,   "R-RR------RROR----" },
-	{ DV_CMD_TRANSFER,           "--OORRRO--OO--OO-O" },
-	{ DV_CMD_OWNERSHIP,          "------------------" },
+	/*                            zftknTalcjNAvorueLdmsD */
+	{ DV_CMD_ENROLL,             "RO-RRRROOOOO-----O----" },
+	{ DV_CMD_PUBLISH,            "----RR-----------O----" },
+	{ DV_CMD_AUTHCODE,           "R--R--RO----OR--O-----" },
+	{ DV_CMD_TRANSFER_REQUEST,   "R-RR------RROR--------" },
+	{ DV_CMD_TRANSFER,           "--OORRRO--OO--OO-O----" },
+	{ DV_CMD_OWNERSHIP,          "----------------------" },
+	{ DV_CMD_VERIFY,             "R---O-RO----------RRRO" },
 };
 
 /* owner_flag_names - the ownership flags, in struct dv_owner_args order */
 static const char *const owner_flag_names[] = {
 	"--zone", "--from-zone", "--to-zone", "--key", "--ns", "--tsig-file", "--ta-file",
 	"--lookup-via", "--js-cert", "--js-key", "--netids", "--as-ids", "--csv", "--out",
-	"--requests", "--auth-codes", "--expires-in", "--ttl",
+	"--requests", "--auth-codes", "--expires-in", "--ttl", "--dev-eui", "--message",
+	"--signature", "--device-key",
 };
 
 /* usage_error - print "danejoin-devices: COMMAND: message" and return DV_EXIT_USAGE */
@@ -93,7 +96,7 @@ int params_validate(const struct dv_args *args, struct dv_params *out)
 		return DV_EXIT_USAGE;
 	}
 	p.cmd = cmd_table[i].cmd;
-	if (args->config_path == NULL)
+	if (args->config_path == NULL && p.cmd != DV_CMD_VERIFY)	/* a verifier has no JS */
 		return usage_error(args->command, "--config FILE is required");
 	p.config_path = args->config_path;
 	if (args->npos < cmd_table[i].min_pos)
@@ -111,6 +114,7 @@ int params_validate(const struct dv_args *args, struct dv_params *out)
 			o->zone, o->from_zone, o->to_zone, o->key, o->ns, o->tsig_file,
 			o->ta_file, o->lookup_via, o->js_cert, o->js_key, o->netids, o->as_ids,
 			o->csv, o->out, o->requests, o->auth_codes, o->expires_in, o->ttl,
+			o->dev_eui, o->message, o->signature, o->device_key,
 		};
 		const char *spec = NULL;
 		char msg[96];
@@ -235,6 +239,11 @@ void params_usage(FILE *f)
 	      "                                 --key K] DNS: verify and transfer (all or\n"
 	      "                                 none); finishes unfinished transfers first\n"
 	      "  ownership DEVEUI               the owner and the chain of a device\n"
+	      "  verify --dev-eui HEX --zone Z --message F --signature F --ta-file F\n"
+	      "         [--device-key PUB.pem] [--ns|--lookup-via IP@PORT]\n"
+	      "                                 check a message signed by the device's key\n"
+	      "                                 against its identity TLSA, DNSSEC-validated\n"
+	      "                                 (--config is optional)\n"
 	      "  DNS = --ns IP@PORT --tsig-file F --ta-file F [--lookup-via IP@PORT] [--ttl S]\n"
 	      "\n"
 	      "Options:\n"
@@ -261,6 +270,11 @@ void params_usage(FILE *f)
 	      "  6  simulate only: the join engine broke a rule of the LoRaWAN specification\n"
 	      "  7  ownership: refused (signature, _owner key, auth code, replayed request)\n"
 	      "  8  ownership: the DNS update failed; run the command again to finish\n"
+	      "     (verify: the lookup failed)\n"
+	      "  9  verify: bad signature\n"
+	      "  10 verify: no identity TLSA (NXDOMAIN, NODATA, no usable 3 1 x record)\n"
+	      "  11 verify: the identity TLSA answer is not DNSSEC-secure\n"
+	      "  12 verify: --device-key is not the key of the identity TLSA\n"
 	      "Bad input of any kind changes nothing.\n",
 	      f);
 }

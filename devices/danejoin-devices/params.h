@@ -24,7 +24,12 @@ enum dv_exit {
 	/* 6: simulate only (simulate.c) */
 	DV_EXIT_DENIED = 7,	/* ownership: a signature, key, auth code or serial refused */
 	DV_EXIT_DNS = 8,	/* ownership: the DNS update failed; the store says what is left,
-				 * and a re-run finishes it */
+				 * and a re-run finishes it. verify: the lookup failed */
+	/* verify only (exec_verify.c): one code per verdict, so that scripts can tell them apart */
+	DV_EXIT_BADSIG = 9,	/* the signature does not verify under the identity key */
+	DV_EXIT_NOTLSA = 10,	/* no identity TLSA: secure NXDOMAIN / NODATA, none usable */
+	DV_EXIT_INSECURE = 11,	/* the answer is not DNSSEC-secure (insecure or bogus) */
+	DV_EXIT_KEYMISMATCH = 12, /* --device-key is not the key the identity TLSA names */
 };
 
 enum dv_cmd {
@@ -43,6 +48,7 @@ enum dv_cmd {
 	DV_CMD_TRANSFER_REQUEST,
 	DV_CMD_TRANSFER,
 	DV_CMD_OWNERSHIP,
+	DV_CMD_VERIFY,
 };
 
 /* The flags of the ownership commands (exec_owner.c). Strings are borrowed from argv. */
@@ -63,6 +69,10 @@ struct dv_owner_args {
 	const char *auth_codes;		/* --auth-codes FILE (transfer) */
 	const char *expires_in;		/* --expires-in SECONDS (authcode) */
 	const char *ttl;		/* --ttl SECONDS */
+	const char *dev_eui;		/* --dev-eui HEX (verify) */
+	const char *message;		/* --message FILE (verify) */
+	const char *signature;		/* --signature FILE (verify) */
+	const char *device_key;		/* --device-key FILE: PEM public key (verify) */
 };
 
 /* The command line as parsed by main.c, before validation. Strings are borrowed from argv. */

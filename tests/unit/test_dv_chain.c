@@ -2,7 +2,8 @@
  * test_dv_chain.c - ownership chains (devices/dv_chain.h) and auth codes (dv_authcode.h):
  * encode/decode round trips and strictness, signatures (P-256 and Ed25519), the continuity
  * rules (wrong key, bogus signature, reordered links, replayed serial, wrong auth signer), key
- * verdicts from the callback, base64, zone names; PBKDF2 auth codes, wrong and expired codes.
+ * verdicts from the callback, base64, zone names; PBKDF2 auth codes, wrong and expired codes;
+ * device-signed messages and identity TLSA matching (verify).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -304,6 +305,68 @@ static void test_keys_spki_b64_zones(void **state)
 	assert_true(dv_asid_valid("as.example"));
 }
 
+/* sign_msg - a device's signature over \p msg, the way a device (or openssl dgst) makes it */
+static size_t sign_msg(EVP_PKEY *key, const uint8_t *msg, size_t len, uint8_t sig[DV_SIG_MAX])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	size_t slen = DV_SIG_MAX;
+
+	assert_non_null(md);
+	assert_int_equal(EVP_DigestSignInit_ex(md, NULL, EVP_PKEY_is_a(key, "ED25519") ? NULL :
+					       "SHA256", NULL, NULL, key, NULL), 1);
+	assert_int_equal(EVP_DigestSign(md, sig, &slen, msg, len), 1);
+	EVP_MD_CTX_free(md);
+	return slen;
+}
+
+static void test_device_messages(void **state)
+{
+	static const uint8_t msg[] = "meter 70b3d57ed0000201 reading 1234.5 kWh";
+	uint8_t sig[DV_SIG_MAX], *der = NULL, dig[EVP_MAX_MD_SIZE];
+	unsigned dlen = 0;
+	size_t slen, len = 0;
+	bool match = true;
+
+	(void)state;
+	for (int k = 1; k <= 2; k++) {	/* P-256, Ed25519 */
+		slen = sign_msg(keys[k], msg, sizeof(msg), sig);
+		assert_int_equal(dv_key_verify_msg(keys[k], msg, sizeof(msg), sig, slen), DJ_EOK);
+		assert_int_equal(dv_key_verify_msg(keys[k], msg, sizeof(msg) - 1, sig, slen),
+				 DJ_EACCES);
+		assert_int_equal(dv_key_verify_msg(keys[3], msg, sizeof(msg), sig, slen),
+				 DJ_EACCES);
+		sig[slen / 2] ^= 0x01;
+		assert_int_equal(dv_key_verify_msg(keys[k], msg, sizeof(msg), sig, slen),
+				 DJ_EACCES);
+		assert_int_equal(dv_key_verify_msg(keys[k], msg, sizeof(msg), sig, 0), DJ_EACCES);
+	}
+	/* 3 1 0, 3 1 1, 3 1 2 of key 1 match key 1 and not key 3 */
+	assert_int_equal(dv_key_spki(keys[1], &der, &len), DJ_EOK);
+	assert_int_equal(dv_key_match_tlsa(keys[1], DV_TLSA_MTYPE_FULL, der, len, &match), DJ_EOK);
+	assert_true(match);
+	assert_int_equal(dv_key_match_tlsa(keys[3], DV_TLSA_MTYPE_FULL, der, len, &match), DJ_EOK);
+	assert_false(match);
+	assert_int_equal(dv_key_match_tlsa(keys[1], DV_TLSA_MTYPE_FULL, der, len - 1, &match),
+			 DJ_EOK);
+	assert_false(match);
+	assert_int_equal(EVP_Digest(der, len, dig, &dlen, EVP_sha256(), NULL), 1);
+	assert_int_equal(dv_key_match_tlsa(keys[1], DV_TLSA_MTYPE_SHA256, dig, dlen, &match),
+			 DJ_EOK);
+	assert_true(match);
+	assert_int_equal(dv_key_match_tlsa(keys[1], DV_TLSA_MTYPE_SHA512, dig, dlen, &match),
+			 DJ_EOK);
+	assert_false(match);
+	assert_int_equal(EVP_Digest(der, len, dig, &dlen, EVP_sha512(), NULL), 1);
+	assert_int_equal(dv_key_match_tlsa(keys[1], DV_TLSA_MTYPE_SHA512, dig, dlen, &match),
+			 DJ_EOK);
+	assert_true(match);
+	assert_int_equal(dv_key_match_tlsa(keys[3], DV_TLSA_MTYPE_SHA512, dig, dlen, &match),
+			 DJ_EOK);
+	assert_false(match);
+	assert_int_equal(dv_key_match_tlsa(keys[1], 3, dig, dlen, &match), DJ_EINVAL);
+	free(der);
+}
+
 static void test_authcode(void **state)
 {
 	struct js_authcode rec, rec2;
@@ -352,6 +415,7 @@ int main(void)
 		cmocka_unit_test(test_key_verdicts),
 		cmocka_unit_test(test_keys_spki_b64_zones),
 		cmocka_unit_test(test_authcode),
+		cmocka_unit_test(test_device_messages),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
