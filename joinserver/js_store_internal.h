@@ -119,6 +119,12 @@ int js_store__sq_begin(struct js_store *s, struct sqlite3 **db);
 /*! \brief Commit (\p ret == DJ_EOK) or roll back, unlock the writer; returns the outcome. */
 int js_store__sq_end(struct js_store *s, int ret);
 
+/* js_store__sq_owner_head - the owner zone and serial of a device, read on a pooled reader
+ * connection with a kept statement (never the writer: a join must not wait for a commit).
+ * \retval DJ_EOK, DJ_ENOENT (no owner row), DJ_EINVAL (not SQLite), DJ_EMALFORMED, DJ_ESQL */
+int js_store__sq_owner_head(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], char *zone,
+			    size_t zonelen, uint64_t *serial) DJ_MUSTCHECK;
+
 /*! \brief Append an audit row inside the open transaction. */
 int js_store__sq_audit(struct js_store *s, const uint8_t *dev_eui, const char *event,
 		       const char *actor, const char *detail);

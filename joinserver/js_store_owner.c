@@ -272,6 +272,12 @@ int js_store_owner_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 	return ret;
 }
 
+int js_store_owner_head(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], char *zone,
+			size_t zonelen, uint64_t *serial)
+{
+	return js_store__sq_owner_head(s, dev_eui, zone, zonelen, serial);
+}
+
 int js_store_owner_foreach(struct js_store *s, bool unpublished,
 			   int (*cb)(const struct js_owner *o, void *arg), void *arg)
 {

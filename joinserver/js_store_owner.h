@@ -102,6 +102,14 @@ int js_store_owner_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 		       struct js_owner *out) DJ_MUSTCHECK;
 
 /*!
+ * \brief Only the current owner zone and serial of a device (for every join with [js]
+ *        ownership on): read on a reader connection, so it never waits for the writer.
+ * \retval DJ_EOK, DJ_ENOENT (not in the registry), DJ_EINVAL (a store without owners)
+ */
+int js_store_owner_head(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], char *zone,
+			size_t zonelen, uint64_t *serial) DJ_MUSTCHECK;
+
+/*!
  * \brief Call \p cb for every owner row (only unpublished ones if \p unpublished), in DevEUI
  *        order; o->chain is borrowed for the call. A non-zero return stops and is returned.
  *        \p cb runs with the store's writer locked: it must not call the store.

@@ -152,6 +152,7 @@ struct sq_reader {
 	sqlite3 *db;
 	sqlite3_stmt *dev_get;
 	sqlite3_stmt *sess_get;
+	sqlite3_stmt *own_head;	/* prepared on first use: owners exists from schema 4 */
 	bool busy;
 };
 
@@ -458,6 +459,7 @@ static void sq_close(struct js_store *s)
 	for (size_t i = 0; i < SQ_READERS; i++) {
 		sqlite3_finalize(q->rd[i].dev_get);
 		sqlite3_finalize(q->rd[i].sess_get);
+		sqlite3_finalize(q->rd[i].own_head);
 		sqlite3_close(q->rd[i].db);
 	}
 	sqlite3_finalize(q->begin);
@@ -1354,6 +1356,46 @@ int js_store__sq_begin(struct js_store *s, sqlite3 **db)
 	ret = begin_w(q);
 	if (ret == DJ_EOK)
 		*db = q->w;
+	return ret;
+}
+
+int js_store__sq_owner_head(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], char *zone,
+			    size_t zonelen, uint64_t *serial)
+{
+	struct sq_reader *r;
+	const unsigned char *z;
+	struct sq *q;
+	int ret, rc, n;
+
+	if (s == NULL || s->ops != &js_store__sqlite_ops)
+		return DJ_EINVAL;
+	q = s->be;
+	r = reader_get(q);
+	ret = r->own_head != NULL ? DJ_EOK
+				  : sq_prepare(r->db, "SELECT zone, serial FROM owners WHERE dev_eui=?",
+					       &r->own_head);
+	if (ret == DJ_EOK) {
+		sqlite3_bind_blob(r->own_head, 1, dev_eui, LW_EUI_LEN, SQLITE_STATIC);
+		rc = sqlite3_step(r->own_head);
+		if (rc == SQLITE_ROW) {
+			z = sqlite3_column_text(r->own_head, 0);
+			n = sqlite3_column_bytes(r->own_head, 0);
+			if (z == NULL || n <= 0 || (size_t)n >= zonelen) {
+				ret = DJ_EMALFORMED;
+			} else {
+				memcpy(zone, z, (size_t)n);
+				zone[n] = '\0';
+				*serial = (uint64_t)sqlite3_column_int64(r->own_head, 1);
+			}
+		} else if (rc == SQLITE_DONE) {
+			ret = DJ_ENOENT;
+		} else {
+			ret = sq_fail(r->db, "owner_head");
+		}
+		sqlite3_reset(r->own_head);
+		sqlite3_clear_bindings(r->own_head);
+	}
+	reader_put(q, r);
 	return ret;
 }
 

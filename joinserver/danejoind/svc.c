@@ -1183,7 +1183,10 @@ static void authorize(struct svc *s, struct reply_to *to, struct bi_msg *m)
 		return;
 	}
 	memset(&o, 0, sizeof(o));
-	ret = s->owner == NULL ? DJ_EINVAL : js_store_owner_get(s->store, m->dev_eui, &o);
+	/* zone and serial only, from a reader connection: never behind the committer */
+	ret = s->owner == NULL ? DJ_EINVAL
+			       : js_store_owner_head(s->store, m->dev_eui, o.zone, sizeof(o.zone),
+						     &o.serial);
 	if (ret == DJ_ENOENT) {		/* not in the registry: no ownership to check */
 		proceed(s, to, m);
 		return;

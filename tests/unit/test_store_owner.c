@@ -138,6 +138,13 @@ static void test_migration_3_to_4(void **state)
 	assert_int_equal(js_store_device_get(c->s, d.dev_eui, &got), DJ_EOK);
 	assert_memory_equal(got.root_token, d.root_token, d.root_token_len);
 	assert_int_equal(js_store_owner_get(c->s, d.dev_eui, &og), DJ_ENOENT);
+	{
+		char zone[JS_ZONE_MAX];
+		uint64_t serial;
+
+		assert_int_equal(js_store_owner_head(c->s, d.dev_eui, zone, sizeof(zone), &serial),
+				 DJ_ENOENT);
+	}
 	/* the new tables work on the migrated file */
 	device(c, 2, "opa.test.", &d, &o);
 	assert_int_equal(js_store_owner_enroll(c->s, &d, &o, 1, "test", &failed), DJ_EOK);
@@ -247,6 +254,19 @@ static void test_transfers(void **state)
 	assert_int_equal(js_store_owner_get(c->s, d[0].dev_eui, &og), DJ_EOK);
 	assert_string_equal(og.zone, "opb.test.");
 	assert_int_equal(og.serial, 2);
+	{
+		/* the reader-side head (what every join reads) sees the committed transfer */
+		char zone[JS_ZONE_MAX];
+		uint64_t serial = 0;
+
+		assert_int_equal(js_store_owner_head(c->s, d[0].dev_eui, zone, sizeof(zone),
+						     &serial),
+				 DJ_EOK);
+		assert_string_equal(zone, "opb.test.");
+		assert_int_equal(serial, 2);
+		assert_int_equal(js_store_owner_head(c->s, d[1].dev_eui, zone, 4, &serial),
+				 DJ_EMALFORMED);
+	}
 	assert_memory_equal(og.chain, chain_b, sizeof(chain_b));
 	js_owner_clear(&og);
 	/* the auth code is gone with the transfer; DONE twice changes nothing */
