@@ -21,6 +21,7 @@
 #include <stdbool.h>
 
 #include "js_store.h"
+#include "js_store_owner.h"
 
 #define JS_DEVICE_IMPORT_EVENT "device-import"
 #define JS_DEVICE_DELETE_EVENT "device-delete"
@@ -91,6 +92,10 @@ struct js_store {
 	pthread_mutex_t nlock;		/* held while notify runs: unsetting waits for it */
 	int64_t drop_logged_at;		/* rate limit of the "outbox full" error */
 	uint64_t drop_logged_n;
+
+	/* the outbox event of a finished ownership transfer (js_store_owner.h); NULL: none */
+	js_transfer_event_fn xfer_event;
+	void *xfer_event_arg;
 };
 
 extern const struct js_store_ops js_store__sqlite_ops;
@@ -124,6 +129,15 @@ int js_store__sq_end(struct js_store *s, int ret);
  * \retval DJ_EOK, DJ_ENOENT (no owner row), DJ_EINVAL (not SQLite), DJ_EMALFORMED, DJ_ESQL */
 int js_store__sq_owner_head(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], char *zone,
 			    size_t zonelen, uint64_t *serial) DJ_MUSTCHECK;
+
+/*!
+ * \brief Put one event into the outbox inside the open transaction (js_store__sq_begin), as
+ *        the join path does: when the outbox holds outbox_max rows (counted in the file, so
+ *        rows other processes wrote count too), or \p body is NULL, the event is dropped and
+ *        counted. The totals are applied when js_store__sq_end() commits. Never fails: a
+ *        failed insert is logged and counted as dropped.
+ */
+void js_store__sq_outbox_put(struct js_store *s, const uint8_t *body, size_t len);
 
 /*! \brief Append an audit row inside the open transaction. */
 int js_store__sq_audit(struct js_store *s, const uint8_t *dev_eui, const char *event,

@@ -517,13 +517,24 @@ int js_store_transfer_begin(struct js_store *s, struct js_transfer *t, size_t n,
 	return js_store__sq_end(s, ret);
 }
 
-/* finish_one - the owner row becomes the transfer's; the auth code goes; audit */
+void js_store_set_transfer_event(struct js_store *s, js_transfer_event_fn fn, void *arg)
+{
+	if (s == NULL)
+		return;
+	s->xfer_event = fn;
+	s->xfer_event_arg = arg;
+}
+
+/* finish_one - the owner row becomes the transfer's; the auth code goes; audit; the event */
 static int finish_one(struct js_store *s, sqlite3 *db, sqlite3_stmt *get, sqlite3_stmt *upd,
 		      sqlite3_stmt *del, int64_t id, const char *actor)
 {
 	struct js_transfer t;
 	char detail[JS_AUDIT_DETAIL_MAX];
-	int rc, ret;
+	uint8_t body[JS_EVENT_BODY_MAX];
+	size_t blen = 0;
+	bool has_ev = false;
+	int rc, ret, erc;
 
 	sqlite3_bind_int64(get, 1, id);
 	rc = sqlite3_step(get);
@@ -538,6 +549,17 @@ static int finish_one(struct js_store *s, sqlite3 *db, sqlite3_stmt *get, sqlite
 		sqlite3_bind_blob(upd, 3, t.chain, (int)t.chain_len, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(upd, 4, js_store_now(s));
 		sqlite3_bind_blob(upd, 5, t.dev_eui, LW_EUI_LEN, SQLITE_TRANSIENT);
+		if (s->xfer_event != NULL) {
+			/* encoded now: the chain is the statement's until the reset */
+			has_ev = true;
+			erc = s->xfer_event(&t, js_store_now(s) * 1000, body, sizeof(body), &blen,
+					    s->xfer_event_arg);
+			if (erc != DJ_EOK) {
+				dj_warn("store: the ownership event of a transfer cannot be encoded:"
+					" %s; dropped", dj_strerror(erc));
+				blen = 0;
+			}
+		}
 	}
 	sqlite3_reset(get);
 	if (ret != DJ_EOK)
@@ -552,6 +574,9 @@ static int finish_one(struct js_store *s, sqlite3 *db, sqlite3_stmt *get, sqlite
 			 (unsigned long long)t.serial);
 		ret = js_store__sq_audit(s, t.dev_eui, JS_TRANSFER_EVENT, actor, detail);
 	}
+	if (ret == DJ_EOK && has_ev)
+		js_store__sq_outbox_put(s, blen > 0 ? body : NULL, blen);
+	OPENSSL_cleanse(body, sizeof(body));
 	return ret;
 }
 

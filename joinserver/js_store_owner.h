@@ -81,6 +81,23 @@ struct js_transfer {
 	int64_t created_at, updated_at;
 };
 
+/*
+ * The outbox event of a transfer reaching JS_XFER_DONE (MQTT, joinserver/events/): encode it
+ * into \p buf (\p cap bytes, no id) and set \p len. Called inside the transaction that makes
+ * the owner row the transfer's; \p t, its chain included, is borrowed for the call. Any return
+ * but DJ_EOK means no event: it is logged and counted as dropped, the transfer goes on.
+ */
+typedef int (*js_transfer_event_fn)(const struct js_transfer *t, int64_t time_ms, uint8_t *buf,
+				    size_t cap, size_t *len, void *arg);
+
+/*!
+ * \brief Have every transfer that reaches JS_XFER_DONE write an event into the outbox, in the
+ *        same transaction, with the join path's rules (outbox_max: beyond it, dropped and
+ *        counted; the outbox never fails a transfer). NULL stops it. Not thread-safe against a
+ *        running js_store_transfer_advance(): set it once after js_store_open().
+ */
+void js_store_set_transfer_event(struct js_store *s, js_transfer_event_fn fn, void *arg);
+
 /*! \brief Free what \p o holds (the chain) and wipe it. NULL is accepted. */
 void js_owner_clear(struct js_owner *o);
 
@@ -150,7 +167,8 @@ int js_store_transfer_begin(struct js_store *s, struct js_transfer *t, size_t n,
 /*!
  * \brief Move transfers \p ids to \p step in one transaction. Reaching JS_XFER_DONE also makes
  *        the owner row the transfer's (zone, serial, chain, published), deletes the device's
- *        auth code and writes the audit entry ("ownership-transfer").
+ *        auth code and writes the audit entry ("ownership-transfer"), and, with
+ *        js_store_set_transfer_event(), the outbox event.
  * \retval DJ_EOK, DJ_ENOENT (an id that does not exist), DJ_ESQL
  */
 int js_store_transfer_advance(struct js_store *s, const int64_t *ids, size_t n,

@@ -165,6 +165,8 @@ struct sq {
 	sqlite3_stmt *upd, *exists, *sess_put, *audit_put;
 	sqlite3_stmt *ob_put, *ob_del;
 	uint64_t outbox_n;		/* rows in the outbox (committed), under wlock */
+	bool xo_pend;			/* js_store__sq_outbox_put in this transaction: */
+	uint64_t xo_rows, xo_written, xo_dropped;	/* its tally, applied on commit */
 	uint8_t histbuf[SQ_HIST_PAIR * JS_DEVNONCE_HIST_MAX];	/* encoding room for upd */
 
 	/* readers */
@@ -719,7 +721,8 @@ static int outbox_done(struct sq *q, const struct js_commit *c, struct ob_tally 
 		sqlite3_bind_int64(q->ob_del, 1, c->done_ids[i]);
 		ret = sq_done(q->w, q->ob_del);
 		if (ret == DJ_EOK && sqlite3_changes(q->w) > 0) {
-			t->rows--;
+			if (t->rows > 0)	/* rows another process wrote are not counted */
+				t->rows--;
 			t->done++;
 		}
 	}
@@ -1401,7 +1404,52 @@ int js_store__sq_owner_head(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN
 
 int js_store__sq_end(struct js_store *s, int ret)
 {
-	return end_w(s->be, ret);
+	struct sq *q = s->be;
+	bool pend = q->xo_pend;
+	uint64_t rows = q->xo_rows, written = q->xo_written, dropped = q->xo_dropped;
+
+	q->xo_pend = false;
+	q->xo_rows = q->xo_written = q->xo_dropped = 0;
+	if (!pend)
+		return end_w(q, ret);
+	if (ret == DJ_EOK)
+		ret = sq_done(q->w, q->commit);
+	if (ret != DJ_EOK && sqlite3_get_autocommit(q->w) == 0)
+		(void)sq_done(q->w, q->rollback);
+	if (ret == DJ_EOK)
+		q->outbox_n = rows;
+	pthread_mutex_unlock(&q->wlock);
+	if (ret == DJ_EOK)
+		js_store__outbox_count(s, written, dropped, 0, rows);
+	return ret;
+}
+
+void js_store__sq_outbox_put(struct js_store *s, const uint8_t *body, size_t len)
+{
+	struct sq *q = s->be;
+	sqlite3_stmt *st = NULL;
+
+	if (!q->xo_pend) {
+		/* the file's count: danejoind and danejoin-devices both write this outbox */
+		q->xo_rows = q->outbox_n;
+		if (sqlite3_prepare_v2(q->w, "SELECT count(*) FROM outbox", -1, &st, NULL) ==
+			    SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+			q->xo_rows = (uint64_t)sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+		q->xo_pend = true;
+	}
+	if (body == NULL || len == 0 || len > JS_EVENT_BODY_MAX || q->xo_rows >= s->outbox_max) {
+		q->xo_dropped++;
+		return;
+	}
+	sqlite3_bind_int64(q->ob_put, 1, js_store_now(s));
+	sqlite3_bind_blob(q->ob_put, 2, body, (int)len, SQLITE_STATIC);
+	if (sq_done(q->w, q->ob_put) != DJ_EOK) {
+		q->xo_dropped++;	/* logged by sq_done; the change itself goes on */
+		return;
+	}
+	q->xo_rows++;
+	q->xo_written++;
 }
 
 int js_store__sq_audit(struct js_store *s, const uint8_t *dev_eui, const char *event,

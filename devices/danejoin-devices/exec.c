@@ -26,10 +26,13 @@
 
 #include "dj_err.h"
 #include "dj_hex.h"
+#include "dv_chain.h"
 #include "dv_csv.h"
+#include "ev_event.h"
 #include "exec.h"
 #include "js_keystore.h"
 #include "js_store.h"
+#include "js_store_owner.h"
 
 #define EUI_HEX_LEN (2 * LW_EUI_LEN + 1)
 #define TIME_TEXT_LEN 32
@@ -137,6 +140,46 @@ static int load_keystore(const struct run *r, const char *path, bool configured,
 }
 
 /* open_store - open the configured store, checking that it belongs to r->ks's master key */
+/*
+ * transfer_event - the ownership event of a finished transfer (js_transfer_event_fn): the
+ * zones and serial from the transfer, the JoinEUI and the rights from the chain's new link.
+ */
+static int transfer_event(const struct js_transfer *t, int64_t time_ms, uint8_t *buf, size_t cap,
+			  size_t *len, void *arg)
+{
+	struct ev_transfer e;
+	struct dv_chain *c;
+	const struct dv_link *l;
+	int rc;
+
+	(void)arg;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return DJ_ENOMEM;
+	memset(&e, 0, sizeof(e));
+	memcpy(e.dev_eui, t->dev_eui, LW_EUI_LEN);
+	e.from_zone = t->from_zone;
+	e.to_zone = t->to_zone;
+	e.serial = t->serial;
+	e.time_ms = time_ms;
+	rc = dv_chain_decode(t->chain, t->chain_len, c);
+	if (rc == DJ_EOK && c->n > 0) {
+		l = &c->links[c->n - 1];
+		e.has_join_eui = true;
+		memcpy(e.join_eui, l->join_eui, LW_EUI_LEN);
+		e.n_net_ids = l->n_net_ids < EV_RIGHTS_MAX ? l->n_net_ids : EV_RIGHTS_MAX;
+		memcpy(e.net_ids, l->net_ids, e.n_net_ids * LW_NETID_LEN);
+		e.n_as_ids = l->n_as_ids < EV_RIGHTS_MAX ? l->n_as_ids : EV_RIGHTS_MAX;
+		for (size_t i = 0; i < e.n_as_ids; i++)
+			e.as_ids[i] = l->as_ids[i];
+	}
+	/* a chain that does not decode here was checked when the transfer began: the event
+	 * still tells the move, without the rights */
+	rc = ev_encode_transfer(&e, buf, cap, len);
+	free(c);
+	return rc;
+}
+
 static int open_store(struct run *r)
 {
 	struct js_store_props props;
@@ -149,9 +192,13 @@ static int open_store(struct run *r)
 	props.kcv = kcv;
 	props.devnonce_history = r->cfg->devnonce_history;
 	props.batch_max = r->cfg->batch_max;
+	props.outbox_max = r->cfg->mqtt ? r->cfg->mqtt_outbox_max : 0;
 	rc = js_store_open(&props, &r->store);
 	switch (rc) {
 	case DJ_EOK:
+		/* with [mqtt], danejoind publishes the outbox: transfers put their events there */
+		if (r->cfg->mqtt)
+			js_store_set_transfer_event(r->store, transfer_event, NULL);
 		return DV_EXIT_OK;
 	case DJ_EMASTERKEY:
 		errmsg("the master key in %s is not the key of store %s (after a rewrap, point "

@@ -60,6 +60,8 @@
 #define PUB_FETCH 64		/* rows read from the outbox at once */
 #define PUB_ACK_CAP (4 * PUB_WINDOW)	/* acknowledged ids waiting for their delete */
 #define PUB_LOOP_MS 10		/* mosquitto_loop() wait: the latency of an idle publisher */
+#define PUB_POLL_MS 1000	/* look at the outbox this often even without a kick: rows other
+				 * processes wrote (danejoin-devices' ownership events) */
 #define PUB_CONNACK_MS 10000	/* a connection without CONNACK by then is dropped */
 #define PUB_STOP_WAIT_MS 5000	/* at exit, wait this long for the last delete */
 #define PUB_ERR_MAX 256
@@ -570,7 +572,7 @@ static int client_new(struct ev_pub *p, struct mosquitto **out, char *err, size_
 static bool session(struct ev_pub *p)
 {
 	char err[PUB_SESSION_ERR_MAX];
-	int64_t started = now_ms();
+	int64_t started = now_ms(), polled = started;
 	bool was_up = false;
 	int rc;
 
@@ -633,6 +635,10 @@ static bool session(struct ev_pub *p)
 				dj_notice("mqtt: connected to %s:%u (TLS, broker certificate "
 					  "verified); publishing the outbox", p->host,
 					  p->props.port);
+		}
+		if (now_ms() - polled >= PUB_POLL_MS) {
+			polled = now_ms();
+			atomic_store(&p->kick, true);	/* one indexed query a second */
 		}
 		pump(p);
 		flush_acks(p);

@@ -37,6 +37,7 @@ typedef Danejoin__Events__Event Event;
 typedef Danejoin__Events__JoinEvent JoinEvent;
 typedef Danejoin__Events__AppSKeyEvent AppSKeyEvent;
 typedef Danejoin__Events__KeyEnvelope KeyEnvelope;
+typedef Danejoin__Events__OwnershipTransferEvent TransferEvent;
 
 /* bin - a ProtobufCBinaryData over borrowed bytes */
 static ProtobufCBinaryData bin(const uint8_t *p, size_t len)
@@ -133,6 +134,39 @@ int ev_encode_appskey(const struct ev_appskey *e, uint8_t *buf, size_t cap, size
 	return pack(&ev, buf, cap, len);
 }
 
+int ev_encode_transfer(const struct ev_transfer *e, uint8_t *buf, size_t cap, size_t *len)
+{
+	Event ev = DANEJOIN__EVENTS__EVENT__INIT;
+	TransferEvent x = DANEJOIN__EVENTS__OWNERSHIP_TRANSFER_EVENT__INIT;
+	ProtobufCBinaryData nets[EV_RIGHTS_MAX];
+	char *ases[EV_RIGHTS_MAX];
+
+	if (e == NULL || buf == NULL || len == NULL || e->n_net_ids > EV_RIGHTS_MAX ||
+	    e->n_as_ids > EV_RIGHTS_MAX || e->from_zone == NULL || e->to_zone == NULL)
+		return DJ_EINVAL;
+	for (size_t i = 0; i < e->n_net_ids; i++)
+		nets[i] = bin(e->net_ids[i], LW_NETID_LEN);
+	for (size_t i = 0; i < e->n_as_ids; i++) {
+		if (e->as_ids[i] == NULL)
+			return DJ_EINVAL;
+		ases[i] = str(e->as_ids[i]);
+	}
+	x.dev_eui = bin(e->dev_eui, LW_EUI_LEN);
+	if (e->has_join_eui)
+		x.join_eui = bin(e->join_eui, LW_EUI_LEN);
+	x.from_zone = str(e->from_zone);
+	x.to_zone = str(e->to_zone);
+	x.serial = e->serial;
+	x.n_net_ids = e->n_net_ids;
+	x.net_ids = e->n_net_ids > 0 ? nets : NULL;
+	x.n_as_ids = e->n_as_ids;
+	x.as_ids = e->n_as_ids > 0 ? ases : NULL;
+	ev.time_ms = e->time_ms;
+	ev.kind_case = DANEJOIN__EVENTS__EVENT__KIND_OWNERSHIP_TRANSFER;
+	ev.ownership_transfer = &x;
+	return pack(&ev, buf, cap, len);
+}
+
 void ev_event_id(const uint8_t instance[JS_INSTANCE_ID_LEN], int64_t row_id, char out[EV_ID_MAX])
 {
 	char hex[2 * JS_INSTANCE_ID_LEN + 1];
@@ -150,12 +184,15 @@ static const uint8_t *eui_of(const Event *ev)
 	case DANEJOIN__EVENTS__EVENT__KIND_JOIN: d = &ev->join->dev_eui; break;
 	case DANEJOIN__EVENTS__EVENT__KIND_REJOIN: d = &ev->rejoin->dev_eui; break;
 	case DANEJOIN__EVENTS__EVENT__KIND_APPSKEY: d = &ev->appskey->dev_eui; break;
+	case DANEJOIN__EVENTS__EVENT__KIND_OWNERSHIP_TRANSFER:
+		d = &ev->ownership_transfer->dev_eui;
+		break;
 	default: return NULL;
 	}
 	return d->len == LW_EUI_LEN ? d->data : NULL;
 }
 
-/* topic_of - PREFIX/join|rejoin/<deveui> or PREFIX/as/<as-id>/appskey/<deveui> */
+/* topic_of - PREFIX/join|rejoin|ownership/<deveui> or PREFIX/as/<as-id>/appskey/<deveui> */
 static int topic_of(const Event *ev, const char *prefix, char *topic, size_t cap)
 {
 	const uint8_t *eui = eui_of(ev);
@@ -169,6 +206,8 @@ static int topic_of(const Event *ev, const char *prefix, char *topic, size_t cap
 		if (!name_ok(ev->appskey->as_id))
 			return DJ_EMALFORMED;
 		n = snprintf(topic, cap, "%s/as/%s/appskey/%s", prefix, ev->appskey->as_id, hex);
+	} else if (ev->kind_case == DANEJOIN__EVENTS__EVENT__KIND_OWNERSHIP_TRANSFER) {
+		n = snprintf(topic, cap, "%s/ownership/%s", prefix, hex);
 	} else {
 		n = snprintf(topic, cap, "%s/%s/%s", prefix,
 			     ev->kind_case == DANEJOIN__EVENTS__EVENT__KIND_JOIN ? "join" : "rejoin",
@@ -217,6 +256,36 @@ static int join_json(json_t *o, const JoinEvent *j, bool rejoin)
 	return r;
 }
 
+/* transfer_json - the fields of an OwnershipTransferEvent */
+static int transfer_json(json_t *o, const TransferEvent *x)
+{
+	json_t *nets = json_array(), *ases = json_array();
+	int r = set_hex(o, "dev_eui", &x->dev_eui);
+
+	r |= set_hex(o, "join_eui", &x->join_eui);
+	r |= set_str(o, "from_zone", x->from_zone);
+	r |= set_str(o, "to_zone", x->to_zone);
+	r |= json_object_set_new(o, "serial", json_integer((json_int_t)x->serial));
+	if (nets == NULL || ases == NULL) {
+		json_decref(nets);
+		json_decref(ases);
+		return -1;
+	}
+	for (size_t i = 0; i < x->n_net_ids; i++) {
+		char hex[HEX_MAX];
+
+		if (x->net_ids[i].len == 0 || x->net_ids[i].len > FIELD_MAX)
+			continue;
+		dj_hex_format_upper(x->net_ids[i].data, x->net_ids[i].len, hex);
+		r |= json_array_append_new(nets, json_string(hex));
+	}
+	for (size_t i = 0; i < x->n_as_ids; i++)
+		r |= json_array_append_new(ases, json_string(x->as_ids[i]));
+	r |= json_object_set_new(o, "net_ids", nets);
+	r |= json_object_set_new(o, "as_ids", ases);
+	return r;
+}
+
 /* event_json - a decoded Event as a JSON object (new reference, or NULL) */
 static json_t *event_json(const Event *ev)
 {
@@ -256,6 +325,7 @@ static json_t *event_json(const Event *ev)
 		break;
 	case DANEJOIN__EVENTS__EVENT__KIND_OWNERSHIP_TRANSFER:
 		r |= json_object_set_new(o, "type", json_string("ownership_transfer"));
+		r |= transfer_json(o, ev->ownership_transfer);
 		break;
 	default:
 		r = -1;

@@ -16,7 +16,8 @@
  *	into one JSON line for people and tests (danejoin-client subscribe).
  *
  *	Topics (PREFIX = [mqtt] topic_prefix):
- *	  PREFIX/join/<deveui>, PREFIX/rejoin/<deveui>, PREFIX/as/<as-id>/appskey/<deveui>
+ *	  PREFIX/join/<deveui>, PREFIX/rejoin/<deveui>, PREFIX/as/<as-id>/appskey/<deveui>,
+ *	  PREFIX/ownership/<deveui>
  *	with the DevEUI in upper-case hex. An AppSKey travels only inside its KeyEnvelope, wrapped
  *	under the application server's KEK: ev_encode_appskey() refuses a plain envelope.
  */
@@ -35,6 +36,7 @@
 #define EV_ID_MAX 40		/* 16 hex digits, '-', a decimal int64, NUL */
 #define EV_TOPIC_MAX 384
 #define EV_NAME_MAX 64		/* peer names (as-id) and the like */
+#define EV_RIGHTS_MAX 16	/* NetIDs, and AS-IDs, in an ownership-transfer event */
 
 enum ev_format {
 	EV_FORMAT_PROTOBUF = 0,
@@ -72,6 +74,20 @@ struct ev_appskey {
 	int64_t time_ms;
 };
 
+/* A device's ownership moved (the transfer's last step). Strings are borrowed. */
+struct ev_transfer {
+	uint8_t dev_eui[LW_EUI_LEN];
+	bool has_join_eui;
+	uint8_t join_eui[LW_EUI_LEN];
+	const char *from_zone, *to_zone;
+	uint64_t serial;
+	size_t n_net_ids;		/* <= EV_RIGHTS_MAX */
+	uint8_t net_ids[EV_RIGHTS_MAX][LW_NETID_LEN];
+	size_t n_as_ids;		/* <= EV_RIGHTS_MAX */
+	const char *as_ids[EV_RIGHTS_MAX];
+	int64_t time_ms;
+};
+
 /*!
  * \brief Encode a join/rejoin event (no id) into \p buf.
  * \retval DJ_EOK, DJ_ENOSPC (larger than \p cap), DJ_EINVAL
@@ -84,6 +100,13 @@ int ev_encode_join(const struct ev_join *e, uint8_t *buf, size_t cap, size_t *le
  */
 int ev_encode_appskey(const struct ev_appskey *e, uint8_t *buf, size_t cap,
 		      size_t *len) DJ_MUSTCHECK;
+
+/*!
+ * \brief Encode an ownership-transfer event (no id) into \p buf.
+ * \retval DJ_EOK, DJ_ENOSPC (larger than \p cap), DJ_EINVAL (counts, missing zones)
+ */
+int ev_encode_transfer(const struct ev_transfer *e, uint8_t *buf, size_t cap,
+		       size_t *len) DJ_MUSTCHECK;
 
 /*! \brief The id of outbox row \p row_id: "<instance, 16 hex digits>-<row_id>". */
 void ev_event_id(const uint8_t instance[JS_INSTANCE_ID_LEN], int64_t row_id,

@@ -1,7 +1,8 @@
 /*
  * test_ev_event.c - the MQTT event encoders: join/rejoin/AppSKey events packed without an id,
  * rendered with their id and topic as protobuf (decoded here with the generated code) and as
- * JSON; a plain AppSKey and a topic-breaking AS id refused; undecodable bodies refused;
+ * JSON; ownership-transfer events (topic, fields, JSON); a plain AppSKey and a topic-breaking
+ * AS id refused; undecodable bodies refused;
  * ev_to_json on both formats.
  */
 #include <setjmp.h>
@@ -159,12 +160,96 @@ static void test_appskey(void **state)
 	assert_int_equal(ev_to_json((const uint8_t *)"{nope", 5, NULL, &line), DJ_EMALFORMED);
 }
 
+static void test_transfer(void **state)
+{
+	struct ev_transfer x;
+	uint8_t body[JS_EVENT_BODY_MAX], *pl = NULL;
+	char topic[EV_TOPIC_MAX], *line = NULL;
+	size_t len = 0, plen = 0;
+	Danejoin__Events__Event *ev;
+	json_t *o, *a;
+
+	(void)state;
+	memset(&x, 0, sizeof(x));
+	memcpy(x.dev_eui, (uint8_t[]){ 0x70, 0, 0, 0, 0, 0, 0, 0xab }, LW_EUI_LEN);
+	x.has_join_eui = true;
+	memcpy(x.join_eui, (uint8_t[]){ 0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0, 0, 1 }, LW_EUI_LEN);
+	x.from_zone = "old.example.";
+	x.to_zone = "new.example.";
+	x.serial = 3;
+	x.n_net_ids = 2;
+	memcpy(x.net_ids[0], (uint8_t[]){ 0, 0, 0x13 }, LW_NETID_LEN);
+	memcpy(x.net_ids[1], (uint8_t[]){ 0, 0, 0x14 }, LW_NETID_LEN);
+	x.n_as_ids = 1;
+	x.as_ids[0] = "as.new.example";
+	x.time_ms = 1700000000456;
+	assert_int_equal(ev_encode_transfer(&x, body, 8, &len), DJ_ENOSPC);
+	assert_int_equal(ev_encode_transfer(&x, body, sizeof(body), &len), DJ_EOK);
+	/* protobuf: every field, topic PREFIX/ownership/<DevEUI> */
+	assert_int_equal(ev_render(body, len, "00-9", "danejoin/js1", EV_FORMAT_PROTOBUF, topic,
+				   sizeof(topic), &pl, &plen), DJ_EOK);
+	assert_string_equal(topic, "danejoin/js1/ownership/70000000000000AB");
+	ev = danejoin__events__event__unpack(NULL, plen, pl);
+	assert_non_null(ev);
+	assert_int_equal(ev->kind_case, DANEJOIN__EVENTS__EVENT__KIND_OWNERSHIP_TRANSFER);
+	assert_int_equal(ev->time_ms, 1700000000456);
+	assert_memory_equal(ev->ownership_transfer->dev_eui.data, x.dev_eui, LW_EUI_LEN);
+	assert_memory_equal(ev->ownership_transfer->join_eui.data, x.join_eui, LW_EUI_LEN);
+	assert_string_equal(ev->ownership_transfer->from_zone, "old.example.");
+	assert_string_equal(ev->ownership_transfer->to_zone, "new.example.");
+	assert_int_equal(ev->ownership_transfer->serial, 3);
+	assert_int_equal(ev->ownership_transfer->n_net_ids, 2);
+	assert_memory_equal(ev->ownership_transfer->net_ids[1].data, x.net_ids[1], LW_NETID_LEN);
+	assert_int_equal(ev->ownership_transfer->n_as_ids, 1);
+	assert_string_equal(ev->ownership_transfer->as_ids[0], "as.new.example");
+	danejoin__events__event__free_unpacked(ev, NULL);
+	/* the protobuf payload as JSON (danejoin-client subscribe) */
+	assert_int_equal(ev_to_json(pl, plen, topic, &line), DJ_EOK);
+	ev_payload_free(pl, plen);
+	o = json_loads(line, 0, NULL);
+	free(line);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "type")), "ownership_transfer");
+	assert_string_equal(json_string_value(json_object_get(o, "id")), "00-9");
+	assert_string_equal(json_string_value(json_object_get(o, "dev_eui")), "70000000000000AB");
+	assert_string_equal(json_string_value(json_object_get(o, "join_eui")), "70B3D57ED0000001");
+	assert_string_equal(json_string_value(json_object_get(o, "from_zone")), "old.example.");
+	assert_string_equal(json_string_value(json_object_get(o, "to_zone")), "new.example.");
+	assert_int_equal(json_integer_value(json_object_get(o, "serial")), 3);
+	assert_int_equal(json_integer_value(json_object_get(o, "time_ms")), 1700000000456);
+	a = json_object_get(o, "net_ids");
+	assert_int_equal(json_array_size(a), 2);
+	assert_string_equal(json_string_value(json_array_get(a, 0)), "000013");
+	a = json_object_get(o, "as_ids");
+	assert_int_equal(json_array_size(a), 1);
+	assert_string_equal(json_string_value(json_array_get(a, 0)), "as.new.example");
+	assert_string_equal(json_string_value(json_object_get(o, "topic")), topic);
+	json_decref(o);
+	/* the JSON format renders the same object */
+	assert_int_equal(ev_render(body, len, "00-9", "p", EV_FORMAT_JSON, topic, sizeof(topic),
+				   &pl, &plen), DJ_EOK);
+	assert_string_equal(topic, "p/ownership/70000000000000AB");
+	o = json_loadb((const char *)pl, plen, 0, NULL);
+	ev_payload_free(pl, plen);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "to_zone")), "new.example.");
+	assert_int_equal(json_array_size(json_object_get(o, "net_ids")), 2);
+	json_decref(o);
+	/* bad counts, missing zones */
+	x.n_as_ids = EV_RIGHTS_MAX + 1;
+	assert_int_equal(ev_encode_transfer(&x, body, sizeof(body), &len), DJ_EINVAL);
+	x.n_as_ids = 0;
+	x.to_zone = NULL;
+	assert_int_equal(ev_encode_transfer(&x, body, sizeof(body), &len), DJ_EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_join_protobuf),
 		cmocka_unit_test(test_rejoin_json),
 		cmocka_unit_test(test_appskey),
+		cmocka_unit_test(test_transfer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

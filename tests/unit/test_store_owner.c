@@ -287,6 +287,102 @@ static void test_transfers(void **state)
 	assert_int_equal(js_store_transfer_begin(c->s, &t[1], 1, "test", res), DJ_EOK);
 }
 
+static int ev_fail;	/* transfer_ev returns this */
+
+/* transfer_ev - a stand-in encoder: "<to_zone>/<serial>", after checking the borrowed chain */
+static int transfer_ev(const struct js_transfer *t, int64_t time_ms, uint8_t *buf, size_t cap,
+		       size_t *len, void *arg)
+{
+	int n;
+
+	(void)time_ms;
+	assert_ptr_equal(arg, &ev_fail);
+	assert_int_equal(t->chain_len, sizeof(chain_b));
+	assert_memory_equal(t->chain, chain_b, sizeof(chain_b));
+	if (ev_fail != DJ_EOK)
+		return ev_fail;
+	n = snprintf((char *)buf, cap, "%s/%llu", t->to_zone, (unsigned long long)t->serial);
+	*len = (size_t)n;
+	return DJ_EOK;
+}
+
+/* done_one - transfer device \p last from opa to opb and take it to DONE */
+static void done_one(struct ctx *c, uint8_t last, uint8_t nb)
+{
+	struct js_transfer t;
+	int res[1];
+
+	xfer(&t, last, "opa.test.", "opb.test.", 2, nb);
+	assert_int_equal(js_store_transfer_begin(c->s, &t, 1, "test", res), DJ_EOK);
+	for (int step = JS_XFER_NEW_PUBLISHED; step <= JS_XFER_DONE; step++)
+		assert_int_equal(js_store_transfer_advance(c->s, &t.id, 1,
+							   (enum js_transfer_step)step, "t"),
+				 DJ_EOK);
+}
+
+static void test_transfer_events(void **state)
+{
+	struct ctx *c = *state;
+	struct js_store_props p = { .path = c->path, .kcv = c->kcv, .outbox_max = 2 };
+	struct js_device d[3];
+	struct js_owner o[3];
+	struct js_outbox_row rows[4];
+	struct js_store_stats st;
+	size_t failed = 0, n = 0;
+	int64_t id;
+	char sql[128];
+
+	assert_int_equal(js_store_open(&p, &c->s), DJ_EOK);
+	for (uint8_t i = 0; i < 3; i++)
+		device(c, (uint8_t)(i + 1), "opa.test.", &d[i], &o[i]);
+	assert_int_equal(js_store_owner_enroll(c->s, d, o, 3, "test", &failed), DJ_EOK);
+	js_store_set_transfer_event(c->s, transfer_ev, &ev_fail);
+
+	/* DONE writes one row, in the transaction that moves the owner; a re-run adds none */
+	ev_fail = DJ_EOK;
+	done_one(c, 1, 1);
+	assert_int_equal(js_store_outbox_fetch(c->s, 0, rows, 4, &n), DJ_EOK);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].len, strlen("opb.test./2"));
+	assert_memory_equal(rows[0].body, "opb.test./2", rows[0].len);
+	id = 1;
+	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM transfers WHERE step = 3"), 1);
+	assert_int_equal(js_store_transfer_advance(c->s, &id, 1, JS_XFER_DONE, "t"), DJ_EOK);
+	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM outbox"), 1);
+	js_store_stats(c->s, &st);
+	assert_int_equal(st.events_written, 1);
+	assert_int_equal(st.outbox_rows, 1);
+
+	/* an event that cannot be encoded is dropped; the transfer goes on */
+	ev_fail = DJ_ENOSPC;
+	done_one(c, 2, 2);
+	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM outbox"), 1);
+	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM owners WHERE zone = 'opb.test.'"),
+			 2);
+	js_store_stats(c->s, &st);
+	assert_int_equal(st.events_dropped, 1);
+
+	/* a full outbox (counted in the file: a row another process wrote counts) drops it too */
+	ev_fail = DJ_EOK;
+	snprintf(sql, sizeof(sql), "INSERT INTO outbox(at, body) VALUES(0, x'01')");
+	{
+		sqlite3 *db = NULL;
+
+		assert_int_equal(sqlite3_open(c->path, &db), SQLITE_OK);
+		sqlite3_busy_timeout(db, 5000);
+		assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(db);
+	}
+	done_one(c, 3, 3);
+	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM outbox"), 2);
+	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM owners WHERE zone = 'opb.test.'"),
+			 3);
+	js_store_stats(c->s, &st);
+	assert_int_equal(st.events_written, 1);
+	assert_int_equal(st.events_dropped, 2);
+	assert_int_equal(st.outbox_rows, 2);
+}
+
 static void test_memory_backend_refuses(void **state)
 {
 	struct ctx *c = *state;
@@ -303,6 +399,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_migration_3_to_4, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enroll_all_or_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transfers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_transfer_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memory_backend_refuses, setup, teardown),
 	};
 
