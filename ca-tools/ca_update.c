@@ -201,8 +201,7 @@ int ca_rdset_from_list(struct ca_rdset *s, const ldns_rr_list *l)
 	return rc;
 }
 
-/* resolver_new - an ldns resolver for exactly one server, TCP, one try, our timeout */
-static int resolver_new(const struct ca_server *srv, const struct ca_tsig *tsig,
+int ca_resolver_new(const struct ca_server *srv, const struct ca_tsig *tsig,
 			ldns_resolver **out)
 {
 	ldns_resolver *r;
@@ -238,8 +237,7 @@ static int resolver_new(const struct ca_server *srv, const struct ca_tsig *tsig,
 	return DJ_EOK;
 }
 
-/* resolver_free - wipe the TSIG secret copy, then free */
-static void resolver_free(ldns_resolver *r)
+void ca_resolver_free(ldns_resolver *r)
 {
 	char *kd;
 
@@ -272,7 +270,7 @@ int ca_update_read(const struct ca_server *srv, const char *owner, uint16_t type
 
 	*out = NULL;
 	*ttl = 0;
-	rc = resolver_new(srv, NULL, &r);
+	rc = ca_resolver_new(srv, NULL, &r);
 	if (rc != DJ_EOK)
 		return rc;
 	rc = DJ_ENOMEM;
@@ -325,7 +323,7 @@ out:
 	ldns_rdf_deep_free(name);
 	ldns_pkt_free(q);
 	ldns_pkt_free(a);
-	resolver_free(r);
+	ca_resolver_free(r);
 	return rc;
 }
 
@@ -520,7 +518,7 @@ int ca_update_apply(const struct ca_server *srv, const struct ca_tsig *tsig,
 		goto out;
 
 	/* 4. One message, TSIG-signed; the answer's TSIG is verified by ldns_send(). */
-	rc = resolver_new(srv, tsig, &r);
+	rc = ca_resolver_new(srv, tsig, &r);
 	if (rc != DJ_EOK)
 		goto out;
 	rc = DJ_ENOMEM;
@@ -573,7 +571,7 @@ out:
 	ldns_rr_list_deep_free(after);
 	ldns_pkt_free(q);
 	ldns_pkt_free(a);
-	resolver_free(r);
+	ca_resolver_free(r);
 	return rc;
 }
 

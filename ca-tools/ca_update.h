@@ -95,6 +95,15 @@ int ca_update_read(const struct ca_server *srv, const char *owner, uint16_t type
 		   ldns_rr_list **out, uint32_t *ttl, char *err, size_t errlen) DJ_MUSTCHECK;
 
 /*!
+ * \brief An ldns resolver for exactly one server: TCP, one try, srv's timeout, TSIG when \p tsig
+ *        is not NULL (the secret is copied into ldns). Free with ca_resolver_free(), which
+ *        wipes that copy. \retval DJ_EOK, DJ_ENOMEM, DJ_EINVAL (bad address)
+ */
+int ca_resolver_new(const struct ca_server *srv, const struct ca_tsig *tsig,
+		    ldns_resolver **out) DJ_MUSTCHECK;
+void ca_resolver_free(ldns_resolver *r);
+
+/*!
  * \brief Apply one change as one TSIG-signed UPDATE guarded by prerequisites.
  * \param res  filled on DJ_EOK (and rcode on failure); clear with ca_update_result_clear().
  * \retval DJ_EOK          the server applied it (or there was nothing to change).

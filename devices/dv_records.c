@@ -195,54 +195,6 @@ unsigned dv_pub_messages(const struct dv_pub *p)
 	return p->messages;
 }
 
-/* resolver_new - an ldns resolver for exactly one server, TCP, one try (as ca_update.c) */
-static int resolver_new(const struct ca_server *srv, const struct ca_tsig *tsig,
-			ldns_resolver **out)
-{
-	ldns_resolver *r;
-	ldns_rdf *addr;
-	struct timeval tv;
-
-	*out = NULL;
-	r = ldns_resolver_new();
-	if (r == NULL)
-		return DJ_ENOMEM;
-	addr = ldns_rdf_new_frm_str(strchr(srv->addr, ':') != NULL ? LDNS_RDF_TYPE_AAAA :
-				    LDNS_RDF_TYPE_A, srv->addr);
-	if (addr == NULL || ldns_resolver_push_nameserver(r, addr) != LDNS_STATUS_OK) {
-		ldns_rdf_deep_free(addr);
-		ldns_resolver_deep_free(r);
-		return DJ_EINVAL;
-	}
-	ldns_rdf_deep_free(addr);
-	ldns_resolver_set_port(r, srv->port);
-	ldns_resolver_set_usevc(r, true);
-	ldns_resolver_set_recursive(r, false);
-	ldns_resolver_set_retry(r, 1);
-	ldns_resolver_set_fail(r, true);
-	tv.tv_sec = srv->timeout_ms / 1000;
-	tv.tv_usec = (srv->timeout_ms % 1000) * 1000;
-	ldns_resolver_set_timeout(r, tv);
-	ldns_resolver_set_tsig_keyname(r, tsig->name);
-	ldns_resolver_set_tsig_algorithm(r, tsig->alg);
-	ldns_resolver_set_tsig_keydata(r, tsig->secret);
-	*out = r;
-	return DJ_EOK;
-}
-
-/* resolver_free - wipe the TSIG secret copy, then free */
-static void resolver_free(ldns_resolver *r)
-{
-	char *kd;
-
-	if (r == NULL)
-		return;
-	kd = (char *)ldns_resolver_tsig_keydata(r);
-	if (kd != NULL)
-		OPENSSL_cleanse(kd, strlen(kd));
-	ldns_resolver_deep_free(r);
-}
-
 /* rcode_error - the message and code of an rcode other than NOERROR */
 static int rcode_error(int rcode, const char *zone, char *err, size_t errlen)
 {
@@ -274,7 +226,7 @@ static int send_zone(struct dv_pub *p, struct pending *z, char *err, size_t errl
 
 	if (z->upd == NULL || ldns_rr_list_rr_count(z->upd) == 0)
 		return DJ_EOK;
-	rc = resolver_new(p->srv, p->tsig, &r);
+	rc = ca_resolver_new(p->srv, p->tsig, &r);
 	if (rc != DJ_EOK)
 		goto out;
 	rc = DJ_ENOMEM;
@@ -323,7 +275,7 @@ out:
 	ldns_rdf_deep_free(zone);
 	ldns_pkt_free(q);
 	ldns_pkt_free(a);
-	resolver_free(r);
+	ca_resolver_free(r);
 	return rc;
 }
 
