@@ -63,6 +63,7 @@
 #define KS_KCV_TEXT "danejoin master key check v1"
 #define KS_ROOT_FLAG_NWK 0x01		/* root secret flags byte: bit 0 = NwkKey present */
 #define KS_ROOT_SECRET_MAX (1 + 2 * LW_KEY_LEN)
+#define KS_SEMI_MAX (JS_TOKEN_MAX / KS_KWP_SEMIBLOCK)	/* semiblocks of the largest token */
 
 struct js_keystore {
 	uint8_t master[JS_MASTER_KEY_LEN];
@@ -270,6 +271,171 @@ out:
 	return ret;
 }
 
+/* One input of js_keystore__kwp_many: the register A and the semiblocks R[1..m] of RFC 3394 §2.2 */
+struct kwp_lane {
+	uint8_t a[KS_KWP_SEMIBLOCK];
+	uint8_t r[KS_SEMI_MAX][KS_KWP_SEMIBLOCK];
+};
+
+/* xor_t - A ^= t, t as a 64-bit big-endian integer (RFC 3394 §2.2.1) */
+static void xor_t(uint8_t a[KS_KWP_SEMIBLOCK], uint64_t t)
+{
+	for (int b = 0; b < KS_KWP_SEMIBLOCK; b++)
+		a[KS_KWP_SEMIBLOCK - 1 - b] ^= (uint8_t)(t >> (8 * b));
+}
+
+/*
+ * kwp_lockstep - the 6*m steps of RFC 3394's W (enc) or W^-1 (dec, index-based form of §2.2.2)
+ * on k lanes of m semiblocks each, one EVP_Cipher call of k blocks per step. Step s is the same
+ * (j, i) for every lane, so lane x's chain is exactly the one CRYPTO_128_(un)wrap would run.
+ */
+static int kwp_lockstep(EVP_CIPHER_CTX *ctx, int enc, size_t m, struct kwp_lane *lane, size_t k)
+{
+	uint8_t buf[JS_KS_BATCH_MAX * KS_AES_BLOCK];
+	int ret = DJ_EOK;
+
+	for (size_t s = 0; s < 6 * m; s++) {
+		size_t j = enc ? s / m : 5 - s / m;
+		size_t i = enc ? s % m + 1 : m - s % m;
+		uint64_t t = (uint64_t)(m * j + i);
+
+		for (size_t x = 0; x < k; x++) {
+			uint8_t *b = buf + x * KS_AES_BLOCK;
+
+			memcpy(b, lane[x].a, KS_KWP_SEMIBLOCK);
+			if (!enc)
+				xor_t(b, t);
+			memcpy(b + KS_KWP_SEMIBLOCK, lane[x].r[i - 1], KS_KWP_SEMIBLOCK);
+		}
+		if (EVP_Cipher(ctx, buf, buf, (unsigned int)(k * KS_AES_BLOCK)) <= 0) {
+			ret = DJ_ECRYPTO;
+			break;
+		}
+		for (size_t x = 0; x < k; x++) {
+			const uint8_t *b = buf + x * KS_AES_BLOCK;
+
+			memcpy(lane[x].a, b, KS_KWP_SEMIBLOCK);
+			if (enc)
+				xor_t(lane[x].a, t);
+			memcpy(lane[x].r[i - 1], b + KS_KWP_SEMIBLOCK, KS_KWP_SEMIBLOCK);
+		}
+	}
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return ret;
+}
+
+/* kwp_semis - the semiblock count m of an input that takes the lockstep path, or 0 for one
+ * that goes alone through js_keystore__kwp (m = 1, which RFC 5649 wraps with one AES
+ * operation, or lengths that primitive refuses with the right error) */
+static size_t kwp_semis(int enc, size_t len, size_t cap)
+{
+	size_t m;
+
+	if (enc) {
+		m = (len + KS_KWP_SEMIBLOCK - 1) / KS_KWP_SEMIBLOCK;
+		return len == 0 || m < 2 || m > KS_SEMI_MAX || cap < kwp_len(len) ? 0 : m;
+	}
+	if (len < KS_KWP_MIN_WRAPPED || len % KS_KWP_SEMIBLOCK != 0 || cap < len)
+		return 0;
+	m = len / KS_KWP_SEMIBLOCK - 1;
+	return m < 2 || m > KS_SEMI_MAX ? 0 : m;
+}
+
+/* kwp_load - set up a lane: RFC 5649 §4.1 AIV and zero padding (enc), or the ciphertext (dec) */
+static void kwp_load(int enc, size_t m, const uint8_t *in, size_t len, struct kwp_lane *l)
+{
+	memset(l, 0, sizeof(*l));
+	if (enc) {
+		static const uint8_t aiv[4] = { 0xa6, 0x59, 0x59, 0xa6 };
+
+		memcpy(l->a, aiv, sizeof(aiv));
+		dj_be_put(len, l->a + 4, 4);
+		memcpy(l->r, in, len);
+	} else {
+		memcpy(l->a, in, KS_KWP_SEMIBLOCK);
+		memcpy(l->r, in + KS_KWP_SEMIBLOCK, m * KS_KWP_SEMIBLOCK);
+	}
+}
+
+/* kwp_store - a finished lane out: the ciphertext (enc), or the RFC 5649 §3 checks of the AIV,
+ * the length indicator and the zero padding, then the plaintext (dec) */
+static int kwp_store(int enc, size_t m, const struct kwp_lane *l, uint8_t *out, size_t *out_len)
+{
+	static const uint8_t aiv[4] = { 0xa6, 0x59, 0x59, 0xa6 };
+	static const uint8_t zero[KS_KWP_SEMIBLOCK];
+	size_t mli, pad;
+	int bad;
+
+	if (enc) {
+		memcpy(out, l->a, KS_KWP_SEMIBLOCK);
+		memcpy(out + KS_KWP_SEMIBLOCK, l->r, m * KS_KWP_SEMIBLOCK);
+		*out_len = (m + 1) * KS_KWP_SEMIBLOCK;
+		return DJ_EOK;
+	}
+	mli = (size_t)dj_be_get(l->a + 4, 4);
+	bad = CRYPTO_memcmp(l->a, aiv, sizeof(aiv)) != 0;
+	bad |= mli <= (m - 1) * KS_KWP_SEMIBLOCK || mli > m * KS_KWP_SEMIBLOCK;
+	if (bad)
+		return DJ_EUNWRAP;
+	pad = m * KS_KWP_SEMIBLOCK - mli;
+	if (CRYPTO_memcmp((const uint8_t *)l->r + mli, zero, pad) != 0)
+		return DJ_EUNWRAP;
+	memcpy(out, l->r, mli);
+	*out_len = mli;
+	return DJ_EOK;
+}
+
+int js_keystore__kwp_many(EVP_CIPHER_CTX *ctx, int enc, size_t n, const uint8_t *const in[],
+			  const size_t len[], uint8_t *const out[], size_t cap, size_t out_len[],
+			  int rets[])
+{
+	struct kwp_lane lane[JS_KS_BATCH_MAX];
+	size_t semis[JS_KS_BATCH_MAX], idx[JS_KS_BATCH_MAX];
+	bool done[JS_KS_BATCH_MAX];
+	size_t i, k, x;
+	int ret;
+
+	if (ctx == NULL || n > JS_KS_BATCH_MAX || in == NULL || len == NULL || out == NULL ||
+	    out_len == NULL || rets == NULL)
+		return DJ_EINVAL;
+	for (i = 0; i < n; i++) {
+		done[i] = false;
+		semis[i] = in[i] != NULL && out[i] != NULL ? kwp_semis(enc, len[i], cap) : 0;
+		if (semis[i] == 0) {
+			rets[i] = in[i] == NULL || out[i] == NULL
+					  ? DJ_EINVAL
+					  : js_keystore__kwp(ctx, enc, in[i], len[i], out[i], cap,
+							     &out_len[i]);
+			done[i] = true;
+		}
+	}
+	/* One lockstep run per semiblock count (1.0.x and 1.1 root tokens differ). */
+	for (i = 0; i < n; i++) {
+		if (done[i])
+			continue;
+		for (k = 0, x = i; x < n; x++) {
+			if (!done[x] && semis[x] == semis[i]) {
+				idx[k] = x;
+				kwp_load(enc, semis[x], in[x], len[x], &lane[k]);
+				k++;
+			}
+		}
+		ret = kwp_lockstep(ctx, enc, semis[i], lane, k);
+		for (x = 0; x < k; x++) {
+			size_t it = idx[x];
+
+			rets[it] = ret == DJ_EOK ? kwp_store(enc, semis[it], &lane[x], out[it],
+							     &out_len[it])
+						 : ret;
+			done[it] = true;
+		}
+		if (ret == DJ_ECRYPTO)
+			ERR_clear_error();
+	}
+	OPENSSL_cleanse(lane, sizeof(lane));
+	return DJ_EOK;
+}
+
 int js_keystore_new(const uint8_t master[JS_MASTER_KEY_LEN], struct js_keystore **out)
 {
 	uint8_t mac[EVP_MAX_MD_SIZE];
@@ -335,27 +501,68 @@ size_t js_keystore_label(const char *purpose, const uint8_t *id, size_t id_len,
 	return plen + 1 + id_len;
 }
 
+/* seal_plain - check a seal's arguments and lay out label_len | label | secret in plain */
+static int seal_plain(const uint8_t *label, size_t label_len, const uint8_t *secret,
+		      size_t secret_len, uint8_t plain[KS_PLAIN_MAX], size_t *plain_len)
+{
+	if (label == NULL || (secret == NULL && secret_len > 0) || label_len == 0 ||
+	    label_len > JS_LABEL_MAX || secret_len > KS_SECRET_MAX)
+		return DJ_EINVAL;
+	if (1 + kwp_len(1 + label_len + secret_len) > JS_TOKEN_MAX)
+		return DJ_ERANGE;
+	plain[0] = (uint8_t)label_len;
+	memcpy(plain + 1, label, label_len);
+	if (secret_len > 0)
+		memcpy(plain + 1 + label_len, secret, secret_len);
+	*plain_len = 1 + label_len + secret_len;
+	return DJ_EOK;
+}
+
+/* open_check - check a token's framing before unwrapping: version byte, semiblock lengths */
+static int open_check(const uint8_t *label, size_t label_len, const uint8_t *token,
+		      size_t token_len)
+{
+	if (label == NULL || token == NULL || label_len == 0 || label_len > JS_LABEL_MAX)
+		return DJ_EINVAL;
+	if (token_len < 1 + KS_KWP_MIN_WRAPPED || token_len > JS_TOKEN_MAX ||
+	    token[0] != KS_TOKEN_VERSION || (token_len - 1) % KS_KWP_SEMIBLOCK != 0)
+		return DJ_EMALFORMED;
+	return DJ_EOK;
+}
+
+/* open_label - after unwrapping: the label must be the one asked for (same length, same bytes,
+ * constant time); then the secret goes out */
+static int open_label(const uint8_t *plain, size_t n, const uint8_t *label, size_t label_len,
+		      uint8_t *secret, size_t cap, size_t *secret_len)
+{
+	size_t slen;
+
+	if (n < 1 + label_len || plain[0] != label_len ||
+	    CRYPTO_memcmp(plain + 1, label, label_len) != 0)
+		return DJ_EUNWRAP;
+	slen = n - 1 - label_len;
+	if (slen > cap)
+		return DJ_ERANGE;
+	if (slen > 0)
+		memcpy(secret, plain + 1 + label_len, slen);
+	*secret_len = slen;
+	return DJ_EOK;
+}
+
 int js_keystore_seal(struct js_keystore *ks, const uint8_t *label, size_t label_len,
 		     const uint8_t *secret, size_t secret_len, uint8_t *token, size_t *token_len)
 {
 	uint8_t plain[KS_PLAIN_MAX];
 	uint8_t buf[JS_TOKEN_MAX];
-	size_t plain_len = 1 + label_len + secret_len;
+	size_t plain_len = 0;
 	size_t wl = 0;
 	int ret = DJ_EINVAL;
 
-	if (ks == NULL || label == NULL || token == NULL || token_len == NULL ||
-	    (secret == NULL && secret_len > 0) || label_len == 0 || label_len > JS_LABEL_MAX ||
-	    secret_len > KS_SECRET_MAX)
+	if (ks == NULL || token == NULL || token_len == NULL)
 		goto out;
-	if (1 + kwp_len(plain_len) > JS_TOKEN_MAX) {
-		ret = DJ_ERANGE;
+	ret = seal_plain(label, label_len, secret, secret_len, plain, &plain_len);
+	if (ret != DJ_EOK)
 		goto out;
-	}
-	plain[0] = (uint8_t)label_len;
-	memcpy(plain + 1, label, label_len);
-	if (secret_len > 0)
-		memcpy(plain + 1 + label_len, secret, secret_len);
 	buf[0] = KS_TOKEN_VERSION;
 	ret = js_keystore__kwp(ks->wrap, 1, plain, plain_len, buf + 1, sizeof(buf) - 1, &wl);
 	if (ret != DJ_EOK)
@@ -373,36 +580,61 @@ int js_keystore_open(struct js_keystore *ks, const uint8_t *label, size_t label_
 		     size_t *secret_len)
 {
 	uint8_t plain[JS_TOKEN_MAX];
-	size_t wrapped_len, n = 0, slen;
+	size_t n = 0;
 	int ret = DJ_EINVAL;
 
-	if (ks == NULL || label == NULL || token == NULL || secret_len == NULL ||
-	    (secret == NULL && cap > 0) || label_len == 0 || label_len > JS_LABEL_MAX)
+	if (ks == NULL || secret_len == NULL || (secret == NULL && cap > 0))
 		goto out;
-	ret = DJ_EMALFORMED;
-	if (token_len < 1 + KS_KWP_MIN_WRAPPED || token_len > JS_TOKEN_MAX ||
-	    token[0] != KS_TOKEN_VERSION)
-		goto out;
-	wrapped_len = token_len - 1;
-	if (wrapped_len % KS_KWP_SEMIBLOCK != 0)
-		goto out;
-	ret = js_keystore__kwp(ks->unwrap, 0, token + 1, wrapped_len, plain, sizeof(plain), &n);
+	ret = open_check(label, label_len, token, token_len);
 	if (ret != DJ_EOK)
 		goto out;
-	ret = DJ_EUNWRAP;
-	/* The label must be the one asked for: same length, same bytes (constant time). */
-	if (n < 1 + label_len || plain[0] != label_len ||
-	    CRYPTO_memcmp(plain + 1, label, label_len) != 0)
+	ret = js_keystore__kwp(ks->unwrap, 0, token + 1, token_len - 1, plain, sizeof(plain), &n);
+	if (ret != DJ_EOK)
 		goto out;
-	slen = n - 1 - label_len;
-	if (slen > cap) {
-		ret = DJ_ERANGE;
+	ret = open_label(plain, n, label, label_len, secret, cap, secret_len);
+out:
+	OPENSSL_cleanse(plain, sizeof(plain));
+	return ret;
+}
+
+int js_keystore_seal_many(struct js_keystore *ks, size_t n, const uint8_t *const label[],
+			  const size_t label_len[], const uint8_t *const secret[],
+			  const size_t secret_len[], uint8_t *const token[], size_t token_len[],
+			  int rets[])
+{
+	uint8_t plain[JS_KS_BATCH_MAX][KS_PLAIN_MAX];
+	const uint8_t *in[JS_KS_BATCH_MAX] = { NULL };
+	uint8_t *out[JS_KS_BATCH_MAX] = { NULL };
+	size_t len[JS_KS_BATCH_MAX] = { 0 }, wl[JS_KS_BATCH_MAX];
+	int kr[JS_KS_BATCH_MAX];
+	size_t i;
+	int ret = DJ_EINVAL;
+
+	if (ks == NULL || n > JS_KS_BATCH_MAX || label == NULL || label_len == NULL ||
+	    secret == NULL || secret_len == NULL || token == NULL || token_len == NULL ||
+	    rets == NULL)
 		goto out;
+	for (i = 0; i < n; i++) {
+		len[i] = 0;
+		in[i] = plain[i];
+		out[i] = token[i] != NULL ? token[i] + 1 : NULL;
+		rets[i] = token[i] == NULL ? DJ_EINVAL
+					   : seal_plain(label[i], label_len[i], secret[i],
+							secret_len[i], plain[i], &len[i]);
 	}
-	if (slen > 0)
-		memcpy(secret, plain + 1 + label_len, slen);
-	*secret_len = slen;
-	ret = DJ_EOK;
+	/* An item already refused goes in with length 0, which the primitive refuses alone. */
+	ret = js_keystore__kwp_many(ks->wrap, 1, n, in, len, out, JS_TOKEN_MAX - 1, wl, kr);
+	if (ret != DJ_EOK)
+		goto out;
+	for (i = 0; i < n; i++) {
+		if (rets[i] != DJ_EOK)
+			continue;
+		rets[i] = kr[i];
+		if (kr[i] != DJ_EOK)
+			continue;
+		token[i][0] = KS_TOKEN_VERSION;
+		token_len[i] = 1 + wl[i];
+	}
 out:
 	OPENSSL_cleanse(plain, sizeof(plain));
 	return ret;
@@ -453,13 +685,29 @@ out:
 	return ret;
 }
 
+/* root_from_secret - the keys of an authentic root secret, or DJ_EMALFORMED for one of the wrong
+ * shape (not written by seal_root) */
+static int root_from_secret(const uint8_t *secret, size_t slen, struct js_root_keys *out)
+{
+	bool has_nwk;
+
+	if (slen < 1 + LW_KEY_LEN || (secret[0] & ~KS_ROOT_FLAG_NWK) != 0)
+		return DJ_EMALFORMED;
+	has_nwk = (secret[0] & KS_ROOT_FLAG_NWK) != 0;
+	if (slen != (has_nwk ? KS_ROOT_SECRET_MAX : 1 + LW_KEY_LEN))
+		return DJ_EMALFORMED;
+	out->has_nwk_key = has_nwk;
+	lw_key_set(&out->app_key, secret + 1);
+	lw_key_set(&out->nwk_key, has_nwk ? secret + 1 + LW_KEY_LEN : secret + 1);
+	return DJ_EOK;
+}
+
 int js_keystore_open_root(struct js_keystore *ks, const uint8_t dev_eui[LW_EUI_LEN],
 			  const uint8_t *token, size_t token_len, struct js_root_keys *out)
 {
 	uint8_t label[JS_LABEL_MAX];
 	uint8_t secret[KS_ROOT_SECRET_MAX];
 	size_t label_len, slen = 0;
-	bool has_nwk;
 	int ret = DJ_EINVAL;
 
 	if (dev_eui == NULL || out == NULL)
@@ -469,21 +717,60 @@ int js_keystore_open_root(struct js_keystore *ks, const uint8_t dev_eui[LW_EUI_L
 		goto out;
 	ret = js_keystore_open(ks, label, label_len, token, token_len, secret, sizeof(secret),
 			       &slen);
-	if (ret != DJ_EOK)
-		goto out;
-	/* An authentic token of the wrong shape was not written by seal_root. */
-	ret = DJ_EMALFORMED;
-	if (slen < 1 + LW_KEY_LEN || (secret[0] & ~KS_ROOT_FLAG_NWK) != 0)
-		goto out;
-	has_nwk = (secret[0] & KS_ROOT_FLAG_NWK) != 0;
-	if (slen != (has_nwk ? KS_ROOT_SECRET_MAX : 1 + LW_KEY_LEN))
-		goto out;
-	out->has_nwk_key = has_nwk;
-	lw_key_set(&out->app_key, secret + 1);
-	lw_key_set(&out->nwk_key, has_nwk ? secret + 1 + LW_KEY_LEN : secret + 1);
-	ret = DJ_EOK;
+	if (ret == DJ_EOK)
+		ret = root_from_secret(secret, slen, out);
 out:
 	OPENSSL_cleanse(secret, sizeof(secret));
+	return ret;
+}
+
+int js_keystore_open_root_many(struct js_keystore *ks, size_t n, const uint8_t *const dev_eui[],
+			       const uint8_t *const token[], const size_t token_len[],
+			       struct js_root_keys out[], int rets[])
+{
+	uint8_t label[JS_KS_BATCH_MAX][JS_LABEL_MAX];
+	uint8_t plain[JS_KS_BATCH_MAX][JS_TOKEN_MAX];
+	uint8_t secret[KS_ROOT_SECRET_MAX];
+	const uint8_t *in[JS_KS_BATCH_MAX] = { NULL };
+	uint8_t *pout[JS_KS_BATCH_MAX] = { NULL };
+	size_t label_len[JS_KS_BATCH_MAX], len[JS_KS_BATCH_MAX] = { 0 }, pl[JS_KS_BATCH_MAX];
+	size_t i, slen;
+	int kr[JS_KS_BATCH_MAX];
+	int ret = DJ_EINVAL;
+
+	if (ks == NULL || n > JS_KS_BATCH_MAX || dev_eui == NULL || token == NULL ||
+	    token_len == NULL || out == NULL || rets == NULL)
+		goto out;
+	for (i = 0; i < n; i++) {
+		in[i] = NULL;
+		len[i] = 0;
+		pout[i] = plain[i];
+		label_len[i] = dev_eui[i] == NULL ? 0 : js_keystore_label(JS_PURPOSE_ROOT, dev_eui[i],
+									   LW_EUI_LEN, label[i]);
+		rets[i] = label_len[i] == 0 ? DJ_EINVAL
+					    : open_check(label[i], label_len[i], token[i],
+							 token_len[i]);
+		if (rets[i] == DJ_EOK) {
+			in[i] = token[i] + 1;
+			len[i] = token_len[i] - 1;
+		}
+	}
+	ret = js_keystore__kwp_many(ks->unwrap, 0, n, in, len, pout, JS_TOKEN_MAX, pl, kr);
+	if (ret != DJ_EOK)
+		goto out;
+	for (i = 0; i < n; i++) {
+		if (rets[i] != DJ_EOK)
+			continue;
+		rets[i] = kr[i];
+		if (rets[i] == DJ_EOK)
+			rets[i] = open_label(plain[i], pl[i], label[i], label_len[i], secret,
+					     sizeof(secret), &slen);
+		if (rets[i] == DJ_EOK)
+			rets[i] = root_from_secret(secret, slen, &out[i]);
+		OPENSSL_cleanse(secret, sizeof(secret));
+	}
+out:
+	OPENSSL_cleanse(plain, sizeof(plain));
 	return ret;
 }
 

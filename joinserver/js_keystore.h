@@ -35,6 +35,7 @@
 #define JS_KCV_LEN 8		/* key check value: identifies a master key, reveals nothing */
 #define JS_TOKEN_MAX 96		/* room for any token this module writes */
 #define JS_LABEL_MAX 48
+#define JS_KS_BATCH_MAX 16	/* most tokens one *_many call takes */
 
 /* Token purposes; a label is purpose | 0x00 | id (js_keystore_label()). */
 #define JS_PURPOSE_ROOT "root"		/* id: DevEUI (printed order) */
@@ -128,6 +129,27 @@ int js_keystore_seal_root(struct js_keystore *ks, const uint8_t dev_eui[LW_EUI_L
 int js_keystore_open_root(struct js_keystore *ks, const uint8_t dev_eui[LW_EUI_LEN],
 			  const uint8_t *token, size_t token_len,
 			  struct js_root_keys *out) DJ_MUSTCHECK;
+
+/*!
+ * \brief js_keystore_seal() for \p n (<= JS_KS_BATCH_MAX) independent secrets at once: the same
+ *        tokens, in about the time of one seal for the whole batch (the key-wrap chains run in
+ *        lockstep). rets[i] gets what js_keystore_seal() would have returned for item i.
+ * \retval DJ_EOK (see rets), DJ_EINVAL
+ */
+int js_keystore_seal_many(struct js_keystore *ks, size_t n, const uint8_t *const label[],
+			  const size_t label_len[], const uint8_t *const secret[],
+			  const size_t secret_len[], uint8_t *const token[], size_t token_len[],
+			  int rets[]) DJ_MUSTCHECK;
+
+/*!
+ * \brief js_keystore_open_root() for \p n (<= JS_KS_BATCH_MAX) devices at once. rets[i] gets what
+ *        js_keystore_open_root() would have returned for item i; out[i] is set only when it is
+ *        DJ_EOK.
+ * \retval DJ_EOK (see rets), DJ_EINVAL
+ */
+int js_keystore_open_root_many(struct js_keystore *ks, size_t n, const uint8_t *const dev_eui[],
+			       const uint8_t *const token[], const size_t token_len[],
+			       struct js_root_keys out[], int rets[]) DJ_MUSTCHECK;
 
 /*! \brief Wipe opened root keys (NULL is accepted). */
 void js_root_keys_wipe(struct js_root_keys *keys);

@@ -30,4 +30,17 @@
 int js_keystore__kwp(EVP_CIPHER_CTX *ctx, int enc, const uint8_t *in, size_t len, uint8_t *out,
 		     size_t cap, size_t *out_len) DJ_MUSTCHECK;
 
+/*!
+ * \brief The same as js_keystore__kwp() for \p n independent inputs at once (n <= JS_KS_BATCH_MAX),
+ *        giving the same bytes. The RFC 3394 steps of each input form a strictly sequential
+ *        chain of AES operations; the chains of different inputs do not depend on each other, so
+ *        this runs them in lockstep: one EVP_Cipher call per step carries one block of every
+ *        input of the same length, and AES-NI pipelines them. rets[i] gets each input's result
+ *        (as js_keystore__kwp); out[i] has room for cap bytes.
+ * \retval DJ_EOK (see rets), DJ_EINVAL
+ */
+int js_keystore__kwp_many(EVP_CIPHER_CTX *ctx, int enc, size_t n, const uint8_t *const in[],
+			  const size_t len[], uint8_t *const out[], size_t cap, size_t out_len[],
+			  int rets[]) DJ_MUSTCHECK;
+
 #endif /* DJ_JOINSERVER_JS_KEYSTORE_INTERNAL_H */

@@ -266,6 +266,149 @@ static void test_refusals(void **state)
 	js_keystore_free(b);
 }
 
+/*
+ * The lockstep (batched) RFC 5649 path gives the same bytes as the one-at-a-time path, which the
+ * vectors above pin to RFC 5649 and to OpenSSL's provider: every plaintext length 1..88 in mixed
+ * batches, each token unwrapped in a batch with tampered ones (each refused alone), and the
+ * root-key and seal helpers against their single forms.
+ */
+static void test_batched(void **state)
+{
+	static const uint8_t kek[32] = { 0x5e, 0x11, 0x0a, 0x42 };
+	EVP_CIPHER_CTX *w = NULL, *u = NULL;
+	uint8_t plain[JS_KS_BATCH_MAX][96], wr[JS_KS_BATCH_MAX][JS_TOKEN_MAX];
+	uint8_t back[JS_KS_BATCH_MAX][JS_TOKEN_MAX], one[JS_TOKEN_MAX];
+	const uint8_t *in[JS_KS_BATCH_MAX];
+	uint8_t *out[JS_KS_BATCH_MAX];
+	size_t len[JS_KS_BATCH_MAX], ol[JS_KS_BATCH_MAX], bl[JS_KS_BATCH_MAX], one_len;
+	int rets[JS_KS_BATCH_MAX];
+	size_t next = 1, n, i;
+
+	(void)state;
+	assert_int_equal(lw_crypto_block128_ctx_new(kek, sizeof(kek), 1, &w), DJ_EOK);
+	assert_int_equal(lw_crypto_block128_ctx_new(kek, sizeof(kek), 0, &u), DJ_EOK);
+	while (next <= 88) {
+		n = next % JS_KS_BATCH_MAX + 1;	/* batch sizes vary */
+		for (i = 0; i < n; i++) {
+			len[i] = next <= 88 ? next++ : 1 + i;
+			for (size_t b = 0; b < len[i]; b++)
+				plain[i][b] = (uint8_t)(len[i] * 31 + b * 7 + i);
+			in[i] = plain[i];
+			out[i] = wr[i];
+		}
+		assert_int_equal(js_keystore__kwp_many(w, 1, n, in, len, out, JS_TOKEN_MAX, ol, rets),
+				 DJ_EOK);
+		for (i = 0; i < n; i++) {
+			assert_int_equal(rets[i], DJ_EOK);
+			assert_int_equal(js_keystore__kwp(w, 1, plain[i], len[i], one, sizeof(one),
+							  &one_len), DJ_EOK);
+			assert_int_equal(ol[i], one_len);
+			assert_memory_equal(wr[i], one, one_len);
+			in[i] = wr[i];
+			out[i] = back[i];
+		}
+		/* tamper with every third token: it alone fails */
+		for (i = 0; i < n; i += 3)
+			wr[i][ol[i] - 1 - i % ol[i]] ^= 0x80;
+		assert_int_equal(js_keystore__kwp_many(u, 0, n, in, ol, out, JS_TOKEN_MAX, bl, rets),
+				 DJ_EOK);
+		for (i = 0; i < n; i++) {
+			if (i % 3 == 0) {
+				assert_int_equal(rets[i], DJ_EUNWRAP);
+				assert_int_equal(js_keystore__kwp(u, 0, wr[i], ol[i], one, sizeof(one),
+								  &one_len), DJ_EUNWRAP);
+				continue;
+			}
+			assert_int_equal(rets[i], DJ_EOK);
+			assert_int_equal(bl[i], len[i]);
+			assert_memory_equal(back[i], plain[i], len[i]);
+		}
+	}
+	/* lengths the primitive refuses are refused item by item, the rest still done */
+	len[0] = 0;
+	len[1] = 24;
+	in[0] = in[1] = plain[0];
+	out[0] = wr[0];
+	out[1] = wr[1];
+	assert_int_equal(js_keystore__kwp_many(w, 1, 2, in, len, out, JS_TOKEN_MAX, ol, rets),
+			 DJ_EOK);
+	assert_int_equal(rets[0], DJ_EINVAL);
+	assert_int_equal(rets[1], DJ_EOK);
+	len[0] = 20;	/* not whole semiblocks */
+	in[1] = wr[1];
+	len[1] = ol[1];
+	out[0] = back[0];
+	out[1] = back[1];
+	assert_int_equal(js_keystore__kwp_many(u, 0, 2, in, len, out, JS_TOKEN_MAX, bl, rets),
+			 DJ_EOK);
+	assert_int_equal(rets[0], DJ_EINVAL);
+	assert_int_equal(rets[1], DJ_EOK);
+	assert_memory_equal(back[1], plain[0], 24);
+	assert_int_equal(js_keystore__kwp_many(u, 0, JS_KS_BATCH_MAX + 1, in, len, out,
+					       JS_TOKEN_MAX, bl, rets), DJ_EINVAL);
+	EVP_CIPHER_CTX_free(w);
+	EVP_CIPHER_CTX_free(u);
+}
+
+/* open_root_many and seal_many agree with open_root and seal, item by item */
+static void test_batched_tokens(void **state)
+{
+	struct js_keystore *ks = NULL;
+	uint8_t euis[4][LW_EUI_LEN], toks[4][JS_TOKEN_MAX], sealed[4][JS_TOKEN_MAX];
+	uint8_t labels[4][JS_LABEL_MAX], secret[64];
+	const uint8_t *eu[4], *tk[4], *lb[4], *sc[4];
+	uint8_t *so[4];
+	size_t tl[4], ll[4], sl[4], sol[4], slen;
+	struct js_root_keys rk[4], one;
+	int rets[4];
+
+	(void)state;
+	assert_int_equal(js_keystore_new(master_a, &ks), DJ_EOK);
+	for (int i = 0; i < 4; i++) {
+		memcpy(euis[i], dev_eui, LW_EUI_LEN);
+		euis[i][7] = (uint8_t)i;
+		/* two 1.1 devices, two 1.0.x devices: two token lengths in one batch */
+		assert_int_equal(js_keystore_seal_root(ks, euis[i], app_key, i % 2 ? NULL : nwk_key,
+						       toks[i], &tl[i]), DJ_EOK);
+		eu[i] = euis[i];
+		tk[i] = toks[i];
+	}
+	eu[3] = dev_eui2;	/* a token opened for another device: refused alone */
+	assert_int_equal(js_keystore_open_root_many(ks, 4, eu, tk, tl, rk, rets), DJ_EOK);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(rets[i], DJ_EOK);
+		assert_int_equal(js_keystore_open_root(ks, euis[i], toks[i], tl[i], &one), DJ_EOK);
+		assert_int_equal(rk[i].has_nwk_key, one.has_nwk_key);
+		assert_true(lw_key_equal(&rk[i].app_key, &one.app_key));
+		assert_true(lw_key_equal(&rk[i].nwk_key, &one.nwk_key));
+		js_root_keys_wipe(&rk[i]);
+		js_root_keys_wipe(&one);
+	}
+	assert_int_equal(rets[3], DJ_EUNWRAP);
+
+	for (int i = 0; i < 4; i++) {
+		ll[i] = js_keystore_label(JS_PURPOSE_SESSION, euis[i], (size_t)(i + 4), labels[i]);
+		lb[i] = labels[i];
+		sc[i] = nwk_key;
+		sl[i] = (size_t)(8 + 8 * i);
+		so[i] = sealed[i];
+	}
+	sl[2] = 65;	/* too large a secret: refused alone */
+	assert_int_equal(js_keystore_seal_many(ks, 4, lb, ll, sc, sl, so, sol, rets), DJ_EOK);
+	for (int i = 0; i < 4; i++) {
+		if (i == 2) {
+			assert_int_equal(rets[i], DJ_EINVAL);
+			continue;
+		}
+		assert_int_equal(rets[i], DJ_EOK);
+		assert_int_equal(js_keystore_open(ks, labels[i], ll[i], sealed[i], sol[i], secret,
+						  sizeof(secret), &slen), DJ_EOK);
+		assert_int_equal(slen, sl[i]);
+		assert_memory_equal(secret, nwk_key, slen);
+	}
+	js_keystore_free(ks);
+}
+
 /* the KCV tells keys apart, is stable, and is shared by a dup */
 static void test_kcv(void **state)
 {
@@ -364,6 +507,8 @@ int main(void)
 		cmocka_unit_test(test_rfc5649_vectors),
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_batched),
+		cmocka_unit_test(test_batched_tokens),
 		cmocka_unit_test(test_kcv),
 		cmocka_unit_test(test_master_file),
 	};
