@@ -27,13 +27,27 @@
 #define RXDELAY_RFU_MASK 0xf0	/* TS001-1.1 §5.7: bits 7..4 RFU */
 #define CFLIST_TYPE_MAX 1	/* RP002: 0 frequencies, 1 channel mask */
 
+/* One request of a batch, from the first check to the state change: what the phases pass on. */
+struct item {
+	struct js_device dev;		/* the device as read */
+	struct lw_request req;
+	struct js_root_keys rk;		/* opened for this request only, wiped in item_end */
+	uint8_t label[JS_LABEL_MAX];	/* the session token's label and secret, for the seal */
+	size_t label_len;
+	uint8_t raw[JS_SESSION_SECRET_LEN];
+	uint8_t token[JS_TOKEN_MAX];	/* the sealed session token */
+	size_t token_len;
+	int ret;			/* a fault (DJ_EOK: none); out->verdict says the rest */
+};
+
 struct js_engine {
 	struct js_store *store;
 	struct js_keystore *ks;
 	struct lw_crypto *cx;
 	int64_t session_lifetime;
-	struct js_device dev;		/* scratch: the device as read */
 	struct js_commit commit;	/* scratch for js_engine_join */
+	struct item *items;		/* scratch: JS_ENGINE_BATCH_MAX requests in flight */
+	struct js_commit *commits;	/* scratch for js_engine_join_many */
 };
 
 const char *js_verdict_str(enum js_verdict v)
@@ -63,6 +77,8 @@ void js_engine_free(struct js_engine *e)
 		return;
 	lw_crypto_free(e->cx);
 	js_keystore_free(e->ks);
+	OPENSSL_clear_free(e->items, JS_ENGINE_BATCH_MAX * sizeof(*e->items));
+	OPENSSL_clear_free(e->commits, JS_ENGINE_BATCH_MAX * sizeof(*e->commits));
 	OPENSSL_clear_free(e, sizeof(*e));
 }
 
@@ -79,6 +95,11 @@ int js_engine_new(const struct js_engine_props *props, struct js_engine **out)
 		return DJ_ENOMEM;
 	e->store = props->store;
 	e->session_lifetime = props->session_lifetime;
+	e->items = OPENSSL_zalloc(JS_ENGINE_BATCH_MAX * sizeof(*e->items));
+	e->commits = OPENSSL_zalloc(JS_ENGINE_BATCH_MAX * sizeof(*e->commits));
+	ret = DJ_ENOMEM;
+	if (e->items == NULL || e->commits == NULL)
+		goto out;
 	ret = js_keystore_dup(props->ks, &e->ks);
 	if (ret != DJ_EOK)
 		goto out;
@@ -175,87 +196,106 @@ static enum js_verdict check_params(const struct js_join_in *in)
 	return JS_ACCEPT;
 }
 
-/*
- * prepare - run every check for one request against the state in e->dev, and on success fill
- * \p out (answer, keys) and \p c (the state change to commit). Returns DJ_EOK with out->verdict,
- * or a fault. Touches no durable state.
- */
-static int prepare(struct js_engine *e, const struct js_join_in *in, struct js_join_out *out,
-		   struct js_commit *c)
+/* live - still on its way to an accept: no fault, no refusal yet */
+static bool live(const struct item *it, const struct js_join_out *out)
 {
-	struct js_device *d = &e->dev;
-	struct js_root_keys rk;
-	struct lw_key js_int, js_enc, s_nwk;
-	struct lw_request req;
-	struct lw_accept ja;
-	struct lw_accept_ctx actx;
-	const struct lw_key *mic_key, *enc_key;
-	uint8_t mic[LW_MIC_LEN], label[JS_LABEL_MAX], raw[JS_SESSION_SECRET_LEN];
-	uint8_t sid[JS_SESSION_ID_LEN];
-	size_t label_len, tok_len, raw_len;
-	uint32_t next;
+	return it->ret == DJ_EOK && out->verdict == JS_ACCEPT;
+}
+
+/*
+ * front - the checks that need no key: the frame, the device and its JoinEUI, the request type
+ * against the MAC version, OptNeg, the Join-accept parameters. Sets out->verdict (JS_ACCEPT:
+ * go on) or it->ret. Reads the device into it->dev; touches no durable state.
+ */
+static void front(struct js_engine *e, const struct js_join_in *in, struct js_join_out *out,
+		  struct item *it)
+{
+	struct js_device *d = &it->dev;
 	int ret;
 
-	memset(&rk, 0, sizeof(rk));
-	memset(&js_int, 0, sizeof(js_int));
-	memset(&js_enc, 0, sizeof(js_enc));
-	memset(&s_nwk, 0, sizeof(s_nwk));
 	memset(out, 0, sizeof(*out));
-	ret = DJ_EOK;
-
-	out->frame_status = lw_frame_parse_request(in->phy, in->phy_len, &req);
+	it->ret = DJ_EOK;
+	out->frame_status = lw_frame_parse_request(in->phy, in->phy_len, &it->req);
 	if (out->frame_status != LW_FRAME_OK) {
 		out->verdict = JS_V_MALFORMED_FRAME;
-		goto out;
+		return;
 	}
-	out->type = req.type;
-	out->nonce = req.nonce;
-	memcpy(out->dev_eui, req.dev_eui, LW_EUI_LEN);
+	out->type = it->req.type;
+	out->nonce = it->req.nonce;
+	memcpy(out->dev_eui, it->req.dev_eui, LW_EUI_LEN);
 
-	ret = js_store_device_get(e->store, req.dev_eui, d);
+	ret = js_store_device_get(e->store, it->req.dev_eui, d);
 	if (ret == DJ_ENOENT) {
-		ret = DJ_EOK;
 		out->verdict = JS_V_UNKNOWN_DEVEUI;
-		goto out;
+		return;
 	}
-	if (ret != DJ_EOK)
-		goto out;
+	if (ret != DJ_EOK) {
+		it->ret = ret;
+		return;
+	}
 	out->mac_version = d->mac_version;
 	memcpy(out->join_eui, d->join_eui, LW_EUI_LEN);
 	out->opt_neg = (in->dl_settings & LW_DL_OPTNEG) != 0;
 
-	if ((req.type == LW_REQ_JOIN || req.type == LW_REQ_REJOIN1) &&
-	    memcmp(req.join_eui, d->join_eui, LW_EUI_LEN) != 0) {
+	if ((it->req.type == LW_REQ_JOIN || it->req.type == LW_REQ_REJOIN1) &&
+	    memcmp(it->req.join_eui, d->join_eui, LW_EUI_LEN) != 0) {
 		out->verdict = JS_V_WRONG_JOINEUI;
-		goto out;
+		return;
 	}
-	if (req.type != LW_REQ_JOIN && d->mac_version < LW_V1_1) {
+	if (it->req.type != LW_REQ_JOIN && d->mac_version < LW_V1_1) {
 		out->verdict = JS_V_REJOIN_UNSUPPORTED;
-		goto out;
+		return;
 	}
-	if ((out->opt_neg && d->mac_version < LW_V1_1) || (!out->opt_neg && req.type != LW_REQ_JOIN)) {
+	if ((out->opt_neg && d->mac_version < LW_V1_1) ||
+	    (!out->opt_neg && it->req.type != LW_REQ_JOIN)) {
 		out->verdict = JS_V_OPTNEG_MISMATCH;
-		goto out;
+		return;
 	}
 	out->verdict = check_params(in);
-	if (out->verdict != JS_ACCEPT)
-		goto out;
+}
 
-	ret = js_keystore_open_root(e->ks, d->dev_eui, d->root_token, d->root_token_len, &rk);
+/* root_opened - note the result of opening a root-key token */
+static void root_opened(struct item *it, int ret)
+{
 	if (ret != DJ_EOK) {
 		dj_err("root-key token of a device failed to open: %s", dj_strerror(ret));
-		goto out;
+		it->ret = ret;
 	}
+}
+
+/*
+ * middle - with the root keys open: the MIC, the nonce rules, the JoinNonce, the session keys
+ * and the Join-accept; fills c->new_st and leaves the session token's label and secret in it
+ * for the seal. The key schedules it leaves in e->cx are wiped by the caller (lw_crypto_forget).
+ */
+static void middle(struct js_engine *e, const struct js_join_in *in, struct js_join_out *out,
+		   struct js_commit *c, struct item *it)
+{
+	const struct js_device *d = &it->dev;
+	const struct lw_request *req = &it->req;
+	const struct js_root_keys *rk = &it->rk;
+	struct lw_key js_int, js_enc, s_nwk;
+	struct lw_accept ja;
+	struct lw_accept_ctx actx;
+	const struct lw_key *mic_key, *enc_key;
+	uint8_t mic[LW_MIC_LEN], sid[JS_SESSION_ID_LEN];
+	size_t raw_len;
+	uint32_t next;
+	int ret = DJ_EOK;
+
+	memset(&js_int, 0, sizeof(js_int));
+	memset(&js_enc, 0, sizeof(js_enc));
+	memset(&s_nwk, 0, sizeof(s_nwk));
 
 	/* The MIC first: nothing about nonces is revealed or changed for a forged frame. */
-	if (req.type != LW_REQ_JOIN || out->opt_neg) {
-		ret = lw_keys_derive_js(e->cx, &rk.nwk_key, d->dev_eui, &js_int, &js_enc);
+	if (req->type != LW_REQ_JOIN || out->opt_neg) {
+		ret = lw_keys_derive_js(e->cx, &rk->nwk_key, d->dev_eui, &js_int, &js_enc);
 		if (ret != DJ_EOK)
 			goto out;
 	}
-	switch (req.type) {
+	switch (req->type) {
 	case LW_REQ_JOIN:
-		mic_key = &rk.nwk_key;	/* AppKey of a 1.0.x device: rk.nwk_key == rk.app_key */
+		mic_key = &rk->nwk_key;	/* AppKey of a 1.0.x device: rk.nwk_key == rk.app_key */
 		break;
 	case LW_REQ_REJOIN1:
 		mic_key = &js_int;
@@ -266,38 +306,38 @@ static int prepare(struct js_engine *e, const struct js_join_in *in, struct js_j
 			goto out;
 		}
 		js_session_id(d->dev_eui, (uint32_t)d->st.join_nonce_last, sid);
-		label_len = js_keystore_label(JS_PURPOSE_SESSION, sid, sizeof(sid), label);
-		ret = js_keystore_open(e->ks, label, label_len, d->st.sess_token,
-				       d->st.sess_token_len, raw, sizeof(raw), &raw_len);
+		it->label_len = js_keystore_label(JS_PURPOSE_SESSION, sid, sizeof(sid), it->label);
+		ret = js_keystore_open(e->ks, it->label, it->label_len, d->st.sess_token,
+				       d->st.sess_token_len, it->raw, sizeof(it->raw), &raw_len);
 		if (ret == DJ_EOK && raw_len != JS_SESSION_SECRET_LEN)
 			ret = DJ_EUNWRAP;
 		if (ret != DJ_EOK)
 			goto out;
-		lw_key_set(&s_nwk, raw + LW_KEY_LEN);
+		lw_key_set(&s_nwk, it->raw + LW_KEY_LEN);
 		mic_key = &s_nwk;
 		break;
 	}
-	ret = lw_frame_request_mic(e->cx, mic_key, &req, mic);
+	ret = lw_frame_request_mic(e->cx, mic_key, req, mic);
 	if (ret != DJ_EOK)
 		goto out;
-	if (CRYPTO_memcmp(mic, req.mic, LW_MIC_LEN) != 0) {
+	if (CRYPTO_memcmp(mic, req->mic, LW_MIC_LEN) != 0) {
 		out->verdict = JS_V_MIC_FAILED;
 		goto out;
 	}
 
 	/* Nonce rules, then the JoinNonce. */
 	state_copy(&c->new_st, &d->st);
-	if (req.type == LW_REQ_JOIN) {
+	if (req->type == LW_REQ_JOIN) {
 		if (lw_version_devnonce_is_counter(d->mac_version)) {
-			if (d->st.dev_nonce_last >= 0 && req.nonce <= d->st.dev_nonce_last) {
+			if (d->st.dev_nonce_last >= 0 && req->nonce <= d->st.dev_nonce_last) {
 				out->verdict = JS_V_DEVNONCE_TOO_LOW;
 				goto out;
 			}
-			c->new_st.dev_nonce_last = req.nonce;
+			c->new_st.dev_nonce_last = req->nonce;
 		} else {
 			unsigned cap = js_store_devnonce_history(e->store);
 
-			if (hist_contains(&d->st, req.nonce)) {
+			if (hist_contains(&d->st, req->nonce)) {
 				out->verdict = JS_V_DEVNONCE_REPLAY;
 				goto out;
 			}
@@ -308,14 +348,14 @@ static int prepare(struct js_engine *e, const struct js_join_in *in, struct js_j
 					(c->new_st.hist_len - drop) * sizeof(uint16_t));
 				c->new_st.hist_len -= drop;
 			}
-			c->new_st.hist[c->new_st.hist_len++] = req.nonce;
+			c->new_st.hist[c->new_st.hist_len++] = req->nonce;
 		}
-	} else if (req.type == LW_REQ_REJOIN1) {
-		if (d->st.rjcount1_last >= 0 && req.nonce <= d->st.rjcount1_last) {
+	} else if (req->type == LW_REQ_REJOIN1) {
+		if (d->st.rjcount1_last >= 0 && req->nonce <= d->st.rjcount1_last) {
 			out->verdict = JS_V_RJCOUNT1_REPLAY;
 			goto out;
 		}
-		c->new_st.rjcount1_last = req.nonce;
+		c->new_st.rjcount1_last = req->nonce;
 	}
 	if (d->st.join_nonce_last >= (int64_t)LW_JOINNONCE_MAX) {
 		out->verdict = JS_V_JOINNONCE_EXHAUSTED;
@@ -336,73 +376,195 @@ static int prepare(struct js_engine *e, const struct js_join_in *in, struct js_j
 	if (in->has_cflist)
 		memcpy(ja.cflist, in->cflist, LW_CFLIST_LEN);
 	if (out->opt_neg) {
-		ret = lw_keys_derive_session_11(e->cx, &rk.nwk_key, &rk.app_key, next, d->join_eui,
-						req.nonce, &out->keys);
+		ret = lw_keys_derive_session_11(e->cx, &rk->nwk_key, &rk->app_key, next,
+						d->join_eui, req->nonce, &out->keys);
 		if (ret != DJ_EOK)
 			goto out;
-		actx.join_req_type = req.type == LW_REQ_JOIN ? LW_JOINREQTYPE_JOIN
-							     : req.phy[1];
+		actx.join_req_type = req->type == LW_REQ_JOIN ? LW_JOINREQTYPE_JOIN : in->phy[1];
 		memcpy(actx.join_eui, d->join_eui, LW_EUI_LEN);
-		actx.nonce = req.nonce;
+		actx.nonce = req->nonce;
 		mic_key = &js_int;
-		enc_key = req.type == LW_REQ_JOIN ? &rk.nwk_key : &js_enc;
+		enc_key = req->type == LW_REQ_JOIN ? &rk->nwk_key : &js_enc;
 		ret = lw_frame_build_accept(e->cx, &ja, mic_key, &actx, enc_key, out->phy,
 					    &out->phy_len);
 	} else {
-		ret = lw_keys_derive_session_10(e->cx, &rk.nwk_key, next, in->net_id, req.nonce,
+		ret = lw_keys_derive_session_10(e->cx, &rk->nwk_key, next, in->net_id, req->nonce,
 						&out->keys);
 		if (ret != DJ_EOK)
 			goto out;
-		ret = lw_frame_build_accept(e->cx, &ja, &rk.nwk_key, NULL, &rk.nwk_key, out->phy,
+		ret = lw_frame_build_accept(e->cx, &ja, &rk->nwk_key, NULL, &rk->nwk_key, out->phy,
 					    &out->phy_len);
 	}
 	if (ret != DJ_EOK)
 		goto out;
 
-	/* The state change, with one session token (AppSKey | SNwkSIntKey) sealed under the
-	 * SessionKeyID: the device row keeps it for Rejoin 0/2 checks, the session row for
-	 * AppSKeyReq. One seal, not two: sealing is the costliest step of a join. */
+	/* One session token (AppSKey | SNwkSIntKey) sealed under the SessionKeyID: the device
+	 * row keeps it for Rejoin 0/2 checks, the session row for AppSKeyReq. One seal, not two:
+	 * sealing is the costliest step of a join. */
 	js_session_id(d->dev_eui, next, out->session_id);
 	out->session_id_len = JS_SESSION_ID_LEN;
-	label_len = js_keystore_label(JS_PURPOSE_SESSION, out->session_id, JS_SESSION_ID_LEN, label);
-	lw_key_export(&out->keys.app_s_key, raw);
-	lw_key_export(&out->keys.s_nwk_s_int_key, raw + LW_KEY_LEN);
-	ret = js_keystore_seal(e->ks, label, label_len, raw, JS_SESSION_SECRET_LEN,
-			       c->new_st.sess_token, &tok_len);
-	if (ret != DJ_EOK)
-		goto out;
-	c->new_st.sess_token_len = (uint32_t)tok_len;
+	it->label_len = js_keystore_label(JS_PURPOSE_SESSION, out->session_id, JS_SESSION_ID_LEN,
+					  it->label);
+	lw_key_export(&out->keys.app_s_key, it->raw);
+	lw_key_export(&out->keys.s_nwk_s_int_key, it->raw + LW_KEY_LEN);
+out:
+	it->ret = ret;
+	lw_key_wipe(&js_int);
+	lw_key_wipe(&js_enc);
+	lw_key_wipe(&s_nwk);
+}
+
+/* finish - the sealed token is in it->token: the state change and its audit entry */
+static void finish(struct js_engine *e, const struct js_join_in *in, struct js_join_out *out,
+		   struct js_commit *c, struct item *it)
+{
+	const struct js_device *d = &it->dev;
+	size_t n;
+
+	c->new_st.sess_token_len = (uint32_t)it->token_len;
+	memcpy(c->new_st.sess_token, it->token, it->token_len);
 	memcpy(c->dev_eui, d->dev_eui, LW_EUI_LEN);
 	c->expect_version = d->st.version;
 	c->has_session = e->session_lifetime > 0;
 	if (c->has_session) {
 		memcpy(c->session_id, out->session_id, JS_SESSION_ID_LEN);
 		c->session_id_len = JS_SESSION_ID_LEN;
-		memcpy(c->session_token, c->new_st.sess_token, tok_len);
-		c->session_token_len = (uint32_t)tok_len;
+		memcpy(c->session_token, it->token, it->token_len);
+		c->session_token_len = (uint32_t)it->token_len;
 		c->session_expires_at = js_store_now(e->store) + e->session_lifetime;
 	}
-	if (req.type == LW_REQ_JOIN)
+	if (it->req.type == LW_REQ_JOIN)
 		memcpy(c->audit_event, "join-accept", sizeof("join-accept"));
 	else
 		memcpy(c->audit_event, "rejoin-accept", sizeof("rejoin-accept"));
-	label_len = strnlen(in->actor ? in->actor : "local", sizeof(c->audit_actor) - 1);
-	memcpy(c->audit_actor, in->actor ? in->actor : "local", label_len);
-	c->audit_actor[label_len] = '\0';
+	n = strnlen(in->actor ? in->actor : "local", sizeof(c->audit_actor) - 1);
+	memcpy(c->audit_actor, in->actor ? in->actor : "local", n);
+	c->audit_actor[n] = '\0';
 	audit_detail(c->audit_detail, out, in);
-	out->verdict = JS_ACCEPT;
-out:
-	if (ret != DJ_EOK || out->verdict != JS_ACCEPT) {
+}
+
+/* item_end - wipe what a request held; a refused or failed one keeps no keys and no answer */
+static void item_end(struct js_join_out *out, struct item *it)
+{
+	if (!live(it, out)) {
 		js_join_out_wipe(out);
 		memset(out->phy, 0, sizeof(out->phy));
 		out->phy_len = 0;
 	}
-	js_root_keys_wipe(&rk);
-	lw_key_wipe(&js_int);
-	lw_key_wipe(&js_enc);
-	lw_key_wipe(&s_nwk);
-	OPENSSL_cleanse(raw, sizeof(raw));
+	js_root_keys_wipe(&it->rk);
+	OPENSSL_cleanse(it->raw, sizeof(it->raw));
+	OPENSSL_cleanse(it->token, sizeof(it->token));
+}
+
+/*
+ * prepare_many - run every check for n (<= JS_ENGINE_BATCH_MAX) requests against the state read
+ * from the store, and for each accepted one fill out (answer, keys) and c (the state change to
+ * commit). Touches no durable state. rets[i]: DJ_EOK with out[i].verdict, or a fault.
+ *
+ * The requests go through each phase together so that the two RFC 5649 steps, opening the root
+ * keys and sealing the session token, run as one lockstep batch each (js_keystore_*_many): each
+ * is a chain of 36 dependent AES-256 operations, the costliest part of a join when run alone.
+ * The LoRaWAN crypto stays per request. Every key schedule in e->cx is wiped before returning.
+ */
+static void prepare_many(struct js_engine *e, const struct js_join_in *const in[],
+			 struct js_join_out *const out[], struct js_commit *const c[], size_t n,
+			 int rets[])
+{
+	const uint8_t *eu[JS_ENGINE_BATCH_MAX], *tk[JS_ENGINE_BATCH_MAX];
+	const uint8_t *lb[JS_ENGINE_BATCH_MAX], *sc[JS_ENGINE_BATCH_MAX];
+	uint8_t *so[JS_ENGINE_BATCH_MAX];
+	size_t tl[JS_ENGINE_BATCH_MAX], ll[JS_ENGINE_BATCH_MAX], sl[JS_ENGINE_BATCH_MAX];
+	size_t sol[JS_ENGINE_BATCH_MAX], idx[JS_ENGINE_BATCH_MAX];
+	struct js_root_keys rk[JS_ENGINE_BATCH_MAX];
+	int kr[JS_ENGINE_BATCH_MAX];
+	size_t i, k;
+	int ret;
+
+	for (i = 0; i < n; i++)
+		front(e, in[i], out[i], &e->items[i]);
+
+	/* Open the root keys of every request still live. */
+	for (i = 0, k = 0; i < n; i++) {
+		if (!live(&e->items[i], out[i]))
+			continue;
+		idx[k] = i;
+		eu[k] = e->items[i].dev.dev_eui;
+		tk[k] = e->items[i].dev.root_token;
+		tl[k] = e->items[i].dev.root_token_len;
+		k++;
+	}
+	if (k == 1) {
+		struct item *it = &e->items[idx[0]];
+
+		root_opened(it, js_keystore_open_root(e->ks, it->dev.dev_eui, it->dev.root_token,
+						      it->dev.root_token_len, &it->rk));
+	} else if (k > 1) {
+		ret = js_keystore_open_root_many(e->ks, k, eu, tk, tl, rk, kr);
+		for (i = 0; i < k; i++) {
+			struct item *it = &e->items[idx[i]];
+
+			root_opened(it, ret != DJ_EOK ? ret : kr[i]);
+			if (ret == DJ_EOK && kr[i] == DJ_EOK)
+				it->rk = rk[i];
+			js_root_keys_wipe(&rk[i]);
+		}
+	}
+
+	for (i = 0; i < n; i++) {
+		if (live(&e->items[i], out[i]))
+			middle(e, in[i], out[i], c[i], &e->items[i]);
+		js_root_keys_wipe(&e->items[i].rk);	/* not needed past the LoRaWAN crypto */
+	}
 	lw_crypto_forget(e->cx);
+
+	/* Seal the session token of every request still live. */
+	for (i = 0, k = 0; i < n; i++) {
+		struct item *it = &e->items[i];
+
+		if (!live(it, out[i]))
+			continue;
+		idx[k] = i;
+		lb[k] = it->label;
+		ll[k] = it->label_len;
+		sc[k] = it->raw;
+		sl[k] = sizeof(it->raw);
+		so[k] = it->token;
+		k++;
+	}
+	if (k == 1) {
+		struct item *it = &e->items[idx[0]];
+
+		it->ret = js_keystore_seal(e->ks, it->label, it->label_len, it->raw,
+					   sizeof(it->raw), it->token, &it->token_len);
+	} else if (k > 1) {
+		ret = js_keystore_seal_many(e->ks, k, lb, ll, sc, sl, so, sol, kr);
+		for (i = 0; i < k; i++) {
+			struct item *it = &e->items[idx[i]];
+
+			it->ret = ret != DJ_EOK ? ret : kr[i];
+			it->token_len = sol[i];
+		}
+	}
+
+	for (i = 0; i < n; i++) {
+		struct item *it = &e->items[i];
+
+		if (live(it, out[i])) {
+			finish(e, in[i], out[i], c[i], it);
+			out[i]->verdict = JS_ACCEPT;
+		}
+		rets[i] = it->ret;
+		item_end(out[i], it);
+	}
+}
+
+/* prepare - prepare_many for one request */
+static int prepare(struct js_engine *e, const struct js_join_in *in, struct js_join_out *out,
+		   struct js_commit *c)
+{
+	int ret;
+
+	prepare_many(e, &in, &out, &c, 1, &ret);
 	return ret;
 }
 
@@ -439,6 +601,49 @@ int js_engine_join(struct js_engine *e, const struct js_join_in *in, struct js_j
 	return DJ_EOK;
 }
 
+int js_engine_join_many(struct js_engine *e, const struct js_join_in *in,
+			struct js_join_out *out, size_t n, int rets[])
+{
+	const struct js_join_in *ip[JS_ENGINE_BATCH_MAX];
+	struct js_join_out *op[JS_ENGINE_BATCH_MAX];
+	struct js_commit *cp[JS_ENGINE_BATCH_MAX];
+	int ret;
+
+	if (e == NULL || (n > 0 && (in == NULL || out == NULL || rets == NULL)))
+		return DJ_EINVAL;
+	for (size_t base = 0; base < n; base += JS_ENGINE_BATCH_MAX) {
+		size_t k = n - base < JS_ENGINE_BATCH_MAX ? n - base : JS_ENGINE_BATCH_MAX;
+
+		for (size_t i = 0; i < k; i++) {
+			ip[i] = &in[base + i];
+			op[i] = &out[base + i];
+			cp[i] = &e->commits[i];
+			commit_reset(cp[i]);
+		}
+		prepare_many(e, ip, op, cp, k, rets + base);
+		/* Commit in order. A lost compare-and-swap (two requests of one device in the
+		 * batch, or another thread) runs that request again alone on the fresh state,
+		 * exactly as js_engine_join would. */
+		for (size_t i = 0; i < k; i++) {
+			if (rets[base + i] != DJ_EOK || op[i]->verdict != JS_ACCEPT)
+				continue;
+			cp[i]->done = NULL;
+			ret = js_store_commit(e->store, cp[i]);
+			if (ret == DJ_EOK)
+				continue;
+			js_join_out_wipe(op[i]);
+			if (ret == DJ_ENOENT)
+				refuse_out(op[i], JS_V_UNKNOWN_DEVEUI);
+			else if (ret == DJ_ECONFLICT)
+				ret = js_engine_join(e, ip[i], op[i]);
+			else
+				refuse_out(op[i], op[i]->verdict);
+			rets[base + i] = ret == DJ_ENOENT ? DJ_EOK : ret;
+		}
+	}
+	return DJ_EOK;
+}
+
 /* submit_done - committer callback: the accept may leave now, or it failed */
 static void submit_done(struct js_commit *c, void *arg)
 {
@@ -454,14 +659,12 @@ static void submit_done(struct js_commit *c, void *arg)
 	r->done(r, r->done_arg);
 }
 
-int js_engine_submit(struct js_engine *e, struct js_join_req *r)
+/* submit_prepared - after the checks: answer a refusal inline, queue an accept's state change */
+static int submit_prepared(struct js_engine *e, struct js_join_req *r)
 {
 	int ret;
 
-	commit_reset(&r->priv_commit);
-	ret = prepare(e, &r->in, &r->out, &r->priv_commit);
-	if (ret != DJ_EOK)
-		return ret;
+	(void)e;
 	if (r->out.verdict != JS_ACCEPT) {
 		r->result = DJ_EOK;
 		r->done(r, r->done_arg);
@@ -480,4 +683,41 @@ int js_engine_submit(struct js_engine *e, struct js_join_req *r)
 	if (ret != DJ_EOK)
 		js_join_out_wipe(&r->out);
 	return ret;
+}
+
+int js_engine_submit(struct js_engine *e, struct js_join_req *r)
+{
+	int ret;
+
+	commit_reset(&r->priv_commit);
+	ret = prepare(e, &r->in, &r->out, &r->priv_commit);
+	if (ret != DJ_EOK)
+		return ret;
+	return submit_prepared(e, r);
+}
+
+int js_engine_submit_many(struct js_engine *e, struct js_join_req *const r[], size_t n,
+			  int rets[])
+{
+	const struct js_join_in *ip[JS_ENGINE_BATCH_MAX];
+	struct js_join_out *op[JS_ENGINE_BATCH_MAX];
+	struct js_commit *cp[JS_ENGINE_BATCH_MAX];
+
+	if (e == NULL || (n > 0 && (r == NULL || rets == NULL)))
+		return DJ_EINVAL;
+	for (size_t base = 0; base < n; base += JS_ENGINE_BATCH_MAX) {
+		size_t k = n - base < JS_ENGINE_BATCH_MAX ? n - base : JS_ENGINE_BATCH_MAX;
+
+		for (size_t i = 0; i < k; i++) {
+			ip[i] = &r[base + i]->in;
+			op[i] = &r[base + i]->out;
+			cp[i] = &r[base + i]->priv_commit;
+			commit_reset(cp[i]);
+		}
+		prepare_many(e, ip, op, cp, k, rets + base);
+		for (size_t i = 0; i < k; i++)
+			if (rets[base + i] == DJ_EOK)
+				rets[base + i] = submit_prepared(e, r[base + i]);
+	}
+	return DJ_EOK;
 }

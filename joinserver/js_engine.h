@@ -40,6 +40,7 @@
 #include "lw_frame.h"
 #include "lw_keys.h"
 
+#define JS_ENGINE_BATCH_MAX JS_KS_BATCH_MAX	/* requests one prepare pass takes */
 #define JS_ENGINE_RETRIES 8	/* re-checks after a lost compare-and-swap before giving up */
 
 struct js_engine;
@@ -141,6 +142,28 @@ int js_engine_join(struct js_engine *e, const struct js_join_in *in,
  * \retval other   a fault before anything was queued; done will not run.
  */
 int js_engine_submit(struct js_engine *e, struct js_join_req *r) DJ_MUSTCHECK;
+
+/*!
+ * \brief js_engine_join() for \p n requests (in[i] -> out[i]), with the same verdicts, answers and
+ *        state as handling them one after the other in that order. Requests go through the
+ *        checks in groups of JS_ENGINE_BATCH_MAX so that the root-key opens and the session
+ *        seals of a group run as one lockstep key-wrap each (see js_keystore_open_root_many);
+ *        the commits follow in order, and a request whose device another request of the group
+ *        changed first runs again alone. rets[i] is what js_engine_join() would have returned.
+ * \retval DJ_EOK (see rets), DJ_EINVAL
+ */
+int js_engine_join_many(struct js_engine *e, const struct js_join_in *in,
+			struct js_join_out *out, size_t n, int rets[]) DJ_MUSTCHECK;
+
+/*!
+ * \brief js_engine_submit() for \p n requests, checked in groups as js_engine_join_many() does.
+ *        rets[i] is what js_engine_submit() would have returned for r[i]: DJ_EOK means r[i]->done
+ *        will run (or already ran). Two requests of one device in one call: the second loses the
+ *        compare-and-swap and its done sees DJ_ECONFLICT (submit it again).
+ * \retval DJ_EOK (see rets), DJ_EINVAL
+ */
+int js_engine_submit_many(struct js_engine *e, struct js_join_req *const r[], size_t n,
+			  int rets[]) DJ_MUSTCHECK;
 
 /*! \brief Wipe the session keys an answer holds. */
 void js_join_out_wipe(struct js_join_out *out);

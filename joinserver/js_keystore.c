@@ -271,18 +271,12 @@ out:
 	return ret;
 }
 
-/* One input of js_keystore__kwp_many: the register A and the semiblocks R[1..m] of RFC 3394 §2.2 */
+/* One input of js_keystore__kwp_many: the register A and the semiblocks R[1..m] of RFC 3394 §2.2,
+ * each semiblock held as its 8 bytes in a uint64_t (memory order, so XOR works bytewise) */
 struct kwp_lane {
-	uint8_t a[KS_KWP_SEMIBLOCK];
-	uint8_t r[KS_SEMI_MAX][KS_KWP_SEMIBLOCK];
+	uint64_t a;
+	uint64_t r[KS_SEMI_MAX];
 };
-
-/* xor_t - A ^= t, t as a 64-bit big-endian integer (RFC 3394 §2.2.1) */
-static void xor_t(uint8_t a[KS_KWP_SEMIBLOCK], uint64_t t)
-{
-	for (int b = 0; b < KS_KWP_SEMIBLOCK; b++)
-		a[KS_KWP_SEMIBLOCK - 1 - b] ^= (uint8_t)(t >> (8 * b));
-}
 
 /*
  * kwp_lockstep - the 6*m steps of RFC 3394's W (enc) or W^-1 (dec, index-based form of §2.2.2)
@@ -291,33 +285,30 @@ static void xor_t(uint8_t a[KS_KWP_SEMIBLOCK], uint64_t t)
  */
 static int kwp_lockstep(EVP_CIPHER_CTX *ctx, int enc, size_t m, struct kwp_lane *lane, size_t k)
 {
-	uint8_t buf[JS_KS_BATCH_MAX * KS_AES_BLOCK];
+	/* Each block is written as one 16-byte store: two 8-byte stores read back by the AES
+	 * code's 16-byte load would stall store forwarding at every step. */
+	typedef uint64_t block_t __attribute__((vector_size(16), aligned(16)));
+	block_t buf[JS_KS_BATCH_MAX];
 	int ret = DJ_EOK;
 
 	for (size_t s = 0; s < 6 * m; s++) {
 		size_t j = enc ? s / m : 5 - s / m;
 		size_t i = enc ? s % m + 1 : m - s % m;
-		uint64_t t = (uint64_t)(m * j + i);
+		uint8_t tb[KS_KWP_SEMIBLOCK];
+		uint64_t t;
 
-		for (size_t x = 0; x < k; x++) {
-			uint8_t *b = buf + x * KS_AES_BLOCK;
-
-			memcpy(b, lane[x].a, KS_KWP_SEMIBLOCK);
-			if (!enc)
-				xor_t(b, t);
-			memcpy(b + KS_KWP_SEMIBLOCK, lane[x].r[i - 1], KS_KWP_SEMIBLOCK);
-		}
-		if (EVP_Cipher(ctx, buf, buf, (unsigned int)(k * KS_AES_BLOCK)) <= 0) {
+		dj_be_put((uint64_t)(m * j + i), tb, KS_KWP_SEMIBLOCK);	/* t, big-endian */
+		memcpy(&t, tb, sizeof(t));
+		for (size_t x = 0; x < k; x++)
+			buf[x] = (block_t){ enc ? lane[x].a : lane[x].a ^ t, lane[x].r[i - 1] };
+		if (EVP_Cipher(ctx, (uint8_t *)buf, (const uint8_t *)buf,
+			       (unsigned int)(k * KS_AES_BLOCK)) <= 0) {
 			ret = DJ_ECRYPTO;
 			break;
 		}
 		for (size_t x = 0; x < k; x++) {
-			const uint8_t *b = buf + x * KS_AES_BLOCK;
-
-			memcpy(lane[x].a, b, KS_KWP_SEMIBLOCK);
-			if (enc)
-				xor_t(lane[x].a, t);
-			memcpy(lane[x].r[i - 1], b + KS_KWP_SEMIBLOCK, KS_KWP_SEMIBLOCK);
+			lane[x].a = enc ? buf[x][0] ^ t : buf[x][0];
+			lane[x].r[i - 1] = buf[x][1];
 		}
 	}
 	OPENSSL_cleanse(buf, sizeof(buf));
@@ -344,15 +335,15 @@ static size_t kwp_semis(int enc, size_t len, size_t cap)
 /* kwp_load - set up a lane: RFC 5649 §4.1 AIV and zero padding (enc), or the ciphertext (dec) */
 static void kwp_load(int enc, size_t m, const uint8_t *in, size_t len, struct kwp_lane *l)
 {
-	memset(l, 0, sizeof(*l));
-	if (enc) {
-		static const uint8_t aiv[4] = { 0xa6, 0x59, 0x59, 0xa6 };
+	uint8_t a[KS_KWP_SEMIBLOCK] = { 0xa6, 0x59, 0x59, 0xa6 };
 
-		memcpy(l->a, aiv, sizeof(aiv));
-		dj_be_put(len, l->a + 4, 4);
+	memset(l->r, 0, m * KS_KWP_SEMIBLOCK);
+	if (enc) {
+		dj_be_put(len, a + 4, 4);
+		memcpy(&l->a, a, KS_KWP_SEMIBLOCK);
 		memcpy(l->r, in, len);
 	} else {
-		memcpy(l->a, in, KS_KWP_SEMIBLOCK);
+		memcpy(&l->a, in, KS_KWP_SEMIBLOCK);
 		memcpy(l->r, in + KS_KWP_SEMIBLOCK, m * KS_KWP_SEMIBLOCK);
 	}
 }
@@ -363,17 +354,19 @@ static int kwp_store(int enc, size_t m, const struct kwp_lane *l, uint8_t *out, 
 {
 	static const uint8_t aiv[4] = { 0xa6, 0x59, 0x59, 0xa6 };
 	static const uint8_t zero[KS_KWP_SEMIBLOCK];
+	uint8_t a[KS_KWP_SEMIBLOCK];
 	size_t mli, pad;
 	int bad;
 
 	if (enc) {
-		memcpy(out, l->a, KS_KWP_SEMIBLOCK);
+		memcpy(out, &l->a, KS_KWP_SEMIBLOCK);
 		memcpy(out + KS_KWP_SEMIBLOCK, l->r, m * KS_KWP_SEMIBLOCK);
 		*out_len = (m + 1) * KS_KWP_SEMIBLOCK;
 		return DJ_EOK;
 	}
-	mli = (size_t)dj_be_get(l->a + 4, 4);
-	bad = CRYPTO_memcmp(l->a, aiv, sizeof(aiv)) != 0;
+	memcpy(a, &l->a, KS_KWP_SEMIBLOCK);
+	mli = (size_t)dj_be_get(a + 4, 4);
+	bad = CRYPTO_memcmp(a, aiv, sizeof(aiv)) != 0;
 	bad |= mli <= (m - 1) * KS_KWP_SEMIBLOCK || mli > m * KS_KWP_SEMIBLOCK;
 	if (bad)
 		return DJ_EUNWRAP;

@@ -60,6 +60,21 @@ struct mdev {
 	uint16_t hist[];
 };
 
+/* One audit entry; js_audit_entry is rebuilt from it when read. */
+struct maudit {
+	int64_t at;
+	const char *text;		/* event \0 actor \0 detail \0, in a struct mtext */
+	bool has_dev_eui;
+	uint8_t dev_eui[LW_EUI_LEN];
+};
+
+#define MEM_TEXT_BLOCK 65536
+struct mtext {
+	struct mtext *prev;
+	size_t used;
+	char buf[MEM_TEXT_BLOCK];
+};
+
 struct mem {
 	pthread_mutex_t lock;
 	bool lock_init;
@@ -69,10 +84,15 @@ struct mem {
 	size_t dev_slots, dev_used;
 
 	struct js_session **sess;	/* likewise, keyed on session_id */
+	uint64_t *sess_h;		/* the hash of each slot's id: probes and rehashes compare
+					 * it instead of following the pointer */
 	size_t sess_slots, sess_used;
 
-	struct js_audit_entry *audit;
+	/* the audit log: fixed-size entries; their texts ("event\0actor\0detail\0") in
+	 * blocks that never move, so a long log costs about what its texts take */
+	struct maudit *audit;
 	size_t audit_n, audit_cap;
+	struct mtext *text;		/* the block being filled; each links to the previous */
 
 	/* outbox: rows in id order from ob_head to ob_n; a deleted row has body NULL */
 	struct js_outbox_row **ob;
@@ -103,13 +123,14 @@ static size_t dev_find(const struct mem *m, const uint8_t dev_eui[LW_EUI_LEN])
 }
 
 /* sess_find - the slot holding the session id, or the empty slot where it would go */
-static size_t sess_find(const struct mem *m, const uint8_t *id, size_t len)
+static size_t sess_find(const struct mem *m, const uint8_t *id, size_t len, uint64_t h)
 {
 	size_t mask = m->sess_slots - 1;
-	size_t i = hash_bytes(id, len) & mask;
+	size_t i = h & mask;
 
 	while (m->sess[i] != NULL &&
-	       (m->sess[i]->session_id_len != len || memcmp(m->sess[i]->session_id, id, len) != 0))
+	       (m->sess_h[i] != h || m->sess[i]->session_id_len != len ||
+		memcmp(m->sess[i]->session_id, id, len) != 0))
 		i = (i + 1) & mask;
 	return i;
 }
@@ -141,20 +162,35 @@ static int dev_grow(struct mem *m, size_t extra)
 static int sess_grow(struct mem *m)
 {
 	struct js_session **old = m->sess;
-	size_t old_slots = m->sess_slots;
+	uint64_t *old_h = m->sess_h;
+	size_t old_slots = m->sess_slots, mask;
 
 	if ((m->sess_used + 1) * MEM_LOAD_DEN <= old_slots * MEM_LOAD_NUM)
 		return DJ_EOK;
 	m->sess = calloc(old_slots * 2, sizeof(*m->sess));
-	if (m->sess == NULL) {
+	m->sess_h = calloc(old_slots * 2, sizeof(*m->sess_h));
+	if (m->sess == NULL || m->sess_h == NULL) {
+		free(m->sess);
+		free(m->sess_h);
 		m->sess = old;
+		m->sess_h = old_h;
 		return DJ_ENOMEM;
 	}
 	m->sess_slots = old_slots * 2;
-	for (size_t i = 0; i < old_slots; i++)
-		if (old[i] != NULL)
-			m->sess[sess_find(m, old[i]->session_id, old[i]->session_id_len)] = old[i];
+	mask = m->sess_slots - 1;
+	/* ids are distinct: each goes to the first empty slot from its home */
+	for (size_t i = 0; i < old_slots; i++) {
+		size_t k;
+
+		if (old[i] == NULL)
+			continue;
+		for (k = old_h[i] & mask; m->sess[k] != NULL; k = (k + 1) & mask)
+			;
+		m->sess[k] = old[i];
+		m->sess_h[k] = old_h[i];
+	}
 	free(old);
+	free(old_h);
 	return DJ_EOK;
 }
 
@@ -196,9 +232,10 @@ static void sess_remove_slot(struct mem *m, size_t i)
 		j = (j + 1) & mask;
 		if (m->sess[j] == NULL)
 			break;
-		k = hash_bytes(m->sess[j]->session_id, m->sess[j]->session_id_len) & mask;
+		k = m->sess_h[j] & mask;
 		if ((i <= j) ? (k <= i || k > j) : (k <= i && k > j)) {
 			m->sess[i] = m->sess[j];
+			m->sess_h[i] = m->sess_h[j];
 			m->sess[j] = NULL;
 			i = j;
 		}
@@ -210,7 +247,7 @@ static int audit_reserve(struct mem *m, size_t k)
 {
 	while (m->audit_cap - m->audit_n < k) {
 		size_t cap = m->audit_cap != 0 ? m->audit_cap * 2 : MEM_AUDIT_MIN;
-		struct js_audit_entry *a = realloc(m->audit, cap * sizeof(*a));
+		struct maudit *a = realloc(m->audit, cap * sizeof(*a));
 
 		if (a == NULL)
 			return DJ_ENOMEM;
@@ -225,21 +262,45 @@ static int audit_add(struct js_store *s, const uint8_t *dev_eui, const char *eve
 		     const char *actor, const char *detail)
 {
 	struct mem *m = s->be;
-	struct js_audit_entry *e;
+	struct maudit *e;
+	size_t ne, na, nd, need;
+	char *t;
 	int ret = audit_reserve(m, 1);
 
 	if (ret != DJ_EOK)
 		return ret;
+	event = event != NULL ? event : "";
+	actor = actor != NULL ? actor : "";
+	detail = detail != NULL ? detail : "";
+	ne = strnlen(event, JS_AUDIT_EVENT_MAX - 1);
+	na = strnlen(actor, JS_AUDIT_ACTOR_MAX - 1);
+	nd = strnlen(detail, JS_AUDIT_DETAIL_MAX - 1);
+	need = ne + na + nd + 3;
+	if (m->text == NULL || MEM_TEXT_BLOCK - m->text->used < need) {
+		struct mtext *b = malloc(sizeof(*b));
+
+		if (b == NULL)
+			return DJ_ENOMEM;
+		b->prev = m->text;
+		b->used = 0;
+		m->text = b;
+	}
+	t = m->text->buf + m->text->used;
+	m->text->used += need;
 	e = &m->audit[m->audit_n];
-	memset(e, 0, sizeof(*e));
-	e->id = (int64_t)m->audit_n + 1;
+	e->text = t;
+	memcpy(t, event, ne);
+	t[ne] = '\0';
+	t += ne + 1;
+	memcpy(t, actor, na);
+	t[na] = '\0';
+	t += na + 1;
+	memcpy(t, detail, nd);
+	t[nd] = '\0';
 	e->at = js_store_now(s);
 	e->has_dev_eui = dev_eui != NULL;
 	if (dev_eui != NULL)
 		memcpy(e->dev_eui, dev_eui, LW_EUI_LEN);
-	js_store__strlcpy(e->event, event, sizeof(e->event));
-	js_store__strlcpy(e->actor, actor, sizeof(e->actor));
-	js_store__strlcpy(e->detail, detail, sizeof(e->detail));
 	m->audit_n++;
 	return DJ_EOK;
 }
@@ -257,7 +318,14 @@ static void mem_close(struct js_store *s)
 		free(m->sess[i]);
 	free(m->dev);
 	free(m->sess);
+	free(m->sess_h);
 	free(m->audit);
+	while (m->text != NULL) {
+		struct mtext *prev = m->text->prev;
+
+		free(m->text);
+		m->text = prev;
+	}
 	for (size_t i = m->ob_head; i < m->ob_n; i++)
 		OPENSSL_clear_free(m->ob[i], sizeof(*m->ob[i]));
 	free(m->ob);	/* slots below ob_head were freed as the head passed them */
@@ -282,7 +350,8 @@ static int mem_open(struct js_store *s, const struct js_store_props *props)
 	m->lock_init = true;
 	m->dev = calloc(MEM_TABLE_MIN, sizeof(*m->dev));
 	m->sess = calloc(MEM_TABLE_MIN, sizeof(*m->sess));
-	if (m->dev == NULL || m->sess == NULL)
+	m->sess_h = calloc(MEM_TABLE_MIN, sizeof(*m->sess_h));
+	if (m->dev == NULL || m->sess == NULL || m->sess_h == NULL)
 		goto out;
 	m->dev_slots = MEM_TABLE_MIN;
 	m->sess_slots = MEM_TABLE_MIN;
@@ -579,13 +648,16 @@ static int apply_one(struct js_store *s, struct js_commit *c)
 		ret = sess_grow(m);
 		if (ret != DJ_EOK)
 			return ret;
-		slot = sess_find(m, c->session_id, c->session_id_len);
+		uint64_t h = hash_bytes(c->session_id, c->session_id_len);
+
+		slot = sess_find(m, c->session_id, c->session_id_len, h);
 		se = m->sess[slot];
 		if (se == NULL) {
 			se = calloc(1, sizeof(*se));
 			if (se == NULL)
 				return DJ_ENOMEM;
 			m->sess[slot] = se;
+			m->sess_h[slot] = h;
 			m->sess_used++;
 		}
 	}
@@ -818,7 +890,7 @@ static int mem_session_get(struct js_store *s, const uint8_t *session_id, size_t
 	int ret = DJ_ENOENT;
 
 	pthread_mutex_lock(&m->lock);
-	se = m->sess[sess_find(m, session_id, len)];
+	se = m->sess[sess_find(m, session_id, len, hash_bytes(session_id, len))];
 	if (se != NULL) {
 		*out = *se;
 		ret = DJ_EOK;
@@ -853,8 +925,21 @@ static int mem_audit_foreach(struct js_store *s, const uint8_t *dev_eui,
 
 		pthread_mutex_lock(&m->lock);
 		have = i < m->audit_n;
-		if (have)
-			e = m->audit[i];
+		if (have) {
+			const struct maudit *a = &m->audit[i];
+			const char *t = a->text;
+
+			memset(&e, 0, sizeof(e));
+			e.id = (int64_t)i + 1;
+			e.at = a->at;
+			e.has_dev_eui = a->has_dev_eui;
+			memcpy(e.dev_eui, a->dev_eui, LW_EUI_LEN);
+			js_store__strlcpy(e.event, t, sizeof(e.event));
+			t += strlen(t) + 1;
+			js_store__strlcpy(e.actor, t, sizeof(e.actor));
+			t += strlen(t) + 1;
+			js_store__strlcpy(e.detail, t, sizeof(e.detail));
+		}
 		pthread_mutex_unlock(&m->lock);
 		if (!have)
 			break;
