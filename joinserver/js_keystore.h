@@ -35,7 +35,7 @@
 #define JS_KCV_LEN 8		/* key check value: identifies a master key, reveals nothing */
 #define JS_TOKEN_MAX 96		/* room for any token this module writes */
 #define JS_LABEL_MAX 48
-#define JS_KS_BATCH_MAX 16	/* most tokens one *_many call takes */
+#define JS_KS_BATCH_MAX 32	/* most tokens one *_many call takes */
 
 /* Token purposes; a label is purpose | 0x00 | id (js_keystore_label()). */
 #define JS_PURPOSE_ROOT "root"		/* id: DevEUI (printed order) */

@@ -60,6 +60,13 @@ struct mdev {
 	uint16_t hist[];
 };
 
+/* A session table slot: the entry and the hash of its id, which probes and rehashes compare
+ * instead of following the pointer (one cache miss per probe, not two or three) */
+struct sslot {
+	uint64_t h;
+	struct js_session *p;
+};
+
 /* One audit entry; js_audit_entry is rebuilt from it when read. */
 struct maudit {
 	int64_t at;
@@ -83,9 +90,7 @@ struct mem {
 	struct mdev **dev;		/* open addressing, linear probing; NULL = empty */
 	size_t dev_slots, dev_used;
 
-	struct js_session **sess;	/* likewise, keyed on session_id */
-	uint64_t *sess_h;		/* the hash of each slot's id: probes and rehashes compare
-					 * it instead of following the pointer */
+	struct sslot *sess;		/* likewise, keyed on session_id */
 	size_t sess_slots, sess_used;
 
 	/* the audit log: fixed-size entries; their texts ("event\0actor\0detail\0") in
@@ -128,9 +133,9 @@ static size_t sess_find(const struct mem *m, const uint8_t *id, size_t len, uint
 	size_t mask = m->sess_slots - 1;
 	size_t i = h & mask;
 
-	while (m->sess[i] != NULL &&
-	       (m->sess_h[i] != h || m->sess[i]->session_id_len != len ||
-		memcmp(m->sess[i]->session_id, id, len) != 0))
+	while (m->sess[i].p != NULL &&
+	       (m->sess[i].h != h || m->sess[i].p->session_id_len != len ||
+		memcmp(m->sess[i].p->session_id, id, len) != 0))
 		i = (i + 1) & mask;
 	return i;
 }
@@ -161,19 +166,14 @@ static int dev_grow(struct mem *m, size_t extra)
 /* sess_grow - double the session table when one more entry would pass the load factor */
 static int sess_grow(struct mem *m)
 {
-	struct js_session **old = m->sess;
-	uint64_t *old_h = m->sess_h;
+	struct sslot *old = m->sess;
 	size_t old_slots = m->sess_slots, mask;
 
 	if ((m->sess_used + 1) * MEM_LOAD_DEN <= old_slots * MEM_LOAD_NUM)
 		return DJ_EOK;
 	m->sess = calloc(old_slots * 2, sizeof(*m->sess));
-	m->sess_h = calloc(old_slots * 2, sizeof(*m->sess_h));
-	if (m->sess == NULL || m->sess_h == NULL) {
-		free(m->sess);
-		free(m->sess_h);
+	if (m->sess == NULL) {
 		m->sess = old;
-		m->sess_h = old_h;
 		return DJ_ENOMEM;
 	}
 	m->sess_slots = old_slots * 2;
@@ -182,15 +182,13 @@ static int sess_grow(struct mem *m)
 	for (size_t i = 0; i < old_slots; i++) {
 		size_t k;
 
-		if (old[i] == NULL)
+		if (old[i].p == NULL)
 			continue;
-		for (k = old_h[i] & mask; m->sess[k] != NULL; k = (k + 1) & mask)
+		for (k = old[i].h & mask; m->sess[k].p != NULL; k = (k + 1) & mask)
 			;
 		m->sess[k] = old[i];
-		m->sess_h[k] = old_h[i];
 	}
 	free(old);
-	free(old_h);
 	return DJ_EOK;
 }
 
@@ -223,20 +221,20 @@ static void sess_remove_slot(struct mem *m, size_t i)
 {
 	size_t mask = m->sess_slots - 1, j = i;
 
-	free(m->sess[i]);
-	m->sess[i] = NULL;
+	free(m->sess[i].p);
+	m->sess[i].p = NULL;
 	m->sess_used--;
 	for (;;) {
 		size_t k;
 
 		j = (j + 1) & mask;
-		if (m->sess[j] == NULL)
+		if (m->sess[j].p == NULL)
 			break;
-		k = m->sess_h[j] & mask;
+		k = m->sess[j].h & mask;
 		if ((i <= j) ? (k <= i || k > j) : (k <= i && k > j)) {
-			m->sess[i] = m->sess[j];
-			m->sess_h[i] = m->sess_h[j];
-			m->sess[j] = NULL;
+			m->sess[i].p = m->sess[j].p;
+			m->sess[i].h = m->sess[j].h;
+			m->sess[j].p = NULL;
 			i = j;
 		}
 	}
@@ -315,10 +313,9 @@ static void mem_close(struct js_store *s)
 	for (size_t i = 0; i < m->dev_slots; i++)
 		free(m->dev[i]);
 	for (size_t i = 0; i < m->sess_slots; i++)
-		free(m->sess[i]);
+		free(m->sess[i].p);
 	free(m->dev);
 	free(m->sess);
-	free(m->sess_h);
 	free(m->audit);
 	while (m->text != NULL) {
 		struct mtext *prev = m->text->prev;
@@ -350,8 +347,7 @@ static int mem_open(struct js_store *s, const struct js_store_props *props)
 	m->lock_init = true;
 	m->dev = calloc(MEM_TABLE_MIN, sizeof(*m->dev));
 	m->sess = calloc(MEM_TABLE_MIN, sizeof(*m->sess));
-	m->sess_h = calloc(MEM_TABLE_MIN, sizeof(*m->sess_h));
-	if (m->dev == NULL || m->sess == NULL || m->sess_h == NULL)
+	if (m->dev == NULL || m->sess == NULL)
 		goto out;
 	m->dev_slots = MEM_TABLE_MIN;
 	m->sess_slots = MEM_TABLE_MIN;
@@ -487,7 +483,7 @@ static int mem_device_delete(struct js_store *s, const uint8_t dev_eui[LW_EUI_LE
 	dev_remove_slot(m, i);
 	/* Cascade: a backward shift can move an unvisited entry into slot k, so re-check it. */
 	for (size_t k = 0; k < m->sess_slots;) {
-		if (m->sess[k] != NULL && memcmp(m->sess[k]->dev_eui, dev_eui, LW_EUI_LEN) == 0)
+		if (m->sess[k].p != NULL && memcmp(m->sess[k].p->dev_eui, dev_eui, LW_EUI_LEN) == 0)
 			sess_remove_slot(m, k);
 		else
 			k++;
@@ -507,7 +503,7 @@ static int mem_sessions_expire(struct js_store *s, int64_t now, uint64_t *count)
 	pthread_mutex_lock(&m->lock);
 	/* a backward shift can move an unvisited entry into slot k, so re-check it */
 	for (size_t k = 0; k < m->sess_slots;) {
-		if (m->sess[k] != NULL && m->sess[k]->expires_at <= now) {
+		if (m->sess[k].p != NULL && m->sess[k].p->expires_at <= now) {
 			sess_remove_slot(m, k);
 			n++;
 		} else {
@@ -651,13 +647,13 @@ static int apply_one(struct js_store *s, struct js_commit *c)
 		uint64_t h = hash_bytes(c->session_id, c->session_id_len);
 
 		slot = sess_find(m, c->session_id, c->session_id_len, h);
-		se = m->sess[slot];
+		se = m->sess[slot].p;
 		if (se == NULL) {
 			se = calloc(1, sizeof(*se));
 			if (se == NULL)
 				return DJ_ENOMEM;
-			m->sess[slot] = se;
-			m->sess_h[slot] = h;
+			m->sess[slot].p = se;
+			m->sess[slot].h = h;
 			m->sess_used++;
 		}
 	}
@@ -890,7 +886,7 @@ static int mem_session_get(struct js_store *s, const uint8_t *session_id, size_t
 	int ret = DJ_ENOENT;
 
 	pthread_mutex_lock(&m->lock);
-	se = m->sess[sess_find(m, session_id, len, hash_bytes(session_id, len))];
+	se = m->sess[sess_find(m, session_id, len, hash_bytes(session_id, len))].p;
 	if (se != NULL) {
 		*out = *se;
 		ret = DJ_EOK;
@@ -1013,7 +1009,7 @@ static int mem_rewrap(struct js_store *s, struct js_keystore *old_ks, struct js_
 		p[np++].dst_len = &d->h.sess_token_len;
 	}
 	for (size_t i = 0; i < m->sess_slots; i++) {
-		struct js_session *se = m->sess[i];
+		struct js_session *se = m->sess[i].p;
 
 		if (se == NULL || se->session_token_len == 0)
 			continue;

@@ -115,14 +115,26 @@ int lw_crypto_ecb(struct lw_crypto *cx, const struct lw_key *key, int enc, const
 	return DJ_EOK;
 }
 
-/* dbl - RFC 4493 §2.3 doubling in GF(2^128), without a secret-dependent branch */
+/* dbl - RFC 4493 §2.3 doubling in GF(2^128), on two 64-bit halves, without a secret-dependent
+ * branch */
 static void dbl(const uint8_t in[LW_BLOCK_LEN], uint8_t out[LW_BLOCK_LEN])
 {
-	uint8_t carry = in[0] >> 7;
+	uint64_t hi = 0, lo = 0;
 
-	for (int i = 0; i < LW_BLOCK_LEN - 1; i++)
-		out[i] = (uint8_t)(in[i] << 1 | in[i + 1] >> 7);
-	out[LW_BLOCK_LEN - 1] = (uint8_t)(in[LW_BLOCK_LEN - 1] << 1) ^ (uint8_t)(0x87 & -carry);
+	for (int i = 0; i < 8; i++) {
+		hi = hi << 8 | in[i];
+		lo = lo << 8 | in[8 + i];
+	}
+	uint64_t carry = hi >> 63;
+
+	hi = hi << 1 | lo >> 63;
+	lo = lo << 1 ^ (0x87 & (0 - carry));
+	for (int i = 7; i >= 0; i--) {
+		out[i] = (uint8_t)hi;
+		out[8 + i] = (uint8_t)lo;
+		hi >>= 8;
+		lo >>= 8;
+	}
 }
 
 int lw_crypto_cmac(struct lw_crypto *cx, const struct lw_key *key, const uint8_t *msg, size_t len,
