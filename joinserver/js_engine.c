@@ -606,7 +606,8 @@ int js_engine_join_many(struct js_engine *e, const struct js_join_in *in,
 {
 	const struct js_join_in *ip[JS_ENGINE_BATCH_MAX];
 	struct js_join_out *op[JS_ENGINE_BATCH_MAX];
-	struct js_commit *cp[JS_ENGINE_BATCH_MAX];
+	struct js_commit *cp[JS_ENGINE_BATCH_MAX], *acc[JS_ENGINE_BATCH_MAX];
+	size_t m;
 	int ret;
 
 	if (e == NULL || (n > 0 && (in == NULL || out == NULL || rets == NULL)))
@@ -621,14 +622,24 @@ int js_engine_join_many(struct js_engine *e, const struct js_join_in *in,
 			commit_reset(cp[i]);
 		}
 		prepare_many(e, ip, op, cp, k, rets + base);
-		/* Commit in order. A lost compare-and-swap (two requests of one device in the
-		 * batch, or another thread) runs that request again alone on the fresh state,
-		 * exactly as js_engine_join would. */
+		/* Commit in order, as one batch. A lost compare-and-swap (two requests of one
+		 * device in the group, or another thread) runs that request again alone on the
+		 * fresh state, exactly as js_engine_join would. */
+		m = 0;
 		for (size_t i = 0; i < k; i++) {
 			if (rets[base + i] != DJ_EOK || op[i]->verdict != JS_ACCEPT)
 				continue;
 			cp[i]->done = NULL;
-			ret = js_store_commit(e->store, cp[i]);
+			cp[i]->result = DJ_ERROR;
+			acc[m++] = cp[i];
+		}
+		ret = js_store_commit_many(e->store, acc, m);
+		for (size_t i = 0; ret != DJ_EOK && i < m; i++)
+			acc[i]->result = ret;
+		for (size_t i = 0; i < k; i++) {
+			if (rets[base + i] != DJ_EOK || op[i]->verdict != JS_ACCEPT)
+				continue;
+			ret = cp[i]->result;
 			if (ret == DJ_EOK)
 				continue;
 			js_join_out_wipe(op[i]);

@@ -425,7 +425,7 @@ int js_keystore__kwp_many(EVP_CIPHER_CTX *ctx, int enc, size_t n, const uint8_t 
 		if (ret == DJ_ECRYPTO)
 			ERR_clear_error();
 	}
-	OPENSSL_cleanse(lane, sizeof(lane));
+	OPENSSL_cleanse(lane, n * sizeof(lane[0]));	/* only the lanes used */
 	return DJ_EOK;
 }
 
@@ -629,7 +629,7 @@ int js_keystore_seal_many(struct js_keystore *ks, size_t n, const uint8_t *const
 		token_len[i] = 1 + wl[i];
 	}
 out:
-	OPENSSL_cleanse(plain, sizeof(plain));
+	OPENSSL_cleanse(plain, (n <= JS_KS_BATCH_MAX ? n : 0) * sizeof(plain[0]));
 	return ret;
 }
 
@@ -763,7 +763,7 @@ int js_keystore_open_root_many(struct js_keystore *ks, size_t n, const uint8_t *
 		OPENSSL_cleanse(secret, sizeof(secret));
 	}
 out:
-	OPENSSL_cleanse(plain, sizeof(plain));
+	OPENSSL_cleanse(plain, (n <= JS_KS_BATCH_MAX ? n : 0) * sizeof(plain[0]));
 	return ret;
 }
 

@@ -362,6 +362,50 @@ int js_store_commit(struct js_store *s, struct js_commit *c)
 	return ret;
 }
 
+int js_store_commit_many(struct js_store *s, struct js_commit *const c[], size_t n)
+{
+	struct js_commit *head = NULL, **tail = &head;
+	size_t k = 0;
+	bool closing;
+	int ret;
+
+	if (s == NULL || (n > 0 && c == NULL))
+		return DJ_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (c[i] == NULL || c[i]->done != NULL)
+			return DJ_EINVAL;
+	if (!s->ops->inline_commit) {
+		for (size_t i = 0; i < n; i++) {
+			ret = js_store_commit(s, c[i]);
+			if (ret != DJ_EOK)
+				c[i]->result = ret;
+		}
+		return DJ_EOK;
+	}
+	pthread_mutex_lock(&s->qlock);
+	closing = s->closing;
+	pthread_mutex_unlock(&s->qlock);
+	if (closing)
+		return DJ_ESHUTDOWN;
+	for (size_t i = 0; i < n; i++) {
+		c[i]->priv_next = NULL;
+		if (!commit_ok(s, c[i])) {
+			c[i]->result = DJ_EINVAL;
+			continue;
+		}
+		*tail = c[i];
+		tail = &c[i]->priv_next;
+		k++;
+	}
+	if (k == 0)
+		return DJ_EOK;
+	ret = s->ops->apply_batch(s, head, k);
+	js_store__count(s, head, k, ret);
+	notify_events(s, head);
+	finish_batch(head);	/* unlinks; no done to call */
+	return DJ_EOK;
+}
+
 void js_store__count(struct js_store *s, const struct js_commit *head, size_t n, int batch_ret)
 {
 	uint64_t ok = 0, conflicts = 0;

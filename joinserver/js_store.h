@@ -265,6 +265,16 @@ int js_store_submit(struct js_store *s, struct js_commit *c) DJ_MUSTCHECK;
 /*! \brief Submit and wait; returns c->result. */
 int js_store_commit(struct js_store *s, struct js_commit *c) DJ_MUSTCHECK;
 
+/*!
+ * \brief js_store_commit() for n changes, applied in order; each c[i]->result says how its own
+ *        went (a lost compare-and-swap fails only that item). A store that applies on the
+ *        caller's thread (in memory) applies them as one batch under one lock, looking up all
+ *        their rows before changing any; the others commit them one by one. c[i]->done must
+ *        be NULL.
+ * \retval DJ_EOK (see each result), DJ_EINVAL, DJ_ESHUTDOWN
+ */
+int js_store_commit_many(struct js_store *s, struct js_commit *const c[], size_t n) DJ_MUSTCHECK;
+
 /*! \brief Look a session up by SessionKeyID. \retval DJ_EOK, DJ_ENOENT, DJ_ESQL */
 int js_store_session_get(struct js_store *s, const uint8_t *session_id, size_t len,
 			 struct js_session *out) DJ_MUSTCHECK;

@@ -832,8 +832,23 @@ static int mem_apply_batch(struct js_store *s, struct js_commit *head, size_t n)
 	struct mem *m = s->be;
 	uint64_t written = 0, dropped = 0, done = 0, rows;
 
-	(void)n;
 	pthread_mutex_lock(&m->lock);
+	if (n > 1) {
+		/* The rows of a batch are scattered over tables much larger than the caches:
+		 * start fetching all of them before changing the first (two passes, for the
+		 * slot and then for the device it points to). */
+		for (struct js_commit *c = head; c != NULL; c = c->priv_next) {
+			__builtin_prefetch(&m->dev[hash_bytes(c->dev_eui, LW_EUI_LEN) &
+						   (m->dev_slots - 1)]);
+			if (c->has_session)
+				__builtin_prefetch(&m->sess[hash_bytes(c->session_id,
+								       c->session_id_len) &
+							    (m->sess_slots - 1)], 1);
+		}
+		for (struct js_commit *c = head; c != NULL; c = c->priv_next)
+			__builtin_prefetch(m->dev[hash_bytes(c->dev_eui, LW_EUI_LEN) &
+						  (m->dev_slots - 1)], 1);
+	}
 	for (struct js_commit *c = head; c != NULL; c = c->priv_next) {
 		struct ob_new nw;
 
