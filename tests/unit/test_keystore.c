@@ -355,7 +355,7 @@ static void test_batched_tokens(void **state)
 {
 	struct js_keystore *ks = NULL;
 	uint8_t euis[4][LW_EUI_LEN], toks[4][JS_TOKEN_MAX], sealed[4][JS_TOKEN_MAX];
-	uint8_t labels[4][JS_LABEL_MAX], secret[64];
+	uint8_t labels[4][JS_LABEL_MAX], secret[64], src[65];
 	const uint8_t *eu[4], *tk[4], *lb[4], *sc[4];
 	uint8_t *so[4];
 	size_t tl[4], ll[4], sl[4], sol[4], slen;
@@ -386,10 +386,12 @@ static void test_batched_tokens(void **state)
 	}
 	assert_int_equal(rets[3], DJ_EUNWRAP);
 
+	for (size_t b = 0; b < sizeof(src); b++)
+		src[b] = (uint8_t)(b * 13 + 1);
 	for (int i = 0; i < 4; i++) {
 		ll[i] = js_keystore_label(JS_PURPOSE_SESSION, euis[i], (size_t)(i + 4), labels[i]);
 		lb[i] = labels[i];
-		sc[i] = nwk_key;
+		sc[i] = src;
 		sl[i] = (size_t)(8 + 8 * i);
 		so[i] = sealed[i];
 	}
@@ -404,7 +406,7 @@ static void test_batched_tokens(void **state)
 		assert_int_equal(js_keystore_open(ks, labels[i], ll[i], sealed[i], sol[i], secret,
 						  sizeof(secret), &slen), DJ_EOK);
 		assert_int_equal(slen, sl[i]);
-		assert_memory_equal(secret, nwk_key, slen);
+		assert_memory_equal(secret, src, slen);
 	}
 	js_keystore_free(ks);
 }
