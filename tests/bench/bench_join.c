@@ -376,6 +376,35 @@ static void run_breakdown(struct bench *b, unsigned n)
 	       "(key custody, AES-256 key wrap: %.0f ns); LoRaWAN crypto (MIC, JSIntKey/JSEncKey, "
 	       "4 session keys, Join-accept, wipe) %.0f ns\n", open_ns, seal_ns, open_ns + seal_ns,
 	       crypto_ns);
+	{
+		enum { K = JS_KS_BATCH_MAX };
+		const uint8_t *eu[K], *tk[K], *lb[K], *sc[K];
+		uint8_t sealed_k[K][JS_TOKEN_MAX], *so[K];
+		size_t tlk[K], llk[K], slk[K], solk[K];
+		struct js_root_keys rkk[K];
+		int rets[K];
+		double many_open, many_seal;
+
+		for (unsigned i = 0; i < K; i++) {
+			eu[i] = eui;
+			tk[i] = tok;
+			tlk[i] = tl;
+			lb[i] = label;
+			llk[i] = ll;
+			sc[i] = secret;
+			slk[i] = sizeof(secret);
+			so[i] = sealed_k[i];
+		}
+		many_open = PER_OP_NS(n / K, js_keystore_open_root_many(b->ks, K, eu, tk, tlk, rkk,
+									  rets)) / K;
+		many_seal = PER_OP_NS(n / K, js_keystore_seal_many(b->ks, K, lb, llk, sc, slk, so,
+								     solk, rets)) / K;
+		for (unsigned i = 0; i < K; i++)
+			js_root_keys_wipe(&rkk[i]);
+		printf("key custody in groups of %d (js_keystore_*_many): open %.0f ns, seal %.0f ns "
+		       "per token (%.0f ns per join)\n", K, many_open, many_seal,
+		       many_open + many_seal);
+	}
 	js_root_keys_wipe(&rk);
 	lw_sim_wipe(&sim);
 	lw_crypto_free(cx);
