@@ -144,6 +144,11 @@ struct svc {
 	bool closing;			/* svc_free(): drop, never retry */
 	struct event *drain_ev;
 	struct event *expire_ev;	/* housekeeping: expired sessions out of the store */
+	/* JoinReqs/RejoinReqs gathered during one pass of the loop, handed to the engine as one
+	 * group when the loop gets to join_ev (js_engine_submit_many: key custody in lockstep) */
+	struct event *join_ev;
+	struct job *join_q[JS_ENGINE_BATCH_MAX];
+	unsigned join_n;
 	/* requests of async peers answered with an empty 200 whose answer is not yet delivered
 	 * or dropped: draining waits for them, a reload keeps their peer table */
 	unsigned async_pending;
@@ -948,13 +953,57 @@ static void join_done(struct js_join_req *r, void *arg)
 		dj_log(LOG_CRIT, "cannot hand a join answer to the loop: out of memory");
 }
 
+/* join_flush - hand the queued JoinReqs/RejoinReqs to the engine as one group */
+static void join_flush(struct svc *s)
+{
+	struct js_join_req *rq[JS_ENGINE_BATCH_MAX];
+	struct job *q[JS_ENGINE_BATCH_MAX];
+	int rets[JS_ENGINE_BATCH_MAX];
+	unsigned n = s->join_n;
+	int ret;
+
+	if (n == 0)
+		return;
+	memcpy(q, s->join_q, n * sizeof(q[0]));
+	s->join_n = 0;
+	for (unsigned i = 0; i < n; i++)
+		rq[i] = &q[i]->jr;
+	ret = js_engine_submit_many(s->engine, rq, n, rets);
+	for (unsigned i = 0; i < n; i++) {
+		int r = ret != DJ_EOK ? ret : rets[i];
+
+		if (r == DJ_EOK)
+			continue;
+		dj_err("join engine: %s", dj_strerror(r));
+		refuse(s, &q[i]->to, &q[i]->msg, BI_OTHER, "internal error");
+		free(q[i]);
+	}
+}
+
+/* join_flush_cb - the loop reached join_ev: the requests gathered so far go as one group */
+static void join_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	join_flush(arg);
+}
+
+/* join_queue - a checked JoinReq/RejoinReq joins the group of this pass of the loop */
+static void join_queue(struct svc *s, struct job *j)
+{
+	s->join_q[s->join_n++] = j;
+	if (s->join_n == JS_ENGINE_BATCH_MAX)
+		join_flush(s);
+	else if (s->join_n == 1)
+		event_active(s->join_ev, 0, 0);
+}
+
 /* do_join - JoinReq / RejoinReq: hand the frame to the engine */
 static void do_join(struct svc *s, struct reply_to *to, const struct bi_msg *m)
 {
 	struct peer *pe = to->pe;
 	struct lw_request fr;
 	struct job *j;
-	int ret;
 
 	/* The DevEUI field must be the frame's, and the frame's JoinEUI one served here. */
 	if (lw_frame_parse_request(m->phy, m->phy_len, &fr) == LW_FRAME_OK) {
@@ -991,12 +1040,7 @@ static void do_join(struct svc *s, struct reply_to *to, const struct bi_msg *m)
 	j->jr.done = join_done;
 	j->jr.done_arg = j;
 	j->jr.accepted = s->pub != NULL ? join_accepted : NULL;
-	ret = js_engine_submit(s->engine, &j->jr);
-	if (ret != DJ_EOK) {
-		dj_err("join engine: %s", dj_strerror(ret));
-		refuse(s, to, m, BI_OTHER, "internal error");
-		free(j);
-	}
+	join_queue(s, j);
 }
 
 /* do_appskey - AppSKeyReq from an application server */
@@ -1676,6 +1720,11 @@ int svc_new(struct event_base *base, const char *config_path, struct svc **out, 
 	ret = srv_new(base, &sp, &s->srv, err, errlen);
 	if (ret != DJ_EOK)
 		goto out;
+	s->join_ev = event_new(base, -1, 0, join_flush_cb, s);
+	if (s->join_ev == NULL) {
+		ret = DJ_ENOMEM;
+		goto out;
+	}
 	s->expire_ev = event_new(base, -1, EV_PERSIST, expire_sessions, s);
 	if (s->expire_ev == NULL ||
 	    event_add(s->expire_ev, &(struct timeval){ SESSION_SWEEP_SECONDS, 0 }) != 0) {
@@ -1761,6 +1810,11 @@ void svc_free(struct svc *s)
 {
 	if (s == NULL)
 		return;
+	for (unsigned i = 0; i < s->join_n; i++)	/* their requests went with srv */
+		free(s->join_q[i]);
+	s->join_n = 0;
+	if (s->join_ev != NULL)
+		event_free(s->join_ev);
 	srv_free(s->srv);
 	js_engine_free(s->engine);
 	ev_pub_free(s->pub);		/* before the store whose outbox it reads */
