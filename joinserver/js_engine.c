@@ -576,6 +576,15 @@ static void refuse_out(struct js_join_out *out, enum js_verdict v)
 	out->phy_len = 0;
 }
 
+/* commit_failed - a state change that did not commit: a deleted device becomes UnknownDevEUI
+ * (DJ_EOK); DJ_ECONFLICT asks for the checks again on the fresh state; a fault is passed on.
+ * The answer keeps no keys and no Join-accept. */
+static int commit_failed(struct js_join_out *out, int ret)
+{
+	refuse_out(out, ret == DJ_ENOENT ? JS_V_UNKNOWN_DEVEUI : out->verdict);
+	return ret == DJ_ENOENT ? DJ_EOK : ret;
+}
+
 int js_engine_join(struct js_engine *e, const struct js_join_in *in, struct js_join_out *out)
 {
 	int ret = DJ_EOK;
@@ -589,11 +598,7 @@ int js_engine_join(struct js_engine *e, const struct js_join_in *in, struct js_j
 		ret = js_store_commit(e->store, &e->commit);
 		if (ret == DJ_EOK)
 			return DJ_EOK;
-		js_join_out_wipe(out);
-		if (ret == DJ_ENOENT) {	/* deleted between read and commit */
-			refuse_out(out, JS_V_UNKNOWN_DEVEUI);
-			return DJ_EOK;
-		}
+		ret = commit_failed(out, ret);
 		if (ret != DJ_ECONFLICT)
 			return ret;
 	}
@@ -639,17 +644,12 @@ int js_engine_join_many(struct js_engine *e, const struct js_join_in *in,
 		for (size_t i = 0; i < k; i++) {
 			if (rets[base + i] != DJ_EOK || op[i]->verdict != JS_ACCEPT)
 				continue;
-			ret = cp[i]->result;
-			if (ret == DJ_EOK)
+			if (cp[i]->result == DJ_EOK)
 				continue;
-			js_join_out_wipe(op[i]);
-			if (ret == DJ_ENOENT)
-				refuse_out(op[i], JS_V_UNKNOWN_DEVEUI);
-			else if (ret == DJ_ECONFLICT)
+			ret = commit_failed(op[i], cp[i]->result);
+			if (ret == DJ_ECONFLICT)
 				ret = js_engine_join(e, ip[i], op[i]);
-			else
-				refuse_out(op[i], op[i]->verdict);
-			rets[base + i] = ret == DJ_ENOENT ? DJ_EOK : ret;
+			rets[base + i] = ret;
 		}
 	}
 	return DJ_EOK;
@@ -675,7 +675,6 @@ static int submit_prepared(struct js_engine *e, struct js_join_req *r)
 {
 	int ret;
 
-	(void)e;
 	if (r->out.verdict != JS_ACCEPT) {
 		r->result = DJ_EOK;
 		r->done(r, r->done_arg);
