@@ -28,8 +28,8 @@
 
 #include <ldns/ldns.h>
 
-#include "da_internal.h"
-#include "dj_err.h"
+#include "backend-auth/da_internal.h"
+#include "common/dj_err.h"
 
 #define RCODE_NOERROR 0		/* RFC 1035 §4.1.1 */
 #define RCODE_NXDOMAIN 3

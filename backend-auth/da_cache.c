@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "da_internal.h"
-#include "dj_err.h"
+#include "backend-auth/da_internal.h"
+#include "common/dj_err.h"
 
 #define MS_PER_S 1000u
 #define BUCKETS_MAX (1u << 20)	/* beyond this, chains just get longer */

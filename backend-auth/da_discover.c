@@ -32,8 +32,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "da_internal.h"
-#include "dj_err.h"
+#include "backend-auth/da_internal.h"
+#include "common/dj_err.h"
 
 #define DISC_MAX_SERVERS 16	/* SRV targets followed per discovery */
 #define DISC_MAX_ADDRS 16	/* addresses kept per target and family */

@@ -38,9 +38,9 @@
 #include <unbound-event.h>
 #include <unbound.h>
 
-#include "da_internal.h"
-#include "dj_err.h"
-#include "dj_log.h"
+#include "backend-auth/da_internal.h"
+#include "common/dj_err.h"
+#include "common/dj_log.h"
 
 #define DEF_CACHE_MAX 10000u
 #define DEF_TTL_CAP 3600u

@@ -34,7 +34,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "dj_compiler.h"
+#include "common/dj_compiler.h"
 
 struct event_base;
 struct da_resolver;

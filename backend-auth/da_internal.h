@@ -21,8 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "da_dns.h"
-#include "dj_compiler.h"
+#include "backend-auth/da_dns.h"
+#include "common/dj_compiler.h"
 
 /* RR types we ask for (RFC 1035, RFC 2782, RFC 3403, RFC 3596, RFC 6698) */
 #define DA_T_A 1

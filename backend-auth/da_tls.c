@@ -20,8 +20,8 @@
 #include <openssl/err.h>
 #include <openssl/x509_vfy.h>
 
-#include "da_tls.h"
-#include "dj_err.h"
+#include "backend-auth/da_tls.h"
+#include "common/dj_err.h"
 
 #define DA_NAME_LEN_MAX 253
 #define DA_LABEL_MAX 63

@@ -34,8 +34,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include "da_dns.h"
-#include "dj_compiler.h"
+#include "backend-auth/da_dns.h"
+#include "common/dj_compiler.h"
 
 #define DA_CLIENTID_EXT_DEFAULT 65290u
 #define DA_NAME_MAX 256 /* a presentation-form name and its NUL */

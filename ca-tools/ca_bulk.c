@@ -33,10 +33,10 @@
 #include <openssl/core_names.h>
 #include <openssl/pem.h>
 
-#include "ca_bulk.h"
-#include "ca_cert.h"
-#include "ca_tlsa.h"
-#include "dj_err.h"
+#include "ca-tools/ca_bulk.h"
+#include "ca-tools/ca_cert.h"
+#include "ca-tools/ca_tlsa.h"
+#include "common/dj_err.h"
 
 #define CA_CSV_LINE_MAX 4096
 #define CA_PROGRESS_MS 100

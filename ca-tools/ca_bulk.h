@@ -32,9 +32,9 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "ca_key.h"
-#include "ca_name.h"
-#include "dj_compiler.h"
+#include "ca-tools/ca_key.h"
+#include "ca-tools/ca_name.h"
+#include "common/dj_compiler.h"
 
 #define CA_BULK_THREADS_MAX 64
 #define CA_DEVEUI_HEX 16	/* 8 bytes, TS001 §6.2.4 */

@@ -18,12 +18,12 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
-#include "ca_cert.h"
-#include "ca_key.h"
-#include "ca_name.h"
-#include "ca_tlsa.h"
-#include "dj_err.h"
-#include "dj_hex.h"
+#include "ca-tools/ca_cert.h"
+#include "ca-tools/ca_key.h"
+#include "ca-tools/ca_name.h"
+#include "ca-tools/ca_tlsa.h"
+#include "common/dj_err.h"
+#include "common/dj_hex.h"
 
 #define CA_SERIAL_LEN 16	/* 128 random bits, top bit cleared: a positive INTEGER */
 

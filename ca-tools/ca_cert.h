@@ -26,7 +26,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "dj_compiler.h"
+#include "common/dj_compiler.h"
 
 enum ca_role {
 	CA_ROLE_ROOT,

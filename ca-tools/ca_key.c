@@ -19,8 +19,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "ca_key.h"
-#include "dj_err.h"
+#include "ca-tools/ca_key.h"
+#include "common/dj_err.h"
 
 int ca_key_type_parse(const char *text, enum ca_key_type *out)
 {

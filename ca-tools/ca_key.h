@@ -16,7 +16,7 @@
 
 #include <openssl/evp.h>
 
-#include "dj_compiler.h"
+#include "common/dj_compiler.h"
 
 enum ca_key_type {
 	CA_KEY_EC_P256 = 0,	/* the default */

@@ -13,8 +13,8 @@
 
 #include <unbound.h>
 
-#include "ca_lookup.h"
-#include "dj_err.h"
+#include "ca-tools/ca_lookup.h"
+#include "common/dj_err.h"
 
 #define CA_LOOKUP_INTERVAL_MS 200	/* between two tries of ca_lookup_until() */
 

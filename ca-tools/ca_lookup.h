@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dj_compiler.h"
+#include "common/dj_compiler.h"
 
 #define CA_RRSET_MAX 64		/* records per RRset we handle in one change */
 #define CA_WHY_MAX 256

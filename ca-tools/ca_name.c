@@ -9,8 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "ca_name.h"
-#include "dj_err.h"
+#include "ca-tools/ca_name.h"
+#include "common/dj_err.h"
 
 /* name_char_ok - letters, digits, hyphen and underscore (service labels, RFC 8552) */
 static int name_char_ok(char c)

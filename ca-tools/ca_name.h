@@ -16,7 +16,7 @@
 
 #include <stddef.h>
 
-#include "dj_compiler.h"
+#include "common/dj_compiler.h"
 
 #define CA_NAME_MAX 253		/* RFC 1035 §2.3.4: 255 octets on the wire = 253 characters */
 #define CA_LABEL_MAX 63		/* RFC 1035 §2.3.4 */

@@ -15,8 +15,8 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include "ca_roll.h"
-#include "dj_err.h"
+#include "ca-tools/ca_roll.h"
+#include "common/dj_err.h"
 
 static const char *const step_names[] = { "start", "published", "switched", "done" };
 

@@ -19,8 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ca_name.h"
-#include "dj_compiler.h"
+#include "ca-tools/ca_name.h"
+#include "common/dj_compiler.h"
 
 #define CA_ROLL_VERSION 1
 #define CA_ROLL_RDATA_MAX 1100	/* "U S M" + up to 512 bytes of data in hex */

@@ -11,9 +11,9 @@
 
 #include <openssl/crypto.h>
 
-#include "ca_tlsa.h"
-#include "dj_err.h"
-#include "dj_hex.h"
+#include "ca-tools/ca_tlsa.h"
+#include "common/dj_err.h"
+#include "common/dj_hex.h"
 
 int ca_tlsa_compute(X509 *cert, EVP_PKEY *key, unsigned usage, unsigned selector, unsigned mtype,
 		    struct ca_tlsa *out)

@@ -16,7 +16,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "dj_compiler.h"
+#include "common/dj_compiler.h"
 
 #define CA_TLSA_USAGE_MAX 3	/* RFC 6698 §2.1.1: PKIX-TA(0) .. DANE-EE(3) */
 #define CA_TLSA_SEL_CERT 0	/* RFC 6698 §2.1.2 */

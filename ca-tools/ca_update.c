@@ -19,8 +19,8 @@
 
 #include <openssl/crypto.h>
 
-#include "ca_update.h"
-#include "dj_err.h"
+#include "ca-tools/ca_update.h"
+#include "common/dj_err.h"
 
 #define CA_TSIG_FUDGE 300	/* RFC 8945 §10: recommended fudge */
 #define CA_TSIG_ERR_RDF 5	/* TSIG rdata: alg, time, fudge, MAC, orig id, *error*, other */

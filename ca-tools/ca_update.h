@@ -21,9 +21,9 @@
 
 #include <ldns/ldns.h>
 
-#include "ca_lookup.h"
-#include "ca_name.h"
-#include "dj_compiler.h"
+#include "ca-tools/ca_lookup.h"
+#include "ca-tools/ca_name.h"
+#include "common/dj_compiler.h"
 
 #define CA_DNS_PORT 53
 #define CA_TIMEOUT_MS_DEFAULT 5000

@@ -7,7 +7,7 @@
 
 #include <openssl/err.h>
 
-#include "dj_err.h"
+#include "common/dj_err.h"
 
 void dj_errbuf(char *err, size_t errlen, const char *fmt, ...)
 {

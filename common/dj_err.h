@@ -8,7 +8,7 @@
  *
  *	These are *faults*: something went wrong on our side or in our environment. Protocol verdicts
  *	(a MIC mismatch, a replayed nonce) are not errors; they are answers to the peer and have their
- *	own enum (js_verdict in joinserver/js_engine.h).
+ *	own enum (js_verdict in joinserver/engine/js_engine.h).
  */
 #ifndef DJ_COMMON_DJ_ERR_H
 #define DJ_COMMON_DJ_ERR_H
@@ -42,7 +42,7 @@ enum dj_err {
 	DJ_ECONFIG = -1010,	/* the configuration is invalid */
 };
 
-#include "dj_compiler.h"
+#include "common/dj_compiler.h"
 
 /*!
  * \brief Text for an error code. Never NULL; unknown codes get a generic text.

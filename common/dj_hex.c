@@ -5,8 +5,8 @@
 
 #include <openssl/crypto.h>
 
-#include "dj_err.h"
-#include "dj_hex.h"
+#include "common/dj_err.h"
+#include "common/dj_hex.h"
 
 /* nibble - value of one hex digit, or -1 */
 static int nibble(char c)

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dj_compiler.h"
+#include "common/dj_compiler.h"
 
 /*!
  * \brief Parse exactly \p len bytes of hex from the NUL-terminated \p text.

@@ -3,7 +3,7 @@
  */
 #include <stdio.h>
 
-#include "dj_log.h"
+#include "common/dj_log.h"
 
 static dj_log_cb log_cb;
 static void *log_arg;

@@ -14,7 +14,7 @@
 #include <stdarg.h>
 #include <syslog.h>
 
-#include "dj_compiler.h"
+#include "common/dj_compiler.h"
 
 /*! Receives one formatted line (no trailing newline). \p arg is the one given to dj_log_set(). */
 typedef void (*dj_log_cb)(int level, const char *line, void *arg);

@@ -16,11 +16,11 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 
-#include "ca_bulk.h"
-#include "ca_cert.h"
-#include "ca_key.h"
-#include "ca_tlsa.h"
-#include "dj_err.h"
+#include "ca-tools/ca_bulk.h"
+#include "ca-tools/ca_cert.h"
+#include "ca-tools/ca_key.h"
+#include "ca-tools/ca_tlsa.h"
+#include "common/dj_err.h"
 #include "exec.h"
 
 int exec_exit_code(int rc)

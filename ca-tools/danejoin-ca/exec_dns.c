@@ -24,10 +24,10 @@
 
 #include <ldns/ldns.h>
 
-#include "ca_lookup.h"
-#include "ca_roll.h"
-#include "ca_update.h"
-#include "dj_err.h"
+#include "ca-tools/ca_lookup.h"
+#include "ca-tools/ca_roll.h"
+#include "ca-tools/ca_update.h"
+#include "common/dj_err.h"
 #include "exec.h"
 
 #define CA_CONFIRM_MS_MIN 10000	/* how long a confirmation may wait for the signer */

@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dj_err.h"
-#include "dj_log.h"
+#include "common/dj_err.h"
+#include "common/dj_log.h"
 #include "exec.h"
 #include "params.h"
 

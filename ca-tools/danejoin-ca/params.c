@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ca_name.h"
-#include "ca_tlsa.h"
-#include "dj_err.h"
+#include "ca-tools/ca_name.h"
+#include "ca-tools/ca_tlsa.h"
+#include "common/dj_err.h"
 #include "params.h"
 
 #define C(x) (1u << (x))

@@ -8,12 +8,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "ca_bulk.h"
-#include "ca_cert.h"
-#include "ca_key.h"
-#include "ca_name.h"
-#include "ca_update.h"
-#include "dj_compiler.h"
+#include "ca-tools/ca_bulk.h"
+#include "ca-tools/ca_cert.h"
+#include "ca-tools/ca_key.h"
+#include "ca-tools/ca_name.h"
+#include "ca-tools/ca_update.h"
+#include "common/dj_compiler.h"
 
 #define CA_PROGRAM "danejoin-ca"
 #define CA_MULTI_MAX 64		/* repeatable flags: --name, --rr, --expect */

@@ -17,7 +17,7 @@
 
 #include <openssl/crypto.h>
 
-#include "dj_err.h"
+#include "common/dj_err.h"
 #include "exec.h"
 #include "state.h"
 

@@ -27,10 +27,10 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "dj_err.h"
-#include "dj_hex.h"
-#include "da_tls.h"
-#include "dj_log.h"
+#include "common/dj_err.h"
+#include "common/dj_hex.h"
+#include "backend-auth/da_tls.h"
+#include "common/dj_log.h"
 #include "exec.h"
 #include "state.h"
 

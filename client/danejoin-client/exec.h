@@ -4,13 +4,13 @@
 #ifndef DJ_CLIENT_DANEJOIN_CLIENT_EXEC_H
 #define DJ_CLIENT_DANEJOIN_CLIENT_EXEC_H
 
-#include "bi_kek.h"
-#include "bi_msg.h"
-#include "da_dns.h"
-#include "dc_client.h"
-#include "dj_compiler.h"
-#include "dv_csv.h"
-#include "lw_sim.h"
+#include "bi/bi_kek.h"
+#include "bi/bi_msg.h"
+#include "backend-auth/da_dns.h"
+#include "bi/dc_client.h"
+#include "common/dj_compiler.h"
+#include "ownership/dv_csv.h"
+#include "lorawan/lw_sim.h"
 #include "params.h"
 #include "state.h"
 

@@ -22,10 +22,10 @@
 
 #include <openssl/crypto.h>
 
-#include "da_tls.h"
-#include "dj_err.h"
+#include "backend-auth/da_tls.h"
+#include "common/dj_err.h"
 #include "exec.h"
-#include "srv.h"
+#include "bi/srv.h"
 
 #define HTTP_OK 200
 #define HTTP_BAD_REQUEST 400

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dj_log.h"
+#include "common/dj_log.h"
 #include "exec.h"
 #include "params.h"
 

@@ -12,9 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "da_tls.h"
-#include "dj_err.h"
-#include "dj_hex.h"
+#include "backend-auth/da_tls.h"
+#include "common/dj_err.h"
+#include "common/dj_hex.h"
 #include "params.h"
 
 /* commands - names, in the order of enum dc_cmd */

@@ -10,9 +10,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "bi_msg.h"
-#include "dj_compiler.h"
-#include "lw_frame.h"
+#include "bi/bi_msg.h"
+#include "common/dj_compiler.h"
+#include "lorawan/lw_frame.h"
 
 #define DC_PROGRAM "danejoin-client"
 #define DC_STATE_SUFFIX ".state"

@@ -18,8 +18,8 @@
 
 #include <openssl/crypto.h>
 
-#include "dj_err.h"
-#include "dj_hex.h"
+#include "common/dj_err.h"
+#include "common/dj_hex.h"
 #include "state.h"
 
 #define ST_LINE_MAX 256

@@ -16,8 +16,8 @@
 
 #include <stddef.h>
 
-#include "dj_compiler.h"
-#include "lw_sim.h"
+#include "common/dj_compiler.h"
+#include "lorawan/lw_sim.h"
 
 #define ST_HEADER "# danejoin-client simulator state v1"
 

@@ -17,9 +17,9 @@
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 
-#include "dj_err.h"
-#include "dj_log.h"
-#include "ev_event.h"
+#include "common/dj_err.h"
+#include "common/dj_log.h"
+#include "events/ev_event.h"
 #include "exec.h"
 
 #define SUB_SCHEME "mqtts://"

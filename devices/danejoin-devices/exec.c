@@ -24,15 +24,15 @@
 
 #include <openssl/crypto.h>
 
-#include "dj_err.h"
-#include "dj_hex.h"
-#include "dv_chain.h"
-#include "dv_csv.h"
-#include "ev_event.h"
+#include "common/dj_err.h"
+#include "common/dj_hex.h"
+#include "ownership/dv_chain.h"
+#include "ownership/dv_csv.h"
+#include "events/ev_event.h"
 #include "exec.h"
-#include "js_keystore.h"
-#include "js_store.h"
-#include "js_store_owner.h"
+#include "store/js_keystore.h"
+#include "store/js_store.h"
+#include "store/js_store_owner.h"
 
 #define EUI_HEX_LEN (2 * LW_EUI_LEN + 1)
 #define TIME_TEXT_LEN 32

@@ -4,7 +4,7 @@
 #ifndef DJ_DEVICES_DANEJOIN_DEVICES_EXEC_H
 #define DJ_DEVICES_DANEJOIN_DEVICES_EXEC_H
 
-#include "js_config.h"
+#include "engine/js_config.h"
 #include "params.h"
 
 /*!

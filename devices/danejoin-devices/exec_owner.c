@@ -38,18 +38,18 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 
-#include "ca_lookup.h"
-#include "ca_update.h"
-#include "dj_err.h"
-#include "dj_hex.h"
-#include "dv_authcode.h"
-#include "dv_chain.h"
-#include "dv_csv.h"
-#include "dv_records.h"
+#include "ca-tools/ca_lookup.h"
+#include "ca-tools/ca_update.h"
+#include "common/dj_err.h"
+#include "common/dj_hex.h"
+#include "ownership/dv_authcode.h"
+#include "ownership/dv_chain.h"
+#include "ownership/dv_csv.h"
+#include "ownership/dv_records.h"
 #include "exec.h"
-#include "js_keystore.h"
-#include "js_store.h"
-#include "js_store_owner.h"
+#include "store/js_keystore.h"
+#include "store/js_store.h"
+#include "store/js_store_owner.h"
 
 #define EUI_HEX (2 * LW_EUI_LEN + 1)
 #define TLSA_TYPE 52			/* RFC 6698 §7.1 */

@@ -26,12 +26,12 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "ca_lookup.h"
-#include "ca_update.h"
-#include "dj_err.h"
-#include "dj_hex.h"
-#include "dv_chain.h"
-#include "dv_records.h"
+#include "ca-tools/ca_lookup.h"
+#include "ca-tools/ca_update.h"
+#include "common/dj_err.h"
+#include "common/dj_hex.h"
+#include "ownership/dv_chain.h"
+#include "ownership/dv_records.h"
 #include "exec.h"
 
 #define TLSA_TYPE 52			/* RFC 6698 §7.1 */

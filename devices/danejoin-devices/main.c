@@ -8,10 +8,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dj_err.h"
-#include "dj_log.h"
+#include "common/dj_err.h"
+#include "common/dj_log.h"
 #include "exec.h"
-#include "js_config.h"
+#include "engine/js_config.h"
 #include "params.h"
 
 /* long_opts - every flag of every command; params_validate() checks which command may use it */

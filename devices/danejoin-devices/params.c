@@ -7,8 +7,8 @@
  */
 #include <string.h>
 
-#include "dj_err.h"
-#include "dj_hex.h"
+#include "common/dj_err.h"
+#include "common/dj_hex.h"
 #include "params.h"
 
 /* cmd_table - command names, and how many positional arguments each takes */

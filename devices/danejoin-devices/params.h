@@ -8,8 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "dj_compiler.h"
-#include "lw_frame.h"
+#include "common/dj_compiler.h"
+#include "lorawan/lw_frame.h"
 
 #define DV_PROGRAM "danejoin-devices"
 

@@ -19,15 +19,15 @@
 
 #include <openssl/crypto.h>
 
-#include "dj_err.h"
-#include "dj_hex.h"
-#include "dv_csv.h"
+#include "common/dj_err.h"
+#include "common/dj_hex.h"
+#include "ownership/dv_csv.h"
 #include "exec.h"
-#include "js_config.h"
-#include "js_engine.h"
-#include "js_keystore.h"
-#include "js_store.h"
-#include "lw_sim.h"
+#include "engine/js_config.h"
+#include "engine/js_engine.h"
+#include "store/js_keystore.h"
+#include "store/js_store.h"
+#include "lorawan/lw_sim.h"
 
 #define SIM_EXIT_OK 0
 #define SIM_EXIT_USAGE 1

@@ -49,12 +49,12 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include "bi_kek.h"
-#include "da_tls.h"
-#include "dj_err.h"
-#include "dj_hex.h"
-#include "dj_log.h"
-#include "js_config.h"
+#include "bi/bi_kek.h"
+#include "backend-auth/da_tls.h"
+#include "common/dj_err.h"
+#include "common/dj_hex.h"
+#include "common/dj_log.h"
+#include "engine/js_config.h"
 
 #define PUB_WINDOW 512		/* published rows waiting for PUBACK, at most */
 #define PUB_FETCH 64		/* rows read from the outbox at once */

@@ -31,10 +31,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "da_dns.h"
-#include "dj_compiler.h"
-#include "ev_event.h"
-#include "js_store.h"
+#include "backend-auth/da_dns.h"
+#include "common/dj_compiler.h"
+#include "events/ev_event.h"
+#include "store/js_store.h"
 
 struct ev_pub;
 struct js_config;

@@ -13,8 +13,8 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
-#include "dj_err.h"
-#include "dj_log.h"
+#include "common/dj_err.h"
+#include "common/dj_log.h"
 #include "svc.h"
 
 #define EXIT_USAGE 1

@@ -18,7 +18,7 @@
 
 #include <event2/event.h>
 
-#include "dj_compiler.h"
+#include "common/dj_compiler.h"
 
 struct svc;
 

@@ -17,7 +17,7 @@
  *	- The AS id becomes a topic level, so only letters, digits, '-' and '_' are accepted
  *	  (no '/', '+' or '#' that would move the event to another AS's topic).
  */
-#include "ev_event.h"
+#include "events/ev_event.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +26,8 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
-#include "dj_err.h"
-#include "dj_hex.h"
+#include "common/dj_err.h"
+#include "common/dj_hex.h"
 #include "ev.pb-c.h"
 
 #define HEX_MAX 129		/* the longest field printed in hex: 64 bytes */

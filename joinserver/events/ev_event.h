@@ -28,10 +28,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bi_msg.h"
-#include "dj_compiler.h"
-#include "js_store.h"
-#include "lw_frame.h"
+#include "bi/bi_msg.h"
+#include "common/dj_compiler.h"
+#include "store/js_store.h"
+#include "lorawan/lw_frame.h"
 
 #define EV_ID_MAX 40		/* 16 hex digits, '-', a decimal int64, NUL */
 #define EV_TOPIC_MAX 384

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bi_msg.h"
-#include "dj_err.h"
+#include "bi/bi_msg.h"
+#include "common/dj_err.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "da_tls.h"
-#include "dj_err.h"
+#include "backend-auth/da_tls.h"
+#include "common/dj_err.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

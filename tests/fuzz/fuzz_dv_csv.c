@@ -5,8 +5,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "dj_err.h"
-#include "dv_csv.h"
+#include "common/dj_err.h"
+#include "ownership/dv_csv.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "dj_err.h"
-#include "js_config.h"
+#include "common/dj_err.h"
+#include "engine/js_config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

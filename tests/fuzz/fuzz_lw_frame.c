@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dj_err.h"
-#include "lw_frame.h"
+#include "common/dj_err.h"
+#include "lorawan/lw_frame.h"
 
 #define MHDR_NOT_RFU 0xe3	/* MType (7..5) and Major (1..0); bits 4..2 are RFU */
 

@@ -25,8 +25,8 @@
 
 #include <event2/event.h>
 
-#include "da_dns.h"
-#include "dj_err.h"
+#include "backend-auth/da_dns.h"
+#include "common/dj_err.h"
 
 #define LINE_MAX_LEN 1024
 

@@ -31,9 +31,9 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
-#include "dj_err.h"
-#include "dj_log.h"
-#include "srv.h"
+#include "common/dj_err.h"
+#include "common/dj_log.h"
+#include "bi/srv.h"
 
 #define MAX_BODY       1024
 #define HEADER_TIMEOUT 3 /* seconds; long enough that 4 connects under a loaded CI land within it */

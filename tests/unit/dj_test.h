@@ -7,9 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dj_err.h"
-#include "dj_hex.h"
-#include "lw_crypto.h"
+#include "common/dj_err.h"
+#include "common/dj_hex.h"
+#include "lorawan/lw_crypto.h"
 
 #define DJ_TEST_HEX_MAX 1024	/* longest fixture, in hex digits */
 

@@ -11,8 +11,8 @@
 
 #include "dj_test.h"
 
-#include "bi_kek.h"
-#include "dj_err.h"
+#include "bi/bi_kek.h"
+#include "common/dj_err.h"
 
 #define KEK128 "000102030405060708090A0B0C0D0E0F"
 #define KEK256 "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F"

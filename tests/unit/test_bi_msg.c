@@ -16,8 +16,8 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
-#include "bi_msg.h"
-#include "dj_err.h"
+#include "bi/bi_msg.h"
+#include "common/dj_err.h"
 
 /* V1 of vectors.md: a 1.0 Join-request, 23 bytes on air */
 #define V1_PHY "0001010101010101010202020202020202030309b97b32"

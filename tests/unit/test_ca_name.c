@@ -14,10 +14,10 @@
 
 #include <cmocka.h>
 
-#include "ca_name.h"
-#include "ca_roll.h"
-#include "ca_tlsa.h"
-#include "dj_err.h"
+#include "ca-tools/ca_name.h"
+#include "ca-tools/ca_roll.h"
+#include "ca-tools/ca_tlsa.h"
+#include "common/dj_err.h"
 
 /* rep - a string of n copies of c (static buffer) */
 static const char *rep(char c, size_t n, const char *suffix)

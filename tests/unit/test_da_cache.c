@@ -15,8 +15,8 @@
 #include <cmocka.h>
 #include <event2/event.h>
 
-#include "da_internal.h"
-#include "dj_err.h"
+#include "backend-auth/da_internal.h"
+#include "common/dj_err.h"
 
 #define MAXQ 32
 

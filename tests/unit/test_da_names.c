@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "da_internal.h"
-#include "dj_err.h"
+#include "backend-auth/da_internal.h"
+#include "common/dj_err.h"
 
 static void test_joineui_name(void **state)
 {

@@ -13,8 +13,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "da_tls.h"
-#include "dj_err.h"
+#include "backend-auth/da_tls.h"
+#include "common/dj_err.h"
 
 struct pki {
 	EVP_PKEY *ca_key, *leaf_key, *other_key;

@@ -15,8 +15,8 @@
 #include <event2/event.h>
 #include <ldns/ldns.h>
 
-#include "da_internal.h"
-#include "dj_err.h"
+#include "backend-auth/da_internal.h"
+#include "common/dj_err.h"
 
 /* ---- da__txt_join, table first ------------------------------------------------------------ */
 

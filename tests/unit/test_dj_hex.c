@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "dj_err.h"
-#include "dj_hex.h"
+#include "common/dj_err.h"
+#include "common/dj_hex.h"
 
 static void test_parse_forms(void **state)
 {

@@ -16,9 +16,9 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 
-#include "dj_err.h"
-#include "dv_authcode.h"
-#include "dv_chain.h"
+#include "common/dj_err.h"
+#include "ownership/dv_authcode.h"
+#include "ownership/dv_chain.h"
 
 #define NKEYS 4
 

@@ -13,8 +13,8 @@
 
 #include <cmocka.h>
 
-#include "dj_err.h"
-#include "dv_csv.h"
+#include "common/dj_err.h"
+#include "ownership/dv_csv.h"
 
 #define HDR DV_CSV_HEADER "\n"
 #define DEV1 "0102030405060708"

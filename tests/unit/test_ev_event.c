@@ -16,9 +16,9 @@
 
 #include <jansson.h>
 
-#include "dj_err.h"
+#include "common/dj_err.h"
 #include "ev.pb-c.h"
-#include "ev_event.h"
+#include "events/ev_event.h"
 
 static const uint8_t sid[JS_SESSION_ID_LEN] = { 0x70, 0, 0, 0, 0, 0, 0, 1, 0, 0, 7 };
 

@@ -13,9 +13,9 @@
 
 #include <cmocka.h>
 
-#include "dj_err.h"
-#include "js_config.h"
-#include "js_store.h"
+#include "common/dj_err.h"
+#include "engine/js_config.h"
+#include "store/js_store.h"
 
 #define MINIMAL "[store]\npath = js.db\n[keys]\nmaster_key_file = master.key\n"
 

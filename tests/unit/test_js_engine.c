@@ -17,12 +17,12 @@
 #include <cmocka.h>
 #include <openssl/rand.h>
 
-#include "dj_err.h"
-#include "dj_hex.h"
-#include "js_engine.h"
-#include "js_keystore.h"
-#include "js_store.h"
-#include "lw_sim.h"
+#include "common/dj_err.h"
+#include "common/dj_hex.h"
+#include "engine/js_engine.h"
+#include "store/js_keystore.h"
+#include "store/js_store.h"
+#include "lorawan/lw_sim.h"
 
 struct fx {
 	struct js_keystore *ks;

@@ -18,12 +18,12 @@
 #include <event2/event.h>
 #include <openssl/evp.h>
 
-#include "da_internal.h"
-#include "dj_err.h"
-#include "dj_hex.h"
-#include "dv_chain.h"
-#include "dv_records.h"
-#include "js_owner.h"
+#include "backend-auth/da_internal.h"
+#include "common/dj_err.h"
+#include "common/dj_hex.h"
+#include "ownership/dv_chain.h"
+#include "ownership/dv_records.h"
+#include "ownership/js_owner.h"
 
 static const uint8_t EUI[LW_EUI_LEN] = { 0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0x00, 0x01, 0x01 };
 static const uint8_t EUI2[LW_EUI_LEN] = { 0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0x00, 0x01, 0x02 };

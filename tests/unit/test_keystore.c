@@ -18,10 +18,10 @@
 
 #include <openssl/evp.h>
 
-#include "dj_err.h"
-#include "dj_hex.h"
-#include "js_keystore.h"
-#include "js_keystore_internal.h"
+#include "common/dj_err.h"
+#include "common/dj_hex.h"
+#include "store/js_keystore.h"
+#include "store/js_keystore_internal.h"
 
 #define PATH_MAX_LEN 512
 #define KWP_OUT_MAX 64

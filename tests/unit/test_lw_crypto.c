@@ -20,9 +20,9 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
-#include "dj_err.h"
+#include "common/dj_err.h"
 #include "dj_test.h"
-#include "lw_crypto.h"
+#include "lorawan/lw_crypto.h"
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 

@@ -17,10 +17,10 @@
 
 #include <cmocka.h>
 
-#include "dj_err.h"
+#include "common/dj_err.h"
 #include "dj_test.h"
-#include "lw_crypto.h"
-#include "lw_frame.h"
+#include "lorawan/lw_crypto.h"
+#include "lorawan/lw_frame.h"
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 

@@ -18,8 +18,8 @@
 
 #include <sqlite3.h>
 
-#include "dj_err.h"
-#include "js_store.h"
+#include "common/dj_err.h"
+#include "store/js_store.h"
 
 #define PATH_LEN 512
 

@@ -20,9 +20,9 @@
 
 #include <sqlite3.h>
 
-#include "dj_err.h"
-#include "js_keystore.h"
-#include "js_store.h"
+#include "common/dj_err.h"
+#include "store/js_keystore.h"
+#include "store/js_store.h"
 
 #define PATH_LEN 512
 #define N_THREADS 100

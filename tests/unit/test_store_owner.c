@@ -17,10 +17,10 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "dj_err.h"
-#include "js_keystore.h"
-#include "js_store.h"
-#include "js_store_owner.h"
+#include "common/dj_err.h"
+#include "store/js_keystore.h"
+#include "store/js_store.h"
+#include "store/js_store_owner.h"
 
 static const uint8_t master[JS_MASTER_KEY_LEN] = { 7 };
 static const uint8_t chain_a[] = { 1, 2, 3 };

@@ -1,0 +1,131 @@
+/*
+ * srv.h - the HTTPS front of danejoind: HTTP/1.1 keep-alive over TLS 1.3 with client
+ * certificates required, on a libevent loop.
+ *
+ * DESCRIPTION
+ *	srv owns the listening socket, the TLS context, the connections and the limits (body size,
+ *	header and idle timeouts, connection count). It authenticates each client and hands every
+ *	POST to the handler with the peer's authenticated identity. The handler answers with
+ *	srv_reply(), at once or later: an answer that waits for a durable commit is completed from
+ *	another thread through srv_call_in_loop().
+ *
+ *	Peer verification has two modes (TLS 1.3 only, no session resumption, so every connection
+ *	is verified in full):
+ *	- SRV_AUTH_DANE (the default of danejoind): the client's identity is the name in its
+ *	  dane_clientid extension or else the single SAN dNSName of its leaf; its certificate is
+ *	  checked against the DNSSEC-secure TLSA records at that name (backend-auth/da_tls.h).
+ *	  The TLSA lookup is asynchronous, so this check runs after the handshake: a request that
+ *	  arrives before it ends waits; a connection that fails it gets 403 (503 when the DNS
+ *	  could not answer) and is closed, and no request of it reaches the handler.
+ *	- SRV_AUTH_PKIX: the chain must reach a root in client_ca_file; the identity is the single
+ *	  SAN dNSName of the leaf. A certificate with none or several names is refused at the
+ *	  handshake.
+ *
+ *	A second listener (metrics_addr, loopback by default) serves GET /metrics in the Prometheus
+ *	text format from the text the metrics callback returns.
+ *
+ *	Everything runs on the one loop thread except srv_call_in_loop().
+ */
+#ifndef DJ_DANEJOIND_SRV_H
+#define DJ_DANEJOIND_SRV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "common/dj_compiler.h"
+
+#define SRV_IDENTITY_MAX 256
+
+struct srv;
+struct srv_req;
+struct da_resolver;
+
+enum srv_auth {
+	SRV_AUTH_PKIX = 0, /* private roots in client_ca_file */
+	SRV_AUTH_DANE = 1, /* TLSA records, DNSSEC-validated through props.resolver */
+};
+
+/* Counters of client authentication (DANE mode), for metrics. */
+struct srv_auth_stats {
+	unsigned long long ok, rejected, tempfail, held;
+};
+
+struct srv_props {
+	const char *listen_addr;	/* "HOST:PORT"; IPv6 as "[::1]:PORT" */
+	const char *cert_file;		/* our certificate chain (PEM) */
+	const char *key_file;		/* our private key (PEM) */
+	const char *client_ca_file;	/* PKIX: roots that client certificates must chain to */
+	enum srv_auth auth;
+	struct da_resolver *resolver;	/* DANE: borrowed, on the same loop; outlives the srv */
+	unsigned clientid_ext;		/* DANE: dane_clientid codepoint; 0: ignore the extension */
+	size_t max_body;		/* bytes; larger bodies get 413 */
+	unsigned header_timeout;	/* seconds to receive a request's headers */
+	unsigned idle_timeout;		/* seconds a keep-alive connection may sit idle */
+	unsigned max_connections;	/* further connections are closed at once */
+	const char *metrics_addr;	/* "HOST:PORT" or NULL for none */
+	/* called for each POST on the loop thread; must lead to exactly one srv_reply() */
+	void (*handler)(struct srv_req *req, void *arg);
+	/* returns the metrics text (malloc'ed; srv frees it); called on the loop thread */
+	char *(*metrics)(void *arg);
+	void *arg;
+};
+
+/*!
+ * \brief Create the server on \p base: load certificates, bind both listeners.
+ * \param err  receives a one-line reason on failure ("cert_file /x: no such file", "bind
+ *             127.0.0.1:4430: address in use", …).
+ * \retval DJ_EOK, DJ_ECONFIG (bad certificate/key/CA or address), DJ_EIO (bind), DJ_ENOMEM
+ */
+int srv_new(struct event_base *base, const struct srv_props *props, struct srv **out, char *err,
+	    size_t errlen) DJ_MUSTCHECK;
+
+/*! \brief Stop accepting; requests in flight still get their answers. */
+void srv_stop_accepting(struct srv *s);
+
+/*! \brief Number of requests handed to the handler and not yet answered. */
+unsigned srv_in_flight(const struct srv *s);
+
+/*! \brief Number of open client connections. */
+unsigned srv_connections(const struct srv *s);
+
+/*! \brief Client authentication counters (all zero in PKIX mode). */
+void srv_auth_stats(const struct srv *s, struct srv_auth_stats *out);
+
+/*! \brief Close everything and free (NULL is accepted). */
+void srv_free(struct srv *s);
+
+/*!
+ * \brief Reload the TLS material (certificate, key, client roots) for new connections; existing
+ *        connections keep theirs. On failure nothing changes.
+ */
+int srv_reload_tls(struct srv *s, const char *cert_file, const char *key_file,
+		   const char *client_ca_file, char *err, size_t errlen) DJ_MUSTCHECK;
+
+/*! \brief The authenticated identity of the request's peer (never NULL, never empty): in DANE
+ *         mode the TLSA owner name it was verified at, e.g. "_ns-client.ns1.example.net". */
+const char *srv_req_peer(const struct srv_req *r);
+
+/*! \brief The request path ("/" or whatever the client posted to). */
+const char *srv_req_path(const struct srv_req *r);
+
+/*! \brief The request body (not NUL-terminated) and its length. */
+const uint8_t *srv_req_body(const struct srv_req *r, size_t *len);
+
+/*! \brief Monotonic time (seconds, double) when the request was complete, for latency. */
+double srv_req_started(const struct srv_req *r);
+
+/*!
+ * \brief Answer: status and a body with Content-Type application/json. Frees \p r. The body is
+ *        copied (the caller wipes its own copy if it held keys).
+ */
+void srv_reply(struct srv_req *r, int status, const char *json, size_t len);
+
+/*!
+ * \brief Run \p fn(\p arg) on the loop thread soon. Thread-safe; the only srv call that is.
+ * \retval DJ_EOK, DJ_ENOMEM
+ */
+int srv_call_in_loop(struct srv *s, void (*fn)(void *arg), void *arg) DJ_MUSTCHECK;
+
+#endif /* DJ_DANEJOIND_SRV_H */

@@ -1,0 +1,165 @@
+/*
+ * js_config.h - the INI configuration shared by danejoind and every danejoin CLI.
+ *
+ * SYNOPSIS
+ *	struct js_config cfg;
+ *	char err[JS_CONFIG_ERR_MAX];
+ *	if (js_config_load("/etc/danejoin/danejoin.conf", &cfg, err, sizeof(err)) != DJ_EOK)
+ *		fprintf(stderr, "%s\n", err);	// "FILE:LINE: [section] key: what is wrong"
+ *	...
+ *	js_config_free(&cfg);
+ *
+ * DESCRIPTION
+ *	The file is INI (libinih): [section] headers, "key = value" lines, comments starting with
+ *	';' or '#'. Every key is validated when it is read. Unknown sections, unknown keys, a key
+ *	set twice and a key outside any section are errors, so that a typo is never silently
+ *	ignored (DESIGN.md trust rule 6: bad input gets a clear error and changes nothing).
+ *
+ *	Relative paths are taken relative to the directory of the configuration file, so that a
+ *	configuration and its files can be moved together.
+ *
+ *	config/danejoin.conf.example documents every key.
+ */
+#ifndef DJ_JOINSERVER_JS_CONFIG_H
+#define DJ_JOINSERVER_JS_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/dj_compiler.h"
+#include "lorawan/lw_frame.h"
+
+#define JS_CONFIG_ERR_MAX 512		/* room for any message js_config_load() writes */
+#define JS_CONFIG_BATCH_MIN 1
+#define JS_CONFIG_BATCH_MAX 4096
+#define JS_CONFIG_SESSION_MIN 60		/* seconds */
+#define JS_CONFIG_SESSION_MAX 31536000	/* seconds: 365 days */
+#define JS_CONFIG_SESSION_DEFAULT 86400	/* seconds: one day */
+#define JS_CONFIG_LIST_MAX 32		/* entries of a list value (sender_ids, join_euis, …) */
+#define JS_CONFIG_PEERS_MAX 256		/* [peer.NAME] sections */
+#define JS_CONFIG_NAME_MAX 64		/* NAME of [peer.NAME] */
+#define JS_CONFIG_MAX_BODY_DEFAULT 65536
+#define JS_CONFIG_HEADER_TIMEOUT_DEFAULT 10
+#define JS_CONFIG_IDLE_TIMEOUT_DEFAULT 60
+#define JS_CONFIG_MAX_CONN_DEFAULT 1024
+#define JS_CONFIG_METRICS_DEFAULT "127.0.0.1:9110"
+#define JS_CONFIG_MQTT_PORT_DEFAULT 8883	/* MQTT over TLS (IANA "secure-mqtt") */
+#define JS_CONFIG_MQTT_CLIENT_ID_DEFAULT "danejoind"
+#define JS_CONFIG_MQTT_TOPIC_ROOT "danejoin"	/* default prefix: danejoin/<client_id> */
+#define JS_CONFIG_MQTT_KEEPALIVE_DEFAULT 30	/* seconds */
+#define JS_CONFIG_MQTT_BACKOFF_MIN_DEFAULT 200	/* ms: first reconnect delay, doubled per failure */
+#define JS_CONFIG_MQTT_BACKOFF_MAX_DEFAULT 30000	/* ms: the bound */
+#define JS_CONFIG_MQTT_PREFIX_MAX 200
+
+/* A list value: words separated by spaces or commas. */
+struct js_config_list {
+	unsigned n;
+	char *v[JS_CONFIG_LIST_MAX];
+};
+
+/* What the join server knows of one peer (a network server or an application server). */
+struct js_peer_config {
+	char name[JS_CONFIG_NAME_MAX];	/* NAME of [peer.NAME] */
+	char *identity;			/* required: its authenticated identity (certificate SAN
+					 * dNSName today, DANE name later) */
+	char *role;			/* required: "ns" or "as" */
+	struct js_config_list sender_ids;	/* NetIDs (ns, 6 hex digits) or AS-IDs (as) it may
+						 * use as SenderID */
+	struct js_config_list ns_ids;	/* NSIDs it may use as SenderNSID (1.1) */
+	struct js_config_list join_euis;	/* as: JoinEUI prefixes of the devices whose
+						 * AppSKeys it may fetch */
+	char *kek_label;		/* KEKLabel of its KEK */
+	char *kek_file;			/* its KEK: 32 or 64 hex digits, mode 0600 */
+	unsigned plain_keys;		/* 1: session keys may go to it unwrapped (explicit) */
+	unsigned rate;			/* requests per second; 0: unlimited */
+	char *async_url;		/* "https://HOST:PORT/PATH": answers are POSTed there
+					 * (TS002 §8 asynchronous mode); NULL: in the response */
+	char *async_server_name;	/* the name async_url's server is verified as (DANE:
+					 * TLSA at _PORT._tcp.NAME); NULL: the URL host */
+	unsigned async_discover;	/* 1: asynchronous, the URL found from the answer's
+					 * NetID (TS002 §19 NAPTR -> SRV, DNSSEC-secure) */
+};
+
+struct js_config {
+	/* [store] */
+	char *store_path;		/* required: the SQLite file (absolute once loaded) */
+	unsigned devnonce_history;	/* JS_DEVNONCE_HIST_MIN..MAX, default 1024 */
+	unsigned batch_max;		/* JS_CONFIG_BATCH_MIN..MAX, default JS_BATCH_DEFAULT */
+	/* [keys] */
+	char *master_key_file;		/* required (absolute once loaded) */
+	/* [listen] (danejoind) */
+	char *listen_address;		/* "HOST:PORT" */
+	char *cert_file;
+	char *key_file;
+	char *client_ca_file;		/* private roots for client certificates (PKIX mode) */
+	char *auth;			/* "dane" (default) or "pkix": how peers are verified */
+	unsigned max_body;
+	unsigned header_timeout;
+	unsigned idle_timeout;
+	unsigned max_connections;
+	char *metrics_address;		/* "HOST:PORT", or "off" */
+	/* [dane] (danejoind): the resolver behind DANE in both directions */
+	char *dane_trust_anchor_file;	/* DS/DNSKEY lines for private zones (tests, intranets) */
+	char *dane_auto_trust_anchor_file; /* RFC 5011 managed root anchor */
+	unsigned dane_root_anchor;	/* 1: /usr/share/dns/root.key */
+	char *dane_stubs;		/* "zone@addr[@port] ..." */
+	char *dane_forwarders;		/* "addr[@port] ..." */
+	unsigned dane_cache_max, dane_ttl_cap, dane_neg_ttl, dane_timeout_ms;
+	unsigned dane_clientid_ext;	/* dane_clientid codepoint (0: the default) */
+	char *dane_client_identity;	/* our DANE name when we are the client (async answers) */
+	unsigned dane_netid_binding;	/* 1: an NS's identity host must be a target of its
+					 * NetID's NAPTR/SRV (TS002 §19), DNSSEC-secure */
+	char *dane_discovery_suffix;	/* NULL: "lora-alliance.org" */
+	/* [js] (danejoind) */
+	struct js_config_list join_euis;	/* JoinEUIs served: HEX16 or HEX16/BITS prefixes */
+	uint8_t home_net_id[LW_NETID_LEN];	/* HomeNSAns HNetID */
+	char *home_ns_id;		/* HomeNSAns HNSID (1.1); NULL: not sent */
+	unsigned js_ownership;		/* 1: requests for a device with an owner row need its
+					 * ownership chain (js_owner.h); needs auth = dane */
+	/* [peer.NAME] */
+	unsigned n_peers;
+	struct js_peer_config *peers;
+	/* [join] */
+	uint8_t net_id[LW_NETID_LEN];	/* default 000000 */
+	int64_t session_lifetime;	/* seconds an AppSKey is kept for AppSKeyReq */
+	/* [mqtt] (danejoind): events; the section is optional, and when present host and
+	 * cafile are required. Defaults are filled in once loaded. */
+	unsigned mqtt;			/* 1: the section is present, events are on */
+	char *mqtt_host;
+	unsigned mqtt_port;
+	char *mqtt_address;		/* where to connect (NULL: host); host stays the name */
+	char *mqtt_verify;		/* "cafile", or "dane": TLSA _<port>._tcp.<host> ([dane]) */
+	char *mqtt_cafile;		/* verify = cafile: the roots the broker's certificate
+					 * must chain to */
+	char *mqtt_cert, *mqtt_key;	/* our client certificate and key (both or neither) */
+	char *mqtt_client_id;
+	char *mqtt_topic_prefix;
+	unsigned mqtt_qos;		/* 1 */
+	char *mqtt_payload_format;	/* "protobuf" or "json" */
+	unsigned mqtt_outbox_max;	/* rows; then events are dropped, joins go on */
+	unsigned mqtt_keepalive;	/* seconds */
+	unsigned mqtt_backoff_min_ms, mqtt_backoff_max_ms;	/* reconnect delay bounds */
+};
+
+/*!
+ * \brief Set every field to its default (no paths). js_config_load() starts from these.
+ */
+void js_config_defaults(struct js_config *cfg);
+
+/*!
+ * \brief Read and validate a configuration file.
+ * \param path    the file (borrowed).
+ * \param out     filled on success only; release with js_config_free().
+ * \param err     receives one line, "FILE:LINE: [section] key: what is wrong" (or "FILE: ..."
+ *                when no line applies), on failure; may be NULL.
+ * \retval DJ_EOK
+ * \retval DJ_ECONFIG  the file was read but is not a valid configuration
+ * \retval DJ_ENOENT, DJ_EACCES, DJ_EIO  the file could not be read
+ * \retval DJ_ENOMEM
+ */
+int js_config_load(const char *path, struct js_config *out, char *err, size_t errlen) DJ_MUSTCHECK;
+
+/*! \brief Free what js_config_load() allocated and reset to defaults (NULL is accepted). */
+void js_config_free(struct js_config *cfg);
+
+#endif /* DJ_JOINSERVER_JS_CONFIG_H */

@@ -1,0 +1,124 @@
+/*
+ * lw_keys.c - LoRaWAN session and join-server key derivation.
+ *
+ * The prefixes are those of TS001-1.1 §6.1.1.3 (JSIntKey 0x06, JSEncKey 0x05) and §6.2.5
+ * (FNwkSIntKey 0x01, AppSKey 0x02, SNwkSIntKey 0x03, NwkSEncKey 0x04; in 1.0, NwkSKey 0x01 and
+ * AppSKey 0x02). All multi-byte fields go in on-air (little-endian) order; pad16 is zeros.
+ */
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "common/dj_err.h"
+#include "lorawan/lw_keys.h"
+
+#define PFX_NWK_S_KEY 0x01
+#define PFX_F_NWK_S_INT 0x01
+#define PFX_APP_S_KEY 0x02
+#define PFX_S_NWK_S_INT 0x03
+#define PFX_NWK_S_ENC 0x04
+#define PFX_JS_ENC 0x05
+#define PFX_JS_INT 0x06
+
+int lw_keys_derive_js(struct lw_crypto *cx, const struct lw_key *nwk_key,
+		      const uint8_t dev_eui[LW_EUI_LEN], struct lw_key *js_int_key,
+		      struct lw_key *js_enc_key)
+{
+	uint8_t blk[LW_BLOCK_LEN] = { 0 };
+	struct lw_key ik, ek;
+	int ret;
+
+	lw_reverse(dev_eui, blk + 1, LW_EUI_LEN);
+	blk[0] = PFX_JS_INT;
+	ret = lw_crypto_derive(cx, nwk_key, blk, &ik);
+	if (ret != DJ_EOK)
+		goto out;
+	blk[0] = PFX_JS_ENC;
+	ret = lw_crypto_derive(cx, nwk_key, blk, &ek);
+	if (ret != DJ_EOK)
+		goto out;
+	*js_int_key = ik;
+	*js_enc_key = ek;
+out:
+	lw_key_wipe(&ik);
+	lw_key_wipe(&ek);
+	return ret;
+}
+
+int lw_keys_derive_session_11(struct lw_crypto *cx, const struct lw_key *nwk_key,
+			      const struct lw_key *app_key, uint32_t join_nonce,
+			      const uint8_t join_eui[LW_EUI_LEN], uint16_t nonce,
+			      struct lw_session_keys *out)
+{
+	uint8_t blk[LW_BLOCK_LEN] = { 0 };
+	struct lw_session_keys k;
+	int ret;
+
+	memset(&k, 0, sizeof(k));
+	k.v11 = true;
+	blk[1] = (uint8_t)join_nonce;
+	blk[2] = (uint8_t)(join_nonce >> 8);
+	blk[3] = (uint8_t)(join_nonce >> 16);
+	lw_reverse(join_eui, blk + 4, LW_EUI_LEN);
+	blk[12] = (uint8_t)nonce;
+	blk[13] = (uint8_t)(nonce >> 8);
+
+	blk[0] = PFX_F_NWK_S_INT;
+	ret = lw_crypto_derive(cx, nwk_key, blk, &k.f_nwk_s_int_key);
+	if (ret != DJ_EOK)
+		goto out;
+	blk[0] = PFX_S_NWK_S_INT;
+	ret = lw_crypto_derive(cx, nwk_key, blk, &k.s_nwk_s_int_key);
+	if (ret != DJ_EOK)
+		goto out;
+	blk[0] = PFX_NWK_S_ENC;
+	ret = lw_crypto_derive(cx, nwk_key, blk, &k.nwk_s_enc_key);
+	if (ret != DJ_EOK)
+		goto out;
+	blk[0] = PFX_APP_S_KEY;
+	ret = lw_crypto_derive(cx, app_key, blk, &k.app_s_key);
+	if (ret != DJ_EOK)
+		goto out;
+	*out = k;
+out:
+	lw_session_keys_wipe(&k);
+	return ret;
+}
+
+int lw_keys_derive_session_10(struct lw_crypto *cx, const struct lw_key *key, uint32_t join_nonce,
+			      const uint8_t net_id[LW_NETID_LEN], uint16_t dev_nonce,
+			      struct lw_session_keys *out)
+{
+	uint8_t blk[LW_BLOCK_LEN] = { 0 };
+	struct lw_session_keys k;
+	int ret;
+
+	memset(&k, 0, sizeof(k));
+	blk[1] = (uint8_t)join_nonce;
+	blk[2] = (uint8_t)(join_nonce >> 8);
+	blk[3] = (uint8_t)(join_nonce >> 16);
+	lw_reverse(net_id, blk + 4, LW_NETID_LEN);
+	blk[7] = (uint8_t)dev_nonce;
+	blk[8] = (uint8_t)(dev_nonce >> 8);
+
+	blk[0] = PFX_NWK_S_KEY;
+	ret = lw_crypto_derive(cx, key, blk, &k.f_nwk_s_int_key);
+	if (ret != DJ_EOK)
+		goto out;
+	blk[0] = PFX_APP_S_KEY;
+	ret = lw_crypto_derive(cx, key, blk, &k.app_s_key);
+	if (ret != DJ_EOK)
+		goto out;
+	k.s_nwk_s_int_key = k.f_nwk_s_int_key;
+	k.nwk_s_enc_key = k.f_nwk_s_int_key;
+	*out = k;
+out:
+	lw_session_keys_wipe(&k);
+	return ret;
+}
+
+void lw_session_keys_wipe(struct lw_session_keys *keys)
+{
+	if (keys != NULL)
+		OPENSSL_cleanse(keys, sizeof(*keys));
+}

@@ -1,0 +1,158 @@
+/*
+ * js_store_internal.h - the operations table behind js_store.h, shared by js_store.c and the
+ * backends (js_store_sqlite.c, js_store_mem.c). Not installed.
+ *
+ * DESCRIPTION
+ *	js_store.c owns what every backend shares: argument checks, the commit queue and the
+ *	committer thread (group commit), the statistics and the clock. A backend implements the
+ *	calls below against its own state (struct js_store.be). A future PostgreSQL backend adds one
+ *	more table of this shape.
+ *
+ *	apply_batch() runs on the committer thread only (or, for a backend with inline_commit, on the
+ *	submitting thread under the backend's own lock). It sets c->result for each of the \p n items
+ *	chained by priv_next and returns DJ_EOK when the transaction carrying them was made durable
+ *	(individual items may still have DJ_ECONFLICT / DJ_ENOENT), or a fault code when the whole
+ *	batch failed (every item then has that code as its result).
+ */
+#ifndef DJ_JOINSERVER_JS_STORE_INTERNAL_H
+#define DJ_JOINSERVER_JS_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "store/js_store.h"
+#include "store/js_store_owner.h"
+
+#define JS_DEVICE_IMPORT_EVENT "device-import"
+#define JS_DEVICE_DELETE_EVENT "device-delete"
+#define JS_NONCE_RESET_EVENT "nonce-reset"
+#define JS_REWRAP_EVENT "rewrap"
+
+struct js_store;
+
+struct js_store_ops {
+	const char *name;
+	/* Commits are applied on the submitting thread, and done runs inline (no committer). */
+	bool inline_commit;
+	int (*open)(struct js_store *s, const struct js_store_props *props);
+	void (*close)(struct js_store *s);	/* accepts a half-opened backend */
+	int (*device_get)(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			  struct js_device *out);
+	int (*devices_add)(struct js_store *s, const struct js_device *devs, size_t n,
+			   const char *actor, size_t *failed);
+	/* optional: js_store_devices_import() in one pass (NULL: built on devices_add) */
+	int (*devices_import)(struct js_store *s, size_t n,
+			      int (*get)(size_t i, struct js_device *d, void *arg), void *arg,
+			      const char *actor, size_t *failed);
+	int (*device_delete)(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			     const char *actor);
+	int (*device_foreach)(struct js_store *s,
+			      int (*cb)(const struct js_device *d, void *arg), void *arg);
+	int (*reset_nonces)(struct js_store *s, const uint8_t *dev_eui, const char *actor,
+			    uint64_t *count);
+	int (*apply_batch)(struct js_store *s, struct js_commit *head, size_t n);
+	int (*sessions_expire)(struct js_store *s, int64_t now, uint64_t *count);
+	int (*session_get)(struct js_store *s, const uint8_t *session_id, size_t len,
+			   struct js_session *out);
+	int (*audit)(struct js_store *s, const uint8_t *dev_eui, const char *event,
+		     const char *actor, const char *detail);
+	int (*audit_foreach)(struct js_store *s, const uint8_t *dev_eui,
+			     int (*cb)(const struct js_audit_entry *e, void *arg), void *arg);
+	int (*rewrap)(struct js_store *s, struct js_keystore *old_ks, struct js_keystore *new_ks,
+		      const char *actor, uint64_t *count);
+	int (*outbox_fetch)(struct js_store *s, int64_t after_id, struct js_outbox_row *rows,
+			    size_t max, size_t *n);
+};
+
+struct js_store {
+	const struct js_store_ops *ops;
+	void *be;			/* the backend's state */
+	unsigned hist_cap;		/* DevNonce history capacity */
+	unsigned batch_max;
+	js_clock_fn clock;
+	void *clock_arg;
+
+	/* group commit (unused by inline_commit backends) */
+	pthread_mutex_t qlock;
+	pthread_cond_t qcond;		/* the committer waits for work */
+	struct js_commit *qhead, *qtail;
+	bool closing;			/* js_store_close() has begun: refuse new submissions */
+	bool thread_started;
+	bool sync_init;			/* qlock/qcond/slock initialised */
+	pthread_t committer;
+
+	pthread_mutex_t slock;		/* guards stats, the notify hook and the drop log */
+	struct js_store_stats stats;
+
+	/* outbox (set by the backend's open) */
+	unsigned outbox_max;
+	uint8_t instance[JS_INSTANCE_ID_LEN];
+	void (*notify)(void *arg);
+	void *notify_arg;
+	pthread_mutex_t nlock;		/* held while notify runs: unsetting waits for it */
+	int64_t drop_logged_at;		/* rate limit of the "outbox full" error */
+	uint64_t drop_logged_n;
+
+	/* the outbox event of a finished ownership transfer (js_store_owner.h); NULL: none */
+	js_transfer_event_fn xfer_event;
+	void *xfer_event_arg;
+};
+
+extern const struct js_store_ops js_store__sqlite_ops;
+extern const struct js_store_ops js_store__mem_ops;
+
+/*! \brief Record one applied batch in the statistics (thread-safe). */
+void js_store__count(struct js_store *s, const struct js_commit *head, size_t n, int batch_ret);
+
+/*! \brief Count an applied batch's outbox effects: \p written rows in, \p dropped refused
+ *         (logged loudly, at most every JS_OUTBOX_LOG_SECONDS), \p done deleted; \p rows is the
+ *         outbox size after the batch. */
+void js_store__outbox_count(struct js_store *s, uint64_t written, uint64_t dropped, uint64_t done,
+			    uint64_t rows);
+
+#define JS_OUTBOX_LOG_SECONDS 10
+
+struct sqlite3;
+
+/*!
+ * \brief Lock the SQLite writer and open a write transaction (js_store_owner.c). \p db is the
+ *        writer, valid until js_store__sq_end(). \retval DJ_EOK, DJ_EINVAL (not the SQLite
+ *        backend), DJ_ESQL
+ */
+int js_store__sq_begin(struct js_store *s, struct sqlite3 **db);
+
+/*! \brief Commit (\p ret == DJ_EOK) or roll back, unlock the writer; returns the outcome. */
+int js_store__sq_end(struct js_store *s, int ret);
+
+/* js_store__sq_owner_head - the owner zone and serial of a device, read on a pooled reader
+ * connection with a kept statement (never the writer: a join must not wait for a commit).
+ * \retval DJ_EOK, DJ_ENOENT (no owner row), DJ_EINVAL (not SQLite), DJ_EMALFORMED, DJ_ESQL */
+int js_store__sq_owner_head(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], char *zone,
+			    size_t zonelen, uint64_t *serial) DJ_MUSTCHECK;
+
+/*!
+ * \brief Put one event into the outbox inside the open transaction (js_store__sq_begin), as
+ *        the join path does: when the outbox holds outbox_max rows (counted in the file, so
+ *        rows other processes wrote count too), or \p body is NULL, the event is dropped and
+ *        counted. The totals are applied when js_store__sq_end() commits. Never fails: a
+ *        failed insert is logged and counted as dropped.
+ */
+void js_store__sq_outbox_put(struct js_store *s, const uint8_t *body, size_t len);
+
+/*! \brief Append an audit row inside the open transaction. */
+int js_store__sq_audit(struct js_store *s, const uint8_t *dev_eui, const char *event,
+		       const char *actor, const char *detail);
+
+/*! \brief Copy \p src into the fixed buffer \p dst of \p cap bytes, truncating; NULL gives "". */
+void js_store__strlcpy(char *dst, const char *src, size_t cap);
+
+/*! \brief Encode \p n DevNonces as little-endian uint16 pairs into \p out (2n bytes). */
+void js_store__hist_encode(const uint16_t *hist, uint32_t n, uint8_t *out);
+
+/*! \brief Decode \p n little-endian uint16 pairs from \p in. */
+void js_store__hist_decode(const uint8_t *in, uint32_t n, uint16_t *hist);
+
+/*! \brief Print "mac_version=… join_eui=…" for the import audit entry. */
+void js_store__import_detail(const struct js_device *d, char *out, size_t cap);
+
+#endif /* DJ_JOINSERVER_JS_STORE_INTERNAL_H */
