@@ -71,23 +71,23 @@ int da__name_canon(const char *in, char *out, size_t outlen)
 	return DJ_EOK;
 }
 
-int da__tlsa_parse(const uint8_t *rd, size_t len, struct da_tlsa *out)
+int da_tlsa_parse(const uint8_t *rd, size_t len, struct da_tlsa *out)
 {
 	struct da_tlsa t;
 	size_t dlen;
 
-	if (rd == NULL || len <= DA_TLSA_FIXED_LEN)
+	if (rd == NULL || len <= DJ_TLSA_FIXED_LEN)
 		return DJ_EMALFORMED;
 	t.usage = rd[0];
 	t.selector = rd[1];
 	t.mtype = rd[2];
-	t.data = rd + DA_TLSA_FIXED_LEN;
-	t.len = dlen = len - DA_TLSA_FIXED_LEN;
-	if (t.usage > DA_TLSA_USAGE_MAX || t.selector > DA_TLSA_SELECTOR_MAX ||
-	    t.mtype > DA_TLSA_MTYPE_MAX)
+	t.data = rd + DJ_TLSA_FIXED_LEN;
+	t.len = dlen = len - DJ_TLSA_FIXED_LEN;
+	if (t.usage > DJ_TLSA_USAGE_MAX || t.selector > DJ_TLSA_SEL_MAX ||
+	    t.mtype > DJ_TLSA_MT_MAX)
 		return DJ_EMALFORMED;
-	if ((t.mtype == 1 && dlen != DA_TLSA_SHA256_LEN) ||
-	    (t.mtype == 2 && dlen != DA_TLSA_SHA512_LEN))
+	if ((t.mtype == DJ_TLSA_MT_SHA256 && dlen != DJ_TLSA_SHA256_LEN) ||
+	    (t.mtype == DJ_TLSA_MT_SHA512 && dlen != DJ_TLSA_SHA512_LEN))
 		return DJ_EMALFORMED;
 	*out = t;
 	return DJ_EOK;
@@ -212,11 +212,11 @@ int da__answer_tlsa(enum da_status st, uint32_t ttl, const uint8_t *const *rd,
 			      (a->blob = malloc(total ? total : 1)) == NULL))
 			goto out;
 		for (i = 0; i < n; i++) {
-			if (da__tlsa_parse(rd[i], rdlen[i], &t) != DJ_EOK) {
+			if (da_tlsa_parse(rd[i], rdlen[i], &t) != DJ_EOK) {
 				malformed++;
 				continue;
 			}
-			if (t.usage != 2 && t.usage != 3) {
+			if (t.usage != DJ_TLSA_USAGE_DANE_TA && t.usage != DJ_TLSA_USAGE_DANE_EE) {
 				pkix++;
 				continue;
 			}

@@ -67,27 +67,6 @@ struct da_query {
 	int async_id;			/* libunbound's id, for ub_cancel */
 };
 
-const char *da_status_str(enum da_status st)
-{
-	switch (st) {
-	case DA_SECURE:
-		return "secure";
-	case DA_NXDOMAIN:
-		return "nxdomain";
-	case DA_NODATA:
-		return "nodata";
-	case DA_UNUSABLE:
-		return "unusable";
-	case DA_INSECURE:
-		return "insecure";
-	case DA_BOGUS:
-		return "bogus";
-	case DA_TEMPFAIL:
-		return "tempfail";
-	}
-	return "unknown";
-}
-
 /* mono_ms - the default clock: CLOCK_MONOTONIC in milliseconds (immune to wall-clock steps) */
 static uint64_t mono_ms(void *arg)
 {

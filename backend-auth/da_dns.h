@@ -35,24 +35,12 @@
 #include <time.h>
 
 #include "common/dj_compiler.h"
+#include "common/dj_dns.h"	/* enum da_status, the TLSA numbers */
 
 struct event_base;
 struct da_resolver;
 struct da_lookup;
 
-/* The verdict of a lookup. Only DA_SECURE authenticates anything. */
-enum da_status {
-	DA_SECURE = 0,	    /* validated; usable records present */
-	DA_NXDOMAIN = 1,    /* secure denial: the name does not exist */
-	DA_NODATA = 2,	    /* secure denial: the name exists, the type does not */
-	DA_UNUSABLE = 3,    /* secure, but no usable record (TLSA: no usage 2 or 3) */
-	DA_INSECURE = 4,    /* no chain of trust to the answer (unsigned zone) */
-	DA_BOGUS = 5,	    /* validation failed: wrong anchor, tampered or expired data */
-	DA_TEMPFAIL = 6,    /* resolver failure, SERVFAIL, timeout: try again later */
-};
-
-/* \brief A short name for a status ("secure", "nxdomain", ...). Never NULL. */
-const char *da_status_str(enum da_status st);
 
 /* One TLSA record. data points into the owning da_tlsa_set. */
 struct da_tlsa {
@@ -60,6 +48,15 @@ struct da_tlsa {
 	const uint8_t *data;
 	size_t len;
 };
+
+/*!
+ * \brief Parse one TLSA rdata (RFC 6698 §2.1) with explicit lengths: usage 0..3, selector 0..1,
+ *        matching type 0..2, SHA2-256 data exactly 32 bytes, SHA2-512 exactly 64, Full data
+ *        non-empty. Every usage is accepted here; the caller decides which it uses.
+ * \param out  set on DJ_EOK only; out->data points into \p rd (borrowed).
+ * \retval DJ_EOK, DJ_EMALFORMED
+ */
+int da_tlsa_parse(const uint8_t *rd, size_t len, struct da_tlsa *out) DJ_MUSTCHECK;
 
 /* The verdict on one TLSA owner name. Valid only during the callback (copy what you keep). */
 struct da_tlsa_set {

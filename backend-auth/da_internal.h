@@ -30,19 +30,11 @@
 #define DA_T_AAAA 28
 #define DA_T_SRV 33
 #define DA_T_NAPTR 35
-#define DA_T_TLSA 52
+#define DA_T_TLSA DJ_DNS_T_TLSA	/* common/dj_dns.h */
 
 #define DA_QNAME_MAX 253		/* presentation form, no trailing dot (RFC 1035 §2.3.4) */
 #define DA_LABEL_MAX 63		/* RFC 1035 §2.3.4 */
 #define DA_REASON_MAX 256		/* one-line reasons */
-
-/* TLSA fields (RFC 6698 §2.1, RFC 7218 mnemonics) */
-#define DA_TLSA_USAGE_MAX 3	/* PKIX-TA(0) PKIX-EE(1) DANE-TA(2) DANE-EE(3) */
-#define DA_TLSA_SELECTOR_MAX 1	/* Cert(0) SPKI(1) */
-#define DA_TLSA_MTYPE_MAX 2	/* Full(0) SHA2-256(1) SHA2-512(2) */
-#define DA_TLSA_SHA256_LEN 32
-#define DA_TLSA_SHA512_LEN 64
-#define DA_TLSA_FIXED_LEN 3	/* usage, selector, matching type */
 
 /* One NAPTR record (RFC 3403 §4.1) */
 struct da_naptr {
@@ -78,7 +70,6 @@ struct da_answer {
  * malloc'd NUL-terminated string; DJ_EMALFORMED for bad lengths or a NUL byte inside */
 int da__txt_join(const uint8_t *rd, size_t len, char **out, size_t *outlen) DJ_MUSTCHECK;
 int da__name_canon(const char *in, char *out, size_t outlen) DJ_MUSTCHECK;
-int da__tlsa_parse(const uint8_t *rd, size_t len, struct da_tlsa *out) DJ_MUSTCHECK;
 int da__answer_new(uint16_t type, enum da_status st, uint32_t ttl, const char *why,
 		   struct da_answer **out) DJ_MUSTCHECK;
 int da__answer_tlsa(enum da_status st, uint32_t ttl, const uint8_t *const *rd,

@@ -289,7 +289,7 @@ static int add_records(SSL *ssl, const struct da_tlsa *rr, size_t n)
 	int taken = 0;
 
 	for (i = 0; i < n; i++) {
-		if (rr[i].usage != 2 && rr[i].usage != 3)
+		if (rr[i].usage != DJ_TLSA_USAGE_DANE_TA && rr[i].usage != DJ_TLSA_USAGE_DANE_EE)
 			continue;
 		/* > 0 added; 0 unusable (unknown selector/mtype); < 0 malformed or no memory */
 		if (SSL_dane_tlsa_add(ssl, rr[i].usage, rr[i].selector, rr[i].mtype, rr[i].data,

@@ -71,11 +71,6 @@ void ca_verdict_clear(struct ca_verdict *v)
 	ca_rdset_clear(&v->rd);
 }
 
-const char *ca_dnssec_name(enum ca_dnssec s)
-{
-	return s == CA_DNSSEC_SECURE ? "secure" : s == CA_DNSSEC_BOGUS ? "bogus" : "insecure";
-}
-
 /* make_ctx - a validating resolver configured from \p p */
 static int make_ctx(const struct ca_lookup_props *p, struct ub_ctx **out, char *why, size_t len)
 {
@@ -130,8 +125,7 @@ int ca_lookup(const struct ca_lookup_props *p, const char *name, uint16_t type,
 	}
 	out->rcode = res->rcode;
 	out->ttl = res->ttl > 0 ? (uint32_t)res->ttl : 0;
-	out->state = res->secure ? CA_DNSSEC_SECURE : res->bogus ? CA_DNSSEC_BOGUS :
-		     CA_DNSSEC_INSECURE;
+	out->status = res->secure ? DA_SECURE : res->bogus ? DA_BOGUS : DA_INSECURE;
 	if (res->bogus && res->why_bogus != NULL)
 		dj_errbuf(out->why, sizeof(out->why), "%s", res->why_bogus);
 	if (res->rcode == 2 /* SERVFAIL */ && !res->bogus) {
@@ -146,9 +140,9 @@ int ca_lookup(const struct ca_lookup_props *p, const char *name, uint16_t type,
 	}
 	rc = DJ_EOK;
 	if (expect != NULL) {
-		out->matches = out->state == CA_DNSSEC_SECURE && ca_rdset_equal(expect, &out->rd) &&
+		out->matches = out->status == DA_SECURE && ca_rdset_equal(expect, &out->rd) &&
 			       (res->rcode == 0 || (res->rcode == 3 && expect->n == 0));
-		if (!out->matches && out->state == CA_DNSSEC_SECURE)
+		if (!out->matches && out->status == DA_SECURE)
 			dj_errbuf(out->why, sizeof(out->why), "the secure answer holds %zu record(s),"
 				  " not the %zu expected", out->rd.n, expect->n);
 	}

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "common/dj_compiler.h"
+#include "common/dj_dns.h"	/* enum da_status: one verdict vocabulary */
 
 #define CA_RRSET_MAX 64		/* records per RRset we handle in one change */
 #define CA_WHY_MAX 256
@@ -30,14 +31,9 @@ struct ca_rdset {
 	size_t len[CA_RRSET_MAX];
 };
 
-enum ca_dnssec {
-	CA_DNSSEC_SECURE,
-	CA_DNSSEC_INSECURE,
-	CA_DNSSEC_BOGUS,
-};
-
 struct ca_verdict {
-	enum ca_dnssec state;
+	enum da_status status;		/* DA_SECURE, DA_INSECURE or DA_BOGUS (the rcode says
+					 * whether a secure answer is a denial) */
 	int rcode;			/* DNS rcode of the answer */
 	uint32_t ttl;
 	bool matches;			/* the rdata are exactly the expected set */
@@ -83,8 +79,5 @@ int ca_lookup_until(const struct ca_lookup_props *p, const char *name, uint16_t 
 
 /*! \brief Free what \p v holds. */
 void ca_verdict_clear(struct ca_verdict *v);
-
-/*! \brief "secure", "insecure", "bogus". */
-const char *ca_dnssec_name(enum ca_dnssec s);
 
 #endif /* DJ_CA_TOOLS_CA_LOOKUP_H */

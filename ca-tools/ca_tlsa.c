@@ -24,9 +24,9 @@ int ca_tlsa_compute(X509 *cert, EVP_PKEY *key, unsigned usage, unsigned selector
 	const char *md;
 
 	memset(out, 0, sizeof(*out));
-	if (usage > CA_TLSA_USAGE_MAX || selector > CA_TLSA_SEL_SPKI || mtype > CA_TLSA_MT_SHA512)
+	if (usage > DJ_TLSA_USAGE_MAX || selector > DJ_TLSA_SEL_SPKI || mtype > DJ_TLSA_MT_SHA512)
 		return DJ_ERANGE;
-	if (selector == CA_TLSA_SEL_CERT) {
+	if (selector == DJ_TLSA_SEL_CERT) {
 		if (cert == NULL)
 			return DJ_EINVAL;
 		derlen = i2d_X509(cert, &der);
@@ -39,12 +39,12 @@ int ca_tlsa_compute(X509 *cert, EVP_PKEY *key, unsigned usage, unsigned selector
 	}
 	if (derlen <= 0)
 		goto out;
-	if (mtype == CA_TLSA_MT_FULL) {
+	if (mtype == DJ_TLSA_MT_FULL) {
 		out->data = der;
 		out->len = (size_t)derlen;
 		der = NULL;
 	} else {
-		md = mtype == CA_TLSA_MT_SHA256 ? "SHA256" : "SHA512";
+		md = mtype == DJ_TLSA_MT_SHA256 ? "SHA256" : "SHA512";
 		digest = OPENSSL_malloc(EVP_MAX_MD_SIZE);
 		if (digest == NULL) {
 			rc = DJ_ENOMEM;
@@ -52,7 +52,7 @@ int ca_tlsa_compute(X509 *cert, EVP_PKEY *key, unsigned usage, unsigned selector
 		}
 		if (EVP_Q_digest(NULL, md, NULL, der, (size_t)derlen, digest, NULL) != 1)
 			goto out;
-		dlen = mtype == CA_TLSA_MT_SHA256 ? 32 : 64;
+		dlen = mtype == DJ_TLSA_MT_SHA256 ? DJ_TLSA_SHA256_LEN : DJ_TLSA_SHA512_LEN;
 		out->data = digest;
 		out->len = dlen;
 		digest = NULL;

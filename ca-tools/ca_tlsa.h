@@ -17,13 +17,8 @@
 #include <openssl/x509.h>
 
 #include "common/dj_compiler.h"
+#include "common/dj_dns.h"	/* DJ_TLSA_*: usage, selector, matching type */
 
-#define CA_TLSA_USAGE_MAX 3	/* RFC 6698 §2.1.1: PKIX-TA(0) .. DANE-EE(3) */
-#define CA_TLSA_SEL_CERT 0	/* RFC 6698 §2.1.2 */
-#define CA_TLSA_SEL_SPKI 1
-#define CA_TLSA_MT_FULL 0	/* RFC 6698 §2.1.3 */
-#define CA_TLSA_MT_SHA256 1
-#define CA_TLSA_MT_SHA512 2
 #define CA_TLSA_TTL_DEFAULT 3600	/* our default TTL for zone-file lines (docs/danejoin-ca.md) */
 
 struct ca_tlsa {

@@ -254,7 +254,8 @@ static int exec_tlsa(const struct ca_params *p)
 		depth = 0;
 		if (p->val[F_CHAIN] != NULL)
 			depth = p->depth >= 0 ? p->depth :
-				(p->usage == 0 || p->usage == 2) ? sk_X509_num(sk) - 1 : 0;
+				(p->usage == DJ_TLSA_USAGE_PKIX_TA ||
+				 p->usage == DJ_TLSA_USAGE_DANE_TA) ? sk_X509_num(sk) - 1 : 0;
 		if (depth >= sk_X509_num(sk)) {
 			dj_errbuf(err, sizeof(err), "%s holds %d certificate(s); no depth %d",
 				  p->val[F_CHAIN], sk_X509_num(sk), depth);

@@ -54,12 +54,12 @@ static int confirm(const char *cmd, const char *ta_file, const char *zone, const
 	if (rc == DJ_EOK && v.matches) {
 		printf("%s: confirmed by a validated lookup: %s %s, %zu record(s), %s, TTL %" PRIu32
 		       "\n", cmd, owner, ldns_rr_descript(type) != NULL ?
-		       ldns_rr_descript(type)->_name : "?", v.rd.n, ca_dnssec_name(v.state), v.ttl);
+		       ldns_rr_descript(type)->_name : "?", v.rd.n, da_status_str(v.status), v.ttl);
 		ca_verdict_clear(&v);
 		return CA_EXIT_OK;
 	}
 	fprintf(stderr, "%s: %s: NOT confirmed: the validated answer for %s is %s (rcode %d)%s%s\n",
-		CA_PROGRAM, cmd, owner, rc == DJ_EOK ? ca_dnssec_name(v.state) : "missing", v.rcode,
+		CA_PROGRAM, cmd, owner, rc == DJ_EOK ? da_status_str(v.status) : "missing", v.rcode,
 		v.why[0] != '\0' ? ": " : "", v.why);
 	ca_verdict_clear(&v);
 	return rc == DJ_ECONFIG ? CA_EXIT_INPUT : CA_EXIT_VALIDATION;

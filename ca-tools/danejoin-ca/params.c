@@ -341,17 +341,20 @@ static int validate_tlsa_params(const struct ca_args *a, struct ca_params *p)
 	int ex;
 
 	if (a->val[F_USAGE] != NULL) {
-		if ((ex = num(a->command, F_USAGE, a->val[F_USAGE], 0, 3, &n)) != CA_EXIT_OK)
+		if ((ex = num(a->command, F_USAGE, a->val[F_USAGE], 0, DJ_TLSA_USAGE_MAX,
+			      &n)) != CA_EXIT_OK)
 			return ex;
 		p->usage = (unsigned)n;
 	}
 	if (a->val[F_SELECTOR] != NULL) {
-		if ((ex = num(a->command, F_SELECTOR, a->val[F_SELECTOR], 0, 1, &n)) != CA_EXIT_OK)
+		if ((ex = num(a->command, F_SELECTOR, a->val[F_SELECTOR], 0, DJ_TLSA_SEL_MAX,
+			      &n)) != CA_EXIT_OK)
 			return ex;
 		p->selector = (unsigned)n;
 	}
 	if (a->val[F_MTYPE] != NULL) {
-		if ((ex = num(a->command, F_MTYPE, a->val[F_MTYPE], 0, 2, &n)) != CA_EXIT_OK)
+		if ((ex = num(a->command, F_MTYPE, a->val[F_MTYPE], 0, DJ_TLSA_MT_MAX,
+			      &n)) != CA_EXIT_OK)
 			return ex;
 		p->mtype = (unsigned)n;
 	}
@@ -433,9 +436,9 @@ int params_validate(const struct ca_args *a, struct ca_params *p)
 	p->pathlen = -1;
 	p->depth = -1;
 	p->ttl = CA_TLSA_TTL_DEFAULT;
-	p->usage = 3;
-	p->selector = 1;
-	p->mtype = 1;
+	p->usage = DJ_TLSA_USAGE_DANE_EE;
+	p->selector = DJ_TLSA_SEL_SPKI;
+	p->mtype = DJ_TLSA_MT_SHA256;
 	p->cache_cap = CA_CACHE_CAP_DEFAULT;
 	p->server.timeout_ms = CA_TIMEOUT_MS_DEFAULT;
 	p->timeout_ms = CA_TIMEOUT_MS_DEFAULT;
@@ -467,7 +470,7 @@ int params_validate(const struct ca_args *a, struct ca_params *p)
 				return ex;
 			p->depth = (int)n;
 		}
-		if (p->selector == 0 && (a->val[F_KEY] != NULL || a->val[F_PUBKEY] != NULL))
+		if (p->selector == DJ_TLSA_SEL_CERT && (a->val[F_KEY] != NULL || a->val[F_PUBKEY] != NULL))
 			return usage_error(a->command, "selector 0 (full certificate) needs --cert "
 					   "or --chain", NULL);
 		if ((ex = parse_owner(a, p, true)) != CA_EXIT_OK)

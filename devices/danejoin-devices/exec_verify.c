@@ -2,17 +2,11 @@
  * exec_verify.c - danejoin-devices verify: check a message signed by a device's own key against
  * the device's identity TLSA (issue 6 item 4; docs/danejoin-devices.md, docs/dns-records.md).
  *
- * Security reasoning.
- *  - The key comes from the DNS only through a DNSSEC-validated lookup of
- *    <deveui>._device.<zone> TLSA (ca_lookup, anchors of --ta-file): an insecure or bogus
- *    answer is refused whatever it holds (DESIGN.md trust rule 1), and so is a secure denial.
- *  - Only usage 3 (DANE-EE) selector 1 (SPKI) records count, matching type 0, 1 or 2
- *    (RFC 6698 §2.1.1-2.1.3). A 3 1 0 record carries the key itself; a 3 1 1 / 3 1 2 record
- *    only its digest, so the verifier brings the key (--device-key) and it must match one
- *    record bytewise (CRYPTO_memcmp) before its signature means anything.
- *  - Each way of failing has its own exit code and message, and a verdict (bad signature,
- *    no record, insecure, key mismatch) is never confused with a fault of ours (DNS
- *    unreachable: exit 8; OpenSSL failure: exit 5).
+ * Flags, files and messages only: the lookup and every rule (which records count, the key of
+ * the verifier against the records, the signature) are dv_identity's (libdj_ownership).
+ * Each way of failing has its own exit code and message, and a verdict (bad signature, no
+ * record, insecure, key mismatch) is never confused with a fault of ours (DNS unreachable:
+ * exit 8; OpenSSL failure: exit 5).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -26,25 +20,17 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "ca-tools/ca_lookup.h"
 #include "ca-tools/ca_update.h"
 #include "common/dj_err.h"
 #include "common/dj_hex.h"
 #include "ownership/dv_chain.h"
-#include "ownership/dv_records.h"
+#include "ownership/dv_identity.h"
 #include "exec.h"
 
-#define TLSA_TYPE 52			/* RFC 6698 §7.1 */
-#define TLSA_DANE_EE 3			/* usage DANE-EE, RFC 6698 §2.1.1 */
-#define TLSA_SPKI 1			/* selector SubjectPublicKeyInfo, RFC 6698 §2.1.2 */
-#define TLSA_HDR 3			/* usage, selector, matching type */
-#define SHA256_LEN 32
-#define SHA512_LEN 64
 #define MSG_MAX (16u << 20)		/* --message: at most 16 MiB */
 #define SIG_FILE_MAX 1024		/* --signature: DER ECDSA <= 72 bytes, Ed25519 64 */
 #define KEY_FILE_MAX 16384		/* --device-key: a PEM public key or certificate */
-#define RCODE_NXDOMAIN 3		/* RFC 1035 §4.1.1 */
-#define RCODE_NOERROR 0
+#define STUB_MAX 80			/* "IPv6@PORT" */
 
 /* errmsg - print "danejoin-devices: verify: message" on stderr */
 static void DJ_PRINTF(1, 2) errmsg(const char *fmt, ...)
@@ -139,63 +125,70 @@ out:
 	return ex;
 }
 
-/* tlsa_usable - a 3 1 0/1/2 record with the length its matching type needs */
-static bool tlsa_usable(const uint8_t *d, size_t len)
-{
-	if (len <= TLSA_HDR || d[0] != TLSA_DANE_EE || d[1] != TLSA_SPKI)
-		return false;
-	switch (d[2]) {
-	case DV_TLSA_MTYPE_FULL:
-		return true;
-	case DV_TLSA_MTYPE_SHA256:
-		return len - TLSA_HDR == SHA256_LEN;
-	case DV_TLSA_MTYPE_SHA512:
-		return len - TLSA_HDR == SHA512_LEN;
-	default:
-		return false;
-	}
-}
-
-/* lookup_props - trust anchors, and the stub: --lookup-via, else --ns, else full recursion */
-static int lookup_props(const struct dv_owner_args *o, const char *zone, char *stub,
-			size_t stublen, struct ca_lookup_props *lk)
+/* lookup_via - the stub: --lookup-via, else --ns, else none (full recursion) */
+static int lookup_via(const struct dv_owner_args *o, char *stub, size_t stublen,
+		      const char **out)
 {
 	const char *via = o->lookup_via != NULL ? o->lookup_via : o->ns;
 	struct ca_server srv;
 	char err[256];
 
-	memset(lk, 0, sizeof(*lk));
+	*out = NULL;
 	if (access(o->ta_file, R_OK) != 0) {
 		errmsg("--ta-file %s: cannot be read", o->ta_file);
 		return DV_EXIT_CONFIG;
 	}
-	lk->ta_file = o->ta_file;
 	if (via != NULL) {
 		if (ca_server_parse(via, &srv, err, sizeof(err)) != DJ_EOK) {
 			errmsg("%s: %s", o->lookup_via != NULL ? "--lookup-via" : "--ns", err);
 			return DV_EXIT_USAGE;
 		}
 		snprintf(stub, stublen, "%s@%u", srv.addr, srv.port);
-		lk->stub_zone = zone;
-		lk->stub_addr = stub;
+		*out = stub;
 	}
 	return DV_EXIT_OK;
+}
+
+/* verdict_exit - the message and exit code of a verdict other than a good signature */
+static int verdict_exit(const struct dv_owner_args *o, const struct dv_identity_verdict *v)
+{
+	switch (v->status) {
+	case DV_ID_GOOD:
+		return DV_EXIT_OK;
+	case DV_ID_BADSIG:
+		errmsg("bad signature: %s does not verify under the identity key of %s; refused",
+		       o->signature, v->name);
+		return DV_EXIT_BADSIG;
+	case DV_ID_NOTLSA:
+		errmsg("%s; refused", v->why);
+		return DV_EXIT_NOTLSA;
+	case DV_ID_INSECURE:
+		errmsg("%s; refused", v->why);
+		return DV_EXIT_INSECURE;
+	case DV_ID_KEYMISMATCH:
+		errmsg("--device-key %s is not the key of %s (matches none of its %zu identity "
+		       "TLSA records); refused", o->device_key, v->name, v->usable);
+		return DV_EXIT_KEYMISMATCH;
+	case DV_ID_NEEDKEY:
+		errmsg("%s: give the device's public key with --device-key PUB.pem", v->why);
+		return DV_EXIT_USAGE;
+	}
+	return DV_EXIT_INTERNAL;
 }
 
 int exec_verify(const struct dv_params *p)
 {
 	const struct dv_owner_args *o = &p->own;
-	struct ca_lookup_props lk;
-	struct ca_verdict v;
-	uint8_t eui[LW_EUI_LEN], *msg = NULL, *sig = NULL;
-	size_t msglen = 0, siglen = 0, i, usable = 0;
-	char zone[DV_ZONE_MAX], name[DV_NAME_MAX], stub[80];
-	EVP_PKEY *dkey = NULL, *key = NULL;
-	bool match, have_full = false, found = false;
-	int ex, rc, used_mtype = -1;
+	struct dv_identity_props ip;
+	struct dv_identity_verdict v;
+	uint8_t *msg = NULL, *sig = NULL;
+	size_t msglen = 0, siglen = 0;
+	char zone[DV_ZONE_MAX], stub[STUB_MAX];
+	EVP_PKEY *dkey = NULL;
+	int ex, rc;
 
-	memset(&v, 0, sizeof(v));
-	if (dj_hex_parse(o->dev_eui, eui, LW_EUI_LEN) != DJ_EOK) {
+	memset(&ip, 0, sizeof(ip));
+	if (dj_hex_parse(o->dev_eui, ip.dev_eui, LW_EUI_LEN) != DJ_EOK) {
 		errmsg("--dev-eui %.40s: expected %d hex digits", o->dev_eui, 2 * LW_EUI_LEN);
 		return DV_EXIT_DATA;
 	}
@@ -203,11 +196,9 @@ int exec_verify(const struct dv_params *p)
 		errmsg("--zone %.80s: not a DNS zone name", o->zone);
 		return DV_EXIT_DATA;
 	}
-	if (dv_device_name(eui, zone, name) != DJ_EOK) {
-		errmsg("--zone %.80s: the device name would be too long", o->zone);
-		return DV_EXIT_DATA;
-	}
-	ex = lookup_props(o, zone, stub, sizeof(stub), &lk);
+	ip.ta_file = o->ta_file;
+	ip.zone = zone;
+	ex = lookup_via(o, stub, sizeof(stub), &ip.stub_addr);
 	if (ex == DV_EXIT_OK)
 		ex = read_file("--message", o->message, MSG_MAX, &msg, &msglen);
 	if (ex == DV_EXIT_OK)
@@ -216,110 +207,37 @@ int exec_verify(const struct dv_params *p)
 		ex = read_device_key(o->device_key, &dkey);
 	if (ex != DV_EXIT_OK)
 		goto out;
-
-	rc = ca_lookup(&lk, name, TLSA_TYPE, NULL, &v);
-	if (rc == DJ_ECONFIG) {
-		errmsg("resolver: %s", v.why);
+	ip.device_key = dkey;
+	ip.msg = msg;
+	ip.msglen = msglen;
+	ip.sig = sig;
+	ip.siglen = siglen;
+	rc = dv_identity_verify(&ip, &v);
+	switch (rc) {
+	case DJ_EOK:
+		ex = verdict_exit(o, &v);
+		break;
+	case DJ_ERANGE:
+		errmsg("--zone %.80s: the device name would be too long", o->zone);
+		ex = DV_EXIT_DATA;
+		break;
+	case DJ_ECONFIG:
+		errmsg("%s", v.why);
 		ex = DV_EXIT_CONFIG;
-		goto out;
-	}
-	if (rc != DJ_EOK) {
-		errmsg("%s TLSA: cannot be looked up now (%s)", name,
-		       rc == DJ_EAGAIN ? v.why : dj_strerror(rc));
-		ex = rc == DJ_EAGAIN ? DV_EXIT_DNS : DV_EXIT_INTERNAL;
-		goto out;
-	}
-	if (v.state != CA_DNSSEC_SECURE) {
-		errmsg("%s TLSA: the answer is not DNSSEC-secure (%s%s%s); refused", name,
-		       ca_dnssec_name(v.state), v.why[0] != '\0' ? ": " : "", v.why);
-		ex = DV_EXIT_INSECURE;
-		goto out;
-	}
-	if (v.rcode == RCODE_NXDOMAIN || (v.rcode == RCODE_NOERROR && v.rd.n == 0)) {
-		errmsg("%s: no identity TLSA (secure %s); refused", name,
-		       v.rcode == RCODE_NXDOMAIN ? "NXDOMAIN: no such device in this zone" :
-		       "NODATA: the device has no key");
-		ex = DV_EXIT_NOTLSA;
-		goto out;
-	}
-	if (v.rcode != RCODE_NOERROR) {
-		errmsg("%s TLSA: the server answered rcode %d", name, v.rcode);
+		break;
+	case DJ_EAGAIN:
+		errmsg("%s", v.why);
 		ex = DV_EXIT_DNS;
-		goto out;
-	}
-	for (i = 0; i < v.rd.n; i++)
-		if (tlsa_usable(v.rd.data[i], v.rd.len[i])) {
-			usable++;
-			have_full |= v.rd.data[i][2] == DV_TLSA_MTYPE_FULL;
-		}
-	if (usable == 0) {
-		errmsg("%s: the secure TLSA RRset holds no usable 3 1 0/1/2 record; refused", name);
-		ex = DV_EXIT_NOTLSA;
-		goto out;
-	}
-
-	if (dkey != NULL) {
-		/* the verifier's key must be the one the DNS names */
-		for (i = 0; i < v.rd.n && !found; i++) {
-			const uint8_t *d = v.rd.data[i];
-
-			if (!tlsa_usable(d, v.rd.len[i]))
-				continue;
-			rc = dv_key_match_tlsa(dkey, d[2], d + TLSA_HDR, v.rd.len[i] - TLSA_HDR,
-					       &match);
-			if (rc != DJ_EOK) {
-				errmsg("cannot compare the key: %s", dj_strerror(rc));
-				ex = DV_EXIT_INTERNAL;
-				goto out;
-			}
-			if (match) {
-				found = true;
-				used_mtype = d[2];
-			}
-		}
-		if (!found) {
-			errmsg("--device-key %s is not the key of %s (matches none of its %zu "
-			       "identity TLSA records); refused", o->device_key, name, usable);
-			ex = DV_EXIT_KEYMISMATCH;
-			goto out;
-		}
-		rc = dv_key_verify_msg(dkey, msg, msglen, sig, siglen);
-	} else {
-		if (!have_full) {
-			errmsg("%s publishes only digests of the key (TLSA 3 1 1/3 1 2): give the "
-			       "device's public key with --device-key PUB.pem", name);
-			ex = DV_EXIT_USAGE;
-			goto out;
-		}
-		rc = DJ_EACCES;
-		for (i = 0; i < v.rd.n && rc == DJ_EACCES; i++) {
-			const uint8_t *d = v.rd.data[i];
-
-			if (!tlsa_usable(d, v.rd.len[i]) || d[2] != DV_TLSA_MTYPE_FULL ||
-			    dv_key_from_spki(d + TLSA_HDR, v.rd.len[i] - TLSA_HDR, &key) != DJ_EOK)
-				continue;
-			rc = dv_key_verify_msg(key, msg, msglen, sig, siglen);
-			EVP_PKEY_free(key);
-			key = NULL;
-			used_mtype = DV_TLSA_MTYPE_FULL;
-		}
-	}
-	if (rc == DJ_EACCES) {
-		errmsg("bad signature: %s does not verify under the identity key of %s; refused",
-		       o->signature, name);
-		ex = DV_EXIT_BADSIG;
-		goto out;
-	}
-	if (rc != DJ_EOK) {
-		errmsg("cannot verify: %s", dj_strerror(rc));
+		break;
+	default:
+		errmsg("%s", v.why[0] != '\0' ? v.why : dj_strerror(rc));
 		ex = DV_EXIT_INTERNAL;
-		goto out;
+		break;
 	}
-	printf("good signature: %s is signed by the identity key of %s (TLSA 3 1 %d, "
-	       "DNSSEC-secure)\n", o->message, name, used_mtype);
-	ex = DV_EXIT_OK;
+	if (ex == DV_EXIT_OK)
+		printf("good signature: %s is signed by the identity key of %s (TLSA 3 1 %d, "
+		       "DNSSEC-secure)\n", o->message, v.name, v.mtype);
 out:
-	ca_verdict_clear(&v);
 	EVP_PKEY_free(dkey);
 	free(msg);
 	free(sig);

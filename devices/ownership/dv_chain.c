@@ -322,17 +322,17 @@ int dv_key_match_tlsa(EVP_PKEY *key, uint8_t mtype, const uint8_t *data, size_t 
 	size_t slen = 0;
 	int rc;
 
-	if (mtype > DV_TLSA_MTYPE_SHA512)
+	if (mtype > DJ_TLSA_MT_SHA512)
 		return DJ_EINVAL;
 	rc = dv_key_spki(key, &spki, &slen);
 	if (rc != DJ_EOK)
 		return rc;
-	if (mtype == DV_TLSA_MTYPE_FULL) {
+	if (mtype == DJ_TLSA_MT_FULL) {
 		*match = len == slen && CRYPTO_memcmp(spki, data, len) == 0;
 		goto out;
 	}
 	rc = DJ_ECRYPTO;
-	if (EVP_Digest(spki, slen, dig, &dlen, mtype == DV_TLSA_MTYPE_SHA256 ? EVP_sha256() :
+	if (EVP_Digest(spki, slen, dig, &dlen, mtype == DJ_TLSA_MT_SHA256 ? EVP_sha256() :
 		       EVP_sha512(), NULL) != 1)
 		goto out;
 	*match = len == dlen && CRYPTO_memcmp(dig, data, len) == 0;

@@ -37,6 +37,7 @@
 #include <openssl/evp.h>
 
 #include "common/dj_compiler.h"
+#include "common/dj_dns.h"
 #include "lorawan/lw_frame.h"
 
 #define DV_ZONE_MAX 256		/* a zone in presentation form, trailing dot, NUL (RFC 1035 §2.3.4) */
@@ -205,11 +206,6 @@ int dv_key_spki(EVP_PKEY *key, uint8_t **out, size_t *len) DJ_MUSTCHECK;
 /*! \brief A public key from DER SPKI. \retval DJ_EOK, DJ_EMALFORMED (or unusable type) */
 int dv_key_from_spki(const uint8_t *der, size_t len, EVP_PKEY **out) DJ_MUSTCHECK;
 
-/* Device identity TLSA (docs/dns-records.md): usage DANE-EE, selector SPKI, RFC 6698 §2.1. */
-#define DV_TLSA_MTYPE_FULL 0		/* the whole DER SPKI */
-#define DV_TLSA_MTYPE_SHA256 1		/* its SHA-256 (32 bytes) */
-#define DV_TLSA_MTYPE_SHA512 2		/* its SHA-512 (64 bytes) */
-
 /*!
  * \brief Verify \p sig over \p msg under \p key: ECDSA P-256 with SHA-256 (DER signature) or
  *        Ed25519 (PureEdDSA), with EVP_DigestVerify. No context string is prepended: the
@@ -222,7 +218,7 @@ int dv_key_verify_msg(EVP_PKEY *key, const uint8_t *msg, size_t len, const uint8
 
 /*!
  * \brief Whether \p key is the key that a TLSA record with selector SPKI and matching type
- *        \p mtype (DV_TLSA_MTYPE_*) and association data \p data names. Borrowed pointers.
+ *        \p mtype (DJ_TLSA_MT_*, common/dj_dns.h) and association data \p data names. Borrowed pointers.
  * \param match  set on DJ_EOK only.
  * \retval DJ_EOK, DJ_EINVAL (an unknown matching type), DJ_ENOMEM, DJ_ECRYPTO
  */

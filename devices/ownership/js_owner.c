@@ -36,6 +36,7 @@
 #include "common/dj_hex.h"
 #include "common/dj_log.h"
 #include "ownership/dv_chain.h"
+#include "ownership/dv_ownerkey.h"
 #include "ownership/dv_records.h"
 #include "ownership/js_owner.h"
 
@@ -47,9 +48,6 @@
 #define MS_PER_S 1000u
 #define NS_PER_MS 1000000u
 #define BUCKETS_MAX (1u << 20)
-#define TLSA_DANE_EE 3			/* RFC 6698 §2.1.1 */
-#define TLSA_SPKI 1			/* RFC 6698 §2.1.2 */
-#define TLSA_FULL 0			/* RFC 6698 §2.1.3 */
 #define NS_CLIENT_LABEL "_ns-client."	/* DANCE client identities (DESIGN.md) */
 #define AS_CLIENT_LABEL "_as-client."
 
@@ -487,54 +485,21 @@ static const struct dv_link *first_signed_by(const struct fetch *f, const char *
 	return NULL;
 }
 
-/* on_owner_tlsa - the _owner TLSA of f->zones[f->zi]: the usable 3 1 0 key (during a
+/* on_owner_tlsa - the _owner TLSA of f->zones[f->zi]: its key (dv_ownerkey: during a
  * rollover with several, the one that verifies the zone's first link) */
 static void on_owner_tlsa(const struct da_tlsa_set *s, void *arg)
 {
 	struct fetch *f = arg;
 	size_t zi = f->zi;
-	const struct dv_link *l;
 
 	f->lk = NULL;
-	switch (s->status) {
-	case DA_SECURE:
+	f->kst[zi] = dv_ownerkey_status(s->status);
+	if (f->kst[zi] == DV_KEY_OK &&
+	    dv_ownerkey_from_tlsa(s->rr, s->n, first_signed_by(f, f->zones[zi]), &f->keys[zi]) !=
+	    DJ_EOK)
 		f->kst[zi] = DV_KEY_ABSENT;
-		l = first_signed_by(f, f->zones[zi]);
-		for (size_t i = 0; i < s->n; i++) {
-			EVP_PKEY *k = NULL;
-
-			if (s->rr[i].usage != TLSA_DANE_EE || s->rr[i].selector != TLSA_SPKI ||
-			    s->rr[i].mtype != TLSA_FULL ||
-			    dv_key_from_spki(s->rr[i].data, s->rr[i].len, &k) != DJ_EOK)
-				continue;
-			if (l != NULL && dv_link_verify(l, k) == DJ_EOK) {
-				EVP_PKEY_free(f->keys[zi]);
-				f->keys[zi] = k;
-				f->kst[zi] = DV_KEY_OK;
-				break;
-			}
-			if (f->keys[zi] == NULL) {
-				f->keys[zi] = k;
-				f->kst[zi] = DV_KEY_OK;
-			} else {
-				EVP_PKEY_free(k);
-			}
-		}
-		min_ttl(f, s->ttl);
-		break;
-	case DA_TEMPFAIL:
-		f->kst[zi] = DV_KEY_TEMPFAIL;
-		break;
-	case DA_INSECURE:
-	case DA_BOGUS:
-		f->kst[zi] = DV_KEY_INSECURE;
-		min_ttl(f, s->ttl);
-		break;
-	default:
-		f->kst[zi] = DV_KEY_ABSENT;
-		min_ttl(f, s->ttl);
-		break;
-	}
+	if (s->status != DA_TEMPFAIL)
+		min_ttl(f, s->ttl);	/* a verdict rests on the record, a failure on nothing */
 	f->zi++;
 	next_key(f);
 }

@@ -1,7 +1,7 @@
 /*
  * fuzz_da_answer.c - libFuzzer target: DNS answers as libunbound hands them over
  * (da__answer_from_packet, through ldns) for TLSA, NAPTR, SRV, A and AAAA, and TLSA rdata
- * (da__tlsa_parse). The first input byte picks the type and the security bit.
+ * (da_tlsa_parse). The first input byte picks the type and the security bit.
  * Invariants: no crash or sanitizer report; an insecure answer is never DA_SECURE; a secure
  * TLSA verdict holds only usable records (usage 2 or 3).
  */
@@ -28,12 +28,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (da__answer_from_packet(type, 0, data + 1, size - 1, sec, NULL, 60, &a) == DJ_EOK) {
 		if (!sec && a->status == DA_SECURE)
 			abort();
-		for (size_t i = 0; type == 52 && a->status == DA_SECURE && i < a->n; i++)
-			if (a->tlsa[i].usage != 2 && a->tlsa[i].usage != 3)
+		for (size_t i = 0; type == DA_T_TLSA && a->status == DA_SECURE && i < a->n; i++)
+			if (a->tlsa[i].usage != DJ_TLSA_USAGE_DANE_TA &&
+			    a->tlsa[i].usage != DJ_TLSA_USAGE_DANE_EE)
 				abort();
 		da__answer_unref(a);
 	}
-	if (da__tlsa_parse(data + 1, size - 1, &t) == DJ_EOK && t.data + t.len > data + size)
+	if (da_tlsa_parse(data + 1, size - 1, &t) == DJ_EOK && t.data + t.len > data + size)
 		abort();
 	return 0;
 }

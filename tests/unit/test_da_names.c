@@ -96,37 +96,37 @@ static void test_tlsa_parse(void **state)
 
 	(void)state;
 	n = rd(b, 3, 1, 1, 32);
-	assert_int_equal(da__tlsa_parse(b, n, &t), DJ_EOK);
+	assert_int_equal(da_tlsa_parse(b, n, &t), DJ_EOK);
 	assert_int_equal(t.usage, 3);
 	assert_int_equal(t.selector, 1);
 	assert_int_equal(t.mtype, 1);
 	assert_int_equal(t.len, 32);
 	assert_ptr_equal(t.data, b + 3);
 	n = rd(b, 2, 0, 2, 64);
-	assert_int_equal(da__tlsa_parse(b, n, &t), DJ_EOK);
+	assert_int_equal(da_tlsa_parse(b, n, &t), DJ_EOK);
 	n = rd(b, 3, 0, 0, 91);		/* Full: any non-empty length */
-	assert_int_equal(da__tlsa_parse(b, n, &t), DJ_EOK);
+	assert_int_equal(da_tlsa_parse(b, n, &t), DJ_EOK);
 	assert_int_equal(t.len, 91);
 
 	memset(&t, 0x5a, sizeof(t));
-	assert_int_equal(da__tlsa_parse(b, 3, &t), DJ_EMALFORMED);	/* no data */
+	assert_int_equal(da_tlsa_parse(b, 3, &t), DJ_EMALFORMED);	/* no data */
 	assert_int_equal(t.usage, 0x5a);	/* untouched on failure */
-	assert_int_equal(da__tlsa_parse(b, 2, &t), DJ_EMALFORMED);
-	assert_int_equal(da__tlsa_parse(NULL, 40, &t), DJ_EMALFORMED);
+	assert_int_equal(da_tlsa_parse(b, 2, &t), DJ_EMALFORMED);
+	assert_int_equal(da_tlsa_parse(NULL, 40, &t), DJ_EMALFORMED);
 	n = rd(b, 4, 1, 1, 32);
-	assert_int_equal(da__tlsa_parse(b, n, &t), DJ_EMALFORMED);	/* usage 4 */
+	assert_int_equal(da_tlsa_parse(b, n, &t), DJ_EMALFORMED);	/* usage 4 */
 	n = rd(b, 3, 2, 1, 32);
-	assert_int_equal(da__tlsa_parse(b, n, &t), DJ_EMALFORMED);	/* selector 2 */
+	assert_int_equal(da_tlsa_parse(b, n, &t), DJ_EMALFORMED);	/* selector 2 */
 	n = rd(b, 3, 1, 3, 32);
-	assert_int_equal(da__tlsa_parse(b, n, &t), DJ_EMALFORMED);	/* mtype 3 */
+	assert_int_equal(da_tlsa_parse(b, n, &t), DJ_EMALFORMED);	/* mtype 3 */
 	n = rd(b, 3, 1, 1, 31);
-	assert_int_equal(da__tlsa_parse(b, n, &t), DJ_EMALFORMED);	/* short SHA-256 */
+	assert_int_equal(da_tlsa_parse(b, n, &t), DJ_EMALFORMED);	/* short SHA-256 */
 	n = rd(b, 3, 1, 1, 33);
-	assert_int_equal(da__tlsa_parse(b, n, &t), DJ_EMALFORMED);	/* long SHA-256 */
+	assert_int_equal(da_tlsa_parse(b, n, &t), DJ_EMALFORMED);	/* long SHA-256 */
 	n = rd(b, 3, 1, 2, 32);
-	assert_int_equal(da__tlsa_parse(b, n, &t), DJ_EMALFORMED);	/* SHA-512 of 32 */
+	assert_int_equal(da_tlsa_parse(b, n, &t), DJ_EMALFORMED);	/* SHA-512 of 32 */
 	n = rd(b, 3, 1, 2, 65);
-	assert_int_equal(da__tlsa_parse(b, n, &t), DJ_EMALFORMED);
+	assert_int_equal(da_tlsa_parse(b, n, &t), DJ_EMALFORMED);
 }
 
 static void test_tlsa_verdict(void **state)

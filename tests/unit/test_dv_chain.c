@@ -342,25 +342,25 @@ static void test_device_messages(void **state)
 	}
 	/* 3 1 0, 3 1 1, 3 1 2 of key 1 match key 1 and not key 3 */
 	assert_int_equal(dv_key_spki(keys[1], &der, &len), DJ_EOK);
-	assert_int_equal(dv_key_match_tlsa(keys[1], DV_TLSA_MTYPE_FULL, der, len, &match), DJ_EOK);
+	assert_int_equal(dv_key_match_tlsa(keys[1], DJ_TLSA_MT_FULL, der, len, &match), DJ_EOK);
 	assert_true(match);
-	assert_int_equal(dv_key_match_tlsa(keys[3], DV_TLSA_MTYPE_FULL, der, len, &match), DJ_EOK);
+	assert_int_equal(dv_key_match_tlsa(keys[3], DJ_TLSA_MT_FULL, der, len, &match), DJ_EOK);
 	assert_false(match);
-	assert_int_equal(dv_key_match_tlsa(keys[1], DV_TLSA_MTYPE_FULL, der, len - 1, &match),
+	assert_int_equal(dv_key_match_tlsa(keys[1], DJ_TLSA_MT_FULL, der, len - 1, &match),
 			 DJ_EOK);
 	assert_false(match);
 	assert_int_equal(EVP_Digest(der, len, dig, &dlen, EVP_sha256(), NULL), 1);
-	assert_int_equal(dv_key_match_tlsa(keys[1], DV_TLSA_MTYPE_SHA256, dig, dlen, &match),
+	assert_int_equal(dv_key_match_tlsa(keys[1], DJ_TLSA_MT_SHA256, dig, dlen, &match),
 			 DJ_EOK);
 	assert_true(match);
-	assert_int_equal(dv_key_match_tlsa(keys[1], DV_TLSA_MTYPE_SHA512, dig, dlen, &match),
+	assert_int_equal(dv_key_match_tlsa(keys[1], DJ_TLSA_MT_SHA512, dig, dlen, &match),
 			 DJ_EOK);
 	assert_false(match);
 	assert_int_equal(EVP_Digest(der, len, dig, &dlen, EVP_sha512(), NULL), 1);
-	assert_int_equal(dv_key_match_tlsa(keys[1], DV_TLSA_MTYPE_SHA512, dig, dlen, &match),
+	assert_int_equal(dv_key_match_tlsa(keys[1], DJ_TLSA_MT_SHA512, dig, dlen, &match),
 			 DJ_EOK);
 	assert_true(match);
-	assert_int_equal(dv_key_match_tlsa(keys[3], DV_TLSA_MTYPE_SHA512, dig, dlen, &match),
+	assert_int_equal(dv_key_match_tlsa(keys[3], DJ_TLSA_MT_SHA512, dig, dlen, &match),
 			 DJ_EOK);
 	assert_false(match);
 	assert_int_equal(dv_key_match_tlsa(keys[1], 3, dig, dlen, &match), DJ_EINVAL);
