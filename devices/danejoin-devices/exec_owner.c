@@ -46,6 +46,7 @@
 #include "ownership/dv_records.h"
 #include "ownership/dv_transfer.h"
 #include "exec.h"
+#include "owner_input.h"
 #include "store/js_keystore.h"
 #include "store/js_store.h"
 #include "store/js_store_owner.h"
@@ -70,49 +71,6 @@ struct orun {
 	uint32_t ttl;
 };
 
-/* errmsg - print "danejoin-devices: message" on stderr */
-static void DJ_PRINTF(1, 2) errmsg(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", DV_PROGRAM);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-/* oom - the message and exit code of an allocation failure */
-static int oom(void)
-{
-	errmsg("out of memory");
-	return DV_EXIT_INTERNAL;
-}
-
-/* parse_uint - a decimal in [min, max] */
-static bool parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
-{
-	char *end;
-	unsigned long v;
-
-	if (s == NULL || *s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
-/* zone_arg - normalize a zone flag, with a message naming it */
-static int zone_arg(const char *flag, const char *in, char out[DV_ZONE_MAX])
-{
-	if (dv_zone_normalize(in, out) == DJ_EOK)
-		return DV_EXIT_OK;
-	errmsg("%s %.80s: not a DNS zone name", flag, in);
-	return DV_EXIT_DATA;
-}
 
 /* dns_setup - server, TSIG key, trust anchors and stub from the flags (those given) */
 static int dns_setup(struct orun *r)
@@ -124,8 +82,8 @@ static int dns_setup(struct orun *r)
 
 	r->ttl = DV_TTL_DEFAULT;
 	if (o->ttl != NULL) {
-		if (!parse_uint(o->ttl, 1, 86400, &ttl)) {
-			errmsg("--ttl %.40s: expected 1 to 86400 seconds", o->ttl);
+		if (!oi_parse_uint(o->ttl, 1, 86400, &ttl)) {
+			oi_errmsg("--ttl %.40s: expected 1 to 86400 seconds", o->ttl);
 			return DV_EXIT_USAGE;
 		}
 		r->ttl = (uint32_t)ttl;
@@ -133,7 +91,7 @@ static int dns_setup(struct orun *r)
 	if (o->ns != NULL) {
 		rc = ca_server_parse(o->ns, &r->srv, err, sizeof(err));
 		if (rc != DJ_EOK) {
-			errmsg("--ns: %s", err);
+			oi_errmsg("--ns: %s", err);
 			return DV_EXIT_USAGE;
 		}
 		snprintf(r->stub_addr, sizeof(r->stub_addr), "%s@%u", r->srv.addr, r->srv.port);
@@ -141,7 +99,7 @@ static int dns_setup(struct orun *r)
 	if (o->tsig_file != NULL) {
 		rc = ca_tsig_read(o->tsig_file, &r->tsig, err, sizeof(err));
 		if (rc != DJ_EOK) {
-			errmsg("--tsig-file: %s", err);
+			oi_errmsg("--tsig-file: %s", err);
 			return DV_EXIT_CONFIG;
 		}
 		r->have_dns = true;
@@ -150,20 +108,20 @@ static int dns_setup(struct orun *r)
 		struct ca_server via;
 
 		if (ca_server_parse(o->lookup_via, &via, err, sizeof(err)) != DJ_EOK) {
-			errmsg("--lookup-via: %s", err);
+			oi_errmsg("--lookup-via: %s", err);
 			return DV_EXIT_USAGE;
 		}
 		snprintf(r->stub_addr, sizeof(r->stub_addr), "%s@%u", via.addr, via.port);
 	}
 	if (o->ta_file != NULL && access(o->ta_file, R_OK) != 0) {
-		errmsg("--ta-file %s: cannot be read", o->ta_file);
+		oi_errmsg("--ta-file %s: cannot be read", o->ta_file);
 		return DV_EXIT_CONFIG;
 	}
 	rc = dv_keyring_new(&(struct dv_keyring_props){
 				    .ta_file = o->ta_file,
 				    .stub_addr = r->stub_addr[0] != '\0' ? r->stub_addr : NULL,
 			    }, &r->ring);
-	return rc == DJ_EOK ? DV_EXIT_OK : oom();
+	return rc == DJ_EOK ? DV_EXIT_OK : oi_oom();
 }
 
 /* check_own_key - our signing key \p priv must be the _owner key published for \p zone */
@@ -174,84 +132,16 @@ static int check_own_key(struct orun *r, const char *flag, EVP_PKEY *priv, const
 
 	if (dv_ownerkey_matches(dv_keyring_get, r->ring, zone, priv, &st, &same) != DJ_EOK ||
 	    st != DV_KEY_OK) {
-		errmsg("zone %s %s; refusing to sign with %s", zone, dv_key_status_text(st), flag);
+		oi_errmsg("zone %s %s; refusing to sign with %s", zone, dv_key_status_text(st), flag);
 		return st == DV_KEY_TEMPFAIL ? DV_EXIT_DNS : DV_EXIT_DENIED;
 	}
 	if (!same) {
-		errmsg("the key in %s is not the _owner key published for %s", flag, zone);
+		oi_errmsg("the key in %s is not the _owner key published for %s", flag, zone);
 		return DV_EXIT_DENIED;
 	}
 	return DV_EXIT_OK;
 }
 
-/* read_key - the signing key of --key, with a clear message */
-static int read_key(const char *path, EVP_PKEY **out)
-{
-	int rc = dv_key_read(path, out);
-
-	switch (rc) {
-	case DJ_EOK:
-		return DV_EXIT_OK;
-	case DJ_ENOENT:
-		errmsg("--key %s: no such file", path);
-		return DV_EXIT_DATA;
-	case DJ_EFILEMODE:
-		errmsg("--key %s: not a regular file of mode 0600 or 0400 (group or others may "
-		       "read it); refusing to use it", path);
-		return DV_EXIT_DATA;
-	default:
-		errmsg("--key %s: not a PEM private key of type EC P-256 or Ed25519", path);
-		return DV_EXIT_DATA;
-	}
-}
-
-/* list_ok - a comma list without empty items */
-static bool list_ok(const char *s)
-{
-	size_t n = strlen(s);
-
-	return n > 0 && s[0] != ',' && s[n - 1] != ',' && strstr(s, ",,") == NULL;
-}
-
-/* parse_rights - "--netids 000013,00001a" and "--as-ids a.example,b.example" into \p l */
-static int parse_rights(const char *netids, const char *as_ids, struct dv_link *l)
-{
-	char buf[DV_RIGHTS_MAX * DV_ASID_MAX], *tok, *save = NULL;
-
-	l->n_net_ids = 0;
-	l->n_as_ids = 0;
-	if (netids != NULL) {
-		if (strlen(netids) >= sizeof(buf) || !list_ok(netids))
-			goto bad_net;
-		strcpy(buf, netids);
-		for (tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
-			if (l->n_net_ids >= DV_RIGHTS_MAX ||
-			    dj_hex_parse(tok, l->net_ids[l->n_net_ids], DV_NETID_LEN) != DJ_EOK)
-				goto bad_net;
-			l->n_net_ids++;
-		}
-	}
-	if (as_ids != NULL) {
-		if (strlen(as_ids) >= sizeof(buf) || !list_ok(as_ids))
-			goto bad_as;
-		strcpy(buf, as_ids);
-		save = NULL;
-		for (tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
-			if (l->n_as_ids >= DV_RIGHTS_MAX || !dv_asid_valid(tok))
-				goto bad_as;
-			strcpy(l->as_ids[l->n_as_ids++], tok);
-		}
-	}
-	return DV_EXIT_OK;
-bad_net:
-	errmsg("--netids: expected up to %d NetIDs of 6 hex digits, separated by commas",
-	       DV_RIGHTS_MAX);
-	return DV_EXIT_DATA;
-bad_as:
-	errmsg("--as-ids: expected up to %d AS-IDs (printable, no space, comma or quote), "
-	       "separated by commas", DV_RIGHTS_MAX);
-	return DV_EXIT_DATA;
-}
 
 /* crash_hook - tests: end the process right after transfer step \p step was recorded
  * (dv_xfer_env.stepped) */
@@ -273,213 +163,31 @@ static int open_store(struct orun *r)
 	return exec__open(r->cfg, r->p->config_path, &r->ks, &r->store);
 }
 
-/* ---- input files ---------------------------------------------------------------------- */
-
-/* read_small_file - a whole text file (at most \p max bytes) into a NUL-terminated buffer */
-static int read_small_file(const char *path, size_t max, char **out, size_t *len)
-{
-	struct stat st;
-	FILE *f;
-	char *buf;
-
-	*out = NULL;
-	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
-		errmsg("%s: cannot read (no such regular file)", path);
-		return DV_EXIT_DATA;
-	}
-	if ((uintmax_t)st.st_size > max) {
-		errmsg("%s: larger than %zu bytes", path, max);
-		return DV_EXIT_DATA;
-	}
-	f = fopen(path, "rb");
-	if (f == NULL) {
-		errmsg("%s: cannot open: %s", path, strerror(errno));
-		return DV_EXIT_DATA;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (buf == NULL) {
-		fclose(f);
-		return oom();
-	}
-	*len = fread(buf, 1, (size_t)st.st_size, f);
-	fclose(f);
-	buf[*len] = '\0';
-	*out = buf;
-	return DV_EXIT_OK;
-}
-
-/* Lines of a small text file, split in place. */
-struct lines {
-	char *buf;
-	size_t n;
-	char **line;
-	unsigned *lineno;
-};
-
-static void lines_free(struct lines *l)
-{
-	if (l->buf != NULL) {
-		OPENSSL_cleanse(l->buf, strlen(l->buf));	/* auth codes */
-		free(l->buf);
-	}
-	free(l->line);
-	free(l->lineno);
-	memset(l, 0, sizeof(*l));
-}
-
-/* lines_read - the non-blank lines of \p path (CR stripped); \p header: skip an exact first line */
-static int lines_read(const char *path, const char *header, struct lines *l)
-{
-	size_t len = 0, cap = 1, i;
-	char *p, *nl;
-	unsigned no = 0;
-	int ex;
-
-	memset(l, 0, sizeof(*l));
-	ex = read_small_file(path, DV_CSV_MAX_BYTES, &l->buf, &len);
-	if (ex != DV_EXIT_OK)
-		return ex;
-	if (memchr(l->buf, '\0', len) != NULL) {
-		errmsg("%s: NUL byte: not a text file", path);
-		return DV_EXIT_DATA;
-	}
-	for (i = 0; i < len; i++)
-		cap += l->buf[i] == '\n';
-	l->line = calloc(cap, sizeof(*l->line));
-	l->lineno = calloc(cap, sizeof(*l->lineno));
-	if (l->line == NULL || l->lineno == NULL)
-		return oom();
-	for (p = l->buf; *p != '\0'; p = nl + 1) {
-		nl = strchr(p, '\n');
-		if (nl != NULL)
-			*nl = '\0';
-		no++;
-		if (*p != '\0' && p[strlen(p) - 1] == '\r')
-			p[strlen(p) - 1] = '\0';
-		if (no == 1 && header != NULL) {
-			if (strcmp(p, header) != 0) {
-				errmsg("%s:1: the header must be exactly \"%s\"", path, header);
-				return DV_EXIT_DATA;
-			}
-		} else if (*p != '\0') {
-			l->line[l->n] = p;
-			l->lineno[l->n++] = no;
-		}
-		if (nl == NULL)
-			break;
-	}
-	if (l->n == 0) {
-		errmsg("%s: no entries", path);
-		return DV_EXIT_DATA;
-	}
-	return DV_EXIT_OK;
-}
-
-/* device_list - one DEVEUI argument, or the dev_eui column of a "dev_eui" CSV file */
-static int device_list(const struct dv_params *p, uint8_t (**out)[LW_EUI_LEN], size_t *n)
-{
-	struct lines l;
-	uint8_t (*euis)[LW_EUI_LEN];
-	size_t i;
-	int ex;
-
-	*out = NULL;
-	if (p->input != NULL) {
-		euis = calloc(1, sizeof(*euis));
-		if (euis == NULL)
-			return oom();
-		if (dj_hex_parse(p->input, euis[0], LW_EUI_LEN) != DJ_EOK) {
-			free(euis);
-			errmsg("%s: DevEUI argument: expected 16 hex digits", "device");
-			return DV_EXIT_DATA;
-		}
-		*out = euis;
-		*n = 1;
-		return DV_EXIT_OK;
-	}
-	ex = lines_read(p->own.csv, "dev_eui", &l);
-	if (ex != DV_EXIT_OK)
-		goto out;
-	euis = calloc(l.n, sizeof(*euis));
-	if (euis == NULL) {
-		ex = oom();
-		goto out;
-	}
-	for (i = 0; i < l.n; i++)
-		if (dj_hex_parse(l.line[i], euis[i], LW_EUI_LEN) != DJ_EOK) {
-			errmsg("%s:%u: field dev_eui: expected 16 hex digits", p->own.csv,
-			       l.lineno[i]);
-			free(euis);
-			ex = DV_EXIT_DATA;
-			goto out;
-		}
-	*out = euis;
-	*n = l.n;
-out:
-	lines_free(&l);
-	return ex;
-}
 
 /* ---- enroll / publish ------------------------------------------------------------------ */
 
-/* publish_all - publish the records of every unpublished owner row; mark them published */
-struct pub_ctx {
-	struct orun *r;
-	struct dv_pub *pub;
-	uint8_t (*euis)[LW_EUI_LEN];
-	size_t n, cap;
-	int rc;
-	char err[256];
-};
-
-static int publish_one(const struct js_owner *o, void *arg)
-{
-	struct pub_ctx *c = arg;
-	void *grown;
-
-	if (c->n == c->cap) {
-		c->cap = c->cap != 0 ? 2 * c->cap : 1024;
-		grown = realloc(c->euis, c->cap * sizeof(*c->euis));
-		if (grown == NULL)
-			return DJ_ENOMEM;
-		c->euis = grown;
-	}
-	memcpy(c->euis[c->n++], o->dev_eui, LW_EUI_LEN);
-	return dv_pub_device(c->pub, o->zone, o->dev_eui, o->attrs, o->chain, o->chain_len,
-			     c->err, sizeof(c->err));
-}
-
+/* publish_pending - publish the records of every unpublished owner row (dv_enroll_publish) */
 static int publish_pending(struct orun *r, size_t *count)
 {
-	struct pub_ctx c;
+	struct dv_pub *pub = NULL;
+	char err[DV_XFER_ERR_MAX] = "";
 	int rc, ex;
 
-	memset(&c, 0, sizeof(c));
-	c.r = r;
 	*count = 0;
-	rc = dv_pub_new(&r->srv, &r->tsig, r->ttl, &c.pub);
-	if (rc != DJ_EOK)
-		return oom();
-	/* queue inside the walk; messages that fill up are sent on the way */
-	rc = js_store_owner_foreach(r->store, true, publish_one, &c);
-	if (rc == DJ_EOK)
-		rc = dv_pub_flush(c.pub, c.err, sizeof(c.err));
-	if (rc == DJ_EOK && c.n > 0)
-		rc = js_store_owner_set_published(r->store,
-						  (const uint8_t (*)[LW_EUI_LEN])c.euis, c.n);
+	if (dv_pub_new(&r->srv, &r->tsig, r->ttl, &pub) != DJ_EOK)
+		return oi_oom();
+	rc = dv_enroll_publish(r->store, pub, count, err, sizeof(err));
 	if (rc == DJ_EOK) {
-		*count = c.n;
 		ex = DV_EXIT_OK;
 	} else if (rc == DJ_EACCES || rc == DJ_EAGAIN || rc == DJ_EIO || rc == DJ_EINVAL) {
-		errmsg("DNS update failed: %s; the devices are enrolled but their records are not "
-		       "all published: run '%s publish' to finish", c.err, DV_PROGRAM);
+		oi_errmsg("DNS update failed: %s; the devices are enrolled but their records are not "
+		       "all published: run '%s publish' to finish", err, DV_PROGRAM);
 		ex = DV_EXIT_DNS;
 	} else {
-		errmsg("cannot publish: %s", dj_strerror(rc));
+		oi_errmsg("cannot publish: %s", dj_strerror(rc));
 		ex = exec__fault_exit(rc);
 	}
-	free(c.euis);
-	dv_pub_free(c.pub);
+	dv_pub_free(pub);
 	return ex;
 }
 
@@ -508,20 +216,20 @@ static int read_cms(struct orun *r, const char *path, struct dv_csv **csv)
 	int rc, ex;
 
 	if (cert_path == NULL || key_path == NULL) {
-		errmsg("%s is a CMS file: give --js-cert and --js-key (or [http] cert_file and "
+		oi_errmsg("%s is a CMS file: give --js-cert and --js-key (or [http] cert_file and "
 		       "key_file in the configuration)", path);
 		return DV_EXIT_USAGE;
 	}
 	rc = dv_enroll_recipient_read(cert_path, key_path, &cert, &key, why, sizeof(why));
 	if (rc != DJ_EOK) {
-		errmsg("%s", why);
+		oi_errmsg("%s", why);
 		return DV_EXIT_CONFIG;
 	}
 	rc = dv_enroll_cms_file(path, cert, key, csv, why, sizeof(why));
 	if (rc == DJ_ENOMEM)
-		ex = oom();
+		ex = oi_oom();
 	else if (rc != DJ_EOK) {
-		errmsg("%s; nothing was imported", why);
+		oi_errmsg("%s; nothing was imported", why);
 		ex = DV_EXIT_DATA;
 	} else
 		ex = DV_EXIT_OK;
@@ -544,13 +252,13 @@ static int cmd_enroll(struct orun *r)
 	int rc, ex;
 
 	memset(&rights, 0, sizeof(rights));
-	ex = zone_arg("--zone", o->zone, zone);
+	ex = oi_zone_arg("--zone", o->zone, zone);
 	if (ex == DV_EXIT_OK)
-		ex = zone_arg("--from-zone", o->from_zone != NULL ? o->from_zone : o->zone, from);
+		ex = oi_zone_arg("--from-zone", o->from_zone != NULL ? o->from_zone : o->zone, from);
 	if (ex == DV_EXIT_OK)
-		ex = parse_rights(o->netids, o->as_ids, &rights);
+		ex = oi_parse_rights(o->netids, o->as_ids, &rights);
 	if (ex == DV_EXIT_OK)
-		ex = read_key(o->key, &mkey);
+		ex = oi_read_key(o->key, &mkey);
 	if (ex != DV_EXIT_OK)
 		goto out;
 	/* the whole input before anything else */
@@ -559,7 +267,7 @@ static int cmd_enroll(struct orun *r)
 	} else {
 		rc = dv_csv_parse_file(r->p->input, &csv, err, sizeof(err));
 		if (rc != DJ_EOK) {
-			errmsg("%s", rc == DJ_ENOMEM ? "out of memory" : err);
+			oi_errmsg("%s", rc == DJ_ENOMEM ? "out of memory" : err);
 			ex = rc == DJ_ENOMEM ? DV_EXIT_INTERNAL : DV_EXIT_DATA;
 		}
 	}
@@ -574,7 +282,7 @@ static int cmd_enroll(struct orun *r)
 	devs = calloc(csv->n, sizeof(*devs));
 	owners = calloc(csv->n, sizeof(*owners));
 	if (devs == NULL || owners == NULL) {
-		ex = oom();
+		ex = oi_oom();
 		goto out;
 	}
 	rc = dv_enroll_build(r->ks, csv, &(struct dv_enroll_props){
@@ -582,20 +290,20 @@ static int cmd_enroll(struct orun *r)
 				     .now = js_store_now(r->store),
 			     }, devs, owners, why, sizeof(why));
 	if (rc != DJ_EOK) {
-		errmsg("%s", why);
+		oi_errmsg("%s", why);
 		ex = rc == DJ_EMALFORMED ? DV_EXIT_DATA : exec__fault_exit(rc);
 		goto out;
 	}
 	rc = js_store_owner_enroll(r->store, devs, owners, csv->n, r->actor, &failed);
 	if (rc == DJ_EEXIST) {
 		dj_hex_format(csv->rows[failed < csv->n ? failed : 0].dev_eui, LW_EUI_LEN, eui);
-		errmsg("%s:%u: field dev_eui: device %s is already enrolled; nothing was enrolled",
+		oi_errmsg("%s:%u: field dev_eui: device %s is already enrolled; nothing was enrolled",
 		       r->p->input, csv->rows[failed < csv->n ? failed : 0].line, eui);
 		ex = DV_EXIT_DATA;
 		goto out;
 	}
 	if (rc != DJ_EOK) {
-		errmsg("cannot enroll: %s; nothing was enrolled", dj_strerror(rc));
+		oi_errmsg("cannot enroll: %s; nothing was enrolled", dj_strerror(rc));
 		ex = exec__fault_exit(rc);
 		goto out;
 	}
@@ -623,27 +331,25 @@ static int cmd_authcode(struct orun *r)
 	const struct dv_owner_args *o = &r->p->own;
 	uint8_t (*euis)[LW_EUI_LEN] = NULL;
 	struct js_authcode *recs = NULL;
-	struct js_owner own;
+	struct dv_xfer_report rep;
 	EVP_PKEY *key = NULL;
 	char zone[DV_ZONE_MAX], eui[EUI_HEX], (*codes)[DV_AUTHCODE_LEN + 1] = NULL;
 	unsigned long ttl = DV_AUTHCODE_TTL_DEFAULT;
 	size_t n = 0, i, failed = 0;
 	FILE *out = NULL;
 	int fd = -1, rc, ex;
-	int64_t now;
 
-	memset(&own, 0, sizeof(own));
-	ex = zone_arg("--zone", o->zone, zone);
+	ex = oi_zone_arg("--zone", o->zone, zone);
 	if (ex != DV_EXIT_OK)
 		return ex;
-	if (o->expires_in != NULL && !parse_uint(o->expires_in, 1, DV_AUTHCODE_TTL_MAX, &ttl)) {
-		errmsg("--expires-in %.40s: expected 1 to %d seconds", o->expires_in,
+	if (o->expires_in != NULL && !oi_parse_uint(o->expires_in, 1, DV_AUTHCODE_TTL_MAX, &ttl)) {
+		oi_errmsg("--expires-in %.40s: expected 1 to %d seconds", o->expires_in,
 		       DV_AUTHCODE_TTL_MAX);
 		return DV_EXIT_DATA;
 	}
-	ex = device_list(r->p, &euis, &n);
+	ex = oi_device_list(r->p, &euis, &n);
 	if (ex == DV_EXIT_OK)
-		ex = read_key(o->key, &key);
+		ex = oi_read_key(o->key, &key);
 	if (ex == DV_EXIT_OK)
 		ex = check_own_key(r, "--key", key, zone);
 	if (ex == DV_EXIT_OK)
@@ -653,33 +359,20 @@ static int cmd_authcode(struct orun *r)
 	recs = calloc(n, sizeof(*recs));
 	codes = calloc(n, sizeof(*codes));
 	if (recs == NULL || codes == NULL) {
-		ex = oom();
+		ex = oi_oom();
 		goto out;
 	}
-	now = js_store_now(r->store);
-	for (i = 0; i < n; i++) {
-		dj_hex_format(euis[i], LW_EUI_LEN, eui);
-		rc = js_store_owner_get(r->store, euis[i], &own);
-		if (rc != DJ_EOK || strcmp(own.zone, zone) != 0) {
-			errmsg("device %s %s; no auth code was set", eui,
-			       rc == DJ_ENOENT ? "is not enrolled with an owner" :
-			       rc == DJ_EOK ? "is not owned by --zone" : dj_strerror(rc));
-			ex = rc == DJ_EOK || rc == DJ_ENOENT ? DV_EXIT_DENIED : exec__fault_exit(rc);
-			goto out;
-		}
-		js_owner_clear(&own);
-		memcpy(recs[i].dev_eui, euis[i], LW_EUI_LEN);
-		if (dv_authcode_generate(codes[i]) != DJ_EOK ||
-		    dv_authcode_seal(codes[i], now + (int64_t)ttl, &recs[i]) != DJ_EOK) {
-			errmsg("cannot make an auth code: %s", dj_openssl_reason());
-			ex = DV_EXIT_INTERNAL;
-			goto out;
-		}
+	rc = dv_transfer_authcodes(r->store, (const uint8_t (*)[LW_EUI_LEN])euis, n, zone,
+				   js_store_now(r->store) + (int64_t)ttl, codes, recs, &rep);
+	if (rc != DJ_EOK || rep.status != DV_XFER_OK) {
+		oi_errmsg("%s; no auth code was set", rep.why);
+		ex = rc != DJ_EOK ? exec__fault_exit(rc) : DV_EXIT_DENIED;
+		goto out;
 	}
 	/* the code file first (0600, new): a code that cannot be handed out is not stored */
 	fd = open(o->out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0 || (out = fdopen(fd, "w")) == NULL) {
-		errmsg("--out %s: cannot create (it must not exist yet): %s", o->out,
+		oi_errmsg("--out %s: cannot create (it must not exist yet): %s", o->out,
 		       strerror(errno));
 		ex = DV_EXIT_DATA;
 		goto out;
@@ -687,7 +380,7 @@ static int cmd_authcode(struct orun *r)
 	fd = -1;
 	rc = js_store_authcode_put(r->store, recs, n, r->actor, &failed);
 	if (rc != DJ_EOK) {
-		errmsg("cannot store the auth codes: %s; none was set", dj_strerror(rc));
+		oi_errmsg("cannot store the auth codes: %s; none was set", dj_strerror(rc));
 		ex = rc == DJ_ENOENT ? DV_EXIT_DATA : exec__fault_exit(rc);
 		goto out;
 	}
@@ -698,7 +391,7 @@ static int cmd_authcode(struct orun *r)
 	}
 	if (fclose(out) != 0) {
 		out = NULL;
-		errmsg("--out %s: write error; the codes are set but lost: set them again",
+		oi_errmsg("--out %s: write error; the codes are set but lost: set them again",
 		       o->out);
 		ex = DV_EXIT_DATA;
 		goto out;
@@ -721,7 +414,6 @@ out:
 		OPENSSL_cleanse(recs, n * sizeof(*recs));
 		free(recs);
 	}
-	js_owner_clear(&own);
 	free(euis);
 	EVP_PKEY_free(key);
 	return ex;
@@ -739,15 +431,15 @@ static int load_chain(struct orun *r, const uint8_t *dev_eui, struct js_owner *o
 	dj_hex_format(dev_eui, LW_EUI_LEN, eui);
 	rc = js_store_owner_get(r->store, dev_eui, own);
 	if (rc == DJ_ENOENT) {
-		errmsg("device %s is not enrolled with an owner (danejoin-devices enroll)", eui);
+		oi_errmsg("device %s is not enrolled with an owner (danejoin-devices enroll)", eui);
 		return DV_EXIT_DATA;
 	}
 	if (rc != DJ_EOK) {
-		errmsg("cannot read device %s: %s", eui, dj_strerror(rc));
+		oi_errmsg("cannot read device %s: %s", eui, dj_strerror(rc));
 		return exec__fault_exit(rc);
 	}
 	if (dv_chain_decode(own->chain, own->chain_len, chain) != DJ_EOK) {
-		errmsg("device %s: the stored chain is malformed", eui);
+		oi_errmsg("device %s: the stored chain is malformed", eui);
 		return DV_EXIT_STORE;
 	}
 	return DV_EXIT_OK;
@@ -760,12 +452,12 @@ static int report_exit(int rc, const struct dv_xfer_report *rep, const char *whe
 	const char *at = where != NULL ? where : "", *sep = where != NULL ? ": " : "";
 
 	if (rc != DJ_EOK && rep->dns_failed) {
-		errmsg("DNS update failed: %s; the transfers are recorded and unfinished: run "
+		oi_errmsg("DNS update failed: %s; the transfers are recorded and unfinished: run "
 		       "'%s transfer' again (same flags) to finish them", rep->why, DV_PROGRAM);
 		return DV_EXIT_DNS;
 	}
 	if (rc != DJ_EOK) {
-		errmsg("%s", rep->why);
+		oi_errmsg("%s", rep->why);
 		return exec__fault_exit(rc);
 	}
 	switch (rep->status) {
@@ -774,17 +466,17 @@ static int report_exit(int rc, const struct dv_xfer_report *rep, const char *whe
 		return DV_EXIT_OK;
 	case DV_XFER_MALFORMED:
 	case DV_XFER_UNKNOWN:
-		errmsg("%s%s%s", at, sep, rep->why);
+		oi_errmsg("%s%s%s", at, sep, rep->why);
 		return DV_EXIT_DATA;
 	case DV_XFER_TEMPFAIL:
-		errmsg("%s%s%s; refused", at, sep, rep->why);
+		oi_errmsg("%s%s%s; refused", at, sep, rep->why);
 		return DV_EXIT_DNS;
 	case DV_XFER_REPLAYED:
 	case DV_XFER_STALE:
 	case DV_XFER_DENIED:
 		break;
 	}
-	errmsg("%s%s%s; refused", at, sep, rep->why);
+	oi_errmsg("%s%s%s; refused", at, sep, rep->why);
 	return DV_EXIT_DENIED;
 }
 
@@ -801,15 +493,15 @@ static int cmd_transfer_request(struct orun *r)
 	int fd, rc, ex;
 
 	memset(&rights, 0, sizeof(rights));
-	ex = zone_arg("--zone", o->zone, zone);
+	ex = oi_zone_arg("--zone", o->zone, zone);
 	if (ex == DV_EXIT_OK)
-		ex = zone_arg("--to-zone", o->to_zone, to);
+		ex = oi_zone_arg("--to-zone", o->to_zone, to);
 	if (ex == DV_EXIT_OK)
-		ex = parse_rights(o->netids, o->as_ids, &rights);
+		ex = oi_parse_rights(o->netids, o->as_ids, &rights);
 	if (ex == DV_EXIT_OK)
-		ex = device_list(r->p, &euis, &n);
+		ex = oi_device_list(r->p, &euis, &n);
 	if (ex == DV_EXIT_OK)
-		ex = read_key(o->key, &key);
+		ex = oi_read_key(o->key, &key);
 	if (ex == DV_EXIT_OK)
 		ex = open_store(r);
 	if (ex != DV_EXIT_OK)
@@ -818,7 +510,7 @@ static int cmd_transfer_request(struct orun *r)
 	if (fd < 0 || (out = fdopen(fd, "w")) == NULL) {
 		if (fd >= 0)
 			close(fd);
-		errmsg("--out %s: cannot create (it must not exist yet): %s", o->out,
+		oi_errmsg("--out %s: cannot create (it must not exist yet): %s", o->out,
 		       strerror(errno));
 		ex = DV_EXIT_DATA;
 		goto out;
@@ -827,7 +519,7 @@ static int cmd_transfer_request(struct orun *r)
 		rc = dv_transfer_request(r->store, euis[i], zone, to, &rights, key, &b64, &rep);
 		if (rc == DJ_EOK && rep.status == DV_XFER_DENIED) {
 			dj_hex_format(euis[i], LW_EUI_LEN, eui);
-			errmsg("device %s is owned by %s, not by --zone %s", eui, rep.owner, zone);
+			oi_errmsg("device %s is owned by %s, not by --zone %s", eui, rep.owner, zone);
 			ex = DV_EXIT_DENIED;
 			goto out;
 		}
@@ -841,7 +533,7 @@ static int cmd_transfer_request(struct orun *r)
 	}
 	if (fclose(out) != 0) {
 		out = NULL;
-		errmsg("--out %s: write error", o->out);
+		oi_errmsg("--out %s: write error", o->out);
 		ex = DV_EXIT_DATA;
 		goto out;
 	}
@@ -867,7 +559,7 @@ static int cmd_transfer(struct orun *r)
 	struct dv_xfer_env env;
 	struct dv_pub *pub = NULL;
 	struct dv_link rights;
-	struct lines in;
+	struct oi_lines in;
 	EVP_PKEY *rkey = NULL;
 	char to[DV_ZONE_MAX], where[300];
 	double t0 = dj_clock_mono_s();
@@ -878,22 +570,22 @@ static int cmd_transfer(struct orun *r)
 	memset(&rep, 0, sizeof(rep));
 	ex = DV_EXIT_OK;
 	if (o->auth_codes != NULL) {
-		ex = zone_arg("--to-zone", o->to_zone, to);
+		ex = oi_zone_arg("--to-zone", o->to_zone, to);
 		if (ex == DV_EXIT_OK)
-			ex = parse_rights(o->netids, o->as_ids, &rights);
+			ex = oi_parse_rights(o->netids, o->as_ids, &rights);
 		if (ex == DV_EXIT_OK)
-			ex = read_key(o->key, &rkey);
+			ex = oi_read_key(o->key, &rkey);
 		if (ex == DV_EXIT_OK)
-			ex = lines_read(o->auth_codes, "dev_eui,auth_code", &in);
+			ex = oi_lines_read(o->auth_codes, "dev_eui,auth_code", &in);
 	} else if (o->requests != NULL) {
-		ex = lines_read(o->requests, NULL, &in);
+		ex = oi_lines_read(o->requests, NULL, &in);
 	}
 	if (ex == DV_EXIT_OK)
 		ex = open_store(r);
 	if (ex != DV_EXIT_OK)
 		goto out;
 	if (dv_pub_new(&r->srv, &r->tsig, r->ttl, &pub) != DJ_EOK) {
-		ex = oom();
+		ex = oi_oom();
 		goto out;
 	}
 	memset(&env, 0, sizeof(env));
@@ -938,7 +630,7 @@ static int cmd_transfer(struct orun *r)
 	printf(" in %.2f s\n", dj_clock_mono_s() - t0);
 out:
 	dv_pub_free(pub);
-	lines_free(&in);
+	oi_lines_free(&in);
 	EVP_PKEY_free(rkey);
 	return ex;
 }
@@ -956,12 +648,12 @@ static int cmd_ownership(struct orun *r)
 
 	memset(&own, 0, sizeof(own));
 	if (dj_hex_parse(r->p->input, eui, LW_EUI_LEN) != DJ_EOK) {
-		errmsg("ownership: DevEUI argument: expected 16 hex digits");
+		oi_errmsg("ownership: DevEUI argument: expected 16 hex digits");
 		return DV_EXIT_DATA;
 	}
 	chain = calloc(1, sizeof(*chain));
 	if (chain == NULL)
-		return oom();
+		return oi_oom();
 	ex = open_store(r);
 	if (ex == DV_EXIT_OK)
 		ex = load_chain(r, eui, &own, chain);
@@ -998,7 +690,7 @@ int exec_owner(const struct js_config *cfg, const struct dv_params *p)
 
 	r = calloc(1, sizeof(*r));
 	if (r == NULL)
-		return oom();
+		return oi_oom();
 	r->cfg = cfg;
 	r->p = p;
 	exec__actor(r->actor, sizeof(r->actor));
@@ -1025,7 +717,7 @@ int exec_owner(const struct js_config *cfg, const struct dv_params *p)
 		ex = cmd_ownership(r);
 		break;
 	default:
-		errmsg("internal error: command %d has no handler", (int)p->cmd);
+		oi_errmsg("internal error: command %d has no handler", (int)p->cmd);
 		ex = DV_EXIT_INTERNAL;
 		break;
 	}

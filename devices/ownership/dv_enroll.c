@@ -26,6 +26,7 @@
 #include "ownership/dv_records.h"
 
 #define KEY_MODE_OTHERS 077	/* group and others bits */
+#define PUBLISH_GROW 1024	/* first capacity of the list of published devices */
 
 /* say - a reason into \p why (may be NULL), and return \p rc */
 static int DJ_PRINTF(4, 5) say(int rc, char *why, size_t whylen, const char *fmt, ...)
@@ -279,4 +280,50 @@ int dv_enroll_build(struct js_keystore *ks, const struct dv_csv *csv,
 				   row->line);
 	}
 	return DJ_EOK;
+}
+
+/* The devices queued by one dv_enroll_publish() walk. */
+struct pub_walk {
+	struct dv_pub *pub;
+	uint8_t (*euis)[LW_EUI_LEN];
+	size_t n, cap;
+	char *err;
+	size_t errlen;
+};
+
+/* publish_one - queue the records of one unpublished row (js_store_owner_foreach) */
+static int publish_one(const struct js_owner *o, void *arg)
+{
+	struct pub_walk *w = arg;
+	void *grown;
+
+	if (w->n == w->cap) {
+		w->cap = w->cap != 0 ? 2 * w->cap : PUBLISH_GROW;
+		grown = realloc(w->euis, w->cap * sizeof(*w->euis));
+		if (grown == NULL)
+			return DJ_ENOMEM;
+		w->euis = grown;
+	}
+	memcpy(w->euis[w->n++], o->dev_eui, LW_EUI_LEN);
+	return dv_pub_device(w->pub, o->zone, o->dev_eui, o->attrs, o->chain, o->chain_len,
+			     w->err, w->errlen);
+}
+
+int dv_enroll_publish(struct js_store *s, struct dv_pub *pub, size_t *count, char *err,
+		      size_t errlen)
+{
+	struct pub_walk w = { .pub = pub, .err = err, .errlen = errlen };
+	int rc;
+
+	*count = 0;
+	/* queue inside the walk; messages that fill up are sent on the way */
+	rc = js_store_owner_foreach(s, true, publish_one, &w);
+	if (rc == DJ_EOK)
+		rc = dv_pub_flush(pub, err, errlen);
+	if (rc == DJ_EOK && w.n > 0)
+		rc = js_store_owner_set_published(s, (const uint8_t (*)[LW_EUI_LEN])w.euis, w.n);
+	if (rc == DJ_EOK)
+		*count = w.n;
+	free(w.euis);
+	return rc;
 }

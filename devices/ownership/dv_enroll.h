@@ -96,4 +96,17 @@ int dv_enroll_build(struct js_keystore *ks, const struct dv_csv *csv,
 		    const struct dv_enroll_props *p, struct js_device *devs,
 		    struct js_owner *owners, char *why, size_t whylen) DJ_MUSTCHECK;
 
+struct dv_pub;
+
+/*!
+ * \brief Publish the records of every owner row not published yet through \p pub
+ *        (dv_records.h: many devices per UPDATE message), then mark them published. A row is
+ *        marked only after every message was acknowledged, so a failure leaves it to a
+ *        re-run (each change is a replace).
+ * \param count  the rows published, on DJ_EOK.
+ * \retval DJ_EOK, a dv_pub_flush() error (\p err says why), DJ_ENOMEM, DJ_ESQL
+ */
+int dv_enroll_publish(struct js_store *s, struct dv_pub *pub, size_t *count, char *err,
+		      size_t errlen) DJ_MUSTCHECK;
+
 #endif /* DJ_DEVICES_OWNERSHIP_DV_ENROLL_H */

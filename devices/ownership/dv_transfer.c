@@ -688,3 +688,46 @@ out:
 	free(chain);
 	return rc;
 }
+
+int dv_transfer_authcodes(struct js_store *s, const uint8_t (*dev_euis)[LW_EUI_LEN], size_t n,
+			  const char *zone, int64_t expires_at,
+			  char (*codes)[DV_AUTHCODE_LEN + 1], struct js_authcode *recs,
+			  struct dv_xfer_report *r)
+{
+	struct js_owner own;
+	char eui[EUI_HEX];
+	size_t i;
+	int rc = DJ_EOK;
+
+	memset(r, 0, sizeof(*r));
+	memset(&own, 0, sizeof(own));
+	for (i = 0; i < n && rc == DJ_EOK && r->status == DV_XFER_OK; i++) {
+		r->item = i;
+		dj_hex_format(dev_euis[i], LW_EUI_LEN, eui);
+		rc = js_store_owner_get(s, dev_euis[i], &own);
+		if (rc == DJ_ENOENT) {
+			rc = verdict(r, DV_XFER_UNKNOWN, "device %s is not enrolled with an owner",
+				     eui);
+			break;
+		}
+		if (rc != DJ_EOK) {
+			rc = fault(r, rc, "cannot read device %s: %s", eui, dj_strerror(rc));
+			break;
+		}
+		snprintf(r->owner, sizeof(r->owner), "%s", own.zone);
+		js_owner_clear(&own);
+		if (strcmp(r->owner, zone) != 0) {
+			rc = verdict(r, DV_XFER_DENIED, "device %s is owned by %s, not by %s", eui,
+				     r->owner, zone);
+			break;
+		}
+		memcpy(recs[i].dev_eui, dev_euis[i], LW_EUI_LEN);
+		rc = dv_authcode_generate(codes[i]);
+		if (rc == DJ_EOK)
+			rc = dv_authcode_seal(codes[i], expires_at, &recs[i]);
+		if (rc != DJ_EOK)
+			rc = fault(r, DJ_ECRYPTO, "cannot make an auth code: %s",
+				   dj_openssl_reason());
+	}
+	return rc;
+}

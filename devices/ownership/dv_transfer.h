@@ -52,6 +52,7 @@
 #include <openssl/evp.h>
 
 #include "common/dj_compiler.h"
+#include "ownership/dv_authcode.h"
 #include "ownership/dv_chain.h"
 #include "store/js_store_owner.h"
 
@@ -163,6 +164,19 @@ int dv_transfer_apply(const struct dv_xfer_env *e, const struct dv_xfer_batch *b
 int dv_transfer_request(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], const char *zone,
 			const char *to_zone, const struct dv_link *rights, EVP_PKEY *key,
 			char **b64, struct dv_xfer_report *r) DJ_MUSTCHECK;
+
+/*!
+ * \brief New auth codes for \p n devices owned by \p zone, valid until \p expires_at: each
+ *        generated into \p codes[i] (to hand out once) and sealed into \p recs[i] (to store:
+ *        js_store_authcode_put). Wipe both after use.
+ * \param r  r->status: DV_XFER_OK, DV_XFER_UNKNOWN (device r->item not enrolled) or
+ *           DV_XFER_DENIED (device r->item owned by r->owner, not by \p zone).
+ * \retval DJ_EOK, DJ_ESQL, DJ_ECRYPTO
+ */
+int dv_transfer_authcodes(struct js_store *s, const uint8_t (*dev_euis)[LW_EUI_LEN], size_t n,
+			  const char *zone, int64_t expires_at,
+			  char (*codes)[DV_AUTHCODE_LEN + 1], struct js_authcode *recs,
+			  struct dv_xfer_report *r) DJ_MUSTCHECK;
 
 /*! \brief "ok", "already done", "replayed", "stale", "denied", ... */
 const char *dv_xfer_status_str(enum dv_xfer_status st);
