@@ -470,7 +470,8 @@ int params_validate(const struct ca_args *a, struct ca_params *p)
 				return ex;
 			p->depth = (int)n;
 		}
-		if (p->selector == DJ_TLSA_SEL_CERT && (a->val[F_KEY] != NULL || a->val[F_PUBKEY] != NULL))
+		if (p->selector == DJ_TLSA_SEL_CERT &&
+		    (a->val[F_KEY] != NULL || a->val[F_PUBKEY] != NULL))
 			return usage_error(a->command, "selector 0 (full certificate) needs --cert "
 					   "or --chain", NULL);
 		if ((ex = parse_owner(a, p, true)) != CA_EXIT_OK)

@@ -19,19 +19,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <openssl/x509.h>
 
 #include "ca-tools/ca_update.h"
@@ -52,7 +46,6 @@
 #include "store/js_store_owner.h"
 
 #define EUI_HEX (2 * LW_EUI_LEN + 1)
-#define LINE_MAX_LEN 8192		/* one request line (base64 of a link) */
 #define CRASH_ENV "DJ_DV_CRASH_AFTER_STEP"	/* tests: _exit after transfer step N */
 #define CRASH_EXIT 70
 
@@ -132,7 +125,8 @@ static int check_own_key(struct orun *r, const char *flag, EVP_PKEY *priv, const
 
 	if (dv_ownerkey_matches(dv_keyring_get, r->ring, zone, priv, &st, &same) != DJ_EOK ||
 	    st != DV_KEY_OK) {
-		oi_errmsg("zone %s %s; refusing to sign with %s", zone, dv_key_status_text(st), flag);
+		oi_errmsg("zone %s %s; refusing to sign with %s", zone, dv_key_status_text(st),
+			  flag);
 		return st == DV_KEY_TEMPFAIL ? DV_EXIT_DNS : DV_EXIT_DENIED;
 	}
 	if (!same) {
@@ -180,8 +174,8 @@ static int publish_pending(struct orun *r, size_t *count)
 	if (rc == DJ_EOK) {
 		ex = DV_EXIT_OK;
 	} else if (rc == DJ_EACCES || rc == DJ_EAGAIN || rc == DJ_EIO || rc == DJ_EINVAL) {
-		oi_errmsg("DNS update failed: %s; the devices are enrolled but their records are not "
-		       "all published: run '%s publish' to finish", err, DV_PROGRAM);
+		oi_errmsg("DNS update failed: %s; the devices are enrolled but their records "
+			  "are not all published: run '%s publish' to finish", err, DV_PROGRAM);
 		ex = DV_EXIT_DNS;
 	} else {
 		oi_errmsg("cannot publish: %s", dj_strerror(rc));
@@ -254,7 +248,8 @@ static int cmd_enroll(struct orun *r)
 	memset(&rights, 0, sizeof(rights));
 	ex = oi_zone_arg("--zone", o->zone, zone);
 	if (ex == DV_EXIT_OK)
-		ex = oi_zone_arg("--from-zone", o->from_zone != NULL ? o->from_zone : o->zone, from);
+		ex = oi_zone_arg("--from-zone", o->from_zone != NULL ? o->from_zone : o->zone,
+				 from);
 	if (ex == DV_EXIT_OK)
 		ex = oi_parse_rights(o->netids, o->as_ids, &rights);
 	if (ex == DV_EXIT_OK)
@@ -286,7 +281,8 @@ static int cmd_enroll(struct orun *r)
 		goto out;
 	}
 	rc = dv_enroll_build(r->ks, csv, &(struct dv_enroll_props){
-				     .from_zone = from, .zone = zone, .rights = &rights, .key = mkey,
+				     .from_zone = from, .zone = zone, .rights = &rights,
+				     .key = mkey,
 				     .now = js_store_now(r->store),
 			     }, devs, owners, why, sizeof(why));
 	if (rc != DJ_EOK) {
@@ -297,8 +293,8 @@ static int cmd_enroll(struct orun *r)
 	rc = js_store_owner_enroll(r->store, devs, owners, csv->n, r->actor, &failed);
 	if (rc == DJ_EEXIST) {
 		dj_hex_format(csv->rows[failed < csv->n ? failed : 0].dev_eui, LW_EUI_LEN, eui);
-		oi_errmsg("%s:%u: field dev_eui: device %s is already enrolled; nothing was enrolled",
-		       r->p->input, csv->rows[failed < csv->n ? failed : 0].line, eui);
+		oi_errmsg("%s:%u: field dev_eui: device %s is already enrolled; nothing was "
+			  "enrolled", r->p->input, csv->rows[failed < csv->n ? failed : 0].line, eui);
 		ex = DV_EXIT_DATA;
 		goto out;
 	}
@@ -519,7 +515,8 @@ static int cmd_transfer_request(struct orun *r)
 		rc = dv_transfer_request(r->store, euis[i], zone, to, &rights, key, &b64, &rep);
 		if (rc == DJ_EOK && rep.status == DV_XFER_DENIED) {
 			dj_hex_format(euis[i], LW_EUI_LEN, eui);
-			oi_errmsg("device %s is owned by %s, not by --zone %s", eui, rep.owner, zone);
+			oi_errmsg("device %s is owned by %s, not by --zone %s", eui, rep.owner,
+				  zone);
 			ex = DV_EXIT_DENIED;
 			goto out;
 		}

@@ -101,7 +101,8 @@ int oi_parse_rights(const char *netids, const char *as_ids, struct dv_link *l)
 		if (strlen(netids) >= sizeof(buf) || !list_ok(netids))
 			goto bad_net;
 		strcpy(buf, netids);
-		for (tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+		for (tok = strtok_r(buf, ",", &save); tok != NULL;
+		     tok = strtok_r(NULL, ",", &save)) {
 			if (l->n_net_ids >= DV_RIGHTS_MAX ||
 			    dj_hex_parse(tok, l->net_ids[l->n_net_ids], DV_NETID_LEN) != DJ_EOK)
 				goto bad_net;
@@ -113,7 +114,8 @@ int oi_parse_rights(const char *netids, const char *as_ids, struct dv_link *l)
 			goto bad_as;
 		strcpy(buf, as_ids);
 		save = NULL;
-		for (tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+		for (tok = strtok_r(buf, ",", &save); tok != NULL;
+		     tok = strtok_r(NULL, ",", &save)) {
 			if (l->n_as_ids >= DV_RIGHTS_MAX || !dv_asid_valid(tok))
 				goto bad_as;
 			strcpy(l->as_ids[l->n_as_ids++], tok);

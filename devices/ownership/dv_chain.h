@@ -218,7 +218,8 @@ int dv_key_verify_msg(EVP_PKEY *key, const uint8_t *msg, size_t len, const uint8
 
 /*!
  * \brief Whether \p key is the key that a TLSA record with selector SPKI and matching type
- *        \p mtype (DJ_TLSA_MT_*, common/dj_dns.h) and association data \p data names. Borrowed pointers.
+ *        \p mtype (DJ_TLSA_MT_*, common/dj_dns.h) and association data \p data names.
+ *        Borrowed pointers.
  * \param match  set on DJ_EOK only.
  * \retval DJ_EOK, DJ_EINVAL (an unknown matching type), DJ_ENOMEM, DJ_ECRYPTO
  */

@@ -73,7 +73,8 @@ int dv_enroll_recipient_read(const char *cert_path, const char *key_path, X509 *
 		say(rc, why, whylen, "JS certificate %s: not a PEM certificate", cert_path);
 		goto out;
 	}
-	if (stat(key_path, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & KEY_MODE_OTHERS) != 0) {
+	if (stat(key_path, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    (st.st_mode & KEY_MODE_OTHERS) != 0) {
 		say(rc, why, whylen, "JS key %s: missing, or readable by group or others "
 		    "(chmod 600)", key_path);
 		goto out;

@@ -176,8 +176,8 @@ static int run_steps(const struct dv_xfer_env *e, struct xfer *v, size_t n,
 			rc = e->pub.flush(e->pub.arg, err, sizeof(err));
 		if (rc == DJ_EOK && k > 0) {
 			dns = false;
-			rc = js_store_transfer_advance(e->store, ids, k, (enum js_transfer_step)step,
-						       e->actor);
+			rc = js_store_transfer_advance(e->store, ids, k,
+						       (enum js_transfer_step)step, e->actor);
 			if (rc != DJ_EOK)
 				snprintf(err, sizeof(err), "transfer failed: %s", dj_strerror(rc));
 		}
@@ -488,8 +488,8 @@ static int verify_item(const struct dv_xfer_env *e, const struct dv_xfer_batch *
 		if (rc == DJ_ENOMEM)
 			return fault(r, rc, "out of memory");
 		if (rc != DJ_EOK || l->auth != DV_AUTH_SIGNED)
-			return verdict(r, DV_XFER_MALFORMED, "not a signed transfer request (base64 "
-				       "of a Link, danejoin-devices transfer-request)");
+			return verdict(r, DV_XFER_MALFORMED, "not a signed transfer request "
+				       "(base64 of a Link, danejoin-devices transfer-request)");
 		return verify_request(e, l, x, r);
 	}
 	memset(l, 0, sizeof(*l));
