@@ -31,7 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -39,6 +38,7 @@
 #include <unbound.h>
 
 #include "backend-auth/da_internal.h"
+#include "common/dj_clock.h"
 #include "common/dj_err.h"
 #include "common/dj_log.h"
 
@@ -48,7 +48,6 @@
 #define DEF_TIMEOUT_MS 5000u
 #define DEF_REFRESH_PCT 10u
 #define MS_PER_S 1000u
-#define NS_PER_MS 1000000u
 #define DNS_CLASS_IN 1			/* RFC 1035 §3.2.4 */
 #define ROOT_KEY_FILE "/usr/share/dns/root.key" /* Debian dns-root-data */
 #define PROP_TOKEN_MAX 512
@@ -86,16 +85,6 @@ const char *da_status_str(enum da_status st)
 		return "tempfail";
 	}
 	return "unknown";
-}
-
-/* mono_ms - the default clock: CLOCK_MONOTONIC in milliseconds (immune to wall-clock steps) */
-static uint64_t mono_ms(void *arg)
-{
-	struct timespec ts;
-
-	(void)arg;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * MS_PER_S + (uint64_t)ts.tv_nsec / NS_PER_MS;
 }
 
 struct event_base *da__resolver_base(struct da_resolver *r)
@@ -345,7 +334,7 @@ static int lookup_start(struct da_resolver *r, uint16_t type, const char *name, 
 	if (e != NULL) {
 		struct da_lookup tmp;
 		struct da_answer *a = da__answer_ref(e->ans);
-		uint32_t left = (uint32_t)((e->expires_ms - now + MS_PER_S - 1) / MS_PER_S);
+		uint32_t left = (uint32_t)((e->life.expires_ms - now + MS_PER_S - 1) / MS_PER_S);
 
 		r->st.cache_hits++;
 		if (da__cache_in_refresh(e, r->refresh_pct, now) &&
@@ -460,7 +449,7 @@ int da_tlsa_peek(struct da_resolver *r, const char *name, da_tlsa_cb cb, void *a
 	snprintf(tmp.name, sizeof(tmp.name), "%s", canon);
 	a = da__answer_ref(e->ans);
 	r->depth++;
-	deliver(&tmp, a, (uint32_t)((e->expires_ms - now + MS_PER_S - 1) / MS_PER_S), 1);
+	deliver(&tmp, a, (uint32_t)((e->life.expires_ms - now + MS_PER_S - 1) / MS_PER_S), 1);
 	r->depth--;
 	da__answer_unref(a);
 	return DJ_EOK;
@@ -550,7 +539,7 @@ int da__resolver_new_backend(struct event_base *base, const struct da_resolver_p
 		return DJ_ENOMEM;
 	r->base = base;
 	r->be = *be;
-	r->clock = clock != NULL ? clock : mono_ms;
+	r->clock = clock != NULL ? clock : dj_clock_mono_ms_cb;	/* monotonic: immune to steps */
 	r->clock_arg = clock_arg;
 	r->ttl_cap = props->ttl_cap ? props->ttl_cap : DEF_TTL_CAP;
 	r->neg_ttl = props->neg_ttl ? props->neg_ttl : DEF_NEG_TTL;

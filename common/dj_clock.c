@@ -46,3 +46,9 @@ int64_t dj_clock_real_ms(void)
 
 	return (int64_t)ts.tv_sec * MS_PER_S + ts.tv_nsec / NS_PER_MS;
 }
+
+uint64_t dj_clock_mono_ms_cb(void *arg)
+{
+	(void)arg;
+	return dj_clock_mono_ms();
+}

@@ -24,4 +24,10 @@ double dj_clock_mono_s(void);
 /*! \brief Wall time in milliseconds since the Unix epoch. */
 int64_t dj_clock_real_ms(void);
 
+/*!
+ * \brief dj_clock_mono_ms in the shape of an injectable clock callback (\p arg unused): the
+ * default of da_resolver_props and js_owner_props, which tests replace with their own.
+ */
+uint64_t dj_clock_mono_ms_cb(void *arg);
+
 #endif /* DJ_COMMON_DJ_CLOCK_H */
