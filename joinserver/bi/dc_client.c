@@ -31,7 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -48,6 +47,7 @@
 #include "backend-auth/da_dns.h"
 #include "backend-auth/da_tls.h"
 #include "bi/dc_client.h"
+#include "common/dj_clock.h"
 #include "common/dj_err.h"
 #include "common/dj_log.h"
 
@@ -106,15 +106,6 @@ struct dc_client {
 	struct dc_req *parked, *parked_tail;
 	struct event *flush_ev;
 };
-
-/* now_mono - CLOCK_MONOTONIC in seconds */
-static double now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* parse_url - fill host, port, path, host_header from an https URL */
 static int parse_url(struct dc_client *c, const char *url, char *err, size_t errlen)
@@ -547,7 +538,7 @@ static int req_start(struct dc_client *c, struct dc_req *q, const char *json, si
 /* tlsa_fresh - DANE: records from a secure lookup that have not expired */
 static bool tlsa_fresh(const struct dc_client *c)
 {
-	return c->n_tlsa > 0 && now_mono() < c->tlsa_expires;
+	return c->n_tlsa > 0 && dj_clock_mono_s() < c->tlsa_expires;
 }
 
 /* flush_parked - DANE: the lookup ended; send or fail the requests that waited for it */
@@ -607,7 +598,7 @@ static void on_tlsa(const struct da_tlsa_set *set, void *arg)
 			free(c->tlsa);
 			c->tlsa = rr;
 			c->n_tlsa = set->n;
-			c->tlsa_expires = now_mono() + (set->ttl > 0 ? set->ttl : 1);
+			c->tlsa_expires = dj_clock_mono_s() + (set->ttl > 0 ? set->ttl : 1);
 			c->tlsa_err[0] = '\0';
 		}
 	} else {

@@ -60,7 +60,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -77,6 +76,7 @@
 
 #include "backend-auth/da_dns.h"
 #include "backend-auth/da_tls.h"
+#include "common/dj_clock.h"
 #include "common/dj_err.h"
 #include "common/dj_log.h"
 #include "bi/srv.h"
@@ -165,15 +165,6 @@ struct srv {
 
 static pthread_once_t ex_once = PTHREAD_ONCE_INIT;
 static int ex_idx = -1;
-
-/* now_mono - CLOCK_MONOTONIC in seconds */
-static double now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* fmt_sockaddr - "a.b.c.d:port" or "[v6]:port" */
 static void fmt_sockaddr(const struct sockaddr_storage *ss, char *out, size_t outlen)
@@ -757,7 +748,7 @@ static void gencb(struct evhttp_request *evreq, void *arg)
 	    evbuffer_copyout(in, r->body, r->body_len) != (ev_ssize_t)r->body_len)
 		goto nomem;
 	memcpy(r->peer, c->identity, sizeof(r->peer));
-	r->started = now_mono();
+	r->started = dj_clock_mono_s();
 	r->evreq = evreq;
 	r->c = c;
 	r->s = s;
