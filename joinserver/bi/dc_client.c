@@ -26,7 +26,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +45,7 @@
 
 #include "backend-auth/da_dns.h"
 #include "backend-auth/da_tls.h"
+#include "bi/bi_tls.h"
 #include "bi/dc_client.h"
 #include "common/dj_clock.h"
 #include "common/dj_err.h"
@@ -170,57 +170,33 @@ out:
 /* make_ctx - the TLS 1.3 client context: our certificate and key, the private roots only */
 static int make_ctx(struct dc_client *c, const struct dc_props *p, char *err, size_t errlen)
 {
+	const struct bi_tls_ctx_props tp = {
+		.server = false, .dane = p->resolver != NULL,
+		.cert_file = p->cert_file, .cert_what = "cert",
+		.key_file = p->key_file, .key_what = "key",
+	};
 	SSL_CTX *ctx = NULL;
-	int ret = DJ_ECRYPTO;
+	int ret;
 
-	ctx = SSL_CTX_new(TLS_client_method());
-	if (ctx == NULL) {
-		dj_errbuf(err, errlen, "TLS: %s", dj_openssl_reason());
+	ret = bi_tls__ctx_new(&tp, &ctx, err, errlen);
+	if (ret != DJ_EOK)
 		goto out;
-	}
-	if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
-	    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1) {
-		dj_errbuf(err, errlen, "TLS: cannot restrict to TLS 1.3: %s", dj_openssl_reason());
-		goto out;
-	}
-	ret = DJ_ECONFIG;
-	if (SSL_CTX_use_certificate_chain_file(ctx, p->cert_file) != 1) {
-		dj_errbuf(err, errlen, "cert %s: %s", p->cert_file, dj_openssl_reason());
-		goto out;
-	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, p->key_file, SSL_FILETYPE_PEM) != 1) {
-		dj_errbuf(err, errlen, "key %s: %s", p->key_file, dj_openssl_reason());
-		goto out;
-	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
-		dj_errbuf(err, errlen, "key %s does not match cert %s", p->key_file, p->cert_file);
-		ERR_clear_error();
-		goto out;
-	}
 	if (p->resolver != NULL) {
 		/* DANE: no roots at all; each connection gets the server's TLSA records */
-		if (da_tls_ctx_enable(ctx) != DJ_EOK) {
-			ret = DJ_ECRYPTO;
-			dj_errbuf(err, errlen, "TLS: cannot enable DANE");
-			goto out;
-		}
 		if (p->clientid != NULL &&
-		    (ret = da_tls_clientid_add(ctx,
-					       p->clientid_ext != 0 ? p->clientid_ext
-								    : DA_CLIENTID_EXT_DEFAULT,
-					       p->clientid, err, errlen)) != DJ_EOK) {
+		    da_tls_clientid_add(ctx, p->clientid_ext != 0 ? p->clientid_ext
+								 : DA_CLIENTID_EXT_DEFAULT,
+					p->clientid, err, errlen) != DJ_EOK) {
 			ret = DJ_EINVAL;
 			goto out;
 		}
-		ret = DJ_ECONFIG;
 	} else if (SSL_CTX_load_verify_locations(ctx, p->ca_file, NULL) != 1) {
+		ret = DJ_ECONFIG;
 		dj_errbuf(err, errlen, "ca %s: %s", p->ca_file, dj_openssl_reason());
 		goto out;
 	}
+	/* every request is verified against the full chain (bi_tls__ctx_new: no resumption) */
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	/* every request is verified against the full chain: no resumption shortcuts */
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	c->ctx = ctx;
 	ctx = NULL;
 	ret = DJ_EOK;
@@ -509,8 +485,8 @@ static int req_start(struct dc_client *c, struct dc_req *q, const char *json, si
 	h = evhttp_request_get_output_headers(r);
 	snprintf(clen, sizeof(clen), "%zu", len);
 	if (evhttp_add_header(h, "Host", c->host_header) != 0 ||
-	    evhttp_add_header(h, "Content-Type", "application/json") != 0 ||
-	    evhttp_add_header(h, "Accept", "application/json") != 0 ||
+	    evhttp_add_header(h, "Content-Type", BI_TLS_JSON_TYPE) != 0 ||
+	    evhttp_add_header(h, "Accept", BI_TLS_JSON_TYPE) != 0 ||
 	    evhttp_add_header(h, "Content-Length", clen) != 0 ||
 	    evbuffer_add(evhttp_request_get_output_buffer(r), json, len) != 0) {
 		evhttp_request_free(r);
@@ -521,15 +497,12 @@ static int req_start(struct dc_client *c, struct dc_req *q, const char *json, si
 		k->dead = true;
 		return DJ_EIO;
 	}
-	/* One chain, so one TLS record and one write(): evhttp queues headers and body as
-	 * separate chains, which bufferevent_openssl writes as two. */
-	(void)evbuffer_pullup(bufferevent_get_output(evhttp_connection_get_bufferevent(k->evcon)),
-			      -1);
+	bi_tls__one_record(k->evcon);
 	/* No Nagle (the socket exists once the request is made): should two records still leave
-	 * back to back, Nagle with delayed ACKs would hold the second ~40 ms. */
+	 * back to back, they must not wait for the server's delayed ACK */
 	fd = bufferevent_getfd(evhttp_connection_get_bufferevent(k->evcon));
 	if (fd >= 0)
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+		(void)bi_tls__nodelay(fd);
 	q->conn = k;
 	k->in_flight++;
 	return DJ_EOK;
@@ -602,9 +575,10 @@ static void on_tlsa(const struct da_tlsa_set *set, void *arg)
 			c->tlsa_err[0] = '\0';
 		}
 	} else {
-		dj_errbuf(c->tlsa_err, sizeof(c->tlsa_err), "DANE: TLSA %s: %s%s%s", c->tlsa_name,
-			  da_status_str(set->status), set->why != NULL ? ": " : "",
-			  set->why != NULL ? set->why : "");
+		char why[DC_ERR_MAX];
+
+		bi_tls__tlsa_why(set, c->tlsa_name, why, sizeof(why));
+		dj_errbuf(c->tlsa_err, sizeof(c->tlsa_err), "DANE: %s", why);
 	}
 	/* from the loop, never from inside dc_client_send() (a cache hit answers at once) */
 	event_active(c->flush_ev, EV_TIMEOUT, 0);
