@@ -320,6 +320,34 @@ static int query_new(struct da_resolver *r, uint16_t type, const char *name, int
 
 /* ---- lookups --------------------------------------------------------------------------- */
 
+/* life_left - whole seconds left to the cached entry \p e at \p now, rounded up */
+static uint32_t life_left(const struct da_centry *e, uint64_t now)
+{
+	return (uint32_t)((e->life.expires_ms - now + MS_PER_S - 1) / MS_PER_S);
+}
+
+/* deliver_cached - hand the cached answer \p a (a reference, dropped here) for \p name to one
+ * callback at once, through a lookup that lives on the stack for the call */
+static void deliver_cached(struct da_resolver *r, const char *name, struct da_answer *a,
+			   uint32_t left, da_tlsa_cb tcb, da_txt_cb xcb, da_rr_cb rcb, void *arg)
+{
+	struct da_lookup tmp;
+
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.kind = DA_LK_RR;
+	tmp.r = r;
+	tmp.tcb = tcb;
+	tmp.xcb = xcb;
+	tmp.rcb = rcb;
+	tmp.arg = arg;
+	tmp.delivering = 1;
+	snprintf(tmp.name, sizeof(tmp.name), "%s", name);
+	r->depth++;
+	deliver(&tmp, a, left, 1);
+	r->depth--;
+	da__answer_unref(a);
+}
+
 /* lookup_start - the common path of TLSA and internal RR lookups; \p name is canonical */
 static int lookup_start(struct da_resolver *r, uint16_t type, const char *name, da_tlsa_cb tcb,
 			da_txt_cb xcb, da_rr_cb rcb, void *arg, struct da_lookup **handle)
@@ -332,9 +360,8 @@ static int lookup_start(struct da_resolver *r, uint16_t type, const char *name, 
 
 	e = da__cache_get(&r->cache, type, name, now);
 	if (e != NULL) {
-		struct da_lookup tmp;
 		struct da_answer *a = da__answer_ref(e->ans);
-		uint32_t left = (uint32_t)((e->life.expires_ms - now + MS_PER_S - 1) / MS_PER_S);
+		uint32_t left = life_left(e, now);
 
 		r->st.cache_hits++;
 		if (da__cache_in_refresh(e, r->refresh_pct, now) &&
@@ -344,19 +371,7 @@ static int lookup_start(struct da_resolver *r, uint16_t type, const char *name, 
 			else
 				dj_warn("da_dns: cannot refresh %s: out of memory", name);
 		}
-		memset(&tmp, 0, sizeof(tmp));
-		tmp.kind = DA_LK_RR;
-		tmp.r = r;
-		tmp.tcb = tcb;
-		tmp.xcb = xcb;
-		tmp.rcb = rcb;
-		tmp.arg = arg;
-		tmp.delivering = 1;
-		snprintf(tmp.name, sizeof(tmp.name), "%s", name);
-		r->depth++;
-		deliver(&tmp, a, left, 1);
-		r->depth--;
-		da__answer_unref(a);
+		deliver_cached(r, name, a, left, tcb, xcb, rcb, arg);
 		return DJ_EOK;
 	}
 	r->st.cache_misses++;
@@ -390,40 +405,37 @@ static int lookup_start(struct da_resolver *r, uint16_t type, const char *name, 
 	return DJ_EOK;
 }
 
-int da__rr_lookup(struct da_resolver *r, uint16_t type, const char *name, da_rr_cb cb, void *arg,
-		  struct da_lookup **handle)
+/* lookup_named - the head of every lookup: a caller's name made canonical, then lookup_start;
+ * exactly one of \p tcb, \p xcb, \p rcb is set (the others NULL) */
+static int lookup_named(struct da_resolver *r, uint16_t type, const char *name, da_tlsa_cb tcb,
+			da_txt_cb xcb, da_rr_cb rcb, void *arg, struct da_lookup **handle)
 {
 	char canon[DA_QNAME_MAX + 1];
 
 	if (handle != NULL)
 		*handle = NULL;
-	if (r == NULL || cb == NULL || da__name_canon(name, canon, sizeof(canon)) != DJ_EOK)
+	if (r == NULL || (tcb == NULL && xcb == NULL && rcb == NULL) ||
+	    da__name_canon(name, canon, sizeof(canon)) != DJ_EOK)
 		return DJ_EINVAL;
-	return lookup_start(r, type, canon, NULL, NULL, cb, arg, handle);
+	return lookup_start(r, type, canon, tcb, xcb, rcb, arg, handle);
+}
+
+int da__rr_lookup(struct da_resolver *r, uint16_t type, const char *name, da_rr_cb cb, void *arg,
+		  struct da_lookup **handle)
+{
+	return lookup_named(r, type, name, NULL, NULL, cb, arg, handle);
 }
 
 int da_tlsa_lookup(struct da_resolver *r, const char *name, da_tlsa_cb cb, void *arg,
 		   struct da_lookup **handle)
 {
-	char canon[DA_QNAME_MAX + 1];
-
-	if (handle != NULL)
-		*handle = NULL;
-	if (r == NULL || cb == NULL || da__name_canon(name, canon, sizeof(canon)) != DJ_EOK)
-		return DJ_EINVAL;
-	return lookup_start(r, DA_T_TLSA, canon, cb, NULL, NULL, arg, handle);
+	return lookup_named(r, DA_T_TLSA, name, cb, NULL, NULL, arg, handle);
 }
 
 int da_txt_lookup(struct da_resolver *r, const char *name, da_txt_cb cb, void *arg,
 		  struct da_lookup **handle)
 {
-	char canon[DA_QNAME_MAX + 1];
-
-	if (handle != NULL)
-		*handle = NULL;
-	if (r == NULL || cb == NULL || da__name_canon(name, canon, sizeof(canon)) != DJ_EOK)
-		return DJ_EINVAL;
-	return lookup_start(r, DA_T_TXT, canon, NULL, cb, NULL, arg, handle);
+	return lookup_named(r, DA_T_TXT, name, NULL, cb, NULL, arg, handle);
 }
 
 int da_tlsa_peek(struct da_resolver *r, const char *name, da_tlsa_cb cb, void *arg)
@@ -431,8 +443,6 @@ int da_tlsa_peek(struct da_resolver *r, const char *name, da_tlsa_cb cb, void *a
 	char canon[DA_QNAME_MAX + 1];
 	uint64_t now;
 	struct da_centry *e;
-	struct da_lookup tmp;
-	struct da_answer *a;
 
 	if (r == NULL || cb == NULL || da__name_canon(name, canon, sizeof(canon)) != DJ_EOK)
 		return DJ_EINVAL;
@@ -440,18 +450,7 @@ int da_tlsa_peek(struct da_resolver *r, const char *name, da_tlsa_cb cb, void *a
 	e = da__cache_get(&r->cache, DA_T_TLSA, canon, now);
 	if (e == NULL)
 		return DJ_ENOENT;
-	memset(&tmp, 0, sizeof(tmp));
-	tmp.kind = DA_LK_RR;
-	tmp.r = r;
-	tmp.tcb = cb;
-	tmp.arg = arg;
-	tmp.delivering = 1;
-	snprintf(tmp.name, sizeof(tmp.name), "%s", canon);
-	a = da__answer_ref(e->ans);
-	r->depth++;
-	deliver(&tmp, a, (uint32_t)((e->life.expires_ms - now + MS_PER_S - 1) / MS_PER_S), 1);
-	r->depth--;
-	da__answer_unref(a);
+	deliver_cached(r, canon, da__answer_ref(e->ans), life_left(e, now), cb, NULL, NULL, arg);
 	return DJ_EOK;
 }
 

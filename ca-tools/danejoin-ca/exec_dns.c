@@ -228,29 +228,41 @@ static int save(struct roll *r, enum ca_roll_step step)
 	return CA_EXIT_OK;
 }
 
-/* step_publish - START -> PUBLISHED */
-static int step_publish(struct roll *r)
+/* read_rrset - the TLSA RRset served at the owner (\p cur, the caller's to free, even on
+ * failure), its TTL, and whether it holds the current and the next record; a failure is said */
+static int read_rrset(struct roll *r, ldns_rr_list **cur, uint32_t *ttl, bool *has_cur,
+		      bool *has_next)
 {
-	ldns_rr_list *cur = NULL, *cur1 = NULL, *next1 = NULL;
+	ldns_rr_list *cur1 = NULL, *next1 = NULL;
 	char err[512] = "";
-	uint32_t ttl = 0;
-	bool has_cur = false, has_next = false;
-	int rc, ex;
+	int rc;
 
-	rc = ca_update_read(&r->server, r->s.owner, LDNS_RR_TYPE_TLSA, &cur, &ttl, err,
+	rc = ca_update_read(&r->server, r->s.owner, LDNS_RR_TYPE_TLSA, cur, ttl, err,
 			    sizeof(err));
 	if (rc == DJ_EOK)
 		rc = rr_from(r, r->s.current, &cur1, err, sizeof(err));
 	if (rc == DJ_EOK)
 		rc = rr_from(r, r->s.next, &next1, err, sizeof(err));
 	if (rc == DJ_EOK)
-		rc = rrset_has(cur, cur1, &has_cur);
+		rc = rrset_has(*cur, cur1, has_cur);
 	if (rc == DJ_EOK)
-		rc = rrset_has(cur, next1, &has_next);
-	if (rc != DJ_EOK) {
-		ex = dns_fail("rollover", rc, err);
+		rc = rrset_has(*cur, next1, has_next);
+	ldns_rr_list_deep_free(cur1);
+	ldns_rr_list_deep_free(next1);
+	return rc == DJ_EOK ? CA_EXIT_OK : dns_fail("rollover", rc, err);
+}
+
+/* step_publish - START -> PUBLISHED */
+static int step_publish(struct roll *r)
+{
+	ldns_rr_list *cur = NULL;
+	uint32_t ttl = 0;
+	bool has_cur = false, has_next = false;
+	int ex;
+
+	ex = read_rrset(r, &cur, &ttl, &has_cur, &has_next);
+	if (ex != CA_EXIT_OK)
 		goto out;
-	}
 	/* The wait must cover what clients cached before our change: the RRset's TTL then. */
 	if (ttl > r->s.ttl)
 		r->s.ttl = ttl;
@@ -272,8 +284,6 @@ static int step_publish(struct roll *r)
 	ex = save(r, CA_ROLL_PUBLISHED);
 out:
 	ldns_rr_list_deep_free(cur);
-	ldns_rr_list_deep_free(cur1);
-	ldns_rr_list_deep_free(next1);
 	return ex;
 }
 
@@ -335,26 +345,14 @@ static int step_switch(struct roll *r)
 /* step_retire - SWITCHED -> DONE */
 static int step_retire(struct roll *r)
 {
-	ldns_rr_list *cur = NULL, *cur1 = NULL, *next1 = NULL;
-	char err[512] = "";
+	ldns_rr_list *cur = NULL;
 	uint32_t ttl = 0;
 	bool has_cur = false, has_next = false;
-	int rc, ex;
+	int ex;
 
-	rc = ca_update_read(&r->server, r->s.owner, LDNS_RR_TYPE_TLSA, &cur, &ttl, err,
-			    sizeof(err));
-	if (rc == DJ_EOK)
-		rc = rr_from(r, r->s.current, &cur1, err, sizeof(err));
-	if (rc == DJ_EOK)
-		rc = rr_from(r, r->s.next, &next1, err, sizeof(err));
-	if (rc == DJ_EOK)
-		rc = rrset_has(cur, cur1, &has_cur);
-	if (rc == DJ_EOK)
-		rc = rrset_has(cur, next1, &has_next);
-	if (rc != DJ_EOK) {
-		ex = dns_fail("rollover", rc, err);
+	ex = read_rrset(r, &cur, &ttl, &has_cur, &has_next);
+	if (ex != CA_EXIT_OK)
 		goto out;
-	}
 	if (!has_next) {
 		fprintf(stderr, "%s: rollover: the next TLSA is no longer published at %s; refusing "
 			"to retire the current one (nothing was changed)\n", CA_PROGRAM, r->s.owner);
@@ -371,8 +369,6 @@ static int step_retire(struct roll *r)
 		ex = save(r, CA_ROLL_DONE);
 out:
 	ldns_rr_list_deep_free(cur);
-	ldns_rr_list_deep_free(cur1);
-	ldns_rr_list_deep_free(next1);
 	return ex;
 }
 
