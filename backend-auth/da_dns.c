@@ -293,8 +293,7 @@ static int query_new(struct da_resolver *r, uint16_t type, const char *name, int
 		free(q);
 		return DJ_ENOMEM;
 	}
-	tv.tv_sec = r->timeout_ms / MS_PER_S;
-	tv.tv_usec = (r->timeout_ms % MS_PER_S) * 1000;
+	tv = dj_clock_tv_ms(r->timeout_ms);
 	if (event_add(q->ev, &tv) != 0) {
 		event_free(q->ev);
 		free(q);

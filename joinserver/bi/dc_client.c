@@ -692,8 +692,7 @@ int dc_client_call(struct dc_client *c, const struct bi_msg *req, struct bi_msg 
 		dj_errbuf(err, errlen, "out of memory");
 		goto out;
 	}
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
+	tv = dj_clock_tv_ms(ms);
 	ret = dc_client_send(c, req, sync_done, &s);
 	if (ret != DJ_EOK) {
 		dj_errbuf(err, errlen, "cannot send the request: %s", dj_strerror(ret));
@@ -771,8 +770,7 @@ int dc_client_new(const struct dc_props *p, struct dc_client **out, char *err, s
 		goto out;
 	c->nconn = p->connections != 0 ? p->connections : 1;
 	c->timeout_ms = p->timeout_ms != 0 ? p->timeout_ms : DC_TIMEOUT_MS_DEFAULT;
-	c->timeout.tv_sec = c->timeout_ms / 1000;
-	c->timeout.tv_usec = (c->timeout_ms % 1000) * 1000;
+	c->timeout = dj_clock_tv_ms(c->timeout_ms);
 	ret = parse_url(c, p->url, err, errlen);
 	if (ret != DJ_EOK)
 		goto out;
