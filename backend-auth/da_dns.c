@@ -325,6 +325,20 @@ static uint32_t life_left(const struct da_centry *e, uint64_t now)
 	return (uint32_t)((e->life.expires_ms - now + MS_PER_S - 1) / MS_PER_S);
 }
 
+/* lookup_fill - \p l as a fresh RR lookup of \p name for one callback (the others NULL) */
+static void lookup_fill(struct da_lookup *l, struct da_resolver *r, const char *name,
+			da_tlsa_cb tcb, da_txt_cb xcb, da_rr_cb rcb, void *arg)
+{
+	memset(l, 0, sizeof(*l));
+	l->kind = DA_LK_RR;
+	l->r = r;
+	l->tcb = tcb;
+	l->xcb = xcb;
+	l->rcb = rcb;
+	l->arg = arg;
+	snprintf(l->name, sizeof(l->name), "%s", name);
+}
+
 /* deliver_cached - hand the cached answer \p a (a reference, dropped here) for \p name to one
  * callback at once, through a lookup that lives on the stack for the call */
 static void deliver_cached(struct da_resolver *r, const char *name, struct da_answer *a,
@@ -332,15 +346,8 @@ static void deliver_cached(struct da_resolver *r, const char *name, struct da_an
 {
 	struct da_lookup tmp;
 
-	memset(&tmp, 0, sizeof(tmp));
-	tmp.kind = DA_LK_RR;
-	tmp.r = r;
-	tmp.tcb = tcb;
-	tmp.xcb = xcb;
-	tmp.rcb = rcb;
-	tmp.arg = arg;
+	lookup_fill(&tmp, r, name, tcb, xcb, rcb, arg);
 	tmp.delivering = 1;
-	snprintf(tmp.name, sizeof(tmp.name), "%s", name);
 	r->depth++;
 	deliver(&tmp, a, left, 1);
 	r->depth--;
@@ -374,16 +381,10 @@ static int lookup_start(struct da_resolver *r, uint16_t type, const char *name, 
 		return DJ_EOK;
 	}
 	r->st.cache_misses++;
-	l = calloc(1, sizeof(*l));
+	l = malloc(sizeof(*l));
 	if (l == NULL)
 		return DJ_ENOMEM;
-	l->kind = DA_LK_RR;
-	l->r = r;
-	l->tcb = tcb;
-	l->xcb = xcb;
-	l->rcb = rcb;
-	l->arg = arg;
-	snprintf(l->name, sizeof(l->name), "%s", name);
+	lookup_fill(l, r, name, tcb, xcb, rcb, arg);
 	q = find_query(r, type, name);
 	if (q != NULL) {
 		r->st.coalesced++;
