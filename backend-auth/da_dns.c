@@ -31,7 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -39,6 +38,7 @@
 #include <unbound.h>
 
 #include "backend-auth/da_internal.h"
+#include "common/dj_clock.h"
 #include "common/dj_err.h"
 #include "common/dj_log.h"
 
@@ -48,7 +48,6 @@
 #define DEF_TIMEOUT_MS 5000u
 #define DEF_REFRESH_PCT 10u
 #define MS_PER_S 1000u
-#define NS_PER_MS 1000000u
 #define DNS_CLASS_IN 1			/* RFC 1035 §3.2.4 */
 #define ROOT_KEY_FILE "/usr/share/dns/root.key" /* Debian dns-root-data */
 #define PROP_TOKEN_MAX 512
@@ -66,16 +65,6 @@ struct da_query {
 	int upstream;			/* the backend still owes an answer */
 	int async_id;			/* libunbound's id, for ub_cancel */
 };
-
-/* mono_ms - the default clock: CLOCK_MONOTONIC in milliseconds (immune to wall-clock steps) */
-static uint64_t mono_ms(void *arg)
-{
-	struct timespec ts;
-
-	(void)arg;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * MS_PER_S + (uint64_t)ts.tv_nsec / NS_PER_MS;
-}
 
 struct event_base *da__resolver_base(struct da_resolver *r)
 {
@@ -283,8 +272,7 @@ static int query_new(struct da_resolver *r, uint16_t type, const char *name, int
 		free(q);
 		return DJ_ENOMEM;
 	}
-	tv.tv_sec = r->timeout_ms / MS_PER_S;
-	tv.tv_usec = (r->timeout_ms % MS_PER_S) * 1000;
+	tv = dj_clock_tv_ms(r->timeout_ms);
 	if (event_add(q->ev, &tv) != 0) {
 		event_free(q->ev);
 		free(q);
@@ -310,6 +298,41 @@ static int query_new(struct da_resolver *r, uint16_t type, const char *name, int
 
 /* ---- lookups --------------------------------------------------------------------------- */
 
+/* life_left - whole seconds left to the cached entry \p e at \p now, rounded up */
+static uint32_t life_left(const struct da_centry *e, uint64_t now)
+{
+	return (uint32_t)((e->life.expires_ms - now + MS_PER_S - 1) / MS_PER_S);
+}
+
+/* lookup_fill - \p l as a fresh RR lookup of \p name for one callback (the others NULL) */
+static void lookup_fill(struct da_lookup *l, struct da_resolver *r, const char *name,
+			da_tlsa_cb tcb, da_txt_cb xcb, da_rr_cb rcb, void *arg)
+{
+	memset(l, 0, sizeof(*l));
+	l->kind = DA_LK_RR;
+	l->r = r;
+	l->tcb = tcb;
+	l->xcb = xcb;
+	l->rcb = rcb;
+	l->arg = arg;
+	snprintf(l->name, sizeof(l->name), "%s", name);
+}
+
+/* deliver_cached - hand the cached answer \p a (a reference, dropped here) for \p name to one
+ * callback at once, through a lookup that lives on the stack for the call */
+static void deliver_cached(struct da_resolver *r, const char *name, struct da_answer *a,
+			   uint32_t left, da_tlsa_cb tcb, da_txt_cb xcb, da_rr_cb rcb, void *arg)
+{
+	struct da_lookup tmp;
+
+	lookup_fill(&tmp, r, name, tcb, xcb, rcb, arg);
+	tmp.delivering = 1;
+	r->depth++;
+	deliver(&tmp, a, left, 1);
+	r->depth--;
+	da__answer_unref(a);
+}
+
 /* lookup_start - the common path of TLSA and internal RR lookups; \p name is canonical */
 static int lookup_start(struct da_resolver *r, uint16_t type, const char *name, da_tlsa_cb tcb,
 			da_txt_cb xcb, da_rr_cb rcb, void *arg, struct da_lookup **handle)
@@ -322,9 +345,8 @@ static int lookup_start(struct da_resolver *r, uint16_t type, const char *name, 
 
 	e = da__cache_get(&r->cache, type, name, now);
 	if (e != NULL) {
-		struct da_lookup tmp;
 		struct da_answer *a = da__answer_ref(e->ans);
-		uint32_t left = (uint32_t)((e->expires_ms - now + MS_PER_S - 1) / MS_PER_S);
+		uint32_t left = life_left(e, now);
 
 		r->st.cache_hits++;
 		if (da__cache_in_refresh(e, r->refresh_pct, now) &&
@@ -334,32 +356,14 @@ static int lookup_start(struct da_resolver *r, uint16_t type, const char *name, 
 			else
 				dj_warn("da_dns: cannot refresh %s: out of memory", name);
 		}
-		memset(&tmp, 0, sizeof(tmp));
-		tmp.kind = DA_LK_RR;
-		tmp.r = r;
-		tmp.tcb = tcb;
-		tmp.xcb = xcb;
-		tmp.rcb = rcb;
-		tmp.arg = arg;
-		tmp.delivering = 1;
-		snprintf(tmp.name, sizeof(tmp.name), "%s", name);
-		r->depth++;
-		deliver(&tmp, a, left, 1);
-		r->depth--;
-		da__answer_unref(a);
+		deliver_cached(r, name, a, left, tcb, xcb, rcb, arg);
 		return DJ_EOK;
 	}
 	r->st.cache_misses++;
-	l = calloc(1, sizeof(*l));
+	l = malloc(sizeof(*l));
 	if (l == NULL)
 		return DJ_ENOMEM;
-	l->kind = DA_LK_RR;
-	l->r = r;
-	l->tcb = tcb;
-	l->xcb = xcb;
-	l->rcb = rcb;
-	l->arg = arg;
-	snprintf(l->name, sizeof(l->name), "%s", name);
+	lookup_fill(l, r, name, tcb, xcb, rcb, arg);
 	q = find_query(r, type, name);
 	if (q != NULL) {
 		r->st.coalesced++;
@@ -380,40 +384,37 @@ static int lookup_start(struct da_resolver *r, uint16_t type, const char *name, 
 	return DJ_EOK;
 }
 
-int da__rr_lookup(struct da_resolver *r, uint16_t type, const char *name, da_rr_cb cb, void *arg,
-		  struct da_lookup **handle)
+/* lookup_named - the head of every lookup: a caller's name made canonical, then lookup_start;
+ * exactly one of \p tcb, \p xcb, \p rcb is set (the others NULL) */
+static int lookup_named(struct da_resolver *r, uint16_t type, const char *name, da_tlsa_cb tcb,
+			da_txt_cb xcb, da_rr_cb rcb, void *arg, struct da_lookup **handle)
 {
 	char canon[DA_QNAME_MAX + 1];
 
 	if (handle != NULL)
 		*handle = NULL;
-	if (r == NULL || cb == NULL || da__name_canon(name, canon, sizeof(canon)) != DJ_EOK)
+	if (r == NULL || (tcb == NULL && xcb == NULL && rcb == NULL) ||
+	    da__name_canon(name, canon, sizeof(canon)) != DJ_EOK)
 		return DJ_EINVAL;
-	return lookup_start(r, type, canon, NULL, NULL, cb, arg, handle);
+	return lookup_start(r, type, canon, tcb, xcb, rcb, arg, handle);
+}
+
+int da__rr_lookup(struct da_resolver *r, uint16_t type, const char *name, da_rr_cb cb, void *arg,
+		  struct da_lookup **handle)
+{
+	return lookup_named(r, type, name, NULL, NULL, cb, arg, handle);
 }
 
 int da_tlsa_lookup(struct da_resolver *r, const char *name, da_tlsa_cb cb, void *arg,
 		   struct da_lookup **handle)
 {
-	char canon[DA_QNAME_MAX + 1];
-
-	if (handle != NULL)
-		*handle = NULL;
-	if (r == NULL || cb == NULL || da__name_canon(name, canon, sizeof(canon)) != DJ_EOK)
-		return DJ_EINVAL;
-	return lookup_start(r, DA_T_TLSA, canon, cb, NULL, NULL, arg, handle);
+	return lookup_named(r, DA_T_TLSA, name, cb, NULL, NULL, arg, handle);
 }
 
 int da_txt_lookup(struct da_resolver *r, const char *name, da_txt_cb cb, void *arg,
 		  struct da_lookup **handle)
 {
-	char canon[DA_QNAME_MAX + 1];
-
-	if (handle != NULL)
-		*handle = NULL;
-	if (r == NULL || cb == NULL || da__name_canon(name, canon, sizeof(canon)) != DJ_EOK)
-		return DJ_EINVAL;
-	return lookup_start(r, DA_T_TXT, canon, NULL, cb, NULL, arg, handle);
+	return lookup_named(r, DA_T_TXT, name, NULL, cb, NULL, arg, handle);
 }
 
 int da_tlsa_peek(struct da_resolver *r, const char *name, da_tlsa_cb cb, void *arg)
@@ -421,8 +422,6 @@ int da_tlsa_peek(struct da_resolver *r, const char *name, da_tlsa_cb cb, void *a
 	char canon[DA_QNAME_MAX + 1];
 	uint64_t now;
 	struct da_centry *e;
-	struct da_lookup tmp;
-	struct da_answer *a;
 
 	if (r == NULL || cb == NULL || da__name_canon(name, canon, sizeof(canon)) != DJ_EOK)
 		return DJ_EINVAL;
@@ -430,18 +429,7 @@ int da_tlsa_peek(struct da_resolver *r, const char *name, da_tlsa_cb cb, void *a
 	e = da__cache_get(&r->cache, DA_T_TLSA, canon, now);
 	if (e == NULL)
 		return DJ_ENOENT;
-	memset(&tmp, 0, sizeof(tmp));
-	tmp.kind = DA_LK_RR;
-	tmp.r = r;
-	tmp.tcb = cb;
-	tmp.arg = arg;
-	tmp.delivering = 1;
-	snprintf(tmp.name, sizeof(tmp.name), "%s", canon);
-	a = da__answer_ref(e->ans);
-	r->depth++;
-	deliver(&tmp, a, (uint32_t)((e->expires_ms - now + MS_PER_S - 1) / MS_PER_S), 1);
-	r->depth--;
-	da__answer_unref(a);
+	deliver_cached(r, canon, da__answer_ref(e->ans), life_left(e, now), cb, NULL, NULL, arg);
 	return DJ_EOK;
 }
 
@@ -529,7 +517,7 @@ int da__resolver_new_backend(struct event_base *base, const struct da_resolver_p
 		return DJ_ENOMEM;
 	r->base = base;
 	r->be = *be;
-	r->clock = clock != NULL ? clock : mono_ms;
+	r->clock = clock != NULL ? clock : dj_clock_mono_ms_cb;	/* monotonic: immune to steps */
 	r->clock_arg = clock_arg;
 	r->ttl_cap = props->ttl_cap ? props->ttl_cap : DEF_TTL_CAP;
 	r->neg_ttl = props->neg_ttl ? props->neg_ttl : DEF_NEG_TTL;

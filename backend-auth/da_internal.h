@@ -23,6 +23,7 @@
 
 #include "backend-auth/da_dns.h"
 #include "common/dj_compiler.h"
+#include "common/dj_lru.h"
 
 /* RR types we ask for (RFC 1035, RFC 2782, RFC 3403, RFC 3596, RFC 6698) */
 #define DA_T_A 1
@@ -82,21 +83,19 @@ void da__answer_unref(struct da_answer *a);
 uint32_t da__lifetime(const struct da_answer *a, uint32_t ttl_cap, uint32_t neg_ttl);
 int da__status_rank(enum da_status st);
 
-/* da_cache.c */
+/* da_cache.c: the verdict cache, on the one LRU (common/dj_lru.h), keyed by (type, name) */
+/* A hit: the answer and its life. A view filled by da__cache_get, valid until the next call on
+ * the cache. */
 struct da_centry {
-	struct da_centry *hnext;		/* hash chain */
-	struct da_centry *lprev, *lnext;	/* LRU list, most recent first */
-	uint16_t type;
-	char *name;
-	struct da_answer *ans;			/* one reference */
-	uint64_t born_ms, expires_ms;
+	struct da_answer *ans;			/* the cache's reference: ref it to keep it */
+	struct dj_lru_life life;
 };
 
 struct da_cache {
-	struct da_centry **tab;
-	size_t nbuckets, count, max;
-	struct da_centry *lru_head, *lru_tail;
+	struct dj_lru *lru;			/* values: struct da_answer, one reference each */
+	size_t count;				/* mirrors of the LRU's counters, after each call */
 	uint64_t evictions;
+	struct da_centry hit;			/* the last hit */
 };
 
 int da__cache_init(struct da_cache *c, size_t max) DJ_MUSTCHECK;

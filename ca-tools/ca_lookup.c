@@ -14,9 +14,11 @@
 #include <unbound.h>
 
 #include "ca-tools/ca_lookup.h"
+#include "common/dj_clock.h"
 #include "common/dj_err.h"
 
 #define CA_LOOKUP_INTERVAL_MS 200	/* between two tries of ca_lookup_until() */
+#define NS_PER_MS 1000000L
 
 int ca_rdset_add(struct ca_rdset *s, const uint8_t *data, size_t len)
 {
@@ -155,19 +157,16 @@ out:
 int ca_lookup_until(const struct ca_lookup_props *p, const char *name, uint16_t type,
 		    const struct ca_rdset *expect, unsigned timeout_ms, struct ca_verdict *out)
 {
-	struct timespec start, now, pause = { 0, CA_LOOKUP_INTERVAL_MS * 1000000L };
-	long elapsed;
+	struct timespec pause = { 0, CA_LOOKUP_INTERVAL_MS * NS_PER_MS };
+	uint64_t start = dj_clock_mono_ms(), elapsed;
 	int rc;
 
-	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
 		rc = ca_lookup(p, name, type, expect, out);
 		if (rc == DJ_ECONFIG || rc == DJ_ENOMEM || (rc == DJ_EOK && out->matches))
 			return rc;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		elapsed = (now.tv_sec - start.tv_sec) * 1000L +
-			  (now.tv_nsec - start.tv_nsec) / 1000000L;
-		if (elapsed + CA_LOOKUP_INTERVAL_MS > (long)timeout_ms)
+		elapsed = dj_clock_mono_ms() - start;
+		if (elapsed + CA_LOOKUP_INTERVAL_MS > timeout_ms)
 			return rc;
 		ca_verdict_clear(out);
 		nanosleep(&pause, NULL);

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,11 +53,84 @@ static int set_num(const char *v, uint64_t max, uint64_t *out)
 	return 1;
 }
 
+#define VERSION_MAX 1000
+#define TIMEOUT_MS_MAX 3600000u	/* an hour */
+#define F(name) offsetof(struct ca_roll_state, name), sizeof(((struct ca_roll_state *)0)->name)
+
+/* The keys of a state file beyond version and step: where each goes, and its bound. */
+enum key_kind { K_STR, K_U32, K_I64, K_UINT };
+
+struct key {
+	const char *name;
+	enum key_kind kind;
+	size_t off, size;	/* of the field in struct ca_roll_state */
+	uint64_t max;		/* numbers */
+};
+
+static const struct key keys[] = {
+	{ "owner", K_STR, F(owner), 0 },
+	{ "zone", K_STR, F(zone), 0 },
+	{ "current", K_STR, F(current), 0 },
+	{ "next", K_STR, F(next), 0 },
+	{ "ttl", K_U32, F(ttl), UINT32_MAX },
+	{ "cache_cap", K_U32, F(cache_cap), UINT32_MAX },
+	{ "min_wait", K_U32, F(min_wait), UINT32_MAX },
+	{ "published_at", K_I64, F(published_at), INT64_MAX },
+	{ "switched_at", K_I64, F(switched_at), INT64_MAX },
+	{ "ns", K_STR, F(ns), 0 },
+	{ "tsig_file", K_STR, F(tsig_file), 0 },
+	{ "ta_file", K_STR, F(ta_file), 0 },
+	{ "switch_cmd", K_STR, F(switch_cmd), 0 },
+	{ "timeout_ms", K_UINT, F(timeout_ms), TIMEOUT_MS_MAX },
+};
+
+/* key_find - the entry of \p name in keys[], or NULL */
+static const struct key *key_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+/* set_field - parse \p v into the field of \p s that \p k names; false if it does not fit */
+static int set_field(struct ca_roll_state *s, const struct key *k, const char *v)
+{
+	char *field = (char *)s + k->off;
+	uint64_t n;
+	uint32_t u32;
+	int64_t i64;
+	unsigned u;
+
+	if (k->kind == K_STR)
+		return set_str(field, k->size, v);
+	if (!set_num(v, k->max, &n))
+		return 0;
+	switch (k->kind) {
+	case K_U32:
+		u32 = (uint32_t)n;
+		memcpy(field, &u32, sizeof(u32));
+		break;
+	case K_I64:
+		i64 = (int64_t)n;
+		memcpy(field, &i64, sizeof(i64));
+		break;
+	case K_UINT:
+		u = (unsigned)n;
+		memcpy(field, &u, sizeof(u));
+		break;
+	case K_STR:
+		break;
+	}
+	return 1;
+}
+
 int ca_roll_load(const char *path, struct ca_roll_state *out, char *err, size_t errlen)
 {
 	char line[CA_ROLL_PATH_MAX + 64], *eq, *v;
 	struct ca_roll_state s;
 	FILE *f;
+	const struct key *k;
 	int lineno = 0, ok, version = 0, rc = DJ_EMALFORMED;
 	uint64_t n;
 	size_t i;
@@ -87,7 +161,7 @@ int ca_roll_load(const char *path, struct ca_roll_state *out, char *err, size_t 
 		v = eq + 1;
 		ok = 1;
 		if (strcmp(line, "version") == 0) {
-			ok = set_num(v, 1000, &n);
+			ok = set_num(v, VERSION_MAX, &n);
 			version = (int)n;
 		} else if (strcmp(line, "step") == 0) {
 			ok = 0;
@@ -96,40 +170,8 @@ int ca_roll_load(const char *path, struct ca_roll_state *out, char *err, size_t 
 					s.step = (enum ca_roll_step)i;
 					ok = 1;
 				}
-		} else if (strcmp(line, "owner") == 0) {
-			ok = set_str(s.owner, sizeof(s.owner), v);
-		} else if (strcmp(line, "zone") == 0) {
-			ok = set_str(s.zone, sizeof(s.zone), v);
-		} else if (strcmp(line, "current") == 0) {
-			ok = set_str(s.current, sizeof(s.current), v);
-		} else if (strcmp(line, "next") == 0) {
-			ok = set_str(s.next, sizeof(s.next), v);
-		} else if (strcmp(line, "ttl") == 0) {
-			ok = set_num(v, UINT32_MAX, &n);
-			s.ttl = (uint32_t)n;
-		} else if (strcmp(line, "cache_cap") == 0) {
-			ok = set_num(v, UINT32_MAX, &n);
-			s.cache_cap = (uint32_t)n;
-		} else if (strcmp(line, "min_wait") == 0) {
-			ok = set_num(v, UINT32_MAX, &n);
-			s.min_wait = (uint32_t)n;
-		} else if (strcmp(line, "published_at") == 0) {
-			ok = set_num(v, INT64_MAX, &n);
-			s.published_at = (int64_t)n;
-		} else if (strcmp(line, "switched_at") == 0) {
-			ok = set_num(v, INT64_MAX, &n);
-			s.switched_at = (int64_t)n;
-		} else if (strcmp(line, "ns") == 0) {
-			ok = set_str(s.ns, sizeof(s.ns), v);
-		} else if (strcmp(line, "tsig_file") == 0) {
-			ok = set_str(s.tsig_file, sizeof(s.tsig_file), v);
-		} else if (strcmp(line, "ta_file") == 0) {
-			ok = set_str(s.ta_file, sizeof(s.ta_file), v);
-		} else if (strcmp(line, "switch_cmd") == 0) {
-			ok = set_str(s.switch_cmd, sizeof(s.switch_cmd), v);
-		} else if (strcmp(line, "timeout_ms") == 0) {
-			ok = set_num(v, 3600000, &n);
-			s.timeout_ms = (unsigned)n;
+		} else if ((k = key_find(line)) != NULL) {
+			ok = set_field(&s, k, v);
 		} else {
 			dj_errbuf(err, errlen, "%s:%d: unknown key '%.40s'", path, lineno, line);
 			goto out;

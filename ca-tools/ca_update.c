@@ -20,6 +20,7 @@
 #include <openssl/crypto.h>
 
 #include "ca-tools/ca_update.h"
+#include "common/dj_clock.h"
 #include "common/dj_err.h"
 
 #define CA_TSIG_FUDGE 300	/* RFC 8945 §10: recommended fudge */
@@ -225,8 +226,7 @@ int ca_resolver_new(const struct ca_server *srv, const struct ca_tsig *tsig,
 	ldns_resolver_set_recursive(r, false);
 	ldns_resolver_set_retry(r, 1);
 	ldns_resolver_set_fail(r, true);
-	tv.tv_sec = srv->timeout_ms / 1000;
-	tv.tv_usec = (srv->timeout_ms % 1000) * 1000;
+	tv = dj_clock_tv_ms(srv->timeout_ms);
 	ldns_resolver_set_timeout(r, tv);
 	if (tsig != NULL) {
 		ldns_resolver_set_tsig_keyname(r, tsig->name);

@@ -9,6 +9,7 @@
 #define US_PER_S 1000000u
 #define NS_PER_US 1000u
 #define NS_PER_MS 1000000u
+#define US_PER_MS 1000u
 
 /* now - read \p id; clock_gettime on these ids cannot fail on Linux */
 static struct timespec now(clockid_t id)
@@ -45,4 +46,19 @@ int64_t dj_clock_real_ms(void)
 	struct timespec ts = now(CLOCK_REALTIME);
 
 	return (int64_t)ts.tv_sec * MS_PER_S + ts.tv_nsec / NS_PER_MS;
+}
+
+uint64_t dj_clock_mono_ms_cb(void *arg)
+{
+	(void)arg;
+	return dj_clock_mono_ms();
+}
+
+struct timeval dj_clock_tv_ms(uint64_t ms)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)(ms / MS_PER_S);
+	tv.tv_usec = (suseconds_t)((ms % MS_PER_S) * US_PER_MS);
+	return tv;
 }

@@ -11,6 +11,7 @@
 #define DJ_COMMON_DJ_CLOCK_H
 
 #include <stdint.h>
+#include <sys/time.h>
 
 /*! \brief Monotonic time in milliseconds. */
 uint64_t dj_clock_mono_ms(void);
@@ -23,5 +24,14 @@ double dj_clock_mono_s(void);
 
 /*! \brief Wall time in milliseconds since the Unix epoch. */
 int64_t dj_clock_real_ms(void);
+
+/*!
+ * \brief dj_clock_mono_ms in the shape of an injectable clock callback (\p arg unused): the
+ * default of da_resolver_props and js_owner_props, which tests replace with their own.
+ */
+uint64_t dj_clock_mono_ms_cb(void *arg);
+
+/*! \brief A duration of \p ms milliseconds as the struct timeval libevent and sockets take. */
+struct timeval dj_clock_tv_ms(uint64_t ms);
 
 #endif /* DJ_COMMON_DJ_CLOCK_H */

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -20,6 +19,7 @@
 #include "ca-tools/ca_cert.h"
 #include "ca-tools/ca_key.h"
 #include "ca-tools/ca_tlsa.h"
+#include "common/dj_clock.h"
 #include "common/dj_err.h"
 #include "exec.h"
 
@@ -336,7 +336,7 @@ static int exec_bulk(const struct ca_params *p)
 	struct certjob j;
 	struct ca_bulk_props bp;
 	struct ca_bulk_item *items = NULL;
-	struct timespec t0, t1;
+	double t0;
 	size_t n = 0, issued = 0;
 	char err[512] = "";
 	double secs;
@@ -367,10 +367,9 @@ static int exec_bulk(const struct ca_params *p)
 	bp.force = p->force;
 	if (!p->quiet && isatty(STDERR_FILENO))
 		bp.progress = progress_bar;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = dj_clock_mono_s();
 	rc = ca_bulk_issue(&bp, items, n, &issued, err, sizeof(err));
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	secs = dj_clock_mono_s() - t0;
 	if (rc == DJ_EOK)
 		printf("issued %zu device certificates in %.3f s (%.0f certs/s) into %s%s; TLSA "
 		       "records in %s/tlsa.zone\n", issued, secs, secs > 0 ? (double)issued / secs :

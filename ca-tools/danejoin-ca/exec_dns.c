@@ -228,52 +228,66 @@ static int save(struct roll *r, enum ca_roll_step step)
 	return CA_EXIT_OK;
 }
 
-/* step_publish - START -> PUBLISHED */
-static int step_publish(struct roll *r)
-{
-	ldns_rr_list *cur = NULL, *cur1 = NULL, *next1 = NULL;
-	char err[512] = "";
-	uint32_t ttl = 0;
-	bool has_cur = false, has_next = false;
-	int rc, ex;
+/* What the server serves at the TLSA owner, as a step reads it. */
+struct served {
+	ldns_rr_list *cur;	/* the RRset, the step's to free */
+	uint32_t ttl;
+	bool has_cur, has_next;	/* it holds the current, the next record */
+};
 
-	rc = ca_update_read(&r->server, r->s.owner, LDNS_RR_TYPE_TLSA, &cur, &ttl, err,
+/* read_rrset - read what the server serves into \p sv (sv->cur to free, even on failure); a
+ * failure is said */
+static int read_rrset(struct roll *r, struct served *sv)
+{
+	ldns_rr_list *cur1 = NULL, *next1 = NULL;
+	char err[512] = "";
+	int rc;
+
+	rc = ca_update_read(&r->server, r->s.owner, LDNS_RR_TYPE_TLSA, &sv->cur, &sv->ttl, err,
 			    sizeof(err));
 	if (rc == DJ_EOK)
 		rc = rr_from(r, r->s.current, &cur1, err, sizeof(err));
 	if (rc == DJ_EOK)
 		rc = rr_from(r, r->s.next, &next1, err, sizeof(err));
 	if (rc == DJ_EOK)
-		rc = rrset_has(cur, cur1, &has_cur);
+		rc = rrset_has(sv->cur, cur1, &sv->has_cur);
 	if (rc == DJ_EOK)
-		rc = rrset_has(cur, next1, &has_next);
-	if (rc != DJ_EOK) {
-		ex = dns_fail("rollover", rc, err);
+		rc = rrset_has(sv->cur, next1, &sv->has_next);
+	ldns_rr_list_deep_free(cur1);
+	ldns_rr_list_deep_free(next1);
+	return rc == DJ_EOK ? CA_EXIT_OK : dns_fail("rollover", rc, err);
+}
+
+/* step_publish - START -> PUBLISHED */
+static int step_publish(struct roll *r)
+{
+	struct served sv = { 0 };
+	int ex;
+
+	ex = read_rrset(r, &sv);
+	if (ex != CA_EXIT_OK)
 		goto out;
-	}
 	/* The wait must cover what clients cached before our change: the RRset's TTL then. */
-	if (ttl > r->s.ttl)
-		r->s.ttl = ttl;
-	if (has_next) {
+	if (sv.ttl > r->s.ttl)
+		r->s.ttl = sv.ttl;
+	if (sv.has_next) {
 		printf("rollover: the next TLSA is already published at %s\n", r->s.owner);
-		ex = confirm_current(r, cur);
-	} else if (!has_cur) {
+		ex = confirm_current(r, sv.cur);
+	} else if (!sv.has_cur) {
 		fprintf(stderr, "%s: rollover: the current TLSA (%s) is not published at %s; "
 			"publish it first (nothing was changed)\n", CA_PROGRAM, r->s.current,
 			r->s.owner);
 		ex = CA_EXIT_CONFLICT;
 		goto out;
 	} else {
-		ex = roll_change(r, CA_OP_ADD, r->s.next, cur);
+		ex = roll_change(r, CA_OP_ADD, r->s.next, sv.cur);
 	}
 	if (ex != CA_EXIT_OK)
 		goto out;
 	r->s.published_at = (int64_t)time(NULL);
 	ex = save(r, CA_ROLL_PUBLISHED);
 out:
-	ldns_rr_list_deep_free(cur);
-	ldns_rr_list_deep_free(cur1);
-	ldns_rr_list_deep_free(next1);
+	ldns_rr_list_deep_free(sv.cur);
 	return ex;
 }
 
@@ -335,44 +349,28 @@ static int step_switch(struct roll *r)
 /* step_retire - SWITCHED -> DONE */
 static int step_retire(struct roll *r)
 {
-	ldns_rr_list *cur = NULL, *cur1 = NULL, *next1 = NULL;
-	char err[512] = "";
-	uint32_t ttl = 0;
-	bool has_cur = false, has_next = false;
-	int rc, ex;
+	struct served sv = { 0 };
+	int ex;
 
-	rc = ca_update_read(&r->server, r->s.owner, LDNS_RR_TYPE_TLSA, &cur, &ttl, err,
-			    sizeof(err));
-	if (rc == DJ_EOK)
-		rc = rr_from(r, r->s.current, &cur1, err, sizeof(err));
-	if (rc == DJ_EOK)
-		rc = rr_from(r, r->s.next, &next1, err, sizeof(err));
-	if (rc == DJ_EOK)
-		rc = rrset_has(cur, cur1, &has_cur);
-	if (rc == DJ_EOK)
-		rc = rrset_has(cur, next1, &has_next);
-	if (rc != DJ_EOK) {
-		ex = dns_fail("rollover", rc, err);
+	ex = read_rrset(r, &sv);
+	if (ex != CA_EXIT_OK)
 		goto out;
-	}
-	if (!has_next) {
+	if (!sv.has_next) {
 		fprintf(stderr, "%s: rollover: the next TLSA is no longer published at %s; refusing "
 			"to retire the current one (nothing was changed)\n", CA_PROGRAM, r->s.owner);
 		ex = CA_EXIT_CONFLICT;
 		goto out;
 	}
-	if (!has_cur) {
+	if (!sv.has_cur) {
 		printf("rollover: the current TLSA is already retired\n");
-		ex = confirm_current(r, cur);
+		ex = confirm_current(r, sv.cur);
 	} else {
-		ex = roll_change(r, CA_OP_DELETE, r->s.current, cur);
+		ex = roll_change(r, CA_OP_DELETE, r->s.current, sv.cur);
 	}
 	if (ex == CA_EXIT_OK)
 		ex = save(r, CA_ROLL_DONE);
 out:
-	ldns_rr_list_deep_free(cur);
-	ldns_rr_list_deep_free(cur1);
-	ldns_rr_list_deep_free(next1);
+	ldns_rr_list_deep_free(sv.cur);
 	return ex;
 }
 

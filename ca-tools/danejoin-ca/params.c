@@ -11,6 +11,7 @@
 
 #include "ca-tools/ca_name.h"
 #include "ca-tools/ca_tlsa.h"
+#include "common/dj_cli.h"
 #include "common/dj_err.h"
 #include "params.h"
 
@@ -117,28 +118,17 @@ int params_flag_has_arg(enum ca_flag f)
 /* usage_error - "danejoin-ca: COMMAND: message" and CA_EXIT_USAGE */
 static int usage_error(const char *cmd, const char *msg, const char *what)
 {
-	fprintf(stderr, "%s: %s: %s%s (see %s --help)\n", CA_PROGRAM, cmd, msg,
-		what != NULL ? what : "", CA_PROGRAM);
-	return CA_EXIT_USAGE;
+	return dj_cli_usage(CA_EXIT_USAGE, CA_PROGRAM, cmd, "%s%s", msg, what != NULL ? what : "");
 }
 
 /* num - parse an unsigned decimal flag value within [lo, hi]; CA_EXIT_USAGE if not */
 static int num(const char *cmd, enum ca_flag f, const char *v, unsigned long lo, unsigned long hi,
 	       unsigned long *out)
 {
-	char *end;
-	unsigned long n;
-
-	if (v == NULL || *v < '0' || *v > '9')
-		goto bad;
-	n = strtoul(v, &end, 10);
-	if (*end != '\0' || n < lo || n > hi)
-		goto bad;
-	*out = n;
-	return CA_EXIT_OK;
-bad:
-	fprintf(stderr, "%s: %s: --%s must be a number in %lu..%lu\n", CA_PROGRAM, cmd,
-		flags[f].name, lo, hi);
+	if (dj_cli_parse_ulong(v, lo, hi, out))
+		return CA_EXIT_OK;
+	dj_cli_err(CA_PROGRAM, "%s: --%s must be a number in %lu..%lu", cmd, flags[f].name, lo,
+		   hi);
 	return CA_EXIT_USAGE;
 }
 

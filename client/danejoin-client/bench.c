@@ -13,10 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <openssl/crypto.h>
 
+#include "common/dj_clock.h"
 #include "common/dj_err.h"
 #include "exec.h"
 #include "state.h"
@@ -41,15 +41,6 @@ struct bench {
 	char first_err[DC_ERR_MAX];
 };
 
-/* now_s - monotonic seconds */
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void on_answer(int rc, const struct bi_msg *ans, int have, const char *err, void *arg);
 
 /* send_one - the next Join-request of device \p bd */
@@ -65,7 +56,7 @@ static int send_one(struct bench_dev *bd)
 	if (rc != DJ_EOK)
 		return rc;
 	exec__sim_req(b->p, &bd->d, bd->idx + 1, BI_JOIN_REQ, phy, len, &req);
-	bd->t0 = now_s();
+	bd->t0 = dj_clock_mono_s();
 	rc = dc_client_send(b->c, &req, on_answer, bd);
 	if (rc == DJ_EOK)
 		b->sent++;
@@ -79,7 +70,7 @@ static void on_answer(int rc, const struct bi_msg *ans, int have, const char *er
 	struct bench *b = bd->b;
 	enum lw_sim_status ss;
 
-	b->lat[b->done++] = now_s() - bd->t0;
+	b->lat[b->done++] = dj_clock_mono_s() - bd->t0;
 	if (rc != DJ_EOK && !have) {
 		b->conn_fail++;
 		if (b->first_err[0] == '\0')
@@ -194,7 +185,7 @@ int exec__bench(const struct dc_params *p, struct bi_kek *kek)
 		goto out;
 	ret = DC_EXIT_INTERNAL;
 	b.ndev = n;
-	t0 = now_s();
+	t0 = dj_clock_mono_s();
 	for (i = 0; i < n && i < p->connections; i++) {
 		rc = send_one(&b.devs[i]);
 		if (rc != DJ_EOK) {
@@ -206,7 +197,7 @@ int exec__bench(const struct dc_params *p, struct bi_kek *kek)
 	while (b.done < b.sent)
 		if (event_base_dispatch(dc_client_base(b.c)) < 0)
 			goto out;
-	el = now_s() - t0;
+	el = dj_clock_mono_s() - t0;
 	for (i = 0; i < n; i++)
 		if (st_update(st, &b.devs[i].d) != DJ_EOK)
 			goto out;

@@ -6,13 +6,12 @@
  * normalised (NetID and JoinEUI upper-case hex), so the messages sent are canonical.
  */
 #include <ctype.h>
-#include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "backend-auth/da_tls.h"
+#include "common/dj_cli.h"
 #include "common/dj_err.h"
 #include "common/dj_hex.h"
 #include "params.h"
@@ -32,34 +31,8 @@ int params_command(const char *name, enum dc_cmd *out)
 	return DJ_ENOENT;
 }
 
-/* usage_err - print "danejoin-client: MSG" and return the exit code */
-static int DJ_PRINTF(2, 3) usage_err(int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", DC_PROGRAM);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return code;
-}
-
-/* parse_uint - a decimal in [min, max] */
-static bool parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
-{
-	char *end;
-	unsigned long v;
-
-	if (s == NULL || !isdigit((unsigned char)s[0]))
-		return false;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
-		return false;
-	*out = (unsigned)v;
-	return true;
-}
+/* usage_err - print "danejoin-client: MSG" and give the exit code \p code */
+#define usage_err(code, ...) (dj_cli_err(DC_PROGRAM, __VA_ARGS__), (code))
 
 /* parse_text_id - a printable ID without spaces (AS-ID, NSID): 1..BI_ID_MAX-1 characters */
 static bool parse_text_id(const char *s, char out[BI_ID_MAX])
@@ -116,9 +89,9 @@ static int validate_subscribe(const struct dc_args *a, struct dc_params *p)
 	p->ca = a->ca;
 	p->topic = a->topic != NULL ? a->topic : "danejoin/#";
 	p->mqtt_client_id = a->mqtt_client_id;
-	if (a->count != NULL && !parse_uint(a->count, 1, DC_BENCH_MAX, &p->count))
+	if (a->count != NULL && !dj_cli_parse_uint(a->count, 1, DC_BENCH_MAX, &p->count))
 		return usage_err(DC_EXIT_USAGE, "--count: 1..%u", DC_BENCH_MAX);
-	if (a->timeout != NULL && !parse_uint(a->timeout, 1, 86400000, &p->timeout_ms))
+	if (a->timeout != NULL && !dj_cli_parse_uint(a->timeout, 1, 86400000, &p->timeout_ms))
 		return usage_err(DC_EXIT_USAGE, "--timeout: milliseconds, 1..86400000");
 	return DC_EXIT_OK;
 }
@@ -195,7 +168,8 @@ static int validate_auth(const struct dc_args *a, struct dc_params *p)
 		return usage_err(DC_EXIT_USAGE, "DANE (the default) needs --trust-anchor FILE (or "
 				 "%s); --ca FILE selects private-root PKIX instead",
 				 DC_ROOT_KEY);
-	if (a->clientid_ext != NULL && !parse_uint(a->clientid_ext, 1, 65535, &p->clientid_ext))
+	if (a->clientid_ext != NULL &&
+	    !dj_cli_parse_uint(a->clientid_ext, 1, 65535, &p->clientid_ext))
 		return usage_err(DC_EXIT_USAGE, "--clientid-ext: a TLS extension type, 1..65535");
 	return DC_EXIT_OK;
 }
@@ -221,7 +195,7 @@ static int validate_common(const struct dc_args *a, struct dc_params *p)
 		return r;
 	p->server_name = a->server_name;
 	p->timeout_ms = 0;
-	if (a->timeout != NULL && !parse_uint(a->timeout, 1, 3600000, &p->timeout_ms))
+	if (a->timeout != NULL && !dj_cli_parse_uint(a->timeout, 1, 3600000, &p->timeout_ms))
 		return usage_err(DC_EXIT_USAGE, "--timeout: milliseconds, 1..3600000");
 
 	if (a->sender_id == NULL)
@@ -285,7 +259,7 @@ static int validate_listen(const struct dc_args *a, struct dc_params *p)
 	if (r != DC_EXIT_OK)
 		return r;
 	p->count = 0;
-	if (a->count != NULL && !parse_uint(a->count, 1, DC_COUNT_MAX, &p->count))
+	if (a->count != NULL && !dj_cli_parse_uint(a->count, 1, DC_COUNT_MAX, &p->count))
 		return usage_err(DC_EXIT_USAGE, "--count: 1..%d", DC_COUNT_MAX);
 	return DC_EXIT_OK;
 }
@@ -307,7 +281,7 @@ static int validate_frame_opts(const struct dc_args *a, struct dc_params *p)
 	}
 	p->rx_delay = DC_RXDELAY_DEFAULT;
 	if (a->rx_delay != NULL) {
-		if (!parse_uint(a->rx_delay, 0, DC_RXDELAY_MAX, &v))
+		if (!dj_cli_parse_uint(a->rx_delay, 0, DC_RXDELAY_MAX, &v))
 			return usage_err(DC_EXIT_INPUT, "--rx-delay: 0..%d", DC_RXDELAY_MAX);
 		p->rx_delay = (uint8_t)v;
 	}
@@ -370,7 +344,7 @@ int params_validate(const struct dc_args *a, struct dc_params *p)
 		if (r != DC_EXIT_OK)
 			return r;
 		if (p->cmd == DC_CMD_REJOIN && (a->type != NULL || a->sim != NULL)) {
-			if (a->type == NULL || !parse_uint(a->type, 0, 2, &v))
+			if (a->type == NULL || !dj_cli_parse_uint(a->type, 0, 2, &v))
 				return usage_err(DC_EXIT_USAGE, "rejoin --sim needs --type 0, 1 or 2");
 			p->has_type = true;
 			p->rejoin_type = v == 0 ? LW_REQ_REJOIN0 :
@@ -380,7 +354,8 @@ int params_validate(const struct dc_args *a, struct dc_params *p)
 			if (a->phy != NULL)
 				return usage_err(DC_EXIT_USAGE, "--sim and --phy exclude each other");
 			p->count = 1;
-			if (a->count != NULL && !parse_uint(a->count, 1, DC_COUNT_MAX, &p->count))
+			if (a->count != NULL &&
+			    !dj_cli_parse_uint(a->count, 1, DC_COUNT_MAX, &p->count))
 				return usage_err(DC_EXIT_USAGE, "--count: 1..%d", DC_COUNT_MAX);
 			return validate_sim(a, p);
 		}
@@ -414,9 +389,9 @@ int params_validate(const struct dc_args *a, struct dc_params *p)
 		    a->requests == NULL)
 			return usage_err(DC_EXIT_USAGE, "bench needs --sim, --devices, "
 					 "--connections and --requests");
-		if (!parse_uint(a->devices, 1, DC_BENCH_MAX, &p->devices) ||
-		    !parse_uint(a->connections, 1, 1024, &p->connections) ||
-		    !parse_uint(a->requests, 1, DC_BENCH_MAX, &p->requests))
+		if (!dj_cli_parse_uint(a->devices, 1, DC_BENCH_MAX, &p->devices) ||
+		    !dj_cli_parse_uint(a->connections, 1, 1024, &p->connections) ||
+		    !dj_cli_parse_uint(a->requests, 1, DC_BENCH_MAX, &p->requests))
 			return usage_err(DC_EXIT_USAGE, "bench: --devices 1..%u, --connections "
 					 "1..1024, --requests 1..%u", DC_BENCH_MAX, DC_BENCH_MAX);
 		return validate_sim(a, p);

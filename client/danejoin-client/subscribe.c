@@ -17,6 +17,7 @@
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 
+#include "common/dj_clock.h"
 #include "common/dj_err.h"
 #include "common/dj_log.h"
 #include "events/ev_event.h"
@@ -28,7 +29,6 @@
 #define SUB_LOOP_MS 100
 #define SUB_RETRY_MS 200
 #define SUB_SESSION_EXPIRY 86400	/* s: a --client-id session outlives our disconnects */
-#define MS_PER_S 1000
 #define NS_PER_MS 1000000L
 
 struct sub {
@@ -38,15 +38,6 @@ struct sub {
 	int bad;		/* payloads that did not decode */
 	char last_err[256];
 };
-
-/* now_ms - monotonic milliseconds */
-static int64_t now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * MS_PER_S + t.tv_nsec / NS_PER_MS;
-}
 
 /* parse_url - mqtts://HOST:PORT */
 static bool parse_url(const char *url, char host[SUB_HOST_MAX], int *port)
@@ -129,7 +120,8 @@ int exec__subscribe(const struct dc_params *p)
 	mosquitto_property *props = NULL;
 	char host[SUB_HOST_MAX];
 	int port = 0, rc, ret = DC_EXIT_INTERNAL;
-	int64_t deadline = p->timeout_ms != 0 ? now_ms() + p->timeout_ms : INT64_MAX;
+	int64_t deadline = p->timeout_ms != 0 ? (int64_t)dj_clock_mono_ms() + p->timeout_ms
+					      : INT64_MAX;
 	bool up = false;
 
 	if (!parse_url(p->url, host, &port)) {
@@ -160,7 +152,7 @@ int exec__subscribe(const struct dc_params *p)
 	rc = mosquitto_connect_bind_v5(m, host, port, SUB_KEEPALIVE, NULL, props);
 	up = rc == MOSQ_ERR_SUCCESS;
 	while (p->count == 0 || s.seen < p->count) {
-		if (now_ms() >= deadline) {
+		if ((int64_t)dj_clock_mono_ms() >= deadline) {
 			fprintf(stderr, "%s: timeout after %u events%s%s\n", DC_PROGRAM, s.seen,
 				s.connected ? "" : "; never connected: ",
 				s.connected ? "" : (s.last_err[0] ? s.last_err : "no answer"));

@@ -13,7 +13,6 @@
  * wrong key is refused by js_store_open() with DJ_EMASTERKEY.
  */
 #include <pwd.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +23,7 @@
 
 #include <openssl/crypto.h>
 
+#include "common/dj_cli.h"
 #include "common/dj_err.h"
 #include "common/dj_hex.h"
 #include "ownership/dv_chain.h"
@@ -47,16 +47,7 @@ struct run {
 };
 
 /* errmsg - print "danejoin-devices: message" on stderr */
-static void DJ_PRINTF(1, 2) errmsg(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", DV_PROGRAM);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
+#define errmsg(...) dj_cli_err(DV_PROGRAM, __VA_ARGS__)
 
 /* fault_exit - the exit code of an unexpected library error: internal or store */
 static int fault_exit(int rc)

@@ -8,12 +8,9 @@
  * record, insecure, key mismatch) is never confused with a fault of ours (DNS unreachable:
  * exit 8; OpenSSL failure: exit 5).
  */
-#include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -21,6 +18,7 @@
 #include <openssl/x509.h>
 
 #include "ca-tools/ca_update.h"
+#include "common/dj_cli.h"
 #include "common/dj_err.h"
 #include "common/dj_hex.h"
 #include "ownership/dv_chain.h"
@@ -33,54 +31,18 @@
 #define STUB_MAX 80			/* "IPv6@PORT" */
 
 /* errmsg - print "danejoin-devices: verify: message" on stderr */
-static void DJ_PRINTF(1, 2) errmsg(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: verify: ", DV_PROGRAM);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
+#define errmsg(...) dj_cli_err(DV_PROGRAM ": verify", __VA_ARGS__)
 
 /* read_file - a whole file of at most \p max bytes (malloc'd, *len set) */
 static int read_file(const char *flag, const char *path, size_t max, uint8_t **out, size_t *len)
 {
-	struct stat st;
-	uint8_t *buf = NULL;
-	FILE *f = NULL;
-	int ex = DV_EXIT_DATA;
+	int rc;
 
 	*out = NULL;
-	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
-		errmsg("%s %s: cannot read (no such regular file)", flag, path);
-		goto out;
-	}
-	if ((uintmax_t)st.st_size > max) {
-		errmsg("%s %s: larger than %zu bytes", flag, path, max);
-		goto out;
-	}
-	f = fopen(path, "rb");
-	if (f == NULL) {
-		errmsg("%s %s: cannot open: %s", flag, path, strerror(errno));
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (buf == NULL) {
-		errmsg("out of memory");
-		ex = DV_EXIT_INTERNAL;
-		goto out;
-	}
-	*len = fread(buf, 1, (size_t)st.st_size, f);
-	*out = buf;
-	buf = NULL;
-	ex = DV_EXIT_OK;
-out:
-	if (f != NULL)
-		fclose(f);
-	free(buf);
-	return ex;
+	rc = dj_cli_read_file(DV_PROGRAM ": verify", flag, path, max, out, len);
+	if (rc == DJ_EOK)
+		return DV_EXIT_OK;
+	return rc == DJ_ENOMEM ? DV_EXIT_INTERNAL : DV_EXIT_DATA;
 }
 
 /* read_device_key - --device-key: a PEM public key (or certificate) of type P-256 or Ed25519 */

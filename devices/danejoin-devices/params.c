@@ -7,6 +7,7 @@
  */
 #include <string.h>
 
+#include "common/dj_cli.h"
 #include "common/dj_err.h"
 #include "common/dj_hex.h"
 #include "params.h"
@@ -61,8 +62,7 @@ static const char *const owner_flag_names[] = {
 /* usage_error - print "danejoin-devices: COMMAND: message" and return DV_EXIT_USAGE */
 static int usage_error(const char *command, const char *msg)
 {
-	fprintf(stderr, "%s: %s: %s (see %s --help)\n", DV_PROGRAM, command, msg, DV_PROGRAM);
-	return DV_EXIT_USAGE;
+	return dj_cli_usage(DV_EXIT_USAGE, DV_PROGRAM, command, "%s", msg);
 }
 
 int params_command(const char *name, enum dv_cmd *out)

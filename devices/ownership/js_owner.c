@@ -27,14 +27,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <openssl/evp.h>
 
 #include "backend-auth/da_dns.h"
+#include "common/dj_clock.h"
 #include "common/dj_err.h"
 #include "common/dj_hex.h"
 #include "common/dj_log.h"
+#include "common/dj_lru.h"
 #include "ownership/dv_chain.h"
 #include "ownership/dv_ownerkey.h"
 #include "ownership/dv_records.h"
@@ -46,16 +47,11 @@
 #define DEF_REFRESH_PCT 10u	/* da_dns's default: a refresh then finds the resolver's own
 				 * entry in its refresh window, and renews it too */
 #define MS_PER_S 1000u
-#define NS_PER_MS 1000000u
-#define BUCKETS_MAX (1u << 20)
 #define NS_CLIENT_LABEL "_ns-client."	/* DANCE client identities (DESIGN.md) */
 #define AS_CLIENT_LABEL "_as-client."
 
-/* One device's cached chain verdict. */
+/* One device's cached chain verdict: a value of the LRU (common/dj_lru.h), keyed by DevEUI. */
 struct centry {
-	struct centry *hnext;
-	struct centry *lprev, *lnext;	/* LRU, most recent first */
-	uint8_t dev_eui[LW_EUI_LEN];
 	char zone[DV_ZONE_MAX];		/* the owner zone = the last link's to_zone */
 	bool ok;			/* verified; else refused with why */
 	char why[JS_OWNER_WHY_MAX];
@@ -64,7 +60,6 @@ struct centry {
 	uint8_t net_ids[DV_RIGHTS_MAX][DV_NETID_LEN];
 	size_t n_as_ids;
 	char *as_ids;			/* NUL-separated, n_as_ids of them */
-	uint64_t born_ms, expires_ms;
 };
 
 /* A request waiting for a fetch. */
@@ -101,9 +96,7 @@ struct js_owner_ctx {
 	void *clock_arg;
 	uint32_t ttl_cap, neg_ttl;
 	unsigned refresh_pct;
-	size_t max, count, nbuckets;
-	struct centry **tab;
-	struct centry *lru_head, *lru_tail;
+	struct dj_lru *cache;		/* DevEUI -> struct centry */
 	struct fetch *fetches;
 	struct js_owner_stats st;
 };
@@ -119,112 +112,37 @@ const char *js_owner_status_str(enum js_owner_status s)
 	return "unknown";
 }
 
-/* mono_ms - the default clock */
-static uint64_t mono_ms(void *arg)
-{
-	struct timespec ts;
-
-	(void)arg;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * MS_PER_S + (uint64_t)ts.tv_nsec / NS_PER_MS;
-}
-
 /* ---- the cache ------------------------------------------------------------------------- */
 
-/* bucket - the hash chain of a DevEUI (FNV-1a) */
-static struct centry **bucket(struct js_owner_ctx *c, const uint8_t eui[LW_EUI_LEN])
+/* centry_free - the LRU's destructor */
+static void centry_free(void *v)
 {
-	uint64_t h = 1469598103934665603ull;
+	struct centry *e = v;
 
-	for (size_t i = 0; i < LW_EUI_LEN; i++)
-		h = (h ^ eui[i]) * 1099511628211ull;
-	return &c->tab[h & (c->nbuckets - 1)];
-}
-
-/* slot - the link that points at the entry of \p eui, or at the NULL end of its chain */
-static struct centry **slot(struct js_owner_ctx *c, const uint8_t eui[LW_EUI_LEN])
-{
-	struct centry **pp = bucket(c, eui);
-
-	while (*pp != NULL && memcmp((*pp)->dev_eui, eui, LW_EUI_LEN) != 0)
-		pp = &(*pp)->hnext;
-	return pp;
-}
-
-/* lru_unlink - take \p e out of the LRU list */
-static void lru_unlink(struct js_owner_ctx *c, struct centry *e)
-{
-	if (e->lprev != NULL)
-		e->lprev->lnext = e->lnext;
-	else
-		c->lru_head = e->lnext;
-	if (e->lnext != NULL)
-		e->lnext->lprev = e->lprev;
-	else
-		c->lru_tail = e->lprev;
-	e->lprev = e->lnext = NULL;
-}
-
-/* lru_front - make \p e the most recently used */
-static void lru_front(struct js_owner_ctx *c, struct centry *e)
-{
-	e->lnext = c->lru_head;
-	if (c->lru_head != NULL)
-		c->lru_head->lprev = e;
-	c->lru_head = e;
-	if (c->lru_tail == NULL)
-		c->lru_tail = e;
-}
-
-/* drop - remove and free the entry *pp points at */
-static void drop(struct js_owner_ctx *c, struct centry **pp)
-{
-	struct centry *e = *pp;
-
-	*pp = e->hnext;
-	lru_unlink(c, e);
 	free(e->as_ids);
 	free(e);
-	c->count--;
 }
 
-/* cache_get - the fresh entry of \p eui or NULL (an expired one is dropped) */
-static struct centry *cache_get(struct js_owner_ctx *c, const uint8_t eui[LW_EUI_LEN],
-				uint64_t now)
+/* cache_put - replace the entry of \p eui by \p e (taken, even on failure), born \p now and
+ * alive until \p expires_ms; the LRU evicts the least recently used one when full */
+static void cache_put(struct js_owner_ctx *c, const uint8_t eui[LW_EUI_LEN], struct centry *e,
+		      uint64_t now, uint64_t expires_ms)
 {
-	struct centry **pp = slot(c, eui), *e = *pp;
-
-	if (e == NULL)
-		return NULL;
-	if (now >= e->expires_ms) {
-		drop(c, pp);
-		return NULL;
-	}
-	lru_unlink(c, e);
-	lru_front(c, e);
-	return e;
-}
-
-/* cache_put - replace the entry of \p e->dev_eui by \p e (taken); evicts the LRU one */
-static void cache_put(struct js_owner_ctx *c, struct centry *e)
-{
-	struct centry **pp = slot(c, e->dev_eui);
+	struct dj_lru_life old;
+	struct centry *o = dj_lru_get(c->cache, eui, LW_EUI_LEN, now, &old);
+	uint64_t born_ms = now;
 
 	/* a refresh that read the resolver's own entries before they were renewed brings no
 	 * later expiry: keep the old birth, so the refresh window stays where it was and the
 	 * next check in it tries again (it would shrink to 10% of the few seconds left) */
-	if (*pp != NULL && strcmp((*pp)->zone, e->zone) == 0 &&
-	    e->expires_ms <= (*pp)->expires_ms && (*pp)->born_ms < e->born_ms)
-		e->born_ms = (*pp)->born_ms;
-	if (*pp != NULL)
-		drop(c, pp);
-	while (c->count >= c->max && c->lru_tail != NULL)
-		drop(c, slot(c, c->lru_tail->dev_eui));
-	pp = slot(c, e->dev_eui);
-	e->hnext = *pp;
-	*pp = e;
-	lru_front(c, e);
-	c->count++;
+	if (o != NULL && strcmp(o->zone, e->zone) == 0 && expires_ms <= old.expires_ms &&
+	    old.born_ms < born_ms)
+		born_ms = old.born_ms;
+	if (dj_lru_put(c->cache, eui, LW_EUI_LEN, e, born_ms, expires_ms) != DJ_EOK) {
+		/* answered all the same; only not kept */
+		dj_warn("ownership: cannot cache a verdict: out of memory");
+		centry_free(e);
+	}
 }
 
 /* ---- the verdict for one peer ---------------------------------------------------------- */
@@ -345,7 +263,7 @@ static void finish(struct fetch *f, enum js_owner_status st, const char *why)
 	struct centry *e = NULL;
 	struct waiter *w, *list = f->waiters;
 	struct js_owner_verdict v;
-	uint64_t now = c->clock(c->clock_arg);
+	uint64_t now = c->clock(c->clock_arg), expires = now;
 	uint32_t life;
 
 	f->waiters = NULL;
@@ -360,7 +278,6 @@ static void finish(struct fetch *f, enum js_owner_status st, const char *why)
 	if (st != JS_OWNER_TEMPFAIL) {
 		e = calloc(1, sizeof(*e));
 		if (e != NULL) {
-			memcpy(e->dev_eui, f->dev_eui, LW_EUI_LEN);
 			snprintf(e->zone, sizeof(e->zone), "%s", f->zone);
 			e->ok = st == JS_OWNER_ALLOWED;
 			snprintf(e->why, sizeof(e->why), "%s", why);
@@ -398,8 +315,7 @@ static void finish(struct fetch *f, enum js_owner_status st, const char *why)
 			life = f->ttl;
 			if (life > (e->ok ? c->ttl_cap : c->neg_ttl))
 				life = e->ok ? c->ttl_cap : c->neg_ttl;
-			e->born_ms = now;
-			e->expires_ms = now + (uint64_t)life * MS_PER_S;
+			expires = now + (uint64_t)life * MS_PER_S;
 		}
 	}
 	if (st == JS_OWNER_TEMPFAIL)
@@ -420,12 +336,10 @@ static void finish(struct fetch *f, enum js_owner_status st, const char *why)
 		waiter_free(w);
 	}
 	if (e != NULL) {
-		if (e->expires_ms > now)
-			cache_put(c, e);	/* a TTL of 0: answered, not kept */
-		else {
-			free(e->as_ids);
-			free(e);
-		}
+		if (expires > now)
+			cache_put(c, f->dev_eui, e, now, expires);
+		else
+			centry_free(e);	/* a TTL of 0: answered, not kept */
 	}
 	for (size_t i = 0; i < f->nz; i++)
 		EVP_PKEY_free(f->keys[i]);
@@ -638,19 +552,12 @@ static struct fetch *find_fetch(struct js_owner_ctx *c, const uint8_t eui[LW_EUI
 	return NULL;
 }
 
-/* in_refresh - whether \p e is in the last pct percent of its life */
-static bool in_refresh(const struct centry *e, unsigned pct, uint64_t now)
-{
-	uint64_t life = e->expires_ms - e->born_ms;
-
-	return now < e->expires_ms && (e->expires_ms - now) * 100u <= life * pct;
-}
-
 int js_owner_check(struct js_owner_ctx *c, const struct js_owner_req *q, js_owner_cb cb,
 		   void *arg)
 {
 	char zone[DV_ZONE_MAX];
 	struct js_owner_verdict v;
+	struct dj_lru_life life;
 	struct centry *e;
 	struct fetch *f;
 	struct waiter *w;
@@ -662,12 +569,12 @@ int js_owner_check(struct js_owner_ctx *c, const struct js_owner_req *q, js_owne
 	    q->sender_id == NULL || dv_zone_normalize(q->zone, zone) != DJ_EOK)
 		return DJ_EINVAL;
 	now = c->clock(c->clock_arg);
-	e = cache_get(c, q->dev_eui, now);
+	e = dj_lru_get(c->cache, q->dev_eui, LW_EUI_LEN, now, &life);
 	if (e != NULL && strcmp(e->zone, zone) == 0 && (!e->ok || e->serial >= q->serial)) {
 		c->st.hits++;
 		decide(e, q->is_ns, q->identity, q->sender_id, &v);
 		v.from_cache = true;
-		refresh = in_refresh(e, c->refresh_pct, now) &&
+		refresh = dj_lru_in_refresh(&life, c->refresh_pct, now) &&
 			  find_fetch(c, q->dev_eui, zone) == NULL;
 		/* e may be replaced by the refresh (a warm resolver answers at once): copied */
 		if (refresh) {
@@ -706,7 +613,7 @@ int js_owner_check(struct js_owner_ctx *c, const struct js_owner_req *q, js_owne
 int js_owner_ctx_new(const struct js_owner_props *p, struct js_owner_ctx **out)
 {
 	struct js_owner_ctx *c;
-	size_t nb = 16;
+	struct dj_lru_props lp = { .max = DEF_CACHE_MAX, .free_value = centry_free };
 
 	if (p == NULL || p->resolver == NULL || out == NULL || p->refresh_pct > 99)
 		return DJ_EINVAL;
@@ -714,20 +621,17 @@ int js_owner_ctx_new(const struct js_owner_props *p, struct js_owner_ctx **out)
 	if (c == NULL)
 		return DJ_ENOMEM;
 	c->r = p->resolver;
-	c->clock = p->clock != NULL ? p->clock : mono_ms;
+	c->clock = p->clock != NULL ? p->clock : dj_clock_mono_ms_cb;
 	c->clock_arg = p->clock_arg;
 	c->ttl_cap = p->ttl_cap ? p->ttl_cap : DEF_TTL_CAP;
 	c->neg_ttl = p->neg_ttl ? p->neg_ttl : DEF_NEG_TTL;
 	c->refresh_pct = p->refresh_pct ? p->refresh_pct : DEF_REFRESH_PCT;
-	c->max = p->cache_max ? p->cache_max : DEF_CACHE_MAX;
-	while (nb < c->max && nb < BUCKETS_MAX)
-		nb <<= 1;
-	c->tab = calloc(nb, sizeof(*c->tab));
-	if (c->tab == NULL) {
+	if (p->cache_max != 0)
+		lp.max = p->cache_max;
+	if (dj_lru_new(&lp, &c->cache) != DJ_EOK) {
 		free(c);
 		return DJ_ENOMEM;
 	}
-	c->nbuckets = nb;
 	*out = c;
 	return DJ_EOK;
 }
@@ -752,9 +656,7 @@ void js_owner_ctx_free(struct js_owner_ctx *c)
 		}
 		fetch_free(f);
 	}
-	while (c->lru_head != NULL)
-		drop(c, slot(c, c->lru_head->dev_eui));
-	free(c->tab);
+	dj_lru_free(c->cache);
 	free(c);
 }
 
@@ -766,5 +668,5 @@ void js_owner_stats(const struct js_owner_ctx *c, struct js_owner_stats *out)
 	if (c == NULL)
 		return;
 	*out = c->st;
-	out->cached = c->count;
+	out->cached = dj_lru_count(c->cache);
 }

@@ -328,6 +328,24 @@ static int parse_phy(struct pctx *p, bool required, const size_t *sizes, size_t 
 	return ret;
 }
 
+/* get_dev_eui - the message's DevEUI (8 bytes of hex) */
+static int get_dev_eui(struct pctx *p, bool required)
+{
+	struct bi_msg *m = p->m;
+
+	return get_hex(p, p->root, "DevEUI", required, LW_EUI_LEN, LW_EUI_LEN, m->dev_eui, NULL,
+		       &m->has_dev_eui, NULL);
+}
+
+/* get_session_key_id - the message's SessionKeyID (1 to BI_SESSION_KEY_ID_MAX bytes of hex) */
+static int get_session_key_id(struct pctx *p, bool required)
+{
+	struct bi_msg *m = p->m;
+
+	return get_hex(p, p->root, "SessionKeyID", required, 1, BI_SESSION_KEY_ID_MAX,
+		       m->session_key_id, &m->session_key_id_len, NULL, NULL);
+}
+
 /* parse_join_req - JoinReq and RejoinReq (TS002 §9.1, §9.2) */
 static int parse_join_req(struct pctx *p)
 {
@@ -352,8 +370,7 @@ static int parse_join_req(struct pctx *p)
 		ret = parse_phy(p, true, rejoin_sizes, DJ_ARRAY_LEN(rejoin_sizes));
 	if (ret != DJ_EOK)
 		goto out;
-	ret = get_hex(p, o, "DevEUI", true, LW_EUI_LEN, LW_EUI_LEN, m->dev_eui, NULL,
-		      &m->has_dev_eui, NULL);
+	ret = get_dev_eui(p, true);
 	if (ret != DJ_EOK)
 		goto out;
 	ret = get_hex(p, o, "DevAddr", true, LW_DEVADDR_LEN, LW_DEVADDR_LEN, m->dev_addr, NULL,
@@ -454,8 +471,7 @@ static int parse_join_ans(struct pctx *p)
 	    (ret = parse_envelope(p, "NwkSKey", &m->nwk_s_key)) != DJ_EOK ||
 	    (ret = parse_envelope(p, "AppSKey", &m->app_s_key)) != DJ_EOK)
 		goto out;
-	ret = get_hex(p, p->root, "SessionKeyID", false, 1, BI_SESSION_KEY_ID_MAX,
-		      m->session_key_id, &m->session_key_id_len, NULL, NULL);
+	ret = get_session_key_id(p, false);
 out:
 	return ret;
 }
@@ -477,24 +493,19 @@ static int parse_body(struct pctx *p)
 		ret = parse_join_ans(p);
 		break;
 	case BI_APPSKEY_REQ:
-		ret = get_hex(p, o, "DevEUI", true, LW_EUI_LEN, LW_EUI_LEN, m->dev_eui, NULL,
-			      &m->has_dev_eui, NULL);
+		ret = get_dev_eui(p, true);
 		if (ret == DJ_EOK)
-			ret = get_hex(p, o, "SessionKeyID", true, 1, BI_SESSION_KEY_ID_MAX,
-				      m->session_key_id, &m->session_key_id_len, NULL, NULL);
+			ret = get_session_key_id(p, true);
 		break;
 	case BI_APPSKEY_ANS:
-		ret = get_hex(p, o, "DevEUI", false, LW_EUI_LEN, LW_EUI_LEN, m->dev_eui, NULL,
-			      &m->has_dev_eui, NULL);
+		ret = get_dev_eui(p, false);
 		if (ret == DJ_EOK)
 			ret = parse_envelope(p, "AppSKey", &m->app_s_key);
 		if (ret == DJ_EOK)
-			ret = get_hex(p, o, "SessionKeyID", false, 1, BI_SESSION_KEY_ID_MAX,
-				      m->session_key_id, &m->session_key_id_len, NULL, NULL);
+			ret = get_session_key_id(p, false);
 		break;
 	case BI_HOMENS_REQ:
-		ret = get_hex(p, o, "DevEUI", true, LW_EUI_LEN, LW_EUI_LEN, m->dev_eui, NULL,
-			      &m->has_dev_eui, NULL);
+		ret = get_dev_eui(p, true);
 		break;
 	case BI_HOMENS_ANS:
 		ret = get_hex(p, o, "HNetID", false, LW_NETID_LEN, LW_NETID_LEN, m->h_net_id, NULL,

@@ -26,12 +26,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -47,7 +45,9 @@
 
 #include "backend-auth/da_dns.h"
 #include "backend-auth/da_tls.h"
+#include "bi/bi_tls.h"
 #include "bi/dc_client.h"
+#include "common/dj_clock.h"
 #include "common/dj_err.h"
 #include "common/dj_log.h"
 
@@ -106,15 +106,6 @@ struct dc_client {
 	struct dc_req *parked, *parked_tail;
 	struct event *flush_ev;
 };
-
-/* now_mono - CLOCK_MONOTONIC in seconds */
-static double now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* parse_url - fill host, port, path, host_header from an https URL */
 static int parse_url(struct dc_client *c, const char *url, char *err, size_t errlen)
@@ -179,57 +170,33 @@ out:
 /* make_ctx - the TLS 1.3 client context: our certificate and key, the private roots only */
 static int make_ctx(struct dc_client *c, const struct dc_props *p, char *err, size_t errlen)
 {
+	const struct bi_tls_ctx_props tp = {
+		.server = false, .dane = p->resolver != NULL,
+		.cert_file = p->cert_file, .cert_what = "cert",
+		.key_file = p->key_file, .key_what = "key",
+	};
 	SSL_CTX *ctx = NULL;
-	int ret = DJ_ECRYPTO;
+	int ret;
 
-	ctx = SSL_CTX_new(TLS_client_method());
-	if (ctx == NULL) {
-		dj_errbuf(err, errlen, "TLS: %s", dj_openssl_reason());
+	ret = bi_tls__ctx_new(&tp, &ctx, err, errlen);
+	if (ret != DJ_EOK)
 		goto out;
-	}
-	if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
-	    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1) {
-		dj_errbuf(err, errlen, "TLS: cannot restrict to TLS 1.3: %s", dj_openssl_reason());
-		goto out;
-	}
-	ret = DJ_ECONFIG;
-	if (SSL_CTX_use_certificate_chain_file(ctx, p->cert_file) != 1) {
-		dj_errbuf(err, errlen, "cert %s: %s", p->cert_file, dj_openssl_reason());
-		goto out;
-	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, p->key_file, SSL_FILETYPE_PEM) != 1) {
-		dj_errbuf(err, errlen, "key %s: %s", p->key_file, dj_openssl_reason());
-		goto out;
-	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
-		dj_errbuf(err, errlen, "key %s does not match cert %s", p->key_file, p->cert_file);
-		ERR_clear_error();
-		goto out;
-	}
 	if (p->resolver != NULL) {
 		/* DANE: no roots at all; each connection gets the server's TLSA records */
-		if (da_tls_ctx_enable(ctx) != DJ_EOK) {
-			ret = DJ_ECRYPTO;
-			dj_errbuf(err, errlen, "TLS: cannot enable DANE");
-			goto out;
-		}
 		if (p->clientid != NULL &&
-		    (ret = da_tls_clientid_add(ctx,
-					       p->clientid_ext != 0 ? p->clientid_ext
-								    : DA_CLIENTID_EXT_DEFAULT,
-					       p->clientid, err, errlen)) != DJ_EOK) {
+		    da_tls_clientid_add(ctx, p->clientid_ext != 0 ? p->clientid_ext
+								 : DA_CLIENTID_EXT_DEFAULT,
+					p->clientid, err, errlen) != DJ_EOK) {
 			ret = DJ_EINVAL;
 			goto out;
 		}
-		ret = DJ_ECONFIG;
 	} else if (SSL_CTX_load_verify_locations(ctx, p->ca_file, NULL) != 1) {
+		ret = DJ_ECONFIG;
 		dj_errbuf(err, errlen, "ca %s: %s", p->ca_file, dj_openssl_reason());
 		goto out;
 	}
+	/* every request is verified against the full chain (bi_tls__ctx_new: no resumption) */
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	/* every request is verified against the full chain: no resumption shortcuts */
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	c->ctx = ctx;
 	ctx = NULL;
 	ret = DJ_EOK;
@@ -518,8 +485,8 @@ static int req_start(struct dc_client *c, struct dc_req *q, const char *json, si
 	h = evhttp_request_get_output_headers(r);
 	snprintf(clen, sizeof(clen), "%zu", len);
 	if (evhttp_add_header(h, "Host", c->host_header) != 0 ||
-	    evhttp_add_header(h, "Content-Type", "application/json") != 0 ||
-	    evhttp_add_header(h, "Accept", "application/json") != 0 ||
+	    evhttp_add_header(h, "Content-Type", BI_TLS_JSON_TYPE) != 0 ||
+	    evhttp_add_header(h, "Accept", BI_TLS_JSON_TYPE) != 0 ||
 	    evhttp_add_header(h, "Content-Length", clen) != 0 ||
 	    evbuffer_add(evhttp_request_get_output_buffer(r), json, len) != 0) {
 		evhttp_request_free(r);
@@ -530,15 +497,12 @@ static int req_start(struct dc_client *c, struct dc_req *q, const char *json, si
 		k->dead = true;
 		return DJ_EIO;
 	}
-	/* One chain, so one TLS record and one write(): evhttp queues headers and body as
-	 * separate chains, which bufferevent_openssl writes as two. */
-	(void)evbuffer_pullup(bufferevent_get_output(evhttp_connection_get_bufferevent(k->evcon)),
-			      -1);
+	bi_tls__one_record(k->evcon);
 	/* No Nagle (the socket exists once the request is made): should two records still leave
-	 * back to back, Nagle with delayed ACKs would hold the second ~40 ms. */
+	 * back to back, they must not wait for the server's delayed ACK */
 	fd = bufferevent_getfd(evhttp_connection_get_bufferevent(k->evcon));
 	if (fd >= 0)
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+		(void)bi_tls__nodelay(fd);
 	q->conn = k;
 	k->in_flight++;
 	return DJ_EOK;
@@ -547,7 +511,7 @@ static int req_start(struct dc_client *c, struct dc_req *q, const char *json, si
 /* tlsa_fresh - DANE: records from a secure lookup that have not expired */
 static bool tlsa_fresh(const struct dc_client *c)
 {
-	return c->n_tlsa > 0 && now_mono() < c->tlsa_expires;
+	return c->n_tlsa > 0 && dj_clock_mono_s() < c->tlsa_expires;
 }
 
 /* flush_parked - DANE: the lookup ended; send or fail the requests that waited for it */
@@ -607,13 +571,14 @@ static void on_tlsa(const struct da_tlsa_set *set, void *arg)
 			free(c->tlsa);
 			c->tlsa = rr;
 			c->n_tlsa = set->n;
-			c->tlsa_expires = now_mono() + (set->ttl > 0 ? set->ttl : 1);
+			c->tlsa_expires = dj_clock_mono_s() + (set->ttl > 0 ? set->ttl : 1);
 			c->tlsa_err[0] = '\0';
 		}
 	} else {
-		dj_errbuf(c->tlsa_err, sizeof(c->tlsa_err), "DANE: TLSA %s: %s%s%s", c->tlsa_name,
-			  da_status_str(set->status), set->why != NULL ? ": " : "",
-			  set->why != NULL ? set->why : "");
+		char why[DC_ERR_MAX];
+
+		bi_tls__tlsa_why(set, c->tlsa_name, why, sizeof(why));
+		dj_errbuf(c->tlsa_err, sizeof(c->tlsa_err), "DANE: %s", why);
 	}
 	/* from the loop, never from inside dc_client_send() (a cache hit answers at once) */
 	event_active(c->flush_ev, EV_TIMEOUT, 0);
@@ -727,8 +692,7 @@ int dc_client_call(struct dc_client *c, const struct bi_msg *req, struct bi_msg 
 		dj_errbuf(err, errlen, "out of memory");
 		goto out;
 	}
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
+	tv = dj_clock_tv_ms(ms);
 	ret = dc_client_send(c, req, sync_done, &s);
 	if (ret != DJ_EOK) {
 		dj_errbuf(err, errlen, "cannot send the request: %s", dj_strerror(ret));
@@ -806,8 +770,7 @@ int dc_client_new(const struct dc_props *p, struct dc_client **out, char *err, s
 		goto out;
 	c->nconn = p->connections != 0 ? p->connections : 1;
 	c->timeout_ms = p->timeout_ms != 0 ? p->timeout_ms : DC_TIMEOUT_MS_DEFAULT;
-	c->timeout.tv_sec = c->timeout_ms / 1000;
-	c->timeout.tv_usec = (c->timeout_ms % 1000) * 1000;
+	c->timeout = dj_clock_tv_ms(c->timeout_ms);
 	ret = parse_url(c, p->url, err, errlen);
 	if (ret != DJ_EOK)
 		goto out;

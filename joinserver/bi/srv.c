@@ -1,22 +1,9 @@
 /*
  * srv.c - the HTTPS front of danejoind: evhttp over bufferevent_openssl, TLS 1.3 only, client
- * certificates required, plus a plain-HTTP metrics listener.
+ * certificates required: the listeners, the connections and their limits, the requests, the
+ * lifecycle. Who the client is: srv_auth.c; the metrics listener: srv_metrics.c.
  *
- * SECURITY
- *	Every client is authenticated at the TLS layer before a byte of HTTP is parsed: the
- *	context requires a client certificate (SSL_VERIFY_FAIL_IF_NO_PEER_CERT) chaining to
- *	client_ca_file. Session caching and tickets are off (and TLS 1.3 sends zero tickets), so
- *	no connection is ever resumed on the strength of an earlier verification: a certificate
- *	revoked by removing its root on reload cannot ride an old session. TLS 1.2 and older are
- *	refused (RFC 8446 only; no renegotiation, no static-RSA key exchange).
- *
- *	The peer's identity is the single SAN dNSName of its leaf (RFC 5280 §4.2.1.6); the CN is
- *	never looked at (RFC 6125 §6.4.4). A leaf with no dNSName, or with more than one, is refused
- *	at the handshake in the verify callback: with several names the identity would be ambiguous
- *	and a peer could choose which of its names it acts as. Names with control characters,
- *	non-ASCII bytes or an embedded NUL are refused too, since the identity ends up in logs and
- *	in lookups.
- *
+ * LIMITS
  *	Resource limits: max_body (libevent answers 413 and closes), max_headers_size, one
  *	connection limit counted over the TLS objects' lifetime, and two timeouts (see below).
  *
@@ -52,15 +39,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -69,111 +53,20 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <event2/listener.h>
-#include <jansson.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include "backend-auth/da_dns.h"
-#include "backend-auth/da_tls.h"
+#include "bi/bi_tls.h"
+#include "bi/srv.h"
+#include "bi/srv_internal.h"
+#include "common/dj_clock.h"
 #include "common/dj_err.h"
 #include "common/dj_log.h"
-#include "bi/srv.h"
 
-#define SRV_MAX_HEADERS_SIZE 16384 /* bytes of request line + headers; ample for BI JSON POSTs */
-#define SRV_ADDR_MAX	     64	   /* "[v6]:port" text for logs */
-#define SRV_HOST_MAX	     256   /* host part of a listen address */
-#define SRV_ALL_METHODS                                                                            \
-	(EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | \
-	 EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH)
-#define SRV_JSON_TYPE		    "application/json"
-#define SRV_METRICS_TYPE	    "text/plain; version=0.0.4" /* Prometheus text exposition format */
-#define SRV_METRICS_PATH	    "/metrics"
-#define SRV_WHY_MAX		    128
-#define SRV_AL_CERTIFICATE_REQUIRED 116 /* RFC 8446 §6.2 certificate_required alert */
-
-struct srv_call {
-	void (*fn)(void *arg);
-	void *arg;
-	struct srv_call *next;
-};
-
-struct conn;
-
-struct srv_req {
-	struct srv *s;		      /* NULL once srv_free ran */
-	struct evhttp_request *evreq; /* NULL when evhttp freed it */
-	struct conn *c;		      /* NULL once the connection closed */
-	bool detached;		      /* the connection closed; evreq (if any) is ours to free */
-	bool held;		      /* waiting for the peer's DANE check, not yet handed over */
-	char peer[SRV_IDENTITY_MAX];
-	char *path;
-	uint8_t *body;
-	size_t body_len;
-	double started;
-	struct srv_req *prev, *next; /* s->reqs */
-};
-
-/* where the DANE check of a connection stands */
-enum vstate {
-	V_NONE = 0, /* handshake not done */
-	V_PENDING,  /* TLSA lookup under way */
-	V_OK,	    /* identity verified (or PKIX mode) */
-	V_FAILED,   /* refused: no request is served */
-};
-
-struct conn {
-	struct srv *s; /* NULL once srv_free ran */
-	struct bufferevent *bev;
-	struct event *kill_ev;	 /* refusal (activated now) or header_timeout */
-	struct srv_req *pending; /* the request with the handler, if any */
-	bool counted;		 /* included in s->connections */
-	bool dane;		 /* SRV_AUTH_DANE connection */
-	bool refused;
-	bool handshake_done;
-	bool failure_logged;
-	bool first_request; /* header timer disarmed */
-	char addr[SRV_ADDR_MAX];
-	char identity[SRV_IDENTITY_MAX];
-	char why[SRV_WHY_MAX];	  /* why the verify callback refused the leaf */
-	char claimed[DA_NAME_MAX]; /* DANE: the dane_clientid name, or "" */
-	char vwhy[2 * DA_NAME_MAX + DA_WHY_MAX + 64]; /* DANE: why the check failed */
-	enum vstate vstate;
-	bool vtemp;		   /* the failure was temporary (DNS), not a verdict */
-	struct da_lookup *lookup;  /* DANE: pending TLSA lookup */
-	struct conn *prev, *next; /* s->conns */
-};
-
-struct srv {
-	struct event_base *base;
-	struct evhttp *http;
-	struct evhttp_bound_socket *listener;
-	struct evhttp *metrics_http;
-	SSL_CTX *ctx;
-	struct srv_props props;
-	unsigned connections;
-	unsigned in_flight;
-	struct srv_auth_stats auth_stats;
-	struct conn *conns;
-	struct srv_req *reqs;
-	struct event *wake_ev;
-	pthread_mutex_t q_lock;
-	bool q_lock_init;
-	struct srv_call *q_head, *q_tail;
-};
+#define SRV_HOST_MAX 256 /* host part of a listen address */
 
 static pthread_once_t ex_once = PTHREAD_ONCE_INIT;
 static int ex_idx = -1;
-
-/* now_mono - CLOCK_MONOTONIC in seconds */
-static double now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* fmt_sockaddr - "a.b.c.d:port" or "[v6]:port" */
 static void fmt_sockaddr(const struct sockaddr_storage *ss, char *out, size_t outlen)
@@ -198,8 +91,8 @@ static void fmt_sockaddr(const struct sockaddr_storage *ss, char *out, size_t ou
 	}
 }
 
-/* conn_fill_addr - record the peer address of the connection's socket once */
-static void conn_fill_addr(struct conn *c, evutil_socket_t fd)
+/* srv__conn_fill_addr - record the peer address of the connection's socket once */
+void srv__conn_fill_addr(struct conn *c, evutil_socket_t fd)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
@@ -211,8 +104,8 @@ static void conn_fill_addr(struct conn *c, evutil_socket_t fd)
 		fmt_sockaddr(&ss, c->addr, sizeof(c->addr));
 }
 
-/* conn_addr - the address for logs */
-static const char *conn_addr(const struct conn *c)
+/* srv__conn_addr - the address for logs */
+const char *srv__conn_addr(const struct conn *c)
 {
 	return c->addr[0] != '\0' ? c->addr : "(unknown peer)";
 }
@@ -235,7 +128,7 @@ static void conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, l
 	if (s != NULL) {
 		if (!c->handshake_done && !c->failure_logged && !c->refused)
 			dj_info("TLS connection from %s closed before the handshake completed",
-				conn_addr(c));
+				srv__conn_addr(c));
 		if (c->counted)
 			s->connections--;
 		if (c->prev != NULL)
@@ -259,8 +152,8 @@ static void ex_init(void)
 	ex_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_ex_free);
 }
 
-/* ssl_conn - the per-connection state of an SSL (NULL if none) */
-static struct conn *ssl_conn(const SSL *ssl)
+/* srv__ssl_conn - the per-connection state of an SSL (NULL if none) */
+struct conn *srv__ssl_conn(const SSL *ssl)
 {
 	return ssl != NULL ? SSL_get_ex_data(ssl, ex_idx) : NULL;
 }
@@ -271,287 +164,7 @@ static struct conn *req_conn(struct evhttp_request *evreq)
 	struct evhttp_connection *evcon = evhttp_request_get_connection(evreq);
 	struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
 
-	return bev != NULL ? ssl_conn(bufferevent_openssl_get_ssl(bev)) : NULL;
-}
-
-/* leaf_identity - the single SAN dNSName of \p x, or a reason why there is none */
-static int leaf_identity(X509 *x, char *out, size_t outlen, char *why, size_t whylen)
-{
-	GENERAL_NAMES *gens;
-	const unsigned char *name = NULL;
-	int crit = -1, n_dns = 0, name_len = 0, i, ret = DJ_EMALFORMED;
-
-	gens = X509_get_ext_d2i(x, NID_subject_alt_name, &crit, NULL);
-	if (gens == NULL) {
-		/* crit == -2: the extension occurs more than once (RFC 5280 §4.2 forbids it) */
-		dj_errbuf(why, whylen,
-			crit == -2 ? "client certificate has several SAN extensions"
-				   : "client certificate has no SAN dNSName");
-		goto out;
-	}
-	for (i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
-		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-
-		if (g->type != GEN_DNS)
-			continue;
-		n_dns++;
-		name = ASN1_STRING_get0_data(g->d.dNSName);
-		name_len = ASN1_STRING_length(g->d.dNSName);
-	}
-	if (n_dns != 1) {
-		if (n_dns == 0)
-			dj_errbuf(why, whylen, "client certificate has no SAN dNSName");
-		else
-			dj_errbuf(why, whylen, "client certificate has %d SAN dNSNames, not one",
-				n_dns);
-		goto out;
-	}
-	if (name_len <= 0 || (size_t)name_len >= outlen) {
-		dj_errbuf(why, whylen, "client certificate SAN dNSName is empty or too long");
-		goto out;
-	}
-	for (i = 0; i < name_len; i++) {
-		if (name[i] <= 0x20 || name[i] >= 0x7f) {
-			dj_errbuf(why, whylen, "client certificate SAN dNSName has a forbidden byte");
-			goto out;
-		}
-	}
-	memcpy(out, name, (size_t)name_len);
-	out[name_len] = '\0';
-	ret = DJ_EOK;
-out:
-	GENERAL_NAMES_free(gens);
-	return ret;
-}
-
-/* verify_cb - after OpenSSL's own chain check, insist on exactly one SAN dNSName at depth 0 */
-static int verify_cb(int preverify_ok, X509_STORE_CTX *xs)
-{
-	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
-	struct conn *c = ssl_conn(ssl);
-	X509 *leaf;
-
-	if (c != NULL && c->dane) {
-		/*
-		 * DANE: the chain is judged against TLSA records after the handshake (conn_verify
-		 * below); here only the identity must be clear. With a dane_clientid the name is
-		 * the claimed one; without, the leaf must carry exactly one SAN dNSName.
-		 */
-		if (X509_STORE_CTX_get_error_depth(xs) != 0 || c->claimed[0] != '\0')
-			return 1;
-		leaf = X509_STORE_CTX_get_current_cert(xs);
-		if (leaf == NULL || leaf_identity(leaf, c->identity, sizeof(c->identity), c->why,
-						  sizeof(c->why)) != DJ_EOK) {
-			c->identity[0] = '\0';
-			X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
-			return 0;
-		}
-		return 1;
-	}
-	if (!preverify_ok || X509_STORE_CTX_get_error_depth(xs) != 0)
-		return preverify_ok;
-	leaf = X509_STORE_CTX_get_current_cert(xs);
-	if (c == NULL || leaf == NULL ||
-	    leaf_identity(leaf, c->identity, sizeof(c->identity), c->why, sizeof(c->why)) !=
-		DJ_EOK) {
-		if (c != NULL)
-			c->identity[0] = '\0';
-		X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
-		return 0;
-	}
-	return 1;
-}
-
-/* refusal_json - {"error": why the connection failed its DANE check} */
-static void refusal_json(const struct conn *c, char *out, size_t outlen)
-{
-	json_t *j = json_pack("{s:s}", "error", c->vwhy);
-	char *txt = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
-
-	snprintf(out, outlen, "%s", txt != NULL ? txt : "{\"error\":\"not authenticated\"}");
-	free(txt);
-	json_decref(j);
-}
-
-/* reply_refused - answer a request of a connection that failed its DANE check, and close */
-static void reply_refused(struct srv_req *r, const struct conn *c)
-{
-	char body[sizeof(c->vwhy) + 64];
-
-	if (r->evreq != NULL && !r->detached)
-		evhttp_add_header(evhttp_request_get_output_headers(r->evreq), "Connection",
-				  "close");
-	refusal_json(c, body, sizeof(body));
-	srv_reply(r, c->vtemp ? HTTP_SERVUNAVAIL : 403, body, strlen(body));
-}
-
-/* conn_verified - the DANE check ended: release or refuse a held request, or drop the peer */
-static void conn_verified(struct conn *c)
-{
-	struct srv_req *r = c->pending;
-	struct srv *s = c->s;
-
-	if (r != NULL && r->held) {
-		r->held = false;
-		if (c->vstate == V_OK && s != NULL) {
-			memcpy(r->peer, c->identity, sizeof(r->peer));
-			s->props.handler(r, s->props.arg);
-		} else {
-			reply_refused(r, c);
-		}
-		return;
-	}
-	/* Nothing asked yet: a refused peer may still send its request and be told why (gencb
-	 * answers it 403/503 and closes); header_timeout, still armed, ends it otherwise. */
-}
-
-/* on_tlsa - the TLSA verdict for the connection's identity: check its chain against it */
-static void on_tlsa(const struct da_tlsa_set *set, void *arg)
-{
-	struct conn *c = arg;
-	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-	struct da_verdict v;
-	X509 *leaf = ssl != NULL ? SSL_get0_peer_certificate(ssl) : NULL;
-	const char *name = c->claimed[0] != '\0' ? c->claimed : c->identity;
-
-	c->lookup = NULL;
-	c->vstate = V_FAILED;
-	if (set->status != DA_SECURE) {
-		c->vtemp = set->status == DA_TEMPFAIL;
-		snprintf(c->vwhy, sizeof(c->vwhy), "TLSA %s: %s%s%s", set->name,
-			 da_status_str(set->status), set->why != NULL ? ": " : "",
-			 set->why != NULL ? set->why : "");
-	} else if (leaf == NULL) {
-		snprintf(c->vwhy, sizeof(c->vwhy), "no client certificate");
-	} else if (da_tls_verify(SSL_get_SSL_CTX(ssl), leaf, SSL_get_peer_cert_chain(ssl), name,
-				 set->rr, set->n, DA_PEER_CLIENT, &v) != DJ_EOK) {
-		c->vtemp = true;
-		snprintf(c->vwhy, sizeof(c->vwhy), "DANE check of %s failed: %s", name,
-			 dj_openssl_reason());
-	} else if (!v.ok) {
-		snprintf(c->vwhy, sizeof(c->vwhy), "certificate does not match TLSA %s: %s", name,
-			 v.why);
-	} else {
-		c->vstate = V_OK;
-		if (c->claimed[0] != '\0')
-			snprintf(c->identity, sizeof(c->identity), "%s", c->claimed);
-		dj_info("client %s authenticated as %s by DANE (TLSA %d %d %d at depth %d%s)",
-			conn_addr(c), c->identity, v.usage, v.selector, v.mtype, v.depth,
-			c->claimed[0] != '\0' ? ", dane_clientid" : "");
-	}
-	if (c->s != NULL) {
-		if (c->vstate == V_OK)
-			c->s->auth_stats.ok++;
-		else if (c->vtemp)
-			c->s->auth_stats.tempfail++;
-		else
-			c->s->auth_stats.rejected++;
-	}
-	if (c->vstate != V_OK) {
-		c->failure_logged = true;
-		if (c->vtemp)
-			dj_warn("client %s: temporary failure checking %s: %s", conn_addr(c), name,
-				c->vwhy);
-		else
-			dj_warn("client %s refused: %s", conn_addr(c), c->vwhy);
-	}
-	conn_verified(c);
-}
-
-/* conn_verify_start - after the handshake: look up the TLSA records of the peer's identity */
-static void conn_verify_start(struct conn *c)
-{
-	const char *name = c->claimed[0] != '\0' ? c->claimed : c->identity;
-	char norm[DA_NAME_MAX], why[DA_WHY_MAX] = "";
-	int rc = DJ_ESHUTDOWN;
-
-	c->vstate = V_PENDING;
-	if (c->s != NULL && c->s->props.resolver != NULL &&
-	    (rc = da_name_normalize(name, norm, sizeof(norm), why, sizeof(why))) == DJ_EOK)
-		rc = da_tlsa_lookup(c->s->props.resolver, norm, on_tlsa, c, &c->lookup);
-	if (rc == DJ_EOK)
-		return; /* on_tlsa ran already, or will */
-	c->vstate = V_FAILED;
-	c->vtemp = rc != DJ_EMALFORMED && rc != DJ_EINVAL;
-	snprintf(c->vwhy, sizeof(c->vwhy), "identity %s: %s", name,
-		 why[0] != '\0' ? why : dj_strerror(rc));
-	c->failure_logged = true;
-	dj_warn("client %s refused: %s", conn_addr(c), c->vwhy);
-	if (c->s != NULL) {
-		if (c->vtemp)
-			c->s->auth_stats.tempfail++;
-		else
-			c->s->auth_stats.rejected++;
-	}
-	conn_verified(c);
-}
-
-/* prefetch_cb - the answer to an early lookup: it only warms the cache */
-static void prefetch_cb(const struct da_tlsa_set *set, void *arg)
-{
-	(void)set;
-	(void)arg;
-}
-
-/* hello_cb - DANE: read the claimed identity (dane_clientid) and start its lookup early */
-static int hello_cb(SSL *ssl, int *al, void *arg)
-{
-	struct conn *c = ssl_conn(ssl);
-	struct srv *s = c != NULL ? c->s : NULL;
-	int rc;
-
-	(void)arg;
-	if (s == NULL || !c->dane || s->props.clientid_ext == 0 || c->claimed[0] != '\0')
-		return SSL_CLIENT_HELLO_SUCCESS;
-	rc = da_tls_clientid_get(ssl, s->props.clientid_ext, c->claimed, sizeof(c->claimed), c->why,
-				 sizeof(c->why));
-	if (rc == DJ_EMALFORMED) {
-		c->claimed[0] = '\0';
-		*al = SSL_AD_DECODE_ERROR;
-		return SSL_CLIENT_HELLO_ERROR;
-	}
-	if (rc != DJ_EOK) {
-		c->claimed[0] = '\0';
-		return SSL_CLIENT_HELLO_SUCCESS;
-	}
-	if (s->props.resolver != NULL &&
-	    da_tlsa_lookup(s->props.resolver, c->claimed, prefetch_cb, NULL, NULL) != DJ_EOK)
-		dj_debug("prefetch of TLSA %s not started", c->claimed);
-	return SSL_CLIENT_HELLO_SUCCESS;
-}
-
-/* info_cb - note the peer address, handshake completion, and log fatal alerts we send */
-static void info_cb(const SSL *ssl, int where, int ret)
-{
-	struct conn *c = ssl_conn(ssl);
-	const char *reason;
-	long vr;
-
-	if (c == NULL)
-		return;
-	if (where & SSL_CB_HANDSHAKE_START)
-		conn_fill_addr(c, SSL_get_fd(ssl));
-	if ((where & SSL_CB_HANDSHAKE_DONE) && !c->handshake_done) {
-		c->handshake_done = true;
-		if (c->dane)
-			conn_verify_start(c);
-		else
-			c->vstate = V_OK;
-	}
-	if ((where & SSL_CB_WRITE_ALERT) == SSL_CB_WRITE_ALERT && (ret >> 8) == SSL3_AL_FATAL &&
-	    !c->handshake_done && !c->failure_logged) {
-		vr = SSL_get_verify_result(ssl);
-		if (c->why[0] != '\0')
-			reason = c->why;
-		else if (vr != X509_V_OK)
-			reason = X509_verify_cert_error_string(vr);
-		else if ((ret & 0xff) == SRV_AL_CERTIFICATE_REQUIRED)
-			reason = "no client certificate";
-		else
-			reason = SSL_alert_desc_string_long(ret);
-		dj_warn("TLS handshake from %s failed: %s", conn_addr(c), reason);
-		c->failure_logged = true;
-	}
+	return bev != NULL ? srv__ssl_conn(bufferevent_openssl_get_ssl(bev)) : NULL;
 }
 
 /* kill_cb - refuse an over-limit connection, or end one that missed header_timeout */
@@ -562,13 +175,13 @@ static void kill_cb(evutil_socket_t unused, short what, void *arg)
 
 	(void)unused;
 	(void)what;
-	conn_fill_addr(c, fd);
+	srv__conn_fill_addr(c, fd);
 	if (c->refused)
-		dj_warn("connection from %s refused: max_connections reached", conn_addr(c));
+		dj_warn("connection from %s refused: max_connections reached", srv__conn_addr(c));
 	else if (c->vstate == V_FAILED)
 		; /* the DANE check said why already */
 	else
-		dj_info("connection from %s: no request within header_timeout", conn_addr(c));
+		dj_info("connection from %s: no request within header_timeout", srv__conn_addr(c));
 	c->failure_logged = true;
 	/* evhttp owns the socket: shut it down and let it see EOF and free the connection */
 	if (fd >= 0)
@@ -688,7 +301,7 @@ static void closecb(struct evhttp_connection *evcon, void *arg)
 	 */
 	if (r->evreq != NULL && evhttp_request_get_connection(r->evreq) != NULL)
 		r->evreq = NULL;
-	dj_info("connection from %s closed before its answer to %s was sent", conn_addr(c),
+	dj_info("connection from %s closed before its answer to %s was sent", srv__conn_addr(c),
 		r->path);
 	r->detached = true;
 	r->c = NULL;
@@ -704,7 +317,7 @@ static void send_simple(struct evhttp_request *evreq, int status, const char *js
 {
 	struct evbuffer *out = evhttp_request_get_output_buffer(evreq);
 
-	evhttp_add_header(evhttp_request_get_output_headers(evreq), "Content-Type", SRV_JSON_TYPE);
+	evhttp_add_header(evhttp_request_get_output_headers(evreq), "Content-Type", BI_TLS_JSON_TYPE);
 	if (evbuffer_add(out, json, strlen(json)) != 0) {
 		evhttp_send_error(evreq, HTTP_INTERNAL, NULL);
 		return;
@@ -735,7 +348,7 @@ static void gencb(struct evhttp_request *evreq, void *arg)
 	if (c->vstate == V_FAILED) {
 		char body[sizeof(c->vwhy) + 64];
 
-		refusal_json(c, body, sizeof(body));
+		srv__refusal_json(c, body, sizeof(body));
 		evhttp_add_header(evhttp_request_get_output_headers(evreq), "Connection", "close");
 		send_simple(evreq, c->vtemp ? HTTP_SERVUNAVAIL : 403, body);
 		return;
@@ -757,7 +370,7 @@ static void gencb(struct evhttp_request *evreq, void *arg)
 	    evbuffer_copyout(in, r->body, r->body_len) != (ev_ssize_t)r->body_len)
 		goto nomem;
 	memcpy(r->peer, c->identity, sizeof(r->peer));
-	r->started = now_mono();
+	r->started = dj_clock_mono_s();
 	r->evreq = evreq;
 	r->c = c;
 	r->s = s;
@@ -778,40 +391,8 @@ static void gencb(struct evhttp_request *evreq, void *arg)
 	return;
 nomem:
 	req_free(r);
-	dj_err("out of memory for a request from %s", conn_addr(c));
+	dj_err("out of memory for a request from %s", srv__conn_addr(c));
 	send_simple(evreq, HTTP_SERVUNAVAIL, "{\"error\":\"unavailable\"}");
-}
-
-/* metrics_cb - GET /metrics on the plain listener */
-static void metrics_cb(struct evhttp_request *evreq, void *arg)
-{
-	struct srv *s = arg;
-	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(evreq));
-	struct evkeyvalq *hdr = evhttp_request_get_output_headers(evreq);
-	char *text;
-
-	if (path == NULL || strcmp(path, SRV_METRICS_PATH) != 0) {
-		evhttp_send_error(evreq, HTTP_NOTFOUND, NULL);
-		return;
-	}
-	if (evhttp_request_get_command(evreq) != EVHTTP_REQ_GET) {
-		evhttp_add_header(hdr, "Allow", "GET");
-		evhttp_send_error(evreq, HTTP_BADMETHOD, NULL);
-		return;
-	}
-	text = s->props.metrics != NULL ? s->props.metrics(s->props.arg) : strdup("");
-	if (text == NULL) {
-		evhttp_send_error(evreq, HTTP_INTERNAL, NULL);
-		return;
-	}
-	evhttp_add_header(hdr, "Content-Type", SRV_METRICS_TYPE);
-	if (evbuffer_add(evhttp_request_get_output_buffer(evreq), text, strlen(text)) != 0) {
-		free(text);
-		evhttp_send_error(evreq, HTTP_INTERNAL, NULL);
-		return;
-	}
-	free(text);
-	evhttp_send_reply(evreq, HTTP_OK, NULL, NULL);
 }
 
 /* wake_cb - on the loop thread: run everything srv_call_in_loop() queued, in order */
@@ -869,8 +450,8 @@ static int parse_hostport(const char *in, char *host, size_t hostlen, uint16_t *
 	return DJ_EOK;
 }
 
-/* bind_http - bind \p http to "HOST:PORT" */
-static int bind_http(struct evhttp *http, const char *what, const char *addr,
+/* srv__bind_http - bind \p http to "HOST:PORT" */
+int srv__bind_http(struct evhttp *http, const char *what, const char *addr,
 		     struct evhttp_bound_socket **out, char *err, size_t errlen)
 {
 	char host[SRV_HOST_MAX];
@@ -889,104 +470,12 @@ static int bind_http(struct evhttp *http, const char *what, const char *addr,
 			errno != 0 ? strerror(errno) : "cannot bind");
 		return DJ_EIO;
 	}
-	/* No Nagle: evhttp writes headers and body as separate TLS records, and Nagle with the
-	 * peer's delayed ACK would hold the second ~40 ms. Accepted sockets inherit the option. */
-	if (setsockopt(evhttp_bound_socket_get_fd(h), IPPROTO_TCP, TCP_NODELAY, &(int){ 1 },
-		       sizeof(int)) != 0)
+	/* No Nagle (bi_tls__nodelay); accepted sockets inherit the option */
+	if (bi_tls__nodelay(evhttp_bound_socket_get_fd(h)) != 0)
 		dj_warn("%s %s: TCP_NODELAY: %s", what, addr, strerror(errno));
 	if (out != NULL)
 		*out = h;
 	return DJ_EOK;
-}
-
-/* tls_ctx_new - the server context: TLS 1.3, our chain and key, client certificates required */
-static int tls_ctx_new(enum srv_auth auth, unsigned clientid_ext, const char *cert_file,
-		       const char *key_file, const char *ca_file, SSL_CTX **out, char *err,
-		       size_t errlen)
-{
-	SSL_CTX *ctx = NULL;
-	STACK_OF(X509_NAME) *names = NULL;
-	int ret = DJ_ECONFIG;
-
-	*out = NULL;
-	ERR_clear_error();
-	if (cert_file == NULL || key_file == NULL || (auth == SRV_AUTH_PKIX && ca_file == NULL)) {
-		dj_errbuf(err, errlen, "cert_file, key_file and (PKIX) client_ca_file are required");
-		goto out;
-	}
-	ctx = SSL_CTX_new(TLS_server_method());
-	if (ctx == NULL) {
-		ret = DJ_ECRYPTO;
-		dj_errbuf(err, errlen, "SSL_CTX_new: %s", dj_openssl_reason());
-		goto out;
-	}
-	if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1) {
-		ret = DJ_ECRYPTO;
-		dj_errbuf(err, errlen, "TLS 1.3: %s", dj_openssl_reason());
-		goto out;
-	}
-	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	if (SSL_CTX_set_num_tickets(ctx, 0) != 1) {
-		ret = DJ_ECRYPTO;
-		dj_errbuf(err, errlen, "SSL_CTX_set_num_tickets: %s", dj_openssl_reason());
-		goto out;
-	}
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
-		dj_errbuf(err, errlen, "cert_file %s: %s", cert_file, dj_openssl_reason());
-		goto out;
-	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
-		dj_errbuf(err, errlen, "key_file %s: %s", key_file, dj_openssl_reason());
-		goto out;
-	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
-		dj_errbuf(err, errlen, "key_file %s: does not match cert_file %s", key_file,
-			cert_file);
-		ERR_clear_error();
-		goto out;
-	}
-	if (auth == SRV_AUTH_DANE) {
-		/* no roots at all: every client is judged by its TLSA records (conn_verify_start) */
-		if (da_tls_ctx_enable(ctx) != DJ_EOK) {
-			ret = DJ_ECRYPTO;
-			dj_errbuf(err, errlen, "SSL_CTX_dane_enable failed");
-			goto out;
-		}
-		if (clientid_ext != 0 && da_tls_clientid_accept(ctx, clientid_ext) != DJ_EOK) {
-			dj_errbuf(err, errlen, "dane_clientid codepoint %u cannot be used",
-				  clientid_ext);
-			goto out;
-		}
-		SSL_CTX_set_client_hello_cb(ctx, hello_cb, NULL);
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-				   verify_cb);
-		SSL_CTX_set_info_callback(ctx, info_cb);
-		*out = ctx;
-		ctx = NULL;
-		ret = DJ_EOK;
-		goto out;
-	}
-	if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
-		dj_errbuf(err, errlen, "client_ca_file %s: %s", ca_file, dj_openssl_reason());
-		goto out;
-	}
-	/* tell clients which roots we accept (CertificateRequest certificate_authorities) */
-	names = SSL_load_client_CA_file(ca_file);
-	if (names == NULL) {
-		dj_errbuf(err, errlen, "client_ca_file %s: no certificates", ca_file);
-		ERR_clear_error();
-		goto out;
-	}
-	SSL_CTX_set_client_CA_list(ctx, names);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
-	SSL_CTX_set_info_callback(ctx, info_cb);
-	*out = ctx;
-	ctx = NULL;
-	ret = DJ_EOK;
-out:
-	SSL_CTX_free(ctx);
-	return ret;
 }
 
 int srv_new(struct event_base *base, const struct srv_props *props, struct srv **out, char *err,
@@ -1031,7 +520,7 @@ int srv_new(struct event_base *base, const struct srv_props *props, struct srv *
 		dj_errbuf(err, errlen, "DANE client authentication needs a resolver");
 		goto out;
 	}
-	ret = tls_ctx_new(props->auth, props->clientid_ext, props->cert_file, props->key_file,
+	ret = srv__tls_ctx_new(props->auth, props->clientid_ext, props->cert_file, props->key_file,
 			  props->client_ca_file, &s->ctx, err, errlen);
 	if (ret != DJ_EOK)
 		goto out;
@@ -1053,25 +542,12 @@ int srv_new(struct event_base *base, const struct srv_props *props, struct srv *
 		idle.tv_usec = 0;
 		evhttp_set_timeout_tv(s->http, &idle);
 	}
-	ret = bind_http(s->http, "listen_addr", props->listen_addr, &s->listener, err, errlen);
+	ret = srv__bind_http(s->http, "listen_addr", props->listen_addr, &s->listener, err, errlen);
 	if (ret != DJ_EOK)
 		goto out;
 
 	if (props->metrics_addr != NULL) {
-		ret = DJ_ENOMEM;
-		s->metrics_http = evhttp_new(base);
-		if (s->metrics_http == NULL) {
-			dj_errbuf(err, errlen, "out of memory");
-			goto out;
-		}
-		evhttp_set_gencb(s->metrics_http, metrics_cb, s);
-		evhttp_set_allowed_methods(s->metrics_http, SRV_ALL_METHODS);
-		evhttp_set_max_body_size(s->metrics_http, 0);
-		evhttp_set_max_headers_size(s->metrics_http, SRV_MAX_HEADERS_SIZE);
-		if (props->idle_timeout > 0)
-			evhttp_set_timeout_tv(s->metrics_http, &idle);
-		ret = bind_http(s->metrics_http, "metrics_addr", props->metrics_addr, NULL, err,
-				errlen);
+		ret = srv__metrics_listen(s, err, errlen);
 		if (ret != DJ_EOK)
 			goto out;
 	}
@@ -1164,7 +640,7 @@ int srv_reload_tls(struct srv *s, const char *cert_file, const char *key_file,
 	SSL_CTX *ctx = NULL;
 	int ret;
 
-	ret = tls_ctx_new(s->props.auth, s->props.clientid_ext, cert_file, key_file,
+	ret = srv__tls_ctx_new(s->props.auth, s->props.clientid_ext, cert_file, key_file,
 			  client_ca_file, &ctx, err, errlen);
 	if (ret != DJ_EOK)
 		return ret;
@@ -1210,16 +686,12 @@ void srv_reply(struct srv_req *r, int status, const char *json, size_t len)
 		struct evhttp_connection *evcon = evhttp_request_get_connection(evreq);
 
 		evhttp_add_header(evhttp_request_get_output_headers(evreq), "Content-Type",
-				  SRV_JSON_TYPE);
+				  BI_TLS_JSON_TYPE);
 		if (evbuffer_add(evhttp_request_get_output_buffer(evreq), json, len) != 0) {
 			evhttp_send_error(evreq, HTTP_INTERNAL, NULL);
 		} else {
 			evhttp_send_reply(evreq, status, NULL, NULL);
-			/* One chain, so one TLS record and one write(): evhttp queues headers and
-			 * body as separate chains, which bufferevent_openssl writes as two. */
-			if (evcon != NULL)
-				(void)evbuffer_pullup(bufferevent_get_output(
-					evhttp_connection_get_bufferevent(evcon)), -1);
+			bi_tls__one_record(evcon);
 		}
 	}
 	req_free(r);

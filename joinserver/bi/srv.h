@@ -26,8 +26,8 @@
  *
  *	Everything runs on the one loop thread except srv_call_in_loop().
  */
-#ifndef DJ_DANEJOIND_SRV_H
-#define DJ_DANEJOIND_SRV_H
+#ifndef DJ_JOINSERVER_BI_SRV_H
+#define DJ_JOINSERVER_BI_SRV_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -128,4 +128,4 @@ void srv_reply(struct srv_req *r, int status, const char *json, size_t len);
  */
 int srv_call_in_loop(struct srv *s, void (*fn)(void *arg), void *arg) DJ_MUSTCHECK;
 
-#endif /* DJ_DANEJOIND_SRV_H */
+#endif /* DJ_JOINSERVER_BI_SRV_H */

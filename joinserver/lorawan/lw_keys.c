@@ -9,6 +9,7 @@
 
 #include <openssl/crypto.h>
 
+#include "common/dj_compiler.h"
 #include "common/dj_err.h"
 #include "lorawan/lw_keys.h"
 
@@ -19,6 +20,36 @@
 #define PFX_NWK_S_ENC 0x04
 #define PFX_JS_ENC 0x05
 #define PFX_JS_INT 0x06
+#define NONCE3_AT 1		/* JoinNonce, 3 bytes, after the prefix (§6.1.1.3, §6.2.5) */
+
+/* One key derived from a root key: the block's first byte, and where the result goes. */
+struct derivation {
+	uint8_t prefix;
+	const struct lw_key *root;
+	struct lw_key *out;
+};
+
+/* derive_each - out = aes128_encrypt(root, prefix | blk[1..15]) for each row in order; stops at
+ * the first failure (blk[0] is overwritten) */
+static int derive_each(struct lw_crypto *cx, uint8_t blk[LW_BLOCK_LEN],
+		       const struct derivation *d, size_t n)
+{
+	int ret = DJ_EOK;
+
+	for (size_t i = 0; i < n && ret == DJ_EOK; i++) {
+		blk[0] = d[i].prefix;
+		ret = lw_crypto_derive(cx, d[i].root, blk, d[i].out);
+	}
+	return ret;
+}
+
+/* put_join_nonce - the 24-bit JoinNonce, little-endian, after the prefix */
+static void put_join_nonce(uint8_t blk[LW_BLOCK_LEN], uint32_t join_nonce)
+{
+	blk[NONCE3_AT] = (uint8_t)join_nonce;
+	blk[NONCE3_AT + 1] = (uint8_t)(join_nonce >> 8);
+	blk[NONCE3_AT + 2] = (uint8_t)(join_nonce >> 16);
+}
 
 int lw_keys_derive_js(struct lw_crypto *cx, const struct lw_key *nwk_key,
 		      const uint8_t dev_eui[LW_EUI_LEN], struct lw_key *js_int_key,
@@ -26,15 +57,11 @@ int lw_keys_derive_js(struct lw_crypto *cx, const struct lw_key *nwk_key,
 {
 	uint8_t blk[LW_BLOCK_LEN] = { 0 };
 	struct lw_key ik, ek;
+	const struct derivation d[] = { { PFX_JS_INT, nwk_key, &ik }, { PFX_JS_ENC, nwk_key, &ek } };
 	int ret;
 
 	lw_reverse(dev_eui, blk + 1, LW_EUI_LEN);
-	blk[0] = PFX_JS_INT;
-	ret = lw_crypto_derive(cx, nwk_key, blk, &ik);
-	if (ret != DJ_EOK)
-		goto out;
-	blk[0] = PFX_JS_ENC;
-	ret = lw_crypto_derive(cx, nwk_key, blk, &ek);
+	ret = derive_each(cx, blk, d, DJ_ARRAY_LEN(d));
 	if (ret != DJ_EOK)
 		goto out;
 	*js_int_key = ik;
@@ -52,31 +79,21 @@ int lw_keys_derive_session_11(struct lw_crypto *cx, const struct lw_key *nwk_key
 {
 	uint8_t blk[LW_BLOCK_LEN] = { 0 };
 	struct lw_session_keys k;
+	const struct derivation d[] = {
+		{ PFX_F_NWK_S_INT, nwk_key, &k.f_nwk_s_int_key },
+		{ PFX_S_NWK_S_INT, nwk_key, &k.s_nwk_s_int_key },
+		{ PFX_NWK_S_ENC, nwk_key, &k.nwk_s_enc_key },
+		{ PFX_APP_S_KEY, app_key, &k.app_s_key },
+	};
 	int ret;
 
 	memset(&k, 0, sizeof(k));
 	k.v11 = true;
-	blk[1] = (uint8_t)join_nonce;
-	blk[2] = (uint8_t)(join_nonce >> 8);
-	blk[3] = (uint8_t)(join_nonce >> 16);
+	put_join_nonce(blk, join_nonce);
 	lw_reverse(join_eui, blk + 4, LW_EUI_LEN);
 	blk[12] = (uint8_t)nonce;
 	blk[13] = (uint8_t)(nonce >> 8);
-
-	blk[0] = PFX_F_NWK_S_INT;
-	ret = lw_crypto_derive(cx, nwk_key, blk, &k.f_nwk_s_int_key);
-	if (ret != DJ_EOK)
-		goto out;
-	blk[0] = PFX_S_NWK_S_INT;
-	ret = lw_crypto_derive(cx, nwk_key, blk, &k.s_nwk_s_int_key);
-	if (ret != DJ_EOK)
-		goto out;
-	blk[0] = PFX_NWK_S_ENC;
-	ret = lw_crypto_derive(cx, nwk_key, blk, &k.nwk_s_enc_key);
-	if (ret != DJ_EOK)
-		goto out;
-	blk[0] = PFX_APP_S_KEY;
-	ret = lw_crypto_derive(cx, app_key, blk, &k.app_s_key);
+	ret = derive_each(cx, blk, d, DJ_ARRAY_LEN(d));
 	if (ret != DJ_EOK)
 		goto out;
 	*out = k;
@@ -91,22 +108,18 @@ int lw_keys_derive_session_10(struct lw_crypto *cx, const struct lw_key *key, ui
 {
 	uint8_t blk[LW_BLOCK_LEN] = { 0 };
 	struct lw_session_keys k;
+	const struct derivation d[] = {
+		{ PFX_NWK_S_KEY, key, &k.f_nwk_s_int_key },
+		{ PFX_APP_S_KEY, key, &k.app_s_key },
+	};
 	int ret;
 
 	memset(&k, 0, sizeof(k));
-	blk[1] = (uint8_t)join_nonce;
-	blk[2] = (uint8_t)(join_nonce >> 8);
-	blk[3] = (uint8_t)(join_nonce >> 16);
+	put_join_nonce(blk, join_nonce);
 	lw_reverse(net_id, blk + 4, LW_NETID_LEN);
 	blk[7] = (uint8_t)dev_nonce;
 	blk[8] = (uint8_t)(dev_nonce >> 8);
-
-	blk[0] = PFX_NWK_S_KEY;
-	ret = lw_crypto_derive(cx, key, blk, &k.f_nwk_s_int_key);
-	if (ret != DJ_EOK)
-		goto out;
-	blk[0] = PFX_APP_S_KEY;
-	ret = lw_crypto_derive(cx, key, blk, &k.app_s_key);
+	ret = derive_each(cx, blk, d, DJ_ARRAY_LEN(d));
 	if (ret != DJ_EOK)
 		goto out;
 	k.s_nwk_s_int_key = k.f_nwk_s_int_key;

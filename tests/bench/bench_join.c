@@ -25,6 +25,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "common/dj_clock.h"
 #include "common/dj_err.h"
 #include "common/dj_hex.h"
 #include "engine/js_engine.h"
@@ -38,15 +39,6 @@ struct bench {
 	struct js_keystore *ks;
 	uint8_t kcv[JS_KCV_LEN];
 };
-
-/* now_s - monotonic seconds */
-static double now_s(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 /* die - report a setup failure and exit */
 static void die(const char *what, int ret)
@@ -141,7 +133,7 @@ static void run_memory(struct bench *b, enum lw_version v, unsigned batch)
 		in[k].dl_settings = v >= LW_V1_1 ? LW_DL_OPTNEG : 0;
 	}
 	total = b->devices * per;
-	t0 = now_s();
+	t0 = dj_clock_mono_s();
 	if (getenv("DJ_BENCH_MARK") != NULL)	/* for profiling the timed phase alone */
 		fprintf(stderr, "bench_join: timed phase starts at %.3f s of process CPU\n",
 			(double)clock() / CLOCKS_PER_SEC);
@@ -162,7 +154,7 @@ static void run_memory(struct bench *b, enum lw_version v, unsigned batch)
 			js_join_out_wipe(&out[j]);
 		}
 	}
-	dt = now_s() - t0;
+	dt = dj_clock_mono_s() - t0;
 	printf("in-memory, one core, LoRaWAN %-5s, %s %2u: %u joins (%u accepted) in %.3f s = "
 	       "%.0f joins/s, %.2f us/join\n", lw_version_str(v),
 	       batch == 1 ? "one at a time,  group of" : "js_engine_join_many, groups of", batch,
@@ -278,12 +270,12 @@ static void run_durable(struct bench *b)
 		for (unsigned s = 0; s < b->window; s++)
 			t->free_slots[t->nfree++] = (int)s;
 	}
-	t0 = now_s();
+	t0 = dj_clock_mono_s();
 	for (unsigned i = 0; i < b->threads; i++)
 		pthread_create(&tid[i], NULL, durable_main, &ts[i]);
 	for (unsigned i = 0; i < b->threads; i++)
 		pthread_join(tid[i], NULL);
-	dt = now_s() - t0;
+	dt = dj_clock_mono_s() - t0;
 	js_store_stats(st, &stats);
 	for (unsigned i = 0; i < b->threads; i++) {
 		accepted += ts[i].accepted;
@@ -313,12 +305,12 @@ static void run_durable(struct bench *b)
 /* per_op_ns - time n runs of an expression, in ns per run */
 #define PER_OP_NS(n, expr)                                                                         \
 	({                                                                                         \
-		double t0_ = now_s();                                                              \
+		double t0_ = dj_clock_mono_s();                                                    \
 		for (unsigned k_ = 0; k_ < (n); k_++) {                                            \
 			if ((expr) != DJ_EOK)                                                      \
 				die(#expr, DJ_ERROR);                                              \
 		}                                                                                  \
-		(now_s() - t0_) / (n)*1e9;                                                         \
+		(dj_clock_mono_s() - t0_) / (n)*1e9;                                               \
 	})
 
 /* lora_crypto - the LoRaWAN crypto of one 1.1 join, as the engine does it */

@@ -36,6 +36,15 @@ static inline void unhex_exact(const char *s, uint8_t *out, size_t len)
 	assert_int_equal(unhex(s, out, len), len);
 }
 
+/* key_from_hex - a live lw_key from exactly LW_KEY_LEN bytes of hex */
+static inline void key_from_hex(struct lw_key *key, const char *hex)
+{
+	uint8_t raw[LW_KEY_LEN];
+
+	unhex_exact(hex, raw, LW_KEY_LEN);
+	lw_key_set(key, raw);
+}
+
 /* cx_setup - CMocka group/test setup: a struct lw_crypto in *state */
 static inline int cx_setup(void **state)
 {

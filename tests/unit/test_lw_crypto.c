@@ -26,14 +26,6 @@
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
-static void key_from_hex(struct lw_key *key, const char *hex)
-{
-	uint8_t raw[LW_KEY_LEN];
-
-	assert_int_equal(unhex(hex, raw, sizeof(raw)), LW_KEY_LEN);
-	lw_key_set(key, raw);
-}
-
 /* Deterministic xorshift64*, so that a failure is reproducible. */
 static uint64_t rng_state = 0x9e3779b97f4a7c15u;
 

@@ -22,14 +22,6 @@
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
-static void key_from_hex(struct lw_key *key, const char *hex)
-{
-	uint8_t raw[LW_KEY_LEN];
-
-	unhex_exact(hex, raw, LW_KEY_LEN);
-	lw_key_set(key, raw);
-}
-
 /* expect_key - the key's bytes equal want_hex */
 static void expect_key(const struct lw_key *key, const char *want_hex, const char *what,
 		       const char *row)

@@ -1,0 +1,124 @@
+/*
+ * srv_internal.h - the state of the HTTPS server shared by its files: srv.c (listeners,
+ *		    connections, limits, requests, lifecycle), srv_auth.c (who the client is:
+ *		    the TLS context, the SAN identity, the DANE check) and srv_metrics.c (the
+ *		    metrics listener). Not installed.
+ */
+#ifndef DJ_JOINSERVER_BI_SRV_INTERNAL_H
+#define DJ_JOINSERVER_BI_SRV_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/http.h>
+#include <openssl/ssl.h>
+
+#include "backend-auth/da_dns.h"
+#include "backend-auth/da_tls.h"
+#include "bi/srv.h"
+#include "common/dj_compiler.h"
+
+#define SRV_MAX_HEADERS_SIZE 16384 /* bytes of request line + headers; ample for BI JSON POSTs */
+#define SRV_ADDR_MAX	     64	   /* "[v6]:port" text for logs */
+#define SRV_ALL_METHODS                                                                            \
+	(EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | \
+	 EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH)
+#define SRV_WHY_MAX		    128
+
+struct srv_call {
+	void (*fn)(void *arg);
+	void *arg;
+	struct srv_call *next;
+};
+
+struct conn;
+
+struct srv_req {
+	struct srv *s;		      /* NULL once srv_free ran */
+	struct evhttp_request *evreq; /* NULL when evhttp freed it */
+	struct conn *c;		      /* NULL once the connection closed */
+	bool detached;		      /* the connection closed; evreq (if any) is ours to free */
+	bool held;		      /* waiting for the peer's DANE check, not yet handed over */
+	char peer[SRV_IDENTITY_MAX];
+	char *path;
+	uint8_t *body;
+	size_t body_len;
+	double started;
+	struct srv_req *prev, *next; /* s->reqs */
+};
+
+/* where the DANE check of a connection stands */
+enum vstate {
+	V_NONE = 0, /* handshake not done */
+	V_PENDING,  /* TLSA lookup under way */
+	V_OK,	    /* identity verified (or PKIX mode) */
+	V_FAILED,   /* refused: no request is served */
+};
+
+struct conn {
+	struct srv *s; /* NULL once srv_free ran */
+	struct bufferevent *bev;
+	struct event *kill_ev;	 /* refusal (activated now) or header_timeout */
+	struct srv_req *pending; /* the request with the handler, if any */
+	bool counted;		 /* included in s->connections */
+	bool dane;		 /* SRV_AUTH_DANE connection */
+	bool refused;
+	bool handshake_done;
+	bool failure_logged;
+	bool first_request; /* header timer disarmed */
+	char addr[SRV_ADDR_MAX];
+	char identity[SRV_IDENTITY_MAX];
+	char why[SRV_WHY_MAX];	  /* why the verify callback refused the leaf */
+	char claimed[DA_NAME_MAX]; /* DANE: the dane_clientid name, or "" */
+	char vwhy[2 * DA_NAME_MAX + DA_WHY_MAX + 64]; /* DANE: why the check failed */
+	enum vstate vstate;
+	bool vtemp;		   /* the failure was temporary (DNS), not a verdict */
+	struct da_lookup *lookup;  /* DANE: pending TLSA lookup */
+	struct conn *prev, *next; /* s->conns */
+};
+
+struct srv {
+	struct event_base *base;
+	struct evhttp *http;
+	struct evhttp_bound_socket *listener;
+	struct evhttp *metrics_http;
+	SSL_CTX *ctx;
+	struct srv_props props;
+	unsigned connections;
+	unsigned in_flight;
+	struct srv_auth_stats auth_stats;
+	struct conn *conns;
+	struct srv_req *reqs;
+	struct event *wake_ev;
+	pthread_mutex_t q_lock;
+	bool q_lock_init;
+	struct srv_call *q_head, *q_tail;
+};
+
+/* srv.c */
+/* srv__ssl_conn - the per-connection state of an SSL (NULL if none) */
+struct conn *srv__ssl_conn(const SSL *ssl);
+/* srv__conn_fill_addr - record the peer address of the connection's socket once */
+void srv__conn_fill_addr(struct conn *c, evutil_socket_t fd);
+/* srv__conn_addr - the address for logs */
+const char *srv__conn_addr(const struct conn *c);
+/* srv__bind_http - bind \p http to "HOST:PORT" (\p what names the setting in errors) */
+int srv__bind_http(struct evhttp *http, const char *what, const char *addr,
+		   struct evhttp_bound_socket **out, char *err, size_t errlen) DJ_MUSTCHECK;
+
+/* srv_auth.c */
+/* srv__tls_ctx_new - the server context: TLS 1.3, our chain and key, client certificates
+ * required (PKIX: chaining to \p ca_file; DANE: judged later by TLSA records) */
+int srv__tls_ctx_new(enum srv_auth auth, unsigned clientid_ext, const char *cert_file,
+		     const char *key_file, const char *ca_file, SSL_CTX **out, char *err,
+		     size_t errlen) DJ_MUSTCHECK;
+/* srv__refusal_json - {"error": why the connection failed its DANE check} */
+void srv__refusal_json(const struct conn *c, char *out, size_t outlen);
+
+/* srv_metrics.c */
+/* srv__metrics_listen - the plain-HTTP GET /metrics listener on s->props.metrics_addr */
+int srv__metrics_listen(struct srv *s, char *err, size_t errlen) DJ_MUSTCHECK;
+
+#endif /* DJ_JOINSERVER_BI_SRV_INTERNAL_H */
