@@ -47,7 +47,6 @@ struct run {
 };
 
 /* errmsg - print "danejoin-devices: message" on stderr */
-#define errmsg(...) dj_cli_err(DV_PROGRAM, __VA_ARGS__)
 
 /* fault_exit - the exit code of an unexpected library error: internal or store */
 static int fault_exit(int rc)

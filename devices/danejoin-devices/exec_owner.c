@@ -75,8 +75,8 @@ static int dns_setup(struct orun *r)
 
 	r->ttl = DV_TTL_DEFAULT;
 	if (o->ttl != NULL) {
-		if (!oi_parse_uint(o->ttl, 1, 86400, &ttl)) {
-			oi_errmsg("--ttl %.40s: expected 1 to 86400 seconds", o->ttl);
+		if (!dj_cli_parse_ulong(o->ttl, 1, 86400, &ttl)) {
+			errmsg("--ttl %.40s: expected 1 to 86400 seconds", o->ttl);
 			return DV_EXIT_USAGE;
 		}
 		r->ttl = (uint32_t)ttl;
@@ -84,7 +84,7 @@ static int dns_setup(struct orun *r)
 	if (o->ns != NULL) {
 		rc = ca_server_parse(o->ns, &r->srv, err, sizeof(err));
 		if (rc != DJ_EOK) {
-			oi_errmsg("--ns: %s", err);
+			errmsg("--ns: %s", err);
 			return DV_EXIT_USAGE;
 		}
 		snprintf(r->stub_addr, sizeof(r->stub_addr), "%s@%u", r->srv.addr, r->srv.port);
@@ -92,7 +92,7 @@ static int dns_setup(struct orun *r)
 	if (o->tsig_file != NULL) {
 		rc = ca_tsig_read(o->tsig_file, &r->tsig, err, sizeof(err));
 		if (rc != DJ_EOK) {
-			oi_errmsg("--tsig-file: %s", err);
+			errmsg("--tsig-file: %s", err);
 			return DV_EXIT_CONFIG;
 		}
 		r->have_dns = true;
@@ -101,13 +101,13 @@ static int dns_setup(struct orun *r)
 		struct ca_server via;
 
 		if (ca_server_parse(o->lookup_via, &via, err, sizeof(err)) != DJ_EOK) {
-			oi_errmsg("--lookup-via: %s", err);
+			errmsg("--lookup-via: %s", err);
 			return DV_EXIT_USAGE;
 		}
 		snprintf(r->stub_addr, sizeof(r->stub_addr), "%s@%u", via.addr, via.port);
 	}
 	if (o->ta_file != NULL && access(o->ta_file, R_OK) != 0) {
-		oi_errmsg("--ta-file %s: cannot be read", o->ta_file);
+		errmsg("--ta-file %s: cannot be read", o->ta_file);
 		return DV_EXIT_CONFIG;
 	}
 	rc = dv_keyring_new(&(struct dv_keyring_props){
@@ -125,12 +125,12 @@ static int check_own_key(struct orun *r, const char *flag, EVP_PKEY *priv, const
 
 	if (dv_ownerkey_matches(dv_keyring_get, r->ring, zone, priv, &st, &same) != DJ_EOK ||
 	    st != DV_KEY_OK) {
-		oi_errmsg("zone %s %s; refusing to sign with %s", zone, dv_key_status_text(st),
+		errmsg("zone %s %s; refusing to sign with %s", zone, dv_key_status_text(st),
 			  flag);
 		return st == DV_KEY_TEMPFAIL ? DV_EXIT_DNS : DV_EXIT_DENIED;
 	}
 	if (!same) {
-		oi_errmsg("the key in %s is not the _owner key published for %s", flag, zone);
+		errmsg("the key in %s is not the _owner key published for %s", flag, zone);
 		return DV_EXIT_DENIED;
 	}
 	return DV_EXIT_OK;
@@ -174,11 +174,11 @@ static int publish_pending(struct orun *r, size_t *count)
 	if (rc == DJ_EOK) {
 		ex = DV_EXIT_OK;
 	} else if (rc == DJ_EACCES || rc == DJ_EAGAIN || rc == DJ_EIO || rc == DJ_EINVAL) {
-		oi_errmsg("DNS update failed: %s; the devices are enrolled but their records "
+		errmsg("DNS update failed: %s; the devices are enrolled but their records "
 			  "are not all published: run '%s publish' to finish", err, DV_PROGRAM);
 		ex = DV_EXIT_DNS;
 	} else {
-		oi_errmsg("cannot publish: %s", dj_strerror(rc));
+		errmsg("cannot publish: %s", dj_strerror(rc));
 		ex = exec__fault_exit(rc);
 	}
 	dv_pub_free(pub);
@@ -210,20 +210,20 @@ static int read_cms(struct orun *r, const char *path, struct dv_csv **csv)
 	int rc, ex;
 
 	if (cert_path == NULL || key_path == NULL) {
-		oi_errmsg("%s is a CMS file: give --js-cert and --js-key (or [http] cert_file and "
+		errmsg("%s is a CMS file: give --js-cert and --js-key (or [http] cert_file and "
 		       "key_file in the configuration)", path);
 		return DV_EXIT_USAGE;
 	}
 	rc = dv_enroll_recipient_read(cert_path, key_path, &cert, &key, why, sizeof(why));
 	if (rc != DJ_EOK) {
-		oi_errmsg("%s", why);
+		errmsg("%s", why);
 		return DV_EXIT_CONFIG;
 	}
 	rc = dv_enroll_cms_file(path, cert, key, csv, why, sizeof(why));
 	if (rc == DJ_ENOMEM)
 		ex = oi_oom();
 	else if (rc != DJ_EOK) {
-		oi_errmsg("%s; nothing was imported", why);
+		errmsg("%s; nothing was imported", why);
 		ex = DV_EXIT_DATA;
 	} else
 		ex = DV_EXIT_OK;
@@ -262,7 +262,7 @@ static int cmd_enroll(struct orun *r)
 	} else {
 		rc = dv_csv_parse_file(r->p->input, &csv, err, sizeof(err));
 		if (rc != DJ_EOK) {
-			oi_errmsg("%s", rc == DJ_ENOMEM ? "out of memory" : err);
+			errmsg("%s", rc == DJ_ENOMEM ? "out of memory" : err);
 			ex = rc == DJ_ENOMEM ? DV_EXIT_INTERNAL : DV_EXIT_DATA;
 		}
 	}
@@ -286,20 +286,20 @@ static int cmd_enroll(struct orun *r)
 				     .now = js_store_now(r->store),
 			     }, devs, owners, why, sizeof(why));
 	if (rc != DJ_EOK) {
-		oi_errmsg("%s", why);
+		errmsg("%s", why);
 		ex = rc == DJ_EMALFORMED ? DV_EXIT_DATA : exec__fault_exit(rc);
 		goto out;
 	}
 	rc = js_store_owner_enroll(r->store, devs, owners, csv->n, r->actor, &failed);
 	if (rc == DJ_EEXIST) {
 		dj_hex_format(csv->rows[failed < csv->n ? failed : 0].dev_eui, LW_EUI_LEN, eui);
-		oi_errmsg("%s:%u: field dev_eui: device %s is already enrolled; nothing was "
+		errmsg("%s:%u: field dev_eui: device %s is already enrolled; nothing was "
 			  "enrolled", r->p->input, csv->rows[failed < csv->n ? failed : 0].line, eui);
 		ex = DV_EXIT_DATA;
 		goto out;
 	}
 	if (rc != DJ_EOK) {
-		oi_errmsg("cannot enroll: %s; nothing was enrolled", dj_strerror(rc));
+		errmsg("cannot enroll: %s; nothing was enrolled", dj_strerror(rc));
 		ex = exec__fault_exit(rc);
 		goto out;
 	}
@@ -338,8 +338,8 @@ static int cmd_authcode(struct orun *r)
 	ex = oi_zone_arg("--zone", o->zone, zone);
 	if (ex != DV_EXIT_OK)
 		return ex;
-	if (o->expires_in != NULL && !oi_parse_uint(o->expires_in, 1, DV_AUTHCODE_TTL_MAX, &ttl)) {
-		oi_errmsg("--expires-in %.40s: expected 1 to %d seconds", o->expires_in,
+	if (o->expires_in != NULL && !dj_cli_parse_ulong(o->expires_in, 1, DV_AUTHCODE_TTL_MAX, &ttl)) {
+		errmsg("--expires-in %.40s: expected 1 to %d seconds", o->expires_in,
 		       DV_AUTHCODE_TTL_MAX);
 		return DV_EXIT_DATA;
 	}
@@ -361,14 +361,14 @@ static int cmd_authcode(struct orun *r)
 	rc = dv_transfer_authcodes(r->store, (const uint8_t (*)[LW_EUI_LEN])euis, n, zone,
 				   js_store_now(r->store) + (int64_t)ttl, codes, recs, &rep);
 	if (rc != DJ_EOK || rep.status != DV_XFER_OK) {
-		oi_errmsg("%s; no auth code was set", rep.why);
+		errmsg("%s; no auth code was set", rep.why);
 		ex = rc != DJ_EOK ? exec__fault_exit(rc) : DV_EXIT_DENIED;
 		goto out;
 	}
 	/* the code file first (0600, new): a code that cannot be handed out is not stored */
 	fd = open(o->out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0 || (out = fdopen(fd, "w")) == NULL) {
-		oi_errmsg("--out %s: cannot create (it must not exist yet): %s", o->out,
+		errmsg("--out %s: cannot create (it must not exist yet): %s", o->out,
 		       strerror(errno));
 		ex = DV_EXIT_DATA;
 		goto out;
@@ -376,7 +376,7 @@ static int cmd_authcode(struct orun *r)
 	fd = -1;
 	rc = js_store_authcode_put(r->store, recs, n, r->actor, &failed);
 	if (rc != DJ_EOK) {
-		oi_errmsg("cannot store the auth codes: %s; none was set", dj_strerror(rc));
+		errmsg("cannot store the auth codes: %s; none was set", dj_strerror(rc));
 		ex = rc == DJ_ENOENT ? DV_EXIT_DATA : exec__fault_exit(rc);
 		goto out;
 	}
@@ -387,7 +387,7 @@ static int cmd_authcode(struct orun *r)
 	}
 	if (fclose(out) != 0) {
 		out = NULL;
-		oi_errmsg("--out %s: write error; the codes are set but lost: set them again",
+		errmsg("--out %s: write error; the codes are set but lost: set them again",
 		       o->out);
 		ex = DV_EXIT_DATA;
 		goto out;
@@ -427,15 +427,15 @@ static int load_chain(struct orun *r, const uint8_t *dev_eui, struct js_owner *o
 	dj_hex_format(dev_eui, LW_EUI_LEN, eui);
 	rc = js_store_owner_get(r->store, dev_eui, own);
 	if (rc == DJ_ENOENT) {
-		oi_errmsg("device %s is not enrolled with an owner (danejoin-devices enroll)", eui);
+		errmsg("device %s is not enrolled with an owner (danejoin-devices enroll)", eui);
 		return DV_EXIT_DATA;
 	}
 	if (rc != DJ_EOK) {
-		oi_errmsg("cannot read device %s: %s", eui, dj_strerror(rc));
+		errmsg("cannot read device %s: %s", eui, dj_strerror(rc));
 		return exec__fault_exit(rc);
 	}
 	if (dv_chain_decode(own->chain, own->chain_len, chain) != DJ_EOK) {
-		oi_errmsg("device %s: the stored chain is malformed", eui);
+		errmsg("device %s: the stored chain is malformed", eui);
 		return DV_EXIT_STORE;
 	}
 	return DV_EXIT_OK;
@@ -448,12 +448,12 @@ static int report_exit(int rc, const struct dv_xfer_report *rep, const char *whe
 	const char *at = where != NULL ? where : "", *sep = where != NULL ? ": " : "";
 
 	if (rc != DJ_EOK && rep->dns_failed) {
-		oi_errmsg("DNS update failed: %s; the transfers are recorded and unfinished: run "
+		errmsg("DNS update failed: %s; the transfers are recorded and unfinished: run "
 		       "'%s transfer' again (same flags) to finish them", rep->why, DV_PROGRAM);
 		return DV_EXIT_DNS;
 	}
 	if (rc != DJ_EOK) {
-		oi_errmsg("%s", rep->why);
+		errmsg("%s", rep->why);
 		return exec__fault_exit(rc);
 	}
 	switch (rep->status) {
@@ -462,17 +462,17 @@ static int report_exit(int rc, const struct dv_xfer_report *rep, const char *whe
 		return DV_EXIT_OK;
 	case DV_XFER_MALFORMED:
 	case DV_XFER_UNKNOWN:
-		oi_errmsg("%s%s%s", at, sep, rep->why);
+		errmsg("%s%s%s", at, sep, rep->why);
 		return DV_EXIT_DATA;
 	case DV_XFER_TEMPFAIL:
-		oi_errmsg("%s%s%s; refused", at, sep, rep->why);
+		errmsg("%s%s%s; refused", at, sep, rep->why);
 		return DV_EXIT_DNS;
 	case DV_XFER_REPLAYED:
 	case DV_XFER_STALE:
 	case DV_XFER_DENIED:
 		break;
 	}
-	oi_errmsg("%s%s%s; refused", at, sep, rep->why);
+	errmsg("%s%s%s; refused", at, sep, rep->why);
 	return DV_EXIT_DENIED;
 }
 
@@ -506,7 +506,7 @@ static int cmd_transfer_request(struct orun *r)
 	if (fd < 0 || (out = fdopen(fd, "w")) == NULL) {
 		if (fd >= 0)
 			close(fd);
-		oi_errmsg("--out %s: cannot create (it must not exist yet): %s", o->out,
+		errmsg("--out %s: cannot create (it must not exist yet): %s", o->out,
 		       strerror(errno));
 		ex = DV_EXIT_DATA;
 		goto out;
@@ -515,7 +515,7 @@ static int cmd_transfer_request(struct orun *r)
 		rc = dv_transfer_request(r->store, euis[i], zone, to, &rights, key, &b64, &rep);
 		if (rc == DJ_EOK && rep.status == DV_XFER_DENIED) {
 			dj_hex_format(euis[i], LW_EUI_LEN, eui);
-			oi_errmsg("device %s is owned by %s, not by --zone %s", eui, rep.owner,
+			errmsg("device %s is owned by %s, not by --zone %s", eui, rep.owner,
 				  zone);
 			ex = DV_EXIT_DENIED;
 			goto out;
@@ -530,7 +530,7 @@ static int cmd_transfer_request(struct orun *r)
 	}
 	if (fclose(out) != 0) {
 		out = NULL;
-		oi_errmsg("--out %s: write error", o->out);
+		errmsg("--out %s: write error", o->out);
 		ex = DV_EXIT_DATA;
 		goto out;
 	}
@@ -645,7 +645,7 @@ static int cmd_ownership(struct orun *r)
 
 	memset(&own, 0, sizeof(own));
 	if (dj_hex_parse(r->p->input, eui, LW_EUI_LEN) != DJ_EOK) {
-		oi_errmsg("ownership: DevEUI argument: expected 16 hex digits");
+		errmsg("ownership: DevEUI argument: expected 16 hex digits");
 		return DV_EXIT_DATA;
 	}
 	chain = calloc(1, sizeof(*chain));
@@ -714,7 +714,7 @@ int exec_owner(const struct js_config *cfg, const struct dv_params *p)
 		ex = cmd_ownership(r);
 		break;
 	default:
-		oi_errmsg("internal error: command %d has no handler", (int)p->cmd);
+		errmsg("internal error: command %d has no handler", (int)p->cmd);
 		ex = DV_EXIT_INTERNAL;
 		break;
 	}

@@ -31,6 +31,7 @@
 #define STUB_MAX 80			/* "IPv6@PORT" */
 
 /* errmsg - print "danejoin-devices: verify: message" on stderr */
+#undef errmsg	/* params.h's, without the command name */
 #define errmsg(...) dj_cli_err(DV_PROGRAM ": verify", __VA_ARGS__)
 
 /* read_file - a whole file of at most \p max bytes (malloc'd, *len set) */

@@ -18,38 +18,11 @@
 #include "owner_input.h"
 
 /* errmsg - print "danejoin-devices: message" on stderr */
-void oi_errmsg(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", DV_PROGRAM);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
 /* oom - the message and exit code of an allocation failure */
 int oi_oom(void)
 {
-	oi_errmsg("out of memory");
+	errmsg("out of memory");
 	return DV_EXIT_INTERNAL;
-}
-
-/* parse_uint - a decimal in [min, max] */
-bool oi_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
-{
-	char *end;
-	unsigned long v;
-
-	if (s == NULL || *s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
 }
 
 /* zone_arg - normalize a zone flag, with a message naming it */
@@ -57,7 +30,7 @@ int oi_zone_arg(const char *flag, const char *in, char out[DV_ZONE_MAX])
 {
 	if (dv_zone_normalize(in, out) == DJ_EOK)
 		return DV_EXIT_OK;
-	oi_errmsg("%s %.80s: not a DNS zone name", flag, in);
+	errmsg("%s %.80s: not a DNS zone name", flag, in);
 	return DV_EXIT_DATA;
 }
 
@@ -70,14 +43,14 @@ int oi_read_key(const char *path, EVP_PKEY **out)
 	case DJ_EOK:
 		return DV_EXIT_OK;
 	case DJ_ENOENT:
-		oi_errmsg("--key %s: no such file", path);
+		errmsg("--key %s: no such file", path);
 		return DV_EXIT_DATA;
 	case DJ_EFILEMODE:
-		oi_errmsg("--key %s: not a regular file of mode 0600 or 0400 (group or others may "
+		errmsg("--key %s: not a regular file of mode 0600 or 0400 (group or others may "
 		       "read it); refusing to use it", path);
 		return DV_EXIT_DATA;
 	default:
-		oi_errmsg("--key %s: not a PEM private key of type EC P-256 or Ed25519", path);
+		errmsg("--key %s: not a PEM private key of type EC P-256 or Ed25519", path);
 		return DV_EXIT_DATA;
 	}
 }
@@ -123,11 +96,11 @@ int oi_parse_rights(const char *netids, const char *as_ids, struct dv_link *l)
 	}
 	return DV_EXIT_OK;
 bad_net:
-	oi_errmsg("--netids: expected up to %d NetIDs of 6 hex digits, separated by commas",
+	errmsg("--netids: expected up to %d NetIDs of 6 hex digits, separated by commas",
 	       DV_RIGHTS_MAX);
 	return DV_EXIT_DATA;
 bad_as:
-	oi_errmsg("--as-ids: expected up to %d AS-IDs (printable, no space, comma or quote), "
+	errmsg("--as-ids: expected up to %d AS-IDs (printable, no space, comma or quote), "
 	       "separated by commas", DV_RIGHTS_MAX);
 	return DV_EXIT_DATA;
 }
@@ -141,16 +114,16 @@ static int read_small_file(const char *path, size_t max, char **out, size_t *len
 
 	*out = NULL;
 	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
-		oi_errmsg("%s: cannot read (no such regular file)", path);
+		errmsg("%s: cannot read (no such regular file)", path);
 		return DV_EXIT_DATA;
 	}
 	if ((uintmax_t)st.st_size > max) {
-		oi_errmsg("%s: larger than %zu bytes", path, max);
+		errmsg("%s: larger than %zu bytes", path, max);
 		return DV_EXIT_DATA;
 	}
 	f = fopen(path, "rb");
 	if (f == NULL) {
-		oi_errmsg("%s: cannot open: %s", path, strerror(errno));
+		errmsg("%s: cannot open: %s", path, strerror(errno));
 		return DV_EXIT_DATA;
 	}
 	buf = malloc((size_t)st.st_size + 1);
@@ -189,7 +162,7 @@ int oi_lines_read(const char *path, const char *header, struct oi_lines *l)
 	if (ex != DV_EXIT_OK)
 		return ex;
 	if (memchr(l->buf, '\0', len) != NULL) {
-		oi_errmsg("%s: NUL byte: not a text file", path);
+		errmsg("%s: NUL byte: not a text file", path);
 		return DV_EXIT_DATA;
 	}
 	for (i = 0; i < len; i++)
@@ -207,7 +180,7 @@ int oi_lines_read(const char *path, const char *header, struct oi_lines *l)
 			p[strlen(p) - 1] = '\0';
 		if (no == 1 && header != NULL) {
 			if (strcmp(p, header) != 0) {
-				oi_errmsg("%s:1: the header must be exactly \"%s\"", path, header);
+				errmsg("%s:1: the header must be exactly \"%s\"", path, header);
 				return DV_EXIT_DATA;
 			}
 		} else if (*p != '\0') {
@@ -218,7 +191,7 @@ int oi_lines_read(const char *path, const char *header, struct oi_lines *l)
 			break;
 	}
 	if (l->n == 0) {
-		oi_errmsg("%s: no entries", path);
+		errmsg("%s: no entries", path);
 		return DV_EXIT_DATA;
 	}
 	return DV_EXIT_OK;
@@ -239,7 +212,7 @@ int oi_device_list(const struct dv_params *p, uint8_t (**out)[LW_EUI_LEN], size_
 			return oi_oom();
 		if (dj_hex_parse(p->input, euis[0], LW_EUI_LEN) != DJ_EOK) {
 			free(euis);
-			oi_errmsg("%s: DevEUI argument: expected 16 hex digits", "device");
+			errmsg("%s: DevEUI argument: expected 16 hex digits", "device");
 			return DV_EXIT_DATA;
 		}
 		*out = euis;
@@ -256,7 +229,7 @@ int oi_device_list(const struct dv_params *p, uint8_t (**out)[LW_EUI_LEN], size_
 	}
 	for (i = 0; i < l.n; i++)
 		if (dj_hex_parse(l.line[i], euis[i], LW_EUI_LEN) != DJ_EOK) {
-			oi_errmsg("%s:%u: field dev_eui: expected 16 hex digits", p->own.csv,
+			errmsg("%s:%u: field dev_eui: expected 16 hex digits", p->own.csv,
 			       l.lineno[i]);
 			free(euis);
 			ex = DV_EXIT_DATA;

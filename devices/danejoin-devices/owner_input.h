@@ -25,14 +25,8 @@ struct oi_lines {
 	unsigned *lineno;
 };
 
-/*! \brief Print "danejoin-devices: message" on stderr. */
-void oi_errmsg(const char *fmt, ...) DJ_PRINTF(1, 2);
-
 /*! \brief The message and exit code of an allocation failure. */
 int oi_oom(void);
-
-/*! \brief A decimal in [min, max] (no message). */
-bool oi_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out);
 
 /*! \brief Normalize the zone of flag \p flag into \p out. */
 int oi_zone_arg(const char *flag, const char *in, char out[DV_ZONE_MAX]);

@@ -8,10 +8,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "common/dj_cli.h"
 #include "common/dj_compiler.h"
 #include "lorawan/lw_frame.h"
 
 #define DV_PROGRAM "danejoin-devices"
+/* errmsg - "danejoin-devices: ..." on stderr (common/dj_cli.h) */
+#define errmsg(...) dj_cli_err(DV_PROGRAM, __VA_ARGS__)
 
 /* Exit codes, the same for every command (documented in --help and docs/danejoin-devices.md). */
 enum dv_exit {
