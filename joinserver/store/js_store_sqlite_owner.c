@@ -1,0 +1,524 @@
+/*
+ * js_store_sqlite_owner.c - the ownership registry (js_store_owner.h) on the SQLite backend:
+ * the owners, authcodes and transfers tables of schema 4 (js_store_sqlite_schema.c).
+ *
+ * Every call runs on the writer connection inside one transaction (js_store__sq_wbegin), so a
+ * batch of thousands of rows costs one fsync, and a crash leaves either the whole batch or
+ * none of it; reads take the same path, so a walk sees one consistent state. The one
+ * exception is owner_head, which every join with ownership on reads: it runs on a pooled
+ * reader, so a join never waits for the writer. UNIQUE(dev_eui, serial) and UNIQUE(dev_eui,
+ * nonce) back the replay checks of transfer_begin in the schema itself. Rows read back are
+ * bounds-checked before they are copied into the fixed-size structs. Auth codes arrive here
+ * already hashed (devices/ownership/dv_authcode.c); the audit detail never names a code.
+ */
+#include "store/js_store_sqlite_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "common/dj_err.h"
+#include "common/dj_log.h"
+
+#define OWNER_COLS "dev_eui, zone, serial, chain, attrs, published, updated_at"
+#define XFER_COLS "id, dev_eui, serial, nonce, from_zone, to_zone, chain, step, created_at," \
+		  " updated_at"
+/* "step < 3" (JS_XFER_DONE) is written out: it must match the partial index transfers_pending */
+#define XFER_UNFINISHED "step < 3"
+
+#define SQ_OWNER_INSERT "INSERT INTO owners(" OWNER_COLS ") VALUES(?1, ?2, ?3, ?4, ?5, 0, ?6)"
+#define SQ_OWNER_GET "SELECT " OWNER_COLS " FROM owners WHERE dev_eui = ?1"
+#define SQ_OWNER_ALL "SELECT " OWNER_COLS " FROM owners ORDER BY dev_eui"
+#define SQ_OWNER_UNPUBLISHED "SELECT " OWNER_COLS " FROM owners WHERE published = 0" \
+			     " ORDER BY dev_eui"
+#define SQ_OWNER_HEAD "SELECT zone, serial FROM owners WHERE dev_eui = ?1"
+#define SQ_OWNER_PUBLISH "UPDATE owners SET published = 1, updated_at = ?2 WHERE dev_eui = ?1"
+#define SQ_OWNER_MOVE "UPDATE owners SET zone = ?1, serial = ?2, chain = ?3, published = 1," \
+		      " updated_at = ?4 WHERE dev_eui = ?5"
+#define SQ_AUTH_PUT "INSERT OR REPLACE INTO authcodes(dev_eui, salt, iter, hash, expires_at," \
+		    " created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"
+#define SQ_AUTH_GET "SELECT salt, iter, hash, expires_at FROM authcodes WHERE dev_eui = ?1"
+#define SQ_AUTH_DELETE "DELETE FROM authcodes WHERE dev_eui = ?1"
+#define SQ_XFER_BUSY "SELECT 1 FROM transfers WHERE dev_eui = ?1 AND " XFER_UNFINISHED
+#define SQ_XFER_USED "SELECT 1 FROM transfers WHERE dev_eui = ?1 AND (serial = ?2 OR nonce = ?3)"
+#define SQ_XFER_INSERT "INSERT INTO transfers(dev_eui, serial, nonce, from_zone, to_zone, chain," \
+		       " step, created_at, updated_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7)"
+#define SQ_XFER_STEP "UPDATE transfers SET step = ?2, updated_at = ?3 WHERE id = ?1 AND" \
+		     " step < ?2"
+#define SQ_XFER_EXISTS "SELECT 1 FROM transfers WHERE id = ?1"
+#define SQ_XFER_GET "SELECT " XFER_COLS " FROM transfers WHERE id = ?1"
+#define SQ_XFER_FIND "SELECT " XFER_COLS " FROM transfers WHERE dev_eui = ?1 AND nonce = ?2"
+#define SQ_XFER_PENDING "SELECT " XFER_COLS " FROM transfers WHERE " XFER_UNFINISHED \
+			" ORDER BY id"
+
+/* col_text - copy a text column into a fixed buffer; DJ_EMALFORMED when it does not fit */
+static int col_text(sqlite3_stmt *st, int col, char *out, size_t cap)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	size_t n = (size_t)sqlite3_column_bytes(st, col);
+
+	if (t == NULL || n >= cap)
+		return DJ_EMALFORMED;
+	memcpy(out, t, n);
+	out[n] = '\0';
+	return DJ_EOK;
+}
+
+/* col_blob - copy a blob column of exactly \p len bytes */
+static int col_blob(sqlite3_stmt *st, int col, uint8_t *out, size_t len)
+{
+	size_t n;
+	const uint8_t *b = js_store__sq_blob_col(st, col, &n);
+
+	if (b == NULL || n != len)
+		return DJ_EMALFORMED;
+	memcpy(out, b, len);
+	return DJ_EOK;
+}
+
+/* col_chain - a chain column (1..JS_OWNER_CHAIN_MAX bytes): borrowed from the statement, or a
+ * malloc'd copy when \p copy */
+static int col_chain(sqlite3_stmt *st, int col, bool copy, uint8_t **out, size_t *len)
+{
+	size_t n;
+	const uint8_t *b = js_store__sq_blob_col(st, col, &n);
+
+	if (b == NULL || n == 0 || n > JS_OWNER_CHAIN_MAX)
+		return DJ_EMALFORMED;
+	if (!copy) {
+		*out = (uint8_t *)b;
+	} else {
+		*out = malloc(n);
+		if (*out == NULL)
+			return DJ_ENOMEM;
+		memcpy(*out, b, n);
+	}
+	*len = n;
+	return DJ_EOK;
+}
+
+/* row_owner - read an OWNER_COLS row; the chain is borrowed unless \p copy */
+static int row_owner(sqlite3_stmt *st, struct js_owner *o, bool copy)
+{
+	int rc;
+
+	memset(o, 0, sizeof(*o));
+	rc = col_blob(st, 0, o->dev_eui, LW_EUI_LEN);
+	if (rc == DJ_EOK)
+		rc = col_text(st, 1, o->zone, sizeof(o->zone));
+	if (rc == DJ_EOK)
+		rc = col_text(st, 4, o->attrs, sizeof(o->attrs));
+	if (rc != DJ_EOK)
+		return rc;
+	o->serial = (uint64_t)sqlite3_column_int64(st, 2);
+	o->published = sqlite3_column_int(st, 5) != 0;
+	o->updated_at = sqlite3_column_int64(st, 6);
+	return col_chain(st, 3, copy, &o->chain, &o->chain_len);
+}
+
+/* row_transfer - read an XFER_COLS row, as row_owner */
+static int row_transfer(sqlite3_stmt *st, struct js_transfer *t, bool copy)
+{
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	t->id = sqlite3_column_int64(st, 0);
+	rc = col_blob(st, 1, t->dev_eui, LW_EUI_LEN);
+	if (rc == DJ_EOK)
+		rc = col_blob(st, 3, t->nonce, JS_TRANSFER_NONCE_LEN);
+	if (rc == DJ_EOK)
+		rc = col_text(st, 4, t->from_zone, sizeof(t->from_zone));
+	if (rc == DJ_EOK)
+		rc = col_text(st, 5, t->to_zone, sizeof(t->to_zone));
+	if (rc != DJ_EOK)
+		return rc;
+	t->serial = (uint64_t)sqlite3_column_int64(st, 2);
+	t->step = (enum js_transfer_step)sqlite3_column_int(st, 7);
+	t->created_at = sqlite3_column_int64(st, 8);
+	t->updated_at = sqlite3_column_int64(st, 9);
+	return col_chain(st, 6, copy, &t->chain, &t->chain_len);
+}
+
+/* owner_copy - a row callback: the owner row into arg, its chain malloc'd */
+static int owner_copy(sqlite3_stmt *st, void *arg)
+{
+	return row_owner(st, arg, true);
+}
+
+/* transfer_copy - a row callback: the transfer row into arg, its chain malloc'd */
+static int transfer_copy(sqlite3_stmt *st, void *arg)
+{
+	return row_transfer(st, arg, true);
+}
+
+/* row_exists - a row callback for "SELECT 1" probes: js_store__sq_rows() then returns
+ * DJ_EOK for a row and DJ_ENOENT for none */
+static int row_exists(sqlite3_stmt *st, void *arg)
+{
+	(void)st;
+	(void)arg;
+	return DJ_EOK;
+}
+
+/* exists - DJ_EOK when the probe \p sql finds a row, DJ_ENOENT when not, or a fault */
+static int exists(struct js_store__sq *q, const char *sql, const struct js_store__sq_val *v,
+		  size_t n)
+{
+	return js_store__sq_rows(q, sql, v, n, true, row_exists, NULL);
+}
+
+/* read_rows - a read in its own transaction on the writer (a consistent view of a walk) */
+static int read_rows(struct js_store *s, const char *sql, const struct js_store__sq_val *v,
+		     size_t n, bool one, js_store__sq_row_fn row, void *arg)
+{
+	int ret, rc;
+
+	ret = js_store__sq_wbegin(s->be);
+	if (ret != DJ_EOK)
+		return ret;
+	ret = js_store__sq_rows(s->be, sql, v, n, one, row, arg);
+	rc = js_store__sq_wend(s, DJ_EOK);	/* read only: nothing to roll back */
+	return ret != DJ_EOK ? ret : rc;
+}
+
+int js_store__sq_owner_enroll(struct js_store *s, const struct js_device *devs,
+			      const struct js_owner *owners, size_t n, const char *actor,
+			      size_t *failed)
+{
+	size_t i, bad = 0;
+	int64_t now = js_store_now(s);
+	int ret;
+
+	ret = js_store__sq_wbegin(s->be);
+	if (ret != DJ_EOK)
+		return ret;
+	for (i = 0; ret == DJ_EOK && i < n; i++) {
+		const struct js_owner *o = &owners[i];
+
+		ret = js_store__sq_device_insert(s, &devs[i], actor);
+		if (ret == DJ_EOK)
+			ret = js_store__sq_run(s->be, SQ_OWNER_INSERT,
+					       JS_SQ_ARGS(JS_SQ_EUI(o->dev_eui), JS_SQ_T(o->zone),
+							  JS_SQ_I(o->serial),
+							  JS_SQ_B(o->chain, o->chain_len),
+							  JS_SQ_T(o->attrs), JS_SQ_I(now)));
+		bad = i;
+	}
+	ret = js_store__sq_wend(s, ret);
+	if (ret == DJ_EEXIST && failed != NULL)
+		*failed = bad;
+	return ret;
+}
+
+int js_store__sq_owner_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			   struct js_owner *out)
+{
+	struct js_owner o;
+	int ret;
+
+	memset(&o, 0, sizeof(o));
+	ret = read_rows(s, SQ_OWNER_GET, JS_SQ_ARGS(JS_SQ_EUI(dev_eui)), true, owner_copy, &o);
+	if (ret == DJ_EOK)
+		*out = o;
+	else
+		js_owner_clear(&o);
+	return ret;
+}
+
+int js_store__sq_owner_head(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], char *zone,
+			    size_t zonelen, uint64_t *serial)
+{
+	struct js_store__sq *q = s->be;
+	struct js_store__sq_reader *r = js_store__sq_reader_get(q);
+	sqlite3_stmt *st;
+	int ret, rc;
+
+	/* prepared on first use: a reader opened before migration 4 committed has no owners */
+	ret = r->own_head != NULL ? DJ_EOK
+				  : js_store__sq_prepare(r->db, SQ_OWNER_HEAD, &r->own_head);
+	if (ret != DJ_EOK)
+		goto out;
+	st = r->own_head;
+	sqlite3_bind_blob(st, 1, dev_eui, LW_EUI_LEN, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		ret = sqlite3_column_bytes(st, 0) > 0 ? col_text(st, 0, zone, zonelen)
+						      : DJ_EMALFORMED;
+		if (ret == DJ_EOK)
+			*serial = (uint64_t)sqlite3_column_int64(st, 1);
+	} else {
+		ret = rc == SQLITE_DONE ? DJ_ENOENT : js_store__sq_fail(r->db, "owner_head");
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+out:
+	js_store__sq_reader_put(q, r);
+	return ret;
+}
+
+/* A walk of owner or transfer rows handed to the caller's callback. */
+struct walk {
+	int (*owner_cb)(const struct js_owner *o, void *arg);
+	int (*xfer_cb)(const struct js_transfer *t, void *arg);
+	void *arg;
+};
+
+/* walk_owner - a row callback: one owner row (chain borrowed) to the caller */
+static int walk_owner(sqlite3_stmt *st, void *arg)
+{
+	const struct walk *w = arg;
+	struct js_owner o;
+	int ret = row_owner(st, &o, false);
+
+	return ret != DJ_EOK ? ret : w->owner_cb(&o, w->arg);
+}
+
+/* walk_transfer - a row callback: one transfer row (chain borrowed) to the caller */
+static int walk_transfer(sqlite3_stmt *st, void *arg)
+{
+	const struct walk *w = arg;
+	struct js_transfer t;
+	int ret = row_transfer(st, &t, false);
+
+	return ret != DJ_EOK ? ret : w->xfer_cb(&t, w->arg);
+}
+
+int js_store__sq_owner_foreach(struct js_store *s, bool unpublished,
+			       int (*cb)(const struct js_owner *o, void *arg), void *arg)
+{
+	struct walk w = { .owner_cb = cb, .arg = arg };
+
+	return read_rows(s, unpublished ? SQ_OWNER_UNPUBLISHED : SQ_OWNER_ALL, JS_SQ_NONE, false,
+			 walk_owner, &w);
+}
+
+int js_store__sq_owner_set_published(struct js_store *s, const uint8_t (*dev_euis)[LW_EUI_LEN],
+				     size_t n)
+{
+	int ret;
+
+	ret = js_store__sq_wbegin(s->be);
+	if (ret != DJ_EOK)
+		return ret;
+	for (size_t i = 0; ret == DJ_EOK && i < n; i++)
+		ret = js_store__sq_run(s->be, SQ_OWNER_PUBLISH,
+				       JS_SQ_ARGS(JS_SQ_EUI(dev_euis[i]),
+						  JS_SQ_I(js_store_now(s))));
+	return js_store__sq_wend(s, ret);
+}
+
+int js_store__sq_authcode_put(struct js_store *s, const struct js_authcode *recs, size_t n,
+			      const char *actor, size_t *failed)
+{
+	char detail[JS_AUDIT_DETAIL_MAX];
+	size_t i, bad = 0;
+	int ret;
+
+	ret = js_store__sq_wbegin(s->be);
+	if (ret != DJ_EOK)
+		return ret;
+	for (i = 0; ret == DJ_EOK && i < n; i++) {
+		const struct js_authcode *a = &recs[i];
+
+		bad = i;
+		ret = exists(s->be, SQ_OWNER_HEAD, JS_SQ_ARGS(JS_SQ_EUI(a->dev_eui)));
+		if (ret == DJ_EOK)
+			ret = js_store__sq_run(s->be, SQ_AUTH_PUT,
+					       JS_SQ_ARGS(JS_SQ_EUI(a->dev_eui),
+							  JS_SQ_B(a->salt, JS_AUTHCODE_SALT_LEN),
+							  JS_SQ_I(a->iter),
+							  JS_SQ_B(a->hash, JS_AUTHCODE_HASH_LEN),
+							  JS_SQ_I(a->expires_at),
+							  JS_SQ_I(js_store_now(s))));
+		if (ret == DJ_EOK) {
+			js_store__authcode_detail(a, detail, sizeof(detail));
+			ret = js_store__sq_audit_put(s, a->dev_eui, JS_AUTHCODE_EVENT, actor,
+						     detail);
+		}
+	}
+	ret = js_store__sq_wend(s, ret);
+	if (ret == DJ_ENOENT && failed != NULL)
+		*failed = bad;
+	return ret;
+}
+
+/* authcode_row - a row callback: salt, iter, hash, expiry into the js_authcode at arg */
+static int authcode_row(sqlite3_stmt *st, void *arg)
+{
+	struct js_authcode *a = arg;
+	int ret = col_blob(st, 0, a->salt, JS_AUTHCODE_SALT_LEN);
+
+	if (ret == DJ_EOK)
+		ret = col_blob(st, 2, a->hash, JS_AUTHCODE_HASH_LEN);
+	a->iter = (uint32_t)sqlite3_column_int64(st, 1);
+	a->expires_at = sqlite3_column_int64(st, 3);
+	return ret;
+}
+
+int js_store__sq_authcode_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			      struct js_authcode *out)
+{
+	struct js_authcode a;
+	int ret;
+
+	memset(&a, 0, sizeof(a));
+	memcpy(a.dev_eui, dev_eui, LW_EUI_LEN);
+	ret = read_rows(s, SQ_AUTH_GET, JS_SQ_ARGS(JS_SQ_EUI(dev_eui)), true, authcode_row, &a);
+	if (ret == DJ_EOK)
+		*out = a;
+	OPENSSL_cleanse(&a, sizeof(a));
+	return ret;
+}
+
+/* head_row - a row callback: zone and serial (SQ_OWNER_HEAD) into the js_owner at arg */
+static int head_row(sqlite3_stmt *st, void *arg)
+{
+	struct js_owner *o = arg;
+
+	o->serial = (uint64_t)sqlite3_column_int64(st, 1);
+	return col_text(st, 0, o->zone, sizeof(o->zone)) == DJ_EOK ? DJ_EOK : DJ_ESQL;
+}
+
+/* begin_one - check one transfer against the table and the owner row, then record it */
+static int begin_one(struct js_store *s, struct js_transfer *t)
+{
+	struct js_store__sq *q = s->be;
+	struct js_owner o;
+	int ret;
+
+	ret = exists(q, SQ_XFER_BUSY, JS_SQ_ARGS(JS_SQ_EUI(t->dev_eui)));
+	if (ret != DJ_ENOENT)
+		return ret == DJ_EOK ? DJ_ECONFLICT : ret;	/* another one is unfinished */
+	ret = js_store__sq_rows(q, SQ_OWNER_HEAD, JS_SQ_ARGS(JS_SQ_EUI(t->dev_eui)), true,
+				head_row, &o);
+	if (ret != DJ_EOK)
+		return ret;
+	/* a used serial or nonce is a replay: tell it apart from a moved-on owner */
+	ret = exists(q, SQ_XFER_USED,
+		     JS_SQ_ARGS(JS_SQ_EUI(t->dev_eui), JS_SQ_I(t->serial),
+				JS_SQ_B(t->nonce, JS_TRANSFER_NONCE_LEN)));
+	if (ret != DJ_ENOENT)
+		return ret == DJ_EOK ? DJ_EEXIST : ret;
+	if (strcmp(o.zone, t->from_zone) != 0 || t->serial != o.serial + 1)
+		return DJ_ECONFLICT;
+	ret = js_store__sq_run(q, SQ_XFER_INSERT,
+			       JS_SQ_ARGS(JS_SQ_EUI(t->dev_eui), JS_SQ_I(t->serial),
+					  JS_SQ_B(t->nonce, JS_TRANSFER_NONCE_LEN),
+					  JS_SQ_T(t->from_zone), JS_SQ_T(t->to_zone),
+					  JS_SQ_B(t->chain, t->chain_len),
+					  JS_SQ_I(js_store_now(s))));
+	if (ret == DJ_EOK) {
+		t->id = sqlite3_last_insert_rowid(q->w);
+		t->step = JS_XFER_RECORDED;
+	}
+	return ret;
+}
+
+int js_store__sq_transfer_begin(struct js_store *s, struct js_transfer *t, size_t n,
+				int *results)
+{
+	int ret;
+
+	ret = js_store__sq_wbegin(s->be);
+	if (ret != DJ_EOK)
+		return ret;
+	for (size_t i = 0; ret == DJ_EOK && i < n; i++) {
+		results[i] = begin_one(s, &t[i]);
+		if (!js_store__xfer_verdict(results[i]))
+			ret = results[i];	/* a fault, not an answer: the batch fails */
+	}
+	if (ret == DJ_EOK)
+		ret = js_store__xfer_outcome(results, n);	/* all or nothing */
+	return js_store__sq_wend(s, ret);
+}
+
+/* A transfer reaching DONE: the caller's actor. */
+struct finish {
+	struct js_store *s;
+	const char *actor;
+};
+
+/* finish_row - a row callback on the transfer reaching DONE: the owner row becomes the
+ * transfer's, the auth code goes, the audit entry and the outbox event are written. The chain
+ * is borrowed from the transfer's statement, which stays on its row until this returns. */
+static int finish_row(sqlite3_stmt *st, void *arg)
+{
+	const struct finish *f = arg;
+	struct js_store *s = f->s;
+	struct js_transfer t;
+	char detail[JS_AUDIT_DETAIL_MAX];
+	uint8_t body[JS_EVENT_BODY_MAX];
+	size_t blen = 0;
+	int ret;
+
+	ret = row_transfer(st, &t, false);
+	if (ret != DJ_EOK)
+		return DJ_ESQL;
+	ret = js_store__sq_run(s->be, SQ_OWNER_MOVE,
+			       JS_SQ_ARGS(JS_SQ_T(t.to_zone), JS_SQ_I(t.serial),
+					  JS_SQ_B(t.chain, t.chain_len), JS_SQ_I(js_store_now(s)),
+					  JS_SQ_EUI(t.dev_eui)));
+	if (ret == DJ_EOK)
+		ret = js_store__sq_run(s->be, SQ_AUTH_DELETE, JS_SQ_ARGS(JS_SQ_EUI(t.dev_eui)));
+	if (ret == DJ_EOK) {
+		js_store__xfer_detail(&t, detail, sizeof(detail));
+		ret = js_store__sq_audit_put(s, t.dev_eui, JS_TRANSFER_EVENT, f->actor, detail);
+	}
+	if (ret == DJ_EOK && js_store__xfer_event(s, &t, body, &blen))
+		js_store__sq_outbox_put(s, blen > 0 ? body : NULL, blen);
+	OPENSSL_cleanse(body, sizeof(body));
+	return ret;
+}
+
+int js_store__sq_transfer_advance(struct js_store *s, const int64_t *ids, size_t n,
+				  enum js_transfer_step step, const char *actor)
+{
+	struct js_store__sq *q = s->be;
+	struct finish f = { .s = s, .actor = actor };
+	int ret;
+
+	ret = js_store__sq_wbegin(q);
+	if (ret != DJ_EOK)
+		return ret;
+	for (size_t i = 0; ret == DJ_EOK && i < n; i++) {
+		ret = js_store__sq_run(q, SQ_XFER_STEP,
+				       JS_SQ_ARGS(JS_SQ_I(ids[i]), JS_SQ_I(step),
+						  JS_SQ_I(js_store_now(s))));
+		if (ret != DJ_EOK)
+			break;
+		if (sqlite3_changes(q->w) == 0)	/* already at this step (a re-run), or no id */
+			ret = exists(q, SQ_XFER_EXISTS, JS_SQ_ARGS(JS_SQ_I(ids[i])));
+		else if (step == JS_XFER_DONE)
+			ret = js_store__sq_rows(q, SQ_XFER_GET, JS_SQ_ARGS(JS_SQ_I(ids[i])), true,
+						finish_row, &f);
+	}
+	return js_store__sq_wend(s, ret);
+}
+
+int js_store__sq_transfer_find(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			       const uint8_t nonce[JS_TRANSFER_NONCE_LEN],
+			       struct js_transfer *out)
+{
+	struct js_transfer t;
+	int ret;
+
+	memset(&t, 0, sizeof(t));
+	ret = read_rows(s, SQ_XFER_FIND,
+			JS_SQ_ARGS(JS_SQ_EUI(dev_eui), JS_SQ_B(nonce, JS_TRANSFER_NONCE_LEN)),
+			true, transfer_copy, &t);
+	if (ret == DJ_EOK)
+		*out = t;
+	else
+		js_transfer_clear(&t);
+	return ret;
+}
+
+int js_store__sq_transfer_foreach_pending(struct js_store *s,
+					  int (*cb)(const struct js_transfer *t, void *arg),
+					  void *arg)
+{
+	struct walk w = { .xfer_cb = cb, .arg = arg };
+
+	return read_rows(s, SQ_XFER_PENDING, JS_SQ_NONE, false, walk_transfer, &w);
+}
