@@ -15,10 +15,12 @@
  *	(individual items may still have DJ_ECONFLICT / DJ_ENOENT), or a fault code when the whole
  *	batch failed (every item then has that code as its result).
  *
- *	The registry calls (owner_*, authcode_*, transfer_*) have the semantics and return codes
- *	of the js_store_owner.h functions of the same names; js_store_owner.c has checked their
- *	arguments (non-NULL pointers, chain lengths, terminated strings, the step's range) before
- *	a backend sees them. Each write is one transaction: all of it or none.
+ *	The registry calls (ops->reg: owner_*, authcode_*, transfer_*) have the semantics and
+ *	return codes of the js_store_owner.h functions of the same names. js_store_owner.c has
+ *	checked their arguments (non-NULL pointers, chain lengths, terminated strings, the
+ *	step's range) before a backend sees them. Each write is one transaction: all or none.
+ *	They are a table of their own, defined in each backend's *_owner.c, so that the
+ *	registry's functions stay private to that file.
  */
 #ifndef DJ_JOINSERVER_JS_STORE_INTERNAL_H
 #define DJ_JOINSERVER_JS_STORE_INTERNAL_H
@@ -35,6 +37,35 @@
 #define JS_REWRAP_EVENT "rewrap"
 
 struct js_store;
+
+/* The ownership registry's operations (js_store_owner.h), one table per backend. */
+struct js_store_reg_ops {
+	int (*owner_enroll)(struct js_store *s, const struct js_device *devs,
+			    const struct js_owner *owners, size_t n, const char *actor,
+			    size_t *failed);
+	int (*owner_get)(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			 struct js_owner *out);
+	int (*owner_head)(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], char *zone,
+			  size_t zonelen, uint64_t *serial);
+	int (*owner_foreach)(struct js_store *s, bool unpublished,
+			     int (*cb)(const struct js_owner *o, void *arg), void *arg);
+	int (*owner_set_published)(struct js_store *s, const uint8_t (*dev_euis)[LW_EUI_LEN],
+				   size_t n);
+	int (*authcode_put)(struct js_store *s, const struct js_authcode *recs, size_t n,
+			    const char *actor, size_t *failed);
+	int (*authcode_get)(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			    struct js_authcode *out);
+	int (*transfer_begin)(struct js_store *s, struct js_transfer *t, size_t n, int *results);
+	/* reaching JS_XFER_DONE calls s->xfer_event for the outbox event (if set) */
+	int (*transfer_advance)(struct js_store *s, const int64_t *ids, size_t n,
+				enum js_transfer_step step, const char *actor);
+	int (*transfer_find)(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			     const uint8_t nonce[JS_TRANSFER_NONCE_LEN], struct js_transfer *out);
+	int (*transfer_foreach_pending)(struct js_store *s,
+					int (*cb)(const struct js_transfer *t, void *arg),
+					void *arg);
+
+};
 
 struct js_store_ops {
 	const char *name;
@@ -69,31 +100,8 @@ struct js_store_ops {
 	int (*outbox_fetch)(struct js_store *s, int64_t after_id, struct js_outbox_row *rows,
 			    size_t max, size_t *n);
 
-	/* the ownership registry (js_store_owner.h) */
-	int (*owner_enroll)(struct js_store *s, const struct js_device *devs,
-			    const struct js_owner *owners, size_t n, const char *actor,
-			    size_t *failed);
-	int (*owner_get)(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
-			 struct js_owner *out);
-	int (*owner_head)(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], char *zone,
-			  size_t zonelen, uint64_t *serial);
-	int (*owner_foreach)(struct js_store *s, bool unpublished,
-			     int (*cb)(const struct js_owner *o, void *arg), void *arg);
-	int (*owner_set_published)(struct js_store *s, const uint8_t (*dev_euis)[LW_EUI_LEN],
-				   size_t n);
-	int (*authcode_put)(struct js_store *s, const struct js_authcode *recs, size_t n,
-			    const char *actor, size_t *failed);
-	int (*authcode_get)(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
-			    struct js_authcode *out);
-	int (*transfer_begin)(struct js_store *s, struct js_transfer *t, size_t n, int *results);
-	/* reaching JS_XFER_DONE calls s->xfer_event for the outbox event (if set) */
-	int (*transfer_advance)(struct js_store *s, const int64_t *ids, size_t n,
-				enum js_transfer_step step, const char *actor);
-	int (*transfer_find)(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
-			     const uint8_t nonce[JS_TRANSFER_NONCE_LEN], struct js_transfer *out);
-	int (*transfer_foreach_pending)(struct js_store *s,
-					int (*cb)(const struct js_transfer *t, void *arg),
-					void *arg);
+	/* the ownership registry (js_store_owner.h), in the backend's *_owner.c */
+	const struct js_store_reg_ops *reg;
 };
 
 struct js_store {
@@ -132,6 +140,8 @@ struct js_store {
 
 extern const struct js_store_ops js_store__sqlite_ops;
 extern const struct js_store_ops js_store__mem_ops;
+extern const struct js_store_reg_ops js_store__sqlite_reg_ops;
+extern const struct js_store_reg_ops js_store__mem_reg_ops;
 
 /*! \brief Record one applied batch in the statistics (thread-safe). */
 void js_store__count(struct js_store *s, const struct js_commit *head, size_t n, int batch_ret);

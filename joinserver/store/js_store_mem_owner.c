@@ -70,9 +70,10 @@ void js_store__mem_reg_free(struct js_store__mem *m, struct js_store__mem_reg *r
 	free(r);
 }
 
-int js_store__mem_owner_enroll(struct js_store *s, const struct js_device *devs,
-			       const struct js_owner *owners, size_t n, const char *actor,
-			       size_t *failed)
+/* mem_owner_enroll - ops->reg->owner_enroll: the devices and their owner rows, all or nothing */
+static int mem_owner_enroll(struct js_store *s, const struct js_device *devs,
+			    const struct js_owner *owners, size_t n, const char *actor,
+			    size_t *failed)
 {
 	struct js_store__mem_reg **regs;
 	int64_t now = js_store_now(s);
@@ -100,8 +101,9 @@ out:
 	return ret;
 }
 
-int js_store__mem_owner_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
-			    struct js_owner *out)
+/* mem_owner_get - ops->reg->owner_get: one owner row, its chain malloc'd */
+static int mem_owner_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			 struct js_owner *out)
 {
 	struct js_store__mem *m = s->be;
 	struct js_store__mem_reg *r;
@@ -121,8 +123,9 @@ int js_store__mem_owner_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN
 	return ret;
 }
 
-int js_store__mem_owner_head(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], char *zone,
-			     size_t zonelen, uint64_t *serial)
+/* mem_owner_head - ops->reg->owner_head: the owner zone and serial only */
+static int mem_owner_head(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], char *zone,
+			  size_t zonelen, uint64_t *serial)
 {
 	struct js_store__mem *m = s->be;
 	struct js_store__mem_reg *r;
@@ -143,8 +146,9 @@ int js_store__mem_owner_head(struct js_store *s, const uint8_t dev_eui[LW_EUI_LE
 	return ret;
 }
 
-int js_store__mem_owner_foreach(struct js_store *s, bool unpublished,
-				int (*cb)(const struct js_owner *o, void *arg), void *arg)
+/* mem_owner_foreach - ops->reg->owner_foreach: owner rows in DevEUI order */
+static int mem_owner_foreach(struct js_store *s, bool unpublished,
+			     int (*cb)(const struct js_owner *o, void *arg), void *arg)
 {
 	struct js_store__mem *m = s->be;
 	struct js_store__mem_dev **list = NULL;
@@ -161,8 +165,9 @@ int js_store__mem_owner_foreach(struct js_store *s, bool unpublished,
 	return ret;
 }
 
-int js_store__mem_owner_set_published(struct js_store *s,
-				      const uint8_t (*dev_euis)[LW_EUI_LEN], size_t n)
+/* mem_owner_set_published - ops->reg->owner_set_published: mark owner rows published */
+static int mem_owner_set_published(struct js_store *s,
+				   const uint8_t (*dev_euis)[LW_EUI_LEN], size_t n)
 {
 	struct js_store__mem *m = s->be;
 	int64_t now = js_store_now(s);
@@ -180,8 +185,9 @@ int js_store__mem_owner_set_published(struct js_store *s,
 	return DJ_EOK;
 }
 
-int js_store__mem_authcode_put(struct js_store *s, const struct js_authcode *recs, size_t n,
-			       const char *actor, size_t *failed)
+/* mem_authcode_put - ops->reg->authcode_put: set auth codes, all or nothing, audited */
+static int mem_authcode_put(struct js_store *s, const struct js_authcode *recs, size_t n,
+			    const char *actor, size_t *failed)
 {
 	struct js_store__mem *m = s->be;
 	char detail[JS_AUDIT_DETAIL_MAX];
@@ -211,8 +217,9 @@ int js_store__mem_authcode_put(struct js_store *s, const struct js_authcode *rec
 	return ret;
 }
 
-int js_store__mem_authcode_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
-			       struct js_authcode *out)
+/* mem_authcode_get - ops->reg->authcode_get: the auth code of a device */
+static int mem_authcode_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			    struct js_authcode *out)
 {
 	struct js_store__mem *m = s->be;
 	struct js_store__mem_reg *r;
@@ -283,8 +290,9 @@ static int begin_one(struct js_store *s, struct js_transfer *t)
 	return DJ_EOK;
 }
 
-int js_store__mem_transfer_begin(struct js_store *s, struct js_transfer *t, size_t n,
-				 int *results)
+/* mem_transfer_begin - ops->reg->transfer_begin: record verified transfers, all or nothing */
+static int mem_transfer_begin(struct js_store *s, struct js_transfer *t, size_t n,
+			      int *results)
 {
 	struct js_store__mem *m = s->be;
 	size_t start;
@@ -363,8 +371,9 @@ static int finish_alloc(struct js_store__mem *m, const int64_t *ids, size_t n, u
 	return js_store__mem_audit_reserve(m, n);
 }
 
-int js_store__mem_transfer_advance(struct js_store *s, const int64_t *ids, size_t n,
-				   enum js_transfer_step step, const char *actor)
+/* mem_transfer_advance - ops->reg->transfer_advance: to a step; DONE moves the owner */
+static int mem_transfer_advance(struct js_store *s, const int64_t *ids, size_t n,
+				enum js_transfer_step step, const char *actor)
 {
 	struct js_store__mem *m = s->be;
 	struct ob_effect ob = { 0, 0 };
@@ -402,9 +411,10 @@ int js_store__mem_transfer_advance(struct js_store *s, const int64_t *ids, size_
 	return ret;
 }
 
-int js_store__mem_transfer_find(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
-				const uint8_t nonce[JS_TRANSFER_NONCE_LEN],
-				struct js_transfer *out)
+/* mem_transfer_find - ops->reg->transfer_find: the transfer of a device with a nonce */
+static int mem_transfer_find(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			     const uint8_t nonce[JS_TRANSFER_NONCE_LEN],
+			     struct js_transfer *out)
 {
 	struct js_store__mem *m = s->be;
 	struct js_store__mem_reg *r;
@@ -427,9 +437,10 @@ int js_store__mem_transfer_find(struct js_store *s, const uint8_t dev_eui[LW_EUI
 	return ret;
 }
 
-int js_store__mem_transfer_foreach_pending(struct js_store *s,
-					   int (*cb)(const struct js_transfer *t, void *arg),
-					   void *arg)
+/* mem_transfer_foreach_pending - ops->reg->transfer_foreach_pending, oldest first */
+static int mem_transfer_foreach_pending(struct js_store *s,
+					int (*cb)(const struct js_transfer *t, void *arg),
+					void *arg)
 {
 	struct js_store__mem *m = s->be;
 	int ret = DJ_EOK;
@@ -441,3 +452,17 @@ int js_store__mem_transfer_foreach_pending(struct js_store *s,
 	pthread_mutex_unlock(&m->lock);
 	return ret;
 }
+
+const struct js_store_reg_ops js_store__mem_reg_ops = {
+	.owner_enroll = mem_owner_enroll,
+	.owner_get = mem_owner_get,
+	.owner_head = mem_owner_head,
+	.owner_foreach = mem_owner_foreach,
+	.owner_set_published = mem_owner_set_published,
+	.authcode_put = mem_authcode_put,
+	.authcode_get = mem_authcode_get,
+	.transfer_begin = mem_transfer_begin,
+	.transfer_advance = mem_transfer_advance,
+	.transfer_find = mem_transfer_find,
+	.transfer_foreach_pending = mem_transfer_foreach_pending,
+};

@@ -136,7 +136,7 @@ int js_store_owner_enroll(struct js_store *s, const struct js_device *devs,
 	for (size_t i = 0; i < n; i++)
 		if (!owner_ok(&devs[i], &owners[i]))
 			return DJ_EINVAL;
-	return s->ops->owner_enroll(s, devs, owners, n, actor, failed);
+	return s->ops->reg->owner_enroll(s, devs, owners, n, actor, failed);
 }
 
 int js_store_owner_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
@@ -144,7 +144,7 @@ int js_store_owner_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 {
 	if (s == NULL || dev_eui == NULL || out == NULL)
 		return DJ_EINVAL;
-	return s->ops->owner_get(s, dev_eui, out);
+	return s->ops->reg->owner_get(s, dev_eui, out);
 }
 
 int js_store_owner_head(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], char *zone,
@@ -152,7 +152,7 @@ int js_store_owner_head(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], c
 {
 	if (s == NULL || dev_eui == NULL || zone == NULL || serial == NULL)
 		return DJ_EINVAL;
-	return s->ops->owner_head(s, dev_eui, zone, zonelen, serial);
+	return s->ops->reg->owner_head(s, dev_eui, zone, zonelen, serial);
 }
 
 int js_store_owner_foreach(struct js_store *s, bool unpublished,
@@ -160,7 +160,7 @@ int js_store_owner_foreach(struct js_store *s, bool unpublished,
 {
 	if (s == NULL || cb == NULL)
 		return DJ_EINVAL;
-	return s->ops->owner_foreach(s, unpublished, cb, arg);
+	return s->ops->reg->owner_foreach(s, unpublished, cb, arg);
 }
 
 int js_store_owner_set_published(struct js_store *s, const uint8_t (*dev_euis)[LW_EUI_LEN],
@@ -170,7 +170,7 @@ int js_store_owner_set_published(struct js_store *s, const uint8_t (*dev_euis)[L
 		return DJ_EINVAL;
 	if (n == 0)
 		return DJ_EOK;
-	return s->ops->owner_set_published(s, dev_euis, n);
+	return s->ops->reg->owner_set_published(s, dev_euis, n);
 }
 
 int js_store_authcode_put(struct js_store *s, const struct js_authcode *recs, size_t n,
@@ -180,7 +180,7 @@ int js_store_authcode_put(struct js_store *s, const struct js_authcode *recs, si
 		return DJ_EINVAL;
 	if (n == 0)
 		return DJ_EOK;
-	return s->ops->authcode_put(s, recs, n, actor, failed);
+	return s->ops->reg->authcode_put(s, recs, n, actor, failed);
 }
 
 int js_store_authcode_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
@@ -188,7 +188,7 @@ int js_store_authcode_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 {
 	if (s == NULL || dev_eui == NULL || out == NULL)
 		return DJ_EINVAL;
-	return s->ops->authcode_get(s, dev_eui, out);
+	return s->ops->reg->authcode_get(s, dev_eui, out);
 }
 
 int js_store_transfer_begin(struct js_store *s, struct js_transfer *t, size_t n,
@@ -202,7 +202,7 @@ int js_store_transfer_begin(struct js_store *s, struct js_transfer *t, size_t n,
 			return DJ_EINVAL;
 	if (n == 0)
 		return DJ_EOK;
-	return s->ops->transfer_begin(s, t, n, results);
+	return s->ops->reg->transfer_begin(s, t, n, results);
 }
 
 int js_store_transfer_advance(struct js_store *s, const int64_t *ids, size_t n,
@@ -213,7 +213,7 @@ int js_store_transfer_advance(struct js_store *s, const int64_t *ids, size_t n,
 		return DJ_EINVAL;
 	if (n == 0)
 		return DJ_EOK;
-	return s->ops->transfer_advance(s, ids, n, step, actor);
+	return s->ops->reg->transfer_advance(s, ids, n, step, actor);
 }
 
 int js_store_transfer_find(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
@@ -221,7 +221,7 @@ int js_store_transfer_find(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN]
 {
 	if (s == NULL || dev_eui == NULL || nonce == NULL || out == NULL)
 		return DJ_EINVAL;
-	return s->ops->transfer_find(s, dev_eui, nonce, out);
+	return s->ops->reg->transfer_find(s, dev_eui, nonce, out);
 }
 
 int js_store_transfer_foreach_pending(struct js_store *s,
@@ -229,5 +229,5 @@ int js_store_transfer_foreach_pending(struct js_store *s,
 {
 	if (s == NULL || cb == NULL)
 		return DJ_EINVAL;
-	return s->ops->transfer_foreach_pending(s, cb, arg);
+	return s->ops->reg->transfer_foreach_pending(s, cb, arg);
 }

@@ -15,7 +15,7 @@
  *	  byte is copied into the fixed-size structs of js_store.h.
  *	- Administrative writes run in one transaction each (js_store__sq_wbegin/wend): all of a
  *	  batch or none of it, with its audit entries.
- *	- The file's mode, the migrations and the master key's check value: js_store_sqlite_schema.c.
+ *	- The file's mode, the migrations, the master key's check value: js_store_sqlite_schema.c.
  *	  The compare-and-swap of the nonce state: js_store_sqlite_commit.c.
  */
 #include "store/js_store_sqlite_internal.h"
@@ -736,15 +736,5 @@ const struct js_store_ops js_store__sqlite_ops = {
 	.audit_foreach = sq_audit_foreach,
 	.rewrap = js_store__sq_rewrap,
 	.outbox_fetch = js_store__sq_outbox_fetch,
-	.owner_enroll = js_store__sq_owner_enroll,
-	.owner_get = js_store__sq_owner_get,
-	.owner_head = js_store__sq_owner_head,
-	.owner_foreach = js_store__sq_owner_foreach,
-	.owner_set_published = js_store__sq_owner_set_published,
-	.authcode_put = js_store__sq_authcode_put,
-	.authcode_get = js_store__sq_authcode_get,
-	.transfer_begin = js_store__sq_transfer_begin,
-	.transfer_advance = js_store__sq_transfer_advance,
-	.transfer_find = js_store__sq_transfer_find,
-	.transfer_foreach_pending = js_store__sq_transfer_foreach_pending,
+	.reg = &js_store__sqlite_reg_ops,
 };

@@ -206,30 +206,5 @@ void js_store__sq_outbox_put(struct js_store *s, const uint8_t *body, size_t len
 
 /* --- js_store_sqlite_owner.c: the ops of the registry (js_store_internal.h) -------------- */
 
-int js_store__sq_owner_enroll(struct js_store *s, const struct js_device *devs,
-			      const struct js_owner *owners, size_t n, const char *actor,
-			      size_t *failed);
-int js_store__sq_owner_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
-			   struct js_owner *out);
-int js_store__sq_owner_head(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], char *zone,
-			    size_t zonelen, uint64_t *serial);
-int js_store__sq_owner_foreach(struct js_store *s, bool unpublished,
-			       int (*cb)(const struct js_owner *o, void *arg), void *arg);
-int js_store__sq_owner_set_published(struct js_store *s, const uint8_t (*dev_euis)[LW_EUI_LEN],
-				     size_t n);
-int js_store__sq_authcode_put(struct js_store *s, const struct js_authcode *recs, size_t n,
-			      const char *actor, size_t *failed);
-int js_store__sq_authcode_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
-			      struct js_authcode *out);
-int js_store__sq_transfer_begin(struct js_store *s, struct js_transfer *t, size_t n,
-				int *results);
-int js_store__sq_transfer_advance(struct js_store *s, const int64_t *ids, size_t n,
-				  enum js_transfer_step step, const char *actor);
-int js_store__sq_transfer_find(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
-			       const uint8_t nonce[JS_TRANSFER_NONCE_LEN],
-			       struct js_transfer *out);
-int js_store__sq_transfer_foreach_pending(struct js_store *s,
-					  int (*cb)(const struct js_transfer *t, void *arg),
-					  void *arg);
 
 #endif /* DJ_JOINSERVER_JS_STORE_SQLITE_INTERNAL_H */

@@ -182,9 +182,10 @@ static int read_rows(struct js_store *s, const char *sql, const struct js_store_
 	return ret != DJ_EOK ? ret : rc;
 }
 
-int js_store__sq_owner_enroll(struct js_store *s, const struct js_device *devs,
-			      const struct js_owner *owners, size_t n, const char *actor,
-			      size_t *failed)
+/* sq_owner_enroll - ops->reg->owner_enroll: the devices and their owner rows, all or nothing */
+static int sq_owner_enroll(struct js_store *s, const struct js_device *devs,
+			   const struct js_owner *owners, size_t n, const char *actor,
+			   size_t *failed)
 {
 	size_t i, bad = 0;
 	int64_t now = js_store_now(s);
@@ -211,8 +212,9 @@ int js_store__sq_owner_enroll(struct js_store *s, const struct js_device *devs,
 	return ret;
 }
 
-int js_store__sq_owner_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
-			   struct js_owner *out)
+/* sq_owner_get - ops->reg->owner_get: one owner row, its chain malloc'd */
+static int sq_owner_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			struct js_owner *out)
 {
 	struct js_owner o;
 	int ret;
@@ -226,8 +228,9 @@ int js_store__sq_owner_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN]
 	return ret;
 }
 
-int js_store__sq_owner_head(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], char *zone,
-			    size_t zonelen, uint64_t *serial)
+/* sq_owner_head - ops->reg->owner_head: the owner zone and serial only */
+static int sq_owner_head(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], char *zone,
+			 size_t zonelen, uint64_t *serial)
 {
 	struct js_store__sq *q = s->be;
 	struct js_store__sq_reader *r = js_store__sq_reader_get(q);
@@ -284,8 +287,9 @@ static int walk_transfer(sqlite3_stmt *st, void *arg)
 	return ret != DJ_EOK ? ret : w->xfer_cb(&t, w->arg);
 }
 
-int js_store__sq_owner_foreach(struct js_store *s, bool unpublished,
-			       int (*cb)(const struct js_owner *o, void *arg), void *arg)
+/* sq_owner_foreach - ops->reg->owner_foreach: owner rows in DevEUI order */
+static int sq_owner_foreach(struct js_store *s, bool unpublished,
+			    int (*cb)(const struct js_owner *o, void *arg), void *arg)
 {
 	struct walk w = { .owner_cb = cb, .arg = arg };
 
@@ -293,8 +297,9 @@ int js_store__sq_owner_foreach(struct js_store *s, bool unpublished,
 			 walk_owner, &w);
 }
 
-int js_store__sq_owner_set_published(struct js_store *s, const uint8_t (*dev_euis)[LW_EUI_LEN],
-				     size_t n)
+/* sq_owner_set_published - ops->reg->owner_set_published: mark owner rows published */
+static int sq_owner_set_published(struct js_store *s, const uint8_t (*dev_euis)[LW_EUI_LEN],
+				  size_t n)
 {
 	int ret;
 
@@ -308,8 +313,9 @@ int js_store__sq_owner_set_published(struct js_store *s, const uint8_t (*dev_eui
 	return js_store__sq_wend(s, ret);
 }
 
-int js_store__sq_authcode_put(struct js_store *s, const struct js_authcode *recs, size_t n,
-			      const char *actor, size_t *failed)
+/* sq_authcode_put - ops->reg->authcode_put: set auth codes, all or nothing, audited */
+static int sq_authcode_put(struct js_store *s, const struct js_authcode *recs, size_t n,
+			   const char *actor, size_t *failed)
 {
 	char detail[JS_AUDIT_DETAIL_MAX];
 	size_t i, bad = 0;
@@ -356,8 +362,9 @@ static int authcode_row(sqlite3_stmt *st, void *arg)
 	return ret;
 }
 
-int js_store__sq_authcode_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
-			      struct js_authcode *out)
+/* sq_authcode_get - ops->reg->authcode_get: the auth code of a device */
+static int sq_authcode_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			   struct js_authcode *out)
 {
 	struct js_authcode a;
 	int ret;
@@ -415,8 +422,9 @@ static int begin_one(struct js_store *s, struct js_transfer *t)
 	return ret;
 }
 
-int js_store__sq_transfer_begin(struct js_store *s, struct js_transfer *t, size_t n,
-				int *results)
+/* sq_transfer_begin - ops->reg->transfer_begin: record verified transfers, all or nothing */
+static int sq_transfer_begin(struct js_store *s, struct js_transfer *t, size_t n,
+			     int *results)
 {
 	int ret;
 
@@ -471,8 +479,9 @@ static int finish_row(sqlite3_stmt *st, void *arg)
 	return ret;
 }
 
-int js_store__sq_transfer_advance(struct js_store *s, const int64_t *ids, size_t n,
-				  enum js_transfer_step step, const char *actor)
+/* sq_transfer_advance - ops->reg->transfer_advance: to a step; DONE moves the owner */
+static int sq_transfer_advance(struct js_store *s, const int64_t *ids, size_t n,
+			       enum js_transfer_step step, const char *actor)
 {
 	struct js_store__sq *q = s->be;
 	struct finish f = { .s = s, .actor = actor };
@@ -496,9 +505,10 @@ int js_store__sq_transfer_advance(struct js_store *s, const int64_t *ids, size_t
 	return js_store__sq_wend(s, ret);
 }
 
-int js_store__sq_transfer_find(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
-			       const uint8_t nonce[JS_TRANSFER_NONCE_LEN],
-			       struct js_transfer *out)
+/* sq_transfer_find - ops->reg->transfer_find: the transfer of a device with a nonce */
+static int sq_transfer_find(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			    const uint8_t nonce[JS_TRANSFER_NONCE_LEN],
+			    struct js_transfer *out)
 {
 	struct js_transfer t;
 	int ret;
@@ -514,11 +524,26 @@ int js_store__sq_transfer_find(struct js_store *s, const uint8_t dev_eui[LW_EUI_
 	return ret;
 }
 
-int js_store__sq_transfer_foreach_pending(struct js_store *s,
-					  int (*cb)(const struct js_transfer *t, void *arg),
-					  void *arg)
+/* sq_transfer_foreach_pending - ops->reg->transfer_foreach_pending, oldest first */
+static int sq_transfer_foreach_pending(struct js_store *s,
+				       int (*cb)(const struct js_transfer *t, void *arg),
+				       void *arg)
 {
 	struct walk w = { .xfer_cb = cb, .arg = arg };
 
 	return read_rows(s, SQ_XFER_PENDING, JS_SQ_NONE, false, walk_transfer, &w);
 }
+
+const struct js_store_reg_ops js_store__sqlite_reg_ops = {
+	.owner_enroll = sq_owner_enroll,
+	.owner_get = sq_owner_get,
+	.owner_head = sq_owner_head,
+	.owner_foreach = sq_owner_foreach,
+	.owner_set_published = sq_owner_set_published,
+	.authcode_put = sq_authcode_put,
+	.authcode_get = sq_authcode_get,
+	.transfer_begin = sq_transfer_begin,
+	.transfer_advance = sq_transfer_advance,
+	.transfer_find = sq_transfer_find,
+	.transfer_foreach_pending = sq_transfer_foreach_pending,
+};
