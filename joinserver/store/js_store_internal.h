@@ -163,13 +163,15 @@ void js_store__outbox_count(struct js_store *s, uint64_t written, uint64_t dropp
 bool js_store__xfer_event(struct js_store *s, const struct js_transfer *t, uint8_t *buf,
 			  size_t *len);
 
-/*! \brief Whether \p rc is an answer of transfer_begin about one item (DJ_EOK, DJ_ENOENT,
- *         DJ_ECONFLICT, DJ_EEXIST) rather than a fault that fails the whole batch. */
-bool js_store__xfer_verdict(int rc);
-
-/*! \brief The outcome of a transfer_begin batch whose items all have verdicts: DJ_EOK when
- *         every one is DJ_EOK, else DJ_ECONFLICT (the batch is rolled back). */
-int js_store__xfer_outcome(const int *results, size_t n);
+/*!
+ * \brief The body of a backend's transfer_begin inside its transaction: \p one checks and
+ *        records t[i] and answers for it in results[i] (DJ_EOK, DJ_ENOENT, DJ_ECONFLICT,
+ *        DJ_EEXIST); any other code is a fault, which stops the batch and is returned.
+ * \retval DJ_EOK (all recorded), DJ_ECONFLICT (some refused: the backend rolls the batch
+ *         back), or the fault
+ */
+int js_store__xfer_begin_each(struct js_store *s, struct js_transfer *t, size_t n, int *results,
+			      int (*one)(struct js_store *s, struct js_transfer *t));
 
 /*! \brief The audit detail of a finished transfer ("from=… to=… serial=…"). */
 void js_store__xfer_detail(const struct js_transfer *t, char *out, size_t cap);

@@ -168,18 +168,28 @@ static void sess_remove_slot(struct js_store__mem *m, size_t i)
 	}
 }
 
+int js_store__mem_grow(void *arrp, size_t *cap, size_t used, size_t k, size_t elem, size_t min)
+{
+	size_t c = *cap;
+	void *a;
+
+	if (c - used >= k)
+		return DJ_EOK;
+	while (c - used < k)
+		c = c != 0 ? c * 2 : min;
+	memcpy(&a, arrp, sizeof(a));	/* arrp points to a pointer of some object type */
+	a = realloc(a, c * elem);
+	if (a == NULL)
+		return DJ_ENOMEM;
+	memcpy(arrp, &a, sizeof(a));
+	*cap = c;
+	return DJ_EOK;
+}
+
 int js_store__mem_audit_reserve(struct js_store__mem *m, size_t k)
 {
-	while (m->audit_cap - m->audit_n < k) {
-		size_t cap = m->audit_cap != 0 ? m->audit_cap * 2 : MEM_AUDIT_MIN;
-		struct js_store__mem_audit *a = realloc(m->audit, cap * sizeof(*a));
-
-		if (a == NULL)
-			return DJ_ENOMEM;
-		m->audit = a;
-		m->audit_cap = cap;
-	}
-	return DJ_EOK;
+	return js_store__mem_grow(&m->audit, &m->audit_cap, m->audit_n, k, sizeof(*m->audit),
+				  MEM_AUDIT_MIN);
 }
 
 int js_store__mem_audit_add(struct js_store *s, const uint8_t *dev_eui, const char *event,
@@ -403,7 +413,8 @@ static int mem_devices_add(struct js_store *s, const struct js_device *devs, siz
 	return js_store__mem_devices_add(s, devs, n, actor, failed, NULL);
 }
 
-int js_store__mem_enrolled(struct js_store__mem *m, struct js_store__mem_dev ***list, size_t *n)
+int js_store__mem_sorted(struct js_store__mem *m, bool enrolled,
+			 struct js_store__mem_dev ***list, size_t *n)
 {
 	struct js_store__mem_dev **l;
 	size_t k = 0;
@@ -412,7 +423,7 @@ int js_store__mem_enrolled(struct js_store__mem *m, struct js_store__mem_dev ***
 	if (l == NULL)
 		return DJ_ENOMEM;
 	for (size_t i = 0; i < m->dev_slots; i++)
-		if (m->dev[i] != NULL && m->dev[i]->h.reg != NULL)
+		if (m->dev[i] != NULL && (!enrolled || m->dev[i]->h.reg != NULL))
 			l[k++] = m->dev[i];
 	qsort(l, k, sizeof(*l), js_store__mem_eui_cmp);
 	*list = l;
@@ -486,42 +497,30 @@ static int mem_device_foreach(struct js_store *s, int (*cb)(const struct js_devi
 	struct js_store__mem_dev **list = NULL;
 	struct js_device *out = NULL;
 	size_t n = 0, k = 0;
-	int ret = DJ_ENOMEM;
+	int ret;
 
 	pthread_mutex_lock(&m->lock);
-	n = m->dev_used;
-	list = calloc(n != 0 ? n : 1, sizeof(*list));
-	if (list == NULL) {
-		pthread_mutex_unlock(&m->lock);
-		goto out;
-	}
-	for (size_t i = 0; i < m->dev_slots && k < n; i++) {
-		struct js_store__mem_dev *d = m->dev[i];
+	ret = js_store__mem_sorted(m, false, &list, &n);
+	for (; ret == DJ_EOK && k < n; k++) {
+		size_t len = sizeof(**list) + list[k]->h.hist_len * sizeof(uint16_t);
+		struct js_store__mem_dev *copy = malloc(len);
 
-		if (d == NULL)
-			continue;
-		list[k] = malloc(sizeof(struct js_store__mem_dev) + d->h.hist_len * sizeof(uint16_t));
-		if (list[k] == NULL) {
-			pthread_mutex_unlock(&m->lock);
-			goto out;
+		if (copy == NULL) {
+			ret = DJ_ENOMEM;
+			break;
 		}
-		memcpy(list[k], d, sizeof(struct js_store__mem_dev) + d->h.hist_len * sizeof(uint16_t));
-		k++;
+		list[k] = memcpy(copy, list[k], len);	/* from here on the entry is ours */
 	}
 	pthread_mutex_unlock(&m->lock);
-	qsort(list, k, sizeof(*list), js_store__mem_eui_cmp);
-	out = malloc(sizeof(*out));
-	if (out == NULL)
-		goto out;
-	ret = DJ_EOK;
-	for (size_t i = 0; i < k && ret == 0; i++) {
+	out = ret == DJ_EOK ? malloc(sizeof(*out)) : NULL;
+	if (ret == DJ_EOK && out == NULL)
+		ret = DJ_ENOMEM;
+	for (size_t i = 0; ret == DJ_EOK && i < n; i++) {
 		dev_copy_out(list[i], out);
 		ret = cb(out, arg);
 	}
-out:
-	if (list != NULL)
-		for (size_t i = 0; i < k; i++)
-			free(list[i]);
+	for (size_t i = 0; i < k; i++)
+		free(list[i]);
 	free(list);
 	free(out);
 	return ret;
@@ -554,20 +553,16 @@ static int mem_reset_nonces(struct js_store *s, const uint8_t *dev_eui, const ch
 			goto out;
 		reset_one(s, d, actor);
 		n = 1;
+		ret = DJ_EOK;
 	} else {
 		/* DevEUI order, as the SQLite backend writes its audit rows */
-		ret = DJ_ENOMEM;
-		list = calloc(m->dev_used != 0 ? m->dev_used : 1, sizeof(*list));
-		if (list == NULL)
-			goto out;
-		for (size_t i = 0; i < m->dev_slots; i++)
-			if (m->dev[i] != NULL)
-				list[n++] = m->dev[i];
-		qsort(list, (size_t)n, sizeof(*list), js_store__mem_eui_cmp);
-		for (size_t i = 0; i < n; i++)
+		size_t k = 0;
+
+		ret = js_store__mem_sorted(m, false, &list, &k);
+		for (size_t i = 0; ret == DJ_EOK && i < k; i++)
 			reset_one(s, list[i], actor);
+		n = k;
 	}
-	ret = DJ_EOK;
 out:
 	pthread_mutex_unlock(&m->lock);
 	free(list);

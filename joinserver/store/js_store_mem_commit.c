@@ -89,16 +89,7 @@ static int ob_reserve(struct js_store__mem *m, size_t k)
 	}
 	m->ob_head = 0;
 	m->ob_n = j;
-	while (m->ob_cap - m->ob_n < k) {
-		size_t cap = m->ob_cap != 0 ? m->ob_cap * 2 : MEM_OUTBOX_MIN;
-		struct js_outbox_row **a = realloc(m->ob, cap * sizeof(*a));
-
-		if (a == NULL)
-			return DJ_ENOMEM;
-		m->ob = a;
-		m->ob_cap = cap;
-	}
-	return DJ_EOK;
+	return js_store__mem_grow(&m->ob, &m->ob_cap, m->ob_n, k, sizeof(*m->ob), MEM_OUTBOX_MIN);
 }
 
 /* A commit's outbox rows, allocated before anything changes. */

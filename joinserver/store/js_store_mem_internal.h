@@ -128,6 +128,14 @@ size_t js_store__mem_sess_find(const struct js_store__mem *m, const uint8_t *id,
 /*! \brief Double the session table when one more entry would pass the load factor. */
 int js_store__mem_sess_grow(struct js_store__mem *m) DJ_MUSTCHECK;
 
+/*!
+ * \brief Make room for \p k more entries after the \p used ones in the array at \p *arrp (a
+ *        pointer to the array pointer) of \p *cap entries of \p elem bytes, doubling from
+ *        \p min. Nothing changes on failure. \retval DJ_EOK, DJ_ENOMEM
+ */
+int js_store__mem_grow(void *arrp, size_t *cap, size_t used, size_t k, size_t elem,
+		       size_t min) DJ_MUSTCHECK;
+
 /*! \brief Make room for \p k more audit entries (so that js_store__mem_audit_add cannot
  *         fail for want of an entry). */
 int js_store__mem_audit_reserve(struct js_store__mem *m, size_t k) DJ_MUSTCHECK;
@@ -146,9 +154,10 @@ int js_store__mem_eui_cmp(const void *a, const void *b);
 int js_store__mem_devices_add(struct js_store *s, const struct js_device *devs, size_t n,
 			      const char *actor, size_t *failed, struct js_store__mem_reg **regs);
 
-/*! \brief The devices with registry rows, in DevEUI order (malloc'd; *n of them). */
-int js_store__mem_enrolled(struct js_store__mem *m, struct js_store__mem_dev ***list,
-			   size_t *n) DJ_MUSTCHECK;
+/*! \brief The devices (only those with registry rows if \p enrolled), in DevEUI order: a
+ *         malloc'd array of *n. \retval DJ_EOK, DJ_ENOMEM */
+int js_store__mem_sorted(struct js_store__mem *m, bool enrolled, struct js_store__mem_dev ***list,
+			 size_t *n) DJ_MUSTCHECK;
 
 /* --- js_store_mem_commit.c --------------------------------------------------------------- */
 

@@ -41,6 +41,13 @@ static uint8_t *dup_chain(const uint8_t *chain, size_t len)
 	return p;
 }
 
+/* own_chain - replace the borrowed chain at \p *chain by a copy of it */
+static int own_chain(uint8_t **chain, size_t len)
+{
+	*chain = dup_chain(*chain, len);
+	return *chain != NULL ? DJ_EOK : DJ_ENOMEM;
+}
+
 /* xfer_free - free a transfer and its chain */
 static void xfer_free(struct js_store__mem_xfer *x)
 {
@@ -87,8 +94,7 @@ static int mem_owner_enroll(struct js_store *s, const struct js_device *devs,
 		if (regs[i] == NULL)
 			goto out;
 		regs[i]->own = owners[i];
-		regs[i]->own.chain = dup_chain(owners[i].chain, owners[i].chain_len);
-		if (regs[i]->own.chain == NULL)
+		if (own_chain(&regs[i]->own.chain, owners[i].chain_len) != DJ_EOK)
 			goto out;
 		regs[i]->own.published = false;
 		regs[i]->own.updated_at = now;
@@ -114,8 +120,7 @@ static int mem_owner_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 	r = reg_find(m, dev_eui);
 	if (r != NULL) {
 		o = r->own;
-		o.chain = dup_chain(r->own.chain, r->own.chain_len);
-		ret = o.chain != NULL ? DJ_EOK : DJ_ENOMEM;
+		ret = own_chain(&o.chain, o.chain_len);
 	}
 	pthread_mutex_unlock(&m->lock);
 	if (ret == DJ_EOK)
@@ -156,7 +161,7 @@ static int mem_owner_foreach(struct js_store *s, bool unpublished,
 	int ret;
 
 	pthread_mutex_lock(&m->lock);
-	ret = js_store__mem_enrolled(m, &list, &n);
+	ret = js_store__mem_sorted(m, true, &list, &n);
 	for (size_t i = 0; ret == DJ_EOK && i < n; i++)
 		if (!unpublished || !list[i]->h.reg->own.published)
 			ret = cb(&list[i]->h.reg->own, arg);
@@ -235,21 +240,6 @@ static int mem_authcode_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN
 	return ret;
 }
 
-/* xf_reserve - room for \p k more transfers in the id index */
-static int xf_reserve(struct js_store__mem *m, size_t k)
-{
-	while (m->xf_cap - m->xf_n < k) {
-		size_t cap = m->xf_cap != 0 ? m->xf_cap * 2 : MEM_XFER_MIN;
-		struct js_store__mem_xfer **a = realloc(m->xf, cap * sizeof(*a));
-
-		if (a == NULL)
-			return DJ_ENOMEM;
-		m->xf = a;
-		m->xf_cap = cap;
-	}
-	return DJ_EOK;
-}
-
 /* begin_one - check one transfer against the device's rows, then record it (the id index
  * has room) */
 static int begin_one(struct js_store *s, struct js_transfer *t)
@@ -274,8 +264,7 @@ static int begin_one(struct js_store *s, struct js_transfer *t)
 	if (x == NULL)
 		return DJ_ENOMEM;
 	x->t = *t;
-	x->t.chain = dup_chain(t->chain, t->chain_len);
-	if (x->t.chain == NULL) {
+	if (own_chain(&x->t.chain, t->chain_len) != DJ_EOK) {
 		free(x);
 		return DJ_ENOMEM;
 	}
@@ -300,14 +289,9 @@ static int mem_transfer_begin(struct js_store *s, struct js_transfer *t, size_t 
 
 	pthread_mutex_lock(&m->lock);
 	start = m->xf_n;
-	ret = xf_reserve(m, n);
-	for (size_t i = 0; ret == DJ_EOK && i < n; i++) {
-		results[i] = begin_one(s, &t[i]);
-		if (!js_store__xfer_verdict(results[i]))
-			ret = results[i];	/* a fault, not an answer: the batch fails */
-	}
+	ret = js_store__mem_grow(&m->xf, &m->xf_cap, m->xf_n, n, sizeof(*m->xf), MEM_XFER_MIN);
 	if (ret == DJ_EOK)
-		ret = js_store__xfer_outcome(results, n);	/* all or nothing */
+		ret = js_store__xfer_begin_each(s, t, n, results, begin_one);
 	/* roll back: the batch's transfers are the newest of their devices, newest last */
 	while (ret != DJ_EOK && m->xf_n > start) {
 		struct js_store__mem_xfer *x = m->xf[--m->xf_n];
@@ -426,8 +410,7 @@ static int mem_transfer_find(struct js_store *s, const uint8_t dev_eui[LW_EUI_LE
 	for (struct js_store__mem_xfer *x = r != NULL ? r->xfers : NULL; x != NULL; x = x->next) {
 		if (memcmp(x->t.nonce, nonce, JS_TRANSFER_NONCE_LEN) == 0) {
 			t = x->t;
-			t.chain = dup_chain(x->t.chain, x->t.chain_len);
-			ret = t.chain != NULL ? DJ_EOK : DJ_ENOMEM;
+			ret = own_chain(&t.chain, t.chain_len);
 			break;
 		}
 	}

@@ -24,22 +24,24 @@
 #define MS_PER_S 1000
 #define ZONE_DETAIL_MAX 100	/* characters of each zone in an audit detail */
 
+/* chain_free - free a malloc'd chain and forget it */
+static void chain_free(uint8_t **chain, size_t *len)
+{
+	free(*chain);
+	*chain = NULL;
+	*len = 0;
+}
+
 void js_owner_clear(struct js_owner *o)
 {
-	if (o == NULL)
-		return;
-	free(o->chain);
-	o->chain = NULL;
-	o->chain_len = 0;
+	if (o != NULL)
+		chain_free(&o->chain, &o->chain_len);
 }
 
 void js_transfer_clear(struct js_transfer *t)
 {
-	if (t == NULL)
-		return;
-	free(t->chain);
-	t->chain = NULL;
-	t->chain_len = 0;
+	if (t != NULL)
+		chain_free(&t->chain, &t->chain_len);
 }
 
 void js_store_set_transfer_event(struct js_store *s, js_transfer_event_fn fn, void *arg)
@@ -83,17 +85,26 @@ void js_store__authcode_detail(const struct js_authcode *a, char *out, size_t ca
 	snprintf(out, cap, "expires_at=%lld", (long long)a->expires_at);
 }
 
-bool js_store__xfer_verdict(int rc)
+/* xfer_verdict - \p rc answers for one transfer, rather than being a fault */
+static bool xfer_verdict(int rc)
 {
 	return rc == DJ_EOK || rc == DJ_ENOENT || rc == DJ_ECONFLICT || rc == DJ_EEXIST;
 }
 
-int js_store__xfer_outcome(const int *results, size_t n)
+int js_store__xfer_begin_each(struct js_store *s, struct js_transfer *t, size_t n, int *results,
+			      int (*one)(struct js_store *s, struct js_transfer *t))
 {
-	for (size_t i = 0; i < n; i++)
+	int ret = DJ_EOK;
+
+	for (size_t i = 0; ret == DJ_EOK && i < n; i++) {
+		results[i] = one(s, &t[i]);
+		if (!xfer_verdict(results[i]))
+			ret = results[i];	/* a fault, not an answer: the batch fails */
+	}
+	for (size_t i = 0; ret == DJ_EOK && i < n; i++)
 		if (results[i] != DJ_EOK)
-			return DJ_ECONFLICT;
-	return DJ_EOK;
+			ret = DJ_ECONFLICT;	/* all or nothing */
+	return ret;
 }
 
 /* --- argument checks ---------------------------------------------------------------------- */

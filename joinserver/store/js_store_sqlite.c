@@ -20,6 +20,7 @@
  */
 #include "store/js_store_sqlite_internal.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +211,31 @@ static int reader_open(const char *path, struct js_store__sq_reader *r)
 	return ret;
 }
 
+/* The writer's hot statements, prepared once at open: each is the member at off. */
+static const struct {
+	size_t off;
+	const char *sql;
+} kept[] = {
+	{ offsetof(struct js_store__sq, begin), "BEGIN IMMEDIATE" },
+	{ offsetof(struct js_store__sq, commit), "COMMIT" },
+	{ offsetof(struct js_store__sq, rollback), "ROLLBACK" },
+	{ offsetof(struct js_store__sq, upd),
+	  "UPDATE devices SET version=version+1, dev_nonce_last=?1, join_nonce_last=?2,"
+	  " rjcount1_last=?3, dn_hist=?4, sess_token=?5 WHERE dev_eui=?6 AND version=?7" },
+	{ offsetof(struct js_store__sq, exists), "SELECT 1 FROM devices WHERE dev_eui=?" },
+	{ offsetof(struct js_store__sq, sess_put),
+	  "INSERT OR REPLACE INTO sessions(session_id, dev_eui, created_at, expires_at,"
+	  " session_token) VALUES(?1, ?2, ?3, ?4, ?5)" },
+	{ offsetof(struct js_store__sq, ob_put), "INSERT INTO outbox(at, body) VALUES(?1, ?2)" },
+	{ offsetof(struct js_store__sq, ob_del), "DELETE FROM outbox WHERE id=?1" },
+};
+
+/* kept_stmt - the member of \p q that holds kept[i] */
+static sqlite3_stmt **kept_stmt(struct js_store__sq *q, size_t i)
+{
+	return (sqlite3_stmt **)(void *)((char *)q + kept[i].off);
+}
+
 /* sq_close - finalise every statement and close every connection (half-built is fine) */
 static void sq_close(struct js_store *s)
 {
@@ -223,14 +249,8 @@ static void sq_close(struct js_store *s)
 		sqlite3_finalize(q->rd[i].own_head);
 		sqlite3_close(q->rd[i].db);
 	}
-	sqlite3_finalize(q->begin);
-	sqlite3_finalize(q->commit);
-	sqlite3_finalize(q->rollback);
-	sqlite3_finalize(q->upd);
-	sqlite3_finalize(q->exists);
-	sqlite3_finalize(q->sess_put);
-	sqlite3_finalize(q->ob_put);
-	sqlite3_finalize(q->ob_del);
+	for (size_t i = 0; i < DJ_ARRAY_LEN(kept); i++)
+		sqlite3_finalize(*kept_stmt(q, i));
 	for (size_t i = 0; i < q->cache_n; i++)
 		sqlite3_finalize(q->cache[i].st);
 	sqlite3_close(q->w);
@@ -280,31 +300,8 @@ static int sq_open(struct js_store *s, const struct js_store_props *props)
 	if (ret != DJ_EOK)
 		goto out;
 
-	ret = js_store__sq_prepare(q->w, "BEGIN IMMEDIATE", &q->begin);
-	if (ret == DJ_EOK)
-		ret = js_store__sq_prepare(q->w, "COMMIT", &q->commit);
-	if (ret == DJ_EOK)
-		ret = js_store__sq_prepare(q->w, "ROLLBACK", &q->rollback);
-	if (ret == DJ_EOK)
-		ret = js_store__sq_prepare(q->w,
-					   "UPDATE devices SET version=version+1, dev_nonce_last=?1,"
-					   " join_nonce_last=?2, rjcount1_last=?3, dn_hist=?4,"
-					   " sess_token=?5 WHERE dev_eui=?6 AND version=?7",
-					   &q->upd);
-	if (ret == DJ_EOK)
-		ret = js_store__sq_prepare(q->w, "SELECT 1 FROM devices WHERE dev_eui=?",
-					   &q->exists);
-	if (ret == DJ_EOK)
-		ret = js_store__sq_prepare(q->w,
-					   "INSERT OR REPLACE INTO sessions(session_id, dev_eui,"
-					   " created_at, expires_at, session_token)"
-					   " VALUES(?1, ?2, ?3, ?4, ?5)",
-					   &q->sess_put);
-	if (ret == DJ_EOK)
-		ret = js_store__sq_prepare(q->w, "INSERT INTO outbox(at, body) VALUES(?1, ?2)",
-					   &q->ob_put);
-	if (ret == DJ_EOK)
-		ret = js_store__sq_prepare(q->w, "DELETE FROM outbox WHERE id=?1", &q->ob_del);
+	for (size_t i = 0; ret == DJ_EOK && i < DJ_ARRAY_LEN(kept); i++)
+		ret = js_store__sq_prepare(q->w, kept[i].sql, kept_stmt(q, i));
 	for (size_t i = 0; ret == DJ_EOK && i < JS_SQ_READERS; i++)
 		ret = reader_open(props->path, &q->rd[i]);
 out:
@@ -663,13 +660,11 @@ out:
 static int sq_audit(struct js_store *s, const uint8_t *dev_eui, const char *event,
 		    const char *actor, const char *detail)
 {
-	struct js_store__sq *q = s->be;
-	int ret;
+	int ret = js_store__sq_wbegin(s->be);
 
-	pthread_mutex_lock(&q->wlock);
-	ret = js_store__sq_audit_put(s, dev_eui, event, actor, detail);
-	pthread_mutex_unlock(&q->wlock);
-	return ret;
+	if (ret != DJ_EOK)
+		return ret;
+	return js_store__sq_wend(s, js_store__sq_audit_put(s, dev_eui, event, actor, detail));
 }
 
 /* sq_audit_foreach - walk the audit log, oldest first */

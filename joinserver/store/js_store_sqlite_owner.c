@@ -431,13 +431,7 @@ static int sq_transfer_begin(struct js_store *s, struct js_transfer *t, size_t n
 	ret = js_store__sq_wbegin(s->be);
 	if (ret != DJ_EOK)
 		return ret;
-	for (size_t i = 0; ret == DJ_EOK && i < n; i++) {
-		results[i] = begin_one(s, &t[i]);
-		if (!js_store__xfer_verdict(results[i]))
-			ret = results[i];	/* a fault, not an answer: the batch fails */
-	}
-	if (ret == DJ_EOK)
-		ret = js_store__xfer_outcome(results, n);	/* all or nothing */
+	ret = js_store__xfer_begin_each(s, t, n, results, begin_one);
 	return js_store__sq_wend(s, ret);
 }
 
