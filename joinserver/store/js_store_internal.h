@@ -18,7 +18,8 @@
  *	The registry calls (ops->reg: owner_*, authcode_*, transfer_*) have the semantics and
  *	return codes of the js_store_owner.h functions of the same names. js_store_owner.c has
  *	checked their arguments (non-NULL pointers, chain lengths, terminated strings, the
- *	step's range) before a backend sees them. Each write is one transaction: all or none.
+ *	step's range) before a backend sees them; their out-parameters are zeroed structs that
+ *	js_store_owner.c clears when the call fails. Each write is one transaction: all or none.
  *	They are a table of their own, defined in each backend's *_owner.c, so that the
  *	registry's functions stay private to that file.
  */

@@ -113,18 +113,15 @@ static int mem_owner_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 {
 	struct js_store__mem *m = s->be;
 	struct js_store__mem_reg *r;
-	struct js_owner o;
 	int ret = DJ_ENOENT;
 
 	pthread_mutex_lock(&m->lock);
 	r = reg_find(m, dev_eui);
 	if (r != NULL) {
-		o = r->own;
-		ret = own_chain(&o.chain, o.chain_len);
+		*out = r->own;
+		ret = own_chain(&out->chain, out->chain_len);
 	}
 	pthread_mutex_unlock(&m->lock);
-	if (ret == DJ_EOK)
-		*out = o;
 	return ret;
 }
 
@@ -402,21 +399,18 @@ static int mem_transfer_find(struct js_store *s, const uint8_t dev_eui[LW_EUI_LE
 {
 	struct js_store__mem *m = s->be;
 	struct js_store__mem_reg *r;
-	struct js_transfer t;
 	int ret = DJ_ENOENT;
 
 	pthread_mutex_lock(&m->lock);
 	r = reg_find(m, dev_eui);
 	for (struct js_store__mem_xfer *x = r != NULL ? r->xfers : NULL; x != NULL; x = x->next) {
 		if (memcmp(x->t.nonce, nonce, JS_TRANSFER_NONCE_LEN) == 0) {
-			t = x->t;
-			ret = own_chain(&t.chain, t.chain_len);
+			*out = x->t;
+			ret = own_chain(&out->chain, out->chain_len);
 			break;
 		}
 	}
 	pthread_mutex_unlock(&m->lock);
-	if (ret == DJ_EOK)
-		*out = t;
 	return ret;
 }
 

@@ -4,7 +4,8 @@
  * plus what every backend shares about the registry (the audit details, the transfer event,
  * the verdicts of a transfer batch).
  *
- * Checks here are the only ones: a backend trusts that pointers are set, that chains are
+ * Out-parameters are written here, only on success: a backend fills a zeroed struct, which is
+ * cleared (its chain freed) when the call fails. Checks here are the only ones: a backend trusts that pointers are set, that chains are
  * within 1..JS_OWNER_CHAIN_MAX bytes, that zone and attribute strings end inside their
  * arrays and that the step of a transfer_advance is one a transfer can move to. So a backend
  * never reads past a caller's buffer. Auth codes arrive already hashed
@@ -153,9 +154,18 @@ int js_store_owner_enroll(struct js_store *s, const struct js_device *devs,
 int js_store_owner_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 		       struct js_owner *out)
 {
+	struct js_owner o;
+	int ret;
+
 	if (s == NULL || dev_eui == NULL || out == NULL)
 		return DJ_EINVAL;
-	return s->ops->reg->owner_get(s, dev_eui, out);
+	memset(&o, 0, sizeof(o));
+	ret = s->ops->reg->owner_get(s, dev_eui, &o);
+	if (ret == DJ_EOK)
+		*out = o;
+	else
+		js_owner_clear(&o);
+	return ret;
 }
 
 int js_store_owner_head(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], char *zone,
@@ -197,9 +207,17 @@ int js_store_authcode_put(struct js_store *s, const struct js_authcode *recs, si
 int js_store_authcode_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 			  struct js_authcode *out)
 {
+	struct js_authcode a;
+	int ret;
+
 	if (s == NULL || dev_eui == NULL || out == NULL)
 		return DJ_EINVAL;
-	return s->ops->reg->authcode_get(s, dev_eui, out);
+	memset(&a, 0, sizeof(a));
+	ret = s->ops->reg->authcode_get(s, dev_eui, &a);
+	if (ret == DJ_EOK)
+		*out = a;
+	OPENSSL_cleanse(&a, sizeof(a));
+	return ret;
 }
 
 int js_store_transfer_begin(struct js_store *s, struct js_transfer *t, size_t n,
@@ -230,9 +248,18 @@ int js_store_transfer_advance(struct js_store *s, const int64_t *ids, size_t n,
 int js_store_transfer_find(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 			   const uint8_t nonce[JS_TRANSFER_NONCE_LEN], struct js_transfer *out)
 {
+	struct js_transfer t;
+	int ret;
+
 	if (s == NULL || dev_eui == NULL || nonce == NULL || out == NULL)
 		return DJ_EINVAL;
-	return s->ops->reg->transfer_find(s, dev_eui, nonce, out);
+	memset(&t, 0, sizeof(t));
+	ret = s->ops->reg->transfer_find(s, dev_eui, nonce, &t);
+	if (ret == DJ_EOK)
+		*out = t;
+	else
+		js_transfer_clear(&t);
+	return ret;
 }
 
 int js_store_transfer_foreach_pending(struct js_store *s,

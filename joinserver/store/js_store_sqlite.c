@@ -150,8 +150,8 @@ void js_store__sq_release(struct js_store__sq *q, sqlite3_stmt *st)
 	sqlite3_finalize(st);	/* the cache was full */
 }
 
-int js_store__sq_run(struct js_store__sq *q, const char *sql, const struct js_store__sq_val *v,
-		     size_t n)
+int js_store__sq_change(struct js_store__sq *q, const char *sql,
+			const struct js_store__sq_val *v, size_t n, uint64_t *changes)
 {
 	sqlite3_stmt *st = NULL;
 	int ret, rc;
@@ -167,7 +167,15 @@ int js_store__sq_run(struct js_store__sq *q, const char *sql, const struct js_st
 	else
 		ret = js_store__sq_fail(q->w, "step");
 	js_store__sq_release(q, st);
+	if (ret == DJ_EOK && changes != NULL)
+		*changes = (uint64_t)sqlite3_changes(q->w);
 	return ret;
+}
+
+int js_store__sq_run(struct js_store__sq *q, const char *sql, const struct js_store__sq_val *v,
+		     size_t n)
+{
+	return js_store__sq_change(q, sql, v, n, NULL);
 }
 
 int js_store__sq_rows(struct js_store__sq *q, const char *sql, const struct js_store__sq_val *v,
@@ -515,35 +523,29 @@ static int sq_devices_add(struct js_store *s, const struct js_device *devs, size
 static int sq_device_delete(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 			    const char *actor)
 {
-	struct js_store__sq *q = s->be;
-	int ret;
+	uint64_t n = 0;
+	int ret = js_store__sq_wbegin(s->be);
 
-	ret = js_store__sq_wbegin(q);
 	if (ret != DJ_EOK)
 		return ret;
-	ret = js_store__sq_run(q, "DELETE FROM devices WHERE dev_eui=?1",
-			       JS_SQ_ARGS(JS_SQ_EUI(dev_eui)));
-	if (ret == DJ_EOK && sqlite3_changes(q->w) == 0)
-		ret = DJ_ENOENT;
+	ret = js_store__sq_change(s->be, "DELETE FROM devices WHERE dev_eui=?1",
+				  JS_SQ_ARGS(JS_SQ_EUI(dev_eui)), &n);
 	if (ret == DJ_EOK)
-		ret = js_store__sq_audit_put(s, dev_eui, JS_DEVICE_DELETE_EVENT, actor, "");
+		ret = n == 0 ? DJ_ENOENT
+			     : js_store__sq_audit_put(s, dev_eui, JS_DEVICE_DELETE_EVENT, actor, "");
 	return js_store__sq_wend(s, ret);
 }
 
 /* sq_sessions_expire - delete the sessions whose expiry has passed */
 static int sq_sessions_expire(struct js_store *s, int64_t now, uint64_t *count)
 {
-	struct js_store__sq *q = s->be;
-	int ret;
+	int ret = js_store__sq_wbegin(s->be);
 
-	ret = js_store__sq_wbegin(q);
 	if (ret != DJ_EOK)
 		return ret;
-	ret = js_store__sq_run(q, "DELETE FROM sessions WHERE expires_at <= ?1",
-			       JS_SQ_ARGS(JS_SQ_I(now)));
-	if (ret == DJ_EOK)
-		*count = (uint64_t)sqlite3_changes(q->w);
-	return js_store__sq_wend(s, ret);
+	return js_store__sq_wend(s, js_store__sq_change(s->be, "DELETE FROM sessions WHERE"
+							 " expires_at <= ?1",
+							 JS_SQ_ARGS(JS_SQ_I(now)), count));
 }
 
 /* sq_device_foreach - walk devices in DevEUI order on a pooled reader */
@@ -591,14 +593,11 @@ static int sq_reset_nonces(struct js_store *s, const uint8_t *dev_eui, const cha
 	ret = js_store__sq_wbegin(q);
 	if (ret != DJ_EOK)
 		return ret;
-	ret = js_store__sq_run(q, "UPDATE devices SET dev_nonce_last=-1, rjcount1_last=-1,"
-			       " dn_hist=X'', version=version+1 WHERE ?1 IS NULL OR dev_eui=?1",
-			       JS_SQ_ARGS(JS_SQ_B(dev_eui, eui_len)));
-	if (ret == DJ_EOK) {
-		n = (uint64_t)sqlite3_changes(q->w);
-		if (dev_eui != NULL && n == 0)
-			ret = DJ_ENOENT;
-	}
+	ret = js_store__sq_change(q, "UPDATE devices SET dev_nonce_last=-1, rjcount1_last=-1,"
+				  " dn_hist=X'', version=version+1 WHERE ?1 IS NULL OR dev_eui=?1",
+				  JS_SQ_ARGS(JS_SQ_B(dev_eui, eui_len)), &n);
+	if (ret == DJ_EOK && dev_eui != NULL && n == 0)
+		ret = DJ_ENOENT;
 	if (ret == DJ_EOK)
 		ret = js_store__sq_run(q, "INSERT INTO audit(at, dev_eui, event, actor, detail)"
 				       " SELECT ?1, dev_eui, ?2, ?3, '' FROM devices"

@@ -124,9 +124,13 @@ int js_store__sq_stmt(struct js_store__sq *q, const char *sql, const struct js_s
 void js_store__sq_release(struct js_store__sq *q, sqlite3_stmt *st);
 
 /*!
- * \brief Bind and step a statement without rows once. sqlite3_changes(q->w) tells what it did.
+ * \brief Bind and step a statement without rows once; with \p changes, the rows it changed.
  * \retval DJ_EOK, DJ_EEXIST (a constraint refused it), DJ_ESQL
  */
+int js_store__sq_change(struct js_store__sq *q, const char *sql,
+			const struct js_store__sq_val *v, size_t n, uint64_t *changes) DJ_MUSTCHECK;
+
+/*! \brief js_store__sq_change() without the count. */
 int js_store__sq_run(struct js_store__sq *q, const char *sql, const struct js_store__sq_val *v,
 		     size_t n) DJ_MUSTCHECK;
 

@@ -21,6 +21,14 @@
 #include "common/dj_err.h"
 #include "common/dj_log.h"
 
+/* Columns of OWNER_COLS and XFER_COLS, in order. */
+enum { OC_DEV_EUI, OC_ZONE, OC_SERIAL, OC_CHAIN, OC_ATTRS, OC_PUBLISHED, OC_UPDATED_AT };
+enum {
+	XC_ID, XC_DEV_EUI, XC_SERIAL, XC_NONCE, XC_FROM_ZONE, XC_TO_ZONE, XC_CHAIN, XC_STEP,
+	XC_CREATED_AT, XC_UPDATED_AT,
+};
+enum { HC_ZONE, HC_SERIAL };				/* of SQ_OWNER_HEAD */
+enum { AC_SALT, AC_ITER, AC_HASH, AC_EXPIRES_AT };	/* of SQ_AUTH_GET */
 #define OWNER_COLS "dev_eui, zone, serial, chain, attrs, published, updated_at"
 #define XFER_COLS "id, dev_eui, serial, nonce, from_zone, to_zone, chain, step, created_at," \
 		  " updated_at"
@@ -101,43 +109,32 @@ static int col_chain(sqlite3_stmt *st, int col, bool copy, uint8_t **out, size_t
 /* row_owner - read an OWNER_COLS row; the chain is borrowed unless \p copy */
 static int row_owner(sqlite3_stmt *st, struct js_owner *o, bool copy)
 {
-	int rc;
-
 	memset(o, 0, sizeof(*o));
-	rc = col_blob(st, 0, o->dev_eui, LW_EUI_LEN);
-	if (rc == DJ_EOK)
-		rc = col_text(st, 1, o->zone, sizeof(o->zone));
-	if (rc == DJ_EOK)
-		rc = col_text(st, 4, o->attrs, sizeof(o->attrs));
-	if (rc != DJ_EOK)
-		return rc;
-	o->serial = (uint64_t)sqlite3_column_int64(st, 2);
-	o->published = sqlite3_column_int(st, 5) != 0;
-	o->updated_at = sqlite3_column_int64(st, 6);
-	return col_chain(st, 3, copy, &o->chain, &o->chain_len);
+	if (col_blob(st, OC_DEV_EUI, o->dev_eui, LW_EUI_LEN) != DJ_EOK ||
+	    col_text(st, OC_ZONE, o->zone, sizeof(o->zone)) != DJ_EOK ||
+	    col_text(st, OC_ATTRS, o->attrs, sizeof(o->attrs)) != DJ_EOK)
+		return DJ_EMALFORMED;
+	o->serial = (uint64_t)sqlite3_column_int64(st, OC_SERIAL);
+	o->published = sqlite3_column_int(st, OC_PUBLISHED) != 0;
+	o->updated_at = sqlite3_column_int64(st, OC_UPDATED_AT);
+	return col_chain(st, OC_CHAIN, copy, &o->chain, &o->chain_len);
 }
 
 /* row_transfer - read an XFER_COLS row, as row_owner */
 static int row_transfer(sqlite3_stmt *st, struct js_transfer *t, bool copy)
 {
-	int rc;
-
 	memset(t, 0, sizeof(*t));
-	t->id = sqlite3_column_int64(st, 0);
-	rc = col_blob(st, 1, t->dev_eui, LW_EUI_LEN);
-	if (rc == DJ_EOK)
-		rc = col_blob(st, 3, t->nonce, JS_TRANSFER_NONCE_LEN);
-	if (rc == DJ_EOK)
-		rc = col_text(st, 4, t->from_zone, sizeof(t->from_zone));
-	if (rc == DJ_EOK)
-		rc = col_text(st, 5, t->to_zone, sizeof(t->to_zone));
-	if (rc != DJ_EOK)
-		return rc;
-	t->serial = (uint64_t)sqlite3_column_int64(st, 2);
-	t->step = (enum js_transfer_step)sqlite3_column_int(st, 7);
-	t->created_at = sqlite3_column_int64(st, 8);
-	t->updated_at = sqlite3_column_int64(st, 9);
-	return col_chain(st, 6, copy, &t->chain, &t->chain_len);
+	if (col_blob(st, XC_DEV_EUI, t->dev_eui, LW_EUI_LEN) != DJ_EOK ||
+	    col_blob(st, XC_NONCE, t->nonce, JS_TRANSFER_NONCE_LEN) != DJ_EOK ||
+	    col_text(st, XC_FROM_ZONE, t->from_zone, sizeof(t->from_zone)) != DJ_EOK ||
+	    col_text(st, XC_TO_ZONE, t->to_zone, sizeof(t->to_zone)) != DJ_EOK)
+		return DJ_EMALFORMED;
+	t->id = sqlite3_column_int64(st, XC_ID);
+	t->serial = (uint64_t)sqlite3_column_int64(st, XC_SERIAL);
+	t->step = (enum js_transfer_step)sqlite3_column_int(st, XC_STEP);
+	t->created_at = sqlite3_column_int64(st, XC_CREATED_AT);
+	t->updated_at = sqlite3_column_int64(st, XC_UPDATED_AT);
+	return col_chain(st, XC_CHAIN, copy, &t->chain, &t->chain_len);
 }
 
 /* owner_copy - a row callback: the owner row into arg, its chain malloc'd */
@@ -216,16 +213,7 @@ static int sq_owner_enroll(struct js_store *s, const struct js_device *devs,
 static int sq_owner_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 			struct js_owner *out)
 {
-	struct js_owner o;
-	int ret;
-
-	memset(&o, 0, sizeof(o));
-	ret = read_rows(s, SQ_OWNER_GET, JS_SQ_ARGS(JS_SQ_EUI(dev_eui)), true, owner_copy, &o);
-	if (ret == DJ_EOK)
-		*out = o;
-	else
-		js_owner_clear(&o);
-	return ret;
+	return read_rows(s, SQ_OWNER_GET, JS_SQ_ARGS(JS_SQ_EUI(dev_eui)), true, owner_copy, out);
 }
 
 /* sq_owner_head - ops->reg->owner_head: the owner zone and serial only */
@@ -246,10 +234,10 @@ static int sq_owner_head(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], 
 	sqlite3_bind_blob(st, 1, dev_eui, LW_EUI_LEN, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		ret = sqlite3_column_bytes(st, 0) > 0 ? col_text(st, 0, zone, zonelen)
-						      : DJ_EMALFORMED;
+		ret = sqlite3_column_bytes(st, HC_ZONE) > 0 ? col_text(st, HC_ZONE, zone, zonelen)
+							    : DJ_EMALFORMED;
 		if (ret == DJ_EOK)
-			*serial = (uint64_t)sqlite3_column_int64(st, 1);
+			*serial = (uint64_t)sqlite3_column_int64(st, HC_SERIAL);
 	} else {
 		ret = rc == SQLITE_DONE ? DJ_ENOENT : js_store__sq_fail(r->db, "owner_head");
 	}
@@ -353,12 +341,12 @@ static int sq_authcode_put(struct js_store *s, const struct js_authcode *recs, s
 static int authcode_row(sqlite3_stmt *st, void *arg)
 {
 	struct js_authcode *a = arg;
-	int ret = col_blob(st, 0, a->salt, JS_AUTHCODE_SALT_LEN);
+	int ret = col_blob(st, AC_SALT, a->salt, JS_AUTHCODE_SALT_LEN);
 
 	if (ret == DJ_EOK)
-		ret = col_blob(st, 2, a->hash, JS_AUTHCODE_HASH_LEN);
-	a->iter = (uint32_t)sqlite3_column_int64(st, 1);
-	a->expires_at = sqlite3_column_int64(st, 3);
+		ret = col_blob(st, AC_HASH, a->hash, JS_AUTHCODE_HASH_LEN);
+	a->iter = (uint32_t)sqlite3_column_int64(st, AC_ITER);
+	a->expires_at = sqlite3_column_int64(st, AC_EXPIRES_AT);
 	return ret;
 }
 
@@ -366,16 +354,8 @@ static int authcode_row(sqlite3_stmt *st, void *arg)
 static int sq_authcode_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 			   struct js_authcode *out)
 {
-	struct js_authcode a;
-	int ret;
-
-	memset(&a, 0, sizeof(a));
-	memcpy(a.dev_eui, dev_eui, LW_EUI_LEN);
-	ret = read_rows(s, SQ_AUTH_GET, JS_SQ_ARGS(JS_SQ_EUI(dev_eui)), true, authcode_row, &a);
-	if (ret == DJ_EOK)
-		*out = a;
-	OPENSSL_cleanse(&a, sizeof(a));
-	return ret;
+	memcpy(out->dev_eui, dev_eui, LW_EUI_LEN);
+	return read_rows(s, SQ_AUTH_GET, JS_SQ_ARGS(JS_SQ_EUI(dev_eui)), true, authcode_row, out);
 }
 
 /* head_row - a row callback: zone and serial (SQ_OWNER_HEAD) into the js_owner at arg */
@@ -383,8 +363,8 @@ static int head_row(sqlite3_stmt *st, void *arg)
 {
 	struct js_owner *o = arg;
 
-	o->serial = (uint64_t)sqlite3_column_int64(st, 1);
-	return col_text(st, 0, o->zone, sizeof(o->zone)) == DJ_EOK ? DJ_EOK : DJ_ESQL;
+	o->serial = (uint64_t)sqlite3_column_int64(st, HC_SERIAL);
+	return col_text(st, HC_ZONE, o->zone, sizeof(o->zone)) == DJ_EOK ? DJ_EOK : DJ_ESQL;
 }
 
 /* begin_one - check one transfer against the table and the owner row, then record it */
@@ -485,12 +465,14 @@ static int sq_transfer_advance(struct js_store *s, const int64_t *ids, size_t n,
 	if (ret != DJ_EOK)
 		return ret;
 	for (size_t i = 0; ret == DJ_EOK && i < n; i++) {
-		ret = js_store__sq_run(q, SQ_XFER_STEP,
-				       JS_SQ_ARGS(JS_SQ_I(ids[i]), JS_SQ_I(step),
-						  JS_SQ_I(js_store_now(s))));
+		uint64_t moved = 0;
+
+		ret = js_store__sq_change(q, SQ_XFER_STEP,
+					  JS_SQ_ARGS(JS_SQ_I(ids[i]), JS_SQ_I(step),
+						     JS_SQ_I(js_store_now(s))), &moved);
 		if (ret != DJ_EOK)
 			break;
-		if (sqlite3_changes(q->w) == 0)	/* already at this step (a re-run), or no id */
+		if (moved == 0)	/* already at this step (a re-run), or no such id */
 			ret = exists(q, SQ_XFER_EXISTS, JS_SQ_ARGS(JS_SQ_I(ids[i])));
 		else if (step == JS_XFER_DONE)
 			ret = js_store__sq_rows(q, SQ_XFER_GET, JS_SQ_ARGS(JS_SQ_I(ids[i])), true,
@@ -504,18 +486,9 @@ static int sq_transfer_find(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN
 			    const uint8_t nonce[JS_TRANSFER_NONCE_LEN],
 			    struct js_transfer *out)
 {
-	struct js_transfer t;
-	int ret;
-
-	memset(&t, 0, sizeof(t));
-	ret = read_rows(s, SQ_XFER_FIND,
-			JS_SQ_ARGS(JS_SQ_EUI(dev_eui), JS_SQ_B(nonce, JS_TRANSFER_NONCE_LEN)),
-			true, transfer_copy, &t);
-	if (ret == DJ_EOK)
-		*out = t;
-	else
-		js_transfer_clear(&t);
-	return ret;
+	return read_rows(s, SQ_XFER_FIND,
+			 JS_SQ_ARGS(JS_SQ_EUI(dev_eui), JS_SQ_B(nonce, JS_TRANSFER_NONCE_LEN)),
+			 true, transfer_copy, out);
 }
 
 /* sq_transfer_foreach_pending - ops->reg->transfer_foreach_pending, oldest first */
