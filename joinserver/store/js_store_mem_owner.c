@@ -107,45 +107,65 @@ out:
 	return ret;
 }
 
+/* reg_read - call \p copy on the registry rows of \p dev_eui under the lock; DJ_ENOENT when
+ * the device is not enrolled */
+static int reg_read(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+		    int (*copy)(const struct js_store__mem_reg *r, void *arg), void *arg)
+{
+	struct js_store__mem *m = s->be;
+	struct js_store__mem_reg *r;
+	int ret;
+
+	pthread_mutex_lock(&m->lock);
+	r = reg_find(m, dev_eui);
+	ret = r != NULL ? copy(r, arg) : DJ_ENOENT;
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
+/* copy_owner - reg_read: the owner row into the js_owner at arg, its chain copied */
+static int copy_owner(const struct js_store__mem_reg *r, void *arg)
+{
+	struct js_owner *o = arg;
+
+	*o = r->own;
+	return own_chain(&o->chain, o->chain_len);
+}
+
 /* mem_owner_get - ops->reg->owner_get: one owner row, its chain malloc'd */
 static int mem_owner_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 			 struct js_owner *out)
 {
-	struct js_store__mem *m = s->be;
-	struct js_store__mem_reg *r;
-	int ret = DJ_ENOENT;
+	return reg_read(s, dev_eui, copy_owner, out);
+}
 
-	pthread_mutex_lock(&m->lock);
-	r = reg_find(m, dev_eui);
-	if (r != NULL) {
-		*out = r->own;
-		ret = own_chain(&out->chain, out->chain_len);
-	}
-	pthread_mutex_unlock(&m->lock);
-	return ret;
+/* Where owner_head puts the zone and serial. */
+struct head {
+	char *zone;
+	size_t zonelen;
+	uint64_t *serial;
+};
+
+/* copy_head - reg_read: the owner zone (which must fit) and serial into the struct head */
+static int copy_head(const struct js_store__mem_reg *r, void *arg)
+{
+	const struct head *h = arg;
+	size_t len = strlen(r->own.zone);
+
+	if (len == 0 || len >= h->zonelen)
+		return DJ_EMALFORMED;
+	memcpy(h->zone, r->own.zone, len + 1);
+	*h->serial = r->own.serial;
+	return DJ_EOK;
 }
 
 /* mem_owner_head - ops->reg->owner_head: the owner zone and serial only */
 static int mem_owner_head(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], char *zone,
 			  size_t zonelen, uint64_t *serial)
 {
-	struct js_store__mem *m = s->be;
-	struct js_store__mem_reg *r;
-	size_t len;
-	int ret = DJ_ENOENT;
+	struct head h = { zone, zonelen, serial };
 
-	pthread_mutex_lock(&m->lock);
-	r = reg_find(m, dev_eui);
-	if (r != NULL) {
-		len = strlen(r->own.zone);
-		ret = len > 0 && len < zonelen ? DJ_EOK : DJ_EMALFORMED;
-		if (ret == DJ_EOK) {
-			memcpy(zone, r->own.zone, len + 1);
-			*serial = r->own.serial;
-		}
-	}
-	pthread_mutex_unlock(&m->lock);
-	return ret;
+	return reg_read(s, dev_eui, copy_head, &h);
 }
 
 /* mem_owner_foreach - ops->reg->owner_foreach: owner rows in DevEUI order */
@@ -219,22 +239,20 @@ static int mem_authcode_put(struct js_store *s, const struct js_authcode *recs, 
 	return ret;
 }
 
+/* copy_auth - reg_read: the auth code into the js_authcode at arg; DJ_ENOENT when none */
+static int copy_auth(const struct js_store__mem_reg *r, void *arg)
+{
+	if (!r->has_auth)
+		return DJ_ENOENT;
+	*(struct js_authcode *)arg = r->auth;
+	return DJ_EOK;
+}
+
 /* mem_authcode_get - ops->reg->authcode_get: the auth code of a device */
 static int mem_authcode_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 			    struct js_authcode *out)
 {
-	struct js_store__mem *m = s->be;
-	struct js_store__mem_reg *r;
-	int ret = DJ_ENOENT;
-
-	pthread_mutex_lock(&m->lock);
-	r = reg_find(m, dev_eui);
-	if (r != NULL && r->has_auth) {
-		*out = r->auth;
-		ret = DJ_EOK;
-	}
-	pthread_mutex_unlock(&m->lock);
-	return ret;
+	return reg_read(s, dev_eui, copy_auth, out);
 }
 
 /* begin_one - check one transfer against the device's rows, then record it (the id index
@@ -392,26 +410,34 @@ static int mem_transfer_advance(struct js_store *s, const int64_t *ids, size_t n
 	return ret;
 }
 
+/* What transfer_find looks for, and where the transfer goes. */
+struct find {
+	const uint8_t *nonce;
+	struct js_transfer *out;
+};
+
+/* copy_transfer - reg_read: the device's transfer with the nonce, its chain copied */
+static int copy_transfer(const struct js_store__mem_reg *r, void *arg)
+{
+	const struct find *f = arg;
+
+	for (const struct js_store__mem_xfer *x = r->xfers; x != NULL; x = x->next) {
+		if (memcmp(x->t.nonce, f->nonce, JS_TRANSFER_NONCE_LEN) == 0) {
+			*f->out = x->t;
+			return own_chain(&f->out->chain, f->out->chain_len);
+		}
+	}
+	return DJ_ENOENT;
+}
+
 /* mem_transfer_find - ops->reg->transfer_find: the transfer of a device with a nonce */
 static int mem_transfer_find(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 			     const uint8_t nonce[JS_TRANSFER_NONCE_LEN],
 			     struct js_transfer *out)
 {
-	struct js_store__mem *m = s->be;
-	struct js_store__mem_reg *r;
-	int ret = DJ_ENOENT;
+	struct find f = { nonce, out };
 
-	pthread_mutex_lock(&m->lock);
-	r = reg_find(m, dev_eui);
-	for (struct js_store__mem_xfer *x = r != NULL ? r->xfers : NULL; x != NULL; x = x->next) {
-		if (memcmp(x->t.nonce, nonce, JS_TRANSFER_NONCE_LEN) == 0) {
-			*out = x->t;
-			ret = own_chain(&out->chain, out->chain_len);
-			break;
-		}
-	}
-	pthread_mutex_unlock(&m->lock);
-	return ret;
+	return reg_read(s, dev_eui, copy_transfer, &f);
 }
 
 /* mem_transfer_foreach_pending - ops->reg->transfer_foreach_pending, oldest first */

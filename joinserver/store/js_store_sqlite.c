@@ -178,25 +178,48 @@ int js_store__sq_run(struct js_store__sq *q, const char *sql, const struct js_st
 	return js_store__sq_change(q, sql, v, n, NULL);
 }
 
+/* walk - step a bound query on \p db, calling \p row for each row (only the first if \p one) */
+static int walk(sqlite3 *db, sqlite3_stmt *st, bool one, js_store__sq_row_fn row, void *arg)
+{
+	int ret, rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ret = row(st, arg);
+		if (ret != DJ_EOK || one)
+			return ret;
+	}
+	if (rc != SQLITE_DONE)
+		return js_store__sq_fail(db, "query");
+	return one ? DJ_ENOENT : DJ_EOK;
+}
+
 int js_store__sq_rows(struct js_store__sq *q, const char *sql, const struct js_store__sq_val *v,
 		      size_t n, bool one, js_store__sq_row_fn row, void *arg)
 {
 	sqlite3_stmt *st = NULL;
-	bool any = false;
-	int ret, rc = SQLITE_DONE;
+	int ret = js_store__sq_stmt(q, sql, v, n, &st);
 
-	ret = js_store__sq_stmt(q, sql, v, n, &st);
-	while (ret == DJ_EOK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		any = true;
-		ret = row(st, arg);
-		if (one)
-			break;
-	}
-	if (ret == DJ_EOK && !any)
-		ret = rc == SQLITE_DONE ? (one ? DJ_ENOENT : DJ_EOK) : js_store__sq_fail(q->w, "query");
-	else if (ret == DJ_EOK && !one && rc != SQLITE_DONE)
-		ret = js_store__sq_fail(q->w, "query");
+	if (ret == DJ_EOK)
+		ret = walk(q->w, st, one, row, arg);
 	js_store__sq_release(q, st);
+	return ret;
+}
+
+int js_store__sq_read(struct js_store__sq *q, const char *sql, const struct js_store__sq_val *v,
+		      size_t n, js_store__sq_row_fn row, void *arg)
+{
+	struct js_store__sq_reader *r = js_store__sq_reader_get(q);
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK)
+		ret = js_store__sq_fail(r->db, "prepare");
+	else if (bind_vals(st, v, n) != DJ_EOK)
+		ret = js_store__sq_fail(r->db, "bind");
+	else
+		ret = walk(r->db, st, false, row, arg);
+	sqlite3_finalize(st);
+	js_store__sq_reader_put(q, r);
 	return ret;
 }
 
@@ -548,36 +571,36 @@ static int sq_sessions_expire(struct js_store *s, int64_t now, uint64_t *count)
 							 JS_SQ_ARGS(JS_SQ_I(now)), count));
 }
 
+/* A device walk: the caller's callback and the struct each row is read into. */
+struct dev_walk {
+	int (*cb)(const struct js_device *d, void *arg);
+	void *arg;
+	struct js_device d;
+};
+
+/* dev_row - a row callback: one devices row to the caller */
+static int dev_row(sqlite3_stmt *st, void *arg)
+{
+	struct dev_walk *w = arg;
+	int ret = row_device(st, &w->d);
+
+	return ret != DJ_EOK ? ret : w->cb(&w->d, w->arg);
+}
+
 /* sq_device_foreach - walk devices in DevEUI order on a pooled reader */
 static int sq_device_foreach(struct js_store *s, int (*cb)(const struct js_device *d, void *arg),
 			     void *arg)
 {
-	struct js_store__sq *q = s->be;
-	struct js_store__sq_reader *r = js_store__sq_reader_get(q);
-	struct js_device *d = NULL;
-	sqlite3_stmt *st = NULL;
-	int ret = DJ_ENOMEM;
-	int rc;
+	struct dev_walk *w = malloc(sizeof(*w));
+	int ret;
 
-	d = malloc(sizeof(*d));
-	if (d == NULL)
-		goto out;
-	ret = js_store__sq_prepare(r->db, "SELECT " DEV_COLS " FROM devices ORDER BY dev_eui", &st);
-	if (ret != DJ_EOK)
-		goto out;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		ret = row_device(st, d);
-		if (ret != DJ_EOK)
-			goto out;
-		ret = cb(d, arg);
-		if (ret != 0)
-			goto out;
-	}
-	ret = rc == SQLITE_DONE ? DJ_EOK : js_store__sq_fail(r->db, "device_foreach");
-out:
-	sqlite3_finalize(st);
-	js_store__sq_reader_put(q, r);
-	free(d);	/* root tokens are wrapped; nothing secret to wipe */
+	if (w == NULL)
+		return DJ_ENOMEM;
+	w->cb = cb;
+	w->arg = arg;
+	ret = js_store__sq_read(s->be, "SELECT " DEV_COLS " FROM devices ORDER BY dev_eui",
+				JS_SQ_NONE, dev_row, w);
+	free(w);	/* root tokens are wrapped; nothing secret to wipe */
 	return ret;
 }
 
@@ -666,50 +689,42 @@ static int sq_audit(struct js_store *s, const uint8_t *dev_eui, const char *even
 	return js_store__sq_wend(s, js_store__sq_audit_put(s, dev_eui, event, actor, detail));
 }
 
-/* sq_audit_foreach - walk the audit log, oldest first */
+/* An audit walk: the caller's callback. */
+struct audit_walk {
+	int (*cb)(const struct js_audit_entry *e, void *arg);
+	void *arg;
+};
+
+/* audit_row - a row callback: one audit row to the caller */
+static int audit_row(sqlite3_stmt *st, void *arg)
+{
+	const struct audit_walk *w = arg;
+	struct js_audit_entry e;
+	size_t eui_len;
+	const uint8_t *eui = js_store__sq_blob_col(st, 2, &eui_len);
+
+	memset(&e, 0, sizeof(e));
+	e.id = sqlite3_column_int64(st, 0);
+	e.at = sqlite3_column_int64(st, 1);
+	e.has_dev_eui = eui_len == LW_EUI_LEN;
+	if (e.has_dev_eui)
+		memcpy(e.dev_eui, eui, LW_EUI_LEN);
+	js_store__strlcpy(e.event, (const char *)sqlite3_column_text(st, 3), sizeof(e.event));
+	js_store__strlcpy(e.actor, (const char *)sqlite3_column_text(st, 4), sizeof(e.actor));
+	js_store__strlcpy(e.detail, (const char *)sqlite3_column_text(st, 5), sizeof(e.detail));
+	return w->cb(&e, w->arg);
+}
+
+/* sq_audit_foreach - walk the audit log, oldest first, on a pooled reader */
 static int sq_audit_foreach(struct js_store *s, const uint8_t *dev_eui,
 			    int (*cb)(const struct js_audit_entry *e, void *arg), void *arg)
 {
-	struct js_store__sq *q = s->be;
-	struct js_store__sq_reader *r = js_store__sq_reader_get(q);
-	struct js_audit_entry e;
-	sqlite3_stmt *st = NULL;
-	int ret;
-	int rc;
+	struct audit_walk w = { cb, arg };
 
-	ret = js_store__sq_prepare(r->db,
-				   "SELECT id, at, dev_eui, event, actor, detail FROM audit"
-				   " WHERE ?1 IS NULL OR dev_eui=?1 ORDER BY id",
-				   &st);
-	if (ret != DJ_EOK)
-		goto out;
-	if (dev_eui != NULL)
-		sqlite3_bind_blob(st, 1, dev_eui, LW_EUI_LEN, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		size_t eui_len;
-		const uint8_t *eui = js_store__sq_blob_col(st, 2, &eui_len);
-
-		memset(&e, 0, sizeof(e));
-		e.id = sqlite3_column_int64(st, 0);
-		e.at = sqlite3_column_int64(st, 1);
-		e.has_dev_eui = eui_len == LW_EUI_LEN;
-		if (e.has_dev_eui)
-			memcpy(e.dev_eui, eui, LW_EUI_LEN);
-		js_store__strlcpy(e.event, (const char *)sqlite3_column_text(st, 3),
-				  sizeof(e.event));
-		js_store__strlcpy(e.actor, (const char *)sqlite3_column_text(st, 4),
-				  sizeof(e.actor));
-		js_store__strlcpy(e.detail, (const char *)sqlite3_column_text(st, 5),
-				  sizeof(e.detail));
-		ret = cb(&e, arg);
-		if (ret != 0)
-			goto out;
-	}
-	ret = rc == SQLITE_DONE ? DJ_EOK : js_store__sq_fail(r->db, "audit_foreach");
-out:
-	sqlite3_finalize(st);
-	js_store__sq_reader_put(q, r);
-	return ret;
+	return js_store__sq_read(s->be, "SELECT id, at, dev_eui, event, actor, detail FROM audit"
+				 " WHERE ?1 IS NULL OR dev_eui=?1 ORDER BY id",
+				 JS_SQ_ARGS(JS_SQ_B(dev_eui, dev_eui != NULL ? LW_EUI_LEN : 0)),
+				 audit_row, &w);
 }
 
 const struct js_store_ops js_store__sqlite_ops = {

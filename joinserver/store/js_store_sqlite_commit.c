@@ -171,45 +171,42 @@ out:
 	return ret;
 }
 
+/* Where an outbox fetch puts its rows. */
+struct fetch {
+	struct js_outbox_row *rows;
+	size_t k;
+};
+
+/* fetch_row - a row callback: one outbox row, checked, into the next js_outbox_row */
+static int fetch_row(sqlite3_stmt *st, void *arg)
+{
+	struct fetch *f = arg;
+	struct js_outbox_row *r = &f->rows[f->k];
+	size_t len;
+	const uint8_t *body = js_store__sq_blob_col(st, 2, &len);
+
+	if (len == 0 || len > JS_EVENT_BODY_MAX) {
+		dj_warn("store: an outbox row is malformed");
+		return DJ_EMALFORMED;
+	}
+	r->id = sqlite3_column_int64(st, 0);
+	r->at = sqlite3_column_int64(st, 1);
+	r->len = (uint32_t)len;
+	memcpy(r->body, body, len);
+	f->k++;
+	return DJ_EOK;
+}
+
+/* LIMIT ?2 keeps the walk within rows[max] */
 int js_store__sq_outbox_fetch(struct js_store *s, int64_t after_id, struct js_outbox_row *rows,
 			      size_t max, size_t *n)
 {
-	struct js_store__sq *q = s->be;
-	struct js_store__sq_reader *r = js_store__sq_reader_get(q);
-	sqlite3_stmt *st = NULL;
-	size_t k = 0;
-	int ret;
-	int rc = SQLITE_DONE;
+	struct fetch f = { rows, 0 };
+	int ret = js_store__sq_read(s->be, SQ_FETCH_SQL,
+				    JS_SQ_ARGS(JS_SQ_I(after_id), JS_SQ_I(max)), fetch_row, &f);
 
-	ret = js_store__sq_prepare(r->db, SQ_FETCH_SQL, &st);
-	if (ret != DJ_EOK)
-		goto out;
-	sqlite3_bind_int64(st, 1, after_id);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
-	while (k < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		size_t len;
-		const uint8_t *body = js_store__sq_blob_col(st, 2, &len);
-
-		if (len == 0 || len > JS_EVENT_BODY_MAX) {
-			dj_warn("store: an outbox row is malformed");
-			ret = DJ_EMALFORMED;
-			goto out;
-		}
-		rows[k].id = sqlite3_column_int64(st, 0);
-		rows[k].at = sqlite3_column_int64(st, 1);
-		rows[k].len = (uint32_t)len;
-		memcpy(rows[k].body, body, len);
-		k++;
-	}
-	if (k < max && rc != SQLITE_DONE) {
-		ret = js_store__sq_fail(r->db, "outbox_fetch");
-		goto out;
-	}
-	*n = k;
-	ret = DJ_EOK;
-out:
-	sqlite3_finalize(st);
-	js_store__sq_reader_put(q, r);
+	if (ret == DJ_EOK)
+		*n = f.k;
 	return ret;
 }
 

@@ -141,6 +141,13 @@ int js_store__sq_run(struct js_store__sq *q, const char *sql, const struct js_st
 int js_store__sq_rows(struct js_store__sq *q, const char *sql, const struct js_store__sq_val *v,
 		      size_t n, bool one, js_store__sq_row_fn row, void *arg) DJ_MUSTCHECK;
 
+/*!
+ * \brief js_store__sq_rows() on a pooled reader (the last committed state, never waiting for
+ *        the writer), every row. \retval DJ_EOK, DJ_ESQL, or what \p row returned
+ */
+int js_store__sq_read(struct js_store__sq *q, const char *sql, const struct js_store__sq_val *v,
+		      size_t n, js_store__sq_row_fn row, void *arg) DJ_MUSTCHECK;
+
 /*! \brief Lock the writer and open a write transaction. \retval DJ_EOK, DJ_ESQL */
 int js_store__sq_wbegin(struct js_store__sq *q) DJ_MUSTCHECK;
 
