@@ -651,6 +651,14 @@ out:
 	return ret;
 }
 
+/* root_label - the label of a device's root token; 0 for a NULL DevEUI */
+static size_t root_label(const uint8_t *dev_eui, uint8_t label[JS_LABEL_MAX])
+{
+	if (dev_eui == NULL)
+		return 0;
+	return js_keystore_label(JS_PURPOSE_ROOT, dev_eui, LW_EUI_LEN, label);
+}
+
 int js_keystore_seal_root(struct js_keystore *ks, const uint8_t dev_eui[LW_EUI_LEN],
 			  const uint8_t app_key[LW_KEY_LEN], const uint8_t *nwk_key,
 			  uint8_t *token, size_t *token_len)
@@ -660,10 +668,8 @@ int js_keystore_seal_root(struct js_keystore *ks, const uint8_t dev_eui[LW_EUI_L
 	size_t label_len, slen;
 	int ret = DJ_EINVAL;
 
-	if (dev_eui == NULL || app_key == NULL)
-		goto out;
-	label_len = js_keystore_label(JS_PURPOSE_ROOT, dev_eui, LW_EUI_LEN, label);
-	if (label_len == 0)
+	label_len = root_label(dev_eui, label);
+	if (label_len == 0 || app_key == NULL)
 		goto out;
 	secret[0] = nwk_key != NULL ? KS_ROOT_FLAG_NWK : 0;
 	memcpy(secret + 1, app_key, LW_KEY_LEN);
@@ -703,10 +709,8 @@ int js_keystore_open_root(struct js_keystore *ks, const uint8_t dev_eui[LW_EUI_L
 	size_t label_len, slen = 0;
 	int ret = DJ_EINVAL;
 
-	if (dev_eui == NULL || out == NULL)
-		goto out;
-	label_len = js_keystore_label(JS_PURPOSE_ROOT, dev_eui, LW_EUI_LEN, label);
-	if (label_len == 0)
+	label_len = root_label(dev_eui, label);
+	if (label_len == 0 || out == NULL)
 		goto out;
 	ret = js_keystore_open(ks, label, label_len, token, token_len, secret, sizeof(secret),
 			       &slen);
@@ -738,8 +742,7 @@ int js_keystore_open_root_many(struct js_keystore *ks, size_t n, const uint8_t *
 		in[i] = NULL;
 		len[i] = 0;
 		pout[i] = plain[i];
-		label_len[i] = dev_eui[i] == NULL ? 0 : js_keystore_label(JS_PURPOSE_ROOT, dev_eui[i],
-									   LW_EUI_LEN, label[i]);
+		label_len[i] = root_label(dev_eui[i], label[i]);
 		rets[i] = label_len[i] == 0 ? DJ_EINVAL
 					    : open_check(label[i], label_len[i], token[i],
 							 token_len[i]);

@@ -541,29 +541,19 @@ static int mem_reset_nonces(struct js_store *s, const uint8_t *dev_eui, const ch
 			    uint64_t *count)
 {
 	struct js_store__mem *m = s->be;
-	struct js_store__mem_dev **list = NULL;
-	uint64_t n = 0;
-	int ret = DJ_ENOENT;
+	struct js_store__mem_dev **list = NULL, *one = NULL;
+	size_t n = 0;
+	int ret = DJ_EOK;
 
 	pthread_mutex_lock(&m->lock);
-	if (dev_eui != NULL) {
-		struct js_store__mem_dev *d = m->dev[js_store__mem_dev_find(m, dev_eui)];
-
-		if (d == NULL)
-			goto out;
-		reset_one(s, d, actor);
+	if (dev_eui == NULL)	/* DevEUI order, as the SQLite backend writes its audit rows */
+		ret = js_store__mem_sorted(m, false, &list, &n);
+	else if ((one = m->dev[js_store__mem_dev_find(m, dev_eui)]) != NULL)
 		n = 1;
-		ret = DJ_EOK;
-	} else {
-		/* DevEUI order, as the SQLite backend writes its audit rows */
-		size_t k = 0;
-
-		ret = js_store__mem_sorted(m, false, &list, &k);
-		for (size_t i = 0; ret == DJ_EOK && i < k; i++)
-			reset_one(s, list[i], actor);
-		n = k;
-	}
-out:
+	else
+		ret = DJ_ENOENT;
+	for (size_t i = 0; ret == DJ_EOK && i < n; i++)
+		reset_one(s, list != NULL ? list[i] : one, actor);
 	pthread_mutex_unlock(&m->lock);
 	free(list);
 	if (ret == DJ_EOK && count != NULL)

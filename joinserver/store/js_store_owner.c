@@ -137,6 +137,18 @@ static bool transfer_ok(const struct js_transfer *t)
 	       str_ok(t->to_zone, sizeof(t->to_zone));
 }
 
+/* read_out - finish a backend read into \p tmp (\p len bytes): on success copy it to \p out,
+ * else free \p chain (what it may hold); wipe it either way (auth codes) */
+static int read_out(int ret, void *out, void *tmp, size_t len, uint8_t *chain)
+{
+	if (ret == DJ_EOK)
+		memcpy(out, tmp, len);
+	else
+		free(chain);
+	OPENSSL_cleanse(tmp, len);
+	return ret;
+}
+
 /* --- dispatch ----------------------------------------------------------------------------- */
 
 int js_store_owner_enroll(struct js_store *s, const struct js_device *devs,
@@ -154,18 +166,13 @@ int js_store_owner_enroll(struct js_store *s, const struct js_device *devs,
 int js_store_owner_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 		       struct js_owner *out)
 {
-	struct js_owner o;
+	struct js_owner o = { .chain = NULL };
 	int ret;
 
 	if (s == NULL || dev_eui == NULL || out == NULL)
 		return DJ_EINVAL;
-	memset(&o, 0, sizeof(o));
 	ret = s->ops->reg->owner_get(s, dev_eui, &o);
-	if (ret == DJ_EOK)
-		*out = o;
-	else
-		js_owner_clear(&o);
-	return ret;
+	return read_out(ret, out, &o, sizeof(o), o.chain);
 }
 
 int js_store_owner_head(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], char *zone,
@@ -207,17 +214,13 @@ int js_store_authcode_put(struct js_store *s, const struct js_authcode *recs, si
 int js_store_authcode_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 			  struct js_authcode *out)
 {
-	struct js_authcode a;
+	struct js_authcode a = { .iter = 0 };
 	int ret;
 
 	if (s == NULL || dev_eui == NULL || out == NULL)
 		return DJ_EINVAL;
-	memset(&a, 0, sizeof(a));
 	ret = s->ops->reg->authcode_get(s, dev_eui, &a);
-	if (ret == DJ_EOK)
-		*out = a;
-	OPENSSL_cleanse(&a, sizeof(a));
-	return ret;
+	return read_out(ret, out, &a, sizeof(a), NULL);
 }
 
 int js_store_transfer_begin(struct js_store *s, struct js_transfer *t, size_t n,
@@ -248,18 +251,13 @@ int js_store_transfer_advance(struct js_store *s, const int64_t *ids, size_t n,
 int js_store_transfer_find(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 			   const uint8_t nonce[JS_TRANSFER_NONCE_LEN], struct js_transfer *out)
 {
-	struct js_transfer t;
+	struct js_transfer t = { .chain = NULL };
 	int ret;
 
 	if (s == NULL || dev_eui == NULL || nonce == NULL || out == NULL)
 		return DJ_EINVAL;
-	memset(&t, 0, sizeof(t));
 	ret = s->ops->reg->transfer_find(s, dev_eui, nonce, &t);
-	if (ret == DJ_EOK)
-		*out = t;
-	else
-		js_transfer_clear(&t);
-	return ret;
+	return read_out(ret, out, &t, sizeof(t), t.chain);
 }
 
 int js_store_transfer_foreach_pending(struct js_store *s,

@@ -479,6 +479,23 @@ int js_store__sq_wend(struct js_store *s, int ret)
 	return ret;
 }
 
+int js_store__sq_batch(struct js_store *s, size_t n,
+		       int (*item)(struct js_store *s, size_t i, void *arg), void *arg, size_t *bad)
+{
+	size_t i = 0;
+	int ret = js_store__sq_wbegin(s->be);
+
+	if (ret != DJ_EOK)
+		return ret;
+	for (; i < n; i++) {
+		ret = item(s, i, arg);
+		if (ret != DJ_EOK)
+			break;
+	}
+	*bad = i < n ? i : 0;
+	return js_store__sq_wend(s, ret);
+}
+
 int js_store__sq_device_insert(struct js_store *s, const struct js_device *d, const char *actor)
 {
 	char detail[JS_AUDIT_DETAIL_MAX];
@@ -496,35 +513,44 @@ int js_store__sq_device_insert(struct js_store *s, const struct js_device *d, co
 	return js_store__sq_audit_put(s, d->dev_eui, JS_DEVICE_IMPORT_EVENT, actor, detail);
 }
 
+/* An import: where device i comes from, the struct it is read into, the actor. */
+struct import {
+	int (*get)(size_t i, struct js_device *d, void *arg);
+	void *arg;
+	const char *actor;
+	struct js_device d;
+};
+
+/* import_one - a batch item: read device i, check it, insert it */
+static int import_one(struct js_store *s, size_t i, void *arg)
+{
+	struct import *im = arg;
+	int ret = im->get(i, &im->d, im->arg);
+
+	if (ret == DJ_EOK && im->d.root_token_len > JS_TOKEN_MAX)
+		ret = DJ_EINVAL;
+	return ret != DJ_EOK ? ret : js_store__sq_device_insert(s, &im->d, im->actor);
+}
+
 /* sq_devices_import - insert every device or none; device i comes from get() into one struct */
 static int sq_devices_import(struct js_store *s, size_t n,
 			     int (*get)(size_t i, struct js_device *d, void *arg), void *arg,
 			     const char *actor, size_t *failed)
 {
-	struct js_device *d;
-	size_t i = 0;
+	struct import *im = calloc(1, sizeof(*im));
+	size_t bad = 0;
 	int ret;
 
-	d = calloc(1, sizeof(*d));
-	if (d == NULL)
+	if (im == NULL)
 		return DJ_ENOMEM;
-	ret = js_store__sq_wbegin(s->be);
-	if (ret != DJ_EOK) {
-		free(d);
-		return ret;
-	}
-	for (i = 0; ret == DJ_EOK && i < n; i++) {
-		ret = get(i, d, arg);
-		if (ret == DJ_EOK && d->root_token_len > JS_TOKEN_MAX)
-			ret = DJ_EINVAL;
-		if (ret == DJ_EOK)
-			ret = js_store__sq_device_insert(s, d, actor);
-	}
-	ret = js_store__sq_wend(s, ret);
-	OPENSSL_cleanse(d, sizeof(*d));
-	free(d);
+	im->get = get;
+	im->arg = arg;
+	im->actor = actor;
+	ret = js_store__sq_batch(s, n, import_one, im, &bad);
+	OPENSSL_cleanse(im, sizeof(*im));
+	free(im);
 	if (ret != DJ_EOK && failed != NULL)
-		*failed = i > 0 ? i - 1 : 0;
+		*failed = bad;
 	return ret;
 }
 

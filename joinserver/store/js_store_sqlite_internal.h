@@ -157,6 +157,16 @@ int js_store__sq_wbegin(struct js_store__sq *q) DJ_MUSTCHECK;
  */
 int js_store__sq_wend(struct js_store *s, int ret) DJ_MUSTCHECK;
 
+/*!
+ * \brief Apply \p item to 0..n-1 in one write transaction, stopping at the first that fails;
+ *        commit when all succeeded, else roll back. \p bad gets the index of the item that
+ *        failed (0 when none did).
+ * \retval DJ_EOK, what the failed item returned, or DJ_ESQL (the transaction)
+ */
+int js_store__sq_batch(struct js_store *s, size_t n,
+		       int (*item)(struct js_store *s, size_t i, void *arg), void *arg,
+		       size_t *bad) DJ_MUSTCHECK;
+
 /*! \brief Take a free pooled reader, waiting for one if all are busy. */
 struct js_store__sq_reader *js_store__sq_reader_get(struct js_store__sq *q);
 

@@ -179,31 +179,38 @@ static int read_rows(struct js_store *s, const char *sql, const struct js_store_
 	return ret != DJ_EOK ? ret : rc;
 }
 
+/* An enrollment: the devices and their owner rows. */
+struct enroll {
+	const struct js_device *devs;
+	const struct js_owner *owners;
+	const char *actor;
+	int64_t now;
+};
+
+/* enroll_one - a batch item: device i and its owner row */
+static int enroll_one(struct js_store *s, size_t i, void *arg)
+{
+	const struct enroll *e = arg;
+	const struct js_owner *o = &e->owners[i];
+	int ret = js_store__sq_device_insert(s, &e->devs[i], e->actor);
+
+	if (ret != DJ_EOK)
+		return ret;
+	return js_store__sq_run(s->be, SQ_OWNER_INSERT,
+				JS_SQ_ARGS(JS_SQ_EUI(o->dev_eui), JS_SQ_T(o->zone),
+					   JS_SQ_I(o->serial), JS_SQ_B(o->chain, o->chain_len),
+					   JS_SQ_T(o->attrs), JS_SQ_I(e->now)));
+}
+
 /* sq_owner_enroll - ops->reg->owner_enroll: the devices and their owner rows, all or nothing */
 static int sq_owner_enroll(struct js_store *s, const struct js_device *devs,
 			   const struct js_owner *owners, size_t n, const char *actor,
 			   size_t *failed)
 {
-	size_t i, bad = 0;
-	int64_t now = js_store_now(s);
-	int ret;
+	struct enroll e = { devs, owners, actor, js_store_now(s) };
+	size_t bad = 0;
+	int ret = js_store__sq_batch(s, n, enroll_one, &e, &bad);
 
-	ret = js_store__sq_wbegin(s->be);
-	if (ret != DJ_EOK)
-		return ret;
-	for (i = 0; ret == DJ_EOK && i < n; i++) {
-		const struct js_owner *o = &owners[i];
-
-		ret = js_store__sq_device_insert(s, &devs[i], actor);
-		if (ret == DJ_EOK)
-			ret = js_store__sq_run(s->be, SQ_OWNER_INSERT,
-					       JS_SQ_ARGS(JS_SQ_EUI(o->dev_eui), JS_SQ_T(o->zone),
-							  JS_SQ_I(o->serial),
-							  JS_SQ_B(o->chain, o->chain_len),
-							  JS_SQ_T(o->attrs), JS_SQ_I(now)));
-		bad = i;
-	}
-	ret = js_store__sq_wend(s, ret);
 	if (ret == DJ_EEXIST && failed != NULL)
 		*failed = bad;
 	return ret;
@@ -285,53 +292,60 @@ static int sq_owner_foreach(struct js_store *s, bool unpublished,
 			 walk_owner, &w);
 }
 
+/* publish_one - a batch item: mark the owner row of DevEUI i published */
+static int publish_one(struct js_store *s, size_t i, void *arg)
+{
+	const uint8_t (*dev_euis)[LW_EUI_LEN] = arg;
+
+	return js_store__sq_run(s->be, SQ_OWNER_PUBLISH,
+				JS_SQ_ARGS(JS_SQ_EUI(dev_euis[i]), JS_SQ_I(js_store_now(s))));
+}
+
 /* sq_owner_set_published - ops->reg->owner_set_published: mark owner rows published */
 static int sq_owner_set_published(struct js_store *s, const uint8_t (*dev_euis)[LW_EUI_LEN],
 				  size_t n)
 {
+	size_t bad;
+
+	return js_store__sq_batch(s, n, publish_one, (void *)dev_euis, &bad);
+}
+
+/* Auth codes to store, and who stores them. */
+struct authcodes {
+	const struct js_authcode *recs;
+	const char *actor;
+};
+
+/* authcode_one - a batch item: auth code i, for an enrolled device only, and its audit entry */
+static int authcode_one(struct js_store *s, size_t i, void *arg)
+{
+	const struct authcodes *ac = arg;
+	const struct js_authcode *a = &ac->recs[i];
+	char detail[JS_AUDIT_DETAIL_MAX];
 	int ret;
 
-	ret = js_store__sq_wbegin(s->be);
+	ret = exists(s->be, SQ_OWNER_HEAD, JS_SQ_ARGS(JS_SQ_EUI(a->dev_eui)));
+	if (ret == DJ_EOK)
+		ret = js_store__sq_run(s->be, SQ_AUTH_PUT,
+				       JS_SQ_ARGS(JS_SQ_EUI(a->dev_eui),
+						  JS_SQ_B(a->salt, JS_AUTHCODE_SALT_LEN),
+						  JS_SQ_I(a->iter),
+						  JS_SQ_B(a->hash, JS_AUTHCODE_HASH_LEN),
+						  JS_SQ_I(a->expires_at), JS_SQ_I(js_store_now(s))));
 	if (ret != DJ_EOK)
 		return ret;
-	for (size_t i = 0; ret == DJ_EOK && i < n; i++)
-		ret = js_store__sq_run(s->be, SQ_OWNER_PUBLISH,
-				       JS_SQ_ARGS(JS_SQ_EUI(dev_euis[i]),
-						  JS_SQ_I(js_store_now(s))));
-	return js_store__sq_wend(s, ret);
+	js_store__authcode_detail(a, detail, sizeof(detail));
+	return js_store__sq_audit_put(s, a->dev_eui, JS_AUTHCODE_EVENT, ac->actor, detail);
 }
 
 /* sq_authcode_put - ops->reg->authcode_put: set auth codes, all or nothing, audited */
 static int sq_authcode_put(struct js_store *s, const struct js_authcode *recs, size_t n,
 			   const char *actor, size_t *failed)
 {
-	char detail[JS_AUDIT_DETAIL_MAX];
-	size_t i, bad = 0;
-	int ret;
+	struct authcodes ac = { recs, actor };
+	size_t bad = 0;
+	int ret = js_store__sq_batch(s, n, authcode_one, &ac, &bad);
 
-	ret = js_store__sq_wbegin(s->be);
-	if (ret != DJ_EOK)
-		return ret;
-	for (i = 0; ret == DJ_EOK && i < n; i++) {
-		const struct js_authcode *a = &recs[i];
-
-		bad = i;
-		ret = exists(s->be, SQ_OWNER_HEAD, JS_SQ_ARGS(JS_SQ_EUI(a->dev_eui)));
-		if (ret == DJ_EOK)
-			ret = js_store__sq_run(s->be, SQ_AUTH_PUT,
-					       JS_SQ_ARGS(JS_SQ_EUI(a->dev_eui),
-							  JS_SQ_B(a->salt, JS_AUTHCODE_SALT_LEN),
-							  JS_SQ_I(a->iter),
-							  JS_SQ_B(a->hash, JS_AUTHCODE_HASH_LEN),
-							  JS_SQ_I(a->expires_at),
-							  JS_SQ_I(js_store_now(s))));
-		if (ret == DJ_EOK) {
-			js_store__authcode_detail(a, detail, sizeof(detail));
-			ret = js_store__sq_audit_put(s, a->dev_eui, JS_AUTHCODE_EVENT, actor,
-						     detail);
-		}
-	}
-	ret = js_store__sq_wend(s, ret);
 	if (ret == DJ_ENOENT && failed != NULL)
 		*failed = bad;
 	return ret;
@@ -415,10 +429,12 @@ static int sq_transfer_begin(struct js_store *s, struct js_transfer *t, size_t n
 	return js_store__sq_wend(s, ret);
 }
 
-/* A transfer reaching DONE: the caller's actor. */
+/* A transfer_advance: the transfers, their step, the caller's actor. */
 struct finish {
 	struct js_store *s;
 	const char *actor;
+	const int64_t *ids;
+	enum js_transfer_step step;
 };
 
 /* finish_row - a row callback on the transfer reaching DONE: the owner row becomes the
@@ -453,32 +469,34 @@ static int finish_row(sqlite3_stmt *st, void *arg)
 	return ret;
 }
 
+/* advance_one - a batch item: transfer ids[i] to the step; at DONE, finish it */
+static int advance_one(struct js_store *s, size_t i, void *arg)
+{
+	const struct finish *f = arg;
+	uint64_t moved = 0;
+	int ret;
+
+	ret = js_store__sq_change(s->be, SQ_XFER_STEP,
+				  JS_SQ_ARGS(JS_SQ_I(f->ids[i]), JS_SQ_I(f->step),
+					     JS_SQ_I(js_store_now(s))), &moved);
+	if (ret != DJ_EOK)
+		return ret;
+	if (moved == 0)	/* already at this step (a re-run), or no such id */
+		return exists(s->be, SQ_XFER_EXISTS, JS_SQ_ARGS(JS_SQ_I(f->ids[i])));
+	if (f->step != JS_XFER_DONE)
+		return DJ_EOK;
+	return js_store__sq_rows(s->be, SQ_XFER_GET, JS_SQ_ARGS(JS_SQ_I(f->ids[i])), true,
+				 finish_row, (void *)f);
+}
+
 /* sq_transfer_advance - ops->reg->transfer_advance: to a step; DONE moves the owner */
 static int sq_transfer_advance(struct js_store *s, const int64_t *ids, size_t n,
 			       enum js_transfer_step step, const char *actor)
 {
-	struct js_store__sq *q = s->be;
-	struct finish f = { .s = s, .actor = actor };
-	int ret;
+	struct finish f = { .s = s, .actor = actor, .ids = ids, .step = step };
+	size_t bad;
 
-	ret = js_store__sq_wbegin(q);
-	if (ret != DJ_EOK)
-		return ret;
-	for (size_t i = 0; ret == DJ_EOK && i < n; i++) {
-		uint64_t moved = 0;
-
-		ret = js_store__sq_change(q, SQ_XFER_STEP,
-					  JS_SQ_ARGS(JS_SQ_I(ids[i]), JS_SQ_I(step),
-						     JS_SQ_I(js_store_now(s))), &moved);
-		if (ret != DJ_EOK)
-			break;
-		if (moved == 0)	/* already at this step (a re-run), or no such id */
-			ret = exists(q, SQ_XFER_EXISTS, JS_SQ_ARGS(JS_SQ_I(ids[i])));
-		else if (step == JS_XFER_DONE)
-			ret = js_store__sq_rows(q, SQ_XFER_GET, JS_SQ_ARGS(JS_SQ_I(ids[i])), true,
-						finish_row, &f);
-	}
-	return js_store__sq_wend(s, ret);
+	return js_store__sq_batch(s, n, advance_one, &f, &bad);
 }
 
 /* sq_transfer_find - ops->reg->transfer_find: the transfer of a device with a nonce */
