@@ -590,6 +590,14 @@ out:
 	return ret;
 }
 
+/* kwp_merge - each item not refused before the batch primitive gets its result */
+static void kwp_merge(int *rets, const int *kr, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (rets[i] == DJ_EOK)
+			rets[i] = kr[i];
+}
+
 int js_keystore_seal_many(struct js_keystore *ks, size_t n, const uint8_t *const label[],
 			  const size_t label_len[], const uint8_t *const secret[],
 			  const size_t secret_len[], uint8_t *const token[], size_t token_len[],
@@ -619,11 +627,9 @@ int js_keystore_seal_many(struct js_keystore *ks, size_t n, const uint8_t *const
 	ret = js_keystore__kwp_many(ks->wrap, 1, n, in, len, out, JS_TOKEN_MAX - 1, wl, kr);
 	if (ret != DJ_EOK)
 		goto out;
+	kwp_merge(rets, kr, n);
 	for (i = 0; i < n; i++) {
 		if (rets[i] != DJ_EOK)
-			continue;
-		rets[i] = kr[i];
-		if (kr[i] != DJ_EOK)
 			continue;
 		token[i][0] = KS_TOKEN_VERSION;
 		token_len[i] = 1 + wl[i];
@@ -643,10 +649,8 @@ int js_keystore_rewrap(struct js_keystore *old_ks, struct js_keystore *new_ks,
 
 	ret = js_keystore_open(old_ks, label, label_len, token, token_len, secret,
 			       sizeof(secret), &slen);
-	if (ret != DJ_EOK)
-		goto out;
-	ret = js_keystore_seal(new_ks, label, label_len, secret, slen, out, out_len);
-out:
+	if (ret == DJ_EOK)
+		ret = js_keystore_seal(new_ks, label, label_len, secret, slen, out, out_len);
 	OPENSSL_cleanse(secret, sizeof(secret));
 	return ret;
 }
@@ -754,10 +758,8 @@ int js_keystore_open_root_many(struct js_keystore *ks, size_t n, const uint8_t *
 	ret = js_keystore__kwp_many(ks->unwrap, 0, n, in, len, pout, JS_TOKEN_MAX, pl, kr);
 	if (ret != DJ_EOK)
 		goto out;
+	kwp_merge(rets, kr, n);
 	for (i = 0; i < n; i++) {
-		if (rets[i] != DJ_EOK)
-			continue;
-		rets[i] = kr[i];
 		if (rets[i] == DJ_EOK)
 			rets[i] = open_label(plain[i], pl[i], label[i], label_len[i], secret,
 					     sizeof(secret), &slen);
