@@ -25,6 +25,7 @@
 #include "store/js_keystore.h"
 #include "store/js_store.h"
 #include "store/js_store_owner.h"
+#include "test_store_util.h"
 
 static const uint8_t master[JS_MASTER_KEY_LEN] = { 7 };
 static const uint8_t chain_a[] = { 1, 2, 3 };
@@ -79,17 +80,13 @@ static void device(struct ctx *c, uint8_t last, const char *zone, struct js_devi
 
 static int setup(void **state, bool mem)
 {
-	static int seq;
 	struct ctx *c = calloc(1, sizeof(*c));
-	const char *dir = getenv("DJ_TEST_TMPDIR");
 
 	if (c == NULL || js_keystore_new(master, &c->ks) != DJ_EOK)
 		return -1;
 	js_keystore_kcv(c->ks, c->kcv);
 	c->mem = mem;
-	snprintf(c->path, sizeof(c->path), "%s/owner-%d-%d.db", dir != NULL ? dir : "/tmp",
-		 (int)getpid(), seq++);
-	unlink(c->path);
+	store_test_path(c->path, sizeof(c->path), "owner");
 	*state = c;
 	return 0;
 }
@@ -101,15 +98,9 @@ static int teardown(void **state)
 {
 	struct ctx *c = *state;
 
-	char p[sizeof(c->path) + 8];
-
 	js_store_close(c->s);
 	js_keystore_free(c->ks);
-	unlink(c->path);
-	snprintf(p, sizeof(p), "%s-wal", c->path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", c->path);
-	unlink(p);
+	store_test_unlink(c->path);
 	free(c);
 	return 0;
 }
