@@ -571,7 +571,8 @@ static int mem_session_get(struct js_store *s, const uint8_t *session_id, size_t
 	int ret = DJ_ENOENT;
 
 	pthread_mutex_lock(&m->lock);
-	se = m->sess[js_store__mem_sess_find(m, session_id, len, js_store__mem_hash(session_id, len))].p;
+	se = m->sess[js_store__mem_sess_find(m, session_id, len,
+					     js_store__mem_hash(session_id, len))].p;
 	if (se != NULL) {
 		*out = *se;
 		ret = DJ_EOK;

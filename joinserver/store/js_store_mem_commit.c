@@ -53,7 +53,8 @@ static int apply_one(struct js_store *s, struct js_commit *c)
 		}
 	}
 	if (c->audit_event[0] != '\0')
-		(void)js_store__mem_audit_add(s, c->dev_eui, c->audit_event, c->audit_actor, c->audit_detail);
+		(void)js_store__mem_audit_add(s, c->dev_eui, c->audit_event, c->audit_actor,
+					      c->audit_detail);
 	if (se != NULL) {
 		memcpy(se->session_id, c->session_id, c->session_id_len);
 		se->session_id_len = c->session_id_len;

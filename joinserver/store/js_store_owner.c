@@ -1,15 +1,16 @@
 /*
  * js_store_owner.c - the public calls of the ownership registry (js_store_owner.h): argument
- * checks, then dispatch through the store's table of backend operations (js_store_internal.h),
- * plus what every backend shares about the registry (the audit details, the transfer event,
- * the verdicts of a transfer batch).
+ * checks, then dispatch through the backend's table of registry operations (ops->reg,
+ * js_store_internal.h), plus what every backend shares about the registry: the audit details,
+ * the outbox event of a finished transfer, the verdicts of a transfer batch.
  *
- * Out-parameters are written here, only on success: a backend fills a zeroed struct, which is
- * cleared (its chain freed) when the call fails. Checks here are the only ones: a backend trusts that pointers are set, that chains are
- * within 1..JS_OWNER_CHAIN_MAX bytes, that zone and attribute strings end inside their
- * arrays and that the step of a transfer_advance is one a transfer can move to. So a backend
- * never reads past a caller's buffer. Auth codes arrive already hashed
- * (devices/ownership/dv_authcode.c); the audit detail never names a code.
+ * The checks here are the only ones. A backend trusts that pointers are set, that chains are
+ * within 1..JS_OWNER_CHAIN_MAX bytes, that zone and attribute strings end inside their arrays
+ * and that a transfer_advance's step is one a transfer can move to, so it never reads past a
+ * caller's buffer. Out-parameters are written here, and only on success: a backend fills a
+ * zeroed struct, which is cleared (its chain freed, an auth code wiped) when the call fails.
+ * Auth codes arrive already hashed (devices/ownership/dv_authcode.c); the audit detail never
+ * names a code.
  */
 #include <stdio.h>
 #include <stdlib.h>

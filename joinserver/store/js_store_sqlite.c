@@ -580,8 +580,8 @@ static int sq_device_delete(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN
 	ret = js_store__sq_change(s->be, "DELETE FROM devices WHERE dev_eui=?1",
 				  JS_SQ_ARGS(JS_SQ_EUI(dev_eui)), &n);
 	if (ret == DJ_EOK)
-		ret = n == 0 ? DJ_ENOENT
-			     : js_store__sq_audit_put(s, dev_eui, JS_DEVICE_DELETE_EVENT, actor, "");
+		ret = n == 0 ? DJ_ENOENT : js_store__sq_audit_put(s, dev_eui, JS_DEVICE_DELETE_EVENT,
+								  actor, "");
 	return js_store__sq_wend(s, ret);
 }
 

@@ -126,7 +126,8 @@ static int commit_one(struct js_store *s, struct js_commit *c, struct ob_tally *
 			goto out;
 	}
 	if (c->audit_event[0] != '\0') {
-		ret = js_store__sq_audit_put(s, c->dev_eui, c->audit_event, c->audit_actor, c->audit_detail);
+		ret = js_store__sq_audit_put(s, c->dev_eui, c->audit_event, c->audit_actor,
+					     c->audit_detail);
 		if (ret != DJ_EOK)
 			goto out;
 	}
@@ -155,7 +156,7 @@ int js_store__sq_apply_batch(struct js_store *s, struct js_commit *head, size_t 
 	for (c = head; c != NULL && ret == DJ_EOK; c = c->priv_next)
 		ret = commit_one(s, c, &t);
 	if (ret == DJ_EOK)
-		ret = js_store__sq_done(q->w, q->commit);	/* synchronous=FULL: durable from here */
+		ret = js_store__sq_done(q->w, q->commit);	/* synchronous=FULL: durable now */
 	if (ret != DJ_EOK && sqlite3_get_autocommit(q->w) == 0)
 		(void)js_store__sq_done(q->w, q->rollback);
 	if (ret == DJ_EOK) {

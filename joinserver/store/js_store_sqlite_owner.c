@@ -331,7 +331,8 @@ static int authcode_one(struct js_store *s, size_t i, void *arg)
 						  JS_SQ_B(a->salt, JS_AUTHCODE_SALT_LEN),
 						  JS_SQ_I(a->iter),
 						  JS_SQ_B(a->hash, JS_AUTHCODE_HASH_LEN),
-						  JS_SQ_I(a->expires_at), JS_SQ_I(js_store_now(s))));
+						  JS_SQ_I(a->expires_at),
+						  JS_SQ_I(js_store_now(s))));
 	if (ret != DJ_EOK)
 		return ret;
 	js_store__authcode_detail(a, detail, sizeof(detail));
