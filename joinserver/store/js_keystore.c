@@ -590,6 +590,14 @@ out:
 	return ret;
 }
 
+/* kwp_merge - each item not refused before the batch primitive gets its result */
+static void kwp_merge(int *rets, const int *kr, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (rets[i] == DJ_EOK)
+			rets[i] = kr[i];
+}
+
 int js_keystore_seal_many(struct js_keystore *ks, size_t n, const uint8_t *const label[],
 			  const size_t label_len[], const uint8_t *const secret[],
 			  const size_t secret_len[], uint8_t *const token[], size_t token_len[],
@@ -619,11 +627,9 @@ int js_keystore_seal_many(struct js_keystore *ks, size_t n, const uint8_t *const
 	ret = js_keystore__kwp_many(ks->wrap, 1, n, in, len, out, JS_TOKEN_MAX - 1, wl, kr);
 	if (ret != DJ_EOK)
 		goto out;
+	kwp_merge(rets, kr, n);
 	for (i = 0; i < n; i++) {
 		if (rets[i] != DJ_EOK)
-			continue;
-		rets[i] = kr[i];
-		if (kr[i] != DJ_EOK)
 			continue;
 		token[i][0] = KS_TOKEN_VERSION;
 		token_len[i] = 1 + wl[i];
@@ -643,12 +649,18 @@ int js_keystore_rewrap(struct js_keystore *old_ks, struct js_keystore *new_ks,
 
 	ret = js_keystore_open(old_ks, label, label_len, token, token_len, secret,
 			       sizeof(secret), &slen);
-	if (ret != DJ_EOK)
-		goto out;
-	ret = js_keystore_seal(new_ks, label, label_len, secret, slen, out, out_len);
-out:
+	if (ret == DJ_EOK)
+		ret = js_keystore_seal(new_ks, label, label_len, secret, slen, out, out_len);
 	OPENSSL_cleanse(secret, sizeof(secret));
 	return ret;
+}
+
+/* root_label - the label of a device's root token; 0 for a NULL DevEUI */
+static size_t root_label(const uint8_t *dev_eui, uint8_t label[JS_LABEL_MAX])
+{
+	if (dev_eui == NULL)
+		return 0;
+	return js_keystore_label(JS_PURPOSE_ROOT, dev_eui, LW_EUI_LEN, label);
 }
 
 int js_keystore_seal_root(struct js_keystore *ks, const uint8_t dev_eui[LW_EUI_LEN],
@@ -660,10 +672,8 @@ int js_keystore_seal_root(struct js_keystore *ks, const uint8_t dev_eui[LW_EUI_L
 	size_t label_len, slen;
 	int ret = DJ_EINVAL;
 
-	if (dev_eui == NULL || app_key == NULL)
-		goto out;
-	label_len = js_keystore_label(JS_PURPOSE_ROOT, dev_eui, LW_EUI_LEN, label);
-	if (label_len == 0)
+	label_len = root_label(dev_eui, label);
+	if (label_len == 0 || app_key == NULL)
 		goto out;
 	secret[0] = nwk_key != NULL ? KS_ROOT_FLAG_NWK : 0;
 	memcpy(secret + 1, app_key, LW_KEY_LEN);
@@ -703,10 +713,8 @@ int js_keystore_open_root(struct js_keystore *ks, const uint8_t dev_eui[LW_EUI_L
 	size_t label_len, slen = 0;
 	int ret = DJ_EINVAL;
 
-	if (dev_eui == NULL || out == NULL)
-		goto out;
-	label_len = js_keystore_label(JS_PURPOSE_ROOT, dev_eui, LW_EUI_LEN, label);
-	if (label_len == 0)
+	label_len = root_label(dev_eui, label);
+	if (label_len == 0 || out == NULL)
 		goto out;
 	ret = js_keystore_open(ks, label, label_len, token, token_len, secret, sizeof(secret),
 			       &slen);
@@ -738,8 +746,7 @@ int js_keystore_open_root_many(struct js_keystore *ks, size_t n, const uint8_t *
 		in[i] = NULL;
 		len[i] = 0;
 		pout[i] = plain[i];
-		label_len[i] = dev_eui[i] == NULL ? 0 : js_keystore_label(JS_PURPOSE_ROOT, dev_eui[i],
-									   LW_EUI_LEN, label[i]);
+		label_len[i] = root_label(dev_eui[i], label[i]);
 		rets[i] = label_len[i] == 0 ? DJ_EINVAL
 					    : open_check(label[i], label_len[i], token[i],
 							 token_len[i]);
@@ -751,10 +758,8 @@ int js_keystore_open_root_many(struct js_keystore *ks, size_t n, const uint8_t *
 	ret = js_keystore__kwp_many(ks->unwrap, 0, n, in, len, pout, JS_TOKEN_MAX, pl, kr);
 	if (ret != DJ_EOK)
 		goto out;
+	kwp_merge(rets, kr, n);
 	for (i = 0; i < n; i++) {
-		if (rets[i] != DJ_EOK)
-			continue;
-		rets[i] = kr[i];
 		if (rets[i] == DJ_EOK)
 			rets[i] = open_label(plain[i], pl[i], label[i], label_len[i], secret,
 					     sizeof(secret), &slen);

@@ -1,6 +1,7 @@
 /*
- * js_store_internal.h - the operations table behind js_store.h, shared by js_store.c and the
- * backends (js_store_sqlite.c, js_store_mem.c). Not installed.
+ * js_store_internal.h - the operations table behind js_store.h and js_store_owner.h, shared by
+ * js_store.c, js_store_owner.c and the backends (js_store_sqlite*.c, js_store_mem*.c). Not
+ * installed.
  *
  * DESCRIPTION
  *	js_store.c owns what every backend shares: argument checks, the commit queue and the
@@ -13,6 +14,14 @@
  *	chained by priv_next and returns DJ_EOK when the transaction carrying them was made durable
  *	(individual items may still have DJ_ECONFLICT / DJ_ENOENT), or a fault code when the whole
  *	batch failed (every item then has that code as its result).
+ *
+ *	The registry calls (ops->reg: owner_*, authcode_*, transfer_*) have the semantics and
+ *	return codes of the js_store_owner.h functions of the same names. js_store_owner.c has
+ *	checked their arguments (non-NULL pointers, chain lengths, terminated strings, the
+ *	step's range) before a backend sees them; their out-parameters are zeroed structs that
+ *	js_store_owner.c clears when the call fails. Each write is one transaction: all or none.
+ *	They are a table of their own, defined in each backend's *_owner.c, so that the
+ *	registry's functions stay private to that file.
  */
 #ifndef DJ_JOINSERVER_JS_STORE_INTERNAL_H
 #define DJ_JOINSERVER_JS_STORE_INTERNAL_H
@@ -29,6 +38,35 @@
 #define JS_REWRAP_EVENT "rewrap"
 
 struct js_store;
+
+/* The ownership registry's operations (js_store_owner.h), one table per backend. */
+struct js_store_reg_ops {
+	int (*owner_enroll)(struct js_store *s, const struct js_device *devs,
+			    const struct js_owner *owners, size_t n, const char *actor,
+			    size_t *failed);
+	int (*owner_get)(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			 struct js_owner *out);
+	int (*owner_head)(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], char *zone,
+			  size_t zonelen, uint64_t *serial);
+	int (*owner_foreach)(struct js_store *s, bool unpublished,
+			     int (*cb)(const struct js_owner *o, void *arg), void *arg);
+	int (*owner_set_published)(struct js_store *s, const uint8_t (*dev_euis)[LW_EUI_LEN],
+				   size_t n);
+	int (*authcode_put)(struct js_store *s, const struct js_authcode *recs, size_t n,
+			    const char *actor, size_t *failed);
+	int (*authcode_get)(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			    struct js_authcode *out);
+	int (*transfer_begin)(struct js_store *s, struct js_transfer *t, size_t n, int *results);
+	/* reaching JS_XFER_DONE calls s->xfer_event for the outbox event (if set) */
+	int (*transfer_advance)(struct js_store *s, const int64_t *ids, size_t n,
+				enum js_transfer_step step, const char *actor);
+	int (*transfer_find)(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			     const uint8_t nonce[JS_TRANSFER_NONCE_LEN], struct js_transfer *out);
+	int (*transfer_foreach_pending)(struct js_store *s,
+					int (*cb)(const struct js_transfer *t, void *arg),
+					void *arg);
+
+};
 
 struct js_store_ops {
 	const char *name;
@@ -62,6 +100,9 @@ struct js_store_ops {
 		      const char *actor, uint64_t *count);
 	int (*outbox_fetch)(struct js_store *s, int64_t after_id, struct js_outbox_row *rows,
 			    size_t max, size_t *n);
+
+	/* the ownership registry (js_store_owner.h), in the backend's *_owner.c */
+	const struct js_store_reg_ops *reg;
 };
 
 struct js_store {
@@ -100,6 +141,8 @@ struct js_store {
 
 extern const struct js_store_ops js_store__sqlite_ops;
 extern const struct js_store_ops js_store__mem_ops;
+extern const struct js_store_reg_ops js_store__sqlite_reg_ops;
+extern const struct js_store_reg_ops js_store__mem_reg_ops;
 
 /*! \brief Record one applied batch in the statistics (thread-safe). */
 void js_store__count(struct js_store *s, const struct js_commit *head, size_t n, int batch_ret);
@@ -112,36 +155,30 @@ void js_store__outbox_count(struct js_store *s, uint64_t written, uint64_t dropp
 
 #define JS_OUTBOX_LOG_SECONDS 10
 
-struct sqlite3;
+/*!
+ * \brief Encode the outbox event of transfer \p t reaching JS_XFER_DONE with s->xfer_event
+ *        into \p buf (JS_EVENT_BODY_MAX bytes). \retval false no hook is set; true: an event
+ *        is due, *len is its length, 0 when it could not be encoded (logged; to be counted as
+ *        dropped).
+ */
+bool js_store__xfer_event(struct js_store *s, const struct js_transfer *t, uint8_t *buf,
+			  size_t *len);
 
 /*!
- * \brief Lock the SQLite writer and open a write transaction (js_store_owner.c). \p db is the
- *        writer, valid until js_store__sq_end(). \retval DJ_EOK, DJ_EINVAL (not the SQLite
- *        backend), DJ_ESQL
+ * \brief The body of a backend's transfer_begin inside its transaction: \p one checks and
+ *        records t[i] and answers for it in results[i] (DJ_EOK, DJ_ENOENT, DJ_ECONFLICT,
+ *        DJ_EEXIST); any other code is a fault, which stops the batch and is returned.
+ * \retval DJ_EOK (all recorded), DJ_ECONFLICT (some refused: the backend rolls the batch
+ *         back), or the fault
  */
-int js_store__sq_begin(struct js_store *s, struct sqlite3 **db);
+int js_store__xfer_begin_each(struct js_store *s, struct js_transfer *t, size_t n, int *results,
+			      int (*one)(struct js_store *s, struct js_transfer *t));
 
-/*! \brief Commit (\p ret == DJ_EOK) or roll back, unlock the writer; returns the outcome. */
-int js_store__sq_end(struct js_store *s, int ret);
+/*! \brief The audit detail of a finished transfer ("from=… to=… serial=…"). */
+void js_store__xfer_detail(const struct js_transfer *t, char *out, size_t cap);
 
-/* js_store__sq_owner_head - the owner zone and serial of a device, read on a pooled reader
- * connection with a kept statement (never the writer: a join must not wait for a commit).
- * \retval DJ_EOK, DJ_ENOENT (no owner row), DJ_EINVAL (not SQLite), DJ_EMALFORMED, DJ_ESQL */
-int js_store__sq_owner_head(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], char *zone,
-			    size_t zonelen, uint64_t *serial) DJ_MUSTCHECK;
-
-/*!
- * \brief Put one event into the outbox inside the open transaction (js_store__sq_begin), as
- *        the join path does: when the outbox holds outbox_max rows (counted in the file, so
- *        rows other processes wrote count too), or \p body is NULL, the event is dropped and
- *        counted. The totals are applied when js_store__sq_end() commits. Never fails: a
- *        failed insert is logged and counted as dropped.
- */
-void js_store__sq_outbox_put(struct js_store *s, const uint8_t *body, size_t len);
-
-/*! \brief Append an audit row inside the open transaction. */
-int js_store__sq_audit(struct js_store *s, const uint8_t *dev_eui, const char *event,
-		       const char *actor, const char *detail);
+/*! \brief The audit detail of a stored auth code ("expires_at=…"; never the code). */
+void js_store__authcode_detail(const struct js_authcode *a, char *out, size_t cap);
 
 /*! \brief Copy \p src into the fixed buffer \p dst of \p cap bytes, truncating; NULL gives "". */
 void js_store__strlcpy(char *dst, const char *src, size_t cap);

@@ -16,7 +16,9 @@
  *	finishes them. UNIQUE(dev_eui, serial) and UNIQUE(dev_eui, nonce) make a replayed request
  *	and two concurrent transfers of one device collide in the database.
  *
- *	Only the SQLite backend implements these calls; the in-memory one returns DJ_EINVAL.
+ *	Both backends implement these calls with the same answers (js_store_internal.h: the
+ *	ops->reg table); the in-memory one keeps nothing beyond the process. Every call returns
+ *	DJ_EINVAL for a NULL store or pointer argument, checked before a backend is reached.
  *	Thread safety: as js_store.h.
  */
 #ifndef DJ_JOINSERVER_JS_STORE_OWNER_H
@@ -121,7 +123,8 @@ int js_store_owner_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 /*!
  * \brief Only the current owner zone and serial of a device (for every join with [js]
  *        ownership on): read on a reader connection, so it never waits for the writer.
- * \retval DJ_EOK, DJ_ENOENT (not in the registry), DJ_EINVAL (a store without owners)
+ * \retval DJ_EOK, DJ_ENOENT (not in the registry), DJ_EMALFORMED (the zone does not fit
+ *         \p zonelen), DJ_EINVAL
  */
 int js_store_owner_head(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], char *zone,
 			size_t zonelen, uint64_t *serial) DJ_MUSTCHECK;
@@ -168,8 +171,9 @@ int js_store_transfer_begin(struct js_store *s, struct js_transfer *t, size_t n,
  * \brief Move transfers \p ids to \p step in one transaction. Reaching JS_XFER_DONE also makes
  *        the owner row the transfer's (zone, serial, chain, published), deletes the device's
  *        auth code and writes the audit entry ("ownership-transfer"), and, with
- *        js_store_set_transfer_event(), the outbox event.
- * \retval DJ_EOK, DJ_ENOENT (an id that does not exist), DJ_ESQL
+ *        js_store_set_transfer_event(), the outbox event. A transfer already at \p step or
+ *        beyond is left as it is (a re-run after a crash). \p step is NEW_PUBLISHED..DONE.
+ * \retval DJ_EOK, DJ_ENOENT (an id that does not exist: none is moved), DJ_EINVAL, DJ_ESQL
  */
 int js_store_transfer_advance(struct js_store *s, const int64_t *ids, size_t n,
 			      enum js_transfer_step step, const char *actor) DJ_MUSTCHECK;

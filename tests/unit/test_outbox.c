@@ -20,6 +20,7 @@
 
 #include "common/dj_err.h"
 #include "store/js_store.h"
+#include "test_store_util.h"
 
 #define PATH_LEN 512
 
@@ -60,18 +61,14 @@ static void add_dev(struct ctx *c)
 
 static int setup(void **state, bool mem, unsigned max)
 {
-	static int seq;
 	struct ctx *c = calloc(1, sizeof(*c));
-	const char *dir = getenv("DJ_TEST_TMPDIR");
 
 	if (c == NULL)
 		return -1;
 	c->mem = mem;
 	c->outbox_max = max;
 	memset(c->kcv, 0x42, sizeof(c->kcv));
-	snprintf(c->path, sizeof(c->path), "%s/outbox-%d-%d.db", dir != NULL ? dir : "/tmp",
-		 (int)getpid(), seq++);
-	unlink(c->path);
+	store_test_path(c->path, sizeof(c->path), "outbox");
 	if (open_store(c) != DJ_EOK)
 		return -1;
 	add_dev(c);
@@ -87,14 +84,8 @@ static int setup_mem_small(void **state) { return setup(state, true, 3); }
 static int teardown(void **state)
 {
 	struct ctx *c = *state;
-	char p[PATH_LEN + 8];
-
 	js_store_close(c->s);
-	unlink(c->path);
-	snprintf(p, sizeof(p), "%s-wal", c->path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", c->path);
-	unlink(p);
+	store_test_unlink(c->path);
 	free(c);
 	return 0;
 }

@@ -23,6 +23,7 @@
 #include "common/dj_err.h"
 #include "store/js_keystore.h"
 #include "store/js_store.h"
+#include "test_store_util.h"
 
 #define PATH_LEN 512
 #define N_THREADS 100
@@ -66,17 +67,13 @@ static int store_open(struct ctx *c, const uint8_t *kcv, struct js_store **out)
 /* setup_common - a fresh store (file or memory) with master key A and the fake clock */
 static int setup_common(void **state, bool mem)
 {
-	static int seq;
 	struct ctx *c = calloc(1, sizeof(*c));
-	const char *dir = getenv("DJ_TEST_TMPDIR");
 
 	if (c == NULL)
 		return -1;
 	c->mem = mem;
 	c->now = T0;
-	snprintf(c->path, sizeof(c->path), "%s/store-%d-%d.db", dir != NULL ? dir : "/tmp",
-		 (int)getpid(), seq++);
-	unlink(c->path);
+	store_test_path(c->path, sizeof(c->path), "store");
 	if (js_keystore_new(master_a, &c->ks) != DJ_EOK)
 		return -1;
 	js_keystore_kcv(c->ks, c->kcv);
@@ -102,15 +99,9 @@ static int setup_mem(void **state)
 static int teardown(void **state)
 {
 	struct ctx *c = *state;
-	char p[PATH_LEN + 8];
-
 	js_store_close(c->s);
 	js_keystore_free(c->ks);
-	unlink(c->path);
-	snprintf(p, sizeof(p), "%s-wal", c->path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", c->path);
-	unlink(p);
+	store_test_unlink(c->path);
 	free(c);
 	return 0;
 }
