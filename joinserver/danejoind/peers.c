@@ -164,8 +164,8 @@ int svc__dane_check(const char *path, const struct js_config *cfg, char *err, si
  * for --check-config); authenticates with our [listen] certificate and checks the peer's
  * server certificate against client_ca_file and the URL host */
 int svc__async_client(const struct js_config *cfg, const struct js_peer_config *pc,
-			struct event_base *base, struct da_resolver *resolver,
-			struct dc_client **out, char *err, size_t errlen)
+		      struct event_base *base, struct da_resolver *resolver,
+		      struct dc_client **out, char *err, size_t errlen)
 {
 	struct dc_props dp = { .url = pc->async_url, .cert_file = cfg->cert_file,
 			       .key_file = cfg->key_file, .ca_file = cfg->client_ca_file,
@@ -189,9 +189,10 @@ int svc__async_client(const struct js_config *cfg, const struct js_peer_config *
 	return ret == DJ_ENOMEM || ret == DJ_ECRYPTO ? ret : DJ_ECONFIG;
 }
 
-/* svc__peers_load - the configuration and the peer table built from it (async clients on \p base) */
+/* svc__peers_load - the configuration and the peer table built from it (async clients on
+ * \p base) */
 int svc__peers_load(const char *path, struct event_base *base, struct da_resolver *resolver,
-		      struct peers **out, char *err, size_t errlen)
+		    struct peers **out, char *err, size_t errlen)
 {
 	struct peers *p = calloc(1, sizeof(*p));
 	uint8_t key[KEK_LEN_MAX];

@@ -288,7 +288,7 @@ int svc_reload(struct svc *s, char *err, size_t errlen)
 		svc__peers_free(np);
 		return ret;
 	}
-	/* Jobs and async deliveries in flight point into the old table (peer, KEK, dc_client):
+	/* Requests and async answers in flight point into the old table (peer, KEK, dc_client):
 	 * keep it alive behind the new one when any are in flight; it is freed with the service.
 	 * A pending delivery finishes with the async_url it started with. */
 	if (srv_in_flight(s->srv) == 0 && s->async_pending == 0)

@@ -2,11 +2,12 @@
  * js_engine.c - the OTAA join engine, and the AppSKey release.
  *
  * Order of checks, and why: the frame's parse status first (no state is read for garbage; the
- * caller parsed it once where it arrived); the device and JoinEUI next (an unknown device costs no crypto); then the MIC, before any nonce rule, so
- * that a forged frame can neither learn nor move a device's nonce state. Nothing is written for a
- * refused request. For an accepted one the new state (DevNonce/RJcount1 used, JoinNonce issued,
- * the session token: AppSKey and SNwkSIntKey sealed together under the SessionKeyID, kept for
- * AppSKeyReq and for later Rejoin 0/2 MIC checks) goes to the store as a compare-and-swap on the state version read, with one audit
+ * caller parsed the frame once, where it arrived); the device and JoinEUI next (an unknown device
+ * costs no crypto); then the MIC, before any nonce rule, so that a forged frame can neither learn
+ * nor move a device's nonce state. Nothing is written for a refused request. For an accepted one
+ * the new state (DevNonce/RJcount1 used, JoinNonce issued, the session token: AppSKey and
+ * SNwkSIntKey sealed together under the SessionKeyID, kept for AppSKeyReq and for later Rejoin 0/2
+ * MIC checks) goes to the store as a compare-and-swap on the state version read, with one audit
  * entry for the key release. If another request for the same device committed in between, the CAS
  * fails and the whole check runs again on the fresh state, so two copies of one Join-request can
  * never both be accepted.
@@ -440,8 +441,8 @@ out:
 }
 
 /* fill_commit - the sealed token is in it->token: the state change and its audit entry */
-static void fill_commit(struct js_engine *e, const struct js_join_in *in, struct js_join_out *out,
-		   struct js_commit *c, struct item *it)
+static void fill_commit(struct js_engine *e, const struct js_join_in *in,
+			struct js_join_out *out, struct js_commit *c, struct item *it)
 {
 	const struct js_device *d = &it->dev;
 	size_t n;

@@ -4,10 +4,10 @@
  * DESCRIPTION
  *	For one request (its frame parsed once by the caller) the engine finds the device, checks
  *	the JoinEUI, opens the root keys from the key store, checks the MIC, applies the nonce
- *	rules of the device's LoRaWAN version, allocates the next JoinNonce, derives the session keys (and JSIntKey/JSEncKey),
- *	builds the encrypted Join-accept, and commits the new nonce state through the store's group
- *	commit. The answer is released only once that commit is durable (DESIGN.md trust rule 4). A
- *	request that fails any check changes nothing.
+ *	rules of the device's LoRaWAN version, allocates the next JoinNonce, derives the session
+ *	keys (and JSIntKey/JSEncKey), builds the encrypted Join-accept, and commits the new nonce
+ *	state through the store's group commit. The answer is released only once that commit is
+ *	durable (DESIGN.md trust rule 4). A request that fails any check changes nothing.
  *
  *	Nonce rules (TS001-1.0.4 §6.2.5, TS001-1.1 §6.2.4.3):
  *	- 1.0.0-1.0.3: DevNonce is random; a value in the device's bounded history of used DevNonces
