@@ -26,8 +26,8 @@
  *	  and positive, so no path through OpenSSL's verifier can accept the broker without it.
  *	  Records are fetched anew for each connect (through the resolver's TTL-bounded cache), so
  *	  a rolled broker key is picked up by the next reconnect.
- *	- Payloads hold AppSKeys only wrapped under an AS's KEK (ev_event.c); they are wiped after
- *	  use all the same. Nothing secret is logged: ids, topics and TLS errors only.
+ *	- Payloads hold AppSKeys only wrapped under an AS's KEK (ev_join.c, ev_event.c); they are
+ *	  wiped after use all the same. Nothing secret is logged: ids, topics and TLS errors only.
  *	- A failing broker never blocks a join: the outbox takes events (bounded by outbox_max,
  *	  see js_store.h), this thread retries.
  */
@@ -49,10 +49,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include "bi/bi_kek.h"
 #include "backend-auth/da_tls.h"
+#include "common/dj_clock.h"
 #include "common/dj_err.h"
-#include "common/dj_hex.h"
 #include "common/dj_log.h"
 #include "engine/js_config.h"
 
@@ -126,15 +125,6 @@ struct ev_pub {
 	struct js_outbox_row rows[PUB_FETCH];
 };
 
-/* now_ms - monotonic milliseconds */
-static int64_t now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * MS_PER_S + t.tv_nsec / NS_PER_MS;
-}
-
 /* stopping - whether ev_pub_free() asked the thread to stop */
 static bool stopping(struct ev_pub *p)
 {
@@ -149,15 +139,10 @@ static bool stopping(struct ev_pub *p)
 /* nap - sleep \p ms, or less if stopped */
 static void nap(struct ev_pub *p, unsigned ms)
 {
-	struct timespec t;
+	/* pthread_cond_timedwait() takes a CLOCK_REALTIME deadline */
+	int64_t until = dj_clock_real_ms() + ms;
+	struct timespec t = { until / MS_PER_S, (long)(until % MS_PER_S) * NS_PER_MS };
 
-	clock_gettime(CLOCK_REALTIME, &t);
-	t.tv_sec += ms / MS_PER_S;
-	t.tv_nsec += (long)(ms % MS_PER_S) * NS_PER_MS;
-	if (t.tv_nsec >= MS_PER_S * NS_PER_MS) {
-		t.tv_sec++;
-		t.tv_nsec -= MS_PER_S * NS_PER_MS;
-	}
 	pthread_mutex_lock(&p->lock);
 	while (!p->stop && pthread_cond_timedwait(&p->cond, &p->lock, &t) != ETIMEDOUT)
 		;
@@ -572,7 +557,7 @@ static int client_new(struct ev_pub *p, struct mosquitto **out, char *err, size_
 static bool session(struct ev_pub *p)
 {
 	char err[PUB_SESSION_ERR_MAX];
-	int64_t started = now_ms(), polled = started;
+	uint64_t started = dj_clock_mono_ms(), polled = started;
 	bool was_up = false;
 	int rc;
 
@@ -617,7 +602,7 @@ static bool session(struct ev_pub *p)
 			break;
 		}
 		if (!p->up) {
-			if (now_ms() - started > PUB_CONNACK_MS) {
+			if (dj_clock_mono_ms() - started > PUB_CONNACK_MS) {
 				snprintf(err, sizeof(err), "no CONNACK within %d ms", PUB_CONNACK_MS);
 				p->lost = true;
 			}
@@ -636,8 +621,8 @@ static bool session(struct ev_pub *p)
 					  "verified); publishing the outbox", p->host,
 					  p->props.port);
 		}
-		if (now_ms() - polled >= PUB_POLL_MS) {
-			polled = now_ms();
+		if (dj_clock_mono_ms() - polled >= PUB_POLL_MS) {
+			polled = dj_clock_mono_ms();
 			atomic_store(&p->kick, true);	/* one indexed query a second */
 		}
 		pump(p);
@@ -668,7 +653,7 @@ static void *pub_main(void *arg)
 {
 	struct ev_pub *p = arg;
 	unsigned delay = p->props.backoff_min_ms;
-	int64_t t0;
+	uint64_t t0;
 
 	while (!stopping(p)) {
 		if (session(p))
@@ -680,8 +665,9 @@ static void *pub_main(void *arg)
 		delay = delay > p->props.backoff_max_ms / 2 ? p->props.backoff_max_ms : delay * 2;
 	}
 	/* hand over the last acknowledgements: fewer duplicates after a restart */
-	t0 = now_ms();
-	while (now_ms() - t0 < PUB_STOP_WAIT_MS && (p->n_acks > 0 || atomic_load(&p->del_busy))) {
+	t0 = dj_clock_mono_ms();
+	while (dj_clock_mono_ms() - t0 < PUB_STOP_WAIT_MS &&
+	       (p->n_acks > 0 || atomic_load(&p->del_busy))) {
 		flush_acks(p);
 		if (atomic_load(&p->del_busy)) {
 			struct timespec ts = { 0, NS_PER_MS };
@@ -818,127 +804,4 @@ void ev_pub_stats(struct ev_pub *p, struct ev_pub_stats *out)
 	out->render_failures = atomic_load(&p->render_failures);
 	out->connected = atomic_load(&p->connected);
 	out->inflight = atomic_load(&p->inflight_n);
-}
-
-/* One event of a list, with the strings its audit entry points to. */
-struct ev_node {
-	struct js_event ev;		/* first: a struct js_event * is a struct ev_node * */
-	char actor[JS_AUDIT_ACTOR_MAX];
-	char detail[JS_AUDIT_DETAIL_MAX];
-	uint8_t body[JS_EVENT_BODY_MAX];
-};
-
-void ev_list_free(struct js_event *list)
-{
-	while (list != NULL) {
-		struct ev_node *n = (struct ev_node *)list;
-
-		list = (struct js_event *)(uintptr_t)list->next;
-		OPENSSL_clear_free(n, sizeof(*n));
-	}
-}
-
-int ev_join_events(const struct ev_join *j, const struct ev_as_target *targets, unsigned n,
-		   const struct lw_key *app_s_key, struct js_event **out)
-{
-	struct js_event *head = NULL, **tail = &head;
-	struct ev_node *nd;
-	struct bi_key_envelope env;
-	struct ev_appskey a;
-	char sid[2 * JS_SESSION_ID_MAX + 1];
-	size_t len;
-	int ret = DJ_ENOMEM;
-
-	memset(&env, 0, sizeof(env));
-	nd = OPENSSL_zalloc(sizeof(*nd));
-	if (nd == NULL)
-		goto out;
-	*tail = &nd->ev;
-	tail = (struct js_event **)(uintptr_t)&nd->ev.next;
-	ret = ev_encode_join(j, nd->body, sizeof(nd->body), &len);
-	if (ret != DJ_EOK)
-		goto out;
-	nd->ev.body = nd->body;
-	nd->ev.len = (uint32_t)len;
-	if (!j->accepted || app_s_key == NULL)
-		goto done;
-	dj_hex_format(j->session_id, j->session_id_len, sid);
-	for (unsigned i = 0; i < n && i + 1 < JS_COMMIT_EVENTS_MAX; i++) {
-		ret = DJ_ENOMEM;
-		nd = OPENSSL_zalloc(sizeof(*nd));
-		if (nd == NULL)
-			goto out;
-		*tail = &nd->ev;
-		tail = (struct js_event **)(uintptr_t)&nd->ev.next;
-		ret = bi_kek_envelope(targets[i].kek, app_s_key, &env);
-		if (ret != DJ_EOK)
-			goto out;
-		memset(&a, 0, sizeof(a));
-		memcpy(a.dev_eui, j->dev_eui, LW_EUI_LEN);
-		memcpy(a.join_eui, j->join_eui, LW_EUI_LEN);
-		a.as_id = targets[i].as_id;
-		a.session_id = j->session_id;
-		a.session_id_len = j->session_id_len;
-		a.env = &env;
-		a.time_ms = j->time_ms;
-		ret = ev_encode_appskey(&a, nd->body, sizeof(nd->body), &len);
-		OPENSSL_cleanse(&env, sizeof(env));
-		if (ret != DJ_EOK)
-			goto out;
-		nd->ev.body = nd->body;
-		nd->ev.len = (uint32_t)len;
-		snprintf(nd->actor, sizeof(nd->actor), "%s", targets[i].identity);
-		snprintf(nd->detail, sizeof(nd->detail), "session_key_id=%s kek=%s via=mqtt", sid,
-			 bi_kek_label(targets[i].kek));
-		nd->ev.audit_event = "appskey-release";
-		nd->ev.audit_actor = nd->actor;
-		nd->ev.audit_detail = nd->detail;
-	}
-done:
-	*out = head;
-	head = NULL;
-	ret = DJ_EOK;
-out:
-	OPENSSL_cleanse(&env, sizeof(env));
-	ev_list_free(head);
-	return ret;
-}
-
-/* An events-only commit that frees itself. */
-struct ev_rec {
-	struct js_commit c;
-	struct js_event *list;
-};
-
-/* rec_done - committer: the refused join's event is in the outbox (or was lost: logged) */
-static void rec_done(struct js_commit *c, void *arg)
-{
-	struct ev_rec *r = arg;
-
-	if (c->result != DJ_EOK)
-		dj_warn("mqtt: writing an event to the outbox failed: %s", dj_strerror(c->result));
-	ev_list_free(r->list);
-	free(r);
-}
-
-void ev_record(struct js_store *store, const uint8_t dev_eui[LW_EUI_LEN], struct js_event *list)
-{
-	struct ev_rec *r = calloc(1, sizeof(*r));
-
-	if (r == NULL) {
-		dj_warn("mqtt: out of memory: an event is lost");
-		ev_list_free(list);
-		return;
-	}
-	r->list = list;
-	r->c.kind = JS_COMMIT_EVENTS;
-	memcpy(r->c.dev_eui, dev_eui, LW_EUI_LEN);
-	r->c.events = list;
-	r->c.done = rec_done;
-	r->c.done_arg = r;
-	if (js_store_submit(store, &r->c) != DJ_EOK) {
-		dj_warn("mqtt: the store refused an event (shutting down?): it is lost");
-		ev_list_free(list);
-		free(r);
-	}
 }

@@ -9,7 +9,8 @@
  *	here, runs the request, wraps the session keys under the peer's KEK, and answers. Everything
  *	runs on the event-loop thread; accepted joins complete from the store's committer thread via
  *	srv_call_in_loop(). For a peer with async_url the request gets an empty HTTP 200 at once and
- *	the answer is POSTed to that URL (TS002 §8; see svc.c).
+ *	the answer is POSTed to that URL (TS002 §8; see deliver.c). The files of the service and
+ *	what they share: svc_internal.h.
  */
 #ifndef DJ_DANEJOIND_SVC_H
 #define DJ_DANEJOIND_SVC_H

@@ -1,12 +1,13 @@
 /*
- * js_engine.c - the OTAA join engine.
+ * js_engine.c - the OTAA join engine, and the AppSKey release.
  *
- * Order of checks, and why: the frame is parsed first (no state is read for garbage); the device
- * and JoinEUI next (an unknown device costs no crypto); then the MIC, before any nonce rule, so
- * that a forged frame can neither learn nor move a device's nonce state. Nothing is written for a
- * refused request. For an accepted one the new state (DevNonce/RJcount1 used, JoinNonce issued,
- * the session token: AppSKey and SNwkSIntKey sealed together under the SessionKeyID, kept for
- * AppSKeyReq and for later Rejoin 0/2 MIC checks) goes to the store as a compare-and-swap on the state version read, with one audit
+ * Order of checks, and why: the frame's parse status first (no state is read for garbage; the
+ * caller parsed the frame once, where it arrived); the device and JoinEUI next (an unknown device
+ * costs no crypto); then the MIC, before any nonce rule, so that a forged frame can neither learn
+ * nor move a device's nonce state. Nothing is written for a refused request. For an accepted one
+ * the new state (DevNonce/RJcount1 used, JoinNonce issued, the session token: AppSKey and
+ * SNwkSIntKey sealed together under the SessionKeyID, kept for AppSKeyReq and for later Rejoin 0/2
+ * MIC checks) goes to the store as a compare-and-swap on the state version read, with one audit
  * entry for the key release. If another request for the same device committed in between, the CAS
  * fails and the whole check runs again on the fresh state, so two copies of one Join-request can
  * never both be accepted.
@@ -15,6 +16,7 @@
  * crypto context's key schedules are wiped before returning (DESIGN.md trust rule 5).
  */
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -30,7 +32,7 @@
 /* One request of a batch, from the first check to the state change: what the phases pass on. */
 struct item {
 	struct js_device dev;		/* the device as read */
-	struct lw_request req;
+	const struct lw_request *req;	/* the caller's parsed frame (js_join_in.frame) */
 	struct js_root_keys rk;		/* opened for this request only, wiped in item_end */
 	uint8_t label[JS_LABEL_MAX];	/* the session token's label and secret, for the seal */
 	size_t label_len;
@@ -46,7 +48,8 @@ struct js_engine {
 	struct lw_crypto *cx;
 	int64_t session_lifetime;
 	struct js_commit commit;	/* scratch for js_engine_join */
-	struct item *items;		/* scratch: JS_ENGINE_BATCH_MAX requests in flight */
+	struct item *items;		/* scratch: JS_ENGINE_BATCH_MAX requests in flight; items[0].dev
+					 * also serves js_engine_appskey_release */
 	struct js_commit *commits;	/* scratch for js_engine_join_many */
 };
 
@@ -141,6 +144,53 @@ static void state_copy(struct js_nonce_state *dst, const struct js_nonce_state *
 	memcpy(dst->sess_token, src->sess_token, src->sess_token_len);
 }
 
+/* clamp_cap - the history bound as the store keeps it: 1 .. JS_DEVNONCE_HIST_MAX */
+static uint32_t clamp_cap(unsigned cap)
+{
+	if (cap == 0)
+		return 1;
+	return cap > JS_DEVNONCE_HIST_MAX ? JS_DEVNONCE_HIST_MAX : cap;
+}
+
+enum js_verdict js_engine_nonce_check(enum lw_version version, enum lw_req_type type,
+				      uint16_t nonce, const struct js_nonce_state *cur,
+				      unsigned hist_cap, struct js_nonce_state *next)
+{
+	bool counter = lw_version_devnonce_is_counter(version);
+	uint32_t cap = clamp_cap(hist_cap), drop;
+
+	/* Judge first, so that a refusal writes nothing. */
+	if (type == LW_REQ_JOIN && counter) {
+		if (cur->dev_nonce_last >= 0 && nonce <= cur->dev_nonce_last)
+			return JS_V_DEVNONCE_TOO_LOW;
+	} else if (type == LW_REQ_JOIN) {
+		if (hist_contains(cur, nonce))
+			return JS_V_DEVNONCE_REPLAY;
+	} else if (type == LW_REQ_REJOIN1) {
+		if (cur->rjcount1_last >= 0 && nonce <= cur->rjcount1_last)
+			return JS_V_RJCOUNT1_REPLAY;
+	}
+	if (cur->join_nonce_last >= (int64_t)LW_JOINNONCE_MAX)
+		return JS_V_JOINNONCE_EXHAUSTED;
+
+	state_copy(next, cur);
+	if (type == LW_REQ_JOIN && counter) {
+		next->dev_nonce_last = nonce;
+	} else if (type == LW_REQ_JOIN) {
+		if (next->hist_len >= cap) {	/* full: the oldest go */
+			drop = next->hist_len - cap + 1;
+			memmove(next->hist, next->hist + drop,
+				(next->hist_len - drop) * sizeof(next->hist[0]));
+			next->hist_len -= drop;
+		}
+		next->hist[next->hist_len++] = nonce;
+	} else if (type == LW_REQ_REJOIN1) {
+		next->rjcount1_last = nonce;
+	}
+	next->join_nonce_last = cur->join_nonce_last < 1 ? 1 : cur->join_nonce_last + 1;
+	return JS_ACCEPT;
+}
+
 /* commit_reset - clear a commit's scalar fields (not the large state it is about to receive) */
 static void commit_reset(struct js_commit *c)
 {
@@ -203,28 +253,31 @@ static bool live(const struct item *it, const struct js_join_out *out)
 }
 
 /*
- * front - the checks that need no key: the frame, the device and its JoinEUI, the request type
- * against the MAC version, OptNeg, the Join-accept parameters. Sets out->verdict (JS_ACCEPT:
- * go on) or it->ret. Reads the device into it->dev; touches no durable state.
+ * check_without_keys - the checks that need no key: the frame's parse status, the device and
+ * its JoinEUI, the request type against the MAC version, OptNeg, the Join-accept parameters.
+ * Sets out->verdict (JS_ACCEPT: go on) or it->ret. Reads the device into it->dev; touches no
+ * durable state.
  */
-static void front(struct js_engine *e, const struct js_join_in *in, struct js_join_out *out,
-		  struct item *it)
+static void check_without_keys(struct js_engine *e, const struct js_join_in *in,
+			       struct js_join_out *out, struct item *it)
 {
 	struct js_device *d = &it->dev;
+	const struct lw_request *req = in->frame;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
 	it->ret = DJ_EOK;
-	out->frame_status = lw_frame_parse_request(in->phy, in->phy_len, &it->req);
-	if (out->frame_status != LW_FRAME_OK) {
+	it->req = req;
+	out->frame_status = in->frame_status;
+	if (in->frame_status != LW_FRAME_OK) {
 		out->verdict = JS_V_MALFORMED_FRAME;
 		return;
 	}
-	out->type = it->req.type;
-	out->nonce = it->req.nonce;
-	memcpy(out->dev_eui, it->req.dev_eui, LW_EUI_LEN);
+	out->type = req->type;
+	out->nonce = req->nonce;
+	memcpy(out->dev_eui, req->dev_eui, LW_EUI_LEN);
 
-	ret = js_store_device_get(e->store, it->req.dev_eui, d);
+	ret = js_store_device_get(e->store, req->dev_eui, d);
 	if (ret == DJ_ENOENT) {
 		out->verdict = JS_V_UNKNOWN_DEVEUI;
 		return;
@@ -237,17 +290,17 @@ static void front(struct js_engine *e, const struct js_join_in *in, struct js_jo
 	memcpy(out->join_eui, d->join_eui, LW_EUI_LEN);
 	out->opt_neg = (in->dl_settings & LW_DL_OPTNEG) != 0;
 
-	if ((it->req.type == LW_REQ_JOIN || it->req.type == LW_REQ_REJOIN1) &&
-	    memcmp(it->req.join_eui, d->join_eui, LW_EUI_LEN) != 0) {
+	if ((req->type == LW_REQ_JOIN || req->type == LW_REQ_REJOIN1) &&
+	    memcmp(req->join_eui, d->join_eui, LW_EUI_LEN) != 0) {
 		out->verdict = JS_V_WRONG_JOINEUI;
 		return;
 	}
-	if (it->req.type != LW_REQ_JOIN && d->mac_version < LW_V1_1) {
+	if (req->type != LW_REQ_JOIN && d->mac_version < LW_V1_1) {
 		out->verdict = JS_V_REJOIN_UNSUPPORTED;
 		return;
 	}
 	if ((out->opt_neg && d->mac_version < LW_V1_1) ||
-	    (!out->opt_neg && it->req.type != LW_REQ_JOIN)) {
+	    (!out->opt_neg && req->type != LW_REQ_JOIN)) {
 		out->verdict = JS_V_OPTNEG_MISMATCH;
 		return;
 	}
@@ -264,15 +317,16 @@ static void root_opened(struct item *it, int ret)
 }
 
 /*
- * middle - with the root keys open: the MIC, the nonce rules, the JoinNonce, the session keys
- * and the Join-accept; fills c->new_st and leaves the session token's label and secret in it
- * for the seal. The key schedules it leaves in e->cx are wiped by the caller (lw_crypto_forget).
+ * verify_and_build_accept - with the root keys open: the MIC, the nonce rules and the JoinNonce
+ * (js_engine_nonce_check), the session keys and the Join-accept; fills c->new_st and leaves the
+ * session token's label and secret in it for the seal. The key schedules it leaves in e->cx are
+ * wiped by the caller (lw_crypto_forget).
  */
-static void middle(struct js_engine *e, const struct js_join_in *in, struct js_join_out *out,
-		   struct js_commit *c, struct item *it)
+static void verify_and_build_accept(struct js_engine *e, const struct js_join_in *in,
+				    struct js_join_out *out, struct js_commit *c, struct item *it)
 {
 	const struct js_device *d = &it->dev;
-	const struct lw_request *req = &it->req;
+	const struct lw_request *req = it->req;
 	const struct js_root_keys *rk = &it->rk;
 	struct lw_key js_int, js_enc, s_nwk;
 	struct lw_accept ja;
@@ -281,6 +335,7 @@ static void middle(struct js_engine *e, const struct js_join_in *in, struct js_j
 	uint8_t mic[LW_MIC_LEN], sid[JS_SESSION_ID_LEN];
 	size_t raw_len;
 	uint32_t next;
+	enum js_verdict v;
 	int ret = DJ_EOK;
 
 	memset(&js_int, 0, sizeof(js_int));
@@ -326,43 +381,13 @@ static void middle(struct js_engine *e, const struct js_join_in *in, struct js_j
 	}
 
 	/* Nonce rules, then the JoinNonce. */
-	state_copy(&c->new_st, &d->st);
-	if (req->type == LW_REQ_JOIN) {
-		if (lw_version_devnonce_is_counter(d->mac_version)) {
-			if (d->st.dev_nonce_last >= 0 && req->nonce <= d->st.dev_nonce_last) {
-				out->verdict = JS_V_DEVNONCE_TOO_LOW;
-				goto out;
-			}
-			c->new_st.dev_nonce_last = req->nonce;
-		} else {
-			unsigned cap = js_store_devnonce_history(e->store);
-
-			if (hist_contains(&d->st, req->nonce)) {
-				out->verdict = JS_V_DEVNONCE_REPLAY;
-				goto out;
-			}
-			if (c->new_st.hist_len >= cap) {
-				uint32_t drop = c->new_st.hist_len - cap + 1;
-
-				memmove(c->new_st.hist, c->new_st.hist + drop,
-					(c->new_st.hist_len - drop) * sizeof(uint16_t));
-				c->new_st.hist_len -= drop;
-			}
-			c->new_st.hist[c->new_st.hist_len++] = req->nonce;
-		}
-	} else if (req->type == LW_REQ_REJOIN1) {
-		if (d->st.rjcount1_last >= 0 && req->nonce <= d->st.rjcount1_last) {
-			out->verdict = JS_V_RJCOUNT1_REPLAY;
-			goto out;
-		}
-		c->new_st.rjcount1_last = req->nonce;
-	}
-	if (d->st.join_nonce_last >= (int64_t)LW_JOINNONCE_MAX) {
-		out->verdict = JS_V_JOINNONCE_EXHAUSTED;
+	v = js_engine_nonce_check(d->mac_version, req->type, req->nonce, &d->st,
+				  js_store_devnonce_history(e->store), &c->new_st);
+	if (v != JS_ACCEPT) {
+		out->verdict = v;
 		goto out;
 	}
-	next = d->st.join_nonce_last < 1 ? 1 : (uint32_t)d->st.join_nonce_last + 1;
-	c->new_st.join_nonce_last = next;
+	next = (uint32_t)c->new_st.join_nonce_last;
 	out->join_nonce = next;
 
 	/* Session keys and the Join-accept. */
@@ -380,7 +405,8 @@ static void middle(struct js_engine *e, const struct js_join_in *in, struct js_j
 						d->join_eui, req->nonce, &out->keys);
 		if (ret != DJ_EOK)
 			goto out;
-		actx.join_req_type = req->type == LW_REQ_JOIN ? LW_JOINREQTYPE_JOIN : in->phy[1];
+		/* a Rejoin-request's second byte is its RejoinType (TS001-1.1 §6.2.4.4) */
+		actx.join_req_type = req->type == LW_REQ_JOIN ? LW_JOINREQTYPE_JOIN : req->phy[1];
 		memcpy(actx.join_eui, d->join_eui, LW_EUI_LEN);
 		actx.nonce = req->nonce;
 		mic_key = &js_int;
@@ -414,9 +440,9 @@ out:
 	lw_key_wipe(&s_nwk);
 }
 
-/* finish - the sealed token is in it->token: the state change and its audit entry */
-static void finish(struct js_engine *e, const struct js_join_in *in, struct js_join_out *out,
-		   struct js_commit *c, struct item *it)
+/* fill_commit - the sealed token is in it->token: the state change and its audit entry */
+static void fill_commit(struct js_engine *e, const struct js_join_in *in,
+			struct js_join_out *out, struct js_commit *c, struct item *it)
 {
 	const struct js_device *d = &it->dev;
 	size_t n;
@@ -433,7 +459,7 @@ static void finish(struct js_engine *e, const struct js_join_in *in, struct js_j
 		c->session_token_len = (uint32_t)it->token_len;
 		c->session_expires_at = js_store_now(e->store) + e->session_lifetime;
 	}
-	if (it->req.type == LW_REQ_JOIN)
+	if (it->req->type == LW_REQ_JOIN)
 		memcpy(c->audit_event, "join-accept", sizeof("join-accept"));
 	else
 		memcpy(c->audit_event, "rejoin-accept", sizeof("rejoin-accept"));
@@ -481,7 +507,7 @@ static void prepare_many(struct js_engine *e, const struct js_join_in *const in[
 	int ret;
 
 	for (i = 0; i < n; i++)
-		front(e, in[i], out[i], &e->items[i]);
+		check_without_keys(e, in[i], out[i], &e->items[i]);
 
 	/* Open the root keys of every request still live. */
 	for (i = 0, k = 0; i < n; i++) {
@@ -512,7 +538,7 @@ static void prepare_many(struct js_engine *e, const struct js_join_in *const in[
 
 	for (i = 0; i < n; i++) {
 		if (live(&e->items[i], out[i]))
-			middle(e, in[i], out[i], c[i], &e->items[i]);
+			verify_and_build_accept(e, in[i], out[i], c[i], &e->items[i]);
 		js_root_keys_wipe(&e->items[i].rk);	/* not needed past the LoRaWAN crypto */
 	}
 	lw_crypto_forget(e->cx);
@@ -550,7 +576,7 @@ static void prepare_many(struct js_engine *e, const struct js_join_in *const in[
 		struct item *it = &e->items[i];
 
 		if (live(it, out[i])) {
-			finish(e, in[i], out[i], c[i], it);
+			fill_commit(e, in[i], out[i], c[i], it);
 			out[i]->verdict = JS_ACCEPT;
 		}
 		rets[i] = it->ret;
@@ -585,7 +611,22 @@ static int commit_failed(struct js_join_out *out, int ret)
 	return ret == DJ_ENOENT ? DJ_EOK : ret;
 }
 
-int js_engine_join(struct js_engine *e, const struct js_join_in *in, struct js_join_out *out)
+/* with_frame - the thin path for callers that hold only the bytes (tools, tests): parse in->phy
+ * into *fr, and make *copy the request pointing at it. Callers that parsed the frame where it
+ * arrived (the daemon) never come here. */
+static const struct js_join_in *with_frame(const struct js_join_in *in, struct js_join_in *copy,
+					   struct lw_request *fr)
+{
+	if (in->frame != NULL)
+		return in;
+	*copy = *in;
+	copy->frame_status = lw_frame_parse_request(in->phy, in->phy_len, fr);
+	copy->frame = fr;
+	return copy;
+}
+
+/* join_parsed - js_engine_join for a request whose frame is parsed */
+static int join_parsed(struct js_engine *e, const struct js_join_in *in, struct js_join_out *out)
 {
 	int ret = DJ_EOK;
 
@@ -606,10 +647,20 @@ int js_engine_join(struct js_engine *e, const struct js_join_in *in, struct js_j
 	return DJ_EOK;
 }
 
+int js_engine_join(struct js_engine *e, const struct js_join_in *in, struct js_join_out *out)
+{
+	struct js_join_in copy;
+	struct lw_request fr;
+
+	return join_parsed(e, with_frame(in, &copy, &fr), out);
+}
+
 int js_engine_join_many(struct js_engine *e, const struct js_join_in *in,
 			struct js_join_out *out, size_t n, int rets[])
 {
 	const struct js_join_in *ip[JS_ENGINE_BATCH_MAX];
+	struct js_join_in copies[JS_ENGINE_BATCH_MAX];
+	struct lw_request frames[JS_ENGINE_BATCH_MAX];
 	struct js_join_out *op[JS_ENGINE_BATCH_MAX];
 	struct js_commit *cp[JS_ENGINE_BATCH_MAX], *acc[JS_ENGINE_BATCH_MAX];
 	size_t m;
@@ -621,7 +672,7 @@ int js_engine_join_many(struct js_engine *e, const struct js_join_in *in,
 		size_t k = n - base < JS_ENGINE_BATCH_MAX ? n - base : JS_ENGINE_BATCH_MAX;
 
 		for (size_t i = 0; i < k; i++) {
-			ip[i] = &in[base + i];
+			ip[i] = with_frame(&in[base + i], &copies[i], &frames[i]);
 			op[i] = &out[base + i];
 			cp[i] = &e->commits[i];
 			commit_reset(cp[i]);
@@ -648,7 +699,7 @@ int js_engine_join_many(struct js_engine *e, const struct js_join_in *in,
 				continue;
 			ret = commit_failed(op[i], cp[i]->result);
 			if (ret == DJ_ECONFLICT)
-				ret = js_engine_join(e, ip[i], op[i]);
+				ret = join_parsed(e, ip[i], op[i]);
 			rets[base + i] = ret;
 		}
 	}
@@ -699,6 +750,8 @@ int js_engine_submit(struct js_engine *e, struct js_join_req *r)
 {
 	int ret;
 
+	if (r->in.frame == NULL)
+		return DJ_EINVAL;
 	commit_reset(&r->priv_commit);
 	ret = prepare(e, &r->in, &r->out, &r->priv_commit);
 	if (ret != DJ_EOK)
@@ -715,6 +768,9 @@ int js_engine_submit_many(struct js_engine *e, struct js_join_req *const r[], si
 
 	if (e == NULL || (n > 0 && (r == NULL || rets == NULL)))
 		return DJ_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (r[i]->in.frame == NULL)
+			return DJ_EINVAL;
 	for (size_t base = 0; base < n; base += JS_ENGINE_BATCH_MAX) {
 		size_t k = n - base < JS_ENGINE_BATCH_MAX ? n - base : JS_ENGINE_BATCH_MAX;
 
@@ -730,4 +786,53 @@ int js_engine_submit_many(struct js_engine *e, struct js_join_req *const r[], si
 				rets[base + i] = submit_prepared(e, r[base + i]);
 	}
 	return DJ_EOK;
+}
+
+int js_engine_appskey_release(struct js_engine *e, const struct js_appskey_in *in,
+			      struct lw_key *key)
+{
+	struct js_device *dev;
+	struct js_session se;
+	uint8_t label[JS_LABEL_MAX], secret[JS_SESSION_SECRET_LEN];
+	char detail[JS_AUDIT_DETAIL_MAX], sid[2 * JS_SESSION_ID_MAX + 1];
+	size_t llen, slen = 0;
+	int ret;
+
+	if (e == NULL || in == NULL || key == NULL || in->may_have == NULL)
+		return DJ_EINVAL;
+	dev = &e->items[0].dev;		/* scratch: no join is being prepared on this thread */
+	/* not found, expired, another device's, or not the requester's (the device's JoinEUI
+	 * outside its rights): one answer for all, so that a requester cannot probe another's
+	 * fleet */
+	ret = js_store_session_get(e->store, in->session_id, in->session_id_len, &se);
+	if (ret == DJ_EOK)
+		ret = js_store_device_get(e->store, in->dev_eui, dev);
+	if (ret == DJ_EOK && (memcmp(se.dev_eui, in->dev_eui, LW_EUI_LEN) != 0 ||
+			      se.expires_at <= js_store_now(e->store) ||
+			      !in->may_have(dev->join_eui, in->arg)))
+		ret = DJ_ENOENT;
+	if (ret != DJ_EOK)
+		goto out;
+
+	llen = js_keystore_label(JS_PURPOSE_SESSION, in->session_id, in->session_id_len, label);
+	ret = js_keystore_open(e->ks, label, llen, se.session_token, se.session_token_len, secret,
+			       sizeof(secret), &slen);
+	if (ret != DJ_EOK || slen != JS_SESSION_SECRET_LEN) {
+		dj_err("session token of %s failed to open: %s", in->peer, dj_strerror(ret));
+		if (ret == DJ_EOK)
+			ret = DJ_EUNWRAP;
+		goto out;
+	}
+
+	/* no audit entry, no key: the release must be on record before the key leaves */
+	dj_hex_format(in->session_id, in->session_id_len, sid);
+	snprintf(detail, sizeof(detail), "session_key_id=%s kek=%s", sid, in->kek_label);
+	ret = js_store_audit(e->store, in->dev_eui, "appskey-release", in->actor, detail);
+	if (ret != DJ_EOK)
+		goto out;
+	lw_key_set(key, secret);	/* the session secret is AppSKey | SNwkSIntKey */
+out:
+	OPENSSL_cleanse(secret, sizeof(secret));
+	OPENSSL_cleanse(&se, sizeof(se));
+	return ret;
 }

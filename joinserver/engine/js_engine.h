@@ -2,12 +2,12 @@
  * js_engine.h - the OTAA join engine: Join-requests and Rejoin-requests in, Join-accepts out.
  *
  * DESCRIPTION
- *	For one request the engine parses the frame, finds the device, checks the JoinEUI, opens the
- *	root keys from the key store, checks the MIC, applies the nonce rules of the device's LoRaWAN
- *	version, allocates the next JoinNonce, derives the session keys (and JSIntKey/JSEncKey),
- *	builds the encrypted Join-accept, and commits the new nonce state through the store's group
- *	commit. The answer is released only once that commit is durable (DESIGN.md trust rule 4). A
- *	request that fails any check changes nothing.
+ *	For one request (its frame parsed once by the caller) the engine finds the device, checks
+ *	the JoinEUI, opens the root keys from the key store, checks the MIC, applies the nonce
+ *	rules of the device's LoRaWAN version, allocates the next JoinNonce, derives the session
+ *	keys (and JSIntKey/JSEncKey), builds the encrypted Join-accept, and commits the new nonce
+ *	state through the store's group commit. The answer is released only once that commit is
+ *	durable (DESIGN.md trust rule 4). A request that fails any check changes nothing.
  *
  *	Nonce rules (TS001-1.0.4 §6.2.5, TS001-1.1 §6.2.4.3):
  *	- 1.0.0-1.0.3: DevNonce is random; a value in the device's bounded history of used DevNonces
@@ -23,6 +23,12 @@
  *
  *	Rejoin types 0 and 2 carry a MIC under SNwkSIntKey; the engine keeps the current session's
  *	SNwkSIntKey sealed in the store and checks it. Type 1 is checked under JSIntKey.
+ *
+ *	The nonce rules are a pure function of the request and the device's state,
+ *	js_engine_nonce_check(), so that they can be tested row by row.
+ *
+ *	The engine also releases AppSKeys to application servers (js_engine_appskey_release()): the
+ *	sealed session keys are opened here, next to the key store, and every release is audited.
  *
  *	A struct js_engine belongs to one thread (it holds that thread's crypto and key-store
  *	contexts). Many engines may share one store.
@@ -64,9 +70,20 @@ enum js_verdict {
 	JS_V_BUSY,			/* the device's state kept changing under us */
 };
 
-/* What the network server sends along with the PHYPayload (TS002 JoinReq / RejoinReq). */
+/*
+ * One Join-request or Rejoin-request: its frame, and what the network server sends along with it
+ * (TS002 JoinReq / RejoinReq).
+ *
+ * The frame is parsed once, where it arrived (lw_frame_parse_request()), and handed over parsed:
+ * the engine reads frame_status and *frame and never parses the PHYPayload again. Tools and tests
+ * that hold only the bytes may leave frame NULL and set phy instead; js_engine_join() and
+ * js_engine_join_many() then parse it for them (the submit functions need frame).
+ */
 struct js_join_in {
-	const uint8_t *phy;		/* borrowed for the duration of the call */
+	enum lw_frame_status frame_status;	/* what the parse returned */
+	const struct lw_request *frame;	/* borrowed for the call; read when frame_status is
+					 * LW_FRAME_OK; NULL: parse phy (join, join_many) */
+	const uint8_t *phy;		/* the raw frame when frame is NULL; borrowed for the call */
 	size_t phy_len;
 	uint8_t net_id[LW_NETID_LEN];	/* the NetID the Join-accept carries */
 	uint8_t dev_addr[LW_DEVADDR_LEN];
@@ -136,9 +153,10 @@ int js_engine_join(struct js_engine *e, const struct js_join_in *in,
 
 /*!
  * \brief Start one request; r->done runs when the answer may leave: inline for a refusal, on the
- *        store's committer thread after the durable commit for an accept. r->in.phy is only read
- *        during this call.
+ *        store's committer thread after the durable commit for an accept. r->in.frame is only
+ *        read during this call (r->in.phy never is).
  * \retval DJ_EOK  done will run (or already ran).
+ * \retval DJ_EINVAL  r->in.frame is NULL (the submit functions take parsed frames only).
  * \retval other   a fault before anything was queued; done will not run.
  */
 int js_engine_submit(struct js_engine *e, struct js_join_req *r) DJ_MUSTCHECK;
@@ -160,10 +178,54 @@ int js_engine_join_many(struct js_engine *e, const struct js_join_in *in,
  *        rets[i] is what js_engine_submit() would have returned for r[i]: DJ_EOK means r[i]->done
  *        will run (or already ran). Two requests of one device in one call: the second loses the
  *        compare-and-swap and its done sees DJ_ECONFLICT (submit it again).
- * \retval DJ_EOK (see rets), DJ_EINVAL
+ * \retval DJ_EOK (see rets), DJ_EINVAL (nothing submitted; also when an r[i]->in.frame is NULL)
  */
 int js_engine_submit_many(struct js_engine *e, struct js_join_req *const r[], size_t n,
 			  int rets[]) DJ_MUSTCHECK;
+
+/*!
+ * \brief The nonce rules of one request that passed its MIC check, with no store and no crypto:
+ *        judge the request's DevNonce or RJcount against the device's state \p cur and, for an
+ *        accept, write the state after it to \p next: DevNonce (counter or history) or RJcount1
+ *        used, and the JoinNonce to issue in next->join_nonce_last. The rules by version are in
+ *        the file comment; RJcount0 (Rejoin types 0 and 2) is the network server's to check.
+ * \param hist_cap  how many random DevNonces the device's history keeps (1.0.0-1.0.3); the
+ *                  oldest go first when it is full.
+ * \param next  written on JS_ACCEPT only (the whole state, from \p cur).
+ * \return JS_ACCEPT, JS_V_DEVNONCE_REPLAY, JS_V_DEVNONCE_TOO_LOW, JS_V_RJCOUNT1_REPLAY or
+ *         JS_V_JOINNONCE_EXHAUSTED (a nonce refusal goes before exhaustion).
+ */
+enum js_verdict js_engine_nonce_check(enum lw_version version, enum lw_req_type type,
+				      uint16_t nonce, const struct js_nonce_state *cur,
+				      unsigned hist_cap, struct js_nonce_state *next);
+
+/* An application server's AppSKeyReq (TS002 §6.4), as js_engine_appskey_release() checks it. */
+struct js_appskey_in {
+	uint8_t dev_eui[LW_EUI_LEN];
+	const uint8_t *session_id;	/* SessionKeyID; borrowed for the call */
+	size_t session_id_len;
+	const char *peer;		/* the requester's name, for log lines */
+	const char *actor;		/* the requester's identity, for the audit entry */
+	const char *kek_label;		/* how the key leaves, for the audit entry ("kek=...") */
+	/* The requester's rights: whether it may have the AppSKeys of devices under join_eui. */
+	bool (*may_have)(const uint8_t join_eui[LW_EUI_LEN], void *arg);
+	void *arg;
+};
+
+/*!
+ * \brief AppSKeyReq: find the session, check that it is the device's, unexpired and the
+ *        requester's (may_have on the device's JoinEUI), open its sealed AppSKey, and audit the
+ *        release ("appskey-release"). No audit entry, no key: the key is returned only once the
+ *        release is on record. The caller wraps it under the requester's KEK.
+ * \param key  receives the AppSKey on DJ_EOK only; wipe it with lw_key_wipe().
+ * \retval DJ_EOK     released, and on record.
+ * \retval DJ_ENOENT  no such session for this device: not found, expired, another device's, or
+ *                    not the requester's, one answer for all so that a requester cannot probe
+ *                    another's fleet.
+ * \retval other      a fault (DJ_ESQL, DJ_EUNWRAP, ...): nothing released.
+ */
+int js_engine_appskey_release(struct js_engine *e, const struct js_appskey_in *in,
+			      struct lw_key *key) DJ_MUSTCHECK;
 
 /*! \brief Wipe the session keys an answer holds. */
 void js_join_out_wipe(struct js_join_out *out);

@@ -209,6 +209,7 @@ static void *durable_main(void *arg)
 		die("engine", ret);
 	for (unsigned k = 0; k < t->count; k++) {
 		struct js_join_req *r;
+		struct lw_request fr;
 
 		pthread_mutex_lock(&t->mu);
 		while (t->nfree == 0)
@@ -217,8 +218,10 @@ static void *durable_main(void *arg)
 		t->inflight++;
 		pthread_mutex_unlock(&t->mu);
 		memset(&r->in, 0, sizeof(r->in));
-		r->in.phy = t->reqs[t->offset + (size_t)k * t->stride];
-		r->in.phy_len = LW_JOINREQ_LEN;
+		/* parsed once, as the daemon does on arrival; read only during the submit */
+		r->in.frame_status = lw_frame_parse_request(
+			t->reqs[t->offset + (size_t)k * t->stride], LW_JOINREQ_LEN, &fr);
+		r->in.frame = &fr;
 		r->in.dl_settings = LW_DL_OPTNEG;
 		r->in.net_id[2] = 0x13;
 		r->in.actor = "bench";

@@ -8,136 +8,23 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
+#include <stdint.h>
 
 #include <cmocka.h>
-#include <openssl/rand.h>
 
-#include "common/dj_err.h"
-#include "common/dj_hex.h"
-#include "engine/js_engine.h"
-#include "store/js_keystore.h"
-#include "store/js_store.h"
-#include "lorawan/lw_sim.h"
+#include "test_js_engine.h"
 
-struct fx {
-	struct js_keystore *ks;
-	struct js_store *st;
-	struct js_engine *e;
-	struct lw_crypto *cx;
-	uint8_t kcv[JS_KCV_LEN];
-	char path[512];
-	unsigned next_dev;
-};
-
-static const uint8_t JOIN_EUI[8] = { 0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0x00, 0x00, 0x01 };
-
-/* open_store - (re)open the fixture's store: SQLite when fx->path is set, else memory */
-static void open_store(struct fx *f, unsigned hist)
-{
-	struct js_store_props sp = { .path = f->path[0] ? f->path : NULL, .kcv = f->kcv,
-				     .devnonce_history = hist };
-	struct js_engine_props ep = { .session_lifetime = 3600 };
-
-	assert_int_equal(js_store_open(&sp, &f->st), DJ_EOK);
-	ep.store = f->st;
-	ep.ks = f->ks;
-	assert_int_equal(js_engine_new(&ep, &f->e), DJ_EOK);
-}
-
-static void close_store(struct fx *f)
-{
-	js_engine_free(f->e);
-	js_store_close(f->st);
-	f->e = NULL;
-	f->st = NULL;
-}
-
-static int setup_common(void **state, bool sqlite)
-{
-	struct fx *f = calloc(1, sizeof(*f));
-	uint8_t master[JS_MASTER_KEY_LEN];
-	const char *tmp = getenv("DJ_TEST_TMPDIR");
-
-	assert_non_null(f);
-	assert_int_equal(RAND_bytes(master, sizeof(master)), 1);
-	assert_int_equal(js_keystore_new(master, &f->ks), DJ_EOK);
-	js_keystore_kcv(f->ks, f->kcv);
-	assert_int_equal(lw_crypto_new(&f->cx), DJ_EOK);
-	if (sqlite) {
-		snprintf(f->path, sizeof(f->path), "%s/engine-%d-%u.db", tmp ? tmp : "/tmp",
-			 (int)getpid(), (unsigned)rand());
-		unlink(f->path);
-	}
-	open_store(f, 32);
-	*state = f;
-	return 0;
-}
-
-static int setup_mem(void **state) { return setup_common(state, false); }
-static int setup_sql(void **state) { return setup_common(state, true); }
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-	char p[600];
-
-	close_store(f);
-	if (f->path[0]) {
-		unlink(f->path);
-		snprintf(p, sizeof(p), "%s-wal", f->path);
-		unlink(p);
-		snprintf(p, sizeof(p), "%s-shm", f->path);
-		unlink(p);
-	}
-	lw_crypto_free(f->cx);
-	js_keystore_free(f->ks);
-	free(f);
-	return 0;
-}
-
-/* enroll - add one device with random keys to the store and set up its simulator */
-static void enroll(struct fx *f, enum lw_version v, struct lw_sim_device *sim)
-{
-	struct js_device d;
-	uint8_t app[16], nwk[16];
-	size_t tl = 0, failed;
-
-	memset(&d, 0, sizeof(d));
-	assert_int_equal(RAND_bytes(app, 16), 1);
-	assert_int_equal(RAND_bytes(nwk, 16), 1);
-	dj_be_put(0x00a0000000000000ull + ++f->next_dev, d.dev_eui, 8);
-	memcpy(d.join_eui, JOIN_EUI, 8);
-	d.mac_version = v;
-	assert_int_equal(js_keystore_seal_root(f->ks, d.dev_eui, app, v >= LW_V1_1 ? nwk : NULL,
-					       d.root_token, &tl), DJ_EOK);
-	d.root_token_len = (uint32_t)tl;
-	assert_int_equal(js_store_devices_add(f->st, &d, 1, "test", &failed), DJ_EOK);
-	assert_int_equal(lw_sim_init(f->cx, sim, d.dev_eui, JOIN_EUI, v, app,
-				     v >= LW_V1_1 ? nwk : NULL), DJ_EOK);
-}
-
-/* version_of - the device's state version */
-static uint64_t version_of(struct fx *f, const uint8_t *dev_eui)
-{
-	static struct js_device d;
-
-	assert_int_equal(js_store_device_get(f->st, dev_eui, &d), DJ_EOK);
-	return d.st.version;
-}
-
-/* send - one request with the usual NS parameters */
+/* send - one request with the usual NS parameters; its frame parsed here, once, as the daemon
+ * does (the engine gets no bytes to parse again) */
 static enum js_verdict send(struct fx *f, const uint8_t *phy, size_t len, uint8_t dl,
 			    struct js_join_out *out)
 {
-	struct js_join_in in = { .phy = phy, .phy_len = len, .net_id = { 0x00, 0x00, 0x13 },
+	struct lw_request fr;
+	struct js_join_in in = { .frame = &fr, .net_id = { 0x00, 0x00, 0x13 },
 				 .dev_addr = { 0x26, 0x01, 0x02, 0x03 }, .dl_settings = dl,
 				 .rx_delay = 1, .actor = "ns.test" };
 
+	in.frame_status = lw_frame_parse_request(phy, len, &fr);
 	assert_int_equal(js_engine_join(f->e, &in, out), DJ_EOK);
 	return out->verdict;
 }
@@ -610,282 +497,115 @@ static void test_replay_after_reopen(void **state)
 	lw_sim_wipe(&s11);
 	lw_sim_wipe(&s103);
 }
-
-struct race {
-	struct fx *f;
-	const uint8_t *phy;
-	size_t len;
-	pthread_barrier_t *bar;
-	enum js_verdict verdict;
+/* The requester's rights in the AppSKey tests: yes or no, and the JoinEUI it was asked about. */
+struct rights {
+	bool yes;
+	uint8_t asked[LW_EUI_LEN];
 };
 
-static void *race_main(void *arg)
+static bool may_have(const uint8_t join_eui[LW_EUI_LEN], void *arg)
 {
-	struct race *r = arg;
-	struct js_engine_props ep = { .store = r->f->st, .ks = r->f->ks, .session_lifetime = 60 };
-	struct js_engine *e;
-	struct js_join_in in = { .phy = r->phy, .phy_len = r->len, .dl_settings = LW_DL_OPTNEG };
-	struct js_join_out out;
+	struct rights *r = arg;
 
-	assert_int_equal(js_engine_new(&ep, &e), DJ_EOK);
-	pthread_barrier_wait(r->bar);
-	assert_int_equal(js_engine_join(e, &in, &out), DJ_EOK);
-	r->verdict = out.verdict;
-	js_join_out_wipe(&out);
-	js_engine_free(e);
-	return NULL;
+	memcpy(r->asked, join_eui, LW_EUI_LEN);
+	return r->yes;
 }
 
-/* the same Join-request from 4 threads at once: exactly one is accepted */
-static void test_concurrent_duplicates(void **state)
+/* The "appskey-release" entries of a device's audit log. */
+struct releases {
+	unsigned n;
+	char actor[JS_AUDIT_ACTOR_MAX];
+	char detail[JS_AUDIT_DETAIL_MAX];
+};
+
+static int scan_releases(const struct js_audit_entry *e, void *arg)
+{
+	struct releases *r = arg;
+
+	if (strcmp(e->event, "appskey-release") != 0)
+		return 0;
+	r->n++;
+	snprintf(r->actor, sizeof(r->actor), "%s", e->actor);
+	snprintf(r->detail, sizeof(r->detail), "%s", e->detail);
+	return 0;
+}
+
+/* release - js_engine_appskey_release for \p dev_eui; the number of releases on record after */
+static int release(struct fx *f, struct js_appskey_in *q, const uint8_t *dev_eui,
+		   struct lw_key *k, unsigned *on_record)
+{
+	struct releases r;
+	int ret;
+
+	memcpy(q->dev_eui, dev_eui, LW_EUI_LEN);
+	ret = js_engine_appskey_release(f->e, q, k);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(js_store_audit_foreach(f->st, dev_eui, scan_releases, &r), DJ_EOK);
+	*on_record = r.n;
+	return ret;
+}
+
+/* AppSKeyReq: the session's AppSKey leaves once it is on record; a session that is missing,
+ * expired, another device's or not the requester's is one answer (DJ_ENOENT), not audited */
+static void test_appskey_release(void **state)
 {
 	struct fx *f = *state;
-	struct lw_sim_device sim;
+	struct lw_sim_device sim, other;
+	struct js_join_out out;
+	struct rights r = { .yes = true };
+	struct releases rec;
+	struct lw_key k;
 	uint8_t phy[LW_PHY_MAX];
+	char want[JS_AUDIT_DETAIL_MAX], sid[2 * JS_SESSION_ID_MAX + 1];
 	size_t len;
+	unsigned n;
+	struct js_appskey_in q = { .peer = "as1", .actor = "as.test", .kek_label = "as1-kek",
+				   .may_have = may_have, .arg = &r };
 
 	enroll(f, LW_V1_1, &sim);
-	for (int round = 0; round < 20; round++) {
-		pthread_t t[4];
-		struct race r[4];
-		pthread_barrier_t bar;
-		int accepted = 0;
+	enroll(f, LW_V1_1, &other);
+	join_ok(f, &other, LW_DL_OPTNEG, NULL, NULL);
+	assert_int_equal(lw_sim_join_request(f->cx, &sim, phy, &len), DJ_EOK);
+	assert_int_equal(send(f, phy, len, LW_DL_OPTNEG, &out), JS_ACCEPT);
+	q.session_id = out.session_id;
+	q.session_id_len = out.session_id_len;
 
-		assert_int_equal(lw_sim_join_request(f->cx, &sim, phy, &len), DJ_EOK);
-		pthread_barrier_init(&bar, NULL, 4);
-		for (int i = 0; i < 4; i++) {
-			r[i] = (struct race){ .f = f, .phy = phy, .len = len, .bar = &bar };
-			pthread_create(&t[i], NULL, race_main, &r[i]);
-		}
-		for (int i = 0; i < 4; i++) {
-			pthread_join(t[i], NULL);
-			accepted += r[i].verdict == JS_ACCEPT;
-			if (r[i].verdict != JS_ACCEPT)
-				assert_int_equal(r[i].verdict, JS_V_DEVNONCE_TOO_LOW);
-		}
-		pthread_barrier_destroy(&bar);
-		assert_int_equal(accepted, 1);
-	}
+	assert_int_equal(release(f, &q, sim.dev_eui, &k, &n), DJ_EOK);
+	assert_true(lw_key_equal(&k, &out.keys.app_s_key));
+	assert_memory_equal(r.asked, JOIN_EUI, LW_EUI_LEN);
+	assert_int_equal(n, 1);
+	memset(&rec, 0, sizeof(rec));
+	assert_int_equal(js_store_audit_foreach(f->st, sim.dev_eui, scan_releases, &rec), DJ_EOK);
+	assert_string_equal(rec.actor, "as.test");
+	dj_hex_format(out.session_id, out.session_id_len, sid);
+	snprintf(want, sizeof(want), "session_key_id=%s kek=as1-kek", sid);
+	assert_string_equal(rec.detail, want);
+	lw_key_wipe(&k);
+
+	r.yes = false;		/* not the requester's device */
+	assert_int_equal(release(f, &q, sim.dev_eui, &k, &n), DJ_ENOENT);
+	assert_int_equal(n, 1);
+	r.yes = true;
+	assert_int_equal(release(f, &q, other.dev_eui, &k, &n), DJ_ENOENT);	/* not its session */
+	assert_int_equal(n, 0);
+	assert_int_equal(release(f, &q, (const uint8_t[8]){ 0xee }, &k, &n), DJ_ENOENT);
+	out.session_id[LW_EUI_LEN] ^= 1;	/* a SessionKeyID never issued */
+	assert_int_equal(release(f, &q, sim.dev_eui, &k, &n), DJ_ENOENT);
+	out.session_id[LW_EUI_LEN] ^= 1;
+	f->clock_shift = 3600;			/* the fixture's session lifetime: expired */
+	assert_int_equal(release(f, &q, sim.dev_eui, &k, &n), DJ_ENOENT);
+	assert_int_equal(n, 1);
+	f->clock_shift = 3000;			/* within it */
+	assert_int_equal(release(f, &q, sim.dev_eui, &k, &n), DJ_EOK);
+	assert_int_equal(n, 2);
+	lw_key_wipe(&k);
+	q.may_have = NULL;
+	assert_int_equal(js_engine_appskey_release(f->e, &q, &k), DJ_EINVAL);
+	assert_int_equal(js_engine_appskey_release(NULL, &q, &k), DJ_EINVAL);
+	js_join_out_wipe(&out);
 	lw_sim_wipe(&sim);
+	lw_sim_wipe(&other);
 }
-
-
-#define MANY_DEVS 40	/* more than one group of JS_ENGINE_BATCH_MAX */
-
-struct many_fx {
-	struct lw_sim_device sim[MANY_DEVS + 1];	/* the last one is never enrolled */
-	uint8_t phy[MANY_DEVS + 8][LW_PHY_MAX];
-	struct js_join_in in[MANY_DEVS + 8];
-	struct js_join_out out[MANY_DEVS + 8];
-	int rets[MANY_DEVS + 8];
-	enum js_verdict want[MANY_DEVS + 8];
-	int owner[MANY_DEVS + 8];	/* the simulator a request came from; -1: none */
-	size_t n;
-	size_t second3;			/* device 3's second request */
-};
-
-/* many_add - one more request of the batch under construction */
-static void many_add(struct many_fx *m, int owner, const uint8_t *phy, size_t len,
-		     enum js_verdict want)
-{
-	size_t i = m->n++;
-
-	memcpy(m->phy[i], phy, len);
-	memset(&m->in[i], 0, sizeof(m->in[i]));
-	m->in[i].phy = m->phy[i];
-	m->in[i].phy_len = len;
-	m->in[i].net_id[2] = 0x13;
-	memcpy(m->in[i].dev_addr, (const uint8_t[]){ 0x26, 0x01, 0x02, 0x03 }, 4);
-	m->in[i].rx_delay = 1;
-	m->in[i].actor = "ns.test";
-	m->owner[i] = owner;
-	m->want[i] = want;
-}
-
-/* many_specials - the requests a group must handle exactly as a sequence would: a copy of an
- * accepted request (a replay), a second fresh request of a device already in the group, a
- * forged MIC, an unknown DevEUI and a truncated frame */
-static void many_specials(struct fx *f, struct many_fx *m)
-{
-	uint8_t phy[LW_PHY_MAX];
-	size_t len = 0;
-
-	/* a copy of device 0's (1.0.2, history) and device 2's (1.0.4, counter) requests */
-	many_add(m, -1, m->phy[0], m->in[0].phy_len, JS_V_DEVNONCE_REPLAY);
-	many_add(m, -1, m->phy[2], m->in[2].phy_len, JS_V_DEVNONCE_TOO_LOW);
-	/* device 3 (1.1) joins again in the same group with its next DevNonce */
-	assert_int_equal(lw_sim_join_request(f->cx, &m->sim[3], phy, &len), DJ_EOK);
-	m->second3 = m->n;
-	many_add(m, 3, phy, len, JS_ACCEPT);
-	m->in[m->n - 1].dl_settings = LW_DL_OPTNEG;
-	/* device 6's request with a higher DevNonce and the old MIC: forged */
-	memcpy(phy, m->phy[6], m->in[6].phy_len);
-	phy[17] ^= 0x40;
-	many_add(m, -1, phy, m->in[6].phy_len, JS_V_MIC_FAILED);
-	/* a device never enrolled, and a truncated frame */
-	assert_int_equal(lw_sim_init(f->cx, &m->sim[MANY_DEVS], (const uint8_t[]){ 0xde, 0xad, 0,
-									 0, 0, 0, 0, 1 },
-				     JOIN_EUI, LW_V1_0_3, (const uint8_t[16]){ 1 }, NULL), DJ_EOK);
-	assert_int_equal(lw_sim_join_request(f->cx, &m->sim[MANY_DEVS], phy, &len), DJ_EOK);
-	many_add(m, -1, phy, len, JS_V_UNKNOWN_DEVEUI);
-	many_add(m, -1, phy, len - 1, JS_V_MALFORMED_FRAME);
-}
-
-/* many_build - MANY_DEVS devices of every version, one Join-request each, with the special
- * requests among the first group */
-static void many_build(struct fx *f, struct many_fx *m)
-{
-	static const enum lw_version vs[] = { LW_V1_0_2, LW_V1_0_3, LW_V1_0_4, LW_V1_1 };
-	uint8_t phy[LW_PHY_MAX];
-	size_t len = 0;
-
-	memset(m, 0, sizeof(*m));
-	for (int d = 0; d < MANY_DEVS; d++) {
-		enum lw_version v = vs[d % 4];
-
-		enroll(f, v, &m->sim[d]);
-		assert_int_equal(lw_sim_join_request(f->cx, &m->sim[d], phy, &len), DJ_EOK);
-		many_add(m, d, phy, len, JS_ACCEPT);
-		if (v >= LW_V1_1)
-			m->in[m->n - 1].dl_settings = LW_DL_OPTNEG;
-		if (d == 9)
-			many_specials(f, m);
-	}
-}
-
-/* many_check - every verdict as a sequence would give it; each accept decrypts on its device
- * with equal session keys, and JoinNonces count 1, 2 for the device that joined twice */
-static void many_check(struct fx *f, struct many_fx *m)
-{
-	for (size_t i = 0; i < m->n; i++) {
-		enum lw_sim_status st;
-		int d = m->owner[i];
-
-		assert_int_equal(m->rets[i], DJ_EOK);
-		assert_int_equal(m->out[i].verdict, m->want[i]);
-		if (m->want[i] != JS_ACCEPT) {
-			assert_int_equal(m->out[i].phy_len, 0);
-			continue;
-		}
-		assert_int_equal(m->out[i].join_nonce, i == m->second3 ? 2 : 1);
-		if (d != 3 || i == m->second3) {	/* the simulator expects its latest request */
-			assert_int_equal(lw_sim_handle_accept(f->cx, &m->sim[d], m->out[i].phy,
-							      m->out[i].phy_len, &st), DJ_EOK);
-			assert_int_equal(st, LW_SIM_OK);
-			assert_true(lw_key_equal(&m->sim[d].keys.app_s_key,
-						 &m->out[i].keys.app_s_key));
-			assert_true(lw_key_equal(&m->sim[d].keys.s_nwk_s_int_key,
-						 &m->out[i].keys.s_nwk_s_int_key));
-		}
-		js_join_out_wipe(&m->out[i]);
-	}
-	/* one commit per accept: 40 devices, device 3 twice */
-	for (int d = 0; d < MANY_DEVS; d++)
-		assert_int_equal(version_of(f, m->sim[d].dev_eui), d == 3 ? 2 : 1);
-	for (int d = 0; d <= MANY_DEVS; d++)
-		lw_sim_wipe(&m->sim[d]);
-}
-
-/* js_engine_join_many gives what one-at-a-time handling gives, across group boundaries */
-static void test_join_many(void **state)
-{
-	struct fx *f = *state;
-	struct many_fx *m = calloc(1, sizeof(*m));
-
-	assert_non_null(m);
-	many_build(f, m);
-	assert_int_equal(js_engine_join_many(f->e, m->in, m->out, m->n, m->rets), DJ_EOK);
-	many_check(f, m);
-	assert_int_equal(js_engine_join_many(f->e, m->in, m->out, 0, m->rets), DJ_EOK);
-	assert_int_equal(js_engine_join_many(NULL, m->in, m->out, 1, m->rets), DJ_EINVAL);
-	free(m);
-}
-
-struct many_wait {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	unsigned left;
-};
-
-static void many_done(struct js_join_req *r, void *arg)
-{
-	struct many_wait *w = arg;
-
-	(void)r;
-	pthread_mutex_lock(&w->mu);
-	w->left--;
-	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&w->mu);
-}
-
-/* js_engine_submit_many: the same verdicts; a second request of one device in the group loses
- * the compare-and-swap and is handed back (DJ_ECONFLICT), then accepted when submitted again */
-static void test_submit_many(void **state)
-{
-	struct fx *f = *state;
-	struct many_fx *m = calloc(1, sizeof(*m));
-	struct js_join_req *rq = calloc(MANY_DEVS + 8, sizeof(*rq));
-	struct js_join_req *rp[MANY_DEVS + 8];
-	struct many_wait w = { .left = 0 };
-	size_t again = 0;
-
-	assert_non_null(m);
-	assert_non_null(rq);
-	pthread_mutex_init(&w.mu, NULL);
-	pthread_cond_init(&w.cv, NULL);
-	many_build(f, m);
-	for (size_t i = 0; i < m->n; i++) {
-		rq[i].in = m->in[i];
-		rq[i].done = many_done;
-		rq[i].done_arg = &w;
-		rp[i] = &rq[i];
-	}
-	w.left = (unsigned)m->n;
-	assert_int_equal(js_engine_submit_many(f->e, rp, m->n, m->rets), DJ_EOK);
-	pthread_mutex_lock(&w.mu);
-	while (w.left > 0)
-		pthread_cond_wait(&w.cv, &w.mu);
-	pthread_mutex_unlock(&w.mu);
-	/* Submit again what came back DJ_ECONFLICT (device 3's second request always does; with
-	 * the committer thread, so may a request prepared before an earlier accept was durable)
-	 * until every request has its final answer. */
-	for (int round = 0;; round++) {
-		size_t k = 0;
-
-		assert_true(round < 8);
-		for (size_t i = 0; i < m->n; i++) {
-			assert_int_equal(m->rets[i], DJ_EOK);
-			if (rq[i].result == DJ_ECONFLICT) {
-				rp[k++] = &rq[i];
-				again += i == m->second3;
-				continue;
-			}
-			assert_int_equal(rq[i].result, DJ_EOK);
-			m->out[i] = rq[i].out;
-		}
-		if (k == 0)
-			break;
-		w.left = (unsigned)k;
-		for (size_t j = 0; j < k; j++) {
-			rp[j]->result = DJ_ERROR;
-			assert_int_equal(js_engine_submit(f->e, rp[j]), DJ_EOK);
-		}
-		pthread_mutex_lock(&w.mu);
-		while (w.left > 0)
-			pthread_cond_wait(&w.cv, &w.mu);
-		pthread_mutex_unlock(&w.mu);
-	}
-	assert_int_equal(again, 1);
-	many_check(f, m);
-	pthread_cond_destroy(&w.cv);
-	pthread_mutex_destroy(&w.mu);
-	free(rq);
-	free(m);
-}
-
-#define BOTH(t)                                                                                    \
-	cmocka_unit_test_setup_teardown(t, setup_mem, teardown),                                  \
-		cmocka_unit_test_setup_teardown(t, setup_sql, teardown)
 
 int main(void)
 {
@@ -902,9 +622,7 @@ int main(void)
 		BOTH(test_rejoins),
 		BOTH(test_session_and_audit),
 		cmocka_unit_test_setup_teardown(test_replay_after_reopen, setup_sql, teardown),
-		BOTH(test_concurrent_duplicates),
-		BOTH(test_join_many),
-		BOTH(test_submit_many),
+		BOTH(test_appskey_release),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,340 @@
+/*
+ * peers.c - danejoind's peers: the [peer.NAME] table, identities, rights and rate limits.
+ *
+ * Trust reasoning (DESIGN.md rules 2 and 5):
+ * - A peer's rights come only from its authenticated identity (srv_req_peer(): the verified
+ *   certificate's single SAN dNSName, or its DANE client name) looked up in [peer.NAME]. The
+ *   SenderID, SenderNSID and role of every message must be among that peer's rights; otherwise
+ *   the answer is UnknownSender and nothing runs (pipeline.c).
+ * - Session keys leave only wrapped under the peer's KEK, or in plain for a peer whose
+ *   configuration says plain_keys = yes (config loading refuses a peer with neither). A KEK
+ *   file must be readable by its owner only.
+ * - An application server gets AppSKeys only for devices under its join_euis.
+ * A table replaced by SIGHUP stays alive behind the new one while requests still point into it
+ * (svc_reload).
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "common/dj_clock.h"
+#include "common/dj_err.h"
+#include "common/dj_hex.h"
+#include "svc_internal.h"
+
+#define KEK_FILE_MAX 130	/* 64 hex digits, a newline, slack */
+#define KEK_LEN_MIN 16		/* an AES-128 KEK (RFC 3394) */
+#define KEK_LEN_MAX 32		/* an AES-256 KEK */
+#define ASYNC_TIMEOUT_MS 5000	/* one POST of an async answer: connect, handshake, HTTP answer */
+#define CLIENT_LABEL "-client."	/* "_ns-client.HOST": a DANE client name (after the role) */
+
+/* parse_prefix - "HEX16" or "HEX16/BITS" (validated by js_config already) */
+static void parse_prefix(const char *txt, struct eui_prefix *p)
+{
+	char hex[2 * LW_EUI_LEN + 1];
+	uint8_t eui[LW_EUI_LEN];
+	const char *slash = strchr(txt, '/');
+
+	snprintf(hex, sizeof(hex), "%.16s", txt);
+	if (dj_hex_parse(hex, eui, LW_EUI_LEN) != DJ_EOK)
+		memset(eui, 0, sizeof(eui));
+	p->eui = dj_be_get(eui, LW_EUI_LEN);
+	p->bits = slash != NULL ? (unsigned)atoi(slash + 1) : EUI_BITS;
+}
+
+/* svc__prefix_match - whether \p eui lies in one of the prefixes */
+bool svc__prefix_match(const struct eui_prefix *v, unsigned n, const uint8_t eui[LW_EUI_LEN])
+{
+	uint64_t e = dj_be_get(eui, LW_EUI_LEN);
+
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t mask = v[i].bits == 0 ? 0 : ~0ull << (EUI_BITS - v[i].bits);
+
+		if ((e & mask) == (v[i].eui & mask))
+			return true;
+	}
+	return false;
+}
+
+/* read_kek_file - a KEK file: 32 or 64 hex digits (+ newline), no group/other access */
+static int read_kek_file(const char *path, uint8_t key[KEK_LEN_MAX], size_t *len, char *err,
+			 size_t errlen)
+{
+	char buf[KEK_FILE_MAX + 1];
+	struct stat st;
+	ssize_t n;
+	int fd, ret = DJ_EMALFORMED;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "kek_file %s: cannot open", path);
+		return DJ_ENOENT;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
+		snprintf(err, errlen, "kek_file %s: must be a regular file readable by its owner "
+			 "only (mode 0600)", path);
+		close(fd);
+		return DJ_EFILEMODE;
+	}
+	n = read(fd, buf, KEK_FILE_MAX);
+	close(fd);
+	if (n > 0) {
+		buf[n] = '\0';
+		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+			buf[--n] = '\0';
+		if (dj_hex_parse_var(buf, key, KEK_LEN_MAX, len) == DJ_EOK &&
+		    (*len == KEK_LEN_MIN || *len == KEK_LEN_MAX))
+			ret = DJ_EOK;
+	}
+	OPENSSL_cleanse(buf, sizeof(buf));
+	if (ret != DJ_EOK)
+		snprintf(err, errlen, "kek_file %s: expected 32 or 64 hex digits", path);
+	return ret;
+}
+
+/* svc__peers_free - free a peer table (NULL is accepted) */
+void svc__peers_free(struct peers *p)
+{
+	if (p == NULL)
+		return;
+	svc__peers_free(p->prev);
+	/* dc_client_free() cancels POSTs in flight: their callbacks run now, with p->v valid */
+	for (unsigned i = 0; i < p->n; i++) {
+		bi_kek_free(p->v[i].kek);
+		dc_client_free(p->v[i].async);
+		da_lookup_cancel(p->v[i].disc); /* waiting deliveries are freed with the svc */
+	}
+	free(p->v);
+	js_config_free(&p->cfg);
+	free(p);
+}
+
+/* svc__auth_is_dane - [listen] auth: DANE unless "pkix" */
+bool svc__auth_is_dane(const struct js_config *cfg)
+{
+	return cfg->auth == NULL || strcmp(cfg->auth, "dane") == 0;
+}
+
+/* svc__dane_check - the [listen] auth and [dane] settings make sense together */
+int svc__dane_check(const char *path, const struct js_config *cfg, char *err, size_t errlen)
+{
+	char norm[DA_NAME_MAX], why[DA_WHY_MAX];
+
+	if (cfg->auth != NULL && strcmp(cfg->auth, "dane") != 0 && strcmp(cfg->auth, "pkix") != 0) {
+		snprintf(err, errlen, "%s: [listen] auth: \"%s\" is neither dane nor pkix", path,
+			 cfg->auth);
+		return DJ_ECONFIG;
+	}
+	if (!svc__auth_is_dane(cfg)) {
+		if (cfg->js_ownership) {
+			snprintf(err, errlen, "%s: [js] ownership = on needs auth = dane (the "
+				 "chains and owner keys are read through the [dane] resolver)", path);
+			return DJ_ECONFIG;
+		}
+		if (cfg->client_ca_file == NULL) {
+			snprintf(err, errlen, "%s: [listen] client_ca_file: required with auth = pkix",
+				 path);
+			return DJ_ECONFIG;
+		}
+		return DJ_EOK;
+	}
+	if (cfg->dane_trust_anchor_file == NULL && cfg->dane_auto_trust_anchor_file == NULL &&
+	    !cfg->dane_root_anchor) {
+		snprintf(err, errlen, "%s: [dane] needs trust_anchor_file, auto_trust_anchor_file "
+			 "or root_anchor = yes (auth = dane is the default)", path);
+		return DJ_ECONFIG;
+	}
+	if (cfg->dane_client_identity != NULL &&
+	    da_name_normalize(cfg->dane_client_identity, norm, sizeof(norm), why, sizeof(why)) !=
+		    DJ_EOK) {
+		snprintf(err, errlen, "%s: [dane] client_identity %s: %s", path,
+			 cfg->dane_client_identity, why);
+		return DJ_ECONFIG;
+	}
+	return DJ_EOK;
+}
+
+/* svc__async_client - the dc_client that POSTs answers to an async peer, on \p base (NULL: its own,
+ * for --check-config); authenticates with our [listen] certificate and checks the peer's
+ * server certificate against client_ca_file and the URL host */
+int svc__async_client(const struct js_config *cfg, const struct js_peer_config *pc,
+		      struct event_base *base, struct da_resolver *resolver,
+		      struct dc_client **out, char *err, size_t errlen)
+{
+	struct dc_props dp = { .url = pc->async_url, .cert_file = cfg->cert_file,
+			       .key_file = cfg->key_file, .ca_file = cfg->client_ca_file,
+			       .timeout_ms = ASYNC_TIMEOUT_MS, .connections = 1, .base = base,
+			       .server_name = pc->async_server_name };
+	char why[DC_ERR_MAX] = "";
+	int ret;
+
+	if (svc__auth_is_dane(cfg)) {
+		/* DANE both ways: the peer's server by its TLSA, we by our client identity */
+		dp.ca_file = NULL;
+		dp.resolver = resolver;
+		dp.clientid = cfg->dane_client_identity;
+		dp.clientid_ext = cfg->dane_clientid_ext;
+	}
+
+	ret = dc_client_new(&dp, out, why, sizeof(why));
+	if (ret == DJ_EOK)
+		return DJ_EOK;
+	snprintf(err, errlen, "[peer.%s] async_url: %s", pc->name, why);
+	return ret == DJ_ENOMEM || ret == DJ_ECRYPTO ? ret : DJ_ECONFIG;
+}
+
+/* svc__peers_load - the configuration and the peer table built from it (async clients on
+ * \p base) */
+int svc__peers_load(const char *path, struct event_base *base, struct da_resolver *resolver,
+		    struct peers **out, char *err, size_t errlen)
+{
+	struct peers *p = calloc(1, sizeof(*p));
+	uint8_t key[KEK_LEN_MAX];
+	size_t klen = 0;
+	int ret = DJ_ENOMEM;
+
+	if (p == NULL)
+		return DJ_ENOMEM;
+	ret = js_config_load(path, &p->cfg, err, errlen);
+	if (ret != DJ_EOK)
+		goto out;
+	ret = DJ_ECONFIG;
+	if (p->cfg.listen_address == NULL || p->cfg.cert_file == NULL || p->cfg.key_file == NULL) {
+		snprintf(err, errlen, "%s: [listen] address, cert_file and key_file are required by "
+			 "danejoind", path);
+		goto out;
+	}
+	ret = svc__dane_check(path, &p->cfg, err, errlen);
+	if (ret != DJ_EOK)
+		goto out;
+	ret = DJ_ECONFIG;
+	if (p->cfg.join_euis.n == 0) {
+		snprintf(err, errlen, "%s: [js] join_euis: required by danejoind (the JoinEUIs "
+			 "served here)", path);
+		goto out;
+	}
+	for (unsigned i = 0; i < p->cfg.join_euis.n; i++)
+		parse_prefix(p->cfg.join_euis.v[i], &p->euis[i]);
+	p->n_euis = p->cfg.join_euis.n;
+	p->v = calloc(p->cfg.n_peers ? p->cfg.n_peers : 1, sizeof(*p->v));
+	if (p->v == NULL) {
+		ret = DJ_ENOMEM;
+		goto out;
+	}
+	for (unsigned i = 0; i < p->cfg.n_peers; i++) {
+		const struct js_peer_config *pc = &p->cfg.peers[i];
+		struct peer *pe = &p->v[i];
+
+		snprintf(pe->name, sizeof(pe->name), "%s", pc->name);
+		pe->cfg = pc;
+		pe->is_ns = strcmp(pc->role, "ns") == 0;
+		pe->bucket = pc->rate;
+		for (unsigned k = 0; k < pc->join_euis.n; k++)
+			parse_prefix(pc->join_euis.v[k], &pe->euis[k]);
+		pe->n_euis = pc->join_euis.n;
+		p->n++;
+		if (pc->kek_file != NULL) {
+			ret = read_kek_file(pc->kek_file, key, &klen, err, errlen);
+			if (ret == DJ_EOK)
+				ret = bi_kek_new(pc->kek_label, key, klen, &pe->kek);
+			OPENSSL_cleanse(key, sizeof(key));
+			if (ret != DJ_EOK) {
+				if (err[0] == '\0' || ret == DJ_EINVAL)
+					snprintf(err, errlen, "[peer.%s] kek_label: not a valid label",
+						 pc->name);
+				goto out;
+			}
+		}
+		if (pc->async_discover && (pc->async_url != NULL || !svc__auth_is_dane(&p->cfg))) {
+			snprintf(err, errlen, "[peer.%s] async_discover: %s", pc->name,
+				 pc->async_url != NULL ? "excludes async_url (its static override)"
+						       : "needs auth = dane");
+			ret = DJ_ECONFIG;
+			goto out;
+		}
+		if (pc->async_url != NULL) {
+			ret = svc__async_client(&p->cfg, pc, base, resolver, &pe->async, err, errlen);
+			if (ret != DJ_EOK)
+				goto out;
+		}
+	}
+	*out = p;
+	p = NULL;
+	ret = DJ_EOK;
+out:
+	svc__peers_free(p);
+	return ret;
+}
+
+/* svc__find_peer - the configured peer of an authenticated identity */
+struct peer *svc__find_peer(struct peers *p, const char *identity)
+{
+	size_t n;
+
+	for (unsigned i = 0; i < p->n; i++) {
+		const struct js_peer_config *pc = p->v[i].cfg;
+
+		if (strcasecmp(pc->identity, identity) == 0)
+			return &p->v[i];
+		/* DANE client names: "_ns-client.HOST" is the identity of a peer "HOST", role ns
+		 * (an "_as-client." name only ever matches a peer whose role is as) */
+		n = strlen(pc->role);
+		if (identity[0] == '_' && strncasecmp(identity + 1, pc->role, n) == 0 &&
+		    strncasecmp(identity + 1 + n, CLIENT_LABEL, strlen(CLIENT_LABEL)) == 0 &&
+		    strcasecmp(identity + 1 + n + strlen(CLIENT_LABEL), pc->identity) == 0)
+			return &p->v[i];
+	}
+	return NULL;
+}
+
+/* svc__sender_allowed - SenderID (and SenderNSID) among the peer's rights */
+bool svc__sender_allowed(const struct peer *pe, const struct bi_msg *m)
+{
+	const struct js_peer_config *pc = pe->cfg;
+	uint8_t a[LW_NETID_LEN], b[LW_NETID_LEN];
+	bool ok = false;
+
+	for (unsigned i = 0; i < pc->sender_ids.n && !ok; i++) {
+		if (pe->is_ns)
+			ok = dj_hex_parse(m->sender_id, a, LW_NETID_LEN) == DJ_EOK &&
+			     dj_hex_parse(pc->sender_ids.v[i], b, LW_NETID_LEN) == DJ_EOK &&
+			     memcmp(a, b, LW_NETID_LEN) == 0;
+		else
+			ok = strcmp(m->sender_id, pc->sender_ids.v[i]) == 0;
+	}
+	if (!ok || !m->has_sender_ns_id || pc->ns_ids.n == 0)
+		return ok;
+	for (unsigned i = 0; i < pc->ns_ids.n; i++)
+		if (strcmp(m->sender_ns_id, pc->ns_ids.v[i]) == 0)
+			return true;
+	return false;
+}
+
+/* svc__rate_ok - token bucket per peer (rate 0: unlimited) */
+bool svc__rate_ok(struct peer *pe)
+{
+	double now = dj_clock_mono_s(), rate = pe->cfg->rate;
+
+	if (rate == 0)
+		return true;
+	pe->bucket += (now - pe->bucket_at) * rate;
+	pe->bucket_at = now;
+	if (pe->bucket > rate)
+		pe->bucket = rate;	/* burst of one second */
+	if (pe->bucket < 1)
+		return false;
+	pe->bucket -= 1;
+	return true;
+}
+
+/* svc__peer_async - answers to this peer go asynchronously (TS002 §8) */
+bool svc__peer_async(const struct peer *pe)
+{
+	return pe->async != NULL || pe->cfg->async_discover;
+}
