@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/dj_err.h"
+#include "common/dj_secmem.h"
 #include "common/dj_log.h"
 #include "exec.h"
 #include "params.h"
@@ -22,6 +23,11 @@ int main(int argc, char **argv)
 	struct ca_args a;
 	struct ca_params p;
 	int i, ch, f, verbose = 0, ex, idx;
+
+	if (dj_secmem_setup() != DJ_EOK) {	/* first: before any OpenSSL call */
+		fprintf(stderr, "danejoin-ca: cannot keep keys out of core dumps (mmap/prctl)\n");
+		return CA_EXIT_INTERNAL;
+	}
 
 	memset(&a, 0, sizeof(a));
 	for (i = 0; i < F_COUNT; i++) {

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/dj_err.h"
 #include "common/dj_log.h"
+#include "common/dj_secmem.h"
 #include "exec.h"
 #include "params.h"
 
@@ -121,6 +123,11 @@ int main(int argc, char **argv)
 	struct dc_args a;
 	struct dc_params p;
 	int ch, verbose = 0, ret;
+
+	if (dj_secmem_setup() != DJ_EOK) {	/* first: before any OpenSSL call */
+		fprintf(stderr, "danejoin-client: cannot keep keys out of core dumps (mmap/prctl)\n");
+		return DC_EXIT_INTERNAL;
+	}
 
 	memset(&a, 0, sizeof(a));
 	opterr = 1;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/dj_err.h"
+#include "common/dj_secmem.h"
 #include "common/dj_log.h"
 #include "exec.h"
 #include "engine/js_config.h"
@@ -132,6 +133,11 @@ int main(int argc, char **argv)
 	enum dv_cmd cmd;
 	int verbose = 0, ex, sub_argc, rc;
 	char **sub_argv;
+
+	if (dj_secmem_setup() != DJ_EOK) {	/* first: before any OpenSSL call */
+		fprintf(stderr, "danejoin-devices: cannot keep keys out of core dumps (mmap/prctl)\n");
+		return DV_EXIT_INTERNAL;
+	}
 
 	memset(&a, 0, sizeof(a));
 	js_config_defaults(&cfg);

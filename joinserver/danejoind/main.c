@@ -14,6 +14,7 @@
 #include <event2/thread.h>
 
 #include "common/dj_err.h"
+#include "common/dj_secmem.h"
 #include "common/dj_log.h"
 #include "svc.h"
 
@@ -95,6 +96,11 @@ int main(int argc, char **argv)
 	struct event *evs[3] = { NULL, NULL, NULL };
 	const int sigs[3] = { SIGHUP, SIGTERM, SIGINT };
 	struct svc *s = NULL;
+
+	if (dj_secmem_setup() != DJ_EOK) {	/* first: before any OpenSSL call */
+		fprintf(stderr, "danejoind: cannot keep keys out of core dumps (mmap/prctl)\n");
+		return EXIT_INTERNAL;
+	}
 
 	while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
 		switch (c) {

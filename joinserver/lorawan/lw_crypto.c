@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 
 #include "common/dj_err.h"
+#include "common/dj_secmem.h"
 #include "lorawan/lw_crypto.h"
 
 struct lw_crypto {
@@ -72,9 +73,13 @@ int lw_crypto_new(struct lw_crypto **out)
 	struct lw_crypto *cx;
 	int ret = DJ_ECRYPTO;
 
+	/* The contexts will hold root-key schedules, the struct the CMAC subkeys: the arena. */
+	dj_secmem_enter();
 	cx = OPENSSL_zalloc(sizeof(*cx));
-	if (cx == NULL)
+	if (cx == NULL) {
+		dj_secmem_leave();
 		return DJ_ENOMEM;
+	}
 	cx->ecb = EVP_CIPHER_fetch(NULL, "AES-128-ECB", NULL);
 	if (cx->ecb == NULL)
 		goto out;
@@ -92,6 +97,7 @@ int lw_crypto_new(struct lw_crypto **out)
 	ret = DJ_EOK;
 out:
 	lw_crypto_free(cx);
+	dj_secmem_leave();
 	return ret;
 }
 
@@ -206,6 +212,7 @@ int lw_crypto_block128_ctx_new(const uint8_t *kek, size_t kek_len, int enc, EVP_
 	const char *name;
 	int ret = DJ_EINVAL;
 
+	dj_secmem_enter();	/* the schedule of a master key or a KEK: the arena */
 	switch (kek_len) {
 	case 16:
 		name = "AES-128-ECB";
@@ -236,6 +243,7 @@ out:
 		ERR_clear_error();
 	EVP_CIPHER_free(ecb);	/* the context keeps its own reference */
 	EVP_CIPHER_CTX_free(ctx);
+	dj_secmem_leave();
 	return ret;
 }
 

@@ -46,6 +46,7 @@
 #include <openssl/rand.h>
 
 #include "common/dj_err.h"
+#include "common/dj_secmem.h"
 #include "common/dj_hex.h"
 #include "common/dj_log.h"
 #include "store/js_keystore_internal.h"
@@ -434,11 +435,14 @@ int js_keystore_new(const uint8_t master[JS_MASTER_KEY_LEN], struct js_keystore 
 	uint8_t mac[EVP_MAX_MD_SIZE];
 	unsigned int mac_len = 0;
 	struct js_keystore *ks = NULL;
+	bool entered = false;
 	int ret = DJ_EINVAL;
 
 	if (master == NULL || out == NULL)
 		goto out;
 	ret = DJ_ENOMEM;
+	dj_secmem_enter();	/* the master key and its schedules: the arena (dj_secmem.h) */
+	entered = true;
 	ks = OPENSSL_zalloc(sizeof(*ks));
 	if (ks == NULL)
 		goto out;
@@ -462,6 +466,8 @@ out:
 		ERR_clear_error();
 	OPENSSL_cleanse(mac, sizeof(mac));
 	js_keystore_free(ks);
+	if (entered)
+		dj_secmem_leave();
 	return ret;
 }
 
