@@ -39,6 +39,7 @@
 #include <unbound.h>
 
 #include "backend-auth/da_internal.h"
+#include "common/dj_clock.h"
 #include "common/dj_err.h"
 #include "common/dj_log.h"
 
@@ -91,11 +92,8 @@ const char *da_status_str(enum da_status st)
 /* mono_ms - the default clock: CLOCK_MONOTONIC in milliseconds (immune to wall-clock steps) */
 static uint64_t mono_ms(void *arg)
 {
-	struct timespec ts;
-
 	(void)arg;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * MS_PER_S + (uint64_t)ts.tv_nsec / NS_PER_MS;
+	return dj_clock_mono_ms();
 }
 
 struct event_base *da__resolver_base(struct da_resolver *r)

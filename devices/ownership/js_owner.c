@@ -32,6 +32,7 @@
 #include <openssl/evp.h>
 
 #include "backend-auth/da_dns.h"
+#include "common/dj_clock.h"
 #include "common/dj_err.h"
 #include "common/dj_hex.h"
 #include "common/dj_log.h"
@@ -124,11 +125,8 @@ const char *js_owner_status_str(enum js_owner_status s)
 /* mono_ms - the default clock */
 static uint64_t mono_ms(void *arg)
 {
-	struct timespec ts;
-
 	(void)arg;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * MS_PER_S + (uint64_t)ts.tv_nsec / NS_PER_MS;
+	return dj_clock_mono_ms();
 }
 
 /* ---- the cache ------------------------------------------------------------------------- */
