@@ -57,7 +57,9 @@ dj_store_init() {
 # dj_jsd_start CONF LOG PORT - danejoind in the foreground (cleanup kills it), logging to LOG
 # (-v unless DJ_JSD_QUIET is set); its pid in DJ_JSD_PID; status 0 once PORT accepts
 dj_jsd_start() {
-	"$JSD" --config "$1" ${DJ_JSD_QUIET:--v} >"$2" 2>&1 &
+	local v=-v
+	[ -z "${DJ_JSD_QUIET:-}" ] || v=
+	"$JSD" --config "$1" $v >"$2" 2>&1 &
 	DJ_JSD_PID=$!
 	dj_wait_port "$3" "$DJ_JSD_PID"
 }
