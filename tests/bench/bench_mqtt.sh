@@ -33,7 +33,7 @@ run() {
 	rm -f js.db js.db-wal js.db-shm master.key devices.csv.state
 	{
 		dj_conf_pkix "$PORT" "$MPORT" max_connections=4096
-		[ "$2" = 1 ] && dj_conf_mqtt "$MQ" client_id=bench
+		[ "$2" = 1 ] && dj_conf_mqtt "$MQ" bench
 	} >dj.conf
 	check "[$1] enrolment" dj_store_init dj.conf devices.csv || return 1
 	check "[$1] danejoind starts" dj_jsd_start dj.conf "jsd-$1.log" "$PORT" || return 1

@@ -35,7 +35,7 @@ MPORT=$(dj_free_port)
 MQ=$(dj_free_port)
 check "mosquitto starts with a TLS listener" dj_mosq_start "$T/mq" "$MQ" root broker broker
 mqtt_conf() { # FORMAT
-	dj_conf_mqtt "$MQ" verify=cafile payload_format="$1" keepalive=5 reconnect_min_ms=100 \
+	dj_conf_mqtt "$MQ" js1 verify=cafile payload_format="$1" keepalive=5 reconnect_min_ms=100 \
 		reconnect_max_ms=800
 }
 {

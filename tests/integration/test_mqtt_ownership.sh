@@ -32,7 +32,7 @@ check "mosquitto starts with a TLS listener" dj_mosq_start "$T/mq" "$MQ" root br
 	dj_conf_section listen address=127.0.0.1:$PORT auth=pkix cert_file=js.crt key_file=js.key \
 		client_ca_file=root.crt
 	dj_conf_section js join_euis=70b3d57ed0000000/48
-	dj_conf_mqtt "$MQ" verify=cafile payload_format=protobuf keepalive=5 reconnect_min_ms=100 \
+	dj_conf_mqtt "$MQ" js1 verify=cafile payload_format=protobuf keepalive=5 reconnect_min_ms=100 \
 		reconnect_max_ms=800
 } >dj.conf
 (umask 077; dj_devices_csv 2 1.0.4 >devices.csv)

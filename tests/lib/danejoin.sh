@@ -39,13 +39,13 @@ dj_conf_pkix() {
 	dj_conf_peer ns1 ns1.test ns 000013 ns_ids=ns1.test kek_label=ns1-kek kek_file=ns1.kek
 }
 
-# dj_conf_mqtt PORT [KEY=VALUE...] - [mqtt]: the broker on 127.0.0.1:PORT, its CA root.crt,
-# our client certificate jsmq.crt, client id js1 (the extra keys follow, and may repeat one)
+# dj_conf_mqtt PORT CLIENT_ID [KEY=VALUE...] - [mqtt]: the broker on 127.0.0.1:PORT, its CA
+# root.crt, our client certificate jsmq.crt
 dj_conf_mqtt() {
-	local port=$1
-	shift
+	local port=$1 id=$2
+	shift 2
 	dj_conf_section mqtt host=127.0.0.1 port="$port" cafile=root.crt cert=jsmq.crt \
-		key=jsmq.key client_id=js1 "$@"
+		key=jsmq.key client_id="$id" "$@"
 }
 
 # dj_store_init CONF [CSV] - danejoin-devices init, and import CSV; status 0 when both worked
