@@ -260,8 +260,9 @@ CHECKS=$((CHECKS + 1))
 openssl verify -CAfile r-ec-p256.crt -untrusted i-ec-p256.crt pems/70b3d57ed0000028.pem >/dev/null 2>&1 ||
 	fail "openssl verify rejects a pem-layout certificate"
 # Other key types in a bundle (Ed25519 SPKI written directly, RSA through OpenSSL).
+head -4 devs.csv >devs3.csv	# 3 devices: RSA key generation is slow, one is checked
 for kt in ed25519 rsa2048; do
-	run 0 issue --csv devs.csv --zone lorawan.test --ca-cert i-ec-p256.crt --ca-key i-ec-p256.key \
+	run 0 issue --csv devs3.csv --zone lorawan.test --ca-cert i-ec-p256.crt --ca-key i-ec-p256.key \
 		--out-dir bund-$kt --layout bundle --key-type $kt --threads 3
 	awk '/^# 70b3d57ed0000002/{ f = 1 } /^# 70b3d57ed0000003/{ f = 0 } f' bund-$kt/devices.pem >one-$kt.pem
 	CHECKS=$((CHECKS + 1))
