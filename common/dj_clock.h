@@ -6,6 +6,18 @@
  *	steps). Wall time (CLOCK_REALTIME) is for timestamps that leave the process: audit rows,
  *	events, certificate validity. Modules that must be testable without waiting take a clock
  *	callback (da_resolver_props, js_owner_props) whose default is one of these.
+ *
+ * TEST CLOCK
+ *	In a build configured with -DDJ_TEST_HOOKS=ON (tests/run's builds; never an installed
+ *	one: the option is off by default), the environment variable DJ_TEST_CLOCK_FILE names a
+ *	file holding a millisecond offset ("10000" or "+10000") that every monotonic reading
+ *	adds. An integration test writes a larger offset to let a TTL or a cache lifetime run
+ *	out in a running daemon instead of sleeping through it (Unbound's testbound has
+ *	TIME_PASSES for the same reason). The file is read at every reading; a missing or
+ *	unreadable file, or a smaller offset than one seen before, leaves the clock where it
+ *	was, so monotonic time never goes back. Wall time is never shifted. Without the option
+ *	the variable is ignored and the code is not compiled in. libunbound's own cache runs on
+ *	the wall clock: a test clock does not move it.
  */
 #ifndef DJ_COMMON_DJ_CLOCK_H
 #define DJ_COMMON_DJ_CLOCK_H

@@ -7,14 +7,12 @@
 #   (defaults 20000 devices, one thread per CPU, --layout files; ctest runs a small smoke size)
 #   LAYOUT: files (DIR/<dev_eui>.key + .crt), pem (DIR/<dev_eui>.pem), bundle (DIR/devices.pem)
 set -u
-BUILD_DIR=$(cd "${1:?usage: bench_ca.sh BUILD_DIR [DEVICES] [THREADS] [LAYOUT]}" && pwd) || exit 1
+. "$(dirname "$0")/../lib/harness.sh"
+dj_begin bench-ca "${1:?usage: bench_ca.sh BUILD_DIR [DEVICES] [THREADS] [LAYOUT]}"
 N=${2:-20000}
 THREADS=${3:-0}
 LAYOUT=${4:-files}
-BIN="$BUILD_DIR/ca-tools/danejoin-ca"
-T=$(mktemp -d "${TMPDIR:-/tmp}/dj-bench-ca.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
-cd "$T" || exit 1
+BIN=$CA
 
 "$BIN" root --subject "Bench Root" --key-out root.key --cert-out root.crt >/dev/null || exit 1
 "$BIN" intermediate --subject "Bench Devices" --ca-cert root.crt --ca-key root.key \
@@ -25,6 +23,7 @@ T_ARGS=()
 "$BIN" issue --csv devs.csv --zone devices.bench.test --ca-cert int.crt --ca-key int.key \
 	--out-dir out --layout "$LAYOUT" --quiet "${T_ARGS[@]}" >result.txt || { cat result.txt; exit 1; }
 RATE=$(sed -n 's/.*(\([0-9]*\) certs\/s).*/\1/p' result.txt)
-[ "$(wc -l <out/tlsa.zone)" -eq "$N" ] || { echo "bench_ca: tlsa.zone is incomplete"; exit 1; }
+check "tlsa.zone has every device" test "$(wc -l <out/tlsa.zone)" -eq "$N"
 echo "bench_ca: $N ECDSA P-256 device certificates, threads=${THREADS/#0/auto} ($(nproc) CPUs), layout $LAYOUT: $RATE certs/s"
 cat result.txt
+dj_end

@@ -9,70 +9,37 @@
 #
 #   bash tests/bench/bench_dane.sh BUILD_DIR [HANDSHAKES] [ROUNDS]   (defaults 1000, 3)
 set -u
-BUILD_DIR=$(cd "${1:?usage: bench_dane.sh BUILD_DIR [HANDSHAKES] [ROUNDS]}" && pwd)
+. "$(dirname "$0")/../lib/harness.sh"
+dj_begin bench-dane "${1:?usage: bench_dane.sh BUILD_DIR [HANDSHAKES] [ROUNDS]}"
 N=${2:-1000}
 ROUNDS=${3:-3}
-HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/../lib/harness.sh"
-. "$HERE/../lib/knot.sh"
-JSD="$BUILD_DIR/joinserver/danejoind/danejoind"
-CLI="$BUILD_DIR/client/danejoin-client"
-DEV="$BUILD_DIR/devices/danejoin-devices"
-T=$(mktemp -d "${TMPDIR:-/tmp}/dj-bench-dane.XXXXXX") || exit 1
-PID=""
-trap '[ -n "$PID" ] && kill -9 $PID 2>/dev/null; dj_knot_stop; rm -rf "$T"' EXIT
-cd "$T" || exit 1
+DJ_JSD_QUIET=1
 Z=bench.test
-dj_knot_start "$T/knot" "$Z" || exit 1
+check "knotd starts" dj_knot_start "$T/knot" "$Z" || dj_end
 STUBS="$Z@127.0.0.1@$DJ_KNOT_PORT"
 
 # the same CA-issued leaves for both modes: PKIX checks the chain, DANE the TLSA 3 1 1
-dj_mkroot root && dj_mkcert js "DNS:js.$Z" root && dj_mkcert ns1 "DNS:_ns-client.ns1.$Z" root || exit 1
-spki() { openssl x509 -in "$1" -noout -pubkey | openssl pkey -pubin -outform DER | openssl dgst -sha256 -r | cut -d' ' -f1; }
+dj_mkroot root && dj_mkcerts root "js:DNS:js.$Z" "ns1:DNS:_ns-client.ns1.$Z" || exit 1
 PORT=$(dj_free_port)
-dj_knot_update "$Z" <<EOF || exit 1
-update add _$PORT._tcp.js.$Z. 3600 TLSA 3 1 1 $(spki js.crt)
-update add _ns-client.ns1.$Z. 3600 TLSA 3 1 1 $(spki ns1.crt)
-EOF
+check "TLSA published" dj_tlsa_publish "$Z" 3600 "_$PORT._tcp.js.$Z=js.crt" \
+	"_ns-client.ns1.$Z=ns1.crt" || dj_end
 dj_devices_csv $((N * (ROUNDS * 2 + 2))) 1.1 >devices.csv
 chmod 600 devices.csv
 
 conf() { # MODE
-	cat <<CONF
-[store]
-path = js.db
-[keys]
-master_key_file = master.key
-[listen]
-address = 127.0.0.1:$PORT
-cert_file = js.crt
-key_file = js.key
-metrics_address = off
-max_connections = $((N + 64))
-auth = $1
-client_ca_file = root.crt
-[dane]
-trust_anchor_file = $DJ_KNOT_TA
-stubs = $STUBS
-[js]
-join_euis = 70b3d57ed0000000/48
-[peer.ns1]
-identity = ns1.$Z
-role = ns
-sender_ids = 000013
-plain_keys = yes
-CONF
+	dj_conf_store
+	dj_conf_section listen address=127.0.0.1:$PORT cert_file=js.crt key_file=js.key \
+		metrics_address=off max_connections=$((N + 64)) auth="$1" client_ca_file=root.crt
+	dj_conf_section dane trust_anchor_file="$DJ_KNOT_TA" stubs="$STUBS"
+	dj_conf_section js join_euis=70b3d57ed0000000/48
+	dj_conf_peer ns1 ns1.$Z ns 000013 plain_keys=yes
 }
 conf dane >dane.conf
 conf pkix >pkix.conf
-"$DEV" --config dane.conf init >/dev/null && "$DEV" --config dane.conf import devices.csv >/dev/null || exit 1
+check "enrolment" dj_store_init dane.conf devices.csv || dj_end
 
-start() { # CONF
-	"$JSD" --config "$1" >jsd.log 2>&1 &
-	PID=$!
-	dj_wait_port "$PORT" "$PID" || { cat jsd.log; exit 1; }
-}
-stop() { kill "$PID"; wait "$PID" 2>/dev/null; PID=""; }
+start() { check "danejoind starts ($1)" dj_jsd_start "$1" jsd.log "$PORT" || dj_end jsd.log; }
+stop() { dj_jsd_stop; }
 DANE_C=(--url "https://127.0.0.1:$PORT/" --server-name "js.$Z" --trust-anchor "$DJ_KNOT_TA" --stub "$STUBS")
 PKIX_C=(--url "https://127.0.0.1:$PORT/" --server-name "js.$Z" --ca root.crt)
 OFF=0
@@ -89,9 +56,8 @@ run() { # LABEL CLIENT-ARGS...: one bench of N connections x 1 request; prints i
 	ok=$(echo "$out" | sed -n 's/^success \([0-9]*\) .*/\1/p')
 	echo "$label: $ok/$N joins, $(echo "$N $el" | awk '{ printf "%.0f", $1 / $2 }') handshakes/s" \
 		"($(echo "$out" | grep -o 'p50.*'))"
-	[ "$ok" = "$N" ] || { echo "$out"; FAILED=1; }
+	check "$label: every join succeeded" test "$ok" = "$N" || echo "$out"
 }
-FAILED=0
 
 echo "== $N connections, one JoinReq each, $ROUNDS rounds per mode (2 cores shared by client and server)"
 start dane.conf
@@ -111,4 +77,4 @@ stop
 start pkix.conf
 for r in $(seq 1 "$ROUNDS"); do run "PKIX (CA file), round $r" "${PKIX_C[@]}"; done
 stop
-exit $FAILED
+dj_end

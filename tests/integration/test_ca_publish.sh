@@ -8,46 +8,10 @@
 #
 # Usage: bash test_ca_publish.sh BUILD_DIR SOURCE_DIR   (run by ctest)
 set -u
-BUILD_DIR=$(cd "${1:?usage: test_ca_publish.sh BUILD_DIR SOURCE_DIR}" && pwd) || exit 1
-SRC=$(cd "${2:?}" && pwd) || exit 1
-BIN="$BUILD_DIR/ca-tools/danejoin-ca"
-[ -x "$BIN" ] || { echo "FAIL: $BIN is not built"; exit 1; }
-. "$SRC/tests/lib/harness.sh"
-. "$SRC/tests/lib/knot.sh"
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/dj-ca-publish.XXXXXX") || exit 1
-BLACKHOLE=""
-cleanup() {
-	dj_knot_stop
-	[ -n "$BLACKHOLE" ] && kill "$BLACKHOLE" 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-cd "$T" || exit 1
-
-FAILS=0
-CHECKS=0
-OUT="$T/out"
-ERR="$T/err"
-fail() {
-	echo "FAIL: $*"
-	echo "--- stdout"; cat "$OUT"
-	echo "--- stderr"; cat "$ERR"
-	FAILS=$((FAILS + 1))
-}
-# run CODE ARGS... - run danejoin-ca, expect exit CODE
-run() {
-	local want=$1 got
-	shift
-	CHECKS=$((CHECKS + 1))
-	"$BIN" "$@" >"$OUT" 2>"$ERR"
-	got=$?
-	[ "$got" -eq "$want" ] || { fail "danejoin-ca $* exited $got, expected $want"; return 1; }
-}
-has() {
-	CHECKS=$((CHECKS + 1))
-	grep -Eq -- "$2" "$1" || fail "$(basename "$1") lacks /$2/"
-}
+. "$(dirname "$0")/../lib/harness.sh"
+dj_begin ca-publish "$@"
+BIN=$CA
+dj_need "$BIN"
 # tlsa_now NAME - the TLSA rdata the server holds, sorted (kdig, authoritative)
 tlsa_now() {
 	kdig @127.0.0.1 -p "$DJ_KNOT_PORT" +short +norec TLSA "$1" | tr 'A-F' 'a-f' |
@@ -56,10 +20,6 @@ tlsa_now() {
 # snapshot FILE - every RRset of the zone that matters (TLSA at both owners, SOA serial)
 snapshot() {
 	{ tlsa_now "$OWNER"; echo --; tlsa_now "$DEV_P"; echo --; tlsa_now "$DEV_C"; } >"$1"
-}
-same() {
-	CHECKS=$((CHECKS + 1))
-	cmp -s "$1" "$2" || { fail "$3"; diff "$1" "$2"; }
 }
 # delv_ok NAME ZONE WANT - delv validates NAME TLSA under ZONE's anchor and sees WANT
 delv_ok() {
@@ -153,17 +113,17 @@ DOWN=$(dj_free_port)
 run 6 publish add --ns "127.0.0.1@$DOWN" --zone $Z --tsig-file "$DJ_KNOT_TSIG_FILE" \
 	--ta-file "$DJ_KNOT_TA" --rr "$L1" && has "$ERR" "no answer from 127.0.0.1 port $DOWN"
 HOLE=$(dj_free_port)
-python3 -c "import socket,time
+dj_spawn /dev/null /dev/null python3 -c "import socket,time
 s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('127.0.0.1',$HOLE)); s.listen(8); time.sleep(60)" &
-BLACKHOLE=$!
+s.bind(('127.0.0.1',$HOLE)); s.listen(8); time.sleep(60)"
+BLACKHOLE=$DJ_PID
 dj_wait_port "$HOLE" "$BLACKHOLE" || fail "blackhole listener"
 START=$(date +%s)
 run 6 publish add --ns "127.0.0.1@$HOLE" --zone $Z --tsig-file "$DJ_KNOT_TSIG_FILE" \
 	--ta-file "$DJ_KNOT_TA" --rr "$L1" --timeout 1 && has "$ERR" "no answer"
 CHECKS=$((CHECKS + 1))
 [ $(($(date +%s) - START)) -le 10 ] || fail "the timeout took $(($(date +%s) - START)) s"
-kill "$BLACKHOLE" 2>/dev/null; BLACKHOLE=""
+dj_stop "$BLACKHOLE"
 snapshot s1; same s0 s1 "bad input changed the zone"
 
 # A change that cannot be validated (a wrong trust anchor) is a clear error, exit 7.
@@ -200,5 +160,4 @@ CHECKS=$((CHECKS + 1))
 run 2 publish add --ns "$NS" --zone provider.test --tsig-file "$DJ_KNOT_TSIG_FILE" \
 	--ta-file "$DJ_KNOT_TA" --rr "$LC" && has "$ERR" "not in zone"
 
-echo "test_ca_publish: $CHECKS checks, $FAILS failures"
-[ "$FAILS" -eq 0 ]
+dj_end

@@ -4,59 +4,10 @@
 #
 # Usage: bash test_cli_devices.sh BUILD_DIR SOURCE_DIR   (run by ctest)
 set -u
-
-BUILD_DIR=$(cd "${1:?usage: test_cli_devices.sh BUILD_DIR SOURCE_DIR}" && pwd) || exit 1
-BIN="$BUILD_DIR/devices/danejoin-devices"
-[ -x "$BIN" ] || { echo "FAIL: $BIN is not built"; exit 1; }
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/dj-cli-devices.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
-cd "$T" || exit 1
-
-FAILS=0
-CHECKS=0
-OUT="$T/out"
-ERR="$T/err"
-
-# fail - report one failed check with the last command's output
-fail() {
-	echo "FAIL: $*"
-	echo "--- stdout"; cat "$OUT"
-	echo "--- stderr"; cat "$ERR"
-	FAILS=$((FAILS + 1))
-}
-
-# run CODE ARGS... - run the binary, expect exit CODE; output in $OUT and $ERR
-run() {
-	local want=$1 got
-	shift
-	CHECKS=$((CHECKS + 1))
-	"$BIN" "$@" >"$OUT" 2>"$ERR"
-	got=$?
-	if [ "$got" -ne "$want" ]; then
-		fail "danejoin-devices $* exited $got, expected $want"
-		return 1
-	fi
-	return 0
-}
-
-# has FILE PATTERN - the file matches the extended regex
-has() {
-	CHECKS=$((CHECKS + 1))
-	grep -Eq -- "$2" "$1" || fail "$(basename "$1") lacks /$2/"
-}
-
-# lacks FILE PATTERN - the file does not match (case-insensitive)
-lacks() {
-	CHECKS=$((CHECKS + 1))
-	if grep -Eqi -- "$2" "$1"; then fail "$(basename "$1") contains /$2/"; fi
-}
-
-# same A B - two snapshots are identical
-same() {
-	CHECKS=$((CHECKS + 1))
-	cmp -s "$1" "$2" || { fail "$3"; diff "$1" "$2"; }
-}
+. "$(dirname "$0")/../lib/harness.sh"
+dj_begin cli-devices "$@"
+BIN=$DEV
+dj_need "$BIN"
 
 APPKEY1=2b7e151628aed2a6abf7158809cf4f3c
 APPKEY2=5a1f0c6e2d9b4a3f8e7d6c5b4a392817
@@ -213,5 +164,4 @@ run 0 --config new.conf show 010203040506070b && has "$OUT" "^mac_version: +1\.1
 run 0 --config new.conf audit && has "$OUT" " rewrap +cli:"
 run 4 --config dj.conf rewrap --new-master-key new.key && has "$ERR" "is not the key of store"
 
-echo "$CHECKS checks, $FAILS failed"
-[ "$FAILS" -eq 0 ]
+dj_end

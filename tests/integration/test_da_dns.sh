@@ -13,41 +13,10 @@
 #
 # Usage: bash test_da_dns.sh BUILD_DIR SOURCE_DIR   (run by ctest)
 set -u
-BUILD_DIR=$(cd "${1:?usage: test_da_dns.sh BUILD_DIR SOURCE_DIR}" && pwd) || exit 1
-SOURCE_DIR=$(cd "${2:?usage: test_da_dns.sh BUILD_DIR SOURCE_DIR}" && pwd) || exit 1
-. "$SOURCE_DIR/tests/lib/harness.sh"
-. "$SOURCE_DIR/tests/lib/knot.sh"
+. "$(dirname "$0")/../lib/harness.sh"
+dj_begin dadns "$@"
 PROBE="$BUILD_DIR/tests/integration/da_probe"
-[ -x "$PROBE" ] || { echo "FAIL: $PROBE is not built"; exit 1; }
-for b in knotd keymgr knsupdate kdig ldns-keygen ldns-signzone; do
-	command -v $b >/dev/null || { echo "FAIL: $b is not installed"; exit 1; }
-done
-T=$(mktemp -d "${TMPDIR:-/tmp}/dj-dadns.XXXXXX") || exit 1
-PROBE_PID=""
-cleanup() {
-	[ -n "$PROBE_PID" ] && kill -9 "$PROBE_PID" 2>/dev/null
-	dj_knot_stop
-	[ -n "${DJ_KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
-}
-trap cleanup EXIT
-cd "$T" || exit 1
-FAILS=0
-CHECKS=0
-check() {
-	local desc=$1
-	shift
-	CHECKS=$((CHECKS + 1))
-	if ! "$@"; then
-		echo "FAIL: $desc"
-		FAILS=$((FAILS + 1))
-	fi
-}
-# has TEXT PATTERN - grep -E on a string (prints the text when it does not match)
-has() {
-	grep -qE -- "$2" <<<"$1" && return 0
-	echo "  got: $1"
-	return 1
-}
+dj_need "$PROBE" knotd keymgr knsupdate kdig ldns-keygen ldns-signzone
 
 # ---- zones signed here (tamper.test, expired.test) ----------------------------------------
 H1=$(openssl rand -hex 32)
@@ -91,7 +60,7 @@ CERTH=$(openssl x509 -in cert.crt -outform DER | openssl dgst -sha256 -hex | awk
 PR() { "$PROBE" --ta "$TA" --stubs "$STUBS" --timeout 4000 "$@"; }
 JOINEUI1=$(printf 'joineui 70b3d57ed0000001 lorawan.test\nquit\n' | PR | sed -n 2p)
 JOINEUI2=$(printf 'joineui 70b3d57ed0000002 lorawan.test\nquit\n' | PR | sed -n 2p)
-check "joineui name (TS002 §19.1 form)" has "$JOINEUI1" \
+check "joineui name (TS002 §19.1 form)" matches "$JOINEUI1" \
 	'^1\.0\.0\.0\.0\.0\.0\.d\.e\.7\.5\.d\.3\.b\.0\.7\.joineuis\.lorawan\.test$'
 
 dj_knot_update lorawan.test <<EOF || { echo "FAIL: update lorawan.test"; cat "$T/knot/last-update.out"; exit 1; }
@@ -142,34 +111,34 @@ echo "$OUT" | sed 's/^/  probe: /'
 line() { grep -E "^$1 " <<<"$OUT" | sed -n "${2:-1}p"; }
 check "probe exits 0 (also with a lookup pending at free)" test "$RC" -eq 0
 L=$(line "tlsa _443._tcp.js.lorawan.test")
-check "secure TLSA: 3 records, 3 1 1 / 3 0 0 / 2 0 1 kept" has "$L" \
+check "secure TLSA: 3 records, 3 1 1 / 3 0 0 / 2 0 1 kept" matches "$L" \
 	'status=secure n=3 ttl=(60|59) cache=0 '
-check "secure TLSA: 3 1 1 present" has "$L" "3:1:1:${SPKI:0:16}"
-check "secure TLSA: 3 0 0 present" has "$L" "3:0:0:${DER:0:16}"
-check "secure TLSA: 2 0 1 present" has "$L" "2:0:1:${CERTH:0:16}"
-check "secure NXDOMAIN" has "$(line "tlsa _443._tcp.nope.lorawan.test")" 'status=nxdomain n=0'
-check "secure NODATA" has "$(line "tlsa js.lorawan.test")" 'status=nodata n=0'
-check "unsigned zone: insecure" has "$(line "tlsa _443._tcp.www.plain.test")" \
+check "secure TLSA: 3 1 1 present" matches "$L" "3:1:1:${SPKI:0:16}"
+check "secure TLSA: 3 0 0 present" matches "$L" "3:0:0:${DER:0:16}"
+check "secure TLSA: 2 0 1 present" matches "$L" "2:0:1:${CERTH:0:16}"
+check "secure NXDOMAIN" matches "$(line "tlsa _443._tcp.nope.lorawan.test")" 'status=nxdomain n=0'
+check "secure NODATA" matches "$(line "tlsa js.lorawan.test")" 'status=nodata n=0'
+check "unsigned zone: insecure" matches "$(line "tlsa _443._tcp.www.plain.test")" \
 	'status=insecure n=0'
-check "usage 0/1 only: unusable" has "$(line "tlsa _443._tcp.pkix.lorawan.test")" \
+check "usage 0/1 only: unusable" matches "$(line "tlsa _443._tcp.pkix.lorawan.test")" \
 	'status=unusable n=0 .*2 PKIX'
-check "tampered record: bogus" has "$(line "tlsa _443._tcp.www.tamper.test")" \
+check "tampered record: bogus" matches "$(line "tlsa _443._tcp.www.tamper.test")" \
 	'status=bogus n=0 .*why=bogus: '
-check "expired signatures: bogus" has "$(line "tlsa _443._tcp.www.expired.test")" \
+check "expired signatures: bogus" matches "$(line "tlsa _443._tcp.www.expired.test")" \
 	'status=bogus n=0 .*why=bogus: .*expired'
-check "coalescing: both lookups answered" has "$(line "tlsa _443._tcp.co.lorawan.test" 2)" \
+check "coalescing: both lookups answered" matches "$(line "tlsa _443._tcp.co.lorawan.test" 2)" \
 	'status=secure n=1 .* calls=1 queries\+1 coalesced\+1'
-check "second lookup served from the cache" has "$(line "tlsa _443._tcp.js.lorawan.test" 2)" \
+check "second lookup served from the cache" matches "$(line "tlsa _443._tcp.js.lorawan.test" 2)" \
 	'status=secure n=3 .*cache=1 '
-check "cancelled lookup: no callback" has "$(line "cancel _443._tcp.slow.lorawan.test")" \
+check "cancelled lookup: no callback" matches "$(line "cancel _443._tcp.slow.lorawan.test")" \
 	'handle=1 calls=0'
-check "discovery NAPTR -> SRV -> A/AAAA: secure" has "$(line "disc $JOINEUI1")" \
+check "discovery NAPTR -> SRV -> A/AAAA: secure" matches "$(line "disc $JOINEUI1")" \
 	'status=secure n=1 srv=js\.lorawan\.test:8443/0/1\[(127\.0\.0\.1\|::1|::1\|127\.0\.0\.1)\]'
-check "discovery through an unsigned SRV: insecure" has "$(line "disc $JOINEUI2")" \
+check "discovery through an unsigned SRV: insecure" matches "$(line "disc $JOINEUI2")" \
 	'status=insecure n=0 srv= why=SRV: insecure'
-check "discovery for another service: unusable" has "$(line "disc $JOINEUI1" 2)" \
+check "discovery for another service: unusable" matches "$(line "disc $JOINEUI1" 2)" \
 	'status=unusable n=0'
-check "stats count each verdict" has "$(line stats)" \
+check "stats count each verdict" matches "$(line stats)" \
 	'coalesced=1 .*bogus=2 nxdomain=1 nodata=1 unusable=1'
 
 # ---- bogus by a wrong anchor (one digit of the DS changed) --------------------------------
@@ -178,58 +147,58 @@ awk '$1 == "lorawan.test." { d = substr($NF, 1, 1); $NF = (d == "0" ? "1" : "0")
 cmp -s "$TA" ta-bad.ds && { echo "FAIL: the anchor was not changed"; exit 1; }
 OUT=$(printf 'tlsa _443._tcp.js.lorawan.test\nquit\n' |
 	"$PROBE" --ta ta-bad.ds --stubs "$STUBS" --timeout 4000)
-check "wrong trust anchor: bogus" has "$(line "tlsa _443._tcp.js.lorawan.test")" \
+check "wrong trust anchor: bogus" matches "$(line "tlsa _443._tcp.js.lorawan.test")" \
 	'status=bogus n=0 .*why=bogus: '
 
 # ---- bad properties: DJ_ECONFIG naming the value -------------------------------------------
 OUT=$(echo quit | "$PROBE" --ta "$T/no-such.ds" --stubs "$STUBS")
-check "missing ta_file named" has "$OUT" "invalid configuration.*no-such\.ds"
+check "missing ta_file named" matches "$OUT" "invalid configuration.*no-such\.ds"
 OUT=$(echo quit | "$PROBE" --ta "$TA" --stubs "lorawan.test")
-check "malformed stub named" has "$OUT" 'invalid configuration.*stub "lorawan\.test"'
+check "malformed stub named" matches "$OUT" 'invalid configuration.*stub "lorawan\.test"'
 OUT=$(echo quit | "$PROBE" --ta "$TA" --stubs "lorawan.test@not-an-address")
-check "bad stub address named" has "$OUT" 'invalid configuration.*not-an-address'
+check "bad stub address named" matches "$OUT" 'invalid configuration.*not-an-address'
 echo "garbage line" >garbage.ds
 OUT=$(echo quit | "$PROBE" --ta garbage.ds --stubs "$STUBS")
-check "unparseable anchor file named" has "$OUT" 'invalid configuration.*garbage\.ds'
+check "unparseable anchor file named" matches "$OUT" 'invalid configuration.*garbage\.ds'
 OUT=$(echo quit | "$PROBE" --stubs "$STUBS")
-check "no anchor at all" has "$OUT" 'invalid configuration.*no trust anchor'
+check "no anchor at all" matches "$OUT" 'invalid configuration.*no trust anchor'
 
 # ---- the TTL-bounded cache while the DNS is down --------------------------------------------
 # ttl_cap 8: the 5 s record lives 5 s, the 60 s one 8 s (libunbound's own cache capped too)
 coproc PRB { PR --ttl-cap 8 2>&1; }
 PROBE_PID=$PRB_PID
+DJ_PIDS+=("$PROBE_PID")
+exec {PIN}>&"${PRB[1]}" {POUT}<&"${PRB[0]}"	# the coprocess's fds outlive its exit
 ask() {
-	echo "$1" >&"${PRB[1]}"
-	read -r -t 60 REPLY <&"${PRB[0]}" || REPLY="(no answer)"
+	echo "$1" >&"$PIN"
+	read -r -t 60 REPLY <&"$POUT" || REPLY="(no answer)"
 }
-read -r -t 60 REPLY <&"${PRB[0]}"
-check "probe ready" has "$REPLY" '^ready$'
+read -r -t 60 REPLY <&"$POUT"
+check "probe ready" matches "$REPLY" '^ready$'
 ask "tlsa _443._tcp.short.lorawan.test"
-check "short-TTL record: secure, TTL 5 at most" has "$REPLY" 'status=secure n=1 ttl=[1-5] cache=0'
+check "short-TTL record: secure, TTL 5 at most" matches "$REPLY" 'status=secure n=1 ttl=[1-5] cache=0'
 ask "tlsa _443._tcp.slow.lorawan.test"
-check "60 s record under ttl_cap 8: secure, TTL 8 at most" has "$REPLY" \
+check "60 s record under ttl_cap 8: secure, TTL 8 at most" matches "$REPLY" \
 	'status=secure n=1 ttl=[1-8] cache=0'
 dj_knot_stop
 ask "tlsa _443._tcp.short.lorawan.test"
-check "knotd down: served from the cache within the TTL" has "$REPLY" \
+check "knotd down: served from the cache within the TTL" matches "$REPLY" \
 	'status=secure n=1 ttl=[1-5] cache=1'
 ask "tlsa _443._tcp.slow.lorawan.test"
-check "knotd down: capped entry served within ttl_cap" has "$REPLY" \
+check "knotd down: capped entry served within ttl_cap" matches "$REPLY" \
 	'status=secure n=1 ttl=[1-8] cache=1'
 sleep 9	# let the TTL (5 s) and the cap (8 s) run out; nothing here measures time
 ask "tlsa _443._tcp.short.lorawan.test"
-check "knotd down, entry expired: tempfail" has "$REPLY" 'status=tempfail n=0 ttl=0 cache=0'
+check "knotd down, entry expired: tempfail" matches "$REPLY" 'status=tempfail n=0 ttl=0 cache=0'
 ask "tlsa _443._tcp.slow.lorawan.test"
-check "knotd down, past ttl_cap (TTL 60 not over): tempfail" has "$REPLY" \
+check "knotd down, past ttl_cap (TTL 60 not over): tempfail" matches "$REPLY" \
 	'status=tempfail n=0 ttl=0 cache=0'
 ask "stats"
-check "tempfail counted, not cached" has "$REPLY" 'tempfail=2 '
-echo quit >&"${PRB[1]}"
-read -r -t 60 REPLY <&"${PRB[0]}"
-wait "$PROBE_PID"
+check "tempfail counted, not cached" matches "$REPLY" 'tempfail=2 '
+echo quit >&"$PIN"
+read -r -t 60 REPLY <&"$POUT"
+dj_reap "$PROBE_PID"
 RC=$?
-PROBE_PID=""
 check "probe exits 0 after the TTL session" test "$RC" -eq 0
 
-echo "$CHECKS checks, $FAILS failed"
-[ "$FAILS" -eq 0 ]
+dj_end

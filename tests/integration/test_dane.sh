@@ -15,36 +15,9 @@
 #
 # Usage: bash test_dane.sh BUILD_DIR SOURCE_DIR   (run by ctest)
 set -u
-BUILD_DIR=$(cd "${1:?usage: test_dane.sh BUILD_DIR SOURCE_DIR}" && pwd) || exit 1
-SOURCE_DIR=$(cd "${2:?usage: test_dane.sh BUILD_DIR SOURCE_DIR}" && pwd) || exit 1
-. "$SOURCE_DIR/tests/lib/harness.sh"
-. "$SOURCE_DIR/tests/lib/knot.sh"
-JSD="$BUILD_DIR/joinserver/danejoind/danejoind"
-CLI="$BUILD_DIR/client/danejoin-client"
-DEV="$BUILD_DIR/devices/danejoin-devices"
-for b in "$JSD" "$CLI" "$DEV"; do [ -x "$b" ] || { echo "FAIL: $b is not built"; exit 1; }; done
-T=$(mktemp -d "${TMPDIR:-/tmp}/dj-dane.XXXXXX") || exit 1
-PID=""
-LPID=""
-cleanup() {
-	[ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
-	[ -n "$LPID" ] && kill -9 "$LPID" 2>/dev/null
-	dj_knot_stop
-	[ -n "${DJ_KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
-}
-trap cleanup EXIT
-cd "$T" || exit 1
-FAILS=0
-CHECKS=0
-check() {
-	local desc=$1
-	shift
-	CHECKS=$((CHECKS + 1))
-	if ! "$@"; then
-		echo "FAIL: $desc"
-		FAILS=$((FAILS + 1))
-	fi
-}
+. "$(dirname "$0")/../lib/harness.sh"
+dj_begin dane "$@"
+dj_need "$JSD" "$CLI" "$DEV"
 Z=lorawan.test
 
 # ---- the DNS: a signed zone and an unsigned one ---------------------------------------------
@@ -54,29 +27,18 @@ sed 's/\(IN DS [0-9]* 13 2 \)\(.\)/\1f/' "$DJ_KNOT_TA" >bad-ta.ds
 cmp -s bad-ta.ds "$DJ_KNOT_TA" && sed -i 's/\(IN DS [0-9]* 13 2 \)f/\10/' bad-ta.ds
 
 # ---- certificates: self-signed (DANE-EE) and one private CA (DANE-TA) -----------------------
-selfsigned() { # NAME SAN [openssl-req extra...]
-	local n=$1 san=$2
-	shift 2
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$n.key" \
-		-subj "/CN=$n" -days 30 -addext "subjectAltName=$san" \
-		-addext "extendedKeyUsage=serverAuth,clientAuth" "$@" -out "$n.crt" 2>/dev/null &&
-		chmod 600 "$n.key"
-}
-spki256() { openssl x509 -in "$1" -noout -pubkey | openssl pkey -pubin -outform DER | openssl dgst -sha256 -r | cut -d' ' -f1; }
-cert256() { openssl x509 -in "$1" -outform DER | openssl dgst -sha256 -r | cut -d' ' -f1; }
-certhex() { openssl x509 -in "$1" -outform DER | od -An -v -tx1 | tr -d ' \n'; }
-selfsigned js DNS:js.$Z
-selfsigned ns1 DNS:_ns-client.ns1.$Z
-selfsigned ns1new DNS:_ns-client.ns1.$Z
-selfsigned ns3 DNS:_ns-client.ns3.$Z
-selfsigned ns5 DNS:_ns-client.ns5.$Z
-selfsigned ns6 DNS:_ns-client.ns6.$Z
-selfsigned ns7 DNS:_ns-client.ns7.$Z
-selfsigned ns8 DNS:_ns-client.ns8.plain.test
-selfsigned ns2 DNS:ns2.$Z
-selfsigned as1 DNS:_as-client.as1.$Z
-selfsigned ns10 DNS:_ns-client.ns10.$Z
-selfsigned other DNS:other.$Z
+dj_selfsigned js DNS:js.$Z
+dj_selfsigned ns1 DNS:_ns-client.ns1.$Z
+dj_selfsigned ns1new DNS:_ns-client.ns1.$Z
+dj_selfsigned ns3 DNS:_ns-client.ns3.$Z
+dj_selfsigned ns5 DNS:_ns-client.ns5.$Z
+dj_selfsigned ns6 DNS:_ns-client.ns6.$Z
+dj_selfsigned ns7 DNS:_ns-client.ns7.$Z
+dj_selfsigned ns8 DNS:_ns-client.ns8.plain.test
+dj_selfsigned ns2 DNS:ns2.$Z
+dj_selfsigned as1 DNS:_as-client.as1.$Z
+dj_selfsigned ns10 DNS:_ns-client.ns10.$Z
+dj_selfsigned other DNS:other.$Z
 # an expired self-signed certificate (openssl ca can back-date)
 mkdir -p ca-exp/newcerts && : >ca-exp/index.txt && echo 01 >ca-exp/serial
 cat >ca-exp.cnf <<EOF
@@ -103,10 +65,8 @@ check "the expired certificate is expired" bash -c "! openssl x509 -in nsx.crt -
 dj_mkroot org4
 dj_mkcert ns4 "DNS:_ns-client.ns4.$Z" org4
 cat ns4.crt org4.crt >ns4-chain.crt
-openssl rand -hex 16 >ns1.kek
-openssl rand -hex 16 >as1.kek
-openssl rand -hex 16 >ns2.kek
-chmod 600 ./*.key ./*.kek
+dj_kek ns1 as1 ns2
+chmod 600 ./*.key
 
 # ---- TLSA records, published by TSIG-signed updates ----------------------------------------
 PORT=$(dj_free_port)
@@ -114,27 +74,27 @@ MPORT=$(dj_free_port)
 PORT2=$(dj_free_port)
 PORT3=$(dj_free_port)
 dj_knot_update "$Z" <<EOF
-update add _$PORT._tcp.js.$Z. 60 TLSA 3 1 1 $(spki256 js.crt)
-update add _js-client.js.$Z. 60 TLSA 3 1 1 $(spki256 js.crt)
-update add _ns-client.ns1.$Z. 60 TLSA 3 1 1 $(spki256 ns1.crt)
-update add _ns-client.ns3.$Z. 60 TLSA 3 0 0 $(certhex ns3.crt)
-update add _ns-client.ns4.$Z. 60 TLSA 2 0 1 $(cert256 org4.crt)
-update add _ns-client.ns5.$Z. 60 TLSA 3 1 1 $(spki256 other.crt)
+update add _$PORT._tcp.js.$Z. 60 TLSA 3 1 1 $(dj_spki256 js.crt)
+update add _js-client.js.$Z. 60 TLSA 3 1 1 $(dj_spki256 js.crt)
+update add _ns-client.ns1.$Z. 60 TLSA 3 1 1 $(dj_spki256 ns1.crt)
+update add _ns-client.ns3.$Z. 60 TLSA 3 0 0 $(dj_certhex ns3.crt)
+update add _ns-client.ns4.$Z. 60 TLSA 2 0 1 $(dj_cert256 org4.crt)
+update add _ns-client.ns5.$Z. 60 TLSA 3 1 1 $(dj_spki256 other.crt)
 update add _ns-client.ns7.$Z. 60 TXT "no TLSA here"
-update add _ns-client.nsx.$Z. 60 TLSA 3 1 1 $(spki256 nsx.crt)
-update add _ns-client.ns9.$Z. 60 TLSA 1 1 1 $(spki256 ns1.crt)
-update add _as-client.as1.$Z. 60 TLSA 3 1 1 $(spki256 as1.crt)
-update add _$PORT2._tcp.ns2.$Z. 60 TLSA 3 1 1 $(spki256 ns2.crt)
-update add _ns-client.ns2.$Z. 60 TLSA 3 1 1 $(spki256 ns2.crt)
-update add _ns-client.ns10.$Z. 60 TLSA 3 1 1 $(spki256 ns10.crt)
-update add _$PORT3._tcp.ns2.$Z. 60 TLSA 3 1 1 $(spki256 ns2.crt)
+update add _ns-client.nsx.$Z. 60 TLSA 3 1 1 $(dj_spki256 nsx.crt)
+update add _ns-client.ns9.$Z. 60 TLSA 1 1 1 $(dj_spki256 ns1.crt)
+update add _as-client.as1.$Z. 60 TLSA 3 1 1 $(dj_spki256 as1.crt)
+update add _$PORT2._tcp.ns2.$Z. 60 TLSA 3 1 1 $(dj_spki256 ns2.crt)
+update add _ns-client.ns2.$Z. 60 TLSA 3 1 1 $(dj_spki256 ns2.crt)
+update add _ns-client.ns10.$Z. 60 TLSA 3 1 1 $(dj_spki256 ns10.crt)
+update add _$PORT3._tcp.ns2.$Z. 60 TLSA 3 1 1 $(dj_spki256 ns2.crt)
 update add 000015.netids.$Z. 60 NAPTR 10 10 "S" "LWNS" "" _lwns3._tcp.ns2.$Z.
 update add _lwns3._tcp.ns2.$Z. 60 SRV 10 10 $PORT3 ns2.$Z.
 update add ns2.$Z. 60 A 127.0.0.1
 EOF
 check "TLSA records published by TSIG update" test $? -eq 0
 dj_knot_update plain.test <<EOF
-update add _ns-client.ns8.plain.test. 60 TLSA 3 1 1 $(spki256 ns8.crt)
+update add _ns-client.ns8.plain.test. 60 TLSA 3 1 1 $(dj_spki256 ns8.crt)
 EOF
 check "a TLSA record in the unsigned zone" test $? -eq 0
 check "kdig sees the signed TLSA with its RRSIG" bash -c \
@@ -144,80 +104,36 @@ check "delv validates the published TLSA (fully validated)" bash -c \
 	"delv @127.0.0.1 -p $DJ_KNOT_PORT -a anchors.conf +root=$Z TLSA _ns-client.ns1.$Z. 2>&1 | grep -q 'fully validated'"
 
 # ---- danejoind: auth = dane by default -------------------------------------------------------
-cat >dj.conf <<CONF
-[store]
-path = js.db
-[keys]
-master_key_file = master.key
-[listen]
-address = 127.0.0.1:$PORT
-cert_file = js.crt
-key_file = js.key
-metrics_address = 127.0.0.1:$MPORT
-[dane]
-trust_anchor_file = $DJ_KNOT_TA
-stubs = $STUBS
-ttl_cap = 8
-neg_ttl = 2
-timeout_ms = 2000
-client_identity = _js-client.js.$Z
-discovery_suffix = $Z
-[js]
-join_euis = 70b3d57ed0000000/48
-home_net_id = 000013
-[peer.ns1]
-identity = ns1.$Z
-role = ns
-sender_ids = 000013
-kek_label = ns1-kek
-kek_file = ns1.kek
-CONF
-for n in ns3 ns4 ns5 ns6 ns7 ns8 nsx ns9; do
-	zone=$Z
-	[ $n = ns8 ] && zone=plain.test
-	printf '[peer.%s]\nidentity = %s.%s\nrole = ns\nsender_ids = 000013\nplain_keys = yes\n' \
-		$n $n $zone >>dj.conf
-done
-cat >>dj.conf <<CONF
-[peer.as1]
-identity = as1.$Z
-role = as
-sender_ids = as-1
-join_euis = 70b3d57ed0000000/48
-kek_label = as1-kek
-kek_file = as1.kek
-[peer.ns2]
-identity = ns2.$Z
-role = ns
-sender_ids = 000014
-kek_label = ns2-kek
-kek_file = ns2.kek
-async_url = https://127.0.0.1:$PORT2/
-async_server_name = ns2.$Z
-[peer.ns10]
-identity = ns10.$Z
-role = ns
-sender_ids = 000015
-plain_keys = yes
-async_discover = yes
-CONF
-dj_devices_csv 40 1.1 >devices.csv
-chmod 600 devices.csv
-"$DEV" --config dj.conf init >/dev/null 2>&1 && "$DEV" --config dj.conf import devices.csv >/dev/null 2>&1
-check "store initialised and devices imported" test $? -eq 0
-"$JSD" --config dj.conf --check-config >out 2>&1
-check "--check-config accepts the DANE configuration" test $? -eq 0
+{
+	dj_conf_store
+	dj_conf_section listen address=127.0.0.1:$PORT cert_file=js.crt key_file=js.key \
+		metrics_address=127.0.0.1:$MPORT
+	dj_conf_section dane trust_anchor_file="$DJ_KNOT_TA" stubs="$STUBS" ttl_cap=8 neg_ttl=2 \
+		timeout_ms=2000 client_identity=_js-client.js.$Z discovery_suffix=$Z
+	dj_conf_section js join_euis=70b3d57ed0000000/48 home_net_id=000013
+	dj_conf_peer ns1 ns1.$Z ns 000013 kek_label=ns1-kek kek_file=ns1.kek
+	for n in ns3 ns4 ns5 ns6 ns7 ns8 nsx ns9; do
+		zone=$Z
+		[ $n = ns8 ] && zone=plain.test
+		dj_conf_peer $n $n.$zone ns 000013 plain_keys=yes
+	done
+	dj_conf_peer as1 as1.$Z as as-1 join_euis=70b3d57ed0000000/48 kek_label=as1-kek \
+		kek_file=as1.kek
+	dj_conf_peer ns2 ns2.$Z ns 000014 kek_label=ns2-kek kek_file=ns2.kek \
+		async_url=https://127.0.0.1:$PORT2/ async_server_name=ns2.$Z
+	dj_conf_peer ns10 ns10.$Z ns 000015 plain_keys=yes async_discover=yes
+} >dj.conf
+(umask 077 && dj_devices_csv 40 1.1 >devices.csv)
+check "store initialised and devices imported" dj_store_init dj.conf devices.csv
+check "--check-config accepts the DANE configuration" dj_check_config 0 dj.conf
 sed '/^trust_anchor_file/d' dj.conf >noanchor.conf
-"$JSD" --config noanchor.conf --check-config >out 2>&1
-check "--check-config refuses DANE without a trust anchor (exit 2)" test $? -eq 2
-check "... saying what is missing" grep -q "trust_anchor_file" out
+check "--check-config refuses DANE without a trust anchor (exit 2)" dj_check_config 2 noanchor.conf
+check "... saying what is missing" grep -q "trust_anchor_file" check.out
 sed 's/^trust_anchor_file = .*/trust_anchor_file = \/nonexistent.ds/' dj.conf >badanchor.conf
-"$JSD" --config badanchor.conf --check-config >out 2>&1
-check "--check-config refuses a missing anchor file, naming it" grep -q "nonexistent.ds" out
+"$JSD" --config badanchor.conf --check-config >check.out 2>&1
+check "--check-config refuses a missing anchor file, naming it" grep -q "nonexistent.ds" check.out
 
-"$JSD" --config dj.conf -v >jsd.log 2>&1 &
-PID=$!
-check "danejoind listens" dj_wait_port "$PORT" "$PID"
+check "danejoind listens" dj_jsd_start dj.conf jsd.log "$PORT"
 
 DANE=(--trust-anchor "$DJ_KNOT_TA" --stub "$STUBS")
 URL=(--url "https://127.0.0.1:$PORT/" --server-name "js.$Z")
@@ -287,19 +203,21 @@ ns ns1.crt ns1.key --tlsa-name "_nothing.$Z" >r.json 2>r.err
 check "client: no server TLSA (NXDOMAIN) means no connection" grep -q "nxdomain" r.err
 # independent: openssl s_client with the published rrdata verifies our server
 echo | openssl s_client -connect 127.0.0.1:$PORT -servername js.$Z -cert ns1.crt -key ns1.key \
-	-dane_tlsa_domain js.$Z -dane_tlsa_rrdata "3 1 1 $(spki256 js.crt)" >sc.out 2>&1
+	-dane_tlsa_domain js.$Z -dane_tlsa_rrdata "3 1 1 $(dj_spki256 js.crt)" >sc.out 2>&1
 check "openssl s_client -dane_tlsa_rrdata verifies danejoind" grep -q "Verification: OK" sc.out
 check "... DANE 3 1 1 matched the EE certificate" grep -q "DANE TLSA 3 1 1.*matched EE certificate" sc.out
 echo | openssl s_client -connect 127.0.0.1:$PORT -servername js.$Z -cert ns1.crt -key ns1.key \
-	-dane_tlsa_domain js.$Z -dane_tlsa_rrdata "3 1 1 $(spki256 ns1.crt)" >sc2.out 2>&1
+	-dane_tlsa_domain js.$Z -dane_tlsa_rrdata "3 1 1 $(dj_spki256 ns1.crt)" >sc2.out 2>&1
 check "openssl s_client with a wrong rrdata fails verification" bash -c "! grep -q 'Verification: OK' sc2.out"
 
 # ---- rollover: two records for ns1, both keys work; then the old one is retired -----------------
 dj_knot_update "$Z" <<EOF
-update add _ns-client.ns1.$Z. 60 TLSA 3 1 1 $(spki256 ns1new.crt)
+update add _ns-client.ns1.$Z. 60 TLSA 3 1 1 $(dj_spki256 ns1new.crt)
 EOF
-dj_knot_wait "_ns-client.ns1.$Z." TLSA "$(spki256 ns1new.crt | cut -c1-20)"
-sleep 9 # ttl_cap = 8: the cached single-record set expires
+dj_knot_wait "_ns-client.ns1.$Z." TLSA "$(dj_spki256 ns1new.crt | cut -c1-20)"
+# ttl_cap = 8: the cached single-record set expires, in our cache and in libunbound's, which
+# runs on the wall clock (a test clock, common/dj_clock.h, cannot move it): a real wait
+sleep 9
 ns ns1new.crt ns1new.key >r.json 2>r.err
 check "rollover: the new key is accepted while both are published" test $? -eq 0
 ns ns1.crt ns1.key >r.json 2>r.err
@@ -328,37 +246,36 @@ pk >r.json 2>r.err
 check "knotd back: ns1 joins again" test $? -eq 0
 
 # ---- asynchronous answers: danejoind is the DANE client of ns2's listener ----------------------
-"$CLI" listen --listen 127.0.0.1:$PORT2 --cert ns2.crt --key ns2.key "${DANE[@]}" --count 1 \
-	>listen.out 2>listen.err &
-LPID=$!
+# listener_done - the listener's exit status, once it exited by itself (killed after 10 s)
+listener_done() {
+	dj_wait_exit "$LPID" 10 || echo "listener still running: killed"
+	dj_stop "$LPID"
+}
+dj_spawn listen.out listen.err "$CLI" listen --listen 127.0.0.1:$PORT2 --cert ns2.crt --key ns2.key \
+	"${DANE[@]}" --count 1
+LPID=$DJ_PID
 check "async: the listener (DANE) listens" dj_wait_port "$PORT2" "$LPID"
 DEVN=$((DEVN + 1))
 "$CLI" join "${URL[@]}" "${DANE[@]}" --cert ns2.crt --key ns2.key --sender-id 000014 \
 	--sender-ns-id ns.test --sim devices.csv --dev-eui "$(printf '%016x' $((4096 + DEVN)))" \
 	--kek-label ns2-kek --kek-file ns2.kek --clientid "_ns-client.ns2.$Z" >a.json 2>a.err
 check "async: the JoinReq is accepted with an empty 200" test $? -eq 0
-for _ in $(seq 1 100); do kill -0 "$LPID" 2>/dev/null || break; sleep 0.1; done
-kill "$LPID" 2>/dev/null && echo "listener still running: killed"
-wait "$LPID"
+listener_done
 LRC=$?
-LPID=""
 check "async: the answer arrived over DANE (listener exit $LRC)" test $LRC -eq 0
 check "... a JoinAns" grep -q '"MessageType":"JoinAns"' listen.out
 # async_discover: the NS of NetID 000015 found by NAPTR -> SRV (port $PORT3), then DANE
-"$CLI" listen --listen 127.0.0.1:$PORT3 --cert ns2.crt --key ns2.key "${DANE[@]}" --count 1 \
-	>listen3.out 2>listen3.err &
-LPID=$!
+dj_spawn listen3.out listen3.err "$CLI" listen --listen 127.0.0.1:$PORT3 --cert ns2.crt \
+	--key ns2.key "${DANE[@]}" --count 1
+LPID=$DJ_PID
 check "async_discover: a listener at the SRV target's port" dj_wait_port "$PORT3" "$LPID"
 DEVN=$((DEVN + 1))
 "$CLI" join "${URL[@]}" "${DANE[@]}" --cert ns10.crt --key ns10.key --sender-id 000015 \
 	--sender-ns-id ns.test --sim devices.csv --dev-eui "$(printf '%016x' $((4096 + DEVN)))" \
 	--allow-plain-keys >a.json 2>a.err
 check "async_discover: the JoinReq is accepted with an empty 200" test $? -eq 0
-for _ in $(seq 1 100); do kill -0 "$LPID" 2>/dev/null || break; sleep 0.1; done
-kill "$LPID" 2>/dev/null && echo "listener still running: killed"
-wait "$LPID"
+listener_done
 LRC=$?
-LPID=""
 check "async_discover: the answer arrived at the discovered server (exit $LRC)" test $LRC -eq 0
 check "... discovery logged" grep -q "async peer=ns10: 000015.netids.$Z is https://127.0.0.1:$PORT3/ (ns2.$Z)" jsd.log
 
@@ -388,10 +305,8 @@ update add _lwns._tcp.ns1.$Z. 60 SRV 10 10 $PORT ns1.$Z.
 update add ns1.$Z. 60 A 127.0.0.1
 EOF
 check "NetID 000013 -> NAPTR -> SRV -> ns1 published" test $? -eq 0
-printf '[dane]\nnetid_binding = yes\n' >>dj.conf
-kill -HUP "$PID"
-for _ in $(seq 1 100); do grep -q "configuration reloaded" jsd.log && break; sleep 0.05; done
-check "SIGHUP: netid_binding switched on" grep -q "configuration reloaded" jsd.log
+dj_conf_section dane netid_binding=yes >>dj.conf
+check "SIGHUP: netid_binding switched on" dj_jsd_reload jsd.log
 ns ns1.crt ns1.key >r.json 2>r.err
 check "binding: ns1 is the SRV target of NetID 000013: accepted" test $? -eq 0
 ns ns3.crt ns3.key >r.json 2>r.err
@@ -403,20 +318,12 @@ check "... logged with the reason" grep -q "NetID 000013 is not bound to ns3.$Z"
 curl -s "http://127.0.0.1:$MPORT/metrics" >metrics
 check "metrics count DANE verdicts" grep -q 'danejoin_peer_auth_total{result="rejected"} [1-9]' metrics
 check "metrics count DNS answers" grep -q 'danejoin_dns_answers_total{status="secure"} [1-9]' metrics
-kill "$PID"
-wait "$PID"
-PID=""
+dj_jsd_stop
 sed "s|^trust_anchor_file = .*|trust_anchor_file = $T/bad-ta.ds|" dj.conf >bogus.conf
-"$JSD" --config bogus.conf -v >jsd2.log 2>&1 &
-PID=$!
-check "danejoind with a wrong anchor listens" dj_wait_port "$PORT" "$PID"
+check "danejoind with a wrong anchor listens" dj_jsd_start bogus.conf jsd2.log "$PORT"
 pk >r.json 2>r.err
 check "server: a wrong anchor makes every client TLSA bogus: refused (exit 3)" test $? -eq 3
 check "... logged as bogus" grep -q "TLSA _ns-client.ns1.$Z: bogus" jsd2.log
 check "no key material in the logs" bash -c "! grep -qi -e '$(cut -c1-12 ns1.kek)' jsd.log jsd2.log"
-kill "$PID"
-wait "$PID"
-PID=""
-
-echo "test_dane: $CHECKS checks, $FAILS failed"
-[ "$FAILS" -eq 0 ]
+dj_jsd_stop
+dj_end jsd.log

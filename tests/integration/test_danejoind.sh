@@ -13,108 +13,36 @@
 #
 # Usage: bash test_danejoind.sh BUILD_DIR SOURCE_DIR   (run by ctest)
 set -u
-BUILD_DIR=$(cd "${1:?usage: test_danejoind.sh BUILD_DIR SOURCE_DIR}" && pwd) || exit 1
-SOURCE_DIR=$(cd "${2:?usage: test_danejoind.sh BUILD_DIR SOURCE_DIR}" && pwd) || exit 1
-. "$SOURCE_DIR/tests/lib/harness.sh"
-JSD="$BUILD_DIR/joinserver/danejoind/danejoind"
-CLI="$BUILD_DIR/client/danejoin-client"
-DEV="$BUILD_DIR/devices/danejoin-devices"
-for b in "$JSD" "$CLI" "$DEV"; do [ -x "$b" ] || { echo "FAIL: $b is not built"; exit 1; }; done
-T=$(mktemp -d "${TMPDIR:-/tmp}/dj-jsd.XXXXXX") || exit 1
-PID=""
-LPID=""
-cleanup() {
-	[ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
-	[ -n "$LPID" ] && kill -9 "$LPID" 2>/dev/null
-	[ -n "${DJ_KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
-}
-trap cleanup EXIT
-cd "$T" || exit 1
-FAILS=0
-CHECKS=0
-check() {
-	local desc=$1
-	shift
-	CHECKS=$((CHECKS + 1))
-	if ! "$@"; then
-		echo "FAIL: $desc"
-		FAILS=$((FAILS + 1))
-	fi
-}
+. "$(dirname "$0")/../lib/harness.sh"
+dj_begin jsd "$@"
+dj_need "$JSD" "$CLI" "$DEV"
 
 # ---- PKI (private root) --------------------------------------------------------------------
-mkcert() { dj_mkcert "$@"; }
-for ca in root rogue; do
-	dj_mkroot $ca
-done
-mkcert js DNS:js.test root
-mkcert ns1 DNS:ns1.test root
-mkcert as1 DNS:as1.test root
-mkcert as2 DNS:as2.test root
+dj_mkroot root && dj_mkroot rogue
 # ns2 receives async answers on 127.0.0.1: one DNS SAN (its identity for srv) plus the IP SAN
 # that the join server's dc_client checks for an IP host
-mkcert ns2 DNS:ns2.test,IP:127.0.0.1 root
-mkcert evil DNS:ns1.test rogue
-chmod 600 ./*.key
-openssl rand -hex 16 >ns1.kek
+dj_mkcerts root js:DNS:js.test ns1:DNS:ns1.test as1:DNS:as1.test as2:DNS:as2.test \
+	ns2:DNS:ns2.test,IP:127.0.0.1
+dj_mkcert evil DNS:ns1.test rogue
+dj_kek ns1 as2 ns2
 openssl rand -hex 32 >as1.kek
-openssl rand -hex 16 >as2.kek
-openssl rand -hex 16 >ns2.kek
-chmod 600 ./*.kek
+chmod 600 ./*.key ./*.kek
 
 # ---- configuration, store, devices -----------------------------------------------------------
 PORT=$(dj_free_port)
 MPORT=$(dj_free_port)
 PORT2=$(dj_free_port)
-cat >dj.conf <<CONF
-[store]
-path = js.db
-[keys]
-master_key_file = master.key
-[join]
-session_lifetime = 3600
-[listen]
-address = 127.0.0.1:$PORT
-cert_file = js.crt
-key_file = js.key
-auth = pkix
-client_ca_file = root.crt
-max_body = 4096
-metrics_address = 127.0.0.1:$MPORT
-[js]
-join_euis = 70b3d57ed0000000/48
-home_net_id = 000013
-home_ns_id = ns1.test
-[peer.ns1]
-identity = ns1.test
-role = ns
-sender_ids = 000013
-ns_ids = ns1.test
-kek_label = ns1-kek
-kek_file = ns1.kek
-[peer.as1]
-identity = as1.test
-role = as
-sender_ids = as-1
-join_euis = 70b3d57ed0000000/48
-kek_label = as1-kek
-kek_file = as1.kek
-[peer.as2]
-identity = as2.test
-role = as
-sender_ids = as-2
-join_euis = 70b3d57ed0010000/48
-kek_label = as2-kek
-kek_file = as2.kek
-rate = 2
-[peer.ns2]
-identity = ns2.test
-role = ns
-sender_ids = 000014
-kek_label = ns2-kek
-kek_file = ns2.kek
-async_url = https://127.0.0.1:$PORT2/
-CONF
+{
+	dj_conf_pkix "$PORT" "$MPORT" max_body=4096
+	dj_conf_section join session_lifetime=3600
+	dj_conf_section js home_net_id=000013 home_ns_id=ns1.test
+	dj_conf_peer as1 as1.test as as-1 join_euis=70b3d57ed0000000/48 kek_label=as1-kek \
+		kek_file=as1.kek
+	dj_conf_peer as2 as2.test as as-2 join_euis=70b3d57ed0010000/48 kek_label=as2-kek \
+		kek_file=as2.kek rate=2
+	dj_conf_peer ns2 ns2.test ns 000014 kek_label=ns2-kek kek_file=ns2.kek \
+		async_url=https://127.0.0.1:$PORT2/
+} >dj.conf
 key() { openssl rand -hex 16; }
 {
 	echo "dev_eui,join_eui,mac_version,app_key,nwk_key"
@@ -123,19 +51,14 @@ key() { openssl rand -hex 16; }
 	echo "0000000000000210,70b3d57ed0000001,1.1,$(key),$(key)"
 } >devices.csv
 chmod 600 devices.csv
-"$DEV" --config dj.conf init >/dev/null 2>&1 && "$DEV" --config dj.conf import devices.csv >/dev/null 2>&1
-check "store initialised and devices imported" test $? -eq 0
+check "store initialised and devices imported" dj_store_init dj.conf devices.csv
 
-"$JSD" --config dj.conf --check-config >out 2>&1
-check "--check-config accepts the configuration" test $? -eq 0
+check "--check-config accepts the configuration" dj_check_config 0 dj.conf
 sed 's/^role = as$/role = gateway/' dj.conf >bad.conf
-"$JSD" --config bad.conf --check-config >out 2>&1
-check "--check-config refuses a bad role with exit 2" test $? -eq 2
-check "... naming the key" grep -q "role: expected ns or as" out
+check "--check-config refuses a bad role with exit 2" dj_check_config 2 bad.conf
+check "... naming the key" grep -q "role: expected ns or as" check.out
 
-"$JSD" --config dj.conf -v >jsd.log 2>&1 &
-PID=$!
-check "danejoind listens" dj_wait_port "$PORT" "$PID"
+check "danejoind listens" dj_jsd_start dj.conf jsd.log "$PORT"
 
 NS=(--url "https://127.0.0.1:$PORT/" --server-name js.test --ca root.crt --cert ns1.crt --key ns1.key
 	--sender-id 000013 --sender-ns-id ns1.test --kek-label ns1-kek --kek-file ns1.kek)
@@ -230,9 +153,9 @@ check "metrics: latency histogram" grep -q 'danejoin_request_seconds_count [1-9]
 check "metrics: group commit" grep -q 'danejoin_group_commit_transactions_total [1-9]' metrics
 
 # ---- asynchronous answers (TS002 §8): ns2 has async_url ------------------------------------
-"$CLI" listen --listen 127.0.0.1:$PORT2 --cert ns2.crt --key ns2.key --ca root.crt --count 2 \
-	>async.out 2>async.err &
-LPID=$!
+dj_spawn async.out async.err "$CLI" listen --listen 127.0.0.1:$PORT2 --cert ns2.crt --key ns2.key \
+	--ca root.crt --count 2
+LPID=$DJ_PID
 check "async: danejoin-client listen listens" dj_wait_port "$PORT2" "$LPID"
 NS2=(--url "https://127.0.0.1:$PORT/" --server-name js.test --ca root.crt --cert ns2.crt --key ns2.key
 	--sender-id 000014 --sender-ns-id ns2.test --kek-label ns2-kek --kek-file ns2.kek)
@@ -240,11 +163,7 @@ NS2=(--url "https://127.0.0.1:$PORT/" --server-name js.test --ca root.crt --cert
 check "async: JoinReq from ns2 gets an empty HTTP 200 (exit 0, nothing on stdout)" \
 	bash -c "test $? -eq 0 && ! test -s aj.json && grep -q asynchronously aj.err"
 ATID=$(sed -n 's/.*TransactionID \([0-9]*\) accepted.*/\1/p' aj.err)
-wait_for() { # FILE REGEX: poll (bounded) until FILE has a line matching REGEX
-	for _ in $(seq 1 250); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.02; done
-	return 1
-}
-wait_for async.out '"MessageType":"JoinAns"'
+dj_wait_log async.out '"MessageType":"JoinAns"' 5
 check "async: the listener received a JoinAns with Success and the same TransactionID" \
 	bash -c "test -n '$ATID' && grep '\"MessageType\":\"JoinAns\"' async.out | grep -q '\"TransactionID\":$ATID[,}]' &&
 		grep '\"MessageType\":\"JoinAns\"' async.out | grep -q '\"ResultCode\":\"Success\"'"
@@ -252,40 +171,30 @@ check "... its session key wrapped under ns2's KEK" grep -q '"KEKLabel":"ns2-kek
 CURL2=(curl -s --cacert root.crt --cert ns2.crt --key ns2.key --resolve js.test:$PORT:127.0.0.1)
 "${CURL2[@]}" -o an.body -w '%{http_code} %{size_download}' -X POST --data '{"ProtocolVersion":"1.1","SenderID":"000099","ReceiverID":"70b3d57ed0000001","TransactionID":4242,"MessageType":"HomeNSReq","SenderNSID":"ns2.test","DevEUI":"0000000000000110"}' "https://js.test:$PORT/" >an.code
 check "async: a HomeNSReq with a wrong SenderID gets HTTP 200 with an empty body" grep -qx '200 0' an.code
-wait_for async.out '"TransactionID":4242'
+dj_wait_log async.out '"TransactionID":4242' 5
 check "... and an UnknownSender HomeNSAns arrives at the listener" \
 	bash -c "grep '\"TransactionID\":4242' async.out | grep '\"MessageType\":\"HomeNSAns\"' | grep -q UnknownSender"
-for _ in $(seq 1 250); do kill -0 $LPID 2>/dev/null || break; sleep 0.02; done
-kill -0 $LPID 2>/dev/null && kill -9 $LPID	# still running: fail below, do not hang
-wait $LPID
+dj_wait_exit $LPID 5
+dj_stop $LPID KILL	# still running: fail below, do not hang
 LRC=$?
-LPID=""
 check "async: listen exits 0 after --count 2 messages (got $LRC)" test $LRC -eq 0
 check "async: each delivery logged with its HTTP status" grep -q "async peer=ns2 type=HomeNSAns transaction=4242: delivered, HTTP 200" jsd.log
 "$CLI" homens "${NS2[@]}" --receiver-id 70b3d57ed0000001 --dev-eui 0000000000000110 >/dev/null 2>&1
-wait_for jsd.log "type=HomeNSAns .*answer dropped after 3 POSTs"
+dj_wait_log jsd.log "type=HomeNSAns .*answer dropped after 3 POSTs" 5
 check "async: with no receiver the POST is retried, then dropped with an error" \
 	grep -q "type=HomeNSAns .*answer dropped after 3 POSTs" jsd.log
 
 # ---- SIGHUP under load, then SIGTERM drains -------------------------------------------------
-"$CLI" join "${NS[@]}" --sim devices.csv --dev-eui 0000000000000210 --count 300 >load.out 2>load.err &
-LOAD=$!
-for _ in $(seq 1 100); do grep -q 'dev_eui=0000000000000210' jsd.log && break; sleep 0.02; done
-kill -HUP $PID
-for _ in $(seq 1 250); do grep -q "configuration reloaded" jsd.log && break; sleep 0.02; done
-check "the reload was logged" grep -q "configuration reloaded" jsd.log
-wait $LOAD
+dj_spawn load.out load.err "$CLI" join "${NS[@]}" --sim devices.csv --dev-eui 0000000000000210 \
+	--count 300
+LOAD=$DJ_PID
+dj_wait_log jsd.log 'dev_eui=0000000000000210' 2
+check "the reload was logged" dj_jsd_reload jsd.log
+dj_reap $LOAD
 check "joins under a SIGHUP reload all succeed" test $? -eq 0
-kill -TERM $PID
-wait $PID
+dj_jsd_stop
 RC=$?
-PID=""
 check "SIGTERM: danejoind drains and exits 0 (got $RC)" test $RC -eq 0
 check "no key material in the log" bash -c "! grep -qiE '$(cut -d, -f4 devices.csv | tail -n +2 | paste -sd'|')' jsd.log"
 
-if [ $FAILS -ne 0 ]; then
-	echo "--- danejoind log (tail)"; tail -20 jsd.log
-	echo "$FAILS of $CHECKS checks failed"
-	exit 1
-fi
-echo "all $CHECKS danejoind checks passed"
+dj_end jsd.log

@@ -16,58 +16,18 @@
 #
 # Usage: bash test_mqtt.sh BUILD_DIR SOURCE_DIR   (run by ctest)
 set -u
-BUILD_DIR=$(cd "${1:?usage: test_mqtt.sh BUILD_DIR SOURCE_DIR}" && pwd) || exit 1
-SOURCE_DIR=$(cd "${2:?usage: test_mqtt.sh BUILD_DIR SOURCE_DIR}" && pwd) || exit 1
-. "$SOURCE_DIR/tests/lib/harness.sh"
-. "$SOURCE_DIR/tests/lib/mosquitto.sh"
-. "$SOURCE_DIR/tests/lib/knot.sh"
-JSD="$BUILD_DIR/joinserver/danejoind/danejoind"
-CLI="$BUILD_DIR/client/danejoin-client"
-DEV="$BUILD_DIR/devices/danejoin-devices"
-for b in "$JSD" "$CLI" "$DEV"; do [ -x "$b" ] || { echo "FAIL: $b is not built"; exit 1; }; done
+. "$(dirname "$0")/../lib/harness.sh"
+dj_begin mqtt "$@"
+dj_need "$JSD" "$CLI" "$DEV"
 command -v mosquitto >/dev/null || { echo "SKIP: mosquitto is not installed"; exit 0; }
-T=$(mktemp -d "${TMPDIR:-/tmp}/dj-mqtt.XXXXXX") || exit 1
-PID=""
-SPID=""
-RPID=""
-cleanup() {
-	[ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
-	[ -n "$SPID" ] && kill -9 "$SPID" 2>/dev/null
-	[ -n "$RPID" ] && kill -9 "$RPID" 2>/dev/null
-	dj_mosq_stop KILL
-	dj_knot_stop
-	[ -n "${DJ_KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
-}
-trap cleanup EXIT
-cd "$T" || exit 1
-FAILS=0
-CHECKS=0
-check() {
-	local desc=$1
-	shift
-	CHECKS=$((CHECKS + 1))
-	if ! "$@"; then
-		echo "FAIL: $desc"
-		FAILS=$((FAILS + 1))
-	fi
-}
-# wait_for SECONDS COMMAND... - poll until COMMAND succeeds (bounded)
-wait_for() {
-	local n=$(($1 * 20))
-	shift
-	for _ in $(seq 1 $n); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	return 1
-}
+wait_for() { dj_wait_for "$@"; }
 
 # ---- PKI -------------------------------------------------------------------------------------
 dj_mkroot root && dj_mkroot rogue || exit 1
-dj_mkcert js DNS:js.test root && dj_mkcert ns1 DNS:ns1.test root && dj_mkcert as1 DNS:as1.test root
-dj_mkcert broker DNS:localhost,IP:127.0.0.1 root && dj_mkcert evil DNS:localhost,IP:127.0.0.1 rogue
-dj_mkcert jsmq DNS:jsmq.test root && dj_mkcert sub DNS:sub.test root && dj_mkcert sub2 DNS:sub2.test root
-openssl rand -hex 16 >ns1.kek && openssl rand -hex 16 >as1.kek && chmod 600 ./*.kek
+dj_mkcerts root js:DNS:js.test ns1:DNS:ns1.test as1:DNS:as1.test \
+	broker:DNS:localhost,IP:127.0.0.1 jsmq:DNS:jsmq.test sub:DNS:sub.test sub2:DNS:sub2.test
+dj_mkcert evil DNS:localhost,IP:127.0.0.1 rogue
+dj_kek ns1 as1
 
 # ---- broker, configuration, devices ------------------------------------------------------------
 PORT=$(dj_free_port)
@@ -75,57 +35,19 @@ MPORT=$(dj_free_port)
 MQ=$(dj_free_port)
 check "mosquitto starts with a TLS listener" dj_mosq_start "$T/mq" "$MQ" root broker broker
 mqtt_conf() { # FORMAT
-	cat <<CONF
-[mqtt]
-host = 127.0.0.1
-port = $MQ
-verify = cafile
-cafile = root.crt
-cert = jsmq.crt
-key = jsmq.key
-client_id = js1
-payload_format = $1
-keepalive = 5
-reconnect_min_ms = 100
-reconnect_max_ms = 800
-CONF
+	dj_conf_mqtt "$MQ" js1 verify=cafile payload_format="$1" keepalive=5 reconnect_min_ms=100 \
+		reconnect_max_ms=800
 }
-cat >base.conf <<CONF
-[store]
-path = js.db
-[keys]
-master_key_file = master.key
-[join]
-session_lifetime = 3600
-[listen]
-address = 127.0.0.1:$PORT
-auth = pkix
-cert_file = js.crt
-key_file = js.key
-client_ca_file = root.crt
-metrics_address = 127.0.0.1:$MPORT
-[js]
-join_euis = 70b3d57ed0000000/48
-[peer.ns1]
-identity = ns1.test
-role = ns
-sender_ids = 000013
-ns_ids = ns1.test
-kek_label = ns1-kek
-kek_file = ns1.kek
-[peer.as1]
-identity = as1.test
-role = as
-sender_ids = as-1
-join_euis = 70b3d57ed0000000/48
-kek_label = as1-kek
-kek_file = as1.kek
-CONF
+{
+	dj_conf_pkix "$PORT" "$MPORT"
+	dj_conf_section join session_lifetime=3600
+	dj_conf_peer as1 as1.test as as-1 join_euis=70b3d57ed0000000/48 kek_label=as1-kek \
+		kek_file=as1.kek
+} >base.conf
 { cat base.conf; mqtt_conf protobuf; } >dj.conf
 { cat base.conf; mqtt_conf json; } >json.conf
 (umask 077; dj_devices_csv 16 1.1 >devices.csv; dj_devices_csv 1 1.1 | sed 's/^0000000000001001/00000000000ee001/' >ghost.csv)
-"$DEV" --config dj.conf init >/dev/null 2>&1 && "$DEV" --config dj.conf import devices.csv >/dev/null 2>&1
-check "store initialised and devices imported" test $? -eq 0
+check "store initialised and devices imported" dj_store_init dj.conf devices.csv
 
 # ---- bad configurations ----------------------------------------------------------------------
 badconf() { # EXPECTED-TEXT SED-EXPR
@@ -149,21 +71,19 @@ check "... naming [mqtt] cafile" grep -q "\[mqtt\] cafile" bad.out
 
 # ---- subscribers -----------------------------------------------------------------------------
 SUB=(--url "mqtts://127.0.0.1:$MQ" --ca root.crt --cert sub.crt --key sub.key)
-"$CLI" subscribe "${SUB[@]}" --client-id sub1 --topic 'danejoin/#' -v >sub.out 2>sub.err &
-SPID=$!
+dj_spawn sub.out sub.err "$CLI" subscribe "${SUB[@]}" --client-id sub1 --topic 'danejoin/#' -v
+SPID=$DJ_PID
 check "danejoin-client subscribe connects (persistent session sub1)" wait_for 10 grep -q "as sub1" mq/mosquitto.log
-mosquitto_sub -h 127.0.0.1 -p "$MQ" --cafile root.crt --cert sub2.crt --key sub2.key -i raw1 -q 1 \
-	-t 'danejoin/js1/join/#' -C 1 -F '%x' >raw.hex 2>raw.err &
-RPID=$!
+MSUB=(mosquitto_sub -h 127.0.0.1 -p "$MQ" --cafile root.crt --cert sub2.crt --key sub2.key -q 1)
+dj_spawn raw.hex raw.err "${MSUB[@]}" -i raw1 -t 'danejoin/js1/join/#' -C 1 -F '%x'
+RPID=$DJ_PID
 check "mosquitto_sub connects" wait_for 10 grep -q "as raw1" mq/mosquitto.log
 
-"$JSD" --config dj.conf -v >jsd.log 2>&1 &
-PID=$!
-check "danejoind listens" dj_wait_port "$PORT" "$PID"
+check "danejoind listens" dj_jsd_start dj.conf jsd.log "$PORT"
 check "... and connects to the broker" wait_for 10 grep -q "mqtt: connected to 127.0.0.1:$MQ" jsd.log
 NS=(--url "https://127.0.0.1:$PORT/" --server-name js.test --ca root.crt --cert ns1.crt --key ns1.key
 	--sender-id 000013 --sender-ns-id ns1.test --kek-label ns1-kek --kek-file ns1.kek)
-metric() { curl -s "http://127.0.0.1:$MPORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+metric() { dj_metric "$MPORT" "$1"; }
 
 # ---- events of one join, a refusal, a rejoin, an AppSKey ---------------------------------------
 D1=0000000000001001
@@ -200,8 +120,7 @@ check "... audited as an appskey-release via mqtt" bash -c "sqlite3 js.db \"sele
 check "no key in the daemon's log" bash -c "! grep -qi \"$(jq -r .app_s_key.aes_key <<<"$A")\" jsd.log"
 
 # raw bytes from mosquitto_sub, read by an independent protobuf wire-format parser
-wait $RPID 2>/dev/null
-RPID=""
+dj_reap $RPID
 cat >wire.py <<'PY'
 import sys
 b = bytes.fromhex(open(sys.argv[1]).read().strip())
@@ -236,8 +155,9 @@ check "mosquitto_sub's raw payload is a protobuf Event: id, join.dev_eui, mac_ve
 	bash -c "python3 wire.py raw.hex | grep -Eq '^[0-9a-f]{16}-[0-9]+ $D1 1.1 1$'"
 
 # ---- the broker stops during a join load, and comes back -------------------------------------
-"$CLI" bench "${NS[@]}" --sim devices.csv --devices 16 --connections 4 --requests 600 >bench1.out 2>&1 &
-BPID=$!
+dj_spawn bench1.out bench1.out "$CLI" bench "${NS[@]}" --sim devices.csv --devices 16 \
+	--connections 4 --requests 600
+BPID=$DJ_PID
 acc() { metric 'danejoin_joins_total{verdict="accepted"}'; }
 check "joins flow" wait_for 20 bash -c "[ \"\$(curl -s http://127.0.0.1:$MPORT/metrics | awk '/verdict=\"accepted\"/ {print \$2}')\" -ge 100 ]"
 dj_mosq_stop TERM
@@ -246,7 +166,7 @@ check "joins go on while the broker is down" wait_for 20 bash -c "[ \"\$(curl -s
 check "... the outbox holds their events" bash -c "[ \"\$(curl -s http://127.0.0.1:$MPORT/metrics | awk '\$1==\"dj_events_outbox\" {print \$2}')\" -gt 0 ]"
 check "... the lost connection is logged" grep -q "mqtt: connection to 127.0.0.1:$MQ lost" jsd.log
 check "broker restarts" dj_mosq_start "$T/mq" "$MQ" root broker broker
-wait $BPID
+dj_reap $BPID
 check "bench: every join answered Success" grep -q "success 600 " bench1.out
 check "publisher reconnects" wait_for 20 bash -c "[ \$(grep -c 'mqtt: connected to' jsd.log) -ge 2 ]"
 check "outbox drains to 0" wait_for 30 bash -c "[ \"\$(curl -s http://127.0.0.1:$MPORT/metrics | awk '\$1==\"dj_events_outbox\" {print \$2}')\" = 0 ]"
@@ -255,15 +175,13 @@ check "dj_events_published_total counts them ($PUB)" test "${PUB:-0}" -ge 603
 
 # ---- SIGKILL during a join load, restart ------------------------------------------------------
 A1=$(acc)
-"$CLI" bench "${NS[@]}" --sim devices.csv --devices 16 --connections 4 --requests 3000 >bench2.out 2>&1 &
-BPID=$!
+dj_spawn bench2.out bench2.out "$CLI" bench "${NS[@]}" --sim devices.csv --devices 16 \
+	--connections 4 --requests 3000
+BPID=$DJ_PID
 check "joins flow again" wait_for 20 bash -c "[ \"\$(curl -s http://127.0.0.1:$MPORT/metrics | awk '/verdict=\"accepted\"/ {print \$2}')\" -ge $((A1 + 300)) ]"
-kill -9 "$PID"
-wait "$PID" 2>/dev/null
-wait $BPID 2>/dev/null
-"$JSD" --config dj.conf -v >jsd2.log 2>&1 &
-PID=$!
-check "danejoind restarts after SIGKILL" dj_wait_port "$PORT" "$PID"
+dj_jsd_stop KILL
+dj_reap $BPID
+check "danejoind restarts after SIGKILL" dj_jsd_start dj.conf jsd2.log "$PORT"
 check "... and reconnects" wait_for 10 grep -q "mqtt: connected to" jsd2.log
 check "... its outbox drains" wait_for 30 bash -c "[ \"\$(curl -s http://127.0.0.1:$MPORT/metrics | awk '\$1==\"dj_events_outbox\" {print \$2}')\" = 0 ]"
 
@@ -287,30 +205,21 @@ echo "committed joins/rejoins $COMMITTED, distinct accepted events $(distinct), 
 check "every accepted event is one in the store (session ids match)" bash -c "
 	jq -r 'select(.type==\"join\" and .accepted) | .session_key_id' sub.out | sort -u >ev.sid
 	[ \$(wc -l <ev.sid) -ge 1 ] && [ \$(sqlite3 js.db \"select count(*) from audit where event='join-accept'\") -eq \$(wc -l <ev.sid) ]"
-kill "$SPID" 2>/dev/null
-wait "$SPID" 2>/dev/null
-SPID=""
+dj_stop "$SPID"
 
 # ---- JSON payloads, read with mosquitto_sub ---------------------------------------------------
-kill -TERM "$PID"
-wait "$PID"
+dj_jsd_stop
 check "SIGTERM: clean exit" test $? -eq 0
-PID=""
-mosquitto_sub -h 127.0.0.1 -p "$MQ" --cafile root.crt --cert sub2.crt --key sub2.key -i raw2 -q 1 \
-	-t 'danejoin/js1/join/#' -C 1 >json.out 2>json.err &
-RPID=$!
+dj_spawn json.out json.err "${MSUB[@]}" -i raw2 -t 'danejoin/js1/join/#' -C 1
+RPID=$DJ_PID
 check "mosquitto_sub connects" wait_for 10 grep -q "as raw2" mq/mosquitto.log
-"$JSD" --config json.conf -v >jsd3.log 2>&1 &
-PID=$!
-check "danejoind (payload_format = json) listens" dj_wait_port "$PORT" "$PID"
+check "danejoind (payload_format = json) listens" dj_jsd_start json.conf jsd3.log "$PORT"
 "$CLI" join "${NS[@]}" --sim devices.csv --dev-eui 0000000000001003 >/dev/null 2>&1
 check "join accepted" test $? -eq 0
 check "a JSON event arrives" wait_for 10 bash -c "[ -s json.out ]"
 check "... readable with jq: id, type, DevEUI, accepted" \
 	bash -c "jq -e 'select((.id|test(\"^[0-9a-f]{16}-[0-9]+$\")) and .type==\"join\" and .dev_eui==\"0000000000001003\" and .accepted)' json.out >/dev/null"
-kill -TERM "$PID"
-wait "$PID"
-PID=""
+dj_jsd_stop
 
 # ---- verify = dane: the broker authenticated by its DNSSEC-signed TLSA records --------------
 outbox() { curl -s "http://127.0.0.1:$MPORT/metrics" | awk '$1 == "dj_events_outbox" { print $2 }'; }
@@ -331,21 +240,17 @@ elif ! knot_up; then
 else
 	check "knotd serves the signed zone mq.test" test -s "$DJ_KNOT_TA"
 	TLSA_NAME=_$MQ._tcp.broker.mq.test
-	spki() { openssl x509 -in "$1" -noout -pubkey | openssl pkey -pubin -outform DER | openssl dgst -sha256 -r | cut -d' ' -f1; }
 	{ cat base.conf
 	  mqtt_conf protobuf | sed -e 's/^host = .*/host = broker.mq.test\naddress = 127.0.0.1/' \
 		-e 's/^verify = cafile/verify = dane/' -e '/^cafile = /d'
 	  printf '[dane]\ntrust_anchor_file = %s\nstubs = mq.test@127.0.0.1@%s\nttl_cap = 1\nneg_ttl = 1\n' \
 		"$DJ_KNOT_TA" "$DJ_KNOT_PORT"; } >dane.conf
 	check "verify = dane: the configuration is accepted" "$JSD" --config dane.conf --check-config
-	mosquitto_sub -h 127.0.0.1 -p "$MQ" --cafile root.crt --cert sub2.crt --key sub2.key -i raw3 -q 1 \
-		-t 'danejoin/js1/join/0000000000001004' -C 1 >dane.out 2>dane.err &
-	RPID=$!
+	dj_spawn dane.out dane.err "${MSUB[@]}" -i raw3 -t 'danejoin/js1/join/0000000000001004' -C 1
+	RPID=$DJ_PID
 	check "mosquitto_sub connects" wait_for 10 grep -q "as raw3" mq/mosquitto.log
 	# no TLSA at all: a secure NXDOMAIN authenticates nobody
-	"$JSD" --config dane.conf -v >jsd4.log 2>&1 &
-	PID=$!
-	check "danejoind (verify = dane) listens" dj_wait_port "$PORT" "$PID"
+	check "danejoind (verify = dane) listens" dj_jsd_start dane.conf jsd4.log "$PORT"
 	"$CLI" join "${NS[@]}" --sim devices.csv --dev-eui 0000000000001004 >/dev/null 2>&1
 	check "join accepted" test $? -eq 0
 	check "no TLSA (NXDOMAIN): refused and logged" \
@@ -354,7 +259,7 @@ else
 	check "... nothing was published" test ! -s dane.out
 	# a TLSA record for another key (the impostor's): the real broker does not match it
 	dj_knot_update mq.test <<EOF
-update add $TLSA_NAME. 1 IN TLSA 3 1 1 $(spki evil.crt)
+update add $TLSA_NAME. 1 IN TLSA 3 1 1 $(dj_spki256 evil.crt)
 EOF
 	check "TLSA 3 1 1 of another key published" test $? -eq 0
 	check "a TLSA for another key: refused and logged" wait_for 15 grep -q \
@@ -365,7 +270,7 @@ EOF
 	# the broker's own key
 	dj_knot_update mq.test <<EOF
 update delete $TLSA_NAME. TLSA
-update add $TLSA_NAME. 1 IN TLSA 3 1 1 $(spki broker.crt)
+update add $TLSA_NAME. 1 IN TLSA 3 1 1 $(dj_spki256 broker.crt)
 EOF
 	check "the broker's TLSA 3 1 1 published" test $? -eq 0
 	check "the broker's TLSA: connected, verified by DANE" wait_for 15 grep -q \
@@ -375,13 +280,9 @@ EOF
 	P0=$(metric dj_events_published_total)
 	"$CLI" join "${NS[@]}" --sim devices.csv --dev-eui 0000000000001005 >/dev/null 2>&1
 	check "a new join's event is published" wait_for 10 bash -c "[ \"\$(curl -s http://127.0.0.1:$MPORT/metrics | awk '\$1==\"dj_events_published_total\" {print \$2}')\" -gt ${P0:-0} ]"
-	wait "$RPID" 2>/dev/null
-	RPID=""
-	kill -TERM "$PID"
-	wait "$PID"
+	dj_reap "$RPID"
+	dj_jsd_stop
 	check "SIGTERM: clean exit" test $? -eq 0
-	PID=""
 fi
 
-echo "$((CHECKS - FAILS))/$CHECKS checks passed"
-[ $FAILS -eq 0 ]
+dj_end jsd.log jsd2.log

@@ -8,114 +8,46 @@
 #
 # Usage: bash test_mqtt_ownership.sh BUILD_DIR SOURCE_DIR   (run by ctest)
 set -u
-BUILD_DIR=$(cd "${1:?usage: test_mqtt_ownership.sh BUILD_DIR SOURCE_DIR}" && pwd) || exit 1
-SOURCE_DIR=$(cd "${2:?usage: test_mqtt_ownership.sh BUILD_DIR SOURCE_DIR}" && pwd) || exit 1
-. "$SOURCE_DIR/tests/lib/harness.sh"
-. "$SOURCE_DIR/tests/lib/mosquitto.sh"
-. "$SOURCE_DIR/tests/lib/knot.sh"
-JSD="$BUILD_DIR/joinserver/danejoind/danejoind"
-CLI="$BUILD_DIR/client/danejoin-client"
-DEV="$BUILD_DIR/devices/danejoin-devices"
-for b in "$JSD" "$CLI" "$DEV"; do [ -x "$b" ] || { echo "FAIL: $b is not built"; exit 1; }; done
+. "$(dirname "$0")/../lib/harness.sh"
+dj_begin mqttown "$@"
+dj_need "$JSD" "$CLI" "$DEV"
 command -v mosquitto >/dev/null || { echo "SKIP: mosquitto is not installed"; exit 0; }
-T=$(mktemp -d "${TMPDIR:-/tmp}/dj-mqttown.XXXXXX") || exit 1
-PID=""
-SPID=""
-cleanup() {
-	[ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
-	[ -n "$SPID" ] && kill -9 "$SPID" 2>/dev/null
-	dj_mosq_stop KILL
-	dj_knot_stop
-	[ -n "${DJ_KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
-}
-trap cleanup EXIT
-cd "$T" || exit 1
-FAILS=0
-CHECKS=0
-check() {
-	local desc=$1
-	shift
-	CHECKS=$((CHECKS + 1))
-	if ! "$@"; then
-		echo "FAIL: $desc"
-		FAILS=$((FAILS + 1))
-	fi
-}
-wait_for() {
-	local n=$(($1 * 20))
-	shift
-	for _ in $(seq 1 $n); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	return 1
-}
-spki_hex() { openssl pkey -in "$1" -pubout -outform DER 2>/dev/null | od -An -v -tx1 | tr -d ' \n'; }
 
 # ---- DNS: the manufacturer, operators A and B -------------------------------------------------
 dj_knot_start "$T/knot" "maker.test opa.test opb.test" "" || { echo "FAIL: knotd"; exit 1; }
 NSADDR="127.0.0.1@$DJ_KNOT_PORT"
 DNS=(--ns "$NSADDR" --tsig-file "$DJ_KNOT_TSIG_FILE" --ta-file "$DJ_KNOT_TA" --ttl 4)
-(umask 077
-for z in maker opa opb; do
-	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out $z.key 2>/dev/null
-done)
-for z in maker opa opb; do
-	dj_knot_update "$z.test" <<EOF || { echo "FAIL: _owner.$z.test"; exit 1; }
-update add _owner.$z.test. 300 IN TLSA 3 1 0 $(spki_hex $z.key)
-EOF
-done
-dj_knot_wait _owner.opb.test. TLSA "3 1 0" || { echo "FAIL: records"; exit 1; }
+dj_genkey maker opa opb
+dj_owner_publish 300 maker.test opa.test opb.test || { echo "FAIL: records"; exit 1; }
 
 # ---- PKI, broker, configuration ----------------------------------------------------------------
 dj_mkroot root || exit 1
-dj_mkcert js DNS:js.test root && dj_mkcert broker DNS:localhost,IP:127.0.0.1 root &&
-	dj_mkcert jsmq DNS:jsmq.test root && dj_mkcert sub DNS:sub.test root || exit 1
+dj_mkcerts root js:DNS:js.test broker:DNS:localhost,IP:127.0.0.1 jsmq:DNS:jsmq.test \
+	sub:DNS:sub.test || exit 1
 PORT=$(dj_free_port)
 MQ=$(dj_free_port)
 check "mosquitto starts with a TLS listener" dj_mosq_start "$T/mq" "$MQ" root broker broker
-cat >dj.conf <<CONF
-[store]
-path = js.db
-[keys]
-master_key_file = master.key
-[listen]
-address = 127.0.0.1:$PORT
-auth = pkix
-cert_file = js.crt
-key_file = js.key
-client_ca_file = root.crt
-[js]
-join_euis = 70b3d57ed0000000/48
-[mqtt]
-host = 127.0.0.1
-port = $MQ
-verify = cafile
-cafile = root.crt
-cert = jsmq.crt
-key = jsmq.key
-client_id = js1
-payload_format = protobuf
-keepalive = 5
-reconnect_min_ms = 100
-reconnect_max_ms = 800
-CONF
+{
+	dj_conf_store
+	dj_conf_section listen address=127.0.0.1:$PORT auth=pkix cert_file=js.crt key_file=js.key \
+		client_ca_file=root.crt
+	dj_conf_section js join_euis=70b3d57ed0000000/48
+	dj_conf_mqtt "$MQ" js1 verify=cafile payload_format=protobuf keepalive=5 reconnect_min_ms=100 \
+		reconnect_max_ms=800
+} >dj.conf
 (umask 077; dj_devices_csv 2 1.0.4 >devices.csv)
 D1=0000000000001001
-"$DEV" --config dj.conf init >/dev/null 2>&1
-check "store initialised" test $? -eq 0
+check "store initialised" dj_store_init dj.conf
 "$DEV" --config dj.conf enroll devices.csv --zone opa.test --from-zone maker.test --key maker.key \
 	--netids 000013 --as-ids as.opa.test "${DNS[@]}" >enroll.out 2>&1
 check "2 devices enrolled by maker.test to opa.test" grep -q "enrolled 2 devices" enroll.out
 
 SUB=(--url "mqtts://127.0.0.1:$MQ" --ca root.crt --cert sub.crt --key sub.key)
-"$CLI" subscribe "${SUB[@]}" --client-id sub1 --topic 'danejoin/js1/ownership/#' -v >sub.out 2>sub.err &
-SPID=$!
-check "danejoin-client subscribe connects" wait_for 10 grep -q "as sub1" mq/mosquitto.log
-"$JSD" --config dj.conf -v >jsd.log 2>&1 &
-PID=$!
-check "danejoind listens" dj_wait_port "$PORT" "$PID"
-check "... and connects to the broker" wait_for 10 grep -q "mqtt: connected to 127.0.0.1:$MQ" jsd.log
+dj_spawn sub.out sub.err "$CLI" subscribe "${SUB[@]}" --client-id sub1 \
+	--topic 'danejoin/js1/ownership/#' -v
+check "danejoin-client subscribe connects" dj_wait_log mq/mosquitto.log "as sub1"
+check "danejoind listens" dj_jsd_start dj.conf jsd.log "$PORT"
+check "... and connects to the broker" dj_wait_log jsd.log "mqtt: connected to 127.0.0.1:$MQ"
 
 # ---- the transfer, by danejoin-devices while danejoind runs ------------------------------------
 "$DEV" --config dj.conf authcode set $D1 --zone opa.test --key opa.key --ta-file "$DJ_KNOT_TA" \
@@ -124,7 +56,7 @@ check "A sets an auth code" test $? -eq 0
 "$DEV" --config dj.conf transfer --auth-codes codes.csv --to-zone opb.test --netids 00001a \
 	--as-ids as.opb.test --key maker.key "${DNS[@]}" >tr.out 2>&1
 check "transfer to B by auth code" grep -q "transferred 1 devices" tr.out
-check "the ownership event arrives" wait_for 10 \
+check "the ownership event arrives" dj_wait_for 10 \
 	bash -c "jq -c 'select(.type==\"ownership_transfer\")' sub.out 2>/dev/null | grep -q ."
 E=$(jq -c 'select(.type=="ownership_transfer")' sub.out 2>/dev/null | head -1)
 check "... topic danejoin/js1/ownership/<DevEUI>" \
@@ -140,9 +72,8 @@ check "... join_eui, an id and a time" \
 	test "$(jq -r '(.join_eui|length) > 0 and (.id|test("^[0-9a-f]{16}-[0-9]+$")) and .time_ms > 0' <<<"$E")" = true
 check "... exactly one" test "$(jq -c 'select(.type=="ownership_transfer")' sub.out | wc -l)" -eq 1
 check "the outbox is emptied after the PUBACK" \
-	wait_for 10 test "$(sqlite3 js.db 'SELECT count(*) FROM outbox')" -eq 0
+	dj_wait_for 10 test "$(sqlite3 js.db 'SELECT count(*) FROM outbox')" -eq 0
 check "no ownership row for the other device" \
 	test "$(jq -c 'select(.dev_eui=="0000000000001002")' sub.out | wc -l)" -eq 0
 
-echo "$CHECKS checks, $FAILS failed"
-[ "$FAILS" -eq 0 ]
+dj_end jsd.log

@@ -7,59 +7,12 @@
 #
 # Usage: bash test_ownership.sh BUILD_DIR SOURCE_DIR   (run by ctest)
 set -u
-BUILD_DIR=$(cd "${1:?usage: test_ownership.sh BUILD_DIR SOURCE_DIR}" && pwd) || exit 1
-SRC=$(cd "${2:?}" && pwd) || exit 1
-BIN="$BUILD_DIR/devices/danejoin-devices"
-[ -x "$BIN" ] || { echo "FAIL: $BIN is not built"; exit 1; }
-. "$SRC/tests/lib/harness.sh"
-. "$SRC/tests/lib/knot.sh"
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/dj-ownership.XXXXXX") || exit 1
-cleanup() {
-	dj_knot_stop
-	rm -rf "$T"
-}
-trap cleanup EXIT
-cd "$T" || exit 1
-
-FAILS=0
-CHECKS=0
-OUT="$T/out"
-ERR="$T/err"
-fail() {
-	echo "FAIL: $*"
-	echo "--- stdout"; cat "$OUT"
-	echo "--- stderr"; cat "$ERR"
-	FAILS=$((FAILS + 1))
-}
-run() {
-	local want=$1 got
-	shift
-	CHECKS=$((CHECKS + 1))
-	"$BIN" --config "$T/dj.conf" "$@" >"$OUT" 2>"$ERR"
-	got=$?
-	[ "$got" -eq "$want" ] || { fail "danejoin-devices $* exited $got, expected $want"; return 1; }
-}
-has() {
-	CHECKS=$((CHECKS + 1))
-	grep -Eq -- "$2" "$1" || fail "$(basename "$1") lacks /$2/"
-}
-lacks() {
-	CHECKS=$((CHECKS + 1))
-	if grep -Eqi -- "$2" "$1"; then fail "$(basename "$1") contains /$2/"; fi
-}
-same() {
-	CHECKS=$((CHECKS + 1))
-	cmp -s "$1" "$2" || { fail "$3"; diff "$1" "$2" | head -20; }
-}
-ok() {
-	CHECKS=$((CHECKS + 1))
-	"$@" || fail "$*"
-}
-# q NAME TYPE - what the server holds (authoritative, +short)
-q() {
-	kdig @127.0.0.1 -p "$DJ_KNOT_PORT" +short +norec "$2" "$1" 2>/dev/null
-}
+. "$(dirname "$0")/../lib/harness.sh"
+dj_begin ownership "$@"
+BIN=$DEV
+dj_need "$BIN"
+RUN_PRE=(--config "$T/dj.conf")
+q() { dj_knot_q "$@"; }
 # snapshot FILE - registry state (owners, transfers, auth codes) and the DNS of the test devices
 snapshot() {
 	{
@@ -75,10 +28,6 @@ snapshot() {
 		done
 	} >"$1"
 }
-# spki_hex KEY - the DER SubjectPublicKeyInfo of a private key, in hex (TLSA 3 1 0 data)
-spki_hex() {
-	openssl pkey -in "$1" -pubout -outform DER 2>/dev/null | od -An -v -tx1 | tr -d ' \n'
-}
 
 ZONES="maker.test opa.test opb.test opc.test"
 dj_knot_start "$T/knot" "$ZONES" "plain.test" || { echo "FAIL: knotd"; exit 1; }
@@ -87,26 +36,12 @@ DNS=(--ns "$NS" --tsig-file "$DJ_KNOT_TSIG_FILE" --ta-file "$DJ_KNOT_TA")
 
 # Ownership keys: the manufacturer and A on P-256, B on Ed25519; C publishes one, mallory's is
 # nobody's.
-(umask 077
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out maker.key 2>/dev/null
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out opa.key 2>/dev/null
-openssl genpkey -algorithm ED25519 -out opb.key 2>/dev/null
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out opc.key 2>/dev/null
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out mallory.key 2>/dev/null)
-for z in maker opa opb opc; do
-	dj_knot_update "$z.test" <<EOF || { echo "FAIL: _owner.$z.test"; exit 1; }
-update add _owner.$z.test. 300 IN TLSA 3 1 0 $(spki_hex $z.key)
-EOF
-done
-dj_knot_wait _owner.opc.test. TLSA "3 1 0" || { echo "FAIL: _owner records"; exit 1; }
+dj_genkey maker opa opc mallory
+(umask 077 && openssl genpkey -algorithm ED25519 -out opb.key 2>/dev/null)
+dj_owner_publish 300 $ZONES || exit 1
 
 # The join server's store, and its certificate as a CMS recipient (RSA: key transport).
-cat >dj.conf <<EOF
-[store]
-path = js.db
-[keys]
-master_key_file = master.key
-EOF
+dj_conf_store >dj.conf
 run 0 init
 openssl req -x509 -newkey rsa:2048 -nodes -keyout js.key -subj "/CN=js.opa.test" -days 30 \
 	-out js.crt 2>/dev/null && chmod 600 js.key
@@ -322,5 +257,4 @@ E=$(date +%s.%N)
 echo "batch: 1000 transfers by auth code in $(echo "$E - $S" | bc) s (incl. DNS updates)"
 ok dj_knot_wait "$LAST._device.opb.test." CNAME "$LAST._device.opc.test."
 
-echo "test_ownership: $CHECKS checks, $FAILS failures"
-[ "$FAILS" -eq 0 ]
+dj_end

@@ -14,37 +14,10 @@
 #
 # Usage: bash test_ownership_join.sh BUILD_DIR SOURCE_DIR   (run by ctest)
 set -u
-BUILD_DIR=$(cd "${1:?usage: test_ownership_join.sh BUILD_DIR SOURCE_DIR}" && pwd) || exit 1
-SRC=$(cd "${2:?}" && pwd) || exit 1
-. "$SRC/tests/lib/harness.sh"
-. "$SRC/tests/lib/knot.sh"
-JSD="$BUILD_DIR/joinserver/danejoind/danejoind"
-CLI="$BUILD_DIR/client/danejoin-client"
-DEV="$BUILD_DIR/devices/danejoin-devices"
-for b in "$JSD" "$CLI" "$DEV"; do [ -x "$b" ] || { echo "FAIL: $b is not built"; exit 1; }; done
-T=$(mktemp -d "${TMPDIR:-/tmp}/dj-ownjoin.XXXXXX") || exit 1
-PID=""
-cleanup() {
-	[ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
-	dj_knot_stop
-	[ -n "${DJ_KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
-}
-trap cleanup EXIT
-cd "$T" || exit 1
-FAILS=0
-CHECKS=0
-check() {
-	local desc=$1
-	shift
-	CHECKS=$((CHECKS + 1))
-	if ! "$@"; then
-		echo "FAIL: $desc"
-		FAILS=$((FAILS + 1))
-	fi
-}
-spki_hex() { openssl pkey -in "$1" -pubout -outform DER 2>/dev/null | od -An -v -tx1 | tr -d ' \n'; }
-spki256() { openssl x509 -in "$1" -noout -pubkey | openssl pkey -pubin -outform DER | openssl dgst -sha256 -r | cut -d' ' -f1; }
-q() { kdig @127.0.0.1 -p "$DJ_KNOT_PORT" +short +norec "$2" "$1" 2>/dev/null; }
+. "$(dirname "$0")/../lib/harness.sh"
+dj_begin ownjoin "$@"
+dj_need "$JSD" "$CLI" "$DEV"
+q() { dj_knot_q "$@"; }
 
 # ---- the DNS: the manufacturer, operators A and B -------------------------------------------
 dj_knot_start "$T/knot" "maker.test opa.test opb.test" "" || { echo "FAIL: knotd"; exit 1; }
@@ -52,91 +25,45 @@ NSADDR="127.0.0.1@$DJ_KNOT_PORT"
 STUBS="maker.test@$NSADDR opa.test@$NSADDR opb.test@$NSADDR"
 DNS=(--ns "$NSADDR" --tsig-file "$DJ_KNOT_TSIG_FILE" --ta-file "$DJ_KNOT_TA" --ttl 4)
 
-(umask 077
-for z in maker opa opb; do
-	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out $z.key 2>/dev/null
-done)
-selfsigned() { # NAME SAN
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" \
-		-subj "/CN=$1" -days 30 -addext "subjectAltName=$2" \
-		-addext "extendedKeyUsage=serverAuth,clientAuth" -out "$1.crt" 2>/dev/null &&
-		chmod 600 "$1.key"
-}
-selfsigned js DNS:js.maker.test
-selfsigned nsa DNS:_ns-client.ns1.opa.test
-selfsigned nsb DNS:_ns-client.ns1.opb.test
+dj_genkey maker opa opb
+dj_selfsigned js DNS:js.maker.test
+dj_selfsigned nsa DNS:_ns-client.ns1.opa.test
+dj_selfsigned nsb DNS:_ns-client.ns1.opb.test
 PORT=$(dj_free_port)
 MPORT=$(dj_free_port)
 # client and server TLSA: TTL 300 (cached ttl_cap = 60 s); the chains get --ttl 4
-for z in maker opa opb; do
-	dj_knot_update "$z.test" <<EOF || { echo "FAIL: _owner.$z.test"; exit 1; }
-update add _owner.$z.test. 300 IN TLSA 3 1 0 $(spki_hex $z.key)
-EOF
-done
-dj_knot_update maker.test <<EOF || { echo "FAIL: js TLSA"; exit 1; }
-update add _$PORT._tcp.js.maker.test. 300 TLSA 3 1 1 $(spki256 js.crt)
-EOF
-dj_knot_update opa.test <<EOF || { echo "FAIL: nsa TLSA"; exit 1; }
-update add _ns-client.ns1.opa.test. 300 TLSA 3 1 1 $(spki256 nsa.crt)
-EOF
-dj_knot_update opb.test <<EOF || { echo "FAIL: nsb TLSA"; exit 1; }
-update add _ns-client.ns1.opb.test. 300 TLSA 3 1 1 $(spki256 nsb.crt)
-EOF
+dj_owner_publish 300 maker.test opa.test opb.test || exit 1
+dj_tlsa_publish maker.test 300 _$PORT._tcp.js.maker.test=js.crt || { echo "FAIL: js TLSA"; exit 1; }
+dj_tlsa_publish opa.test 300 _ns-client.ns1.opa.test=nsa.crt || { echo "FAIL: nsa TLSA"; exit 1; }
+dj_tlsa_publish opb.test 300 _ns-client.ns1.opb.test=nsb.crt || { echo "FAIL: nsb TLSA"; exit 1; }
 dj_knot_wait _ns-client.ns1.opb.test. TLSA "3 1 1" || { echo "FAIL: records"; exit 1; }
 
 # ---- danejoind: ownership on; A's NS may use 000013 and 000099, B's NS 00001a -----------------
-cat >dj.conf <<CONF
-[store]
-path = js.db
-[keys]
-master_key_file = master.key
-[listen]
-address = 127.0.0.1:$PORT
-cert_file = js.crt
-key_file = js.key
-metrics_address = 127.0.0.1:$MPORT
-[dane]
-trust_anchor_file = $DJ_KNOT_TA
-stubs = $STUBS
-ttl_cap = 60
-neg_ttl = 2
-timeout_ms = 1000
-[js]
-join_euis = 70b3d57ed0000000/48
-home_net_id = 000042
-ownership = on
-[peer.nsa]
-identity = ns1.opa.test
-role = ns
-sender_ids = 000013 000099
-plain_keys = yes
-[peer.nsb]
-identity = ns1.opb.test
-role = ns
-sender_ids = 00001a
-plain_keys = yes
-CONF
-dj_devices_csv 6 1.0.4 >devices.csv
-chmod 600 devices.csv
+{
+	dj_conf_store
+	dj_conf_section listen address=127.0.0.1:$PORT cert_file=js.crt key_file=js.key \
+		metrics_address=127.0.0.1:$MPORT
+	dj_conf_section dane trust_anchor_file="$DJ_KNOT_TA" stubs="$STUBS" ttl_cap=60 neg_ttl=2 \
+		timeout_ms=1000
+	dj_conf_section js join_euis=70b3d57ed0000000/48 home_net_id=000042 ownership=on
+	dj_conf_peer nsa ns1.opa.test ns "000013 000099" plain_keys=yes
+	dj_conf_peer nsb ns1.opb.test ns 00001a plain_keys=yes
+} >dj.conf
+(umask 077 && dj_devices_csv 6 1.0.4 >devices.csv)
 D1=0000000000001001
 D2=0000000000001002
 D4=0000000000001004
 D5=0000000000001005
-"$DEV" --config dj.conf init >/dev/null 2>&1
-check "store initialised" test $? -eq 0
+check "store initialised" dj_store_init dj.conf
 "$DEV" --config dj.conf enroll devices.csv --zone opa.test --from-zone maker.test --key maker.key \
 	--netids 000013 --as-ids as.opa.test "${DNS[@]}" >enroll.out 2>&1
 check "6 devices enrolled by maker.test to opa.test" grep -q "enrolled 6 devices" enroll.out
 check "... their chains published" dj_knot_wait "_ownership.$D5._device.opa.test." TXT .
 
-"$JSD" --config dj.conf --check-config >out 2>&1
-check "--check-config accepts [js] ownership = on" test $? -eq 0
+check "--check-config accepts [js] ownership = on" dj_check_config 0 dj.conf
 sed 's/^ownership = on/ownership = maybe/' dj.conf >bad.conf
-"$JSD" --config bad.conf --check-config >out 2>&1
-check "--check-config refuses ownership = maybe" test $? -eq 2
-"$JSD" --config dj.conf -v >jsd.log 2>&1 &
-PID=$!
-check "danejoind listens" dj_wait_port "$PORT" "$PID"
+check "--check-config refuses ownership = maybe" dj_check_config 2 bad.conf
+check "danejoind listens" dj_jsd_start dj.conf jsd.log "$PORT"
 
 DANE=(--trust-anchor "$DJ_KNOT_TA" --stub "$STUBS")
 URL=(--url "https://127.0.0.1:$PORT/" --server-name js.maker.test)
@@ -234,9 +161,6 @@ curl -s "http://127.0.0.1:$MPORT/metrics" >metrics
 check "metrics count ownership refusals" \
 	grep -q 'danejoin_ownership_checks_total{verdict="refused"} [1-9]' metrics
 check "... and cache hits" grep -q 'danejoin_ownership_cache_hits_total [1-9]' metrics
-kill "$PID"
-wait "$PID"
-PID=""
+dj_jsd_stop
 check "no key material in the log" bash -c "! grep -qi 'AppKey\":\"[0-9a-f]' jsd.log"
-echo "test_ownership_join: $CHECKS checks, $FAILS failed"
-[ "$FAILS" -eq 0 ]
+dj_end jsd.log

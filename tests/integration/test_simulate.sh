@@ -6,32 +6,12 @@
 #
 # Usage: bash test_simulate.sh BUILD_DIR SOURCE_DIR   (run by ctest)
 set -u
+. "$(dirname "$0")/../lib/harness.sh"
+dj_begin simulate "$@"
+BIN=$DEV
+dj_need "$BIN"
 
-BUILD_DIR=$(cd "${1:?usage: test_simulate.sh BUILD_DIR SOURCE_DIR}" && pwd) || exit 1
-BIN="$BUILD_DIR/devices/danejoin-devices"
-[ -x "$BIN" ] || { echo "FAIL: $BIN is not built"; exit 1; }
-T=$(mktemp -d "${TMPDIR:-/tmp}/dj-simulate.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
-FAILS=0
-
-# check DESC CMD... - run a check (a shell condition); count failures
-check() {
-	local desc=$1
-	shift
-	if ! "$@"; then
-		echo "FAIL: $desc"
-		FAILS=$((FAILS + 1))
-	fi
-}
-
-cat >"$T/dj.conf" <<CONF
-[store]
-path = js.db
-[keys]
-master_key_file = master.key
-[join]
-net_id = 000013
-CONF
+{ dj_conf_store; dj_conf_section join net_id=000013; } >"$T/dj.conf"
 key() { openssl rand -hex 16; }
 {
 	echo "dev_eui,join_eui,mac_version,app_key,nwk_key"
@@ -87,8 +67,4 @@ printf 'dev_eui,join_eui,mac_version,app_key,nwk_key\n0102,70b3d57ed0000000,1.1,
 check "a bad CSV is exit 3" test $? -eq 3
 check "... naming line and field" grep -q "bad.csv:2: field dev_eui" "$T/err"
 
-if [ $FAILS -ne 0 ]; then
-	echo "$FAILS check(s) failed"
-	exit 1
-fi
-echo "all simulate checks passed"
+dj_end

@@ -11,75 +11,20 @@
 #
 # Usage: bash test_transfer_race.sh BUILD_DIR SOURCE_DIR   (run by ctest)
 set -u
-BUILD_DIR=$(cd "${1:?usage: test_transfer_race.sh BUILD_DIR SOURCE_DIR}" && pwd) || exit 1
-SRC=$(cd "${2:?}" && pwd) || exit 1
-BIN="$BUILD_DIR/devices/danejoin-devices"
-[ -x "$BIN" ] || { echo "FAIL: $BIN is not built"; exit 1; }
-. "$SRC/tests/lib/harness.sh"
-. "$SRC/tests/lib/knot.sh"
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/dj-xrace.XXXXXX") || exit 1
-BG_PIDS=()
-cleanup() {
-	local p
-	for p in "${BG_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-	dj_knot_stop
-	rm -rf "$T"
-}
-trap cleanup EXIT
-cd "$T" || exit 1
-
-FAILS=0
-CHECKS=0
-OUT="$T/out"
-ERR="$T/err"
-fail() {
-	echo "FAIL: $*"
-	echo "--- stdout"; cat "$OUT"
-	echo "--- stderr"; cat "$ERR"
-	FAILS=$((FAILS + 1))
-}
-run() {
-	local want=$1 got
-	shift
-	CHECKS=$((CHECKS + 1))
-	"$BIN" --config "$T/dj.conf" "$@" >"$OUT" 2>"$ERR"
-	got=$?
-	[ "$got" -eq "$want" ] || { fail "danejoin-devices $* exited $got, expected $want"; return 1; }
-}
-has() {
-	CHECKS=$((CHECKS + 1))
-	grep -Eq -- "$2" "$1" || fail "$(basename "$1") lacks /$2/"
-}
-check() {	# check "what" EXPECTED ACTUAL
-	CHECKS=$((CHECKS + 1))
-	[ "$2" = "$3" ] || fail "$1: expected '$2', got '$3'"
-}
+. "$(dirname "$0")/../lib/harness.sh"
+dj_begin xrace "$@"
+BIN=$DEV
+dj_need "$BIN"
+RUN_PRE=(--config "$T/dj.conf")
 sql() { sqlite3 -cmd ".timeout 5000" js.db "$1"; }
-q() { kdig @127.0.0.1 -p "$DJ_KNOT_PORT" +short +norec "$2" "$1" 2>/dev/null; }
-spki_hex() {
-	openssl pkey -in "$1" -pubout -outform DER 2>/dev/null | od -An -v -tx1 | tr -d ' \n'
-}
+q() { dj_knot_q "$@"; }
 
 dj_knot_start "$T/knot" "maker.test opa.test opb.test opc.test" || { echo "FAIL: knotd"; exit 1; }
 NS="127.0.0.1@$DJ_KNOT_PORT"
 DNS=(--ns "$NS" --tsig-file "$DJ_KNOT_TSIG_FILE" --ta-file "$DJ_KNOT_TA")
-(umask 077
-for z in maker opa opb opc; do
-	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out $z.key 2>/dev/null
-done)
-for z in maker opa opb opc; do
-	dj_knot_update "$z.test" <<EOF || { echo "FAIL: _owner.$z.test"; exit 1; }
-update add _owner.$z.test. 300 IN TLSA 3 1 0 $(spki_hex $z.key)
-EOF
-done
-dj_knot_wait _owner.opc.test. TLSA "3 1 0" || { echo "FAIL: _owner records"; exit 1; }
-cat >dj.conf <<EOF
-[store]
-path = js.db
-[keys]
-master_key_file = master.key
-EOF
+dj_genkey maker opa opb opc
+dj_owner_publish 300 maker.test opa.test opb.test opc.test || exit 1
+dj_conf_store >dj.conf
 run 0 init
 ENR=(--zone opa.test --from-zone maker.test --key maker.key --netids 000013 --as-ids as.opa.test
 	"${DNS[@]}")
@@ -114,13 +59,13 @@ for d in $(tail -n +2 race.csv | cut -d, -f1); do
 	cat b.err c.err >race.err
 	echo "race $d: to B exited $RB, to C exited $RC: $(head -1 race.err)"
 	has race.err "another transfer of it is unfinished|owner changed meanwhile|serial 2 or this nonce was already used|replayed|stale"
-	check "$d: transfer rows" 1 "$(sql "SELECT count(*) FROM transfers WHERE hex(dev_eui)=upper('$d')")"
-	check "$d: owner" "$WIN.|2" "$(sql "SELECT zone, serial FROM owners WHERE hex(dev_eui)=upper('$d')")"
+	eq "$(sql "SELECT count(*) FROM transfers WHERE hex(dev_eui)=upper('$d')")" 1 "$d: transfer rows"
+	eq "$(sql "SELECT zone, serial FROM owners WHERE hex(dev_eui)=upper('$d')")" "$WIN.|2" "$d: owner"
 	run 0 ownership $d
-	check "$d: links" 2 "$(grep -c '^link ' "$OUT")"
+	eq "$(grep -c '^link ' "$OUT")" 2 "$d: links"
 	has "$OUT" "link 2: +opa.test. -> $WIN."
-	check "$d: CNAME" "$d._device.$WIN." "$(q "$d._device.opa.test." CNAME)"
-	check "$d: audit" 1 "$(sql "SELECT count(*) FROM audit WHERE event='ownership-transfer' AND hex(dev_eui)=upper('$d')")"
+	eq "$(q "$d._device.opa.test." CNAME)" "$d._device.$WIN." "$d: CNAME"
+	eq "$(sql "SELECT count(*) FROM audit WHERE event='ownership-transfer' AND hex(dev_eui)=upper('$d')")" 1 "$d: audit"
 
 	# the same request, twice at once (from the winner onwards): one transfer, one no-op
 	FROM=$WIN; [ $WIN = opb.test ] && TO=opc.test || TO=opb.test
@@ -141,15 +86,15 @@ for d in $(tail -n +2 race.csv | cut -d, -f1); do
 		fail "$d: the same request twice at once exited $RB and $RC ($NOK 'transferred 1')"
 		cat b.out b.err c.out c.err
 	fi
-	check "$d: transfer rows after the same request twice" 2 \
-		"$(sql "SELECT count(*) FROM transfers WHERE hex(dev_eui)=upper('$d')")"
-	check "$d: owner after the same request twice" "$TO.|3" \
-		"$(sql "SELECT zone, serial FROM owners WHERE hex(dev_eui)=upper('$d')")"
+	eq "$(sql "SELECT count(*) FROM transfers WHERE hex(dev_eui)=upper('$d')")" 2 \
+		"$d: transfer rows after the same request twice"
+	eq "$(sql "SELECT zone, serial FROM owners WHERE hex(dev_eui)=upper('$d')")" "$TO.|3" \
+		"$d: owner after the same request twice"
 	run 0 ownership $d
-	check "$d: links after the same request twice" 3 "$(grep -c '^link ' "$OUT")"
-	check "$d: audit after the same request twice" 2 "$(sql "SELECT count(*) FROM audit WHERE event='ownership-transfer' AND hex(dev_eui)=upper('$d')")"
-	check "$d: CNAME $FROM" "$d._device.$TO." "$(q "$d._device.$FROM." CNAME)"
-	check "$d: unfinished" 0 "$(sql "SELECT count(*) FROM transfers WHERE step < 3")"
+	eq "$(grep -c '^link ' "$OUT")" 3 "$d: links after the same request twice"
+	eq "$(sql "SELECT count(*) FROM audit WHERE event='ownership-transfer' AND hex(dev_eui)=upper('$d')")" 2 "$d: audit after the same request twice"
+	eq "$(q "$d._device.$FROM." CNAME)" "$d._device.$TO." "$d: CNAME $FROM"
+	eq "$(sql "SELECT count(*) FROM transfers WHERE step < 3")" 0 "$d: unfinished"
 done
 
 # ---- kill -9 during a batch transfer of 1,000 devices --------------------------------------
@@ -165,15 +110,14 @@ BATCH_SQL="dev_eui IN (SELECT dev_eui FROM owners WHERE zone IN ('opa.test.','op
 kill9() {
 	local when=$1 pid i rc
 	shift
-	"$BIN" --config dj.conf transfer "$@" >kill.out 2>kill.err &
-	pid=$!
-	BG_PIDS+=("$pid")
+	dj_spawn kill.out kill.err "$BIN" --config dj.conf transfer "$@"
+	pid=$DJ_PID
 	for i in $(seq 1 6000); do
 		kill -0 "$pid" 2>/dev/null || break
 		[ "$(sql "$when" 2>/dev/null)" -gt 0 ] 2>/dev/null && { kill -9 "$pid"; break; }
 		sleep 0.005
 	done
-	wait "$pid"
+	dj_reap "$pid"
 	rc=$?
 	[ $rc -eq 137 ] && echo killed || echo "finished($rc)"
 }
@@ -183,11 +127,11 @@ run 0 transfer-request --csv batch-devs.csv --zone opa.test --to-zone opb.test -
 	--netids 00001a --as-ids as.opb.test --out batch-req.txt
 R=$(kill9 "SELECT count(*) FROM transfers WHERE serial = 2 AND $BATCH_SQL" \
 	--requests batch-req.txt "${DNS[@]}")
-check "the batch A -> B was killed mid-way" killed "$R"
+eq "$R" killed "the batch A -> B was killed mid-way"
 S=$(sql "SELECT count(*), min(step), max(step) FROM transfers WHERE serial = 2 AND $BATCH_SQL")
 echo "after kill -9 (A -> B): transfers recorded, min step, max step: $S"
-check "no device half-transferred after kill -9" "$N" \
-	"$(sql "SELECT count(*) FROM owners WHERE zone='opa.test.' AND serial=1 AND $BATCH_SQL")"
+eq "$(sql "SELECT count(*) FROM owners WHERE zone='opa.test.' AND serial=1 AND $BATCH_SQL")" "$N" \
+	"no device half-transferred after kill -9"
 run 0 transfer --requests batch-req.txt "${DNS[@]}" &&
 	has "$OUT" "finished $N transfers left unfinished by an earlier run" &&
 	has "$OUT" "transferred 0 devices \($N already done earlier"
@@ -198,7 +142,7 @@ run 0 authcode set --csv batch-devs.csv --zone opb.test --key opb.key --ta-file 
 ACX=(--to-zone opc.test --netids 000099 --as-ids as.opc.test --key maker.key "${DNS[@]}")
 R=$(kill9 "SELECT count(*) FROM transfers WHERE serial = 3 AND step >= 1 AND $BATCH_SQL" \
 	--auth-codes batch-codes.csv "${ACX[@]}")
-check "the batch B -> C was killed mid-way" killed "$R"
+eq "$R" killed "the batch B -> C was killed mid-way"
 S=$(sql "SELECT count(*), min(step), max(step) FROM transfers WHERE serial = 3 AND $BATCH_SQL")
 echo "after kill -9 (B -> C): transfers recorded, min step, max step: $S"
 run 0 transfer --auth-codes batch-codes.csv "${ACX[@]}" &&
@@ -207,23 +151,23 @@ run 0 transfer --auth-codes batch-codes.csv "${ACX[@]}" &&
 run 0 transfer "${DNS[@]}" && has "$OUT" "no unfinished transfers"
 
 # every device transferred exactly once per hand-over
-check "owners at C, serial 3" "$N" \
-	"$(sql "SELECT count(*) FROM owners WHERE zone='opc.test.' AND serial=3 AND $BATCH_SQL")"
-check "transfer rows: 2 per device, all done" "$((2 * N))|$N|3|3" \
-	"$(sql "SELECT count(*), count(DISTINCT dev_eui), min(step), max(step) FROM transfers WHERE $BATCH_SQL")"
-check "one transfer row per device and serial" 0 \
-	"$(sql "SELECT count(*) FROM (SELECT dev_eui, serial FROM transfers WHERE $BATCH_SQL GROUP BY dev_eui, serial HAVING count(*) > 1)")"
-check "audit: one ownership-transfer per device and hand-over" "$((2 * N))" \
-	"$(sql "SELECT count(*) FROM audit WHERE event='ownership-transfer' AND $BATCH_SQL")"
-check "auth codes used up" 0 "$(sql "SELECT count(*) FROM authcodes WHERE $BATCH_SQL")"
+eq "$(sql "SELECT count(*) FROM owners WHERE zone='opc.test.' AND serial=3 AND $BATCH_SQL")" "$N" \
+	"owners at C, serial 3"
+eq "$(sql "SELECT count(*), count(DISTINCT dev_eui), min(step), max(step) FROM transfers WHERE $BATCH_SQL")" \
+	"$((2 * N))|$N|3|3" "transfer rows: 2 per device, all done"
+eq "$(sql "SELECT count(*) FROM (SELECT dev_eui, serial FROM transfers WHERE $BATCH_SQL GROUP BY dev_eui, serial HAVING count(*) > 1)")" 0 \
+	"one transfer row per device and serial"
+eq "$(sql "SELECT count(*) FROM audit WHERE event='ownership-transfer' AND $BATCH_SQL")" \
+	"$((2 * N))" "audit: one ownership-transfer per device and hand-over"
+eq "$(sql "SELECT count(*) FROM authcodes WHERE $BATCH_SQL")" 0 "auth codes used up"
 # a sample: the chain has exactly 3 links; kdig shows both CNAMEs and the records at C
 for d in $(tail -n +2 batch-devs.csv | shuf -n 8 --random-source=batch.csv) $(tail -1 batch-devs.csv); do
 	run 0 ownership "$d"
-	check "$d: links" 3 "$(grep -c '^link ' "$OUT")"
+	eq "$(grep -c '^link ' "$OUT")" 3 "$d: links"
 	has "$OUT" "link 2: +opa.test. -> opb.test. +signed by opa.test."
 	has "$OUT" "link 3: +opb.test. -> opc.test. +signed by maker.test. \(auth code\)"
-	check "$d: CNAME at A" "$d._device.opb.test." "$(q "$d._device.opa.test." CNAME)"
-	check "$d: CNAME at B" "$d._device.opc.test." "$(q "$d._device.opb.test." CNAME)"
+	eq "$(q "$d._device.opa.test." CNAME)" "$d._device.opb.test." "$d: CNAME at A"
+	eq "$(q "$d._device.opb.test." CNAME)" "$d._device.opc.test." "$d: CNAME at B"
 	CHECKS=$((CHECKS + 1))
 	[ -n "$(q "_ownership.$d._device.opc.test." TXT)" ] || fail "$d: no _ownership at C"
 	CHECKS=$((CHECKS + 1))
@@ -231,5 +175,4 @@ for d in $(tail -n +2 batch-devs.csv | shuf -n 8 --random-source=batch.csv) $(ta
 	has <(q "$d._device.opc.test." TXT) '"v=dj1"'
 done
 
-echo "test_transfer_race: $CHECKS checks, $FAILS failures"
-[ "$FAILS" -eq 0 ]
+dj_end

@@ -10,50 +10,10 @@
 #
 # Usage: bash test_verify.sh BUILD_DIR SOURCE_DIR   (run by ctest)
 set -u
-BUILD_DIR=$(cd "${1:?usage: test_verify.sh BUILD_DIR SOURCE_DIR}" && pwd) || exit 1
-SRC=$(cd "${2:?}" && pwd) || exit 1
-BIN="$BUILD_DIR/devices/danejoin-devices"
-[ -x "$BIN" ] || { echo "FAIL: $BIN is not built"; exit 1; }
-. "$SRC/tests/lib/harness.sh"
-. "$SRC/tests/lib/knot.sh"
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/dj-verify.XXXXXX") || exit 1
-cleanup() {
-	dj_knot_stop
-	rm -rf "$T"
-}
-trap cleanup EXIT
-cd "$T" || exit 1
-
-FAILS=0
-CHECKS=0
-OUT="$T/out"
-ERR="$T/err"
-fail() {
-	echo "FAIL: $*"
-	echo "--- stdout"; cat "$OUT"
-	echo "--- stderr"; cat "$ERR"
-	FAILS=$((FAILS + 1))
-}
-# vrun WANT ARGS... - danejoin-devices ARGS (no --config) must exit WANT
-vrun() {
-	local want=$1 got
-	shift
-	CHECKS=$((CHECKS + 1))
-	"$BIN" "$@" >"$OUT" 2>"$ERR"
-	got=$?
-	[ "$got" -eq "$want" ] || { fail "danejoin-devices $* exited $got, expected $want"; return 1; }
-}
-has() {
-	CHECKS=$((CHECKS + 1))
-	grep -Eq -- "$2" "$1" || fail "$(basename "$1") lacks /$2/"
-}
-spki_hex() {
-	openssl pkey -in "$1" -pubout -outform DER 2>/dev/null | od -An -v -tx1 | tr -d ' \n'
-}
-spki_dgst() {	# spki_dgst KEY sha256|sha512
-	openssl pkey -in "$1" -pubout -outform DER 2>/dev/null | openssl dgst -"$2" -r | cut -d' ' -f1
-}
+. "$(dirname "$0")/../lib/harness.sh"
+dj_begin verify "$@"
+BIN=$DEV
+dj_need "$BIN"
 sign_ec() { openssl dgst -sha256 -sign "$1" -out "$3" "$2"; }
 sign_ed() { openssl pkeyutl -sign -rawin -inkey "$1" -in "$2" -out "$3"; }
 
@@ -70,9 +30,7 @@ done
 openssl genpkey -algorithm ED25519 -out dev5.key 2>/dev/null
 openssl genpkey -algorithm ED25519 -out other-ed.key 2>/dev/null)
 for k in dev1 dev5 dev6 other; do openssl pkey -in $k.key -pubout -out $k.pub 2>/dev/null; done
-dj_knot_update maker.test <<EOF || { echo "FAIL: _owner.maker.test"; exit 1; }
-update add _owner.maker.test. 300 IN TLSA 3 1 0 $(spki_hex maker.key)
-EOF
+dj_owner_publish 300 maker.test || exit 1
 
 # D1 (identity key dev1, 3 1 1) and D2 (no key) enrolled the way a manufacturer does it
 D1=70b3d57ed0000201
@@ -91,7 +49,7 @@ CHECKS=$((CHECKS + 1))
 "$BIN" --config dj.conf init >/dev/null 2>&1 || fail "init"
 cat >enroll.csv <<EOF
 dev_eui,join_eui,mac_version,app_key,nwk_key,model,firmware,manufacturer,date,identity_sha256
-$D1,70b3d57ed0000001,1.0.4,2b7e151628aed2a6abf7158809cf4f3c,,PM-2,1.4.2,ACME Meters,2024-03-01,$(spki_dgst dev1.key sha256)
+$D1,70b3d57ed0000001,1.0.4,2b7e151628aed2a6abf7158809cf4f3c,,PM-2,1.4.2,ACME Meters,2024-03-01,$(dj_spki_dgst dev1.key sha256)
 $D2,70b3d57ed0000001,1.0.4,5a1f0c6e2d9b4a3f8e7d6c5b4a392817,,PM-2,1.4.2,ACME Meters,2024-03-02,
 EOF
 CHECKS=$((CHECKS + 1))
@@ -99,11 +57,11 @@ CHECKS=$((CHECKS + 1))
 	--key maker.key "${DNS[@]}" >"$OUT" 2>"$ERR" || fail "enroll"
 # D5: Ed25519, 3 1 0; D6: P-256, 3 1 2; D7: in the unsigned zone, 3 1 0
 dj_knot_update opa.test <<EOF || { echo "FAIL: update opa.test"; exit 1; }
-update add $D5._device.opa.test. 300 IN TLSA 3 1 0 $(spki_hex dev5.key)
-update add $D6._device.opa.test. 300 IN TLSA 3 1 2 $(spki_dgst dev6.key sha512)
+update add $D5._device.opa.test. 300 IN TLSA 3 1 0 $(dj_spki_hex dev5.key)
+update add $D6._device.opa.test. 300 IN TLSA 3 1 2 $(dj_spki_dgst dev6.key sha512)
 EOF
 dj_knot_update plain.test <<EOF || { echo "FAIL: update plain.test"; exit 1; }
-update add $D7._device.plain.test. 300 IN TLSA 3 1 0 $(spki_hex dev1.key)
+update add $D7._device.plain.test. 300 IN TLSA 3 1 0 $(dj_spki_hex dev1.key)
 EOF
 dj_knot_wait "$D6._device.opa.test." TLSA "3 1 2" || { echo "FAIL: records"; exit 1; }
 dj_knot_wait "$D7._device.plain.test." TLSA "3 1 0" || { echo "FAIL: records"; exit 1; }
@@ -120,85 +78,96 @@ cp sig5 sig5-flipped
 printf '\x00' | dd of=sig5-flipped bs=1 seek=10 conv=notrunc 2>/dev/null
 cmp -s sig5 sig5-flipped && printf '\x01' | dd of=sig5-flipped bs=1 seek=10 conv=notrunc 2>/dev/null
 
+# the DNS unreachable: libunbound's retries take long, so this runs while the rest goes on
+DEAD=$(dj_free_port)
+dj_spawn dead.out dead.err "$BIN" verify --dev-eui $D5 --zone opa.test --message msg \
+	--signature sig5 --ta-file "$DJ_KNOT_TA" --lookup-via "127.0.0.1@$DEAD"
+DEAD_PID=$DJ_PID
+
 # --- good signatures
-vrun 0 verify --dev-eui $D1 --zone opa.test --message msg --signature sig1 --device-key dev1.pub \
+run 0 verify --dev-eui $D1 --zone opa.test --message msg --signature sig1 --device-key dev1.pub \
 	"${LK[@]}" && has "$OUT" "good signature: msg is signed by the identity key of $D1._device.opa.test.* \(TLSA 3 1 1, DNSSEC-secure\)"
-vrun 0 verify --dev-eui $D5 --zone opa.test. --message msg --signature sig5 "${LK[@]}" &&
+run 0 verify --dev-eui $D5 --zone opa.test. --message msg --signature sig5 "${LK[@]}" &&
 	has "$OUT" "TLSA 3 1 0"
-vrun 0 verify --dev-eui $D5 --zone opa.test --message msg --signature sig5 --device-key dev5.pub \
+run 0 verify --dev-eui $D5 --zone opa.test --message msg --signature sig5 --device-key dev5.pub \
 	--ta-file "$DJ_KNOT_TA" --ns "$NS"
-vrun 0 verify --dev-eui $D6 --zone opa.test --message msg --signature sig6 --device-key dev6.pub \
+run 0 verify --dev-eui $D6 --zone opa.test --message msg --signature sig6 --device-key dev6.pub \
 	"${LK[@]}" && has "$OUT" "TLSA 3 1 2"
 # with a configuration too (the JS operator's form)
-vrun 0 --config dj.conf verify --dev-eui $D5 --zone opa.test --message msg --signature sig5 "${LK[@]}"
+run 0 --config dj.conf verify --dev-eui $D5 --zone opa.test --message msg --signature sig5 "${LK[@]}"
 
 # --- forged signatures (exit 9)
-vrun 9 verify --dev-eui $D1 --zone opa.test --message msg-forged --signature sig1 \
+run 9 verify --dev-eui $D1 --zone opa.test --message msg-forged --signature sig1 \
 	--device-key dev1.pub "${LK[@]}" && has "$ERR" "bad signature: sig1 does not verify under the identity key of $D1._device.opa.test"
-vrun 9 verify --dev-eui $D5 --zone opa.test --message msg --signature sig5-flipped "${LK[@]}"
-vrun 9 verify --dev-eui $D5 --zone opa.test --message msg-forged --signature sig5 "${LK[@]}"
+run 9 verify --dev-eui $D5 --zone opa.test --message msg --signature sig5-flipped "${LK[@]}"
+run 9 verify --dev-eui $D5 --zone opa.test --message msg-forged --signature sig5 "${LK[@]}"
 : >sig-empty
-vrun 9 verify --dev-eui $D5 --zone opa.test --message msg --signature sig-empty "${LK[@]}"
+run 9 verify --dev-eui $D5 --zone opa.test --message msg --signature sig-empty "${LK[@]}"
 
 # --- the wrong key: signed by a key that is not the device's (9), or a --device-key that the
 # DNS does not name (12), even with a signature that verifies under it
-vrun 9 verify --dev-eui $D5 --zone opa.test --message msg --signature sig5-other "${LK[@]}"
-vrun 9 verify --dev-eui $D1 --zone opa.test --message msg --signature sig-other \
+run 9 verify --dev-eui $D5 --zone opa.test --message msg --signature sig5-other "${LK[@]}"
+run 9 verify --dev-eui $D1 --zone opa.test --message msg --signature sig-other \
 	--device-key dev1.pub "${LK[@]}"
-vrun 12 verify --dev-eui $D1 --zone opa.test --message msg --signature sig-other \
+run 12 verify --dev-eui $D1 --zone opa.test --message msg --signature sig-other \
 	--device-key other.pub "${LK[@]}" &&
 	has "$ERR" "other.pub is not the key of $D1._device.opa.test.* \(matches none of its 1 identity TLSA records\)"
-vrun 12 verify --dev-eui $D6 --zone opa.test --message msg --signature sig1 \
+run 12 verify --dev-eui $D6 --zone opa.test --message msg --signature sig1 \
 	--device-key dev1.pub "${LK[@]}"
-vrun 12 verify --dev-eui $D5 --zone opa.test --message msg --signature sig6 \
+run 12 verify --dev-eui $D5 --zone opa.test --message msg --signature sig6 \
 	--device-key dev6.pub "${LK[@]}"
 # digests only, no key given
-vrun 1 verify --dev-eui $D1 --zone opa.test --message msg --signature sig1 "${LK[@]}" &&
+run 1 verify --dev-eui $D1 --zone opa.test --message msg --signature sig1 "${LK[@]}" &&
 	has "$ERR" "only digests of the key .* --device-key"
 
 # --- not DNSSEC-secure (exit 11): an unsigned zone; a wrong trust anchor (bogus)
-vrun 11 verify --dev-eui $D7 --zone plain.test --message msg --signature sig1 \
+run 11 verify --dev-eui $D7 --zone plain.test --message msg --signature sig1 \
 	--device-key dev1.pub "${LK[@]}" &&
 	has "$ERR" "$D7._device.plain.test.* TLSA: the answer is not DNSSEC-secure \(insecure\)"
-vrun 11 verify --dev-eui $D7 --zone plain.test --message msg --signature sig1 "${LK[@]}"
+run 11 verify --dev-eui $D7 --zone plain.test --message msg --signature sig1 "${LK[@]}"
 awk '$1 == "opa.test." { $NF = "00" substr($NF, 3) } { print }' "$DJ_KNOT_TA" >bad-ta.ds
-vrun 11 verify --dev-eui $D5 --zone opa.test --message msg --signature sig5 --ta-file bad-ta.ds \
+run 11 verify --dev-eui $D5 --zone opa.test --message msg --signature sig5 --ta-file bad-ta.ds \
 	--lookup-via "$NS" && has "$ERR" "not DNSSEC-secure \(bogus"
 
 # --- no record (exit 10): NODATA (enrolled, no key), NXDOMAIN (unknown device)
-vrun 10 verify --dev-eui $D2 --zone opa.test --message msg --signature sig1 \
+run 10 verify --dev-eui $D2 --zone opa.test --message msg --signature sig1 \
 	--device-key dev1.pub "${LK[@]}" && has "$ERR" "no identity TLSA \(secure NODATA"
-vrun 10 verify --dev-eui $D9 --zone opa.test --message msg --signature sig1 "${LK[@]}" &&
+run 10 verify --dev-eui $D9 --zone opa.test --message msg --signature sig1 "${LK[@]}" &&
 	has "$ERR" "no identity TLSA \(secure NXDOMAIN"
 # a secure RRset without a usable record (3 1 1 of the wrong length, usage 2)
 dj_knot_update opa.test <<EOF || fail "update D9"
-update add $D9._device.opa.test. 300 IN TLSA 2 1 0 $(spki_hex dev1.key)
+update add $D9._device.opa.test. 300 IN TLSA 2 1 0 $(dj_spki_hex dev1.key)
 update add $D9._device.opa.test. 300 IN TLSA 3 1 1 0011
 EOF
 dj_knot_wait "$D9._device.opa.test." TLSA "2 1 0"
-vrun 10 verify --dev-eui $D9 --zone opa.test --message msg --signature sig1 "${LK[@]}" &&
+run 10 verify --dev-eui $D9 --zone opa.test --message msg --signature sig1 "${LK[@]}" &&
 	has "$ERR" "no usable 3 1 0/1/2 record"
 
-# --- the DNS unreachable (exit 8)
-DEAD=$(dj_free_port)
-vrun 8 verify --dev-eui $D5 --zone opa.test --message msg --signature sig5 \
-	--ta-file "$DJ_KNOT_TA" --lookup-via "127.0.0.1@$DEAD" && has "$ERR" "cannot be looked up now"
+# --- the DNS unreachable (exit 8): checked at the end
+dj_verify_dead() {
+	local rc
+	dj_reap "$DEAD_PID"
+	rc=$?
+	CHECKS=$((CHECKS + 1))
+	[ $rc -eq 8 ] || { OUT=dead.out ERR=dead.err fail "verify with the DNS unreachable exited $rc, expected 8"; return 1; }
+	has dead.err "cannot be looked up now"
+}
 
 # --- bad input
-vrun 1 verify --dev-eui $D5 --zone opa.test --message msg "${LK[@]}" &&
+run 1 verify --dev-eui $D5 --zone opa.test --message msg "${LK[@]}" &&
 	has "$ERR" "--signature is required"
-vrun 1 verify --dev-eui $D5 --zone opa.test --message msg --signature sig5 &&
+run 1 verify --dev-eui $D5 --zone opa.test --message msg --signature sig5 &&
 	has "$ERR" "--ta-file is required"
-vrun 1 verify --dev-eui $D5 --zone opa.test --message msg --signature sig5 --key x "${LK[@]}" &&
+run 1 verify --dev-eui $D5 --zone opa.test --message msg --signature sig5 --key x "${LK[@]}" &&
 	has "$ERR" "--key is not a flag of this command"
-vrun 3 verify --dev-eui 70b3 --zone opa.test --message msg --signature sig5 "${LK[@]}" &&
+run 3 verify --dev-eui 70b3 --zone opa.test --message msg --signature sig5 "${LK[@]}" &&
 	has "$ERR" "--dev-eui 70b3: expected 16 hex digits"
-vrun 3 verify --dev-eui $D5 --zone opa.test --message nosuch --signature sig5 "${LK[@]}" &&
+run 3 verify --dev-eui $D5 --zone opa.test --message nosuch --signature sig5 "${LK[@]}" &&
 	has "$ERR" "--message nosuch: cannot read"
-vrun 3 verify --dev-eui $D5 --zone opa.test --message msg --signature sig5 --device-key msg \
+run 3 verify --dev-eui $D5 --zone opa.test --message msg --signature sig5 --device-key msg \
 	"${LK[@]}" && has "$ERR" "not a PEM public key"
-vrun 2 verify --dev-eui $D5 --zone opa.test --message msg --signature sig5 --ta-file nosuch \
+run 2 verify --dev-eui $D5 --zone opa.test --message msg --signature sig5 --ta-file nosuch \
 	--lookup-via "$NS"
 
-echo "test_verify: $CHECKS checks, $FAILS failures"
-[ "$FAILS" -eq 0 ]
+dj_verify_dead
+dj_end

@@ -1,6 +1,6 @@
 # tests/lib/knot.sh - a real authoritative DNS server on loopback for integration tests and the
 # quick start: knotd serving DNSSEC-signed zones (ECDSA P-256, automatic signing) that accept
-# TSIG-signed dynamic updates, plus optional unsigned zones. Source it after harness.sh.
+# TSIG-signed dynamic updates, plus optional unsigned zones. harness.sh sources it.
 #
 #   dj_knot_start DIR "signed zones" ["unsigned zones"]
 #       starts knotd in DIR and waits until every signed zone answers with RRSIGs. Sets
@@ -12,6 +12,8 @@
 #       feeds knsupdate "update ..." lines (from stdin) for ZONE, TSIG-signed; status 0 on success.
 #   dj_knot_wait NAME TYPE [want]
 #       waits (bounded) until kdig sees NAME TYPE (with "want" in the answer, if given).
+#   dj_knot_q NAME TYPE
+#       what knotd holds (authoritative, +short).
 #   dj_knot_stop / dj_knot_restart
 #       stop knotd (state kept in DIR), start it again with the same zones, keys and port.
 #
@@ -132,6 +134,10 @@ dj_knot_wait() {
 		sleep 0.05
 	done
 	return 1
+}
+
+dj_knot_q() {
+	kdig @127.0.0.1 -p "$DJ_KNOT_PORT" +short +norec "$2" "$1" 2>/dev/null
 }
 
 dj_knot_stop() {

@@ -1,5 +1,5 @@
 # tests/lib/mosquitto.sh - a real mosquitto broker on a TLS loopback listener for tests.
-# Source it after harness.sh; it defines functions only.
+# harness.sh sources it; it defines functions only.
 #
 #   dj_mosq_start DIR PORT CA CERT KEY  - write DIR/mosquitto.conf (TLS listener on
 #       127.0.0.1:PORT, client certificates required and checked against CA.crt, persistence in

@@ -1,8 +1,12 @@
 /*
  * test_da_tls.c - DANE verification of a peer's chain (da_tls_verify), the dane_clientid
- * encoding, and name normalisation. Certificates are made in memory for each case.
+ * encoding, and name normalisation. Certificates are made in memory for each case; the
+ * verifier's matrix (usage x selector x matching type, over throwaway chains of depth 0, 1 and
+ * 2, each also with a wrong name, a missing TA, a wrong digest and truncated data) is
+ * generated, as Postfix's tls_dane.sh does.
  */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +18,7 @@
 #include <openssl/x509v3.h>
 
 #include "backend-auth/da_tls.h"
+#include "common/dj_compiler.h"
 #include "common/dj_err.h"
 
 struct pki {
@@ -297,6 +302,210 @@ static void test_name_normalize(void **state)
 	assert_non_null(strstr(why, "253"));
 }
 
+/* ---- the generated matrix: usage x selector x matching type over throwaway chains ---------
+ * As Postfix's tls_dane.sh does (STYLE.md rule 10): chains made now (a self-signed leaf, a
+ * private root and a leaf, a root, an intermediate and a leaf), then one record per usage
+ * {0,1,2,3} x selector {0,1} x matching type {0,1,2} in each variant below, each with the
+ * verdict DESIGN.md rule 1 and RFC 7671 require. */
+
+#define TLSA_PKIX_TA 0	/* RFC 6698 §2.1.1 */
+#define TLSA_PKIX_EE 1
+#define TLSA_DANE_TA 2
+#define TLSA_DANE_EE 3
+#define N_USAGES 4
+#define N_SELECTORS 2	/* RFC 6698 §2.1.2: full certificate, SubjectPublicKeyInfo */
+#define N_MTYPES 3	/* RFC 6698 §2.1.3: exact, SHA2-256, SHA2-512 */
+#define CHAIN_MAX 3
+#define REF_NAME "_ns-client.ns1.example.net"
+#define WRONG_NAME "_ns-client.ns2.example.net"
+
+/* What is done to the record or the chain before the check. */
+enum variant {
+	V_PLAIN,	/* the record as published, the chain as sent */
+	V_WRONG_NAME,	/* another reference name than the leaf's SAN */
+	V_MISSING_TA,	/* the chain sent without the trust anchor */
+	V_WRONG_DIGEST,	/* one byte of the association data changed */
+	V_TRUNCATED,	/* the association data one byte short */
+	V_COUNT
+};
+
+/* One chain: certs[0] the leaf, then its issuers as the peer sends them; ta the index of the
+ * certificate a DANE-TA record names. */
+struct chain {
+	const char *what;
+	X509 *certs[CHAIN_MAX];
+	size_t n;
+	size_t ta;
+};
+
+/* want_plain - V_PLAIN's verdict per chain and usage (rows: the chains of make_chains). PKIX
+ * usages authenticate nobody (DESIGN.md rule 1); DANE-EE matches the leaf whatever its chain
+ * (RFC 7671 §5.1); DANE-TA needs a CA above the leaf (§5.2): a record naming the self-signed
+ * leaf itself is no trust anchor ("TA at depth 0"), except as a bare key, see want(). */
+static const bool want_plain[][N_USAGES] = {
+	/*   PKIX-TA PKIX-EE DANE-TA DANE-EE */
+	{ false, false, false, true },	/* self-signed leaf: the TA at depth 0 */
+	{ false, false, true, true },	/* root + leaf: the TA at depth 1 */
+	{ false, false, true, true },	/* root + intermediate + leaf: the TA at depth 2 */
+	{ false, false, true, true },	/* the same, the intermediate as TA: depth 1 */
+};
+
+/* want - the verdict of one case: V_PLAIN's, unless the variant breaks what the usage checks:
+ * a digest or its length always; the name and the chain under DANE-TA only. A DANE-TA record
+ * of matching type Full(0) carries the trust anchor itself, so the peer may leave it out of
+ * its chain (RFC 7671 §5.2.2), and a full SubjectPublicKeyInfo (2 1 0) is a bare TA key
+ * (§5.2.3) that also anchors a leaf it signed itself. */
+static bool want(size_t chain, int usage, int selector, int mtype, enum variant var)
+{
+	bool ta_key = usage == TLSA_DANE_TA && selector == 1 && mtype == 0;
+
+	if (!want_plain[chain][usage] && !ta_key)
+		return false;
+	switch (var) {
+	case V_WRONG_DIGEST:
+	case V_TRUNCATED:
+		return false;
+	case V_WRONG_NAME:
+		return usage != TLSA_DANE_TA;
+	case V_MISSING_TA:
+		return usage != TLSA_DANE_TA || mtype == 0;
+	default:
+		return true;
+	}
+}
+
+/* want_depth - the depth at which a match is reported: the leaf's for DANE-EE, the TA's for
+ * DANE-TA; a bare TA key (2 1 0) that is no certificate of the chain sent anchors at the
+ * certificate it signed */
+static int want_depth(const struct chain *c, int usage, int selector, int mtype, enum variant var)
+{
+	if (usage == TLSA_DANE_EE)
+		return 0;
+	if (selector == 1 && mtype == 0 && (var == V_MISSING_TA || c->ta == 0))
+		return c->ta == 0 ? 0 : (int)c->ta - 1;
+	return (int)c->ta;
+}
+
+static const char *const variant_str[V_COUNT] = {
+	"plain", "wrong name", "missing TA", "wrong digest", "truncated rdata",
+};
+
+/* make_chains - the throwaway chains (4, the rows of want_plain); keys in \p keys (freed by
+ * the caller, as are the certificates) */
+static size_t make_chains(struct chain *c, EVP_PKEY **keys)
+{
+	X509 *root1, *root2, *int2;
+	size_t i;
+
+	for (i = 0; i < 5; i++)
+		keys[i] = ec_key();
+	memset(c, 0, 4 * sizeof(*c));
+	c[0].what = "self-signed leaf";
+	c[0].certs[0] = cert(keys[0], "ns1", "DNS:" REF_NAME, NULL, NULL, 0, -3600, 86400);
+	c[0].n = 1;
+	root1 = cert(keys[1], "root 1", NULL, NULL, NULL, 1, -3600, 86400);
+	c[1].what = "root + leaf";
+	c[1].certs[0] = cert(keys[0], "ns1", "DNS:" REF_NAME, root1, keys[1], 0, -3600, 86400);
+	c[1].certs[1] = root1;
+	c[1].n = 2;
+	c[1].ta = 1;
+	root2 = cert(keys[2], "root 2", NULL, NULL, NULL, 1, -3600, 86400);
+	int2 = cert(keys[3], "intermediate 2", NULL, root2, keys[2], 1, -3600, 86400);
+	c[2].what = "root + intermediate + leaf";
+	c[2].certs[0] = cert(keys[4], "ns1", "DNS:" REF_NAME, int2, keys[3], 0, -3600, 86400);
+	c[2].certs[1] = int2;
+	c[2].certs[2] = root2;
+	c[2].n = 3;
+	c[2].ta = 2;
+	c[3] = c[2];
+	c[3].what = "root + intermediate + leaf, intermediate as TA";
+	c[3].ta = 1;
+	for (i = 0; i < 3; i++)
+		X509_up_ref(c[3].certs[i]);
+	return 4;
+}
+
+/* matrix_case - one check: \p c's leaf against one record made for (usage, selector, mtype)
+ * and changed as \p var says; the verdict (ok) */
+static int matrix_case(SSL_CTX *ctx, const struct chain *c, int usage, int selector, int mtype,
+		       enum variant var, struct da_verdict *v)
+{
+	unsigned char buf[4096];
+	STACK_OF(X509) *sent = sk_X509_new_null();
+	X509 *named = usage == TLSA_DANE_TA || usage == TLSA_PKIX_TA ? c->certs[c->ta] : c->certs[0];
+	struct da_tlsa rr;
+	size_t i;
+
+	assert_non_null(sent);
+	for (i = 1; i < c->n; i++)
+		if (var != V_MISSING_TA || i != c->ta)
+			assert_true(sk_X509_push(sent, c->certs[i]) > 0);
+	rr.usage = (uint8_t)usage;
+	rr.selector = (uint8_t)selector;
+	rr.mtype = (uint8_t)mtype;
+	rr.len = rdata(named, selector, mtype, buf);
+	rr.data = buf;
+	if (var == V_WRONG_DIGEST)
+		buf[rr.len / 2] ^= 0x01;
+	if (var == V_TRUNCATED)
+		rr.len--;
+	assert_int_equal(da_tls_verify(ctx, c->certs[0], sent, var == V_WRONG_NAME ? WRONG_NAME
+										   : REF_NAME,
+				       &rr, 1, DA_PEER_CLIENT, v),
+			 DJ_EOK);
+	sk_X509_free(sent);
+	return v->ok;
+}
+
+static void test_matrix(void **state)
+{
+	struct pki *p = *state;
+	struct chain c[4];
+	EVP_PKEY *keys[5];
+	struct da_verdict v;
+	size_t nc = make_chains(c, keys), i, cases = 0, bad = 0;
+	int u, s, m, var;
+
+	assert_int_equal(nc, DJ_ARRAY_LEN(want_plain));
+	for (i = 0; i < nc; i++)
+		for (u = 0; u < N_USAGES; u++)
+			for (s = 0; s < N_SELECTORS; s++)
+				for (m = 0; m < N_MTYPES; m++)
+					for (var = 0; var < V_COUNT; var++) {
+						bool w = want(i, u, s, m, (enum variant)var);
+						int got = matrix_case(p->ctx, &c[i], u, s, m,
+								      (enum variant)var, &v);
+
+						cases++;
+						if (got != w) {
+							print_error("%s, %d %d %d, %s: %s, "
+								    "expected %s (%s)\n",
+								    c[i].what, u, s, m,
+								    variant_str[var],
+								    got ? "pass" : "fail",
+								    w ? "pass" : "fail", v.why);
+							bad++;
+						} else if (got) {
+							/* the record that matched, at its depth */
+							assert_int_equal(v.usage, u);
+							assert_int_equal(v.selector, s);
+							assert_int_equal(v.mtype, m);
+							assert_int_equal(v.depth,
+									 want_depth(&c[i], u, s, m,
+										    (enum variant)var));
+						} else if (u < TLSA_DANE_TA) {
+							assert_non_null(strstr(v.why, "usable"));
+						}
+					}
+	assert_int_equal(cases, nc * N_USAGES * N_SELECTORS * N_MTYPES * V_COUNT);
+	assert_int_equal(bad, 0);
+	for (i = 0; i < nc; i++)
+		for (s = 0; s < (int)c[i].n; s++)
+			X509_free(c[i].certs[s]);
+	for (i = 0; i < DJ_ARRAY_LEN(keys); i++)
+		EVP_PKEY_free(keys[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -308,6 +517,7 @@ int main(void)
 		cmocka_unit_test(test_clientid_roundtrip),
 		cmocka_unit_test(test_clientid_malformed),
 		cmocka_unit_test(test_name_normalize),
+		cmocka_unit_test(test_matrix),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
