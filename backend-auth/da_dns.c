@@ -66,6 +66,8 @@ struct da_query {
 	int async_id;			/* libunbound's id, for ub_cancel */
 };
 
+static void test_ub_refresh(struct da_resolver *r);
+
 struct event_base *da__resolver_base(struct da_resolver *r)
 {
 	return r->base;
@@ -283,6 +285,7 @@ static int query_new(struct da_resolver *r, uint16_t type, const char *name, int
 		r->queries->prev = q;
 	r->queries = q;
 	r->st.queries++;
+	test_ub_refresh(r);
 	q->upstream = 1;
 	ret = r->be.start(q, name, type, r->be.arg);
 	if (ret != DJ_EOK) {
@@ -500,6 +503,98 @@ static void ub_stop(struct da_query *q, void *arg)
 	if (q->async_id != 0)
 		(void)ub_cancel((struct ub_ctx *)arg, q->async_id);
 }
+
+#ifdef DJ_TEST_HOOKS
+/*
+ * Test builds only (DJ_TEST_HOOKS): the test clock (common/dj_clock.h) moves our cache's time,
+ * but libunbound keeps its own cache on the wall clock, where an answer would outlive a jump of
+ * the test clock. So after each jump the resolver starts over with a fresh libunbound context
+ * made from the same properties, once no query of the old one is in flight (a jump happens
+ * while the test waits, so that is at once). Release builds have none of this.
+ */
+struct da_test_ub {
+	struct da_resolver_props props;	/* the strings below, owned */
+	char *ta_file, *auto_ta_file, *stubs, *forwarders;
+	uint64_t epoch;			/* the test clock's offset when the context was made */
+};
+
+static int ub_setup(struct ub_ctx *ctx, const struct da_resolver_props *props, uint32_t ttl_cap,
+		    uint32_t neg_ttl, char *err, size_t errlen);
+
+/* test_ub_free - accepts NULL */
+static void test_ub_free(struct da_test_ub *t)
+{
+	if (t == NULL)
+		return;
+	free(t->ta_file);
+	free(t->auto_ta_file);
+	free(t->stubs);
+	free(t->forwarders);
+	free(t);
+}
+
+/* dup_or_null - strdup that keeps NULL; *bad set when a copy failed */
+static char *dup_or_null(const char *s, int *bad)
+{
+	char *d = s != NULL ? strdup(s) : NULL;
+
+	if (s != NULL && d == NULL)
+		*bad = 1;
+	return d;
+}
+
+/* test_ub_new - keep a copy of \p props for later rebuilds; NULL when out of memory */
+static struct da_test_ub *test_ub_new(const struct da_resolver_props *props)
+{
+	struct da_test_ub *t = calloc(1, sizeof(*t));
+	int bad = 0;
+
+	if (t == NULL)
+		return NULL;
+	t->props = *props;
+	t->props.ta_file = t->ta_file = dup_or_null(props->ta_file, &bad);
+	t->props.auto_ta_file = t->auto_ta_file = dup_or_null(props->auto_ta_file, &bad);
+	t->props.stubs = t->stubs = dup_or_null(props->stubs, &bad);
+	t->props.forwarders = t->forwarders = dup_or_null(props->forwarders, &bad);
+	t->epoch = dj_clock_test_offset_ms();
+	if (bad) {
+		test_ub_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+/* test_ub_refresh - after a test-clock jump, a fresh libunbound context (see above) */
+static void test_ub_refresh(struct da_resolver *r)
+{
+	uint64_t now = dj_clock_test_offset_ms();
+	struct ub_ctx *ctx;
+	char err[256];
+
+	if (r->test_ub == NULL || r->ub == NULL || now == r->test_ub->epoch)
+		return;
+	for (struct da_query *q = r->queries; q != NULL; q = q->next)
+		if (q->upstream)
+			return;	/* the old context still owes an answer: next time */
+	ctx = ub_ctx_create_event(r->base);
+	if (ctx == NULL || ub_setup(ctx, &r->test_ub->props, r->ttl_cap, r->neg_ttl, err,
+				    sizeof(err)) != DJ_EOK) {
+		if (ctx != NULL)
+			ub_ctx_delete(ctx);
+		return;	/* keep the old one: the test sees the stale answer and fails */
+	}
+	ub_ctx_delete(r->ub);
+	r->ub = ctx;
+	r->be.arg = ctx;
+	r->test_ub->epoch = now;
+}
+#else
+/* test_ub_refresh - release builds: nothing */
+static void test_ub_refresh(struct da_resolver *r)
+{
+	(void)r;
+}
+#endif
 
 /* ---- construction ---------------------------------------------------------------------- */
 
@@ -750,6 +845,13 @@ int da_resolver_new(struct event_base *base, const struct da_resolver_props *pro
 	}
 	r->ub = ctx;
 	ctx = NULL;
+#ifdef DJ_TEST_HOOKS
+	r->test_ub = test_ub_new(props);
+	if (r->test_ub == NULL) {
+		ret = DJ_ENOMEM;
+		goto out;
+	}
+#endif
 	*out = r;
 	r = NULL;
 out:
@@ -778,6 +880,9 @@ void da_resolver_free(struct da_resolver *r)
 	}
 	if (r->ub != NULL)
 		ub_ctx_delete(r->ub);
+#ifdef DJ_TEST_HOOKS
+	test_ub_free(r->test_ub);
+#endif
 	da__cache_clear(&r->cache);
 	free(r);
 }

@@ -165,6 +165,9 @@ struct da_resolver {
 	struct da_disc *discs;		/* alive */
 	unsigned depth;			/* callbacks running (da_resolver_free is refused then) */
 	struct da_stats st;
+#ifdef DJ_TEST_HOOKS
+	struct da_test_ub *test_ub;	/* test builds: what rebuilds libunbound after a clock jump */
+#endif
 };
 
 /* da_discover.c */

@@ -64,6 +64,11 @@ static uint64_t test_offset_ms(void)
 }
 #endif
 
+uint64_t dj_clock_test_offset_ms(void)
+{
+	return test_offset_ms();
+}
+
 /* mono - CLOCK_MONOTONIC, plus the test clock's offset in a test build */
 static struct timespec mono(void)
 {

@@ -25,6 +25,14 @@
 #include <stdint.h>
 #include <sys/time.h>
 
+/*!
+ * \brief The test clock's offset in milliseconds: what DJ_TEST_CLOCK_FILE has moved monotonic
+ *        time ahead by (it never goes back). Always 0 outside DJ_TEST_HOOKS builds. A module
+ *        whose time lives in another library (libunbound's cache runs on the wall clock) uses a
+ *        change of it to drop that library's state, in test builds only.
+ */
+uint64_t dj_clock_test_offset_ms(void);
+
 /*! \brief Monotonic time in milliseconds. */
 uint64_t dj_clock_mono_ms(void);
 

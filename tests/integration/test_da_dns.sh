@@ -165,6 +165,7 @@ check "no anchor at all" matches "$OUT" 'invalid configuration.*no trust anchor'
 
 # ---- the TTL-bounded cache while the DNS is down --------------------------------------------
 # ttl_cap 8: the 5 s record lives 5 s, the 60 s one 8 s (libunbound's own cache capped too)
+dj_test_clock	# time for the probe moves by dj_clock_advance, not by waiting
 coproc PRB { PR --ttl-cap 8 2>&1; }
 PROBE_PID=$PRB_PID
 DJ_PIDS+=("$PROBE_PID")
@@ -187,7 +188,7 @@ check "knotd down: served from the cache within the TTL" matches "$REPLY" \
 ask "tlsa _443._tcp.slow.lorawan.test"
 check "knotd down: capped entry served within ttl_cap" matches "$REPLY" \
 	'status=secure n=1 ttl=[1-8] cache=1'
-sleep 9	# let the TTL (5 s) and the cap (8 s) run out; nothing here measures time
+dj_clock_advance 9	# the TTL (5 s) and the cap (8 s) run out (the test clock, or a wait)
 ask "tlsa _443._tcp.short.lorawan.test"
 check "knotd down, entry expired: tempfail" matches "$REPLY" 'status=tempfail n=0 ttl=0 cache=0'
 ask "tlsa _443._tcp.slow.lorawan.test"

@@ -133,6 +133,7 @@ sed 's/^trust_anchor_file = .*/trust_anchor_file = \/nonexistent.ds/' dj.conf >b
 "$JSD" --config badanchor.conf --check-config >check.out 2>&1
 check "--check-config refuses a missing anchor file, naming it" grep -q "nonexistent.ds" check.out
 
+dj_test_clock	# TTLs and ttl_cap pass by dj_clock_advance below, not by waiting
 check "danejoind listens" dj_jsd_start dj.conf jsd.log "$PORT"
 
 DANE=(--trust-anchor "$DJ_KNOT_TA" --stub "$STUBS")
@@ -215,9 +216,9 @@ dj_knot_update "$Z" <<EOF
 update add _ns-client.ns1.$Z. 60 TLSA 3 1 1 $(dj_spki256 ns1new.crt)
 EOF
 dj_knot_wait "_ns-client.ns1.$Z." TLSA "$(dj_spki256 ns1new.crt | cut -c1-20)"
-# ttl_cap = 8: the cached single-record set expires, in our cache and in libunbound's, which
-# runs on the wall clock (a test clock, common/dj_clock.h, cannot move it): a real wait
-sleep 9
+# ttl_cap = 8: the cached single-record set expires, in our cache and in libunbound's (a test
+# build starts libunbound afresh after a jump of the test clock; backend-auth/da_dns.c)
+dj_clock_advance 9
 ns ns1new.crt ns1new.key >r.json 2>r.err
 check "rollover: the new key is accepted while both are published" test $? -eq 0
 ns ns1.crt ns1.key >r.json 2>r.err
@@ -230,13 +231,13 @@ pk() {
 	"$CLI" join "${PKIX[@]}" --cert ns1.crt --key ns1.key --sender-id 000013 --sender-ns-id ns.test \
 		--kek-label ns1-kek --kek-file ns1.kek --sim devices.csv --dev-eui "$(printf '%016x' $((4096 + DEVN)))" "$@"
 }
-sleep 9
+dj_clock_advance 9
 pk >r.json 2>r.err
 check "a fresh lookup (knotd up)" test $? -eq 0
 dj_knot_stop
 pk >r.json 2>r.err
 check "knotd stopped: ns1 still served from the cache within its TTL" test $? -eq 0
-sleep 9
+dj_clock_advance 9
 pk >r.json 2>r.err
 check "knotd stopped, the cache expired: refused (exit 3)" test $? -eq 3
 check "... as a temporary failure: HTTP 503" grep -q "HTTP 503" r.err

@@ -63,6 +63,7 @@ check "... their chains published" dj_knot_wait "_ownership.$D5._device.opa.test
 check "--check-config accepts [js] ownership = on" dj_check_config 0 dj.conf
 sed 's/^ownership = on/ownership = maybe/' dj.conf >bad.conf
 check "--check-config refuses ownership = maybe" dj_check_config 2 bad.conf
+dj_test_clock	# the cache lifetimes below pass by dj_clock_advance
 check "danejoind listens" dj_jsd_start dj.conf jsd.log "$PORT"
 
 DANE=(--trust-anchor "$DJ_KNOT_TA" --stub "$STUBS")
@@ -137,7 +138,7 @@ check "D4 joins (the chain verified and cached)" test $? -eq 0
 dj_knot_stop
 pjoin $D4
 check "knotd stopped: D4 still joins from the cached verdict (exit $?)" test $? -eq 0
-sleep 5	# the chain's TTL (4 s) runs out
+dj_clock_advance 5	# the chain's TTL (4 s) runs out
 pjoin $D4
 refused "knotd stopped past the cached validity (fail closed)" "ownership: DNS unavailable"
 dj_knot_restart
