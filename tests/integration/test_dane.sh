@@ -242,7 +242,7 @@ pk >r.json 2>r.err
 check "knotd stopped, the cache expired: refused (exit 3)" test $? -eq 3
 check "... as a temporary failure: HTTP 503" grep -q "HTTP 503" r.err
 check "... logged as temporary" grep -q "temporary failure checking _ns-client.ns1.$Z" jsd.log
-dj_knot_restart
+dj_knot_restart || echo "knotd did not come back (see below)"
 pk >r.json 2>r.err
 check "knotd back: ns1 joins again" test $? -eq 0
 

@@ -100,18 +100,19 @@ EOF
 _dj_knot_launch() {
 	local z i
 	knotd -c "$DJ_KNOT_CONF" -d || { echo "knot.sh: knotd did not start" >&2; return 1; }
-	for i in $(seq 1 100); do
+	# bounded, but generous: on a loaded machine knotd may take many seconds to come up
+	for i in $(seq 1 400); do
 		[ -s "$DJ_KNOT_DIR/run/knot.pid" ] && break
 		sleep 0.05
 	done
 	DJ_KNOT_PID=$(cat "$DJ_KNOT_DIR/run/knot.pid" 2>/dev/null)
 	for z in $DJ_KNOT_SIGNED; do
-		for i in $(seq 1 200); do
+		for i in $(seq 1 600); do
 			kdig @127.0.0.1 -p "$DJ_KNOT_PORT" +dnssec +norec +time=1 +retry=0 SOA "$z." \
 				2>/dev/null | grep -q "RRSIG" && break
 			sleep 0.05
 		done
-		[ "$i" -lt 200 ] || { echo "knot.sh: zone $z not signed in time" >&2; return 1; }
+		[ "$i" -lt 600 ] || { echo "knot.sh: zone $z not signed in time" >&2; return 1; }
 	done
 }
 
