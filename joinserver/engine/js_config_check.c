@@ -86,8 +86,18 @@ int js_config_hostport(const char *s, char *host, size_t hostlen, unsigned *port
 /* errno_rc - the code of a file that cannot be opened */
 static int errno_rc(int e)
 {
-	return e == ENOENT || e == ENOTDIR ? DJ_ENOENT : e == EACCES || e == EPERM ? DJ_EACCES
-		: e == ENOMEM ? DJ_ENOMEM : DJ_EIO;
+	switch (e) {
+	case ENOENT:
+	case ENOTDIR:
+		return DJ_ENOENT;
+	case EACCES:
+	case EPERM:
+		return DJ_EACCES;
+	case ENOMEM:
+		return DJ_ENOMEM;
+	default:
+		return DJ_EIO;
+	}
 }
 
 /* secret_open - open a secret file as its users do (O_NOFOLLOW) and refuse it unless it is a
