@@ -92,7 +92,10 @@ static int key_file_error(const struct run *r, const char *path, int rc, bool co
 			errmsg("master key file %s does not exist", path);
 		return DV_EXIT_STORE;
 	case DJ_EFILEMODE:
-		if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+		if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+			errmsg("master key file %s is a symbolic link; refusing to use it (it is "
+			       "opened with O_NOFOLLOW: name the file itself)", path);
+		else if (lstat(path, &st) == 0 && S_ISREG(st.st_mode))
 			errmsg("master key file %s has mode %04o, which gives group or others "
 			       "access; refusing to use it (chmod 600 %s)", path,
 			       (unsigned)(st.st_mode & 07777), path);

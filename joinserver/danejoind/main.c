@@ -2,7 +2,10 @@
  * main.c - danejoind: flags, signals and the event loop.
  *
  * Exit codes: 0 clean shutdown (SIGTERM/SIGINT after draining) or a valid --check-config;
- * 1 usage; 2 configuration error; 4 store or key error; 5 internal error.
+ * 1 usage; 2 configuration error, including a file it names that is missing, malformed, of an
+ * unsafe mode or a symbolic link (the operator fixes a file); 4 store or key store error (the
+ * database, a master key that does not match it); 5 internal error. --check-config and the
+ * start run the same checks (svc__peers_load), so they exit alike.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -34,15 +37,17 @@ static void usage(FILE *f)
 		"(LoRaWAN Backend Interfaces, JSON over HTTPS with client certificates).\n"
 		"\n"
 		"  -c, --config FILE   the configuration (see danejoin.conf.example)\n"
-		"      --check-config  validate the configuration and its files, then exit\n"
+		"      --check-config  check the configuration and every file it names (keys, their\n"
+		"                      modes, certificates, KEKs) as the start does, then exit\n"
 		"  -v, --verbose       log each request (info); twice: debug\n"
 		"  -h, --help          this text\n"
 		"\n"
 		"Signals: SIGHUP reloads peers, KEKs, authorization and TLS material without dropping\n"
 		"connections; SIGTERM/SIGINT stop accepting, finish requests in flight, commit, exit 0.\n"
 		"\n"
-		"Exit codes: 0 clean exit or valid configuration; 1 usage; 2 configuration error;\n"
-		"4 store or key error (master key, file modes, database); 5 internal error.\n");
+		"Exit codes: 0 clean exit or valid configuration; 1 usage; 2 configuration error\n"
+		"(also a named file missing, malformed, of unsafe mode or a symbolic link); 4 store\n"
+		"error (database, a master key that does not match it); 5 internal error.\n");
 }
 
 /* exit_code - the exit code for a start-up failure */
@@ -52,8 +57,8 @@ static int exit_code(int ret)
 	case DJ_ECONFIG:
 	case DJ_ENOENT:
 	case DJ_EACCES:
+	case DJ_EFILEMODE:	/* a file the configuration names: js_config_check_files() */
 		return EXIT_CONFIG;
-	case DJ_EFILEMODE:
 	case DJ_EMASTERKEY:
 	case DJ_ESQL:
 	case DJ_ESCHEMA:

@@ -8,18 +8,17 @@
  *   the answer is UnknownSender and nothing runs (pipeline.c).
  * - Session keys leave only wrapped under the peer's KEK, or in plain for a peer whose
  *   configuration says plain_keys = yes (config loading refuses a peer with neither). A KEK
- *   file must be readable by its owner only.
+ *   file must be readable by its owner only (js_config_read_kek()).
+ * - Identities are DNS names: a peer is found whatever the case of the identity it presents,
+ *   and two peers whose identities differ only in case are refused at load (js_config).
  * - An application server gets AppSKeys only for devices under its join_euis.
  * A table replaced by SIGHUP stays alive behind the new one while requests still point into it
  * (svc_reload).
  */
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -28,11 +27,12 @@
 #include "common/dj_hex.h"
 #include "svc_internal.h"
 
-#define KEK_FILE_MAX 130	/* 64 hex digits, a newline, slack */
-#define KEK_LEN_MIN 16		/* an AES-128 KEK (RFC 3394) */
-#define KEK_LEN_MAX 32		/* an AES-256 KEK */
 #define ASYNC_TIMEOUT_MS 5000	/* one POST of an async answer: connect, handshake, HTTP answer */
 #define CLIENT_LABEL "-client."	/* "_ns-client.HOST": a DANE client name (after the role) */
+
+/* js_config validates kek_label for bi_kek_new(), and reads KEKs bi_kek_new() takes */
+_Static_assert(JS_CONFIG_KEK_LABEL_MAX == BI_KEK_LABEL_MAX - 1, "kek_label limits differ");
+_Static_assert(JS_CONFIG_KEK_MAX == 32, "a KEK is AES-128 or AES-256");
 
 /* parse_prefix - "HEX16" or "HEX16/BITS" (validated by js_config already) */
 static void parse_prefix(const char *txt, struct eui_prefix *p)
@@ -60,42 +60,6 @@ bool svc__prefix_match(const struct eui_prefix *v, unsigned n, const uint8_t eui
 			return true;
 	}
 	return false;
-}
-
-/* read_kek_file - a KEK file: 32 or 64 hex digits (+ newline), no group/other access */
-static int read_kek_file(const char *path, uint8_t key[KEK_LEN_MAX], size_t *len, char *err,
-			 size_t errlen)
-{
-	char buf[KEK_FILE_MAX + 1];
-	struct stat st;
-	ssize_t n;
-	int fd, ret = DJ_EMALFORMED;
-
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "kek_file %s: cannot open", path);
-		return DJ_ENOENT;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
-		snprintf(err, errlen, "kek_file %s: must be a regular file readable by its owner "
-			 "only (mode 0600)", path);
-		close(fd);
-		return DJ_EFILEMODE;
-	}
-	n = read(fd, buf, KEK_FILE_MAX);
-	close(fd);
-	if (n > 0) {
-		buf[n] = '\0';
-		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-			buf[--n] = '\0';
-		if (dj_hex_parse_var(buf, key, KEK_LEN_MAX, len) == DJ_EOK &&
-		    (*len == KEK_LEN_MIN || *len == KEK_LEN_MAX))
-			ret = DJ_EOK;
-	}
-	OPENSSL_cleanse(buf, sizeof(buf));
-	if (ret != DJ_EOK)
-		snprintf(err, errlen, "kek_file %s: expected 32 or 64 hex digits", path);
-	return ret;
 }
 
 /* svc__peers_free - free a peer table (NULL is accepted) */
@@ -195,7 +159,7 @@ int svc__peers_load(const char *path, struct event_base *base, struct da_resolve
 		    struct peers **out, char *err, size_t errlen)
 {
 	struct peers *p = calloc(1, sizeof(*p));
-	uint8_t key[KEK_LEN_MAX];
+	uint8_t key[JS_CONFIG_KEK_MAX];
 	size_t klen = 0;
 	int ret = DJ_ENOMEM;
 
@@ -219,6 +183,10 @@ int svc__peers_load(const char *path, struct event_base *base, struct da_resolve
 			 "served here)", path);
 		goto out;
 	}
+	/* the files, as --check-config checks them: the same function at start and reload */
+	ret = js_config_check_files(path, &p->cfg, err, errlen);
+	if (ret != DJ_EOK)
+		goto out;
 	for (unsigned i = 0; i < p->cfg.join_euis.n; i++)
 		parse_prefix(p->cfg.join_euis.v[i], &p->euis[i]);
 	p->n_euis = p->cfg.join_euis.n;
@@ -240,16 +208,21 @@ int svc__peers_load(const char *path, struct event_base *base, struct da_resolve
 		pe->n_euis = pc->join_euis.n;
 		p->n++;
 		if (pc->kek_file != NULL) {
-			ret = read_kek_file(pc->kek_file, key, &klen, err, errlen);
-			if (ret == DJ_EOK)
+			ret = js_config_read_kek(pc, key, &klen, err, errlen);
+			if (ret == DJ_EOK) {
 				ret = bi_kek_new(pc->kek_label, key, klen, &pe->kek);
-			OPENSSL_cleanse(key, sizeof(key));
-			if (ret != DJ_EOK) {
-				if (err[0] == '\0' || ret == DJ_EINVAL)
-					snprintf(err, errlen, "[peer.%s] kek_label: not a valid label",
-						 pc->name);
-				goto out;
+				if (ret == DJ_EINVAL) {	/* js_config let a label through */
+					snprintf(err, errlen, "%s: [peer.%s] kek_label: not a valid "
+						 "label", path, pc->name);
+					ret = DJ_ECONFIG;
+				} else if (ret != DJ_EOK) {
+					snprintf(err, errlen, "[peer.%s] KEK: %s", pc->name,
+						 dj_strerror(ret));
+				}
 			}
+			OPENSSL_cleanse(key, sizeof(key));
+			if (ret != DJ_EOK)
+				goto out;
 		}
 		if (pc->async_discover && (pc->async_url != NULL || !svc__auth_is_dane(&p->cfg))) {
 			snprintf(err, errlen, "[peer.%s] async_discover: %s", pc->name,

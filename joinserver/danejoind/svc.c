@@ -131,28 +131,19 @@ out:
 
 int svc_check_config(const char *config_path, char *err, size_t errlen)
 {
-	struct peers *p = NULL;
-	uint8_t master[JS_MASTER_KEY_LEN];
-	int ret;
-
 	struct event_base *base = NULL;
 	struct da_resolver *r = NULL;
+	struct peers *p = NULL;
 	struct js_config cfg;
+	int ret;
 
 	err[0] = '\0';
-	/* a resolver on a scratch loop: the [dane] settings (anchors, stubs) are checked too */
+	/* What the start runs, up to the store and the listener: the configuration, the [dane]
+	 * resolver on a scratch loop (anchors, stubs), and svc__peers_load(), whose
+	 * js_config_check_files() checks every file (master key, certificates and keys, KEKs) */
 	ret = resolver_for(config_path, &cfg, &base, &r, err, errlen);
 	if (ret == DJ_EOK)
 		ret = svc__peers_load(config_path, base, r, &p, err, errlen);
-	if (ret == DJ_EOK)
-		ret = js_keystore_read_master(p->cfg.master_key_file, master);
-	else
-		goto out;
-	OPENSSL_cleanse(master, sizeof(master));
-	if (ret != DJ_EOK)
-		snprintf(err, errlen, "[keys] master_key_file %s: %s", p->cfg.master_key_file,
-			 dj_strerror(ret));
-out:
 	svc__peers_free(p);
 	da_resolver_free(r);
 	if (base != NULL)

@@ -32,8 +32,10 @@ int svc_new(struct event_base *base, const char *config_path, struct svc **out, 
 	    size_t errlen) DJ_MUSTCHECK;
 
 /*!
- * \brief Validate a configuration as danejoind would use it (files readable, KEKs well-formed,
- *        certificates loadable) without opening the store for writing or binding.
+ * \brief Validate a configuration as danejoind would use it, without opening the store or
+ *        binding: the start's own checks (js_config_load(), [dane], and the peer table with
+ *        js_config_check_files(): master key, certificates and matching keys, KEKs, modes).
+ * \retval DJ_EOK, DJ_ECONFIG, DJ_EFILEMODE, DJ_ENOENT, DJ_EACCES, DJ_ENOMEM
  */
 int svc_check_config(const char *config_path, char *err, size_t errlen) DJ_MUSTCHECK;
 

@@ -8,8 +8,9 @@
  *
  * libinih as packaged does not pass line numbers to the handler, so the file is fed through
  * our own fgets-style reader, which counts lines, refuses over-long lines (longer than inih's
- * line buffer, which inih would otherwise split into two), checks section headers (inih reports
- * nothing for an empty section), and stops the parse at the first error.
+ * line buffer, which inih would otherwise split into two) and NUL bytes (which would cut a line
+ * short unseen), checks section headers (inih reports nothing for an empty section), and stops
+ * the parse at the first error.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -35,6 +36,8 @@ enum key_type {
 	KT_STR,		/* a non-empty string */
 	KT_BOOL,	/* yes/no/true/false/on/off/1/0, stored as unsigned 1/0 */
 	KT_LIST,	/* words separated by spaces or commas, into struct js_config_list */
+	KT_ADDR,	/* "HOST:PORT" (js_config_hostport), stored as a string */
+	KT_ADDR_OFF,	/* KT_ADDR, or "off" */
 };
 
 struct key_def {
@@ -60,7 +63,7 @@ static const struct key_def key_table[] = {
 	{ "store", "batch_max", KT_UINT, CFG_OFF(batch_max), JS_CONFIG_BATCH_MIN,
 	  JS_CONFIG_BATCH_MAX, 0, false },
 	{ "keys", "master_key_file", KT_PATH, CFG_OFF(master_key_file), 0, 0, 0, true },
-	{ "listen", "address", KT_STR, CFG_OFF(listen_address), 0, 0, 0, false },
+	{ "listen", "address", KT_ADDR, CFG_OFF(listen_address), 0, 0, 0, false },
 	{ "listen", "cert_file", KT_PATH, CFG_OFF(cert_file), 0, 0, 0, false },
 	{ "listen", "key_file", KT_PATH, CFG_OFF(key_file), 0, 0, 0, false },
 	{ "listen", "client_ca_file", KT_PATH, CFG_OFF(client_ca_file), 0, 0, 0, false },
@@ -68,7 +71,7 @@ static const struct key_def key_table[] = {
 	{ "listen", "header_timeout", KT_UINT, CFG_OFF(header_timeout), 1, 300, 0, false },
 	{ "listen", "idle_timeout", KT_UINT, CFG_OFF(idle_timeout), 1, 86400, 0, false },
 	{ "listen", "max_connections", KT_UINT, CFG_OFF(max_connections), 1, 1000000, 0, false },
-	{ "listen", "metrics_address", KT_STR, CFG_OFF(metrics_address), 0, 0, 0, false },
+	{ "listen", "metrics_address", KT_ADDR_OFF, CFG_OFF(metrics_address), 0, 0, 0, false },
 	{ "listen", "auth", KT_STR, CFG_OFF(auth), 0, 0, 0, false },
 	{ "dane", "trust_anchor_file", KT_PATH, CFG_OFF(dane_trust_anchor_file), 0, 0, 0, false },
 	{ "dane", "auto_trust_anchor_file", KT_PATH, CFG_OFF(dane_auto_trust_anchor_file), 0, 0, 0,
@@ -204,23 +207,34 @@ static void check_section_line(struct parse_ctx *c, const char *s)
 		fail(c, DJ_ECONFIG, c->line, "[%.*s]: unknown section", (int)(end - s), s);
 }
 
-/* reader - fgets for inih that counts lines and stops the parse at the first error */
+/* reader - fgets for inih that counts lines, refuses NUL bytes and over-long lines, and stops
+ * the parse at the first error */
 static char *reader(char *str, int num, void *stream)
 {
 	struct parse_ctx *c = stream;
-	size_t len;
 	const char *s = str;
+	int ch = EOF, n = 0;
 
-	if (c->rc != DJ_EOK)
+	if (c->rc != DJ_EOK || num < 2)
 		return NULL;
-	if (fgets(str, num, c->fp) == NULL) {
+	while (n < num - 1 && (ch = getc(c->fp)) != EOF) {
+		if (ch == '\0') {
+			fail(c, DJ_ECONFIG, c->line + 1, "NUL byte at line %d (a configuration is "
+			     "text)", c->line + 1);
+			return NULL;
+		}
+		str[n++] = (char)ch;
+		if (ch == '\n')
+			break;
+	}
+	if (n == 0) {
 		if (ferror(c->fp))
 			fail(c, DJ_EIO, 0, "read error");
 		return NULL;
 	}
+	str[n] = '\0';
 	c->line++;
-	len = strlen(str);
-	if (len > 0 && str[len - 1] != '\n' && !feof(c->fp)) {
+	if (str[n - 1] != '\n' && n == num - 1 && (ch = getc(c->fp)) != EOF) {
 		fail(c, DJ_ECONFIG, c->line, "line longer than %d characters", num - 2);
 		return NULL;
 	}
@@ -382,6 +396,21 @@ static void set_value(struct parse_ctx *c, const struct key_def *k, void *obj, c
 			*(unsigned *)(void *)base = (unsigned)v;
 		else
 			*(int64_t *)(void *)base = (int64_t)v;
+		break;
+	case KT_ADDR:
+	case KT_ADDR_OFF:
+		if (k->type == KT_ADDR_OFF && strcmp(value, "off") == 0)
+			rc = parse_str(value, (char **)(void *)base);
+		else if (js_config_hostport(value, NULL, 0, NULL) == DJ_EOK)
+			rc = parse_str(value, (char **)(void *)base);
+		else
+			rc = DJ_EMALFORMED;
+		if (rc == DJ_ENOMEM)
+			fail(c, rc, c->line, "out of memory");
+		else if (rc != DJ_EOK)
+			fail(c, DJ_ECONFIG, c->line, "[%s] %s: '%s': expected HOST:PORT or "
+			     "[IPv6]:PORT with PORT from 1 to 65535%s", sect, k->name, value,
+			     k->type == KT_ADDR_OFF ? ", or off" : "");
 		break;
 	case KT_HEX:
 		if (dj_hex_parse(value, (uint8_t *)base, k->hex_len) != DJ_EOK)
@@ -608,6 +637,25 @@ static void check_mqtt(struct parse_ctx *c)
 		fail(c, DJ_ENOMEM, 0, "out of memory");
 }
 
+/* kek_label_ok - 1..JS_CONFIG_KEK_LABEL_MAX printable ASCII characters, as bi_kek takes them */
+static bool kek_label_ok(struct parse_ctx *c, const struct js_peer_config *pc)
+{
+	size_t n = strlen(pc->kek_label);
+
+	if (n > JS_CONFIG_KEK_LABEL_MAX) {
+		fail(c, DJ_ECONFIG, 0, "[peer.%s] kek_label: %zu characters, at most %d", pc->name,
+		     n, JS_CONFIG_KEK_LABEL_MAX);
+		return false;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (pc->kek_label[i] < ' ' || pc->kek_label[i] > '~') {
+			fail(c, DJ_ECONFIG, 0, "[peer.%s] kek_label: printable ASCII characters "
+			     "only", pc->name);
+			return false;
+		}
+	return true;
+}
+
 /* check_whole - rules that span keys: peers complete and consistent, list formats */
 static void check_whole(struct parse_ctx *c)
 {
@@ -647,6 +695,8 @@ static void check_whole(struct parse_ctx *c)
 				     "digits, optionally /BITS (0-64)", pc->name, pc->join_euis.v[k]);
 				return;
 			}
+		if (pc->kek_label != NULL && !kek_label_ok(c, pc))
+			return;
 		if ((pc->kek_label == NULL) != (pc->kek_file == NULL)) {
 			fail(c, DJ_ECONFIG, 0, "[peer.%s] kek_label and kek_file: set both or "
 			     "neither", pc->name);
@@ -670,11 +720,14 @@ static void check_whole(struct parse_ctx *c)
 			     "https://HOST:PORT/PATH", pc->name, pc->async_url);
 			return;
 		}
+		/* identities are DNS names: NS1.TEST and ns1.test are one peer (RFC 4343) */
 		for (unsigned q = 0; q < p; q++)
-			if (strcmp(c->cfg.peers[q].identity, pc->identity) == 0) {
+			if (strcasecmp(c->cfg.peers[q].identity, pc->identity) == 0) {
 				fail(c, DJ_ECONFIG, 0, "[peer.%s] identity: '%s' is already the "
-				     "identity of [peer.%s]", pc->name, pc->identity,
-				     c->cfg.peers[q].name);
+				     "identity of [peer.%s]%s", pc->name, pc->identity,
+				     c->cfg.peers[q].name,
+				     strcmp(c->cfg.peers[q].identity, pc->identity) != 0
+					     ? " (identities are DNS names: case does not count)" : "");
 				return;
 			}
 	}
@@ -773,6 +826,12 @@ int js_config_load(const char *path, struct js_config *out, char *err, size_t er
 	}
 	if (fstat(fileno(c.fp), &st) != 0 || !S_ISREG(st.st_mode)) {
 		fail(&c, DJ_EIO, 0, "not a regular file");
+		goto out;
+	}
+	/* whoever may write the configuration chooses the master key, the KEKs and the peers */
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+		fail(&c, DJ_ECONFIG, 0, "has mode %04o, which lets group or others change it; "
+		     "refused (chmod go-w %s)", (unsigned)(st.st_mode & 07777), path);
 		goto out;
 	}
 	ret = ini_parse_stream(reader, &c, handler, &c);

@@ -16,7 +16,13 @@
  *	ignored (DESIGN.md trust rule 6: bad input gets a clear error and changes nothing).
  *
  *	Relative paths are taken relative to the directory of the configuration file, so that a
- *	configuration and its files can be moved together.
+ *	configuration and its files can be moved together. The file itself must not be writable by
+ *	group or others (whoever may write it chooses the keys and the peers); a NUL byte, a line
+ *	longer than the parser's buffer, an address that is not HOST:PORT and peer identities that
+ *	differ only in case (they are DNS names) are refused when the file is read.
+ *
+ *	js_config_check_files() then checks what the configuration names, as danejoind uses it:
+ *	--check-config and every start run that one function, so the two cannot disagree.
  *
  *	config/danejoin.conf.example documents every key.
  */
@@ -50,6 +56,9 @@
 #define JS_CONFIG_MQTT_BACKOFF_MIN_DEFAULT 200	/* ms: first reconnect delay, doubled per failure */
 #define JS_CONFIG_MQTT_BACKOFF_MAX_DEFAULT 30000	/* ms: the bound */
 #define JS_CONFIG_MQTT_PREFIX_MAX 200
+#define JS_CONFIG_KEK_LABEL_MAX 63	/* characters of a kek_label: BI_KEK_LABEL_MAX - 1 */
+#define JS_CONFIG_HOST_MAX 256		/* host part of an address, with its NUL */
+#define JS_CONFIG_KEK_MAX 32		/* bytes of a KEK: AES-256 (RFC 3394) */
 
 /* A list value: words separated by spaces or commas. */
 struct js_config_list {
@@ -153,7 +162,8 @@ void js_config_defaults(struct js_config *cfg);
  * \param err     receives one line, "FILE:LINE: [section] key: what is wrong" (or "FILE: ..."
  *                when no line applies), on failure; may be NULL.
  * \retval DJ_EOK
- * \retval DJ_ECONFIG  the file was read but is not a valid configuration
+ * \retval DJ_ECONFIG  the file was read but is not a valid configuration, or group or others
+ *                    may write it
  * \retval DJ_ENOENT, DJ_EACCES, DJ_EIO  the file could not be read
  * \retval DJ_ENOMEM
  */
@@ -161,5 +171,49 @@ int js_config_load(const char *path, struct js_config *out, char *err, size_t er
 
 /*! \brief Free what js_config_load() allocated and reset to defaults (NULL is accepted). */
 void js_config_free(struct js_config *cfg);
+
+/*!
+ * \brief Parse an address "HOST:PORT" or "[IPv6]:PORT", PORT from 1 to 65535.
+ * \param host     receives the host (without brackets) on success; may be NULL.
+ * \param hostlen  its size (JS_CONFIG_HOST_MAX holds any accepted host).
+ * \param port     receives the port on success; may be NULL.
+ * \retval DJ_EOK
+ * \retval DJ_EMALFORMED  no port, a port outside 1..65535, an empty or too long host, or a
+ *                       bare IPv6 address (it needs brackets)
+ */
+int js_config_hostport(const char *s, char *host, size_t hostlen, unsigned *port) DJ_MUSTCHECK;
+
+/*!
+ * \brief Check the files a loaded configuration names, as danejoind will use them, without
+ *        opening the store or binding: the master key file; [listen] cert_file and key_file
+ *        (both present, readable, parsed, and the key matching the certificate) and
+ *        client_ca_file; with [mqtt], its cafile and its cert and key (likewise); every
+ *        [peer.NAME] kek_file. Secret files (the master key, private keys, KEKs) are opened with
+ *        O_NOFOLLOW and must be regular files that group and others cannot read.
+ * \param path  the configuration file (borrowed), the prefix of the message.
+ * \param cfg   loaded by js_config_load() (borrowed).
+ * \param err   receives one line naming the file and what is wrong, on failure.
+ * \retval DJ_EOK
+ * \retval DJ_EFILEMODE  a secret file is a symbolic link, not a regular file, or readable by
+ *                      group or others
+ * \retval DJ_ENOENT, DJ_EACCES  a file is missing or cannot be read
+ * \retval DJ_ECONFIG    a file does not hold what it should, or a key does not match its
+ *                      certificate
+ * \retval DJ_ENOMEM
+ */
+int js_config_check_files(const char *path, const struct js_config *cfg, char *err,
+			  size_t errlen) DJ_MUSTCHECK;
+
+/*!
+ * \brief Read a peer's KEK file: 32 or 64 hex digits (and a newline), a regular file that group
+ *        and others cannot read, opened with O_NOFOLLOW. The one reader of KEK files.
+ * \param pc   the peer (borrowed); pc->kek_file must be set.
+ * \param key  receives the KEK on success only; the caller wipes it with OPENSSL_cleanse.
+ * \param len  receives 16 or 32.
+ * \param err  receives "[peer.NAME] kek_file PATH: what is wrong" on failure.
+ * \retval DJ_EOK, DJ_EFILEMODE, DJ_ENOENT, DJ_EACCES, DJ_ECONFIG (not 32 or 64 hex digits)
+ */
+int js_config_read_kek(const struct js_peer_config *pc, uint8_t key[JS_CONFIG_KEK_MAX],
+		       size_t *len, char *err, size_t errlen) DJ_MUSTCHECK;
 
 #endif /* DJ_JOINSERVER_JS_CONFIG_H */

@@ -109,6 +109,9 @@ int js_keystore_read_master(const char *path, uint8_t key[JS_MASTER_KEY_LEN])
 		goto out;
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
+		if (errno == ELOOP)	/* say so: its mode is the link's target's, and irrelevant */
+			dj_warn("master key file %s: a symbolic link, refused (opened with O_NOFOLLOW)",
+				path);
 		ret = errno_to_dj(errno);
 		goto out;
 	}

@@ -54,7 +54,8 @@ struct js_root_keys {
  * \brief Read a master key file, refusing one that group or others may access.
  * \param key  receives 32 bytes on success only; the caller wipes it with OPENSSL_cleanse.
  * \retval DJ_EOK
- * \retval DJ_EFILEMODE   mode allows group/other access, or not a regular file
+ * \retval DJ_EFILEMODE   mode allows group/other access, not a regular file, or a symbolic
+ *                       link (opened with O_NOFOLLOW)
  * \retval DJ_EMALFORMED  not 32 raw bytes or 64 hex digits
  * \retval DJ_ENOENT, DJ_EACCES, DJ_EIO
  */

@@ -9,9 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "common/dj_err.h"
 #include "engine/js_config.h"
@@ -173,6 +177,21 @@ static const struct bad_case bad_cases[] = {
 	{ MINIMAL "[peer.a]\nidentity = x.test\nrole = as\nsender_ids = as1\nplain_keys = yes\n"
 	  "[peer.b]\nidentity = x.test\nrole = as\nsender_ids = as2\nplain_keys = yes\n",
 	  ": [peer.b] identity: 'x.test' is already the identity of [peer.a]" },
+	{ MINIMAL "[peer.a]\nidentity = NS1.test\nrole = ns\nsender_ids = 000013\nplain_keys = 1\n"
+	  "[peer.b]\nidentity = ns1.TEST\nrole = ns\nsender_ids = 000014\nplain_keys = 1\n",
+	  ": [peer.b] identity: 'ns1.TEST' is already the identity of [peer.a] (identities are "
+	  "DNS names: case does not count)" },
+	{ MINIMAL "[peer.a]\nidentity = a.test\nrole = ns\nsender_ids = 000013\nkek_file = k\n"
+	  "kek_label = tab\there\n", ": [peer.a] kek_label: printable ASCII characters only" },
+	/* addresses: HOST:PORT, PORT 1-65535 (what the listener binds) */
+	{ MINIMAL "[listen]\naddress = 127.0.0.1\n", ":6: [listen] address: '127.0.0.1': expected "
+	  "HOST:PORT or [IPv6]:PORT with PORT from 1 to 65535" },
+	{ MINIMAL "[listen]\naddress = 127.0.0.1:99999\n", ":6: [listen] address: "
+	  "'127.0.0.1:99999': expected HOST:PORT or [IPv6]:PORT with PORT from 1 to 65535" },
+	{ MINIMAL "[listen]\naddress = ::1:443\n", ":6: [listen] address: '::1:443': expected "
+	  "HOST:PORT or [IPv6]:PORT with PORT from 1 to 65535" },
+	{ MINIMAL "[listen]\nmetrics_address = on\n", ":6: [listen] metrics_address: 'on': "
+	  "expected HOST:PORT or [IPv6]:PORT with PORT from 1 to 65535, or off" },
 	{ MINIMAL "[peer.ns1]\nidentity = ns1.test\nrole = ns\nsender_ids = 000013\n"
 	  "plain_keys = yes\nasync_url = http://ns1.test:8443/\n",
 	  ": [peer.ns1] async_url: 'http://ns1.test:8443/': expected https://HOST:PORT/PATH" },
@@ -263,6 +282,275 @@ static void test_missing_file(void **state)
 	assert_string_equal(err, want);
 }
 
+/* write_bytes - write \p n bytes (NULs included) to the configuration file */
+static void write_bytes(const char *b, size_t n)
+{
+	FILE *f = fopen(conf_path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(b, 1, n, f), n);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* test_nul_byte - a NUL byte is named as one, with its line, not as a long line */
+static void test_nul_byte(void **state)
+{
+	static const char text[] = MINIMAL "; a\0b\n[join]\n";
+	struct js_config cfg;
+	char err[JS_CONFIG_ERR_MAX], want[600];
+
+	(void)state;
+	write_bytes(text, sizeof(text) - 1);
+	assert_int_equal(js_config_load(conf_path, &cfg, err, sizeof(err)), DJ_ECONFIG);
+	snprintf(want, sizeof(want), "%s:5: NUL byte at line 5 (a configuration is text)",
+		 conf_path);
+	assert_string_equal(err, want);
+	write_bytes("\0", 1);
+	assert_int_equal(js_config_load(conf_path, &cfg, err, sizeof(err)), DJ_ECONFIG);
+	assert_non_null(strstr(err, ":1: NUL byte at line 1"));
+}
+
+/* test_kek_label_long - a label longer than a KEKLabel may be is a configuration error naming
+ * the key and the limit (it used to reach bi_kek_new() and end as an internal error) */
+static void test_kek_label_long(void **state)
+{
+	struct js_config cfg;
+	char err[JS_CONFIG_ERR_MAX], text[1024], label[151], want[600];
+
+	(void)state;
+	memset(label, 'L', 150);
+	label[150] = '\0';
+	snprintf(text, sizeof(text), MINIMAL "[peer.ns1]\nidentity = ns1.test\nrole = ns\n"
+		 "sender_ids = 000013\nkek_file = k\nkek_label = %s\n", label);
+	write_conf(text);
+	assert_int_equal(js_config_load(conf_path, &cfg, err, sizeof(err)), DJ_ECONFIG);
+	snprintf(want, sizeof(want), "%s: [peer.ns1] kek_label: 150 characters, at most %d",
+		 conf_path, JS_CONFIG_KEK_LABEL_MAX);
+	assert_string_equal(err, want);
+	label[JS_CONFIG_KEK_LABEL_MAX] = '\0';	/* the longest accepted */
+	snprintf(text, sizeof(text), MINIMAL "[peer.ns1]\nidentity = ns1.test\nrole = ns\n"
+		 "sender_ids = 000013\nkek_file = k\nkek_label = %s\n", label);
+	write_conf(text);
+	assert_int_equal(js_config_load(conf_path, &cfg, err, sizeof(err)), DJ_EOK);
+	js_config_free(&cfg);
+}
+
+/* test_conf_mode - a configuration writable by group or others is refused; 0644 is fine */
+static void test_conf_mode(void **state)
+{
+	static const unsigned bad[] = { 0666, 0664, 0646, 0620 };
+	struct js_config cfg;
+	char err[JS_CONFIG_ERR_MAX], want[1200];
+
+	(void)state;
+	write_conf(MINIMAL);
+	for (size_t i = 0; i < DJ_ARRAY_LEN(bad); i++) {
+		assert_int_equal(chmod(conf_path, bad[i]), 0);
+		assert_int_equal(js_config_load(conf_path, &cfg, err, sizeof(err)), DJ_ECONFIG);
+		snprintf(want, sizeof(want), "%s: has mode %04o, which lets group or others change "
+			 "it; refused (chmod go-w %s)", conf_path, bad[i], conf_path);
+		assert_string_equal(err, want);
+	}
+	assert_int_equal(chmod(conf_path, 0644), 0);
+	assert_int_equal(js_config_load(conf_path, &cfg, err, sizeof(err)), DJ_EOK);
+	js_config_free(&cfg);
+}
+
+/* test_hostport - the address parser shared by the keys and the listener */
+static void test_hostport(void **state)
+{
+	static const struct {
+		const char *in, *host;
+		unsigned port;
+	} good[] = {
+		{ "127.0.0.1:443", "127.0.0.1", 443 }, { "[::1]:8443", "::1", 8443 },
+		{ "js.example.net:1", "js.example.net", 1 }, { "0.0.0.0:65535", "0.0.0.0", 65535 },
+		{ "h:00080", "h", 80 },
+	};
+	static const char *const bad[] = {
+		"127.0.0.1", "127.0.0.1:", ":443", "127.0.0.1:0", "127.0.0.1:65536",
+		"127.0.0.1:99999", "127.0.0.1:-1", "127.0.0.1:+1", "127.0.0.1:44 3", "::1:443",
+		"[::1]443", "[::1", "[]:443", "a b:443", "h:99999999999999999999999",
+	};
+	char host[JS_CONFIG_HOST_MAX], big[JS_CONFIG_HOST_MAX + 8];
+	unsigned port;
+
+	(void)state;
+	for (size_t i = 0; i < DJ_ARRAY_LEN(good); i++) {
+		assert_int_equal(js_config_hostport(good[i].in, host, sizeof(host), &port), DJ_EOK);
+		assert_string_equal(host, good[i].host);
+		assert_int_equal(port, good[i].port);
+	}
+	for (size_t i = 0; i < DJ_ARRAY_LEN(bad); i++)
+		if (js_config_hostport(bad[i], host, sizeof(host), &port) != DJ_EMALFORMED)
+			fail_msg("'%s' accepted", bad[i]);
+	memset(big, 'h', JS_CONFIG_HOST_MAX);
+	snprintf(big + JS_CONFIG_HOST_MAX, 8, ":80");
+	assert_int_equal(js_config_hostport(big, NULL, 0, NULL), DJ_EMALFORMED);
+	assert_int_equal(js_config_hostport(NULL, NULL, 0, NULL), DJ_EMALFORMED);
+}
+
+/* ---- js_config_check_files: the files a configuration names ---------------------------- */
+
+static char fdir[440];
+
+/* fpath - a file of the scratch directory */
+static const char *fpath(const char *name)
+{
+	static char p[4][600];
+	static unsigned k;
+
+	k = (k + 1) % 4;
+	snprintf(p[k], sizeof(p[k]), "%s/%s", fdir, name);
+	return p[k];
+}
+
+/* put - write \p text to the scratch file \p name with \p mode */
+static void put(const char *name, const char *text, mode_t mode)
+{
+	FILE *f;
+
+	unlink(fpath(name));
+	f = fopen(fpath(name), "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(fpath(name), mode), 0);
+}
+
+/* make_pair - an EC P-256 key (mode 0600) and, when \p crt, a self-signed certificate of it */
+static void make_pair(const char *key, const char *crt)
+{
+	EVP_PKEY *pk = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	FILE *f;
+
+	assert_non_null(pk);
+	assert_non_null(x);
+	unlink(fpath(key));
+	f = fopen(fpath(key), "w");
+	assert_non_null(f);
+	assert_int_equal(PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL), 1);
+	fclose(f);
+	assert_int_equal(chmod(fpath(key), 0600), 0);
+	if (crt != NULL) {
+		ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+		X509_gmtime_adj(X509_getm_notBefore(x), 0);
+		X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+		X509_set_pubkey(x, pk);
+		X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+					   (const unsigned char *)"js.test", -1, -1, 0);
+		X509_set_issuer_name(x, X509_get_subject_name(x));
+		assert_true(X509_sign(x, pk, EVP_sha256()) > 0);
+		f = fopen(fpath(crt), "w");
+		assert_non_null(f);
+		assert_int_equal(PEM_write_X509(f, x), 1);
+		fclose(f);
+	}
+	X509_free(x);
+	EVP_PKEY_free(pk);
+}
+
+/* check_case - load a configuration naming the scratch files, check them: rc and message */
+static void check_case(const char *extra, int want_rc, const char *want)
+{
+	struct js_config cfg;
+	char err[JS_CONFIG_ERR_MAX], text[4600];
+	int rc;
+
+	snprintf(text, sizeof(text), "[store]\npath = js.db\n[keys]\nmaster_key_file = %s\n"
+		 "[listen]\naddress = 127.0.0.1:4430\ncert_file = %s\nkey_file = %s\n"
+		 "[peer.ns1]\nidentity = ns1.test\nrole = ns\nsender_ids = 000013\n"
+		 "kek_label = ns1-kek\nkek_file = %s\n%s", fpath("master.key"), fpath("js.crt"),
+		 fpath("js.key"), fpath("ns1.kek"), extra);
+	write_conf(text);
+	if (js_config_load(conf_path, &cfg, err, sizeof(err)) != DJ_EOK)
+		fail_msg("load: %s", err);
+	err[0] = '\0';
+	rc = js_config_check_files(conf_path, &cfg, err, sizeof(err));
+	js_config_free(&cfg);
+	if (rc != want_rc || (want != NULL && strstr(err, want) == NULL))
+		fail_msg("rc %d, message \"%s\"; want %d, \"%s\"", rc, err, want_rc,
+			 want != NULL ? want : "");
+}
+
+/* test_check_files - each file fault refused with its own message; the good set passes */
+static void test_check_files(void **state)
+{
+	static const char master[] =
+		"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
+	char want[1200], extra[2200];
+
+	(void)state;
+	snprintf(fdir, sizeof(fdir), "%s/test_js_config.d", conf_dir);
+	mkdir(fdir, 0700);
+	put("master.key", master, 0600);
+	put("ns1.kek", "00112233445566778899aabbccddeeff\n", 0600);
+	make_pair("js.key", "js.crt");
+	make_pair("other.key", NULL);
+	check_case("", DJ_EOK, NULL);
+
+	/* the master key: a symbolic link is called one, not a mode */
+	unlink(fpath("link.key"));
+	assert_int_equal(symlink(fpath("master.key"), fpath("link.key")), 0);
+	rename(fpath("master.key"), fpath("real.key"));
+	assert_int_equal(symlink(fpath("real.key"), fpath("master.key")), 0);
+	snprintf(want, sizeof(want), ": [keys] master_key_file %s: is a symbolic link; refused",
+		 fpath("master.key"));
+	check_case("", DJ_EFILEMODE, want);
+	unlink(fpath("master.key"));
+	rename(fpath("real.key"), fpath("master.key"));
+	chmod(fpath("master.key"), 0640);
+	check_case("", DJ_EFILEMODE, "master.key: has mode 0640, which gives group or others access");
+	put("master.key", "not a key\n", 0600);
+	check_case("", DJ_ECONFIG, "master.key: does not hold a master key");
+	put("master.key", master, 0600);
+
+	/* the certificate and its key */
+	rename(fpath("js.crt"), fpath("js.crt.away"));
+	check_case("", DJ_ENOENT, "[listen] cert_file");
+	check_case("", DJ_ENOENT, "js.crt: does not exist");
+	rename(fpath("js.crt.away"), fpath("js.crt"));
+	rename(fpath("js.key"), fpath("js.key.away"));
+	rename(fpath("other.key"), fpath("js.key"));
+	snprintf(want, sizeof(want), "[listen] key_file %s: does not match [listen] cert_file %s",
+		 fpath("js.key"), fpath("js.crt"));
+	check_case("", DJ_ECONFIG, want);
+	rename(fpath("js.key"), fpath("other.key"));
+	rename(fpath("js.key.away"), fpath("js.key"));
+	chmod(fpath("js.key"), 0644);
+	check_case("", DJ_EFILEMODE, "[listen] key_file");
+	check_case("", DJ_EFILEMODE, "js.key: has mode 0644, which gives group or others access; "
+		   "refused (chmod 600");
+	chmod(fpath("js.key"), 0600);
+	put("garbage.crt", "-----BEGIN CERTIFICATE-----\nAAAA\n", 0644);
+	snprintf(extra, sizeof(extra), "[listen]\nclient_ca_file = %s\n", fpath("garbage.crt"));
+	check_case(extra, DJ_ECONFIG, "garbage.crt: no PEM certificate");
+
+	/* KEKs */
+	chmod(fpath("ns1.kek"), 0604);
+	check_case("", DJ_EFILEMODE, "[peer.ns1] kek_file");
+	check_case("", DJ_EFILEMODE, "ns1.kek: has mode 0604");
+	put("ns1.kek", "0011\n", 0600);
+	check_case("", DJ_ECONFIG, "ns1.kek: expected 32 or 64 hex digits");
+	put("ns1.kek", "00112233445566778899aabbccddeeff\n", 0600);
+
+	/* [mqtt]: its CA file, and its client key like ours */
+	check_case("[mqtt]\nhost = broker\ncafile = nowhere.crt\n", DJ_ENOENT,
+		   "[mqtt] cafile");
+	snprintf(extra, sizeof(extra), "[mqtt]\nhost = broker\ncafile = %s\ncert = %s\nkey = %s\n",
+		 fpath("js.crt"), fpath("js.crt"), fpath("other.key"));
+	check_case(extra, DJ_ECONFIG, "[mqtt] key");
+	snprintf(extra, sizeof(extra), "[mqtt]\nhost = broker\ncafile = %s\ncert = %s\nkey = %s\n",
+		 fpath("js.crt"), fpath("js.crt"), fpath("js.key"));
+	check_case(extra, DJ_EOK, NULL);
+	check_case("", DJ_EOK, NULL);
+	for (const char *const *f = (const char *const[]){ "master.key", "ns1.kek", "js.key",
+		"js.crt", "other.key", "link.key", "garbage.crt", NULL }; *f != NULL; f++)
+		unlink(fpath(*f));
+	rmdir(fdir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -272,6 +560,11 @@ int main(void)
 		cmocka_unit_test(test_peers),
 		cmocka_unit_test(test_long_line),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_nul_byte),
+		cmocka_unit_test(test_kek_label_long),
+		cmocka_unit_test(test_conf_mode),
+		cmocka_unit_test(test_hostport),
+		cmocka_unit_test(test_check_files),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
