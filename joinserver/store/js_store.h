@@ -225,6 +225,9 @@ int js_store_device_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 int js_store_devices_add(struct js_store *s, const struct js_device *devs, size_t n,
 			 const char *actor, size_t *failed) DJ_MUSTCHECK;
 
+/* js_store_devices_import_flags() flags */
+#define JS_IMPORT_FORGET_NONCES 0x1u	/* a tombstoned DevEUI keeps only its JoinNonce */
+
 /*!
  * \brief js_store_devices_add() for large imports: device i is produced by \p get(i, d, arg)
  *        into one reused struct (wiped afterwards) inside the one transaction, so that memory
@@ -237,7 +240,22 @@ int js_store_devices_import(struct js_store *s, size_t n,
 			    int (*get)(size_t i, struct js_device *d, void *arg), void *arg,
 			    const char *actor, size_t *failed) DJ_MUSTCHECK;
 
-/*! \brief Delete a device and its sessions, audited. \retval DJ_EOK, DJ_ENOENT, DJ_ESQL */
+/*!
+ * \brief js_store_devices_import() with \p flags (JS_IMPORT_*). Every import path continues a
+ *        deleted DevEUI from its tombstone (js_store_device_delete()): its JoinNonce goes on
+ *        upward and, unless JS_IMPORT_FORGET_NONCES, its used DevNonces (or counter) and
+ *        RJcount1 stay; audited ("device-resume"). The tombstone is then consumed.
+ */
+int js_store_devices_import_flags(struct js_store *s, size_t n,
+				  int (*get)(size_t i, struct js_device *d, void *arg), void *arg,
+				  const char *actor, unsigned flags, size_t *failed) DJ_MUSTCHECK;
+
+/*!
+ * \brief Delete a device and its sessions, audited. A tombstone keeps its DevEUI, version,
+ *        last JoinNonce, DevNonce state and RJcount1, so that a later import of the same
+ *        DevEUI never issues a JoinNonce again (DESIGN.md trust rule 4).
+ * \retval DJ_EOK, DJ_ENOENT, DJ_ESQL
+ */
 int js_store_device_delete(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 			   const char *actor) DJ_MUSTCHECK;
 
@@ -255,6 +273,19 @@ int js_store_device_foreach(struct js_store *s, int (*cb)(const struct js_device
  */
 int js_store_reset_nonces(struct js_store *s, const uint8_t *dev_eui, const char *actor,
 			  uint64_t *count) DJ_MUSTCHECK;
+
+/*!
+ * \brief After a backup was restored: raise the last JoinNonce of every device and every
+ *        tombstone by \p margin (a device that never joined gets margin - 1), forgetting the
+ *        current sessions (their SessionKeyIDs name the old JoinNonce), in one transaction with
+ *        one audit entry ("restore-guard"). Nothing changes when any would pass
+ *        LW_JOINNONCE_MAX.
+ * \param count  receives the number of devices and tombstones raised.
+ * \retval DJ_EOK, DJ_EINVAL (margin 0 or above LW_JOINNONCE_MAX), DJ_ERANGE (a JoinNonce would
+ *         pass LW_JOINNONCE_MAX), DJ_ESQL
+ */
+int js_store_bump_join_nonces(struct js_store *s, uint32_t margin, const char *actor,
+			      uint64_t *count) DJ_MUSTCHECK;
 
 /*!
  * \brief Queue a nonce-state change for group commit; c->done is called once it is durable.

@@ -182,10 +182,11 @@ int js_store__sq_audit_put(struct js_store *s, const uint8_t *dev_eui, const cha
 
 /*!
  * \brief Insert one devices row with fresh nonce state, and its "device-import" audit entry,
- *        inside the caller's transaction. \retval DJ_EOK, DJ_EEXIST, DJ_ESQL
+ *        inside the caller's transaction; a tombstone of its DevEUI is continued and consumed
+ *        (\p flags: JS_IMPORT_*). \retval DJ_EOK, DJ_EEXIST, DJ_ESQL
  */
 int js_store__sq_device_insert(struct js_store *s, const struct js_device *d,
-			       const char *actor) DJ_MUSTCHECK;
+			       const char *actor, unsigned flags) DJ_MUSTCHECK;
 
 /* --- js_store_sqlite_schema.c ----------------------------------------------------------- */
 
@@ -206,6 +207,10 @@ int js_store__sq_outbox_open(struct js_store *s) DJ_MUSTCHECK;
  *         transaction. */
 int js_store__sq_rewrap(struct js_store *s, struct js_keystore *old_ks,
 			struct js_keystore *new_ks, const char *actor, uint64_t *count);
+
+/*! \brief ops->bump_join_nonces, in one transaction. */
+int js_store__sq_bump_join_nonces(struct js_store *s, uint32_t margin, const char *actor,
+				  uint64_t *count);
 
 /* --- js_store_sqlite_commit.c ----------------------------------------------------------- */
 
