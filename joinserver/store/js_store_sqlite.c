@@ -53,7 +53,8 @@ enum {
 
 int js_store__sq_fail(sqlite3 *db, const char *what)
 {
-	dj_warn("store: %s: %s", what, db != NULL ? sqlite3_errmsg(db) : "no connection");
+	/* rate-limited: a full disk fails every commit, and must not flood the log */
+	dj_warn_limited("store: %s: %s", what, db != NULL ? sqlite3_errmsg(db) : "no connection");
 	return DJ_ESQL;
 }
 
