@@ -664,6 +664,35 @@ static int cmd_restore_guard(struct run *r, uint32_t bump)
 	return DV_EXIT_OK;
 }
 
+/* check_line - one line of the integrity report */
+static void check_line(const char *line, void *arg)
+{
+	(void)arg;
+	print_safe(line);
+	fputc('\n', stdout);
+}
+
+/* cmd_check - PRAGMA integrity_check of the store, printed; non-zero exit on problems */
+static int cmd_check(struct run *r)
+{
+	int rc, ex;
+
+	ex = run_open(r);
+	if (ex != DV_EXIT_OK)
+		return ex;
+	rc = js_store_check(r->store, true, check_line, NULL);
+	if (rc == DJ_EMALFORMED) {
+		errmsg("store %s fails its integrity check (see above): restore a backup, then run "
+		       "restore-guard", r->cfg->store_path);
+		return DV_EXIT_STORE;
+	}
+	if (rc != DJ_EOK) {
+		errmsg("cannot check store %s: %s", r->cfg->store_path, dj_strerror(rc));
+		return fault_exit(rc);
+	}
+	return DV_EXIT_OK;
+}
+
 int exec_run(const struct js_config *cfg, const struct dv_params *p)
 {
 	struct run r;
@@ -701,6 +730,9 @@ int exec_run(const struct js_config *cfg, const struct dv_params *p)
 		break;
 	case DV_CMD_RESTORE_GUARD:
 		ex = cmd_restore_guard(&r, p->bump);
+		break;
+	case DV_CMD_CHECK:
+		ex = cmd_check(&r);
 		break;
 	default:
 		errmsg("internal error: command %d has no handler", (int)p->cmd);

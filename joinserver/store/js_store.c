@@ -475,6 +475,37 @@ int js_store_outbox_fetch(struct js_store *s, int64_t after_id, struct js_outbox
 	return s->ops->outbox_fetch(s, after_id, rows, max, n);
 }
 
+void js_store__fault(struct js_store *s, bool ok, bool disk_full)
+{
+	pthread_mutex_lock(&s->slock);
+	if (!ok) {
+		s->stats.faults++;
+		if (disk_full)
+			s->stats.disk_full++;
+	}
+	s->stats.disk_full_now = !ok && disk_full;
+	pthread_mutex_unlock(&s->slock);
+}
+
+void js_store__files_replaced(struct js_store *s)
+{
+	pthread_mutex_lock(&s->slock);
+	s->stats.files_replaced = true;
+	pthread_mutex_unlock(&s->slock);
+}
+
+int js_store_check(struct js_store *s, bool full, void (*cb)(const char *line, void *arg),
+		   void *arg)
+{
+	if (s == NULL || cb == NULL)
+		return DJ_EINVAL;
+	if (s->ops->check == NULL) {
+		cb("ok", arg);
+		return DJ_EOK;
+	}
+	return s->ops->check(s, full, cb, arg);
+}
+
 void js_store_stats(struct js_store *s, struct js_store_stats *out)
 {
 	pthread_mutex_lock(&s->slock);

@@ -161,6 +161,9 @@ struct js_store_props {
 	unsigned outbox_max;		/* rows; 0: JS_OUTBOX_DEFAULT. Beyond it events are
 					 * dropped (counted and logged), the change itself is
 					 * still made: joins never wait on the event stream */
+	bool verify;			/* a daemon's open: refuse a file that fails PRAGMA
+					 * quick_check (DJ_EMALFORMED) or cannot be written
+					 * (DJ_EACCES), each logged naming the file */
 };
 
 /* One outbox row as read back. */
@@ -181,6 +184,11 @@ struct js_store_stats {
 	uint64_t events_written;	/* events put into the outbox */
 	uint64_t events_dropped;	/* events dropped because the outbox was full */
 	uint64_t events_done;		/* outbox rows deleted after delivery */
+	uint64_t faults;		/* transactions that failed for a fault (not a conflict) */
+	uint64_t disk_full;		/* ... of them because the disk was full */
+	bool disk_full_now;		/* the last transaction failed for a full disk */
+	bool files_replaced;		/* the database or its WAL was unlinked or replaced
+					 * under the open store: every change is refused */
 };
 
 /*!
@@ -353,6 +361,15 @@ void js_store_instance_id(const struct js_store *s, uint8_t out[JS_INSTANCE_ID_L
  *        into the outbox; NULL stops it. Returns once no call to the previous one is running.
  */
 void js_store_set_outbox_notify(struct js_store *s, void (*fn)(void *arg), void *arg);
+
+/*!
+ * \brief Run SQLite's PRAGMA integrity_check (\p full) or quick_check on the store's file and
+ *        call \p cb with each line of its report (a line "ok" when there is nothing wrong).
+ *        The in-memory store reports "ok".
+ * \retval DJ_EOK the file is sound, DJ_EMALFORMED problems were reported, DJ_ESQL
+ */
+int js_store_check(struct js_store *s, bool full, void (*cb)(const char *line, void *arg),
+		   void *arg) DJ_MUSTCHECK;
 
 /*! \brief Group-commit figures so far. */
 void js_store_stats(struct js_store *s, struct js_store_stats *out);

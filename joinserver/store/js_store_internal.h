@@ -108,6 +108,9 @@ struct js_store_ops {
 		      const char *actor, uint64_t *count);
 	int (*outbox_fetch)(struct js_store *s, int64_t after_id, struct js_outbox_row *rows,
 			    size_t max, size_t *n);
+	/* optional (NULL: nothing to check) */
+	int (*check)(struct js_store *s, bool full, void (*cb)(const char *line, void *arg),
+		     void *arg);
 
 	/* the ownership registry (js_store_owner.h), in the backend's *_owner.c */
 	const struct js_store_reg_ops *reg;
@@ -162,6 +165,13 @@ void js_store__outbox_count(struct js_store *s, uint64_t written, uint64_t dropp
 			    uint64_t rows);
 
 #define JS_OUTBOX_LOG_SECONDS 10
+
+/*! \brief Count a failed transaction (\p disk_full: the disk was full) or, with \p ok, note
+ *         one that succeeded (clearing the disk-full state); thread-safe. */
+void js_store__fault(struct js_store *s, bool ok, bool disk_full);
+
+/*! \brief Record that the store's files were replaced under it (sticky); thread-safe. */
+void js_store__files_replaced(struct js_store *s);
 
 /*!
  * \brief Encode the outbox event of transfer \p t reaching JS_XFER_DONE with s->xfer_event

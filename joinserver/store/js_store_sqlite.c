@@ -286,6 +286,8 @@ static void sq_close(struct js_store *s)
 	for (size_t i = 0; i < q->cache_n; i++)
 		sqlite3_finalize(q->cache[i].st);
 	sqlite3_close(q->w);
+	free(q->path);
+	free(q->wal_path);
 	if (q->wlock_init)
 		pthread_mutex_destroy(&q->wlock);
 	if (q->rlock_init) {
@@ -326,9 +328,16 @@ static int sq_open(struct js_store *s, const struct js_store_props *props)
 		goto out;
 	}
 	sqlite3_busy_timeout(q->w, SQ_BUSY_TIMEOUT_MS);
-	ret = js_store__sq_schema_open(q->w, props->kcv);
+	/* a daemon checks the file before anything reads its tables */
+	ret = props->verify ? js_store__sq_verify_sound(q->w, props->path) : DJ_EOK;
+	if (ret == DJ_EOK)
+		ret = js_store__sq_schema_open(q->w, props->kcv);
+	if (ret == DJ_EOK && props->verify)
+		ret = js_store__sq_verify_writable(s, props->path);
 	if (ret == DJ_EOK)
 		ret = js_store__sq_outbox_open(s);
+	if (ret == DJ_EOK)
+		ret = js_store__sq_guard_open(s, props->path);
 	if (ret != DJ_EOK)
 		goto out;
 
@@ -469,9 +478,13 @@ int js_store__sq_wend(struct js_store *s, int ret)
 	q->xo_pend = false;
 	q->xo_rows = q->xo_written = q->xo_dropped = 0;
 	if (ret == DJ_EOK)
+		ret = js_store__sq_guard_check(s);
+	if (ret == DJ_EOK)
 		ret = js_store__sq_done(q->w, q->commit);
 	if (ret != DJ_EOK && sqlite3_get_autocommit(q->w) == 0)
 		(void)js_store__sq_done(q->w, q->rollback);
+	if (ret != DJ_EOK)
+		js_store__sq_guard_rescue(s);
 	if (ret == DJ_EOK && pend)
 		q->outbox_n = rows;
 	pthread_mutex_unlock(&q->wlock);
@@ -814,5 +827,6 @@ const struct js_store_ops js_store__sqlite_ops = {
 	.audit_foreach = sq_audit_foreach,
 	.rewrap = js_store__sq_rewrap,
 	.outbox_fetch = js_store__sq_outbox_fetch,
+	.check = js_store__sq_check,
 	.reg = &js_store__sqlite_reg_ops,
 };
