@@ -152,9 +152,21 @@ void js_store__sq_fault(struct js_store *s, int ret, bool full)
 		q->disk_full = full;
 }
 
+/* one_line - \p in with control characters (SQLite's report lines hold newlines) as spaces */
+static const char *one_line(const char *in, char out[SQ_CHECK_LINE_MAX])
+{
+	size_t i = 0;
+
+	for (; in[i] != '\0' && i + 1 < SQ_CHECK_LINE_MAX; i++)
+		out[i] = (unsigned char)in[i] < ' ' ? ' ' : in[i];
+	out[i] = '\0';
+	return out;
+}
+
 /* check_run - run one check pragma, each report line to \p cb; DJ_EMALFORMED unless "ok" */
 static int check_run(sqlite3 *db, bool full, void (*cb)(const char *line, void *arg), void *arg)
 {
+	char buf[SQ_CHECK_LINE_MAX];
 	sqlite3_stmt *st = NULL;
 	int ret = DJ_EOK, rows = 0, rc;
 
@@ -169,7 +181,7 @@ static int check_run(sqlite3 *db, bool full, void (*cb)(const char *line, void *
 
 		if (rows++ > 0 || strcmp(line, "ok") != 0)
 			ret = DJ_EMALFORMED;
-		cb(line, arg);
+		cb(one_line(line, buf), arg);
 	}
 	if (rc != SQLITE_DONE) {
 		cb(sqlite3_errmsg(db), arg);	/* a page too broken to walk */
