@@ -87,7 +87,7 @@ chmod 400 js.db
 RO_PID=$!
 DJ_PIDS+=("$RO_PID")
 dj_wait_exit "$RO_PID" 20
-check "danejoind on a read-only js.db exits" test $? -eq 0
+check "danejoind on a read-only js.db exits" test $? -eq 0 || kill -9 "$RO_PID"
 wait "$RO_PID"
 RC=$?
 check "... non-zero ($RC)" test "$RC" -ne 0
@@ -112,7 +112,7 @@ check "... and saying what to do" grep -q "fails its integrity check" check.err
 "$JSD" --config copy.conf -v >bad.log 2>&1 &
 BAD_PID=$!
 DJ_PIDS+=("$BAD_PID")
-dj_wait_exit "$BAD_PID" 20
+dj_wait_exit "$BAD_PID" 20 || kill -9 "$BAD_PID"
 wait "$BAD_PID"
 RC=$?
 check "danejoind refuses to start on it (exit $RC)" test "$RC" -ne 0
