@@ -9,6 +9,9 @@
 #   as nobody when the test runs as root, since root writes a mode 0400 file anyway).
 # - A corrupted devices page in a copy of the store: `danejoin-devices check` reports it and
 #   exits non-zero, and danejoind refuses to start on it, naming the file.
+# - A full disk (a small tmpfs in a mount namespace of danejoind's own; root only): joins are
+#   refused, the state is logged once and shown in the metrics, the per-join error lines are
+#   rate-limited, and joins succeed again once space is freed.
 #
 # Usage: bash test_store_faults.sh BUILD_DIR SOURCE_DIR   (run by ctest)
 set -u
@@ -118,4 +121,41 @@ RC=$?
 check "danejoind refuses to start on it (exit $RC)" test "$RC" -ne 0
 check "... naming the file" grep -q "copy.db fails its integrity check" bad.log
 
-dj_end jsd.log jsd2.log ro.log bad.log join.err
+# ---- a full disk ---------------------------------------------------------------------------
+# danejoind in a mount namespace of its own where small/ is a 2 MiB tmpfs holding a copy of the
+# store; the test fills that file system through /proc/PID/root, then frees it again
+if [ "$(id -u)" -eq 0 ] && unshare -m true 2>/dev/null; then
+	mkdir small
+	sed 's|^path = js.db$|path = small/js.db|' dj.conf >small.conf
+	unshare -m --propagation private sh -c 'mount -t tmpfs -o size=2m,mode=0700 tmpfs small &&
+		cp js.db small/js.db && exec "$0" --config small.conf -v' "$JSD" >full.log 2>&1 &
+	DJ_JSD_PID=$!
+	check "danejoind listens on a store in a small file system" \
+		dj_wait_port "$PORT" "$DJ_JSD_PID"
+	SMALL=/proc/$DJ_JSD_PID/root$T/small
+	join dev.state $E
+	check "a join is accepted before the disk fills" test $? -eq 0
+	dd if=/dev/zero of="$SMALL/fill" bs=4k 2>/dev/null
+	check "the file system is full" bash -c "! dd if=/dev/zero of='$SMALL/more' bs=4k count=1 2>/dev/null"
+	for _ in 1 2 3 4 5 6 7 8 9 10 11 12; do
+		join dev.state $E && echo "a join was answered Success on a full disk" >>full.bad
+	done
+	check "on a full disk, 12 joins are refused, none answered Success" test ! -e full.bad
+	check "the log says the disk is full, once" \
+		test "$(grep -c 'is full: every change is refused' full.log)" -eq 1
+	N=$(grep -c 'join for peer ns1 failed' full.log)
+	check "the per-join error lines are rate-limited ($N of 12)" test "$N" -le 5
+	eq "$(dj_metric "$MPORT" danejoin_store_disk_full)" 1 "danejoin_store_disk_full"
+	F=$(dj_metric "$MPORT" danejoin_store_disk_full_total)
+	check "danejoin_store_disk_full_total counts them ($F)" test "${F:-0}" -ge 12
+	rm -f "$SMALL/fill" "$SMALL/more"
+	join dev.state $E
+	check "once space is freed, the device joins again" test $? -eq 0
+	check "... and the log says writes succeed again" grep -q "succeed again" full.log
+	eq "$(dj_metric "$MPORT" danejoin_store_disk_full)" 0 "danejoin_store_disk_full after"
+	dj_jsd_stop
+else
+	echo "SKIP: the full-disk part needs root and mount namespaces"
+fi
+
+dj_end jsd.log jsd2.log ro.log bad.log full.log join.err
