@@ -32,6 +32,7 @@
 #define SQ_WAL_AUTOCHECKPOINT_PAGES 1000	/* SQLite's default, made explicit */
 #define SQ_JOURNAL_SIZE_LIMIT (64 * 1024 * 1024)	/* bytes the log keeps after a checkpoint */
 #define SQ_CHECK_LINE_MAX 512
+#define SQ_PRIMARY_CODE(rc) ((rc) & 0xff)	/* an extended result code's primary code */
 
 /* same_file - \p path is the file of identity \p dev / \p ino (false: gone or another) */
 static bool same_file(const char *path, dev_t dev, ino_t ino, bool *gone)
@@ -46,7 +47,7 @@ static bool same_file(const char *path, dev_t dev, ino_t ino, bool *gone)
 	return st.st_dev == dev && st.st_ino == ino;
 }
 
-/* remember - record the identity of the log once it exists */
+/* remember_wal - record the identity of the log once it exists */
 static void remember_wal(struct js_store__sq *q)
 {
 	struct stat st;
@@ -132,7 +133,7 @@ void js_store__sq_guard_rescue(struct js_store *s)
 
 bool js_store__sq_is_full(sqlite3 *db)
 {
-	return (sqlite3_extended_errcode(db) & 0xff) == SQLITE_FULL ||
+	return SQ_PRIMARY_CODE(sqlite3_extended_errcode(db)) == SQLITE_FULL ||
 	       sqlite3_system_errno(db) == ENOSPC;
 }
 
