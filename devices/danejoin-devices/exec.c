@@ -329,7 +329,7 @@ static int import_get(size_t i, struct js_device *d, void *arg)
 
 /* cmd_import - check the whole CSV file, then seal every device's keys and add all in one
  * transaction, one device at a time (memory stays flat for a million devices) */
-static int cmd_import(struct run *r, const char *csv_path)
+static int cmd_import(struct run *r, const char *csv_path, bool forget_nonces)
 {
 	struct dv_csv *csv = NULL;
 	struct import_ctx c;
@@ -357,7 +357,8 @@ static int cmd_import(struct run *r, const char *csv_path)
 	c.now = js_store_now(r->store);
 	c.bar = csv->n > 0 && isatty(STDERR_FILENO);
 	c.pct = 101;
-	rc = js_store_devices_import(r->store, csv->n, import_get, &c, r->actor, &failed);
+	rc = js_store_devices_import_flags(r->store, csv->n, import_get, &c, r->actor,
+					   forget_nonces ? JS_IMPORT_FORGET_NONCES : 0, &failed);
 	if (c.bar)
 		fputc('\n', stderr);
 	if (rc == DJ_EEXIST) {
@@ -640,6 +641,61 @@ static int cmd_audit(struct run *r, const struct dv_params *p)
 	return DV_EXIT_OK;
 }
 
+/* cmd_restore_guard - after a backup was restored, raise every JoinNonce past what the lost
+ * part of the history may have issued */
+static int cmd_restore_guard(struct run *r, uint32_t bump)
+{
+	uint64_t count = 0;
+	int rc, ex;
+
+	ex = run_open(r);
+	if (ex != DV_EXIT_OK)
+		return ex;
+	rc = js_store_bump_join_nonces(r->store, bump, r->actor, &count);
+	if (rc == DJ_ERANGE) {
+		errmsg("--bump %u would take a JoinNonce past %u, the end of the 24-bit counter; "
+		       "nothing was changed (choose a smaller margin)", bump,
+		       (unsigned)LW_JOINNONCE_MAX);
+		return DV_EXIT_DATA;
+	}
+	if (rc != DJ_EOK) {
+		errmsg("restore-guard failed, the store is unchanged: %s", dj_strerror(rc));
+		return fault_exit(rc);
+	}
+	printf("raised the last JoinNonce of %llu devices and tombstones by %u\n",
+	       (unsigned long long)count, bump);
+	return DV_EXIT_OK;
+}
+
+/* check_line - one line of the integrity report */
+static void check_line(const char *line, void *arg)
+{
+	(void)arg;
+	print_safe(line);
+	fputc('\n', stdout);
+}
+
+/* cmd_check - PRAGMA integrity_check of the store, printed; non-zero exit on problems */
+static int cmd_check(struct run *r)
+{
+	int rc, ex;
+
+	ex = run_open(r);
+	if (ex != DV_EXIT_OK)
+		return ex;
+	rc = js_store_check(r->store, true, check_line, NULL);
+	if (rc == DJ_EMALFORMED) {
+		errmsg("store %s fails its integrity check (see above): restore a backup, then run "
+		       "restore-guard", r->cfg->store_path);
+		return DV_EXIT_STORE;
+	}
+	if (rc != DJ_EOK) {
+		errmsg("cannot check store %s: %s", r->cfg->store_path, dj_strerror(rc));
+		return fault_exit(rc);
+	}
+	return DV_EXIT_OK;
+}
+
 int exec_run(const struct js_config *cfg, const struct dv_params *p)
 {
 	struct run r;
@@ -655,7 +711,7 @@ int exec_run(const struct js_config *cfg, const struct dv_params *p)
 		ex = cmd_init(&r);
 		break;
 	case DV_CMD_IMPORT:
-		ex = cmd_import(&r, p->csv_path);
+		ex = cmd_import(&r, p->csv_path, p->forget_nonces);
 		break;
 	case DV_CMD_LIST:
 		ex = cmd_list(&r);
@@ -674,6 +730,12 @@ int exec_run(const struct js_config *cfg, const struct dv_params *p)
 		break;
 	case DV_CMD_AUDIT:
 		ex = cmd_audit(&r, p);
+		break;
+	case DV_CMD_RESTORE_GUARD:
+		ex = cmd_restore_guard(&r, p->bump);
+		break;
+	case DV_CMD_CHECK:
+		ex = cmd_check(&r);
 		break;
 	default:
 		errmsg("internal error: command %d has no handler", (int)p->cmd);

@@ -21,6 +21,8 @@ static const struct option long_opts[] = {
 	{ "all", no_argument, NULL, 'a' },
 	{ "new-master-key", required_argument, NULL, 'k' },
 	{ "verbose", no_argument, NULL, 'v' },
+	{ "forget-nonces", no_argument, NULL, 'F' },
+	{ "bump", required_argument, NULL, 'B' },
 	{ "zone", required_argument, NULL, 1000 },
 	{ "from-zone", required_argument, NULL, 1001 },
 	{ "to-zone", required_argument, NULL, 1002 },
@@ -67,6 +69,12 @@ static int parse_flags(int argc, char **argv, const char *shortopts, struct dv_a
 			break;
 		case 'v':
 			(*verbose)++;
+			break;
+		case 'F':
+			a->forget_nonces = true;
+			break;
+		case 'B':
+			a->bump = optarg;
 			break;
 		case 'h':
 			return -1;

@@ -5,6 +5,8 @@
  * that a wrong argument is refused with exit code 1 (usage) or 3 (bad data) before a file is
  * touched (DESIGN.md trust rule 6).
  */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/dj_cli.h"
@@ -26,6 +28,8 @@ static const struct {
 	{ "reset-nonces", DV_CMD_RESET_NONCES, 0, 1 },
 	{ "rewrap", DV_CMD_REWRAP, 0, 0 },
 	{ "audit", DV_CMD_AUDIT, 0, 1 },
+	{ "restore-guard", DV_CMD_RESTORE_GUARD, 0, 0 },
+	{ "check", DV_CMD_CHECK, 0, 0 },
 	{ "simulate", DV_CMD_SIMULATE, 0, 1 << 20 },
 	{ "enroll", DV_CMD_ENROLL, 1, 1 },
 	{ "publish", DV_CMD_PUBLISH, 0, 0 },
@@ -107,6 +111,10 @@ int params_validate(const struct dv_args *args, struct dv_params *out)
 		return usage_error(args->command, "--all is only for reset-nonces");
 	if (args->new_master_key != NULL && p.cmd != DV_CMD_REWRAP)
 		return usage_error(args->command, "--new-master-key is only for rewrap");
+	if (args->forget_nonces && p.cmd != DV_CMD_IMPORT)
+		return usage_error(args->command, "--forget-nonces is only for import");
+	if (args->bump != NULL && p.cmd != DV_CMD_RESTORE_GUARD)
+		return usage_error(args->command, "--bump is only for restore-guard");
 
 	if (args->owner_flag || p.cmd >= DV_CMD_ENROLL) {
 		const struct dv_owner_args *o = &args->own;
@@ -175,7 +183,23 @@ int params_validate(const struct dv_args *args, struct dv_params *out)
 		break;
 	case DV_CMD_IMPORT:
 		p.csv_path = args->pos[0];
+		p.forget_nonces = args->forget_nonces;
 		break;
+	case DV_CMD_RESTORE_GUARD: {
+		char *end = NULL;
+		unsigned long long v;
+
+		if (args->bump == NULL)
+			return usage_error(args->command, "--bump N is required");
+		errno = 0;
+		v = strtoull(args->bump, &end, 10);
+		if (args->bump[0] < '1' || args->bump[0] > '9' || *end != '\0' || errno != 0 ||
+		    v > LW_JOINNONCE_MAX)
+			return usage_error(args->command, "--bump N: expected a whole number from 1 "
+					   "to 16777215 (the JoinNonce is a 24-bit counter)");
+		p.bump = (uint32_t)v;
+		break;
+	}
 	case DV_CMD_REWRAP:
 		if (args->new_master_key == NULL)
 			return usage_error(args->command, "--new-master-key FILE is required");
@@ -211,19 +235,27 @@ void params_usage(FILE *f)
 	      "Commands:\n"
 	      "  init                           create the master key file (mode 0600) if it is\n"
 	      "                                 missing, and the store\n"
-	      "  import FILE.csv                check every row of FILE.csv, then enroll all its\n"
-	      "                                 devices in one transaction (all or nothing)\n"
+	      "  import FILE.csv [--forget-nonces]\n"
+	      "                                 check every row of FILE.csv, then enroll all its\n"
+	      "                                 devices in one transaction (all or nothing); a\n"
+	      "                                 deleted DevEUI continues its nonce state (its\n"
+	      "                                 JoinNonce always; its DevNonces and RJcount1\n"
+	      "                                 unless --forget-nonces)\n"
 	      "  list                           one line per device: DevEUI, JoinEUI, LoRaWAN\n"
 	      "                                 version, last JoinNonce, DevNonce state\n"
 	      "  show DEVEUI                    every attribute and the nonce state of a device\n"
 	      "                                 (never keys)\n"
-	      "  delete DEVEUI                  remove a device and its sessions (audited)\n"
+	      "  delete DEVEUI                  remove a device and its sessions (audited); a\n"
+	      "                                 tombstone keeps its nonce state\n"
 	      "  reset-nonces DEVEUI | --all    forget used DevNonces and RJcount1 so that a\n"
 	      "                                 device that lost its counters can join again\n"
 	      "                                 (audited; the JoinNonce counter is never reset)\n"
 	      "  rewrap --new-master-key FILE   re-wrap every stored key under the master key in\n"
 	      "                                 FILE, in one transaction (stop danejoind first)\n"
 	      "  audit [DEVEUI]                 print the audit log, of all devices or of one\n"
+	      "  restore-guard --bump N         after restoring a backup: raise every device's\n"
+	      "                                 last JoinNonce by N (audited; stop danejoind)\n"
+	      "  check                          run an SQLite integrity check of the store\n"
 	      "  simulate ...                   run the end-device simulator\n"
 	      "\n"
 	      "Ownership (docs/danejoin-devices.md, docs/dns-records.md):\n"

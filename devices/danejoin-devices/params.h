@@ -44,6 +44,8 @@ enum dv_cmd {
 	DV_CMD_RESET_NONCES,
 	DV_CMD_REWRAP,
 	DV_CMD_AUDIT,
+	DV_CMD_RESTORE_GUARD,
+	DV_CMD_CHECK,
 	DV_CMD_SIMULATE,
 	DV_CMD_ENROLL,
 	DV_CMD_PUBLISH,
@@ -84,6 +86,8 @@ struct dv_args {
 	const char *command;
 	bool all;			/* --all */
 	const char *new_master_key;	/* --new-master-key */
+	bool forget_nonces;		/* --forget-nonces */
+	const char *bump;		/* --bump N */
 	int npos;			/* positional arguments after the command */
 	char **pos;
 	struct dv_owner_args own;
@@ -99,6 +103,8 @@ struct dv_params {
 	bool has_dev_eui;		/* show, delete, reset-nonces, audit */
 	uint8_t dev_eui[LW_EUI_LEN];
 	bool all;			/* reset-nonces --all */
+	bool forget_nonces;		/* import --forget-nonces */
+	uint32_t bump;			/* restore-guard --bump N */
 	const char *input;		/* enroll FILE, ownership DEVEUI (text) */
 	struct dv_owner_args own;	/* the ownership commands */
 };

@@ -95,6 +95,14 @@ char *svc__metrics_text(void *arg)
 		   "danejoin_group_commit_batch_max %llu\n",
 		(unsigned long long)st.transactions, (unsigned long long)st.commits,
 		(unsigned long long)st.batch_max_seen);
+	/* the store's faults (docs/danejoind.md "Store faults") */
+	fprintf(f, "# TYPE danejoin_store_faults_total counter\ndanejoin_store_faults_total %llu\n"
+		   "# TYPE danejoin_store_disk_full_total counter\n"
+		   "danejoin_store_disk_full_total %llu\n"
+		   "# TYPE danejoin_store_disk_full gauge\ndanejoin_store_disk_full %d\n"
+		   "# TYPE danejoin_store_files_replaced gauge\ndanejoin_store_files_replaced %d\n",
+		(unsigned long long)st.faults, (unsigned long long)st.disk_full,
+		st.disk_full_now ? 1 : 0, st.files_replaced ? 1 : 0);
 	fprintf(f, "# TYPE danejoin_open_connections gauge\ndanejoin_open_connections %u\n"
 		   "# TYPE danejoin_http_errors_total counter\ndanejoin_http_errors_total %llu\n"
 		   "# TYPE danejoin_rate_limited_total counter\ndanejoin_rate_limited_total %llu\n",

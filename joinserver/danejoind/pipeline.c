@@ -170,7 +170,7 @@ static void join_finish(void *arg)
 	ans->has_dev_eui = true;
 	memcpy(ans->dev_eui, r->msg.dev_eui, LW_EUI_LEN);
 	if (ret != DJ_EOK || r->jr.result != DJ_EOK) {
-		dj_err("join for peer %s failed: %s", r->pe->name,
+		dj_err_limited("join for peer %s failed: %s", r->pe->name,
 		       dj_strerror(ret != DJ_EOK ? ret : r->jr.result));
 		ans->result = BI_OTHER;
 		snprintf(ans->description, sizeof(ans->description), "internal error");

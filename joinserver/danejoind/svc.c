@@ -74,7 +74,8 @@ static int open_keys_and_store(struct svc *s, const struct js_config *cfg, char 
 	struct js_store_props sp = { .path = cfg->store_path, .kcv = kcv,
 				     .devnonce_history = cfg->devnonce_history,
 				     .batch_max = cfg->batch_max,
-				     .outbox_max = cfg->mqtt ? cfg->mqtt_outbox_max : 0 };
+				     .outbox_max = cfg->mqtt ? cfg->mqtt_outbox_max : 0,
+				     .verify = true };	/* sound and writable, or no start */
 	struct js_engine_props ep = { .session_lifetime = cfg->session_lifetime };
 	int ret;
 

@@ -475,6 +475,37 @@ int js_store_outbox_fetch(struct js_store *s, int64_t after_id, struct js_outbox
 	return s->ops->outbox_fetch(s, after_id, rows, max, n);
 }
 
+void js_store__fault(struct js_store *s, bool ok, bool disk_full)
+{
+	pthread_mutex_lock(&s->slock);
+	if (!ok) {
+		s->stats.faults++;
+		if (disk_full)
+			s->stats.disk_full++;
+	}
+	s->stats.disk_full_now = !ok && disk_full;
+	pthread_mutex_unlock(&s->slock);
+}
+
+void js_store__files_replaced(struct js_store *s)
+{
+	pthread_mutex_lock(&s->slock);
+	s->stats.files_replaced = true;
+	pthread_mutex_unlock(&s->slock);
+}
+
+int js_store_check(struct js_store *s, bool full, void (*cb)(const char *line, void *arg),
+		   void *arg)
+{
+	if (s == NULL || cb == NULL)
+		return DJ_EINVAL;
+	if (s->ops->check == NULL) {
+		cb("ok", arg);
+		return DJ_EOK;
+	}
+	return s->ops->check(s, full, cb, arg);
+}
+
 void js_store_stats(struct js_store *s, struct js_store_stats *out)
 {
 	pthread_mutex_lock(&s->slock);
@@ -539,12 +570,19 @@ int js_store_devices_add(struct js_store *s, const struct js_device *devs, size_
 			return DJ_EINVAL;
 	if (n == 0)
 		return DJ_EOK;
-	return s->ops->devices_add(s, devs, n, actor, failed);
+	return s->ops->devices_add(s, devs, n, actor, 0, failed);
 }
 
 int js_store_devices_import(struct js_store *s, size_t n,
 			    int (*get)(size_t i, struct js_device *d, void *arg), void *arg,
 			    const char *actor, size_t *failed)
+{
+	return js_store_devices_import_flags(s, n, get, arg, actor, 0, failed);
+}
+
+int js_store_devices_import_flags(struct js_store *s, size_t n,
+				  int (*get)(size_t i, struct js_device *d, void *arg), void *arg,
+				  const char *actor, unsigned flags, size_t *failed)
 {
 	struct js_device *devs;
 	size_t i;
@@ -555,7 +593,7 @@ int js_store_devices_import(struct js_store *s, size_t n,
 	if (n == 0)
 		return DJ_EOK;
 	if (s->ops->devices_import != NULL)
-		return s->ops->devices_import(s, n, get, arg, actor, failed);
+		return s->ops->devices_import(s, n, get, arg, actor, flags, failed);
 	devs = calloc(n, sizeof(*devs));
 	if (devs == NULL)
 		return DJ_ENOMEM;
@@ -568,7 +606,7 @@ int js_store_devices_import(struct js_store *s, size_t n,
 		if (failed != NULL)
 			*failed = i - 1;
 	} else {
-		ret = s->ops->devices_add(s, devs, n, actor, failed);
+		ret = s->ops->devices_add(s, devs, n, actor, flags, failed);
 	}
 	OPENSSL_cleanse(devs, n * sizeof(*devs));
 	free(devs);
@@ -589,6 +627,14 @@ int js_store_device_foreach(struct js_store *s, int (*cb)(const struct js_device
 	if (s == NULL || cb == NULL)
 		return DJ_EINVAL;
 	return s->ops->device_foreach(s, cb, arg);
+}
+
+int js_store_bump_join_nonces(struct js_store *s, uint32_t margin, const char *actor,
+			      uint64_t *count)
+{
+	if (s == NULL || margin == 0 || margin > LW_JOINNONCE_MAX)
+		return DJ_EINVAL;
+	return s->ops->bump_join_nonces(s, margin, actor, count);
 }
 
 int js_store_reset_nonces(struct js_store *s, const uint8_t *dev_eui, const char *actor,

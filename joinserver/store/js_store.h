@@ -161,6 +161,9 @@ struct js_store_props {
 	unsigned outbox_max;		/* rows; 0: JS_OUTBOX_DEFAULT. Beyond it events are
 					 * dropped (counted and logged), the change itself is
 					 * still made: joins never wait on the event stream */
+	bool verify;			/* a daemon's open: refuse a file that fails PRAGMA
+					 * quick_check (DJ_EMALFORMED) or cannot be written
+					 * (DJ_EACCES), each logged naming the file */
 };
 
 /* One outbox row as read back. */
@@ -181,6 +184,11 @@ struct js_store_stats {
 	uint64_t events_written;	/* events put into the outbox */
 	uint64_t events_dropped;	/* events dropped because the outbox was full */
 	uint64_t events_done;		/* outbox rows deleted after delivery */
+	uint64_t faults;		/* transactions that failed for a fault (not a conflict) */
+	uint64_t disk_full;		/* ... of them because the disk was full */
+	bool disk_full_now;		/* the last transaction failed for a full disk */
+	bool files_replaced;		/* the database or its WAL was unlinked or replaced
+					 * under the open store: every change is refused */
 };
 
 /*!
@@ -225,6 +233,9 @@ int js_store_device_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 int js_store_devices_add(struct js_store *s, const struct js_device *devs, size_t n,
 			 const char *actor, size_t *failed) DJ_MUSTCHECK;
 
+/* js_store_devices_import_flags() flags */
+#define JS_IMPORT_FORGET_NONCES 0x1u	/* a tombstoned DevEUI keeps only its JoinNonce */
+
 /*!
  * \brief js_store_devices_add() for large imports: device i is produced by \p get(i, d, arg)
  *        into one reused struct (wiped afterwards) inside the one transaction, so that memory
@@ -237,7 +248,22 @@ int js_store_devices_import(struct js_store *s, size_t n,
 			    int (*get)(size_t i, struct js_device *d, void *arg), void *arg,
 			    const char *actor, size_t *failed) DJ_MUSTCHECK;
 
-/*! \brief Delete a device and its sessions, audited. \retval DJ_EOK, DJ_ENOENT, DJ_ESQL */
+/*!
+ * \brief js_store_devices_import() with \p flags (JS_IMPORT_*). Every import path continues a
+ *        deleted DevEUI from its tombstone (js_store_device_delete()): its JoinNonce goes on
+ *        upward and, unless JS_IMPORT_FORGET_NONCES, its used DevNonces (or counter) and
+ *        RJcount1 stay; audited ("device-resume"). The tombstone is then consumed.
+ */
+int js_store_devices_import_flags(struct js_store *s, size_t n,
+				  int (*get)(size_t i, struct js_device *d, void *arg), void *arg,
+				  const char *actor, unsigned flags, size_t *failed) DJ_MUSTCHECK;
+
+/*!
+ * \brief Delete a device and its sessions, audited. A tombstone keeps its DevEUI, version,
+ *        last JoinNonce, DevNonce state and RJcount1, so that a later import of the same
+ *        DevEUI never issues a JoinNonce again (DESIGN.md trust rule 4).
+ * \retval DJ_EOK, DJ_ENOENT, DJ_ESQL
+ */
 int js_store_device_delete(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 			   const char *actor) DJ_MUSTCHECK;
 
@@ -255,6 +281,19 @@ int js_store_device_foreach(struct js_store *s, int (*cb)(const struct js_device
  */
 int js_store_reset_nonces(struct js_store *s, const uint8_t *dev_eui, const char *actor,
 			  uint64_t *count) DJ_MUSTCHECK;
+
+/*!
+ * \brief After a backup was restored: raise the last JoinNonce of every device and every
+ *        tombstone by \p margin (a device that never joined gets margin - 1), forgetting the
+ *        current sessions (their SessionKeyIDs name the old JoinNonce), in one transaction with
+ *        one audit entry ("restore-guard"). Nothing changes when any would pass
+ *        LW_JOINNONCE_MAX.
+ * \param count  receives the number of devices and tombstones raised.
+ * \retval DJ_EOK, DJ_EINVAL (margin 0 or above LW_JOINNONCE_MAX), DJ_ERANGE (a JoinNonce would
+ *         pass LW_JOINNONCE_MAX), DJ_ESQL
+ */
+int js_store_bump_join_nonces(struct js_store *s, uint32_t margin, const char *actor,
+			      uint64_t *count) DJ_MUSTCHECK;
 
 /*!
  * \brief Queue a nonce-state change for group commit; c->done is called once it is durable.
@@ -322,6 +361,15 @@ void js_store_instance_id(const struct js_store *s, uint8_t out[JS_INSTANCE_ID_L
  *        into the outbox; NULL stops it. Returns once no call to the previous one is running.
  */
 void js_store_set_outbox_notify(struct js_store *s, void (*fn)(void *arg), void *arg);
+
+/*!
+ * \brief Run SQLite's PRAGMA integrity_check (\p full) or quick_check on the store's file and
+ *        call \p cb with each line of its report (a line "ok" when there is nothing wrong).
+ *        The in-memory store reports "ok".
+ * \retval DJ_EOK the file is sound, DJ_EMALFORMED problems were reported, DJ_ESQL
+ */
+int js_store_check(struct js_store *s, bool full, void (*cb)(const char *line, void *arg),
+		   void *arg) DJ_MUSTCHECK;
 
 /*! \brief Group-commit figures so far. */
 void js_store_stats(struct js_store *s, struct js_store_stats *out);

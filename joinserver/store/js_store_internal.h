@@ -36,6 +36,12 @@
 #define JS_DEVICE_DELETE_EVENT "device-delete"
 #define JS_NONCE_RESET_EVENT "nonce-reset"
 #define JS_REWRAP_EVENT "rewrap"
+#define JS_DEVICE_RESUME_EVENT "device-resume"	/* an import continued from a tombstone */
+#define JS_RESTORE_GUARD_EVENT "restore-guard"
+
+/* the audit detail of a device-resume entry */
+#define JS_RESUME_DETAIL_KEPT "nonce state continued from the tombstone"
+#define JS_RESUME_DETAIL_FORGOT "JoinNonce continued from the tombstone, DevNonces forgotten"
 
 struct js_store;
 
@@ -77,17 +83,19 @@ struct js_store_ops {
 	int (*device_get)(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 			  struct js_device *out);
 	int (*devices_add)(struct js_store *s, const struct js_device *devs, size_t n,
-			   const char *actor, size_t *failed);
+			   const char *actor, unsigned flags, size_t *failed);
 	/* optional: js_store_devices_import() in one pass (NULL: built on devices_add) */
 	int (*devices_import)(struct js_store *s, size_t n,
 			      int (*get)(size_t i, struct js_device *d, void *arg), void *arg,
-			      const char *actor, size_t *failed);
+			      const char *actor, unsigned flags, size_t *failed);
 	int (*device_delete)(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 			     const char *actor);
 	int (*device_foreach)(struct js_store *s,
 			      int (*cb)(const struct js_device *d, void *arg), void *arg);
 	int (*reset_nonces)(struct js_store *s, const uint8_t *dev_eui, const char *actor,
 			    uint64_t *count);
+	int (*bump_join_nonces)(struct js_store *s, uint32_t margin, const char *actor,
+				uint64_t *count);
 	int (*apply_batch)(struct js_store *s, struct js_commit *head, size_t n);
 	int (*sessions_expire)(struct js_store *s, int64_t now, uint64_t *count);
 	int (*session_get)(struct js_store *s, const uint8_t *session_id, size_t len,
@@ -100,6 +108,9 @@ struct js_store_ops {
 		      const char *actor, uint64_t *count);
 	int (*outbox_fetch)(struct js_store *s, int64_t after_id, struct js_outbox_row *rows,
 			    size_t max, size_t *n);
+	/* optional (NULL: nothing to check) */
+	int (*check)(struct js_store *s, bool full, void (*cb)(const char *line, void *arg),
+		     void *arg);
 
 	/* the ownership registry (js_store_owner.h), in the backend's *_owner.c */
 	const struct js_store_reg_ops *reg;
@@ -154,6 +165,13 @@ void js_store__outbox_count(struct js_store *s, uint64_t written, uint64_t dropp
 			    uint64_t rows);
 
 #define JS_OUTBOX_LOG_SECONDS 10
+
+/*! \brief Count a failed transaction (\p disk_full: the disk was full) or, with \p ok, note
+ *         one that succeeded (clearing the disk-full state); thread-safe. */
+void js_store__fault(struct js_store *s, bool ok, bool disk_full);
+
+/*! \brief Record that the store's files were replaced under it (sticky); thread-safe. */
+void js_store__files_replaced(struct js_store *s);
 
 /*!
  * \brief Encode the outbox event of transfer \p t reaching JS_XFER_DONE with s->xfer_event

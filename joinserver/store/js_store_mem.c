@@ -119,13 +119,15 @@ int js_store__mem_sess_grow(struct js_store__mem *m)
 	return DJ_EOK;
 }
 
-/* dev_remove_slot - delete slot i with backward-shift, so probes stay unbroken */
-static void dev_remove_slot(struct js_store__mem *m, size_t i)
+/* dev_unlink_slot - take the record out of slot i (its registry rows freed) with
+ * backward-shift, so probes stay unbroken; the caller owns the record */
+static struct js_store__mem_dev *dev_unlink_slot(struct js_store__mem *m, size_t i)
 {
 	size_t mask = m->dev_slots - 1, j = i;
+	struct js_store__mem_dev *gone = m->dev[i];
 
-	js_store__mem_reg_free(m, m->dev[i]->h.reg);
-	free(m->dev[i]);
+	js_store__mem_reg_free(m, gone->h.reg);
+	gone->h.reg = NULL;
 	m->dev[i] = NULL;
 	m->dev_used--;
 	for (;;) {
@@ -142,6 +144,44 @@ static void dev_remove_slot(struct js_store__mem *m, size_t i)
 			i = j;
 		}
 	}
+	return gone;
+}
+
+/* dev_remove_slot - delete slot i */
+static void dev_remove_slot(struct js_store__mem *m, size_t i)
+{
+	free(dev_unlink_slot(m, i));
+}
+
+/* tomb_find - the index of the tombstone of \p dev_eui, or m->tomb_n */
+static size_t tomb_find(const struct js_store__mem *m, const uint8_t dev_eui[LW_EUI_LEN])
+{
+	size_t i = 0;
+
+	while (i < m->tomb_n && memcmp(m->tomb[i]->h.dev_eui, dev_eui, LW_EUI_LEN) != 0)
+		i++;
+	return i;
+}
+
+/* tomb_drop - free tombstone i (the last one takes its place) */
+static void tomb_drop(struct js_store__mem *m, size_t i)
+{
+	free(m->tomb[i]);
+	m->tomb[i] = m->tomb[--m->tomb_n];
+}
+
+/* tomb_resume - continue the fresh record \p r from tombstone \p t (see SQ_DEV_RESUME) */
+static void tomb_resume(const struct js_store__mem_dev *t, struct js_store__mem_dev *r,
+			unsigned flags)
+{
+	r->h.version = t->h.version + 1;
+	r->h.join_nonce_last = t->h.join_nonce_last;
+	if ((flags & JS_IMPORT_FORGET_NONCES) != 0)
+		return;
+	r->h.dev_nonce_last = t->h.dev_nonce_last;
+	r->h.rjcount1_last = t->h.rjcount1_last;
+	r->h.hist_len = t->h.hist_len;
+	memcpy(r->hist, t->hist, t->h.hist_len * sizeof(uint16_t));
 }
 
 /* sess_remove_slot - delete slot i of the session table with backward-shift */
@@ -264,6 +304,9 @@ static void mem_close(struct js_store *s)
 		m->text = prev;
 	}
 	js_store__mem_outbox_free(m);
+	while (m->tomb_n > 0)
+		tomb_drop(m, m->tomb_n - 1);
+	free(m->tomb);
 	if (m->lock_init)
 		pthread_mutex_destroy(&m->lock);
 	free(m);
@@ -334,12 +377,13 @@ static int mem_device_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 
 /* all or nothing: a DevEUI already present undoes the batch */
 int js_store__mem_devices_add(struct js_store *s, const struct js_device *devs, size_t n,
-			      const char *actor, size_t *failed, struct js_store__mem_reg **regs)
+			      const char *actor, unsigned flags, size_t *failed,
+			      struct js_store__mem_reg **regs)
 {
 	struct js_store__mem *m = s->be;
 	struct js_store__mem_dev **recs = NULL;
 	char detail[JS_AUDIT_DETAIL_MAX];
-	size_t bad = 0;
+	size_t bad = 0, t;
 	int ret = DJ_ENOMEM;
 
 	recs = calloc(n, sizeof(*recs));
@@ -354,7 +398,7 @@ int js_store__mem_devices_add(struct js_store *s, const struct js_device *devs, 
 	/* Room first (table and audit), so that nothing below can fail for want of memory. */
 	ret = dev_grow(m, n);
 	if (ret == DJ_EOK)
-		ret = js_store__mem_audit_reserve(m, n);
+		ret = js_store__mem_audit_reserve(m, 2 * n);	/* import and resume */
 	if (ret != DJ_EOK)
 		goto out;
 	/* Insert one by one; a DevEUI already present (in the table or earlier in this batch)
@@ -383,6 +427,9 @@ int js_store__mem_devices_add(struct js_store *s, const struct js_device *devs, 
 		r->h.dev_nonce_last = -1;
 		r->h.join_nonce_last = -1;
 		r->h.rjcount1_last = -1;
+		t = tomb_find(m, d->dev_eui);
+		if (t < m->tomb_n)
+			tomb_resume(m->tomb[t], r, flags);
 		m->dev[slot] = r;
 		m->dev_used++;
 	}
@@ -393,6 +440,13 @@ int js_store__mem_devices_add(struct js_store *s, const struct js_device *devs, 
 		js_store__import_detail(&devs[i], detail, sizeof(detail));
 		(void)js_store__mem_audit_add(s, devs[i].dev_eui, JS_DEVICE_IMPORT_EVENT, actor,
 					      detail);
+		t = tomb_find(m, devs[i].dev_eui);
+		if (t == m->tomb_n)
+			continue;
+		tomb_drop(m, t);
+		(void)js_store__mem_audit_add(s, devs[i].dev_eui, JS_DEVICE_RESUME_EVENT, actor,
+					      (flags & JS_IMPORT_FORGET_NONCES) != 0
+					      ? JS_RESUME_DETAIL_FORGOT : JS_RESUME_DETAIL_KEPT);
 	}
 	ret = DJ_EOK;
 out:
@@ -408,9 +462,9 @@ out_free:
 
 /* mem_devices_add - ops->devices_add */
 static int mem_devices_add(struct js_store *s, const struct js_device *devs, size_t n,
-			   const char *actor, size_t *failed)
+			   const char *actor, unsigned flags, size_t *failed)
 {
-	return js_store__mem_devices_add(s, devs, n, actor, failed, NULL);
+	return js_store__mem_devices_add(s, devs, n, actor, flags, failed, NULL);
 }
 
 int js_store__mem_sorted(struct js_store__mem *m, bool enrolled,
@@ -436,17 +490,28 @@ static int mem_device_delete(struct js_store *s, const uint8_t dev_eui[LW_EUI_LE
 			     const char *actor)
 {
 	struct js_store__mem *m = s->be;
-	size_t i;
+	struct js_store__mem_dev *gone;
+	size_t i, t;
 	int ret = DJ_ENOENT;
 
 	pthread_mutex_lock(&m->lock);
 	i = js_store__mem_dev_find(m, dev_eui);
 	if (m->dev[i] == NULL)
 		goto out;
-	ret = js_store__mem_audit_add(s, dev_eui, JS_DEVICE_DELETE_EVENT, actor, "");
+	/* room for the tombstone first: a delete that cannot keep one changes nothing */
+	ret = js_store__mem_grow(&m->tomb, &m->tomb_cap, m->tomb_n, 1, sizeof(*m->tomb),
+				 MEM_TABLE_MIN);
+	if (ret == DJ_EOK)
+		ret = js_store__mem_audit_add(s, dev_eui, JS_DEVICE_DELETE_EVENT, actor, "");
 	if (ret != DJ_EOK)
 		goto out;
-	dev_remove_slot(m, i);
+	t = tomb_find(m, dev_eui);
+	if (t < m->tomb_n)
+		tomb_drop(m, t);
+	gone = dev_unlink_slot(m, i);
+	gone->h.sess_token_len = 0;	/* a tombstone keeps no key material */
+	OPENSSL_cleanse(gone->h.sess_token, sizeof(gone->h.sess_token));
+	m->tomb[m->tomb_n++] = gone;
 	/* Cascade: a backward shift can move an unvisited entry into slot k, so re-check it. */
 	for (size_t k = 0; k < m->sess_slots;) {
 		if (m->sess[k].p != NULL && memcmp(m->sess[k].p->dev_eui, dev_eui, LW_EUI_LEN) == 0)
@@ -561,6 +626,47 @@ static int mem_reset_nonces(struct js_store *s, const uint8_t *dev_eui, const ch
 	return ret;
 }
 
+
+/* mem_bump_join_nonces - raise every device's and tombstone's JoinNonce, all or nothing */
+static int mem_bump_join_nonces(struct js_store *s, uint32_t margin, const char *actor,
+				uint64_t *count)
+{
+	struct js_store__mem *m = s->be;
+	char detail[JS_AUDIT_DETAIL_MAX];
+	int64_t top = -1;
+	uint64_t nd = 0;
+	int ret = DJ_ERANGE;
+
+	pthread_mutex_lock(&m->lock);
+	for (size_t i = 0; i < m->dev_slots; i++)
+		if (m->dev[i] != NULL && m->dev[i]->h.join_nonce_last > top)
+			top = m->dev[i]->h.join_nonce_last;
+	for (size_t i = 0; i < m->tomb_n; i++)
+		if (m->tomb[i]->h.join_nonce_last > top)
+			top = m->tomb[i]->h.join_nonce_last;
+	if (top + (int64_t)margin > (int64_t)LW_JOINNONCE_MAX)
+		goto out;
+	for (size_t i = 0; i < m->dev_slots; i++) {
+		struct js_store__mem_dev *d = m->dev[i];
+
+		if (d == NULL)
+			continue;
+		d->h.join_nonce_last += margin;
+		d->h.version++;
+		d->h.sess_token_len = 0;	/* its SessionKeyID names the old JoinNonce */
+		nd++;
+	}
+	for (size_t i = 0; i < m->tomb_n; i++)
+		m->tomb[i]->h.join_nonce_last += margin;
+	snprintf(detail, sizeof(detail), "margin=%u devices=%llu tombstones=%zu", margin,
+		 (unsigned long long)nd, m->tomb_n);
+	ret = js_store__mem_audit_add(s, NULL, JS_RESTORE_GUARD_EVENT, actor, detail);
+	if (ret == DJ_EOK && count != NULL)
+		*count = nd + m->tomb_n;
+out:
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
 
 /* mem_session_get - copy one session out */
 static int mem_session_get(struct js_store *s, const uint8_t *session_id, size_t len,
@@ -735,6 +841,7 @@ const struct js_store_ops js_store__mem_ops = {
 	.device_delete = mem_device_delete,
 	.device_foreach = mem_device_foreach,
 	.reset_nonces = mem_reset_nonces,
+	.bump_join_nonces = mem_bump_join_nonces,
 	.apply_batch = js_store__mem_apply_batch,
 	.sessions_expire = mem_sessions_expire,
 	.session_get = mem_session_get,

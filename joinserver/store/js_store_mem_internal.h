@@ -107,6 +107,11 @@ struct js_store__mem {
 	size_t ob_live;
 	int64_t ob_next_id;
 
+	/* tombstones of deleted devices (js_store_device_delete()): their records, registry rows
+	 * freed, unordered; a re-import of the DevEUI continues from one and consumes it */
+	struct js_store__mem_dev **tomb;
+	size_t tomb_n, tomb_cap;
+
 	/* transfers by id: xf[id - 1]; NULL once its device was deleted. Ids are never reused,
 	 * except those of a batch that was rolled back (as SQLite's AUTOINCREMENT) */
 	struct js_store__mem_xfer **xf;
@@ -148,11 +153,13 @@ int js_store__mem_audit_add(struct js_store *s, const uint8_t *dev_eui, const ch
 int js_store__mem_eui_cmp(const void *a, const void *b);
 
 /*!
- * \brief ops->devices_add, all or nothing; with \p regs, device i also gets regs[i] as its
+ * \brief ops->devices_add, all or nothing, continuing tombstones (\p flags: JS_IMPORT_*); with
+ *        \p regs, device i also gets regs[i] as its
  *        registry rows (taken on success only). Takes the lock.
  */
 int js_store__mem_devices_add(struct js_store *s, const struct js_device *devs, size_t n,
-			      const char *actor, size_t *failed, struct js_store__mem_reg **regs);
+			      const char *actor, unsigned flags, size_t *failed,
+			      struct js_store__mem_reg **regs);
 
 /*! \brief The devices (only those with registry rows if \p enrolled), in DevEUI order: a
  *         malloc'd array of *n. \retval DJ_EOK, DJ_ENOMEM */

@@ -99,7 +99,7 @@ static int mem_owner_enroll(struct js_store *s, const struct js_device *devs,
 		regs[i]->own.published = false;
 		regs[i]->own.updated_at = now;
 	}
-	ret = js_store__mem_devices_add(s, devs, n, actor, failed, regs);
+	ret = js_store__mem_devices_add(s, devs, n, actor, 0, failed, regs);
 out:
 	for (size_t i = 0; ret != DJ_EOK && i < n; i++)
 		js_store__mem_reg_free(s->be, regs[i]);	/* no transfers yet */

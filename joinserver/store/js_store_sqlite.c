@@ -53,7 +53,8 @@ enum {
 
 int js_store__sq_fail(sqlite3 *db, const char *what)
 {
-	dj_warn("store: %s: %s", what, db != NULL ? sqlite3_errmsg(db) : "no connection");
+	/* rate-limited: a full disk fails every commit, and must not flood the log */
+	dj_warn_limited("store: %s: %s", what, db != NULL ? sqlite3_errmsg(db) : "no connection");
 	return DJ_ESQL;
 }
 
@@ -285,6 +286,8 @@ static void sq_close(struct js_store *s)
 	for (size_t i = 0; i < q->cache_n; i++)
 		sqlite3_finalize(q->cache[i].st);
 	sqlite3_close(q->w);
+	free(q->path);
+	free(q->wal_path);
 	if (q->wlock_init)
 		pthread_mutex_destroy(&q->wlock);
 	if (q->rlock_init) {
@@ -325,9 +328,16 @@ static int sq_open(struct js_store *s, const struct js_store_props *props)
 		goto out;
 	}
 	sqlite3_busy_timeout(q->w, SQ_BUSY_TIMEOUT_MS);
-	ret = js_store__sq_schema_open(q->w, props->kcv);
+	/* a daemon checks the file before anything reads its tables */
+	ret = props->verify ? js_store__sq_verify_sound(q->w, props->path) : DJ_EOK;
+	if (ret == DJ_EOK)
+		ret = js_store__sq_schema_open(q->w, props->kcv);
+	if (ret == DJ_EOK && props->verify)
+		ret = js_store__sq_verify_writable(s, props->path);
 	if (ret == DJ_EOK)
 		ret = js_store__sq_outbox_open(s);
+	if (ret == DJ_EOK)
+		ret = js_store__sq_guard_open(s, props->path);
 	if (ret != DJ_EOK)
 		goto out;
 
@@ -468,9 +478,13 @@ int js_store__sq_wend(struct js_store *s, int ret)
 	q->xo_pend = false;
 	q->xo_rows = q->xo_written = q->xo_dropped = 0;
 	if (ret == DJ_EOK)
+		ret = js_store__sq_guard_check(s);
+	if (ret == DJ_EOK)
 		ret = js_store__sq_done(q->w, q->commit);
 	if (ret != DJ_EOK && sqlite3_get_autocommit(q->w) == 0)
 		(void)js_store__sq_done(q->w, q->rollback);
+	if (ret != DJ_EOK)
+		js_store__sq_guard_rescue(s);
 	if (ret == DJ_EOK && pend)
 		q->outbox_n = rows;
 	pthread_mutex_unlock(&q->wlock);
@@ -496,7 +510,38 @@ int js_store__sq_batch(struct js_store *s, size_t n,
 	return js_store__sq_wend(s, ret);
 }
 
-int js_store__sq_device_insert(struct js_store *s, const struct js_device *d, const char *actor)
+/* The tombstone of a re-imported DevEUI carried into its new row: the version moves on (so that
+ * a compare-and-swap read before the delete fails), the JoinNonce always continues, the
+ * DevNonce state and RJcount1 unless ?2 (JS_IMPORT_FORGET_NONCES). */
+#define SQ_DEV_RESUME "UPDATE devices SET version=t.version+1, join_nonce_last=t.join_nonce_last," \
+		      " dev_nonce_last=CASE WHEN ?2 THEN -1 ELSE t.dev_nonce_last END," \
+		      " rjcount1_last=CASE WHEN ?2 THEN -1 ELSE t.rjcount1_last END," \
+		      " dn_hist=CASE WHEN ?2 THEN X'' ELSE t.dn_hist END" \
+		      " FROM tombstones AS t WHERE devices.dev_eui=?1 AND t.dev_eui=?1"
+
+/* resume - continue a fresh devices row from its DevEUI's tombstone, if there is one */
+static int resume(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], const char *actor,
+		  unsigned flags)
+{
+	bool forget = (flags & JS_IMPORT_FORGET_NONCES) != 0;
+	uint64_t n = 0;
+	int ret;
+
+	ret = js_store__sq_change(s->be, SQ_DEV_RESUME,
+				  JS_SQ_ARGS(JS_SQ_EUI(dev_eui), JS_SQ_I(forget)), &n);
+	if (ret != DJ_EOK || n == 0)
+		return ret;
+	ret = js_store__sq_run(s->be, "DELETE FROM tombstones WHERE dev_eui=?1",
+			       JS_SQ_ARGS(JS_SQ_EUI(dev_eui)));
+	if (ret == DJ_EOK)
+		ret = js_store__sq_audit_put(s, dev_eui, JS_DEVICE_RESUME_EVENT, actor,
+					     forget ? JS_RESUME_DETAIL_FORGOT
+						    : JS_RESUME_DETAIL_KEPT);
+	return ret;
+}
+
+int js_store__sq_device_insert(struct js_store *s, const struct js_device *d, const char *actor,
+			       unsigned flags)
 {
 	char detail[JS_AUDIT_DETAIL_MAX];
 	int ret;
@@ -510,7 +555,8 @@ int js_store__sq_device_insert(struct js_store *s, const struct js_device *d, co
 	if (ret != DJ_EOK)
 		return ret;
 	js_store__import_detail(d, detail, sizeof(detail));
-	return js_store__sq_audit_put(s, d->dev_eui, JS_DEVICE_IMPORT_EVENT, actor, detail);
+	ret = js_store__sq_audit_put(s, d->dev_eui, JS_DEVICE_IMPORT_EVENT, actor, detail);
+	return ret != DJ_EOK ? ret : resume(s, d->dev_eui, actor, flags);
 }
 
 /* An import: where device i comes from, the struct it is read into, the actor. */
@@ -518,6 +564,7 @@ struct import {
 	int (*get)(size_t i, struct js_device *d, void *arg);
 	void *arg;
 	const char *actor;
+	unsigned flags;
 	struct js_device d;
 };
 
@@ -529,13 +576,13 @@ static int import_one(struct js_store *s, size_t i, void *arg)
 
 	if (ret == DJ_EOK && im->d.root_token_len > JS_TOKEN_MAX)
 		ret = DJ_EINVAL;
-	return ret != DJ_EOK ? ret : js_store__sq_device_insert(s, &im->d, im->actor);
+	return ret != DJ_EOK ? ret : js_store__sq_device_insert(s, &im->d, im->actor, im->flags);
 }
 
 /* sq_devices_import - insert every device or none; device i comes from get() into one struct */
 static int sq_devices_import(struct js_store *s, size_t n,
 			     int (*get)(size_t i, struct js_device *d, void *arg), void *arg,
-			     const char *actor, size_t *failed)
+			     const char *actor, unsigned flags, size_t *failed)
 {
 	struct import *im = calloc(1, sizeof(*im));
 	size_t bad = 0;
@@ -546,6 +593,7 @@ static int sq_devices_import(struct js_store *s, size_t n,
 	im->get = get;
 	im->arg = arg;
 	im->actor = actor;
+	im->flags = flags;
 	ret = js_store__sq_batch(s, n, import_one, im, &bad);
 	OPENSSL_cleanse(im, sizeof(*im));
 	free(im);
@@ -563,12 +611,13 @@ static int devs_get(size_t i, struct js_device *d, void *arg)
 
 /* sq_devices_add - insert every device or none */
 static int sq_devices_add(struct js_store *s, const struct js_device *devs, size_t n,
-			  const char *actor, size_t *failed)
+			  const char *actor, unsigned flags, size_t *failed)
 {
-	return sq_devices_import(s, n, devs_get, (void *)devs, actor, failed);
+	return sq_devices_import(s, n, devs_get, (void *)devs, actor, flags, failed);
 }
 
-/* sq_device_delete - delete one device (its sessions and registry rows cascade), audit it */
+/* sq_device_delete - tombstone one device, delete it (its sessions and registry rows cascade),
+ * audit it */
 static int sq_device_delete(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 			    const char *actor)
 {
@@ -577,7 +626,13 @@ static int sq_device_delete(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN
 
 	if (ret != DJ_EOK)
 		return ret;
-	ret = js_store__sq_change(s->be, "DELETE FROM devices WHERE dev_eui=?1",
+	ret = js_store__sq_run(s->be, "INSERT OR REPLACE INTO tombstones(dev_eui, version,"
+			       " dev_nonce_last, join_nonce_last, rjcount1_last, dn_hist, deleted_at)"
+			       " SELECT dev_eui, version, dev_nonce_last, join_nonce_last,"
+			       " rjcount1_last, dn_hist, ?2 FROM devices WHERE dev_eui=?1",
+			       JS_SQ_ARGS(JS_SQ_EUI(dev_eui), JS_SQ_I(js_store_now(s))));
+	if (ret == DJ_EOK)
+		ret = js_store__sq_change(s->be, "DELETE FROM devices WHERE dev_eui=?1",
 				  JS_SQ_ARGS(JS_SQ_EUI(dev_eui)), &n);
 	if (ret == DJ_EOK)
 		ret = n == 0 ? DJ_ENOENT : js_store__sq_audit_put(s, dev_eui, JS_DEVICE_DELETE_EVENT,
@@ -764,6 +819,7 @@ const struct js_store_ops js_store__sqlite_ops = {
 	.device_delete = sq_device_delete,
 	.device_foreach = sq_device_foreach,
 	.reset_nonces = sq_reset_nonces,
+	.bump_join_nonces = js_store__sq_bump_join_nonces,
 	.apply_batch = js_store__sq_apply_batch,
 	.sessions_expire = sq_sessions_expire,
 	.session_get = sq_session_get,
@@ -771,5 +827,6 @@ const struct js_store_ops js_store__sqlite_ops = {
 	.audit_foreach = sq_audit_foreach,
 	.rewrap = js_store__sq_rewrap,
 	.outbox_fetch = js_store__sq_outbox_fetch,
+	.check = js_store__sq_check,
 	.reg = &js_store__sqlite_reg_ops,
 };

@@ -145,20 +145,30 @@ int js_store__sq_apply_batch(struct js_store *s, struct js_commit *head, size_t 
 	struct js_store__sq *q = s->be;
 	struct js_commit *c;
 	struct ob_tally t = { 0, 0, 0, 0 };
+	bool full = false;
 	int ret;
 
 	(void)n;
 	pthread_mutex_lock(&q->wlock);
 	t.rows = q->outbox_n;
 	ret = js_store__sq_done(q->w, q->begin);
-	if (ret != DJ_EOK)
+	if (ret != DJ_EOK) {
+		js_store__sq_fault(s, ret, js_store__sq_is_full(q->w));
 		goto out;
+	}
 	for (c = head; c != NULL && ret == DJ_EOK; c = c->priv_next)
 		ret = commit_one(s, c, &t);
+	/* the file and its log are still the ones this commit makes durable */
+	if (ret == DJ_EOK)
+		ret = js_store__sq_guard_check(s);
 	if (ret == DJ_EOK)
 		ret = js_store__sq_done(q->w, q->commit);	/* synchronous=FULL: durable now */
+	full = ret != DJ_EOK && js_store__sq_is_full(q->w);	/* before ROLLBACK resets it */
 	if (ret != DJ_EOK && sqlite3_get_autocommit(q->w) == 0)
 		(void)js_store__sq_done(q->w, q->rollback);
+	if (ret != DJ_EOK)
+		js_store__sq_guard_rescue(s);
+	js_store__sq_fault(s, ret, full);
 	if (ret == DJ_EOK) {
 		q->outbox_n = t.rows;
 		if (t.written + t.dropped + t.done > 0)

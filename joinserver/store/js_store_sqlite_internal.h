@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <sqlite3.h>
 
@@ -63,6 +64,15 @@ struct js_store__sq {
 	bool xo_pend;			/* js_store__sq_outbox_put in this transaction: */
 	uint64_t xo_rows, xo_written, xo_dropped;	/* its tally, applied on commit */
 	uint8_t histbuf[JS_SQ_HIST_PAIR * JS_DEVNONCE_HIST_MAX];	/* encoding room for upd */
+
+	/* the files under the open store (js_store_sqlite_guard.c), under wlock */
+	char *path, *wal_path;
+	dev_t db_dev, wal_dev;
+	ino_t db_ino, wal_ino;
+	bool wal_known;			/* the log existed once: it must stay the same file */
+	bool files_bad;			/* unlinked or replaced: refuse every change */
+	bool wal_lost;			/* ... the log: rescue it once (guard_rescue) */
+	bool disk_full;			/* the last transaction failed for a full disk */
 
 	/* readers */
 	pthread_mutex_t rlock;
@@ -182,10 +192,11 @@ int js_store__sq_audit_put(struct js_store *s, const uint8_t *dev_eui, const cha
 
 /*!
  * \brief Insert one devices row with fresh nonce state, and its "device-import" audit entry,
- *        inside the caller's transaction. \retval DJ_EOK, DJ_EEXIST, DJ_ESQL
+ *        inside the caller's transaction; a tombstone of its DevEUI is continued and consumed
+ *        (\p flags: JS_IMPORT_*). \retval DJ_EOK, DJ_EEXIST, DJ_ESQL
  */
 int js_store__sq_device_insert(struct js_store *s, const struct js_device *d,
-			       const char *actor) DJ_MUSTCHECK;
+			       const char *actor, unsigned flags) DJ_MUSTCHECK;
 
 /* --- js_store_sqlite_schema.c ----------------------------------------------------------- */
 
@@ -207,6 +218,10 @@ int js_store__sq_outbox_open(struct js_store *s) DJ_MUSTCHECK;
 int js_store__sq_rewrap(struct js_store *s, struct js_keystore *old_ks,
 			struct js_keystore *new_ks, const char *actor, uint64_t *count);
 
+/*! \brief ops->bump_join_nonces, in one transaction. */
+int js_store__sq_bump_join_nonces(struct js_store *s, uint32_t margin, const char *actor,
+				  uint64_t *count);
+
 /* --- js_store_sqlite_commit.c ----------------------------------------------------------- */
 
 /*! \brief ops->apply_batch: one transaction for the whole batch. */
@@ -224,6 +239,39 @@ int js_store__sq_outbox_fetch(struct js_store *s, int64_t after_id, struct js_ou
  *        failed insert is logged and counted as dropped.
  */
 void js_store__sq_outbox_put(struct js_store *s, const uint8_t *body, size_t len);
+
+/* --- js_store_sqlite_guard.c ------------------------------------------------------------ */
+
+/*! \brief Set the checkpoint pragmas and record the identities of the file and its log. */
+int js_store__sq_guard_open(struct js_store *s, const char *path) DJ_MUSTCHECK;
+
+/*!
+ * \brief Before a COMMIT (wlock held): are the file and its log still those opened? Logs once
+ *        and refuses for good when not. \retval DJ_EOK, DJ_EIO
+ */
+int js_store__sq_guard_check(struct js_store *s) DJ_MUSTCHECK;
+
+/*! \brief After the transaction a failed guard check refused has rolled back: when the log
+ *         was lost, copy what it holds into the database file (once). */
+void js_store__sq_guard_rescue(struct js_store *s);
+
+/*! \brief The connection's last error was a full disk. */
+bool js_store__sq_is_full(sqlite3 *db);
+
+/*! \brief Account one group-commit transaction's outcome (\p full: it failed for a full
+ *         disk): the fault counters and the disk-full state, logged on each change. */
+void js_store__sq_fault(struct js_store *s, int ret, bool full);
+
+/*! \brief ops->check: PRAGMA integrity_check or quick_check on the writer. */
+int js_store__sq_check(struct js_store *s, bool full, void (*cb)(const char *line, void *arg),
+		       void *arg);
+
+/*! \brief props->verify at open: PRAGMA quick_check, logged naming \p path.
+ *         \retval DJ_EOK, DJ_EMALFORMED */
+int js_store__sq_verify_sound(sqlite3 *db, const char *path) DJ_MUSTCHECK;
+
+/*! \brief props->verify at open: one real write. \retval DJ_EOK, DJ_EACCES, DJ_ENOSPC */
+int js_store__sq_verify_writable(struct js_store *s, const char *path) DJ_MUSTCHECK;
 
 /* --- js_store_sqlite_owner.c: the ops of the registry (js_store_internal.h) -------------- */
 

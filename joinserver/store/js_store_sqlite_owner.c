@@ -192,7 +192,7 @@ static int enroll_one(struct js_store *s, size_t i, void *arg)
 {
 	const struct enroll *e = arg;
 	const struct js_owner *o = &e->owners[i];
-	int ret = js_store__sq_device_insert(s, &e->devs[i], e->actor);
+	int ret = js_store__sq_device_insert(s, &e->devs[i], e->actor, 0);
 
 	if (ret != DJ_EOK)
 		return ret;

@@ -14,6 +14,7 @@
 #include "store/js_store_sqlite_internal.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -110,6 +111,17 @@ static const struct sq_migration migrations[] = {
 	  " UNIQUE(dev_eui, serial),"
 	  " UNIQUE(dev_eui, nonce));"
 	  "CREATE INDEX IF NOT EXISTS transfers_pending ON transfers(step) WHERE step < 3;" },
+	/* 5: tombstones of deleted devices: a re-import continues their nonce state, so that
+	 * a JoinNonce is never issued twice for a DevEUI (js_store_device_delete()) */
+	{ 5,
+	  "CREATE TABLE IF NOT EXISTS tombstones("
+	  " dev_eui BLOB PRIMARY KEY,"
+	  " version INTEGER NOT NULL,"
+	  " dev_nonce_last INTEGER NOT NULL,"
+	  " join_nonce_last INTEGER NOT NULL,"
+	  " rjcount1_last INTEGER NOT NULL,"
+	  " dn_hist BLOB,"
+	  " deleted_at INTEGER NOT NULL);" },
 };
 
 /* set_wal - switch the connection to WAL and check that the switch took */
@@ -445,5 +457,49 @@ out:
 	ret = js_store__sq_wend(s, ret);
 	if (ret == DJ_EOK && count != NULL)
 		*count = w.n;
+	return ret;
+}
+
+/* int_col0 - a row callback: column 0 as an integer (SQL NULL: -1) */
+static int int_col0(sqlite3_stmt *st, void *arg)
+{
+	*(int64_t *)arg = sqlite3_column_type(st, 0) == SQLITE_NULL ? -1
+								    : sqlite3_column_int64(st, 0);
+	return DJ_EOK;
+}
+
+int js_store__sq_bump_join_nonces(struct js_store *s, uint32_t margin, const char *actor,
+				  uint64_t *count)
+{
+	struct js_store__sq *q = s->be;
+	char detail[JS_AUDIT_DETAIL_MAX];
+	uint64_t nd = 0, nt = 0;
+	int64_t top = -1;
+	int ret = js_store__sq_wbegin(q);
+
+	if (ret != DJ_EOK)
+		return ret;
+	ret = js_store__sq_rows(q, "SELECT max(m) FROM (SELECT max(join_nonce_last) AS m FROM devices"
+				" UNION ALL SELECT max(join_nonce_last) FROM tombstones)",
+				JS_SQ_NONE, true, int_col0, &top);
+	/* all or nothing: one JoinNonce past the 24-bit counter would refuse its device for good */
+	if (ret == DJ_EOK && top + (int64_t)margin > (int64_t)LW_JOINNONCE_MAX)
+		ret = DJ_ERANGE;
+	if (ret == DJ_EOK)
+		ret = js_store__sq_change(q, "UPDATE devices SET join_nonce_last=join_nonce_last+?1,"
+					  " version=version+1, sess_token=NULL",
+					  JS_SQ_ARGS(JS_SQ_I(margin)), &nd);
+	if (ret == DJ_EOK)
+		ret = js_store__sq_change(q, "UPDATE tombstones SET"
+					  " join_nonce_last=join_nonce_last+?1",
+					  JS_SQ_ARGS(JS_SQ_I(margin)), &nt);
+	if (ret == DJ_EOK) {
+		snprintf(detail, sizeof(detail), "margin=%u devices=%" PRIu64 " tombstones=%" PRIu64,
+			 margin, nd, nt);
+		ret = js_store__sq_audit_put(s, NULL, JS_RESTORE_GUARD_EVENT, actor, detail);
+	}
+	ret = js_store__sq_wend(s, ret);
+	if (ret == DJ_EOK && count != NULL)
+		*count = nd + nt;
 	return ret;
 }
