@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -140,6 +141,11 @@ static void conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, l
 	}
 	if (c->pending != NULL)
 		c->pending->c = NULL;
+	/* called from the bufferevent's destructor, before it frees its buffers */
+	if (c->bev != NULL && c->in_cbe != NULL)
+		evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->in_cbe);
+	if (c->bev != NULL && c->out_cbe != NULL)
+		evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cbe);
 	da_lookup_cancel(c->lookup);
 	if (c->kill_ev != NULL)
 		event_free(c->kill_ev);
@@ -167,25 +173,204 @@ static struct conn *req_conn(struct evhttp_request *evreq)
 	return bev != NULL ? srv__ssl_conn(bufferevent_openssl_get_ssl(bev)) : NULL;
 }
 
-/* kill_cb - refuse an over-limit connection, or end one that missed header_timeout */
+/* conn_kill - close the connection now: evhttp owns the socket, so shut it down and let
+ * evhttp see EOF and free the connection */
+static void conn_kill(struct conn *c)
+{
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+
+	c->closing = true;
+	c->timing = false;
+	c->failure_logged = true;
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+}
+
+/* clock_arm - check the request's clock again in SRV_TICK_S, or at its deadline if sooner */
+static void clock_arm(struct conn *c, double now)
+{
+	double left = c->t0 + (double)c->s->props.header_timeout - now;
+	struct timeval tv;
+
+	if (left > SRV_TICK_S)
+		left = SRV_TICK_S;
+	if (left < 0)
+		left = 0;
+	tv.tv_sec = (time_t)left;
+	tv.tv_usec = (suseconds_t)((left - (double)tv.tv_sec) * 1e6);
+	event_add(c->kill_ev, &tv);
+}
+
+/* kill_cb - refuse an over-limit connection, or end one whose request missed header_timeout
+ * or min_rate; otherwise look again later */
 static void kill_cb(evutil_socket_t unused, short what, void *arg)
 {
 	struct conn *c = arg;
-	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	struct srv *s = c->s;
+	double now = dj_clock_mono_s(), took;
 
 	(void)unused;
 	(void)what;
-	srv__conn_fill_addr(c, fd);
-	if (c->refused)
+	if (c->closing || s == NULL)
+		return;
+	srv__conn_fill_addr(c, bufferevent_getfd(c->bev));
+	if (c->refused) {
 		dj_warn("connection from %s refused: max_connections reached", srv__conn_addr(c));
-	else if (c->vstate == V_FAILED)
-		; /* the DANE check said why already */
-	else
-		dj_info("connection from %s: no request within header_timeout", srv__conn_addr(c));
+		conn_kill(c);
+		return;
+	}
+	if (c->kill_now) {
+		conn_kill(c); /* srv__peer_admit logged it */
+		return;
+	}
+	if (!c->timing)
+		return;
+	if (c->pending != NULL) {
+		/* we owe an answer: bytes that came meanwhile (pipelined) start their clock after */
+		c->t0 = c->rate_t0 = now;
+		c->bytes = 0;
+		clock_arm(c, now);
+		return;
+	}
+	took = now - c->t0;
+	if (took >= (double)s->props.header_timeout) {
+		if (c->vstate == V_FAILED)
+			; /* the DANE check said why already */
+		else if (c->rate_on)
+			dj_warn("connection from %s closed: request not complete within "
+				"header_timeout (%u s; %zu bytes so far)",
+				srv__conn_addr(c), s->props.header_timeout, c->bytes);
+		else
+			dj_info("connection from %s: no request within header_timeout",
+				srv__conn_addr(c));
+		s->conn_stats.header_timeout++;
+		conn_kill(c);
+		return;
+	}
+	took = now - c->rate_t0;
+	if (c->rate_on && s->props.min_rate > 0 && took >= SRV_RATE_GRACE_S &&
+	    (double)c->bytes < (double)s->props.min_rate * took) {
+		dj_warn("connection from %s closed: request slower than min_rate (%zu bytes in "
+			"%.1f s; min_rate %u B/s)",
+			srv__conn_addr(c), c->bytes, took, s->props.min_rate);
+		s->conn_stats.min_rate++;
+		conn_kill(c);
+		return;
+	}
+	clock_arm(c, now);
+}
+
+/* in_cb - bytes of a request arrived (decrypted, before evhttp parses them): the first byte
+ * of a request starts its clock; keep its request line for refusal logs */
+static void in_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct conn *c = arg;
+	double now;
+	struct evbuffer_ptr pos;
+	size_t room, n;
+
+	if (info->n_added == 0 || c->s == NULL || c->closing)
+		return;
+	now = dj_clock_mono_s();
+	if (!c->rate_on) {
+		c->rate_on = true;
+		c->rate_t0 = now;
+		c->bytes = 0;
+		c->line_len = 0;
+		c->line_done = false;
+	}
+	c->bytes += info->n_added;
+	if (!c->timing) {
+		c->timing = true;
+		c->t0 = now;
+		if (c->s->props.header_timeout > 0)
+			clock_arm(c, now);
+	}
+	room = sizeof(c->reqline) - 1 - c->line_len;
+	if (c->line_done || room == 0 ||
+	    evbuffer_ptr_set(buf, &pos, info->orig_size, EVBUFFER_PTR_SET) != 0)
+		return;
+	n = info->n_added < room ? info->n_added : room;
+	if (evbuffer_copyout_from(buf, &pos, c->reqline + c->line_len, n) != (ev_ssize_t)n)
+		return;
+	for (size_t i = c->line_len; i < c->line_len + n; i++) {
+		if (c->reqline[i] == '\r' || c->reqline[i] == '\n') {
+			n = i - c->line_len;
+			c->line_done = true;
+			break;
+		}
+		if ((unsigned char)c->reqline[i] < 0x20 || (unsigned char)c->reqline[i] >= 0x7f)
+			c->reqline[i] = '?'; /* the log line stays one printable line */
+	}
+	c->line_len += n;
+	c->reqline[c->line_len] = '\0';
+	if (c->line_len == sizeof(c->reqline) - 1)
+		c->line_done = true;
+}
+
+/* http_why - what libevent's parser refused, by the status it answers */
+static const char *http_why(int status)
+{
+	switch (status) {
+	case HTTP_BADREQUEST:
+		return "malformed request line, header or chunk, or headers over "
+		       "the size limit";
+	case HTTP_ENTITYTOOLARGE:
+		return "body over max_body";
+	case HTTP_BADMETHOD:
+		return "method not allowed";
+	default:
+		return "refused by the HTTP parser";
+	}
+}
+
+/* out_cb - an answer srv did not write is libevent's own refusal (400, 413): log it once */
+static void out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer_ptr pos;
+	char head[sizeof("HTTP/1.1 999")];
+	int status;
+
+	if (info->n_added < sizeof(head) - 1 || c->ours || c->s == NULL || c->closing ||
+	    evbuffer_ptr_set(buf, &pos, info->orig_size, EVBUFFER_PTR_SET) != 0 ||
+	    evbuffer_copyout_from(buf, &pos, head, sizeof(head) - 1) != (ev_ssize_t)sizeof(head) - 1)
+		return;
+	head[sizeof(head) - 1] = '\0';
+	if (strncmp(head, "HTTP/1.", 7) != 0 || sscanf(head + 9, "%3d", &status) != 1 ||
+	    status < HTTP_BADREQUEST)
+		return;
+	c->s->conn_stats.http_refused++;
+	dj_warn("request from %s refused with %d: %s (request line \"%s\")", srv__conn_addr(c),
+		status, http_why(status), c->reqline);
+	c->rate_on = false;
+	c->timing = false;
+}
+
+/* srv__peer_admit - under max_connections_per_peer, or refused (closed, logged, counted) */
+bool srv__peer_admit(struct conn *c)
+{
+	struct srv *s = c->s;
+	unsigned cap, n = 0;
+
+	if (s == NULL || c->identity[0] == '\0')
+		return true;
+	cap = s->props.max_connections_per_peer;
+	if (cap == 0)
+		cap = s->props.max_connections / 4 > 0 ? s->props.max_connections / 4 : 1;
+	for (const struct conn *o = s->conns; o != NULL; o = o->next)
+		if (o != c && o->counted && !o->closing && !o->kill_now && o->vstate == V_OK &&
+		    strcasecmp(o->identity, c->identity) == 0)
+			n++;
+	if (n < cap)
+		return true;
+	dj_warn("connection from %s refused: %s holds %u connections already "
+		"(max_connections_per_peer)", srv__conn_addr(c), c->identity, n);
+	s->conn_stats.peer_cap++;
+	c->kill_now = true;
 	c->failure_logged = true;
-	/* evhttp owns the socket: shut it down and let it see EOF and free the connection */
-	if (fd >= 0)
-		shutdown(fd, SHUT_RDWR);
+	event_active(c->kill_ev, EV_TIMEOUT, 0);
+	return false;
 }
 
 /* bevcb - a TLS bufferevent for each accepted connection, with its state on the SSL */
@@ -195,7 +380,6 @@ static struct bufferevent *bevcb(struct event_base *base, void *arg)
 	struct bufferevent *bev = NULL;
 	struct conn *c = NULL;
 	SSL *ssl = NULL;
-	struct timeval tv = {.tv_sec = (time_t)s->props.header_timeout, .tv_usec = 0};
 
 	c = calloc(1, sizeof(*c));
 	ssl = SSL_new(s->ctx);
@@ -216,6 +400,8 @@ static struct bufferevent *bevcb(struct event_base *base, void *arg)
 		goto fail;
 	ssl = NULL; /* owned by bev */
 	c->bev = bev;
+	c->in_cbe = evbuffer_add_cb(bufferevent_get_input(bev), in_cb, c);
+	c->out_cbe = evbuffer_add_cb(bufferevent_get_output(bev), out_cb, c);
 	c->next = s->conns;
 	if (s->conns != NULL)
 		s->conns->prev = c;
@@ -226,8 +412,11 @@ static struct bufferevent *bevcb(struct event_base *base, void *arg)
 	} else {
 		c->counted = true;
 		s->connections++;
+		/* the first request's clock runs from the accept: handshake and request */
+		c->timing = true;
+		c->t0 = dj_clock_mono_s();
 		if (s->props.header_timeout > 0)
-			event_add(c->kill_ev, &tv);
+			clock_arm(c, c->t0);
 	}
 	return bev;
 fail:
@@ -316,13 +505,20 @@ static void closecb(struct evhttp_connection *evcon, void *arg)
 static void send_simple(struct evhttp_request *evreq, int status, const char *json)
 {
 	struct evbuffer *out = evhttp_request_get_output_buffer(evreq);
+	struct conn *c = req_conn(evreq);
+
+	if (c != NULL)
+		c->ours = true;
 
 	evhttp_add_header(evhttp_request_get_output_headers(evreq), "Content-Type", BI_TLS_JSON_TYPE);
 	if (evbuffer_add(out, json, strlen(json)) != 0) {
 		evhttp_send_error(evreq, HTTP_INTERNAL, NULL);
-		return;
+		goto out;
 	}
 	evhttp_send_reply(evreq, status, NULL, NULL);
+out:
+	if (c != NULL)
+		c->ours = false;
 }
 
 /* gencb - every request on the TLS listener: POST goes to the handler */
@@ -334,9 +530,14 @@ static void gencb(struct evhttp_request *evreq, void *arg)
 	struct evbuffer *in;
 	const char *path;
 
-	if (c != NULL && !c->first_request) {
+	if (c != NULL) {
+		/* the request is complete: its clock stops; idle_timeout covers the wait for the
+		 * next one, whose first byte starts a new clock (in_cb) */
 		c->first_request = true;
-		event_del(c->kill_ev);
+		c->timing = false;
+		c->rate_on = false;
+		if (!c->kill_now && !c->refused)
+			event_del(c->kill_ev);
 	}
 	if (c == NULL || c->pending != NULL ||
 	    (c->vstate == V_OK && c->identity[0] == '\0') || c->vstate == V_NONE) {
@@ -354,6 +555,8 @@ static void gencb(struct evhttp_request *evreq, void *arg)
 		return;
 	}
 	if (evhttp_request_get_command(evreq) != EVHTTP_REQ_POST) {
+		dj_warn("request from %s refused with 405: method not allowed (request line "
+			"\"%s\")", srv__conn_addr(c), c->reqline);
 		evhttp_add_header(evhttp_request_get_output_headers(evreq), "Allow", "POST");
 		send_simple(evreq, HTTP_BADMETHOD, "{\"error\":\"method not allowed\"}");
 		return;
@@ -577,6 +780,11 @@ void srv_auth_stats(const struct srv *s, struct srv_auth_stats *out)
 	*out = s->auth_stats;
 }
 
+void srv_conn_stats(const struct srv *s, struct srv_conn_stats *out)
+{
+	*out = s->conn_stats;
+}
+
 unsigned srv_connections(const struct srv *s)
 {
 	return s->connections;
@@ -671,13 +879,22 @@ double srv_req_started(const struct srv_req *r)
 	return r->started;
 }
 
+void srv_req_close_after(struct srv_req *r)
+{
+	r->close_after = true;
+}
+
 void srv_reply(struct srv_req *r, int status, const char *json, size_t len)
 {
 	struct evhttp_request *evreq;
+	struct conn *c;
 
 	if (r == NULL)
 		return;
 	evreq = r->evreq;
+	c = r->c;
+	if (r->close_after && r->s != NULL)
+		r->s->conn_stats.close_after++;
 	req_unlink(r);
 	if (evreq != NULL && r->detached) {
 		/* the client left; evhttp handed the request to us */
@@ -687,12 +904,19 @@ void srv_reply(struct srv_req *r, int status, const char *json, size_t len)
 
 		evhttp_add_header(evhttp_request_get_output_headers(evreq), "Content-Type",
 				  BI_TLS_JSON_TYPE);
+		if (r->close_after)
+			evhttp_add_header(evhttp_request_get_output_headers(evreq), "Connection",
+					  "close");
+		if (c != NULL)
+			c->ours = true;
 		if (evbuffer_add(evhttp_request_get_output_buffer(evreq), json, len) != 0) {
 			evhttp_send_error(evreq, HTTP_INTERNAL, NULL);
 		} else {
 			evhttp_send_reply(evreq, status, NULL, NULL);
 			bi_tls__one_record(evcon);
 		}
+		if (c != NULL)
+			c->ours = false;
 	}
 	req_free(r);
 }

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <event2/buffer.h>
 #include <event2/http.h>
 #include <openssl/ssl.h>
 
@@ -26,6 +27,8 @@
 	(EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | \
 	 EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH)
 #define SRV_WHY_MAX		    128
+#define SRV_REQLINE_MAX	    96	   /* start of a request line kept for refusal logs */
+#define SRV_TICK_S		    1.0	   /* seconds between checks of a request's clock */
 
 struct srv_call {
 	void (*fn)(void *arg);
@@ -41,6 +44,7 @@ struct srv_req {
 	struct conn *c;		      /* NULL once the connection closed */
 	bool detached;		      /* the connection closed; evreq (if any) is ours to free */
 	bool held;		      /* waiting for the peer's DANE check, not yet handed over */
+	bool close_after;	      /* answer with "Connection: close" */
 	char peer[SRV_IDENTITY_MAX];
 	char *path;
 	uint8_t *body;
@@ -67,7 +71,19 @@ struct conn {
 	bool refused;
 	bool handshake_done;
 	bool failure_logged;
-	bool first_request; /* header timer disarmed */
+	bool first_request; /* the first request is complete */
+	bool kill_now;	    /* kill_ev closes at once (peer cap) */
+	bool closing;	    /* kill_ev closed it already */
+	bool timing;	    /* a request (or the first, from the accept) is on the clock */
+	bool rate_on;	    /* bytes of the current request arrived: min_rate applies */
+	bool ours;	    /* srv itself is writing an answer (not libevent's parser) */
+	bool line_done;	    /* reqline holds the whole request line (or all it may) */
+	double t0;	    /* when the clock of the request started */
+	double rate_t0;	    /* when its first byte arrived */
+	size_t bytes;	    /* bytes of it since rate_t0 */
+	size_t line_len;
+	char reqline[SRV_REQLINE_MAX]; /* the current request line, for refusal logs */
+	struct evbuffer_cb_entry *in_cbe, *out_cbe;
 	char addr[SRV_ADDR_MAX];
 	char identity[SRV_IDENTITY_MAX];
 	char why[SRV_WHY_MAX];	  /* why the verify callback refused the leaf */
@@ -89,6 +105,7 @@ struct srv {
 	unsigned connections;
 	unsigned in_flight;
 	struct srv_auth_stats auth_stats;
+	struct srv_conn_stats conn_stats;
 	struct conn *conns;
 	struct srv_req *reqs;
 	struct event *wake_ev;
@@ -104,6 +121,9 @@ struct conn *srv__ssl_conn(const SSL *ssl);
 void srv__conn_fill_addr(struct conn *c, evutil_socket_t fd);
 /* srv__conn_addr - the address for logs */
 const char *srv__conn_addr(const struct conn *c);
+/* srv__peer_admit - the connection's identity is now known: false (and the connection is
+ * being closed, logged, counted) when that identity holds max_connections_per_peer already */
+bool srv__peer_admit(struct conn *c);
 /* srv__bind_http - bind \p http to "HOST:PORT" (\p what names the setting in errors) */
 int srv__bind_http(struct evhttp *http, const char *what, const char *addr,
 		   struct evhttp_bound_socket **out, char *err, size_t errlen) DJ_MUSTCHECK;
