@@ -65,6 +65,9 @@
 #include "common/dj_log.h"
 
 #define SRV_HOST_MAX 256 /* host part of a listen address */
+/* libevent's 413 status text, and the 400 of the same length that replaces it for a bad chunk */
+#define SRV_413_TEXT	   "413 Request Entity Too Large"
+#define SRV_400_CHUNK_TEXT "400 Bad Request (chunk size)"
 
 static pthread_once_t ex_once = PTHREAD_ONCE_INIT;
 static int ex_idx = -1;
@@ -260,6 +263,79 @@ static void kill_cb(evutil_socket_t unused, short what, void *arg)
 	clock_arm(c, now);
 }
 
+/* tail_keep - keep the last SRV_TAIL_MAX bytes received (after \p info's addition) */
+static void tail_keep(struct conn *c, struct evbuffer *buf, const struct evbuffer_cb_info *info)
+{
+	struct evbuffer_ptr pos;
+	size_t n = info->n_added, drop;
+
+	if (n > sizeof(c->tail)) {
+		n = sizeof(c->tail);
+		c->tail_len = 0;
+	}
+	if (c->tail_len + n > sizeof(c->tail)) {
+		drop = c->tail_len + n - sizeof(c->tail);
+		memmove(c->tail, c->tail + drop, c->tail_len - drop);
+		c->tail_len -= drop;
+	}
+	if (evbuffer_ptr_set(buf, &pos, info->orig_size + info->n_added - n, EVBUFFER_PTR_SET) != 0 ||
+	    evbuffer_copyout_from(buf, &pos, c->tail + c->tail_len, n) != (ev_ssize_t)n) {
+		c->tail_len = 0; /* unknown from here on: no guess */
+		return;
+	}
+	c->tail_len += n;
+}
+
+/*
+ * bad_chunk - whether libevent's 413 is for a chunk size line it could not parse (libevent 2.1
+ * answers both with 413). The line it failed on is the last it consumed: it ends where the
+ * input buffer now begins, \p unread bytes before the newest byte received. Parsed as
+ * libevent does (evhttp_handle_chunked_read); a valid size is a real 413.
+ */
+static bool bad_chunk(const struct conn *c, size_t unread)
+{
+	char line[SRV_TAIL_MAX + 1], *end;
+	size_t e, b, n;
+	long long v;
+
+	if (unread > c->tail_len)
+		return false;
+	e = c->tail_len - unread;
+	if (e < 2 || c->tail[e - 1] != '\n')
+		return false;
+	n = e - 1;
+	if (c->tail[n - 1] == '\r')
+		n--;
+	for (b = n; b > 0 && c->tail[b - 1] != '\n'; b--)
+		;
+	if (b == 0 || b == n)
+		return false; /* the line began before what we kept, or it is the blank one */
+	memcpy(line, c->tail + b, n - b);
+	line[n - b] = '\0';
+	errno = 0;
+	v = strtoll(line, &end, 16);
+	return errno != 0 || (*end != '\0' && *end != ' ') || v < 0;
+}
+
+/* patch - overwrite the first \p old after \p from in \p buf with \p neu (same length) */
+static void patch(struct evbuffer *buf, size_t from, const char *old, const char *neu)
+{
+	struct evbuffer_ptr start, at;
+	struct evbuffer_iovec v[4];
+	size_t len = strlen(old), k = 0;
+	int n;
+
+	if (evbuffer_ptr_set(buf, &start, from, EVBUFFER_PTR_SET) != 0)
+		return;
+	at = evbuffer_search(buf, old, len, &start);
+	if (at.pos < 0)
+		return;
+	n = evbuffer_peek(buf, (ev_ssize_t)len, &at, v, 4);
+	for (int i = 0; i < n && i < 4 && k < len; i++)
+		for (size_t j = 0; j < v[i].iov_len && k < len; j++)
+			((char *)v[i].iov_base)[j] = neu[k++];
+}
+
 /* in_cb - bytes of a request arrived (decrypted, before evhttp parses them): the first byte
  * of a request starts its clock; keep its request line for refusal logs */
 static void in_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
@@ -286,6 +362,7 @@ static void in_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, voi
 		if (c->s->props.header_timeout > 0)
 			clock_arm(c, now);
 	}
+	tail_keep(c, buf, info);
 	room = sizeof(c->reqline) - 1 - c->line_len;
 	if (c->line_done || room == 0 ||
 	    evbuffer_ptr_set(buf, &pos, info->orig_size, EVBUFFER_PTR_SET) != 0)
@@ -319,6 +396,8 @@ static const char *http_why(int status)
 		return "body over max_body";
 	case HTTP_BADMETHOD:
 		return "method not allowed";
+	case HTTP_NOTIMPLEMENTED:
+		return "unknown method";
 	default:
 		return "refused by the HTTP parser";
 	}
@@ -330,8 +409,11 @@ static void out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, vo
 	struct conn *c = arg;
 	struct evbuffer_ptr pos;
 	char head[sizeof("HTTP/1.1 999")];
+	const char *why;
 	int status;
 
+	if (c->patch_413 && info->n_added > 0) /* the body of the refusal */
+		patch(buf, info->orig_size, SRV_413_TEXT, SRV_400_CHUNK_TEXT);
 	if (info->n_added < sizeof(head) - 1 || c->ours || c->s == NULL || c->closing ||
 	    evbuffer_ptr_set(buf, &pos, info->orig_size, EVBUFFER_PTR_SET) != 0 ||
 	    evbuffer_copyout_from(buf, &pos, head, sizeof(head) - 1) != (ev_ssize_t)sizeof(head) - 1)
@@ -341,8 +423,18 @@ static void out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, vo
 	    status < HTTP_BADREQUEST)
 		return;
 	c->s->conn_stats.http_refused++;
+	if (status == HTTP_ENTITYTOOLARGE &&
+	    bad_chunk(c, evbuffer_get_length(bufferevent_get_input(c->bev)))) {
+		/* a malformed request, not a large one: 400 (same length, so patched in place) */
+		patch(buf, info->orig_size, SRV_413_TEXT, SRV_400_CHUNK_TEXT);
+		c->patch_413 = true;
+		status = HTTP_BADREQUEST;
+		why = "bad chunk size";
+	} else {
+		why = http_why(status);
+	}
 	dj_warn("request from %s refused with %d: %s (request line \"%s\")", srv__conn_addr(c),
-		status, http_why(status), c->reqline);
+		status, why, c->reqline);
 	c->rate_on = false;
 	c->timing = false;
 }

@@ -28,6 +28,7 @@
 	 EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH)
 #define SRV_WHY_MAX		    128
 #define SRV_REQLINE_MAX	    96	   /* start of a request line kept for refusal logs */
+#define SRV_TAIL_MAX		    256	   /* last bytes received, to tell a bad chunk size */
 #define SRV_TICK_S		    1.0	   /* seconds between checks of a request's clock */
 
 struct srv_call {
@@ -83,6 +84,9 @@ struct conn {
 	size_t bytes;	    /* bytes of it since rate_t0 */
 	size_t line_len;
 	char reqline[SRV_REQLINE_MAX]; /* the current request line, for refusal logs */
+	bool patch_413;		       /* libevent's 413 for a bad chunk is being made a 400 */
+	size_t tail_len;	       /* bytes in tail */
+	char tail[SRV_TAIL_MAX];       /* the last bytes received (ending at what is newest) */
 	struct evbuffer_cb_entry *in_cbe, *out_cbe;
 	char addr[SRV_ADDR_MAX];
 	char identity[SRV_IDENTITY_MAX];
