@@ -120,7 +120,7 @@ check "... counted" grep -Eq 'danejoin_connections_closed_total\{reason="unknown
 # raw REQUEST - send it over TLS as ns1; the status line of the answer
 raw() { printf "$1" | sclient ns1 2>/dev/null | head -1 | tr -d '\r'; }
 BEFORE=$(grep -c "refused with" jsd.log)
-eq "$(raw 'GET / HTTP/1.1\r\nHost: js.test\r\n\r\n' | cut -d' ' -f2)" 405 "GET is answered 405"
+eq "$(raw 'GET / HTTP/1.1\r\nHost: js.test\r\nConnection: close\r\n\r\n' | cut -d' ' -f2)" 405 "GET is answered 405"
 eq "$(raw 'BREW / HTTP/1.1\r\nHost: js.test\r\n\r\n' | cut -d' ' -f2)" 501 "an unknown method is answered 501"
 eq "$(raw 'POST / HTTP/1.1\r\nHost: js.test\r\nContent-Length: 99999999\r\n\r\n' | cut -d' ' -f2)" 413 \
 	"a body over max_body is answered 413"
