@@ -492,8 +492,7 @@ static struct bufferevent *bevcb(struct event_base *base, void *arg)
 		goto fail;
 	ssl = NULL; /* owned by bev */
 	c->bev = bev;
-	c->in_cbe = evbuffer_add_cb(bufferevent_get_input(bev), in_cb, c);
-	c->out_cbe = evbuffer_add_cb(bufferevent_get_output(bev), out_cb, c);
+	srv__conn_watch(c);
 	c->next = s->conns;
 	if (s->conns != NULL)
 		s->conns->prev = c;
@@ -773,11 +772,33 @@ int srv__bind_http(struct evhttp *http, const char *what, const char *addr,
 	return DJ_EOK;
 }
 
+/* srv__http_limits - the limits of the TLS listener's evhttp */
+void srv__http_limits(struct evhttp *http, const struct srv_props *props)
+{
+	struct timeval idle;
+
+	/* all methods reach gencb, which answers 405 to anything but POST */
+	evhttp_set_allowed_methods(http, SRV_ALL_METHODS);
+	evhttp_set_max_body_size(http, (ev_ssize_t)props->max_body);
+	evhttp_set_max_headers_size(http, SRV_MAX_HEADERS_SIZE);
+	if (props->idle_timeout > 0) {
+		idle.tv_sec = (time_t)props->idle_timeout;
+		idle.tv_usec = 0;
+		evhttp_set_timeout_tv(http, &idle);
+	}
+}
+
+/* srv__conn_watch - watch c->bev's buffers: request clocks, request lines, parser refusals */
+void srv__conn_watch(struct conn *c)
+{
+	c->in_cbe = evbuffer_add_cb(bufferevent_get_input(c->bev), in_cb, c);
+	c->out_cbe = evbuffer_add_cb(bufferevent_get_output(c->bev), out_cb, c);
+}
+
 int srv_new(struct event_base *base, const struct srv_props *props, struct srv **out, char *err,
 	    size_t errlen)
 {
 	struct srv *s = NULL;
-	struct timeval idle;
 	int ret = DJ_EINVAL;
 
 	*out = NULL;
@@ -828,15 +849,7 @@ int srv_new(struct event_base *base, const struct srv_props *props, struct srv *
 	}
 	evhttp_set_bevcb(s->http, bevcb, s);
 	evhttp_set_gencb(s->http, gencb, s);
-	/* all methods reach gencb, which answers 405 to anything but POST */
-	evhttp_set_allowed_methods(s->http, SRV_ALL_METHODS);
-	evhttp_set_max_body_size(s->http, (ev_ssize_t)props->max_body);
-	evhttp_set_max_headers_size(s->http, SRV_MAX_HEADERS_SIZE);
-	if (props->idle_timeout > 0) {
-		idle.tv_sec = (time_t)props->idle_timeout;
-		idle.tv_usec = 0;
-		evhttp_set_timeout_tv(s->http, &idle);
-	}
+	srv__http_limits(s->http, props);
 	ret = srv__bind_http(s->http, "listen_addr", props->listen_addr, &s->listener, err, errlen);
 	if (ret != DJ_EOK)
 		goto out;

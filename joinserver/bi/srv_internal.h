@@ -128,6 +128,11 @@ const char *srv__conn_addr(const struct conn *c);
 /* srv__peer_admit - the connection's identity is now known: false (and the connection is
  * being closed, logged, counted) when that identity holds max_connections_per_peer already */
 bool srv__peer_admit(struct conn *c);
+/* srv__http_limits - the limits of the TLS listener's evhttp (body, headers, methods, idle) */
+void srv__http_limits(struct evhttp *http, const struct srv_props *props);
+/* srv__conn_watch - watch c->bev's buffers: the request clock, the request line for logs,
+ * libevent's own refusals (logged once; a bad chunk's 413 made a 400) */
+void srv__conn_watch(struct conn *c);
 /* srv__bind_http - bind \p http to "HOST:PORT" (\p what names the setting in errors) */
 int srv__bind_http(struct evhttp *http, const char *what, const char *addr,
 		   struct evhttp_bound_socket **out, char *err, size_t errlen) DJ_MUSTCHECK;
