@@ -1,11 +1,13 @@
 /*
  * srv.c - the HTTPS front of danejoind: evhttp over bufferevent_openssl, TLS 1.3 only, client
  * certificates required: the listeners, the connections and their limits, the requests, the
- * lifecycle. Who the client is: srv_auth.c; the metrics listener: srv_metrics.c.
+ * lifecycle. Who the client is: srv_auth.c; the limits watched on a connection: srv_conn.c;
+ * the metrics listener: srv_metrics.c.
  *
  * LIMITS
  *	Resource limits: max_body (libevent answers 413 and closes), max_headers_size, one
- *	connection limit counted over the TLS objects' lifetime, and two timeouts (see below).
+ *	connection limit counted over the TLS objects' lifetime, a per-identity cap
+ *	(max_connections_per_peer), min_rate and two timeouts (see below; srv_conn.c).
  *
  * LIBEVENT 2.1 NOTES
  *	- The bevcb of evhttp cannot refuse a connection: a NULL return makes evhttp fall back to a
@@ -18,10 +20,10 @@
  *	  the SSL. That happens on every path, including handshake failures.
  *	- libevent 2.1 has a single per-connection timeout (evhttp_set_timeout_tv), used as the
  *	  bufferevent read/write timeout while reading a request and while idle between requests:
- *	  it is set to idle_timeout. header_timeout is enforced by our own per-connection timer,
- *	  armed when the connection is accepted and disarmed when its first request is complete:
- *	  it bounds the TLS handshake plus the first request (headers and body). Later requests on a
- *	  keep-alive connection are bounded by idle_timeout per read only.
+ *	  it is set to idle_timeout. It times each read, so alone it lets a client trickle a
+ *	  request forever. header_timeout and min_rate bound the whole request instead: a
+ *	  per-connection clock, started at the accept for the first request and at the first
+ *	  byte of each later one, stopped when the request is complete (srv_conn.c).
  *	- When a client goes away while its request is with the handler, evhttp (EVREQ_HTTP_EOF)
  *	  detaches the request from the connection and leaves it to us; when the connection is
  *	  freed with the request still attached (srv_free), evhttp frees it. The close callback
@@ -65,9 +67,6 @@
 #include "common/dj_log.h"
 
 #define SRV_HOST_MAX 256 /* host part of a listen address */
-/* libevent's 413 status text, and the 400 of the same length that replaces it for a bad chunk */
-#define SRV_413_TEXT	   "413 Request Entity Too Large"
-#define SRV_400_CHUNK_TEXT "400 Bad Request (chunk size)"
 
 static pthread_once_t ex_once = PTHREAD_ONCE_INIT;
 static int ex_idx = -1;
@@ -176,295 +175,6 @@ static struct conn *req_conn(struct evhttp_request *evreq)
 	return bev != NULL ? srv__ssl_conn(bufferevent_openssl_get_ssl(bev)) : NULL;
 }
 
-/* conn_kill - close the connection now: evhttp owns the socket, so shut it down and let
- * evhttp see EOF and free the connection */
-static void conn_kill(struct conn *c)
-{
-	evutil_socket_t fd = bufferevent_getfd(c->bev);
-
-	c->closing = true;
-	c->timing = false;
-	c->failure_logged = true;
-	if (fd >= 0)
-		shutdown(fd, SHUT_RDWR);
-}
-
-/* clock_arm - check the request's clock again in SRV_TICK_S, or at its deadline if sooner */
-static void clock_arm(struct conn *c, double now)
-{
-	double left = c->t0 + (double)c->s->props.header_timeout - now;
-	struct timeval tv;
-
-	if (left > SRV_TICK_S)
-		left = SRV_TICK_S;
-	if (left < 0)
-		left = 0;
-	tv.tv_sec = (time_t)left;
-	tv.tv_usec = (suseconds_t)((left - (double)tv.tv_sec) * 1e6);
-	event_add(c->kill_ev, &tv);
-}
-
-/* kill_cb - refuse an over-limit connection, or end one whose request missed header_timeout
- * or min_rate; otherwise look again later */
-static void kill_cb(evutil_socket_t unused, short what, void *arg)
-{
-	struct conn *c = arg;
-	struct srv *s = c->s;
-	double now = dj_clock_mono_s(), took;
-
-	(void)unused;
-	(void)what;
-	if (c->closing || s == NULL)
-		return;
-	srv__conn_fill_addr(c, bufferevent_getfd(c->bev));
-	if (c->refused) {
-		dj_warn("connection from %s refused: max_connections reached", srv__conn_addr(c));
-		conn_kill(c);
-		return;
-	}
-	if (c->kill_now) {
-		conn_kill(c); /* srv__peer_admit logged it */
-		return;
-	}
-	if (!c->timing)
-		return;
-	if (c->pending != NULL) {
-		/* we owe an answer: bytes that came meanwhile (pipelined) start their clock after */
-		c->t0 = c->rate_t0 = now;
-		c->bytes = 0;
-		clock_arm(c, now);
-		return;
-	}
-	took = now - c->t0;
-	if (took >= (double)s->props.header_timeout) {
-		if (c->vstate == V_FAILED)
-			; /* the DANE check said why already */
-		else if (c->rate_on)
-			dj_warn("connection from %s closed: request not complete within "
-				"header_timeout (%u s; %zu bytes so far)",
-				srv__conn_addr(c), s->props.header_timeout, c->bytes);
-		else
-			dj_info("connection from %s: no request within header_timeout",
-				srv__conn_addr(c));
-		s->conn_stats.header_timeout++;
-		conn_kill(c);
-		return;
-	}
-	took = now - c->rate_t0;
-	if (c->rate_on && s->props.min_rate > 0 && took >= SRV_RATE_GRACE_S &&
-	    (double)c->bytes < (double)s->props.min_rate * took) {
-		dj_warn("connection from %s closed: request slower than min_rate (%zu bytes in "
-			"%.1f s; min_rate %u B/s)",
-			srv__conn_addr(c), c->bytes, took, s->props.min_rate);
-		s->conn_stats.min_rate++;
-		conn_kill(c);
-		return;
-	}
-	clock_arm(c, now);
-}
-
-/* tail_keep - keep the last SRV_TAIL_MAX bytes received (after \p info's addition) */
-static void tail_keep(struct conn *c, struct evbuffer *buf, const struct evbuffer_cb_info *info)
-{
-	struct evbuffer_ptr pos;
-	size_t n = info->n_added, drop;
-
-	if (n > sizeof(c->tail)) {
-		n = sizeof(c->tail);
-		c->tail_len = 0;
-	}
-	if (c->tail_len + n > sizeof(c->tail)) {
-		drop = c->tail_len + n - sizeof(c->tail);
-		memmove(c->tail, c->tail + drop, c->tail_len - drop);
-		c->tail_len -= drop;
-	}
-	if (evbuffer_ptr_set(buf, &pos, info->orig_size + info->n_added - n, EVBUFFER_PTR_SET) != 0 ||
-	    evbuffer_copyout_from(buf, &pos, c->tail + c->tail_len, n) != (ev_ssize_t)n) {
-		c->tail_len = 0; /* unknown from here on: no guess */
-		return;
-	}
-	c->tail_len += n;
-}
-
-/*
- * bad_chunk - whether libevent's 413 is for a chunk size line it could not parse (libevent 2.1
- * answers both with 413). The line it failed on is the last it consumed: it ends where the
- * input buffer now begins, \p unread bytes before the newest byte received. Parsed as
- * libevent does (evhttp_handle_chunked_read); a valid size is a real 413.
- */
-static bool bad_chunk(const struct conn *c, size_t unread)
-{
-	char line[SRV_TAIL_MAX + 1], *end;
-	size_t e, b, n;
-	long long v;
-
-	if (unread > c->tail_len)
-		return false;
-	e = c->tail_len - unread;
-	if (e < 2 || c->tail[e - 1] != '\n')
-		return false;
-	n = e - 1;
-	if (c->tail[n - 1] == '\r')
-		n--;
-	for (b = n; b > 0 && c->tail[b - 1] != '\n'; b--)
-		;
-	if (b == 0 || b == n)
-		return false; /* the line began before what we kept, or it is the blank one */
-	memcpy(line, c->tail + b, n - b);
-	line[n - b] = '\0';
-	errno = 0;
-	v = strtoll(line, &end, 16);
-	return errno != 0 || (*end != '\0' && *end != ' ') || v < 0;
-}
-
-/* patch - overwrite the first \p old after \p from in \p buf with \p neu (same length) */
-static void patch(struct evbuffer *buf, size_t from, const char *old, const char *neu)
-{
-	struct evbuffer_ptr start, at;
-	struct evbuffer_iovec v[4];
-	size_t len = strlen(old), k = 0;
-	int n;
-
-	if (evbuffer_ptr_set(buf, &start, from, EVBUFFER_PTR_SET) != 0)
-		return;
-	at = evbuffer_search(buf, old, len, &start);
-	if (at.pos < 0)
-		return;
-	n = evbuffer_peek(buf, (ev_ssize_t)len, &at, v, 4);
-	for (int i = 0; i < n && i < 4 && k < len; i++)
-		for (size_t j = 0; j < v[i].iov_len && k < len; j++)
-			((char *)v[i].iov_base)[j] = neu[k++];
-}
-
-/* in_cb - bytes of a request arrived (decrypted, before evhttp parses them): the first byte
- * of a request starts its clock; keep its request line for refusal logs */
-static void in_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-	struct conn *c = arg;
-	double now;
-	struct evbuffer_ptr pos;
-	size_t room, n;
-
-	if (info->n_added == 0 || c->s == NULL || c->closing)
-		return;
-	now = dj_clock_mono_s();
-	if (!c->rate_on) {
-		c->rate_on = true;
-		c->rate_t0 = now;
-		c->bytes = 0;
-		c->line_len = 0;
-		c->line_done = false;
-	}
-	c->bytes += info->n_added;
-	if (!c->timing) {
-		c->timing = true;
-		c->t0 = now;
-		if (c->s->props.header_timeout > 0)
-			clock_arm(c, now);
-	}
-	tail_keep(c, buf, info);
-	room = sizeof(c->reqline) - 1 - c->line_len;
-	if (c->line_done || room == 0 ||
-	    evbuffer_ptr_set(buf, &pos, info->orig_size, EVBUFFER_PTR_SET) != 0)
-		return;
-	n = info->n_added < room ? info->n_added : room;
-	if (evbuffer_copyout_from(buf, &pos, c->reqline + c->line_len, n) != (ev_ssize_t)n)
-		return;
-	for (size_t i = c->line_len; i < c->line_len + n; i++) {
-		if (c->reqline[i] == '\r' || c->reqline[i] == '\n') {
-			n = i - c->line_len;
-			c->line_done = true;
-			break;
-		}
-		if ((unsigned char)c->reqline[i] < 0x20 || (unsigned char)c->reqline[i] >= 0x7f)
-			c->reqline[i] = '?'; /* the log line stays one printable line */
-	}
-	c->line_len += n;
-	c->reqline[c->line_len] = '\0';
-	if (c->line_len == sizeof(c->reqline) - 1)
-		c->line_done = true;
-}
-
-/* http_why - what libevent's parser refused, by the status it answers */
-static const char *http_why(int status)
-{
-	switch (status) {
-	case HTTP_BADREQUEST:
-		return "malformed request line, header or chunk, or headers over "
-		       "the size limit";
-	case HTTP_ENTITYTOOLARGE:
-		return "body over max_body";
-	case HTTP_BADMETHOD:
-		return "method not allowed";
-	case HTTP_NOTIMPLEMENTED:
-		return "unknown method";
-	default:
-		return "refused by the HTTP parser";
-	}
-}
-
-/* out_cb - an answer srv did not write is libevent's own refusal (400, 413): log it once */
-static void out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-	struct conn *c = arg;
-	struct evbuffer_ptr pos;
-	char head[sizeof("HTTP/1.1 999")];
-	const char *why;
-	int status;
-
-	if (c->patch_413 && info->n_added > 0) /* the body of the refusal */
-		patch(buf, info->orig_size, SRV_413_TEXT, SRV_400_CHUNK_TEXT);
-	if (info->n_added < sizeof(head) - 1 || c->ours || c->s == NULL || c->closing ||
-	    evbuffer_ptr_set(buf, &pos, info->orig_size, EVBUFFER_PTR_SET) != 0 ||
-	    evbuffer_copyout_from(buf, &pos, head, sizeof(head) - 1) != (ev_ssize_t)sizeof(head) - 1)
-		return;
-	head[sizeof(head) - 1] = '\0';
-	if (strncmp(head, "HTTP/1.", 7) != 0 || sscanf(head + 9, "%3d", &status) != 1 ||
-	    status < HTTP_BADREQUEST)
-		return;
-	c->s->conn_stats.http_refused++;
-	if (status == HTTP_ENTITYTOOLARGE &&
-	    bad_chunk(c, evbuffer_get_length(bufferevent_get_input(c->bev)))) {
-		/* a malformed request, not a large one: 400 (same length, so patched in place) */
-		patch(buf, info->orig_size, SRV_413_TEXT, SRV_400_CHUNK_TEXT);
-		c->patch_413 = true;
-		status = HTTP_BADREQUEST;
-		why = "bad chunk size";
-	} else {
-		why = http_why(status);
-	}
-	dj_warn("request from %s refused with %d: %s (request line \"%s\")", srv__conn_addr(c),
-		status, why, c->reqline);
-	c->rate_on = false;
-	c->timing = false;
-}
-
-/* srv__peer_admit - under max_connections_per_peer, or refused (closed, logged, counted) */
-bool srv__peer_admit(struct conn *c)
-{
-	struct srv *s = c->s;
-	unsigned cap, n = 0;
-
-	if (s == NULL || c->identity[0] == '\0')
-		return true;
-	cap = s->props.max_connections_per_peer;
-	if (cap == 0)
-		cap = s->props.max_connections / 4 > 0 ? s->props.max_connections / 4 : 1;
-	for (const struct conn *o = s->conns; o != NULL; o = o->next)
-		if (o != c && o->counted && !o->closing && !o->kill_now && o->vstate == V_OK &&
-		    strcasecmp(o->identity, c->identity) == 0)
-			n++;
-	if (n < cap)
-		return true;
-	dj_warn("connection from %s refused: %s holds %u connections already "
-		"(max_connections_per_peer)", srv__conn_addr(c), c->identity, n);
-	s->conn_stats.peer_cap++;
-	c->kill_now = true;
-	c->failure_logged = true;
-	event_active(c->kill_ev, EV_TIMEOUT, 0);
-	return false;
-}
-
 /* bevcb - a TLS bufferevent for each accepted connection, with its state on the SSL */
 static struct bufferevent *bevcb(struct event_base *base, void *arg)
 {
@@ -483,7 +193,7 @@ static struct bufferevent *bevcb(struct event_base *base, void *arg)
 	/* from here c is owned by ssl (conn_ex_free) */
 	c->s = s;
 	c->dane = s->props.auth == SRV_AUTH_DANE;
-	c->kill_ev = event_new(base, -1, 0, kill_cb, c);
+	c->kill_ev = event_new(base, -1, 0, srv__kill_cb, c);
 	if (c->kill_ev == NULL)
 		goto fail;
 	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
@@ -507,7 +217,7 @@ static struct bufferevent *bevcb(struct event_base *base, void *arg)
 		c->timing = true;
 		c->t0 = dj_clock_mono_s();
 		if (s->props.header_timeout > 0)
-			clock_arm(c, c->t0);
+			srv__clock_arm(c, c->t0);
 	}
 	return bev;
 fail:
@@ -770,29 +480,6 @@ int srv__bind_http(struct evhttp *http, const char *what, const char *addr,
 	if (out != NULL)
 		*out = h;
 	return DJ_EOK;
-}
-
-/* srv__http_limits - the limits of the TLS listener's evhttp */
-void srv__http_limits(struct evhttp *http, const struct srv_props *props)
-{
-	struct timeval idle;
-
-	/* all methods reach gencb, which answers 405 to anything but POST */
-	evhttp_set_allowed_methods(http, SRV_ALL_METHODS);
-	evhttp_set_max_body_size(http, (ev_ssize_t)props->max_body);
-	evhttp_set_max_headers_size(http, SRV_MAX_HEADERS_SIZE);
-	if (props->idle_timeout > 0) {
-		idle.tv_sec = (time_t)props->idle_timeout;
-		idle.tv_usec = 0;
-		evhttp_set_timeout_tv(http, &idle);
-	}
-}
-
-/* srv__conn_watch - watch c->bev's buffers: request clocks, request lines, parser refusals */
-void srv__conn_watch(struct conn *c)
-{
-	c->in_cbe = evbuffer_add_cb(bufferevent_get_input(c->bev), in_cb, c);
-	c->out_cbe = evbuffer_add_cb(bufferevent_get_output(c->bev), out_cb, c);
 }
 
 int srv_new(struct event_base *base, const struct srv_props *props, struct srv **out, char *err,

@@ -1,6 +1,7 @@
 /*
  * srv_internal.h - the state of the HTTPS server shared by its files: srv.c (listeners,
- *		    connections, limits, requests, lifecycle), srv_auth.c (who the client is:
+ *		    connections, requests, lifecycle), srv_conn.c (the limits watched on each
+ *		    connection: request clock, per-peer cap, parser refusals), srv_auth.c (who the client is:
  *		    the TLS context, the SAN identity, the DANE check) and srv_metrics.c (the
  *		    metrics listener). Not installed.
  */
@@ -125,6 +126,17 @@ struct conn *srv__ssl_conn(const SSL *ssl);
 void srv__conn_fill_addr(struct conn *c, evutil_socket_t fd);
 /* srv__conn_addr - the address for logs */
 const char *srv__conn_addr(const struct conn *c);
+
+/* srv__bind_http - bind \p http to "HOST:PORT" (\p what names the setting in errors) */
+int srv__bind_http(struct evhttp *http, const char *what, const char *addr,
+		   struct evhttp_bound_socket **out, char *err, size_t errlen) DJ_MUSTCHECK;
+
+/* srv_conn.c */
+/* srv__clock_arm - check the request's clock again in SRV_TICK_S, or at its deadline */
+void srv__clock_arm(struct conn *c, double now);
+/* srv__kill_cb - kill_ev: refuse an over-limit connection, or end one whose request missed
+ * header_timeout or min_rate */
+void srv__kill_cb(evutil_socket_t unused, short what, void *arg);
 /* srv__peer_admit - the connection's identity is now known: false (and the connection is
  * being closed, logged, counted) when that identity holds max_connections_per_peer already */
 bool srv__peer_admit(struct conn *c);
@@ -133,9 +145,6 @@ void srv__http_limits(struct evhttp *http, const struct srv_props *props);
 /* srv__conn_watch - watch c->bev's buffers: the request clock, the request line for logs,
  * libevent's own refusals (logged once; a bad chunk's 413 made a 400) */
 void srv__conn_watch(struct conn *c);
-/* srv__bind_http - bind \p http to "HOST:PORT" (\p what names the setting in errors) */
-int srv__bind_http(struct evhttp *http, const char *what, const char *addr,
-		   struct evhttp_bound_socket **out, char *err, size_t errlen) DJ_MUSTCHECK;
 
 /* srv_auth.c */
 /* srv__tls_ctx_new - the server context: TLS 1.3, our chain and key, client certificates
