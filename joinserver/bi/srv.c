@@ -22,8 +22,9 @@
  *	  bufferevent read/write timeout while reading a request and while idle between requests:
  *	  it is set to idle_timeout. It times each read, so alone it lets a client trickle a
  *	  request forever. header_timeout and min_rate bound the whole request instead: a
- *	  per-connection clock, started at the accept for the first request and at the first
- *	  byte of each later one, stopped when the request is complete (srv_conn.c).
+ *	  per-connection clock started at the accept (the handshake), again at the handshake's
+ *	  end (the first request) and at the first byte of each later request, and stopped when
+ *	  the request is complete (srv_conn.c).
  *	- When a client goes away while its request is with the handler, evhttp (EVREQ_HTTP_EOF)
  *	  detaches the request from the connection and leaves it to us; when the connection is
  *	  freed with the request still attached (srv_free), evhttp frees it. The close callback
@@ -213,7 +214,8 @@ static struct bufferevent *bevcb(struct event_base *base, void *arg)
 	} else {
 		c->counted = true;
 		s->connections++;
-		/* the first request's clock runs from the accept: handshake and request */
+		/* the first request's clock runs from the accept: header_timeout for the handshake,
+		 * then again from its end (srv_auth.c info_cb) for the first request */
 		c->timing = true;
 		c->t0 = dj_clock_mono_s();
 		if (s->props.header_timeout > 0)

@@ -37,6 +37,7 @@
 #include "backend-auth/da_tls.h"
 #include "bi/bi_tls.h"
 #include "bi/srv_internal.h"
+#include "common/dj_clock.h"
 #include "common/dj_err.h"
 #include "common/dj_log.h"
 
@@ -307,6 +308,9 @@ static void info_cb(const SSL *ssl, int where, int ret)
 		srv__conn_fill_addr(c, SSL_get_fd(ssl));
 	if ((where & SSL_CB_HANDSHAKE_DONE) && !c->handshake_done) {
 		c->handshake_done = true;
+		/* the handshake was within header_timeout; the first request gets its own */
+		if (c->timing && !c->rate_on)
+			c->t0 = dj_clock_mono_s();
 		if (c->dane) {
 			conn_verify_start(c);
 		} else if (srv__peer_admit(c)) {
