@@ -357,6 +357,13 @@ static void gencb(struct evhttp_request *evreq, void *arg)
 		send_simple(evreq, c->vtemp ? HTTP_SERVUNAVAIL : 403, body);
 		return;
 	}
+	if (!srv__line_ok(c, evhttp_request_get_uri(evreq))) {
+		dj_warn("request from %s refused with 400: a space or control character in the "
+			"request line (\"%s\")", srv__conn_addr(c), c->reqline);
+		evhttp_add_header(evhttp_request_get_output_headers(evreq), "Connection", "close");
+		send_simple(evreq, HTTP_BADREQUEST, "{\"error\":\"malformed request line\"}");
+		return;
+	}
 	if (evhttp_request_get_command(evreq) != EVHTTP_REQ_POST) {
 		dj_warn("request from %s refused with 405: method not allowed (request line "
 			"\"%s\")", srv__conn_addr(c), c->reqline);

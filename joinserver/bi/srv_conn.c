@@ -198,14 +198,53 @@ static void patch(struct evbuffer *buf, size_t from, const char *old, const char
 			((char *)v[i].iov_base)[j] = neu[k++];
 }
 
+/*
+ * line_scan - follow the request line through the bytes just added: keep its start (printable)
+ * for the logs, and note a byte libevent would let through but that has no place there (a
+ * control character, NUL included, which libevent's C strings cut the line at; a CR not
+ * before LF; a byte over 0x7e)
+ */
+static void line_scan(struct conn *c, struct evbuffer *buf, const struct evbuffer_cb_info *info)
+{
+	struct evbuffer_ptr pos;
+	unsigned char chunk[SRV_TAIL_MAX];
+	size_t done = 0, n;
+
+	if (c->line_done ||
+	    evbuffer_ptr_set(buf, &pos, info->orig_size, EVBUFFER_PTR_SET) != 0)
+		return;
+	while (!c->line_done && done < info->n_added) {
+		n = info->n_added - done < sizeof(chunk) ? info->n_added - done : sizeof(chunk);
+		if (evbuffer_copyout_from(buf, &pos, chunk, n) != (ev_ssize_t)n ||
+		    evbuffer_ptr_set(buf, &pos, n, EVBUFFER_PTR_ADD) != 0)
+			return;
+		done += n;
+		for (size_t i = 0; i < n && !c->line_done; i++) {
+			if (chunk[i] == '\n') {
+				c->line_done = true;
+				break;
+			}
+			if (c->line_cr)
+				c->line_bad = true; /* a CR inside the line */
+			c->line_cr = chunk[i] == '\r';
+			if (c->line_cr)
+				continue;
+			if (chunk[i] < 0x20 || chunk[i] >= 0x7f)
+				c->line_bad = true;
+			if (c->line_len < sizeof(c->reqline) - 1)
+				c->reqline[c->line_len++] =
+					chunk[i] < 0x20 || chunk[i] >= 0x7f ? '?' : (char)chunk[i];
+		}
+	}
+	c->reqline[c->line_len] = '\0';
+}
+
 /* in_cb - bytes of a request arrived (decrypted, before evhttp parses them): the first byte
  * of a request starts its clock; keep its request line for refusal logs */
 static void in_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
 	struct conn *c = arg;
 	double now;
-	struct evbuffer_ptr pos;
-	size_t room, n;
 
 	if (info->n_added == 0 || c->s == NULL || c->closing)
 		return;
@@ -216,6 +255,8 @@ static void in_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, voi
 		c->bytes = 0;
 		c->line_len = 0;
 		c->line_done = false;
+		c->line_bad = false;
+		c->line_cr = false;
 	}
 	c->bytes += info->n_added;
 	if (!c->timing) {
@@ -225,26 +266,7 @@ static void in_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, voi
 			srv__clock_arm(c, now);
 	}
 	tail_keep(c, buf, info);
-	room = sizeof(c->reqline) - 1 - c->line_len;
-	if (c->line_done || room == 0 ||
-	    evbuffer_ptr_set(buf, &pos, info->orig_size, EVBUFFER_PTR_SET) != 0)
-		return;
-	n = info->n_added < room ? info->n_added : room;
-	if (evbuffer_copyout_from(buf, &pos, c->reqline + c->line_len, n) != (ev_ssize_t)n)
-		return;
-	for (size_t i = c->line_len; i < c->line_len + n; i++) {
-		if (c->reqline[i] == '\r' || c->reqline[i] == '\n') {
-			n = i - c->line_len;
-			c->line_done = true;
-			break;
-		}
-		if ((unsigned char)c->reqline[i] < 0x20 || (unsigned char)c->reqline[i] >= 0x7f)
-			c->reqline[i] = '?'; /* the log line stays one printable line */
-	}
-	c->line_len += n;
-	c->reqline[c->line_len] = '\0';
-	if (c->line_len == sizeof(c->reqline) - 1)
-		c->line_done = true;
+	line_scan(c, buf, info);
 }
 
 /* http_why - what libevent's parser refused, by the status it answers */
@@ -348,4 +370,20 @@ void srv__conn_watch(struct conn *c)
 {
 	c->in_cbe = evbuffer_add_cb(bufferevent_get_input(c->bev), in_cb, c);
 	c->out_cbe = evbuffer_add_cb(bufferevent_get_output(c->bev), out_cb, c);
+}
+
+/*
+ * srv__line_ok - the request line libevent accepted is one: no byte that has no place there
+ * (line_scan), and a target without spaces. libevent 2.1 takes everything between the
+ * method's space and the last space as the target ("POST / x HTTP/1.1"), and cuts a line at a
+ * NUL ("POST / HTTP/1.1\0junk"); both reached the handler (found by fuzz_http).
+ */
+bool srv__line_ok(const struct conn *c, const char *uri)
+{
+	if (c->line_bad || uri == NULL || uri[0] == '\0')
+		return false;
+	for (const unsigned char *p = (const unsigned char *)uri; *p != '\0'; p++)
+		if (*p <= ' ' || *p >= 0x7f)
+			return false;
+	return true;
 }

@@ -79,7 +79,9 @@ struct conn {
 	bool timing;	    /* a request (or the first, from the accept) is on the clock */
 	bool rate_on;	    /* bytes of the current request arrived: min_rate applies */
 	bool ours;	    /* srv itself is writing an answer (not libevent's parser) */
-	bool line_done;	    /* reqline holds the whole request line (or all it may) */
+	bool line_done;	    /* the request line ended (its LF seen) */
+	bool line_bad;	    /* it holds a byte it may not (srv__line_ok) */
+	bool line_cr;	    /* its last byte was a CR */
 	double t0;	    /* when the clock of the request started */
 	double rate_t0;	    /* when its first byte arrived */
 	size_t bytes;	    /* bytes of it since rate_t0 */
@@ -140,6 +142,9 @@ void srv__kill_cb(evutil_socket_t unused, short what, void *arg);
 /* srv__peer_admit - the connection's identity is now known: false (and the connection is
  * being closed, logged, counted) when that identity holds max_connections_per_peer already */
 bool srv__peer_admit(struct conn *c);
+/* srv__line_ok - the request line (seen by the buffer watch) and its target \p uri have no
+ * space or control character where libevent lets them through; gencb answers 400 otherwise */
+bool srv__line_ok(const struct conn *c, const char *uri);
 /* srv__http_limits - the limits of the TLS listener's evhttp (body, headers, methods, idle) */
 void srv__http_limits(struct evhttp *http, const struct srv_props *props);
 /* srv__conn_watch - watch c->bev's buffers: the request clock, the request line for logs,

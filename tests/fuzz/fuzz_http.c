@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -68,13 +69,16 @@ static struct bufferevent *bevcb(struct event_base *b, void *arg)
 	return bev;
 }
 
-/* gencb - srv's answers without the handler: 405 but to POST, which gets 200 */
+/* gencb - srv's answers without the handler: 400 for a bad line (srv__line_ok), 405 but
+ * to POST, which gets 200 */
 static void gencb(struct evhttp_request *req, void *arg)
 {
 	(void)arg;
 	conn_state.ours = true;
 	evbuffer_add(evhttp_request_get_output_buffer(req), "{}", 2);
-	if (evhttp_request_get_command(req) == EVHTTP_REQ_POST)
+	if (!srv__line_ok(&conn_state, evhttp_request_get_uri(req)))
+		evhttp_send_reply(req, HTTP_BADREQUEST, NULL, NULL);
+	else if (evhttp_request_get_command(req) == EVHTTP_REQ_POST)
 		evhttp_send_reply(req, HTTP_OK, NULL, NULL);
 	else
 		evhttp_send_reply(req, HTTP_BADMETHOD, NULL, NULL);
@@ -110,6 +114,8 @@ static void init(void)
 	evutil_socket_t lfd;
 
 	dj_log_set(no_log, NULL, 0);
+	/* the server may write to a connection the client has reset, as danejoind does (srv.h) */
+	signal(SIGPIPE, SIG_IGN);
 	base = event_base_new();
 	http = base != NULL ? evhttp_new(base) : NULL;
 	lfd = socket(AF_INET, SOCK_STREAM, 0);
@@ -147,8 +153,8 @@ static bool well_formed(const uint8_t *d, size_t n)
 	if (sp1 == NULL)
 		return false;
 	sp2 = memchr(sp1 + 1, ' ', len - (size_t)(sp1 + 1 - d));
-	if (sp2 == NULL || sp2 == sp1 + 1)
-		return false;
+	if (sp2 == NULL || sp2 == sp1 + 1 || memchr(sp2 + 1, ' ', len - (size_t)(sp2 + 1 - d)))
+		return false; /* exactly three parts */
 	for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
 		known |= strlen(methods[i]) == (size_t)(sp1 - d) &&
 			 memcmp(methods[i], d, (size_t)(sp1 - d)) == 0;
