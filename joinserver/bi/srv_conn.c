@@ -200,9 +200,10 @@ static void patch(struct evbuffer *buf, size_t from, const char *old, const char
 
 /*
  * line_scan - follow the request line through the bytes just added: keep its start (printable)
- * for the logs, and note a byte libevent would let through but that has no place there (a
- * control character, NUL included, which libevent's C strings cut the line at; a CR not
- * before LF; a byte over 0x7e)
+ * for the logs, and note what libevent would let through but has no place there: a control
+ * character (NUL included, where libevent's C strings cut the line), a CR not before LF, a
+ * byte over 0x7e, or other than two spaces (libevent takes "POST / x HTTP/1.1" and
+ * "POST / HTTP/1.1 ")
  */
 static void line_scan(struct conn *c, struct evbuffer *buf, const struct evbuffer_cb_info *info)
 {
@@ -220,10 +221,17 @@ static void line_scan(struct conn *c, struct evbuffer *buf, const struct evbuffe
 			return;
 		done += n;
 		for (size_t i = 0; i < n && !c->line_done; i++) {
+			if (chunk[i] == '\n' && c->line_len == 0 && !c->line_bad) {
+				c->line_cr = false; /* an empty line before the request: skipped */
+				continue;
+			}
 			if (chunk[i] == '\n') {
+				/* "METHOD SP TARGET SP VERSION", nothing more */
+				c->line_bad |= c->line_spaces != 2;
 				c->line_done = true;
 				break;
 			}
+			c->line_spaces += chunk[i] == ' ';
 			if (c->line_cr)
 				c->line_bad = true; /* a CR inside the line */
 			c->line_cr = chunk[i] == '\r';
@@ -257,6 +265,7 @@ static void in_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, voi
 		c->line_done = false;
 		c->line_bad = false;
 		c->line_cr = false;
+		c->line_spaces = 0;
 	}
 	c->bytes += info->n_added;
 	if (!c->timing) {

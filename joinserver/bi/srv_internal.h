@@ -82,6 +82,7 @@ struct conn {
 	bool line_done;	    /* the request line ended (its LF seen) */
 	bool line_bad;	    /* it holds a byte it may not (srv__line_ok) */
 	bool line_cr;	    /* its last byte was a CR */
+	unsigned line_spaces; /* spaces in it so far */
 	double t0;	    /* when the clock of the request started */
 	double rate_t0;	    /* when its first byte arrived */
 	size_t bytes;	    /* bytes of it since rate_t0 */
