@@ -1,11 +1,13 @@
 /*
  * srv.c - the HTTPS front of danejoind: evhttp over bufferevent_openssl, TLS 1.3 only, client
  * certificates required: the listeners, the connections and their limits, the requests, the
- * lifecycle. Who the client is: srv_auth.c; the metrics listener: srv_metrics.c.
+ * lifecycle. Who the client is: srv_auth.c; the limits watched on a connection: srv_conn.c;
+ * the metrics listener: srv_metrics.c.
  *
  * LIMITS
  *	Resource limits: max_body (libevent answers 413 and closes), max_headers_size, one
- *	connection limit counted over the TLS objects' lifetime, and two timeouts (see below).
+ *	connection limit counted over the TLS objects' lifetime, a per-identity cap
+ *	(max_connections_per_peer), min_rate and two timeouts (see below; srv_conn.c).
  *
  * LIBEVENT 2.1 NOTES
  *	- The bevcb of evhttp cannot refuse a connection: a NULL return makes evhttp fall back to a
@@ -18,10 +20,11 @@
  *	  the SSL. That happens on every path, including handshake failures.
  *	- libevent 2.1 has a single per-connection timeout (evhttp_set_timeout_tv), used as the
  *	  bufferevent read/write timeout while reading a request and while idle between requests:
- *	  it is set to idle_timeout. header_timeout is enforced by our own per-connection timer,
- *	  armed when the connection is accepted and disarmed when its first request is complete:
- *	  it bounds the TLS handshake plus the first request (headers and body). Later requests on a
- *	  keep-alive connection are bounded by idle_timeout per read only.
+ *	  it is set to idle_timeout. It times each read, so alone it lets a client trickle a
+ *	  request forever. header_timeout and min_rate bound the whole request instead: a
+ *	  per-connection clock started at the accept (the handshake), again at the handshake's
+ *	  end (the first request) and at the first byte of each later request, and stopped when
+ *	  the request is complete (srv_conn.c).
  *	- When a client goes away while its request is with the handler, evhttp (EVREQ_HTTP_EOF)
  *	  detaches the request from the connection and leaves it to us; when the connection is
  *	  freed with the request still attached (srv_free), evhttp frees it. The close callback
@@ -44,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -140,6 +144,11 @@ static void conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, l
 	}
 	if (c->pending != NULL)
 		c->pending->c = NULL;
+	/* called from the bufferevent's destructor, before it frees its buffers */
+	if (c->bev != NULL && c->in_cbe != NULL)
+		evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->in_cbe);
+	if (c->bev != NULL && c->out_cbe != NULL)
+		evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cbe);
 	da_lookup_cancel(c->lookup);
 	if (c->kill_ev != NULL)
 		event_free(c->kill_ev);
@@ -167,27 +176,6 @@ static struct conn *req_conn(struct evhttp_request *evreq)
 	return bev != NULL ? srv__ssl_conn(bufferevent_openssl_get_ssl(bev)) : NULL;
 }
 
-/* kill_cb - refuse an over-limit connection, or end one that missed header_timeout */
-static void kill_cb(evutil_socket_t unused, short what, void *arg)
-{
-	struct conn *c = arg;
-	evutil_socket_t fd = bufferevent_getfd(c->bev);
-
-	(void)unused;
-	(void)what;
-	srv__conn_fill_addr(c, fd);
-	if (c->refused)
-		dj_warn("connection from %s refused: max_connections reached", srv__conn_addr(c));
-	else if (c->vstate == V_FAILED)
-		; /* the DANE check said why already */
-	else
-		dj_info("connection from %s: no request within header_timeout", srv__conn_addr(c));
-	c->failure_logged = true;
-	/* evhttp owns the socket: shut it down and let it see EOF and free the connection */
-	if (fd >= 0)
-		shutdown(fd, SHUT_RDWR);
-}
-
 /* bevcb - a TLS bufferevent for each accepted connection, with its state on the SSL */
 static struct bufferevent *bevcb(struct event_base *base, void *arg)
 {
@@ -195,7 +183,6 @@ static struct bufferevent *bevcb(struct event_base *base, void *arg)
 	struct bufferevent *bev = NULL;
 	struct conn *c = NULL;
 	SSL *ssl = NULL;
-	struct timeval tv = {.tv_sec = (time_t)s->props.header_timeout, .tv_usec = 0};
 
 	c = calloc(1, sizeof(*c));
 	ssl = SSL_new(s->ctx);
@@ -207,7 +194,7 @@ static struct bufferevent *bevcb(struct event_base *base, void *arg)
 	/* from here c is owned by ssl (conn_ex_free) */
 	c->s = s;
 	c->dane = s->props.auth == SRV_AUTH_DANE;
-	c->kill_ev = event_new(base, -1, 0, kill_cb, c);
+	c->kill_ev = event_new(base, -1, 0, srv__kill_cb, c);
 	if (c->kill_ev == NULL)
 		goto fail;
 	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
@@ -216,6 +203,7 @@ static struct bufferevent *bevcb(struct event_base *base, void *arg)
 		goto fail;
 	ssl = NULL; /* owned by bev */
 	c->bev = bev;
+	srv__conn_watch(c);
 	c->next = s->conns;
 	if (s->conns != NULL)
 		s->conns->prev = c;
@@ -226,8 +214,12 @@ static struct bufferevent *bevcb(struct event_base *base, void *arg)
 	} else {
 		c->counted = true;
 		s->connections++;
+		/* the first request's clock runs from the accept: header_timeout for the handshake,
+		 * then again from its end (srv_auth.c info_cb) for the first request */
+		c->timing = true;
+		c->t0 = dj_clock_mono_s();
 		if (s->props.header_timeout > 0)
-			event_add(c->kill_ev, &tv);
+			srv__clock_arm(c, c->t0);
 	}
 	return bev;
 fail:
@@ -316,13 +308,20 @@ static void closecb(struct evhttp_connection *evcon, void *arg)
 static void send_simple(struct evhttp_request *evreq, int status, const char *json)
 {
 	struct evbuffer *out = evhttp_request_get_output_buffer(evreq);
+	struct conn *c = req_conn(evreq);
+
+	if (c != NULL)
+		c->ours = true;
 
 	evhttp_add_header(evhttp_request_get_output_headers(evreq), "Content-Type", BI_TLS_JSON_TYPE);
 	if (evbuffer_add(out, json, strlen(json)) != 0) {
 		evhttp_send_error(evreq, HTTP_INTERNAL, NULL);
-		return;
+		goto out;
 	}
 	evhttp_send_reply(evreq, status, NULL, NULL);
+out:
+	if (c != NULL)
+		c->ours = false;
 }
 
 /* gencb - every request on the TLS listener: POST goes to the handler */
@@ -334,9 +333,14 @@ static void gencb(struct evhttp_request *evreq, void *arg)
 	struct evbuffer *in;
 	const char *path;
 
-	if (c != NULL && !c->first_request) {
+	if (c != NULL) {
+		/* the request is complete: its clock stops; idle_timeout covers the wait for the
+		 * next one, whose first byte starts a new clock (in_cb) */
 		c->first_request = true;
-		event_del(c->kill_ev);
+		c->timing = false;
+		c->rate_on = false;
+		if (!c->kill_now && !c->refused)
+			event_del(c->kill_ev);
 	}
 	if (c == NULL || c->pending != NULL ||
 	    (c->vstate == V_OK && c->identity[0] == '\0') || c->vstate == V_NONE) {
@@ -353,7 +357,16 @@ static void gencb(struct evhttp_request *evreq, void *arg)
 		send_simple(evreq, c->vtemp ? HTTP_SERVUNAVAIL : 403, body);
 		return;
 	}
+	if (!srv__line_ok(c, evhttp_request_get_uri(evreq))) {
+		dj_warn("request from %s refused with 400: a space or control character in the "
+			"request line (\"%s\")", srv__conn_addr(c), c->reqline);
+		evhttp_add_header(evhttp_request_get_output_headers(evreq), "Connection", "close");
+		send_simple(evreq, HTTP_BADREQUEST, "{\"error\":\"malformed request line\"}");
+		return;
+	}
 	if (evhttp_request_get_command(evreq) != EVHTTP_REQ_POST) {
+		dj_warn("request from %s refused with 405: method not allowed (request line "
+			"\"%s\")", srv__conn_addr(c), c->reqline);
 		evhttp_add_header(evhttp_request_get_output_headers(evreq), "Allow", "POST");
 		send_simple(evreq, HTTP_BADMETHOD, "{\"error\":\"method not allowed\"}");
 		return;
@@ -482,7 +495,6 @@ int srv_new(struct event_base *base, const struct srv_props *props, struct srv *
 	    size_t errlen)
 {
 	struct srv *s = NULL;
-	struct timeval idle;
 	int ret = DJ_EINVAL;
 
 	*out = NULL;
@@ -533,15 +545,7 @@ int srv_new(struct event_base *base, const struct srv_props *props, struct srv *
 	}
 	evhttp_set_bevcb(s->http, bevcb, s);
 	evhttp_set_gencb(s->http, gencb, s);
-	/* all methods reach gencb, which answers 405 to anything but POST */
-	evhttp_set_allowed_methods(s->http, SRV_ALL_METHODS);
-	evhttp_set_max_body_size(s->http, (ev_ssize_t)props->max_body);
-	evhttp_set_max_headers_size(s->http, SRV_MAX_HEADERS_SIZE);
-	if (props->idle_timeout > 0) {
-		idle.tv_sec = (time_t)props->idle_timeout;
-		idle.tv_usec = 0;
-		evhttp_set_timeout_tv(s->http, &idle);
-	}
+	srv__http_limits(s->http, props);
 	ret = srv__bind_http(s->http, "listen_addr", props->listen_addr, &s->listener, err, errlen);
 	if (ret != DJ_EOK)
 		goto out;
@@ -575,6 +579,11 @@ unsigned srv_in_flight(const struct srv *s)
 void srv_auth_stats(const struct srv *s, struct srv_auth_stats *out)
 {
 	*out = s->auth_stats;
+}
+
+void srv_conn_stats(const struct srv *s, struct srv_conn_stats *out)
+{
+	*out = s->conn_stats;
 }
 
 unsigned srv_connections(const struct srv *s)
@@ -671,13 +680,22 @@ double srv_req_started(const struct srv_req *r)
 	return r->started;
 }
 
+void srv_req_close_after(struct srv_req *r)
+{
+	r->close_after = true;
+}
+
 void srv_reply(struct srv_req *r, int status, const char *json, size_t len)
 {
 	struct evhttp_request *evreq;
+	struct conn *c;
 
 	if (r == NULL)
 		return;
 	evreq = r->evreq;
+	c = r->c;
+	if (r->close_after && r->s != NULL)
+		r->s->conn_stats.close_after++;
 	req_unlink(r);
 	if (evreq != NULL && r->detached) {
 		/* the client left; evhttp handed the request to us */
@@ -687,12 +705,19 @@ void srv_reply(struct srv_req *r, int status, const char *json, size_t len)
 
 		evhttp_add_header(evhttp_request_get_output_headers(evreq), "Content-Type",
 				  BI_TLS_JSON_TYPE);
+		if (r->close_after)
+			evhttp_add_header(evhttp_request_get_output_headers(evreq), "Connection",
+					  "close");
+		if (c != NULL)
+			c->ours = true;
 		if (evbuffer_add(evhttp_request_get_output_buffer(evreq), json, len) != 0) {
 			evhttp_send_error(evreq, HTTP_INTERNAL, NULL);
 		} else {
 			evhttp_send_reply(evreq, status, NULL, NULL);
 			bi_tls__one_record(evcon);
 		}
+		if (c != NULL)
+			c->ours = false;
 	}
 	req_free(r);
 }

@@ -37,6 +37,7 @@
 #include "common/dj_compiler.h"
 
 #define SRV_IDENTITY_MAX 256
+#define SRV_RATE_GRACE_S 1.0 /* seconds of a request before min_rate applies */
 
 struct srv;
 struct srv_req;
@@ -52,6 +53,15 @@ struct srv_auth_stats {
 	unsigned long long ok, rejected, tempfail, held;
 };
 
+/* Counters of connections srv closed on its own, for metrics. */
+struct srv_conn_stats {
+	unsigned long long header_timeout; /* a request not complete within header_timeout */
+	unsigned long long min_rate;	   /* a request slower than min_rate */
+	unsigned long long peer_cap;	   /* over max_connections_per_peer */
+	unsigned long long close_after;	   /* closed after one answer (srv_req_close_after) */
+	unsigned long long http_refused;   /* refused by libevent's HTTP parser (400, 413) */
+};
+
 struct srv_props {
 	const char *listen_addr;	/* "HOST:PORT"; IPv6 as "[::1]:PORT" */
 	const char *cert_file;		/* our certificate chain (PEM) */
@@ -61,9 +71,14 @@ struct srv_props {
 	struct da_resolver *resolver;	/* DANE: borrowed, on the same loop; outlives the srv */
 	unsigned clientid_ext;		/* DANE: dane_clientid codepoint; 0: ignore the extension */
 	size_t max_body;		/* bytes; larger bodies get 413 */
-	unsigned header_timeout;	/* seconds to receive a request's headers */
+	unsigned header_timeout;	/* seconds for a whole request, from its first byte (the
+					 * first request: from the accept, handshake included) */
+	unsigned min_rate;		/* bytes/s a request must average after a grace of
+					 * SRV_RATE_GRACE_S; 0: no minimum */
 	unsigned idle_timeout;		/* seconds a keep-alive connection may sit idle */
 	unsigned max_connections;	/* further connections are closed at once */
+	unsigned max_connections_per_peer; /* per authenticated identity; 0: the default,
+					    * max(1, max_connections / 4) */
 	const char *metrics_addr;	/* "HOST:PORT" or NULL for none */
 	/* called for each POST on the loop thread; must lead to exactly one srv_reply() */
 	void (*handler)(struct srv_req *req, void *arg);
@@ -93,6 +108,9 @@ unsigned srv_connections(const struct srv *s);
 /*! \brief Client authentication counters (all zero in PKIX mode). */
 void srv_auth_stats(const struct srv *s, struct srv_auth_stats *out);
 
+/*! \brief Counters of connections closed by srv itself. */
+void srv_conn_stats(const struct srv *s, struct srv_conn_stats *out);
+
 /*! \brief Close everything and free (NULL is accepted). */
 void srv_free(struct srv *s);
 
@@ -115,6 +133,13 @@ const uint8_t *srv_req_body(const struct srv_req *r, size_t *len);
 
 /*! \brief Monotonic time (seconds, double) when the request was complete, for latency. */
 double srv_req_started(const struct srv_req *r);
+
+/*!
+ * \brief Close the connection once the answer to \p r is sent ("Connection: close"), e.g.
+ *        for a peer that is authenticated but not configured: it gets one answer, not a
+ *        connection to hold. Counted in srv_conn_stats.close_after.
+ */
+void srv_req_close_after(struct srv_req *r);
 
 /*!
  * \brief Answer: status and a body with Content-Type application/json. Frees \p r. The body is

@@ -37,6 +37,7 @@
 #include "backend-auth/da_tls.h"
 #include "bi/bi_tls.h"
 #include "bi/srv_internal.h"
+#include "common/dj_clock.h"
 #include "common/dj_err.h"
 #include "common/dj_log.h"
 
@@ -201,6 +202,14 @@ static void on_tlsa(const struct da_tlsa_set *set, void *arg)
 		c->vstate = V_OK;
 		if (c->claimed[0] != '\0')
 			snprintf(c->identity, sizeof(c->identity), "%s", c->claimed);
+		if (!srv__peer_admit(c)) {
+			c->vstate = V_FAILED;
+			c->vtemp = true;
+			snprintf(c->vwhy, sizeof(c->vwhy), "too many connections for %s",
+				 c->identity);
+			conn_verified(c);
+			return;
+		}
 		dj_info("client %s authenticated as %s by DANE (TLSA %d %d %d at depth %d%s)",
 			srv__conn_addr(c), c->identity, v.usage, v.selector, v.mtype, v.depth,
 			c->claimed[0] != '\0' ? ", dane_clientid" : "");
@@ -299,10 +308,19 @@ static void info_cb(const SSL *ssl, int where, int ret)
 		srv__conn_fill_addr(c, SSL_get_fd(ssl));
 	if ((where & SSL_CB_HANDSHAKE_DONE) && !c->handshake_done) {
 		c->handshake_done = true;
-		if (c->dane)
+		/* the handshake was within header_timeout; the first request gets its own */
+		if (c->timing && !c->rate_on)
+			c->t0 = dj_clock_mono_s();
+		if (c->dane) {
 			conn_verify_start(c);
-		else
+		} else if (srv__peer_admit(c)) {
 			c->vstate = V_OK;
+		} else {
+			c->vstate = V_FAILED;
+			c->vtemp = true;
+			snprintf(c->vwhy, sizeof(c->vwhy), "too many connections for %s",
+				 c->identity);
+		}
 	}
 	if ((where & SSL_CB_WRITE_ALERT) == SSL_CB_WRITE_ALERT && (ret >> 8) == SSL3_AL_FATAL &&
 	    !c->handshake_done && !c->failure_logged) {

@@ -1,6 +1,7 @@
 /*
  * srv_internal.h - the state of the HTTPS server shared by its files: srv.c (listeners,
- *		    connections, limits, requests, lifecycle), srv_auth.c (who the client is:
+ *		    connections, requests, lifecycle), srv_conn.c (the limits watched on each
+ *		    connection: request clock, per-peer cap, parser refusals), srv_auth.c (who the client is:
  *		    the TLS context, the SAN identity, the DANE check) and srv_metrics.c (the
  *		    metrics listener). Not installed.
  */
@@ -12,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <event2/buffer.h>
 #include <event2/http.h>
 #include <openssl/ssl.h>
 
@@ -26,6 +28,9 @@
 	(EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | \
 	 EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH)
 #define SRV_WHY_MAX		    128
+#define SRV_REQLINE_MAX	    96	   /* start of a request line kept for refusal logs */
+#define SRV_TAIL_MAX		    256	   /* last bytes received, to tell a bad chunk size */
+#define SRV_TICK_S		    1.0	   /* seconds between checks of a request's clock */
 
 struct srv_call {
 	void (*fn)(void *arg);
@@ -41,6 +46,7 @@ struct srv_req {
 	struct conn *c;		      /* NULL once the connection closed */
 	bool detached;		      /* the connection closed; evreq (if any) is ours to free */
 	bool held;		      /* waiting for the peer's DANE check, not yet handed over */
+	bool close_after;	      /* answer with "Connection: close" */
 	char peer[SRV_IDENTITY_MAX];
 	char *path;
 	uint8_t *body;
@@ -67,7 +73,25 @@ struct conn {
 	bool refused;
 	bool handshake_done;
 	bool failure_logged;
-	bool first_request; /* header timer disarmed */
+	bool first_request; /* the first request is complete */
+	bool kill_now;	    /* kill_ev closes at once (peer cap) */
+	bool closing;	    /* kill_ev closed it already */
+	bool timing;	    /* a request (or the first, from the accept) is on the clock */
+	bool rate_on;	    /* bytes of the current request arrived: min_rate applies */
+	bool ours;	    /* srv itself is writing an answer (not libevent's parser) */
+	bool line_done;	    /* the request line ended (its LF seen) */
+	bool line_bad;	    /* it holds a byte it may not (srv__line_ok) */
+	bool line_cr;	    /* its last byte was a CR */
+	unsigned line_spaces; /* spaces in it so far */
+	double t0;	    /* when the clock of the request started */
+	double rate_t0;	    /* when its first byte arrived */
+	size_t bytes;	    /* bytes of it since rate_t0 */
+	size_t line_len;
+	char reqline[SRV_REQLINE_MAX]; /* the current request line, for refusal logs */
+	bool patch_413;		       /* libevent's 413 for a bad chunk is being made a 400 */
+	size_t tail_len;	       /* bytes in tail */
+	char tail[SRV_TAIL_MAX];       /* the last bytes received (ending at what is newest) */
+	struct evbuffer_cb_entry *in_cbe, *out_cbe;
 	char addr[SRV_ADDR_MAX];
 	char identity[SRV_IDENTITY_MAX];
 	char why[SRV_WHY_MAX];	  /* why the verify callback refused the leaf */
@@ -89,6 +113,7 @@ struct srv {
 	unsigned connections;
 	unsigned in_flight;
 	struct srv_auth_stats auth_stats;
+	struct srv_conn_stats conn_stats;
 	struct conn *conns;
 	struct srv_req *reqs;
 	struct event *wake_ev;
@@ -104,9 +129,28 @@ struct conn *srv__ssl_conn(const SSL *ssl);
 void srv__conn_fill_addr(struct conn *c, evutil_socket_t fd);
 /* srv__conn_addr - the address for logs */
 const char *srv__conn_addr(const struct conn *c);
+
 /* srv__bind_http - bind \p http to "HOST:PORT" (\p what names the setting in errors) */
 int srv__bind_http(struct evhttp *http, const char *what, const char *addr,
 		   struct evhttp_bound_socket **out, char *err, size_t errlen) DJ_MUSTCHECK;
+
+/* srv_conn.c */
+/* srv__clock_arm - check the request's clock again in SRV_TICK_S, or at its deadline */
+void srv__clock_arm(struct conn *c, double now);
+/* srv__kill_cb - kill_ev: refuse an over-limit connection, or end one whose request missed
+ * header_timeout or min_rate */
+void srv__kill_cb(evutil_socket_t unused, short what, void *arg);
+/* srv__peer_admit - the connection's identity is now known: false (and the connection is
+ * being closed, logged, counted) when that identity holds max_connections_per_peer already */
+bool srv__peer_admit(struct conn *c);
+/* srv__line_ok - the request line (seen by the buffer watch) and its target \p uri have no
+ * space or control character where libevent lets them through; gencb answers 400 otherwise */
+bool srv__line_ok(const struct conn *c, const char *uri);
+/* srv__http_limits - the limits of the TLS listener's evhttp (body, headers, methods, idle) */
+void srv__http_limits(struct evhttp *http, const struct srv_props *props);
+/* srv__conn_watch - watch c->bev's buffers: the request clock, the request line for logs,
+ * libevent's own refusals (logged once; a bad chunk's 413 made a 400) */
+void srv__conn_watch(struct conn *c);
 
 /* srv_auth.c */
 /* srv__tls_ctx_new - the server context: TLS 1.3, our chain and key, client certificates

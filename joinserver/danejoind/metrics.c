@@ -57,6 +57,7 @@ char *svc__metrics_text(void *arg)
 {
 	struct svc *s = arg;
 	struct js_store_stats st;
+	struct srv_conn_stats cs;
 	char *buf = NULL;
 	size_t size = 0;
 	FILE *f = open_memstream(&buf, &size);
@@ -108,6 +109,15 @@ char *svc__metrics_text(void *arg)
 		   "# TYPE danejoin_rate_limited_total counter\ndanejoin_rate_limited_total %llu\n",
 		srv_connections(s->srv), (unsigned long long)s->m.http_errors,
 		(unsigned long long)s->m.rate_limited);
+	srv_conn_stats(s->srv, &cs);
+	fprintf(f, "# TYPE danejoin_connections_closed_total counter\n"
+		   "danejoin_connections_closed_total{reason=\"header_timeout\"} %llu\n"
+		   "danejoin_connections_closed_total{reason=\"min_rate\"} %llu\n"
+		   "danejoin_connections_closed_total{reason=\"peer_cap\"} %llu\n"
+		   "danejoin_connections_closed_total{reason=\"unknown_peer\"} %llu\n"
+		   "# TYPE danejoin_http_parser_refusals_total counter\n"
+		   "danejoin_http_parser_refusals_total %llu\n",
+		cs.header_timeout, cs.min_rate, cs.peer_cap, cs.close_after, cs.http_refused);
 	if (s->resolver != NULL) {
 		struct srv_auth_stats as;
 		struct da_stats ds;

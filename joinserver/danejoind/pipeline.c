@@ -262,6 +262,7 @@ static void do_join(struct svc_req *r)
 	struct svc *s = r->s;
 	const struct bi_msg *m = &r->msg;
 	struct js_join_in *in = &r->jr.in;
+	uint8_t rx[LW_EUI_LEN];
 
 	/* The DevEUI field must be the frame's, and the frame's JoinEUI one served here. A frame
 	 * that does not parse goes on: the engine's verdict names what is wrong with it. */
@@ -270,6 +271,15 @@ static void do_join(struct svc_req *r)
 	if (in->frame_status == LW_FRAME_OK) {
 		if (memcmp(r->frame.dev_eui, m->dev_eui, LW_EUI_LEN) != 0) {
 			svc__refuse(r, BI_MALFORMED_REQUEST, "DevEUI does not match the PHYPayload");
+			return;
+		}
+		/* a JoinReq is sent to the JoinEUI of its frame: any other ReceiverID is a
+		 * message that contradicts itself */
+		if (r->frame.type == LW_REQ_JOIN && m->type == BI_JOIN_REQ &&
+		    (dj_hex_parse(m->receiver_id, rx, LW_EUI_LEN) != DJ_EOK ||
+		     memcmp(rx, r->frame.join_eui, LW_EUI_LEN) != 0)) {
+			svc__refuse(r, BI_MALFORMED_REQUEST,
+				    "ReceiverID is not the JoinEUI of the PHYPayload");
 			return;
 		}
 		if ((r->frame.type == LW_REQ_JOIN || r->frame.type == LW_REQ_REJOIN1) &&
@@ -555,6 +565,10 @@ void svc__handle(struct srv_req *req, void *arg)
 	body = srv_req_body(req, &len);
 	ret = bi_msg_parse((const char *)body, len, &r->msg, err, sizeof(err));
 	r->pe = svc__find_peer(s->peers, srv_req_peer(req));
+	if (r->pe == NULL)
+		/* authenticated but not configured: one answer (UnknownSender), not a connection
+		 * to hold */
+		srv_req_close_after(req);
 	if (ret != DJ_EOK) {
 		const struct bi_msg *m = &r->msg;
 

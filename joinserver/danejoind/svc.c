@@ -226,6 +226,8 @@ int svc_new(struct event_base *base, const char *config_path, struct svc **out, 
 	sp.header_timeout = cfg->header_timeout;
 	sp.idle_timeout = cfg->idle_timeout;
 	sp.max_connections = cfg->max_connections;
+	sp.max_connections_per_peer = cfg->max_connections_per_peer;
+	sp.min_rate = cfg->min_rate;
 	sp.metrics_addr = cfg->metrics_address == NULL ? JS_CONFIG_METRICS_DEFAULT
 		: strcmp(cfg->metrics_address, "off") == 0 ? NULL : cfg->metrics_address;
 	sp.handler = svc__handle;

@@ -71,6 +71,9 @@ static const struct key_def key_table[] = {
 	{ "listen", "header_timeout", KT_UINT, CFG_OFF(header_timeout), 1, 300, 0, false },
 	{ "listen", "idle_timeout", KT_UINT, CFG_OFF(idle_timeout), 1, 86400, 0, false },
 	{ "listen", "max_connections", KT_UINT, CFG_OFF(max_connections), 1, 1000000, 0, false },
+	{ "listen", "max_connections_per_peer", KT_UINT, CFG_OFF(max_connections_per_peer), 1,
+	  1000000, 0, false },
+	{ "listen", "min_rate", KT_UINT, CFG_OFF(min_rate), 0, 1 << 30, 0, false },
 	{ "listen", "metrics_address", KT_ADDR_OFF, CFG_OFF(metrics_address), 0, 0, 0, false },
 	{ "listen", "auth", KT_STR, CFG_OFF(auth), 0, 0, 0, false },
 	{ "dane", "trust_anchor_file", KT_PATH, CFG_OFF(dane_trust_anchor_file), 0, 0, 0, false },
@@ -740,6 +743,7 @@ void js_config_defaults(struct js_config *cfg)
 	cfg->header_timeout = JS_CONFIG_HEADER_TIMEOUT_DEFAULT;
 	cfg->idle_timeout = JS_CONFIG_IDLE_TIMEOUT_DEFAULT;
 	cfg->max_connections = JS_CONFIG_MAX_CONN_DEFAULT;
+	cfg->min_rate = JS_CONFIG_MIN_RATE_DEFAULT;
 	cfg->devnonce_history = JS_DEVNONCE_HIST_DEFAULT;
 	cfg->batch_max = JS_BATCH_DEFAULT;
 	cfg->session_lifetime = JS_CONFIG_SESSION_DEFAULT;

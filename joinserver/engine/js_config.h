@@ -48,6 +48,7 @@
 #define JS_CONFIG_HEADER_TIMEOUT_DEFAULT 10
 #define JS_CONFIG_IDLE_TIMEOUT_DEFAULT 60
 #define JS_CONFIG_MAX_CONN_DEFAULT 1024
+#define JS_CONFIG_MIN_RATE_DEFAULT 256	/* bytes/s a request must average after 1 s */
 #define JS_CONFIG_METRICS_DEFAULT "127.0.0.1:9110"
 #define JS_CONFIG_MQTT_PORT_DEFAULT 8883	/* MQTT over TLS (IANA "secure-mqtt") */
 #define JS_CONFIG_MQTT_CLIENT_ID_DEFAULT "danejoind"
@@ -106,6 +107,8 @@ struct js_config {
 	unsigned header_timeout;
 	unsigned idle_timeout;
 	unsigned max_connections;
+	unsigned max_connections_per_peer; /* 0 (unset): max(1, max_connections / 4) */
+	unsigned min_rate;		/* bytes/s; 0: no minimum */
 	char *metrics_address;		/* "HOST:PORT", or "off" */
 	/* [dane] (danejoind): the resolver behind DANE in both directions */
 	char *dane_trust_anchor_file;	/* DS/DNSKEY lines for private zones (tests, intranets) */

@@ -29,7 +29,8 @@ chmod 600 devices.csv
 conf() { # MODE
 	dj_conf_store
 	dj_conf_section listen address=127.0.0.1:$PORT cert_file=js.crt key_file=js.key \
-		metrics_address=off max_connections=$((N + 64)) auth="$1" client_ca_file=root.crt
+		metrics_address=off max_connections=$((N + 64)) max_connections_per_peer=$((N + 64)) \
+		auth="$1" client_ca_file=root.crt
 	dj_conf_section dane trust_anchor_file="$DJ_KNOT_TA" stubs="$STUBS"
 	dj_conf_section js join_euis=70b3d57ed0000000/48
 	dj_conf_peer ns1 ns1.$Z ns 000013 plain_keys=yes
