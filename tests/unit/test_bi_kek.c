@@ -215,19 +215,13 @@ static void test_envelope_args(void **state)
 	lw_key_wipe(&key);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rfc3394_4_1),
-		cmocka_unit_test(test_rfc3394_4_3),
-		cmocka_unit_test(test_open_published),
-		cmocka_unit_test(test_wrong_kek),
-		cmocka_unit_test(test_wrong_label),
-		cmocka_unit_test(test_plaintext),
-		cmocka_unit_test(test_malformed_envelopes),
-		cmocka_unit_test(test_new_refusals),
-		cmocka_unit_test(test_envelope_args),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+DJ_TEST_MAIN(
+	cmocka_unit_test(test_rfc3394_4_1),
+	cmocka_unit_test(test_rfc3394_4_3),
+	cmocka_unit_test(test_open_published),
+	cmocka_unit_test(test_wrong_kek),
+	cmocka_unit_test(test_wrong_label),
+	cmocka_unit_test(test_plaintext),
+	cmocka_unit_test(test_malformed_envelopes),
+	cmocka_unit_test(test_new_refusals),
+	cmocka_unit_test(test_envelope_args))

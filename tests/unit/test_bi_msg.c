@@ -661,26 +661,20 @@ static void test_type_names(void **state)
 	bi_msg_wipe(NULL);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_joinreq_1_0),
-		cmocka_unit_test(test_joinreq_1_1),
-		cmocka_unit_test(test_rejoinreq_sizes),
-		cmocka_unit_test(test_malformed_table),
-		cmocka_unit_test(test_header_kept_on_failure),
-		cmocka_unit_test(test_err_buffer),
-		cmocka_unit_test(test_round_trip_join_ans),
-		cmocka_unit_test(test_round_trip_appskey_homens),
-		cmocka_unit_test(test_round_trip_requests),
-		cmocka_unit_test(test_encode_refusals),
-		cmocka_unit_test(test_interop_hex_and_versions),
-		cmocka_unit_test(test_interop_unknown_receiver),
-		cmocka_unit_test(test_unknown_fields_ignored),
-		cmocka_unit_test(test_answer_refusals),
-		cmocka_unit_test(test_answer_init),
-		cmocka_unit_test(test_type_names),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+DJ_TEST_MAIN(
+	cmocka_unit_test(test_joinreq_1_0),
+	cmocka_unit_test(test_joinreq_1_1),
+	cmocka_unit_test(test_rejoinreq_sizes),
+	cmocka_unit_test(test_malformed_table),
+	cmocka_unit_test(test_header_kept_on_failure),
+	cmocka_unit_test(test_err_buffer),
+	cmocka_unit_test(test_round_trip_join_ans),
+	cmocka_unit_test(test_round_trip_appskey_homens),
+	cmocka_unit_test(test_round_trip_requests),
+	cmocka_unit_test(test_encode_refusals),
+	cmocka_unit_test(test_interop_hex_and_versions),
+	cmocka_unit_test(test_interop_unknown_receiver),
+	cmocka_unit_test(test_unknown_fields_ignored),
+	cmocka_unit_test(test_answer_refusals),
+	cmocka_unit_test(test_answer_init),
+	cmocka_unit_test(test_type_names))

@@ -17,6 +17,7 @@
 
 #include "backend-auth/da_internal.h"
 #include "common/dj_err.h"
+#include "dj_test.h"
 
 #define MAXQ 32
 
@@ -553,20 +554,14 @@ static void test_discovery_insecure_step(void **state)
 	assert_int_equal(g2.calls, 0);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cache_direct),
-		cmocka_unit_test(test_coalesce_and_ttl_cap),
-		cmocka_unit_test(test_negative_and_tempfail),
-		cmocka_unit_test(test_lru_eviction),
-		cmocka_unit_test(test_refresh_window),
-		cmocka_unit_test(test_cancel),
-		cmocka_unit_test(test_cancel_from_callback_order),
-		cmocka_unit_test(test_timeout),
-		cmocka_unit_test(test_discovery_chain),
-		cmocka_unit_test(test_discovery_insecure_step),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+DJ_TEST_MAIN(
+	cmocka_unit_test(test_cache_direct),
+	cmocka_unit_test(test_coalesce_and_ttl_cap),
+	cmocka_unit_test(test_negative_and_tempfail),
+	cmocka_unit_test(test_lru_eviction),
+	cmocka_unit_test(test_refresh_window),
+	cmocka_unit_test(test_cancel),
+	cmocka_unit_test(test_cancel_from_callback_order),
+	cmocka_unit_test(test_timeout),
+	cmocka_unit_test(test_discovery_chain),
+	cmocka_unit_test(test_discovery_insecure_step))

@@ -17,6 +17,7 @@
 
 #include "backend-auth/da_internal.h"
 #include "common/dj_err.h"
+#include "dj_test.h"
 
 /* ---- da__txt_join, table first ------------------------------------------------------------ */
 
@@ -266,13 +267,7 @@ static void test_txt_lookup(void **state)
 	event_base_free(base);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_txt_join),
-		cmocka_unit_test(test_txt_packet),
-		cmocka_unit_test(test_txt_lookup),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+DJ_TEST_MAIN(
+	cmocka_unit_test(test_txt_join),
+	cmocka_unit_test(test_txt_packet),
+	cmocka_unit_test(test_txt_lookup))

@@ -22,6 +22,7 @@
 #include "common/dj_hex.h"
 #include "store/js_keystore.h"
 #include "store/js_keystore_internal.h"
+#include "dj_test.h"
 
 #define PATH_MAX_LEN 512
 #define KWP_OUT_MAX 64
@@ -503,17 +504,11 @@ static void test_master_file(void **state)
 	unlink(path);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rfc5649_vectors),
-		cmocka_unit_test(test_roundtrip),
-		cmocka_unit_test(test_refusals),
-		cmocka_unit_test(test_batched),
-		cmocka_unit_test(test_batched_tokens),
-		cmocka_unit_test(test_kcv),
-		cmocka_unit_test(test_master_file),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+DJ_TEST_MAIN(
+	cmocka_unit_test(test_rfc5649_vectors),
+	cmocka_unit_test(test_roundtrip),
+	cmocka_unit_test(test_refusals),
+	cmocka_unit_test(test_batched),
+	cmocka_unit_test(test_batched_tokens),
+	cmocka_unit_test(test_kcv),
+	cmocka_unit_test(test_master_file))
