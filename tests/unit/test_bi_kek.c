@@ -33,6 +33,16 @@ static struct bi_kek *make_kek(const char *label, const char *hex)
 	return kek;
 }
 
+/* seal_keydata - KEYDATA (raw bytes in data, live in key) sealed into env under kek (NULL: plaintext) */
+static void seal_keydata(struct bi_kek *kek, struct lw_key *key, struct bi_key_envelope *env,
+			 uint8_t data[LW_KEY_LEN])
+{
+	unhex_exact(KEYDATA, data, LW_KEY_LEN);
+	lw_key_set(key, data);
+	memset(env, 0, sizeof(*env));
+	assert_int_equal(bi_kek_envelope(kek, key, env), DJ_EOK);
+}
+
 /* vector - wrap KEYDATA under kek_hex and compare with want, then open it again */
 static void vector(const char *kek_hex, const char *want_hex)
 {
@@ -41,11 +51,8 @@ static void vector(const char *kek_hex, const char *want_hex)
 	struct lw_key key;
 	uint8_t raw[LW_KEY_LEN], want[WRAPPED_LEN], data[LW_KEY_LEN];
 
-	unhex_exact(KEYDATA, data, sizeof(data));
 	unhex_exact(want_hex, want, sizeof(want));
-	lw_key_set(&key, data);
-	memset(&env, 0, sizeof(env));
-	assert_int_equal(bi_kek_envelope(kek, &key, &env), DJ_EOK);
+	seal_keydata(kek, &key, &env, data);
 	assert_true(env.present);
 	assert_string_equal(env.kek_label, "kek-1");
 	assert_int_equal(env.aes_key_len, WRAPPED_LEN);
@@ -93,9 +100,7 @@ static void test_wrong_kek(void **state)
 	uint8_t data[LW_KEY_LEN], raw[LW_KEY_LEN];
 
 	(void)state;
-	unhex_exact(KEYDATA, data, sizeof(data));
-	lw_key_set(&key, data);
-	assert_int_equal(bi_kek_envelope(a, &key, &env), DJ_EOK);
+	seal_keydata(a, &key, &env, data);
 	memset(raw, 0xee, sizeof(raw));
 	assert_int_equal(bi_kek_open(b, &env, false, raw), DJ_EUNWRAP);
 	assert_int_equal(raw[0], 0xee);	/* untouched on failure */
@@ -116,9 +121,7 @@ static void test_wrong_label(void **state)
 	uint8_t data[LW_KEY_LEN], raw[LW_KEY_LEN];
 
 	(void)state;
-	unhex_exact(KEYDATA, data, sizeof(data));
-	lw_key_set(&key, data);
-	assert_int_equal(bi_kek_envelope(a, &key, &env), DJ_EOK);
+	seal_keydata(a, &key, &env, data);
 	assert_int_equal(bi_kek_open(b, &env, false, raw), DJ_EACCES);
 	assert_int_equal(bi_kek_open(b, &env, true, raw), DJ_EACCES);
 	/* a labelled envelope without a KEK to open it */
@@ -136,9 +139,7 @@ static void test_plaintext(void **state)
 	uint8_t data[LW_KEY_LEN], raw[LW_KEY_LEN];
 
 	(void)state;
-	unhex_exact(KEYDATA, data, sizeof(data));
-	lw_key_set(&key, data);
-	assert_int_equal(bi_kek_envelope(NULL, &key, &env), DJ_EOK);
+	seal_keydata(NULL, &key, &env, data);
 	assert_true(env.present);
 	assert_string_equal(env.kek_label, "");
 	assert_int_equal(env.aes_key_len, LW_KEY_LEN);
