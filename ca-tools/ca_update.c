@@ -366,8 +366,7 @@ static int push_copy(ldns_rr_list *l, const ldns_rr *rr, ldns_rr_class cls, uint
 	return DJ_EOK;
 }
 
-/* rcode_error - the error for an UPDATE answer's rcode */
-static int rcode_error(int rcode, const char *zone, char *err, size_t errlen)
+int ca_update_rcode_error(int rcode, const char *zone, char *err, size_t errlen)
 {
 	switch (rcode) {
 	case LDNS_RCODE_YXRRSET:
@@ -394,7 +393,7 @@ static int rcode_error(int rcode, const char *zone, char *err, size_t errlen)
 		dj_errbuf(err, errlen, "a record is outside zone %s (NOTZONE)", zone);
 		return DJ_EINVAL;
 	default:
-		dj_errbuf(err, errlen, "the update failed with rcode %d", rcode);
+		dj_errbuf(err, errlen, "the update of %s failed with rcode %d", zone, rcode);
 		return DJ_EIO;
 	}
 }
@@ -553,7 +552,7 @@ int ca_update_apply(const struct ca_server *srv, const struct ca_tsig *tsig,
 		goto out;
 	}
 	if (res->rcode != LDNS_RCODE_NOERROR) {
-		rc = rcode_error(res->rcode, c->zone, err, errlen);
+		rc = ca_update_rcode_error(res->rcode, c->zone, err, errlen);
 		goto out;
 	}
 	res->changed = ldns_rr_list_rr_count(upd) > 0;

@@ -117,6 +117,12 @@ int ca_update_apply(const struct ca_server *srv, const struct ca_tsig *tsig,
 		    const struct ca_change *c, struct ca_update_result *res, char *err,
 		    size_t errlen) DJ_MUSTCHECK;
 
+/*!
+ * \brief The error code and message for an UPDATE answer's \p rcode other than NOERROR, in
+ *        \p zone: the mapping ca_update_apply() documents. Shared by every sender of UPDATEs.
+ */
+int ca_update_rcode_error(int rcode, const char *zone, char *err, size_t errlen) DJ_MUSTCHECK;
+
 /*! \brief Free what \p r holds. */
 void ca_update_result_clear(struct ca_update_result *r);
 
