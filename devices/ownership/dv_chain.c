@@ -265,28 +265,15 @@ out:
 
 int dv_link_verify(const struct dv_link *l, EVP_PKEY *key)
 {
-	EVP_MD_CTX *md = NULL;
 	uint8_t *msg = NULL;
 	size_t mlen = 0;
-	int rc, v;
+	int rc;
 
 	if (!dv_key_usable(key) || l->sig_len == 0)
 		return DJ_EACCES;
 	rc = signed_message(l, &msg, &mlen);
-	if (rc != DJ_EOK)
-		goto out;
-	rc = DJ_ENOMEM;
-	md = EVP_MD_CTX_new();
-	if (md == NULL)
-		goto out;
-	rc = DJ_ECRYPTO;
-	if (EVP_DigestVerifyInit_ex(md, NULL, digest_name(key), NULL, NULL, key, NULL) != 1)
-		goto out;
-	v = EVP_DigestVerify(md, l->sig, l->sig_len, msg, mlen);
-	ERR_clear_error();	/* a bad DER signature leaves errors: it is a verdict, not a fault */
-	rc = v == 1 ? DJ_EOK : DJ_EACCES;
-out:
-	EVP_MD_CTX_free(md);
+	if (rc == DJ_EOK)
+		rc = dv_key_verify_msg(key, msg, mlen, l->sig, l->sig_len);
 	free(msg);
 	return rc;
 }
