@@ -259,12 +259,12 @@ out:
 
 /*
  * load_chain - the registry's owner row (*own, zeroed first) and decoded chain of a device, in
- * a *chain allocated here (NULL when that fails); the caller clears *own and frees *chain.
+ * a *chain allocated here (NULL when that fails), and its DevEUI in hex for the messages; the
+ * caller clears *own and frees *chain.
  */
 static int load_chain(const struct dv_xfer_env *e, const uint8_t *dev_eui, struct js_owner *own,
-		      struct dv_chain **chain, struct dv_xfer_report *r)
+		      struct dv_chain **chain, char eui[EUI_HEX], struct dv_xfer_report *r)
 {
-	char eui[EUI_HEX];
 	int rc;
 
 	memset(own, 0, sizeof(*own));
@@ -329,8 +329,7 @@ static int verify_request(const struct dv_xfer_env *e, const struct dv_link *l, 
 	int rc;
 
 	memset(&prev, 0, sizeof(prev));
-	dj_hex_format(l->dev_eui, LW_EUI_LEN, eui);
-	rc = load_chain(e, l->dev_eui, &own, &chain, r);
+	rc = load_chain(e, l->dev_eui, &own, &chain, eui, r);
 	if (failed(rc, r))
 		goto out;
 	/* this very request, seen before? */
@@ -403,8 +402,7 @@ static int verify_code(const struct dv_xfer_env *e, struct dv_link *l, const cha
 	int rc;
 
 	memset(&ac, 0, sizeof(ac));
-	dj_hex_format(l->dev_eui, LW_EUI_LEN, eui);
-	rc = load_chain(e, l->dev_eui, &own, &chain, r);
+	rc = load_chain(e, l->dev_eui, &own, &chain, eui, r);
 	if (failed(rc, r))
 		goto out;
 	snprintf(l->from_zone, sizeof(l->from_zone), "%s", own.zone);
@@ -647,8 +645,7 @@ int dv_transfer_request(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], c
 	*b64 = NULL;
 	memset(r, 0, sizeof(*r));
 	memset(&l, 0, sizeof(l));
-	dj_hex_format(dev_eui, LW_EUI_LEN, eui);
-	rc = load_chain(&e, dev_eui, &own, &chain, r);
+	rc = load_chain(&e, dev_eui, &own, &chain, eui, r);
 	if (failed(rc, r))
 		goto out;
 	if (strcmp(own.zone, zone) != 0) {
