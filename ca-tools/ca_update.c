@@ -366,6 +366,19 @@ static int push_copy(ldns_rr_list *l, const ldns_rr *rr, ldns_rr_class cls, uint
 	return DJ_EOK;
 }
 
+int ca_update_sign_send(ldns_resolver *r, ldns_pkt *q, ldns_pkt **a, ldns_status *st, char *err,
+			size_t errlen)
+{
+	*a = NULL;
+	ldns_pkt_set_random_id(q);
+	if (ldns_update_pkt_tsig_add(q, r) != LDNS_STATUS_OK) {
+		dj_errbuf(err, errlen, "cannot TSIG-sign the update (bad key?)");
+		return DJ_EINVAL;
+	}
+	*st = ldns_send(a, r, q);
+	return DJ_EOK;
+}
+
 int ca_update_rcode_error(int rcode, const char *zone, char *err, size_t errlen)
 {
 	switch (rcode) {
@@ -525,13 +538,9 @@ int ca_update_apply(const struct ca_server *srv, const struct ca_tsig *tsig,
 	zone = NULL;	/* taken by the packet */
 	if (q == NULL)
 		goto out;
-	ldns_pkt_set_random_id(q);
-	if (ldns_update_pkt_tsig_add(q, r) != LDNS_STATUS_OK) {
-		dj_errbuf(err, errlen, "cannot TSIG-sign the update (bad key?)");
-		rc = DJ_EINVAL;
+	rc = ca_update_sign_send(r, q, &a, &st, err, errlen);
+	if (rc != DJ_EOK)
 		goto out;
-	}
-	st = ldns_send(&a, r, q);
 	if (a == NULL) {
 		rc = net_error(srv, st, err, errlen);
 		goto out;

@@ -220,13 +220,9 @@ static int send_zone(struct dv_pub *p, struct pending *z, char *err, size_t errl
 	ldns_rr_list_deep_free(z->upd);	/* the packet holds a copy */
 	z->upd = NULL;
 	z->bytes = 0;
-	ldns_pkt_set_random_id(q);
-	if (ldns_update_pkt_tsig_add(q, r) != LDNS_STATUS_OK) {
-		dj_errbuf(err, errlen, "cannot TSIG-sign the update (bad key?)");
-		rc = DJ_EINVAL;
+	rc = ca_update_sign_send(r, q, &a, &st, err, errlen);
+	if (rc != DJ_EOK)
 		goto out;
-	}
-	st = ldns_send(&a, r, q);
 	p->messages++;
 	if (a == NULL) {
 		dj_errbuf(err, errlen, "no answer from %s port %u (server down or unreachable: "
