@@ -91,44 +91,55 @@ static void test_open_published(void **state)
 	bi_kek_free(kek);
 }
 
-static void test_wrong_kek(void **state)
-{
-	struct bi_kek *a = make_kek("same", KEK128);
-	struct bi_kek *b = make_kek("same", "0f0e0d0c0b0a09080706050403020100");
+/* two_keks - KEYDATA sealed under KEK a; KEK b is the wrong one to open it */
+struct two_keks {
+	struct bi_kek *a, *b;
 	struct bi_key_envelope env;
 	struct lw_key key;
 	uint8_t data[LW_KEY_LEN], raw[LW_KEY_LEN];
+};
+
+static void two_keks_make(struct two_keks *t, const char *label_a, const char *label_b,
+			  const char *hex_b)
+{
+	t->a = make_kek(label_a, KEK128);
+	t->b = make_kek(label_b, hex_b);
+	seal_keydata(t->a, &t->key, &t->env, t->data);
+}
+
+static void two_keks_free(struct two_keks *t)
+{
+	lw_key_wipe(&t->key);
+	bi_kek_free(t->a);
+	bi_kek_free(t->b);
+}
+
+static void test_wrong_kek(void **state)
+{
+	struct two_keks t;
 
 	(void)state;
-	seal_keydata(a, &key, &env, data);
-	memset(raw, 0xee, sizeof(raw));
-	assert_int_equal(bi_kek_open(b, &env, false, raw), DJ_EUNWRAP);
-	assert_int_equal(raw[0], 0xee);	/* untouched on failure */
+	two_keks_make(&t, "same", "same", "0f0e0d0c0b0a09080706050403020100");
+	memset(t.raw, 0xee, sizeof(t.raw));
+	assert_int_equal(bi_kek_open(t.b, &t.env, false, t.raw), DJ_EUNWRAP);
+	assert_int_equal(t.raw[0], 0xee);	/* untouched on failure */
 	/* a flipped bit fails the integrity check under the right KEK too */
-	env.aes_key[5] ^= 1;
-	assert_int_equal(bi_kek_open(a, &env, false, raw), DJ_EUNWRAP);
-	lw_key_wipe(&key);
-	bi_kek_free(a);
-	bi_kek_free(b);
+	t.env.aes_key[5] ^= 1;
+	assert_int_equal(bi_kek_open(t.a, &t.env, false, t.raw), DJ_EUNWRAP);
+	two_keks_free(&t);
 }
 
 static void test_wrong_label(void **state)
 {
-	struct bi_kek *a = make_kek("label-a", KEK128);
-	struct bi_kek *b = make_kek("label-b", KEK128);
-	struct bi_key_envelope env;
-	struct lw_key key;
-	uint8_t data[LW_KEY_LEN], raw[LW_KEY_LEN];
+	struct two_keks t;
 
 	(void)state;
-	seal_keydata(a, &key, &env, data);
-	assert_int_equal(bi_kek_open(b, &env, false, raw), DJ_EACCES);
-	assert_int_equal(bi_kek_open(b, &env, true, raw), DJ_EACCES);
+	two_keks_make(&t, "label-a", "label-b", KEK128);	/* same bytes, another label */
+	assert_int_equal(bi_kek_open(t.b, &t.env, false, t.raw), DJ_EACCES);
+	assert_int_equal(bi_kek_open(t.b, &t.env, true, t.raw), DJ_EACCES);
 	/* a labelled envelope without a KEK to open it */
-	assert_int_equal(bi_kek_open(NULL, &env, true, raw), DJ_EACCES);
-	lw_key_wipe(&key);
-	bi_kek_free(a);
-	bi_kek_free(b);
+	assert_int_equal(bi_kek_open(NULL, &t.env, true, t.raw), DJ_EACCES);
+	two_keks_free(&t);
 }
 
 static void test_plaintext(void **state)
