@@ -43,6 +43,16 @@ static void seal_keydata(struct bi_kek *kek, struct lw_key *key, struct bi_key_e
 	assert_int_equal(bi_kek_envelope(kek, key, env), DJ_EOK);
 }
 
+/* expect_env - env is present, under label, and carries exactly len bytes of want */
+static void expect_env(const struct bi_key_envelope *env, const char *label, const uint8_t *want,
+		       size_t len)
+{
+	assert_true(env->present);
+	assert_string_equal(env->kek_label, label);
+	assert_int_equal(env->aes_key_len, len);
+	assert_memory_equal(env->aes_key, want, len);
+}
+
 /* vector - wrap KEYDATA under kek_hex and compare with want, then open it again */
 static void vector(const char *kek_hex, const char *want_hex)
 {
@@ -53,10 +63,7 @@ static void vector(const char *kek_hex, const char *want_hex)
 
 	unhex_exact(want_hex, want, sizeof(want));
 	seal_keydata(kek, &key, &env, data);
-	assert_true(env.present);
-	assert_string_equal(env.kek_label, "kek-1");
-	assert_int_equal(env.aes_key_len, WRAPPED_LEN);
-	assert_memory_equal(env.aes_key, want, WRAPPED_LEN);
+	expect_env(&env, "kek-1", want, WRAPPED_LEN);
 	assert_int_equal(bi_kek_open(kek, &env, false, raw), DJ_EOK);
 	assert_memory_equal(raw, data, LW_KEY_LEN);
 	lw_key_wipe(&key);
@@ -151,10 +158,7 @@ static void test_plaintext(void **state)
 
 	(void)state;
 	seal_keydata(NULL, &key, &env, data);
-	assert_true(env.present);
-	assert_string_equal(env.kek_label, "");
-	assert_int_equal(env.aes_key_len, LW_KEY_LEN);
-	assert_memory_equal(env.aes_key, data, LW_KEY_LEN);
+	expect_env(&env, "", data, LW_KEY_LEN);	/* in plain */
 	/* refused unless the peer's policy allows plaintext, with or without a KEK at hand */
 	assert_int_equal(bi_kek_open(kek, &env, false, raw), DJ_EACCES);
 	assert_int_equal(bi_kek_open(NULL, &env, false, raw), DJ_EACCES);
