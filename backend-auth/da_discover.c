@@ -63,7 +63,7 @@ struct child {
 
 struct da_disc {
 	struct da_resolver *r;
-	struct da_disc *next, *prev;	/* r->discs */
+	LIST_ENTRY(da_disc) link;	/* r->discs */
 	struct da_lookup handle;	/* the caller's handle (kind DA_LK_DISC) */
 	char name[DA_QNAME_MAX + 1];
 	char service[DISC_SERVICE_MAX];
@@ -272,18 +272,6 @@ static void disc_release(struct da_disc *d)
 	free(d);
 }
 
-/* unregister - take \p d off its resolver's list */
-static void unregister(struct da_disc *d)
-{
-	if (d->prev != NULL)
-		d->prev->next = d->next;
-	else
-		d->r->discs = d->next;
-	if (d->next != NULL)
-		d->next->prev = d->prev;
-	d->next = d->prev = NULL;
-}
-
 /* srv_cmp - priority ascending, then weight descending (RFC 2782), then name */
 static int srv_cmp(const void *x, const void *y)
 {
@@ -336,7 +324,7 @@ static void finish(struct da_disc *d)
 		res.n = d->nsrv;
 		res.srv = out;
 	}
-	unregister(d);
+	LIST_REMOVE(d, link);	/* off its resolver's list */
 	d->handle.delivering = 1;
 	r->depth++;
 	d->cb(&res, d->arg);
@@ -386,7 +374,7 @@ void da__disc_cancel(struct da_disc *d)
 			c->l = NULL;
 			da_lookup_cancel(l);
 		}
-	unregister(d);
+	LIST_REMOVE(d, link);	/* off its resolver's list */
 	disc_release(d);
 }
 
@@ -415,10 +403,7 @@ int da_discover(struct da_resolver *r, const char *naptr_name, const char *servi
 	d->handle.kind = DA_LK_DISC;
 	d->handle.r = r;
 	d->handle.disc = d;
-	d->next = r->discs;
-	if (r->discs != NULL)
-		r->discs->prev = d;
-	r->discs = d;
+	LIST_INSERT_HEAD(&r->discs, d, link);
 	d->pending = 1;	/* hold while the first step starts (it may be cached) */
 	child_start(d, STEP_NAPTR, DA_T_NAPTR, d->name, 0);
 	if (--d->pending == 0) {

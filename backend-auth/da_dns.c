@@ -54,7 +54,7 @@
 
 struct da_query {
 	struct da_resolver *r;
-	struct da_query *next, *prev;	/* r->queries */
+	LIST_ENTRY(da_query) link;	/* r->queries */
 	uint16_t type;
 	char name[DA_QNAME_MAX + 1];
 	struct event *ev;		/* the timeout, and the deferred delivery of an answer */
@@ -80,22 +80,10 @@ static struct da_query *find_query(struct da_resolver *r, uint16_t type, const c
 {
 	struct da_query *q;
 
-	for (q = r->queries; q != NULL; q = q->next)
+	LIST_FOREACH(q, &r->queries, link)
 		if (q->type == type && strcmp(q->name, name) == 0)
 			return q;
 	return NULL;
-}
-
-/* query_unlink - take \p q out of the in-flight list */
-static void query_unlink(struct da_query *q)
-{
-	if (q->prev != NULL)
-		q->prev->next = q->next;
-	else
-		q->r->queries = q->next;
-	if (q->next != NULL)
-		q->next->prev = q->prev;
-	q->next = q->prev = NULL;
 }
 
 /* query_drop - stop and free \p q (its waiters must already be gone); no callback */
@@ -104,7 +92,7 @@ static void query_drop(struct da_query *q)
 	if (q->upstream && q->r->be.cancel != NULL)
 		q->r->be.cancel(q, q->r->be.arg);
 	q->upstream = 0;
-	query_unlink(q);
+	LIST_REMOVE(q, link);	/* out of the in-flight list */
 	if (q->ev != NULL)
 		event_free(q->ev);
 	da__answer_unref(q->result);
@@ -280,10 +268,7 @@ static int query_new(struct da_resolver *r, uint16_t type, const char *name, int
 		free(q);
 		return DJ_EIO;
 	}
-	q->next = r->queries;
-	if (r->queries != NULL)
-		r->queries->prev = q;
-	r->queries = q;
+	LIST_INSERT_HEAD(&r->queries, q, link);
 	r->st.queries++;
 	test_ub_refresh(r);
 	q->upstream = 1;
@@ -610,6 +595,8 @@ int da__resolver_new_backend(struct event_base *base, const struct da_resolver_p
 	r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return DJ_ENOMEM;
+	LIST_INIT(&r->queries);
+	LIST_INIT(&r->discs);
 	r->base = base;
 	r->be = *be;
 	r->clock = clock != NULL ? clock : dj_clock_mono_ms_cb;	/* monotonic: immune to steps */
@@ -869,9 +856,9 @@ void da_resolver_free(struct da_resolver *r)
 	if (r == NULL)
 		return;
 	assert(r->depth == 0);	/* not from a callback of this resolver (da_dns.h) */
-	while (r->discs != NULL)
-		da__disc_cancel(r->discs);
-	while ((q = r->queries) != NULL) {
+	while (!LIST_EMPTY(&r->discs))
+		da__disc_cancel(LIST_FIRST(&r->discs));
+	while ((q = LIST_FIRST(&r->queries)) != NULL) {
 		while ((l = q->waiters) != NULL) {
 			q->waiters = l->next;
 			free(l);
@@ -907,9 +894,9 @@ int da_resolver_wait(struct da_resolver *r)
 		return DJ_EINVAL;
 	/* every pending lookup (and discovery step) waits on a query, and every query has a
 	 * timer, so the loop always has something to wake up for */
-	while (r->queries != NULL) {
+	while (!LIST_EMPTY(&r->queries)) {
 		rc = event_base_loop(r->base, EVLOOP_ONCE);
-		if (rc < 0 || (rc == 1 && r->queries != NULL))
+		if (rc < 0 || (rc == 1 && !LIST_EMPTY(&r->queries)))
 			return DJ_EIO;
 	}
 	return DJ_EOK;

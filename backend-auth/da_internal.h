@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "backend-auth/da_dns.h"
 #include "common/dj_compiler.h"
@@ -161,8 +162,8 @@ struct da_resolver {
 	uint32_t ttl_cap, neg_ttl, timeout_ms;
 	unsigned refresh_pct;
 	struct da_cache cache;
-	struct da_query *queries;	/* in flight */
-	struct da_disc *discs;		/* alive */
+	LIST_HEAD(da_query_list, da_query) queries;	/* in flight */
+	LIST_HEAD(da_disc_list, da_disc) discs;		/* alive */
 	unsigned depth;			/* callbacks running (da_resolver_free is refused then) */
 	struct da_stats st;
 #ifdef DJ_TEST_HOOKS

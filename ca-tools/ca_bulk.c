@@ -37,6 +37,7 @@
 #include "ca-tools/ca_cert.h"
 #include "ca-tools/ca_tlsa.h"
 #include "common/dj_err.h"
+#include "common/dj_lines.h"
 
 #define CA_CSV_LINE_MAX 4096
 #define CA_PROGRESS_MS 100
@@ -98,15 +99,8 @@ int ca_bulk_read_csv(const char *path, const char *zone, struct ca_bulk_item **i
 		if (zl > 0 && zone[zl - 1] == '.')
 			zl--;
 	}
-	while (fgets(line, sizeof(line), f) != NULL) {
-		lineno++;
-		if (strchr(line, '\n') == NULL && !feof(f)) {
-			dj_errbuf(err, errlen, "%s:%d: line too long", path, lineno);
-			goto out;
-		}
-		line[strcspn(line, "\r\n")] = '\0';
-		if (line[0] == '\0' || line[0] == '#')
-			continue;
+	while ((rc = dj_lines_next(f, line, sizeof(line), path, &lineno, err, errlen)) == 1) {
+		rc = DJ_EMALFORMED;
 		if (col_eui < 0) {	/* the header */
 			for (col = 0; csv_field(line, col, field, sizeof(field)); col++) {
 				if (strcasecmp(field, "dev_eui") == 0 || strcasecmp(field, "deveui") == 0)
@@ -162,6 +156,9 @@ int ca_bulk_read_csv(const char *path, const char *zone, struct ca_bulk_item **i
 		memcpy(v[count].name, name, strlen(name) + 1);
 		count++;
 	}
+	if (rc != 0)
+		goto out;	/* a line too long */
+	rc = DJ_EMALFORMED;
 	if (col_eui < 0 || count == 0) {
 		dj_errbuf(err, errlen, "%s: no devices in the file", path);
 		goto out;

@@ -80,17 +80,13 @@ int ca_name_absolute(const char *name, char *out, char *err, size_t errlen)
 /* join_prefix - "<prefix>.<base>." checked as a whole */
 static int join_prefix(const char *prefix, const char *base, char *out, char *err, size_t errlen)
 {
-	char buf[2 * CA_NAME_BUF + 16];
-	size_t len;
+	char abs[CA_NAME_BUF], buf[2 * CA_NAME_BUF + 16];
 	int rc;
 
-	rc = ca_name_check(base, err, errlen);
+	rc = ca_name_absolute(base, abs, err, errlen);
 	if (rc != DJ_EOK)
 		return rc;
-	len = strlen(base);
-	if (base[len - 1] == '.')
-		len--;
-	snprintf(buf, sizeof(buf), "%s.%.*s", prefix, (int)len, base);
+	snprintf(buf, sizeof(buf), "%s.%s", prefix, abs);
 	return ca_name_absolute(buf, out, err, errlen);
 }
 

@@ -18,6 +18,7 @@
 
 #include "ca-tools/ca_roll.h"
 #include "common/dj_err.h"
+#include "common/dj_lines.h"
 
 static const char *const step_names[] = { "start", "published", "switched", "done" };
 
@@ -143,15 +144,8 @@ int ca_roll_load(const char *path, struct ca_roll_state *out, char *err, size_t 
 		dj_errbuf(err, errlen, "%s: %s", path, strerror(errno));
 		return DJ_EIO;
 	}
-	while (fgets(line, sizeof(line), f) != NULL) {
-		lineno++;
-		if (strchr(line, '\n') == NULL && !feof(f)) {
-			dj_errbuf(err, errlen, "%s:%d: line too long", path, lineno);
-			goto out;
-		}
-		line[strcspn(line, "\n")] = '\0';
-		if (line[0] == '#' || line[0] == '\0')
-			continue;
+	while ((rc = dj_lines_next(f, line, sizeof(line), path, &lineno, err, errlen)) == 1) {
+		rc = DJ_EMALFORMED;
 		eq = strchr(line, '=');
 		if (eq == NULL) {
 			dj_errbuf(err, errlen, "%s:%d: expected key=value", path, lineno);
@@ -181,6 +175,9 @@ int ca_roll_load(const char *path, struct ca_roll_state *out, char *err, size_t 
 			goto out;
 		}
 	}
+	if (rc != 0)
+		goto out;	/* a line too long */
+	rc = DJ_EMALFORMED;
 	if (version != CA_ROLL_VERSION || s.owner[0] == '\0' || s.current[0] == '\0' ||
 	    s.next[0] == '\0' || s.zone[0] == '\0' || s.ns[0] == '\0') {
 		dj_errbuf(err, errlen, "%s: not a complete version-%d rollover state", path,

@@ -366,8 +366,20 @@ static int push_copy(ldns_rr_list *l, const ldns_rr *rr, ldns_rr_class cls, uint
 	return DJ_EOK;
 }
 
-/* rcode_error - the error for an UPDATE answer's rcode */
-static int rcode_error(int rcode, const char *zone, char *err, size_t errlen)
+int ca_update_sign_send(ldns_resolver *r, ldns_pkt *q, ldns_pkt **a, ldns_status *st, char *err,
+			size_t errlen)
+{
+	*a = NULL;
+	ldns_pkt_set_random_id(q);
+	if (ldns_update_pkt_tsig_add(q, r) != LDNS_STATUS_OK) {
+		dj_errbuf(err, errlen, "cannot TSIG-sign the update (bad key?)");
+		return DJ_EINVAL;
+	}
+	*st = ldns_send(a, r, q);
+	return DJ_EOK;
+}
+
+int ca_update_rcode_error(int rcode, const char *zone, char *err, size_t errlen)
 {
 	switch (rcode) {
 	case LDNS_RCODE_YXRRSET:
@@ -394,7 +406,7 @@ static int rcode_error(int rcode, const char *zone, char *err, size_t errlen)
 		dj_errbuf(err, errlen, "a record is outside zone %s (NOTZONE)", zone);
 		return DJ_EINVAL;
 	default:
-		dj_errbuf(err, errlen, "the update failed with rcode %d", rcode);
+		dj_errbuf(err, errlen, "the update of %s failed with rcode %d", zone, rcode);
 		return DJ_EIO;
 	}
 }
@@ -526,13 +538,9 @@ int ca_update_apply(const struct ca_server *srv, const struct ca_tsig *tsig,
 	zone = NULL;	/* taken by the packet */
 	if (q == NULL)
 		goto out;
-	ldns_pkt_set_random_id(q);
-	if (ldns_update_pkt_tsig_add(q, r) != LDNS_STATUS_OK) {
-		dj_errbuf(err, errlen, "cannot TSIG-sign the update (bad key?)");
-		rc = DJ_EINVAL;
+	rc = ca_update_sign_send(r, q, &a, &st, err, errlen);
+	if (rc != DJ_EOK)
 		goto out;
-	}
-	st = ldns_send(&a, r, q);
 	if (a == NULL) {
 		rc = net_error(srv, st, err, errlen);
 		goto out;
@@ -553,7 +561,7 @@ int ca_update_apply(const struct ca_server *srv, const struct ca_tsig *tsig,
 		goto out;
 	}
 	if (res->rcode != LDNS_RCODE_NOERROR) {
-		rc = rcode_error(res->rcode, c->zone, err, errlen);
+		rc = ca_update_rcode_error(res->rcode, c->zone, err, errlen);
 		goto out;
 	}
 	res->changed = ldns_rr_list_rr_count(upd) > 0;

@@ -117,6 +117,21 @@ int ca_update_apply(const struct ca_server *srv, const struct ca_tsig *tsig,
 		    const struct ca_change *c, struct ca_update_result *res, char *err,
 		    size_t errlen) DJ_MUSTCHECK;
 
+/*!
+ * \brief Give the UPDATE \p q a random ID, TSIG-sign it with \p r's key and send it;
+ *        ldns_send() verifies the answer's TSIG. *\p st is ldns_send()'s status and *\p a its
+ *        answer (NULL when none came; the caller frees it).
+ * \retval DJ_EOK     sent (look at *\p st and *\p a), DJ_EINVAL cannot sign (bad key?)
+ */
+int ca_update_sign_send(ldns_resolver *r, ldns_pkt *q, ldns_pkt **a, ldns_status *st, char *err,
+			size_t errlen) DJ_MUSTCHECK;
+
+/*!
+ * \brief The error code and message for an UPDATE answer's \p rcode other than NOERROR, in
+ *        \p zone: the mapping ca_update_apply() documents. Shared by every sender of UPDATEs.
+ */
+int ca_update_rcode_error(int rcode, const char *zone, char *err, size_t errlen) DJ_MUSTCHECK;
+
 /*! \brief Free what \p r holds. */
 void ca_update_result_clear(struct ca_update_result *r);
 

@@ -1,6 +1,6 @@
 /*
- * dj_lru.c - the one LRU (dj_lru.h): a chained hash table of entries, threaded on a doubly
- *	      linked list from the most to the least recently used.
+ * dj_lru.c - the one LRU (dj_lru.h): a chained hash table of entries, threaded on a tail queue
+ *	      (<sys/queue.h>) from the most to the least recently used.
  *
  * The table has a power-of-two number of buckets, about one per entry allowed, capped: beyond
  * the cap the chains just get longer. The hash is FNV-1a over the key bytes; it is not keyed,
@@ -8,6 +8,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "common/dj_err.h"
 #include "common/dj_lru.h"
@@ -20,7 +21,7 @@
 
 struct ent {
 	struct ent *hnext;		/* hash chain */
-	struct ent *lprev, *lnext;	/* LRU list, most recent first */
+	TAILQ_ENTRY(ent) lru;		/* LRU list, most recent first */
 	void *value;
 	struct dj_lru_life life;
 	size_t keylen;
@@ -30,7 +31,7 @@ struct ent {
 struct dj_lru {
 	struct ent **tab;
 	size_t nbuckets, count, max;
-	struct ent *head, *tail;
+	TAILQ_HEAD(ent_list, ent) lru;
 	uint64_t evictions;
 	dj_lru_free_fn free_value;
 };
@@ -62,37 +63,12 @@ int dj_lru_new(const struct dj_lru_props *p, struct dj_lru **out)
 		free(l);
 		return DJ_ENOMEM;
 	}
+	TAILQ_INIT(&l->lru);
 	l->nbuckets = nb;
 	l->max = p->max;
 	l->free_value = p->free_value;
 	*out = l;
 	return DJ_EOK;
-}
-
-/* unlink_lru - take \p e out of the LRU list */
-static void unlink_lru(struct dj_lru *l, struct ent *e)
-{
-	if (e->lprev != NULL)
-		e->lprev->lnext = e->lnext;
-	else
-		l->head = e->lnext;
-	if (e->lnext != NULL)
-		e->lnext->lprev = e->lprev;
-	else
-		l->tail = e->lprev;
-	e->lprev = e->lnext = NULL;
-}
-
-/* to_front - make \p e the most recently used */
-static void to_front(struct dj_lru *l, struct ent *e)
-{
-	e->lprev = NULL;
-	e->lnext = l->head;
-	if (l->head != NULL)
-		l->head->lprev = e;
-	l->head = e;
-	if (l->tail == NULL)
-		l->tail = e;
 }
 
 /* slot - the hash-chain link that points at the entry for the key, or at the NULL end */
@@ -111,7 +87,7 @@ static void drop(struct dj_lru *l, struct ent **pp)
 	struct ent *e = *pp;
 
 	*pp = e->hnext;
-	unlink_lru(l, e);
+	TAILQ_REMOVE(&l->lru, e, lru);
 	if (l->free_value != NULL)
 		l->free_value(e->value);
 	free(e);
@@ -120,10 +96,12 @@ static void drop(struct dj_lru *l, struct ent **pp)
 
 void dj_lru_free(struct dj_lru *l)
 {
+	struct ent *e;
+
 	if (l == NULL)
 		return;
-	while (l->head != NULL)
-		drop(l, slot(l, l->head->key, l->head->keylen));
+	while ((e = TAILQ_FIRST(&l->lru)) != NULL)
+		drop(l, slot(l, e->key, e->keylen));
 	free(l->tab);
 	free(l);
 }
@@ -143,8 +121,8 @@ void *dj_lru_get(struct dj_lru *l, const void *key, size_t keylen, uint64_t now_
 		drop(l, pp);
 		return NULL;
 	}
-	unlink_lru(l, e);
-	to_front(l, e);
+	TAILQ_REMOVE(&l->lru, e, lru);	/* now the most recently used */
+	TAILQ_INSERT_HEAD(&l->lru, e, lru);
 	if (life != NULL)
 		*life = e->life;
 	return e->value;
@@ -164,7 +142,7 @@ void dj_lru_remove(struct dj_lru *l, const void *key, size_t keylen)
 int dj_lru_put(struct dj_lru *l, const void *key, size_t keylen, void *value, uint64_t born_ms,
 	       uint64_t expires_ms)
 {
-	struct ent **pp, *e;
+	struct ent **pp, *e, *old;
 
 	if (l == NULL || key == NULL)
 		return DJ_EINVAL;
@@ -178,8 +156,8 @@ int dj_lru_put(struct dj_lru *l, const void *key, size_t keylen, void *value, ui
 	e = malloc(sizeof(*e) + keylen);
 	if (e == NULL)
 		return DJ_ENOMEM;
-	while (l->count >= l->max && l->tail != NULL) {
-		drop(l, slot(l, l->tail->key, l->tail->keylen));
+	while (l->count >= l->max && (old = TAILQ_LAST(&l->lru, ent_list)) != NULL) {
+		drop(l, slot(l, old->key, old->keylen));
 		l->evictions++;
 	}
 	memset(e, 0, sizeof(*e));
@@ -190,7 +168,7 @@ int dj_lru_put(struct dj_lru *l, const void *key, size_t keylen, void *value, ui
 	e->life.expires_ms = expires_ms;
 	pp = slot(l, key, keylen);	/* at the NULL end of the key's chain */
 	*pp = e;
-	to_front(l, e);
+	TAILQ_INSERT_HEAD(&l->lru, e, lru);
 	l->count++;
 	return DJ_EOK;
 }

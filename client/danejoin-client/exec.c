@@ -392,6 +392,17 @@ static int answer_exit(int rc, const struct bi_msg *req, int have, const struct 
 	return DC_EXIT_OK;
 }
 
+/* call_exit - send \p req, wait for its answer in *ans: the exit code of answer_exit() */
+static int call_exit(struct dc_client *c, const struct bi_msg *req, struct bi_msg *ans,
+		     bool *async)
+{
+	char err[DC_ERR_MAX] = "";
+	int rc, have = 0;
+
+	rc = dc_client_call(c, req, ans, &have, err, sizeof(err));
+	return answer_exit(rc, req, have, ans, err, async);
+}
+
 /* compare_keys - the device's session keys against the JoinAns/RejoinAns envelopes */
 static int compare_keys(const struct dc_params *p, struct bi_kek *kek, const struct bi_msg *ans,
 			const struct lw_sim_device *d)
@@ -479,7 +490,7 @@ static int cmd_sim(const struct dc_params *p, struct dc_client *c, struct bi_kek
 	uint8_t phy[LW_PHY_MAX];
 	size_t len, idx = 0;
 	bool async = false;
-	int rc, have, ret = DC_EXIT_INTERNAL;
+	int rc, ret = DC_EXIT_INTERNAL;
 
 	memset(&dev, 0, sizeof(dev));
 	memset(&ans, 0, sizeof(ans));
@@ -530,9 +541,7 @@ static int cmd_sim(const struct dc_params *p, struct dc_client *c, struct bi_kek
 			goto out;
 		exec__sim_req(p, &dev, (unsigned)idx + 1, p->cmd == DC_CMD_JOIN ? BI_JOIN_REQ
 						     : BI_REJOIN_REQ, phy, len, &req);
-		have = 0;
-		rc = dc_client_call(c, &req, &ans, &have, err, sizeof(err));
-		ret = answer_exit(rc, &req, have, &ans, err, &async);
+		ret = call_exit(c, &req, &ans, &async);
 		if (ret != DC_EXIT_OK)
 			goto out;
 		if (async)
@@ -569,9 +578,8 @@ static int cmd_raw(const struct dc_params *p, struct dc_client *c)
 	struct lw_request fr;
 	struct bi_msg req, ans;
 	enum lw_frame_status fs;
-	char err[DC_ERR_MAX] = "";
 	bool async;
-	int rc, have = 0, ret;
+	int ret;
 
 	memset(&ans, 0, sizeof(ans));
 	fs = lw_frame_parse_request(p->phy, p->phy_len, &fr);
@@ -606,8 +614,7 @@ static int cmd_raw(const struct dc_params *p, struct dc_client *c)
 		req.has_cflist = true;
 		memcpy(req.cflist, p->cflist, LW_CFLIST_LEN);
 	}
-	rc = dc_client_call(c, &req, &ans, &have, err, sizeof(err));
-	ret = answer_exit(rc, &req, have, &ans, err, &async);
+	ret = call_exit(c, &req, &ans, &async);
 	bi_msg_wipe(&ans);
 	return ret;
 }
@@ -618,9 +625,9 @@ static int cmd_appskey(const struct dc_params *p, struct dc_client *c, struct bi
 	struct bi_msg req, ans;
 	struct lw_key key;
 	uint8_t raw[LW_KEY_LEN];
-	char err[DC_ERR_MAX] = "", hex[2 * LW_KEY_LEN + 1];
+	char hex[2 * LW_KEY_LEN + 1];
 	bool async = false;
-	int rc, have = 0, ret;
+	int ret;
 
 	memset(&ans, 0, sizeof(ans));
 	memset(&key, 0, sizeof(key));
@@ -629,8 +636,7 @@ static int cmd_appskey(const struct dc_params *p, struct dc_client *c, struct bi
 	memcpy(req.dev_eui, p->dev_eui, LW_EUI_LEN);
 	memcpy(req.session_key_id, p->session_key_id, p->session_key_id_len);
 	req.session_key_id_len = p->session_key_id_len;
-	rc = dc_client_call(c, &req, &ans, &have, err, sizeof(err));
-	ret = answer_exit(rc, &req, have, &ans, err, &async);
+	ret = call_exit(c, &req, &ans, &async);
 	if (ret != DC_EXIT_OK || async || (kek == NULL && !p->allow_plain))
 		goto out;
 	if (!ans.app_s_key.present) {
@@ -662,16 +668,14 @@ out:
 static int cmd_homens(const struct dc_params *p, struct dc_client *c)
 {
 	struct bi_msg req, ans;
-	char err[DC_ERR_MAX] = "";
 	bool async;
-	int rc, have = 0, ret;
+	int ret;
 
 	memset(&ans, 0, sizeof(ans));
 	exec__req_init(p, BI_HOMENS_REQ, &req);
 	req.has_dev_eui = true;
 	memcpy(req.dev_eui, p->dev_eui, LW_EUI_LEN);
-	rc = dc_client_call(c, &req, &ans, &have, err, sizeof(err));
-	ret = answer_exit(rc, &req, have, &ans, err, &async);
+	ret = call_exit(c, &req, &ans, &async);
 	bi_msg_wipe(&ans);
 	return ret;
 }

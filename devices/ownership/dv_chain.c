@@ -227,10 +227,21 @@ static int signed_message(const struct dv_link *l, uint8_t **out, size_t *len)
 	return DJ_EOK;
 }
 
-/* digest_name - SHA-256 for ECDSA, none for Ed25519 (PureEdDSA, RFC 8032) */
-static const char *digest_name(EVP_PKEY *key)
+/*
+ * md_init - a digest context in *md set up to sign (or verify) with key: SHA-256 for ECDSA,
+ * none for Ed25519 (PureEdDSA, RFC 8032). The caller frees *md, also on failure.
+ */
+static int md_init(EVP_PKEY *key, bool sign, EVP_MD_CTX **md)
 {
-	return EVP_PKEY_is_a(key, "ED25519") ? NULL : "SHA256";
+	const char *digest = EVP_PKEY_is_a(key, "ED25519") ? NULL : "SHA256";
+
+	*md = EVP_MD_CTX_new();
+	if (*md == NULL)
+		return DJ_ENOMEM;
+	if ((sign ? EVP_DigestSignInit_ex(*md, NULL, digest, NULL, NULL, key, NULL) :
+		    EVP_DigestVerifyInit_ex(*md, NULL, digest, NULL, NULL, key, NULL)) != 1)
+		return DJ_ECRYPTO;
+	return DJ_EOK;
 }
 
 int dv_link_sign(struct dv_link *l, EVP_PKEY *key)
@@ -246,13 +257,11 @@ int dv_link_sign(struct dv_link *l, EVP_PKEY *key)
 	rc = signed_message(l, &msg, &mlen);
 	if (rc != DJ_EOK)
 		goto out;
-	rc = DJ_ENOMEM;
-	md = EVP_MD_CTX_new();
-	if (md == NULL)
+	rc = md_init(key, true, &md);
+	if (rc != DJ_EOK)
 		goto out;
 	rc = DJ_ECRYPTO;
-	if (EVP_DigestSignInit_ex(md, NULL, digest_name(key), NULL, NULL, key, NULL) != 1 ||
-	    EVP_DigestSign(md, sig, &slen, msg, mlen) != 1 || slen > DV_SIG_MAX)
+	if (EVP_DigestSign(md, sig, &slen, msg, mlen) != 1 || slen > DV_SIG_MAX)
 		goto out;
 	memcpy(l->sig, sig, slen);
 	l->sig_len = slen;
@@ -265,28 +274,15 @@ out:
 
 int dv_link_verify(const struct dv_link *l, EVP_PKEY *key)
 {
-	EVP_MD_CTX *md = NULL;
 	uint8_t *msg = NULL;
 	size_t mlen = 0;
-	int rc, v;
+	int rc;
 
 	if (!dv_key_usable(key) || l->sig_len == 0)
 		return DJ_EACCES;
 	rc = signed_message(l, &msg, &mlen);
-	if (rc != DJ_EOK)
-		goto out;
-	rc = DJ_ENOMEM;
-	md = EVP_MD_CTX_new();
-	if (md == NULL)
-		goto out;
-	rc = DJ_ECRYPTO;
-	if (EVP_DigestVerifyInit_ex(md, NULL, digest_name(key), NULL, NULL, key, NULL) != 1)
-		goto out;
-	v = EVP_DigestVerify(md, l->sig, l->sig_len, msg, mlen);
-	ERR_clear_error();	/* a bad DER signature leaves errors: it is a verdict, not a fault */
-	rc = v == 1 ? DJ_EOK : DJ_EACCES;
-out:
-	EVP_MD_CTX_free(md);
+	if (rc == DJ_EOK)
+		rc = dv_key_verify_msg(key, msg, mlen, l->sig, l->sig_len);
 	free(msg);
 	return rc;
 }
@@ -299,12 +295,8 @@ int dv_key_verify_msg(EVP_PKEY *key, const uint8_t *msg, size_t len, const uint8
 
 	if (!dv_key_usable(key) || siglen == 0)
 		return DJ_EACCES;
-	rc = DJ_ENOMEM;
-	md = EVP_MD_CTX_new();
-	if (md == NULL)
-		goto out;
-	rc = DJ_ECRYPTO;
-	if (EVP_DigestVerifyInit_ex(md, NULL, digest_name(key), NULL, NULL, key, NULL) != 1)
+	rc = md_init(key, false, &md);
+	if (rc != DJ_EOK)
 		goto out;
 	v = EVP_DigestVerify(md, sig, siglen, msg, len);
 	ERR_clear_error();	/* a bad DER signature leaves errors: it is a verdict, not a fault */

@@ -124,6 +124,16 @@ static int parse_attrs(const char *name, unsigned line, char fields[DV_CSV_FIELD
 }
 
 /* parse_row - validate one device line (\p want fields) into \p row */
+/* hex_field - field f of a row (FIELD_MAX bytes each) as exactly len bytes of hex in out */
+static int hex_field(const char (*fields)[FIELD_MAX], int too_long, int f, uint8_t *out,
+		     size_t len, const char *name, unsigned line, char *err, size_t errlen)
+{
+	if (too_long == f || dj_hex_parse(fields[f], out, len) != DJ_EOK)
+		return fail(err, errlen, name, line, "field %s: expected %zu hex digits",
+			    field_names[f], 2 * len);
+	return DJ_EOK;
+}
+
 static int parse_row(const char *name, unsigned line, const char *s, size_t len, size_t want,
 		     struct dv_csv_row *row, char *err, size_t errlen)
 {
@@ -145,30 +155,23 @@ static int parse_row(const char *name, unsigned line, const char *s, size_t len,
 		}
 	memset(row, 0, sizeof(*row));
 	row->line = line;
-	if (too_long == F_DEV_EUI ||
-	    dj_hex_parse(fields[F_DEV_EUI], row->dev_eui, LW_EUI_LEN) != DJ_EOK) {
-		rc = fail(err, errlen, name, line, "field dev_eui: expected %d hex digits",
-			  2 * LW_EUI_LEN);
+	rc = hex_field(fields, too_long, F_DEV_EUI, row->dev_eui, LW_EUI_LEN, name, line, err,
+		       errlen);
+	if (rc == DJ_EOK)
+		rc = hex_field(fields, too_long, F_JOIN_EUI, row->join_eui, LW_EUI_LEN, name, line,
+			       err, errlen);
+	if (rc != DJ_EOK)
 		goto out;
-	}
-	if (too_long == F_JOIN_EUI ||
-	    dj_hex_parse(fields[F_JOIN_EUI], row->join_eui, LW_EUI_LEN) != DJ_EOK) {
-		rc = fail(err, errlen, name, line, "field join_eui: expected %d hex digits",
-			  2 * LW_EUI_LEN);
-		goto out;
-	}
 	if (too_long == F_MAC_VERSION ||
 	    lw_version_parse(fields[F_MAC_VERSION], &row->mac_version) != DJ_EOK) {
 		rc = fail(err, errlen, name, line,
 			  "field mac_version: expected 1.0, 1.0.0 to 1.0.4, 1.1 or 1.1.0");
 		goto out;
 	}
-	if (too_long == F_APP_KEY ||
-	    dj_hex_parse(fields[F_APP_KEY], row->app_key, LW_KEY_LEN) != DJ_EOK) {
-		rc = fail(err, errlen, name, line, "field app_key: expected %d hex digits",
-			  2 * LW_KEY_LEN);
+	rc = hex_field(fields, too_long, F_APP_KEY, row->app_key, LW_KEY_LEN, name, line, err,
+		       errlen);
+	if (rc != DJ_EOK)
 		goto out;
-	}
 	if (row->mac_version >= LW_V1_1) {
 		/* LoRaWAN 1.1 has two root keys, TS001-1.1 §6.1.1.3 */
 		if (fields[F_NWK_KEY][0] == '\0') {
@@ -177,12 +180,10 @@ static int parse_row(const char *name, unsigned line, const char *s, size_t len,
 				  2 * LW_KEY_LEN);
 			goto out;
 		}
-		if (too_long == F_NWK_KEY ||
-		    dj_hex_parse(fields[F_NWK_KEY], row->nwk_key, LW_KEY_LEN) != DJ_EOK) {
-			rc = fail(err, errlen, name, line, "field nwk_key: expected %d hex digits",
-				  2 * LW_KEY_LEN);
+		rc = hex_field(fields, too_long, F_NWK_KEY, row->nwk_key, LW_KEY_LEN, name, line,
+			       err, errlen);
+		if (rc != DJ_EOK)
 			goto out;
-		}
 		row->has_nwk_key = true;
 	} else if (fields[F_NWK_KEY][0] != '\0') {
 		/* LoRaWAN 1.0.x has the AppKey only, TS001-1.0.4 §6.2.2 */

@@ -21,6 +21,8 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
+#include "ca-tools/ca_cert.h"
+#include "ca-tools/ca_key.h"
 #include "common/dj_err.h"
 #include "ownership/dv_enroll.h"
 #include "ownership/dv_records.h"
@@ -60,16 +62,11 @@ int dv_enroll_recipient_read(const char *cert_path, const char *key_path, X509 *
 	X509 *c = NULL;
 	EVP_PKEY *k = NULL;
 	struct stat st;
-	FILE *f;
 	int rc = DJ_ECONFIG;
 
 	*cert = NULL;
 	*key = NULL;
-	f = fopen(cert_path, "r");
-	c = f != NULL ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
-	if (f != NULL)
-		fclose(f);
-	if (c == NULL) {
+	if (ca_cert_read(cert_path, &c, NULL, 0) != DJ_EOK) {
 		say(rc, why, whylen, "JS certificate %s: not a PEM certificate", cert_path);
 		goto out;
 	}
@@ -79,11 +76,8 @@ int dv_enroll_recipient_read(const char *cert_path, const char *key_path, X509 *
 		    "(chmod 600)", key_path);
 		goto out;
 	}
-	f = fopen(key_path, "r");
-	k = f != NULL ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
-	if (f != NULL)
-		fclose(f);
-	if (k == NULL) {
+	/* no passphrase: an encrypted key is refused, never asked for on a terminal */
+	if (ca_key_read_private(key_path, NULL, &k, NULL, 0) != DJ_EOK) {
 		say(rc, why, whylen, "JS key %s: not a PEM private key", key_path);
 		goto out;
 	}

@@ -28,6 +28,21 @@ static bool usable(const uint8_t *d, size_t len, struct da_tlsa *t)
 	       t->selector == DJ_TLSA_SEL_SPKI;
 }
 
+/* verify_verdict - the verdict of dv_key_verify_msg()'s \p rc: a bad signature is a verdict
+ * (BADSIG, DJ_EOK), any other failure an error with its reason in v->why */
+static int verify_verdict(int rc, struct dv_identity_verdict *v)
+{
+	if (rc == DJ_EACCES) {
+		v->status = DV_ID_BADSIG;
+		dj_errbuf(v->why, sizeof(v->why), "the signature does not verify under the "
+			  "identity key of %s", v->name);
+		return DJ_EOK;
+	}
+	if (rc != DJ_EOK)
+		dj_errbuf(v->why, sizeof(v->why), "cannot verify: %s", dj_strerror(rc));
+	return rc;
+}
+
 /* with_key - the verifier's key must be one the records name; then its signature */
 static int with_key(const struct dv_identity_props *p, const uint8_t *const *rd,
 		    const size_t *len, size_t n, struct dv_identity_verdict *v)
@@ -56,15 +71,7 @@ static int with_key(const struct dv_identity_props *p, const uint8_t *const *rd,
 		return DJ_EOK;
 	}
 	rc = dv_key_verify_msg(p->device_key, p->msg, p->msglen, p->sig, p->siglen);
-	if (rc == DJ_EACCES) {
-		v->status = DV_ID_BADSIG;
-		dj_errbuf(v->why, sizeof(v->why), "the signature does not verify under the "
-			  "identity key of %s", v->name);
-		return DJ_EOK;
-	}
-	if (rc != DJ_EOK)
-		dj_errbuf(v->why, sizeof(v->why), "cannot verify: %s", dj_strerror(rc));
-	return rc;
+	return verify_verdict(rc, v);
 }
 
 /* from_dns - no key of the verifier's: the key of a Full record verifies, or none does */
@@ -91,15 +98,7 @@ static int from_dns(const struct dv_identity_props *p, const uint8_t *const *rd,
 		key = NULL;
 		v->mtype = DJ_TLSA_MT_FULL;
 	}
-	if (rc == DJ_EACCES) {
-		v->status = DV_ID_BADSIG;
-		dj_errbuf(v->why, sizeof(v->why), "the signature does not verify under the "
-			  "identity key of %s", v->name);
-		return DJ_EOK;
-	}
-	if (rc != DJ_EOK)
-		dj_errbuf(v->why, sizeof(v->why), "cannot verify: %s", dj_strerror(rc));
-	return rc;
+	return verify_verdict(rc, v);
 }
 
 int dv_identity_judge(const struct dv_identity_props *p, enum da_status status, int rcode,

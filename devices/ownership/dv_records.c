@@ -195,26 +195,6 @@ unsigned dv_pub_messages(const struct dv_pub *p)
 	return p->messages;
 }
 
-/* rcode_error - the message and code of an rcode other than NOERROR */
-static int rcode_error(int rcode, const char *zone, char *err, size_t errlen)
-{
-	switch (rcode) {
-	case LDNS_RCODE_NOTAUTH:
-		dj_errbuf(err, errlen, "the server refused the update of %s (NOTAUTH): TSIG key "
-			  "not accepted or not authoritative", zone);
-		return DJ_EACCES;
-	case LDNS_RCODE_REFUSED:
-		dj_errbuf(err, errlen, "the server refused the update of %s (REFUSED)", zone);
-		return DJ_EACCES;
-	case LDNS_RCODE_NOTZONE:
-		dj_errbuf(err, errlen, "a record is outside zone %s (NOTZONE)", zone);
-		return DJ_EINVAL;
-	default:
-		dj_errbuf(err, errlen, "the update of %s failed with rcode %d", zone, rcode);
-		return DJ_EIO;
-	}
-}
-
 /* send_zone - one TSIG-signed UPDATE with the pending changes of one zone */
 static int send_zone(struct dv_pub *p, struct pending *z, char *err, size_t errlen)
 {
@@ -240,13 +220,9 @@ static int send_zone(struct dv_pub *p, struct pending *z, char *err, size_t errl
 	ldns_rr_list_deep_free(z->upd);	/* the packet holds a copy */
 	z->upd = NULL;
 	z->bytes = 0;
-	ldns_pkt_set_random_id(q);
-	if (ldns_update_pkt_tsig_add(q, r) != LDNS_STATUS_OK) {
-		dj_errbuf(err, errlen, "cannot TSIG-sign the update (bad key?)");
-		rc = DJ_EINVAL;
+	rc = ca_update_sign_send(r, q, &a, &st, err, errlen);
+	if (rc != DJ_EOK)
 		goto out;
-	}
-	st = ldns_send(&a, r, q);
 	p->messages++;
 	if (a == NULL) {
 		dj_errbuf(err, errlen, "no answer from %s port %u (server down or unreachable: "
@@ -267,7 +243,7 @@ static int send_zone(struct dv_pub *p, struct pending *z, char *err, size_t errl
 		goto out;
 	}
 	if (ldns_pkt_get_rcode(a) != LDNS_RCODE_NOERROR) {
-		rc = rcode_error(ldns_pkt_get_rcode(a), z->zone, err, errlen);
+		rc = ca_update_rcode_error(ldns_pkt_get_rcode(a), z->zone, err, errlen);
 		goto out;
 	}
 	rc = DJ_EOK;

@@ -257,14 +257,21 @@ out:
 
 /* ---- verification ------------------------------------------------------------------------ */
 
-/* load_chain - the registry's owner row and decoded chain of a device */
+/*
+ * load_chain - the registry's owner row (*own, zeroed first) and decoded chain of a device, in
+ * a *chain allocated here (NULL when that fails), and its DevEUI in hex for the messages; the
+ * caller clears *own and frees *chain.
+ */
 static int load_chain(const struct dv_xfer_env *e, const uint8_t *dev_eui, struct js_owner *own,
-		      struct dv_chain *chain, struct dv_xfer_report *r)
+		      struct dv_chain **chain, char eui[EUI_HEX], struct dv_xfer_report *r)
 {
-	char eui[EUI_HEX];
 	int rc;
 
+	memset(own, 0, sizeof(*own));
 	dj_hex_format(dev_eui, LW_EUI_LEN, eui);
+	*chain = calloc(1, sizeof(**chain));
+	if (*chain == NULL)
+		return fault(r, DJ_ENOMEM, "out of memory");
 	rc = js_store_owner_get(e->store, dev_eui, own);
 	if (rc == DJ_ENOENT)
 		return verdict(r, DV_XFER_UNKNOWN, "device %s is not enrolled with an owner "
@@ -272,7 +279,7 @@ static int load_chain(const struct dv_xfer_env *e, const uint8_t *dev_eui, struc
 	if (rc != DJ_EOK)
 		return fault(r, rc, "cannot read device %s: %s", eui, dj_strerror(rc));
 	snprintf(r->owner, sizeof(r->owner), "%s", own->zone);
-	if (dv_chain_decode(own->chain, own->chain_len, chain) != DJ_EOK)
+	if (dv_chain_decode(own->chain, own->chain_len, *chain) != DJ_EOK)
 		return fault(r, DJ_EMALFORMED, "device %s: the stored chain is malformed", eui);
 	return DJ_EOK;
 }
@@ -313,7 +320,7 @@ static int key_verdict(struct dv_xfer_report *r, const char *eui, const char *zo
 static int verify_request(const struct dv_xfer_env *e, const struct dv_link *l, struct xfer *x,
 			  struct dv_xfer_report *r)
 {
-	struct dv_chain *chain;
+	struct dv_chain *chain = NULL;
 	struct js_owner own;
 	struct js_transfer prev;
 	EVP_PKEY *key = NULL;
@@ -321,13 +328,8 @@ static int verify_request(const struct dv_xfer_env *e, const struct dv_link *l, 
 	char eui[EUI_HEX], why[DV_XFER_WHY_MAX / 2];
 	int rc;
 
-	memset(&own, 0, sizeof(own));
 	memset(&prev, 0, sizeof(prev));
-	dj_hex_format(l->dev_eui, LW_EUI_LEN, eui);
-	chain = calloc(1, sizeof(*chain));
-	if (chain == NULL)
-		return fault(r, DJ_ENOMEM, "out of memory");
-	rc = load_chain(e, l->dev_eui, &own, chain, r);
+	rc = load_chain(e, l->dev_eui, &own, &chain, eui, r);
 	if (failed(rc, r))
 		goto out;
 	/* this very request, seen before? */
@@ -390,7 +392,7 @@ out:
 static int verify_code(const struct dv_xfer_env *e, struct dv_link *l, const char *code,
 		       EVP_PKEY *rkey, struct xfer *x, struct dv_xfer_report *r)
 {
-	struct dv_chain *chain;
+	struct dv_chain *chain = NULL;
 	struct js_owner own;
 	struct js_authcode ac;
 	enum dv_authcode_verdict av = DV_AUTHCODE_WRONG;
@@ -399,13 +401,8 @@ static int verify_code(const struct dv_xfer_env *e, struct dv_link *l, const cha
 	bool same;
 	int rc;
 
-	memset(&own, 0, sizeof(own));
 	memset(&ac, 0, sizeof(ac));
-	dj_hex_format(l->dev_eui, LW_EUI_LEN, eui);
-	chain = calloc(1, sizeof(*chain));
-	if (chain == NULL)
-		return fault(r, DJ_ENOMEM, "out of memory");
-	rc = load_chain(e, l->dev_eui, &own, chain, r);
+	rc = load_chain(e, l->dev_eui, &own, &chain, eui, r);
 	if (failed(rc, r))
 		goto out;
 	snprintf(l->from_zone, sizeof(l->from_zone), "%s", own.zone);
@@ -637,7 +634,7 @@ int dv_transfer_request(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], c
 			char **b64, struct dv_xfer_report *r)
 {
 	const struct dv_xfer_env e = { .store = s };
-	struct dv_chain *chain;
+	struct dv_chain *chain = NULL;
 	struct js_owner own;
 	struct dv_link l;
 	char eui[EUI_HEX];
@@ -647,13 +644,8 @@ int dv_transfer_request(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], c
 
 	*b64 = NULL;
 	memset(r, 0, sizeof(*r));
-	memset(&own, 0, sizeof(own));
 	memset(&l, 0, sizeof(l));
-	dj_hex_format(dev_eui, LW_EUI_LEN, eui);
-	chain = calloc(1, sizeof(*chain));
-	if (chain == NULL)
-		return fault(r, DJ_ENOMEM, "out of memory");
-	rc = load_chain(&e, dev_eui, &own, chain, r);
+	rc = load_chain(&e, dev_eui, &own, &chain, eui, r);
 	if (failed(rc, r))
 		goto out;
 	if (strcmp(own.zone, zone) != 0) {

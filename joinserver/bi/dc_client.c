@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -63,7 +64,7 @@ struct dc_conn {
 };
 
 struct dc_req {
-	struct dc_req *prev, *next;	/* the client's in-flight list */
+	LIST_ENTRY(dc_req) link;	/* the client's in-flight list */
 	struct dc_client *c;
 	struct dc_conn *conn;
 	dc_done_cb cb;			/* NULL once abandoned */
@@ -89,7 +90,7 @@ struct dc_client {
 	unsigned timeout_ms;
 	unsigned nconn, next;
 	struct dc_conn *conns;
-	struct dc_req *reqs;
+	LIST_HEAD(dc_req_list, dc_req) reqs;
 	unsigned in_flight;
 	struct evhttp_connection **grave;	/* replaced connections, freed by the reaper */
 	unsigned ngrave, capgrave;
@@ -374,12 +375,7 @@ static void req_finish(struct dc_req *q, int rc, const struct bi_msg *ans, int h
 {
 	struct dc_client *c = q->c;
 
-	if (q->prev != NULL)
-		q->prev->next = q->next;
-	else
-		c->reqs = q->next;
-	if (q->next != NULL)
-		q->next->prev = q->prev;
+	LIST_REMOVE(q, link);
 	c->in_flight--;
 	if (q->conn != NULL)
 		q->conn->in_flight--;
@@ -624,10 +620,7 @@ int dc_client_send(struct dc_client *c, const struct bi_msg *req, dc_done_cb cb,
 		if (ret != DJ_EOK)
 			goto out;
 	}
-	q->next = c->reqs;
-	if (c->reqs != NULL)
-		c->reqs->prev = q;
-	c->reqs = q;
+	LIST_INSERT_HEAD(&c->reqs, q, link);
 	c->in_flight++;
 	q = NULL;
 	ret = DJ_EOK;
@@ -721,7 +714,7 @@ int dc_client_call(struct dc_client *c, const struct bi_msg *req, struct bi_msg 
 		*have_ans = s.have;
 out:
 	/* a request still in flight must not report into this stack frame */
-	for (q = c->reqs; q != NULL; q = q->next) {
+	LIST_FOREACH(q, &c->reqs, link) {
 		if (q->arg == &s) {
 			q->cb = NULL;
 			if (q->conn != NULL)
@@ -768,6 +761,7 @@ int dc_client_new(const struct dc_props *p, struct dc_client **out, char *err, s
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		goto out;
+	LIST_INIT(&c->reqs);
 	c->nconn = p->connections != 0 ? p->connections : 1;
 	c->timeout_ms = p->timeout_ms != 0 ? p->timeout_ms : DC_TIMEOUT_MS_DEFAULT;
 	c->timeout = dj_clock_tv_ms(c->timeout_ms);
@@ -844,8 +838,8 @@ void dc_client_free(struct dc_client *c)
 	da_lookup_cancel(c->lookup);
 	c->lookup = NULL;
 	c->parked = c->parked_tail = NULL; /* they are on c->reqs too */
-	while (c->reqs != NULL)
-		req_finish(c->reqs, DJ_EIO, NULL, 0, "cancelled");
+	while (!LIST_EMPTY(&c->reqs))
+		req_finish(LIST_FIRST(&c->reqs), DJ_EIO, NULL, 0, "cancelled");
 	/* evhttp_connection_free() frees queued requests without calling their callbacks */
 	for (i = 0; c->conns != NULL && i < c->nconn; i++)
 		if (c->conns[i].evcon != NULL)

@@ -30,6 +30,8 @@
 #include "store/js_store.h"
 #include "lorawan/lw_sim.h"
 
+#include "it_check.h"
+
 #define NDEV 64
 #define NTHREADS 4
 #define KILL_AFTER 600		/* accepted joins seen before the kill */
@@ -45,16 +47,6 @@ static const uint8_t JOIN_EUI[8] = { 0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0, 0, 2 };
 static char dbpath[512];
 static uint8_t master[JS_MASTER_KEY_LEN];
 static int pipe_w;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                       \
-			fprintf(stderr, __VA_ARGS__);                                              \
-			fprintf(stderr, "\n");                                                     \
-			exit(1);                                                                   \
-		}                                                                                  \
-	} while (0)
 
 /* open_all - keystore and store for the test database */
 static void open_all(struct js_keystore **ks, struct js_store **st)

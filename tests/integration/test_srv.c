@@ -35,22 +35,14 @@
 #include "common/dj_log.h"
 #include "bi/srv.h"
 
+#include "it_check.h"
+
 #define MAX_BODY       1024
 #define HEADER_TIMEOUT 3 /* seconds; long enough that 4 connects under a loaded CI land within it */
 #define IDLE_TIMEOUT   5
 #define MAX_CONNS      4
 #define CURL	       "timeout 10 curl -sS --noproxy '*' "
 #define WAIT_MS	       5000 /* upper bound for every condition we poll for */
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                       \
-			fprintf(stderr, __VA_ARGS__);                                              \
-			fprintf(stderr, "\n");                                                     \
-			exit(1);                                                                   \
-		}                                                                                  \
-	} while (0)
 
 static char dir[256];
 static unsigned port, mport;

@@ -13,6 +13,20 @@
 
 #define DJ_TEST_HEX_MAX 1024	/* longest fixture, in hex digits */
 
+/*
+ * DJ_TEST_MAIN_GROUP - the main() of a unit test program: run the listed CMUnitTest entries
+ * as one group, between the group setup and teardown (NULL for none).
+ */
+#define DJ_TEST_MAIN_GROUP(group_setup, group_teardown, ...)                        \
+	int main(void)                                                              \
+	{                                                                           \
+		const struct CMUnitTest tests[] = { __VA_ARGS__ };                  \
+		return cmocka_run_group_tests(tests, group_setup, group_teardown);   \
+	}
+
+/* DJ_TEST_MAIN - DJ_TEST_MAIN_GROUP without a group setup or teardown */
+#define DJ_TEST_MAIN(...) DJ_TEST_MAIN_GROUP(NULL, NULL, __VA_ARGS__)
+
 /* unhex - decode a hex fixture (spaces ignored) into out; fails the test on bad input or overflow */
 static inline size_t unhex(const char *s, uint8_t *out, size_t cap)
 {
@@ -62,5 +76,8 @@ static inline int cx_teardown(void **state)
 	lw_crypto_free(*state);
 	return 0;
 }
+
+/* DJ_CX_TEST - a test entry whose *state is a fresh struct lw_crypto (cx_setup/cx_teardown) */
+#define DJ_CX_TEST(fn) cmocka_unit_test_setup_teardown(fn, cx_setup, cx_teardown)
 
 #endif /* DJ_TESTS_UNIT_DJ_TEST_H */

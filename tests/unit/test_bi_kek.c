@@ -33,6 +33,26 @@ static struct bi_kek *make_kek(const char *label, const char *hex)
 	return kek;
 }
 
+/* seal_keydata - KEYDATA (raw bytes in data, live in key) sealed into env under kek (NULL: plaintext) */
+static void seal_keydata(struct bi_kek *kek, struct lw_key *key, struct bi_key_envelope *env,
+			 uint8_t data[LW_KEY_LEN])
+{
+	unhex_exact(KEYDATA, data, LW_KEY_LEN);
+	lw_key_set(key, data);
+	memset(env, 0, sizeof(*env));
+	assert_int_equal(bi_kek_envelope(kek, key, env), DJ_EOK);
+}
+
+/* expect_env - env is present, under label, and carries exactly len bytes of want */
+static void expect_env(const struct bi_key_envelope *env, const char *label, const uint8_t *want,
+		       size_t len)
+{
+	assert_true(env->present);
+	assert_string_equal(env->kek_label, label);
+	assert_int_equal(env->aes_key_len, len);
+	assert_memory_equal(env->aes_key, want, len);
+}
+
 /* vector - wrap KEYDATA under kek_hex and compare with want, then open it again */
 static void vector(const char *kek_hex, const char *want_hex)
 {
@@ -41,15 +61,9 @@ static void vector(const char *kek_hex, const char *want_hex)
 	struct lw_key key;
 	uint8_t raw[LW_KEY_LEN], want[WRAPPED_LEN], data[LW_KEY_LEN];
 
-	unhex_exact(KEYDATA, data, sizeof(data));
 	unhex_exact(want_hex, want, sizeof(want));
-	lw_key_set(&key, data);
-	memset(&env, 0, sizeof(env));
-	assert_int_equal(bi_kek_envelope(kek, &key, &env), DJ_EOK);
-	assert_true(env.present);
-	assert_string_equal(env.kek_label, "kek-1");
-	assert_int_equal(env.aes_key_len, WRAPPED_LEN);
-	assert_memory_equal(env.aes_key, want, WRAPPED_LEN);
+	seal_keydata(kek, &key, &env, data);
+	expect_env(&env, "kek-1", want, WRAPPED_LEN);
 	assert_int_equal(bi_kek_open(kek, &env, false, raw), DJ_EOK);
 	assert_memory_equal(raw, data, LW_KEY_LEN);
 	lw_key_wipe(&key);
@@ -84,48 +98,55 @@ static void test_open_published(void **state)
 	bi_kek_free(kek);
 }
 
-static void test_wrong_kek(void **state)
-{
-	struct bi_kek *a = make_kek("same", KEK128);
-	struct bi_kek *b = make_kek("same", "0f0e0d0c0b0a09080706050403020100");
+/* two_keks - KEYDATA sealed under KEK a; KEK b is the wrong one to open it */
+struct two_keks {
+	struct bi_kek *a, *b;
 	struct bi_key_envelope env;
 	struct lw_key key;
 	uint8_t data[LW_KEY_LEN], raw[LW_KEY_LEN];
+};
+
+static void two_keks_make(struct two_keks *t, const char *label_a, const char *label_b,
+			  const char *hex_b)
+{
+	t->a = make_kek(label_a, KEK128);
+	t->b = make_kek(label_b, hex_b);
+	seal_keydata(t->a, &t->key, &t->env, t->data);
+}
+
+static void two_keks_free(struct two_keks *t)
+{
+	lw_key_wipe(&t->key);
+	bi_kek_free(t->a);
+	bi_kek_free(t->b);
+}
+
+static void test_wrong_kek(void **state)
+{
+	struct two_keks t;
 
 	(void)state;
-	unhex_exact(KEYDATA, data, sizeof(data));
-	lw_key_set(&key, data);
-	assert_int_equal(bi_kek_envelope(a, &key, &env), DJ_EOK);
-	memset(raw, 0xee, sizeof(raw));
-	assert_int_equal(bi_kek_open(b, &env, false, raw), DJ_EUNWRAP);
-	assert_int_equal(raw[0], 0xee);	/* untouched on failure */
+	two_keks_make(&t, "same", "same", "0f0e0d0c0b0a09080706050403020100");
+	memset(t.raw, 0xee, sizeof(t.raw));
+	assert_int_equal(bi_kek_open(t.b, &t.env, false, t.raw), DJ_EUNWRAP);
+	assert_int_equal(t.raw[0], 0xee);	/* untouched on failure */
 	/* a flipped bit fails the integrity check under the right KEK too */
-	env.aes_key[5] ^= 1;
-	assert_int_equal(bi_kek_open(a, &env, false, raw), DJ_EUNWRAP);
-	lw_key_wipe(&key);
-	bi_kek_free(a);
-	bi_kek_free(b);
+	t.env.aes_key[5] ^= 1;
+	assert_int_equal(bi_kek_open(t.a, &t.env, false, t.raw), DJ_EUNWRAP);
+	two_keks_free(&t);
 }
 
 static void test_wrong_label(void **state)
 {
-	struct bi_kek *a = make_kek("label-a", KEK128);
-	struct bi_kek *b = make_kek("label-b", KEK128);
-	struct bi_key_envelope env;
-	struct lw_key key;
-	uint8_t data[LW_KEY_LEN], raw[LW_KEY_LEN];
+	struct two_keks t;
 
 	(void)state;
-	unhex_exact(KEYDATA, data, sizeof(data));
-	lw_key_set(&key, data);
-	assert_int_equal(bi_kek_envelope(a, &key, &env), DJ_EOK);
-	assert_int_equal(bi_kek_open(b, &env, false, raw), DJ_EACCES);
-	assert_int_equal(bi_kek_open(b, &env, true, raw), DJ_EACCES);
+	two_keks_make(&t, "label-a", "label-b", KEK128);	/* same bytes, another label */
+	assert_int_equal(bi_kek_open(t.b, &t.env, false, t.raw), DJ_EACCES);
+	assert_int_equal(bi_kek_open(t.b, &t.env, true, t.raw), DJ_EACCES);
 	/* a labelled envelope without a KEK to open it */
-	assert_int_equal(bi_kek_open(NULL, &env, true, raw), DJ_EACCES);
-	lw_key_wipe(&key);
-	bi_kek_free(a);
-	bi_kek_free(b);
+	assert_int_equal(bi_kek_open(NULL, &t.env, true, t.raw), DJ_EACCES);
+	two_keks_free(&t);
 }
 
 static void test_plaintext(void **state)
@@ -136,13 +157,8 @@ static void test_plaintext(void **state)
 	uint8_t data[LW_KEY_LEN], raw[LW_KEY_LEN];
 
 	(void)state;
-	unhex_exact(KEYDATA, data, sizeof(data));
-	lw_key_set(&key, data);
-	assert_int_equal(bi_kek_envelope(NULL, &key, &env), DJ_EOK);
-	assert_true(env.present);
-	assert_string_equal(env.kek_label, "");
-	assert_int_equal(env.aes_key_len, LW_KEY_LEN);
-	assert_memory_equal(env.aes_key, data, LW_KEY_LEN);
+	seal_keydata(NULL, &key, &env, data);
+	expect_env(&env, "", data, LW_KEY_LEN);	/* in plain */
 	/* refused unless the peer's policy allows plaintext, with or without a KEK at hand */
 	assert_int_equal(bi_kek_open(kek, &env, false, raw), DJ_EACCES);
 	assert_int_equal(bi_kek_open(NULL, &env, false, raw), DJ_EACCES);
@@ -215,19 +231,13 @@ static void test_envelope_args(void **state)
 	lw_key_wipe(&key);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rfc3394_4_1),
-		cmocka_unit_test(test_rfc3394_4_3),
-		cmocka_unit_test(test_open_published),
-		cmocka_unit_test(test_wrong_kek),
-		cmocka_unit_test(test_wrong_label),
-		cmocka_unit_test(test_plaintext),
-		cmocka_unit_test(test_malformed_envelopes),
-		cmocka_unit_test(test_new_refusals),
-		cmocka_unit_test(test_envelope_args),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+DJ_TEST_MAIN(
+	cmocka_unit_test(test_rfc3394_4_1),
+	cmocka_unit_test(test_rfc3394_4_3),
+	cmocka_unit_test(test_open_published),
+	cmocka_unit_test(test_wrong_kek),
+	cmocka_unit_test(test_wrong_label),
+	cmocka_unit_test(test_plaintext),
+	cmocka_unit_test(test_malformed_envelopes),
+	cmocka_unit_test(test_new_refusals),
+	cmocka_unit_test(test_envelope_args))

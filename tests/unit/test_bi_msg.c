@@ -306,6 +306,17 @@ static void fill_env(struct bi_key_envelope *e, const char *label, uint8_t seed,
 	e->aes_key_len = n;
 }
 
+/* msg_head - a zeroed message with only its header: version, type, sender and receiver */
+static void msg_head(struct bi_msg *a, enum bi_proto proto, enum bi_msg_type type,
+		     const char *sender, const char *receiver)
+{
+	memset(a, 0, sizeof(*a));
+	a->proto = proto;
+	a->type = type;
+	strcpy(a->sender_id, sender);
+	strcpy(a->receiver_id, receiver);
+}
+
 /* round_trip - encode a, parse it back, and insist on an identical struct */
 static char *round_trip(const struct bi_msg *a)
 {
@@ -330,11 +341,7 @@ static void test_round_trip_join_ans(void **state)
 	char *out;
 
 	(void)state;
-	memset(&a, 0, sizeof(a));
-	a.proto = BI_PROTO_1_1;
-	a.type = BI_JOIN_ANS;
-	strcpy(a.sender_id, "0101010101010101");
-	strcpy(a.receiver_id, "000001");
+	msg_head(&a, BI_PROTO_1_1, BI_JOIN_ANS, "0101010101010101", "000001");
 	a.transaction_id = 3000000000u;
 	a.has_receiver_token = true;
 	a.receiver_token_len = 3;
@@ -361,11 +368,7 @@ static void test_round_trip_join_ans(void **state)
 	OPENSSL_clear_free(out, strlen(out));
 
 	/* a 1.0 session: NwkSKey and a plaintext AppSKey, no Lifetime, a failure Result */
-	memset(&a, 0, sizeof(a));
-	a.proto = BI_PROTO_1_0;
-	a.type = BI_REJOIN_ANS;
-	strcpy(a.sender_id, "js");
-	strcpy(a.receiver_id, "ns");
+	msg_head(&a, BI_PROTO_1_0, BI_REJOIN_ANS, "js", "ns");
 	a.phy_len = unhex(V2_PHY "00000000000000000000000000000000", a.phy, sizeof(a.phy));
 	assert_int_equal(a.phy_len, LW_JOINACC_CF_LEN);
 	fill_env(&a.nwk_s_key, "k", 0x01, 24);
@@ -385,11 +388,7 @@ static void test_round_trip_appskey_homens(void **state)
 	char *out;
 
 	(void)state;
-	memset(&a, 0, sizeof(a));
-	a.proto = BI_PROTO_1_0;
-	a.type = BI_APPSKEY_ANS;
-	strcpy(a.sender_id, "0101010101010101");
-	strcpy(a.receiver_id, "as.example");
+	msg_head(&a, BI_PROTO_1_0, BI_APPSKEY_ANS, "0101010101010101", "as.example");
 	a.transaction_id = 5;
 	a.has_dev_eui = true;
 	memcpy(a.dev_eui, "\x02\x02\x02\x02\x02\x02\x02\x02", LW_EUI_LEN);
@@ -399,11 +398,7 @@ static void test_round_trip_appskey_homens(void **state)
 	out = round_trip(&a);
 	OPENSSL_clear_free(out, strlen(out));
 
-	memset(&a, 0, sizeof(a));
-	a.proto = BI_PROTO_1_1;
-	a.type = BI_HOMENS_ANS;
-	strcpy(a.sender_id, "0101010101010101");
-	strcpy(a.receiver_id, "000001");
+	msg_head(&a, BI_PROTO_1_1, BI_HOMENS_ANS, "0101010101010101", "000001");
 	a.has_sender_ns_id = true;
 	strcpy(a.sender_ns_id, "js-ns");
 	a.has_h_net_id = true;
@@ -432,10 +427,7 @@ static void test_round_trip_requests(void **state)
 	assert_null(strstr(out, "SenderNSID"));
 	free(out);
 
-	memset(&a, 0, sizeof(a));
-	a.type = BI_APPSKEY_REQ;
-	strcpy(a.sender_id, "as");
-	strcpy(a.receiver_id, "js");
+	msg_head(&a, BI_PROTO_1_0, BI_APPSKEY_REQ, "as", "js");
 	a.has_dev_eui = true;
 	a.session_key_id_len = 1;
 	out = round_trip(&a);
@@ -661,26 +653,20 @@ static void test_type_names(void **state)
 	bi_msg_wipe(NULL);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_joinreq_1_0),
-		cmocka_unit_test(test_joinreq_1_1),
-		cmocka_unit_test(test_rejoinreq_sizes),
-		cmocka_unit_test(test_malformed_table),
-		cmocka_unit_test(test_header_kept_on_failure),
-		cmocka_unit_test(test_err_buffer),
-		cmocka_unit_test(test_round_trip_join_ans),
-		cmocka_unit_test(test_round_trip_appskey_homens),
-		cmocka_unit_test(test_round_trip_requests),
-		cmocka_unit_test(test_encode_refusals),
-		cmocka_unit_test(test_interop_hex_and_versions),
-		cmocka_unit_test(test_interop_unknown_receiver),
-		cmocka_unit_test(test_unknown_fields_ignored),
-		cmocka_unit_test(test_answer_refusals),
-		cmocka_unit_test(test_answer_init),
-		cmocka_unit_test(test_type_names),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+DJ_TEST_MAIN(
+	cmocka_unit_test(test_joinreq_1_0),
+	cmocka_unit_test(test_joinreq_1_1),
+	cmocka_unit_test(test_rejoinreq_sizes),
+	cmocka_unit_test(test_malformed_table),
+	cmocka_unit_test(test_header_kept_on_failure),
+	cmocka_unit_test(test_err_buffer),
+	cmocka_unit_test(test_round_trip_join_ans),
+	cmocka_unit_test(test_round_trip_appskey_homens),
+	cmocka_unit_test(test_round_trip_requests),
+	cmocka_unit_test(test_encode_refusals),
+	cmocka_unit_test(test_interop_hex_and_versions),
+	cmocka_unit_test(test_interop_unknown_receiver),
+	cmocka_unit_test(test_unknown_fields_ignored),
+	cmocka_unit_test(test_answer_refusals),
+	cmocka_unit_test(test_answer_init),
+	cmocka_unit_test(test_type_names))

@@ -18,6 +18,7 @@
 #include "ca-tools/ca_roll.h"
 #include "ca-tools/ca_tlsa.h"
 #include "common/dj_err.h"
+#include "dj_test.h"
 
 /* rep - a string of n copies of c (static buffer) */
 static const char *rep(char c, size_t n, const char *suffix)
@@ -187,15 +188,9 @@ static void test_roll_state(void **state)
 	unlink(path);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_name_check_table),
-		cmocka_unit_test(test_name_limits),
-		cmocka_unit_test(test_owner_names),
-		cmocka_unit_test(test_tlsa_format),
-		cmocka_unit_test(test_roll_state),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+DJ_TEST_MAIN(
+	cmocka_unit_test(test_name_check_table),
+	cmocka_unit_test(test_name_limits),
+	cmocka_unit_test(test_owner_names),
+	cmocka_unit_test(test_tlsa_format),
+	cmocka_unit_test(test_roll_state))

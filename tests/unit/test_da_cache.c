@@ -17,78 +17,8 @@
 
 #include "backend-auth/da_internal.h"
 #include "common/dj_err.h"
-
-#define MAXQ 32
-
-/* the mock upstream: records what was asked, the test answers */
-struct mock {
-	struct da_query *q[MAXQ];
-	char name[MAXQ][DA_QNAME_MAX + 1];
-	uint16_t type[MAXQ];
-	int live[MAXQ];
-	size_t n, cancels;
-	uint64_t now_ms;
-};
-
-static int mock_start(struct da_query *q, const char *name, uint16_t type, void *arg)
-{
-	struct mock *m = arg;
-
-	assert_true(m->n < MAXQ);
-	m->q[m->n] = q;
-	strcpy(m->name[m->n], name);
-	m->type[m->n] = type;
-	m->live[m->n] = 1;
-	m->n++;
-	return DJ_EOK;
-}
-
-static void mock_cancel(struct da_query *q, void *arg)
-{
-	struct mock *m = arg;
-	size_t i;
-
-	for (i = 0; i < m->n; i++)
-		if (m->q[i] == q && m->live[i]) {
-			m->live[i] = 0;
-			m->cancels++;
-			return;
-		}
-	fail_msg("cancel of an unknown query");
-}
-
-static uint64_t mock_clock(void *arg)
-{
-	return ((struct mock *)arg)->now_ms;
-}
-
-struct fx {
-	struct event_base *base;
-	struct da_resolver *r;
-	struct mock m;
-};
-
-static struct fx *fx_new(const struct da_resolver_props *p)
-{
-	struct fx *f = calloc(1, sizeof(*f));
-	struct da_backend be = { mock_start, mock_cancel, NULL };
-
-	assert_non_null(f);
-	f->base = event_base_new();
-	assert_non_null(f->base);
-	f->m.now_ms = 1000000;
-	be.arg = &f->m;
-	assert_int_equal(da__resolver_new_backend(f->base, p, &be, mock_clock, &f->m, &f->r),
-			 DJ_EOK);
-	return f;
-}
-
-static void fx_free(struct fx *f)
-{
-	da_resolver_free(f->r);
-	event_base_free(f->base);
-	free(f);
-}
+#include "da_mock_util.h"
+#include "dj_test.h"
 
 /* answer - the mock answers query i (TLSA): a status, a TTL, and (if secure) one 3 1 1 record */
 static void answer(struct fx *f, size_t i, enum da_status st, uint32_t ttl)
@@ -553,20 +483,14 @@ static void test_discovery_insecure_step(void **state)
 	assert_int_equal(g2.calls, 0);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cache_direct),
-		cmocka_unit_test(test_coalesce_and_ttl_cap),
-		cmocka_unit_test(test_negative_and_tempfail),
-		cmocka_unit_test(test_lru_eviction),
-		cmocka_unit_test(test_refresh_window),
-		cmocka_unit_test(test_cancel),
-		cmocka_unit_test(test_cancel_from_callback_order),
-		cmocka_unit_test(test_timeout),
-		cmocka_unit_test(test_discovery_chain),
-		cmocka_unit_test(test_discovery_insecure_step),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+DJ_TEST_MAIN(
+	cmocka_unit_test(test_cache_direct),
+	cmocka_unit_test(test_coalesce_and_ttl_cap),
+	cmocka_unit_test(test_negative_and_tempfail),
+	cmocka_unit_test(test_lru_eviction),
+	cmocka_unit_test(test_refresh_window),
+	cmocka_unit_test(test_cancel),
+	cmocka_unit_test(test_cancel_from_callback_order),
+	cmocka_unit_test(test_timeout),
+	cmocka_unit_test(test_discovery_chain),
+	cmocka_unit_test(test_discovery_insecure_step))

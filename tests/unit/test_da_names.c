@@ -13,6 +13,7 @@
 
 #include "backend-auth/da_internal.h"
 #include "common/dj_err.h"
+#include "dj_test.h"
 
 static void test_joineui_name(void **state)
 {
@@ -202,13 +203,7 @@ static void test_lifetime(void **state)
 	assert_string_equal(da_status_str(DA_UNUSABLE), "unusable");
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_joineui_name), cmocka_unit_test(test_netid_name),
-		cmocka_unit_test(test_name_canon),   cmocka_unit_test(test_tlsa_parse),
-		cmocka_unit_test(test_tlsa_verdict), cmocka_unit_test(test_lifetime),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+DJ_TEST_MAIN(
+	cmocka_unit_test(test_joineui_name), cmocka_unit_test(test_netid_name),
+	cmocka_unit_test(test_name_canon),   cmocka_unit_test(test_tlsa_parse),
+	cmocka_unit_test(test_tlsa_verdict), cmocka_unit_test(test_lifetime))

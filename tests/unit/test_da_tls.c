@@ -20,6 +20,7 @@
 #include "backend-auth/da_tls.h"
 #include "common/dj_compiler.h"
 #include "common/dj_err.h"
+#include "dj_test.h"
 
 struct pki {
 	EVP_PKEY *ca_key, *leaf_key, *other_key;
@@ -506,19 +507,13 @@ static void test_matrix(void **state)
 		EVP_PKEY_free(keys[i]);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ee_matches),
-		cmocka_unit_test(test_ee_mismatch),
-		cmocka_unit_test(test_ee_expired_accepted),
-		cmocka_unit_test(test_ta),
-		cmocka_unit_test(test_pkix_usages_ignored),
-		cmocka_unit_test(test_clientid_roundtrip),
-		cmocka_unit_test(test_clientid_malformed),
-		cmocka_unit_test(test_name_normalize),
-		cmocka_unit_test(test_matrix),
-	};
-
-	return cmocka_run_group_tests(tests, setup, teardown);
-}
+DJ_TEST_MAIN_GROUP(setup, teardown,
+	cmocka_unit_test(test_ee_matches),
+	cmocka_unit_test(test_ee_mismatch),
+	cmocka_unit_test(test_ee_expired_accepted),
+	cmocka_unit_test(test_ta),
+	cmocka_unit_test(test_pkix_usages_ignored),
+	cmocka_unit_test(test_clientid_roundtrip),
+	cmocka_unit_test(test_clientid_malformed),
+	cmocka_unit_test(test_name_normalize),
+	cmocka_unit_test(test_matrix))

@@ -17,6 +17,8 @@
 
 #include "backend-auth/da_internal.h"
 #include "common/dj_err.h"
+#include "da_mock_util.h"
+#include "dj_test.h"
 
 /* ---- da__txt_join, table first ------------------------------------------------------------ */
 
@@ -148,36 +150,6 @@ static void test_txt_packet(void **state)
 
 /* ---- da_txt_lookup on a mock upstream ------------------------------------------------------- */
 
-struct mock {
-	struct da_query *q;
-	char name[DA_QNAME_MAX + 1];
-	uint16_t type;
-	int asked;
-	uint64_t now_ms;
-};
-
-static int mock_start(struct da_query *q, const char *name, uint16_t type, void *arg)
-{
-	struct mock *m = arg;
-
-	m->q = q;
-	strcpy(m->name, name);
-	m->type = type;
-	m->asked++;
-	return DJ_EOK;
-}
-
-static void mock_cancel(struct da_query *q, void *arg)
-{
-	(void)q;
-	(void)arg;
-}
-
-static uint64_t mock_clock(void *arg)
-{
-	return ((struct mock *)arg)->now_ms;
-}
-
 struct got {
 	int calls;
 	enum da_status st;
@@ -204,24 +176,19 @@ static void on_txt(const struct da_txt_set *s, void *arg)
 static void test_txt_lookup(void **state)
 {
 	struct da_resolver_props p = { .ttl_cap = 100 };
-	struct da_backend be = { mock_start, mock_cancel, NULL };
-	struct event_base *base = event_base_new();
-	struct da_resolver *r = NULL;
+	struct fx *f = fx_new(&p);
+	struct da_resolver *r = f->r;
 	struct da_answer *a = NULL;
-	struct mock m = { .now_ms = 1000000 };
 	struct got g = { 0 }, g2 = { 0 };
 	struct da_lookup *h = NULL;
 
 	(void)state;
-	assert_non_null(base);
-	be.arg = &m;
-	assert_int_equal(da__resolver_new_backend(base, &p, &be, mock_clock, &m, &r), DJ_EOK);
 	assert_int_equal(da_txt_lookup(r, "bad..name", on_txt, &g, NULL), DJ_EINVAL);
 	assert_int_equal(da_txt_lookup(r, "_ownership.D._device.OPA.test.", on_txt, &g, &h),
 			 DJ_EOK);
 	assert_non_null(h);
-	assert_int_equal(m.type, DA_T_TXT);
-	assert_string_equal(m.name, "_ownership.d._device.opa.test");
+	assert_int_equal(f->m.type[0], DA_T_TXT);
+	assert_string_equal(f->m.name[0], "_ownership.d._device.opa.test");
 	/* the answer: one record, TTL 300 capped to 100 */
 	assert_int_equal(da__answer_new(DA_T_TXT, DA_SECURE, 300, NULL, &a), DJ_EOK);
 	a->txt = calloc(1, sizeof(*a->txt));
@@ -232,8 +199,8 @@ static void test_txt_lookup(void **state)
 	assert_non_null(a->txt[0]);
 	a->txt_len[0] = 8;
 	a->n = 1;
-	da__query_answer(m.q, a);
-	assert_true(event_base_loop(base, EVLOOP_NONBLOCK) >= 0);
+	da__query_answer(f->m.q[f->m.n - 1], a);
+	assert_true(event_base_loop(f->base, EVLOOP_NONBLOCK) >= 0);
 	assert_int_equal(g.calls, 1);
 	assert_int_equal(g.st, DA_SECURE);
 	assert_int_equal(g.n, 1);
@@ -241,7 +208,7 @@ static void test_txt_lookup(void **state)
 	assert_string_equal(g.txt, "CqsBCgho");
 	assert_int_equal(g.from_cache, 0);
 	/* again, 40 s later: from the cache, at once, with the TTL left; no query */
-	m.now_ms += 40000;
+	f->m.now_ms += 40000;
 	assert_int_equal(da_txt_lookup(r, "_ownership.d._device.opa.test", on_txt, &g2, &h),
 			 DJ_EOK);
 	assert_null(h);
@@ -249,30 +216,23 @@ static void test_txt_lookup(void **state)
 	assert_int_equal(g2.from_cache, 1);
 	assert_int_equal(g2.ttl, 60);
 	assert_string_equal(g2.txt, "CqsBCgho");
-	assert_int_equal(m.asked, 1);
+	assert_int_equal(f->m.n, 1);
 	/* past the cap: asked again; a TEMPFAIL is delivered, never a stale record */
-	m.now_ms += 61000;
+	f->m.now_ms += 61000;
 	memset(&g2, 0, sizeof(g2));
 	assert_int_equal(da_txt_lookup(r, "_ownership.d._device.opa.test", on_txt, &g2, &h),
 			 DJ_EOK);
-	assert_int_equal(m.asked, 2);
+	assert_int_equal(f->m.n, 2);
 	assert_int_equal(da__answer_new(DA_T_TXT, DA_TEMPFAIL, 0, "down", &a), DJ_EOK);
-	da__query_answer(m.q, a);
-	assert_true(event_base_loop(base, EVLOOP_NONBLOCK) >= 0);
+	da__query_answer(f->m.q[f->m.n - 1], a);
+	assert_true(event_base_loop(f->base, EVLOOP_NONBLOCK) >= 0);
 	assert_int_equal(g2.calls, 1);
 	assert_int_equal(g2.st, DA_TEMPFAIL);
 	assert_int_equal(g2.n, 0);
-	da_resolver_free(r);
-	event_base_free(base);
+	fx_free(f);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_txt_join),
-		cmocka_unit_test(test_txt_packet),
-		cmocka_unit_test(test_txt_lookup),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+DJ_TEST_MAIN(
+	cmocka_unit_test(test_txt_join),
+	cmocka_unit_test(test_txt_packet),
+	cmocka_unit_test(test_txt_lookup))

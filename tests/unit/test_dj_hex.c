@@ -11,6 +11,7 @@
 
 #include "common/dj_err.h"
 #include "common/dj_hex.h"
+#include "dj_test.h"
 
 static void test_parse_forms(void **state)
 {
@@ -60,13 +61,7 @@ static void test_var_and_format(void **state)
 	assert_memory_equal(out, "\xa1\xb2\xc3", 3);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_forms),
-		cmocka_unit_test(test_parse_refusals),
-		cmocka_unit_test(test_var_and_format),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+DJ_TEST_MAIN(
+	cmocka_unit_test(test_parse_forms),
+	cmocka_unit_test(test_parse_refusals),
+	cmocka_unit_test(test_var_and_format))

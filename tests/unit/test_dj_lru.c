@@ -17,6 +17,7 @@
 #include "common/dj_compiler.h"
 #include "common/dj_err.h"
 #include "common/dj_lru.h"
+#include "dj_test.h"
 
 #define STEPS_MAX 20
 #define MISS 0		/* a get that finds nothing */
@@ -317,13 +318,7 @@ static void test_edges(void **state)
 	dj_lru_free(NULL);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cases),
-		cmocka_unit_test(test_many_keys),
-		cmocka_unit_test(test_edges),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+DJ_TEST_MAIN(
+	cmocka_unit_test(test_cases),
+	cmocka_unit_test(test_many_keys),
+	cmocka_unit_test(test_edges))

@@ -19,6 +19,7 @@
 #include "common/dj_err.h"
 #include "common/dj_secmem.h"
 #include "lorawan/lw_crypto.h"
+#include "dj_test.h"
 
 #define ARENA (64u * 1024u)	/* small, so that the fallback can be reached */
 
@@ -166,16 +167,10 @@ static void test_harden(void **state)
 	assert_int_equal(rl.rlim_cur, 0);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sections),
-		cmocka_unit_test(test_dontdump_pages),
-		cmocka_unit_test(test_wipe_reuse_realloc),
-		cmocka_unit_test(test_key_contexts_in_arena),
-		cmocka_unit_test(test_full_arena_falls_back),
-		cmocka_unit_test(test_harden),
-	};
-
-	return cmocka_run_group_tests(tests, setup, NULL);
-}
+DJ_TEST_MAIN_GROUP(setup, NULL,
+	cmocka_unit_test(test_sections),
+	cmocka_unit_test(test_dontdump_pages),
+	cmocka_unit_test(test_wipe_reuse_realloc),
+	cmocka_unit_test(test_key_contexts_in_arena),
+	cmocka_unit_test(test_full_arena_falls_back),
+	cmocka_unit_test(test_harden))

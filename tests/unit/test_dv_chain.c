@@ -19,6 +19,7 @@
 #include "common/dj_err.h"
 #include "ownership/dv_authcode.h"
 #include "ownership/dv_chain.h"
+#include "dj_test.h"
 
 #define NKEYS 4
 
@@ -405,18 +406,12 @@ static void test_authcode(void **state)
 	assert_int_equal(dv_authcode_seal("lowercase-is-not-a-code!", 1, &rec2), DJ_EINVAL);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roundtrip_and_verify),
-		cmocka_unit_test(test_link_encode_decode_strict),
-		cmocka_unit_test(test_wrong_key_and_bogus_signature),
-		cmocka_unit_test(test_continuity),
-		cmocka_unit_test(test_key_verdicts),
-		cmocka_unit_test(test_keys_spki_b64_zones),
-		cmocka_unit_test(test_authcode),
-		cmocka_unit_test(test_device_messages),
-	};
-
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
-}
+DJ_TEST_MAIN_GROUP(group_setup, group_teardown,
+	cmocka_unit_test(test_roundtrip_and_verify),
+	cmocka_unit_test(test_link_encode_decode_strict),
+	cmocka_unit_test(test_wrong_key_and_bogus_signature),
+	cmocka_unit_test(test_continuity),
+	cmocka_unit_test(test_key_verdicts),
+	cmocka_unit_test(test_keys_spki_b64_zones),
+	cmocka_unit_test(test_authcode),
+	cmocka_unit_test(test_device_messages))

@@ -15,6 +15,7 @@
 
 #include "common/dj_err.h"
 #include "ownership/dv_csv.h"
+#include "dj_test.h"
 
 #define HDR DV_CSV_HEADER "\n"
 #define DEV1 "0102030405060708"
@@ -204,15 +205,9 @@ static void test_file(void **state)
 	dv_csv_free(NULL);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_good),
-		cmocka_unit_test(test_bom_crlf_trailing_blank),
-		cmocka_unit_test(test_bad_table),
-		cmocka_unit_test(test_nul_byte),
-		cmocka_unit_test(test_file),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+DJ_TEST_MAIN(
+	cmocka_unit_test(test_good),
+	cmocka_unit_test(test_bom_crlf_trailing_blank),
+	cmocka_unit_test(test_bad_table),
+	cmocka_unit_test(test_nul_byte),
+	cmocka_unit_test(test_file))

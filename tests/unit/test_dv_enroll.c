@@ -24,6 +24,7 @@
 #include "ownership/dv_enroll.h"
 #include "ownership/dv_records.h"
 #include "store/js_keystore.h"
+#include "dj_test.h"
 
 #define CSV_TEXT DV_CSV_HEADER_ATTRS "\n" \
 	"0102030405060708,70b3d57ed0000001,1.0.4,2b7e151628aed2a6abf7158809cf4f3c,," \
@@ -318,14 +319,8 @@ static void test_build_rows(void **state)
 	free(chain);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cms_decrypts),
-		cmocka_unit_test(test_cms_refused),
-		cmocka_unit_test(test_recipient_files),
-		cmocka_unit_test(test_build_rows),
-	};
-
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
-}
+DJ_TEST_MAIN_GROUP(group_setup, group_teardown,
+	cmocka_unit_test(test_cms_decrypts),
+	cmocka_unit_test(test_cms_refused),
+	cmocka_unit_test(test_recipient_files),
+	cmocka_unit_test(test_build_rows))

@@ -29,6 +29,7 @@
 #include "store/js_keystore.h"
 #include "store/js_store.h"
 #include "store/js_store_owner.h"
+#include "dj_test.h"
 
 #define NDEV 2			/* devices enrolled in each store */
 #define MODEL_MAX 16		/* DNS names the fake publisher holds */
@@ -868,24 +869,18 @@ static void test_crash_at_every_step(void **state)
 		free(req[i]);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ownerkey_from_rdata),
-		cmocka_unit_test_setup_teardown(test_request_ok_then_already_done, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_request_replayed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_request_stale, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_request_wrong_key, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_request_bogus_signature, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_request_wrong_owner, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_request_keys_from_dns, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_request_malformed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_batch_all_or_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_authcode_ok_then_already_done, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_authcode_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_crash_at_every_step, setup, teardown),
-	};
-
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
-}
+DJ_TEST_MAIN_GROUP(group_setup, group_teardown,
+	cmocka_unit_test(test_ownerkey_from_rdata),
+	cmocka_unit_test_setup_teardown(test_request_ok_then_already_done, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_request_replayed, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_request_stale, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_request_wrong_key, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_request_bogus_signature, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_request_wrong_owner, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_request_keys_from_dns, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_request_malformed, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_batch_all_or_nothing, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_authcode_ok_then_already_done, setup,
+					teardown),
+	cmocka_unit_test_setup_teardown(test_authcode_refused, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_crash_at_every_step, setup, teardown))

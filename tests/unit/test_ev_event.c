@@ -19,6 +19,7 @@
 #include "common/dj_err.h"
 #include "ev.pb-c.h"
 #include "events/ev_event.h"
+#include "dj_test.h"
 
 static const uint8_t sid[JS_SESSION_ID_LEN] = { 0x70, 0, 0, 0, 0, 0, 0, 1, 0, 0, 7 };
 
@@ -243,14 +244,8 @@ static void test_transfer(void **state)
 	assert_int_equal(ev_encode_transfer(&x, body, sizeof(body), &len), DJ_EINVAL);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_join_protobuf),
-		cmocka_unit_test(test_rejoin_json),
-		cmocka_unit_test(test_appskey),
-		cmocka_unit_test(test_transfer),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+DJ_TEST_MAIN(
+	cmocka_unit_test(test_join_protobuf),
+	cmocka_unit_test(test_rejoin_json),
+	cmocka_unit_test(test_appskey),
+	cmocka_unit_test(test_transfer))

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "test_js_engine.h"
+#include "dj_test.h"
 
 /* send - one request with the usual NS parameters; its frame parsed here, once, as the daemon
  * does (the engine gets no bytes to parse again) */
@@ -607,23 +608,17 @@ static void test_appskey_release(void **state)
 	lw_sim_wipe(&other);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		BOTH(test_round_trip_all_versions),
-		BOTH(test_v11_device_optneg_clear),
-		BOTH(test_wrong_mic),
-		BOTH(test_replays),
-		BOTH(test_devnonce_order),
-		BOTH(test_history_bound),
-		BOTH(test_joinnonce_exhaustion),
-		BOTH(test_malformed_frames),
-		BOTH(test_refusals),
-		BOTH(test_rejoins),
-		BOTH(test_session_and_audit),
-		cmocka_unit_test_setup_teardown(test_replay_after_reopen, setup_sql, teardown),
-		BOTH(test_appskey_release),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+DJ_TEST_MAIN(
+	BOTH(test_round_trip_all_versions),
+	BOTH(test_v11_device_optneg_clear),
+	BOTH(test_wrong_mic),
+	BOTH(test_replays),
+	BOTH(test_devnonce_order),
+	BOTH(test_history_bound),
+	BOTH(test_joinnonce_exhaustion),
+	BOTH(test_malformed_frames),
+	BOTH(test_refusals),
+	BOTH(test_rejoins),
+	BOTH(test_session_and_audit),
+	cmocka_unit_test_setup_teardown(test_replay_after_reopen, setup_sql, teardown),
+	BOTH(test_appskey_release))

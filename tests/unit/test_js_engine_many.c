@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "test_js_engine.h"
+#include "dj_test.h"
 
 struct race {
 	struct fx *f;
@@ -294,13 +295,7 @@ static void test_submit_many(void **state)
 	free(m);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		BOTH(test_concurrent_duplicates),
-		BOTH(test_join_many),
-		BOTH(test_submit_many),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+DJ_TEST_MAIN(
+	BOTH(test_concurrent_duplicates),
+	BOTH(test_join_many),
+	BOTH(test_submit_many))

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "engine/js_engine.h"
+#include "dj_test.h"
 
 #define NONE (-1)		/* no DevNonce/JoinNonce/RJcount1 accepted yet */
 #define HIST_ROW_MAX 4		/* history values a row spells out */
@@ -233,13 +234,7 @@ static void test_history_at_max(void **state)
 	free(st);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_table),
-		cmocka_unit_test(test_input_untouched),
-		cmocka_unit_test(test_history_at_max),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+DJ_TEST_MAIN(
+	cmocka_unit_test(test_table),
+	cmocka_unit_test(test_input_untouched),
+	cmocka_unit_test(test_history_at_max))

@@ -24,6 +24,7 @@
 #include "ownership/dv_chain.h"
 #include "ownership/dv_records.h"
 #include "ownership/js_owner.h"
+#include "dj_test.h"
 
 static const uint8_t EUI[LW_EUI_LEN] = { 0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0x00, 0x01, 0x01 };
 static const uint8_t EUI2[LW_EUI_LEN] = { 0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0x00, 0x01, 0x02 };
@@ -480,16 +481,10 @@ static void test_cancel_on_free(void **state)
 	assert_int_equal(g2.calls, 1);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_host_in_zone),
-		cmocka_unit_test_setup_teardown(test_allowed_and_cached, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_fail_closed_and_refresh, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cancel_on_free, setup, teardown),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+DJ_TEST_MAIN(
+	cmocka_unit_test(test_host_in_zone),
+	cmocka_unit_test_setup_teardown(test_allowed_and_cached, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_fail_closed_and_refresh, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_cancel_on_free, setup, teardown))

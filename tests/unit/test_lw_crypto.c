@@ -457,25 +457,19 @@ static void test_context_lifecycle(void **state)
 	lw_crypto_free(cx);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cmac_reference_sane),
-		cmocka_unit_test_setup_teardown(test_cmac_rfc4493, cx_setup, cx_teardown),
-		cmocka_unit_test_setup_teardown(test_cmac_vs_evp_every_length, cx_setup, cx_teardown),
-		cmocka_unit_test_setup_teardown(test_cmac_key_struct_reused, cx_setup, cx_teardown),
-		cmocka_unit_test_setup_teardown(test_cmac_interleaved_with_ecb, cx_setup, cx_teardown),
-		cmocka_unit_test_setup_teardown(test_cmac_two_contexts, cx_setup, cx_teardown),
-		cmocka_unit_test_setup_teardown(test_cmac_wiped_key_rejected, cx_setup, cx_teardown),
-		cmocka_unit_test_setup_teardown(test_ecb_fips197, cx_setup, cx_teardown),
-		cmocka_unit_test_setup_teardown(test_ecb_vs_evp, cx_setup, cx_teardown),
-		cmocka_unit_test_setup_teardown(test_ecb_rejects, cx_setup, cx_teardown),
-		cmocka_unit_test_setup_teardown(test_derive_is_ecb_encrypt, cx_setup, cx_teardown),
-		cmocka_unit_test(test_key_export_roundtrip),
-		cmocka_unit_test(test_key_equal),
-		cmocka_unit_test(test_key_wipe),
-		cmocka_unit_test(test_context_lifecycle),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+DJ_TEST_MAIN(
+	cmocka_unit_test(test_cmac_reference_sane),
+	DJ_CX_TEST(test_cmac_rfc4493),
+	DJ_CX_TEST(test_cmac_vs_evp_every_length),
+	DJ_CX_TEST(test_cmac_key_struct_reused),
+	DJ_CX_TEST(test_cmac_interleaved_with_ecb),
+	DJ_CX_TEST(test_cmac_two_contexts),
+	DJ_CX_TEST(test_cmac_wiped_key_rejected),
+	DJ_CX_TEST(test_ecb_fips197),
+	DJ_CX_TEST(test_ecb_vs_evp),
+	DJ_CX_TEST(test_ecb_rejects),
+	DJ_CX_TEST(test_derive_is_ecb_encrypt),
+	cmocka_unit_test(test_key_export_roundtrip),
+	cmocka_unit_test(test_key_equal),
+	cmocka_unit_test(test_key_wipe),
+	cmocka_unit_test(test_context_lifecycle))

@@ -682,26 +682,20 @@ static void test_reverse(void **state)
 	}
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_request_parse_vectors),
-		cmocka_unit_test_setup_teardown(test_request_mic_vectors, cx_setup, cx_teardown),
-		cmocka_unit_test_setup_teardown(test_request_build_vectors, cx_setup, cx_teardown),
-		cmocka_unit_test(test_request_parse_rejects),
-		cmocka_unit_test_setup_teardown(test_request_bad_args, cx_setup, cx_teardown),
-		cmocka_unit_test_setup_teardown(test_accept_mic_vectors, cx_setup, cx_teardown),
-		cmocka_unit_test_setup_teardown(test_accept_build_vectors, cx_setup, cx_teardown),
-		cmocka_unit_test_setup_teardown(test_accept_open_vectors, cx_setup, cx_teardown),
-		cmocka_unit_test_setup_teardown(test_accept_mic_forms_differ, cx_setup, cx_teardown),
-		cmocka_unit_test_setup_teardown(test_accept_cflist_type, cx_setup, cx_teardown),
-		cmocka_unit_test_setup_teardown(test_accept_open_rejects, cx_setup, cx_teardown),
-		cmocka_unit_test_setup_teardown(test_accept_join_nonce_range, cx_setup, cx_teardown),
-		cmocka_unit_test(test_version_parse),
-		cmocka_unit_test(test_version_str_and_counter),
-		cmocka_unit_test(test_frame_strerror),
-		cmocka_unit_test(test_reverse),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+DJ_TEST_MAIN(
+	cmocka_unit_test(test_request_parse_vectors),
+	DJ_CX_TEST(test_request_mic_vectors),
+	DJ_CX_TEST(test_request_build_vectors),
+	cmocka_unit_test(test_request_parse_rejects),
+	DJ_CX_TEST(test_request_bad_args),
+	DJ_CX_TEST(test_accept_mic_vectors),
+	DJ_CX_TEST(test_accept_build_vectors),
+	DJ_CX_TEST(test_accept_open_vectors),
+	DJ_CX_TEST(test_accept_mic_forms_differ),
+	DJ_CX_TEST(test_accept_cflist_type),
+	DJ_CX_TEST(test_accept_open_rejects),
+	DJ_CX_TEST(test_accept_join_nonce_range),
+	cmocka_unit_test(test_version_parse),
+	cmocka_unit_test(test_version_str_and_counter),
+	cmocka_unit_test(test_frame_strerror),
+	cmocka_unit_test(test_reverse))

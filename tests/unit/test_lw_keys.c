@@ -218,16 +218,10 @@ static void test_session_keys_wipe(void **state)
 	lw_key_wipe(&root);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_session_11, cx_setup, cx_teardown),
-		cmocka_unit_test_setup_teardown(test_session_10, cx_setup, cx_teardown),
-		cmocka_unit_test_setup_teardown(test_js_keys, cx_setup, cx_teardown),
-		cmocka_unit_test_setup_teardown(test_interleaved_on_one_context, cx_setup, cx_teardown),
-		cmocka_unit_test_setup_teardown(test_wiped_root_refused, cx_setup, cx_teardown),
-		cmocka_unit_test_setup_teardown(test_session_keys_wipe, cx_setup, cx_teardown),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+DJ_TEST_MAIN(
+	DJ_CX_TEST(test_session_11),
+	DJ_CX_TEST(test_session_10),
+	DJ_CX_TEST(test_js_keys),
+	DJ_CX_TEST(test_interleaved_on_one_context),
+	DJ_CX_TEST(test_wiped_root_refused),
+	DJ_CX_TEST(test_session_keys_wipe))
