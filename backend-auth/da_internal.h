@@ -171,6 +171,29 @@ struct da_resolver {
 #endif
 };
 
+/* One upstream query of the resolver (da_dns.c), as the backend (da_ub.c) sees it. */
+struct da_query {
+	struct da_resolver *r;
+	LIST_ENTRY(da_query) link;	/* r->queries */
+	uint16_t type;
+	char name[DA_QNAME_MAX + 1];
+	struct event *ev;		/* the timeout, and the deferred delivery of an answer */
+	struct da_answer *result;	/* parked answer, delivered from ev */
+	struct da_lookup *waiters;	/* in arrival order */
+	struct da_lookup **wtail;
+	int refresh;			/* a background refresh: lives without waiters */
+	int upstream;			/* the backend still owes an answer */
+	int async_id;			/* libunbound's id, for ub_cancel */
+};
+
+/* da_ub.c: the libunbound backend */
+#define DA_DEF_TTL_CAP 3600u		/* seconds; da_resolver_props.ttl_cap 0 */
+#define DA_DEF_NEG_TTL 60u		/* seconds; da_resolver_props.neg_ttl 0 */
+/* da__ub_refresh - test builds: a fresh libunbound context after a test-clock jump; else nothing */
+void da__ub_refresh(struct da_resolver *r);
+/* da__ub_free - the resolver's libunbound context (and test state); accepts none */
+void da__ub_free(struct da_resolver *r);
+
 /* da_discover.c */
 void da__disc_cancel(struct da_disc *d);
 
