@@ -25,7 +25,6 @@
 #include "store/js_store.h"
 #include "test_store_util.h"
 
-#define PATH_LEN 512
 #define N_THREADS 100
 #define COMMITS_PER_THREAD 5
 #define HIST_BIG 1000
@@ -35,29 +34,13 @@ static const uint8_t master_a[JS_MASTER_KEY_LEN] = { 0xa0, 0xa1, 0xa2, 0xa3 };
 static const uint8_t master_b[JS_MASTER_KEY_LEN] = { 0xb0, 0xb1, 0xb2, 0xb3 };
 static const uint8_t app_key[LW_KEY_LEN] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
 
-/* One test's context: a backend (file or memory), a keystore, a settable clock. */
-struct ctx {
-	bool mem;
-	char path[PATH_LEN];
-	struct js_keystore *ks;
-	uint8_t kcv[JS_KCV_LEN];
-	int64_t now;
-	struct js_store *s;
-};
-
-/* fake_clock - the injected clock */
-static int64_t fake_clock(void *arg)
-{
-	return ((struct ctx *)arg)->now;
-}
-
 /* store_open - open the context's store with a given KCV */
-static int store_open(struct ctx *c, const uint8_t *kcv, struct js_store **out)
+static int store_open(struct store_ctx *c, const uint8_t *kcv, struct js_store **out)
 {
 	struct js_store_props p = {
 		.path = c->mem ? NULL : c->path,
 		.kcv = kcv,
-		.clock = fake_clock,
+		.clock = store_ctx_clock,
 		.clock_arg = c,
 	};
 
@@ -67,7 +50,7 @@ static int store_open(struct ctx *c, const uint8_t *kcv, struct js_store **out)
 /* setup_common - a fresh store (file or memory) with master key A and the fake clock */
 static int setup_common(void **state, bool mem)
 {
-	struct ctx *c = calloc(1, sizeof(*c));
+	struct store_ctx *c = calloc(1, sizeof(*c));
 
 	if (c == NULL)
 		return -1;
@@ -95,19 +78,8 @@ static int setup_mem(void **state)
 	return setup_common(state, true);
 }
 
-/* teardown - close, remove the files */
-static int teardown(void **state)
-{
-	struct ctx *c = *state;
-	js_store_close(c->s);
-	js_keystore_free(c->ks);
-	store_test_unlink(c->path);
-	free(c);
-	return 0;
-}
-
 /* reopen - close and open the file again (SQLite only) */
-static void reopen(struct ctx *c)
+static void reopen(struct store_ctx *c)
 {
 	js_store_close(c->s);
 	c->s = NULL;
@@ -140,7 +112,7 @@ static void mk_device(struct js_keystore *ks, uint32_t i, struct js_device *d)
 }
 
 /* add_n - import devices 0..n-1 */
-static void add_n(struct ctx *c, uint32_t n)
+static void add_n(struct store_ctx *c, uint32_t n)
 {
 	struct js_device *d = calloc(n, sizeof(*d));
 	size_t failed = 99;
@@ -167,7 +139,7 @@ static struct js_commit *mk_commit(uint32_t i, uint64_t v, int32_t dev_nonce, in
 }
 
 /* get - read device i */
-static struct js_device *get(struct ctx *c, uint32_t i, int expect)
+static struct js_device *get(struct store_ctx *c, uint32_t i, int expect)
 {
 	struct js_device *d = calloc(1, sizeof(*d));
 	uint8_t e[LW_EUI_LEN];
@@ -194,7 +166,7 @@ static int one_row(void *arg, int n, char **v, char **names)
 static void test_open_guards(void **state)
 {
 	int rows = 0;
-	struct ctx *c = *state;
+	struct store_ctx *c = *state;
 	struct js_keystore *other = NULL;
 	uint8_t kcv_b[JS_KCV_LEN];
 	struct js_store *s2 = (struct js_store *)0x1;
@@ -248,7 +220,7 @@ static void test_open_guards(void **state)
 /* import is all or nothing; a duplicate reports its index; new devices start empty */
 static void test_devices_add(void **state)
 {
-	struct ctx *c = *state;
+	struct store_ctx *c = *state;
 	struct js_device d[3], *g;
 	size_t failed = 99;
 
@@ -287,7 +259,7 @@ static void test_devices_add(void **state)
  * changes nothing, also after a reopen (SQLite) */
 static void test_commit_cas(void **state)
 {
-	struct ctx *c = *state;
+	struct store_ctx *c = *state;
 	struct js_commit *m;
 	struct js_device *g, *g2;
 	struct js_store_stats st;
@@ -349,7 +321,7 @@ static void test_commit_cas(void **state)
 }
 
 struct thr_arg {
-	struct ctx *c;
+	struct store_ctx *c;
 	uint32_t dev;
 	int failures;
 };
@@ -373,7 +345,7 @@ static void *committer_thread(void *p)
 /* 100 threads commit concurrently on distinct devices: everything lands, in fewer transactions */
 static void test_group_commit(void **state)
 {
-	struct ctx *c = *state;
+	struct store_ctx *c = *state;
 	pthread_t t[N_THREADS];
 	struct thr_arg a[N_THREADS];
 	struct js_store_stats st;
@@ -424,7 +396,7 @@ static void async_done(struct js_commit *cm, void *arg)
 /* js_store_submit: two items for one device at the same version: exactly one wins */
 static void test_submit_async(void **state)
 {
-	struct ctx *c = *state;
+	struct store_ctx *c = *state;
 	struct async_state as = { .done = 0 };
 	struct js_commit *m1 = mk_commit(0, 0, 1, 1), *m2 = mk_commit(0, 0, 2, 2);
 	struct js_store_stats st;
@@ -454,7 +426,7 @@ static void test_submit_async(void **state)
 /* reset forgets DevNonces and RJcount1 but never the JoinNonce */
 static void test_reset_nonces(void **state)
 {
-	struct ctx *c = *state;
+	struct store_ctx *c = *state;
 	struct js_commit *m = mk_commit(0, 0, 9, 42);
 	struct js_device *g;
 	uint8_t e[LW_EUI_LEN];
@@ -492,7 +464,7 @@ static void test_reset_nonces(void **state)
 /* sessions round-trip; deleting a device removes its sessions */
 static void test_sessions_delete(void **state)
 {
-	struct ctx *c = *state;
+	struct store_ctx *c = *state;
 	struct js_commit *m = mk_commit(0, 0, 1, 1), *m2 = mk_commit(1, 0, 1, 1);
 	struct js_session se;
 	uint8_t e[LW_EUI_LEN];
@@ -547,7 +519,7 @@ static int foreach_cb(const struct js_device *d, void *arg)
 /* foreach walks in DevEUI order and stops on a non-zero return */
 static void test_foreach(void **state)
 {
-	struct ctx *c = *state;
+	struct store_ctx *c = *state;
 	struct js_device d;
 	uint32_t seen[16] = { 0 };
 
@@ -564,7 +536,7 @@ static void test_foreach(void **state)
 /* re-wrap: new key opens, old key does not, old KCV is refused afterwards */
 static void test_rewrap(void **state)
 {
-	struct ctx *c = *state;
+	struct store_ctx *c = *state;
 	struct js_keystore *b = NULL;
 	struct js_commit *m = mk_commit(0, 0, 1, 1);
 	struct js_root_keys rk;
@@ -668,7 +640,7 @@ static int audit_cb(const struct js_audit_entry *e, void *arg)
 /* every administrative change and audited commit leaves an entry, oldest first */
 static void test_audit(void **state)
 {
-	struct ctx *c = *state;
+	struct store_ctx *c = *state;
 	struct js_keystore *b = NULL;
 	struct js_commit *m = mk_commit(0, 0, 1, 1);
 	struct audit_seen *a = calloc(1, sizeof(*a));
@@ -722,7 +694,7 @@ static void test_audit(void **state)
 /* a 1000-entry DevNonce history round-trips exactly (and across a reopen for SQLite) */
 static void test_hist_1000(void **state)
 {
-	struct ctx *c = *state;
+	struct store_ctx *c = *state;
 	struct js_commit *m = mk_commit(0, 0, -1, 0);
 	struct js_device *g;
 
@@ -745,7 +717,7 @@ static void test_hist_1000(void **state)
 /* test_sessions_expire - sessions past their expiry go, the others stay (injected clock) */
 static void test_sessions_expire(void **state)
 {
-	struct ctx *c = *state;
+	struct store_ctx *c = *state;
 	struct js_session se;
 	uint64_t count = 99;
 
@@ -776,13 +748,13 @@ static void test_sessions_expire(void **state)
 	assert_int_equal(count, 20);
 }
 
-#define BOTH(t) cmocka_unit_test_setup_teardown(t, setup_sqlite, teardown), \
-		cmocka_unit_test_setup_teardown(t, setup_mem, teardown)
+#define BOTH(t) cmocka_unit_test_setup_teardown(t, setup_sqlite, store_ctx_teardown), \
+		cmocka_unit_test_setup_teardown(t, setup_mem, store_ctx_teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_open_guards, setup_sqlite, teardown),
+		cmocka_unit_test_setup_teardown(test_open_guards, setup_sqlite, store_ctx_teardown),
 		BOTH(test_devices_add),
 		BOTH(test_commit_cas),
 		BOTH(test_group_commit),

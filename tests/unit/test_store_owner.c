@@ -31,16 +31,8 @@ static const uint8_t master[JS_MASTER_KEY_LEN] = { 7 };
 static const uint8_t chain_a[] = { 1, 2, 3 };
 static const uint8_t chain_b[] = { 4, 5, 6, 7 };
 
-struct ctx {
-	bool mem;			/* the in-memory backend, else SQLite at path */
-	char path[256];
-	struct js_keystore *ks;
-	uint8_t kcv[JS_KCV_LEN];
-	struct js_store *s;
-};
-
 /* open_max - open the context's store with the test master key and \p outbox_max */
-static int open_max(struct ctx *c, unsigned outbox_max)
+static int open_max(struct store_ctx *c, unsigned outbox_max)
 {
 	struct js_store_props p = { .path = c->mem ? NULL : c->path, .kcv = c->kcv,
 				    .outbox_max = outbox_max };
@@ -49,13 +41,13 @@ static int open_max(struct ctx *c, unsigned outbox_max)
 }
 
 /* open_store - open the context's store with the default outbox */
-static int open_store(struct ctx *c)
+static int open_store(struct store_ctx *c)
 {
 	return open_max(c, 0);
 }
 
 /* device - a device row (its token sealed) and its owner row in zone \p zone */
-static void device(struct ctx *c, uint8_t last, const char *zone, struct js_device *d,
+static void device(struct store_ctx *c, uint8_t last, const char *zone, struct js_device *d,
 		   struct js_owner *o)
 {
 	static const uint8_t appkey[16] = { 0x2b };
@@ -80,7 +72,7 @@ static void device(struct ctx *c, uint8_t last, const char *zone, struct js_devi
 
 static int setup(void **state, bool mem)
 {
-	struct ctx *c = calloc(1, sizeof(*c));
+	struct store_ctx *c = calloc(1, sizeof(*c));
 
 	if (c == NULL || js_keystore_new(master, &c->ks) != DJ_EOK)
 		return -1;
@@ -93,17 +85,6 @@ static int setup(void **state, bool mem)
 
 static int setup_sqlite(void **state) { return setup(state, false); }
 static int setup_mem(void **state) { return setup(state, true); }
-
-static int teardown(void **state)
-{
-	struct ctx *c = *state;
-
-	js_store_close(c->s);
-	js_keystore_free(c->ks);
-	store_test_unlink(c->path);
-	free(c);
-	return 0;
-}
 
 /* sql_int - one integer from the file, outside the store */
 static long long sql_int(const char *path, const char *sql)
@@ -123,7 +104,7 @@ static long long sql_int(const char *path, const char *sql)
 
 static void test_migration_3_to_4(void **state)
 {
-	struct ctx *c = *state;
+	struct store_ctx *c = *state;
 	struct js_device d, got;
 	struct js_owner o, og;
 	size_t failed = 0;
@@ -175,7 +156,7 @@ static void test_migration_3_to_4(void **state)
 
 static void test_enroll_all_or_nothing(void **state)
 {
-	struct ctx *c = *state;
+	struct store_ctx *c = *state;
 	struct js_device d[3];
 	struct js_owner o[3], og;
 	size_t failed = 99;
@@ -216,7 +197,7 @@ static void xfer(struct js_transfer *t, uint8_t last, const char *from, const ch
 
 static void test_transfers(void **state)
 {
-	struct ctx *c = *state;
+	struct store_ctx *c = *state;
 	struct js_device d[2];
 	struct js_owner o[2], og;
 	struct js_transfer t[2], found;
@@ -320,7 +301,7 @@ static int transfer_ev(const struct js_transfer *t, int64_t time_ms, uint8_t *bu
 }
 
 /* done_one - transfer device \p last from opa to opb and take it to DONE */
-static void done_one(struct ctx *c, uint8_t last, uint8_t nb)
+static void done_one(struct store_ctx *c, uint8_t last, uint8_t nb)
 {
 	struct js_transfer t;
 	int res[1];
@@ -336,7 +317,7 @@ static void done_one(struct ctx *c, uint8_t last, uint8_t nb)
 /* SQLite: the event row is in the file, and a row another process wrote counts */
 static void test_transfer_events_file(void **state)
 {
-	struct ctx *c = *state;
+	struct store_ctx *c = *state;
 	struct js_store_props p = { .path = c->path, .kcv = c->kcv, .outbox_max = 2 };
 	struct js_device d[3];
 	struct js_owner o[3];
@@ -412,7 +393,7 @@ static int count_zone(const struct js_owner *o, void *arg)
 }
 
 /* owners_in - how many owner rows name \p zone */
-static int owners_in(struct ctx *c, const char *zone)
+static int owners_in(struct store_ctx *c, const char *zone)
 {
 	struct zone_count z = { zone, 0 };
 
@@ -421,7 +402,7 @@ static int owners_in(struct ctx *c, const char *zone)
 }
 
 /* outbox_rows - the outbox's rows, read through the store */
-static size_t outbox_rows(struct ctx *c, struct js_outbox_row *rows, size_t max)
+static size_t outbox_rows(struct store_ctx *c, struct js_outbox_row *rows, size_t max)
 {
 	size_t n = 99;
 
@@ -431,7 +412,7 @@ static size_t outbox_rows(struct ctx *c, struct js_outbox_row *rows, size_t max)
 
 static void test_transfer_events(void **state)
 {
-	struct ctx *c = *state;
+	struct store_ctx *c = *state;
 	static struct js_outbox_row rows[4];
 	static const uint8_t other[] = { 9 };
 	struct js_event ev = { .body = other, .len = sizeof(other) };
@@ -527,7 +508,7 @@ static int list_owner(const struct js_owner *o, void *arg)
 
 static void test_owner_rows(void **state)
 {
-	struct ctx *c = *state;
+	struct store_ctx *c = *state;
 	struct js_device d[3], plain;
 	struct js_owner o[3], og, unused;
 	struct owner_list l;
@@ -598,7 +579,7 @@ static int count_audit(const struct js_audit_entry *e, void *arg)
 }
 
 /* audits - the entries of \p event about \p dev_eui */
-static int audits(struct ctx *c, const uint8_t *dev_eui, const char *event, char *detail)
+static int audits(struct store_ctx *c, const uint8_t *dev_eui, const char *event, char *detail)
 {
 	struct audit_count a = { .event = event };
 
@@ -610,7 +591,7 @@ static int audits(struct ctx *c, const uint8_t *dev_eui, const char *event, char
 
 static void test_authcodes(void **state)
 {
-	struct ctx *c = *state;
+	struct store_ctx *c = *state;
 	struct js_device d[2];
 	struct js_owner o[2];
 	struct js_authcode a[2], ag;
@@ -674,7 +655,7 @@ static int list_pending(const struct js_transfer *t, void *arg)
 }
 
 /* pending - the unfinished transfers, oldest first */
-static size_t pending(struct ctx *c, struct pending_list *p)
+static size_t pending(struct store_ctx *c, struct pending_list *p)
 {
 	memset(p, 0, sizeof(*p));
 	assert_int_equal(js_store_transfer_foreach_pending(c->s, list_pending, p), DJ_EOK);
@@ -685,7 +666,7 @@ static size_t pending(struct ctx *c, struct pending_list *p)
  * recorded once, repeating one changes nothing, and the owner row moves only at DONE. */
 static void test_transfer_steps(void **state)
 {
-	struct ctx *c = *state;
+	struct store_ctx *c = *state;
 	struct js_device d[2];
 	struct js_owner o[2], og;
 	struct js_transfer t[2], found;
@@ -766,7 +747,7 @@ static void test_transfer_steps(void **state)
 /* Deleting a device takes its registry rows with it; its DevEUI can be enrolled afresh. */
 static void test_delete_cascade(void **state)
 {
-	struct ctx *c = *state;
+	struct store_ctx *c = *state;
 	struct js_device d;
 	struct js_owner o, og;
 	struct js_authcode a, ag;
@@ -805,7 +786,7 @@ static void test_delete_cascade(void **state)
 /* The checks of js_store_owner.c, before any backend. */
 static void test_bad_arguments(void **state)
 {
-	struct ctx *c = *state;
+	struct store_ctx *c = *state;
 	struct js_device d;
 	struct js_owner o, og;
 	struct js_transfer t;
@@ -854,8 +835,8 @@ static void test_bad_arguments(void **state)
 	assert_int_equal(js_store_authcode_get(NULL, d.dev_eui, &ag), DJ_EINVAL);
 }
 
-#define BOTH(t) cmocka_unit_test_setup_teardown(t, setup_sqlite, teardown), \
-		cmocka_unit_test_setup_teardown(t, setup_mem, teardown)
+#define BOTH(t) cmocka_unit_test_setup_teardown(t, setup_sqlite, store_ctx_teardown), \
+		cmocka_unit_test_setup_teardown(t, setup_mem, store_ctx_teardown)
 
 int main(void)
 {
@@ -869,8 +850,8 @@ int main(void)
 		BOTH(test_delete_cascade),
 		BOTH(test_bad_arguments),
 		/* SQLite only: the file itself */
-		cmocka_unit_test_setup_teardown(test_migration_3_to_4, setup_sqlite, teardown),
-		cmocka_unit_test_setup_teardown(test_transfer_events_file, setup_sqlite, teardown),
+		cmocka_unit_test_setup_teardown(test_migration_3_to_4, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_transfer_events_file, setup_sqlite, store_ctx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

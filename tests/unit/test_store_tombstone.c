@@ -20,7 +20,6 @@
 #include "store/js_store_owner.h"
 #include "test_store_util.h"
 
-#define PATH_LEN 512
 #define T0 1700000000
 #define OLD_DEV_NONCE 9
 #define OLD_JOIN_NONCE 42
@@ -31,26 +30,12 @@ static const uint8_t master[JS_MASTER_KEY_LEN] = { 0xa0, 0xa1, 0xa2, 0xa3 };
 static const uint8_t app_key[LW_KEY_LEN] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
 static const uint8_t chain[] = { 0x30, 0x03, 0x02, 0x01, 0x01 };
 
-struct ctx {
-	bool mem;
-	char path[PATH_LEN];
-	struct js_keystore *ks;
-	uint8_t kcv[JS_KCV_LEN];
-	int64_t now;
-	struct js_store *s;
-};
-
-static int64_t fake_clock(void *arg)
-{
-	return ((struct ctx *)arg)->now;
-}
-
-static int store_open(struct ctx *c)
+static int store_open(struct store_ctx *c)
 {
 	struct js_store_props p = {
 		.path = c->mem ? NULL : c->path,
 		.kcv = c->kcv,
-		.clock = fake_clock,
+		.clock = store_ctx_clock,
 		.clock_arg = c,
 	};
 
@@ -59,7 +44,7 @@ static int store_open(struct ctx *c)
 
 static int setup(void **state, bool mem)
 {
-	struct ctx *c = calloc(1, sizeof(*c));
+	struct store_ctx *c = calloc(1, sizeof(*c));
 
 	if (c == NULL)
 		return -1;
@@ -78,19 +63,8 @@ static int setup(void **state, bool mem)
 static int setup_sqlite(void **state) { return setup(state, false); }
 static int setup_mem(void **state) { return setup(state, true); }
 
-static int teardown(void **state)
-{
-	struct ctx *c = *state;
-
-	js_store_close(c->s);
-	js_keystore_free(c->ks);
-	store_test_unlink(c->path);
-	free(c);
-	return 0;
-}
-
 /* reopen - close and open again: the SQLite file keeps its tombstones (memory: no-op) */
-static void reopen(struct ctx *c)
+static void reopen(struct store_ctx *c)
 {
 	if (c->mem)
 		return;
@@ -106,7 +80,7 @@ static void eui(uint32_t i, uint8_t out[LW_EUI_LEN])
 	out[7] = (uint8_t)i;
 }
 
-static void mk_device(struct ctx *c, uint32_t i, struct js_device *d)
+static void mk_device(struct store_ctx *c, uint32_t i, struct js_device *d)
 {
 	size_t len = sizeof(d->root_token);
 
@@ -119,7 +93,7 @@ static void mk_device(struct ctx *c, uint32_t i, struct js_device *d)
 	d->root_token_len = (uint32_t)len;
 }
 
-static void add_one(struct ctx *c, uint32_t i, unsigned flags)
+static void add_one(struct store_ctx *c, uint32_t i, unsigned flags)
 {
 	struct js_device *d = calloc(1, sizeof(*d));
 	size_t failed = 0;
@@ -142,7 +116,7 @@ static int get_one(size_t i, struct js_device *d, void *arg)
 	return DJ_EOK;
 }
 
-static void import_one(struct ctx *c, uint32_t i, unsigned flags)
+static void import_one(struct store_ctx *c, uint32_t i, unsigned flags)
 {
 	struct js_device *d = calloc(1, sizeof(*d));
 	size_t failed = 0;
@@ -154,7 +128,7 @@ static void import_one(struct ctx *c, uint32_t i, unsigned flags)
 	free(d);
 }
 
-static struct js_device *get(struct ctx *c, uint32_t i, int expect)
+static struct js_device *get(struct store_ctx *c, uint32_t i, int expect)
 {
 	struct js_device *d = calloc(1, sizeof(*d));
 	uint8_t e[LW_EUI_LEN];
@@ -166,7 +140,7 @@ static struct js_device *get(struct ctx *c, uint32_t i, int expect)
 }
 
 /* joined - device i has joined: DevNonces 5 and 9 used, JoinNonce 42, RJcount1 4, a session */
-static struct js_commit *joined(struct ctx *c, uint32_t i)
+static struct js_commit *joined(struct store_ctx *c, uint32_t i)
 {
 	struct js_commit *m = calloc(1, sizeof(*m));
 	struct js_device *g = get(c, i, DJ_EOK);
@@ -187,7 +161,7 @@ static struct js_commit *joined(struct ctx *c, uint32_t i)
 	return m;
 }
 
-static void del(struct ctx *c, uint32_t i)
+static void del(struct store_ctx *c, uint32_t i)
 {
 	uint8_t e[LW_EUI_LEN];
 
@@ -211,7 +185,7 @@ static int audit_cb(const struct js_audit_entry *e, void *arg)
 	return 0;
 }
 
-static int audit_n(struct ctx *c, const char *event)
+static int audit_n(struct store_ctx *c, const char *event)
 {
 	struct audit_count a = { .event = event };
 
@@ -222,7 +196,7 @@ static int audit_n(struct ctx *c, const char *event)
 /* delete then re-import keeps the whole nonce state; a CAS read before the delete is stale */
 static void test_delete_reimport_keeps(void **state)
 {
-	struct ctx *c = *state;
+	struct store_ctx *c = *state;
 	struct js_commit *m;
 	struct js_device *g;
 
@@ -266,7 +240,7 @@ static void test_delete_reimport_keeps(void **state)
 /* --forget-nonces: only the JoinNonce continues */
 static void test_forget_nonces(void **state)
 {
-	struct ctx *c = *state;
+	struct store_ctx *c = *state;
 	struct js_device *g;
 
 	add_one(c, 0, 0);
@@ -285,7 +259,7 @@ static void test_forget_nonces(void **state)
 /* the ownership enroll path continues a tombstone too */
 static void test_enroll_continues(void **state)
 {
-	struct ctx *c = *state;
+	struct store_ctx *c = *state;
 	struct js_device *d = calloc(1, sizeof(*d)), *g;
 	struct js_owner o;
 	size_t failed = 0;
@@ -312,7 +286,7 @@ static void test_enroll_continues(void **state)
 /* restore-guard raises devices and tombstones, all or nothing, below the 24-bit limit */
 static void test_bump(void **state)
 {
-	struct ctx *c = *state;
+	struct store_ctx *c = *state;
 	struct js_commit *m;
 	struct js_device *g;
 	uint64_t count = 0;
@@ -357,8 +331,8 @@ static void test_bump(void **state)
 	free(m);
 }
 
-#define BOTH(t) cmocka_unit_test_setup_teardown(t, setup_sqlite, teardown), \
-		cmocka_unit_test_setup_teardown(t, setup_mem, teardown)
+#define BOTH(t) cmocka_unit_test_setup_teardown(t, setup_sqlite, store_ctx_teardown), \
+		cmocka_unit_test_setup_teardown(t, setup_mem, store_ctx_teardown)
 
 int main(void)
 {

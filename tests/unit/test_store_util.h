@@ -6,9 +6,14 @@
 #ifndef DJ_TESTS_UNIT_TEST_STORE_UTIL_H
 #define DJ_TESTS_UNIT_TEST_STORE_UTIL_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+#include "store/js_keystore.h"
+#include "store/js_store.h"
 
 #define STORE_TEST_SIDE_MAX 8	/* room for "-wal" / "-shm" and the NUL */
 
@@ -34,6 +39,37 @@ static inline void store_test_path(char *path, size_t cap, const char *name)
 	snprintf(path, cap, "%s/%s-%d-%d.db", dir != NULL ? dir : "/tmp", name, (int)getpid(),
 		 seq++);
 	store_test_unlink(path);
+}
+
+#define STORE_TEST_PATH_LEN 512
+
+/* One test's context in test_store.c, test_store_owner.c and test_store_tombstone.c: a backend
+ * (an SQLite file at path, or memory), a keystore, a settable clock. */
+struct store_ctx {
+	bool mem;
+	char path[STORE_TEST_PATH_LEN];
+	struct js_keystore *ks;
+	uint8_t kcv[JS_KCV_LEN];
+	int64_t now;
+	struct js_store *s;
+};
+
+/* store_ctx_clock - the injected clock: the context's now */
+static inline int64_t store_ctx_clock(void *arg)
+{
+	return ((struct store_ctx *)arg)->now;
+}
+
+/* store_ctx_teardown - close the store, free the keystore, remove the files */
+static inline int store_ctx_teardown(void **state)
+{
+	struct store_ctx *c = *state;
+
+	js_store_close(c->s);
+	js_keystore_free(c->ks);
+	store_test_unlink(c->path);
+	free(c);
+	return 0;
 }
 
 #endif /* DJ_TESTS_UNIT_TEST_STORE_UTIL_H */
