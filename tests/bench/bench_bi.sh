@@ -7,11 +7,8 @@
 #   (defaults 20000 devices, 64 connections, 100000 requests; ctest runs a small smoke size)
 set -u
 . "$(dirname "$0")/../lib/harness.sh"
-dj_begin bench-bi "${1:?usage: bench_bi.sh BUILD_DIR [DEVICES] [CONNECTIONS] [REQUESTS]}"
-NDEV=${2:-20000}
-CONNS=${3:-64}
-REQS=${4:-100000}
-DJ_JSD_QUIET=1
+dj_bench_begin bench_bi "BUILD_DIR [DEVICES] [CONNECTIONS] [REQUESTS]" "$@"
+NDEV=${2:-20000} CONNS=${3:-64} REQS=${4:-100000}
 
 dj_mkroot root && dj_mkcerts root js:DNS:js.test ns1:DNS:ns1.test && dj_kek ns1 || exit 1
 PORT=$(dj_free_port)

@@ -8,10 +8,8 @@
 #   LAYOUT: files (DIR/<dev_eui>.key + .crt), pem (DIR/<dev_eui>.pem), bundle (DIR/devices.pem)
 set -u
 . "$(dirname "$0")/../lib/harness.sh"
-dj_begin bench-ca "${1:?usage: bench_ca.sh BUILD_DIR [DEVICES] [THREADS] [LAYOUT]}"
-N=${2:-20000}
-THREADS=${3:-0}
-LAYOUT=${4:-files}
+dj_bench_begin bench_ca "BUILD_DIR [DEVICES] [THREADS] [LAYOUT]" "$@"
+N=${2:-20000} THREADS=${3:-0} LAYOUT=${4:-files}
 BIN=$CA
 
 "$BIN" root --subject "Bench Root" --key-out root.key --cert-out root.crt >/dev/null || exit 1

@@ -10,10 +10,8 @@
 #   bash tests/bench/bench_dane.sh BUILD_DIR [HANDSHAKES] [ROUNDS]   (defaults 1000, 3)
 set -u
 . "$(dirname "$0")/../lib/harness.sh"
-dj_begin bench-dane "${1:?usage: bench_dane.sh BUILD_DIR [HANDSHAKES] [ROUNDS]}"
-N=${2:-1000}
-ROUNDS=${3:-3}
-DJ_JSD_QUIET=1
+dj_bench_begin bench_dane "BUILD_DIR [HANDSHAKES] [ROUNDS]" "$@"
+N=${2:-1000} ROUNDS=${3:-3}
 Z=bench.test
 check "knotd starts" dj_knot_start "$T/knot" "$Z" || dj_end
 STUBS="$Z@127.0.0.1@$DJ_KNOT_PORT"

@@ -7,7 +7,7 @@
 #   bash tests/bench/bench_import.sh BUILD_DIR [DEVICES]   (default 1000000; ctest: a smoke size)
 set -u
 . "$(dirname "$0")/../lib/harness.sh"
-dj_begin bench-import "${1:?usage: bench_import.sh BUILD_DIR [DEVICES]}"
+dj_bench_begin bench_import "BUILD_DIR [DEVICES]" "$@"
 NDEV=${2:-1000000}
 { dj_conf_store; dj_conf_section js join_euis=70b3d57ed0000000/48; } >dj.conf
 (umask 077; dj_devices_csv "$NDEV" 1.1 >devices.csv) || exit 1

@@ -10,11 +10,8 @@
 #   SUBSCRIBER=1 adds a mosquitto_sub consuming every event (on this machine too).
 set -u
 . "$(dirname "$0")/../lib/harness.sh"
-dj_begin bench-mqtt "${1:?usage: bench_mqtt.sh BUILD_DIR [DEVICES] [CONNECTIONS] [REQUESTS]}"
-NDEV=${2:-20000}
-CONNS=${3:-64}
-REQS=${4:-100000}
-DJ_JSD_QUIET=1
+dj_bench_begin bench_mqtt "BUILD_DIR [DEVICES] [CONNECTIONS] [REQUESTS]" "$@"
+NDEV=${2:-20000} CONNS=${3:-64} REQS=${4:-100000}
 
 dj_mkroot root && dj_mkcerts root js:DNS:js.test ns1:DNS:ns1.test broker:DNS:localhost,IP:127.0.0.1 \
 	jsmq:DNS:jsmq.test sub:DNS:sub.test && dj_kek ns1 || exit 1

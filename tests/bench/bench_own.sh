@@ -10,11 +10,8 @@
 #   (defaults 20000 devices, 64 connections, 100000 requests; ctest runs a small smoke size)
 set -u
 . "$(dirname "$0")/../lib/harness.sh"
-dj_begin bench-own "${1:?usage: bench_own.sh BUILD_DIR [DEVICES] [CONNECTIONS] [REQUESTS]}"
-NDEV=${2:-20000}
-CONNS=${3:-64}
-REQS=${4:-100000}
-DJ_JSD_QUIET=1
+dj_bench_begin bench_own "BUILD_DIR [DEVICES] [CONNECTIONS] [REQUESTS]" "$@"
+NDEV=${2:-20000} CONNS=${3:-64} REQS=${4:-100000}
 
 check "knotd starts" dj_knot_start "$T/knot" "maker.test opa.test" "" || dj_end
 NSADDR="127.0.0.1@$DJ_KNOT_PORT"

@@ -7,10 +7,8 @@
 #   bash tests/bench/bench_rss.sh BUILD_DIR [DEVICES] [REQUESTS]   (defaults 1000000, 20000)
 set -u
 . "$(dirname "$0")/../lib/harness.sh"
-dj_begin bench-rss "${1:?usage: bench_rss.sh BUILD_DIR [DEVICES] [REQUESTS]}"
-NDEV=${2:-1000000}
-REQS=${3:-20000}
-DJ_JSD_QUIET=1
+dj_bench_begin bench_rss "BUILD_DIR [DEVICES] [REQUESTS]" "$@"
+NDEV=${2:-1000000} REQS=${3:-20000}
 
 dj_mkroot root && dj_mkcerts root js:DNS:js.test ns1:DNS:ns1.test && dj_kek ns1 || exit 1
 PORT=$(dj_free_port)

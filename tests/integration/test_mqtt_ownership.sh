@@ -50,12 +50,7 @@ check "danejoind listens" dj_jsd_start dj.conf jsd.log "$PORT"
 check "... and connects to the broker" dj_wait_log jsd.log "mqtt: connected to 127.0.0.1:$MQ"
 
 # ---- the transfer, by danejoin-devices while danejoind runs ------------------------------------
-"$DEV" --config dj.conf authcode set $D1 --zone opa.test --key opa.key --ta-file "$DJ_KNOT_TA" \
-	--lookup-via "$NSADDR" --out codes.csv >ac.out 2>&1
-check "A sets an auth code" test $? -eq 0
-"$DEV" --config dj.conf transfer --auth-codes codes.csv --to-zone opb.test --netids 00001a \
-	--as-ids as.opb.test --key maker.key "${DNS[@]}" >tr.out 2>&1
-check "transfer to B by auth code" grep -q "transferred 1 devices" tr.out
+dj_authcode_transfer "$D1"
 check "the ownership event arrives" dj_wait_for 10 \
 	bash -c "jq -c 'select(.type==\"ownership_transfer\")' sub.out 2>/dev/null | grep -q ."
 E=$(jq -c 'select(.type=="ownership_transfer")' sub.out 2>/dev/null | head -1)

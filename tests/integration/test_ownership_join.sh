@@ -101,12 +101,7 @@ check "refusals in the audit log" test "$(sqlite3 js.db \
 	"SELECT count(*) FROM audit WHERE event='ownership-refused'")" -ge 3
 
 # ---- transfer to B by auth code: B's NS joins, A's NS is refused ------------------------------
-"$DEV" --config dj.conf authcode set $D1 --zone opa.test --key opa.key --ta-file "$DJ_KNOT_TA" \
-	--lookup-via "$NSADDR" --out codes.csv >ac.out 2>&1
-check "A sets an auth code" test $? -eq 0
-"$DEV" --config dj.conf transfer --auth-codes codes.csv --to-zone opb.test --netids 00001a \
-	--as-ids as.opb.test --key maker.key "${DNS[@]}" >tr.out 2>&1
-check "transfer to B by auth code" grep -q "transferred 1 devices" tr.out
+dj_authcode_transfer "$D1"
 check "... the old name is a CNAME" dj_knot_wait "$D1._device.opa.test." CNAME "$D1._device.opb.test."
 join nsb $D1
 check "after the transfer B's NS joins (exit $?)" test $? -eq 0

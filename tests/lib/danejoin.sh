@@ -116,3 +116,16 @@ dj_tlsa_publish() {
 		echo "update add ${a%%=*}. $ttl TLSA 3 1 1 $(dj_spki256 "${a#*=}")"
 	done | dj_knot_update "$zone"
 }
+
+# dj_authcode_transfer DEVEUI - operator A (opa.test, opa.key) sets an auth code for DEVEUI and
+# danejoin-devices moves it to B (opb.test: NetID 00001a, AS as.opb.test), signed as the
+# registry (maker.key); two checks. Uses the caller's dj.conf, NSADDR and DNS (the --ns,
+# --tsig-file and --ta-file flags) as the ownership scripts set them.
+dj_authcode_transfer() {
+	"$DEV" --config dj.conf authcode set "$1" --zone opa.test --key opa.key \
+		--ta-file "$DJ_KNOT_TA" --lookup-via "$NSADDR" --out codes.csv >ac.out 2>&1
+	check "A sets an auth code" test $? -eq 0
+	"$DEV" --config dj.conf transfer --auth-codes codes.csv --to-zone opb.test --netids 00001a \
+		--as-ids as.opb.test --key maker.key "${DNS[@]}" >tr.out 2>&1
+	check "transfer to B by auth code" grep -q "transferred 1 devices" tr.out
+}

@@ -41,6 +41,17 @@ dj_begin() {
 	cd "$T" || exit 1
 }
 
+# dj_bench_begin NAME USAGE ARGS... - a benchmark's start: dj_begin NAME with the first of ARGS
+# as BUILD_DIR (else the usage line "NAME.sh USAGE" and exit 2), danejoind started quiet. The
+# benchmark then reads its own parameters from ARGS ($2, $3, ...) with their defaults.
+dj_bench_begin() {
+	local name=$1 usage=$2
+	shift 2
+	[ $# -ge 1 ] || { echo "usage: $name.sh $usage" >&2; exit 2; }
+	dj_begin "$name" "$1"
+	DJ_JSD_QUIET=1
+}
+
 # dj_need PROGRAM... - every program is built (or installed); else FAIL and exit
 dj_need() {
 	local b

@@ -47,23 +47,16 @@ static int store_open(struct store_ctx *c, const uint8_t *kcv, struct js_store *
 	return js_store_open(&p, out);
 }
 
+/* open_own - the store of a fresh context: master key A, its check value */
+static int open_own(struct store_ctx *c)
+{
+	return store_open(c, c->kcv, &c->s);
+}
+
 /* setup_common - a fresh store (file or memory) with master key A and the fake clock */
 static int setup_common(void **state, bool mem)
 {
-	struct store_ctx *c = calloc(1, sizeof(*c));
-
-	if (c == NULL)
-		return -1;
-	c->mem = mem;
-	c->now = T0;
-	store_test_path(c->path, sizeof(c->path), "store");
-	if (js_keystore_new(master_a, &c->ks) != DJ_EOK)
-		return -1;
-	js_keystore_kcv(c->ks, c->kcv);
-	if (store_open(c, c->kcv, &c->s) != DJ_EOK)
-		return -1;
-	*state = c;
-	return 0;
+	return store_ctx_setup(state, mem, "store", master_a, T0, open_own);
 }
 
 /* setup_sqlite - the SQLite backend */

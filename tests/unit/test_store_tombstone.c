@@ -44,20 +44,7 @@ static int store_open(struct store_ctx *c)
 
 static int setup(void **state, bool mem)
 {
-	struct store_ctx *c = calloc(1, sizeof(*c));
-
-	if (c == NULL)
-		return -1;
-	c->mem = mem;
-	c->now = T0;
-	store_test_path(c->path, sizeof(c->path), "tomb");
-	if (js_keystore_new(master, &c->ks) != DJ_EOK)
-		return -1;
-	js_keystore_kcv(c->ks, c->kcv);
-	if (store_open(c) != DJ_EOK)
-		return -1;
-	*state = c;
-	return 0;
+	return store_ctx_setup(state, mem, "tomb", master, T0, store_open);
 }
 
 static int setup_sqlite(void **state) { return setup(state, false); }

@@ -72,4 +72,26 @@ static inline int store_ctx_teardown(void **state)
 	return 0;
 }
 
+/* store_ctx_setup - a fresh context in *state: a new path named after \p name, a keystore
+ * under \p master, the clock at \p now, and the store opened by \p open; -1 on failure */
+static inline int store_ctx_setup(void **state, bool mem, const char *name,
+				  const uint8_t master[JS_MASTER_KEY_LEN], int64_t now,
+				  int (*open)(struct store_ctx *c))
+{
+	struct store_ctx *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return -1;
+	c->mem = mem;
+	c->now = now;
+	store_test_path(c->path, sizeof(c->path), name);
+	if (js_keystore_new(master, &c->ks) != DJ_EOK)
+		return -1;
+	js_keystore_kcv(c->ks, c->kcv);
+	if (open(c) != DJ_EOK)
+		return -1;
+	*state = c;
+	return 0;
+}
+
 #endif /* DJ_TESTS_UNIT_TEST_STORE_UTIL_H */
