@@ -29,6 +29,17 @@ run 0 init
 ENR=(--zone opa.test --from-zone maker.test --key maker.key --netids 000013 --as-ids as.opa.test
 	"${DNS[@]}")
 
+# race B C - two transfers at once from the request files B and C (danejoin-devices, in
+# parallel); their outputs in b.out/b.err and c.out/c.err, their exit codes in RB and RC
+race() {
+	"$BIN" --config dj.conf transfer --requests "$1" "${DNS[@]}" >b.out 2>b.err &
+	PB=$!
+	"$BIN" --config dj.conf transfer --requests "$2" "${DNS[@]}" >c.out 2>c.err &
+	PC=$!
+	wait $PB; RB=$?
+	wait $PC; RC=$?
+}
+
 # ---- two concurrent transfers of one device ------------------------------------------------
 # RACE devices, each raced twice: different requests (A -> B vs A -> C), then the same request.
 NRACE=4
@@ -40,12 +51,7 @@ for d in $(tail -n +2 race.csv | cut -d, -f1); do
 		--netids 00001a --as-ids as.opb.test --out req-b.txt
 	run 0 transfer-request $d --zone opa.test --to-zone opc.test --key opa.key \
 		--netids 00001c --as-ids as.opc.test --out req-c.txt
-	"$BIN" --config dj.conf transfer --requests req-b.txt "${DNS[@]}" >b.out 2>b.err &
-	PB=$!
-	"$BIN" --config dj.conf transfer --requests req-c.txt "${DNS[@]}" >c.out 2>c.err &
-	PC=$!
-	wait $PB; RB=$?
-	wait $PC; RC=$?
+	race req-b.txt req-c.txt
 	CHECKS=$((CHECKS + 1))
 	if [ "$RB" = 0 ] && [ "$RC" = 7 ]; then
 		WIN=opb.test
@@ -72,12 +78,7 @@ for d in $(tail -n +2 race.csv | cut -d, -f1); do
 	rm -f req-n.txt
 	run 0 transfer-request $d --zone $FROM --to-zone $TO --key ${FROM%.test}.key \
 		--netids 00001d --as-ids x --out req-n.txt
-	"$BIN" --config dj.conf transfer --requests req-n.txt "${DNS[@]}" >b.out 2>b.err &
-	PB=$!
-	"$BIN" --config dj.conf transfer --requests req-n.txt "${DNS[@]}" >c.out 2>c.err &
-	PC=$!
-	wait $PB; RB=$?
-	wait $PC; RC=$?
+	race req-n.txt req-n.txt
 	CHECKS=$((CHECKS + 1))
 	NOK=$(grep -l "transferred 1 devices" b.out c.out 2>/dev/null | wc -l)
 	echo "race $d, one request twice: exited $RB and $RC: $(cat b.out c.out b.err c.err | tr '\n' ' ')"
