@@ -352,33 +352,34 @@ static void test_allowed_and_cached(void **state)
 		"is not in the owner zone opb.test.");
 }
 
+/* refuse_first_link - a first link for \p link_eui (maker.test. -> \p to, signed with \p key)
+ * published as the chain of \p pub_eui in opa.test.: the check of \p pub_eui refuses, saying
+ * \p why */
+static void refuse_first_link(struct fx *f, const uint8_t link_eui[LW_EUI_LEN], const char *to,
+			      EVP_PKEY *key, const uint8_t pub_eui[LW_EUI_LEN], const char *why)
+{
+	struct dv_link l;
+
+	link_make(&l, link_eui, "maker.test.", to, 1, DV_AUTH_MANUFACTURER, "maker.test.", "000013",
+		  key);
+	publish(&f->d, pub_eui, "opa.test.", &l, 1, 300);
+	REFUSED(check(f, pub_eui, "opa.test.", 1, "_ns-client.ns1.opa.test", "000013", true), why);
+}
+
 static void test_refusals(void **state)
 {
 	struct fx *f = *state;
-	struct dv_link l[2];
 
 	owner_key(&f->d, "maker.test.", f->maker, 300);
 	/* no chain in the DNS */
 	REFUSED(check(f, EUI, "opa.test.", 1, "_ns-client.ns1.opa.test", "000013", true),
 		"no secure chain");
 	/* a chain signed by a key that is not maker's */
-	link_make(&l[0], EUI2, "maker.test.", "opa.test.", 1, DV_AUTH_MANUFACTURER, "maker.test.",
-		  "000013", f->mallory);
-	publish(&f->d, EUI2, "opa.test.", l, 1, 300);
-	REFUSED(check(f, EUI2, "opa.test.", 1, "_ns-client.ns1.opa.test", "000013", true),
-		"bad signature");
+	refuse_first_link(f, EUI2, "opa.test.", f->mallory, EUI2, "bad signature");
 	/* another device's valid chain under this device's name */
-	link_make(&l[0], EUI2, "maker.test.", "opa.test.", 1, DV_AUTH_MANUFACTURER, "maker.test.",
-		  "000013", f->maker);
-	publish(&f->d, EUI3, "opa.test.", l, 1, 300);
-	REFUSED(check(f, EUI3, "opa.test.", 1, "_ns-client.ns1.opa.test", "000013", true),
-		"another device's");
+	refuse_first_link(f, EUI2, "opa.test.", f->maker, EUI3, "another device's");
 	/* a chain that ends at another zone than the one it is published in */
-	link_make(&l[0], EUI4, "maker.test.", "opb.test.", 1, DV_AUTH_MANUFACTURER, "maker.test.",
-		  "000013", f->maker);
-	publish(&f->d, EUI4, "opa.test.", l, 1, 300);
-	REFUSED(check(f, EUI4, "opa.test.", 1, "_ns-client.ns1.opa.test", "000013", true),
-		"ends at opb.test.");
+	refuse_first_link(f, EUI4, "opb.test.", f->maker, EUI4, "ends at opb.test.");
 }
 
 static void test_keys(void **state)
