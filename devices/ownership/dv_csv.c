@@ -260,7 +260,7 @@ int dv_csv_parse(const char *name, const char *buf, size_t len, struct dv_csv **
 {
 	struct dv_csv *csv = NULL;
 	const struct dv_csv_row *dup, *first;
-	const char *p = buf, *end = buf + len, *nl;
+	const char *p, *end, *nl;
 	size_t cap = 1, i, llen, want = DV_CSV_FIELDS;
 	unsigned line = 0, blank_line = 0;
 	int rc = DJ_EMALFORMED;
@@ -269,6 +269,14 @@ int dv_csv_parse(const char *name, const char *buf, size_t len, struct dv_csv **
 	*out = NULL;
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
+	/* an empty plaintext (a CMS file that decrypts to nothing) may come as NULL: no pointer
+	 * arithmetic on NULL (found by fuzz_cms under UBSan) */
+	if (buf == NULL) {
+		buf = "";
+		len = 0;
+	}
+	p = buf;
+	end = buf + len;
 	if (memchr(buf, '\0', len) != NULL) {
 		for (i = 0, line = 1; buf[i] != '\0'; i++)
 			line += buf[i] == '\n';
