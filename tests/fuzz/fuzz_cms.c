@@ -7,7 +7,8 @@
  * The recipient is fixed so that the corpus can hold files that really decrypt (and so reach
  * the CSV parser behind the decryption): an EC P-256 key whose scalar is SHA-256 of a fixed
  * text, made at the first call, and a self-signed certificate with a fixed name and serial.
- * No key is stored in the tree. The seeds were made with the openssl CLI for that recipient:
+ * No key is stored in the tree. The seeds (tests/fuzz/regress/fuzz_cms) were made with the
+ * openssl CLI for that recipient:
  *   key:  the ECPrivateKey DER (RFC 5915) built below, then `openssl ec -inform DER -out k.pem`
  *   cert: openssl req -x509 -new -key k.pem -subj /CN=danejoin-fuzz -set_serial 1 -out c.pem
  *   openssl cms -encrypt -binary -outform DER -recip c.pem -aes-256-cbc (and -aes-128-cbc)
