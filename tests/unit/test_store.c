@@ -79,24 +79,13 @@ static void reopen(struct store_ctx *c)
 	assert_int_equal(store_open(c, c->kcv, &c->s), DJ_EOK);
 }
 
-/* eui - DevEUI number i */
-static void eui(uint32_t i, uint8_t out[LW_EUI_LEN])
-{
-	memset(out, 0, LW_EUI_LEN);
-	out[0] = 0x70;
-	out[4] = (uint8_t)(i >> 24);
-	out[5] = (uint8_t)(i >> 16);
-	out[6] = (uint8_t)(i >> 8);
-	out[7] = (uint8_t)i;
-}
-
 /* mk_device - a device with a real root token under ks */
 static void mk_device(struct js_keystore *ks, uint32_t i, struct js_device *d)
 {
 	size_t len = 0;
 
 	memset(d, 0, sizeof(*d));
-	eui(i, d->dev_eui);
+	store_test_eui(i, d->dev_eui);
 	memset(d->join_eui, 0x11, LW_EUI_LEN);
 	d->mac_version = LW_V1_1;
 	assert_int_equal(js_keystore_seal_root(ks, d->dev_eui, app_key, app_key, d->root_token,
@@ -123,24 +112,12 @@ static struct js_commit *mk_commit(uint32_t i, uint64_t v, int32_t dev_nonce, in
 	struct js_commit *c = calloc(1, sizeof(*c));
 
 	assert_non_null(c);
-	eui(i, c->dev_eui);
+	store_test_eui(i, c->dev_eui);
 	c->expect_version = v;
 	c->new_st.dev_nonce_last = dev_nonce;
 	c->new_st.join_nonce_last = join_nonce;
 	c->new_st.rjcount1_last = -1;
 	return c;
-}
-
-/* get - read device i */
-static struct js_device *get(struct store_ctx *c, uint32_t i, int expect)
-{
-	struct js_device *d = calloc(1, sizeof(*d));
-	uint8_t e[LW_EUI_LEN];
-
-	assert_non_null(d);
-	eui(i, e);
-	assert_int_equal(js_store_device_get(c->s, e, d), expect);
-	return d;
 }
 
 /* --- tests ---------------------------------------------------------------------------- */
@@ -223,17 +200,17 @@ static void test_devices_add(void **state)
 	mk_device(c->ks, 11, &d[2]);
 	assert_int_equal(js_store_devices_add(c->s, d, 3, "tester", &failed), DJ_EEXIST);
 	assert_int_equal(failed, 1);
-	free(get(c, 10, DJ_ENOENT));
-	free(get(c, 11, DJ_ENOENT));
+	free(store_ctx_get(c, 10, DJ_ENOENT));
+	free(store_ctx_get(c, 11, DJ_ENOENT));
 
 	/* a duplicate inside the batch */
 	mk_device(c->ks, 10, &d[1]);
 	failed = 99;
 	assert_int_equal(js_store_devices_add(c->s, d, 2, "tester", &failed), DJ_EEXIST);
 	assert_int_equal(failed, 1);
-	free(get(c, 10, DJ_ENOENT));
+	free(store_ctx_get(c, 10, DJ_ENOENT));
 
-	g = get(c, 1, DJ_EOK);
+	g = store_ctx_get(c, 1, DJ_EOK);
 	assert_int_equal(g->st.version, 0);
 	assert_int_equal(g->st.dev_nonce_last, -1);
 	assert_int_equal(g->st.join_nonce_last, -1);
@@ -272,7 +249,7 @@ static void test_commit_cas(void **state)
 
 	if (!c->mem)
 		reopen(c);
-	g = get(c, 0, DJ_EOK);
+	g = store_ctx_get(c, 0, DJ_EOK);
 	assert_int_equal(g->st.version, 1);
 	assert_int_equal(g->st.dev_nonce_last, 5);
 	assert_int_equal(g->st.join_nonce_last, 7);
@@ -288,7 +265,7 @@ static void test_commit_cas(void **state)
 	m->new_st.dev_nonce_last = 6;
 	m->new_st.join_nonce_last = 8;
 	assert_int_equal(js_store_commit(c->s, m), DJ_ECONFLICT);
-	g2 = get(c, 0, DJ_EOK);
+	g2 = store_ctx_get(c, 0, DJ_EOK);
 	assert_int_equal(g2->st.version, 1);
 	assert_int_equal(g2->st.dev_nonce_last, 5);
 	assert_int_equal(g2->st.join_nonce_last, 7);
@@ -296,7 +273,7 @@ static void test_commit_cas(void **state)
 
 	/* device 1 untouched; unknown device */
 	free(g);
-	g = get(c, 1, DJ_EOK);
+	g = store_ctx_get(c, 1, DJ_EOK);
 	assert_int_equal(g->st.version, 0);
 	free(m);
 	m = mk_commit(77, 0, 1, 1);
@@ -353,7 +330,7 @@ static void test_group_commit(void **state)
 		assert_int_equal(a[i].failures, 0);
 	}
 	for (uint32_t i = 0; i < N_THREADS; i++) {
-		struct js_device *g = get(c, i, DJ_EOK);
+		struct js_device *g = store_ctx_get(c, i, DJ_EOK);
 		assert_int_equal(g->st.version, COMMITS_PER_THREAD);
 		assert_int_equal(g->st.join_nonce_last, COMMITS_PER_THREAD - 1 + 100);
 		free(g);
@@ -429,10 +406,10 @@ static void test_reset_nonces(void **state)
 	m->new_st.rjcount1_last = 4;
 	m->new_st.hist_len = 2;
 	assert_int_equal(js_store_commit(c->s, m), DJ_EOK);
-	eui(0, e);
+	store_test_eui(0, e);
 	assert_int_equal(js_store_reset_nonces(c->s, e, "op", &count), DJ_EOK);
 	assert_int_equal(count, 1);
-	g = get(c, 0, DJ_EOK);
+	g = store_ctx_get(c, 0, DJ_EOK);
 	assert_int_equal(g->st.dev_nonce_last, -1);
 	assert_int_equal(g->st.rjcount1_last, -1);
 	assert_int_equal(g->st.hist_len, 0);
@@ -444,10 +421,10 @@ static void test_reset_nonces(void **state)
 
 	assert_int_equal(js_store_reset_nonces(c->s, NULL, "op", &count), DJ_EOK);
 	assert_int_equal(count, 3);
-	g = get(c, 2, DJ_EOK);
+	g = store_ctx_get(c, 2, DJ_EOK);
 	assert_int_equal(g->st.version, 1);
 	free(g);
-	eui(99, e);
+	store_test_eui(99, e);
 	count = 1234;
 	assert_int_equal(js_store_reset_nonces(c->s, e, "op", &count), DJ_ENOENT);
 	assert_int_equal(count, 1234);
@@ -472,7 +449,7 @@ static void test_sessions_delete(void **state)
 	c->now = T0 + 5;
 	assert_int_equal(js_store_commit(c->s, m), DJ_EOK);
 	*m2 = *m;
-	eui(1, m2->dev_eui);
+	store_test_eui(1, m2->dev_eui);
 	m2->session_id[4] = '1';
 	assert_int_equal(js_store_commit(c->s, m2), DJ_EOK);
 
@@ -487,9 +464,9 @@ static void test_sessions_delete(void **state)
 	assert_memory_equal(se.session_token, m->session_token, 40);
 	assert_int_equal(js_store_session_get(c->s, (const uint8_t *)"sess", 4, &se), DJ_ENOENT);
 
-	eui(0, e);
+	store_test_eui(0, e);
 	assert_int_equal(js_store_device_delete(c->s, e, "op"), DJ_EOK);
-	free(get(c, 0, DJ_ENOENT));
+	free(store_ctx_get(c, 0, DJ_ENOENT));
 	assert_int_equal(js_store_session_get(c->s, (const uint8_t *)"sess0", 5, &se), DJ_ENOENT);
 	assert_int_equal(js_store_session_get(c->s, (const uint8_t *)"sess1", 5, &se), DJ_EOK);
 	assert_int_equal(js_store_device_delete(c->s, e, "op"), DJ_ENOENT);
@@ -561,7 +538,7 @@ static void test_rewrap(void **state)
 	assert_int_equal(js_store_rewrap(c->s, c->ks, b, "op", &count), DJ_EOK);
 	assert_int_equal(count, 4);	/* two root tokens, one device session token, one session row */
 
-	g = get(c, 0, DJ_EOK);
+	g = store_ctx_get(c, 0, DJ_EOK);
 	assert_int_equal(js_keystore_open_root(b, g->dev_eui, g->root_token, g->root_token_len,
 					       &rk), DJ_EOK);
 	js_root_keys_wipe(&rk);
@@ -591,7 +568,7 @@ static void test_rewrap(void **state)
 		assert_int_equal(store_open(c, c->kcv, &s2), DJ_EMASTERKEY);
 		js_keystore_kcv(b, kcv_b);
 		assert_int_equal(store_open(c, kcv_b, &c->s), DJ_EOK);
-		g = get(c, 1, DJ_EOK);
+		g = store_ctx_get(c, 1, DJ_EOK);
 		assert_int_equal(js_keystore_open_root(b, g->dev_eui, g->root_token,
 						       g->root_token_len, &rk), DJ_EOK);
 		js_root_keys_wipe(&rk);
@@ -648,10 +625,10 @@ static void test_audit(void **state)
 	snprintf(m->audit_event, sizeof(m->audit_event), "join-accept");
 	snprintf(m->audit_actor, sizeof(m->audit_actor), "ns.example");
 	assert_int_equal(js_store_commit(c->s, m), DJ_EOK);	/* join-accept */
-	eui(0, e);
+	store_test_eui(0, e);
 	assert_int_equal(js_store_reset_nonces(c->s, e, "op", &count), DJ_EOK);
 	assert_int_equal(js_store_audit(c->s, NULL, "config-reload", "op", "x=1"), DJ_EOK);
-	eui(1, e);
+	store_test_eui(1, e);
 	assert_int_equal(js_store_device_delete(c->s, e, "op"), DJ_EOK);
 	assert_int_equal(js_store_rewrap(c->s, c->ks, b, "op", &count), DJ_EOK);
 
@@ -675,7 +652,7 @@ static void test_audit(void **state)
 	/* one device's entries only */
 	memset(a, 0, sizeof(*a));
 	a->ordered = true;
-	eui(0, e);
+	store_test_eui(0, e);
 	assert_int_equal(js_store_audit_foreach(c->s, e, audit_cb, a), DJ_EOK);
 	assert_int_equal(a->n, 3);
 	assert_string_equal(a->events[2], "nonce-reset");
@@ -699,7 +676,7 @@ static void test_hist_1000(void **state)
 	assert_int_equal(js_store_commit(c->s, m), DJ_EOK);
 	if (!c->mem)
 		reopen(c);
-	g = get(c, 0, DJ_EOK);
+	g = store_ctx_get(c, 0, DJ_EOK);
 	assert_int_equal(g->st.hist_len, HIST_BIG);
 	assert_memory_equal(g->st.hist, m->new_st.hist, HIST_BIG * sizeof(uint16_t));
 	assert_int_equal(g->st.hist[HIST_BIG], 0);

@@ -60,19 +60,12 @@ static void reopen(struct store_ctx *c)
 	assert_int_equal(store_open(c), DJ_EOK);
 }
 
-static void eui(uint32_t i, uint8_t out[LW_EUI_LEN])
-{
-	memset(out, 0, LW_EUI_LEN);
-	out[0] = 0x70;
-	out[7] = (uint8_t)i;
-}
-
 static void mk_device(struct store_ctx *c, uint32_t i, struct js_device *d)
 {
 	size_t len = sizeof(d->root_token);
 
 	memset(d, 0, sizeof(*d));
-	eui(i, d->dev_eui);
+	store_test_eui(i, d->dev_eui);
 	memset(d->join_eui, 0x11, LW_EUI_LEN);
 	d->mac_version = LW_V1_0_3;
 	assert_int_equal(js_keystore_seal_root(c->ks, d->dev_eui, app_key, NULL, d->root_token,
@@ -115,25 +108,14 @@ static void import_one(struct store_ctx *c, uint32_t i, unsigned flags)
 	free(d);
 }
 
-static struct js_device *get(struct store_ctx *c, uint32_t i, int expect)
-{
-	struct js_device *d = calloc(1, sizeof(*d));
-	uint8_t e[LW_EUI_LEN];
-
-	assert_non_null(d);
-	eui(i, e);
-	assert_int_equal(js_store_device_get(c->s, e, d), expect);
-	return d;
-}
-
 /* joined - device i has joined: DevNonces 5 and 9 used, JoinNonce 42, RJcount1 4, a session */
 static struct js_commit *joined(struct store_ctx *c, uint32_t i)
 {
 	struct js_commit *m = calloc(1, sizeof(*m));
-	struct js_device *g = get(c, i, DJ_EOK);
+	struct js_device *g = store_ctx_get(c, i, DJ_EOK);
 
 	assert_non_null(m);
-	eui(i, m->dev_eui);
+	store_test_eui(i, m->dev_eui);
 	m->expect_version = g->st.version;
 	m->new_st.dev_nonce_last = OLD_DEV_NONCE;
 	m->new_st.join_nonce_last = OLD_JOIN_NONCE;
@@ -152,9 +134,9 @@ static void del(struct store_ctx *c, uint32_t i)
 {
 	uint8_t e[LW_EUI_LEN];
 
-	eui(i, e);
+	store_test_eui(i, e);
 	assert_int_equal(js_store_device_delete(c->s, e, "op"), DJ_EOK);
-	free(get(c, i, DJ_ENOENT));
+	free(store_ctx_get(c, i, DJ_ENOENT));
 }
 
 /* audit_count - counts entries of one event */
@@ -193,7 +175,7 @@ static void test_delete_reimport_keeps(void **state)
 	del(c, 0);
 	reopen(c);
 	import_one(c, 0, 0);
-	g = get(c, 0, DJ_EOK);
+	g = store_ctx_get(c, 0, DJ_EOK);
 	assert_int_equal(g->st.join_nonce_last, OLD_JOIN_NONCE);
 	assert_int_equal(g->st.dev_nonce_last, OLD_DEV_NONCE);
 	assert_int_equal(g->st.rjcount1_last, OLD_RJCOUNT1);
@@ -211,12 +193,12 @@ static void test_delete_reimport_keeps(void **state)
 	/* the tombstone was consumed; a second delete keeps the state again (devices_add) */
 	del(c, 0);
 	add_one(c, 0, 0);
-	g = get(c, 0, DJ_EOK);
+	g = store_ctx_get(c, 0, DJ_EOK);
 	assert_int_equal(g->st.join_nonce_last, OLD_JOIN_NONCE);
 	assert_int_equal(g->st.hist_len, 2);
 	free(g);
 	/* a device never deleted starts fresh */
-	g = get(c, 1, DJ_EOK);
+	g = store_ctx_get(c, 1, DJ_EOK);
 	assert_int_equal(g->st.join_nonce_last, -1);
 	free(g);
 	/* a bad call changes nothing */
@@ -234,7 +216,7 @@ static void test_forget_nonces(void **state)
 	free(joined(c, 0));
 	del(c, 0);
 	import_one(c, 0, JS_IMPORT_FORGET_NONCES);
-	g = get(c, 0, DJ_EOK);
+	g = store_ctx_get(c, 0, DJ_EOK);
 	assert_int_equal(g->st.join_nonce_last, OLD_JOIN_NONCE);
 	assert_int_equal(g->st.dev_nonce_last, -1);
 	assert_int_equal(g->st.rjcount1_last, -1);
@@ -263,7 +245,7 @@ static void test_enroll_continues(void **state)
 	o.chain = (uint8_t *)chain;
 	o.chain_len = sizeof(chain);
 	assert_int_equal(js_store_owner_enroll(c->s, d, &o, 1, "t", &failed), DJ_EOK);
-	g = get(c, 0, DJ_EOK);
+	g = store_ctx_get(c, 0, DJ_EOK);
 	assert_int_equal(g->st.join_nonce_last, OLD_JOIN_NONCE);
 	assert_int_equal(g->st.hist_len, 2);
 	free(g);
@@ -287,18 +269,18 @@ static void test_bump(void **state)
 	assert_int_equal(js_store_bump_join_nonces(c->s, 0, "op", &count), DJ_EINVAL);
 	assert_int_equal(js_store_bump_join_nonces(c->s, MARGIN, "op", &count), DJ_EOK);
 	assert_int_equal(count, 3);
-	g = get(c, 0, DJ_EOK);
+	g = store_ctx_get(c, 0, DJ_EOK);
 	assert_int_equal(g->st.join_nonce_last, OLD_JOIN_NONCE + MARGIN);
 	assert_int_equal(g->st.dev_nonce_last, OLD_DEV_NONCE);	/* only the JoinNonce moves */
 	assert_int_equal(g->st.sess_token_len, 0);
 	free(g);
 	assert_int_equal(js_store_commit(c->s, m), DJ_ECONFLICT);	/* stale after the bump */
-	g = get(c, 1, DJ_EOK);
+	g = store_ctx_get(c, 1, DJ_EOK);
 	assert_int_equal(g->st.join_nonce_last, MARGIN - 1);
 	free(g);
 	reopen(c);
 	import_one(c, 2, 0);
-	g = get(c, 2, DJ_EOK);
+	g = store_ctx_get(c, 2, DJ_EOK);
 	assert_int_equal(g->st.join_nonce_last, OLD_JOIN_NONCE + MARGIN);
 	free(g);
 	assert_int_equal(audit_n(c, "restore-guard"), 1);
@@ -306,12 +288,12 @@ static void test_bump(void **state)
 	/* past LW_JOINNONCE_MAX: refused, nothing changes */
 	assert_int_equal(js_store_bump_join_nonces(c->s, LW_JOINNONCE_MAX - MARGIN, "op", &count),
 			 DJ_ERANGE);
-	g = get(c, 0, DJ_EOK);
+	g = store_ctx_get(c, 0, DJ_EOK);
 	assert_int_equal(g->st.join_nonce_last, OLD_JOIN_NONCE + MARGIN);
 	free(g);
 	assert_int_equal(js_store_bump_join_nonces(c->s, LW_JOINNONCE_MAX - MARGIN -
 						   OLD_JOIN_NONCE, "op", &count), DJ_EOK);
-	g = get(c, 0, DJ_EOK);
+	g = store_ctx_get(c, 0, DJ_EOK);
 	assert_int_equal(g->st.join_nonce_last, LW_JOINNONCE_MAX);
 	free(g);
 	assert_int_equal(audit_n(c, "restore-guard"), 2);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "store/js_keystore.h"
@@ -70,6 +71,30 @@ static inline int store_ctx_teardown(void **state)
 	store_test_unlink(c->path);
 	free(c);
 	return 0;
+}
+
+/* store_test_eui - the DevEUI of device i: 70 00 00 00 and i, big-endian */
+static inline void store_test_eui(uint32_t i, uint8_t out[LW_EUI_LEN])
+{
+	memset(out, 0, LW_EUI_LEN);
+	out[0] = 0x70;
+	out[4] = (uint8_t)(i >> 24);
+	out[5] = (uint8_t)(i >> 16);
+	out[6] = (uint8_t)(i >> 8);
+	out[7] = (uint8_t)i;
+}
+
+/* store_ctx_get - read device i (malloc'd, the caller frees it); its return code must be
+ * \p expect */
+static inline struct js_device *store_ctx_get(struct store_ctx *c, uint32_t i, int expect)
+{
+	struct js_device *d = calloc(1, sizeof(*d));
+	uint8_t e[LW_EUI_LEN];
+
+	assert_non_null(d);
+	store_test_eui(i, e);
+	assert_int_equal(js_store_device_get(c->s, e, d), expect);
+	return d;
 }
 
 /* store_ctx_setup - a fresh context in *state: a new path named after \p name, a keystore
