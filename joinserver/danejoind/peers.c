@@ -25,10 +25,14 @@
 #include "common/dj_clock.h"
 #include "common/dj_err.h"
 #include "common/dj_hex.h"
+#include "common/dj_log.h"
 #include "svc_internal.h"
 
 #define ASYNC_TIMEOUT_MS 5000	/* one POST of an async answer: connect, handshake, HTTP answer */
 #define CLIENT_LABEL "-client."	/* "_ns-client.HOST": a DANE client name (after the role) */
+#define NSID_EUI_DIGITS 16	/* an NSID written as an EUI-64 (TS002-1.1 §6.2: NSID) */
+#define HEX_DIGITS "0123456789abcdefABCDEF"
+#define KEK_AES128_LEN 16	/* the only KEK size ChirpStack v4 unwraps with */
 
 /* js_config validates kek_label for bi_kek_new(), and reads KEKs bi_kek_new() takes */
 _Static_assert(JS_CONFIG_KEK_LABEL_MAX == BI_KEK_LABEL_MAX - 1, "kek_label limits differ");
@@ -223,6 +227,12 @@ int svc__peers_load(const char *path, struct event_base *base, struct da_resolve
 			OPENSSL_cleanse(key, sizeof(key));
 			if (ret != DJ_EOK)
 				goto out;
+			/* both sizes work here; the warning is for the operator of a ChirpStack */
+			if (pe->is_ns && klen != KEK_AES128_LEN)
+				dj_warn("%s: [peer.%s] kek_file: an AES-%zu KEK: ChirpStack v4 unwraps "
+					"session keys only with AES-128 KEKs, so a ChirpStack network "
+					"server fails every join at key unwrap (The Things Stack takes "
+					"both)", path, pc->name, klen * 8);
 		}
 		if (pc->async_discover && (pc->async_url != NULL || !svc__auth_is_dane(&p->cfg))) {
 			snprintf(err, errlen, "[peer.%s] async_discover: %s", pc->name,
@@ -266,8 +276,37 @@ struct peer *svc__find_peer(struct peers *p, const char *identity)
 	return NULL;
 }
 
-/* svc__sender_allowed - SenderID (and SenderNSID) among the peer's rights */
-bool svc__sender_allowed(const struct peer *pe, const struct bi_msg *m)
+/* nsid_is_eui - an NSID written as an EUI-64: exactly 16 hex digits, in either case */
+static bool nsid_is_eui(const char *s)
+{
+	return strlen(s) == NSID_EUI_DIGITS && strspn(s, HEX_DIGITS) == NSID_EUI_DIGITS;
+}
+
+/* nsid_dns_len - the length of a DNS-name NSID without its trailing dot */
+static size_t nsid_dns_len(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n > 0 && s[n - 1] == '.' ? n - 1 : n;
+}
+
+/* svc__nsid_equal - two NSIDs name the same network server: as EUI-64s when both are 16 hex
+ * digits (TTS writes them upper-case, configurations often lower-case), else as DNS names
+ * (RFC 4343: case does not count; a trailing dot does not either) */
+bool svc__nsid_equal(const char *a, const char *b)
+{
+	uint8_t x[LW_EUI_LEN], y[LW_EUI_LEN];
+	size_t n;
+
+	if (nsid_is_eui(a) || nsid_is_eui(b))
+		return nsid_is_eui(a) && nsid_is_eui(b) && dj_hex_parse(a, x, LW_EUI_LEN) == DJ_EOK &&
+		       dj_hex_parse(b, y, LW_EUI_LEN) == DJ_EOK && memcmp(x, y, LW_EUI_LEN) == 0;
+	n = nsid_dns_len(a);
+	return n > 0 && n == nsid_dns_len(b) && strncasecmp(a, b, n) == 0;
+}
+
+/* svc__sender_check - SenderID, then SenderNSID, among the peer's rights */
+enum svc_sender svc__sender_check(const struct peer *pe, const struct bi_msg *m)
 {
 	const struct js_peer_config *pc = pe->cfg;
 	uint8_t a[LW_NETID_LEN], b[LW_NETID_LEN];
@@ -281,12 +320,14 @@ bool svc__sender_allowed(const struct peer *pe, const struct bi_msg *m)
 		else
 			ok = strcmp(m->sender_id, pc->sender_ids.v[i]) == 0;
 	}
-	if (!ok || !m->has_sender_ns_id || pc->ns_ids.n == 0)
-		return ok;
+	if (!ok)
+		return SVC_SENDER_BAD_ID;
+	if (!m->has_sender_ns_id || pc->ns_ids.n == 0)
+		return SVC_SENDER_OK;
 	for (unsigned i = 0; i < pc->ns_ids.n; i++)
-		if (strcmp(m->sender_ns_id, pc->ns_ids.v[i]) == 0)
-			return true;
-	return false;
+		if (svc__nsid_equal(m->sender_ns_id, pc->ns_ids.v[i]))
+			return SVC_SENDER_OK;
+	return SVC_SENDER_BAD_NSID;
 }
 
 /* svc__rate_ok - token bucket per peer (rate 0: unlimited) */

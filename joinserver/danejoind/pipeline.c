@@ -19,8 +19,11 @@
  *   do_homens       HomeNSReq: the device's home network.
  *
  * Trust reasoning (DESIGN.md rules 2, 3 and 5): rights come only from the authenticated identity
- * (peers.c). The AppSKey never goes to a network server: the application server fetches it with
- * AppSKeyReq, and only for devices under its join_euis; an application server asking for a
+ * (peers.c). The AppSKey goes to a network server only when its [peer.NAME] says
+ * appskey_in_joinans = yes (ChirpStack with no application server of its own), then only wrapped
+ * under that peer's KEK and audited (appskey-release, via=joinans) before it leaves. Otherwise
+ * the application server fetches it with AppSKeyReq, and only for devices under its join_euis;
+ * an application server asking for a
  * device that is not its own gets the same answer as for a device that does not exist
  * (UnknownDevEUI), so it cannot probe another's fleet. A refused ownership check releases no
  * key and is audited.
@@ -42,6 +45,7 @@
 #define CLIENT_SUFFIX "-client"	/* "_ns-client.HOST": the label of a DANE client name */
 #define CLIENT_LABEL_MIN 8	/* "_" + a role + CLIENT_SUFFIX is longer than this */
 #define PLAIN_KEK_LABEL "(plain, by policy)"	/* the audit's kek= for a plain_keys peer */
+#define JOINANS_AUDIT_MAX (2 * BI_SESSION_KEY_ID_MAX + BI_KEK_LABEL_MAX + 64)	/* its detail */
 
 /* verdict_result - the Result code for an engine verdict */
 static enum bi_result verdict_result(const struct js_join_out *o)
@@ -152,6 +156,30 @@ static void internal_error(struct svc_req *r)
 	snprintf(r->ans.description, sizeof(r->ans.description), "internal error");
 }
 
+/* appskey_in_joinans - [peer.NAME] appskey_in_joinans: the AppSKey in the JoinAns, wrapped under
+ * the network server's KEK (config loading refused the option without one), audited before it
+ * leaves: no audit entry, no key (the answer becomes an internal error) */
+static int appskey_in_joinans(struct svc_req *r)
+{
+	const struct js_join_out *o = &r->jr.out;
+	char sid[2 * BI_SESSION_KEY_ID_MAX + 1], detail[JOINANS_AUDIT_MAX];
+	int ret;
+
+	if (r->pe->kek == NULL)
+		return DJ_EINVAL;	/* never in plain, whatever plain_keys says */
+	dj_hex_format(o->session_id, o->session_id_len, sid);
+	snprintf(detail, sizeof(detail), "session_key_id=%s kek=%s via=joinans", sid,
+		 bi_kek_label(r->pe->kek));
+	ret = js_store_audit(r->s->store, r->msg.dev_eui, "appskey-release",
+			     r->pe->cfg->identity, detail);
+	if (ret != DJ_EOK) {
+		dj_err("peer=%s: the AppSKey release is not in the audit log (%s): not sent",
+		       r->pe->name, dj_strerror(ret));
+		return ret;
+	}
+	return bi_kek_envelope(r->pe->kek, &o->keys.app_s_key, &r->ans.app_s_key);
+}
+
 /* join_finish - on the loop thread: answer a JoinReq/RejoinReq from the engine's verdict */
 static void join_finish(void *arg)
 {
@@ -187,12 +215,17 @@ static void join_finish(void *arg)
 	ans->phy_len = o->phy_len;
 	memcpy(ans->session_key_id, o->session_id, o->session_id_len);
 	ans->session_key_id_len = o->session_id_len;
+	/* TS002 §6.1.3: the session's lifetime, which is how long AppSKeyReq may fetch its key */
+	ans->has_lifetime = true;
+	ans->lifetime = (uint32_t)s->peers->cfg.session_lifetime;
 	if (o->opt_neg)
 		ret = envelope(r->pe, &o->keys.f_nwk_s_int_key, &ans->f_nwk_s_int_key) ||
 		      envelope(r->pe, &o->keys.s_nwk_s_int_key, &ans->s_nwk_s_int_key) ||
 		      envelope(r->pe, &o->keys.nwk_s_enc_key, &ans->nwk_s_enc_key);
 	else
 		ret = envelope(r->pe, &o->keys.f_nwk_s_int_key, &ans->nwk_s_key);
+	if (ret == DJ_EOK && r->pe->cfg->appskey_in_joinans)
+		ret = appskey_in_joinans(r);
 	if (ret != DJ_EOK)
 		internal_error(r);
 send:
@@ -509,7 +542,7 @@ static void binding_done(const struct da_discovery *d, void *arg)
 			return;
 		}
 	}
-	snprintf(why, sizeof(why), "NetID %s is not bound to %s in the DNS (%s%s%s)",
+	snprintf(why, sizeof(why), "SenderID: NetID %s is not bound to %s in the DNS (%s%s%s)",
 		 r->msg.sender_id, r->host, da_status_str(d->status),
 		 d->status == DA_SECURE ? ": not a target of " : "",
 		 d->status == DA_SECURE ? r->name : "");
@@ -541,8 +574,40 @@ static void binding_start(struct svc_req *r)
 			  sizeof(r->name)) != DJ_EOK ||
 	    da_discover(s->resolver, r->name, "LWNS", binding_done, r, NULL) != DJ_EOK) {
 		svc__accept_async(r);
-		svc__refuse(r, BI_UNKNOWN_SENDER, "NetID binding: no valid NetID name");
+		svc__refuse(r, BI_UNKNOWN_SENDER, "SenderID: NetID binding: no valid NetID name");
 	}
+}
+
+/* unknown_sender - refuse with UnknownSender unless the peer may send this message; the
+ * Description and the log name the field that failed: the identity (no peer), the role, the
+ * SenderID or the SenderNSID. Returns whether it refused (and so ended \p r). */
+static bool unknown_sender(struct svc_req *r)
+{
+	const struct bi_msg *m = &r->msg;
+	const char *id = srv_req_peer(r->req);
+	char desc[BI_DESC_MAX];
+	enum svc_sender v = SVC_SENDER_OK;
+
+	if (r->pe == NULL)
+		snprintf(desc, sizeof(desc), "SenderID: the authenticated identity is not a "
+			 "configured peer");
+	else if (r->pe->is_ns != (m->type != BI_APPSKEY_REQ))
+		snprintf(desc, sizeof(desc), "role: a%s may not send %s",
+			 r->pe->is_ns ? " network server" : "n application server",
+			 bi_msg_type_str(m->type));
+	else if ((v = svc__sender_check(r->pe, m)) == SVC_SENDER_BAD_ID)
+		snprintf(desc, sizeof(desc), "SenderID %.*s: not among the sender_ids of this "
+			 "authenticated identity", BI_ID_MAX - 1, m->sender_id);
+	else if (v == SVC_SENDER_BAD_NSID)
+		snprintf(desc, sizeof(desc), "SenderNSID %.*s: not among the ns_ids of this "
+			 "authenticated identity", BI_ID_MAX - 1, m->sender_ns_id);
+	else
+		return false;
+	dj_warn("identity %s: %s refused, UnknownSender: %s", id, bi_msg_type_str(m->type), desc);
+	/* a configured async peer hears of its refusal the async way, as of any answer */
+	svc__accept_async(r);
+	svc__refuse(r, BI_UNKNOWN_SENDER, desc);
+	return true;
 }
 
 void svc__handle(struct srv_req *req, void *arg)
@@ -572,15 +637,18 @@ void svc__handle(struct srv_req *req, void *arg)
 	if (ret != DJ_EOK) {
 		const struct bi_msg *m = &r->msg;
 
-		/* not accepted for processing: answered in the response, async peer or not */
 		dj_warn("peer %s: bad request: %s", srv_req_peer(req), err);
 		if (m->type == BI_JOIN_ANS || m->type == BI_REJOIN_ANS || m->type == BI_APPSKEY_ANS ||
 		    m->type == BI_HOMENS_ANS || ret == DJ_ENOMEM || m->sender_id[0] == '\0') {
+			/* no request to answer: a plain HTTP error, async peer or not */
 			s->m.http_errors++;
 			REPLY_LIT(r, HTTP_BAD_REQUEST, "{\"error\":\"malformed request\"}");
 			return;
 		}
 		s->m.requests[m->type]++;
+		/* TS002 §8: a request tied to a configured async peer is answered the async way,
+		 * MalformedRequest included (ChirpStack in async mode ignores the HTTP body) */
+		svc__accept_async(r);
 		svc__refuse(r, m->result, err);
 		return;
 	}
@@ -591,16 +659,8 @@ void svc__handle(struct srv_req *req, void *arg)
 		REPLY_LIT(r, HTTP_BAD_REQUEST, "{\"error\":\"not a request\"}");
 		return;
 	}
-	if (r->pe == NULL || !svc__sender_allowed(r->pe, &r->msg) ||
-	    r->pe->is_ns != (r->msg.type != BI_APPSKEY_REQ)) {
-		dj_warn("identity %s may not send %s with SenderID %s", srv_req_peer(req),
-			bi_msg_type_str(r->msg.type), r->msg.sender_id);
-		/* a configured async peer hears of its refusal the async way, as of any answer */
-		svc__accept_async(r);
-		svc__refuse(r, BI_UNKNOWN_SENDER,
-			    "SenderID not allowed for this authenticated identity");
+	if (unknown_sender(r))
 		return;
-	}
 	if (s->resolver != NULL && s->peers->cfg.dane_netid_binding && r->pe->is_ns) {
 		binding_start(r); /* goes on in authorize(), or refuses */
 		return;

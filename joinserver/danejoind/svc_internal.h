@@ -155,7 +155,8 @@ struct svc_req {
 };
 
 /* peers.c: the table (svc__peers_load/_free), who a peer is (svc__find_peer) and what it may
- * send (svc__sender_allowed, svc__rate_ok), JoinEUI prefixes (svc__prefix_match) */
+ * send (svc__sender_check, svc__nsid_equal, svc__rate_ok), JoinEUI prefixes
+ * (svc__prefix_match) */
 bool svc__prefix_match(const struct eui_prefix *v, unsigned n, const uint8_t eui[LW_EUI_LEN]);
 bool svc__auth_is_dane(const struct js_config *cfg);
 int svc__dane_check(const char *path, const struct js_config *cfg, char *err,
@@ -167,7 +168,15 @@ int svc__peers_load(const char *path, struct event_base *base, struct da_resolve
 		    struct peers **out, char *err, size_t errlen) DJ_MUSTCHECK;
 void svc__peers_free(struct peers *p);
 struct peer *svc__find_peer(struct peers *p, const char *identity);
-bool svc__sender_allowed(const struct peer *pe, const struct bi_msg *m);
+/* What svc__sender_check() found wrong, if anything: the field an UnknownSender names. */
+enum svc_sender {
+	SVC_SENDER_OK = 0,
+	SVC_SENDER_BAD_ID,	/* SenderID not among the peer's sender_ids */
+	SVC_SENDER_BAD_NSID,	/* SenderNSID not among its ns_ids */
+};
+
+enum svc_sender svc__sender_check(const struct peer *pe, const struct bi_msg *m);
+bool svc__nsid_equal(const char *a, const char *b);
 bool svc__rate_ok(struct peer *pe);
 bool svc__peer_async(const struct peer *pe);
 

@@ -128,6 +128,7 @@ static const struct key_def peer_table[] = {
 	{ "peer.*", "kek_label", KT_STR, PEER_OFF(kek_label), 0, 0, 0, false },
 	{ "peer.*", "kek_file", KT_PATH, PEER_OFF(kek_file), 0, 0, 0, false },
 	{ "peer.*", "plain_keys", KT_BOOL, PEER_OFF(plain_keys), 0, 0, 0, false },
+	{ "peer.*", "appskey_in_joinans", KT_BOOL, PEER_OFF(appskey_in_joinans), 0, 0, 0, false },
 	{ "peer.*", "rate", KT_UINT, PEER_OFF(rate), 0, 1000000, 0, false },
 	{ "peer.*", "async_url", KT_STR, PEER_OFF(async_url), 0, 0, 0, false },
 	{ "peer.*", "async_server_name", KT_STR, PEER_OFF(async_server_name), 0, 0, 0, false },
@@ -713,6 +714,18 @@ static void check_whole(struct parse_ctx *c)
 		if (pc->plain_keys && pc->kek_file != NULL) {
 			fail(c, DJ_ECONFIG, 0, "[peer.%s] plain_keys = yes and a KEK: choose one",
 			     pc->name);
+			return;
+		}
+		/* the AppSKey goes to a network server only wrapped, never in plain */
+		if (pc->appskey_in_joinans && strcmp(pc->role, "ns") != 0) {
+			fail(c, DJ_ECONFIG, 0, "[peer.%s] appskey_in_joinans: only for a network "
+			     "server (role = ns); an application server fetches its AppSKey with "
+			     "AppSKeyReq", pc->name);
+			return;
+		}
+		if (pc->appskey_in_joinans && pc->kek_file == NULL) {
+			fail(c, DJ_ECONFIG, 0, "[peer.%s] appskey_in_joinans: needs kek_label and "
+			     "kek_file (the AppSKey never leaves in plain)", pc->name);
 			return;
 		}
 		/* the full URL is parsed by its user (dc_client_new()); here only the scheme, so

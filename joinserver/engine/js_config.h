@@ -81,6 +81,8 @@ struct js_peer_config {
 	char *kek_label;		/* KEKLabel of its KEK */
 	char *kek_file;			/* its KEK: 32 or 64 hex digits, mode 0600 */
 	unsigned plain_keys;		/* 1: session keys may go to it unwrapped (explicit) */
+	unsigned appskey_in_joinans;	/* ns only, KEK required: 1: JoinAns carries the AppSKey,
+					 * wrapped under its KEK (ChirpStack without an AS) */
 	unsigned rate;			/* requests per second; 0: unlimited */
 	char *async_url;		/* "https://HOST:PORT/PATH": answers are POSTed there
 					 * (TS002 §8 asynchronous mode); NULL: in the response */
