@@ -352,7 +352,7 @@ static int parse_join_req(struct pctx *p)
 	static const size_t join_sizes[] = { LW_JOINREQ_LEN };
 	static const size_t rejoin_sizes[] = { LW_REJOIN02_LEN, LW_REJOIN1_LEN };
 	struct bi_msg *m = p->m;
-	json_t *o = p->root;
+	json_t *o = p->root, *cf;
 	const char *s = NULL;
 	uint64_t rx = 0;
 	int ret;
@@ -385,6 +385,11 @@ static int parse_join_req(struct pctx *p)
 	if (ret != DJ_EOK)
 		goto out;
 	m->rx_delay = (uint8_t)rx;
+	/* The Things Stack writes a missing CFList as "" (a nil Buffer through encoding/json):
+	 * an empty string is no CFList, as an absent field is */
+	cf = json_object_get(o, "CFList");
+	if (json_is_string(cf) && json_string_length(cf) == 0)
+		goto out;
 	ret = get_hex(p, o, "CFList", false, LW_CFLIST_LEN, LW_CFLIST_LEN, m->cflist, NULL,
 		      &m->has_cflist, NULL);
 out:

@@ -11,7 +11,8 @@
  *	may carry "0x" and be in either case; the result code UnknownReceiver is accepted with the
  *	TS002-1.0 misspelling "UnkownReceiver" too, and sent in the spelling of the message's
  *	ProtocolVersion (1.0: "UnkownReceiver", 1.1: "UnknownReceiver"). An unknown VSExtension is
- *	ignored; unknown top-level fields are ignored.
+ *	ignored; unknown top-level fields are ignored. A CFList of "" is no CFList (The Things
+ *	Stack sends an empty CFList so).
  *
  *	ProtocolVersion rules: SenderNSID is present in a request from a network server if and only
  *	if the ProtocolVersion is 1.1 (TS002-1.1 §13).
