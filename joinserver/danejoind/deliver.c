@@ -8,8 +8,10 @@
  * against client_ca_file and the URL's host (or both sides by DANE). A POST that fails is
  * retried ASYNC_TRIES - 1 times after async_backoff_ms, then logged as an error and dropped: the
  * state change (a join) has already happened, and the network server times out and asks again,
- * which TS002 expects of it. Requests that cannot be parsed and rate-limited requests are still
- * answered in the response: they were not accepted for processing.
+ * which TS002 expects of it. A request that fails to parse but has a SenderID is answered the
+ * async way too (MalformedRequest: ChirpStack in async mode never reads the response body);
+ * a body that is no request, and rate-limited requests, are answered in the response: they
+ * cannot be tied to an answer, or were not accepted for processing.
  *
  * The answer waits in its request (struct svc_req) with its envelopes, and is wiped when
  * delivered or dropped. Nothing is logged that holds a key: one line per answer with peer,
