@@ -500,6 +500,34 @@ static void test_interop_hex_and_versions(void **state)
 	}
 }
 
+/* The Things Stack writes a missing CFList as "" and ends its body with a newline: no CFList,
+ * and the rest parsed; a CFList of another wrong length is still refused */
+static void test_interop_tts_empty_cflist(void **state)
+{
+	struct bi_msg m;
+	char err[BI_ERR_MAX];
+	char *s, *t;
+	size_t n;
+
+	(void)state;
+	s = with_field(JOINREQ_1_1, "CFList", "\"\"");
+	n = strlen(s);
+	t = malloc(n + 2);
+	assert_non_null(t);
+	memcpy(t, s, n);
+	t[n] = '\n';
+	t[n + 1] = '\0';
+	parse_ok(t, &m);
+	assert_false(m.has_cflist);
+	assert_int_equal(m.rx_delay, 15);
+	free(t);
+	free(s);
+	s = with_field(JOINREQ_1_1, "CFList", "\"00\"");
+	assert_int_equal(bi_msg_parse(s, strlen(s), &m, err, sizeof(err)), DJ_EMALFORMED);
+	assert_non_null(strstr(err, "CFList"));
+	free(s);
+}
+
 static void test_interop_unknown_receiver(void **state)
 {
 	static const char *const spellings[] = { "UnkownReceiver", "UnknownReceiver" };
@@ -665,6 +693,7 @@ DJ_TEST_MAIN(
 	cmocka_unit_test(test_round_trip_requests),
 	cmocka_unit_test(test_encode_refusals),
 	cmocka_unit_test(test_interop_hex_and_versions),
+	cmocka_unit_test(test_interop_tts_empty_cflist),
 	cmocka_unit_test(test_interop_unknown_receiver),
 	cmocka_unit_test(test_unknown_fields_ignored),
 	cmocka_unit_test(test_answer_refusals),

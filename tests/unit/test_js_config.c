@@ -166,6 +166,14 @@ static const struct bad_case bad_cases[] = {
 	{ MINIMAL "[peer.ns1]\nidentity = ns1.test\nrole = ns\nsender_ids = 000013\n"
 	  "plain_keys = maybe\n", ":9: [peer.ns1] plain_keys: expected yes or no" },
 	{ MINIMAL "[js]\nownership = enabled\n", ":6: [js] ownership: expected yes or no" },
+	{ MINIMAL "[peer.as1]\nidentity = as1.test\nrole = as\nsender_ids = a\n"
+	  "kek_label = k\nkek_file = k.key\nappskey_in_joinans = yes\n",
+	  ": [peer.as1] appskey_in_joinans: only for a network server (role = ns); an "
+	  "application server fetches its AppSKey with AppSKeyReq" },
+	{ MINIMAL "[peer.ns1]\nidentity = ns1.test\nrole = ns\nsender_ids = 000013\n"
+	  "plain_keys = yes\nappskey_in_joinans = yes\n",
+	  ": [peer.ns1] appskey_in_joinans: needs kek_label and kek_file (the AppSKey never "
+	  "leaves in plain)" },
 	{ MINIMAL "[peer.ns1]\nidentity = ns1.test\nrole = ns\nsender_ids = 000013\n",
 	  ": [peer.ns1]: needs kek_label and kek_file (or plain_keys = yes, explicitly) to "
 	  "receive session keys" },
