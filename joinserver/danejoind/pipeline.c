@@ -573,6 +573,8 @@ static void binding_start(struct svc_req *r)
 	    da_netid_name((uint32_t)dj_be_get(nid, LW_NETID_LEN), suffix, r->name,
 			  sizeof(r->name)) != DJ_EOK ||
 	    da_discover(s->resolver, r->name, "LWNS", binding_done, r, NULL) != DJ_EOK) {
+		dj_warn("identity %s: %s refused, UnknownSender: SenderID %s: no NetID name to "
+			"check its binding", id, bi_msg_type_str(r->msg.type), r->msg.sender_id);
 		svc__accept_async(r);
 		svc__refuse(r, BI_UNKNOWN_SENDER, "SenderID: NetID binding: no valid NetID name");
 	}

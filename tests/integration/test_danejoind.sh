@@ -80,6 +80,7 @@ check "ProtocolVersion 1.0 with SenderNSID is refused as malformed" test $? -ne 
 check "two more joins on one keep-alive connection" test $? -eq 0
 "$CLI" rejoin "${NS[@]}" --sim devices.csv --dev-eui 0000000000000110 --type 1 >rj.json 2>rj.err
 check "RejoinReq type 1 accepted, keys match" test $? -eq 0
+check "... the RejoinAns carries Lifetime ([join] session_lifetime)" grep -q '"Lifetime":3600' rj.json
 
 
 "$CLI" join "${NS[@]}" --sim devices.csv --dev-eui 0000000000000210 >a.json 2>/dev/null
