@@ -9,7 +9,8 @@
 #
 # ChirpStack: ProtocolVersion 1.0 (no NSIDs), lower-case hex, random 32-bit TransactionIDs,
 #   MACVersion "1.1.0" for 1.1 devices, CFList omitted when empty; the AppSKey only in the
-#   JoinAns (appskey_in_joinans), AES-128 KEK; asynchronous mode answered to its URL.
+#   JoinAns (appskey_in_joinans), AES-128 KEK; asynchronous mode answered to its URL; the
+#   backend crate's AppSKeyReq (hex SenderID) and HomeNSReq.
 # TTS: ProtocolVersion 1.1, upper-case hex everywhere, TransactionID 0, MACVersion "1.0" for
 #   1.0.0 devices, SenderNSID an upper-case EUI-64, a trailing newline after the body
 #   (json.Encoder); AppSKeyReq from its application server.
@@ -27,8 +28,9 @@ CHK=(python3 "$SOURCE_DIR/tests/integration/interop_check.py")
 # ---- PKI: one SAN dNSName per client certificate, as both servers use them ------------------
 dj_mkroot root
 dj_mkcerts root js:DNS:js.test ns1:DNS:ns1.test cs:DNS:cs.chirpstack.test \
-	tts:DNS:ns.tts.test ttsas:DNS:as.tts.test csa:DNS:csa.chirpstack.test,IP:127.0.0.1
-dj_kek ns1 cs ttsas csa
+	tts:DNS:ns.tts.test ttsas:DNS:as.tts.test csa:DNS:csa.chirpstack.test,IP:127.0.0.1 \
+	csas:DNS:as.chirpstack.test
+dj_kek ns1 cs ttsas csa csas
 (umask 077 && openssl rand -hex 32 >tts.kek)	# TTS takes AES-256 KEKs; ChirpStack does not
 chmod 600 ./*.key ./*.kek
 
@@ -48,6 +50,9 @@ APORT=$(dj_free_port)
 	# TTS application server: its AS-ID is its host name
 	dj_conf_peer ttsas as.tts.test as as.tts.test join_euis=70b3d57ed0000000/48 \
 		kek_label=ttsas-kek kek_file=ttsas.kek
+	# an application server speaking ChirpStack's backend crate: its SenderID is hex bytes
+	dj_conf_peer csas as.chirpstack.test as 0a0b0c0d join_euis=70b3d57ed0000000/48 \
+		kek_label=csas-kek kek_file=csas.kek
 	# ChirpStack in asynchronous mode: answers POSTed to its backend API
 	dj_conf_peer csa csa.chirpstack.test ns 000025 kek_label=csa-kek kek_file=csa.kek \
 		async_url=https://127.0.0.1:$APORT/
@@ -138,6 +143,15 @@ check "TTS AppSKeyReq (upper-case, TransactionID 0, trailing newline) gets an Ap
 	present=DevEUI present=SessionKeyID present=AppSKey
 check "... its AppSKey (ttsas's KEK) is the one cs got in the JoinAns (cs's KEK)" \
 	test "$(unwrap ttsas.kek "$(field as1.ans AppSKey.AESKey)")" = "$CS_APPS"
+
+# ChirpStack's backend crate AppSKeyReq: ProtocolVersion 1.0, hex SenderID, random TransactionID
+printf '%s' "{\"ProtocolVersion\":\"1.0\",\"SenderID\":\"0a0b0c0d\",\"ReceiverID\":\"70b3d57ed0000001\",\"TransactionID\":3141592653,\"MessageType\":\"AppSKeyReq\",\"DevEUI\":\"0000000000000a03\",\"SessionKeyID\":\"$SKID\"}" >as2.req
+post csas as2.ans as2.req >/dev/null
+check "ChirpStack-shaped AppSKeyReq gets an AppSKeyAns ChirpStack's decoder takes" \
+	"${CHK[@]}" chirpstack AppSKeyAns as2.ans Result=Success TransactionID=3141592653 \
+	ReceiverID=0a0b0c0d present=AppSKey
+check "... the same AppSKey, under csas's KEK" \
+	test "$(unwrap csas.kek "$(field as2.ans AppSKey.AESKey)")" = "$CS_APPS"
 
 # ---- ChirpStack: 1.1 device, MACVersion "1.1.0", CFList present -------------------------------
 PHY=$(joinreq "$NK_CS11" 70b3d57ed0000001 0000000000000a11 0001)
