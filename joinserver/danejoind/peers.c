@@ -157,6 +157,15 @@ int svc__async_client(const struct js_config *cfg, const struct js_peer_config *
 	return ret == DJ_ENOMEM || ret == DJ_ECRYPTO ? ret : DJ_ECONFIG;
 }
 
+/* warn_kek_size - a network server's KEK that is not AES-128: both sizes work here, but
+ * ChirpStack v4 unwraps with AES-128 KEKs only (aes_kw::Kek<Aes128>) and fails every join */
+static void warn_kek_size(const char *path, const char *name, size_t klen)
+{
+	dj_warn("%s: [peer.%s] kek_file: an AES-%zu KEK: ChirpStack v4 unwraps session keys "
+		"only with AES-128 KEKs, so a ChirpStack network server fails every join at key "
+		"unwrap (The Things Stack takes both)", path, name, klen * 8);
+}
+
 /* svc__peers_load - the configuration and the peer table built from it (async clients on
  * \p base) */
 int svc__peers_load(const char *path, struct event_base *base, struct da_resolver *resolver,
@@ -227,12 +236,8 @@ int svc__peers_load(const char *path, struct event_base *base, struct da_resolve
 			OPENSSL_cleanse(key, sizeof(key));
 			if (ret != DJ_EOK)
 				goto out;
-			/* both sizes work here; the warning is for the operator of a ChirpStack */
 			if (pe->is_ns && klen != KEK_AES128_LEN)
-				dj_warn("%s: [peer.%s] kek_file: an AES-%zu KEK: ChirpStack v4 unwraps "
-					"session keys only with AES-128 KEKs, so a ChirpStack network "
-					"server fails every join at key unwrap (The Things Stack takes "
-					"both)", path, pc->name, klen * 8);
+				warn_kek_size(path, pc->name, klen);
 		}
 		if (pc->async_discover && (pc->async_url != NULL || !svc__auth_is_dane(&p->cfg))) {
 			snprintf(err, errlen, "[peer.%s] async_discover: %s", pc->name,
@@ -299,7 +304,8 @@ bool svc__nsid_equal(const char *a, const char *b)
 	size_t n;
 
 	if (nsid_is_eui(a) || nsid_is_eui(b))
-		return nsid_is_eui(a) && nsid_is_eui(b) && dj_hex_parse(a, x, LW_EUI_LEN) == DJ_EOK &&
+		return nsid_is_eui(a) && nsid_is_eui(b) &&
+		       dj_hex_parse(a, x, LW_EUI_LEN) == DJ_EOK &&
 		       dj_hex_parse(b, y, LW_EUI_LEN) == DJ_EOK && memcmp(x, y, LW_EUI_LEN) == 0;
 	n = nsid_dns_len(a);
 	return n > 0 && n == nsid_dns_len(b) && strncasecmp(a, b, n) == 0;
