@@ -7,6 +7,8 @@
  *	the caller's, and the BIO is freed on every path. The recipient check comes before the
  *	decryption so that a file for someone else gets its own reason, and the key file's mode
  *	is checked before it is read (a group-readable JS key is a configuration error).
+ *	A key agreement recipient must use AES key wrap (wrap_ok): OpenSSL 3.0 writes past a heap
+ *	buffer when an RFC 5649 (padded) unwrap fails, so that wrap never reaches CMS_decrypt.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,8 +20,10 @@
 #include <openssl/cms.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 
 #include "ca-tools/ca_cert.h"
 #include "ca-tools/ca_key.h"
@@ -98,12 +102,58 @@ out:
 	return rc;
 }
 
-/* recipient_match - whether one of the RecipientInfos of \p cms names \p cert */
-static bool recipient_match(CMS_ContentInfo *cms, X509 *cert, int *count)
+/*
+ * wrap_nid - the key wrap algorithm of the KeyAgreeRecipientInfo \p ri: the AlgorithmIdentifier
+ * that is the parameter of its keyEncryptionAlgorithm (RFC 5753 §7.1, RFC 5652 §6.2.2);
+ * NID_undef when there is none or it does not parse.
+ */
+static int wrap_nid(CMS_RecipientInfo *ri)
+{
+	X509_ALGOR *alg = NULL, *wrap;
+	ASN1_OCTET_STRING *ukm = NULL;
+	const ASN1_STRING *seq;
+	const unsigned char *p;
+	const void *pval = NULL;
+	int ptype = V_ASN1_UNDEF, nid = NID_undef;
+
+	if (CMS_RecipientInfo_kari_get0_alg(ri, &alg, &ukm) != 1 || alg == NULL)
+		return NID_undef;
+	X509_ALGOR_get0(NULL, &ptype, &pval, alg);
+	if (ptype != V_ASN1_SEQUENCE || pval == NULL)
+		return NID_undef;
+	seq = pval;
+	p = ASN1_STRING_get0_data(seq);
+	wrap = d2i_X509_ALGOR(NULL, &p, ASN1_STRING_length(seq));
+	if (wrap != NULL)
+		nid = OBJ_obj2nid(wrap->algorithm);
+	X509_ALGOR_free(wrap);
+	return nid;
+}
+
+/*
+ * wrap_ok - whether CMS_decrypt may unwrap with \p nid: AES key wrap (RFC 3394, RFC 3565), what
+ * "openssl cms -encrypt" uses for an EC recipient. Anything else is refused before decryption:
+ * 3DES wrap is weak, and OpenSSL 3.0's RFC 5649 unwrap (id-aes*-wrap-pad) wipes 8 bytes past
+ * its output buffer when the unwrap fails (CRYPTO_128_unwrap_pad: OPENSSL_cleanse(out, inlen)
+ * into an inlen - 8 byte buffer from cms_kek_cipher), so any sender could write to our heap.
+ */
+static bool wrap_ok(int nid)
+{
+	return nid == NID_id_aes128_wrap || nid == NID_id_aes192_wrap || nid == NID_id_aes256_wrap;
+}
+
+/*
+ * recipient_match - whether one of the RecipientInfos of \p cms names \p cert; \p bad_wrap is
+ * set to the key wrap (a NID, NID_undef if unreadable) of a key agreement recipient naming
+ * \p cert whose wrap is not wrap_ok(), and to -1 if there is none such.
+ */
+static bool recipient_match(CMS_ContentInfo *cms, X509 *cert, int *count, int *bad_wrap)
 {
 	STACK_OF(CMS_RecipientInfo) *ris = CMS_get0_RecipientInfos(cms);
-	int i, j;
+	bool match = false;
+	int i, j, nid;
 
+	*bad_wrap = -1;
 	*count = ris != NULL ? sk_CMS_RecipientInfo_num(ris) : 0;
 	for (i = 0; i < *count; i++) {
 		CMS_RecipientInfo *ri = sk_CMS_RecipientInfo_value(ris, i);
@@ -112,20 +162,26 @@ static bool recipient_match(CMS_ContentInfo *cms, X509 *cert, int *count)
 		switch (CMS_RecipientInfo_type(ri)) {
 		case CMS_RECIPINFO_TRANS:
 			if (CMS_RecipientInfo_ktri_cert_cmp(ri, cert) == 0)
-				return true;
+				match = true;
 			break;
 		case CMS_RECIPINFO_AGREE:
+			/* every one naming us: CMS_decrypt tries each of them */
 			reks = CMS_RecipientInfo_kari_get0_reks(ri);
-			for (j = 0; reks != NULL && j < sk_CMS_RecipientEncryptedKey_num(reks); j++)
+			for (j = 0; reks != NULL && j < sk_CMS_RecipientEncryptedKey_num(reks); j++) {
 				if (CMS_RecipientEncryptedKey_cert_cmp(
-					    sk_CMS_RecipientEncryptedKey_value(reks, j), cert) == 0)
-					return true;
+					    sk_CMS_RecipientEncryptedKey_value(reks, j), cert) != 0)
+					continue;
+				match = true;
+				nid = wrap_nid(ri);
+				if (!wrap_ok(nid) && *bad_wrap == -1)
+					*bad_wrap = nid;
+			}
 			break;
 		default:
 			break;
 		}
 	}
-	return false;
+	return match;
 }
 
 /* cms_bio - decrypt the DER CMS in \p in and parse the plaintext (dv_enroll_cms_file) */
@@ -137,7 +193,7 @@ static int cms_bio(BIO *in, const char *name, X509 *cert, EVP_PKEY *key, struct 
 	char err[DV_CSV_ERR_MAX];
 	char *data;
 	long dlen;
-	int nrecip = 0, nid, rc;
+	int nrecip = 0, bad_wrap = -1, nid, rc;
 
 	*csv = NULL;
 	if (in == NULL || (cms = d2i_CMS_bio(in, NULL)) == NULL) {
@@ -151,9 +207,16 @@ static int cms_bio(BIO *in, const char *name, X509 *cert, EVP_PKEY *key, struct 
 			 "(openssl cms -encrypt)", name);
 		goto out;
 	}
-	if (!recipient_match(cms, cert, &nrecip)) {
+	if (!recipient_match(cms, cert, &nrecip, &bad_wrap)) {
 		rc = say(DJ_EACCES, why, whylen, "%s is encrypted to another recipient: none of "
 			 "its %d recipients is the JS certificate", name, nrecip);
+		goto out;
+	}
+	if (bad_wrap != -1) {
+		rc = say(DJ_EMALFORMED, why, whylen, "%s: key wrap algorithm %s is not accepted "
+			 "(AES key wrap only: id-aes128-wrap, id-aes192-wrap or id-aes256-wrap, "
+			 "the default of openssl cms -encrypt)", name,
+			 bad_wrap != NID_undef ? OBJ_nid2sn(bad_wrap) : "(missing or unknown)");
 		goto out;
 	}
 	plain = BIO_new(BIO_s_secmem());

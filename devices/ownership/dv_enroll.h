@@ -17,7 +17,8 @@
  *	SECURITY: the envelope must name the JS certificate among its recipients (so a file
  *	meant for someone else is refused with a clear reason instead of a decryption error),
  *	the key must be the certificate's, and the key file must not be readable by group or
- *	others. The plaintext never leaves OpenSSL's secure heap (a BIO_s_secmem, wiped when
+ *	others. A key agreement (EC) recipient must use AES key wrap (RFC 3394); any other wrap is
+ *	refused before decryption. The plaintext never leaves OpenSSL's secure heap (a BIO_s_secmem, wiped when
  *	freed) except as the parsed rows, which dv_csv_free() wipes; the root keys are sealed
  *	under the master key (js_keystore) before any row is built.
  *

@@ -13,7 +13,17 @@
  *   cert: openssl req -x509 -new -key k.pem -subj /CN=danejoin-fuzz -set_serial 1 -out c.pem
  *   openssl cms -encrypt -binary -outform DER -recip c.pem -aes-256-cbc (and -aes-128-cbc)
  *   openssl cms -sign -binary -outform DER -signer c.pem -inkey k.pem (signed, not enveloped)
+ *   openssl cms -encrypt ... -aes-128-cbc -wrap id-aes128-wrap-pad (kari-aes128-wrap-pad), and
+ *   the same with the first byte of its encryptedKey inverted (kari-aes128-wrap-pad-bad-key)
  * over a one-device enrollment CSV.
+ *
+ * The two wrap-pad seeds are the reproducer of fuzz_cms's ASan allocator CHECKs ("old_chunk_state
+ * == CHUNK_QUARANTINE"): OpenSSL 3.0's failed RFC 5649 unwrap wiped 8 bytes past a heap buffer
+ * (CRYPTO_128_unwrap_pad), which an uninstrumented libcrypto does unseen; the CHECK came later,
+ * in whatever call recycled the overwritten chunk from the quarantine, so the input saved with
+ * it never reproduced it. Against an ASan build of libcrypto the bad-key seed is reported at once
+ * as a heap-buffer-overflow; dv_enroll now refuses every key wrap but AES key wrap before
+ * decrypting.
  */
 #include <stdint.h>
 #include <stdlib.h>
