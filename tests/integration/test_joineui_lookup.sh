@@ -196,4 +196,37 @@ check "a reload with a bad SNI section is refused, the running certificate kept"
 	test "$(served_fp "${N%.}")" = "$(fp jeui2.crt)"
 cp dj.conf.good dj.conf
 check "danejoind stops cleanly" dj_jsd_stop
-dj_end jsd.log dane.out
+
+# ---- DANE client authentication under the JoinEUI certificate ----------------------------------
+# danejoind with auth = dane: the network server's certificate is judged by its TLSA record at
+# _ns-client.ns1.lorawan.test, whichever server certificate the SNI chose.
+dj_selfsigned nsd DNS:_ns-client.ns1.lorawan.test && dj_selfsigned nsx DNS:_ns-client.ns1.lorawan.test
+dj_tlsa_publish lorawan.test 60 _ns-client.ns1.lorawan.test=nsd.crt
+check "TLSA of the DANE client published" test $? -eq 0
+STUBS="lorawan.test@127.0.0.1@$DJ_KNOT_PORT"
+{
+	dj_conf_store
+	dj_conf_section listen address=127.0.0.1:"$PORT" cert_file=js.crt key_file=js.key \
+		metrics_address=off
+	sni jeui.crt jeui.key "${W%.}, ${X%.}"
+	dj_conf_section dane trust_anchor_file="$DJ_KNOT_TA" stubs="$STUBS" timeout_ms=2000
+	dj_conf_section js join_euis=70b3d57ed0000000/48
+	dj_conf_peer ns1 ns1.lorawan.test ns 000013 kek_label=ns1-kek kek_file=ns1.kek
+} >dane.conf
+check "--check-config accepts DANE with an SNI section" dj_check_config 0 dane.conf
+check "danejoind (auth = dane) listens" dj_jsd_start dane.conf jsd-dane.log "$PORT"
+dane_join() {	# dane_join CERT KEY - a JoinReq under the JoinEUI name, server checked by PKIX
+	"$CLI" join --url "https://$A:$PORT/" --server-name "${N%.}" --ca root.crt --cert "$1" \
+		--key "$2" --sender-id 000013 --sender-ns-id ns1.test --kek-label ns1-kek \
+		--kek-file ns1.kek --sim devices.csv --dev-eui 0000000000000110
+}
+dane_join nsd.crt nsd.key >jd.json 2>jd.err
+check "DANE client + JoinEUI SNI: JoinReq answered, keys match (exit $?)" \
+	grep -q "session keys match" jd.err
+check "... danejoind authenticated the client by DANE" \
+	grep -q "authenticated as _ns-client.ns1.lorawan.test by DANE" jsd-dane.log
+dane_join nsx.crt nsx.key >/dev/null 2>&1
+check "a client certificate without its TLSA is refused under the JoinEUI name" test $? -ne 0
+check "... by the DANE check" grep -q "refused.*_ns-client.ns1.lorawan.test" jsd-dane.log
+check "danejoind (dane) stops cleanly" dj_jsd_stop
+dj_end jsd.log jsd-dane.log dane.out
