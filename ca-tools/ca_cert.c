@@ -192,7 +192,9 @@ static int add_san(X509 *x, const char *const *names, size_t n, char *err, size_
 	if (gens == NULL)
 		return DJ_ENOMEM;
 	for (i = 0; i < n; i++) {
-		rc = ca_name_check(names[i], err, errlen);
+		/* "*.NAME": a wildcard for one label (JoinEUI names, ca_joineui.h) */
+		rc = ca_name_check(strncmp(names[i], "*.", 2) == 0 ? names[i] + 2 : names[i], err,
+				   errlen);
 		if (rc != DJ_EOK)
 			goto out;
 		rc = DJ_ECRYPTO;

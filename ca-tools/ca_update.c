@@ -146,7 +146,9 @@ int ca_rr_parse(const char *const *lines, size_t n, ldns_rr_list **out, char *er
 				  "with a dot)", i + 1, owner);
 			goto out;
 		}
-		if (ca_name_check(owner, err, errlen) != DJ_EOK)
+		/* a leading "*." is a DNS wildcard owner (RFC 4592), e.g. JoinEUI names */
+		if (ca_name_check(strncmp(owner, "*.", 2) == 0 ? owner + 2 : owner, err, errlen) !=
+		    DJ_EOK)
 			goto out;
 		st = ldns_rr_new_frm_str(&rr, lines[i], 3600, NULL, NULL);
 		if (st != LDNS_STATUS_OK) {

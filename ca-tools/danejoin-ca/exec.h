@@ -15,6 +15,8 @@ int exec_publish(const struct ca_params *p);
 
 /*! \brief rollover (exec_dns.c). */
 int exec_rollover(const struct ca_params *p);
+/*! \brief publish-joineui: A/AAAA and TLSA at the JoinEUI names of the prefixes. */
+int exec_publish_joineui(const struct ca_params *p);
 
 /*! \brief The exit code for a library error code. */
 int exec_exit_code(int rc);

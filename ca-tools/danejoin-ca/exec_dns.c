@@ -27,6 +27,7 @@
 #include "ca-tools/ca_lookup.h"
 #include "ca-tools/ca_roll.h"
 #include "ca-tools/ca_update.h"
+#include "common/dj_dns.h"
 #include "common/dj_err.h"
 #include "exec.h"
 
@@ -498,5 +499,121 @@ int exec_rollover(const struct ca_params *p)
 out:
 	ca_tsig_clear(&r.tsig);
 	ca_roll_unlock(lock);
+	return ex;
+}
+
+#define JOINEUI_RR_MAX 512	/* characters of one "OWNER TTL IN TYPE RDATA" line */
+
+/* publish_rrset - one RRset (zone-file lines) through ca_update_apply, then confirmed unless
+ * --no-validate; prints what happened */
+static int publish_rrset(const struct ca_params *p, const struct ca_tsig *tsig,
+			 const char *const *lines, size_t n)
+{
+	static const char *const ops[] = { "add", "replace", "delete" };
+	struct ca_change c;
+	struct ca_update_result res;
+	ldns_rr_list *rrs = NULL;
+	char err[512] = "", ns[96], *owner = NULL;
+	uint16_t type;
+	int rc, ex;
+
+	memset(&res, 0, sizeof(res));
+	rc = ca_rr_parse(lines, n, &rrs, err, sizeof(err));
+	if (rc != DJ_EOK)
+		return dns_fail("publish-joineui", rc, err);
+	memset(&c, 0, sizeof(c));
+	c.op = p->op;
+	c.zone = p->zone;
+	c.rrs = rrs;
+	rc = ca_update_apply(&p->server, tsig, &c, &res, err, sizeof(err));
+	if (rc != DJ_EOK) {
+		ex = dns_fail("publish-joineui", rc, err);
+		goto out;
+	}
+	owner = ldns_rdf2str(ldns_rr_owner(ldns_rr_list_rr(rrs, 0)));
+	type = (uint16_t)ldns_rr_get_type(ldns_rr_list_rr(rrs, 0));
+	printf("publish-joineui %s: %s %s: %zu record(s) before, %zu after: %s\n", ops[p->op],
+	       owner != NULL ? owner : "?", ldns_rr_descript(type) != NULL ?
+	       ldns_rr_descript(type)->_name : "?", res.before.n, res.after.n,
+	       res.changed ? "updated (NOERROR)" : "nothing to change");
+	ex = CA_EXIT_OK;
+	if (!p->no_validate && owner != NULL) {
+		server_text(&p->server, ns, sizeof(ns));
+		ex = confirm("publish-joineui", p->val[F_TA_FILE], p->zone, ns, owner, type,
+			     &res.after, p->timeout_ms);
+	}
+out:
+	free(owner);
+	ca_update_result_clear(&res);
+	ldns_rr_list_deep_free(rrs);
+	return ex;
+}
+
+/* joineui_name - A, AAAA and TLSA at one JoinEUI name (ca_joineui.h); a "*." name carries
+ * its TLSA itself, since a DNS wildcard also answers _PORT._tcp.<one label>.REST */
+static int joineui_name(const struct ca_params *p, const struct ca_tsig *tsig, const char *name,
+			const char *tlsa)
+{
+	char *lines[CA_MULTI_MAX];
+	const char *v4[CA_MULTI_MAX], *v6[CA_MULTI_MAX];
+	size_t n4 = 0, n6 = 0, i;
+	char tlsa_line[JOINEUI_RR_MAX];
+	const char *one[1] = { tlsa_line };
+	int ex = CA_EXIT_INTERNAL;
+
+	memset(lines, 0, sizeof(lines));
+	for (i = 0; i < p->naddrs; i++) {
+		const char *a = p->addrs[i];
+
+		lines[i] = malloc(JOINEUI_RR_MAX);
+		if (lines[i] == NULL)
+			goto out;
+		snprintf(lines[i], JOINEUI_RR_MAX, "%s %" PRIu32 " IN %s %s", name, p->ttl,
+			 strchr(a, ':') != NULL ? "AAAA" : "A", a);
+		if (strchr(a, ':') != NULL)
+			v6[n6++] = lines[i];
+		else
+			v4[n4++] = lines[i];
+	}
+	ex = CA_EXIT_OK;
+	if (n4 > 0)
+		ex = publish_rrset(p, tsig, v4, n4);
+	if (ex == CA_EXIT_OK && n6 > 0)
+		ex = publish_rrset(p, tsig, v6, n6);
+	if (ex != CA_EXIT_OK)
+		goto out;
+	if (strncmp(name, "*.", 2) == 0)
+		snprintf(tlsa_line, sizeof(tlsa_line), "%s %" PRIu32 " IN TLSA %s", name, p->ttl,
+			 tlsa);
+	else
+		snprintf(tlsa_line, sizeof(tlsa_line), "_%u._tcp.%s %" PRIu32 " IN TLSA %s",
+			 p->port, name, p->ttl, tlsa);
+	ex = publish_rrset(p, tsig, one, 1);
+out:
+	for (i = 0; i < p->naddrs; i++)
+		free(lines[i]);
+	return ex;
+}
+
+int exec_publish_joineui(const struct ca_params *p)
+{
+	struct ca_tsig tsig;
+	char err[512] = "", *tlsa = NULL;
+	int rc, ex;
+
+	ex = exec_tlsa_of_cert(p->val[F_CERT], DJ_TLSA_USAGE_DANE_EE, DJ_TLSA_SEL_SPKI,
+			       DJ_TLSA_MT_SHA256, &tlsa);
+	if (ex != CA_EXIT_OK)
+		return ex;
+	rc = ca_tsig_read(p->val[F_TSIG_FILE], &tsig, err, sizeof(err));
+	if (rc != DJ_EOK) {
+		free(tlsa);
+		return dns_fail("publish-joineui", rc, err);
+	}
+	for (size_t j = 0; j < p->njnames && ex == CA_EXIT_OK; j++)
+		for (size_t m = 0; m < p->jnames[j].n && ex == CA_EXIT_OK; m++)
+			ex = joineui_name(p, &tsig, p->jnames[j].v[m], tlsa);
+	ca_tsig_clear(&tsig);
+	free(tlsa);
 	return ex;
 }

@@ -60,9 +60,11 @@ int main(int argc, char **argv)
 			return CA_EXIT_USAGE;
 		}
 		f = ch - OPT_BASE;
-		if (f == F_NAME || f == F_RR || f == F_EXPECT) {
+		if (f == F_NAME || f == F_RR || f == F_EXPECT || f == F_JOINEUI_PREFIX ||
+		    f == F_ADDRESS) {
 			int m = f == F_NAME ? CA_MULTI_NAME : f == F_RR ? CA_MULTI_RR :
-				CA_MULTI_EXPECT;
+				f == F_EXPECT ? CA_MULTI_EXPECT :
+				f == F_JOINEUI_PREFIX ? CA_MULTI_JOINEUI : CA_MULTI_ADDRESS;
 
 			if (a.nmulti[m] >= CA_MULTI_MAX) {
 				fprintf(stderr, "%s: more than %d --%s\n", CA_PROGRAM, CA_MULTI_MAX,
@@ -91,6 +93,9 @@ int main(int argc, char **argv)
 		break;
 	case CA_CMD_ROLLOVER:
 		ex = exec_rollover(&p);
+		break;
+	case CA_CMD_PUBLISH_JOINEUI:
+		ex = exec_publish_joineui(&p);
 		break;
 	default:
 		ex = exec_run(&p);

@@ -6,6 +6,7 @@
  * range-checked and names are checked for DNS syntax here, before anything is read or written
  * (DESIGN.md trust rule 6).
  */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,7 +21,8 @@
 		   C(CA_CMD_SELF_SIGNED) | C(CA_CMD_SIGN))
 #define CA_SIGNED (C(CA_CMD_INTERMEDIATE) | C(CA_CMD_ISSUE) | C(CA_CMD_SIGN))
 #define OWNER_CMDS (C(CA_CMD_TLSA) | C(CA_CMD_ROLLOVER))
-#define DNS_CMDS (C(CA_CMD_PUBLISH) | C(CA_CMD_ROLLOVER))
+#define DNS_CMDS (C(CA_CMD_PUBLISH) | C(CA_CMD_ROLLOVER) | C(CA_CMD_PUBLISH_JOINEUI))
+#define JOINEUI_CMDS (C(CA_CMD_ISSUE) | C(CA_CMD_PUBLISH_JOINEUI))
 #define CA_DAYS_DEFAULT_CA 3650
 #define CA_DAYS_DEFAULT_LEAF 397	/* CA/B BR §6.3.2 limit for TLS leaves */
 #define CA_CACHE_CAP_DEFAULT 86400	/* unbound's cache-max-ttl default */
@@ -46,7 +48,7 @@ static const struct {
 	[F_NAME] = { "name", true, C(CA_CMD_ISSUE) | C(CA_CMD_SELF_SIGNED) | C(CA_CMD_SIGN) |
 		     OWNER_CMDS },
 	[F_CSR] = { "csr", true, C(CA_CMD_SIGN) },
-	[F_CERT] = { "cert", true, C(CA_CMD_INSPECT) | C(CA_CMD_TLSA) },
+	[F_CERT] = { "cert", true, C(CA_CMD_INSPECT) | C(CA_CMD_TLSA) | C(CA_CMD_PUBLISH_JOINEUI) },
 	[F_CHAIN] = { "chain", true, C(CA_CMD_TLSA) },
 	[F_DEPTH] = { "depth", true, C(CA_CMD_TLSA) },
 	[F_KEY] = { "key", true, C(CA_CMD_TLSA) },
@@ -54,9 +56,9 @@ static const struct {
 	[F_USAGE] = { "usage", true, OWNER_CMDS },
 	[F_SELECTOR] = { "selector", true, OWNER_CMDS },
 	[F_MTYPE] = { "mtype", true, OWNER_CMDS },
-	[F_TTL] = { "ttl", true, OWNER_CMDS | C(CA_CMD_ISSUE) },
+	[F_TTL] = { "ttl", true, OWNER_CMDS | JOINEUI_CMDS },
 	[F_SERVER] = { "server", true, OWNER_CMDS },
-	[F_PORT] = { "port", true, OWNER_CMDS },
+	[F_PORT] = { "port", true, OWNER_CMDS | C(CA_CMD_PUBLISH_JOINEUI) },
 	[F_CLIENT_ROLE] = { "client-role", true, OWNER_CMDS },
 	[F_HOST] = { "host", true, OWNER_CMDS },
 	[F_ROOTCERT] = { "rootcert", true, OWNER_CMDS },
@@ -71,7 +73,7 @@ static const struct {
 	[F_RR_FILE] = { "rr-file", true, C(CA_CMD_PUBLISH) },
 	[F_EXPECT] = { "expect", true, C(CA_CMD_PUBLISH) },
 	[F_EXPECT_NONE] = { "expect-none", false, C(CA_CMD_PUBLISH) },
-	[F_NO_VALIDATE] = { "no-validate", false, C(CA_CMD_PUBLISH) },
+	[F_NO_VALIDATE] = { "no-validate", false, C(CA_CMD_PUBLISH) | C(CA_CMD_PUBLISH_JOINEUI) },
 	[F_TIMEOUT] = { "timeout", true, DNS_CMDS },
 	[F_STATE] = { "state", true, C(CA_CMD_ROLLOVER) },
 	[F_RESUME] = { "resume", true, C(CA_CMD_ROLLOVER) },
@@ -85,12 +87,16 @@ static const struct {
 	[F_BUNDLE] = { "bundle", false, CA_SIGNED },
 	[F_QUIET] = { "quiet", false, C(CA_CMD_ISSUE) },
 	[F_LAYOUT] = { "layout", true, C(CA_CMD_ISSUE) },
+	[F_JOINEUI_PREFIX] = { "joineui-prefix", true, JOINEUI_CMDS },
+	[F_JOINEUI_SUFFIX] = { "joineui-suffix", true, JOINEUI_CMDS },
+	[F_ADDRESS] = { "address", true, C(CA_CMD_PUBLISH_JOINEUI) },
 };
 
 static const char *const cmd_names[CA_CMD_COUNT] = {
 	[CA_CMD_ROOT] = "root", [CA_CMD_INTERMEDIATE] = "intermediate", [CA_CMD_ISSUE] = "issue",
 	[CA_CMD_SELF_SIGNED] = "self-signed", [CA_CMD_SIGN] = "sign", [CA_CMD_INSPECT] = "inspect",
 	[CA_CMD_TLSA] = "tlsa", [CA_CMD_PUBLISH] = "publish", [CA_CMD_ROLLOVER] = "rollover",
+	[CA_CMD_PUBLISH_JOINEUI] = "publish-joineui",
 };
 
 const char *params_flag_name(enum ca_flag f)
@@ -229,6 +235,49 @@ void params_free(struct ca_params *p)
 	for (i = 0; i < p->nrrs; i++)
 		if (p->rrs[i] != NULL && !p->rrs_borrowed[i])
 			free((char *)p->rrs[i]);
+	for (i = 0; i < p->njnames; i++)
+		ca_joineui_names_clear(&p->jnames[i]);
+	free(p->jnames);
+	free(p->all_names);
+}
+
+/* expand_joineui - every --joineui-prefix under --joineui-suffix into p->jnames */
+static int expand_joineui(const struct ca_args *a, struct ca_params *p)
+{
+	char err[256];
+	size_t n = a->nmulti[CA_MULTI_JOINEUI];
+	int rc;
+
+	if (n == 0 && a->val[F_JOINEUI_SUFFIX] == NULL)
+		return CA_EXIT_OK;
+	if (n == 0 || a->val[F_JOINEUI_SUFFIX] == NULL)
+		return usage_error(a->command, "--joineui-prefix and --joineui-suffix go together",
+				   NULL);
+	p->jnames = calloc(n, sizeof(*p->jnames));
+	if (p->jnames == NULL)
+		return CA_EXIT_INTERNAL;
+	for (size_t i = 0; i < n; i++) {
+		rc = ca_joineui_names(a->multi[CA_MULTI_JOINEUI][i], a->val[F_JOINEUI_SUFFIX],
+				      &p->jnames[i], err, sizeof(err));
+		if (rc == DJ_ENOMEM)
+			return CA_EXIT_INTERNAL;
+		if (rc != DJ_EOK) {
+			fprintf(stderr, "%s: %s: --joineui-prefix: %s\n", CA_PROGRAM, a->command, err);
+			return CA_EXIT_INPUT;
+		}
+		p->njnames = i + 1;
+	}
+	return CA_EXIT_OK;
+}
+
+/* joineui_count - how many names the prefixes expanded to */
+static size_t joineui_count(const struct ca_params *p)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < p->njnames; i++)
+		n += p->jnames[i].n;
+	return n;
 }
 
 /* validate_certs - root, intermediate, issue, self-signed, sign */
@@ -310,14 +359,33 @@ static int validate_certs(const struct ca_args *a, struct ca_params *p)
 			return ex;
 		if (ca_role_parse(a->val[F_ROLE], &p->role) != DJ_EOK)
 			return usage_error(a->command, "--role must be js, ns, as or device", NULL);
-		if (p->nnames == 0)
-			return usage_error(a->command, "at least one --name (a SAN dNSName) is "
-					   "required", NULL);
 		for (i = 0; i < p->nnames; i++)
 			if (ca_name_check(p->names[i], err, sizeof(err)) != DJ_EOK) {
 				fprintf(stderr, "%s: %s: --name: %s\n", CA_PROGRAM, a->command, err);
 				return CA_EXIT_INPUT;
 			}
+		if (p->cmd == CA_CMD_ISSUE && (ex = expand_joineui(a, p)) != CA_EXIT_OK)
+			return ex;
+		if (p->njnames > 0) {
+			size_t k = p->nnames;
+
+			if (a->val[F_TTL] != NULL)
+				return usage_error(a->command, "--ttl goes with --csv or with "
+						   "publish-joineui", NULL);
+			p->all_names = calloc(p->nnames + joineui_count(p), sizeof(char *));
+			if (p->all_names == NULL)
+				return CA_EXIT_INTERNAL;
+			for (i = 0; i < p->nnames; i++)
+				p->all_names[i] = p->names[i];
+			for (size_t j = 0; j < p->njnames; j++)
+				for (size_t m = 0; m < p->jnames[j].n; m++)
+					p->all_names[k++] = p->jnames[j].v[m];
+			p->names = p->all_names;
+			p->nnames = k;
+		}
+		if (p->nnames == 0)
+			return usage_error(a->command, "at least one --name (a SAN dNSName) or "
+					   "--joineui-prefix is required", NULL);
 	} else {
 		p->role = p->cmd == CA_CMD_ROOT ? CA_ROLE_ROOT : CA_ROLE_INTERMEDIATE;
 	}
@@ -435,7 +503,7 @@ int params_validate(const struct ca_args *a, struct ca_params *p)
 
 	if ((CERT_CMDS & C(p->cmd)) && a->npos == 0)
 		return validate_certs(a, p);
-	if (a->npos > (p->cmd == CA_CMD_PUBLISH ? 1 : 0))
+	if (a->npos > (p->cmd == CA_CMD_PUBLISH || p->cmd == CA_CMD_PUBLISH_JOINEUI ? 1 : 0))
 		return usage_error(a->command, "unexpected argument ", a->pos[a->npos - 1]);
 
 	switch (p->cmd) {
@@ -493,6 +561,56 @@ int params_validate(const struct ca_args *a, struct ca_params *p)
 		if (p->nrrs == 0)
 			return usage_error(a->command, "give the records with --rr or --rr-file", NULL);
 		return CA_EXIT_OK;
+	case CA_CMD_PUBLISH_JOINEUI:
+		if (a->npos != 1 || (strcmp(a->pos[0], "replace") != 0 &&
+				     strcmp(a->pos[0], "delete") != 0))
+			return usage_error(a->command, "give the operation: replace or delete", NULL);
+		p->op = strcmp(a->pos[0], "replace") == 0 ? CA_OP_REPLACE : CA_OP_DELETE;
+		if ((ex = validate_dns(a, p, true)) != CA_EXIT_OK)
+			return ex;
+		if ((ex = need(a, F_CERT)) != CA_EXIT_OK)
+			return ex;
+		if (a->val[F_JOINEUI_PREFIX] == NULL)
+			return usage_error(a->command, "at least one --joineui-prefix is required",
+					   NULL);
+		if ((ex = expand_joineui(a, p)) != CA_EXIT_OK)
+			return ex;
+		p->addrs = a->multi[CA_MULTI_ADDRESS];
+		p->naddrs = a->nmulti[CA_MULTI_ADDRESS];
+		if (p->naddrs == 0)
+			return usage_error(a->command, "at least one --address (IPv4 or IPv6 of "
+					   "danejoind) is required", NULL);
+		for (i = 0; i < p->naddrs; i++) {
+			unsigned char buf[16];
+
+			if (inet_pton(AF_INET, p->addrs[i], buf) != 1 &&
+			    inet_pton(AF_INET6, p->addrs[i], buf) != 1) {
+				fprintf(stderr, "%s: %s: --address '%.60s': not an IPv4 or IPv6 "
+					"address\n", CA_PROGRAM, a->command, p->addrs[i]);
+				return CA_EXIT_INPUT;
+			}
+		}
+		p->port = 443;	/* ChirpStack: https://<JoinEUI name>:443/ */
+		if (a->val[F_PORT] != NULL) {
+			if ((ex = num(a->command, F_PORT, a->val[F_PORT], 1, CA_PORT_MAX, &n)) != 0)
+				return ex;
+			p->port = (unsigned)n;
+		}
+		if (a->val[F_TTL] != NULL) {
+			if ((ex = num(a->command, F_TTL, a->val[F_TTL], 0, 2147483647, &n)) != 0)
+				return ex;
+			p->ttl = (uint32_t)n;
+		}
+		/* every owner inside --zone, checked before anything is sent */
+		for (size_t j = 0; j < p->njnames; j++)
+			for (size_t m = 0; m < p->jnames[j].n; m++)
+				if (!ca_name_in_zone(p->jnames[j].v[m], p->zone)) {
+					fprintf(stderr, "%s: %s: %s is outside --zone %s; nothing "
+						"was sent\n", CA_PROGRAM, a->command,
+						p->jnames[j].v[m], p->zone);
+					return CA_EXIT_INPUT;
+				}
+		return CA_EXIT_OK;
 	case CA_CMD_ROLLOVER:
 		if (a->val[F_RESUME] != NULL) {
 			for (f = 0; f < F_COUNT; f++)
@@ -546,6 +664,8 @@ void params_usage(FILE *f)
 "  root          --subject CN --key-out F --cert-out F [--key-type T] [--pathlen N] [--days N]\n"
 "  intermediate  --subject CN --ca-cert F --ca-key F --key-out F --cert-out F [--pathlen N]\n"
 "  issue         --role R --name DNS... --ca-cert F --ca-key F --key-out F --cert-out F\n"
+"              [--joineui-prefix HEX16[/BITS]... --joineui-suffix DOMAIN]  adds the JoinEUI\n"
+"              names (nibbles reversed + DOMAIN; BITS 52-64, /60 and wider as *. wildcards)\n"
 "  issue --csv F --out-dir DIR --ca-cert F --ca-key F [--zone Z] [--threads N] [--ttl N]\n"
 "              [--layout files|pem|bundle]   device certificates in bulk, and DIR/tlsa.zone:\n"
 "                files: DIR/<dev_eui>.key (0600) + .crt; pem: DIR/<dev_eui>.pem (key+cert,\n"
@@ -572,6 +692,11 @@ void params_usage(FILE *f)
 "          [--expect RR... | --expect-none] [--no-validate] [--timeout S]\n"
 "    --tsig-file: one line ALG:NAME:SECRET (hmac-sha256, hmac-sha512), as knsupdate -y\n"
 "    --expect/--expect-none: the RRset you believe is there (default: as read just before)\n"
+"  publish-joineui replace|delete --ns IP[@PORT] --zone Z --tsig-file F (--ta-file F |\n"
+"          --no-validate) --joineui-prefix HEX16[/BITS]... --joineui-suffix DOMAIN\n"
+"          --address IP... --cert F [--port P (443)] [--ttl N (3600)] [--timeout S]\n"
+"    at each JoinEUI name: A/AAAA (--address) and TLSA 3 1 1 of --cert at _P._tcp.NAME\n"
+"    (for a *.NAME wildcard, at *.NAME itself); one UPDATE per RRset\n"
 "\n"
 "Rollover (RFC 7671 §8.1; state on disk, resumable, safe to run twice):\n"
 "  rollover --state F --current-cert F --next-cert F OWNER --ttl N\n"

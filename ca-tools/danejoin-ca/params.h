@@ -10,6 +10,7 @@
 
 #include "ca-tools/ca_bulk.h"
 #include "ca-tools/ca_cert.h"
+#include "ca-tools/ca_joineui.h"
 #include "ca-tools/ca_key.h"
 #include "ca-tools/ca_name.h"
 #include "ca-tools/ca_update.h"
@@ -42,6 +43,7 @@ enum ca_cmd {
 	CA_CMD_TLSA,
 	CA_CMD_PUBLISH,
 	CA_CMD_ROLLOVER,
+	CA_CMD_PUBLISH_JOINEUI,
 	CA_CMD_COUNT,
 };
 
@@ -53,7 +55,7 @@ enum ca_flag {
 	F_ROOTCERT, F_CSV, F_OUT_DIR, F_THREADS, F_ZONE, F_NS, F_TSIG_FILE, F_TA_FILE, F_RR,
 	F_RR_FILE, F_EXPECT, F_EXPECT_NONE, F_NO_VALIDATE, F_TIMEOUT, F_STATE, F_RESUME,
 	F_CURRENT_CERT, F_NEXT_CERT, F_CACHE_CAP, F_MIN_WAIT, F_SWITCH_CMD, F_SWITCHED,
-	F_NO_WAIT, F_BUNDLE, F_QUIET, F_LAYOUT,
+	F_NO_WAIT, F_BUNDLE, F_QUIET, F_LAYOUT, F_JOINEUI_PREFIX, F_JOINEUI_SUFFIX, F_ADDRESS,
 	F_COUNT
 };
 
@@ -61,8 +63,9 @@ enum ca_flag {
 struct ca_args {
 	const char *command;
 	const char *val[F_COUNT];	/* last value (or "1" for a switch) */
-	const char *multi[3][CA_MULTI_MAX];	/* --name, --rr, --expect */
-	size_t nmulti[3];
+	const char *multi[5][CA_MULTI_MAX];	/* --name, --rr, --expect, --joineui-prefix,
+						 * --address */
+	size_t nmulti[5];
 	int npos;			/* positional arguments after the command */
 	char **pos;
 };
@@ -70,6 +73,8 @@ struct ca_args {
 #define CA_MULTI_NAME 0
 #define CA_MULTI_RR 1
 #define CA_MULTI_EXPECT 2
+#define CA_MULTI_JOINEUI 3
+#define CA_MULTI_ADDRESS 4
 
 /* A validated run. Strings are borrowed from argv (or from owner[]). */
 struct ca_params {
@@ -94,6 +99,13 @@ struct ca_params {
 	enum ca_op op;			/* publish */
 	struct ca_server server;	/* publish, rollover */
 	bool rrs_borrowed[CA_MULTI_MAX];	/* rrs[i] points into argv */
+	struct ca_joineui_names *jnames;	/* --joineui-prefix each expanded (heap) */
+	size_t njnames;
+	const char **all_names;		/* issue with --joineui-prefix: --name, then the JoinEUI
+					 * names (heap; the strings are borrowed) */
+	const char *const *addrs;	/* publish-joineui --address */
+	size_t naddrs;
+	unsigned port;			/* publish-joineui --port (443) */
 };
 
 /*! \brief Look a command name up. \retval DJ_EOK, DJ_ENOENT */

@@ -517,6 +517,8 @@ int srv_new(struct event_base *base, const struct srv_props *props, struct srv *
 	}
 	s->base = base;
 	s->props = *props;
+	s->props.sni = NULL;	/* borrowed for srv_new only */
+	s->props.n_sni = 0;
 	if (pthread_mutex_init(&s->q_lock, NULL) != 0) {
 		dj_errbuf(err, errlen, "pthread_mutex_init failed");
 		goto out;
@@ -532,8 +534,8 @@ int srv_new(struct event_base *base, const struct srv_props *props, struct srv *
 		dj_errbuf(err, errlen, "DANE client authentication needs a resolver");
 		goto out;
 	}
-	ret = srv__tls_ctx_new(props->auth, props->clientid_ext, props->cert_file, props->key_file,
-			  props->client_ca_file, &s->ctx, err, errlen);
+	ret = srv__tls_ctx_build(props, props->cert_file, props->key_file, props->client_ca_file,
+				 props->sni, props->n_sni, &s->ctx, err, errlen);
 	if (ret != DJ_EOK)
 		goto out;
 
@@ -646,11 +648,18 @@ void srv_free(struct srv *s)
 int srv_reload_tls(struct srv *s, const char *cert_file, const char *key_file,
 		   const char *client_ca_file, char *err, size_t errlen)
 {
+	return srv_reload_tls_sni(s, cert_file, key_file, client_ca_file, NULL, 0, err, errlen);
+}
+
+int srv_reload_tls_sni(struct srv *s, const char *cert_file, const char *key_file,
+		       const char *client_ca_file, const struct srv_sni *sni, unsigned n_sni,
+		       char *err, size_t errlen)
+{
 	SSL_CTX *ctx = NULL;
 	int ret;
 
-	ret = srv__tls_ctx_new(s->props.auth, s->props.clientid_ext, cert_file, key_file,
-			  client_ca_file, &ctx, err, errlen);
+	ret = srv__tls_ctx_build(&s->props, cert_file, key_file, client_ca_file, sni, n_sni, &ctx,
+				 err, errlen);
 	if (ret != DJ_EOK)
 		return ret;
 	/* live SSL objects hold their own reference to the old context */

@@ -62,11 +62,23 @@ struct srv_conn_stats {
 	unsigned long long http_refused;   /* refused by libevent's HTTP parser (400, 413) */
 };
 
+/* A certificate served instead of the default one to clients whose SNI is one of names
+ * (srv_sni.c): exact host names, or "*.DOMAIN" for one label under DOMAIN. */
+struct srv_sni {
+	const char *what;		/* how errors name it: "[listen.sni.NAME]" */
+	const char *cert_file;		/* its chain (PEM) */
+	const char *key_file;		/* its key (PEM) */
+	char *const *names;		/* n_names host names (borrowed; copied) */
+	unsigned n_names;
+};
+
 struct srv_props {
 	const char *listen_addr;	/* "HOST:PORT"; IPv6 as "[::1]:PORT" */
 	const char *cert_file;		/* our certificate chain (PEM) */
 	const char *key_file;		/* our private key (PEM) */
 	const char *client_ca_file;	/* PKIX: roots that client certificates must chain to */
+	const struct srv_sni *sni;	/* n_sni certificates chosen by SNI; read by srv_new only */
+	unsigned n_sni;
 	enum srv_auth auth;
 	struct da_resolver *resolver;	/* DANE: borrowed, on the same loop; outlives the srv */
 	unsigned clientid_ext;		/* DANE: dane_clientid codepoint; 0: ignore the extension */
@@ -120,6 +132,15 @@ void srv_free(struct srv *s);
  */
 int srv_reload_tls(struct srv *s, const char *cert_file, const char *key_file,
 		   const char *client_ca_file, char *err, size_t errlen) DJ_MUSTCHECK;
+
+/*!
+ * \brief srv_reload_tls, with the certificates chosen by SNI (\p sni, \p n_sni borrowed;
+ *        none: only the default certificate is served from now on). On failure nothing
+ *        changes.
+ */
+int srv_reload_tls_sni(struct srv *s, const char *cert_file, const char *key_file,
+		       const char *client_ca_file, const struct srv_sni *sni, unsigned n_sni,
+		       char *err, size_t errlen) DJ_MUSTCHECK;
 
 /*! \brief The authenticated identity of the request's peer (never NULL, never empty): in DANE
  *         mode the TLSA owner name it was verified at, e.g. "_ns-client.ns1.example.net". */

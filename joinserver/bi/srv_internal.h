@@ -158,6 +158,12 @@ void srv__conn_watch(struct conn *c);
 int srv__tls_ctx_new(enum srv_auth auth, unsigned clientid_ext, const char *cert_file,
 		     const char *key_file, const char *ca_file, SSL_CTX **out, char *err,
 		     size_t errlen) DJ_MUSTCHECK;
+/* srv_sni.c */
+/* srv__tls_ctx_build - srv__tls_ctx_new for the default certificate, plus one context per
+ * \p sni entry, chosen by the servername callback */
+int srv__tls_ctx_build(const struct srv_props *p, const char *cert_file, const char *key_file,
+		       const char *ca_file, const struct srv_sni *sni, unsigned n_sni,
+		       SSL_CTX **out, char *err, size_t errlen) DJ_MUSTCHECK;
 /* srv__refusal_json - {"error": why the connection failed its DANE check} */
 void srv__refusal_json(const struct conn *c, char *out, size_t outlen);
 

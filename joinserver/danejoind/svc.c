@@ -168,9 +168,38 @@ static void expire_sessions(evutil_socket_t fd, short what, void *arg)
 		dj_info("%llu expired sessions deleted", (unsigned long long)n);
 }
 
+#define SNI_WHAT_MAX (JS_CONFIG_NAME_MAX + 16)	/* "[listen.sni.NAME]" */
+
+/* sni_props - the [listen.sni.NAME] sections of \p cfg as srv_sni entries (borrowing cfg's
+ * strings), one free() releases them; NULL with *n 0 when there are none */
+static struct srv_sni *sni_props(const struct js_config *cfg, unsigned *n)
+{
+	struct srv_sni *v;
+	char (*what)[SNI_WHAT_MAX];
+
+	*n = 0;
+	if (cfg->n_sni == 0)
+		return NULL;
+	v = calloc(cfg->n_sni, sizeof(*v) + SNI_WHAT_MAX);
+	if (v == NULL)
+		return NULL;
+	what = (void *)(v + cfg->n_sni);
+	for (unsigned i = 0; i < cfg->n_sni; i++) {
+		snprintf(what[i], SNI_WHAT_MAX, "[listen.sni.%s]", cfg->sni[i].name);
+		v[i].what = what[i];
+		v[i].cert_file = cfg->sni[i].cert_file;
+		v[i].key_file = cfg->sni[i].key_file;
+		v[i].names = cfg->sni[i].names.v;
+		v[i].n_names = cfg->sni[i].names.n;
+	}
+	*n = cfg->n_sni;
+	return v;
+}
+
 int svc_new(struct event_base *base, const char *config_path, struct svc **out, char *err,
 	    size_t errlen)
 {
+	struct srv_sni *sni = NULL;
 	struct svc *s = calloc(1, sizeof(*s));
 	struct srv_props sp;
 	const struct js_config *cfg;
@@ -218,6 +247,12 @@ int svc_new(struct event_base *base, const char *config_path, struct svc **out, 
 	sp.cert_file = cfg->cert_file;
 	sp.key_file = cfg->key_file;
 	sp.client_ca_file = cfg->client_ca_file;
+	sni = sni_props(cfg, &sp.n_sni);
+	if (sni == NULL && cfg->n_sni > 0) {
+		ret = DJ_ENOMEM;
+		goto out;
+	}
+	sp.sni = sni;
 	sp.auth = svc__auth_is_dane(cfg) ? SRV_AUTH_DANE : SRV_AUTH_PKIX;
 	sp.resolver = s->resolver;
 	sp.clientid_ext = cfg->dane_clientid_ext != 0 ? cfg->dane_clientid_ext
@@ -234,6 +269,8 @@ int svc_new(struct event_base *base, const char *config_path, struct svc **out, 
 	sp.metrics = svc__metrics_text;
 	sp.arg = s;
 	ret = srv_new(base, &sp, &s->srv, err, errlen);
+	free(sni);
+	sni = NULL;
 	if (ret != DJ_EOK)
 		goto out;
 	s->join_ev = event_new(base, -1, 0, svc__join_flush_cb, s);
@@ -250,6 +287,7 @@ int svc_new(struct event_base *base, const char *config_path, struct svc **out, 
 	*out = s;
 	s = NULL;
 out:
+	free(sni);
 	svc_free(s);
 	return ret;
 }
@@ -258,6 +296,8 @@ int svc_reload(struct svc *s, char *err, size_t errlen)
 {
 	struct peers *np = NULL;
 	const struct js_config *cfg;
+	struct srv_sni *sni;
+	unsigned n_sni;
 	int ret;
 
 	err[0] = '\0';
@@ -276,8 +316,13 @@ int svc_reload(struct svc *s, char *err, size_t errlen)
 		svc__peers_free(np);
 		return DJ_ECONFIG;
 	}
-	ret = srv_reload_tls(s->srv, cfg->cert_file, cfg->key_file, cfg->client_ca_file, err,
-			     errlen);
+	sni = sni_props(cfg, &n_sni);
+	if (sni == NULL && cfg->n_sni > 0)
+		ret = DJ_ENOMEM;
+	else
+		ret = srv_reload_tls_sni(s->srv, cfg->cert_file, cfg->key_file,
+					 cfg->client_ca_file, sni, n_sni, err, errlen);
+	free(sni);
 	if (ret != DJ_EOK) {
 		svc__peers_free(np);
 		return ret;

@@ -54,6 +54,8 @@ struct key_def {
 #define PEER_OFF(field) offsetof(struct js_peer_config, field)
 #define HTTPS_SCHEME "https://"	/* async_url: the only scheme (answers carry keys) */
 #define PEER_SECTION "peer."	/* [peer.NAME]: one per peer; rows below use section "peer.*" */
+#define SNI_SECTION "listen.sni."	/* [listen.sni.NAME]: one per SNI certificate */
+#define SNI_OFF(field) offsetof(struct js_sni_config, field)
 
 /* key_table - every known [section] key; keep config/danejoin.conf.example in step */
 static const struct key_def key_table[] = {
@@ -137,6 +139,15 @@ static const struct key_def peer_table[] = {
 
 #define N_PEER_KEYS DJ_ARRAY_LEN(peer_table)
 
+/* sni_table - the keys of every [listen.sni.NAME] section, all required */
+static const struct key_def sni_table[] = {
+	{ "listen.sni.*", "names", KT_LIST, SNI_OFF(names), 0, 0, 0, true },
+	{ "listen.sni.*", "cert_file", KT_PATH, SNI_OFF(cert_file), 0, 0, 0, true },
+	{ "listen.sni.*", "key_file", KT_PATH, SNI_OFF(key_file), 0, 0, 0, true },
+};
+
+#define N_SNI_KEYS DJ_ARRAY_LEN(sni_table)
+
 struct parse_ctx {
 	const char *path;
 	FILE *fp;
@@ -145,6 +156,7 @@ struct parse_ctx {
 	struct js_config cfg;
 	bool seen[N_KEYS];
 	bool (*peer_seen)[N_PEER_KEYS];	/* per peer, parallel to cfg.peers */
+	bool (*sni_seen)[N_SNI_KEYS];	/* per SNI section, parallel to cfg.sni */
 	int rc;			/* the first error, DJ_EOK so far */
 	char *err;
 	size_t errlen;
@@ -172,18 +184,28 @@ static void DJ_PRINTF(4, 5) fail(struct parse_ctx *c, int rc, int line, const ch
 	va_end(ap);
 }
 
+/* section_name_ok - whether \p name (\p len bytes) is PREFIX followed by a NAME of letters,
+ * digits, '-' and '_' shorter than JS_CONFIG_NAME_MAX */
+static bool section_name_ok(const char *name, size_t len, const char *prefix)
+{
+	size_t i, plen = strlen(prefix);
+
+	if (len <= plen || len - plen >= JS_CONFIG_NAME_MAX || memcmp(name, prefix, plen) != 0)
+		return false;
+	for (i = plen; i < len; i++)
+		if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+		      (name[i] >= '0' && name[i] <= '9') || name[i] == '-' || name[i] == '_'))
+			return false;
+	return true;
+}
+
 /* section_known - whether some row of key_table belongs to section \p name */
 static bool section_known(const char *name, size_t len)
 {
-	size_t i, plen = strlen(PEER_SECTION);
+	size_t i;
 
-	if (len > plen && len - plen < JS_CONFIG_NAME_MAX && memcmp(name, PEER_SECTION, plen) == 0) {
-		for (i = plen; i < len; i++)
-			if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
-			      (name[i] >= '0' && name[i] <= '9') || name[i] == '-' || name[i] == '_'))
-				return false;
+	if (section_name_ok(name, len, PEER_SECTION) || section_name_ok(name, len, SNI_SECTION))
 		return true;
-	}
 
 	for (i = 0; i < N_KEYS; i++)
 		if (strlen(key_table[i].section) == len &&
@@ -477,6 +499,120 @@ static int peer_key(struct parse_ctx *c, const char *section, const char *name, 
 	return c->rc == DJ_EOK;
 }
 
+/* sni_key - one key of a [listen.sni.NAME] section; the entry is created on its first key */
+static int sni_key(struct parse_ctx *c, const char *section, const char *name, const char *value)
+{
+	const char *sname = section + strlen(SNI_SECTION);
+	unsigned idx;
+	size_t i;
+
+	for (idx = 0; idx < c->cfg.n_sni; idx++)
+		if (strcmp(c->cfg.sni[idx].name, sname) == 0)
+			break;
+	if (idx == c->cfg.n_sni) {
+		struct js_sni_config *nv;
+		bool (*ns)[N_SNI_KEYS];
+
+		if (c->cfg.n_sni == JS_CONFIG_SNI_MAX) {
+			fail(c, DJ_ECONFIG, c->line, "[%s]: more than %d [listen.sni.NAME] sections",
+			     section, JS_CONFIG_SNI_MAX);
+			return 0;
+		}
+		nv = realloc(c->cfg.sni, (c->cfg.n_sni + 1) * sizeof(*nv));
+		if (nv != NULL)
+			c->cfg.sni = nv;
+		ns = realloc(c->sni_seen, (c->cfg.n_sni + 1) * sizeof(*ns));
+		if (ns != NULL)
+			c->sni_seen = ns;
+		if (nv == NULL || ns == NULL) {
+			fail(c, DJ_ENOMEM, c->line, "out of memory");
+			return 0;
+		}
+		memset(&c->cfg.sni[idx], 0, sizeof(c->cfg.sni[idx]));
+		memset(c->sni_seen[idx], 0, sizeof(c->sni_seen[idx]));
+		snprintf(c->cfg.sni[idx].name, JS_CONFIG_NAME_MAX, "%s", sname);
+		c->cfg.n_sni++;
+	}
+	for (i = 0; i < N_SNI_KEYS; i++)
+		if (strcmp(sni_table[i].name, name) == 0)
+			break;
+	if (i == N_SNI_KEYS) {
+		fail(c, DJ_ECONFIG, c->line, "[%s] %s: unknown key", section, name);
+		return 0;
+	}
+	if (c->sni_seen[idx][i]) {
+		fail(c, DJ_ECONFIG, c->line,
+		     "[%s] %s: set twice (or continued on an indented line)", section, name);
+		return 0;
+	}
+	c->sni_seen[idx][i] = true;
+	set_value(c, &sni_table[i], &c->cfg.sni[idx], section, value);
+	return c->rc == DJ_EOK;
+}
+
+/* sni_name_ok - an SNI host name: LDH labels, or "*." and at least two more labels; no
+ * trailing dot (clients send none, RFC 6066 §3) */
+static bool sni_name_ok(const char *s)
+{
+	size_t n = strlen(s), label = 0, labels = 1;
+	bool wild = strncmp(s, "*.", 2) == 0;
+
+	if (wild) {	/* "*.DOMAIN": DOMAIN of two labels at least, never "*.com" */
+		s += 2;
+		n -= 2;
+	}
+	if (n == 0 || n > 253 || s[0] == '.' || s[n - 1] == '.' || s[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+
+		if (ch == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return false;
+			label = 0;
+			labels++;
+			continue;
+		}
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || (ch == '-' && label > 0)) || ++label > 63)
+			return false;
+	}
+	return !wild || labels >= 2;
+}
+
+/* check_sni - every [listen.sni.NAME] complete, its names well formed and served once */
+static void check_sni(struct parse_ctx *c)
+{
+	for (unsigned e = 0; e < c->cfg.n_sni && c->rc == DJ_EOK; e++) {
+		const struct js_sni_config *sc = &c->cfg.sni[e];
+
+		for (size_t k = 0; k < N_SNI_KEYS; k++)
+			if (sni_table[k].required && !c->sni_seen[e][k]) {
+				fail(c, DJ_ECONFIG, 0, "[listen.sni.%s] %s: required key is missing",
+				     sc->name, sni_table[k].name);
+				return;
+			}
+		for (unsigned i = 0; i < sc->names.n; i++) {
+			if (!sni_name_ok(sc->names.v[i])) {
+				fail(c, DJ_ECONFIG, 0, "[listen.sni.%s] names: '%s': expected a host "
+				     "name or *.DOMAIN, without a trailing dot", sc->name,
+				     sc->names.v[i]);
+				return;
+			}
+			/* one name, one certificate: which would be served is otherwise a guess */
+			for (unsigned f = 0; f <= e; f++)
+				for (unsigned j = 0; j < (f == e ? i : c->cfg.sni[f].names.n); j++)
+					if (strcasecmp(c->cfg.sni[f].names.v[j],
+						       sc->names.v[i]) == 0) {
+						fail(c, DJ_ECONFIG, 0, "[listen.sni.%s] names: '%s' "
+						     "is already served by [listen.sni.%s]",
+						     sc->name, sc->names.v[i], c->cfg.sni[f].name);
+						return;
+					}
+		}
+	}
+}
+
 /* handler - inih callback: find the key in key_table and validate its value */
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
@@ -491,6 +627,8 @@ static int handler(void *user, const char *section, const char *name, const char
 	}
 	if (strncmp(section, PEER_SECTION, strlen(PEER_SECTION)) == 0)
 		return peer_key(c, section, name, value);
+	if (strncmp(section, SNI_SECTION, strlen(SNI_SECTION)) == 0)
+		return sni_key(c, section, name, value);
 	for (i = 0; i < N_KEYS; i++)
 		if (strcmp(key_table[i].section, section) == 0 &&
 		    strcmp(key_table[i].name, name) == 0)
@@ -666,6 +804,7 @@ static void check_whole(struct parse_ctx *c)
 	uint8_t net_id[LW_NETID_LEN];
 
 	check_mqtt(c);
+	check_sni(c);
 
 	for (unsigned i = 0; i < c->cfg.join_euis.n && c->rc == DJ_EOK; i++)
 		if (!eui_prefix_ok(c->cfg.join_euis.v[i]))
@@ -802,6 +941,12 @@ void js_config_free(struct js_config *cfg)
 		free(p->async_server_name);
 	}
 	free(cfg->peers);
+	for (unsigned i = 0; i < cfg->n_sni; i++) {
+		list_free(&cfg->sni[i].names);
+		free(cfg->sni[i].cert_file);
+		free(cfg->sni[i].key_file);
+	}
+	free(cfg->sni);
 	free(cfg->mqtt_host);
 	free(cfg->mqtt_verify);
 	free(cfg->mqtt_address);
@@ -878,6 +1023,7 @@ out:
 		fclose(c.fp);
 	free(c.dir);
 	free(c.peer_seen);
+	free(c.sni_seen);
 	js_config_free(&c.cfg);
 	return c.rc;
 }

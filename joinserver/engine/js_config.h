@@ -44,6 +44,7 @@
 #define JS_CONFIG_LIST_MAX 32		/* entries of a list value (sender_ids, join_euis, …) */
 #define JS_CONFIG_PEERS_MAX 256		/* [peer.NAME] sections */
 #define JS_CONFIG_NAME_MAX 64		/* NAME of [peer.NAME] */
+#define JS_CONFIG_SNI_MAX 64		/* [listen.sni.NAME] sections */
 #define JS_CONFIG_MAX_BODY_DEFAULT 65536
 #define JS_CONFIG_HEADER_TIMEOUT_DEFAULT 10
 #define JS_CONFIG_IDLE_TIMEOUT_DEFAULT 60
@@ -65,6 +66,15 @@
 struct js_config_list {
 	unsigned n;
 	char *v[JS_CONFIG_LIST_MAX];
+};
+
+/* One [listen.sni.NAME] section: a certificate served to clients whose TLS SNI is one of
+ * names (RFC 6066 §3), e.g. the JoinEUI names ChirpStack connects to. */
+struct js_sni_config {
+	char name[JS_CONFIG_NAME_MAX];	/* NAME of [listen.sni.NAME] */
+	struct js_config_list names;	/* required: host names, or "*.SUFFIX" wildcards */
+	char *cert_file;		/* required: the chain served to them (PEM) */
+	char *key_file;			/* required: its key (PEM) */
 };
 
 /* What the join server knows of one peer (a network server or an application server). */
@@ -112,6 +122,8 @@ struct js_config {
 	unsigned max_connections_per_peer; /* 0 (unset): max(1, max_connections / 4) */
 	unsigned min_rate;		/* bytes/s; 0: no minimum */
 	char *metrics_address;		/* "HOST:PORT", or "off" */
+	unsigned n_sni;			/* [listen.sni.NAME]: certificates chosen by SNI */
+	struct js_sni_config *sni;
 	/* [dane] (danejoind): the resolver behind DANE in both directions */
 	char *dane_trust_anchor_file;	/* DS/DNSKEY lines for private zones (tests, intranets) */
 	char *dane_auto_trust_anchor_file; /* RFC 5011 managed root anchor */

@@ -24,6 +24,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "common/dj_err.h"
 #include "common/dj_hex.h"
@@ -214,6 +215,37 @@ out:
 	return ret;
 }
 
+/* check_sni_names - each name of a [listen.sni.NAME] is a SAN dNSName of its certificate (a
+ * "*.DOMAIN" name needs the certificate to cover any label under DOMAIN): serving a
+ * certificate for a name it does not carry would fail every client's PKIX check */
+static int check_sni_names(const struct js_sni_config *sc, char *err, size_t errlen)
+{
+	char what[96], probe[300];
+	X509 *x = NULL;
+	int ret;
+
+	snprintf(what, sizeof(what), "[listen.sni.%s] cert_file", sc->name);
+	ret = read_cert(what, sc->cert_file, &x, err, errlen);
+	if (ret != DJ_EOK)
+		return ret;
+	for (unsigned i = 0; i < sc->names.n && ret == DJ_EOK; i++) {
+		const char *n = sc->names.v[i];
+
+		if (strncmp(n, "*.", 2) == 0)
+			snprintf(probe, sizeof(probe), "sni-probe.%s", n + 2);
+		else
+			snprintf(probe, sizeof(probe), "%s", n);
+		if (X509_check_host(x, probe, 0, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT, NULL) != 1) {
+			snprintf(err, errlen, "%s %s: '%s' (from names) is not among its subject "
+				 "alternative names", what, sc->cert_file, n);
+			ret = DJ_ECONFIG;
+		}
+	}
+	ERR_clear_error();
+	X509_free(x);
+	return ret;
+}
+
 /* check_cafile - a file of trusted roots: readable, with at least one PEM certificate */
 static int check_cafile(const char *what, const char *path, char *err, size_t errlen)
 {
@@ -296,6 +328,18 @@ static int check_all(const struct js_config *cfg, char *err, size_t errlen)
 		}
 		ret = check_pair("listen", "cert_file", cfg->cert_file, "key_file", cfg->key_file,
 				 err, errlen);
+		if (ret != DJ_EOK)
+			return ret;
+	}
+	for (unsigned i = 0; i < cfg->n_sni; i++) {
+		char sect[JS_CONFIG_NAME_MAX + 16];
+
+		snprintf(sect, sizeof(sect), "listen.sni.%s", cfg->sni[i].name);
+		ret = check_pair(sect, "cert_file", cfg->sni[i].cert_file, "key_file",
+				 cfg->sni[i].key_file, err, errlen);
+		if (ret != DJ_EOK)
+			return ret;
+		ret = check_sni_names(&cfg->sni[i], err, errlen);
 		if (ret != DJ_EOK)
 			return ret;
 	}

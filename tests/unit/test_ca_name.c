@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "ca-tools/ca_joineui.h"
 #include "ca-tools/ca_name.h"
 #include "ca-tools/ca_roll.h"
 #include "ca-tools/ca_tlsa.h"
@@ -28,6 +29,65 @@ static const char *rep(char c, size_t n, const char *suffix)
 	memset(buf, c, n);
 	snprintf(buf + n, sizeof(buf) - n, "%s", suffix);
 	return buf;
+}
+
+/* test_joineui_names - JoinEUI prefixes to the names ChirpStack's lookup asks for */
+static void test_joineui_names(void **state)
+{
+	static const struct {
+		const char *prefix;
+		int rc;
+		size_t n;
+		const char *first, *last;
+	} table[] = {
+		{ "70b3d57ed0000001", DJ_EOK, 1, "1.0.0.0.0.0.0.d.e.7.5.d.3.b.0.7.j.test.", NULL },
+		{ "70B3D57ED0000001/64", DJ_EOK, 1, "1.0.0.0.0.0.0.d.e.7.5.d.3.b.0.7.j.test.", NULL },
+		{ "70b3d57ed0000000/62", DJ_EOK, 4, "0.0.0.0.0.0.0.d.e.7.5.d.3.b.0.7.j.test.",
+		  "3.0.0.0.0.0.0.d.e.7.5.d.3.b.0.7.j.test." },
+		{ "70b3d57ed0000000/60", DJ_EOK, 1, "*.0.0.0.0.0.0.d.e.7.5.d.3.b.0.7.j.test.", NULL },
+		{ "70b3d57ed0000000/56", DJ_EOK, 16, "*.0.0.0.0.0.0.d.e.7.5.d.3.b.0.7.j.test.",
+		  "*.f.0.0.0.0.0.d.e.7.5.d.3.b.0.7.j.test." },
+		{ "70b3d57ed0000000/52", DJ_EOK, 256, "*.0.0.0.0.0.0.d.e.7.5.d.3.b.0.7.j.test.",
+		  "*.f.f.0.0.0.0.d.e.7.5.d.3.b.0.7.j.test." },
+		{ "70b3d57ed0000000/51", DJ_ERANGE, 0, NULL, NULL },
+		{ "70b3d57ed0000000/0", DJ_ERANGE, 0, NULL, NULL },
+		{ "70b3d57ed0000000/65", DJ_ERANGE, 0, NULL, NULL },
+		{ "70b3d57ed0000001/60", DJ_EMALFORMED, 0, NULL, NULL },
+		{ "70b3d57ed000000", DJ_EMALFORMED, 0, NULL, NULL },
+		{ "70b3d57ed000000g", DJ_EMALFORMED, 0, NULL, NULL },
+		{ "70b3d57ed0000000/6x", DJ_EMALFORMED, 0, NULL, NULL },
+		{ "70b3d57ed0000000/", DJ_EMALFORMED, 0, NULL, NULL },
+	};
+	struct ca_joineui_names n;
+	char err[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		memset(&n, 0, sizeof(n));
+		assert_int_equal(ca_joineui_names(table[i].prefix, "j.test", &n, err, sizeof(err)),
+				 table[i].rc);
+		if (table[i].rc != DJ_EOK) {
+			assert_non_null(strstr(err, table[i].prefix));
+			continue;
+		}
+		assert_int_equal(n.n, table[i].n);
+		assert_string_equal(n.v[0], table[i].first);
+		if (table[i].last != NULL)
+			assert_string_equal(n.v[n.n - 1], table[i].last);
+		ca_joineui_names_clear(&n);
+	}
+	/* a suffix that makes the names too long, or is not a name */
+	{
+		char longsuf[300] = "";
+
+		for (int k = 0; k < 4; k++)	/* 4 x 55 + 4 + 32 > CA_NAME_MAX */
+			strcat(strcat(longsuf, rep('a', 55, "")), ".");
+		strcat(longsuf, "test");
+		assert_int_equal(ca_joineui_names("70b3d57ed0000001", longsuf, &n, err,
+						  sizeof(err)), DJ_EMALFORMED);
+	}
+	assert_int_equal(ca_joineui_names("70b3d57ed0000001", "a..b", &n, err, sizeof(err)),
+			 DJ_EMALFORMED);
 }
 
 static void test_name_check_table(void **state)
@@ -190,6 +250,7 @@ static void test_roll_state(void **state)
 
 DJ_TEST_MAIN(
 	cmocka_unit_test(test_name_check_table),
+	cmocka_unit_test(test_joineui_names),
 	cmocka_unit_test(test_name_limits),
 	cmocka_unit_test(test_owner_names),
 	cmocka_unit_test(test_tlsa_format),

@@ -143,6 +143,23 @@ static const struct bad_case bad_cases[] = {
 	{ MINIMAL "[join]\nnet_id = 000000\n  000001\n", ":7: [join] net_id: set twice (or "
 	  "continued on an indented line)" },
 	/* [listen], [js], [peer.NAME] */
+	{ MINIMAL "[listen.sni.]\nnames = a.test\n", ":5: [listen.sni.]: unknown section" },
+	{ MINIMAL "[listen.sni.j]\nnames = a.test\nkey_file = k\n",
+	  ": [listen.sni.j] cert_file: required key is missing" },
+	{ MINIMAL "[listen.sni.j]\nnames = a.test\ncert_file = c\nkey_file = k\nport = 1\n",
+	  ":9: [listen.sni.j] port: unknown key" },
+	{ MINIMAL "[listen.sni.j]\nnames = a..test\ncert_file = c\nkey_file = k\n",
+	  ": [listen.sni.j] names: 'a..test': expected a host name or *.DOMAIN, without a "
+	  "trailing dot" },
+	{ MINIMAL "[listen.sni.j]\nnames = *.test\ncert_file = c\nkey_file = k\n",
+	  ": [listen.sni.j] names: '*.test': expected a host name or *.DOMAIN, without a "
+	  "trailing dot" },
+	{ MINIMAL "[listen.sni.j]\nnames = a.test.\ncert_file = c\nkey_file = k\n",
+	  ": [listen.sni.j] names: 'a.test.': expected a host name or *.DOMAIN, without a "
+	  "trailing dot" },
+	{ MINIMAL "[listen.sni.j]\nnames = a.test, *.b.test\ncert_file = c\nkey_file = k\n"
+	  "[listen.sni.k]\nnames = A.test\ncert_file = c\nkey_file = k\n",
+	  ": [listen.sni.k] names: 'A.test' is already served by [listen.sni.j]" },
 	{ MINIMAL "[listen]\nmax_body = 10\n", ":6: [listen] max_body: expected an integer from "
 	  "1024 to 16777216" },
 	{ MINIMAL "[js]\njoin_euis = 70b3d57ed0000000/65\n", ": [js] join_euis: "
