@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/keyvalq_struct.h>
@@ -579,6 +580,12 @@ static struct bufferevent *bevcb(struct event_base *base, void *arg)
 					      BEV_OPT_CLOSE_ON_FREE);
 }
 
+static void ping_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	adm_live_ping(arg);
+}
+
 static int tls_ctx(struct admin *a, const char *cert, const char *key, const char *ca,
 		   char *err, size_t errlen)
 {
@@ -685,6 +692,11 @@ int admin_new(struct svc *s, struct admin **out, char *err, size_t errlen)
 		ret = DJ_EIO;
 		goto fail;
 	}
+	a->ping_ev = event_new(s->base, -1, EV_PERSIST, ping_cb, a);
+	if (a->ping_ev == NULL || event_add(a->ping_ev, &(struct timeval){ ADM_PING_S, 0 }) != 0) {
+		ret = DJ_ENOMEM;
+		goto fail;
+	}
 	dj_notice("admin: management API on https://%s/%s", cfg->admin_address,
 		  a->console_dir != NULL ? " (console)" : "");
 	*out = a;
@@ -699,6 +711,8 @@ void admin_free(struct admin *a)
 	if (a == NULL)
 		return;
 	adm_live_free(a);
+	if (a->ping_ev != NULL)
+		event_free(a->ping_ev);
 	if (a->http != NULL)
 		evhttp_free(a->http);
 	SSL_CTX_free(a->ctx);

@@ -25,6 +25,7 @@
 #define ADM_PEERS_MAX 64		/* peers whose answers are counted */
 #define ADM_STREAMS_MAX 32		/* /events clients at once */
 #define ADM_ACTOR_MAX 300
+#define ADM_PING_S 15
 #define ADM_BODY_MAX (16u << 20)	/* a CSV import */
 
 struct adm_session {
@@ -78,6 +79,7 @@ struct admin {
 	uint64_t joins_total, joins_refused;
 	struct evhttp_request *streams[ADM_STREAMS_MAX];	/* GET /events in progress */
 	struct evhttp_connection *stream_conns[ADM_STREAMS_MAX];	/* ... their connections */
+	struct event *ping_ev;		/* every ADM_PING_S: adm_live_ping() */
 };
 
 /* A route: METHOD PATH (segments "{x}" match one segment), the scope it needs. */
@@ -105,6 +107,7 @@ int64_t adm_now(void);
 
 /* admin_live.c */
 void adm_live_events(struct admin *a, struct evhttp_request *req);
+void adm_live_ping(struct admin *a);	/* a comment line on every stream */
 json_t *adm_live_series(struct admin *a);
 void adm_live_free(struct admin *a);
 

@@ -41,7 +41,10 @@ static void stream_closed(struct evhttp_connection *c, void *arg)
 	struct admin *a = arg;
 
 	for (unsigned i = 0; i < ADM_STREAMS_MAX; i++) {
-		if (a->stream_conns[i] == c) {	/* its request is freed already: no deref */
+		if (a->stream_conns[i] == c) {
+			/* evhttp detached the unfinished request from the failed connection and
+			 * leaves it to us: ending it frees it */
+			evhttp_send_reply_end(a->streams[i]);
 			a->streams[i] = NULL;
 			a->stream_conns[i] = NULL;
 		}
@@ -98,6 +101,19 @@ void admin_note_answer(struct admin *a, const char *peer, const struct bi_msg *a
 		if (a->streams[i] == NULL || (b = evbuffer_new()) == NULL)
 			continue;
 		evbuffer_add(b, line, strlen(line));
+		evhttp_send_reply_chunk(a->streams[i], b);
+		evbuffer_free(b);
+	}
+}
+
+void adm_live_ping(struct admin *a)
+{
+	for (unsigned i = 0; i < ADM_STREAMS_MAX; i++) {
+		struct evbuffer *b;
+
+		if (a->streams[i] == NULL || (b = evbuffer_new()) == NULL)
+			continue;
+		evbuffer_add_printf(b, ": ping\n\n");	/* keeps the stream inside its timeout */
 		evhttp_send_reply_chunk(a->streams[i], b);
 		evbuffer_free(b);
 	}
@@ -163,10 +179,12 @@ json_t *adm_live_series(struct admin *a)
 
 void adm_live_free(struct admin *a)
 {
-	/* evhttp_free() closes the streams' connections and frees their requests */
+	/* end the streams still open; evhttp_free() then closes their connections */
 	for (unsigned i = 0; i < ADM_STREAMS_MAX; i++) {
-		if (a->stream_conns[i] != NULL)
+		if (a->stream_conns[i] != NULL) {
 			evhttp_connection_set_closecb(a->stream_conns[i], NULL, NULL);
+			evhttp_send_reply_end(a->streams[i]);
+		}
 		a->streams[i] = NULL;
 		a->stream_conns[i] = NULL;
 	}
