@@ -404,6 +404,10 @@ static void r_peers(struct admin *a, struct evhttp_request *req, const struct ad
 		const struct adm_peer_stats *ps = NULL;
 		json_t *by = json_object();
 		uint64_t refused = 0;
+		char tname[DA_NAME_MAX];
+
+		/* its DANE name: "_ns-client.HOST" or "_as-client.HOST" (peers.c) */
+		snprintf(tname, sizeof(tname), "_%s-client.%s", pc->role, pc->identity);
 
 		for (unsigned k = 0; k < a->n_peers; k++)
 			if (strcmp(a->peers[k].name, p->v[i].name) == 0)
@@ -423,7 +427,7 @@ static void r_peers(struct admin *a, struct evhttp_request *req, const struct ad
 				       (json_int_t)(ps != NULL ? ps->requests : 0), "refusals",
 				       (json_int_t)refused, "last_seen",
 				       (json_int_t)(ps != NULL ? ps->last_seen : 0),
-				       "refusals_by_reason", by, "tlsa", tlsa_json(a, pc->identity),
+				       "refusals_by_reason", by, "tlsa", tlsa_json(a, tname),
 				       "certificate",
 				       json_pack("{s:s}", "note", "not recorded by this version")));
 	}
