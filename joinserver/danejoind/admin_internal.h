@@ -55,6 +55,16 @@ struct adm_second {
 	unsigned accepted, refused;
 };
 
+/* The last TLSA verdict seen for a name (GET /peers): shown while a refresh runs. */
+struct adm_tlsa {
+	struct admin *a;
+	char name[DA_NAME_MAX];
+	char verdict[32];
+	char why[160];
+	unsigned records;
+	struct da_lookup *lookup;	/* a refresh under way */
+};
+
 /* Who made the request, once authenticated. */
 struct adm_who {
 	char actor[ADM_ACTOR_MAX];	/* "apikey:NAME", "mtls:IDENTITY" */
@@ -79,7 +89,8 @@ struct admin {
 	uint64_t joins_total, joins_refused;
 	struct evhttp_request *streams[ADM_STREAMS_MAX];	/* GET /events in progress */
 	struct evhttp_connection *stream_conns[ADM_STREAMS_MAX];	/* ... their connections */
-	struct event *ping_ev;		/* every ADM_PING_S: adm_live_ping() */
+	struct event *ping_ev;
+	struct adm_tlsa tlsa[ADM_PEERS_MAX];		/* every ADM_PING_S: adm_live_ping() */
 };
 
 /* A route: METHOD PATH (segments "{x}" match one segment), the scope it needs. */

@@ -179,6 +179,11 @@ json_t *adm_live_series(struct admin *a)
 
 void adm_live_free(struct admin *a)
 {
+	for (unsigned i = 0; i < ADM_PEERS_MAX; i++) {
+		if (a->tlsa[i].lookup != NULL)
+			da_lookup_cancel(a->tlsa[i].lookup);
+		a->tlsa[i].lookup = NULL;
+	}
 	/* end the streams still open; evhttp_free() then closes their connections */
 	for (unsigned i = 0; i < ADM_STREAMS_MAX; i++) {
 		if (a->stream_conns[i] != NULL) {

@@ -361,6 +361,11 @@ static json_t *list_json(const struct js_config_list *l)
 	return a;
 }
 
+static void tlsa_ignore(const struct da_tlsa_set *set, void *arg)
+{
+	(void)set, (void)arg;	/* the answer is in the resolver's cache for the next look */
+}
+
 /* The TLSA verdict of a name, from the resolver's cache. */
 static void tlsa_seen(const struct da_tlsa_set *set, void *arg)
 {
@@ -371,25 +376,62 @@ static void tlsa_seen(const struct da_tlsa_set *set, void *arg)
 			 (int)set->n, "why", set->status != DA_SECURE ? set->why : NULL);
 }
 
-static void tlsa_ignore(const struct da_tlsa_set *set, void *arg)
+/* tlsa_keep - a lookup's answer into its slot (the last verdict seen for the name) */
+static void tlsa_keep(const struct da_tlsa_set *set, void *arg)
 {
-	(void)set, (void)arg;	/* the answer is in the resolver's cache for the next look */
+	struct adm_tlsa *t = arg;
+
+	t->lookup = NULL;
+	snprintf(t->verdict, sizeof(t->verdict), "%s", da_status_str(set->status));
+	snprintf(t->why, sizeof(t->why), "%s",
+		 set->status != DA_SECURE && set->why != NULL ? set->why : "");
+	t->records = (unsigned)set->n;
 }
 
-/* tlsa_json - the cached verdict on \p name; a lookup is started when none is cached */
+static struct adm_tlsa *tlsa_slot(struct admin *a, const char *name)
+{
+	struct adm_tlsa *free_slot = NULL;
+
+	for (unsigned i = 0; i < ADM_PEERS_MAX; i++) {
+		if (strcmp(a->tlsa[i].name, name) == 0)
+			return &a->tlsa[i];
+		if (free_slot == NULL && a->tlsa[i].name[0] == '\0')
+			free_slot = &a->tlsa[i];
+	}
+	if (free_slot != NULL) {
+		free_slot->a = a;
+		snprintf(free_slot->name, sizeof(free_slot->name), "%s", name);
+	}
+	return free_slot;
+}
+
+/* tlsa_json - the cached verdict on \p name; when it expired, a refresh is started and the
+ * last verdict seen is shown with "refreshing" (a first lookup: "pending") */
 static json_t *tlsa_json(struct admin *a, const char *name)
 {
+	struct adm_tlsa *t;
 	json_t *j = NULL;
 
 	if (a->s->resolver == NULL)
 		return json_pack("{s:s}", "verdict", "not used (auth = pkix)");
 	if (da_tlsa_peek(a->s->resolver, name, tlsa_seen, &j) == DJ_EOK && j != NULL)
 		return j;
-	if (da_tlsa_lookup(a->s->resolver, name, tlsa_ignore, NULL, NULL) != DJ_EOK)
+	t = tlsa_slot(a, name);
+	if (t == NULL) {
+		if (da_tlsa_lookup(a->s->resolver, name, tlsa_ignore, NULL, NULL) != DJ_EOK)
+			return json_pack("{s:s,s:s}", "name", name, "verdict", "malformed name");
+		return json_pack("{s:s,s:s}", "name", name, "verdict", "pending");
+	}
+	if (t->lookup == NULL &&
+	    da_tlsa_lookup(a->s->resolver, name, tlsa_keep, t, &t->lookup) != DJ_EOK)
 		return json_pack("{s:s,s:s}", "name", name, "verdict", "malformed name");
 	if (da_tlsa_peek(a->s->resolver, name, tlsa_seen, &j) == DJ_EOK && j != NULL)
 		return j;
-	return json_pack("{s:s,s:s}", "name", name, "verdict", "pending");
+	if (t->verdict[0] == '\0')
+		return json_pack("{s:s,s:s}", "name", name, "verdict", "pending");
+	return json_pack("{s:s,s:s,s:i,s:i,s:b,s:s?}", "name", name, "verdict", t->verdict,
+			 "ttl_left", 0, "records", (int)t->records, "refreshing", 1, "why",
+			 t->why[0] != '\0' ? t->why : NULL);
 }
 
 static void r_peers(struct admin *a, struct evhttp_request *req, const struct adm_who *who,

@@ -7,7 +7,9 @@
 # zone, nxdomain for a name with none; withdrawing a peer's TLSA record by TSIG update turns
 # its verdict from secure to a secure denial once the cached answer expires (ttl_cap 3 s);
 # GET /api/v1/self compares our certificate with our published TLSA (match, then "rollover in
-# progress" when a second record is added, mismatch when only another key is published).
+# progress" when a second record is added, mismatch when only another key is published); and the
+# console's Peers and trust page in chromium (tests/console/trust.test.js): ns1's card green,
+# then red after the withdrawal.
 #
 # Usage: bash test_admin_dane.sh BUILD_DIR SOURCE_DIR   (run by ctest)
 set -u
@@ -41,7 +43,7 @@ printf 'update add _ns-client.ns8.plain.test. 2 TLSA 3 1 1 %s\n' "$(dj_spki256 n
 	dj_conf_peer ns1 ns1.$Z ns 000013 kek_label=ns1-kek kek_file=ns1.kek
 	dj_conf_peer ns8 ns8.plain.test ns 000013 plain_keys=yes
 	dj_conf_peer ns9 ns9.$Z ns 000013 plain_keys=yes
-	dj_conf_section admin address=127.0.0.1:"$APORT"
+	dj_conf_section admin address=127.0.0.1:"$APORT" console_dir="$SOURCE_DIR/console"
 } >dj.conf
 check "store initialised" dj_store_init dj.conf
 RK=$("$DEV" --config dj.conf apikey create --name viewer --scope read 2>/dev/null)
@@ -72,6 +74,16 @@ until_verdict() {
 	return 1
 }
 check "ns1: secure at _ns-client.ns1.$Z, TTL left <= 3" until_verdict ns1 "^secure [0-3] _ns-client.ns1.$Z$"
+
+# card PEER COLOUR - the console's Peers and trust page in chromium shows PEER's card in COLOUR
+NODE_DIR=${DJ_NODE_DIR:-$HOME/.cache/danejoin-console}
+mkdir -p screens
+card() {
+	DJ_URL="https://js.$Z:$APORT" DJ_RESOLVE="js.$Z:$APORT" DJ_READ_KEY=$RK DJ_OUT="$PWD/screens" \
+		DJ_PEER=$1 DJ_WANT=$2 NODE_PATH="$NODE_DIR/node_modules" HOME="$PWD" \
+		timeout 60 node "$SOURCE_DIR/tests/console/trust.test.js"
+}
+check "console: ns1's card is green" card ns1 green
 check "ns8 (unsigned zone): insecure" until_verdict ns8 "^insecure "
 check "ns9 (no record): nxdomain" until_verdict ns9 "^nxdomain "
 
@@ -92,6 +104,7 @@ printf 'update add _%s._tcp.js.%s. 2 TLSA 3 1 1 %s\nupdate delete _ns-client.ns1
 	"$PORT" "$Z" "$(dj_spki256 js2.crt)" "$Z" | dj_knot_update "$Z"
 check "ns1's record withdrawn, a second key of ours published" test $? -eq 0
 check "ns1: a secure denial once the cache expires" until_verdict ns1 "^(nxdomain|nodata) "
+check "console: ns1's card turns red" card ns1 red
 check "self: rollover in progress (our key and another)" poll_self "rollover in progress"
 printf 'update delete _%s._tcp.js.%s. TLSA 3 1 1 %s\n' "$PORT" "$Z" "$(dj_spki256 js.crt)" |
 	dj_knot_update "$Z"
