@@ -205,6 +205,11 @@
       kv(card, "Last seen", time(x.last_seen));
       if (x.tlsa.ttl_left !== undefined) kv(card, "TTL left", x.tlsa.ttl_left + " s");
       if (x.tlsa.why) kv(card, "Why", x.tlsa.why);
+      if (x.certificate) {
+        kv(card, "Certificate", x.certificate.subject);
+        kv(card, "SPKI SHA-256", x.certificate.spki_sha256);
+        kv(card, "Not after", x.certificate.not_after);
+      }
       peers.appendChild(card);
     }
     state.timer = setInterval(loadPeersQuiet, 3000);

@@ -15,6 +15,8 @@
 
 #include <stddef.h>
 
+#include <openssl/x509.h>
+
 #include "bi/bi_msg.h"
 #include "common/dj_compiler.h"
 
@@ -27,8 +29,10 @@ int admin_new(struct svc *s, struct admin **out, char *err, size_t errlen) DJ_MU
 /*! \brief Close the listener and every admin connection (NULL is accepted). */
 void admin_free(struct admin *a);
 
-/*! \brief An answer left for peer \p peer (\p a may be NULL): counted for /peers, and a join
- *         goes into the time series and to the /events streams. */
-void admin_note_answer(struct admin *a, const char *peer, const struct bi_msg *ans);
+/*! \brief An answer left for peer \p peer (\p a may be NULL): counted for /peers (with the
+ *         certificate \p cert it presented, if known), and a join goes into the time series
+ *         and to the /events streams. */
+void admin_note_answer(struct admin *a, const char *peer, const struct bi_msg *ans,
+		       X509 *cert);
 
 #endif /* DJ_DANEJOIND_ADMIN_H */

@@ -48,6 +48,10 @@ struct adm_peer_stats {
 	uint64_t requests;
 	uint64_t results[BI_RESULT_COUNT];
 	int64_t last_seen;
+	bool has_cert;			/* the certificate it last presented */
+	char subject[256];
+	char spki_sha256[65];
+	char not_after[32];
 };
 
 struct adm_second {

@@ -8,6 +8,9 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <time.h>
 
 #include "admin_internal.h"
 #include "common/dj_hex.h"
@@ -53,7 +56,26 @@ static void stream_closed(struct evhttp_connection *c, void *arg)
 
 
 
-void admin_note_answer(struct admin *a, const char *peer, const struct bi_msg *ans)
+/* note_cert - subject, SPKI SHA-256 and notAfter of the certificate a peer presented */
+static void note_cert(struct adm_peer_stats *ps, X509 *x)
+{
+	unsigned char *der = NULL, md[32];
+	unsigned mdlen = 0;
+	struct tm tm;
+	int len;
+
+	X509_NAME_oneline(X509_get_subject_name(x), ps->subject, sizeof(ps->subject));
+	len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+	if (len > 0 && EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) == 1)
+		dj_hex_format(md, sizeof(md), ps->spki_sha256);
+	OPENSSL_free(der);
+	ps->not_after[0] = '\0';
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1)
+		strftime(ps->not_after, sizeof(ps->not_after), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	ps->has_cert = true;
+}
+
+void admin_note_answer(struct admin *a, const char *peer, const struct bi_msg *ans, X509 *cert)
 {
 	struct adm_peer_stats *ps;
 	int64_t now;
@@ -69,6 +91,8 @@ void admin_note_answer(struct admin *a, const char *peer, const struct bi_msg *a
 		if ((unsigned)ans->result < BI_RESULT_COUNT)
 			ps->results[ans->result]++;
 		ps->last_seen = now;
+		if (cert != NULL)
+			note_cert(ps, cert);
 	}
 	join = ans->type == BI_JOIN_ANS || ans->type == BI_REJOIN_ANS;
 	if (!join)

@@ -471,7 +471,11 @@ static void r_peers(struct admin *a, struct evhttp_request *req, const struct ad
 				       (json_int_t)(ps != NULL ? ps->last_seen : 0),
 				       "refusals_by_reason", by, "tlsa", tlsa_json(a, tname),
 				       "certificate",
-				       json_pack("{s:s}", "note", "not recorded by this version")));
+				       ps != NULL && ps->has_cert
+					       ? json_pack("{s:s,s:s,s:s}", "subject", ps->subject,
+							   "spki_sha256", ps->spki_sha256,
+							   "not_after", ps->not_after)
+					       : json_null()));
 	}
 	adm_reply_json(req, 200, json_pack("{s:o}", "peers", arr));
 }

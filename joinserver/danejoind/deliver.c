@@ -278,7 +278,8 @@ void svc__answer(struct svc_req *r)
 		eui, ans->transaction_id, bi_result_str(ans->result, BI_PROTO_1_1), lat * 1e3,
 		r->req == NULL ? " async" : "");
 	svc__metrics_answer(s, ans->result, lat);
-	admin_note_answer(s->admin, r->pe != NULL ? r->pe->name : srv_req_peer(r->req), ans);
+	admin_note_answer(s->admin, r->pe != NULL ? r->pe->name : srv_req_peer(r->req), ans,
+			  r->req != NULL ? srv_req_peer_cert(r->req) : NULL);
 	if (r->req == NULL) {
 		deliver(r);	/* accepted by svc__accept_async(): POSTed */
 		return;

@@ -120,6 +120,7 @@ has r/xfers.body '"transfers":\[\]'
 api peers GET /api/v1/peers "$RK"; want "peers" 200
 has r/peers.body '"name":"ns1","identity":"ns1.test","role":"ns","sender_ids":\["000013"\]'
 has r/peers.body '"tlsa":\{"verdict":"not used \(auth = pkix\)"'
+has r/peers.body '"certificate":null'
 api self GET /api/v1/self "$RK"; want "self" 200
 has r/self.body '"spki_sha256":"'"$(dj_spki_dgst js.key sha256)"'"'
 has r/self.body '"days_left":[0-9]+'
@@ -139,6 +140,7 @@ has r/metrics.body '"joins_total":3,"joins_refused":0'
 has r/metrics.body '"answers_by_peer":\{"ns1":\{"requests":3'
 api peers2 GET /api/v1/peers "$RK"; want "peers after joins" 200
 has r/peers2.body '"requests":3,"refusals":0,"last_seen":[1-9]'
+has r/peers2.body '"certificate":\{"subject":"/CN=ns1","spki_sha256":"'"$(dj_spki_dgst ns1.key sha256)"'","not_after":"20[0-9-]+T'
 api show2 GET /api/v1/devices/0000000000000110 "$RK"; want "device after joins" 200
 has r/show2.body '"has_session":true'
 
