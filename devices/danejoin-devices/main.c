@@ -11,6 +11,7 @@
 #include "common/dj_err.h"
 #include "common/dj_secmem.h"
 #include "common/dj_log.h"
+#include "apikey.h"
 #include "exec.h"
 #include "engine/js_config.h"
 #include "params.h"
@@ -166,6 +167,23 @@ int main(int argc, char **argv)
 	sub_argc = argc - optind;
 	sub_argv = argv + optind;
 
+	if (strcmp(a.command, "apikey") == 0) {
+		/* its own flags (apikey.c); only --config is ours */
+		sub_argc = strip_config(sub_argc, sub_argv, &a);
+		if (sub_argc < 0)
+			return DV_EXIT_USAGE;
+		dj_log_set(dj_log_stderr, NULL, verbose >= 1 ? LOG_INFO : LOG_WARNING);
+		rc = a.config_path != NULL ? js_config_load(a.config_path, &cfg, err, sizeof(err))
+					   : DJ_EOK;
+		if (rc != DJ_EOK) {
+			fprintf(stderr, "%s: %s\n", DV_PROGRAM,
+				err[0] != '\0' ? err : dj_strerror(rc));
+			return rc == DJ_ENOMEM ? DV_EXIT_INTERNAL : DV_EXIT_CONFIG;
+		}
+		ex = apikey_main(&cfg, a.config_path, sub_argc, sub_argv);
+		js_config_free(&cfg);
+		return ex;
+	}
 	if (params_command(a.command, &cmd) == DJ_EOK && cmd == DV_CMD_SIMULATE) {
 		/* The simulator parses its own flags; only --config is ours. */
 		sub_argc = strip_config(sub_argc, sub_argv, &a);

@@ -257,6 +257,8 @@ void params_usage(FILE *f)
 	      "                                 last JoinNonce by N (audited; stop danejoind)\n"
 	      "  check                          run an SQLite integrity check of the store\n"
 	      "  simulate ...                   run the end-device simulator\n"
+	      "  apikey create --name N --scope read|operate|admin | list | revoke N\n"
+	      "                                 API keys of the management API ([admin])\n"
 	      "\n"
 	      "Ownership (docs/danejoin-devices.md, docs/dns-records.md):\n"
 	      "  enroll FILE --zone Z [--from-zone M] --key K [--netids L] [--as-ids L] DNS\n"

@@ -751,3 +751,13 @@ int srv_call_in_loop(struct srv *s, void (*fn)(void *arg), void *arg)
 	pthread_mutex_unlock(&s->q_lock);
 	return DJ_EOK;
 }
+
+X509 *srv_req_peer_cert(const struct srv_req *r)
+{
+	SSL *ssl;
+
+	if (r == NULL || r->c == NULL || r->c->bev == NULL)
+		return NULL;
+	ssl = bufferevent_openssl_get_ssl(r->c->bev);
+	return ssl != NULL ? SSL_get0_peer_certificate(ssl) : NULL;
+}

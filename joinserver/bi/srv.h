@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include <event2/event.h>
+#include <openssl/x509.h>
 
 #include "common/dj_compiler.h"
 
@@ -145,6 +146,10 @@ int srv_reload_tls_sni(struct srv *s, const char *cert_file, const char *key_fil
 /*! \brief The authenticated identity of the request's peer (never NULL, never empty): in DANE
  *         mode the TLSA owner name it was verified at, e.g. "_ns-client.ns1.example.net". */
 const char *srv_req_peer(const struct srv_req *r);
+
+/*! \brief The leaf certificate the request's peer presented (borrowed, valid while \p r is;
+ *         NULL when the connection is gone). For the management API's view of peers. */
+X509 *srv_req_peer_cert(const struct srv_req *r);
 
 /*! \brief The request path ("/" or whatever the client posted to). */
 const char *srv_req_path(const struct srv_req *r);

@@ -29,6 +29,7 @@
 #include "common/dj_log.h"
 #include "ev_join.h"
 #include "svc_internal.h"
+#include "admin.h"
 
 #define ASYNC_TRIES 3			/* POSTs of one async answer before it is dropped */
 #define MS_PER_S 1000
@@ -279,6 +280,8 @@ void svc__answer(struct svc_req *r)
 		eui, ans->transaction_id, bi_result_str(ans->result, BI_PROTO_1_1), lat * 1e3,
 		r->req == NULL ? " async" : "");
 	svc__metrics_answer(s, ans->result, lat);
+	admin_note_answer(s->admin, r->pe != NULL ? r->pe->name : srv_req_peer(r->req), ans,
+			  r->req != NULL ? srv_req_peer_cert(r->req) : NULL);
 	if (r->req == NULL) {
 		deliver(r);	/* accepted by svc__accept_async(): POSTed */
 		return;

@@ -18,6 +18,7 @@
 #include "backend-auth/da_tls.h"
 #include "common/dj_err.h"
 #include "common/dj_log.h"
+#include "admin.h"
 #include "ev_pub.h"
 #include "ownership/js_owner.h"
 #include "svc.h"
@@ -271,6 +272,8 @@ int svc_new(struct event_base *base, const char *config_path, struct svc **out, 
 	ret = srv_new(base, &sp, &s->srv, err, errlen);
 	free(sni);
 	sni = NULL;
+	if (ret == DJ_EOK)
+		ret = admin_new(s, &s->admin, err, errlen);	/* [admin]: off when unset */
 	if (ret != DJ_EOK)
 		goto out;
 	s->join_ev = event_new(base, -1, 0, svc__join_flush_cb, s);
@@ -376,6 +379,7 @@ void svc_free(struct svc *s)
 	s->join_n = 0;
 	if (s->join_ev != NULL)
 		event_free(s->join_ev);
+	admin_free(s->admin);
 	srv_free(s->srv);
 	js_engine_free(s->engine);
 	ev_pub_free(s->pub);		/* before the store whose outbox it reads */

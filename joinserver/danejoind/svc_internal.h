@@ -125,6 +125,7 @@ struct svc {
 	 * or dropped: draining waits for them, a reload keeps their peer table */
 	unsigned async_pending;
 	struct svc_req *deliveries;	/* answers between POSTs to async peers */
+	struct admin *admin;		/* [admin]: the management API (admin.h); NULL: off */
 };
 
 /* One request, from its arrival to the delivery of its answer (see the file comment). */

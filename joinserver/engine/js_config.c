@@ -116,6 +116,14 @@ static const struct key_def key_table[] = {
 	{ "mqtt", "reconnect_min_ms", KT_UINT, CFG_OFF(mqtt_backoff_min_ms), 10, 600000, 0, false },
 	{ "mqtt", "reconnect_max_ms", KT_UINT, CFG_OFF(mqtt_backoff_max_ms), 10, 3600000, 0,
 	  false },
+	/* [admin]: the management API (docs/admin-api.md) */
+	{ "admin", "address", KT_ADDR, CFG_OFF(admin_address), 0, 0, 0, false },
+	{ "admin", "cert_file", KT_PATH, CFG_OFF(admin_cert_file), 0, 0, 0, false },
+	{ "admin", "key_file", KT_PATH, CFG_OFF(admin_key_file), 0, 0, 0, false },
+	{ "admin", "client_ca_file", KT_PATH, CFG_OFF(admin_client_ca_file), 0, 0, 0, false },
+	{ "admin", "mtls_scope", KT_STR, CFG_OFF(admin_mtls_scope), 0, 0, 0, false },
+	{ "admin", "console_dir", KT_PATH, CFG_OFF(admin_console_dir), 0, 0, 0, false },
+	{ "admin", "auth_fail_max", KT_UINT, CFG_OFF(admin_auth_fail_max), 1, 100000, 0, false },
 };
 
 #define N_KEYS DJ_ARRAY_LEN(key_table)
@@ -956,6 +964,12 @@ void js_config_free(struct js_config *cfg)
 	free(cfg->mqtt_client_id);
 	free(cfg->mqtt_topic_prefix);
 	free(cfg->mqtt_payload_format);
+	free(cfg->admin_address);
+	free(cfg->admin_cert_file);
+	free(cfg->admin_key_file);
+	free(cfg->admin_client_ca_file);
+	free(cfg->admin_mtls_scope);
+	free(cfg->admin_console_dir);
 	js_config_defaults(cfg);
 }
 

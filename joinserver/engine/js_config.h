@@ -165,6 +165,14 @@ struct js_config {
 	unsigned mqtt_outbox_max;	/* rows; then events are dropped, joins go on */
 	unsigned mqtt_keepalive;	/* seconds */
 	unsigned mqtt_backoff_min_ms, mqtt_backoff_max_ms;	/* reconnect delay bounds */
+	/* [admin] (danejoind): the management API and console (docs/admin-api.md); off unless
+	 * address is set */
+	char *admin_address;		/* "HOST:PORT" (loopback recommended) */
+	char *admin_cert_file, *admin_key_file;	/* NULL: [listen]'s */
+	char *admin_client_ca_file;	/* mTLS (PKIX): roots of admin client certificates */
+	char *admin_mtls_scope;		/* scope of an mTLS client: read, operate or admin */
+	char *admin_console_dir;	/* the console's static files; NULL: no console */
+	unsigned admin_auth_fail_max;	/* failed logins per address per minute; default 10 */
 };
 
 /*!

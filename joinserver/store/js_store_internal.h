@@ -74,6 +74,19 @@ struct js_store_reg_ops {
 
 };
 
+struct js_apikey;
+
+/* API keys of the management API (js_apikey.h), one small table per backend, in the backend's
+ * *_apikey.c. put: a new key and its "apikey-create" audit entry in one transaction (DJ_EEXIST:
+ * the name is taken); revoke: set revoked_at of the key in force named so, audited
+ * "apikey-revoke" (DJ_ENOENT: none); foreach: every key in name order (cb non-zero stops). */
+struct js_store_apikey_ops {
+	int (*put)(struct js_store *s, const struct js_apikey *k, const char *actor);
+	int (*revoke)(struct js_store *s, const char *name, int64_t at, const char *actor);
+	int (*foreach)(struct js_store *s, int (*cb)(const struct js_apikey *k, void *arg),
+		       void *arg);
+};
+
 struct js_store_ops {
 	const char *name;
 	/* Commits are applied on the submitting thread, and done runs inline (no committer). */
@@ -114,6 +127,8 @@ struct js_store_ops {
 
 	/* the ownership registry (js_store_owner.h), in the backend's *_owner.c */
 	const struct js_store_reg_ops *reg;
+	/* API keys (js_apikey.h); NULL: the backend keeps none */
+	const struct js_store_apikey_ops *apikey;
 };
 
 struct js_store {
@@ -154,6 +169,8 @@ extern const struct js_store_ops js_store__sqlite_ops;
 extern const struct js_store_ops js_store__mem_ops;
 extern const struct js_store_reg_ops js_store__sqlite_reg_ops;
 extern const struct js_store_reg_ops js_store__mem_reg_ops;
+extern const struct js_store_apikey_ops js_store__sqlite_apikey_ops;
+extern const struct js_store_apikey_ops js_store__mem_apikey_ops;
 
 /*! \brief Record one applied batch in the statistics (thread-safe). */
 void js_store__count(struct js_store *s, const struct js_commit *head, size_t n, int batch_ret);

@@ -292,6 +292,7 @@ static void mem_close(struct js_store *s)
 		free(m->dev[i]);
 	}
 	free(m->xf);
+	free(m->keys);
 	for (size_t i = 0; i < m->sess_slots; i++)
 		free(m->sess[i].p);
 	free(m->dev);
@@ -850,4 +851,5 @@ const struct js_store_ops js_store__mem_ops = {
 	.rewrap = mem_rewrap,
 	.outbox_fetch = js_store__mem_outbox_fetch,
 	.reg = &js_store__mem_reg_ops,
+	.apikey = &js_store__mem_apikey_ops,
 };

@@ -116,6 +116,10 @@ struct js_store__mem {
 	 * except those of a batch that was rolled back (as SQLite's AUTOINCREMENT) */
 	struct js_store__mem_xfer **xf;
 	size_t xf_n, xf_cap;
+
+	/* API keys (js_store_mem_apikey.c), in name order */
+	struct js_apikey *keys;
+	size_t keys_n, keys_cap;
 };
 
 /* --- js_store_mem.c ---------------------------------------------------------------------- */

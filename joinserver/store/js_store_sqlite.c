@@ -829,4 +829,5 @@ const struct js_store_ops js_store__sqlite_ops = {
 	.outbox_fetch = js_store__sq_outbox_fetch,
 	.check = js_store__sq_check,
 	.reg = &js_store__sqlite_reg_ops,
+	.apikey = &js_store__sqlite_apikey_ops,
 };

@@ -122,6 +122,15 @@ static const struct sq_migration migrations[] = {
 	  " rjcount1_last INTEGER NOT NULL,"
 	  " dn_hist BLOB,"
 	  " deleted_at INTEGER NOT NULL);" },
+	/* 6: API keys of the management API (js_apikey.h): only a salted hash of each */
+	{ 6,
+	  "CREATE TABLE IF NOT EXISTS apikeys("
+	  " name TEXT PRIMARY KEY,"
+	  " scope INTEGER NOT NULL,"
+	  " created_at INTEGER NOT NULL,"
+	  " revoked_at INTEGER NOT NULL,"
+	  " salt BLOB NOT NULL,"
+	  " hash BLOB NOT NULL);" },
 };
 
 /* set_wal - switch the connection to WAL and check that the switch took */

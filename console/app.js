@@ -1,0 +1,265 @@
+// danejoin console: a client of the management API (docs/admin-api.md). No build step, no
+// dependency. Every text from data goes into the page through textContent, never as HTML.
+"use strict";
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const state = { scope: null, csrf: sessionStorage.getItem("dj_csrf") || "", devOffset: 0,
+                  es: null, timer: null, joins: [] };
+  const PAGE = 50;
+
+  function el(tag, text, cls) {
+    const e = document.createElement(tag);
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (cls) e.className = cls;
+    return e;
+  }
+  function row(cells) {
+    const tr = document.createElement("tr");
+    for (const c of cells) {
+      const td = document.createElement("td");
+      if (c instanceof Node) td.appendChild(c); else td.textContent = c === null || c === undefined ? "" : String(c);
+      tr.appendChild(td);
+    }
+    return tr;
+  }
+  function time(t) { return t ? new Date(t * 1000).toISOString().replace(".000Z", "Z") : "-"; }
+
+  async function api(method, path, body, type) {
+    const h = {};
+    if (method !== "GET") h["X-CSRF-Token"] = state.csrf;
+    if (body !== undefined) h["Content-Type"] = type || "application/json";
+    const r = await fetch(path, { method, headers: h, credentials: "same-origin",
+      body: body === undefined ? undefined : (typeof body === "string" ? body : JSON.stringify(body)) });
+    let j = null;
+    try { j = await r.json(); } catch (e) { j = null; }
+    if (r.status === 401 && path !== "/api/v1/session") showLogin("");
+    return { status: r.status, body: j };
+  }
+
+  function showLogin(msg) {
+    $("login").hidden = false; $("nav").hidden = true; $("logout").hidden = true; $("who").textContent = "";
+    for (const p of document.querySelectorAll(".page")) p.hidden = true;
+    $("login-error").textContent = msg || "";
+    if (state.es) { state.es.close(); state.es = null; }
+  }
+
+  async function start() {
+    const r = await api("GET", "/api/v1/whoami");
+    if (r.status !== 200) { showLogin(""); return; }
+    state.scope = r.body.scope;
+    document.body.classList.toggle("readonly", state.scope === "read");
+    $("login").hidden = true; $("nav").hidden = false; $("logout").hidden = false;
+    $("who").textContent = r.body.actor + " (" + r.body.scope + ")";
+    route();
+  }
+
+  $("login-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const r = await api("POST", "/api/v1/session", { key: $("apikey").value });
+    $("apikey").value = "";
+    if (r.status !== 200) {
+      $("login-error").textContent = (r.body && r.body.error) || ("refused (" + r.status + ")");
+      return;
+    }
+    state.csrf = r.body.csrf; sessionStorage.setItem("dj_csrf", state.csrf);
+    start();
+  });
+  $("logout").addEventListener("click", async () => {
+    await api("DELETE", "/api/v1/session"); sessionStorage.removeItem("dj_csrf"); showLogin("Logged out.");
+  });
+
+  function route() {
+    const page = (location.hash || "#devices").slice(1);
+    for (const p of document.querySelectorAll(".page")) p.hidden = p.id !== "page-" + page;
+    for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.page === page);
+    if (state.timer) { clearInterval(state.timer); state.timer = null; }
+    if (page !== "joins" && state.es) { state.es.close(); state.es = null; }
+    ({ devices: loadDevices, joins: loadJoins, peers: loadPeers, ownership: loadOwnership,
+       audit: loadAudit }[page] || loadDevices)();
+  }
+  window.addEventListener("hashchange", () => { if (state.scope) route(); });
+
+  // ---- Devices
+  async function loadDevices() {
+    const q = $("dev-q").value.trim();
+    const r = await api("GET", "/api/v1/devices?limit=" + PAGE + "&offset=" + state.devOffset +
+                        (q ? "&q=" + encodeURIComponent(q) : ""));
+    const tb = $("devices").tBodies[0];
+    tb.replaceChildren();
+    if (r.status !== 200) { $("dev-total").textContent = (r.body && r.body.error) || "error"; return; }
+    $("dev-total").textContent = r.body.total + " devices";
+    for (const d of r.body.devices) {
+      const ops = el("span", null, "ops");
+      const reset = el("button", "Reset nonces"); reset.type = "button";
+      reset.addEventListener("click", () => change("Reset the nonces of " + d.dev_eui + "?", "POST",
+        "/api/v1/devices/" + d.dev_eui + "/reset-nonces"));
+      const del = el("button", "Delete", "danger"); del.type = "button";
+      del.addEventListener("click", () => change("Delete device " + d.dev_eui + "?", "DELETE",
+        "/api/v1/devices/" + d.dev_eui));
+      ops.append(reset, " ", del);
+      const tr = row([el("span", d.dev_eui, "mono"), el("span", d.join_eui, "mono"), d.mac_version,
+                      d.join_nonce_last, d.has_session ? "yes" : "no", ops]);
+      tr.lastChild.className = "ops";
+      tb.appendChild(tr);
+    }
+    $("dev-prev").disabled = state.devOffset === 0;
+    $("dev-next").disabled = state.devOffset + PAGE >= r.body.total;
+  }
+  async function change(question, method, path) {
+    if (!window.confirm(question)) return;
+    const r = await api(method, path);
+    $("import-result").textContent = r.status === 200 ? "Done." : ((r.body && r.body.error) || "refused");
+    loadDevices();
+  }
+  $("dev-search").addEventListener("click", () => { state.devOffset = 0; loadDevices(); });
+  $("dev-q").addEventListener("keydown", (e) => { if (e.key === "Enter") { state.devOffset = 0; loadDevices(); } });
+  $("dev-prev").addEventListener("click", () => { state.devOffset = Math.max(0, state.devOffset - PAGE); loadDevices(); });
+  $("dev-next").addEventListener("click", () => { state.devOffset += PAGE; loadDevices(); });
+  $("csv-import").addEventListener("click", async () => {
+    const f = $("csv-file").files[0];
+    const out = $("import-result");
+    if (!f) { out.className = "error"; out.textContent = "Choose a CSV file first."; return; }
+    const r = await api("POST", "/api/v1/devices", await f.text(), "text/csv");
+    if (r.status === 200) { out.className = "okmsg"; out.textContent = r.body.imported + " devices imported."; }
+    else { out.className = "error"; out.textContent = (r.body && r.body.line ? "Line " + r.body.line + ": " : "") + ((r.body && r.body.error) || "refused"); }
+    loadDevices();
+  });
+
+  // ---- Joins
+  function draw(series) {
+    const c = $("chart"), g = c.getContext("2d");
+    const w = c.width, h = c.height, n = series.length;
+    let max = 1;
+    for (const s of series) max = Math.max(max, s.accepted + s.refused);
+    g.clearRect(0, 0, w, h);
+    const bw = w / n;
+    series.forEach((s, i) => {
+      const ha = (s.accepted / max) * (h - 20), hr = (s.refused / max) * (h - 20);
+      g.fillStyle = "#1a7f37"; g.fillRect(i * bw, h - ha, bw - 1, ha);
+      g.fillStyle = "#c62828"; g.fillRect(i * bw, h - ha - hr, bw - 1, hr);
+    });
+    g.fillStyle = "#5b6473"; g.font = "12px sans-serif"; g.fillText("max " + max + "/s", 4, 14);
+  }
+  async function refreshSeries() {
+    const r = await api("GET", "/api/v1/metrics");
+    if (r.status !== 200) return;
+    $("joins-total").textContent = r.body.joins_total;
+    $("joins-refused").textContent = r.body.joins_refused;
+    draw(r.body.series);
+  }
+  function showJoins() {
+    const tb = $("joins").tBodies[0];
+    tb.replaceChildren();
+    for (const j of state.joins)
+      tb.appendChild(row([time(j.at), el("span", j.dev_eui, "mono"), j.peer,
+                          el("span", j.result, "badge " + (j.accepted ? "green" : "red"))]));
+  }
+  function loadJoins() {
+    refreshSeries();
+    state.timer = setInterval(refreshSeries, 1000);
+    if (!state.es) {
+      state.es = new EventSource("/api/v1/events");
+      state.es.addEventListener("join", (e) => {
+        state.joins.unshift(JSON.parse(e.data));
+        state.joins.length = Math.min(state.joins.length, 100);
+        showJoins();
+      });
+    }
+    showJoins();
+  }
+
+  // ---- Peers and trust
+  function colour(verdict, days) {
+    if (verdict === "secure" && (days === undefined || days > 14)) return "green";
+    if (verdict === "pending" || verdict === "tempfail" || verdict === "not used (auth = pkix)" ||
+        (verdict === "secure" && days <= 14)) return "amber";
+    return "red";
+  }
+  function kv(card, k, v) { const p = el("div"); p.append(el("strong", k + ": "), el("span", v)); card.appendChild(p); }
+  async function loadPeers() {
+    const [p, s] = await Promise.all([api("GET", "/api/v1/peers"), api("GET", "/api/v1/self")]);
+    const self = $("self"), peers = $("peers");
+    self.replaceChildren(); peers.replaceChildren();
+    if (s.status === 200) {
+      const c = s.body.certificate, t = s.body.tlsa;
+      const col = t.match === "match" ? colour(t.verdict, c.days_left) : (t.verdict === "secure" ? "red" : "amber");
+      const card = el("div", null, "card " + col);
+      card.id = "card-self";
+      card.appendChild(el("h2", "This join server"));
+      card.appendChild(el("span", t.match || t.verdict, "badge " + col));
+      kv(card, "Subject", c.subject); kv(card, "SPKI SHA-256", c.spki_sha256);
+      kv(card, "Not after", c.not_after + " (" + c.days_left + " days)");
+      kv(card, "TLSA", (t.name || "") + " " + t.verdict + (t.ttl_left !== undefined ? ", TTL " + t.ttl_left + " s" : ""));
+      self.appendChild(card);
+    }
+    if (p.status !== 200) return;
+    for (const x of p.body.peers) {
+      const col = colour(x.tlsa.verdict);
+      const card = el("div", null, "card " + col);
+      card.dataset.peer = x.name;
+      card.appendChild(el("h2", x.name));
+      card.appendChild(el("span", x.tlsa.verdict, "badge " + col));
+      kv(card, "Identity", x.identity); kv(card, "Role", x.role);
+      kv(card, "SenderIDs", x.sender_ids.join(", "));
+      kv(card, "Requests", x.requests + " (" + x.refusals + " refused)");
+      kv(card, "Last seen", time(x.last_seen));
+      if (x.tlsa.ttl_left !== undefined) kv(card, "TTL left", x.tlsa.ttl_left + " s");
+      if (x.tlsa.why) kv(card, "Why", x.tlsa.why);
+      if (x.certificate) {
+        kv(card, "Certificate", x.certificate.subject);
+        kv(card, "SPKI SHA-256", x.certificate.spki_sha256);
+        kv(card, "Not after", x.certificate.not_after);
+      }
+      peers.appendChild(card);
+    }
+    state.timer = setInterval(loadPeersQuiet, 3000);
+  }
+  async function loadPeersQuiet() { const t = state.timer; state.timer = null; clearInterval(t); await loadPeers(); }
+
+  // ---- Ownership
+  async function loadOwnership() {
+    const r = await api("GET", "/api/v1/transfers");
+    const tb = $("transfers").tBodies[0];
+    tb.replaceChildren();
+    if (r.status === 200)
+      for (const t of r.body.transfers) tb.appendChild(row([el("span", t.dev_eui, "mono"), t.serial, t.from, t.to, t.step]));
+  }
+  $("own-show").addEventListener("click", async () => {
+    const eui = $("own-eui").value.trim();
+    const out = $("chain");
+    out.replaceChildren();
+    const r = await api("GET", "/api/v1/devices/" + encodeURIComponent(eui) + "/ownership");
+    if (r.status !== 200) { out.appendChild(el("p", (r.body && r.body.error) || "error", "error")); return; }
+    out.appendChild(el("p", "Owner " + r.body.owner + ", serial " + r.body.serial + (r.body.published ? ", published" : ", not published") +
+                       "; auth code " + (r.body.auth_code.set ? "set" : "not set")));
+    const ch = el("div", null, "chain");
+    for (const l of r.body.links) {
+      const good = l.structure === "ok";
+      const card = el("div", null, "card link " + (good ? "green" : "red"));
+      card.appendChild(el("h2", "#" + l.serial + " " + l.to));
+      card.appendChild(el("span", good ? "link follows" : "broken: " + l.why, "badge " + (good ? "green" : "red")));
+      kv(card, "From", l.from); kv(card, "Signer", l.signer);
+      kv(card, "NetIDs", l.net_ids.join(", ")); kv(card, "AS-IDs", l.as_ids.join(", "));
+      ch.appendChild(card);
+    }
+    out.appendChild(ch);
+    out.appendChild(el("p", r.body.signatures));
+  });
+
+  // ---- Audit
+  async function loadAudit() {
+    const e = $("aud-eui").value.trim(), v = $("aud-event").value.trim();
+    let q = "/api/v1/audit?limit=200";
+    if (e) q += "&dev_eui=" + encodeURIComponent(e);
+    if (v) q += "&event=" + encodeURIComponent(v);
+    const r = await api("GET", q);
+    const tb = $("audit").tBodies[0];
+    tb.replaceChildren();
+    if (r.status !== 200) { tb.appendChild(row([(r.body && r.body.error) || "error"])); return; }
+    for (const a of r.body.entries.slice().reverse())
+      tb.appendChild(row([a.id, time(a.at), el("span", a.dev_eui || "-", "mono"), a.event, a.actor, a.detail]));
+  }
+  $("aud-search").addEventListener("click", loadAudit);
+
+  start();
+})();

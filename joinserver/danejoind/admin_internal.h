@@ -1,0 +1,129 @@
+/*
+ * admin_internal.h - what admin.c, admin_routes.c and admin_live.c share. Not installed.
+ */
+#ifndef DJ_DANEJOIND_ADMIN_INTERNAL_H
+#define DJ_DANEJOIND_ADMIN_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/http.h>
+#include <jansson.h>
+#include <openssl/ssl.h>
+
+#include "admin.h"
+#include "store/js_apikey.h"
+#include "svc_internal.h"
+
+#define ADM_SESSIONS_MAX 64		/* console sessions at once */
+#define ADM_SESSION_TTL 3600		/* seconds a console session lives */
+#define ADM_TOKEN_HEX 64		/* session and CSRF tokens: 32 random bytes in hex */
+#define ADM_FAIL_SLOTS 64		/* addresses whose failures are counted */
+#define ADM_FAIL_WINDOW 60		/* seconds */
+#define ADM_FAIL_DEFAULT 10
+#define ADM_SERIES 120			/* seconds of join rates kept */
+#define ADM_PEERS_MAX 64		/* peers whose answers are counted */
+#define ADM_STREAMS_MAX 32		/* /events clients at once */
+#define ADM_ACTOR_MAX 300
+#define ADM_PING_S 15
+#define ADM_BODY_MAX (16u << 20)	/* a CSV import */
+
+struct adm_session {
+	bool used;
+	char token[ADM_TOKEN_HEX + 1];
+	char csrf[ADM_TOKEN_HEX + 1];
+	char name[JS_APIKEY_NAME_MAX];
+	enum js_apikey_scope scope;
+	int64_t expires;
+};
+
+struct adm_fail {
+	char addr[64];
+	int64_t window_start;
+	unsigned n;
+};
+
+struct adm_peer_stats {
+	char name[JS_CONFIG_NAME_MAX];
+	uint64_t requests;
+	uint64_t results[BI_RESULT_COUNT];
+	int64_t last_seen;
+	bool has_cert;			/* the certificate it last presented */
+	char subject[256];
+	char spki_sha256[65];
+	char not_after[32];
+};
+
+struct adm_second {
+	int64_t t;
+	unsigned accepted, refused;
+};
+
+/* The last TLSA verdict seen for a name (GET /peers): shown while a refresh runs. */
+struct adm_tlsa {
+	struct admin *a;
+	char name[DA_NAME_MAX];
+	char verdict[32];
+	char why[160];
+	unsigned records;
+	struct da_lookup *lookup;	/* a refresh under way */
+};
+
+/* Who made the request, once authenticated. */
+struct adm_who {
+	char actor[ADM_ACTOR_MAX];	/* "apikey:NAME", "mtls:IDENTITY" */
+	enum js_apikey_scope scope;
+	bool cookie;
+};
+
+struct admin {
+	struct svc *s;
+	struct evhttp *http;
+	struct evhttp_bound_socket *sock;
+	SSL_CTX *ctx;
+	enum js_apikey_scope mtls_scope;
+	unsigned fail_max;
+	char *console_dir;
+	char *cert_file;
+	struct adm_session sessions[ADM_SESSIONS_MAX];
+	struct adm_fail fails[ADM_FAIL_SLOTS];
+	struct adm_peer_stats peers[ADM_PEERS_MAX];
+	unsigned n_peers;
+	struct adm_second series[ADM_SERIES];
+	uint64_t joins_total, joins_refused;
+	struct evhttp_request *streams[ADM_STREAMS_MAX];	/* GET /events in progress */
+	struct evhttp_connection *stream_conns[ADM_STREAMS_MAX];	/* ... their connections */
+	struct event *ping_ev;
+	struct adm_tlsa tlsa[ADM_PEERS_MAX];		/* every ADM_PING_S: adm_live_ping() */
+};
+
+/* A route: METHOD PATH (segments "{x}" match one segment), the scope it needs. */
+typedef void (*adm_handler)(struct admin *a, struct evhttp_request *req,
+			    const struct adm_who *who, char **seg, unsigned nseg);
+struct adm_route {
+	const char *method;
+	const char *path;
+	enum js_apikey_scope scope;
+	adm_handler fn;
+};
+
+extern const struct adm_route adm_routes[];
+extern const unsigned adm_n_routes;
+
+/* admin.c */
+void adm_reply_json(struct evhttp_request *req, int status, json_t *body);	/* steals body */
+void adm_error(struct evhttp_request *req, int status, const char *fmt, ...)
+	DJ_PRINTF(3, 4);
+/* adm_body - the request body as a NUL-terminated malloc'd string (NULL: none/too large) */
+char *adm_body(struct evhttp_request *req, size_t *len);
+/* adm_query - the value of query parameter \p key (NULL: absent); \p buf holds it */
+const char *adm_query(struct evhttp_request *req, const char *key, char *buf, size_t cap);
+int64_t adm_now(void);
+
+/* admin_live.c */
+void adm_live_events(struct admin *a, struct evhttp_request *req);
+void adm_live_ping(struct admin *a);	/* a comment line on every stream */
+json_t *adm_live_series(struct admin *a);
+void adm_live_free(struct admin *a);
+
+#endif /* DJ_DANEJOIND_ADMIN_INTERNAL_H */

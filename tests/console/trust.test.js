@@ -1,0 +1,36 @@
+// trust.test.js - the Peers and trust page follows the DNS: run by test_admin_dane.sh between
+// its steps. Environment: DJ_URL, DJ_RESOLVE (host:port), DJ_READ_KEY, DJ_OUT, DJ_PEER,
+// DJ_WANT (green|red: the colour the peer's card must reach), DJ_WAIT_MS.
+"use strict";
+const puppeteer = require("puppeteer-core");
+const env = process.env;
+
+(async () => {
+  const [host, port] = env.DJ_RESOLVE.split(":");
+  const browser = await puppeteer.launch({
+    executablePath: env.DJ_CHROMIUM || "/usr/bin/chromium", headless: "new",
+    args: ["--no-sandbox", "--disable-gpu", "--ignore-certificate-errors",
+           `--host-resolver-rules=MAP ${host}:${port} 127.0.0.1:${port}`],
+  });
+  const errors = [];
+  const page = await browser.newPage();
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.setViewport({ width: 1280, height: 800 });
+  await page.goto(env.DJ_URL + "/#peers", { waitUntil: "networkidle0" });
+  await page.type("#apikey", env.DJ_READ_KEY);
+  await page.click("#login-btn");
+  const sel = `#peers .card[data-peer="${env.DJ_PEER}"].${env.DJ_WANT}`;
+  let ok = true;
+  const t0 = Date.now();
+  try {
+    await page.waitForSelector(sel, { timeout: Number(env.DJ_WAIT_MS || 15000) });
+  } catch (e) {
+    ok = false;
+  }
+  await page.screenshot({ path: `${env.DJ_OUT}/trust-${env.DJ_PEER}-${env.DJ_WANT}.png`, fullPage: true });
+  const text = await page.$eval(`#peers .card[data-peer="${env.DJ_PEER}"]`, (e) => e.className + ": " + e.textContent).catch(() => "no card");
+  console.log((ok ? "ok - " : "not ok - ") + `${env.DJ_PEER} card ${env.DJ_WANT} after ${Date.now() - t0} ms (${text})`);
+  if (errors.length) console.log("not ok - page errors: " + errors.join("; "));
+  await browser.close();
+  process.exit(ok && !errors.length ? 0 : 1);
+})().catch((e) => { console.log("not ok - " + e.stack); process.exit(1); });
