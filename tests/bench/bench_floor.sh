@@ -28,7 +28,8 @@ dj_mkroot root && dj_mkcerts root js:DNS:js.test ns1:DNS:ns1.test && dj_kek ns1 
 PORT=$(dj_free_port)
 NPORT=$(dj_free_port)
 C=(--server-name js.test --ca root.crt --cert ns1.crt --key ns1.key --sender-id 000013
-	--sender-ns-id ns1.test --connections "$CONNS" --requests "$REQS")
+	--sender-ns-id ns1.test)
+L=(--connections "$CONNS" --requests "$REQS")
 
 # the answer nginx gives: a JoinAns-shaped JSON body of exactly 700 bytes
 ANS='{"ProtocolVersion":"1.1","SenderID":"0000000000000001","ReceiverID":"000013","TransactionID":1,"MessageType":"JoinAns","Result":{"ResultCode":"Success"},"PHYPayload":"20aabbccddeeff00112233445566778899aabbccddeeff0011","Lifetime":0,"SNwkSIntKey":{"KEKLabel":"ns1","AESKey":"00112233445566778899aabbccddeeff0011223344556677"},"FNwkSIntKey":{"KEKLabel":"ns1","AESKey":"00112233445566778899aabbccddeeff0011223344556677"},"NwkSEncKey":{"KEKLabel":"ns1","AESKey":"00112233445566778899aabbccddeeff0011223344556677"},"AppSKey":{"KEKLabel":"","AESKey":"00112233445566778899aabbccddeeff"},"SessionKeyID":"00112233445566778899aabbccddeeff","VSExtension":{},"Pad":"'
@@ -54,6 +55,7 @@ http {
 		ssl_protocols TLSv1.3;
 		ssl_verify_client on;
 		ssl_client_certificate $T/root.crt;
+		location /missing { return 404; }
 		location / {
 			default_type application/json;
 			return 200 '$ANS';
@@ -69,9 +71,14 @@ NG=$DJ_PID
 check "nginx starts" dj_wait_port "$NPORT" "$NG" || dj_end ngx.err ngx/error.log
 NGPIDS=("$NG" $(pgrep -P "$NG"))
 echo "bench_floor: $REQS requests over $CONNS keep-alive mTLS (TLS 1.3) connections, each server in turn"
+# --raw checks the status: an answer other than 200 is a failure (exit 3)
+"$CLI" bench --url "https://127.0.0.1:$NPORT/missing" "${C[@]}" --connections 1 \
+	--requests 4 --raw req.json >raw404.out 2>&1
+check "bench --raw: HTTP 404 answers count as failed (exit 3)" test $? -eq 3
+check "bench --raw: HTTP 404 answers count as failed (report)" grep -q "failed 4" raw404.out
 cpu_mark "${NGPIDS[@]}"
 check "nginx: every request answered 200" "$CLI" bench --url "https://127.0.0.1:$NPORT/" "${C[@]}" \
-	--raw req.json >ngx-bench.out
+	"${L[@]}" --raw req.json >ngx-bench.out
 sed 's/^/  [nginx] /' ngx-bench.out
 cpu_report "  [nginx] nginx (master and $((${#NGPIDS[@]} - 1)) worker)" "$REQS"
 NGX_US=$CPU_US
@@ -84,7 +91,7 @@ check "enrolment" dj_store_init dj.conf devices.csv || dj_end
 check "danejoind starts" dj_jsd_start dj.conf jsd.log "$PORT" || dj_end jsd.log
 cpu_mark "$DJ_JSD_PID"
 check "danejoind: every JoinReq answered" "$CLI" bench --url "https://127.0.0.1:$PORT/" "${C[@]}" \
-	--sim devices.csv --devices "$NDEV" >jsd-bench.out
+	"${L[@]}" --sim devices.csv --devices "$NDEV" >jsd-bench.out
 sed 's/^/  [danejoind] /' jsd-bench.out
 cpu_report "  [danejoind] danejoind (LoRaWAN 1.1 JoinReq, durable store)" "$REQS"
 JSD_US=$CPU_US
