@@ -8,11 +8,18 @@
  * (join --sim does that). Before the run, each device's DevNonce counter is advanced in the state
  * file by the number of joins it will send, so that a crash mid-run never leads a later run to
  * reuse a DevNonce (the join server would refuse it as a replay).
+ *
+ * --raw FILE posts FILE's bytes as every body and checks only the HTTP status (the reference
+ * server of tests/bench/bench_floor.sh). --rate N sends open loop: request k is due at
+ * start + k/N whatever the answers do, and its latency counts from that due time (so a slow
+ * answer cannot hide the requests queued behind it); a device still in flight is skipped.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <event2/event.h>
 
 #include <openssl/crypto.h>
 
@@ -26,6 +33,12 @@ struct bench_dev {
 	unsigned idx;
 	struct lw_sim_device d;
 	double t0;
+	bool busy;
+};
+
+struct bench_raw {		/* --raw: one per request */
+	struct bench *b;
+	double t0;
 };
 
 struct bench {
@@ -37,6 +50,11 @@ struct bench {
 	unsigned next;		/* the device whose request goes next (round robin) */
 	unsigned sent, done, ok, not_success, conn_fail, rejected;
 	double *lat;
+	char *raw;		/* --raw: the body */
+	size_t raw_len;
+	struct bench_raw *rq;
+	double start;		/* --rate: request k is due at start + k / rate */
+	struct event *tick;
 	int fault;
 	char first_err[DC_ERR_MAX];
 };
@@ -56,11 +74,106 @@ static int send_one(struct bench_dev *bd)
 	if (rc != DJ_EOK)
 		return rc;
 	exec__sim_req(b->p, &bd->d, bd->idx + 1, BI_JOIN_REQ, phy, len, &req);
-	bd->t0 = dj_clock_mono_s();
+	bd->t0 = b->p->rate > 0 ? b->start + (double)b->sent / b->p->rate : dj_clock_mono_s();
 	rc = dc_client_send(b->c, &req, on_answer, bd);
+	if (rc == DJ_EOK) {
+		b->sent++;
+		bd->busy = true;
+	}
+	return rc;
+}
+
+/* on_raw - --raw: count the status, send the next (closed loop) */
+static void on_raw(int rc, const struct bi_msg *ans, int have, const char *err, void *arg);
+
+/* send_raw - --raw: the next request */
+static int send_raw(struct bench *b)
+{
+	struct bench_raw *r = &b->rq[b->sent];
+	int rc;
+
+	r->b = b;
+	r->t0 = b->p->rate > 0 ? b->start + (double)b->sent / b->p->rate : dj_clock_mono_s();
+	rc = dc_client_send_raw(b->c, b->raw, b->raw_len, on_raw, r);
 	if (rc == DJ_EOK)
 		b->sent++;
 	return rc;
+}
+
+/* send_next - closed loop: the next request, if any is left */
+static void send_next(struct bench *b)
+{
+	int rc;
+
+	if (b->p->rate > 0 || b->sent >= b->p->requests || b->fault)
+		return;
+	if (b->raw != NULL) {
+		rc = send_raw(b);
+	} else {
+		/* the next device in turn (never one in flight: there are at least as many
+		 * devices as connections) */
+		rc = send_one(&b->devs[b->next]);
+		b->next = (b->next + 1) % b->ndev;
+	}
+	if (rc != DJ_EOK)
+		b->fault = rc;
+}
+
+/* on_tick - --rate: send every request now due */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct bench *b = arg;
+	double due = (dj_clock_mono_s() - b->start) * b->p->rate + 1;
+	unsigned want = due >= b->p->requests ? b->p->requests : (unsigned)due, tries;
+	int rc = DJ_EOK;
+
+	(void)fd;
+	(void)what;
+	while (b->sent < want && !b->fault && rc == DJ_EOK) {
+		if (b->raw != NULL) {
+			rc = send_raw(b);
+			continue;
+		}
+		for (tries = 0; tries < b->ndev && b->devs[b->next].busy; tries++)
+			b->next = (b->next + 1) % b->ndev;
+		if (b->devs[b->next].busy)
+			break;	/* every device in flight: it is sent late, its latency says so */
+		rc = send_one(&b->devs[b->next]);
+		b->next = (b->next + 1) % b->ndev;
+	}
+	if (rc != DJ_EOK)
+		b->fault = rc;
+	if (b->sent >= b->p->requests || b->fault) {
+		event_del(b->tick);
+		if (b->done == b->sent)
+			event_base_loopbreak(dc_client_base(b->c));
+	}
+}
+
+/* finished - every request sent is answered and no more will be sent */
+static bool finished(const struct bench *b)
+{
+	return b->done == b->sent && (b->sent >= b->p->requests || b->fault);
+}
+
+static void on_raw(int rc, const struct bi_msg *ans, int have, const char *err, void *arg)
+{
+	struct bench_raw *r = arg;
+	struct bench *b = r->b;
+
+	(void)ans;
+	(void)have;
+	b->lat[b->done++] = dj_clock_mono_s() - r->t0;
+	if (rc == DJ_EOK) {
+		b->ok++;
+	} else {
+		b->conn_fail++;
+		if (b->first_err[0] == '\0')
+			snprintf(b->first_err, sizeof(b->first_err), "%s", err);
+	}
+	send_next(b);
+	if (finished(b))
+		event_base_loopbreak(dc_client_base(b->c));
 }
 
 /* on_answer - count, let the device check the accept, send its next request */
@@ -71,6 +184,7 @@ static void on_answer(int rc, const struct bi_msg *ans, int have, const char *er
 	enum lw_sim_status ss;
 
 	b->lat[b->done++] = dj_clock_mono_s() - bd->t0;
+	bd->busy = false;
 	if (rc != DJ_EOK && !have) {
 		b->conn_fail++;
 		if (b->first_err[0] == '\0')
@@ -86,16 +200,10 @@ static void on_answer(int rc, const struct bi_msg *ans, int have, const char *er
 	} else {
 		b->ok++;
 	}
-	/* One request per connection in flight, as a network server's forwarder keeps it; the
-	 * next request comes from the next device in turn (a device is never in flight twice
-	 * because there are at least as many devices as connections). */
-	if (b->sent < b->p->requests && !b->fault) {
-		rc = send_one(&b->devs[b->next]);
-		b->next = (b->next + 1) % b->ndev;
-		if (rc != DJ_EOK)
-			b->fault = rc;
-	}
-	if (b->done == b->sent)
+	/* closed loop: one request per connection in flight, as a network server's forwarder
+	 * keeps it */
+	send_next(b);
+	if (finished(b))
 		event_base_loopbreak(dc_client_base(b->c));
 }
 
@@ -115,6 +223,75 @@ static double pct(const double *v, unsigned n, double q)
 	return n == 0 ? 0 : v[i == 0 ? 0 : i - 1];
 }
 
+/* load_raw - --raw: the body file, whole */
+static int load_raw(struct bench *b, const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	long n;
+
+	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) <= 0 ||
+	    fseek(f, 0, SEEK_SET) != 0 || (b->raw = malloc((size_t)n)) == NULL ||
+	    fread(b->raw, 1, (size_t)n, f) != (size_t)n) {
+		fprintf(stderr, "%s: --raw %s: cannot read it (or it is empty)\n", DC_PROGRAM, path);
+		if (f != NULL)
+			fclose(f);
+		return DC_EXIT_INPUT;
+	}
+	fclose(f);
+	b->raw_len = (size_t)n;
+	b->rq = calloc(b->p->requests, sizeof(*b->rq));
+	return b->rq != NULL ? DC_EXIT_OK : DC_EXIT_INTERNAL;
+}
+
+/* load_sim - the simulated devices; reserve the DevNonces of the whole run in the state file */
+static int load_sim(struct bench *b, struct dv_csv **csv, struct st_file **st, unsigned n)
+{
+	const struct dc_params *p = b->p;
+	char err[DC_ERR_MAX] = "";
+	unsigned i;
+	int rc, ret;
+
+	rc = dv_csv_parse_file(p->sim_path, csv, err, sizeof(err));
+	if (rc != DJ_EOK) {
+		fprintf(stderr, "%s: %s\n", DC_PROGRAM, err[0] ? err : dj_strerror(rc));
+		return rc == DJ_ENOMEM ? DC_EXIT_INTERNAL : DC_EXIT_INPUT;
+	}
+	if ((*csv)->n < p->devices) {
+		fprintf(stderr, "%s: %s has %zu devices, --devices asks for %u\n", DC_PROGRAM,
+			p->sim_path, (*csv)->n, p->devices);
+		return DC_EXIT_INPUT;
+	}
+	rc = st_load(p->state_path, st, err, sizeof(err));
+	if (rc != DJ_EOK) {
+		fprintf(stderr, "%s: %s\n", DC_PROGRAM, err);
+		return DC_EXIT_INPUT;
+	}
+	b->devs = calloc(n, sizeof(*b->devs));
+	if (b->devs == NULL)
+		return DC_EXIT_INTERNAL;
+	for (i = 0; i < n; i++) {
+		struct lw_sim_device tmp;
+		unsigned joins = p->requests / n + (i < p->requests % n ? 1 : 0);
+
+		b->devs[i].b = b;
+		b->devs[i].idx = i;
+		ret = exec__sim_init(b->cx, &(*csv)->rows[i], *st, &b->devs[i].d);
+		if (ret != DC_EXIT_OK)
+			return ret;
+		tmp = b->devs[i].d;
+		tmp.dev_nonce_next += joins;
+		rc = st_update(*st, &tmp);
+		lw_sim_wipe(&tmp);
+		if (rc != DJ_EOK)
+			return DC_EXIT_INTERNAL;
+	}
+	if (st_save(*st, p->state_path, err, sizeof(err)) != DJ_EOK) {
+		fprintf(stderr, "%s: %s\n", DC_PROGRAM, err);
+		return DC_EXIT_INPUT;
+	}
+	return DC_EXIT_OK;
+}
+
 int exec__bench(const struct dc_params *p, struct bi_kek *kek)
 {
 	struct bench b;
@@ -128,99 +305,78 @@ int exec__bench(const struct dc_params *p, struct bi_kek *kek)
 	(void)kek;
 	memset(&b, 0, sizeof(b));
 	b.p = p;
-	rc = dv_csv_parse_file(p->sim_path, &csv, err, sizeof(err));
-	if (rc != DJ_EOK) {
-		fprintf(stderr, "%s: %s\n", DC_PROGRAM, err[0] ? err : dj_strerror(rc));
-		ret = rc == DJ_ENOMEM ? DC_EXIT_INTERNAL : DC_EXIT_INPUT;
-		goto out;
-	}
-	if (csv->n < p->devices) {
-		fprintf(stderr, "%s: %s has %zu devices, --devices asks for %u\n", DC_PROGRAM,
-			p->sim_path, csv->n, p->devices);
-		ret = DC_EXIT_INPUT;
-		goto out;
-	}
-	rc = st_load(p->state_path, &st, err, sizeof(err));
-	if (rc != DJ_EOK) {
-		fprintf(stderr, "%s: %s\n", DC_PROGRAM, err);
-		ret = DC_EXIT_INPUT;
-		goto out;
-	}
 	n = p->devices < p->requests ? p->devices : p->requests;
-	if (n < p->connections) {
+	if (p->raw_path == NULL && n < p->connections) {
 		/* one device must never have two requests in flight (its DevNonce order) */
 		fprintf(stderr, "%s: bench: --devices (and --requests) must be at least "
 			"--connections (%u)\n", DC_PROGRAM, p->connections);
 		ret = DC_EXIT_USAGE;
 		goto out;
 	}
-	b.devs = calloc(n, sizeof(*b.devs));
 	b.lat = calloc(p->requests, sizeof(*b.lat));
-	if (b.devs == NULL || b.lat == NULL || lw_crypto_new(&b.cx) != DJ_EOK)
+	if (b.lat == NULL || lw_crypto_new(&b.cx) != DJ_EOK)
 		goto out;
-	/* reserve the DevNonces of the whole run first */
-	for (i = 0; i < n; i++) {
-		struct lw_sim_device tmp;
-		unsigned joins = p->requests / n + (i < p->requests % n ? 1 : 0);
-
-		b.devs[i].b = &b;
-		b.devs[i].idx = i;
-		ret = exec__sim_init(b.cx, &csv->rows[i], st, &b.devs[i].d);
-		if (ret != DC_EXIT_OK)
-			goto out;
-		tmp = b.devs[i].d;
-		tmp.dev_nonce_next += joins;
-		rc = st_update(st, &tmp);
-		lw_sim_wipe(&tmp);
-		if (rc != DJ_EOK)
-			goto out;
-	}
-	if (st_save(st, p->state_path, err, sizeof(err)) != DJ_EOK) {
-		fprintf(stderr, "%s: %s\n", DC_PROGRAM, err);
-		ret = DC_EXIT_INPUT;
+	ret = p->raw_path != NULL ? load_raw(&b, p->raw_path) : load_sim(&b, &csv, &st, n);
+	if (ret != DC_EXIT_OK)
 		goto out;
-	}
 	ret = exec__client(p, p->connections, &b.c);
 	if (ret != DC_EXIT_OK)
 		goto out;
 	ret = DC_EXIT_INTERNAL;
 	b.ndev = n;
-	t0 = dj_clock_mono_s();
-	for (i = 0; i < n && i < p->connections; i++) {
-		rc = send_one(&b.devs[i]);
-		if (rc != DJ_EOK) {
-			fprintf(stderr, "%s: %s\n", DC_PROGRAM, dj_strerror(rc));
+	t0 = b.start = dj_clock_mono_s();
+	if (p->rate > 0) {
+		struct timeval tv = { 0, 500 };	/* 0.5 ms: finer than any latency asked about */
+
+		b.tick = event_new(dc_client_base(b.c), -1, EV_PERSIST, on_tick, &b);
+		if (b.tick == NULL || event_add(b.tick, &tv) != 0)
 			goto out;
+	} else {
+		for (i = 0; i < p->connections && i < p->requests; i++) {
+			rc = p->raw_path != NULL ? send_raw(&b) : send_one(&b.devs[i]);
+			if (rc != DJ_EOK) {
+				fprintf(stderr, "%s: %s\n", DC_PROGRAM, dj_strerror(rc));
+				goto out;
+			}
 		}
+		b.next = n > 0 ? i % n : 0;
 	}
-	b.next = i % n;
-	while (b.done < b.sent)
+	while (!finished(&b))
 		if (event_base_dispatch(dc_client_base(b.c)) < 0)
 			goto out;
 	el = dj_clock_mono_s() - t0;
-	for (i = 0; i < n; i++)
-		if (st_update(st, &b.devs[i].d) != DJ_EOK)
-			goto out;
-	if (st_save(st, p->state_path, err, sizeof(err)) != DJ_EOK)
-		fprintf(stderr, "%s: %s\n", DC_PROGRAM, err);
+	if (st != NULL) {
+		for (i = 0; i < n; i++)
+			if (st_update(st, &b.devs[i].d) != DJ_EOK)
+				goto out;
+		if (st_save(st, p->state_path, err, sizeof(err)) != DJ_EOK)
+			fprintf(stderr, "%s: %s\n", DC_PROGRAM, err);
+	}
 	qsort(b.lat, b.done, sizeof(*b.lat), cmp_double);
-	printf("requests %u  devices %u  connections %u\n", b.done, n, p->connections);
+	printf("requests %u  devices %u  connections %u%s\n", b.done,
+	       p->raw_path != NULL ? 0 : n, p->connections, p->raw_path != NULL ? "  (raw)" : "");
+	if (p->rate > 0)
+		printf("open loop: offered %u/s\n", p->rate);
 	printf("success %u  not-success %u  failed %u  accept-rejected %u\n", b.ok,
 	       b.not_success, b.conn_fail, b.rejected);
-	printf("elapsed %.3f s  %.1f joins/s  p50 %.2f ms  p99 %.2f ms\n", el,
+	printf("elapsed %.3f s  %.1f joins/s  p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms\n", el,
 	       el > 0 ? b.ok / el : 0.0, 1e3 * pct(b.lat, b.done, 0.50),
-	       1e3 * pct(b.lat, b.done, 0.99));
+	       1e3 * pct(b.lat, b.done, 0.99), 1e3 * pct(b.lat, b.done, 0.999));
 	if (b.first_err[0] != '\0')
 		fprintf(stderr, "%s: first failure: %s\n", DC_PROGRAM, b.first_err);
 	ret = b.fault != 0 ? DC_EXIT_INTERNAL : b.conn_fail > 0 ? DC_EXIT_CONN
 	      : b.not_success > 0 ? DC_EXIT_RESULT : b.rejected > 0 ? DC_EXIT_DEVICE : DC_EXIT_OK;
 out:
 	b.fault = b.fault != 0 ? b.fault : DJ_ESHUTDOWN;	/* cancelled requests send no more */
+	if (b.tick != NULL)
+		event_free(b.tick);
 	dc_client_free(b.c);
 	for (i = 0; b.devs != NULL && i < n; i++)
 		lw_sim_wipe(&b.devs[i].d);
 	free(b.devs);
 	free(b.lat);
+	free(b.raw);
+	free(b.rq);
 	lw_crypto_free(b.cx);
 	st_free(st);
 	dv_csv_free(csv);

@@ -21,7 +21,7 @@ enum {
 	OPT_RX_DELAY, OPT_CFLIST, OPT_SIM, OPT_STATE, OPT_DEV_EUI, OPT_COUNT, OPT_TYPE,
 	OPT_SESSION_KEY_ID, OPT_DEVICES, OPT_CONNECTIONS, OPT_REQUESTS, OPT_LISTEN, OPT_TA_FILE,
 	OPT_STUB, OPT_FORWARDER, OPT_TLSA_NAME, OPT_CLIENTID, OPT_CLIENTID_EXT, OPT_DISCOVER,
-	OPT_TOPIC, OPT_CLIENT_ID,
+	OPT_TOPIC, OPT_CLIENT_ID, OPT_RAW, OPT_RATE,
 };
 
 /* long_opts - every flag of every command; params_validate() checks which command may use it */
@@ -55,6 +55,8 @@ static const struct option long_opts[] = {
 	{ "devices", required_argument, NULL, OPT_DEVICES },
 	{ "connections", required_argument, NULL, OPT_CONNECTIONS },
 	{ "requests", required_argument, NULL, OPT_REQUESTS },
+	{ "raw", required_argument, NULL, OPT_RAW },
+	{ "rate", required_argument, NULL, OPT_RATE },
 	{ "listen", required_argument, NULL, OPT_LISTEN },
 	{ "topic", required_argument, NULL, OPT_TOPIC },
 	{ "client-id", required_argument, NULL, OPT_CLIENT_ID },
@@ -103,6 +105,8 @@ static bool set_opt(int ch, struct dc_args *a)
 	case OPT_DEVICES: a->devices = optarg; break;
 	case OPT_CONNECTIONS: a->connections = optarg; break;
 	case OPT_REQUESTS: a->requests = optarg; break;
+	case OPT_RAW: a->raw = optarg; break;
+	case OPT_RATE: a->rate = optarg; break;
 	case OPT_LISTEN: a->listen = optarg; break;
 	case OPT_TOPIC: a->topic = optarg; break;
 	case OPT_CLIENT_ID: a->mqtt_client_id = optarg; break;

@@ -75,7 +75,7 @@ static int validate_subscribe(const struct dc_args *a, struct dc_params *p)
 	    a->kek_file || a->allow_plain || a->show_keys || a->phy || a->mac_version ||
 	    a->dev_addr || a->dl_settings || a->rx_delay || a->cflist || a->sim || a->state ||
 	    a->dev_eui || a->type || a->session_key_id || a->devices || a->connections ||
-	    a->requests || a->listen || a->server_name || a->ta_file || a->stubs ||
+	    a->requests || a->raw || a->rate || a->listen || a->server_name || a->ta_file || a->stubs ||
 	    a->forwarders || a->tlsa_name || a->clientid || a->clientid_ext || a->npos > 0)
 		return usage_err(DC_EXIT_USAGE, "subscribe takes only --url, --cert, --key, --ca, "
 				 "--topic, --client-id, --count and --timeout");
@@ -125,6 +125,9 @@ static int check_flags(const struct dc_args *a, enum dc_cmd cmd)
 	ALLOW("--devices", devices, cmd == DC_CMD_BENCH);
 	ALLOW("--connections", connections, cmd == DC_CMD_BENCH);
 	ALLOW("--requests", requests, cmd == DC_CMD_BENCH);
+	ALLOW("--raw", raw, cmd == DC_CMD_BENCH && a->sim == NULL);
+	ALLOW("--rate", rate, cmd == DC_CMD_BENCH);
+	ALLOW("--devices", devices, a->raw == NULL);
 	ALLOW("--sender-ns-id", sender_ns_id, cmd != DC_CMD_APPSKEY && send);
 	ALLOW("--listen", listen, !send);
 	ALLOW("--url", url, send);
@@ -385,16 +388,26 @@ int params_validate(const struct dc_args *a, struct dc_params *p)
 			return usage_err(DC_EXIT_USAGE, "homens needs --dev-eui");
 		return DC_EXIT_OK;
 	case DC_CMD_BENCH:
-		if (a->sim == NULL || a->devices == NULL || a->connections == NULL ||
-		    a->requests == NULL)
+		if (a->rate != NULL && !dj_cli_parse_uint(a->rate, 1, 1000000, &p->rate))
+			return usage_err(DC_EXIT_USAGE, "bench --rate: requests/s, 1..1000000");
+		if (a->raw != NULL) {
+			if (a->connections == NULL || a->requests == NULL)
+				return usage_err(DC_EXIT_USAGE, "bench --raw FILE needs "
+						 "--connections and --requests");
+			p->raw_path = a->raw;
+		} else if (a->sim == NULL || a->devices == NULL || a->connections == NULL ||
+			   a->requests == NULL) {
 			return usage_err(DC_EXIT_USAGE, "bench needs --sim, --devices, "
-					 "--connections and --requests");
-		if (!dj_cli_parse_uint(a->devices, 1, DC_BENCH_MAX, &p->devices) ||
+					 "--connections and --requests (or --raw FILE, "
+					 "--connections and --requests)");
+		}
+		if (!dj_cli_parse_uint(a->raw != NULL ? "1" : a->devices, 1, DC_BENCH_MAX,
+				       &p->devices) ||
 		    !dj_cli_parse_uint(a->connections, 1, 1024, &p->connections) ||
 		    !dj_cli_parse_uint(a->requests, 1, DC_BENCH_MAX, &p->requests))
 			return usage_err(DC_EXIT_USAGE, "bench: --devices 1..%u, --connections "
 					 "1..1024, --requests 1..%u", DC_BENCH_MAX, DC_BENCH_MAX);
-		return validate_sim(a, p);
+		return p->raw_path != NULL ? DC_EXIT_OK : validate_sim(a, p);
 	case DC_CMD_LISTEN:
 	case DC_CMD_SUBSCRIBE:
 		break;	/* validate_listen(), validate_subscribe() above */
@@ -425,6 +438,10 @@ void params_usage(FILE *f)
 "  bench --sim DEVICES.csv --devices N --connections M --requests R [--state FILE]\n"
 "                                      R JoinReqs from the first N devices over M keep-alive\n"
 "                                      connections; prints joins/s and p50/p99 latency\n"
+"  bench --raw FILE --connections M --requests R\n"
+"                                      R POSTs of FILE's bytes; checks only the HTTP status\n"
+"  bench ... --rate N                  open loop: N requests/s whatever the answers do;\n"
+"                                      latency from each request's due time (p50/p99/p99.9)\n"
 "  listen --listen HOST:PORT --cert FILE --key FILE [--count N]\n"
 "                                      receive asynchronous answers (TS002 §8; a join\n"
 "                                      server peer with async_url): an HTTPS server that\n"

@@ -74,6 +74,7 @@ struct dc_req {
 	struct dc_req *pnext;		/* the client's parked list */
 	bool has_http_err;
 	enum evhttp_request_error http_err;
+	bool raw;			/* dc_client_send_raw(): the status only */
 };
 
 struct dc_client {
@@ -414,6 +415,12 @@ static void on_done(struct evhttp_request *r, void *arg)
 		rc = DJ_EIO;
 		goto out;
 	}
+	if (q->raw) {
+		rc = code == HTTP_OK ? DJ_EOK : DJ_EIO;
+		if (rc != DJ_EOK)
+			dj_errbuf(err, sizeof(err), "HTTP %d from %s", code, q->c->host_header);
+		goto out;
+	}
 	in = evhttp_request_get_input_buffer(r);
 	len = in != NULL ? evbuffer_get_length(in) : 0;
 	if (len > 0) {
@@ -629,6 +636,31 @@ out:
 	if (json != NULL)
 		OPENSSL_clear_free(json, len);
 	return ret;
+}
+
+int dc_client_send_raw(struct dc_client *c, const char *body, size_t len, dc_done_cb cb,
+		       void *arg)
+{
+	struct dc_req *q;
+	int ret;
+
+	if (c->resolver != NULL)
+		return DJ_EINVAL;
+	q = calloc(1, sizeof(*q));
+	if (q == NULL)
+		return DJ_ENOMEM;
+	q->c = c;
+	q->cb = cb;
+	q->arg = arg;
+	q->raw = true;
+	ret = req_start(c, q, body, len);
+	if (ret != DJ_EOK) {
+		free(q);
+		return ret;
+	}
+	LIST_INSERT_HEAD(&c->reqs, q, link);
+	c->in_flight++;
+	return DJ_EOK;
 }
 
 struct sync_call {

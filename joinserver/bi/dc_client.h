@@ -127,6 +127,14 @@ int dc_client_call(struct dc_client *c, const struct bi_msg *req, struct bi_msg 
 int dc_client_send(struct dc_client *c, const struct bi_msg *req, dc_done_cb cb,
 		   void *arg) DJ_MUSTCHECK;
 
+/*!
+ * \brief Benchmarks: like dc_client_send() but POST the bytes \p body as they are and check only
+ *        the HTTP status: \p cb gets DJ_EOK for 200 (never an answer: have_ans is 0), else
+ *        DJ_EIO. PKIX only (a DANE client refuses with DJ_EINVAL).
+ */
+int dc_client_send_raw(struct dc_client *c, const char *body, size_t len, dc_done_cb cb,
+		       void *arg) DJ_MUSTCHECK;
+
 /*! \brief The event_base the client runs on (its own or the one in the props). */
 struct event_base *dc_client_base(struct dc_client *c);
 

@@ -5,8 +5,12 @@
 #
 #   bash tests/bench/bench_bi.sh BUILD_DIR [DEVICES] [CONNECTIONS] [REQUESTS]
 #   (defaults 20000 devices, 64 connections, 100000 requests; ctest runs a small smoke size)
+#   RATE=N: open loop at N JoinReqs/s (p50/p99/p99.9 from each request's due time)
+#   PIN_SERVER=CPUS PIN_CLIENT=CPUS: taskset danejoind (all its threads) and the load generator
+# Also prints danejoind's CPU per JoinReq (user, sys) over the timed phase (bench_cpu.sh).
 set -u
 . "$(dirname "$0")/../lib/harness.sh"
+. "$(dirname "$0")/bench_cpu.sh"
 dj_bench_begin bench_bi "BUILD_DIR [DEVICES] [CONNECTIONS] [REQUESTS]" "$@"
 NDEV=${2:-20000} CONNS=${3:-64} REQS=${4:-100000}
 
@@ -18,8 +22,11 @@ check "enrolment" dj_store_init dj.conf devices.csv || dj_end
 check "danejoind starts" dj_jsd_start dj.conf jsd.log "$PORT" || dj_end jsd.log
 echo "bench_bi: $REQS JoinReqs (LoRaWAN 1.1, ProtocolVersion 1.1) from $NDEV devices over $CONNS" \
 	"mTLS connections, durable store (WAL, synchronous=FULL, group commit)"
-check "every JoinReq answered" "$CLI" bench --url "https://127.0.0.1:$PORT/" --server-name js.test \
+[ -z "${PIN_SERVER:-}" ] || taskset -a -p -c "$PIN_SERVER" "$DJ_JSD_PID" >/dev/null
+cpu_mark "$DJ_JSD_PID"
+check "every JoinReq answered" ${PIN_CLIENT:+taskset -c "$PIN_CLIENT"} "$CLI" bench ${RATE:+--rate "$RATE"} --url "https://127.0.0.1:$PORT/" --server-name js.test \
 	--ca root.crt --cert ns1.crt --key ns1.key --sender-id 000013 --sender-ns-id ns1.test \
 	--sim devices.csv --devices "$NDEV" --connections "$CONNS" --requests "$REQS"
+cpu_report danejoind "$REQS"
 check "danejoind stops cleanly" dj_jsd_stop
 dj_end jsd.log

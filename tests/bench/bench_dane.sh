@@ -10,6 +10,7 @@
 #   bash tests/bench/bench_dane.sh BUILD_DIR [HANDSHAKES] [ROUNDS]   (defaults 1000, 3)
 set -u
 . "$(dirname "$0")/../lib/harness.sh"
+. "$(dirname "$0")/bench_cpu.sh"
 dj_bench_begin bench_dane "BUILD_DIR [HANDSHAKES] [ROUNDS]" "$@"
 N=${2:-1000} ROUNDS=${3:-3}
 Z=bench.test
@@ -47,6 +48,7 @@ run() { # LABEL CLIENT-ARGS...: one bench of N connections x 1 request; prints i
 	shift
 	# devices not used before (DevNonces): the next N rows of the CSV
 	{ head -1 devices.csv; tail -n +$((2 + 2 + OFF * N)) devices.csv | head -n "$N"; } >round.csv
+	cpu_mark "$DJ_JSD_PID"
 	out=$("$CLI" bench "$@" --cert ns1.crt --key ns1.key --sender-id 000013 --sender-ns-id ns.test \
 		--allow-plain-keys --sim round.csv --state "sim.state.$OFF" --devices "$N" \
 		--connections "$N" --requests "$N" 2>&1)
@@ -55,6 +57,7 @@ run() { # LABEL CLIENT-ARGS...: one bench of N connections x 1 request; prints i
 	ok=$(echo "$out" | sed -n 's/^success \([0-9]*\) .*/\1/p')
 	echo "$label: $ok/$N joins, $(echo "$N $el" | awk '{ printf "%.0f", $1 / $2 }') handshakes/s" \
 		"($(echo "$out" | grep -o 'p50.*'))"
+	cpu_report "  danejoind (handshake included)" "$N"
 	check "$label: every join succeeded" test "$ok" = "$N" || echo "$out"
 }
 

@@ -10,6 +10,7 @@
 #   SUBSCRIBER=1 adds a mosquitto_sub consuming every event (on this machine too).
 set -u
 . "$(dirname "$0")/../lib/harness.sh"
+. "$(dirname "$0")/bench_cpu.sh"
 dj_bench_begin bench_mqtt "BUILD_DIR [DEVICES] [CONNECTIONS] [REQUESTS]" "$@"
 NDEV=${2:-20000} CONNS=${3:-64} REQS=${4:-100000}
 
@@ -34,10 +35,12 @@ run() {
 	} >dj.conf
 	check "[$1] enrolment" dj_store_init dj.conf devices.csv || return 1
 	check "[$1] danejoind starts" dj_jsd_start dj.conf "jsd-$1.log" "$PORT" || return 1
+	cpu_mark "$DJ_JSD_PID"
 	"$CLI" bench --url "https://127.0.0.1:$PORT/" --server-name js.test --ca root.crt \
 		--cert ns1.crt --key ns1.key --sender-id 000013 --sender-ns-id ns1.test \
 		--sim devices.csv --devices "$NDEV" --connections "$CONNS" --requests "$REQS" >"bench-$1.out"
 	check "[$1] every JoinReq answered" test $? -eq 0
+	cpu_report danejoind "$REQS" >>"bench-$1.out"
 	curl -s "http://127.0.0.1:$MPORT/metrics" >"metrics-$1.txt"
 	check "[$1] danejoind stops cleanly" dj_jsd_stop
 	sed "s/^/  [$1] /" "bench-$1.out"

@@ -317,6 +317,21 @@ static void msg_head(struct bi_msg *a, enum bi_proto proto, enum bi_msg_type typ
 	strcpy(a->receiver_id, receiver);
 }
 
+/* same_as_jansson - the encoder writes JSON itself: jansson, reading it and writing it again
+ * compact, must give the very same text (member order, separators, string escapes) */
+static void same_as_jansson(const char *out, size_t len)
+{
+	json_t *j = json_loadb(out, len, 0, NULL);
+	char *again;
+
+	assert_non_null(j);
+	again = json_dumps(j, JSON_COMPACT);
+	assert_non_null(again);
+	assert_string_equal(again, out);
+	free(again);
+	json_decref(j);
+}
+
 /* round_trip - encode a, parse it back, and insist on an identical struct */
 static char *round_trip(const struct bi_msg *a)
 {
@@ -332,6 +347,7 @@ static char *round_trip(const struct bi_msg *a)
 	parse_ok(out, &b);
 	assert_memory_equal(a, &b, sizeof(b));
 	bi_msg_wipe(&b);
+	same_as_jansson(out, len);
 	return out;
 }
 
@@ -432,6 +448,35 @@ static void test_round_trip_requests(void **state)
 	a.session_key_id_len = 1;
 	out = round_trip(&a);
 	free(out);
+}
+
+/* text fields are escaped as JSON requires (and as jansson did); text that is not UTF-8 is
+ * refused, not sent */
+static void test_encode_escapes(void **state)
+{
+	static const char *const bad[] = { "\xc3(", "\xc0\xaf", "\xed\xa0\x80", "\xe2\x82",
+					   "\xf4\x90\x80\x80", "\xff", "ok\x80" };
+	struct bi_msg a;
+	char *out = NULL;
+	size_t len = 0;
+
+	(void)state;
+	msg_head(&a, BI_PROTO_1_1, BI_HOMENS_ANS, "0101010101010101", "ns \"q\" \\ /");
+	a.result = BI_OTHER;
+	strcpy(a.description, "tab\there\nnl\r\b\f \x01\x1f\x7f \xc3\xa9 \xe2\x82\xac "
+	       "\xf0\x9f\x98\x80 \"quoted\" back\\slash");
+	out = round_trip(&a);
+	assert_non_null(strstr(out, "\\t"));
+	assert_non_null(strstr(out, "\\u0001"));
+	assert_non_null(strstr(out, "\\u001F"));
+	assert_non_null(strstr(out, "\\\"quoted\\\""));
+	free(out);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		strcpy(a.description, bad[i]);
+		out = NULL;
+		assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EINVAL);
+		assert_null(out);
+	}
 }
 
 static void test_encode_refusals(void **state)
@@ -691,6 +736,7 @@ DJ_TEST_MAIN(
 	cmocka_unit_test(test_round_trip_join_ans),
 	cmocka_unit_test(test_round_trip_appskey_homens),
 	cmocka_unit_test(test_round_trip_requests),
+	cmocka_unit_test(test_encode_escapes),
 	cmocka_unit_test(test_encode_refusals),
 	cmocka_unit_test(test_interop_hex_and_versions),
 	cmocka_unit_test(test_interop_tts_empty_cflist),
