@@ -24,9 +24,9 @@
  *	- Key material travels only as KeyEnvelopes (AESKey is wrapped under a KEK except for
  *	  peers whose policy explicitly allows plaintext). Temporary buffers that held key bytes
  *	  are wiped with OPENSSL_cleanse. jansson does not wipe the strings it frees: the json_t
- *	  tree of a parsed message may leave AESKey hex in freed heap memory. That is accepted
- *	  because the value is normally a wrapped key. Encoding builds no tree: it writes the text
- *	  once into a buffer of the exact size, so no intermediate copy of a key is left.
+ *	  trees of a parsed or encoded message may leave AESKey hex in freed heap memory. That is
+ *	  accepted because the value is normally a wrapped key; encoding uses json_dumpb() into a
+ *	  buffer of the exact size so that at least no reallocated intermediate copies are left.
  */
 #include "bi/bi_msg.h"
 
@@ -586,236 +586,120 @@ out:
 	return ret;
 }
 
-/*
- * The encoder writes the JSON text itself (no json_t tree, no allocation but the result): it
- * is on every answer's path, and jansson's tree and dump cost more than the rest of the
- * answer. Output is what json_dumpb(JSON_COMPACT) gave for the same tree: members in insertion
- * order, "," and ":" without spaces, strings escaped as jansson does ('"', '\\', \b \f \n \r \t,
- * other controls as \u00XX, UTF-8 as it is). It runs twice: once to size the result, once to
- * fill it, so the result is allocated once at its exact size and key bytes are never copied
- * into a buffer that is reallocated or freed unwiped.
- */
-struct jw {
-	char *buf;		/* NULL: size only */
-	size_t n;		/* bytes written (or that would be) */
-	bool first[3];		/* no member yet at this depth */
-	unsigned depth;
-};
-
-/* jw_put - append len bytes */
-static void jw_put(struct jw *w, const char *b, size_t len)
+/* set_new - json_object_set_new, as DJ_EOK or DJ_ENOMEM (the value is taken either way) */
+static int set_new(json_t *o, const char *name, json_t *v)
 {
-	if (w->buf != NULL)
-		memcpy(w->buf + w->n, b, len);
-	w->n += len;
-}
-
-/* jw_key - the separator and "name": of the next member */
-static void jw_key(struct jw *w, const char *name)
-{
-	if (!w->first[w->depth])
-		jw_put(w, ",", 1);
-	w->first[w->depth] = false;
-	jw_put(w, "\"", 1);
-	jw_put(w, name, strlen(name));
-	jw_put(w, "\":", 2);
-}
-
-/* jw_open, jw_close - an object (the top one or a member's value) */
-static void jw_open(struct jw *w)
-{
-	jw_put(w, "{", 1);
-	w->first[++w->depth] = true;
-}
-
-static void jw_close(struct jw *w)
-{
-	jw_put(w, "}", 1);
-	w->depth--;
-}
-
-/* utf8_valid - \p s is well-formed UTF-8 (no overlong form, surrogate or code point above
- * U+10FFFF), as jansson's json_string() requires */
-static bool utf8_valid(const unsigned char *s, size_t len)
-{
-	size_t i = 0, k, n;
-	uint32_t cp;
-
-	while (i < len) {
-		unsigned char c = s[i];
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (i + n >= len)
-			return false;
-		for (k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n + 1;
-	}
-	return true;
-}
-
-/* jw_string - a JSON string of len bytes of UTF-8, escaped as jansson escapes it */
-static void jw_string(struct jw *w, const char *s, size_t len)
-{
-	static const char hexd[] = "0123456789ABCDEF";
-	size_t i, run = 0;
-
-	jw_put(w, "\"", 1);
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		char esc[6];
-		size_t el = 2;
-
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		jw_put(w, s + run, i - run);
-		run = i + 1;
-		esc[0] = '\\';
-		switch (c) {
-		case '"': esc[1] = '"'; break;
-		case '\\': esc[1] = '\\'; break;
-		case '\b': esc[1] = 'b'; break;
-		case '\f': esc[1] = 'f'; break;
-		case '\n': esc[1] = 'n'; break;
-		case '\r': esc[1] = 'r'; break;
-		case '\t': esc[1] = 't'; break;
-		default:
-			memcpy(esc + 1, "u00", 3);
-			esc[4] = hexd[c >> 4];
-			esc[5] = hexd[c & 0xf];
-			el = 6;
-		}
-		jw_put(w, esc, el);
-	}
-	jw_put(w, s + run, len - run);
-	jw_put(w, "\"", 1);
-}
-
-/* put_str - a member whose value is a constant string of ours */
-static int put_str(struct jw *w, const char *name, const char *v)
-{
-	jw_key(w, name);
-	jw_string(w, v, strlen(v));
-	return DJ_EOK;
-}
-
-/* put_int - a member whose value is an integer */
-static int put_int(struct jw *w, const char *name, long long v)
-{
-	char num[24];
-	int k = snprintf(num, sizeof(num), "%lld", v);
-
-	jw_key(w, name);
-	jw_put(w, num, (size_t)k);
-	return DJ_EOK;
+	if (v == NULL)
+		return DJ_ENOMEM;
+	return json_object_set_new(o, name, v) == 0 ? DJ_EOK : DJ_ENOMEM;
 }
 
 /* set_hex - put len bytes as lowercase hex; the text buffer is wiped (it may hold a key) */
-static int set_hex(struct jw *w, const char *name, const uint8_t *b, size_t len)
+static int set_hex(json_t *o, const char *name, const uint8_t *b, size_t len)
 {
 	char text[2 * BI_HEX_TMP_MAX + 1];
+	int ret = DJ_EINVAL;
 
 	if (len > BI_HEX_TMP_MAX)
-		return DJ_EINVAL;
+		goto out;
 	dj_hex_format(b, len, text);
-	jw_key(w, name);
-	jw_put(w, "\"", 1);
-	jw_put(w, text, 2 * len);
-	jw_put(w, "\"", 1);
+	ret = set_new(o, name, json_string(text));
+out:
 	OPENSSL_cleanse(text, sizeof(text));
-	return DJ_EOK;
+	return ret;
 }
 
-/* set_text - put a NUL-terminated string that must fit in cap bytes and be UTF-8 */
-static int set_text(struct jw *w, const char *name, const char *s, size_t cap)
+/* set_string - put text that jansson checks as UTF-8: DJ_EINVAL when it is not UTF-8 (the
+ * unchecked constructor then succeeds), DJ_ENOMEM when memory ran out */
+static int set_string(json_t *o, const char *name, const char *s)
 {
-	const char *end = memchr(s, '\0', cap);
+	json_t *v = json_string(s);
 
-	if (end == NULL || !utf8_valid((const unsigned char *)s, (size_t)(end - s)))
+	if (v == NULL) {
+		v = json_string_nocheck(s);
+		if (v == NULL)
+			return DJ_ENOMEM;
+		json_decref(v);
 		return DJ_EINVAL;
-	jw_key(w, name);
-	jw_string(w, s, (size_t)(end - s));
-	return DJ_EOK;
+	}
+	return set_new(o, name, v);
 }
 
-/* set_envelope - put a KeyEnvelope when present */
-static int set_envelope(struct jw *w, const char *name, const struct bi_key_envelope *env)
+/* set_text - put a NUL-terminated string that must fit in cap bytes */
+static int set_text(json_t *o, const char *name, const char *s, size_t cap)
 {
-	int ret;
+	if (memchr(s, '\0', cap) == NULL)
+		return DJ_EINVAL;
+	return set_string(o, name, s);
+}
+
+/* set_envelope - put a KeyEnvelope when present. jansson keeps the AESKey text in heap it
+ * frees without wiping; acceptable because AESKey is a wrapped key except for peers whose
+ * policy explicitly allows plaintext. */
+static int set_envelope(json_t *o, const char *name, const struct bi_key_envelope *env)
+{
+	json_t *e = NULL;
+	int ret = DJ_EOK;
 
 	if (!env->present)
-		return DJ_EOK;
+		goto out;
+	ret = DJ_EINVAL;
 	if (env->aes_key_len == 0 || env->aes_key_len > BI_AESKEY_MAX)
-		return DJ_EINVAL;
-	jw_key(w, name);
-	jw_open(w);
-	if ((ret = set_text(w, "KEKLabel", env->kek_label, BI_KEK_LABEL_MAX)) != DJ_EOK ||
-	    (ret = set_hex(w, "AESKey", env->aes_key, env->aes_key_len)) != DJ_EOK)
-		return ret;
-	jw_close(w);
-	return DJ_EOK;
+		goto out;
+	ret = DJ_ENOMEM;
+	e = json_object();
+	if (e == NULL)
+		goto out;
+	if ((ret = set_text(e, "KEKLabel", env->kek_label, BI_KEK_LABEL_MAX)) != DJ_EOK ||
+	    (ret = set_hex(e, "AESKey", env->aes_key, env->aes_key_len)) != DJ_EOK)
+		goto out;
+	ret = set_new(o, name, e);
+	e = NULL;	/* taken */
+out:
+	json_decref(e);
+	return ret;
 }
 
 /* encode_header - the common header */
-static int encode_header(const struct bi_msg *m, struct jw *w)
+static int encode_header(const struct bi_msg *m, json_t *o)
 {
 	int ret;
 
-	if ((ret = put_str(w, "ProtocolVersion", m->proto == BI_PROTO_1_1 ? "1.1" : "1.0")) !=
-		    DJ_EOK ||
-	    (ret = set_text(w, "SenderID", m->sender_id, BI_ID_MAX)) != DJ_EOK ||
-	    (ret = set_text(w, "ReceiverID", m->receiver_id, BI_ID_MAX)) != DJ_EOK ||
-	    (ret = put_int(w, "TransactionID", (long long)m->transaction_id)) != DJ_EOK ||
-	    (ret = put_str(w, "MessageType", type_names[m->type])) != DJ_EOK)
+	if ((ret = set_new(o, "ProtocolVersion",
+			   json_string(m->proto == BI_PROTO_1_1 ? "1.1" : "1.0"))) != DJ_EOK ||
+	    (ret = set_text(o, "SenderID", m->sender_id, BI_ID_MAX)) != DJ_EOK ||
+	    (ret = set_text(o, "ReceiverID", m->receiver_id, BI_ID_MAX)) != DJ_EOK ||
+	    (ret = set_new(o, "TransactionID", json_integer(m->transaction_id))) != DJ_EOK ||
+	    (ret = set_new(o, "MessageType", json_string(type_names[m->type]))) != DJ_EOK)
 		return ret;
 	if (m->has_sender_token &&
 	    (m->sender_token_len == 0 || m->sender_token_len > BI_TOKEN_MAX))
 		return DJ_EINVAL;
 	if (m->has_sender_token &&
-	    (ret = set_hex(w, "SenderToken", m->sender_token, m->sender_token_len)) != DJ_EOK)
+	    (ret = set_hex(o, "SenderToken", m->sender_token, m->sender_token_len)) != DJ_EOK)
 		return ret;
 	if (m->has_receiver_token &&
 	    (m->receiver_token_len == 0 || m->receiver_token_len > BI_TOKEN_MAX))
 		return DJ_EINVAL;
 	if (m->has_receiver_token &&
-	    (ret = set_hex(w, "ReceiverToken", m->receiver_token, m->receiver_token_len)) !=
+	    (ret = set_hex(o, "ReceiverToken", m->receiver_token, m->receiver_token_len)) !=
 		    DJ_EOK)
 		return ret;
 	if (m->proto != BI_PROTO_1_1)
 		return DJ_EOK;	/* the NSIDs are TS002-1.1 fields */
 	if (m->has_sender_ns_id &&
-	    (ret = set_text(w, "SenderNSID", m->sender_ns_id, BI_ID_MAX)) != DJ_EOK)
+	    (ret = set_text(o, "SenderNSID", m->sender_ns_id, BI_ID_MAX)) != DJ_EOK)
 		return ret;
 	if (m->has_receiver_ns_id &&
-	    (ret = set_text(w, "ReceiverNSID", m->receiver_ns_id, BI_ID_MAX)) != DJ_EOK)
+	    (ret = set_text(o, "ReceiverNSID", m->receiver_ns_id, BI_ID_MAX)) != DJ_EOK)
 		return ret;
 	return DJ_EOK;
 }
 
 /* encode_body - the fields of m->type after the header */
-static int encode_body(const struct bi_msg *m, struct jw *w)
+static int encode_body(const struct bi_msg *m, json_t *o)
 {
+	json_t *r;
 	int ret = DJ_EOK;
 
 	if (m->phy_len > LW_PHY_MAX || m->session_key_id_len > BI_SESSION_KEY_ID_MAX)
@@ -826,114 +710,123 @@ static int encode_body(const struct bi_msg *m, struct jw *w)
 		if (m->rx_delay > BI_RX_DELAY_MAX || m->phy_len == 0 ||
 		    (unsigned)m->mac_version > LW_V1_1)
 			return DJ_EINVAL;
-		if ((ret = put_str(w, "MACVersion", lw_version_str(m->mac_version))) != DJ_EOK ||
-		    (ret = set_hex(w, "PHYPayload", m->phy, m->phy_len)) != DJ_EOK ||
-		    (ret = set_hex(w, "DevEUI", m->dev_eui, LW_EUI_LEN)) != DJ_EOK ||
-		    (ret = set_hex(w, "DevAddr", m->dev_addr, LW_DEVADDR_LEN)) != DJ_EOK ||
-		    (ret = set_hex(w, "DLSettings", &m->dl_settings, BI_DL_SETTINGS_LEN)) !=
+		if ((ret = set_new(o, "MACVersion",
+				   json_string(lw_version_str(m->mac_version)))) != DJ_EOK ||
+		    (ret = set_hex(o, "PHYPayload", m->phy, m->phy_len)) != DJ_EOK ||
+		    (ret = set_hex(o, "DevEUI", m->dev_eui, LW_EUI_LEN)) != DJ_EOK ||
+		    (ret = set_hex(o, "DevAddr", m->dev_addr, LW_DEVADDR_LEN)) != DJ_EOK ||
+		    (ret = set_hex(o, "DLSettings", &m->dl_settings, BI_DL_SETTINGS_LEN)) !=
 			    DJ_EOK ||
-		    (ret = put_int(w, "RxDelay", m->rx_delay)) != DJ_EOK)
+		    (ret = set_new(o, "RxDelay", json_integer(m->rx_delay))) != DJ_EOK)
 			return ret;
 		if (m->has_cflist)
-			ret = set_hex(w, "CFList", m->cflist, LW_CFLIST_LEN);
+			ret = set_hex(o, "CFList", m->cflist, LW_CFLIST_LEN);
 		return ret;
 	case BI_JOIN_ANS:
 	case BI_REJOIN_ANS:
-		if (m->phy_len > 0 && (ret = set_hex(w, "PHYPayload", m->phy, m->phy_len)) != DJ_EOK)
+		if (m->phy_len > 0 && (ret = set_hex(o, "PHYPayload", m->phy, m->phy_len)) != DJ_EOK)
 			return ret;
 		if (m->has_lifetime &&
-		    (ret = put_int(w, "Lifetime", (long long)m->lifetime)) != DJ_EOK)
+		    (ret = set_new(o, "Lifetime", json_integer(m->lifetime))) != DJ_EOK)
 			return ret;
-		if ((ret = set_envelope(w, "SNwkSIntKey", &m->s_nwk_s_int_key)) != DJ_EOK ||
-		    (ret = set_envelope(w, "FNwkSIntKey", &m->f_nwk_s_int_key)) != DJ_EOK ||
-		    (ret = set_envelope(w, "NwkSEncKey", &m->nwk_s_enc_key)) != DJ_EOK ||
-		    (ret = set_envelope(w, "NwkSKey", &m->nwk_s_key)) != DJ_EOK ||
-		    (ret = set_envelope(w, "AppSKey", &m->app_s_key)) != DJ_EOK)
+		if ((ret = set_envelope(o, "SNwkSIntKey", &m->s_nwk_s_int_key)) != DJ_EOK ||
+		    (ret = set_envelope(o, "FNwkSIntKey", &m->f_nwk_s_int_key)) != DJ_EOK ||
+		    (ret = set_envelope(o, "NwkSEncKey", &m->nwk_s_enc_key)) != DJ_EOK ||
+		    (ret = set_envelope(o, "NwkSKey", &m->nwk_s_key)) != DJ_EOK ||
+		    (ret = set_envelope(o, "AppSKey", &m->app_s_key)) != DJ_EOK)
 			return ret;
 		break;
 	case BI_APPSKEY_REQ:
 		if (m->session_key_id_len == 0)
 			return DJ_EINVAL;
-		if ((ret = set_hex(w, "DevEUI", m->dev_eui, LW_EUI_LEN)) != DJ_EOK)
+		if ((ret = set_hex(o, "DevEUI", m->dev_eui, LW_EUI_LEN)) != DJ_EOK)
 			return ret;
 		break;
 	case BI_APPSKEY_ANS:
-		if (m->has_dev_eui && (ret = set_hex(w, "DevEUI", m->dev_eui, LW_EUI_LEN)) != DJ_EOK)
+		if (m->has_dev_eui && (ret = set_hex(o, "DevEUI", m->dev_eui, LW_EUI_LEN)) != DJ_EOK)
 			return ret;
-		if ((ret = set_envelope(w, "AppSKey", &m->app_s_key)) != DJ_EOK)
+		if ((ret = set_envelope(o, "AppSKey", &m->app_s_key)) != DJ_EOK)
 			return ret;
 		break;
 	case BI_HOMENS_REQ:
-		return set_hex(w, "DevEUI", m->dev_eui, LW_EUI_LEN);
+		return set_hex(o, "DevEUI", m->dev_eui, LW_EUI_LEN);
 	case BI_HOMENS_ANS:
 		if (m->has_h_net_id &&
-		    (ret = set_hex(w, "HNetID", m->h_net_id, LW_NETID_LEN)) != DJ_EOK)
+		    (ret = set_hex(o, "HNetID", m->h_net_id, LW_NETID_LEN)) != DJ_EOK)
 			return ret;
 		if (m->has_hns_id && m->proto == BI_PROTO_1_1 &&
-		    (ret = set_text(w, "HNSID", m->hns_id, BI_ID_MAX)) != DJ_EOK)
+		    (ret = set_text(o, "HNSID", m->hns_id, BI_ID_MAX)) != DJ_EOK)
 			return ret;
 		break;
 	}
 	if (m->session_key_id_len > 0 &&
 	    (m->type == BI_JOIN_ANS || m->type == BI_REJOIN_ANS || m->type == BI_APPSKEY_REQ ||
 	     m->type == BI_APPSKEY_ANS) &&
-	    (ret = set_hex(w, "SessionKeyID", m->session_key_id, m->session_key_id_len)) != DJ_EOK)
+	    (ret = set_hex(o, "SessionKeyID", m->session_key_id, m->session_key_id_len)) != DJ_EOK)
 		return ret;
 	if (is_request(m->type))
 		return DJ_EOK;
 	/* answers always carry a Result (TS002 §8.2) */
 	if ((unsigned)m->result >= BI_RESULT_COUNT || memchr(m->description, '\0', BI_DESC_MAX) == NULL)
 		return DJ_EINVAL;
-	jw_key(w, "Result");
-	jw_open(w);
-	if ((ret = put_str(w, "ResultCode", bi_result_str(m->result, m->proto))) != DJ_EOK ||
+	r = json_object();
+	if (r == NULL)
+		return DJ_ENOMEM;
+	if ((ret = set_new(r, "ResultCode", json_string(bi_result_str(m->result, m->proto)))) !=
+		    DJ_EOK ||
 	    (m->description[0] != '\0' &&
-	     (ret = set_text(w, "Description", m->description, BI_DESC_MAX)) != DJ_EOK))
+	     (ret = set_string(r, "Description", m->description)) != DJ_EOK)) {
+		json_decref(r);
 		return ret;
-	jw_close(w);
-	return DJ_EOK;
-}
-
-/* encode - the whole message into \p w */
-static int encode(const struct bi_msg *m, struct jw *w)
-{
-	int ret;
-
-	w->n = 0;
-	w->depth = 0;
-	jw_open(w);
-	if ((ret = encode_header(m, w)) != DJ_EOK || (ret = encode_body(m, w)) != DJ_EOK)
-		return ret;
-	jw_close(w);
-	return DJ_EOK;
+	}
+	return set_new(o, "Result", r);
 }
 
 int bi_msg_encode(const struct bi_msg *m, char **out, size_t *len)
 {
-	struct jw w = { 0 };
-	size_t n;
-	int ret;
+	char stackbuf[4096];
+	json_t *o = NULL;
+	char *buf = NULL;
+	size_t n = 0;
+	int ret = DJ_EINVAL;
 
 	if (m == NULL || out == NULL || len == NULL)
-		return DJ_EINVAL;
+		goto out;
 	if ((unsigned)m->proto > BI_PROTO_1_1 || (unsigned)m->type >= DJ_ARRAY_LEN(type_names))
-		return DJ_EINVAL;
-	ret = encode(m, &w);		/* the size */
-	if (ret != DJ_EOK)
-		return ret;
-	n = w.n;
-	w.buf = malloc(n + 1);
-	if (w.buf == NULL)
-		return DJ_ENOMEM;
-	ret = encode(m, &w);		/* the text, in a buffer of exactly that size */
-	if (ret != DJ_EOK || w.n != n) {
-		OPENSSL_clear_free(w.buf, n + 1);
-		return ret != DJ_EOK ? ret : DJ_EINVAL;
-	}
-	w.buf[n] = '\0';
-	*out = w.buf;
+		goto out;
+	ret = DJ_ENOMEM;
+	o = json_object();
+	if (o == NULL)
+		goto out;
+	if ((ret = encode_header(m, o)) != DJ_EOK || (ret = encode_body(m, o)) != DJ_EOK)
+		goto out;
+	/*
+	 * One dump into a buffer on the stack (every TS002 answer fits), then one exact-size copy:
+	 * jansson walks the tree once, and the stack copy, which may hold AESKey hex, is wiped.
+	 * A message that does not fit is sized by a second dump (no reallocated copies either way).
+	 */
+	ret = DJ_ENOMEM;
+	n = json_dumpb(o, stackbuf, sizeof(stackbuf), JSON_COMPACT);
+	if (n == 0)
+		goto out;
+	buf = malloc(n + 1);
+	if (buf == NULL)
+		goto out;
+	if (n <= sizeof(stackbuf))
+		memcpy(buf, stackbuf, n);
+	else if (json_dumpb(o, buf, n, JSON_COMPACT) != n)
+		goto out;
+	buf[n] = '\0';
+	*out = buf;
 	*len = n;
-	return DJ_EOK;
+	buf = NULL;
+	ret = DJ_EOK;
+out:
+	if (buf != NULL)
+		OPENSSL_clear_free(buf, n + 1);
+	OPENSSL_cleanse(stackbuf, n < sizeof(stackbuf) ? n : sizeof(stackbuf));
+	json_decref(o);
+	return ret;
 }
 
 void bi_msg_answer_init(const struct bi_msg *req, enum bi_msg_type type, struct bi_msg *ans)
