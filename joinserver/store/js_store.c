@@ -175,7 +175,8 @@ int js_store_open(const struct js_store_props *props, struct js_store **out)
 		goto out;
 	}
 	s->sync_init = true;
-	s->ops = props->path != NULL ? &js_store__sqlite_ops : &js_store__mem_ops;
+	s->ops = props->conninfo != NULL ? &js_store__pg_ops
+		 : props->path != NULL ? &js_store__sqlite_ops : &js_store__mem_ops;
 	ret = s->ops->open(s, props);
 	if (ret != DJ_EOK)
 		goto out;

@@ -39,6 +39,7 @@ static int store_open(struct store_ctx *c, const uint8_t *kcv, struct js_store *
 {
 	struct js_store_props p = {
 		.path = c->mem ? NULL : c->path,
+		.conninfo = c->mem ? NULL : store_test_conninfo(c->path),
 		.kcv = kcv,
 		.clock = store_ctx_clock,
 		.clock_arg = c,
@@ -738,5 +739,20 @@ int main(void)
 		BOTH(test_hist_1000),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	const struct CMUnitTest pg_tests[] = {
+		cmocka_unit_test_setup_teardown(test_devices_add, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_commit_cas, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_group_commit, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_submit_async, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_reset_nonces, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_sessions_delete, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_sessions_expire, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_foreach, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_rewrap, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_audit, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_hist_1000, setup_sqlite, store_ctx_teardown),
+	};
+
+	return store_test_main("store", tests, DJ_ARRAY_LEN(tests), pg_tests,
+			       DJ_ARRAY_LEN(pg_tests));
 }
