@@ -32,6 +32,9 @@
 #define JS_PG_BACKOFF_MAX_MS 5000
 #define JS_PG_OUTBOX_LOCK 0x646a6f7574626f78LL	/* pg_try_advisory_lock key: "djoutbox" */
 #define JS_PG_SCHEMA_LOCK 0x646a736368656d61LL	/* pg_advisory_lock key: "djschema" */
+#define JS_PG_OUTBOX_ORDER_LOCK 7235718219891369061	/* pg_advisory_xact_lock: "djoborde" */
+#define DJ_STR_(x) #x
+#define DJ_STR(x) DJ_STR_(x)
 
 /* One connection, with its reconnection state. */
 struct js_store__pgconn {
