@@ -510,18 +510,18 @@ static bool lead(struct js_store__pg *q)
 	PGresult *r = NULL;
 	bool got = false;
 
-	pthread_mutex_lock(&q->rlock);
-	if (js_store__pg_conn(q, &q->r) != NULL) {
-		if (!q->r.leader &&
-		    js_store__pg_exec(&q->r, "SELECT pg_try_advisory_lock($1)",
+	pthread_mutex_lock(&q->oblock);
+	if (js_store__pg_conn(q, &q->ob) != NULL) {
+		if (!q->ob.leader &&
+		    js_store__pg_exec(&q->ob, "SELECT pg_try_advisory_lock($1)",
 				      JS_PG_ARGS(JS_PG_I(JS_PG_OUTBOX_LOCK)), &r) == DJ_EOK &&
 		    PQntuples(r) == 1 && js_store__pg_int(r, 0, 0) == 1) {
-			q->r.leader = true;
+			q->ob.leader = true;
 			dj_info("store: this instance now publishes the outbox");
 		}
-		got = q->r.leader;
+		got = q->ob.leader;
 	}
-	pthread_mutex_unlock(&q->rlock);
+	pthread_mutex_unlock(&q->oblock);
 	PQclear(r);
 	return got;
 }
