@@ -152,6 +152,9 @@ struct js_audit_entry {
 
 struct js_store_props {
 	const char *path;		/* SQLite file, created if missing; NULL: in-memory */
+	const char *conninfo;		/* set: PostgreSQL (a libpq connection string), and
+					 * path is ignored; an unreachable database fails the
+					 * open with DJ_EIO (never a fallback) */
 	const uint8_t *kcv;		/* JS_KCV_LEN bytes: a new store records it, an existing
 					 * one must hold the same (else DJ_EMASTERKEY) */
 	unsigned devnonce_history;	/* 0: JS_DEVNONCE_HIST_DEFAULT */

@@ -6,8 +6,8 @@
  * DESCRIPTION
  *	js_store.c owns what every backend shares: argument checks, the commit queue and the
  *	committer thread (group commit), the statistics and the clock. A backend implements the
- *	calls below against its own state (struct js_store.be). A future PostgreSQL backend adds one
- *	more table of this shape.
+ *	calls below against its own state (struct js_store.be). The PostgreSQL backend (js_store_pg*.c) is
+ *	one more table of this shape.
  *
  *	apply_batch() runs on the committer thread only (or, for a backend with inline_commit, on the
  *	submitting thread under the backend's own lock). It sets c->result for each of the \p n items
@@ -167,6 +167,7 @@ struct js_store {
 
 extern const struct js_store_ops js_store__sqlite_ops;
 extern const struct js_store_ops js_store__mem_ops;
+extern const struct js_store_ops js_store__pg_ops;
 extern const struct js_store_reg_ops js_store__sqlite_reg_ops;
 extern const struct js_store_reg_ops js_store__mem_reg_ops;
 extern const struct js_store_apikey_ops js_store__sqlite_apikey_ops;

@@ -11,9 +11,14 @@ dj_conf_section() {
 	for a in "$@"; do printf '%s = %s\n' "${a%%=*}" "${a#*=}"; done
 }
 
-# dj_conf_store - [store] and [keys]: js.db and master.key in the test's directory
+# dj_conf_store - [store] and [keys]: js.db and master.key in the test's directory; with
+# DJ_STORE_CONNINFO set, the PostgreSQL store it names (tests/lib/postgres.sh: $PG_CONNINFO)
 dj_conf_store() {
-	dj_conf_section store path=js.db
+	if [ -n "${DJ_STORE_CONNINFO:-}" ]; then
+		dj_conf_section store backend=postgresql conninfo="$DJ_STORE_CONNINFO"
+	else
+		dj_conf_section store path=js.db
+	fi
 	dj_conf_section keys master_key_file=master.key
 }
 
@@ -46,6 +51,17 @@ dj_conf_mqtt() {
 	shift 2
 	dj_conf_section mqtt host=127.0.0.1 port="$port" cafile=root.crt cert=jsmq.crt \
 		key=jsmq.key client_id="$id" "$@"
+}
+
+# dj_store_sql SQL - one query on the test's store, one row per line ('|' between columns):
+# psql on DJ_STORE_CONNINFO when set, else sqlite3 on js.db. For checks that read the tables
+# directly and should hold on either backend (bytea literals differ: keep to counts and text).
+dj_store_sql() {
+	if [ -n "${DJ_STORE_CONNINFO:-}" ]; then
+		psql -X -q -At -v ON_ERROR_STOP=1 "$DJ_STORE_CONNINFO" -c "$1"
+	else
+		sqlite3 js.db "$1"
+	fi
 }
 
 # dj_store_init CONF [CSV] - danejoin-devices init, and import CSV; status 0 when both worked

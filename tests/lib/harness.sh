@@ -1,7 +1,7 @@
 # tests/lib/harness.sh - the test harness of the integration tests and benchmarks (STYLE.md rule
 # 11): begin, check, wait, spawn with cleanup, end; a throwaway private PKI made with the openssl
 # CLI; free loopback ports; the test clock. It sources the other helpers of tests/lib (knot.sh,
-# mosquitto.sh, danejoin.sh). Source it, then call dj_begin; it defines functions only.
+# mosquitto.sh, danejoin.sh, postgres.sh). Source it, then call dj_begin; it defines functions only.
 #
 #   . "$(dirname "$0")/../lib/harness.sh"
 #   dj_begin NAME "$@"          BUILD_DIR [SOURCE_DIR]: a private directory, one cleanup trap
@@ -17,6 +17,7 @@ DJ_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$DJ_LIB/knot.sh"
 . "$DJ_LIB/mosquitto.sh"
 . "$DJ_LIB/danejoin.sh"
+. "$DJ_LIB/postgres.sh"
 
 DJ_PIDS=()
 FAILS=0
@@ -70,6 +71,7 @@ dj__cleanup() {
 	[ -n "${DJ_JSD_PID:-}" ] && kill -9 "$DJ_JSD_PID" 2>/dev/null
 	dj_mosq_stop KILL
 	dj_knot_stop
+	pg_stop_all
 	if [ -n "${DJ_KEEP:-}" ]; then echo "kept $T"; else rm -rf "$T"; fi
 }
 

@@ -38,7 +38,9 @@ static const uint8_t dev1[LW_EUI_LEN] = { 0x70, 0, 0, 0, 0, 0, 0, 1 };
 /* open_store - open the context's store */
 static int open_store(struct ctx *c)
 {
-	struct js_store_props p = { .path = c->mem ? NULL : c->path, .kcv = c->kcv,
+	struct js_store_props p = { .path = c->mem ? NULL : c->path,
+				    .conninfo = c->mem ? NULL : store_test_conninfo(c->path),
+				    .kcv = c->kcv,
 				    .outbox_max = c->outbox_max };
 
 	return js_store_open(&p, &c->s);
@@ -321,5 +323,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_migration_v2, setup_sqlite, teardown),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	const struct CMUnitTest pg_tests[] = {
+		cmocka_unit_test_setup_teardown(test_outbox_commit, setup_sqlite, teardown),
+		cmocka_unit_test_setup_teardown(test_outbox_full, setup_sqlite_small, teardown),
+		cmocka_unit_test_setup_teardown(test_outbox_reopen, setup_sqlite, teardown),
+	};
+
+	return store_test_main("outbox", tests, DJ_ARRAY_LEN(tests), pg_tests,
+			       DJ_ARRAY_LEN(pg_tests));
 }

@@ -34,7 +34,9 @@ static const uint8_t chain_b[] = { 4, 5, 6, 7 };
 /* open_max - open the context's store with the test master key and \p outbox_max */
 static int open_max(struct store_ctx *c, unsigned outbox_max)
 {
-	struct js_store_props p = { .path = c->mem ? NULL : c->path, .kcv = c->kcv,
+	struct js_store_props p = { .path = c->mem ? NULL : c->path,
+				    .conninfo = c->mem ? NULL : store_test_conninfo(c->path),
+				    .kcv = c->kcv,
 				    .outbox_max = outbox_max };
 
 	return js_store_open(&p, &c->s);
@@ -854,5 +856,17 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_transfer_events_file, setup_sqlite, store_ctx_teardown),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	const struct CMUnitTest pg_tests[] = {
+		cmocka_unit_test_setup_teardown(test_enroll_all_or_nothing, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_owner_rows, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_authcodes, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_transfers, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_transfer_steps, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_transfer_events, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_delete_cascade, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_bad_arguments, setup_sqlite, store_ctx_teardown),
+	};
+
+	return store_test_main("store_owner", tests, DJ_ARRAY_LEN(tests), pg_tests,
+			       DJ_ARRAY_LEN(pg_tests));
 }

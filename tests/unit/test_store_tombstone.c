@@ -34,6 +34,7 @@ static int store_open(struct store_ctx *c)
 {
 	struct js_store_props p = {
 		.path = c->mem ? NULL : c->path,
+		.conninfo = c->mem ? NULL : store_test_conninfo(c->path),
 		.kcv = c->kcv,
 		.clock = store_ctx_clock,
 		.clock_arg = c,
@@ -312,5 +313,13 @@ int main(void)
 		BOTH(test_bump),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	const struct CMUnitTest pg_tests[] = {
+		cmocka_unit_test_setup_teardown(test_delete_reimport_keeps, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_forget_nonces, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_enroll_continues, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_bump, setup_sqlite, store_ctx_teardown),
+	};
+
+	return store_test_main("store_tombstone", tests, DJ_ARRAY_LEN(tests), pg_tests,
+			       DJ_ARRAY_LEN(pg_tests));
 }

@@ -2,6 +2,11 @@
  * test_store_util.h - what the store's unit tests (test_store.c, test_store_owner.c,
  * test_outbox.c) share: a fresh database path for each test, and its removal with the files
  * SQLite keeps beside it. Include after <cmocka.h>.
+ *
+ * Both persistent backends: main() runs the SQLite group, then, when DJ_TEST_PG_CONNINFO names
+ * a PostgreSQL server (tests/unit/with_postgres.sh starts one), the same tests again with
+ * store_test_pg set: store_test_conninfo() then maps each test's path to a schema of its own
+ * (search_path), created on first use and dropped by store_test_unlink().
  */
 #ifndef DJ_TESTS_UNIT_TEST_STORE_UTIL_H
 #define DJ_TESTS_UNIT_TEST_STORE_UTIL_H
@@ -13,17 +18,109 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 #include "store/js_keystore.h"
 #include "store/js_store.h"
 
 #define STORE_TEST_SIDE_MAX 8	/* room for "-wal" / "-shm" and the NUL */
 
-/* store_test_unlink - remove a database file and its -wal and -shm files */
+/* the persistent backend under test: false SQLite (path), true PostgreSQL (conninfo) */
+static bool store_test_pg;
+
+#define STORE_TEST_CONNINFO_MAX 1024
+
+/* store_test_schema - the schema name of a test path: djt_ and its base name's alphanumerics */
+static inline void store_test_schema(const char *path, char *out, size_t cap)
+{
+	const char *b = strrchr(path, '/');
+	size_t k = 0;
+
+	b = b != NULL ? b + 1 : path;
+	k = (size_t)snprintf(out, cap, "djt_");
+	for (; *b != '\0' && k + 1 < cap; b++)
+		if ((*b >= 'a' && *b <= 'z') || (*b >= '0' && *b <= '9'))
+			out[k++] = *b;
+		else if (*b == '-' || *b == '_')
+			out[k++] = '_';
+	out[k] = '\0';
+}
+
+/* store_test_quiet - drop the server's notices ("does not exist, skipping") */
+static inline void store_test_quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
+/* store_test_pg_sql - run one statement on DJ_TEST_PG_CONNINFO's database; true on success */
+static inline bool store_test_pg_sql(const char *sql)
+{
+	PGconn *c = PQconnectdb(getenv("DJ_TEST_PG_CONNINFO"));
+	PGresult *r;
+
+	PQsetNoticeProcessor(c, store_test_quiet, NULL);
+	r = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
+	bool ok = r != NULL && PQresultStatus(r) == PGRES_COMMAND_OK;
+
+	if (!ok)
+		fprintf(stderr, "store_test_pg_sql: %s\n", PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+	return ok;
+}
+
+/* store_test_conninfo - in PostgreSQL mode the conninfo of the test's own schema (created if
+ * missing), else NULL (SQLite at path). A static buffer: js_store_open copies it. */
+static inline const char *store_test_conninfo(const char *path)
+{
+	static char ci[STORE_TEST_CONNINFO_MAX];
+	char schema[128], sql[256];
+
+	if (!store_test_pg)
+		return NULL;
+	store_test_schema(path, schema, sizeof(schema));
+	snprintf(sql, sizeof(sql), "CREATE SCHEMA IF NOT EXISTS %s", schema);
+	if (!store_test_pg_sql(sql))
+		return NULL;
+	snprintf(ci, sizeof(ci), "%s options='-csearch_path=%s'", getenv("DJ_TEST_PG_CONNINFO"),
+		 schema);
+	return ci;
+}
+
+/* store_test_main - run \p tests (SQLite/memory), then again on PostgreSQL when
+ * DJ_TEST_PG_CONNINFO is set; the exit status of main() */
+static inline int store_test_main(const char *name, const struct CMUnitTest *tests, size_t n,
+				  const struct CMUnitTest *pg_tests, size_t pg_n)
+{
+	int rc = _cmocka_run_group_tests(name, tests, n, NULL, NULL);
+	const char *ci = getenv("DJ_TEST_PG_CONNINFO");
+
+	if (ci == NULL || ci[0] == '\0' || pg_n == 0) {
+		printf("%s: PostgreSQL variant not run (DJ_TEST_PG_CONNINFO unset)\n", name);
+		return rc;
+	}
+	store_test_pg = true;
+	rc |= _cmocka_run_group_tests("postgresql", pg_tests, pg_n, NULL, NULL);
+	store_test_pg = false;
+	return rc;
+}
+
+/* store_test_unlink - remove a database file and its -wal and -shm files (PostgreSQL mode:
+ * drop the test's schema) */
 static inline void store_test_unlink(const char *path)
 {
 	static const char *const side[] = { "", "-wal", "-shm" };
 	char p[FILENAME_MAX + STORE_TEST_SIDE_MAX];
 
+	if (store_test_pg) {
+		char schema[128], sql[256];
+
+		store_test_schema(path, schema, sizeof(schema));
+		snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", schema);
+		(void)store_test_pg_sql(sql);
+		return;
+	}
 	for (size_t i = 0; i < sizeof(side) / sizeof(side[0]); i++) {
 		snprintf(p, sizeof(p), "%s%s", path, side[i]);
 		unlink(p);

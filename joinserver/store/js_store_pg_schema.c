@@ -1,0 +1,371 @@
+/*
+ * js_store_pg_schema.c - the PostgreSQL backend's schema: versioned migrations run under a
+ * session advisory lock (two instances starting at once: one migrates, the other waits and
+ * then finds the schema current), the master key's check value, the instance id, re-wrapping
+ * every token under a new master key, and the restore guard's JoinNonce bump.
+ *
+ * SECURITY
+ *	The meta table records the master key's check value: an instance started with another
+ *	master key is refused (DJ_EMASTERKEY). Re-wrapping is one transaction: old or new, never
+ *	a mix. Tables mirror js_store_sqlite_schema.c's; integers are bigint, blobs bytea.
+ */
+#include "store/js_store_pg_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/dj_err.h"
+#include "common/dj_log.h"
+
+struct pg_migration {
+	int version;
+	const char *sql;
+};
+
+/* migrations - the schema history; later versions append entries, never edit old ones */
+static const struct pg_migration migrations[] = {
+	{ 1,
+	  "CREATE TABLE meta(k text PRIMARY KEY, v bytea);"
+	  "CREATE TABLE devices("
+	  " dev_eui bytea PRIMARY KEY,"
+	  " join_eui bytea NOT NULL,"
+	  " mac_version bigint NOT NULL,"
+	  " root_token bytea NOT NULL,"
+	  " created_at bigint NOT NULL,"
+	  " version bigint NOT NULL,"
+	  " dev_nonce_last bigint NOT NULL,"
+	  " join_nonce_last bigint NOT NULL,"
+	  " rjcount1_last bigint NOT NULL,"
+	  " dn_hist bytea,"
+	  " sess_token bytea);"
+	  "CREATE TABLE sessions("
+	  " session_id bytea PRIMARY KEY,"
+	  " dev_eui bytea NOT NULL REFERENCES devices(dev_eui) ON DELETE CASCADE,"
+	  " created_at bigint NOT NULL,"
+	  " expires_at bigint NOT NULL,"
+	  " session_token bytea NOT NULL);"
+	  "CREATE INDEX sessions_dev_eui ON sessions(dev_eui);"
+	  "CREATE INDEX sessions_expires ON sessions(expires_at);"
+	  "CREATE TABLE audit("
+	  " id bigserial PRIMARY KEY,"
+	  " at bigint NOT NULL,"
+	  " dev_eui bytea,"
+	  " event text NOT NULL,"
+	  " actor text NOT NULL,"
+	  " detail text NOT NULL);"
+	  "CREATE INDEX audit_dev_eui ON audit(dev_eui);"
+	  /* a sequence never hands an id out twice: instance | id names one event for good */
+	  "CREATE TABLE outbox("
+	  " id bigserial PRIMARY KEY,"
+	  " at bigint NOT NULL,"
+	  " body bytea NOT NULL);"
+	  "INSERT INTO meta(k, v) VALUES('instance',"
+	  " substring(uuid_send(gen_random_uuid()) from 1 for 8)) ON CONFLICT DO NOTHING;"
+	  "CREATE TABLE owners("
+	  " dev_eui bytea PRIMARY KEY REFERENCES devices(dev_eui) ON DELETE CASCADE,"
+	  " zone text NOT NULL,"
+	  " serial bigint NOT NULL,"
+	  " chain bytea NOT NULL,"
+	  " attrs text NOT NULL,"
+	  " published bigint NOT NULL,"
+	  " updated_at bigint NOT NULL);"
+	  "CREATE INDEX owners_unpublished ON owners(published) WHERE published = 0;"
+	  "CREATE TABLE authcodes("
+	  " dev_eui bytea PRIMARY KEY REFERENCES devices(dev_eui) ON DELETE CASCADE,"
+	  " salt bytea NOT NULL,"
+	  " iter bigint NOT NULL,"
+	  " hash bytea NOT NULL,"
+	  " expires_at bigint NOT NULL,"
+	  " created_at bigint NOT NULL);"
+	  "CREATE TABLE transfers("
+	  " id bigserial PRIMARY KEY,"
+	  " dev_eui bytea NOT NULL REFERENCES devices(dev_eui) ON DELETE CASCADE,"
+	  " serial bigint NOT NULL,"
+	  " nonce bytea NOT NULL,"
+	  " from_zone text NOT NULL,"
+	  " to_zone text NOT NULL,"
+	  " chain bytea NOT NULL,"
+	  " step bigint NOT NULL,"
+	  " created_at bigint NOT NULL,"
+	  " updated_at bigint NOT NULL,"
+	  " UNIQUE(dev_eui, serial),"
+	  " UNIQUE(dev_eui, nonce));"
+	  "CREATE INDEX transfers_pending ON transfers(step) WHERE step < 3;"
+	  "CREATE TABLE tombstones("
+	  " dev_eui bytea PRIMARY KEY,"
+	  " version bigint NOT NULL,"
+	  " dev_nonce_last bigint NOT NULL,"
+	  " join_nonce_last bigint NOT NULL,"
+	  " rjcount1_last bigint NOT NULL,"
+	  " dn_hist bytea,"
+	  " deleted_at bigint NOT NULL);" },
+};
+
+/* simple - run SQL text without parameters on the writer (several statements allowed) */
+static int simple(struct js_store__pg *q, const char *sql)
+{
+	PGresult *r = PQexec(q->w.c, sql);
+	ExecStatusType st = PQresultStatus(r);
+	int ret = DJ_EOK;
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		dj_err("store: PostgreSQL: %s", PQresultErrorMessage(r));
+		ret = DJ_ESQL;
+	}
+	PQclear(r);
+	return ret;
+}
+
+/* int0 - a row callback: column 0 as an integer */
+static int int0(const PGresult *r, int i, void *arg)
+{
+	*(int64_t *)arg = js_store__pg_int(r, i, 0);
+	return DJ_EOK;
+}
+
+/* migrate - under the advisory lock: create the version table, apply the missing steps */
+static int migrate(struct js_store__pg *q)
+{
+	const int newest = migrations[DJ_ARRAY_LEN(migrations) - 1].version;
+	int64_t cur = 0;
+	char sql[96];
+	int ret;
+
+	ret = js_store__pg_run(q, "SELECT pg_advisory_lock($1)",
+			       JS_PG_ARGS(JS_PG_I(JS_PG_SCHEMA_LOCK)));
+	if (ret != DJ_EOK)
+		return ret;
+	ret = simple(q, "CREATE TABLE IF NOT EXISTS dj_schema(version bigint NOT NULL)");
+	if (ret == DJ_EOK)
+		ret = js_store__pg_rows(q, "SELECT coalesce(max(version), 0) FROM dj_schema",
+					JS_PG_NONE, true, int0, &cur);
+	if (ret == DJ_EOK && cur > newest) {
+		dj_err("store: schema version %" PRId64 " is newer than this program's (%d)", cur,
+		       newest);
+		ret = DJ_ESCHEMA;
+	}
+	for (size_t i = 0; ret == DJ_EOK && i < DJ_ARRAY_LEN(migrations); i++) {
+		const struct pg_migration *m = &migrations[i];
+
+		if (m->version <= cur)
+			continue;
+		ret = simple(q, "BEGIN");
+		if (ret == DJ_EOK)
+			ret = simple(q, m->sql);
+		snprintf(sql, sizeof(sql), "DELETE FROM dj_schema; INSERT INTO dj_schema VALUES(%d)",
+			 m->version);
+		if (ret == DJ_EOK)
+			ret = simple(q, sql);
+		if (ret == DJ_EOK)
+			ret = simple(q, "COMMIT");
+		if (ret != DJ_EOK)
+			(void)simple(q, "ROLLBACK");
+		else
+			dj_info("store: PostgreSQL schema migrated to version %d", m->version);
+	}
+	if (js_store__pg_run(q, "SELECT pg_advisory_unlock($1)",
+			     JS_PG_ARGS(JS_PG_I(JS_PG_SCHEMA_LOCK))) != DJ_EOK && ret == DJ_EOK)
+		ret = DJ_ESQL;
+	return ret;
+}
+
+/* kcv_row - a row callback: the meta value into the JS_KCV_LEN buffer at arg */
+static int kcv_row(const PGresult *r, int i, void *arg)
+{
+	size_t len;
+	const uint8_t *p = js_store__pg_blob(r, i, 0, &len);
+
+	if (p == NULL || len != JS_KCV_LEN)
+		return DJ_EMALFORMED;
+	memcpy(arg, p, JS_KCV_LEN);
+	return DJ_EOK;
+}
+
+/* instance_row - a row callback: the instance id */
+static int instance_row(const PGresult *r, int i, void *arg)
+{
+	size_t len;
+	const uint8_t *p = js_store__pg_blob(r, i, 0, &len);
+
+	if (p == NULL || len != JS_INSTANCE_ID_LEN)
+		return DJ_EMALFORMED;
+	memcpy(arg, p, JS_INSTANCE_ID_LEN);
+	return DJ_EOK;
+}
+
+int js_store__pg_schema_open(struct js_store *s, const uint8_t kcv[JS_KCV_LEN])
+{
+	struct js_store__pg *q = s->be;
+	uint8_t have[JS_KCV_LEN];
+	int64_t rows = 0;
+	int ret;
+
+	ret = migrate(q);
+	if (ret != DJ_EOK)
+		return ret;
+	/* the first instance records its KCV; every later one must match it */
+	ret = js_store__pg_run(q, "INSERT INTO meta(k, v) VALUES('kcv', $1) ON CONFLICT DO NOTHING",
+			       JS_PG_ARGS(JS_PG_B(kcv, JS_KCV_LEN)));
+	if (ret == DJ_EOK)
+		ret = js_store__pg_rows(q, "SELECT v FROM meta WHERE k='kcv'", JS_PG_NONE, true,
+					kcv_row, have);
+	if (ret == DJ_EOK && memcmp(have, kcv, JS_KCV_LEN) != 0)
+		ret = DJ_EMASTERKEY;
+	if (ret == DJ_EOK)
+		ret = js_store__pg_rows(q, "SELECT v FROM meta WHERE k='instance'", JS_PG_NONE,
+					true, instance_row, s->instance);
+	if (ret == DJ_EOK)
+		ret = js_store__pg_rows(q, "SELECT count(*) FROM outbox", JS_PG_NONE, true, int0,
+					&rows);
+	if (ret == DJ_EOK) {
+		q->outbox_n = (uint64_t)rows;
+		q->outbox_counted_ms = js_store__pg_ms();
+		js_store__outbox_count(s, 0, 0, 0, q->outbox_n);
+	}
+	return ret;
+}
+
+struct rewrap {
+	struct js_store__pg *q;
+	struct js_keystore *old_ks, *new_ks;
+	uint64_t n;
+};
+
+static int rewrap_col(struct rewrap *w, const PGresult *r, int i, int col, const char *purpose,
+		      const uint8_t *id, size_t id_len, uint8_t *out, size_t *out_len)
+{
+	uint8_t label[JS_LABEL_MAX];
+	size_t label_len, len;
+	const uint8_t *tok = js_store__pg_blob(r, i, col, &len);
+	int ret;
+
+	*out_len = 0;
+	if (len == 0)
+		return DJ_EOK;
+	label_len = js_keystore_label(purpose, id, id_len, label);
+	if (label_len == 0)
+		return DJ_EMALFORMED;
+	ret = js_keystore_rewrap(w->old_ks, w->new_ks, label, label_len, tok, len, out, out_len);
+	if (ret == DJ_EOK)
+		w->n++;
+	return ret;
+}
+
+static int rewrap_device(const PGresult *r, int i, void *arg)
+{
+	struct rewrap *w = arg;
+	uint8_t eui[LW_EUI_LEN], root[JS_TOKEN_MAX], sess[JS_TOKEN_MAX], sid[JS_SESSION_ID_LEN];
+	size_t root_len = 0, sess_len = 0, eui_len;
+	const uint8_t *p = js_store__pg_blob(r, i, 0, &eui_len);
+	int ret;
+
+	if (eui_len != LW_EUI_LEN)
+		return DJ_EMALFORMED;
+	memcpy(eui, p, LW_EUI_LEN);
+	ret = rewrap_col(w, r, i, 1, JS_PURPOSE_ROOT, eui, LW_EUI_LEN, root, &root_len);
+	js_session_id(eui, (uint32_t)js_store__pg_int(r, i, 3), sid);
+	if (ret == DJ_EOK)
+		ret = rewrap_col(w, r, i, 2, JS_PURPOSE_SESSION, sid, sizeof(sid), sess, &sess_len);
+	if (ret == DJ_EOK)
+		ret = js_store__pg_run(w->q, "UPDATE devices SET root_token=$1, sess_token=$2"
+				       " WHERE dev_eui=$3",
+				       JS_PG_ARGS(JS_PG_B(root, root_len), JS_PG_B(sess, sess_len),
+						  JS_PG_EUI(eui)));
+	return ret;
+}
+
+static int rewrap_session(const PGresult *r, int i, void *arg)
+{
+	struct rewrap *w = arg;
+	uint8_t id[JS_SESSION_ID_MAX], tok[JS_TOKEN_MAX];
+	size_t id_len, tok_len = 0;
+	const uint8_t *p = js_store__pg_blob(r, i, 0, &id_len);
+	int ret;
+
+	if (id_len == 0 || id_len > JS_SESSION_ID_MAX)
+		return DJ_EMALFORMED;
+	memcpy(id, p, id_len);
+	ret = rewrap_col(w, r, i, 1, JS_PURPOSE_SESSION, id, id_len, tok, &tok_len);
+	if (ret != DJ_EOK || tok_len == 0)
+		return ret;
+	return js_store__pg_run(w->q, "UPDATE sessions SET session_token=$1 WHERE session_id=$2",
+				JS_PG_ARGS(JS_PG_B(tok, tok_len), JS_PG_B(id, id_len)));
+}
+
+int js_store__pg_rewrap(struct js_store *s, struct js_keystore *old_ks,
+			struct js_keystore *new_ks, const char *actor, uint64_t *count)
+{
+	struct js_store__pg *q = s->be;
+	uint8_t have[JS_KCV_LEN], old_kcv[JS_KCV_LEN], new_kcv[JS_KCV_LEN];
+	char detail[JS_AUDIT_DETAIL_MAX];
+	struct rewrap w = { .q = q, .old_ks = old_ks, .new_ks = new_ks, .n = 0 };
+	int ret;
+
+	js_keystore_kcv(old_ks, old_kcv);
+	js_keystore_kcv(new_ks, new_kcv);
+	ret = js_store__pg_wbegin(q);
+	if (ret != DJ_EOK)
+		return ret;
+	/* FOR UPDATE: a second rewrap waits, then finds the new KCV */
+	ret = js_store__pg_rows(q, "SELECT v FROM meta WHERE k='kcv' FOR UPDATE", JS_PG_NONE, true,
+				kcv_row, have);
+	if (ret == DJ_EOK && memcmp(have, old_kcv, JS_KCV_LEN) != 0)
+		ret = DJ_EMASTERKEY;
+	if (ret == DJ_EOK)
+		ret = js_store__pg_rows(q, "SELECT dev_eui, root_token, sess_token, join_nonce_last"
+					" FROM devices FOR UPDATE", JS_PG_NONE, false,
+					rewrap_device, &w);
+	if (ret == DJ_EOK)
+		ret = js_store__pg_rows(q, "SELECT session_id, session_token FROM sessions"
+					" FOR UPDATE", JS_PG_NONE, false, rewrap_session, &w);
+	if (ret == DJ_EOK)
+		ret = js_store__pg_run(q, "UPDATE meta SET v=$1 WHERE k='kcv'",
+				       JS_PG_ARGS(JS_PG_B(new_kcv, JS_KCV_LEN)));
+	if (ret == DJ_EOK) {
+		snprintf(detail, sizeof(detail), "tokens=%llu", (unsigned long long)w.n);
+		ret = js_store__pg_audit_put(s, NULL, JS_REWRAP_EVENT, actor, detail);
+	}
+	ret = js_store__pg_wend(s, ret);
+	if (ret == DJ_EOK && count != NULL)
+		*count = w.n;
+	return ret;
+}
+
+int js_store__pg_bump_join_nonces(struct js_store *s, uint32_t margin, const char *actor,
+				  uint64_t *count)
+{
+	struct js_store__pg *q = s->be;
+	char detail[JS_AUDIT_DETAIL_MAX];
+	uint64_t nd = 0, nt = 0;
+	int64_t top = -1;
+	int ret = js_store__pg_wbegin(q);
+
+	if (ret != DJ_EOK)
+		return ret;
+	/* the table locks keep a concurrent join from slipping between the check and the bump */
+	ret = js_store__pg_run(q, "LOCK TABLE devices, tombstones IN EXCLUSIVE MODE", JS_PG_NONE);
+	if (ret == DJ_EOK)
+		ret = js_store__pg_rows(q, "SELECT max(m) FROM (SELECT max(join_nonce_last) AS m"
+					" FROM devices UNION ALL SELECT max(join_nonce_last)"
+					" FROM tombstones) AS x", JS_PG_NONE, true, int0, &top);
+	if (ret == DJ_EOK && top + (int64_t)margin > (int64_t)LW_JOINNONCE_MAX)
+		ret = DJ_ERANGE;
+	if (ret == DJ_EOK)
+		ret = js_store__pg_change(q, "UPDATE devices SET join_nonce_last=join_nonce_last+$1,"
+					  " version=version+1, sess_token=NULL",
+					  JS_PG_ARGS(JS_PG_I(margin)), &nd);
+	if (ret == DJ_EOK)
+		ret = js_store__pg_change(q, "UPDATE tombstones SET"
+					  " join_nonce_last=join_nonce_last+$1",
+					  JS_PG_ARGS(JS_PG_I(margin)), &nt);
+	if (ret == DJ_EOK) {
+		snprintf(detail, sizeof(detail), "margin=%u devices=%" PRIu64 " tombstones=%" PRIu64,
+			 margin, nd, nt);
+		ret = js_store__pg_audit_put(s, NULL, JS_RESTORE_GUARD_EVENT, actor, detail);
+	}
+	ret = js_store__pg_wend(s, ret);
+	if (ret == DJ_EOK && count != NULL)
+		*count = nd + nt;
+	return ret;
+}
