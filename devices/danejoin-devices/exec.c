@@ -182,6 +182,7 @@ static int open_store(struct run *r)
 	js_keystore_kcv(r->ks, kcv);
 	memset(&props, 0, sizeof(props));
 	props.path = r->cfg->store_path;
+	props.conninfo = r->cfg->store_conninfo;	/* set: PostgreSQL */
 	props.kcv = kcv;
 	props.devnonce_history = r->cfg->devnonce_history;
 	props.batch_max = r->cfg->batch_max;
@@ -254,7 +255,7 @@ static int cmd_init(struct run *r)
 
 	if (stat(r->cfg->master_key_file, &st) != 0) {
 		/* A new key can never open an existing store: refuse rather than lock it away. */
-		if (stat(r->cfg->store_path, &st) == 0) {
+		if (r->cfg->store_conninfo == NULL && stat(r->cfg->store_path, &st) == 0) {
 			errmsg("store %s exists but master key file %s does not; refusing to "
 			       "create a new key that could not open it", r->cfg->store_path,
 			       r->cfg->master_key_file);

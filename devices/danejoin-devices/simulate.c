@@ -252,7 +252,8 @@ int exec_simulate(const struct js_config *cfg, int argc, char **argv)
 	}
 	js_keystore_kcv(ks, kcv);
 	{
-		struct js_store_props sp = { .path = cfg->store_path, .kcv = kcv,
+		struct js_store_props sp = { .path = cfg->store_path,
+					     .conninfo = cfg->store_conninfo, .kcv = kcv,
 					     .devnonce_history = cfg->devnonce_history,
 					     .batch_max = cfg->batch_max };
 		ret = js_store_open(&sp, &store);

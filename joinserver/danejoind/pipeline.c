@@ -152,6 +152,14 @@ static void internal_error(struct svc_req *r)
 	snprintf(r->ans.description, sizeof(r->ans.description), "internal error");
 }
 
+/* store_fault - a join failed because the store could not commit (a database down, a lost
+ * connection, a full disk): answered JoinReqFailed, so the network server may retry; the
+ * request met the compare-and-swap unanswered, so its retry is safe */
+static bool store_fault(int rc)
+{
+	return rc == DJ_EIO || rc == DJ_ESQL || rc == DJ_ENOSPC;
+}
+
 /* join_finish - on the loop thread: answer a JoinReq/RejoinReq from the engine's verdict */
 static void join_finish(void *arg)
 {
@@ -170,10 +178,12 @@ static void join_finish(void *arg)
 	ans->has_dev_eui = true;
 	memcpy(ans->dev_eui, r->msg.dev_eui, LW_EUI_LEN);
 	if (ret != DJ_EOK || r->jr.result != DJ_EOK) {
-		dj_err_limited("join for peer %s failed: %s", r->pe->name,
-		       dj_strerror(ret != DJ_EOK ? ret : r->jr.result));
-		ans->result = BI_OTHER;
-		snprintf(ans->description, sizeof(ans->description), "internal error");
+		int rc = ret != DJ_EOK ? ret : r->jr.result;
+
+		dj_err_limited("join for peer %s failed: %s", r->pe->name, dj_strerror(rc));
+		ans->result = store_fault(rc) ? BI_JOIN_REQ_FAILED : BI_OTHER;
+		snprintf(ans->description, sizeof(ans->description), "%s",
+			 store_fault(rc) ? "store unavailable, not committed" : "internal error");
 		goto send;
 	}
 	s->m.verdicts[o->verdict]++;
@@ -233,8 +243,11 @@ static void join_flush(struct svc *s)
 
 		if (rc == DJ_EOK)
 			continue;
-		dj_err("join engine: %s", dj_strerror(rc));
-		svc__refuse(q[i], BI_OTHER, "internal error");
+		dj_err_limited("join engine: %s", dj_strerror(rc));
+		if (store_fault(rc))
+			svc__refuse(q[i], BI_JOIN_REQ_FAILED, "store unavailable, not committed");
+		else
+			svc__refuse(q[i], BI_OTHER, "internal error");
 	}
 }
 

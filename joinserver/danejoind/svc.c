@@ -71,7 +71,8 @@ static int open_keys_and_store(struct svc *s, const struct js_config *cfg, char 
 			       size_t errlen)
 {
 	uint8_t master[JS_MASTER_KEY_LEN], kcv[JS_KCV_LEN];
-	struct js_store_props sp = { .path = cfg->store_path, .kcv = kcv,
+	struct js_store_props sp = { .path = cfg->store_path, .conninfo = cfg->store_conninfo,
+				     .kcv = kcv,
 				     .devnonce_history = cfg->devnonce_history,
 				     .batch_max = cfg->batch_max,
 				     .outbox_max = cfg->mqtt ? cfg->mqtt_outbox_max : 0,
@@ -91,8 +92,15 @@ static int open_keys_and_store(struct svc *s, const struct js_config *cfg, char 
 	js_keystore_kcv(s->ks, kcv);
 	ret = js_store_open(&sp, &s->store);
 	if (ret != DJ_EOK) {
-		snprintf(err, errlen, "[store] path %s: %s", cfg->store_path, dj_strerror(ret));
-		return ret;
+		if (cfg->store_conninfo != NULL)	/* never the conninfo: it may name a passfile */
+			snprintf(err, errlen, "[store] conninfo: PostgreSQL: %s%s", dj_strerror(ret),
+				 ret == DJ_EIO ? " (the database is unreachable or refused the "
+				 "connection; see the log above)" : "");
+		else
+			snprintf(err, errlen, "[store] path %s: %s", cfg->store_path,
+				 dj_strerror(ret));
+		/* an unreachable database is a store failure (exit 4), never a fallback */
+		return cfg->store_conninfo != NULL && ret == DJ_EIO ? DJ_ESQL : ret;
 	}
 	ep.store = s->store;
 	ep.ks = s->ks;

@@ -22,6 +22,8 @@
 #include <sys/stat.h>
 
 #include <ini.h>
+#include <libpq-fe.h>
+#include <openssl/crypto.h>
 
 #include "common/dj_err.h"
 #include "common/dj_hex.h"
@@ -57,7 +59,11 @@ struct key_def {
 
 /* key_table - every known [section] key; keep config/danejoin.conf.example in step */
 static const struct key_def key_table[] = {
-	{ "store", "path", KT_PATH, CFG_OFF(store_path), 0, 0, 0, true },
+	/* [store]: path for sqlite, conninfo (+ passfile) for postgresql: check_store() */
+	{ "store", "backend", KT_STR, CFG_OFF(store_backend), 0, 0, 0, false },
+	{ "store", "path", KT_PATH, CFG_OFF(store_path), 0, 0, 0, false },
+	{ "store", "conninfo", KT_STR, CFG_OFF(store_conninfo), 0, 0, 0, false },
+	{ "store", "passfile", KT_PATH, CFG_OFF(store_passfile), 0, 0, 0, false },
 	{ "store", "devnonce_history", KT_UINT, CFG_OFF(devnonce_history), JS_DEVNONCE_HIST_MIN,
 	  JS_DEVNONCE_HIST_MAX, 0, false },
 	{ "store", "batch_max", KT_UINT, CFG_OFF(batch_max), JS_CONFIG_BATCH_MIN,
@@ -660,10 +666,126 @@ static bool kek_label_ok(struct parse_ctx *c, const struct js_peer_config *pc)
 }
 
 /* check_whole - rules that span keys: peers complete and consistent, list formats */
+/* passfile_ok - a PostgreSQL password file: a regular file of mode 0600 (or stricter) */
+static bool passfile_ok(struct parse_ctx *c, const char *what, const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		fail(c, DJ_ECONFIG, 0, "[store] %s %s: %s", what, path, strerror(errno));
+		return false;
+	}
+	if (!S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
+		fail(c, DJ_ECONFIG, 0, "[store] %s %s: must be a regular file of mode 0600 "
+		     "(mode %04o refused; chmod 600 %s)", what, path,
+		     (unsigned)(st.st_mode & 07777), path);
+		return false;
+	}
+	return true;
+}
+
+/* conninfo_check - parse [store] conninfo with libpq: no password in it (passfile instead),
+ * any passfile it names must be 0600 */
+static void conninfo_check(struct parse_ctx *c, const char *conninfo)
+{
+	char *perr = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
+
+	if (opts == NULL) {
+		fail(c, DJ_ECONFIG, 0, "[store] conninfo: not a libpq connection string: %s",
+		     perr != NULL ? perr : "out of memory");
+		PQfreemem(perr);
+		return;
+	}
+	for (PQconninfoOption *o = opts; o->keyword != NULL && c->rc == DJ_EOK; o++) {
+		if (o->val == NULL)
+			continue;
+		if (strcmp(o->keyword, "password") == 0)
+			fail(c, DJ_ECONFIG, 0, "[store] conninfo: a password in the configuration "
+			     "file is refused: put it in a 0600 passfile ([store] passfile) or use "
+			     "certificate authentication");
+		else if (strcmp(o->keyword, "passfile") == 0)
+			(void)passfile_ok(c, "conninfo passfile", o->val);
+	}
+	PQconninfoFree(opts);
+}
+
+/* conninfo_quote - append " passfile='PATH'" (quotes and backslashes escaped) */
+static char *conninfo_with_passfile(const char *conninfo, const char *passfile)
+{
+	size_t n = strlen(conninfo), k;
+	char *out = malloc(n + 2 * strlen(passfile) + 16);
+
+	if (out == NULL)
+		return NULL;
+	k = (size_t)sprintf(out, "%s passfile='", conninfo);
+	for (const char *p = passfile; *p != '\0'; p++) {
+		if (*p == '\'' || *p == '\\')
+			out[k++] = '\\';
+		out[k++] = *p;
+	}
+	out[k++] = '\'';
+	out[k] = '\0';
+	return out;
+}
+
+/* check_store - [store] backend = sqlite (path required) or postgresql (conninfo required,
+ * passfile optional, mode 0600); the passfile joins the conninfo. Never a fallback. */
+static void check_store(struct parse_ctx *c)
+{
+	struct js_config *cfg = &c->cfg;
+	const char *b = cfg->store_backend != NULL ? cfg->store_backend : "sqlite";
+	char *ci;
+
+	if (strcmp(b, "sqlite") == 0) {
+		if (cfg->store_path == NULL)
+			fail(c, DJ_ECONFIG, 0, "[store] path: required key is missing");
+		else if (cfg->store_conninfo != NULL || cfg->store_passfile != NULL)
+			fail(c, DJ_ECONFIG, 0, "[store] conninfo and passfile: only with backend = "
+			     "postgresql");
+		return;
+	}
+	if (strcmp(b, "postgresql") != 0) {
+		fail(c, DJ_ECONFIG, 0, "[store] backend: expected sqlite or postgresql, got '%s'",
+		     b);
+		return;
+	}
+	if (cfg->store_conninfo == NULL) {
+		fail(c, DJ_ECONFIG, 0, "[store] conninfo: required with backend = postgresql");
+		return;
+	}
+	if (cfg->store_path != NULL) {
+		fail(c, DJ_ECONFIG, 0, "[store] path: not used with backend = postgresql "
+		     "(remove it)");
+		return;
+	}
+	conninfo_check(c, cfg->store_conninfo);
+	if (c->rc != DJ_EOK)
+		return;
+	if (cfg->store_passfile != NULL) {
+		if (!passfile_ok(c, "passfile", cfg->store_passfile))
+			return;
+		ci = conninfo_with_passfile(cfg->store_conninfo, cfg->store_passfile);
+		if (ci == NULL) {
+			fail(c, DJ_ENOMEM, 0, "out of memory");
+			return;
+		}
+		free(cfg->store_conninfo);
+		cfg->store_conninfo = ci;
+	}
+	/* what the programs print as the store's name */
+	cfg->store_path = strdup(JS_CONFIG_PG_STORE_NAME);
+	if (cfg->store_path == NULL)
+		fail(c, DJ_ENOMEM, 0, "out of memory");
+}
+
 static void check_whole(struct parse_ctx *c)
 {
 	uint8_t net_id[LW_NETID_LEN];
 
+	check_store(c);
+	if (c->rc != DJ_EOK)
+		return;
 	check_mqtt(c);
 
 	for (unsigned i = 0; i < c->cfg.join_euis.n && c->rc == DJ_EOK; i++)
@@ -760,6 +882,11 @@ void js_config_free(struct js_config *cfg)
 	if (cfg == NULL)
 		return;
 	free(cfg->store_path);
+	free(cfg->store_backend);
+	if (cfg->store_conninfo != NULL)
+		OPENSSL_cleanse(cfg->store_conninfo, strlen(cfg->store_conninfo));
+	free(cfg->store_conninfo);
+	free(cfg->store_passfile);
 	free(cfg->master_key_file);
 	free(cfg->listen_address);
 	free(cfg->cert_file);

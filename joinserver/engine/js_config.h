@@ -90,9 +90,17 @@ struct js_peer_config {
 					 * NetID (TS002 §19 NAPTR -> SRV, DNSSEC-secure) */
 };
 
+#define JS_CONFIG_PG_STORE_NAME "(PostgreSQL [store] conninfo)"
+
 struct js_config {
 	/* [store] */
-	char *store_path;		/* required: the SQLite file (absolute once loaded) */
+	char *store_backend;		/* "sqlite" (NULL: the default) or "postgresql" */
+	char *store_path;		/* sqlite: the file (absolute once loaded), required;
+					 * postgresql: JS_CONFIG_PG_STORE_NAME, a name to print */
+	char *store_conninfo;		/* postgresql: the libpq connection string, with
+					 * passfile='...' appended when [store] passfile is set;
+					 * never a password (refused at load). NULL: sqlite */
+	char *store_passfile;		/* postgresql: a 0600 password file (absolute), or NULL */
 	unsigned devnonce_history;	/* JS_DEVNONCE_HIST_MIN..MAX, default 1024 */
 	unsigned batch_max;		/* JS_CONFIG_BATCH_MIN..MAX, default JS_BATCH_DEFAULT */
 	/* [keys] */

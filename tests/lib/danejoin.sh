@@ -11,9 +11,14 @@ dj_conf_section() {
 	for a in "$@"; do printf '%s = %s\n' "${a%%=*}" "${a#*=}"; done
 }
 
-# dj_conf_store - [store] and [keys]: js.db and master.key in the test's directory
+# dj_conf_store - [store] and [keys]: js.db and master.key in the test's directory; with
+# DJ_STORE_CONNINFO set, the PostgreSQL store it names (tests/lib/postgres.sh: $PG_CONNINFO)
 dj_conf_store() {
-	dj_conf_section store path=js.db
+	if [ -n "${DJ_STORE_CONNINFO:-}" ]; then
+		dj_conf_section store backend=postgresql conninfo="$DJ_STORE_CONNINFO"
+	else
+		dj_conf_section store path=js.db
+	fi
 	dj_conf_section keys master_key_file=master.key
 }
 
