@@ -363,6 +363,11 @@ int exec_migrate(const struct js_config *cfg, const struct dv_params *p)
 #else
 	(void)env;
 #endif
+	if (cfg->store_conninfo != NULL) {
+		errmsg("migrate: copies an SQLite store, but the configuration's [store] backend "
+		       "is postgresql: give the configuration of the SQLite store");
+		return DV_EXIT_CONFIG;
+	}
 	if (cfg->store_path == NULL) {
 		errmsg("migrate: the configuration names no SQLite store ([store] path)");
 		return DV_EXIT_CONFIG;

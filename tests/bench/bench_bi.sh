@@ -5,7 +5,11 @@
 #
 #   bash tests/bench/bench_bi.sh BUILD_DIR [DEVICES] [CONNECTIONS] [REQUESTS]
 #   (defaults 20000 devices, 64 connections, 100000 requests; ctest runs a small smoke size)
+#   ... [--store sqlite|postgresql|both] [--instances N]: SQLite and PostgreSQL, N instances,
+#   server CPU per JoinReq (tests/bench/bench_bi_store.sh)
 set -u
+# --store sqlite|postgresql|both and --instances N (issue 13): bench_bi_store.sh runs those
+case " $* " in *" --store "* | *" --instances "*) exec bash "$(dirname "$0")/bench_bi_store.sh" "$@" ;; esac
 . "$(dirname "$0")/../lib/harness.sh"
 dj_bench_begin bench_bi "BUILD_DIR [DEVICES] [CONNECTIONS] [REQUESTS]" "$@"
 NDEV=${2:-20000} CONNS=${3:-64} REQS=${4:-100000}
