@@ -65,6 +65,7 @@ for i in $(seq 1 200); do
 done
 echo "figures (race): 200 identical Join-requests sent to A and B at once: $one answered" \
 	"Success exactly once, $bad not; JoinNonces strictly increasing $mono/200 (last $last)"
+cp st.race "pl/st.$D"	# the race device's state, for its fresh join at the end
 check "200 races: exactly one Success each time" test "$one" -eq 200
 check "200 races: JoinNonces strictly increasing across A and B (device side)" test "$mono" -eq 200
 

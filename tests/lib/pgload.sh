@@ -61,26 +61,38 @@ pl_worker() {
 	done
 }
 
-pl_audit() {
-	local ports=($1) d k p r jn n=0 dev
-	PL_SENT=$(cat pl/log.* | wc -l)
-	PL_OK=$(cat pl/log.* | awk '$4 == "ok"' | wc -l)
-	PL_REPLAYS=0
-	PL_REPLAYS_OK=0
+# pl__replay PORTS CHUNK - replay the accepted requests listed in CHUNK; "sent accepted" on stdout
+pl__replay() {
+	local ports=($1) d k p r jn n=0 sent=0 acc=0
 	while read -r d k p r jn; do
-		[ "$r" = ok ] || continue
 		if [ -f "pl/pre.$d.$k" ]; then
-			cp "pl/pre.$d.$k" pl/replay.st
+			cp "pl/pre.$d.$k" "$2.st"
 		else
-			rm -f pl/replay.st	# the device's first JoinReq: no state before it
+			rm -f "$2.st"	# the device's first JoinReq: no state before it
 		fi
-		PL_REPLAYS=$((PL_REPLAYS + 1))
-		if pl_join "${ports[$((n % ${#ports[@]}))]}" "$d" pl/replay.st pl/replay.out; then
-			PL_REPLAYS_OK=$((PL_REPLAYS_OK + 1))
-			echo "  REPLAY ACCEPTED: $d request $k (first answered through $p)"
+		sent=$((sent + 1))
+		if pl_join "${ports[$((n % ${#ports[@]}))]}" "$d" "$2.st" "$2.out"; then
+			acc=$((acc + 1))
+			echo "  REPLAY ACCEPTED: $d request $k (first answered through $p)" >&2
 		fi
 		n=$((n + 1))
-	done < <(cat pl/log.*)
+	done <"$2"
+	echo "$sent $acc" >"$2.res"
+}
+
+pl_audit() {
+	local c dev ports=($1) jobs=()
+	PL_SENT=$(cat pl/log.* | wc -l)
+	PL_OK=$(cat pl/log.* | awk '$4 == "ok"' | wc -l)
+	# replayed by 3 clients at a time, each through the instances in turn
+	cat pl/log.* | awk '$4 == "ok"' | split -n r/3 - pl/chunk.
+	for c in pl/chunk.??; do
+		pl__replay "$1" "$c" &
+		jobs+=($!)
+	done
+	wait "${jobs[@]}"
+	PL_REPLAYS=$(cat pl/chunk.??.res | awk '{ s += $1 } END { print s + 0 }')
+	PL_REPLAYS_OK=$(cat pl/chunk.??.res | awk '{ s += $2 } END { print s + 0 }')
 	# every accepted JoinNonce of a device, over all instances: none twice
 	PL_JN_REPEATED=$(cat pl/log.* | awk '$4 == "ok" { print $1, $5 }' | sort | uniq -d | wc -l)
 	PL_FRESH_BAD=0
