@@ -42,7 +42,7 @@ check "danejoind B listens" dj_wait_port "$PB" "$PID_B"
 # both_join - the spare device (line 2 of pl.csv) joins through A, then through B
 SPARE=$(sed -n 2p pl.csv | cut -d, -f1)
 both_join() {
-	pl_join "$PA" "$SPARE" st.spare sp.out && pl_join "$PB" "$SPARE" st.spare sp.out
+	pl_join "$PA" "$SPARE" "pl/st.$SPARE" sp.out && pl_join "$PB" "$SPARE" "pl/st.$SPARE" sp.out
 }
 check "joins through both instances" both_join
 
