@@ -66,11 +66,14 @@ static void pg_notice(void *arg, const char *msg)
 	(void)msg;
 }
 
-/* connect_now - one connection attempt; the conninfo is expanded, connect_timeout defaults */
+/* connect_now - one connection attempt; the conninfo is expanded over our defaults */
 static PGconn *connect_now(const char *conninfo)
 {
-	const char *const keys[] = { "connect_timeout", "dbname", NULL };
-	const char *const vals[] = { PG_CONNECT_TIMEOUT, conninfo, NULL };
+	/* defaults first: the conninfo's own settings override them. Keepalives and a TCP user
+	 * timeout so that a primary that vanished (failover) fails the batch instead of hanging */
+	const char *const keys[] = { "connect_timeout", "keepalives_idle", "keepalives_interval",
+				     "keepalives_count", "tcp_user_timeout", "dbname", NULL };
+	const char *const vals[] = { PG_CONNECT_TIMEOUT, "10", "3", "3", "15000", conninfo, NULL };
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 
 	if (c != NULL && PQstatus(c) == CONNECTION_OK)
@@ -253,10 +256,20 @@ int js_store__pg_read(struct js_store__pg *q, const char *sql, const struct js_s
 	PGresult *r = NULL;
 	int ret;
 
-	pthread_mutex_lock(&q->rlock);
-	ret = js_store__pg_conn(q, &q->r) != NULL ? js_store__pg_exec(&q->r, sql, v, n, &r)
-						    : DJ_EIO;
-	pthread_mutex_unlock(&q->rlock);
+	unsigned k = __atomic_fetch_add(&q->rnext, 1, __ATOMIC_RELAXED) % JS_PG_READERS, j;
+
+	/* a free reader if there is one, else wait for the first one tried */
+	for (j = 0; j < JS_PG_READERS; j++)
+		if (pthread_mutex_trylock(&q->rlock[(k + j) % JS_PG_READERS]) == 0)
+			break;
+	if (j == JS_PG_READERS) {
+		j = 0;
+		pthread_mutex_lock(&q->rlock[k]);
+	}
+	k = (k + j) % JS_PG_READERS;
+	ret = js_store__pg_conn(q, &q->rd[k]) != NULL ? js_store__pg_exec(&q->rd[k], sql, v, n, &r)
+						       : DJ_EIO;
+	pthread_mutex_unlock(&q->rlock[k]);
 	/* the rows are the result's own: the walk needs no lock */
 	if (ret == DJ_EOK)
 		ret = walk(r, one, row, arg);
@@ -369,14 +382,18 @@ static void pg_close(struct js_store *s)
 	if (q == NULL)
 		return;
 	PQfinish(q->w.c);
-	PQfinish(q->r.c);
+	PQfinish(q->ob.c);
+	for (size_t i = 0; i < JS_PG_READERS; i++)
+		PQfinish(q->rd[i].c);
 	if (q->conninfo != NULL) {
 		OPENSSL_cleanse(q->conninfo, strlen(q->conninfo));
 		free(q->conninfo);
 	}
 	if (q->locks_init) {
 		pthread_mutex_destroy(&q->wlock);
-		pthread_mutex_destroy(&q->rlock);
+		pthread_mutex_destroy(&q->oblock);
+		for (size_t i = 0; i < JS_PG_READERS; i++)
+			pthread_mutex_destroy(&q->rlock[i]);
 	}
 	free(q);
 	s->be = NULL;
@@ -397,10 +414,10 @@ static int pg_open(struct js_store *s, const struct js_store_props *props)
 		return DJ_ENOMEM;
 	if (pthread_mutex_init(&q->wlock, NULL) != 0)
 		return DJ_ENOMEM;
-	if (pthread_mutex_init(&q->rlock, NULL) != 0) {
-		pthread_mutex_destroy(&q->wlock);
-		return DJ_ENOMEM;
-	}
+	/* mutexes with default attributes cannot fail to initialise on Linux (no allocation) */
+	(void)pthread_mutex_init(&q->oblock, NULL);
+	for (size_t i = 0; i < JS_PG_READERS; i++)
+		(void)pthread_mutex_init(&q->rlock[i], NULL);
 	q->locks_init = true;
 	/* the schema first: the writer's statements refer to its tables */
 	q->w.c = connect_now(q->conninfo);
@@ -417,7 +434,8 @@ static int pg_open(struct js_store *s, const struct js_store_props *props)
 		       PQerrorMessage(q->w.c));
 		return DJ_ESQL;
 	}
-	return pg_open_conn(q, &q->r, false);
+	/* the readers and the outbox connection open on first use */
+	return DJ_EOK;
 }
 
 /* row_device - check a DEV_COLS row against the struct's bounds, then copy it into out */

@@ -21,6 +21,10 @@
  *	reader connection holds the session advisory lock JS_PG_OUTBOX_LOCK. The lock goes with
  *	the connection, so when that instance dies another one takes over. Event ids are
  *	instance (of the database, in meta) | outbox id (a sequence): stable, whoever publishes.
+ *	The publisher reads rows after the last id it sent, so ids must commit in order: every
+ *	transaction that writes outbox rows first takes the transaction advisory lock
+ *	JS_PG_OUTBOX_ORDER_LOCK, held until its COMMIT (the cost: batches that carry events commit
+ *	one after another across instances).
  */
 #include "store/js_store_pg_internal.h"
 
@@ -66,6 +70,8 @@
 	" o AS (INSERT INTO outbox(at, body) SELECT $1, y.b" \
 	" FROM unnest($6::bytea[]) WITH ORDINALITY AS y(b, n) ORDER BY y.n)" \
 	" SELECT 1::bigint, true"
+/* held until COMMIT by every transaction that writes outbox rows (js_store_pg_internal.h) */
+#define PG_OUTBOX_ORDER_SQL "SELECT pg_advisory_xact_lock(" DJ_STR(JS_PG_OUTBOX_ORDER_LOCK) ")"
 #define PG_DONE_NAME "dj_done"
 #define PG_DONE_SQL \
 	"WITH d AS (DELETE FROM outbox WHERE id = ANY($1::int8[]) RETURNING 1)" \
@@ -358,7 +364,16 @@ static int run_batch(struct js_store *s, PGconn *pc, struct js_commit *head, siz
 
 	if (!PQenterPipelineMode(pc))
 		return DJ_EIO;
+	bool events = false;
+
+	for (c = head; c != NULL; c = c->priv_next)
+		events = events || c->events != NULL;
 	if (!PQsendQueryParams(pc, "BEGIN", 0, NULL, NULL, NULL, NULL, 1))
+		ret = DJ_EIO;
+	/* outbox ids in commit order across instances: the publisher's cursor never skips a row
+	 * that commits late */
+	if (ret == DJ_EOK && events &&
+	    !PQsendQueryParams(pc, PG_OUTBOX_ORDER_SQL, 0, NULL, NULL, NULL, NULL, 1))
 		ret = DJ_EIO;
 	for (c = head, i = 0; c != NULL && i < n && ret == DJ_EOK; c = c->priv_next, i++)
 		ret = send_item(s, pc, c, &items[i], t, now);
@@ -373,6 +388,12 @@ static int run_batch(struct js_store *s, PGconn *pc, struct js_commit *head, siz
 	if (r == NULL)
 		return DJ_EIO;
 	PQclear(r);
+	if (events) {
+		r = one_result(pc, PGRES_TUPLES_OK);
+		if (r == NULL)
+			return DJ_EIO;
+		PQclear(r);
+	}
 	for (c = head, i = 0; c != NULL && i < n; c = c->priv_next, i++) {
 		int64_t count;
 		bool exists;
@@ -489,18 +510,18 @@ static bool lead(struct js_store__pg *q)
 	PGresult *r = NULL;
 	bool got = false;
 
-	pthread_mutex_lock(&q->rlock);
-	if (js_store__pg_conn(q, &q->r) != NULL) {
-		if (!q->r.leader &&
-		    js_store__pg_exec(&q->r, "SELECT pg_try_advisory_lock($1)",
+	pthread_mutex_lock(&q->oblock);
+	if (js_store__pg_conn(q, &q->ob) != NULL) {
+		if (!q->ob.leader &&
+		    js_store__pg_exec(&q->ob, "SELECT pg_try_advisory_lock($1)",
 				      JS_PG_ARGS(JS_PG_I(JS_PG_OUTBOX_LOCK)), &r) == DJ_EOK &&
 		    PQntuples(r) == 1 && js_store__pg_int(r, 0, 0) == 1) {
-			q->r.leader = true;
+			q->ob.leader = true;
 			dj_info("store: this instance now publishes the outbox");
 		}
-		got = q->r.leader;
+		got = q->ob.leader;
 	}
-	pthread_mutex_unlock(&q->rlock);
+	pthread_mutex_unlock(&q->oblock);
 	PQclear(r);
 	return got;
 }
@@ -541,6 +562,10 @@ void js_store__pg_outbox_put(struct js_store *s, const uint8_t *body, size_t len
 		q->xo_pend = true;
 	}
 	if (body == NULL || len == 0 || len > JS_EVENT_BODY_MAX || q->xo_rows >= s->outbox_max) {
+		q->xo_dropped++;
+		return;
+	}
+	if (js_store__pg_run(q, PG_OUTBOX_ORDER_SQL, JS_PG_NONE) != DJ_EOK) {
 		q->xo_dropped++;
 		return;
 	}

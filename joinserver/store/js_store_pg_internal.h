@@ -9,8 +9,10 @@
  *	transaction, the outbox and its single publisher) and js_store_pg_owner.c (the ownership
  *	registry of js_store_owner.h). libpq only; every value is a bound parameter.
  *
- *	Two connections: the writer (committer and administrative calls, under wlock) and the
- *	reader (device and session reads, walks, the outbox fetch, under rlock). A connection that
+ *	Connections: the writer (committer and administrative calls, under wlock), a pool of
+ *	JS_PG_READERS readers (device and session reads, walks; each under its own lock, so the
+ *	engine's threads read in parallel) and the outbox connection, which holds the publisher's
+ *	advisory lock while this instance publishes (under oblock). A connection that
  *	fails is dropped and opened again on a later call, with a growing backoff; until then the
  *	calls fail at once with DJ_EIO (a fault: the daemon answers JoinReqFailed / 503).
  */
@@ -27,11 +29,15 @@
 #include "common/dj_compiler.h"
 #include "store/js_store_internal.h"
 
+#define JS_PG_READERS 4		/* reader connections per instance */
 #define JS_PG_HIST_PAIR 2		/* bytes per stored DevNonce */
 #define JS_PG_BACKOFF_MIN_MS 100
 #define JS_PG_BACKOFF_MAX_MS 5000
 #define JS_PG_OUTBOX_LOCK 0x646a6f7574626f78LL	/* pg_try_advisory_lock key: "djoutbox" */
 #define JS_PG_SCHEMA_LOCK 0x646a736368656d61LL	/* pg_advisory_lock key: "djschema" */
+#define JS_PG_OUTBOX_ORDER_LOCK 7235718219891369061	/* pg_advisory_xact_lock: "djoborde" */
+#define DJ_STR_(x) #x
+#define DJ_STR(x) DJ_STR_(x)
 
 /* One connection, with its reconnection state. */
 struct js_store__pgconn {
@@ -45,9 +51,12 @@ struct js_store__pgconn {
 
 struct js_store__pg {
 	char *conninfo;
-	pthread_mutex_t wlock, rlock;
+	pthread_mutex_t wlock, oblock;
+	pthread_mutex_t rlock[JS_PG_READERS];
 	bool locks_init;
-	struct js_store__pgconn w, r;
+	unsigned rnext;			/* where the next read starts looking (racy hint) */
+	struct js_store__pgconn w, ob;
+	struct js_store__pgconn rd[JS_PG_READERS];
 	uint64_t outbox_n;		/* rows in the outbox (last count), under wlock */
 	int64_t outbox_counted_ms;	/* when outbox_n was last counted */
 	bool xo_pend;			/* js_store__pg_outbox_put in this transaction: */

@@ -356,6 +356,80 @@ static void test_conf_mode(void **state)
 	js_config_free(&cfg);
 }
 
+/* load_text - load the text; the return code, the message in err */
+static int load_text(const char *text, struct js_config *cfg, char *err, size_t errlen)
+{
+	write_conf(text);
+	return js_config_load(conf_path, cfg, err, errlen);
+}
+
+/* test_store_backend - [store] backend = sqlite | postgresql, conninfo, passfile (issue 13) */
+static void test_store_backend(void **state)
+{
+	struct js_config cfg;
+	char err[JS_CONFIG_ERR_MAX], pf[600], text[1400];
+	FILE *f;
+
+	(void)state;
+	/* PostgreSQL: conninfo required, path refused, no password, a printable name */
+	assert_int_equal(load_text("[store]\nbackend = postgresql\nconninfo = host=/tmp dbname=dj "
+				   "target_session_attrs=read-write\n[keys]\nmaster_key_file = m\n",
+				   &cfg, err, sizeof(err)), DJ_EOK);
+	assert_string_equal(cfg.store_conninfo, "host=/tmp dbname=dj target_session_attrs=read-write");
+	assert_string_equal(cfg.store_path, JS_CONFIG_PG_STORE_NAME);
+	js_config_free(&cfg);
+	assert_int_equal(load_text("[store]\nbackend = postgresql\n[keys]\nmaster_key_file = m\n",
+				   &cfg, err, sizeof(err)), DJ_ECONFIG);
+	assert_non_null(strstr(err, "[store] conninfo: required with backend = postgresql"));
+	assert_int_equal(load_text("[store]\nbackend = postgresql\nconninfo = dbname=dj\npath = x\n"
+				   "[keys]\nmaster_key_file = m\n", &cfg, err, sizeof(err)),
+			 DJ_ECONFIG);
+	assert_non_null(strstr(err, "[store] path: not used with backend = postgresql"));
+	assert_int_equal(load_text("[store]\nbackend = postgresql\nconninfo = dbname=dj "
+				   "password=hunter2\n[keys]\nmaster_key_file = m\n", &cfg, err,
+				   sizeof(err)), DJ_ECONFIG);
+	assert_non_null(strstr(err, "a password in the configuration file is refused"));
+	assert_null(strstr(err, "hunter2"));
+	assert_int_equal(load_text("[store]\nbackend = postgresql\nconninfo = postgresql://u:hunter2@h/dj\n"
+				   "[keys]\nmaster_key_file = m\n", &cfg, err, sizeof(err)),
+			 DJ_ECONFIG);
+	assert_null(strstr(err, "hunter2"));
+	assert_int_equal(load_text("[store]\nbackend = postgresql\nconninfo = dbname='dj\n"
+				   "[keys]\nmaster_key_file = m\n", &cfg, err, sizeof(err)),
+			 DJ_ECONFIG);
+	assert_non_null(strstr(err, "[store] conninfo: not a libpq connection string"));
+	assert_int_equal(load_text("[store]\nbackend = mysql\npath = x\n[keys]\nmaster_key_file = m\n",
+				   &cfg, err, sizeof(err)), DJ_ECONFIG);
+	assert_non_null(strstr(err, "[store] backend: expected sqlite or postgresql, got 'mysql'"));
+	/* SQLite: path required, no conninfo */
+	assert_int_equal(load_text("[store]\nbackend = sqlite\n[keys]\nmaster_key_file = m\n",
+				   &cfg, err, sizeof(err)), DJ_ECONFIG);
+	assert_non_null(strstr(err, "[store] path: required key is missing"));
+	assert_int_equal(load_text("[store]\npath = x\nconninfo = dbname=dj\n"
+				   "[keys]\nmaster_key_file = m\n", &cfg, err, sizeof(err)),
+			 DJ_ECONFIG);
+	assert_non_null(strstr(err, "only with backend = postgresql"));
+	/* passfile: 0600 or refused; appended to the conninfo */
+	snprintf(pf, sizeof(pf), "%s/test_js_config.pgpass", conf_dir);
+	f = fopen(pf, "w");
+	assert_non_null(f);
+	fputs("*:*:*:*:hunter2\n", f);
+	assert_int_equal(fclose(f), 0);
+	snprintf(text, sizeof(text), "[store]\nbackend = postgresql\nconninfo = dbname=dj\n"
+		 "passfile = %s\n[keys]\nmaster_key_file = m\n", pf);
+	assert_int_equal(chmod(pf, 0640), 0);
+	assert_int_equal(load_text(text, &cfg, err, sizeof(err)), DJ_ECONFIG);
+	assert_non_null(strstr(err, "must be a regular file of mode 0600 (mode 0640 refused"));
+	assert_int_equal(chmod(pf, 0600), 0);
+	assert_int_equal(load_text(text, &cfg, err, sizeof(err)), DJ_EOK);
+	assert_non_null(strstr(cfg.store_conninfo, "dbname=dj passfile='"));
+	assert_string_equal(cfg.store_passfile, pf);
+	js_config_free(&cfg);
+	unlink(pf);
+	assert_int_equal(load_text(text, &cfg, err, sizeof(err)), DJ_ECONFIG);	/* missing */
+	assert_non_null(strstr(err, "[store] passfile"));
+}
+
 /* test_hostport - the address parser shared by the keys and the listener */
 static void test_hostport(void **state)
 {
@@ -564,6 +638,7 @@ int main(void)
 		cmocka_unit_test(test_kek_label_long),
 		cmocka_unit_test(test_conf_mode),
 		cmocka_unit_test(test_hostport),
+		cmocka_unit_test(test_store_backend),
 		cmocka_unit_test(test_check_files),
 	};
 

@@ -719,6 +719,121 @@ static void test_sessions_expire(void **state)
 	assert_int_equal(count, 20);
 }
 
+/* --- PostgreSQL only: several instances on one database ---------------------------------- */
+
+/* open_second - a second store (another instance) on the context's database */
+static int open_second(struct store_ctx *c, struct js_store **out)
+{
+	return store_open(c, c->kcv, out);
+}
+
+/* What each opener thread opens: the conninfo (copied once: store_test_conninfo is not
+ * thread-safe) and the KCV. */
+struct opener_arg {
+	char conninfo[STORE_TEST_CONNINFO_MAX];
+	const uint8_t *kcv;
+};
+
+/* opener - a thread opening a store on the same fresh schema (the migration race) */
+static void *opener(void *arg)
+{
+	const struct opener_arg *a = arg;
+	struct js_store_props p = { .conninfo = a->conninfo, .kcv = a->kcv };
+	struct js_store *s = NULL;
+	intptr_t rc = js_store_open(&p, &s);
+
+	js_store_close(s);
+	return (void *)rc;
+}
+
+/* test_pg_two_instances - two stores on one database: the CAS decides between them, sessions
+ * made by one are read by the other, one publisher of the outbox at a time, and instances
+ * starting at once migrate the schema once */
+static void test_pg_two_instances(void **state)
+{
+	struct store_ctx *c = *state;
+	struct js_store *b = NULL, *s3 = NULL;
+	struct js_commit *m;
+	struct js_session se;
+	struct js_outbox_row rows[4];
+	struct js_event ev = { .body = (const uint8_t *)"evt", .len = 3 };
+	size_t n = 9;
+	uint8_t sid[JS_SESSION_ID_LEN];
+	pthread_t t[4];
+	struct opener_arg *oa;
+	void *rc;
+
+	add_n(c, 1);
+	assert_int_equal(open_second(c, &b), DJ_EOK);
+	/* A wins version 0; B, which read version 0 too, loses the CAS and changes nothing */
+	m = mk_commit(0, 0, 1, 1);
+	m->has_session = true;
+	js_session_id(m->dev_eui, 1, sid);
+	memcpy(m->session_id, sid, sizeof(sid));
+	m->session_id_len = sizeof(sid);
+	m->session_token_len = 16;
+	memset(m->session_token, 0x33, 16);
+	m->session_expires_at = T0 + 100;
+	m->events = &ev;
+	assert_int_equal(js_store_commit(c->s, m), DJ_EOK);
+	free(m);
+	m = mk_commit(0, 0, 2, 1);
+	assert_int_equal(js_store_commit(b, m), DJ_ECONFLICT);
+	free(m);
+	m = mk_commit(0, 1, 2, 2);	/* on fresh state it goes through */
+	assert_int_equal(js_store_commit(b, m), DJ_EOK);
+	free(m);
+	/* the session made on A is read on B */
+	assert_int_equal(js_store_session_get(b, sid, sizeof(sid), &se), DJ_EOK);
+	assert_int_equal(se.session_token_len, 16);
+	assert_int_equal(se.session_token[0], 0x33);
+	/* the outbox: the first to fetch publishes, the other sees nothing until it goes */
+	assert_int_equal(js_store_outbox_fetch(c->s, 0, rows, 4, &n), DJ_EOK);
+	assert_int_equal(n, 1);
+	assert_memory_equal(rows[0].body, "evt", 3);
+	assert_int_equal(js_store_outbox_fetch(b, 0, rows, 4, &n), DJ_EOK);
+	assert_int_equal(n, 0);
+	js_store_close(c->s);
+	c->s = NULL;
+	/* the server drops A's lock when A's backend has ended: poll for it, bounded */
+	for (int k = 0; k < 250; k++) {
+		assert_int_equal(js_store_outbox_fetch(b, 0, rows, 4, &n), DJ_EOK);
+		if (n != 0)
+			break;
+		usleep(20000);
+	}
+	assert_int_equal(n, 1);	/* B took over */
+	js_store_close(b);
+	/* four instances starting at once on a fresh database: one migration, all open */
+	store_test_unlink(c->path);
+	oa = calloc(1, sizeof(*oa));
+	assert_non_null(oa);
+	snprintf(oa->conninfo, sizeof(oa->conninfo), "%s", store_test_conninfo(c->path));
+	oa->kcv = c->kcv;
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, opener, oa), 0);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(t[i], &rc), 0);
+		assert_int_equal((intptr_t)rc, DJ_EOK);
+	}
+	free(oa);
+	assert_int_equal(open_second(c, &s3), DJ_EOK);
+	c->s = s3;
+}
+
+/* test_pg_down - an unreachable database: open fails with DJ_EIO (no fallback) */
+static void test_pg_down(void **state)
+{
+	struct store_ctx *c = *state;
+	struct js_store_props p = { .conninfo = "host=/nonexistent-dj-socket-dir dbname=dj "
+				    "connect_timeout=2", .kcv = c->kcv, .path = c->path };
+	struct js_store *s = NULL;
+
+	assert_int_equal(js_store_open(&p, &s), DJ_EIO);
+	assert_null(s);
+	assert_int_equal(access(c->path, F_OK), -1);	/* no SQLite file made instead */
+}
+
 #define BOTH(t) cmocka_unit_test_setup_teardown(t, setup_sqlite, store_ctx_teardown), \
 		cmocka_unit_test_setup_teardown(t, setup_mem, store_ctx_teardown)
 
@@ -751,6 +866,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rewrap, setup_sqlite, store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_audit, setup_sqlite, store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_hist_1000, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_pg_two_instances, setup_sqlite,
+						store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_pg_down, setup_sqlite, store_ctx_teardown),
 	};
 
 	return store_test_main("store", tests, DJ_ARRAY_LEN(tests), pg_tests,
