@@ -118,5 +118,12 @@ check "another master key's store in the target: said so" grep -q "another maste
 rc=$?
 check "unreachable database: exit 4" test $rc -eq 4
 check "unreachable database: a clear error" grep -q "cannot open the target database" mig6.err
+"$DEV" --config dj.conf migrate >u1.out 2>&1
+check "migrate without --to: usage error (exit 1), naming --to" test $? -eq 1 -a -n "$(grep -- '--to CONNINFO is required' u1.out)"
+"$DEV" --config dj.conf list --to "$PG_CONNINFO" >u2.out 2>&1
+check "--to on another command: usage error (exit 1)" test $? -eq 1 -a -n "$(grep -- '--to is only for migrate' u2.out)"
+DJ_STORE_CONNINFO=$PG_CONNINFO dj_conf_store >pgsrc.conf
+"$DEV" --config pgsrc.conf migrate --to "$C2" >u3.out 2>&1
+check "a PostgreSQL configuration as the source: exit 2, said so" test $? -eq 2 -a -n "$(grep 'copies an SQLite store' u3.out)"
 check "the source store was not changed by any of this" test "$(sq_dump_hex | md5sum)" = "$(md5sum <src.rows)"
 dj_end mig.err mig3.err
