@@ -114,13 +114,12 @@ static bool sq_count(struct mg *m, const char *table, int64_t *out)
 static void progress(struct mg *m, const char *table, bool last)
 {
 	int pct = m->total > 0 ? (int)(m->done * 100 / m->total) : 100;
+	int fill = pct * BAR_WIDTH / 100;
 
 	if (m->tty) {
 		if (pct == m->shown && !last)
 			return;
 		m->shown = pct;
-		int fill = pct * BAR_WIDTH / 100;
-
 		fprintf(stderr, "\rmigrate: [%-*.*s] %3d%% %lld/%lld rows (%s)%s", BAR_WIDTH, fill,
 			"########################################", pct, (long long)m->done,
 			(long long)m->total, table, last ? "\n" : "   ");
