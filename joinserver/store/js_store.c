@@ -3,8 +3,9 @@
  * commit.
  *
  * PURPOSE
- *	Every call checks its arguments, then goes through struct js_store_ops to the SQLite backend
- *	(props->path set) or the volatile in-memory one (path NULL). Nonce-state changes are queued
+ *	Every call checks its arguments, then goes through struct js_store_ops to the PostgreSQL
+ *	backend (props->conninfo set), the SQLite backend (props->path set) or the volatile
+ *	in-memory one (neither). Nonce-state changes are queued
  *	by js_store_submit(); one committer thread takes everything queued (up to batch_max) and
  *	hands it to the backend as one transaction, so that under load many joins share one fsync.
  *

@@ -8,7 +8,9 @@
 # danejoind on the same database answering AppSKeyReq for a join made on the first; the
 # database stopped under a running danejoind: a join answered JoinReqFailed (or HTTP 503),
 # never Success; the database started again: joins succeed without restarting danejoind, and
-# the JoinNonce went on from where it was; danejoind started while the database is down:
+# the JoinNonce went on from where it was; danejoin-devices list, show, audit, check,
+# reset-nonces, restore-guard, rewrap, delete and re-import on PostgreSQL; danejoind started
+# while the database is down:
 # a clear error and exit 4, no fallback to SQLite.
 #
 # Usage: bash test_pg_danejoind.sh BUILD_DIR SOURCE_DIR   (run by ctest)
@@ -105,6 +107,28 @@ JN2=$(pg_psql "$T/pg" "SELECT join_nonce_last FROM devices WHERE dev_eui='\\x000
 check "... the JoinNonce went on ($JN1 -> $JN2)" test "${JN2:--1}" -gt "${JN1:--1}"
 check "danejoind A stops cleanly" dj_jsd_stop
 dj_stop "$JSDB"
+
+# ---- danejoin-devices commands on PostgreSQL ------------------------------------------------
+DV() { "$DEV" --config dj.conf "$@" >dv.out 2>dv.err; }
+DV list
+check "list shows both devices" test "$(grep -c . dv.out)" -ge 2
+check "show prints the nonce state" DV show 0000000000000110
+check "... JoinNonce $JN2" grep -q "$JN2" dv.out
+check "audit lists the joins" DV audit 0000000000000110
+check "... join-accept entries" grep -q "join-accept" dv.out
+check "check answers ok" DV check
+check "reset-nonces on one device" DV reset-nonces 0000000000000110
+check "restore-guard --bump 100" DV restore-guard --bump 100
+JN3=$(pg_psql "$T/pg" "SELECT join_nonce_last FROM devices WHERE dev_eui='\\x0000000000000110'")
+check "... JoinNonce raised by 100 ($JN2 -> $JN3)" test "${JN3:--1}" -eq $((JN2 + 100))
+openssl rand -hex 32 >master2.key && chmod 600 master2.key
+check "rewrap to a new master key" DV rewrap --new-master-key master2.key
+sed -i 's|^master_key_file = .*|master_key_file = master2.key|' dj.conf
+check "... the store opens with the new key" DV show 0000000000000110
+check "delete a device" DV delete 0000000000000103
+check "... gone, tombstoned" test "$(pg_psql "$T/pg" 'SELECT count(*) FROM devices'),$(pg_psql "$T/pg" 'SELECT count(*) FROM tombstones')" = "1,1"
+check "re-import continues from the tombstone" bash -c "head -2 devices.csv >one.csv && '$DEV' --config dj.conf import one.csv >/dev/null 2>&1"
+check "... device-resume audited" bash -c "'$DEV' --config dj.conf audit 0000000000000103 | grep -q device-resume"
 
 # ---- no database at start: exit 4, no fallback ---------------------------------------------
 pg_stop "$T/pg" fast

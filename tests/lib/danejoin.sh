@@ -53,6 +53,17 @@ dj_conf_mqtt() {
 		key=jsmq.key client_id="$id" "$@"
 }
 
+# dj_store_sql SQL - one query on the test's store, one row per line ('|' between columns):
+# psql on DJ_STORE_CONNINFO when set, else sqlite3 on js.db. For checks that read the tables
+# directly and should hold on either backend (bytea literals differ: keep to counts and text).
+dj_store_sql() {
+	if [ -n "${DJ_STORE_CONNINFO:-}" ]; then
+		psql -X -q -At -v ON_ERROR_STOP=1 "$DJ_STORE_CONNINFO" -c "$1"
+	else
+		sqlite3 js.db "$1"
+	fi
+}
+
 # dj_store_init CONF [CSV] - danejoin-devices init, and import CSV; status 0 when both worked
 dj_store_init() {
 	"$DEV" --config "$1" init >/dev/null 2>&1 || return 1
