@@ -35,6 +35,12 @@ int exec_owner(const struct js_config *cfg, const struct dv_params *p);
  */
 int exec_verify(const struct dv_params *p);
 
+/*!
+ * \brief migrate (devices/danejoin-devices/migrate.c): copy the SQLite store of \p cfg into the
+ *        empty PostgreSQL database p->to, in one transaction. \return a DV_EXIT_* code
+ */
+int exec_migrate(const struct js_config *cfg, const struct dv_params *p);
+
 /* Shared by exec.c and exec_owner.c. */
 struct js_keystore;
 struct js_store;

@@ -46,6 +46,7 @@ static const struct option long_opts[] = {
 	{ "message", required_argument, NULL, 1019 },
 	{ "signature", required_argument, NULL, 1020 },
 	{ "device-key", required_argument, NULL, 1021 },
+	{ "to", required_argument, NULL, 2000 },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -79,6 +80,9 @@ static int parse_flags(int argc, char **argv, const char *shortopts, struct dv_a
 			break;
 		case 'h':
 			return -1;
+		case 2000:
+			a->to = optarg;
+			break;
 		case 1000: case 1001: case 1002: case 1003: case 1004: case 1005: case 1006:
 		case 1007: case 1008: case 1009: case 1010: case 1011: case 1012: case 1013:
 		case 1014: case 1015: case 1016: case 1017: case 1018: case 1019: case 1020:
@@ -216,6 +220,8 @@ int main(int argc, char **argv)
 	}
 	if (p.cmd == DV_CMD_SIMULATE)
 		ex = exec_simulate(&cfg, sub_argc, sub_argv);
+	else if (p.cmd == DV_CMD_MIGRATE)
+		ex = exec_migrate(&cfg, &p);
 	else if (p.cmd == DV_CMD_VERIFY)
 		ex = exec_verify(&p);
 	else if (p.cmd >= DV_CMD_ENROLL)

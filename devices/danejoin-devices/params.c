@@ -31,6 +31,7 @@ static const struct {
 	{ "restore-guard", DV_CMD_RESTORE_GUARD, 0, 0 },
 	{ "check", DV_CMD_CHECK, 0, 0 },
 	{ "simulate", DV_CMD_SIMULATE, 0, 1 << 20 },
+	{ "migrate", DV_CMD_MIGRATE, 0, 0 },
 	{ "enroll", DV_CMD_ENROLL, 1, 1 },
 	{ "publish", DV_CMD_PUBLISH, 0, 0 },
 	{ "authcode", DV_CMD_AUTHCODE, 1, 2 },
@@ -115,6 +116,8 @@ int params_validate(const struct dv_args *args, struct dv_params *out)
 		return usage_error(args->command, "--forget-nonces is only for import");
 	if (args->bump != NULL && p.cmd != DV_CMD_RESTORE_GUARD)
 		return usage_error(args->command, "--bump is only for restore-guard");
+	if (args->to != NULL && p.cmd != DV_CMD_MIGRATE)
+		return usage_error(args->command, "--to is only for migrate");
 
 	if (args->owner_flag || p.cmd >= DV_CMD_ENROLL) {
 		const struct dv_owner_args *o = &args->own;
@@ -200,6 +203,12 @@ int params_validate(const struct dv_args *args, struct dv_params *out)
 		p.bump = (uint32_t)v;
 		break;
 	}
+	case DV_CMD_MIGRATE:
+		if (args->to == NULL || args->to[0] == '\0')
+			return usage_error(args->command, "--to CONNINFO is required (the target "
+					   "PostgreSQL database, a libpq connection string)");
+		p.to = args->to;
+		break;
 	case DV_CMD_REWRAP:
 		if (args->new_master_key == NULL)
 			return usage_error(args->command, "--new-master-key FILE is required");
@@ -259,6 +268,9 @@ void params_usage(FILE *f)
 	      "  simulate ...                   run the end-device simulator\n"
 	      "  apikey create --name N --scope read|operate|admin | list | revoke N\n"
 	      "                                 API keys of the management API ([admin])\n"
+	      "  migrate --to CONNINFO          copy this SQLite store into an empty PostgreSQL\n"
+	      "                                 database (libpq connection string), in one\n"
+	      "                                 transaction (all or nothing); keys stay wrapped\n"
 	      "\n"
 	      "Ownership (docs/danejoin-devices.md, docs/dns-records.md):\n"
 	      "  enroll FILE --zone Z [--from-zone M] --key K [--netids L] [--as-ids L] DNS\n"

@@ -47,6 +47,7 @@ enum dv_cmd {
 	DV_CMD_RESTORE_GUARD,
 	DV_CMD_CHECK,
 	DV_CMD_SIMULATE,
+	DV_CMD_MIGRATE,		/* migrate.c; before DV_CMD_ENROLL: not an ownership command */
 	DV_CMD_ENROLL,
 	DV_CMD_PUBLISH,
 	DV_CMD_AUTHCODE,
@@ -88,6 +89,7 @@ struct dv_args {
 	const char *new_master_key;	/* --new-master-key */
 	bool forget_nonces;		/* --forget-nonces */
 	const char *bump;		/* --bump N */
+	const char *to;			/* --to CONNINFO (migrate) */
 	int npos;			/* positional arguments after the command */
 	char **pos;
 	struct dv_owner_args own;
@@ -105,6 +107,7 @@ struct dv_params {
 	bool all;			/* reset-nonces --all */
 	bool forget_nonces;		/* import --forget-nonces */
 	uint32_t bump;			/* restore-guard --bump N */
+	const char *to;			/* migrate --to CONNINFO */
 	const char *input;		/* enroll FILE, ownership DEVEUI (text) */
 	struct dv_owner_args own;	/* the ownership commands */
 };

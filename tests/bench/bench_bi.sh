@@ -8,7 +8,11 @@
 #   RATE=N: open loop at N JoinReqs/s (p50/p99/p99.9 from each request's due time)
 #   PIN_SERVER=CPUS PIN_CLIENT=CPUS: taskset danejoind (all its threads) and the load generator
 # Also prints danejoind's CPU per JoinReq (user, sys) over the timed phase (bench_cpu.sh).
+#   ... [--store sqlite|postgresql|both] [--instances N]: SQLite and PostgreSQL, N instances,
+#   server CPU per JoinReq (tests/bench/bench_bi_store.sh)
 set -u
+# --store sqlite|postgresql|both and --instances N (issue 13): bench_bi_store.sh runs those
+case " $* " in *" --store "* | *" --instances "*) exec bash "$(dirname "$0")/bench_bi_store.sh" "$@" ;; esac
 . "$(dirname "$0")/../lib/harness.sh"
 . "$(dirname "$0")/bench_cpu.sh"
 dj_bench_begin bench_bi "BUILD_DIR [DEVICES] [CONNECTIONS] [REQUESTS]" "$@"
