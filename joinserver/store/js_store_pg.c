@@ -799,4 +799,5 @@ const struct js_store_ops js_store__pg_ops = {
 	.outbox_fetch = js_store__pg_outbox_fetch,
 	.check = NULL,
 	.reg = &js_store__pg_reg_ops,
+	.apikey = &js_store__pg_apikey_ops,
 };

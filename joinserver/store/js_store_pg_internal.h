@@ -2,12 +2,13 @@
  * js_store_pg_internal.h - what the files of the PostgreSQL backend share. Not installed.
  *
  * DESCRIPTION
- *	The backend is one state (struct js_store__pg, the js_store's be) and four files:
+ *	The backend is one state (struct js_store__pg, the js_store's be) and five files:
  *	js_store_pg.c (connections, reconnection, statement helpers, devices, sessions, audit),
  *	js_store_pg_schema.c (the migrations under an advisory lock, the master key's check value,
  *	rewrap, the restore guard), js_store_pg_commit.c (group commit in one pipelined
- *	transaction, the outbox and its single publisher) and js_store_pg_owner.c (the ownership
- *	registry of js_store_owner.h). libpq only; every value is a bound parameter.
+ *	transaction, the outbox and its single publisher), js_store_pg_owner.c (the ownership
+ *	registry of js_store_owner.h) and js_store_pg_apikey.c (the management API's keys,
+ *	js_apikey.h). libpq only; every value is a bound parameter.
  *
  *	Connections: the writer (committer and administrative calls, under wlock), a pool of
  *	JS_PG_READERS readers (device and session reads, walks; each under its own lock, so the
@@ -179,5 +180,9 @@ void js_store__pg_outbox_put(struct js_store *s, const uint8_t *body, size_t len
 /* --- js_store_pg_owner.c ---------------------------------------------------------------- */
 
 extern const struct js_store_reg_ops js_store__pg_reg_ops;
+
+/* --- js_store_pg_apikey.c --------------------------------------------------------------- */
+
+extern const struct js_store_apikey_ops js_store__pg_apikey_ops;
 
 #endif /* DJ_JOINSERVER_JS_STORE_PG_INTERNAL_H */

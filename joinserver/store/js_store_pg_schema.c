@@ -100,6 +100,16 @@ static const struct pg_migration migrations[] = {
 	  " rjcount1_last bigint NOT NULL,"
 	  " dn_hist bytea,"
 	  " deleted_at bigint NOT NULL);" },
+	/* 2: API keys of the management API (js_apikey.h, js_store_pg_apikey.c): only a salted
+	 * hash of each; names compare and sort byte-wise, as on SQLite */
+	{ 2,
+	  "CREATE TABLE apikeys("
+	  " name text COLLATE \"C\" PRIMARY KEY,"
+	  " scope bigint NOT NULL,"
+	  " created_at bigint NOT NULL,"
+	  " revoked_at bigint NOT NULL,"
+	  " salt bytea NOT NULL,"
+	  " hash bytea NOT NULL);" },
 };
 
 /* simple - run SQL text without parameters on the writer (several statements allowed) */
