@@ -108,6 +108,7 @@ static int pg_open_conn(struct js_store__pg *q, struct js_store__pgconn *pc, boo
 	if (pc->down_logged)
 		dj_info("store: reconnected to PostgreSQL");
 	pc->c = c;
+	pc->n_stmts = 0;	/* a new connection has none of the old one's statements */
 	pc->down_logged = false;
 	pc->backoff_ms = 0;
 	pc->leader = false;
@@ -139,6 +140,39 @@ void js_store__pg_check_conn(struct js_store__pgconn *pc)
 		pc->retry_at_ms = js_store__pg_ms() + JS_PG_BACKOFF_MIN_MS;
 		pc->backoff_ms = JS_PG_BACKOFF_MIN_MS;
 	}
+}
+
+/*
+ * exec_cached - run sql on pc, prepared once per connection: the statement is named after its
+ * slot in pc->stmt_sql, looked up by the address of the SQL text (every caller passes a string
+ * literal, so the same text always comes with the same parameter types; a statement without
+ * parameters is run as it is). When the table is full, or the prepare fails, the statement is
+ * run unprepared, as before.
+ */
+static PGresult *exec_cached(struct js_store__pgconn *pc, const char *sql, int n,
+			     const Oid *types, const char *const *vals, const int *lens,
+			     const int *fmts)
+{
+	char name[16];
+	unsigned i;
+
+	if (n == 0)	/* BEGIN, COMMIT, ROLLBACK: nothing worth planning once */
+		return PQexecParams(pc->c, sql, 0, NULL, NULL, NULL, NULL, 1);
+	for (i = 0; i < pc->n_stmts && pc->stmt_sql[i] != sql; i++)
+		;
+	if (i == pc->n_stmts && i < JS_PG_STMTS) {
+		PGresult *p;
+
+		snprintf(name, sizeof(name), "dj_x%u", i);
+		p = PQprepare(pc->c, name, sql, n, types);
+		if (PQresultStatus(p) == PGRES_COMMAND_OK)
+			pc->stmt_sql[pc->n_stmts++] = sql;
+		PQclear(p);
+	}
+	if (i == pc->n_stmts)
+		return PQexecParams(pc->c, sql, n, types, vals, lens, fmts, 1);
+	snprintf(name, sizeof(name), "dj_x%u", i);
+	return PQexecPrepared(pc->c, name, n, vals, lens, fmts, 1);
 }
 
 int js_store__pg_exec(struct js_store__pgconn *pc, const char *sql,
@@ -182,7 +216,7 @@ int js_store__pg_exec(struct js_store__pgconn *pc, const char *sql,
 			break;
 		}
 	}
-	r = PQexecParams(pc->c, sql, (int)n, types, vals, lens, fmts, 1);
+	r = exec_cached(pc, sql, (int)n, types, vals, lens, fmts);
 	st = PQresultStatus(r);
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
 		if (res != NULL)

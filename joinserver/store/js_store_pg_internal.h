@@ -41,6 +41,8 @@
 #define DJ_STR(x) DJ_STR_(x)
 
 /* One connection, with its reconnection state. */
+#define JS_PG_STMTS 32		/* statements prepared per connection by js_store__pg_exec */
+
 struct js_store__pgconn {
 	PGconn *c;
 	bool prepared;			/* the pipelined statements exist on c */
@@ -48,6 +50,10 @@ struct js_store__pgconn {
 	int64_t retry_at_ms;		/* monotonic: no reconnect before */
 	unsigned backoff_ms;
 	bool down_logged;
+	/* statements prepared on c by js_store__pg_exec, by the address of their SQL text (a
+	 * string literal): parsed and planned once per connection, not once per call */
+	const char *stmt_sql[JS_PG_STMTS];
+	unsigned n_stmts;
 };
 
 struct js_store__pg {
@@ -103,7 +109,9 @@ void js_store__pg_check_conn(struct js_store__pgconn *pc);
 
 /*!
  * \brief Run \p sql with \p v bound ($1..$n), binary results; *res (may be NULL: cleared) holds
- *        the result on success. \retval DJ_EOK, DJ_EEXIST (an integrity constraint refused it),
+ *        the result on success. \p sql must be a string literal (or live as long as the
+ *        connection, never reused for other text): a statement with parameters is prepared
+ *        once per connection and found again by its address. \retval DJ_EOK, DJ_EEXIST (an integrity constraint refused it),
  *        DJ_EIO (no connection), DJ_ESQL
  */
 int js_store__pg_exec(struct js_store__pgconn *pc, const char *sql,
