@@ -384,6 +384,7 @@ int js_store__pg_bump_join_nonces(struct js_store *s, uint32_t margin, const cha
 /* --- danejoin-devices check ------------------------------------------------------------- */
 
 #define PG_CHECK_LINE_MAX 512
+#define PG_CHECK_FN_MAX 256	/* "SELECT <quoted schema>.bt_index_check($1::oid)" */
 #define PG_MV_MIN 0		/* LW_V1_0_0 .. LW_V1_1, as numbers for the SQL text */
 #define PG_MV_MAX 5
 _Static_assert(LW_V1_0_0 == PG_MV_MIN && LW_V1_1 == PG_MV_MAX, "PG_MV_* follow enum lw_version");
@@ -517,7 +518,7 @@ static int check_rule(PGconn *c, const struct pg_rule *u,
 /* check_indexes - bt_index_check on every B-tree index of the schema, when amcheck can be had */
 static int check_indexes(PGconn *c, void (*cb)(const char *line, void *arg), void *arg)
 {
-	char line[PG_CHECK_LINE_MAX];
+	char line[PG_CHECK_LINE_MAX], fn[PG_CHECK_FN_MAX];
 	const char *pv[1];
 	PGresult *r, *x;
 	int ret = DJ_EOK;
@@ -529,6 +530,16 @@ static int check_indexes(PGconn *c, void (*cb)(const char *line, void *arg), voi
 		return DJ_EOK;
 	}
 	PQclear(r);
+	/* the extension may live in another schema than the store's (search_path): qualify */
+	r = query(c, "SELECT quote_ident(n.nspname) FROM pg_extension e JOIN pg_namespace n"
+		  " ON n.oid = e.extnamespace WHERE e.extname = 'amcheck'", "amcheck", cb, arg);
+	if (r == NULL || PQntuples(r) != 1) {
+		PQclear(r);
+		cb("amcheck not available: indexes not checked", arg);
+		return DJ_EOK;
+	}
+	snprintf(fn, sizeof(fn), "SELECT %s.bt_index_check($1::oid)", PQgetvalue(r, 0, 0));
+	PQclear(r);
 	r = query(c, "SELECT c.oid::text, c.relname FROM pg_index i"
 		  " JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam"
 		  " WHERE a.amname = 'btree' AND c.relnamespace = current_schema()::regnamespace"
@@ -537,7 +548,7 @@ static int check_indexes(PGconn *c, void (*cb)(const char *line, void *arg), voi
 		return DJ_EMALFORMED;
 	for (int i = 0; i < PQntuples(r); i++) {
 		pv[0] = PQgetvalue(r, i, 0);
-		x = PQexecParams(c, "SELECT bt_index_check($1::oid)", 1, NULL, pv, NULL, NULL, 0);
+		x = PQexecParams(c, fn, 1, NULL, pv, NULL, NULL, 0);
 		if (PQresultStatus(x) != PGRES_TUPLES_OK) {
 			snprintf(line, sizeof(line), "index %s: bt_index_check: %s",
 				 PQgetvalue(r, i, 1), PQresultErrorMessage(x));
