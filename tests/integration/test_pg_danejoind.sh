@@ -138,10 +138,12 @@ check "... indexes checked or amcheck reported unavailable" \
 pg_psql "$T/pg" "UPDATE devices SET join_nonce_last=99999999 WHERE dev_eui='\\x0000000000000110'" >/dev/null
 DV check
 RC=$?
-check "check on a JoinNonce out of range exits non-zero (got $RC)" test $RC -ne 0
+check "check on a JoinNonce out of range exits 4 (got $RC)" test $RC -eq 4
 check "... naming the table, the DevEUI and the rule" \
 	grep -q "devices: DevEUI 0000000000000110: join_nonce_last is neither -1 nor within" dv.out
 check "... not ok" bash -c "! grep -qx ok dv.out"
+check "... the error names the PostgreSQL store, not its conninfo" \
+	bash -c "grep -q 'store (PostgreSQL) fails its integrity check' dv.err && ! grep -q 'dbname=' dv.err"
 check "... and no token bytes printed" bash -c "! grep -Eqi '[0-9a-f]{32}' dv.out"
 pg_psql "$T/pg" "UPDATE devices SET join_nonce_last=$JN3 WHERE dev_eui='\\x0000000000000110'" >/dev/null
 pg_psql "$T/pg" "ALTER TABLE sessions DROP CONSTRAINT sessions_dev_eui_fkey" >/dev/null
