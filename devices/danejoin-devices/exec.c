@@ -679,6 +679,8 @@ static void check_line(const char *line, void *arg)
 /* cmd_check - PRAGMA integrity_check of the store, printed; non-zero exit on problems */
 static int cmd_check(struct run *r)
 {
+	/* PostgreSQL: never the conninfo (it may hold secrets), the backend's name */
+	const char *name = r->cfg->store_conninfo != NULL ? "(PostgreSQL)" : r->cfg->store_path;
 	int rc, ex;
 
 	ex = run_open(r);
@@ -687,11 +689,11 @@ static int cmd_check(struct run *r)
 	rc = js_store_check(r->store, true, check_line, NULL);
 	if (rc == DJ_EMALFORMED) {
 		errmsg("store %s fails its integrity check (see above): restore a backup, then run "
-		       "restore-guard", r->cfg->store_path);
+		       "restore-guard", name);
 		return DV_EXIT_STORE;
 	}
 	if (rc != DJ_EOK) {
-		errmsg("cannot check store %s: %s", r->cfg->store_path, dj_strerror(rc));
+		errmsg("cannot check store %s: %s", name, dj_strerror(rc));
 		return fault_exit(rc);
 	}
 	return DV_EXIT_OK;

@@ -368,7 +368,9 @@ void js_store_set_outbox_notify(struct js_store *s, void (*fn)(void *arg), void 
 /*!
  * \brief Run SQLite's PRAGMA integrity_check (\p full) or quick_check on the store's file and
  *        call \p cb with each line of its report (a line "ok" when there is nothing wrong).
- *        The in-memory store reports "ok".
+ *        PostgreSQL: the schema version, every row against the row readers' bounds and the
+ *        references, with \p full every B-tree index (amcheck). The in-memory store reports
+ *        "ok".
  * \retval DJ_EOK the file is sound, DJ_EMALFORMED problems were reported, DJ_ESQL
  */
 int js_store_check(struct js_store *s, bool full, void (*cb)(const char *line, void *arg),

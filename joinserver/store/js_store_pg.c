@@ -831,7 +831,7 @@ const struct js_store_ops js_store__pg_ops = {
 	.audit_foreach = pg_audit_foreach,
 	.rewrap = js_store__pg_rewrap,
 	.outbox_fetch = js_store__pg_outbox_fetch,
-	.check = NULL,
+	.check = js_store__pg_check,
 	.reg = &js_store__pg_reg_ops,
 	.apikey = &js_store__pg_apikey_ops,
 };

@@ -172,6 +172,11 @@ int js_store__pg_rewrap(struct js_store *s, struct js_keystore *old_ks,
 int js_store__pg_bump_join_nonces(struct js_store *s, uint32_t margin, const char *actor,
 				  uint64_t *count);
 
+/*! \brief danejoin-devices check: the schema version, every row against the rules of the row
+ *         readers and of the SQLite schema, with \p full every B-tree index (amcheck). */
+int js_store__pg_check(struct js_store *s, bool full, void (*cb)(const char *line, void *arg),
+		       void *arg);
+
 /* --- js_store_pg_commit.c --------------------------------------------------------------- */
 
 /*! \brief Prepare the pipelined statements of apply_batch on the writer connection. */

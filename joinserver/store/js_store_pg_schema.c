@@ -13,6 +13,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/dj_err.h"
@@ -377,5 +378,227 @@ int js_store__pg_bump_join_nonces(struct js_store *s, uint32_t margin, const cha
 	ret = js_store__pg_wend(s, ret);
 	if (ret == DJ_EOK && count != NULL)
 		*count = nd + nt;
+	return ret;
+}
+
+/* --- danejoin-devices check ------------------------------------------------------------- */
+
+#define PG_CHECK_LINE_MAX 512
+#define PG_SQLSTATE_NO_PRIVILEGE "42501"	/* insufficient_privilege */
+#define PG_CHECK_FN_MAX 256	/* "SELECT <quoted schema>.bt_index_check($1::oid)" */
+#define PG_MV_MIN 0		/* LW_V1_0_0 .. LW_V1_1, as numbers for the SQL text */
+#define PG_MV_MAX 5
+_Static_assert(LW_V1_0_0 == PG_MV_MIN && LW_V1_1 == PG_MV_MAX, "PG_MV_* follow enum lw_version");
+_Static_assert(LW_JOINNONCE_MAX == 16777215, "the JoinNonce bound in the check's SQL");
+#define PG_CHECK_ROWS_MAX 100	/* problem rows reported per rule; the rest are counted */
+#define PG_CHECK_LIMIT " LIMIT " DJ_STR(PG_CHECK_ROWS_MAX) " + 1"
+#define PG_NO_DEVICE(t) "SELECT encode(dev_eui, 'hex') FROM " t " x WHERE NOT EXISTS" \
+			" (SELECT 1 FROM devices d WHERE d.dev_eui = x.dev_eui)" PG_CHECK_LIMIT
+
+/* One row-level rule: \p sql selects the key (hex text) of every row breaking it. */
+struct pg_rule {
+	const char *table, *rule, *sql;
+};
+
+/* rules - what js_store_pg.c's row reader and the SQLite schema require of every row; a
+ * problem is named by its table, its key and the rule, never by a token's bytes */
+static const struct pg_rule rules[] = {
+	{ "devices", "dev_eui is not 8 bytes",
+	  "SELECT encode(dev_eui, 'hex') FROM devices WHERE length(dev_eui) <> 8" PG_CHECK_LIMIT },
+	{ "devices", "join_eui is not 8 bytes",
+	  "SELECT encode(dev_eui, 'hex') FROM devices WHERE length(join_eui) <> 8" PG_CHECK_LIMIT },
+	{ "devices", "root_token is empty or longer than " DJ_STR(JS_TOKEN_MAX) " bytes",
+	  "SELECT encode(dev_eui, 'hex') FROM devices WHERE length(root_token) NOT BETWEEN 1 AND "
+	  DJ_STR(JS_TOKEN_MAX) PG_CHECK_LIMIT },
+	{ "devices", "sess_token is longer than " DJ_STR(JS_TOKEN_MAX) " bytes",
+	  "SELECT encode(dev_eui, 'hex') FROM devices WHERE length(sess_token) > "
+	  DJ_STR(JS_TOKEN_MAX) PG_CHECK_LIMIT },
+	{ "devices", "dn_hist is not whole DevNonces or holds more than "
+	  DJ_STR(JS_DEVNONCE_HIST_MAX),
+	  "SELECT encode(dev_eui, 'hex') FROM devices WHERE length(dn_hist) % 2 <> 0"
+	  " OR length(dn_hist) > 2 * " DJ_STR(JS_DEVNONCE_HIST_MAX) PG_CHECK_LIMIT },
+	{ "devices", "version is negative",
+	  "SELECT encode(dev_eui, 'hex') FROM devices WHERE version < 0" PG_CHECK_LIMIT },
+	{ "devices", "join_nonce_last is neither -1 nor within 0..16777215",
+	  "SELECT encode(dev_eui, 'hex') FROM devices WHERE join_nonce_last NOT BETWEEN -1 AND"
+	  " 16777215" PG_CHECK_LIMIT },
+	{ "devices", "dev_nonce_last is neither -1 nor within 0..65535",
+	  "SELECT encode(dev_eui, 'hex') FROM devices WHERE dev_nonce_last NOT BETWEEN -1 AND"
+	  " 65535" PG_CHECK_LIMIT },
+	{ "devices", "rjcount1_last is neither -1 nor within 0..65535",
+	  "SELECT encode(dev_eui, 'hex') FROM devices WHERE rjcount1_last NOT BETWEEN -1 AND"
+	  " 65535" PG_CHECK_LIMIT },
+	{ "devices", "mac_version is not a known LoRaWAN version",
+	  "SELECT encode(dev_eui, 'hex') FROM devices WHERE mac_version NOT BETWEEN "
+	  DJ_STR(PG_MV_MIN) " AND " DJ_STR(PG_MV_MAX) PG_CHECK_LIMIT },
+	{ "tombstones", "join_nonce_last is neither -1 nor within 0..16777215",
+	  "SELECT encode(dev_eui, 'hex') FROM tombstones WHERE join_nonce_last NOT BETWEEN -1 AND"
+	  " 16777215" PG_CHECK_LIMIT },
+	{ "sessions", "its device does not exist", PG_NO_DEVICE("sessions") },
+	{ "owners", "its device does not exist", PG_NO_DEVICE("owners") },
+	{ "authcodes", "its device does not exist", PG_NO_DEVICE("authcodes") },
+	{ "transfers", "its device does not exist", PG_NO_DEVICE("transfers") },
+	{ "outbox", "id is above its sequence",
+	  "SELECT id::text FROM outbox WHERE id > (SELECT last_value FROM outbox_id_seq)"
+	  PG_CHECK_LIMIT },
+};
+
+/* query - \p sql (no parameters, text results) on \p c; NULL after reporting the error */
+static PGresult *query(PGconn *c, const char *sql, const char *what,
+		       void (*cb)(const char *line, void *arg), void *arg)
+{
+	char line[PG_CHECK_LINE_MAX];
+	PGresult *r = PQexec(c, sql);
+	ExecStatusType st = PQresultStatus(r);
+	size_t n;
+
+	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+		return r;
+	snprintf(line, sizeof(line), "%s: %s", what, PQresultErrorMessage(r));
+	n = strlen(line);
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == ' '))
+		line[--n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)line[i] < ' ')
+			line[i] = ' ';
+	cb(line, arg);
+	PQclear(r);
+	return NULL;
+}
+
+/* check_schema - the schema version is the one this program writes */
+static int check_schema(PGconn *c, void (*cb)(const char *line, void *arg), void *arg)
+{
+	const int newest = migrations[DJ_ARRAY_LEN(migrations) - 1].version;
+	char line[PG_CHECK_LINE_MAX];
+	PGresult *r = query(c, "SELECT count(*), coalesce(max(version), 0) FROM dj_schema",
+			    "dj_schema", cb, arg);
+	long rows, v;
+	int ret = DJ_EOK;
+
+	if (r == NULL)
+		return DJ_EMALFORMED;
+	rows = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	v = strtol(PQgetvalue(r, 0, 1), NULL, 10);
+	if (rows != 1 || v != newest) {
+		snprintf(line, sizeof(line), "dj_schema: version %ld (%ld rows): this program "
+			 "expects version %d in one row", v, rows, newest);
+		cb(line, arg);
+		ret = DJ_EMALFORMED;
+	}
+	PQclear(r);
+	return ret;
+}
+
+/* check_rule - one row-level rule: a line per breaking row (at most PG_CHECK_ROWS_MAX) */
+static int check_rule(PGconn *c, const struct pg_rule *u,
+		      void (*cb)(const char *line, void *arg), void *arg)
+{
+	char line[PG_CHECK_LINE_MAX];
+	PGresult *r = query(c, u->sql, u->table, cb, arg);
+	int n;
+
+	if (r == NULL)
+		return DJ_EMALFORMED;
+	n = PQntuples(r);
+	for (int i = 0; i < n && i < PG_CHECK_ROWS_MAX; i++) {
+		snprintf(line, sizeof(line), "%s: %s %s: %s", u->table,
+			 strcmp(u->table, "outbox") == 0 ? "id" : "DevEUI", PQgetvalue(r, i, 0),
+			 u->rule);
+		cb(line, arg);
+	}
+	if (n > PG_CHECK_ROWS_MAX) {
+		snprintf(line, sizeof(line), "%s: more rows where %s (not listed)", u->table,
+			 u->rule);
+		cb(line, arg);
+	}
+	PQclear(r);
+	return n > 0 ? DJ_EMALFORMED : DJ_EOK;
+}
+
+/* check_indexes - bt_index_check on every B-tree index of the schema, when amcheck can be had */
+static int check_indexes(PGconn *c, void (*cb)(const char *line, void *arg), void *arg)
+{
+	char line[PG_CHECK_LINE_MAX], fn[PG_CHECK_FN_MAX];
+	const char *pv[1], *sqlstate;
+	PGresult *r, *x;
+	int ret = DJ_EOK;
+
+	r = PQexec(c, "CREATE EXTENSION IF NOT EXISTS amcheck");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		PQclear(r);
+		cb("amcheck not available: indexes not checked", arg);
+		return DJ_EOK;
+	}
+	PQclear(r);
+	/* the extension may live in another schema than the store's (search_path): qualify */
+	r = query(c, "SELECT quote_ident(n.nspname) FROM pg_extension e JOIN pg_namespace n"
+		  " ON n.oid = e.extnamespace WHERE e.extname = 'amcheck'", "amcheck", cb, arg);
+	if (r == NULL || PQntuples(r) != 1) {
+		PQclear(r);
+		cb("amcheck not available: indexes not checked", arg);
+		return DJ_EOK;
+	}
+	snprintf(fn, sizeof(fn), "SELECT %s.bt_index_check($1::oid)", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	r = query(c, "SELECT c.oid::text, c.relname FROM pg_index i"
+		  " JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam"
+		  " WHERE a.amname = 'btree' AND c.relnamespace = current_schema()::regnamespace"
+		  " ORDER BY c.relname", "indexes", cb, arg);
+	if (r == NULL)
+		return DJ_EMALFORMED;
+	for (int i = 0; i < PQntuples(r); i++) {
+		pv[0] = PQgetvalue(r, i, 0);
+		x = PQexecParams(c, fn, 1, NULL, pv, NULL, NULL, 0);
+		sqlstate = PQresultErrorField(x, PG_DIAG_SQLSTATE);
+		if (PQresultStatus(x) != PGRES_TUPLES_OK && sqlstate != NULL &&
+		    strcmp(sqlstate, PG_SQLSTATE_NO_PRIVILEGE) == 0) {
+			/* installed, but this role may not run it: not the store's fault */
+			PQclear(x);
+			cb("amcheck not available: indexes not checked", arg);
+			break;
+		}
+		if (PQresultStatus(x) != PGRES_TUPLES_OK) {
+			snprintf(line, sizeof(line), "index %s: bt_index_check: %s",
+				 PQgetvalue(r, i, 1), PQresultErrorMessage(x));
+			for (size_t k = 0; line[k] != '\0'; k++)
+				if ((unsigned char)line[k] < ' ')
+					line[k] = ' ';
+			cb(line, arg);
+			ret = DJ_EMALFORMED;
+		}
+		PQclear(x);
+	}
+	PQclear(r);
+	return ret;
+}
+
+int js_store__pg_check(struct js_store *s, bool full, void (*cb)(const char *line, void *arg),
+		       void *arg)
+{
+	struct js_store__pg *q = s->be;
+	PGconn *c;
+	int ret = DJ_EOK;
+
+	pthread_mutex_lock(&q->wlock);
+	c = js_store__pg_conn(q, &q->w);
+	if (c == NULL) {
+		pthread_mutex_unlock(&q->wlock);
+		return DJ_EIO;
+	}
+	if (check_schema(c, cb, arg) != DJ_EOK)
+		ret = DJ_EMALFORMED;
+	for (size_t i = 0; i < DJ_ARRAY_LEN(rules); i++)
+		if (check_rule(c, &rules[i], cb, arg) != DJ_EOK)
+			ret = DJ_EMALFORMED;
+	if (full && check_indexes(c, cb, arg) != DJ_EOK)
+		ret = DJ_EMALFORMED;
+	if (PQstatus(c) != CONNECTION_OK) {
+		js_store__pg_check_conn(&q->w);
+		ret = DJ_EIO;
+	}
+	pthread_mutex_unlock(&q->wlock);
+	if (ret == DJ_EOK)
+		cb("ok", arg);
 	return ret;
 }

@@ -130,6 +130,35 @@ check "... gone, tombstoned" test "$(pg_psql "$T/pg" 'SELECT count(*) FROM devic
 check "re-import continues from the tombstone" bash -c "head -2 devices.csv >one.csv && '$DEV' --config dj.conf import one.csv >/dev/null 2>&1"
 check "... device-resume audited" bash -c "'$DEV' --config dj.conf audit 0000000000000103 | grep -q device-resume"
 
+# ---- danejoin-devices check: rules on the rows, read by SQL ---------------------------------
+check "check on the clean store exits 0" DV check
+check "... and prints ok" grep -qx ok dv.out
+check "... indexes checked or amcheck reported unavailable" \
+	bash -c "! grep -q 'bt_index_check' dv.out"
+pg_psql "$T/pg" "UPDATE devices SET join_nonce_last=99999999 WHERE dev_eui='\\x0000000000000110'" >/dev/null
+DV check
+RC=$?
+check "check on a JoinNonce out of range exits 4 (got $RC)" test $RC -eq 4
+check "... naming the table, the DevEUI and the rule" \
+	grep -q "devices: DevEUI 0000000000000110: join_nonce_last is neither -1 nor within" dv.out
+check "... not ok" bash -c "! grep -qx ok dv.out"
+check "... the error names the PostgreSQL store, not its conninfo" \
+	bash -c "grep -q 'store (PostgreSQL) fails its integrity check' dv.err && ! grep -q 'dbname=' dv.err"
+check "... and no token bytes printed" bash -c "! grep -Eqi '[0-9a-f]{32}' dv.out"
+pg_psql "$T/pg" "UPDATE devices SET join_nonce_last=$JN3 WHERE dev_eui='\\x0000000000000110'" >/dev/null
+pg_psql "$T/pg" "ALTER TABLE sessions DROP CONSTRAINT sessions_dev_eui_fkey" >/dev/null
+pg_psql "$T/pg" "INSERT INTO sessions VALUES('\\x0000000000000999000001', '\\x0000000000000999', 0, 0, '\\x00')" >/dev/null
+DV check
+RC=$?
+check "check on a session whose device is gone exits non-zero (got $RC)" test $RC -ne 0
+check "... naming sessions, the DevEUI and the rule" \
+	grep -q "sessions: DevEUI 0000000000000999: its device does not exist" dv.out
+pg_psql "$T/pg" "INSERT INTO dj_schema VALUES(1)" >/dev/null
+DV check
+RC=$?
+check "check on a dj_schema of two rows exits non-zero (got $RC)" test $RC -ne 0
+check "... naming dj_schema and the version expected" grep -q "dj_schema: version .*expects version" dv.out
+
 # ---- no database at start: exit 4, no fallback ---------------------------------------------
 pg_stop "$T/pg" fast
 "$JSD" --config dj.conf >nodb.out 2>&1

@@ -821,6 +821,57 @@ static void test_pg_two_instances(void **state)
 	c->s = s3;
 }
 
+/* check_lines - a js_store_check callback: the report, one line after another */
+static void check_lines(const char *line, void *arg)
+{
+	char *out = arg;
+	size_t n = strlen(out);
+
+	snprintf(out + n, 4096 - n, "%s\n", line);
+}
+
+/* test_pg_check - danejoin-devices check on PostgreSQL: ok on a sound store; a JoinNonce out
+ * of range and a session without its device each named by table, DevEUI and rule */
+static void test_pg_check(void **state)
+{
+	struct store_ctx *c = *state;
+	char out[4096] = "", schema[128], sql[1024], ci[STORE_TEST_CONNINFO_MAX + 32];
+	struct js_store_props p = { .kcv = c->kcv };
+	struct js_store *lim = NULL;
+
+	add_n(c, 2);
+	assert_int_equal(js_store_check(c->s, true, check_lines, out), DJ_EOK);
+	assert_non_null(strstr(out, "ok\n"));
+	assert_null(strstr(out, "bt_index_check"));
+	/* a role that may not run amcheck (not a superuser): said so, and not a failure */
+	store_test_schema(c->path, schema, sizeof(schema));
+	snprintf(sql, sizeof(sql), "DO $$ BEGIN CREATE ROLE djt_check LOGIN; EXCEPTION WHEN"
+		 " duplicate_object THEN NULL; END $$; GRANT ALL ON SCHEMA %s TO djt_check;"
+		 " GRANT ALL ON ALL TABLES IN SCHEMA %s TO djt_check;"
+		 " GRANT ALL ON ALL SEQUENCES IN SCHEMA %s TO djt_check", schema, schema, schema);
+	assert_true(store_test_pg_sql(sql));
+	snprintf(ci, sizeof(ci), "%s user=djt_check", store_test_conninfo(c->path));
+	p.conninfo = ci;
+	assert_int_equal(js_store_open(&p, &lim), DJ_EOK);
+	out[0] = '\0';
+	assert_int_equal(js_store_check(lim, true, check_lines, out), DJ_EOK);
+	js_store_close(lim);
+	assert_non_null(strstr(out, "amcheck not available: indexes not checked\nok\n"));
+	snprintf(sql, sizeof(sql), "UPDATE %s.devices SET join_nonce_last = 99999999 WHERE"
+		 " dev_eui = '\\x7000000000000001'", schema);
+	assert_true(store_test_pg_sql(sql));
+	snprintf(sql, sizeof(sql), "ALTER TABLE %s.sessions DROP CONSTRAINT sessions_dev_eui_fkey;"
+		 " INSERT INTO %s.sessions VALUES('\\x00000000000009990000', '\\x0000000000000999',"
+		 " 0, 0, '\\x00')", schema, schema);
+	assert_true(store_test_pg_sql(sql));
+	out[0] = '\0';
+	assert_int_equal(js_store_check(c->s, false, check_lines, out), DJ_EMALFORMED);
+	assert_non_null(strstr(out, "devices: DevEUI 7000000000000001: join_nonce_last is neither"));
+	assert_non_null(strstr(out, "sessions: DevEUI 0000000000000999: its device does not exist"));
+	assert_null(strstr(out, "7000000000000000:"));	/* the sound device is not named */
+	assert_null(strstr(out, "ok\n"));
+}
+
 /* test_pg_down - an unreachable database: open fails with DJ_EIO (no fallback) */
 static void test_pg_down(void **state)
 {
@@ -869,6 +920,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pg_two_instances, setup_sqlite,
 						store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_pg_down, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_pg_check, setup_sqlite, store_ctx_teardown),
 	};
 
 	return store_test_main("store", tests, DJ_ARRAY_LEN(tests), pg_tests,
