@@ -28,6 +28,7 @@
 #include "common/dj_hex.h"
 #include "ownership/dv_chain.h"
 #include "ownership/dv_csv.h"
+#include "ownership/dv_enroll.h"
 #include "events/ev_event.h"
 #include "exec.h"
 #include "store/js_keystore.h"
@@ -306,21 +307,12 @@ static void import_bar(size_t done, size_t n)
 static int import_get(size_t i, struct js_device *d, void *arg)
 {
 	struct import_ctx *c = arg;
-	const struct dv_csv_row *row = &c->csv->rows[i];
-	size_t tlen = sizeof(d->root_token);
-	int rc;
+	int rc = dv_enroll_seal_row(c->r->ks, &c->csv->rows[i], c->now, d);
 
-	memcpy(d->dev_eui, row->dev_eui, LW_EUI_LEN);
-	memcpy(d->join_eui, row->join_eui, LW_EUI_LEN);
-	d->mac_version = row->mac_version;
-	d->created_at = c->now;
-	rc = js_keystore_seal_root(c->r->ks, row->dev_eui, row->app_key,
-				   row->has_nwk_key ? row->nwk_key : NULL, d->root_token, &tlen);
 	if (rc != DJ_EOK) {
 		c->seal_failed = true;
 		return rc;
 	}
-	d->root_token_len = (uint32_t)tlen;
 	if (c->bar && (i + 1 == c->csv->n || (unsigned)((i + 1) * 100 / c->csv->n) != c->pct)) {
 		c->pct = (unsigned)((i + 1) * 100 / c->csv->n);
 		import_bar(i + 1, c->csv->n);

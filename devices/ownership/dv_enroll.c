@@ -296,29 +296,37 @@ out:
 	return rc;
 }
 
+int dv_enroll_seal_row(struct js_keystore *ks, const struct dv_csv_row *row, int64_t now,
+		       struct js_device *d)
+{
+	size_t tlen = sizeof(d->root_token);
+	int rc;
+
+	memcpy(d->dev_eui, row->dev_eui, LW_EUI_LEN);
+	memcpy(d->join_eui, row->join_eui, LW_EUI_LEN);
+	d->mac_version = row->mac_version;
+	d->created_at = now;
+	rc = js_keystore_seal_root(ks, row->dev_eui, row->app_key,
+				   row->has_nwk_key ? row->nwk_key : NULL, d->root_token, &tlen);
+	d->root_token_len = rc == DJ_EOK ? (uint32_t)tlen : 0;
+	return rc;
+}
+
 int dv_enroll_build(struct js_keystore *ks, const struct dv_csv *csv,
 		    const struct dv_enroll_props *p, struct js_device *devs,
 		    struct js_owner *owners, char *why, size_t whylen)
 {
 	struct dv_attrs a;
-	size_t i, tlen;
+	size_t i;
 	int rc;
 
 	for (i = 0; i < csv->n; i++) {
 		const struct dv_csv_row *row = &csv->rows[i];
 
-		memcpy(devs[i].dev_eui, row->dev_eui, LW_EUI_LEN);
-		memcpy(devs[i].join_eui, row->join_eui, LW_EUI_LEN);
-		devs[i].mac_version = row->mac_version;
-		devs[i].created_at = p->now;
-		tlen = sizeof(devs[i].root_token);
-		rc = js_keystore_seal_root(ks, row->dev_eui, row->app_key,
-					   row->has_nwk_key ? row->nwk_key : NULL,
-					   devs[i].root_token, &tlen);
+		rc = dv_enroll_seal_row(ks, row, p->now, &devs[i]);
 		if (rc != DJ_EOK)
 			return say(rc, why, whylen, "line %u: cannot seal the root keys: %s",
 				   row->line, dj_strerror(rc));
-		devs[i].root_token_len = (uint32_t)tlen;
 		rc = first_link(row, p, &owners[i]);
 		if (rc != DJ_EOK)
 			return say(rc, why, whylen, "line %u: cannot sign the first link: %s",

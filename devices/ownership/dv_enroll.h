@@ -76,6 +76,14 @@ int dv_enroll_cms_mem(const uint8_t *der, size_t len, const char *name, X509 *ce
 		      EVP_PKEY *key, struct dv_csv **csv, char *why, size_t whylen) DJ_MUSTCHECK;
 
 /* How the devices of one enrollment are owned. Everything is borrowed. */
+/*!
+ * \brief Device \p row of a parsed CSV as a store row: its EUIs, MAC version and created_at
+ *        \p now, its root keys sealed under \p ks into d->root_token. Shared by every import
+ *        (the CLI, the admin API, CMS enrollment). \retval DJ_EOK or js_keystore_seal_root's error
+ */
+int dv_enroll_seal_row(struct js_keystore *ks, const struct dv_csv_row *row, int64_t now,
+		       struct js_device *d) DJ_MUSTCHECK;
+
 struct dv_enroll_props {
 	const char *from_zone;		/* the manufacturer (signer of link 1), normalized */
 	const char *zone;		/* the first owner, normalized */

@@ -22,6 +22,7 @@
 #include "common/dj_log.h"
 #include "ownership/dv_chain.h"
 #include "ownership/dv_csv.h"
+#include "ownership/dv_enroll.h"
 #include "store/js_keystore.h"
 #include "store/js_store_owner.h"
 
@@ -187,18 +188,8 @@ struct import_ctx {
 static int import_get(size_t i, struct js_device *d, void *arg)
 {
 	struct import_ctx *c = arg;
-	const struct dv_csv_row *row = &c->csv->rows[i];
-	size_t tlen = sizeof(d->root_token);
-	int rc;
 
-	memcpy(d->dev_eui, row->dev_eui, LW_EUI_LEN);
-	memcpy(d->join_eui, row->join_eui, LW_EUI_LEN);
-	d->mac_version = row->mac_version;
-	d->created_at = c->now;
-	rc = js_keystore_seal_root(c->ks, row->dev_eui, row->app_key,
-				   row->has_nwk_key ? row->nwk_key : NULL, d->root_token, &tlen);
-	d->root_token_len = (uint32_t)tlen;
-	return rc;
+	return dv_enroll_seal_row(c->ks, &c->csv->rows[i], c->now, d);
 }
 
 /* csv_line - the line number in a parser message "upload.csv:17: ..." (0: none) */
