@@ -55,6 +55,17 @@ int lw_sim_init(struct lw_crypto *cx, struct lw_sim_device *d, const uint8_t dev
 	return DJ_EOK;
 }
 
+/* rand_used - whether \p nonce is one of the device's last LW_SIM_RAND_HIST random DevNonces */
+static bool rand_used(const struct lw_sim_device *d, uint16_t nonce)
+{
+	unsigned n = d->rand_n < LW_SIM_RAND_HIST ? d->rand_n : LW_SIM_RAND_HIST;
+
+	for (unsigned i = 0; i < n; i++)
+		if (d->rand_used[i] == nonce)
+			return true;
+	return false;
+}
+
 int lw_sim_join_request(struct lw_crypto *cx, struct lw_sim_device *d, uint8_t *phy, size_t *len)
 {
 	struct lw_request r;
@@ -70,9 +81,12 @@ int lw_sim_join_request(struct lw_crypto *cx, struct lw_sim_device *d, uint8_t *
 			return DJ_ERANGE;
 		r.nonce = (uint16_t)d->dev_nonce_next++;
 	} else {
-		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-			return DJ_ECRYPTO;
-		r.nonce = (uint16_t)(rnd[0] << 8 | rnd[1]);
+		do {
+			if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+				return DJ_ECRYPTO;
+			r.nonce = (uint16_t)(rnd[0] << 8 | rnd[1]);
+		} while (rand_used(d, r.nonce));
+		d->rand_used[d->rand_n++ % LW_SIM_RAND_HIST] = r.nonce;
 	}
 	ret = lw_frame_build_request(cx, &d->nwk_key, &r);
 	lw_crypto_forget(cx);

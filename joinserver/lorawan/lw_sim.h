@@ -3,7 +3,8 @@
  *
  * DESCRIPTION
  *	The simulator holds a device's root keys and the state a real device keeps in non-volatile
- *	memory: the DevNonce counter (1.0.4, 1.1) or nothing (random DevNonce, <= 1.0.3), the last
+ *	memory: the DevNonce counter (1.0.4, 1.1) or the last LW_SIM_RAND_HIST random DevNonces,
+ *	which it does not draw again (<= 1.0.3: the join server refuses a repeat), the last
  *	JoinNonce it accepted, RJcount0 and RJcount1. It builds Join-requests and Rejoin-requests,
  *	decrypts and checks Join-accepts exactly as the device must (MIC form chosen by OptNeg,
  *	JoinNonce strictly increasing for 1.0.4 and 1.1), and derives its session keys, so tests can
@@ -32,6 +33,8 @@ enum lw_sim_status {
 	LW_SIM_OPTNEG,		/* OptNeg set towards a 1.0.x device */
 };
 
+#define LW_SIM_RAND_HIST 64
+
 struct lw_sim_device {
 	uint8_t dev_eui[LW_EUI_LEN];
 	uint8_t join_eui[LW_EUI_LEN];
@@ -40,6 +43,8 @@ struct lw_sim_device {
 	struct lw_key nwk_key;		/* equals app_key for 1.0.x */
 	/* non-volatile state */
 	uint32_t dev_nonce_next;	/* counter rule: the next DevNonce to use */
+	uint16_t rand_used[LW_SIM_RAND_HIST]; /* random rule: the last DevNonces drawn, never */
+	unsigned rand_n;		/* drawn again (a JS refuses a repeat as a replay) */
 	int64_t join_nonce_last;	/* -1: none yet */
 	uint16_t rjcount0;
 	uint16_t rjcount1;
