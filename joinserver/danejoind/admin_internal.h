@@ -59,6 +59,7 @@ struct adm_peer_stats {
 struct adm_second {
 	int64_t t;
 	unsigned accepted, refused;
+	unsigned refused_by[BI_RESULT_COUNT];	/* refused joins by TS002 Result */
 };
 
 /* The last TLSA verdict seen for a name (GET /peers): shown while a refresh runs. */
@@ -97,6 +98,7 @@ struct admin {
 	unsigned n_peers;
 	struct adm_second series[ADM_SERIES];
 	uint64_t joins_total, joins_refused;
+	uint64_t refused_by[BI_RESULT_COUNT];	/* refused joins since start, by Result */
 	struct evhttp_request *streams[ADM_STREAMS_MAX];	/* GET /events in progress */
 	struct evhttp_connection *stream_conns[ADM_STREAMS_MAX];	/* ... their connections */
 	struct event *ping_ev;
