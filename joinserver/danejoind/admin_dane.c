@@ -16,8 +16,10 @@
  *	- Every request is judged (from the resolver's cache, capped by [dane] ttl_cap), so a
  *	  withdrawn record shuts a client out once the cached answer expires, even on a kept-alive
  *	  connection; sessions are never resumed (no cache, no tickets).
- *	- The request waits for the verdict; if its connection closes first, the lookup is
- *	  cancelled and the request freed (closed_cb).
+ *	- The request waits for the verdict (at most [dane] timeout_ms; evhttp does not read
+ *	  the connection meanwhile, so a client that left is usually noticed only when the
+ *	  answer is written); if evhttp closes the connection first, the lookup is cancelled
+ *	  and the request freed (closed_cb). At most ADM_DANE_MAX requests wait at once.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,7 +171,7 @@ static void finish(struct adm_dane *p)
 	struct evhttp_request *req = p->req;
 	const struct adm_route *hit = p->hit;
 	struct adm_who who = { .scope = a->mtls_scope };
-	char *seg[ADM_SEG_MAX + 1], path[sizeof(p->path)];
+	char *seg[ADM_SEG_MAX + 1], path[sizeof(p->path)], why[sizeof(p->why)];
 	unsigned n = p->nseg;
 	int status = p->status;
 
@@ -178,8 +180,9 @@ static void finish(struct adm_dane *p)
 			adm_auth_failed(a, p->addr, p->why);
 		else
 			dj_warn("admin: client %s (%s): %s", p->addr, p->identity, p->why);
-		adm_error(req, status, "%s", p->why);
+		snprintf(why, sizeof(why), "%s", p->why);
 		pending_drop(p);
+		adm_error(req, status, "%s", why);
 		return;
 	}
 	snprintf(who.actor, sizeof(who.actor), "mtls:%s", p->identity);
@@ -241,6 +244,7 @@ static void closed_cb(struct evhttp_connection *c, void *arg)
 	struct adm_dane *p = arg;
 
 	(void)c;
+	dj_info("admin: client %s (%s) left before its DANE check ended", p->addr, p->identity);
 	da_lookup_cancel(p->lookup);
 	p->lookup = NULL;
 	p->conn = NULL;

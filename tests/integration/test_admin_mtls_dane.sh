@@ -51,7 +51,7 @@ conf() {
 		timeout_ms=2000 client_identity=_js-client.js.$Z
 	dj_conf_section js join_euis=70b3d57ed0000000/48
 	dj_conf_peer ns1 ns1.$Z ns 000013 plain_keys=yes
-	dj_conf_section admin address=127.0.0.1:"$APORT" "$@"
+	dj_conf_section admin address=127.0.0.1:"$APORT" auth_fail_max=1000 "$@"
 }
 # ---- --check-config ---------------------------------------------------------------------------
 refused() {	# refused NAME ERE LISTEN-AUTH [ADMIN KEY=VALUE...]
@@ -144,6 +144,30 @@ until_refused() {
 }
 check "ops1 refused once the withdrawal is seen" until_refused
 has r/gone.body '"error":"DANE identity _admin-client.ops1.lorawan.test: TLSA (nxdomain|nodata)'
+
+# The resolver cannot answer (knotd stopped): 503, never a fallback. A client leaving while its
+# lookup is pending does no harm (ASan runs check that its request is freed once).
+kill -STOP "$DJ_KNOT_PID"
+until_503() {
+	for _ in $(seq 1 20); do
+		as temp ops1 GET /api/v1/whoami
+		[ "$CODE" = 503 ] && return 0
+		sleep 0.2
+	done
+	echo "  still $CODE: $(cat r/temp.body)"
+	return 1
+}
+check "knotd stopped: ops1 gets 503 (the resolver failed)" until_503
+has r/temp.body '"error":"DANE identity _admin-client.ops1.lorawan.test: TLSA tempfail'
+curl -s --cacert js.crt --resolve "js.$Z:$APORT:127.0.0.1" --cert ops1.crt --key ops1.key \
+	--max-time 0.3 -o /dev/null "$BASE/api/v1/whoami"
+# its lookup ends (timeout_ms 2 s) and is answered into the closed connection
+tempfails() { grep -c "admin: client 127.0.0.1 (_admin-client.ops1.$Z): DANE identity .*TLSA tempfail" jsd.log; }
+N0=$(tempfails)
+check "a client that leaves during its lookup: the lookup still ends" dj_wait_for 10 \
+	bash -c "test \$(grep -c 'admin: client 127.0.0.1 (_admin-client.ops1.$Z): DANE identity .*TLSA tempfail' jsd.log) -gt $N0"
+as key2 "" GET /api/v1/whoami -H "Authorization: Bearer $RK"; want "... and the API still answers" 200
+kill -CONT "$DJ_KNOT_PID"
 
 dj_jsd_stop; RC=$?
 check "danejoind stops cleanly (exit $RC)" test $RC -eq 0
