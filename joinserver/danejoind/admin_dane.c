@@ -150,6 +150,7 @@ static bool leaf_identity(X509 *x, char *out, size_t cap, char *why, size_t whyl
 	return true;
 }
 
+/* pending_drop - forget a waiting request's state (not the request: evhttp owns it) */
 static void pending_drop(struct adm_dane *p)
 {
 	struct admin *a = p->a;
