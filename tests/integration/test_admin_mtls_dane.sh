@@ -9,7 +9,8 @@
 # is published: 200, actor mtls:_admin-client.ops1.lorawan.test with [admin] mtls_scope, a
 # change audited with that actor; refused (401, a log line saying why): a certificate of the
 # same name with another key (mismatch), an identity whose TLSA is published but that is not in
-# client_identities, an identity in the unsigned zone (insecure), one without records
+# client_identities, an identity in the unsigned zone (insecure), one whose matching record
+# was changed after signing (bogus), one without records
 # (nxdomain), a certificate with two SAN dNSNames; no certificate and no key: 401; an API key
 # still works beside it; and once ops1's record is withdrawn, ops1 is refused after ttl_cap.
 #
@@ -17,11 +18,30 @@
 set -u
 . "$(dirname "$0")/../lib/harness.sh"
 dj_begin admin-mtls-dane "$@"
-dj_need "$JSD" "$DEV"
+dj_need "$JSD" "$DEV" ldns-keygen ldns-signzone
 Z=lorawan.test
 
-dj_knot_start "$T/knot" "$Z" "plain.test" || { echo "FAIL: knotd did not start"; exit 1; }
-STUBS="$Z@127.0.0.1@$DJ_KNOT_PORT plain.test@127.0.0.1@$DJ_KNOT_PORT"
+# tamper.test: signed here; ops7's TLSA record is put in after signing (its RRSIG stays), so
+# the record matches ops7's certificate but validates as bogus
+dj_selfsigned ops7 DNS:_admin-client.ops7.tamper.test
+H1=$(openssl rand -hex 32)
+mkdir -p "$T/knot/zones" keys
+cat >keys/tamper.test.zone <<EOF
+\$ORIGIN tamper.test.
+\$TTL 60
+@  SOA ns.tamper.test. hostmaster.tamper.test. 1 3600 600 86400 60
+@  NS  ns
+ns A   127.0.0.1
+_admin-client.ops7 TLSA 3 1 1 $H1
+EOF
+(cd keys && ldns-keygen -a ECDSAP256SHA256 -k tamper.test >tamper.test.keyname) || exit 1
+(cd keys && ldns-signzone -o tamper.test tamper.test.zone "$(cat tamper.test.keyname)") || exit 1
+sed "s/$H1/$(dj_spki256 ops7.crt)/I" keys/tamper.test.zone.signed >"$T/knot/zones/tamper.test.zone"
+grep -qi "$(dj_spki256 ops7.crt)" "$T/knot/zones/tamper.test.zone" || { echo "FAIL: no tampering"; exit 1; }
+
+dj_knot_start "$T/knot" "$Z" "plain.test tamper.test" || { echo "FAIL: knotd did not start"; exit 1; }
+STUBS="$Z@127.0.0.1@$DJ_KNOT_PORT plain.test@127.0.0.1@$DJ_KNOT_PORT tamper.test@127.0.0.1@$DJ_KNOT_PORT"
+cat "$DJ_KNOT_TA" keys/*.ds >ta.ds
 dj_selfsigned js DNS:js.$Z
 dj_selfsigned ops1 DNS:_admin-client.ops1.$Z
 dj_selfsigned ops1b DNS:_admin-client.ops1.$Z		# the same name, another key
@@ -40,6 +60,7 @@ printf 'update add _admin-client.ops8.plain.test. 2 TLSA 3 1 1 %s\n' "$(dj_spki2
 check "TLSA of ops8 published in the unsigned zone" test $? -eq 0
 
 IDS="_admin-client.ops1.$Z,_admin-client.ops8.plain.test,_admin-client.ops9.$Z"
+IDS="$IDS,_admin-client.ops7.tamper.test"
 # conf LISTEN-AUTH [ADMIN KEY=VALUE...] - a configuration with those [admin] keys
 conf() {
 	local la=$1
@@ -47,7 +68,7 @@ conf() {
 	dj_conf_store
 	dj_conf_section listen address=127.0.0.1:$PORT cert_file=js.crt key_file=js.key \
 		metrics_address=off auth="$la" client_ca_file=js.crt
-	dj_conf_section dane trust_anchor_file="$DJ_KNOT_TA" stubs="$STUBS" ttl_cap=3 neg_ttl=2 \
+	dj_conf_section dane trust_anchor_file=ta.ds stubs="$STUBS" ttl_cap=3 neg_ttl=2 \
 		timeout_ms=2000 client_identity=_js-client.js.$Z
 	dj_conf_section js join_euis=70b3d57ed0000000/48
 	dj_conf_peer ns1 ns1.$Z ns 000013 plain_keys=yes
@@ -120,6 +141,8 @@ as unlisted ops2 GET /api/v1/whoami; want "ops2 (published, not listed): 401" 40
 has r/unlisted.body '"error":"DANE identity _admin-client.ops2.lorawan.test is not in \[admin\] client_identities"'
 as insecure ops8 GET /api/v1/whoami; want "ops8 (unsigned zone): 401" 401
 has r/insecure.body '"error":"DANE identity _admin-client.ops8.plain.test: TLSA insecure'
+as bogus ops7 GET /api/v1/whoami; want "ops7 (a matching record with a bad signature): 401" 401
+has r/bogus.body '"error":"DANE identity _admin-client.ops7.tamper.test: TLSA bogus'
 as nx ops9 GET /api/v1/whoami; want "ops9 (no record): 401" 401
 has r/nx.body '"error":"DANE identity _admin-client.ops9.lorawan.test: TLSA nxdomain'
 as two two GET /api/v1/whoami; want "a certificate with two SAN dNSNames: 401" 401
