@@ -173,7 +173,7 @@ static void finish(struct adm_dane *p)
 	const struct adm_route *hit = p->hit;
 	struct adm_who who = { .scope = a->mtls_scope };
 	char *seg[ADM_SEG_MAX + 1], path[sizeof(p->path)], why[sizeof(p->why)];
-	unsigned n = p->nseg;
+	unsigned n = p->nseg <= ADM_SEG_MAX ? p->nseg : 0;	/* a route matched: <= */
 	int status = p->status;
 
 	if (status != 0) {
