@@ -126,19 +126,59 @@
   });
 
   // ---- Joins
+  // The chart: per second, accepted joins (green) with the refused ones stacked on top, one
+  // series per refusal reason (the TS002 Result) seen in the window. A reason keeps its colour
+  // (a CSS class .sw.rN, read back from the legend's swatch) while the page lives.
+  const REASON_COLOURS = 8;
+  const reasonClass = new Map();
+  function reasonsOf(series) {
+    const seen = new Map();
+    for (const s of series)
+      for (const [r, n] of Object.entries(s.refused_by_reason || {}))
+        seen.set(r, (seen.get(r) || 0) + n);
+    for (const r of seen.keys())
+      if (!reasonClass.has(r)) reasonClass.set(r, "r" + (reasonClass.size % REASON_COLOURS));
+    return [...seen.entries()].sort((a, b) => a[0].localeCompare(b[0]));
+  }
+  function legend(series, reasons) {
+    const lg = $("chart-legend"), colours = {};
+    const entry = (cls, label, key) => {
+      const it = el("span", null, "item"), sw = el("span", null, "sw " + cls);
+      if (key !== undefined) it.dataset.reason = key;
+      it.append(sw, el("span", label));
+      lg.appendChild(it);
+      return getComputedStyle(sw).backgroundColor;
+    };
+    lg.replaceChildren();
+    let acc = 0;
+    for (const s of series) acc += s.accepted;
+    colours.accepted = entry("ok", "accepted (" + acc + ")");
+    for (const [r, n] of reasons) colours[r] = entry(reasonClass.get(r), r + " (" + n + ")", r);
+    if (!reasons.length) lg.appendChild(el("span", "no refusals in the last " + series.length + " s", "item muted"));
+    return colours;
+  }
   function draw(series) {
     const c = $("chart"), g = c.getContext("2d");
     const w = c.width, h = c.height, n = series.length;
+    const reasons = reasonsOf(series), colours = legend(series, reasons);
     let max = 1;
     for (const s of series) max = Math.max(max, s.accepted + s.refused);
     g.clearRect(0, 0, w, h);
-    const bw = w / n;
+    const bw = w / n, unit = (h - 20) / max;
     series.forEach((s, i) => {
-      const ha = (s.accepted / max) * (h - 20), hr = (s.refused / max) * (h - 20);
-      g.fillStyle = "#1a7f37"; g.fillRect(i * bw, h - ha, bw - 1, ha);
-      g.fillStyle = "#c62828"; g.fillRect(i * bw, h - ha - hr, bw - 1, hr);
+      let y = h;
+      const bar = (count, colour) => {
+        if (!count) return;
+        g.fillStyle = colour; g.fillRect(i * bw, y - count * unit, bw - 1, count * unit);
+        y -= count * unit;
+      };
+      bar(s.accepted, colours.accepted);
+      const by = s.refused_by_reason || {};
+      for (const [r] of reasons) bar(by[r] || 0, colours[r]);
     });
     g.fillStyle = "#5b6473"; g.font = "12px sans-serif"; g.fillText("max " + max + "/s", 4, 14);
+    c.setAttribute("aria-label", "joins per second, last " + n + " seconds: " +
+                   $("chart-legend").textContent);
   }
   async function refreshSeries() {
     const r = await api("GET", "/api/v1/metrics");

@@ -7,7 +7,9 @@
  *	  credential gets 401, one whose scope is too small 403. Credentials: an API key as
  *	  "Authorization: Bearer djk_...", a console session cookie (HttpOnly, Secure,
  *	  SameSite=Strict) whose changes must carry its CSRF token in X-CSRF-Token, or an mTLS
- *	  client certificate chaining to [admin] client_ca_file ([admin] mtls_scope).
+ *	  client certificate chaining to [admin] client_ca_file (auth = pkix) or matching the
+ *	  DNSSEC-secure TLSA records of its DANE identity (auth = dane, admin_dane.c), with
+ *	  [admin] mtls_scope.
  *	- More than auth_fail_max failed authentications from one address in a minute: 429 for
  *	  every request of that address until the minute ends, before any key is looked at.
  *	- No CORS: no Access-Control-* header is ever sent, OPTIONS is refused, and a request
@@ -40,7 +42,6 @@
 #include "common/dj_hex.h"
 #include "common/dj_log.h"
 
-#define ADM_SEG_MAX 8
 #define ADM_COOKIE "dj_session"
 #define ADM_CSP "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " \
 		"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; " \
@@ -167,7 +168,7 @@ static bool rate_limited(struct admin *a, const char *addr)
 	return fail_slot(a, addr)->n >= a->fail_max;
 }
 
-static void auth_failed(struct admin *a, const char *addr, const char *why)
+void adm_auth_failed(struct admin *a, const char *addr, const char *why)
 {
 	struct adm_fail *f = fail_slot(a, addr);
 
@@ -237,7 +238,7 @@ static bool mtls_identity(struct admin *a, struct evhttp_request *req, char *out
 	GENERAL_NAMES *names;
 	bool ok = false;
 
-	if (a->mtls_scope == JS_SCOPE_NONE || ssl == NULL)
+	if (a->mtls_scope == JS_SCOPE_NONE || a->dane || ssl == NULL)
 		return false;
 	x = SSL_get_peer_certificate(ssl);
 	if (x == NULL)
@@ -261,9 +262,15 @@ out:
 	return ok;
 }
 
-/* authenticate - who the client is; false: the answer (401/429) was sent */
-static bool authenticate(struct admin *a, struct evhttp_request *req, const char *addr,
-			 bool change, struct adm_who *who)
+enum adm_auth {
+	ADM_AUTH_ANSWERED,	/* refused: the answer (401/403/429/503) was sent */
+	ADM_AUTH_OK,		/* *who is filled in */
+	ADM_AUTH_DANE,		/* a client certificate to judge by its TLSA (adm_dane_start) */
+};
+
+/* authenticate - who the client is */
+static enum adm_auth authenticate(struct admin *a, struct evhttp_request *req, const char *addr,
+				  bool change, struct adm_who *who)
 {
 	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
 	const char *auth = evhttp_find_header(h, "Authorization");
@@ -274,27 +281,27 @@ static bool authenticate(struct admin *a, struct evhttp_request *req, const char
 	memset(who, 0, sizeof(*who));
 	if (rate_limited(a, addr)) {
 		adm_error(req, 429, "too many failed authentications; wait a minute");
-		return false;
+		return ADM_AUTH_ANSWERED;
 	}
 	if (auth != NULL) {
 		if (strncmp(auth, "Bearer ", 7) != 0) {
-			auth_failed(a, addr, "Authorization is not Bearer");
+			adm_auth_failed(a, addr, "Authorization is not Bearer");
 			adm_error(req, 401, "Authorization must be \"Bearer KEY\"");
-			return false;
+			return ADM_AUTH_ANSWERED;
 		}
 		ret = js_apikey_check(a->s->store, auth + 7, &k);
 		if (ret != DJ_EOK) {
-			auth_failed(a, addr, ret == DJ_EACCES ? "unknown or revoked API key"
+			adm_auth_failed(a, addr, ret == DJ_EACCES ? "unknown or revoked API key"
 							      : dj_strerror(ret));
 			adm_error(req, ret == DJ_EACCES ? 401 : 503, "%s",
 				  ret == DJ_EACCES ? "unknown or revoked API key"
 						   : "the key store cannot be read");
-			return false;
+			return ADM_AUTH_ANSWERED;
 		}
 		snprintf(who->actor, sizeof(who->actor), "apikey:%s", k.name);
 		who->scope = k.scope;
 		OPENSSL_cleanse(&k, sizeof(k));
-		return true;
+		return ADM_AUTH_OK;
 	}
 	if (cookie_value(req, tok, sizeof(tok))) {
 		struct adm_session *s = session_find(a, tok);
@@ -302,30 +309,32 @@ static bool authenticate(struct admin *a, struct evhttp_request *req, const char
 
 		OPENSSL_cleanse(tok, sizeof(tok));
 		if (s == NULL) {
-			auth_failed(a, addr, "unknown or expired session");
+			adm_auth_failed(a, addr, "unknown or expired session");
 			adm_error(req, 401, "the session is unknown or has expired; log in again");
-			return false;
+			return ADM_AUTH_ANSWERED;
 		}
 		if (change && (csrf == NULL || strlen(csrf) != ADM_TOKEN_HEX ||
 			       CRYPTO_memcmp(csrf, s->csrf, ADM_TOKEN_HEX) != 0)) {
-			auth_failed(a, addr, "missing or wrong X-CSRF-Token");
+			adm_auth_failed(a, addr, "missing or wrong X-CSRF-Token");
 			adm_error(req, 403, "a change needs the session's X-CSRF-Token header");
-			return false;
+			return ADM_AUTH_ANSWERED;
 		}
 		snprintf(who->actor, sizeof(who->actor), "apikey:%s", s->name);
 		who->scope = s->scope;
 		who->cookie = true;
-		return true;
+		return ADM_AUTH_OK;
 	}
+	if (adm_dane_presented(a, req))
+		return ADM_AUTH_DANE;	/* no fallback: its TLSA records decide */
 	if (mtls_identity(a, req, ident, sizeof(ident))) {
 		snprintf(who->actor, sizeof(who->actor), "mtls:%s", ident);
 		who->scope = a->mtls_scope;
-		return true;
+		return ADM_AUTH_OK;
 	}
-	auth_failed(a, addr, "no credential");
+	adm_auth_failed(a, addr, "no credential");
 	adm_error(req, 401, "authenticate with \"Authorization: Bearer KEY\", a session or a "
 		  "client certificate");
-	return false;
+	return ADM_AUTH_ANSWERED;
 }
 
 /* session_login - POST /api/v1/session {"key": "djk_..."}: a console session */
@@ -356,7 +365,7 @@ static void session_login(struct admin *a, struct evhttp_request *req, const cha
 	ret = js_apikey_check(a->s->store, key, &k);
 	json_decref(j);
 	if (ret != DJ_EOK) {
-		auth_failed(a, addr, "console login with an unknown or revoked API key");
+		adm_auth_failed(a, addr, "console login with an unknown or revoked API key");
 		adm_error(req, 401, "unknown or revoked API key");
 		return;
 	}
@@ -413,8 +422,7 @@ static const char *method_name(enum evhttp_cmd_type m)
 	}
 }
 
-/* split - "/a/b/c" into segments (in \p buf) */
-static unsigned split(char *buf, char **seg)
+unsigned adm_split(char *buf, char **seg)
 {
 	unsigned n = 0;
 
@@ -433,7 +441,7 @@ static bool route_match(const struct adm_route *r, char **seg, unsigned n)
 	unsigned pn;
 
 	snprintf(pat, sizeof(pat), "%s", r->path);
-	pn = split(pat, ps);
+	pn = adm_split(pat, ps);
 	if (pn != n)
 		return false;
 	for (unsigned i = 0; i < n; i++)
@@ -499,6 +507,28 @@ static bool origin_ok(struct evhttp_request *req)
 	return host != NULL && strncmp(origin, "https://", 8) == 0 && strcmp(origin + 8, host) == 0;
 }
 
+void adm_serve(struct admin *a, struct evhttp_request *req, const struct adm_who *who,
+	       const struct adm_route *hit, char **seg, unsigned nseg)
+{
+	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+	const char *path = u != NULL ? evhttp_uri_get_path(u) : "?";
+	const char *mname = method_name(evhttp_request_get_command(req));
+
+	if (hit == NULL) {
+		adm_error(req, 405, "method %s not allowed here", mname);
+		return;
+	}
+	if (who->scope < hit->scope) {
+		dj_notice("admin: %s refused %s %s: needs scope %s", who->actor, mname, path,
+			  js_apikey_scope_name(hit->scope));
+		adm_error(req, 403, "this needs scope %s; %s has %s",
+			  js_apikey_scope_name(hit->scope), who->actor,
+			  js_apikey_scope_name(who->scope));
+		return;
+	}
+	hit->fn(a, req, who, seg, nseg);
+}
+
 static void dispatch(struct evhttp_request *req, void *arg)
 {
 	struct admin *a = arg;
@@ -540,7 +570,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
 		return;
 	}
 	snprintf(buf, sizeof(buf), "%s", path);
-	n = split(buf, seg);
+	n = adm_split(buf, seg);
 	for (unsigned i = 0; n <= ADM_SEG_MAX && i < adm_n_routes; i++) {
 		if (!route_match(&adm_routes[i], seg, n))
 			continue;
@@ -552,21 +582,16 @@ static void dispatch(struct evhttp_request *req, void *arg)
 		adm_error(req, 404, "no such route");
 		return;
 	}
-	if (!authenticate(a, req, addr, m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD, &who))
+	switch (authenticate(a, req, addr, m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD, &who)) {
+	case ADM_AUTH_ANSWERED:
 		return;
-	if (hit == NULL) {
-		adm_error(req, 405, "method %s not allowed here", mname);
+	case ADM_AUTH_DANE:
+		adm_dane_start(a, req, addr, hit, path);
 		return;
+	case ADM_AUTH_OK:
+		break;
 	}
-	if (who.scope < hit->scope) {
-		dj_notice("admin: %s refused %s %s: needs scope %s", who.actor, mname, path,
-			  js_apikey_scope_name(hit->scope));
-		adm_error(req, 403, "this needs scope %s; %s has %s",
-			  js_apikey_scope_name(hit->scope), who.actor,
-			  js_apikey_scope_name(who.scope));
-		return;
-	}
-	hit->fn(a, req, &who, seg, n);
+	adm_serve(a, req, &who, hit, seg, n);
 }
 
 static struct bufferevent *bevcb(struct event_base *base, void *arg)
@@ -584,6 +609,14 @@ static void ping_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
 	adm_live_ping(arg);
+}
+
+/* dane_verify_cb - auth = dane: any chain passes the handshake; admin_dane.c judges it by
+ * its TLSA records before the request is served */
+static int dane_verify_cb(int preverify_ok, X509_STORE_CTX *xs)
+{
+	(void)preverify_ok, (void)xs;
+	return 1;
 }
 
 static int tls_ctx(struct admin *a, const char *cert, const char *key, const char *ca,
@@ -615,6 +648,17 @@ static int tls_ctx(struct admin *a, const char *cert, const char *key, const cha
 		/* a certificate is optional (API keys work without one); one given must verify */
 		SSL_CTX_set_verify(a->ctx, SSL_VERIFY_PEER, NULL);
 	}
+	if (a->dane) {
+		/* no roots; DANE state for da_tls_verify; every connection judged afresh */
+		if (da_tls_ctx_enable(a->ctx) != DJ_EOK) {
+			snprintf(err, errlen, "[admin] auth = dane: %s", dj_openssl_reason());
+			return DJ_ECRYPTO;
+		}
+		SSL_CTX_set_session_cache_mode(a->ctx, SSL_SESS_CACHE_OFF);
+		SSL_CTX_set_options(a->ctx, SSL_OP_NO_TICKET);
+		SSL_CTX_set_num_tickets(a->ctx, 0);
+		SSL_CTX_set_verify(a->ctx, SSL_VERIFY_PEER, dane_verify_cb);
+	}
 	return DJ_EOK;
 }
 
@@ -644,6 +688,18 @@ int admin_new(struct svc *s, struct admin **out, char *err, size_t errlen)
 						    : ADM_FAIL_DEFAULT;
 	a->mtls_scope = JS_SCOPE_NONE;
 	if (cfg->admin_client_ca_file != NULL) {
+		a->mtls_scope = JS_SCOPE_READ;
+		if (cfg->admin_mtls_scope != NULL &&
+		    js_apikey_scope_parse(cfg->admin_mtls_scope, &a->mtls_scope) != DJ_EOK) {
+			snprintf(err, errlen, "[admin] mtls_scope: read, operate or admin");
+			ret = DJ_ECONFIG;
+			goto fail;
+		}
+	}
+	ret = adm_dane_setup(a, cfg, err, errlen);
+	if (ret != DJ_EOK)
+		goto fail;
+	if (a->dane) {
 		a->mtls_scope = JS_SCOPE_READ;
 		if (cfg->admin_mtls_scope != NULL &&
 		    js_apikey_scope_parse(cfg->admin_mtls_scope, &a->mtls_scope) != DJ_EOK) {
@@ -697,8 +753,9 @@ int admin_new(struct svc *s, struct admin **out, char *err, size_t errlen)
 		ret = DJ_ENOMEM;
 		goto fail;
 	}
-	dj_notice("admin: management API on https://%s/%s", cfg->admin_address,
-		  a->console_dir != NULL ? " (console)" : "");
+	dj_notice("admin: management API on https://%s/%s%s", cfg->admin_address,
+		  a->console_dir != NULL ? " (console)" : "",
+		  a->dane ? " (mTLS by DANE identity)" : "");
 	*out = a;
 	return DJ_EOK;
 fail:
@@ -711,6 +768,7 @@ void admin_free(struct admin *a)
 	if (a == NULL)
 		return;
 	adm_live_free(a);
+	adm_dane_free(a);
 	if (a->ping_ev != NULL)
 		event_free(a->ping_ev);
 	if (a->http != NULL)

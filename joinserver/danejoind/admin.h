@@ -4,8 +4,9 @@
  *
  * DESCRIPTION
  *	admin.c is the listener: TLS, who the client is (an API key as "Authorization: Bearer",
- *	a console session cookie with its CSRF token, or an mTLS client certificate chaining to
- *	[admin] client_ca_file), the rate limit on failed authentications, strict headers (no
+ *	a console session cookie with its CSRF token, or an mTLS client certificate: chaining to
+ *	[admin] client_ca_file (auth = pkix), or by a DANE identity _admin-client.HOST of
+ *	[admin] client_identities whose TLSA records match it (auth = dane, admin_dane.c)), the rate limit on failed authentications, strict headers (no
  *	CORS, CSP), the route table with each route's scope, static console files.
  *	admin_routes.c answers the routes; admin_live.c keeps the join time series and the
  *	server-sent events of joins. No answer ever holds a root key, session key or token.
@@ -22,9 +23,14 @@
 
 struct svc;
 struct admin;
+struct js_config;
 
 /*! \brief Start the listener of [admin] address (nothing when it is unset: *out NULL). */
 int admin_new(struct svc *s, struct admin **out, char *err, size_t errlen) DJ_MUSTCHECK;
+
+/*! \brief What --check-config checks of [admin] beyond js_config: the DANE identities are
+ *         DNS names. \retval DJ_EOK, DJ_ECONFIG (\p err says which) */
+int admin_check_config(const struct js_config *cfg, char *err, size_t errlen) DJ_MUSTCHECK;
 
 /*! \brief Close the listener and every admin connection (NULL is accepted). */
 void admin_free(struct admin *a);

@@ -27,6 +27,8 @@
 #define ADM_ACTOR_MAX 300
 #define ADM_PING_S 15
 #define ADM_BODY_MAX (16u << 20)	/* a CSV import */
+#define ADM_SEG_MAX 8			/* path segments of a route */
+#define ADM_DANE_MAX 64			/* requests waiting for their DANE check at once */
 
 struct adm_session {
 	bool used;
@@ -57,6 +59,7 @@ struct adm_peer_stats {
 struct adm_second {
 	int64_t t;
 	unsigned accepted, refused;
+	unsigned refused_by[BI_RESULT_COUNT];	/* refused joins by TS002 Result */
 };
 
 /* The last TLSA verdict seen for a name (GET /peers): shown while a refresh runs. */
@@ -82,6 +85,10 @@ struct admin {
 	struct evhttp_bound_socket *sock;
 	SSL_CTX *ctx;
 	enum js_apikey_scope mtls_scope;
+	bool dane;			/* [admin] auth = dane: clients by their TLSA (admin_dane.c) */
+	char (*ids)[DA_NAME_MAX];	/* ... [admin] client_identities, normalized */
+	unsigned n_ids;
+	struct adm_dane *dane_pending[ADM_DANE_MAX];
 	unsigned fail_max;
 	char *console_dir;
 	char *cert_file;
@@ -91,6 +98,7 @@ struct admin {
 	unsigned n_peers;
 	struct adm_second series[ADM_SERIES];
 	uint64_t joins_total, joins_refused;
+	uint64_t refused_by[BI_RESULT_COUNT];	/* refused joins since start, by Result */
 	struct evhttp_request *streams[ADM_STREAMS_MAX];	/* GET /events in progress */
 	struct evhttp_connection *stream_conns[ADM_STREAMS_MAX];	/* ... their connections */
 	struct event *ping_ev;
@@ -119,6 +127,25 @@ char *adm_body(struct evhttp_request *req, size_t *len);
 /* adm_query - the value of query parameter \p key (NULL: absent); \p buf holds it */
 const char *adm_query(struct evhttp_request *req, const char *key, char *buf, size_t cap);
 int64_t adm_now(void);
+
+/* adm_auth_failed - count a failed authentication of \p addr (the rate limit) and log why */
+void adm_auth_failed(struct admin *a, const char *addr, const char *why);
+/* adm_split - "/a/b/c" into segments, in place (ADM_SEG_MAX + 1: too many) */
+unsigned adm_split(char *buf, char **seg);
+/* adm_serve - an authenticated request: 405 without a route (\p hit NULL), 403 when the
+ * scope is too small, else the route's handler */
+void adm_serve(struct admin *a, struct evhttp_request *req, const struct adm_who *who,
+	       const struct adm_route *hit, char **seg, unsigned nseg);
+
+/* admin_dane.c */
+int adm_dane_setup(struct admin *a, const struct js_config *cfg, char *err, size_t errlen);
+/* adm_dane_presented - auth = dane and the client presented a certificate */
+bool adm_dane_presented(struct admin *a, struct evhttp_request *req);
+/* adm_dane_start - judge the client's certificate by its TLSA records, then adm_serve() or
+ * refuse (401; 503 when the resolver fails); the answer may come later, from the loop */
+void adm_dane_start(struct admin *a, struct evhttp_request *req, const char *addr,
+		    const struct adm_route *hit, const char *path);
+void adm_dane_free(struct admin *a);
 
 /* admin_live.c */
 void adm_live_events(struct admin *a, struct evhttp_request *req);

@@ -1,6 +1,7 @@
 /*
  * admin_live.c - what the management API sees happen: answers counted per peer, the join
- *		  rates of the last ADM_SERIES seconds, and GET /api/v1/events, a stream of
+ *		  rates of the last ADM_SERIES seconds (refused joins by TS002 Result too: a fixed
+ *		  array per second, so the memory is bounded), and GET /api/v1/events, a stream of
  *		  server-sent events, one per join answered (DevEUI, peer, result; never a key).
  */
 #include <stdio.h>
@@ -23,6 +24,7 @@ static struct adm_second *second_of(struct admin *a, int64_t t)
 	if (sl->t != t) {
 		sl->t = t;
 		sl->accepted = sl->refused = 0;
+		memset(sl->refused_by, 0, sizeof(sl->refused_by));
 	}
 	return sl;
 }
@@ -100,8 +102,14 @@ void admin_note_answer(struct admin *a, const char *peer, const struct bi_msg *a
 	if (ans->result == BI_SUCCESS) {
 		second_of(a, now)->accepted++;
 	} else {
-		second_of(a, now)->refused++;
+		struct adm_second *sl = second_of(a, now);
+
+		sl->refused++;
 		a->joins_refused++;
+		if ((unsigned)ans->result < BI_RESULT_COUNT) {
+			sl->refused_by[ans->result]++;
+			a->refused_by[ans->result]++;
+		}
 	}
 	a->joins_total++;
 	if (ans->has_dev_eui)
@@ -170,6 +178,21 @@ void adm_live_events(struct admin *a, struct evhttp_request *req)
 	}
 }
 
+/* by_reason - {"MICFailed": n, ...}: the non-zero counts of \p n by TS002 Result name */
+static json_t *by_reason(const unsigned *n32, const uint64_t *n64)
+{
+	json_t *by = json_object();
+
+	for (unsigned r = 0; r < BI_RESULT_COUNT; r++) {
+		uint64_t v = n32 != NULL ? n32[r] : n64[r];
+
+		if (v != 0)
+			json_object_set_new(by, bi_result_str((enum bi_result)r, BI_PROTO_1_1),
+					    json_integer((json_int_t)v));
+	}
+	return by;
+}
+
 json_t *adm_live_series(struct admin *a)
 {
 	json_t *pts = json_array(), *peers = json_object();
@@ -179,9 +202,12 @@ json_t *adm_live_series(struct admin *a)
 		const struct adm_second *sl = &a->series[(uint64_t)t % ADM_SERIES];
 		bool cur = sl->t == t;
 
-		json_array_append_new(pts, json_pack("{s:I,s:i,s:i}", "t", (json_int_t)t,
+		json_array_append_new(pts, json_pack("{s:I,s:i,s:i,s:o}", "t", (json_int_t)t,
 						     "accepted", cur ? (int)sl->accepted : 0,
-						     "refused", cur ? (int)sl->refused : 0));
+						     "refused", cur ? (int)sl->refused : 0,
+						     "refused_by_reason", cur ? by_reason(sl->refused_by,
+											  NULL)
+									  : json_object()));
 	}
 	for (unsigned i = 0; i < a->n_peers; i++) {
 		const struct adm_peer_stats *ps = &a->peers[i];
@@ -196,9 +222,10 @@ json_t *adm_live_series(struct admin *a)
 				    json_pack("{s:I,s:o}", "requests", (json_int_t)ps->requests,
 					      "results", by));
 	}
-	return json_pack("{s:I,s:I,s:i,s:o,s:o}", "joins_total", (json_int_t)a->joins_total,
-			 "joins_refused", (json_int_t)a->joins_refused, "seconds", ADM_SERIES,
-			 "series", pts, "answers_by_peer", peers);
+	return json_pack("{s:I,s:I,s:o,s:i,s:o,s:o}", "joins_total", (json_int_t)a->joins_total,
+			 "joins_refused", (json_int_t)a->joins_refused, "refused_by_reason",
+			 by_reason(NULL, a->refused_by), "seconds", ADM_SERIES, "series", pts,
+			 "answers_by_peer", peers);
 }
 
 void adm_live_free(struct admin *a)

@@ -125,6 +125,10 @@ static int resolver_for(const char *path, struct js_config *cfg, struct event_ba
 	if (ret != DJ_EOK)
 		return ret;
 	ret = svc__dane_check(path, cfg, err, errlen);
+	if (ret == DJ_EOK && admin_check_config(cfg, why, sizeof(why)) != DJ_EOK) {
+		snprintf(err, errlen, "%s: %s", path, why);
+		ret = DJ_ECONFIG;
+	}
 	if (ret != DJ_EOK || !svc__auth_is_dane(cfg))
 		goto out;
 	ret = DJ_ENOMEM;

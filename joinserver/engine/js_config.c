@@ -127,6 +127,8 @@ static const struct key_def key_table[] = {
 	{ "admin", "cert_file", KT_PATH, CFG_OFF(admin_cert_file), 0, 0, 0, false },
 	{ "admin", "key_file", KT_PATH, CFG_OFF(admin_key_file), 0, 0, 0, false },
 	{ "admin", "client_ca_file", KT_PATH, CFG_OFF(admin_client_ca_file), 0, 0, 0, false },
+	{ "admin", "auth", KT_STR, CFG_OFF(admin_auth), 0, 0, 0, false },
+	{ "admin", "client_identities", KT_LIST, CFG_OFF(admin_client_identities), 0, 0, 0, false },
 	{ "admin", "mtls_scope", KT_STR, CFG_OFF(admin_mtls_scope), 0, 0, 0, false },
 	{ "admin", "console_dir", KT_PATH, CFG_OFF(admin_console_dir), 0, 0, 0, false },
 	{ "admin", "auth_fail_max", KT_UINT, CFG_OFF(admin_auth_fail_max), 1, 100000, 0, false },
@@ -926,6 +928,66 @@ static void check_store(struct parse_ctx *c)
 		fail(c, DJ_ENOMEM, 0, "out of memory");
 }
 
+/* admin_scope_ok - an [admin] mtls_scope value (js_apikey's names) */
+static bool admin_scope_ok(const char *s)
+{
+	return s == NULL || strcmp(s, "read") == 0 || strcmp(s, "operate") == 0 ||
+	       strcmp(s, "admin") == 0;
+}
+
+/* check_admin - [admin] mTLS: auth = pkix takes client_ca_file, auth = dane client_identities
+ * (each "_admin-client.HOST", its TLSA read through the [dane] resolver of [listen] auth =
+ * dane); never both, so a DANE failure cannot fall back to a CA file */
+static void check_admin(struct parse_ctx *c)
+{
+	struct js_config *g = &c->cfg;
+	const char *auth = g->admin_auth;
+	bool dane;
+
+	if (!admin_scope_ok(g->admin_mtls_scope)) {
+		fail(c, DJ_ECONFIG, 0, "[admin] mtls_scope: expected read, operate or admin, got "
+		     "'%s'", g->admin_mtls_scope);
+		return;
+	}
+	if (auth != NULL && strcmp(auth, "pkix") != 0 && strcmp(auth, "dane") != 0) {
+		fail(c, DJ_ECONFIG, 0, "[admin] auth: expected pkix or dane, got '%s'", auth);
+		return;
+	}
+	dane = auth != NULL ? strcmp(auth, "dane") == 0 : g->admin_client_identities.n > 0;
+	if (!dane) {
+		if (g->admin_client_identities.n > 0)
+			fail(c, DJ_ECONFIG, 0, "[admin] client_identities: only used with auth = "
+			     "dane (auth = pkix takes client_ca_file)");
+		else if (auth != NULL && g->admin_client_ca_file == NULL)
+			fail(c, DJ_ECONFIG, 0, "[admin] client_ca_file: required with auth = pkix");
+		return;
+	}
+	if (g->admin_client_ca_file != NULL) {
+		fail(c, DJ_ECONFIG, 0, "[admin] client_ca_file: not used with auth = dane (the "
+		     "identities' TLSA records decide; there is no fallback to a CA file)");
+		return;
+	}
+	if (g->admin_client_identities.n == 0) {
+		fail(c, DJ_ECONFIG, 0, "[admin] client_identities: required with auth = dane "
+		     "(the _admin-client.HOST names whose TLSA records admit a client)");
+		return;
+	}
+	if (g->auth != NULL && strcmp(g->auth, "dane") != 0) {
+		fail(c, DJ_ECONFIG, 0, "[admin] auth = dane needs [listen] auth = dane (the "
+		     "TLSA records are read through the [dane] resolver)");
+		return;
+	}
+	for (unsigned i = 0; i < g->admin_client_identities.n; i++) {
+		const char *id = g->admin_client_identities.v[i];
+
+		if (strncasecmp(id, "_admin-client.", 14) != 0 || id[14] == '\0') {
+			fail(c, DJ_ECONFIG, 0, "[admin] client_identities: '%s': expected "
+			     "_admin-client.HOST", id);
+			return;
+		}
+	}
+}
+
 static void check_whole(struct parse_ctx *c)
 {
 	uint8_t net_id[LW_NETID_LEN];
@@ -935,6 +997,8 @@ static void check_whole(struct parse_ctx *c)
 		return;
 	check_mqtt(c);
 	check_sni(c);
+	if (c->rc == DJ_EOK)
+		check_admin(c);
 
 	for (unsigned i = 0; i < c->cfg.join_euis.n && c->rc == DJ_EOK; i++)
 		if (!eui_prefix_ok(c->cfg.join_euis.v[i]))
@@ -1096,6 +1160,8 @@ void js_config_free(struct js_config *cfg)
 	free(cfg->admin_key_file);
 	free(cfg->admin_client_ca_file);
 	free(cfg->admin_mtls_scope);
+	free(cfg->admin_auth);
+	list_free(&cfg->admin_client_identities);
 	free(cfg->admin_console_dir);
 	js_config_defaults(cfg);
 }

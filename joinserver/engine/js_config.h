@@ -178,6 +178,8 @@ struct js_config {
 	char *admin_address;		/* "HOST:PORT" (loopback recommended) */
 	char *admin_cert_file, *admin_key_file;	/* NULL: [listen]'s */
 	char *admin_client_ca_file;	/* mTLS (PKIX): roots of admin client certificates */
+	char *admin_auth;		/* mTLS: "pkix" (client_ca_file) or "dane" (client_identities) */
+	struct js_config_list admin_client_identities;	/* auth = dane: "_admin-client.HOST" */
 	char *admin_mtls_scope;		/* scope of an mTLS client: read, operate or admin */
 	char *admin_console_dir;	/* the console's static files; NULL: no console */
 	unsigned admin_auth_fail_max;	/* failed logins per address per minute; default 10 */

@@ -312,6 +312,30 @@ int js_config_read_kek(const struct js_peer_config *pc, uint8_t key[JS_CONFIG_KE
 }
 
 /* check_all - every file, in the order danejoind opens them; the message without the prefix */
+/* check_admin_files - [admin]'s own certificate and key (both or neither: [listen]'s are used
+ * otherwise) and the roots of PKIX admin clients */
+static int check_admin_files(const struct js_config *cfg, char *err, size_t errlen)
+{
+	int ret;
+
+	if (cfg->admin_address == NULL)
+		return DJ_EOK;
+	if ((cfg->admin_cert_file == NULL) != (cfg->admin_key_file == NULL)) {
+		snprintf(err, errlen, "[admin] cert_file and key_file: set both or neither");
+		return DJ_ECONFIG;
+	}
+	if (cfg->admin_cert_file != NULL) {
+		ret = check_pair("admin", "cert_file", cfg->admin_cert_file, "key_file",
+				 cfg->admin_key_file, err, errlen);
+		if (ret != DJ_EOK)
+			return ret;
+	}
+	if (cfg->admin_client_ca_file != NULL)
+		return check_cafile("[admin] client_ca_file", cfg->admin_client_ca_file, err,
+				    errlen);
+	return DJ_EOK;
+}
+
 static int check_all(const struct js_config *cfg, char *err, size_t errlen)
 {
 	uint8_t kek[JS_CONFIG_KEK_MAX];
@@ -348,6 +372,9 @@ static int check_all(const struct js_config *cfg, char *err, size_t errlen)
 		if (ret != DJ_EOK)
 			return ret;
 	}
+	ret = check_admin_files(cfg, err, errlen);
+	if (ret != DJ_EOK)
+		return ret;
 	if (cfg->mqtt && cfg->mqtt_cafile != NULL) {
 		ret = check_cafile("[mqtt] cafile", cfg->mqtt_cafile, err, errlen);
 		if (ret != DJ_EOK)

@@ -88,6 +88,29 @@ function check(ok, what) {
   } catch (e) { seen = false; }
   check(seen, "3 joins on the Joins page within 2 s (" + (Date.now() - t0) + " ms)");
   await page.waitForFunction(() => Number(document.getElementById("joins-total").textContent) >= 3, { timeout: 3000 }).catch(() => {});
+  const legend0 = await page.$eval("#chart-legend", (e) => e.textContent);
+  check(/^accepted \(3\)no refusals/.test(legend0), "chart legend before a refusal: " + legend0);
+
+  // -- refused joins: the chart draws them by reason (TS002 Result), with a legend entry
+  execSync(env.DJ_BAD_JOIN_CMD, { stdio: "ignore" });
+  let reasonShown = true;
+  await page.waitForSelector('#chart-legend [data-reason="MICFailed"]', { timeout: 3000 }).catch(() => { reasonShown = false; });
+  const legend1 = await page.$eval("#chart-legend", (e) => e.textContent);
+  check(reasonShown && /MICFailed \(1\)/.test(legend1), "chart legend names the refusal reason: " + legend1);
+  // the canvas holds bars in the colour of MICFailed's legend swatch
+  const px = await page.evaluate(() => {
+    const sw = document.querySelector('#chart-legend [data-reason="MICFailed"] .sw');
+    const want = sw ? getComputedStyle(sw).backgroundColor.match(/\d+/g).map(Number) : [-1, -1, -1];
+    const c = document.getElementById("chart");
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4)
+      if (d[i] === want[0] && d[i + 1] === want[1] && d[i + 2] === want[2] && d[i + 3] === 255) n++;
+    return n;
+  });
+  check(px > 0, "the chart draws the MICFailed series in its legend colour (" + px + " pixels)");
+  const rows = await page.$$eval("#joins tbody tr", (r) => r.map((x) => x.textContent));
+  check(rows.filter((t) => t.includes("MICFailed")).length === 1, "the refused join is listed as MICFailed");
   await shots("joins");
 
   // -- audit

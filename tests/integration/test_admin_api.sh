@@ -7,7 +7,8 @@
 # revoked key; 403 for a scope too small on every change route; 404/405; devices list (paging,
 # filters), show, CSV import all-or-nothing with the bad line named, duplicate import refused,
 # reset-nonces, delete; audit filters and the API key's name as actor; peers, self, ownership,
-# transfers, metrics after joins by danejoin-client, GET /events receiving a join; console
+# transfers, metrics after joins by danejoin-client (a wrong key's join counted as MICFailed by
+# reason), GET /events receiving a join; console
 # session cookie (HttpOnly, Secure, SameSite=Strict) and its CSRF token; no CORS (OPTIONS 405,
 # a foreign Origin 403, no Access-Control-* header); the auth-failure rate limit (429); and no
 # device key in any response of the run.
@@ -143,6 +144,17 @@ has r/peers2.body '"requests":3,"refusals":0,"last_seen":[1-9]'
 has r/peers2.body '"certificate":\{"subject":"/CN=ns1","spki_sha256":"'"$(dj_spki_dgst ns1.key sha256)"'","not_after":"20[0-9-]+T'
 api show2 GET /api/v1/devices/0000000000000110 "$RK"; want "device after joins" 200
 has r/show2.body '"has_session":true'
+# a join with a wrong key: refused (MICFailed), counted by reason, in the second it was refused
+{
+	echo "dev_eui,join_eui,mac_version,app_key,nwk_key"
+	echo "0000000000000110,70b3d57ed0000001,1.1,$(key),$(key)"
+} >wrongkey.csv
+"$CLI" join "${NS[@]}" --sim wrongkey.csv --dev-eui 0000000000000110 --count 1 >join_bad.json 2>&1
+has join_bad.json 'MICFailed'
+api metrics2 GET /api/v1/metrics "$RK"; want "metrics after a refused join" 200
+has r/metrics2.body '"joins_total":4,"joins_refused":1,"refused_by_reason":\{"MICFailed":1\}'
+has r/metrics2.body '"refused":1,"refused_by_reason":\{"MICFailed":1\}\}'
+check "one second holds the refusal, none other a reason" test "$(grep -o '"refused_by_reason":{[^}]' r/metrics2.body | wc -l)" -eq 2
 
 # ---- read may not change anything ------------------------------------------------------------
 api r_imp POST /api/v1/devices "$RK" --data-binary @devices.csv; want "read: import 403" 403

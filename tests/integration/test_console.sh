@@ -4,7 +4,8 @@
 #
 # Checks (in console.test.js): a wrong key refused at login; a read key sees the devices and no
 # change button; a peer identity holding an <img onerror> probe is shown as text and never runs;
-# joins made by danejoin-client appear on the Joins page within 2 s; audit and ownership pages;
+# joins made by danejoin-client appear on the Joins page within 2 s; joins with a wrong key
+# appear in the chart's legend as MICFailed and are drawn in that reason's colour; audit and ownership pages;
 # an operate key imports a CSV with a bad line (the line named, nothing imported), then the fixed
 # file, and deletes a device after confirming; no page error and no CSP violation. Screenshots
 # of every page at 1280x800 and 390x844 go to the test's output (screens/), and with
@@ -65,8 +66,15 @@ mkdir -p screens
 JOIN="'$CLI' join --url https://127.0.0.1:$PORT/ --server-name js.test --ca root.crt --cert ns1.crt \
 --key ns1.key --sender-id 000013 --sender-ns-id ns1.test --kek-label ns1-kek --kek-file ns1.kek \
 --sim devices.csv --dev-eui 0000000000000110 --count 3"
+# a join whose MIC is made with another key: refused as MICFailed
+{
+	echo "dev_eui,join_eui,mac_version,app_key,nwk_key"
+	echo "0000000000000110,70b3d57ed0000001,1.1,$(key),$(key)"
+} >wrongkey.csv
+BADJOIN="${JOIN/--sim devices.csv/--sim wrongkey.csv}; true"
+BADJOIN="${BADJOIN/--count 3/--count 1}"
 DJ_URL="https://js.test:$APORT" DJ_RESOLVE="js.test:$APORT" DJ_READ_KEY=$RK DJ_OPS_KEY=$OK \
-	DJ_OUT="$PWD/screens" DJ_JOIN_CMD=$JOIN DJ_BAD_CSV="$PWD/bad.csv" DJ_GOOD_CSV="$PWD/good.csv" \
+	DJ_OUT="$PWD/screens" DJ_JOIN_CMD=$JOIN DJ_BAD_JOIN_CMD=$BADJOIN DJ_BAD_CSV="$PWD/bad.csv" DJ_GOOD_CSV="$PWD/good.csv" \
 	NODE_PATH="$NODE_DIR/node_modules" HOME="$PWD" \
 	timeout 120 node "$SOURCE_DIR/tests/console/console.test.js" >browser.out 2>&1
 RC=$?

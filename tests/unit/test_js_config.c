@@ -220,6 +220,27 @@ static const struct bad_case bad_cases[] = {
 	{ MINIMAL "[peer.ns1]\nidentity = ns1.test\nrole = ns\nsender_ids = 000013\n"
 	  "plain_keys = yes\nasync_url = http://ns1.test:8443/\n",
 	  ": [peer.ns1] async_url: 'http://ns1.test:8443/': expected https://HOST:PORT/PATH" },
+	/* [admin] mTLS: pkix (client_ca_file) or dane (client_identities), never both */
+	{ MINIMAL "[admin]\nauth = tofu\n", ": [admin] auth: expected pkix or dane, got 'tofu'" },
+	{ MINIMAL "[admin]\nmtls_scope = root\n",
+	  ": [admin] mtls_scope: expected read, operate or admin, got 'root'" },
+	{ MINIMAL "[admin]\nauth = pkix\n", ": [admin] client_ca_file: required with auth = pkix" },
+	{ MINIMAL "[admin]\nauth = pkix\nclient_ca_file = ca.crt\n"
+	  "client_identities = _admin-client.a.test\n",
+	  ": [admin] client_identities: only used with auth = dane (auth = pkix takes "
+	  "client_ca_file)" },
+	{ MINIMAL "[admin]\nauth = dane\n", ": [admin] client_identities: required with auth = "
+	  "dane (the _admin-client.HOST names whose TLSA records admit a client)" },
+	{ MINIMAL "[admin]\nclient_identities = _admin-client.a.test\nclient_ca_file = ca.crt\n",
+	  ": [admin] client_ca_file: not used with auth = dane (the identities' TLSA records "
+	  "decide; there is no fallback to a CA file)" },
+	{ MINIMAL "[listen]\nauth = pkix\n[admin]\nauth = dane\n"
+	  "client_identities = _admin-client.a.test\n", ": [admin] auth = dane needs [listen] "
+	  "auth = dane (the TLSA records are read through the [dane] resolver)" },
+	{ MINIMAL "[admin]\nclient_identities = _admin-client.a.test, ops.b.test\n",
+	  ": [admin] client_identities: 'ops.b.test': expected _admin-client.HOST" },
+	{ MINIMAL "[admin]\nclient_identities = _admin-client.\n",
+	  ": [admin] client_identities: '_admin-client.': expected _admin-client.HOST" },
 };
 
 /* test_peers - [listen], [js] and two [peer.NAME] sections, read back */
@@ -642,6 +663,23 @@ static void test_check_files(void **state)
 	check_case(extra, DJ_ECONFIG, "[mqtt] key");
 	snprintf(extra, sizeof(extra), "[mqtt]\nhost = broker\ncafile = %s\ncert = %s\nkey = %s\n",
 		 fpath("js.crt"), fpath("js.crt"), fpath("js.key"));
+	check_case(extra, DJ_EOK, NULL);
+
+	/* [admin]: its own pair (both or neither) and its client roots, like [listen]'s */
+	snprintf(extra, sizeof(extra), "[admin]\naddress = 127.0.0.1:8443\ncert_file = %s\n",
+		 fpath("js.crt"));
+	check_case(extra, DJ_ECONFIG, "[admin] cert_file and key_file: set both or neither");
+	snprintf(extra, sizeof(extra), "[admin]\naddress = 127.0.0.1:8443\ncert_file = %s\n"
+		 "key_file = %s\n", fpath("js.crt"), fpath("other.key"));
+	snprintf(want, sizeof(want), "[admin] key_file %s: does not match [admin] cert_file %s",
+		 fpath("other.key"), fpath("js.crt"));
+	check_case(extra, DJ_ECONFIG, want);
+	snprintf(extra, sizeof(extra), "[admin]\naddress = 127.0.0.1:8443\nclient_ca_file = %s\n",
+		 fpath("garbage.crt"));
+	check_case(extra, DJ_ECONFIG, "[admin] client_ca_file");
+	snprintf(extra, sizeof(extra), "[admin]\naddress = 127.0.0.1:8443\ncert_file = %s\n"
+		 "key_file = %s\nclient_ca_file = %s\n", fpath("js.crt"), fpath("js.key"),
+		 fpath("js.crt"));
 	check_case(extra, DJ_EOK, NULL);
 	check_case("", DJ_EOK, NULL);
 	for (const char *const *f = (const char *const[]){ "master.key", "ns1.kek", "js.key",
