@@ -711,6 +711,7 @@ void admin_free(struct admin *a)
 	if (a == NULL)
 		return;
 	adm_live_free(a);
+	adm_routes_free(a);
 	if (a->ping_ev != NULL)
 		event_free(a->ping_ev);
 	if (a->http != NULL)

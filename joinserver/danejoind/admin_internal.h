@@ -27,6 +27,7 @@
 #define ADM_ACTOR_MAX 300
 #define ADM_PING_S 15
 #define ADM_BODY_MAX (16u << 20)	/* a CSV import */
+#define ADM_OWNS_MAX 16			/* ownership verifications waiting for the DNS at once */
 
 struct adm_session {
 	bool used;
@@ -95,6 +96,8 @@ struct admin {
 	struct evhttp_connection *stream_conns[ADM_STREAMS_MAX];	/* ... their connections */
 	struct event *ping_ev;
 	struct adm_tlsa tlsa[ADM_PEERS_MAX];		/* every ADM_PING_S: adm_live_ping() */
+	struct adm_own *owns;		/* GET .../ownership waiting for the DNS (admin_routes.c) */
+	unsigned n_owns;
 };
 
 /* A route: METHOD PATH (segments "{x}" match one segment), the scope it needs. */
@@ -119,6 +122,9 @@ char *adm_body(struct evhttp_request *req, size_t *len);
 /* adm_query - the value of query parameter \p key (NULL: absent); \p buf holds it */
 const char *adm_query(struct evhttp_request *req, const char *key, char *buf, size_t cap);
 int64_t adm_now(void);
+
+/* admin_routes.c */
+void adm_routes_free(struct admin *a);	/* drop the requests still waiting (no reply) */
 
 /* admin_live.c */
 void adm_live_events(struct admin *a, struct evhttp_request *req);
