@@ -14,8 +14,9 @@
 # update, seen once ttl_cap expired) -> its links "bad signature" while opa.test's link stays
 # verified; the record withdrawn -> "signer key not found ... NXDOMAIN"; knotd stopped -> "lookup
 # failed"; danejoind without [dane] -> "not verified: no DNSSEC resolver configured", never
-# "verified". Each verdict is one the route could only give by looking the key up and checking
-# the signature.
+# "verified"; the console's Ownership page in chromium (tests/console/trust.test.js): D1's
+# links green, link 1 red once maker's key is replaced, amber without a resolver. Each verdict
+# is one the route could only give by looking the key up and checking the signature.
 #
 # Usage: bash test_admin_ownership.sh BUILD_DIR SOURCE_DIR   (run by ctest)
 set -u
@@ -56,7 +57,7 @@ conf() { # conf dane|pkix - the configuration, with or without a DNSSEC resolver
 	fi
 	dj_conf_section js join_euis=70b3d57ed0000000/48
 	dj_conf_peer nsa ns1.opa.test ns 000013 plain_keys=yes
-	dj_conf_section admin address=127.0.0.1:"$APORT"
+	dj_conf_section admin address=127.0.0.1:"$APORT" console_dir="$SOURCE_DIR/console"
 }
 conf dane >dj.conf
 check "store initialised" dj_store_init dj.conf
@@ -115,6 +116,16 @@ until_link() {
 	return 1
 }
 
+# chain DEV COLOURS - the console's Ownership page in chromium (tests/console/trust.test.js)
+# shows DEV's links in COLOURS ("green,red": link 1 green and "verified", link 2 red)
+NODE_DIR=${DJ_NODE_DIR:-$HOME/.cache/danejoin-console}
+mkdir -p screens
+chain() {
+	DJ_URL="https://js.maker.test:$APORT" DJ_RESOLVE="js.maker.test:$APORT" DJ_READ_KEY=$RK \
+		DJ_OUT="$PWD/screens" DJ_OWN_EUI=$1 DJ_WANT=$2 NODE_PATH="$NODE_DIR/node_modules" \
+		HOME="$PWD" timeout 60 node "$SOURCE_DIR/tests/console/trust.test.js"
+}
+
 # ---- good chains --------------------------------------------------------------------------
 check "D1: 200" eq "$(own $D1)" 200
 check "D1 link 1 verified" matches "$(link 1)" '^verified: verified$'
@@ -131,6 +142,7 @@ check "D1 link 1: the key from a secure answer at _owner.maker.test" \
 check "D1: the DNS publishes the stored chain (secure, same bytes, serial 2)" \
 	matches "$(jq_ "(j['dns']['dnssec'], j['dns']['same_as_stored'], j['dns']['serial'])")" \
 	"^\('secure', True, 2\)$"
+check "console: D1's two links green (verified)" chain $D1 green,green
 check "D5 (auth code): link 2 signed by the registry, verified" \
 	until_link $D5 2 '^verified: verified$'
 check "... its auth is 'auth code', signer maker.test." \
@@ -167,6 +179,7 @@ check "D1 link 1: bad signature once the cached key expired" \
 	until_link $D1 1 '^bad_signature: bad signature: it does not verify under the key at _owner\.maker\.test'
 check "... D1 link 2 (signed by opa.test) still verified" matches "$(link 2)" '^verified: verified$'
 check "... the summary names link 1" matches "$(jq_ "j['verification']")" '^link 1: bad signature'
+check "console: D1's link 1 red, link 2 green" chain $D1 red,green
 check "D5: link 2 (the registry's) bad signature too" until_link $D5 2 '^bad_signature: '
 
 # ---- withdrawn -----------------------------------------------------------------------------
@@ -197,6 +210,7 @@ check "D1 without a resolver: 200" eq "$(own $D1)" 200
 check "D1 link 1: not verified" matches "$(link 1)" '^not_checked: not verified: no DNSSEC resolver configured$'
 check "D1 link 2: not verified" matches "$(link 2)" '^not_checked: not verified: no DNSSEC resolver configured$'
 check "... no link says verified" bash -c "! grep -q '\"verified\":true' own.json"
+check "console: D1's links amber (not checked)" chain $D1 amber,amber
 check "... the summary says so" matches "$(jq_ "j['verification']")" '^not verified: no DNSSEC resolver configured$'
 dj_jsd_stop; RC=$?
 check "danejoind stops cleanly (exit $RC)" test $RC -eq 0
