@@ -761,12 +761,12 @@ static void key_reason(const struct fetch *f, size_t z, const char *name,
 			break;
 		case DA_BOGUS:
 			res = JS_LINK_BOGUS;
-			snprintf(text, sizeof(text), "bogus: %.100s failed DNSSEC validation (%.80s)",
+			snprintf(text, sizeof(text), "bogus: %.90s failed DNSSEC validation (%.70s)",
 				 name, why);
 			break;
 		case DA_TEMPFAIL:
 			res = JS_LINK_TEMPFAIL;
-			snprintf(text, sizeof(text), "lookup failed: %.100s (%.80s)", name, why);
+			snprintf(text, sizeof(text), "lookup failed: %.90s (%.80s)", name, why);
 			break;
 		default:	/* DA_UNUSABLE, or secure without a usable 3 1 0 key */
 			snprintf(text, sizeof(text), "signer key not found: no usable TLSA 3 1 0 "
