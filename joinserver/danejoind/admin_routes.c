@@ -603,6 +603,7 @@ static void own_free(struct adm_own *p)
 static void own_closed(struct evhttp_connection *conn, void *arg)
 {
 	(void)conn;
+	dj_info("admin: a client left before its ownership answer; its lookups are cancelled");
 	own_free(arg);
 }
 
