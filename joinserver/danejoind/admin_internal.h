@@ -24,10 +24,10 @@
 #define ADM_SERIES 120			/* seconds of join rates kept */
 #define ADM_PEERS_MAX 64		/* peers whose answers are counted */
 #define ADM_STREAMS_MAX 32		/* /events clients at once */
+#define ADM_OWNS_MAX 16			/* ownership verifications waiting for the DNS at once */
 #define ADM_ACTOR_MAX 300
 #define ADM_PING_S 15
 #define ADM_BODY_MAX (16u << 20)	/* a CSV import */
-#define ADM_OWNS_MAX 16			/* ownership verifications waiting for the DNS at once */
 
 struct adm_session {
 	bool used;
@@ -112,6 +112,8 @@ struct adm_route {
 
 extern const struct adm_route adm_routes[];
 extern const unsigned adm_n_routes;
+/* adm_routes_free - drop the requests still waiting for the DNS (admin_routes.c; no reply) */
+void adm_routes_free(struct admin *a);
 
 /* admin.c */
 void adm_reply_json(struct evhttp_request *req, int status, json_t *body);	/* steals body */
@@ -122,9 +124,6 @@ char *adm_body(struct evhttp_request *req, size_t *len);
 /* adm_query - the value of query parameter \p key (NULL: absent); \p buf holds it */
 const char *adm_query(struct evhttp_request *req, const char *key, char *buf, size_t cap);
 int64_t adm_now(void);
-
-/* admin_routes.c */
-void adm_routes_free(struct admin *a);	/* drop the requests still waiting (no reply) */
 
 /* admin_live.c */
 void adm_live_events(struct admin *a, struct evhttp_request *req);
