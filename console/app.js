@@ -274,16 +274,24 @@
                        "; auth code " + (r.body.auth_code.set ? "set" : "not set")));
     const ch = el("div", null, "chain");
     for (const l of r.body.links) {
-      const good = l.structure === "ok";
-      const card = el("div", null, "card link " + (good ? "green" : "red"));
+      // green: the signature verified under the signer's _owner key (DNSSEC-secure); amber: not
+      // checked now (no resolver, lookup failed); red: why it does not verify
+      const col = l.verified === true ? "green" : (l.result === "not_checked" || l.result === "tempfail") ? "amber" : "red";
+      const card = el("div", null, "card link " + col);
+      card.dataset.result = l.result || "";
       card.appendChild(el("h2", "#" + l.serial + " " + l.to));
-      card.appendChild(el("span", good ? "link follows" : "broken: " + l.why, "badge " + (good ? "green" : "red")));
-      kv(card, "From", l.from); kv(card, "Signer", l.signer);
+      card.appendChild(el("span", l.verified === true ? "verified" : l.verification || "not verified", "badge link-verdict " + col));
+      kv(card, "From", l.from); kv(card, "Signer", l.signer + (l.auth ? " (" + l.auth + ")" : ""));
+      if (l.signer_key) kv(card, "Signer key", l.signer_key.name + ": " + l.signer_key.dnssec);
       kv(card, "NetIDs", l.net_ids.join(", ")); kv(card, "AS-IDs", l.as_ids.join(", "));
       ch.appendChild(card);
     }
     out.appendChild(ch);
-    out.appendChild(el("p", r.body.signatures));
+    out.appendChild(el("p", r.body.verification, "chain-verdict"));
+    if (r.body.dns && r.body.dns.name)
+      out.appendChild(el("p", "Published at " + r.body.dns.name + " (" + r.body.dns.dnssec + "): " +
+                         (r.body.dns.same_as_stored === true ? "the stored chain" : r.body.dns.same_as_stored === false ? "differs from the stored chain" : "not compared") +
+                         (r.body.dns.why ? " - " + r.body.dns.why : "")));
   });
 
   // ---- Audit

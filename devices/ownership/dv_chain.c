@@ -500,16 +500,16 @@ out:
 	return rc;
 }
 
-bool dv_chain_may_append(const struct dv_chain *c, const struct dv_link *next, char *why,
-			 size_t whylen)
+/* may_follow - whether \p next may come after \p prev in a chain whose first link is \p first
+ * (both NULL: \p next would be the first link) */
+static bool may_follow(const struct dv_link *first, const struct dv_link *prev,
+		       const struct dv_link *next, char *why, size_t whylen)
 {
-	const struct dv_link *prev, *first;
-
 	if (!link_fields_ok(next)) {
 		dj_errbuf(why, whylen, "a field is out of range");
 		return false;
 	}
-	if (c->n == 0) {
+	if (prev == NULL) {
 		if (next->auth != DV_AUTH_MANUFACTURER || next->serial != 1 ||
 		    strcmp(next->signer_zone, next->from_zone) != 0) {
 			dj_errbuf(why, whylen, "the first link must be serial 1, signed by the "
@@ -518,8 +518,6 @@ bool dv_chain_may_append(const struct dv_chain *c, const struct dv_link *next, c
 		}
 		return true;
 	}
-	first = &c->links[0];
-	prev = &c->links[c->n - 1];
 	if (memcmp(next->dev_eui, first->dev_eui, LW_EUI_LEN) != 0 ||
 	    memcmp(next->join_eui, first->join_eui, LW_EUI_LEN) != 0) {
 		dj_errbuf(why, whylen, "the link names another DevEUI or JoinEUI");
@@ -557,6 +555,14 @@ bool dv_chain_may_append(const struct dv_chain *c, const struct dv_link *next, c
 	}
 }
 
+bool dv_chain_may_append(const struct dv_chain *c, const struct dv_link *next, char *why,
+			 size_t whylen)
+{
+	if (c->n == 0)
+		return may_follow(NULL, NULL, next, why, whylen);
+	return may_follow(&c->links[0], &c->links[c->n - 1], next, why, whylen);
+}
+
 int dv_chain_append(struct dv_chain *c, const struct dv_link *l, char *why, size_t whylen)
 {
 	if (c->n >= DV_CHAIN_MAX) {
@@ -583,13 +589,56 @@ static int DJ_PRINTF(4, 5) verdict(struct dv_chain_verdict *v, enum dv_chain_sta
 	return DJ_EOK;
 }
 
+/* link_signature - the verdict on link \p i (\p l) given what the key callback said of its
+ * signer (\p kst, and \p key when DV_KEY_OK) */
+static int link_signature(const struct dv_link *l, size_t i, enum dv_key_status kst,
+			  EVP_PKEY *key, struct dv_chain_verdict *v)
+{
+	int rc;
+
+	switch (kst) {
+	case DV_KEY_OK:
+		break;
+	case DV_KEY_ABSENT:
+		return verdict(v, DV_CHAIN_NOKEY, (int)i, "link %zu: no _owner key for %s", i + 1,
+			       l->signer_zone);
+	case DV_KEY_INSECURE:
+		return verdict(v, DV_CHAIN_NOKEY, (int)i, "link %zu: the _owner key of %s is not "
+			       "DNSSEC-secure", i + 1, l->signer_zone);
+	default:
+		return verdict(v, DV_CHAIN_TEMPFAIL, (int)i, "link %zu: the _owner key of %s "
+			       "cannot be looked up now", i + 1, l->signer_zone);
+	}
+	rc = dv_link_verify(l, key);
+	if (rc == DJ_EACCES)
+		return verdict(v, DV_CHAIN_BADSIG, (int)i, "link %zu: the signature does not "
+			       "verify under the _owner key of %s", i + 1, l->signer_zone);
+	return rc;
+}
+
+/* link_structure - whether link \p i of \p c is signed and follows the links before it */
+static bool link_structure(const struct dv_chain *c, size_t i, struct dv_chain_verdict *v)
+{
+	char why[200];
+
+	if (c->links[i].sig_len == 0) {
+		verdict(v, DV_CHAIN_MALFORMED, (int)i, "link %zu is not signed", i + 1);
+		return false;
+	}
+	if (!may_follow(i > 0 ? &c->links[0] : NULL, i > 0 ? &c->links[i - 1] : NULL,
+			&c->links[i], why, sizeof(why))) {
+		verdict(v, DV_CHAIN_BROKEN, (int)i, "link %zu: %s", i + 1, why);
+		return false;
+	}
+	return true;
+}
+
 int dv_chain_verify(const struct dv_chain *c, dv_key_fn key_fn, void *arg,
 		    struct dv_chain_verdict *v)
 {
-	struct dv_chain *prefix = NULL;
 	EVP_PKEY *keys[DV_CHAIN_MAX] = { NULL };
+	enum dv_key_status kst[DV_CHAIN_MAX];
 	const char *zones[DV_CHAIN_MAX];
-	char why[200];
 	size_t i, j, nk = 0;
 	int rc = DJ_EOK;
 
@@ -597,61 +646,45 @@ int dv_chain_verify(const struct dv_chain *c, dv_key_fn key_fn, void *arg,
 	if (c->n == 0 || c->n > DV_CHAIN_MAX)
 		return verdict(v, DV_CHAIN_MALFORMED, -1, "a chain has 1 to %d links",
 			       DV_CHAIN_MAX);
-	prefix = calloc(1, sizeof(*prefix));
-	if (prefix == NULL)
-		return DJ_ENOMEM;
 	/* structure first: nothing is looked up for a chain that cannot be valid */
-	for (i = 0; i < c->n; i++) {
-		if (c->links[i].sig_len == 0) {
-			verdict(v, DV_CHAIN_MALFORMED, (int)i, "link %zu is not signed", i + 1);
-			goto out;
-		}
-		if (dv_chain_append(prefix, &c->links[i], why, sizeof(why)) != DJ_EOK) {
-			verdict(v, DV_CHAIN_BROKEN, (int)i, "link %zu: %s", i + 1, why);
-			goto out;
-		}
-	}
+	for (i = 0; i < c->n; i++)
+		if (!link_structure(c, i, v))
+			return DJ_EOK;
 	for (i = 0; i < c->n; i++) {
 		const struct dv_link *l = &c->links[i];
-		EVP_PKEY *key = NULL;
 
-		for (j = 0; j < nk; j++)
-			if (strcmp(zones[j], l->signer_zone) == 0)
-				key = keys[j];
-		if (key == NULL) {
-			switch (key_fn(l->signer_zone, arg, &key)) {
-			case DV_KEY_OK:
-				break;
-			case DV_KEY_ABSENT:
-				verdict(v, DV_CHAIN_NOKEY, (int)i, "link %zu: no _owner key for %s",
-					i + 1, l->signer_zone);
-				goto out;
-			case DV_KEY_INSECURE:
-				verdict(v, DV_CHAIN_NOKEY, (int)i, "link %zu: the _owner key of %s "
-					"is not DNSSEC-secure", i + 1, l->signer_zone);
-				goto out;
-			default:
-				verdict(v, DV_CHAIN_TEMPFAIL, (int)i, "link %zu: the _owner key of "
-					"%s cannot be looked up now", i + 1, l->signer_zone);
-				goto out;
-			}
-			zones[nk] = l->signer_zone;
-			keys[nk++] = key;
+		for (j = 0; j < nk && strcmp(zones[j], l->signer_zone) != 0; j++)
+			;
+		if (j == nk) {
+			keys[nk] = NULL;
+			kst[nk] = key_fn(l->signer_zone, arg, &keys[nk]);
+			zones[nk++] = l->signer_zone;
 		}
-		rc = dv_link_verify(l, key);
-		if (rc == DJ_EACCES) {
-			rc = DJ_EOK;
-			verdict(v, DV_CHAIN_BADSIG, (int)i, "link %zu: the signature does not "
-				"verify under the _owner key of %s", i + 1, l->signer_zone);
-			goto out;
-		}
-		if (rc != DJ_EOK)
-			goto out;
+		rc = link_signature(l, i, kst[j], keys[j], v);
+		if (rc != DJ_EOK || v->status != DV_CHAIN_OK)
+			break;
 	}
-out:
 	for (j = 0; j < nk; j++)
 		EVP_PKEY_free(keys[j]);
-	free(prefix);
+	return rc;
+}
+
+int dv_chain_verify_link(const struct dv_chain *c, size_t i, dv_key_fn key_fn, void *arg,
+			 struct dv_chain_verdict *v)
+{
+	EVP_PKEY *key = NULL;
+	enum dv_key_status kst;
+	int rc;
+
+	verdict(v, DV_CHAIN_OK, (int)i, "ok");
+	if (i >= c->n || c->n > DV_CHAIN_MAX)
+		return verdict(v, DV_CHAIN_MALFORMED, -1, "no link %zu in a chain of %zu", i + 1,
+			       c->n);
+	if (!link_structure(c, i, v) || key_fn == NULL)
+		return DJ_EOK;
+	kst = key_fn(c->links[i].signer_zone, arg, &key);
+	rc = link_signature(&c->links[i], i, kst, key, v);
+	EVP_PKEY_free(key);
 	return rc;
 }
 

@@ -178,6 +178,19 @@ int dv_chain_append(struct dv_chain *c, const struct dv_link *l, char *why, size
 int dv_chain_verify(const struct dv_chain *c, dv_key_fn key_fn, void *arg,
 		    struct dv_chain_verdict *v) DJ_MUSTCHECK;
 
+/*!
+ * \brief Verify link \p i (0-based) of \p c on its own: that it is signed, that it may follow
+ *        links 0..i-1 (the rules of dv_chain_may_append, which are not re-checked for them),
+ *        and its signature under the key \p key_fn gives for its signer zone. These are the
+ *        checks dv_chain_verify makes of every link; dv_chain_verify stops at the first fault,
+ *        this gives a verdict per link (an operator's view of a chain, link by link).
+ * \param key_fn  NULL: the structure only (v->status DV_CHAIN_OK says nothing of the signature).
+ * \param v       the verdict, always filled (v->link = \p i).
+ * \retval DJ_EOK (see \p v), DJ_ENOMEM, DJ_ECRYPTO (faults: no verdict)
+ */
+int dv_chain_verify_link(const struct dv_chain *c, size_t i, dv_key_fn key_fn, void *arg,
+			 struct dv_chain_verdict *v) DJ_MUSTCHECK;
+
 /*! \brief "ok", "malformed", "broken", "bad signature", "no key", "temporary failure". */
 const char *dv_chain_status_name(enum dv_chain_status s);
 

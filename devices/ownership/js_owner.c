@@ -88,6 +88,25 @@ struct fetch {
 	uint32_t ttl;			/* the smallest TTL left seen so far */
 	bool refresh;			/* a background refresh */
 	struct waiter *waiters;
+	struct js_owner_inspection *ins;	/* an operator's inspection, not a join's check */
+};
+
+/* An inspection (js_owner_inspect): the fetch's stored chain checked link by link. */
+struct js_owner_inspection {
+	struct fetch *f;
+	js_owner_report_cb cb;
+	void *arg;
+	struct js_owner_inspection **handle;	/* the caller's, cleared before cb */
+	uint8_t *stored;			/* the stored chain's bytes */
+	size_t stored_len;
+	enum da_status dst[DV_CHAIN_MAX];	/* per signer zone (f->zones): the TLSA verdict */
+	bool asked[DV_CHAIN_MAX];
+	char dwhy[DV_CHAIN_MAX][JS_OWNER_WHY_MAX / 2];
+	char pname[DV_NAME_MAX];		/* the published chain */
+	enum da_status pst;
+	char pwhy[JS_OWNER_WHY_MAX];
+	int psame;
+	uint64_t pserial;
 };
 
 struct js_owner_ctx {
@@ -244,6 +263,9 @@ static void fetch_free(struct fetch *f)
 		f->next->prev = f->prev;
 	for (size_t i = 0; i < f->nz; i++)
 		EVP_PKEY_free(f->keys[i]);
+	if (f->ins != NULL)
+		free(f->ins->stored);
+	free(f->ins);
 	free(f->chain);
 	free(f);
 }
@@ -389,6 +411,7 @@ static void verify(struct fetch *f)
 }
 
 static void next_key(struct fetch *f);
+static void inspect_done(struct fetch *f);
 
 /* first_signed_by - the first link of f's chain signed by \p zone */
 static const struct dv_link *first_signed_by(const struct fetch *f, const char *zone)
@@ -407,6 +430,12 @@ static void on_owner_tlsa(const struct da_tlsa_set *s, void *arg)
 	size_t zi = f->zi;
 
 	f->lk = NULL;
+	if (f->ins != NULL) {
+		f->ins->asked[zi] = true;
+		f->ins->dst[zi] = s->status;
+		snprintf(f->ins->dwhy[zi], sizeof(f->ins->dwhy[zi]), "%s",
+			 s->why != NULL ? s->why : "");
+	}
 	f->kst[zi] = dv_ownerkey_status(s->status);
 	if (f->kst[zi] == DV_KEY_OK &&
 	    dv_ownerkey_from_tlsa(s->rr, s->n, first_signed_by(f, f->zones[zi]), &f->keys[zi]) !=
@@ -424,7 +453,10 @@ static void next_key(struct fetch *f)
 	char name[DV_NAME_MAX];
 
 	if (f->zi == f->nz) {
-		verify(f);
+		if (f->ins != NULL)
+			inspect_done(f);
+		else
+			verify(f);
 		return;
 	}
 	if (dv_owner_name(f->zones[f->zi], name) != DJ_EOK ||
@@ -436,6 +468,22 @@ static void next_key(struct fetch *f)
 	/* f may be gone here: the lookup may have answered from the cache */
 }
 
+/* signer_zones - f->zones: the signer zones of f->chain, each once, in order; none asked yet */
+static void signer_zones(struct fetch *f)
+{
+	size_t i, j;
+
+	for (i = 0; i < f->chain->n; i++) {
+		const char *z = f->chain->links[i].signer_zone;
+
+		for (j = 0; j < f->nz && strcmp(f->zones[j], z) != 0; j++)
+			;
+		if (j == f->nz)
+			snprintf(f->zones[f->nz++], DV_ZONE_MAX, "%s", z);
+	}
+	f->zi = 0;
+}
+
 /* on_chain_txt - the _ownership TXT: decode, check that it is this device's and this zone's,
  * then fetch the signers' keys */
 static void on_chain_txt(const struct da_txt_set *s, void *arg)
@@ -444,7 +492,7 @@ static void on_chain_txt(const struct da_txt_set *s, void *arg)
 	const struct dv_link *last;
 	char why[JS_OWNER_WHY_MAX];
 	uint8_t *bin = NULL;
-	size_t blen = 0, i, j;
+	size_t blen = 0;
 
 	f->lk = NULL;
 	if (s->status == DA_TEMPFAIL) {
@@ -494,15 +542,7 @@ static void on_chain_txt(const struct da_txt_set *s, void *arg)
 		finish(f, JS_OWNER_REFUSED, why);
 		return;
 	}
-	for (i = 0; i < f->chain->n; i++) {
-		const char *z = f->chain->links[i].signer_zone;
-
-		for (j = 0; j < f->nz && strcmp(f->zones[j], z) != 0; j++)
-			;
-		if (j == f->nz)
-			snprintf(f->zones[f->nz++], DV_ZONE_MAX, "%s", z);
-	}
-	f->zi = 0;
+	signer_zones(f);
 	next_key(f);
 }
 
@@ -547,7 +587,8 @@ static struct fetch *find_fetch(struct js_owner_ctx *c, const uint8_t eui[LW_EUI
 				const char *zone)
 {
 	for (struct fetch *f = c->fetches; f != NULL; f = f->next)
-		if (memcmp(f->dev_eui, eui, LW_EUI_LEN) == 0 && strcmp(f->zone, zone) == 0)
+		if (f->ins == NULL && memcmp(f->dev_eui, eui, LW_EUI_LEN) == 0 &&
+		    strcmp(f->zone, zone) == 0)
 			return f;
 	return NULL;
 }
@@ -649,6 +690,13 @@ void js_owner_ctx_free(struct js_owner_ctx *c)
 	snprintf(v.why, sizeof(v.why), "ownership: shutting down");
 	while ((f = c->fetches) != NULL) {
 		da_lookup_cancel(f->lk);
+		if (f->ins != NULL) {
+			struct js_owner_report r = { .cancelled = true };
+
+			if (f->ins->handle != NULL)
+				*f->ins->handle = NULL;
+			f->ins->cb(&r, f->ins->arg);
+		}
 		while ((w = f->waiters) != NULL) {
 			f->waiters = w->next;
 			w->cb(&v, w->arg);
@@ -669,4 +717,242 @@ void js_owner_stats(const struct js_owner_ctx *c, struct js_owner_stats *out)
 		return;
 	*out = c->st;
 	out->cached = dj_lru_count(c->cache);
+}
+
+/* ---- an operator's view: the stored chain, link by link -------------------------------- */
+
+const char *js_owner_link_result_str(enum js_owner_link_result r)
+{
+	switch (r) {
+	case JS_LINK_VERIFIED: return "verified";
+	case JS_LINK_BROKEN: return "broken";
+	case JS_LINK_BADSIG: return "bad_signature";
+	case JS_LINK_NOKEY: return "no_key";
+	case JS_LINK_INSECURE: return "insecure";
+	case JS_LINK_BOGUS: return "bogus";
+	case JS_LINK_TEMPFAIL: return "tempfail";
+	}
+	return "unknown";
+}
+
+/* key_reason - why the key of signer zone \p z (f->zones index; f->nz: none) gave no verdict
+ * on a signature, from the verdict of its _owner TLSA lookup */
+static void key_reason(const struct fetch *f, size_t z, const char *name,
+		       struct js_owner_link_report *lr)
+{
+	const struct js_owner_inspection *ins = f->ins;
+	const char *why = z < f->nz ? ins->dwhy[z] : "";
+	enum js_owner_link_result res = JS_LINK_NOKEY;
+	char text[JS_OWNER_WHY_MAX];
+
+	if (z == f->nz || !ins->asked[z]) {
+		snprintf(text, sizeof(text), "signer key not found: %.120s was not looked up", name);
+	} else {
+		switch (ins->dst[z]) {
+		case DA_NXDOMAIN:
+		case DA_NODATA:
+			snprintf(text, sizeof(text), "signer key not found: %.120s TLSA: %s (secure "
+				 "denial)", name, ins->dst[z] == DA_NXDOMAIN ? "NXDOMAIN" : "NODATA");
+			break;
+		case DA_INSECURE:
+			res = JS_LINK_INSECURE;
+			snprintf(text, sizeof(text), "insecure: %.120s is not DNSSEC-signed (no chain "
+				 "of trust)", name);
+			break;
+		case DA_BOGUS:
+			res = JS_LINK_BOGUS;
+			snprintf(text, sizeof(text), "bogus: %.90s failed DNSSEC validation (%.70s)",
+				 name, why);
+			break;
+		case DA_TEMPFAIL:
+			res = JS_LINK_TEMPFAIL;
+			snprintf(text, sizeof(text), "lookup failed: %.90s (%.80s)", name, why);
+			break;
+		default:	/* DA_UNUSABLE, or secure without a usable 3 1 0 key */
+			snprintf(text, sizeof(text), "signer key not found: no usable TLSA 3 1 0 "
+				 "(EC P-256 or Ed25519 SPKI) at %.120s", name);
+			break;
+		}
+	}
+	lr->result = res;
+	snprintf(lr->why, sizeof(lr->why), "%s", text);
+}
+
+/* link_report - the verdict on link \p i of f's (stored) chain, the keys all looked up */
+static void link_report(struct fetch *f, size_t i, struct js_owner_link_report *lr)
+{
+	const struct dv_link *l = &f->chain->links[i];
+	struct dv_chain_verdict v;
+	char name[DV_NAME_MAX];
+	size_t z;
+	int rc;
+
+	memset(lr, 0, sizeof(*lr));
+	for (z = 0; z < f->nz && strcmp(f->zones[z], l->signer_zone) != 0; z++)
+		;
+	if (z < f->nz && f->ins->asked[z]) {
+		lr->key_asked = true;
+		lr->key_status = f->ins->dst[z];
+	}
+	if (dv_owner_name(l->signer_zone, name) != DJ_EOK)
+		snprintf(name, sizeof(name), "_owner.%.200s", l->signer_zone);
+	rc = dv_chain_verify_link(f->chain, i, key_of, f, &v);
+	if (rc != DJ_EOK) {
+		lr->result = JS_LINK_TEMPFAIL;
+		snprintf(lr->why, sizeof(lr->why), "not verified: %s", dj_strerror(rc));
+		return;
+	}
+	switch (v.status) {
+	case DV_CHAIN_OK:
+		lr->result = JS_LINK_VERIFIED;
+		snprintf(lr->why, sizeof(lr->why), "verified");
+		break;
+	case DV_CHAIN_MALFORMED:
+	case DV_CHAIN_BROKEN:
+		lr->result = JS_LINK_BROKEN;
+		snprintf(lr->why, sizeof(lr->why), "structure broken: %.170s", v.why);
+		break;
+	case DV_CHAIN_BADSIG:
+		lr->result = JS_LINK_BADSIG;
+		snprintf(lr->why, sizeof(lr->why), "bad signature: it does not verify under the key "
+			 "at %.120s TLSA 3 1 0", name);
+		break;
+	default:
+		key_reason(f, z, name, lr);
+		break;
+	}
+}
+
+/* inspect_done - every key is in: a verdict per link, the report to the caller, free \p f */
+static void inspect_done(struct fetch *f)
+{
+	struct js_owner_inspection *ins = f->ins;
+	struct js_owner_link_report *lr;
+	struct js_owner_report r = { 0 };
+	struct js_owner_ctx *c = f->c;
+
+	/* out of the list first: the callback may start another inspection */
+	if (f->prev != NULL)
+		f->prev->next = f->next;
+	else if (c->fetches == f)
+		c->fetches = f->next;
+	if (f->next != NULL)
+		f->next->prev = f->prev;
+	f->next = f->prev = NULL;
+	lr = calloc(f->chain->n, sizeof(*lr));
+	if (ins->handle != NULL)
+		*ins->handle = NULL;
+	if (lr == NULL) {
+		r.cancelled = true;	/* out of memory: no report */
+		ins->cb(&r, ins->arg);
+		fetch_free(f);
+		return;
+	}
+	for (size_t i = 0; i < f->chain->n; i++)
+		link_report(f, i, &lr[i]);
+	r.chain = f->chain;
+	r.links = lr;
+	r.published_name = ins->pname;
+	r.published_status = ins->pst;
+	r.published_why = ins->pwhy;
+	r.published_same = ins->psame;
+	r.published_serial = ins->pserial;
+	ins->cb(&r, ins->arg);
+	free(lr);
+	fetch_free(f);
+}
+
+/* on_inspect_txt - the chain the DNS publishes: compared with the stored one; then the keys */
+static void on_inspect_txt(const struct da_txt_set *s, void *arg)
+{
+	struct fetch *f = arg;
+	struct js_owner_inspection *ins = f->ins;
+	struct dv_chain *pub;
+	uint8_t *bin = NULL;
+	size_t blen = 0;
+
+	f->lk = NULL;
+	ins->pst = s->status;
+	if (s->status != DA_SECURE) {
+		snprintf(ins->pwhy, sizeof(ins->pwhy), "%.190s",
+			 s->why != NULL ? s->why : da_status_str(s->status));
+	} else if (s->n != 1) {
+		ins->psame = 0;
+		snprintf(ins->pwhy, sizeof(ins->pwhy), "%zu TXT records, want one", s->n);
+	} else if (dv_b64_decode(s->txt[0], s->len[0], &bin, &blen) != DJ_EOK) {
+		ins->psame = 0;
+		snprintf(ins->pwhy, sizeof(ins->pwhy), "the TXT record is not base64");
+	} else {
+		/* one encoding per chain (dv_chain.h): the same chain is the same bytes */
+		ins->psame = blen == ins->stored_len && memcmp(bin, ins->stored, blen) == 0;
+		pub = calloc(1, sizeof(*pub));
+		if (pub != NULL && dv_chain_decode(bin, blen, pub) == DJ_EOK && pub->n > 0)
+			ins->pserial = pub->links[pub->n - 1].serial;
+		else
+			snprintf(ins->pwhy, sizeof(ins->pwhy), "the published chain does not decode");
+		free(pub);
+	}
+	free(bin);
+	next_key(f);
+}
+
+int js_owner_inspect(struct js_owner_ctx *c, const uint8_t dev_eui[LW_EUI_LEN], const char *zone,
+		     const uint8_t *chain, size_t len, js_owner_report_cb cb, void *arg,
+		     struct js_owner_inspection **handle)
+{
+	struct js_owner_inspection *ins;
+	struct fetch *f;
+	int ret = DJ_ENOMEM;
+
+	if (handle != NULL)
+		*handle = NULL;
+	if (c == NULL || dev_eui == NULL || zone == NULL || chain == NULL || cb == NULL ||
+	    handle == NULL)
+		return DJ_EINVAL;
+	f = calloc(1, sizeof(*f));
+	if (f == NULL)
+		return DJ_ENOMEM;
+	f->c = c;
+	f->ins = ins = calloc(1, sizeof(*ins));
+	f->chain = calloc(1, sizeof(*f->chain));
+	if (ins == NULL || f->chain == NULL || (ins->stored = malloc(len ? len : 1)) == NULL)
+		goto out;
+	ret = DJ_EINVAL;
+	memcpy(f->dev_eui, dev_eui, LW_EUI_LEN);
+	if (dv_zone_normalize(zone, f->zone) != DJ_EOK ||
+	    dv_chain_name(dev_eui, f->zone, ins->pname) != DJ_EOK)
+		goto out;
+	ret = DJ_EMALFORMED;
+	if (dv_chain_decode(chain, len, f->chain) != DJ_EOK || f->chain->n == 0)
+		goto out;
+	memcpy(ins->stored, chain, len);
+	ins->stored_len = len;
+	ins->f = f;
+	ins->cb = cb;
+	ins->arg = arg;
+	ins->handle = handle;
+	ins->pst = DA_TEMPFAIL;
+	ins->psame = -1;
+	f->ttl = UINT32_MAX;
+	signer_zones(f);
+	f->next = c->fetches;
+	if (c->fetches != NULL)
+		c->fetches->prev = f;
+	c->fetches = f;
+	*handle = ins;
+	ret = da_txt_lookup(c->r, ins->pname, on_inspect_txt, f, &f->lk);
+	if (ret == DJ_EOK)
+		return DJ_EOK;	/* f may be gone: answered from the cache */
+	*handle = NULL;
+out:
+	fetch_free(f);
+	return ret;
+}
+
+void js_owner_inspect_cancel(struct js_owner_inspection *h)
+{
+	if (h == NULL)
+		return;
+	da_lookup_cancel(h->f->lk);
+	fetch_free(h->f);
 }

@@ -39,9 +39,11 @@
 #include <stdint.h>
 
 #include "common/dj_compiler.h"
+#include "common/dj_dns.h"
 #include "lorawan/lw_frame.h"
 
 struct da_resolver;
+struct dv_chain;
 struct js_owner_ctx;
 
 #define JS_OWNER_WHY_MAX 200		/* one-line reasons (they go into Description) */
@@ -117,5 +119,68 @@ struct js_owner_stats {
 	size_t cached;
 };
 void js_owner_stats(const struct js_owner_ctx *c, struct js_owner_stats *out);
+
+/* ---- an operator's view: a stored chain verified link by link (the management API) ---------
+ *
+ *	js_owner_inspect() verifies the chain the registry holds for a device, each link on its
+ *	own (dv_chain_verify_link: signed, follows the links before it, signature under its
+ *	signer's `_owner` TLSA 3 1 0 key), with the same lookups and key choice as a join's check
+ *	(the resolver's cache included), and reads what the DNS publishes at
+ *	`_ownership.<deveui>._device.<zone>` to compare it with the stored chain. Nothing is
+ *	cached here and no join waits on it. Asynchronous: the TXT, then each signer zone's key,
+ *	one lookup at a time, each bounded by the resolver's timeout_ms. */
+
+enum js_owner_link_result {
+	JS_LINK_VERIFIED = 0,	/* signed, follows, its signature verifies */
+	JS_LINK_BROKEN,		/* not signed, or does not follow (serial, zones, signer rule) */
+	JS_LINK_BADSIG,		/* the signature does not verify under the signer's _owner key */
+	JS_LINK_NOKEY,		/* the signer's _owner TLSA: NXDOMAIN, NODATA or no usable 3 1 0 */
+	JS_LINK_INSECURE,	/* ... answered without DNSSEC (no chain of trust) */
+	JS_LINK_BOGUS,		/* ... failed DNSSEC validation */
+	JS_LINK_TEMPFAIL,	/* ... could not be looked up (resolver failure, timeout) */
+};
+
+struct js_owner_link_report {
+	enum js_owner_link_result result;
+	char why[JS_OWNER_WHY_MAX];	/* "verified", or the precise reason */
+	bool key_asked;			/* the signer's _owner TLSA was looked up */
+	enum da_status key_status;	/* ... and its verdict (key_asked only) */
+};
+
+struct js_owner_report {
+	bool cancelled;				/* js_owner_ctx_free(): nothing else is set */
+	const struct dv_chain *chain;		/* the stored chain, decoded */
+	const struct js_owner_link_report *links;	/* chain->n of them */
+	const char *published_name;		/* _ownership.<deveui>._device.<zone> */
+	enum da_status published_status;	/* the verdict of its TXT lookup */
+	const char *published_why;		/* why it is not comparable; "" when it is */
+	int published_same;	/* 1: one secure TXT holding the stored chain, byte for byte;
+				 * 0: a secure answer holding anything else; -1: not known */
+	uint64_t published_serial;		/* its last link's serial; 0 if it does not decode */
+};
+
+/* \p r and everything it points to are valid during the call only. */
+typedef void (*js_owner_report_cb)(const struct js_owner_report *r, void *arg);
+
+struct js_owner_inspection;
+
+/*!
+ * \brief Verify the stored chain \p chain (\p len bytes, dv_chain_encode form; borrowed) of
+ *        \p dev_eui, whose owner zone is \p zone, link by link; \p cb is called exactly once
+ *        on DJ_EOK (maybe before this returns), unless cancelled.
+ * \param handle  set to a handle for js_owner_inspect_cancel while pending, or to NULL before
+ *                \p cb runs (so it may be a field of \p arg).
+ * \retval DJ_EOK, DJ_EINVAL (a missing argument, a bad zone), DJ_EMALFORMED (the stored chain
+ *         does not decode, or is empty), DJ_ENOMEM; cb not called on an error.
+ */
+int js_owner_inspect(struct js_owner_ctx *c, const uint8_t dev_eui[LW_EUI_LEN], const char *zone,
+		     const uint8_t *chain, size_t len, js_owner_report_cb cb, void *arg,
+		     struct js_owner_inspection **handle) DJ_MUSTCHECK;
+
+/*! \brief Cancel a pending inspection; its callback is not called. NULL is fine. */
+void js_owner_inspect_cancel(struct js_owner_inspection *h);
+
+/*! \brief "verified", "broken", "bad_signature", "no_key", "insecure", "bogus", "tempfail". */
+const char *js_owner_link_result_str(enum js_owner_link_result r);
 
 #endif /* DJ_JOINSERVER_JS_OWNER_H */

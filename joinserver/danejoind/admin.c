@@ -771,6 +771,7 @@ void admin_free(struct admin *a)
 	adm_dane_free(a);
 	if (a->ping_ev != NULL)
 		event_free(a->ping_ev);
+	adm_routes_free(a);	/* before evhttp_free() frees their requests */
 	if (a->http != NULL)
 		evhttp_free(a->http);
 	SSL_CTX_free(a->ctx);

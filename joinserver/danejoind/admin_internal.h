@@ -24,6 +24,7 @@
 #define ADM_SERIES 120			/* seconds of join rates kept */
 #define ADM_PEERS_MAX 64		/* peers whose answers are counted */
 #define ADM_STREAMS_MAX 32		/* /events clients at once */
+#define ADM_OWNS_MAX 16			/* ownership verifications waiting for the DNS at once */
 #define ADM_ACTOR_MAX 300
 #define ADM_PING_S 15
 #define ADM_BODY_MAX (16u << 20)	/* a CSV import */
@@ -103,6 +104,8 @@ struct admin {
 	struct evhttp_connection *stream_conns[ADM_STREAMS_MAX];	/* ... their connections */
 	struct event *ping_ev;
 	struct adm_tlsa tlsa[ADM_PEERS_MAX];		/* every ADM_PING_S: adm_live_ping() */
+	struct adm_own *owns;		/* GET .../ownership waiting for the DNS (admin_routes.c) */
+	unsigned n_owns;
 };
 
 /* A route: METHOD PATH (segments "{x}" match one segment), the scope it needs. */
@@ -117,6 +120,8 @@ struct adm_route {
 
 extern const struct adm_route adm_routes[];
 extern const unsigned adm_n_routes;
+/* adm_routes_free - drop the requests still waiting for the DNS (admin_routes.c; no reply) */
+void adm_routes_free(struct admin *a);
 
 /* admin.c */
 void adm_reply_json(struct evhttp_request *req, int status, json_t *body);	/* steals body */

@@ -23,6 +23,8 @@
 #include "ownership/dv_chain.h"
 #include "ownership/dv_csv.h"
 #include "ownership/dv_enroll.h"
+#include "ownership/dv_records.h"
+#include "ownership/js_owner.h"
 #include "store/js_keystore.h"
 #include "store/js_store_owner.h"
 
@@ -566,75 +568,254 @@ static void r_self(struct admin *a, struct evhttp_request *req, const struct adm
 	adm_reply_json(req, 200, json_pack("{s:o,s:o}", "certificate", cert, "tlsa", tl));
 }
 
+/* A GET .../ownership waiting for the DNS: its links verified by js_owner_inspect. */
+struct adm_own {
+	struct adm_own *next, *prev;	/* a->owns */
+	struct admin *a;
+	struct evhttp_request *req;
+	struct evhttp_connection *conn;
+	struct js_owner_inspection *h;	/* NULL once the report came */
+	json_t *j;			/* the answer, without the verdicts yet */
+};
+
+#define NO_RESOLVER "not verified: no DNSSEC resolver configured"
+
+static const char *const auth_names[] = { "?", "manufacturer", "signed request", "auth code" };
+
+/* own_free - unlink \p p, cancel its inspection, forget its connection (no reply) */
+static void own_free(struct adm_own *p)
+{
+	if (p->prev != NULL)
+		p->prev->next = p->next;
+	else
+		p->a->owns = p->next;
+	if (p->next != NULL)
+		p->next->prev = p->prev;
+	p->a->n_owns--;
+	js_owner_inspect_cancel(p->h);
+	if (p->conn != NULL)
+		evhttp_connection_set_closecb(p->conn, NULL, NULL);
+	json_decref(p->j);
+	free(p);
+}
+
+/* own_closed - the client went away before the verdicts: nothing to answer */
+static void own_closed(struct evhttp_connection *conn, void *arg)
+{
+	(void)conn;
+	dj_info("admin: a client left before its ownership answer; its lookups are cancelled");
+	own_free(arg);
+}
+
+void adm_routes_free(struct admin *a)
+{
+	while (a->owns != NULL)
+		own_free(a->owns);
+}
+
+/* link_json - one stored link, its structure checked (dv_chain_verify_link, no keys) */
+static json_t *link_json(const struct dv_chain *ch, size_t i)
+{
+	const struct dv_link *l = &ch->links[i];
+	json_t *nets = json_array(), *ases = json_array();
+	char hex[2 * DV_NETID_LEN + 1];
+	struct dv_chain_verdict v;
+	bool follows;
+
+	for (size_t k = 0; k < l->n_net_ids; k++) {
+		dj_hex_format(l->net_ids[k], DV_NETID_LEN, hex);
+		json_array_append_new(nets, json_string(hex));
+	}
+	for (size_t k = 0; k < l->n_as_ids; k++)
+		json_array_append_new(ases, json_string(l->as_ids[k]));
+	/* signed, and follows the links before it (serial, zones, EUIs, who signs) */
+	follows = dv_chain_verify_link(ch, i, NULL, NULL, &v) == DJ_EOK &&
+		  v.status == DV_CHAIN_OK;
+	return json_pack("{s:I,s:s,s:s,s:s,s:s,s:o,s:o,s:I,s:b,s:s,s:s}", "serial",
+			 (json_int_t)l->serial, "from", l->from_zone, "to", l->to_zone, "signer",
+			 l->signer_zone, "auth", auth_names[(unsigned)l->auth < 4 ? l->auth : 0],
+			 "net_ids", nets, "as_ids", ases, "not_before", (json_int_t)l->not_before,
+			 "signed", l->sig_len > 0, "structure", follows ? "ok" : "broken", "why",
+			 follows ? "" : v.why);
+}
+
+/* no_resolver - the verdicts without a DNSSEC resolver: none is claimed */
+static void no_resolver(json_t *j)
+{
+	json_t *links = json_object_get(j, "links"), *l;
+	size_t i;
+
+	json_array_foreach(links, i, l) {
+		bool broken = strcmp(json_string_value(json_object_get(l, "structure")), "ok") != 0;
+
+		json_object_set_new(l, "verified", json_false());
+		json_object_set_new(l, "result", json_string(broken ? "broken" : "not_checked"));
+		json_object_set_new(l, "verification",
+				    broken ? json_sprintf("structure broken: %s",
+							  json_string_value(json_object_get(l, "why")))
+					   : json_string(NO_RESOLVER));
+	}
+	json_object_set_new(j, "verification", json_string(NO_RESOLVER));
+	json_object_set_new(j, "dns", json_pack("{s:s,s:s}", "dnssec", "not looked up", "why",
+						"no DNSSEC resolver configured"));
+}
+
+/* verdicts - the report of js_owner_inspect into the answer \p j */
+static void verdicts(json_t *j, const struct js_owner_report *r)
+{
+	json_t *links = json_object_get(j, "links"), *l, *dns;
+	char name[DV_NAME_MAX], first[JS_OWNER_WHY_MAX + 32] = "";
+	size_t i, good = 0;
+
+	json_array_foreach(links, i, l) {
+		const struct js_owner_link_report *lr = &r->links[i];
+
+		if (i >= r->chain->n)
+			break;
+		if (dv_owner_name(r->chain->links[i].signer_zone, name) != DJ_EOK)
+			snprintf(name, sizeof(name), "-");
+		json_object_set_new(l, "verification", json_string(lr->why));
+		json_object_set_new(l, "verified", json_boolean(lr->result == JS_LINK_VERIFIED));
+		json_object_set_new(l, "result", json_string(js_owner_link_result_str(lr->result)));
+		json_object_set_new(l, "signer_key",
+				    json_pack("{s:s,s:s}", "name", name, "dnssec",
+					      lr->key_asked ? da_status_str(lr->key_status)
+							    : "not looked up"));
+		if (lr->result == JS_LINK_VERIFIED)
+			good++;
+		else if (first[0] == '\0')
+			snprintf(first, sizeof(first), "link %zu: %s", i + 1, lr->why);
+	}
+	json_object_set_new(j, "verification",
+			    json_string(good == json_array_size(links) && good > 0
+						? "every link verified" : first));
+	dns = json_pack("{s:s,s:s}", "name", r->published_name, "dnssec",
+			da_status_str(r->published_status));
+	json_object_set_new(dns, "same_as_stored", r->published_same < 0
+						 ? json_null()
+						 : json_boolean(r->published_same == 1));
+	if (r->published_serial > 0)
+		json_object_set_new(dns, "serial", json_integer((json_int_t)r->published_serial));
+	if (r->published_why[0] != '\0')
+		json_object_set_new(dns, "why", json_string(r->published_why));
+	json_object_set_new(j, "dns", dns);
+}
+
+/* on_report - the verdicts are in: answer */
+static void on_report(const struct js_owner_report *r, void *arg)
+{
+	struct adm_own *p = arg;
+	struct evhttp_request *req = p->req;
+	json_t *j = p->j;
+
+	p->j = NULL;
+	p->h = NULL;
+	own_free(p);
+	if (r->cancelled) {
+		json_decref(j);
+		adm_error(req, 503, "the ownership check was cancelled (shutting down or out of "
+			  "memory)");
+		return;
+	}
+	verdicts(j, r);
+	adm_reply_json(req, 200, j);
+}
+
+/* own_answer - the answer for device \p o without the verdicts (NULL: no memory) */
+static json_t *own_answer(struct admin *a, const char *eui_text, const uint8_t eui[LW_EUI_LEN],
+			  const struct js_owner *o, bool *decodes)
+{
+	struct js_authcode ac;
+	struct dv_chain *ch = calloc(1, sizeof(*ch));
+	json_t *links = json_array(), *j;
+
+	*decodes = ch != NULL && dv_chain_decode(o->chain, o->chain_len, ch) == DJ_EOK &&
+		   ch->n > 0;
+	for (size_t i = 0; *decodes && i < ch->n; i++)
+		json_array_append_new(links, link_json(ch, i));
+	free(ch);
+	j = json_pack("{s:s,s:s,s:I,s:b,s:I,s:o}", "dev_eui", eui_text, "owner", o->zone,
+		      "serial", (json_int_t)o->serial, "published", o->published, "updated_at",
+		      (json_int_t)o->updated_at, "links", links);
+	if (j == NULL)
+		return NULL;
+	memset(&ac, 0, sizeof(ac));
+	json_object_set_new(j, "auth_code",
+			    js_store_authcode_get(a->s->store, eui, &ac) == DJ_EOK
+				    ? json_pack("{s:b,s:I}", "set", 1, "expires_at",
+						(json_int_t)ac.expires_at)
+				    : json_pack("{s:b}", "set", 0));
+	OPENSSL_cleanse(&ac, sizeof(ac));
+	return j;
+}
+
+/* r_ownership - a device's chain link by link: each link's structure, and its signature under
+ * its signer's _owner key from a DNSSEC-secure answer (js_owner_inspect, asynchronous: the
+ * answer is sent when the lookups are done), and the chain the DNS publishes */
 static void r_ownership(struct admin *a, struct evhttp_request *req,
 			const struct adm_who *who, char **seg, unsigned n)
 {
 	uint8_t eui[LW_EUI_LEN];
 	struct js_owner o;
-	struct js_authcode ac;
-	struct dv_chain *ch;
-	json_t *links = json_array(), *j;
+	struct adm_own *p;
+	bool decodes;
+	json_t *j;
 	int ret;
 
 	(void)who, (void)n;
-	if (!parse_eui(req, seg[3], eui)) {
-		json_decref(links);
+	if (!parse_eui(req, seg[3], eui))
 		return;
-	}
 	memset(&o, 0, sizeof(o));
 	ret = js_store_owner_get(a->s->store, eui, &o);
 	if (ret != DJ_EOK) {
-		json_decref(links);
 		adm_error(req, ret == DJ_ENOENT ? 404 : 503, "%s",
 			  ret == DJ_ENOENT ? "the device has no owner (not enrolled)"
 					   : dj_strerror(ret));
 		return;
 	}
-	ch = calloc(1, sizeof(*ch));
-	if (ch != NULL && dv_chain_decode(o.chain, o.chain_len, ch) == DJ_EOK) {
-		for (size_t i = 0; i < ch->n; i++) {
-			const struct dv_link *l = &ch->links[i];
-			json_t *nets = json_array(), *ases = json_array();
-			char hex[2 * DV_NETID_LEN + 1];
-			char why[128] = "";
-			struct dv_chain prefix = { .n = 0 };
-			bool follows;
-
-			for (size_t k = 0; k < l->n_net_ids; k++) {
-				dj_hex_format(l->net_ids[k], DV_NETID_LEN, hex);
-				json_array_append_new(nets, json_string(hex));
-			}
-			for (size_t k = 0; k < l->n_as_ids; k++)
-				json_array_append_new(ases, json_string(l->as_ids[k]));
-			/* the link follows the ones before it (serial, zones, rules) */
-			for (size_t k = 0; k < i; k++)
-				prefix.links[prefix.n++] = ch->links[k];
-			follows = dv_chain_append(&prefix, l, why, sizeof(why)) == DJ_EOK;
-			json_array_append_new(
-				links, json_pack("{s:I,s:s,s:s,s:s,s:o,s:o,s:I,s:b,s:s,s:s}", "serial",
-						 (json_int_t)l->serial, "from", l->from_zone, "to",
-						 l->to_zone, "signer", l->signer_zone, "net_ids", nets,
-						 "as_ids", ases, "not_before",
-						 (json_int_t)l->not_before, "signed", l->sig_len > 0,
-						 "structure", follows ? "ok" : "broken", "why", why));
-		}
+	j = own_answer(a, seg[3], eui, &o, &decodes);
+	if (j == NULL) {
+		js_owner_clear(&o);
+		adm_error(req, 503, "out of memory");
+		return;
 	}
-	free(ch);
-	j = json_pack("{s:s,s:s,s:I,s:b,s:I,s:o}", "dev_eui", seg[3], "owner", o.zone, "serial",
-		      (json_int_t)o.serial, "published", o.published, "updated_at",
-		      (json_int_t)o.updated_at, "links", links);
-	json_object_set_new(j, "signatures",
-			    json_string("checked against the owners' _owner TLSA keys by "
-					"danejoin-devices ownership; not re-checked here"));
+	if (!decodes || a->s->owner == NULL) {
+		js_owner_clear(&o);
+		if (!decodes)
+			json_object_set_new(j, "verification",
+					    json_string("structure broken: the stored chain does not "
+							"decode"));
+		else
+			no_resolver(j);
+		adm_reply_json(req, 200, j);
+		return;
+	}
+	p = a->n_owns < ADM_OWNS_MAX ? calloc(1, sizeof(*p)) : NULL;
+	if (p == NULL) {
+		js_owner_clear(&o);
+		json_decref(j);
+		adm_error(req, 503, "too many ownership checks in progress; try again");
+		return;
+	}
+	p->a = a;
+	p->req = req;
+	p->j = j;
+	p->conn = evhttp_request_get_connection(req);
+	p->next = a->owns;
+	if (a->owns != NULL)
+		a->owns->prev = p;
+	a->owns = p;
+	a->n_owns++;
+	if (p->conn != NULL)
+		evhttp_connection_set_closecb(p->conn, own_closed, p);
+	ret = js_owner_inspect(a->s->owner, eui, o.zone, o.chain, o.chain_len, on_report, p,
+			       &p->h);
 	js_owner_clear(&o);
-	memset(&ac, 0, sizeof(ac));
-	ret = js_store_authcode_get(a->s->store, eui, &ac);
-	json_object_set_new(j, "auth_code",
-			    ret == DJ_EOK ? json_pack("{s:b,s:I}", "set", 1, "expires_at",
-						      (json_int_t)ac.expires_at)
-					  : json_pack("{s:b}", "set", 0));
-	OPENSSL_cleanse(&ac, sizeof(ac));
-	adm_reply_json(req, 200, j);
+	if (ret != DJ_EOK) {
+		own_free(p);	/* p->j with it */
+		adm_error(req, 503, "the ownership check cannot start: %s", dj_strerror(ret));
+	}
+	/* p may be gone: the report may have come from the resolver's cache */
 }
 
 static int xfer_one(const struct js_transfer *t, void *arg)

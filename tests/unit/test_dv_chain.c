@@ -3,10 +3,12 @@
  * encode/decode round trips and strictness, signatures (P-256 and Ed25519), the continuity
  * rules (wrong key, bogus signature, reordered links, replayed serial, wrong auth signer), key
  * verdicts from the callback, base64, zone names; PBKDF2 auth codes, wrong and expired codes;
- * device-signed messages and identity TLSA matching (verify).
+ * device-signed messages and identity TLSA matching (verify); per-link verdicts
+ * (dv_chain_verify_link: one bad link among good ones, structure only, key verdicts).
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -272,6 +274,58 @@ static void test_key_verdicts(void **state)
 	free(c);
 }
 
+/* link_status - dv_chain_verify_link of link \p i of \p c, keys from the table (or none) */
+static enum dv_chain_status link_status(const struct dv_chain *c, size_t i, bool keys_too,
+					enum dv_key_status force, struct dv_chain_verdict *v)
+{
+	struct keyctx k = { force, 0 };
+
+	assert_int_equal(dv_chain_verify_link(c, i, keys_too ? key_fn : NULL, &k, v), DJ_EOK);
+	assert_int_equal(k.calls, keys_too ? 1 : 0);
+	return v->status;
+}
+
+static void test_verify_link(void **state)
+{
+	struct dv_chain *c = calloc(1, sizeof(*c));
+	struct dv_chain_verdict v;
+
+	(void)state;
+	assert_non_null(c);
+	good_chain(c);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(link_status(c, i, true, DV_KEY_OK, &v), DV_CHAIN_OK);
+		assert_int_equal(v.link, (int)i);
+	}
+	/* link 2 signed by mallory's key: only link 2 is at fault, the others still verify */
+	assert_int_equal(dv_link_sign(&c->links[1], keys[3]), DJ_EOK);
+	assert_int_equal(link_status(c, 0, true, DV_KEY_OK, &v), DV_CHAIN_OK);
+	assert_int_equal(link_status(c, 1, true, DV_KEY_OK, &v), DV_CHAIN_BADSIG);
+	assert_non_null(strstr(v.why, "opa.test."));
+	assert_int_equal(link_status(c, 2, true, DV_KEY_OK, &v), DV_CHAIN_OK);
+	assert_int_equal(verdict_of(c, &v), DV_CHAIN_BADSIG);	/* the whole chain: refused */
+	/* the structure alone says nothing of the signature */
+	assert_int_equal(link_status(c, 1, false, DV_KEY_OK, &v), DV_CHAIN_OK);
+	/* key verdicts */
+	assert_int_equal(link_status(c, 0, true, DV_KEY_ABSENT, &v), DV_CHAIN_NOKEY);
+	assert_int_equal(link_status(c, 0, true, DV_KEY_INSECURE, &v), DV_CHAIN_NOKEY);
+	assert_int_equal(link_status(c, 0, true, DV_KEY_TEMPFAIL, &v), DV_CHAIN_TEMPFAIL);
+	/* a signed transfer whose signer is not the previous owner: broken, keys not asked */
+	good_chain(c);
+	strcpy(c->links[1].signer_zone, "maker.test.");
+	assert_int_equal(dv_link_sign(&c->links[1], keys[0]), DJ_EOK);
+	assert_int_equal(link_status(c, 1, false, DV_KEY_OK, &v), DV_CHAIN_BROKEN);
+	assert_non_null(strstr(v.why, "must be signed by opa.test."));
+	assert_int_equal(link_status(c, 0, true, DV_KEY_OK, &v), DV_CHAIN_OK);
+	/* unsigned, and out of range */
+	good_chain(c);
+	c->links[2].sig_len = 0;
+	assert_int_equal(link_status(c, 2, false, DV_KEY_OK, &v), DV_CHAIN_MALFORMED);
+	assert_int_equal(dv_chain_verify_link(c, 3, key_fn, NULL, &v), DJ_EOK);
+	assert_int_equal(v.status, DV_CHAIN_MALFORMED);
+	free(c);
+}
+
 static void test_keys_spki_b64_zones(void **state)
 {
 	uint8_t *der = NULL, *back = NULL;
@@ -412,6 +466,7 @@ DJ_TEST_MAIN_GROUP(group_setup, group_teardown,
 	cmocka_unit_test(test_wrong_key_and_bogus_signature),
 	cmocka_unit_test(test_continuity),
 	cmocka_unit_test(test_key_verdicts),
+	cmocka_unit_test(test_verify_link),
 	cmocka_unit_test(test_keys_spki_b64_zones),
 	cmocka_unit_test(test_authcode),
 	cmocka_unit_test(test_device_messages))

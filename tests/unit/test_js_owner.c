@@ -4,7 +4,9 @@
  * else; a warm cache answers at once; a forged signature, another device's chain, a chain
  * ending elsewhere, a stale serial, a missing or insecure owner key and an absent chain refuse;
  * the DNS down past the cached validity is a temporary failure (fail closed); a refresh ahead
- * of expiry; pending checks are cancelled by js_owner_ctx_free.
+ * of expiry; pending checks are cancelled by js_owner_ctx_free. js_owner_inspect: a stored
+ * chain verified link by link (verified, a replaced key, insecure, bogus, NODATA, unusable,
+ * NXDOMAIN, the DNS down), compared with the published one; cancelled, and by ctx_free.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -482,8 +484,218 @@ static void test_cancel_on_free(void **state)
 	assert_int_equal(g2.calls, 1);
 }
 
+/* ---- js_owner_inspect: the stored chain, link by link ----------------------------------- */
+
+struct report {
+	int calls;
+	bool cancelled;
+	size_t n;
+	enum js_owner_link_result res[4];
+	char why[4][JS_OWNER_WHY_MAX];
+	enum da_status pst;
+	int psame;
+	uint64_t pserial;
+	struct js_owner_inspection *h;
+};
+
+static void on_report(const struct js_owner_report *r, void *arg)
+{
+	struct report *g = arg;
+
+	g->calls++;
+	assert_null(g->h);	/* cleared before the callback */
+	g->cancelled = r->cancelled;
+	if (r->cancelled)
+		return;
+	g->n = r->chain->n;
+	for (size_t i = 0; i < g->n && i < 4; i++) {
+		g->res[i] = r->links[i].result;
+		snprintf(g->why[i], sizeof(g->why[i]), "%s", r->links[i].why);
+	}
+	g->pst = r->published_status;
+	g->psame = r->published_same;
+	g->pserial = r->published_serial;
+}
+
+/* encode - the chain of \p n links, as the store keeps it */
+static void encode(const struct dv_link *links, size_t n, uint8_t **bin, size_t *len)
+{
+	struct dv_chain *c = calloc(1, sizeof(*c));
+
+	assert_non_null(c);
+	for (size_t i = 0; i < n; i++)
+		c->links[c->n++] = links[i];
+	assert_int_equal(dv_chain_encode(c, bin, len), DJ_EOK);
+	free(c);
+}
+
+/* inspect - one inspection of EUI in opb.test., run to its report */
+static struct report inspect(struct fx *f, const uint8_t *bin, size_t len)
+{
+	struct report g = { 0 };
+
+	assert_int_equal(js_owner_inspect(f->oc, EUI, "opb.test", bin, len, on_report, &g, &g.h),
+			 DJ_EOK);
+	for (int i = 0; i < 20 && g.calls == 0; i++)
+		assert_true(event_base_loop(f->base, EVLOOP_NONBLOCK) >= 0);
+	assert_int_equal(g.calls, 1);
+	return g;
+}
+
+#define LINK_IS(g, i, r, what)                                                                  \
+	do {                                                                                    \
+		assert_int_equal((g).res[i], (r));                                              \
+		if (strstr((g).why[i], (what)) == NULL)                                         \
+			fail_msg("link %d: \"%s\" lacks \"%s\"", (i) + 1, (g).why[i], (what));      \
+	} while (0)
+
+/* owner_rec - the mock's _owner TLSA record of \p zone */
+static struct zone_rec *owner_rec(struct fx *f, const char *zone)
+{
+	char name[DV_NAME_MAX];
+
+	assert_int_equal(dv_owner_name(zone, name), DJ_EOK);
+	name[strlen(name) - 1] = '\0';
+	for (size_t i = 0; i < f->d.n; i++)
+		if (f->d.rec[i].type == DA_T_TLSA && strcmp(f->d.rec[i].name, name) == 0)
+			return &f->d.rec[i];
+	fail_msg("no record for %s", zone);
+	return NULL;
+}
+
+static void test_inspect(void **state)
+{
+	struct fx *f = *state;
+	struct dv_link l[2];
+	struct report g;
+	struct zone_rec *mk;
+	uint8_t *bin = NULL, *one = NULL;
+	size_t len = 0, onelen = 0;
+	unsigned asked;
+
+	link_make(&l[0], EUI, "maker.test.", "opa.test.", 1, DV_AUTH_MANUFACTURER, "maker.test.",
+		  "000013", f->maker);
+	link_make(&l[1], EUI, "opa.test.", "opb.test.", 2, DV_AUTH_SIGNED, "opa.test.",
+		  "00001a", f->opa);
+	owner_key(&f->d, "maker.test.", f->maker, 10);
+	owner_key(&f->d, "opa.test.", f->opa, 10);
+	publish(&f->d, EUI, "opb.test.", l, 2, 10);
+	encode(l, 2, &bin, &len);
+	encode(l, 1, &one, &onelen);
+
+	/* good: both verified, the published chain is the stored one */
+	g = inspect(f, bin, len);
+	assert_int_equal(g.n, 2);
+	LINK_IS(g, 0, JS_LINK_VERIFIED, "verified");
+	LINK_IS(g, 1, JS_LINK_VERIFIED, "verified");
+	assert_int_equal(g.pst, DA_SECURE);
+	assert_int_equal(g.psame, 1);
+	assert_int_equal(g.pserial, 2);
+	/* a stored chain that differs from the published one (warm cache: answered at once) */
+	asked = f->d.asked;
+	g = inspect(f, one, onelen);
+	assert_int_equal(f->d.asked, asked);
+	assert_int_equal(g.n, 1);
+	assert_int_equal(g.psame, 0);
+	assert_int_equal(g.pserial, 2);
+
+	/* maker's key replaced by mallory's: link 1 bad, link 2 (opa's) still verified */
+	mk = owner_rec(f, "maker.test.");
+	free(mk->spki);
+	assert_int_equal(dv_key_spki(f->mallory, &mk->spki, &mk->spki_len), DJ_EOK);
+	f->d.now_ms += 11000;
+	g = inspect(f, bin, len);
+	LINK_IS(g, 0, JS_LINK_BADSIG, "bad signature: it does not verify under the key at "
+		"_owner.maker.test.");
+	LINK_IS(g, 1, JS_LINK_VERIFIED, "verified");
+	/* insecure, bogus, NODATA, NXDOMAIN (no record), down */
+	static const struct {
+		enum da_status st;
+		enum js_owner_link_result want;
+		const char *why;
+	} t[] = {
+		{ DA_INSECURE, JS_LINK_INSECURE, "insecure: _owner.maker.test. is not DNSSEC-signed" },
+		{ DA_BOGUS, JS_LINK_BOGUS, "bogus: _owner.maker.test. failed DNSSEC validation" },
+		{ DA_NODATA, JS_LINK_NOKEY, "signer key not found: _owner.maker.test. TLSA: NODATA" },
+		{ DA_UNUSABLE, JS_LINK_NOKEY, "no usable TLSA 3 1 0" },
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		mk->st = t[i].st;
+		f->d.now_ms += 61000;	/* past neg_ttl and the TTL */
+		g = inspect(f, bin, len);
+		LINK_IS(g, 0, t[i].want, t[i].why);
+		LINK_IS(g, 1, JS_LINK_VERIFIED, "verified");
+	}
+	mk->name[0] = 'x';	/* gone: NXDOMAIN */
+	f->d.now_ms += 61000;
+	g = inspect(f, bin, len);
+	LINK_IS(g, 0, JS_LINK_NOKEY, "signer key not found: _owner.maker.test. TLSA: NXDOMAIN");
+	f->d.down = true;
+	f->d.now_ms += 61000;
+	g = inspect(f, bin, len);
+	LINK_IS(g, 0, JS_LINK_TEMPFAIL, "lookup failed: _owner.maker.test.");
+	LINK_IS(g, 1, JS_LINK_TEMPFAIL, "lookup failed: _owner.opa.test.");
+	assert_int_equal(g.pst, DA_TEMPFAIL);
+	assert_int_equal(g.psame, -1);
+
+	/* bad arguments: no callback */
+	struct report bad = { 0 };
+	assert_int_equal(js_owner_inspect(f->oc, EUI, "opb.test", bin, len - 1, on_report, &bad,
+					  &bad.h), DJ_EMALFORMED);
+	assert_int_equal(js_owner_inspect(f->oc, EUI, "bad zone", bin, len, on_report, &bad,
+					  &bad.h), DJ_EINVAL);
+	assert_int_equal(bad.calls, 0);
+	assert_null(bad.h);
+	free(bin);
+	free(one);
+}
+
+static void test_inspect_cancel(void **state)
+{
+	struct fx *f = *state;
+	struct dv_link l;
+	struct report g = { 0 }, g2 = { 0 };
+	struct got c = { 0 };
+	struct js_owner_stats st;
+	struct js_owner_req q = { .zone = "opb.test.", .serial = 1,
+				  .identity = "_ns-client.ns1.opb.test", .sender_id = "000013",
+				  .is_ns = true };
+	uint8_t *bin = NULL;
+	size_t len = 0;
+
+	link_make(&l, EUI, "maker.test.", "opb.test.", 1, DV_AUTH_MANUFACTURER, "maker.test.",
+		  "000013", f->maker);
+	encode(&l, 1, &bin, &len);
+	f->d.hold = true;
+	assert_int_equal(js_owner_inspect(f->oc, EUI, "opb.test", bin, len, on_report, &g, &g.h),
+			 DJ_EOK);
+	assert_non_null(g.h);
+	/* a join's check of the same device does not wait on the inspection: a fetch of its own
+	 * (the resolver shares the query), which cancelling the inspection leaves alone */
+	memcpy(q.dev_eui, EUI, LW_EUI_LEN);
+	assert_int_equal(js_owner_check(f->oc, &q, on_verdict, &c), DJ_EOK);
+	js_owner_stats(f->oc, &st);
+	assert_int_equal(st.fetches, 1);
+	js_owner_inspect_cancel(g.h);
+	assert_int_equal(g.calls, 0);
+	assert_int_equal(c.calls, 0);
+	/* pending at js_owner_ctx_free: a cancelled report */
+	assert_int_equal(js_owner_inspect(f->oc, EUI, "opb.test", bin, len, on_report, &g2,
+					  &g2.h), DJ_EOK);
+	js_owner_ctx_free(f->oc);
+	f->oc = NULL;
+	assert_int_equal(g2.calls, 1);
+	assert_true(g2.cancelled);
+	assert_null(g2.h);
+	assert_int_equal(c.calls, 1);
+	assert_int_equal(g.calls, 0);
+	free(bin);
+}
+
 DJ_TEST_MAIN(
 	cmocka_unit_test(test_host_in_zone),
+	cmocka_unit_test_setup_teardown(test_inspect, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_inspect_cancel, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_allowed_and_cached, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
