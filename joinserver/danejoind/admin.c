@@ -692,6 +692,9 @@ int admin_new(struct svc *s, struct admin **out, char *err, size_t errlen)
 		ret = DJ_EIO;
 		goto fail;
 	}
+	ret = adm_xfer_new(a, err, errlen);
+	if (ret != DJ_EOK)
+		goto fail;
 	a->ping_ev = event_new(s->base, -1, EV_PERSIST, ping_cb, a);
 	if (a->ping_ev == NULL || event_add(a->ping_ev, &(struct timeval){ ADM_PING_S, 0 }) != 0) {
 		ret = DJ_ENOMEM;
@@ -710,6 +713,7 @@ void admin_free(struct admin *a)
 {
 	if (a == NULL)
 		return;
+	adm_xfer_free(a);
 	adm_live_free(a);
 	if (a->ping_ev != NULL)
 		event_free(a->ping_ev);
