@@ -89,12 +89,12 @@ struct adm_xfer {
 
 /* ---- the worker ------------------------------------------------------------------------- */
 
-/* job_setup - the registry key, the DNS server, its TSIG key, the keyring and publisher */
-static int job_setup(struct adm_xfer_job *j, EVP_PKEY **rkey, struct ca_tsig *tsig,
-		     struct dv_keyring **ring, struct dv_pub **pub)
+/* job_setup - the registry key, the DNS server \p srv and its TSIG key (both borrowed by the
+ * publisher: the caller's), the keyring and the publisher */
+static int job_setup(struct adm_xfer_job *j, EVP_PKEY **rkey, struct ca_server *srv,
+		     struct ca_tsig *tsig, struct dv_keyring **ring, struct dv_pub **pub)
 {
 	struct dv_xfer_report *r = &j->rep;
-	struct ca_server srv;
 	char err[256];
 	int rc;
 
@@ -106,7 +106,7 @@ static int job_setup(struct adm_xfer_job *j, EVP_PKEY **rkey, struct ca_tsig *ts
 			 "not a PEM private key of type EC P-256 or Ed25519");
 		return rc;
 	}
-	rc = ca_server_parse(j->ns, &srv, err, sizeof(err));
+	rc = ca_server_parse(j->ns, srv, err, sizeof(err));
 	if (rc == DJ_EOK)
 		rc = ca_tsig_read(j->tsig_file, tsig, err, sizeof(err));
 	if (rc != DJ_EOK) {
@@ -118,7 +118,7 @@ static int job_setup(struct adm_xfer_job *j, EVP_PKEY **rkey, struct ca_tsig *ts
 				    .stub_addr = j->via[0] != '\0' ? j->via : j->ns,
 			    }, ring);
 	if (rc == DJ_EOK)
-		rc = dv_pub_new(&srv, tsig, j->ttl, pub);
+		rc = dv_pub_new(srv, tsig, j->ttl, pub);
 	if (rc != DJ_EOK)
 		snprintf(r->why, sizeof(r->why), "cannot set up the DNS side: %s", dj_strerror(rc));
 	return rc;
@@ -131,13 +131,14 @@ static void job_run(struct admin *a, struct adm_xfer_job *j)
 	struct dv_keyring *ring = NULL;
 	struct dv_pub *pub = NULL;
 	struct dv_xfer_env env;
+	struct ca_server srv;
 	struct ca_tsig tsig;
 	EVP_PKEY *rkey = NULL;
 	int rc;
 
 	memset(&tsig, 0, sizeof(tsig));
 	memset(&j->rep, 0, sizeof(j->rep));
-	rc = job_setup(j, &rkey, &tsig, &ring, &pub);
+	rc = job_setup(j, &rkey, &srv, &tsig, &ring, &pub);
 	if (rc != DJ_EOK) {
 		j->setup_failed = true;
 		goto out;
