@@ -220,6 +220,16 @@ static const struct bad_case bad_cases[] = {
 	{ MINIMAL "[peer.ns1]\nidentity = ns1.test\nrole = ns\nsender_ids = 000013\n"
 	  "plain_keys = yes\nasync_url = http://ns1.test:8443/\n",
 	  ": [peer.ns1] async_url: 'http://ns1.test:8443/': expected https://HOST:PORT/PATH" },
+	/* [registry]: key_file, ns and tsig_file together; IP[@PORT]; a DNSSEC trust anchor */
+	{ MINIMAL "[registry]\nkey_file = r.key\ntsig_file = t.key\n", ": [registry] key_file, "
+	  "ns and tsig_file: set all three (transfers by auth code) or none" },
+	{ MINIMAL "[registry]\nkey_file = r.key\nns = ns.test@53\ntsig_file = t.key\n",
+	  ": [registry] ns: 'ns.test@53': expected IP[@PORT]" },
+	{ MINIMAL "[registry]\nkey_file = r.key\nns = 127.0.0.1@0\ntsig_file = t.key\n",
+	  ": [registry] ns: '127.0.0.1@0': expected IP[@PORT]" },
+	{ MINIMAL "[registry]\nkey_file = r.key\nns = 127.0.0.1@53\ntsig_file = t.key\n",
+	  ": [registry] needs a DNSSEC trust anchor for the _owner keys: [dane] trust_anchor_file, "
+	  "auto_trust_anchor_file or root_anchor = yes" },
 };
 
 /* test_peers - [listen], [js] and two [peer.NAME] sections, read back */
