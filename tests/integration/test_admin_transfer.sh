@@ -17,11 +17,23 @@
 # danejoind starts again; and in the browser: an operate key sets a code and transfers a
 # device with the form, then sees its new chain; a read key sees no such button.
 #
+# With DJ_XFER_PG=1 (test_pg_admin_transfer.sh) the store is a private PostgreSQL cluster: the
+# transfer worker then shares danejoind's PostgreSQL handle.
+#
 # Usage: bash test_admin_transfer.sh BUILD_DIR SOURCE_DIR   (run by ctest)
 set -u
 . "$(dirname "$0")/../lib/harness.sh"
 dj_begin admin-transfer "$@"
 dj_need "$JSD" "$DEV"
+if [ -n "${DJ_XFER_PG:-}" ]; then
+	check "a private PostgreSQL cluster starts" pg_start "$T/pg" || dj_end
+	DJ_STORE_CONNINFO=$PG_CONNINFO
+	EUI_SQL="encode(dev_eui, 'hex')"
+	store_dump() { "$PG_BIN/pg_dump" "$DJ_STORE_CONNINFO" 2>/dev/null; }
+else
+	EUI_SQL="lower(hex(dev_eui))"
+	store_dump() { sqlite3 js.db .dump; }
+fi
 BIN=$DEV
 RUN_PRE=(--config "$T/dj.conf")
 
@@ -100,9 +112,10 @@ jget() { python3 -c "import json,sys; j=json.load(open('r/$1.body')); print($2)"
 # snapshot FILE - the registry's rows and the DNS names of D1 and D2
 snapshot() {
 	{
-		sqlite3 js.db "SELECT hex(dev_eui), zone, serial, hex(chain) FROM owners ORDER BY
-			dev_eui; SELECT hex(dev_eui), serial, step FROM transfers ORDER BY id;
-			SELECT hex(dev_eui), hex(hash), expires_at FROM authcodes ORDER BY dev_eui;"
+		dj_store_sql "SELECT $EUI_SQL, zone, serial, length(chain) FROM owners ORDER BY 1"
+		dj_store_sql "SELECT $EUI_SQL, serial, step FROM transfers ORDER BY id"
+		dj_store_sql "SELECT $EUI_SQL, expires_at FROM authcodes ORDER BY 1"
+		dj_store_sql "SELECT count(*) FROM audit"
 		for d in $D1 $D2; do
 			for z in opa.test opb.test opc.test; do
 				q "$d._device.$z." ANY | sort
@@ -204,7 +217,7 @@ ok dj_knot_wait "$D1._device.opa.test." CNAME "$D1._device.opb.test."
 has <(q "_ownership.$D1._device.opb.test." TXT) "."
 kdig @127.0.0.1 -p "$DJ_KNOT_PORT" +dnssec +norec CNAME "$D1._device.opa.test." >kd.out
 has kd.out "RRSIG.*CNAME"
-eq "$(sqlite3 js.db "SELECT count(*) FROM authcodes WHERE hex(dev_eui)=upper('$D1')")" 0 \
+eq "$(dj_store_sql "SELECT count(*) FROM authcodes WHERE $EUI_SQL = '$D1'")" 0 \
 	"the used code is deleted"
 api aud2 GET "/api/v1/audit?dev_eui=$D1&event=ownership-transfer" "$RK"
 has r/aud2.body '"actor":"apikey:ops","detail":"from=opa.test. to=opb.test. serial=2"'
@@ -241,13 +254,30 @@ api pend GET /api/v1/transfers "$RK"
 has r/pend.body "\"dev_eui\":\"$D3\",\"serial\":2,\"from\":\"opa.test.\",\"to\":\"opb.test.\",\"step\":\"recorded\""
 api own4 GET /api/v1/devices/$D3/ownership "$RK"
 has r/own4.body '"owner":"opa.test."'	# not half-transferred
+# the DNS server back: the next transfer request (here refused: a wrong code) finishes it first
+conf "${REG[@]}" >dj.conf
+check "reload with the DNS server back" dj_jsd_reload jsd.log
+xfer x-next "$OK" "{\"dev_eui\":\"$D2\",$GOOD}"; want "the next request (a wrong code): 403" 403
+api pend1 GET /api/v1/transfers "$RK"
+has r/pend1.body '^\{"transfers":\[\]\}$'
+api own4b GET /api/v1/devices/$D3/ownership "$RK"
+has r/own4b.body '"owner":"opb.test.","serial":2'
+ok dj_knot_wait "$D3._device.opa.test." CNAME "$D3._device.opb.test."
+# a second failure (D2), then a stop: the next start finishes it
+api set7 POST /api/v1/devices/$D2/auth-code "$OK"; C7=$(jget set7 'j["auth_code"]')
+conf key_file=maker.key ns="127.0.0.1@$DEAD" lookup_via="$NS" tsig_file=tsig.key >dj.conf
+check "reload with an unreachable DNS server again" dj_jsd_reload jsd.log
+xfer x-dns2 "$OK" "{\"dev_eui\":\"$D2\",\"auth_code\":\"$C7\",\"to_zone\":\"opb.test\"}"
+want "DNS update failure again: 502" 502
+api own4c GET /api/v1/devices/$D2/ownership "$RK"
+has r/own4c.body '"owner":"opa.test."'
 dj_jsd_stop
 conf "${REG[@]}" >dj.conf
 check "danejoind starts again" dj_jsd_start dj.conf jsd2.log "$PORT"
 check "... and finishes the unfinished transfer" dj_wait_log jsd2.log "finished 1 transfers left unfinished" 20
-api own5 GET /api/v1/devices/$D3/ownership "$RK"
+api own5 GET /api/v1/devices/$D2/ownership "$RK"
 has r/own5.body '"owner":"opb.test.","serial":2'
-ok dj_knot_wait "$D3._device.opa.test." CNAME "$D3._device.opb.test."
+ok dj_knot_wait "$D2._device.opa.test." CNAME "$D2._device.opb.test."
 api pend2 GET /api/v1/transfers "$RK"
 has r/pend2.body '^\{"transfers":\[\]\}$'
 
@@ -281,16 +311,20 @@ fi
 dj_jsd_stop
 SECRET=$(cut -d: -f3 tsig.key)
 KEYB64=$(sed -n 2p maker.key)
-for c in $C1 $C2 $C3 $C4 $C5 $C6; do
+for c in $C1 $C2 $C3 $C4 $C5 $C6 $C7; do
 	for f in r/*.body; do
-		case $f in r/set[1-6].body) continue ;; esac
+		case $f in r/set[1-7].body) continue ;; esac
 		CHECKS=$((CHECKS + 1))
 		! grep -q "$c" "$f" || fail "an auth code in $f"
 	done
 	CHECKS=$((CHECKS + 1))
 	! grep -q "$c" jsd.log jsd2.log || fail "an auth code in the log"
+done
+store_dump >store.dump
+check "the store dump is not empty" test -s store.dump
+for c in $C1 $C2 $C3 $C4 $C5 $C6 $C7; do
 	CHECKS=$((CHECKS + 1))
-	! grep -aq "$c" js.db || fail "an auth code in the store"
+	! grep -aq "$c" store.dump || fail "an auth code in the store"
 done
 CHECKS=$((CHECKS + 1))
 ! grep -rqF -e "$SECRET" -e "$KEYB64" r/ jsd.log jsd2.log || fail "a key in a response or the log"
