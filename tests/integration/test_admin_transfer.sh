@@ -132,7 +132,8 @@ check "... and its admin listener" dj_wait_port "$APORT" "$DJ_JSD_PID"
 xfer noreg "$OK" "{\"dev_eui\":\"$D1\",\"auth_code\":\"0000000000000000000000AB\",\"to_zone\":\"opb.test\"}"
 want "no [registry]: 503" 503
 has r/noreg.body "not configured: set \[registry\] key_file, ns and tsig_file"
-dj_jsd_stop
+dj_jsd_stop; RC=$?
+check "danejoind (no [registry]) stops cleanly (exit $RC)" test $RC -eq 0
 
 conf "${REG[@]}" >dj.conf
 check "danejoind with [registry] listens" dj_jsd_start dj.conf jsd.log "$PORT"
@@ -271,7 +272,8 @@ xfer x-dns2 "$OK" "{\"dev_eui\":\"$D2\",\"auth_code\":\"$C7\",\"to_zone\":\"opb.
 want "DNS update failure again: 502" 502
 api own4c GET /api/v1/devices/$D2/ownership "$RK"
 has r/own4c.body '"owner":"opa.test."'
-dj_jsd_stop
+dj_jsd_stop; RC=$?
+check "danejoind stops cleanly after the failed transfer (exit $RC)" test $RC -eq 0
 conf "${REG[@]}" >dj.conf
 check "danejoind starts again" dj_jsd_start dj.conf jsd2.log "$PORT"
 check "... and finishes the unfinished transfer" dj_wait_log jsd2.log "finished 1 transfers left unfinished" 20
@@ -308,7 +310,9 @@ else
 fi
 
 # ---- no code, no key anywhere it should not be ----------------------------------------------
-dj_jsd_stop
+dj_jsd_stop; RC=$?
+check "danejoind stops cleanly (exit $RC)" test $RC -eq 0
+lacks <(cat jsd0.log jsd.log jsd2.log) "AddressSanitizer|LeakSanitizer|runtime error"
 SECRET=$(cut -d: -f3 tsig.key)
 KEYB64=$(sed -n 2p maker.key)
 for c in $C1 $C2 $C3 $C4 $C5 $C6 $C7; do
