@@ -13,8 +13,10 @@
 # transfer by code: GET ownership names the new owner and the new link (signed by the
 # registry), kdig sees the new records and the old name's CNAME, the code is deleted; the same
 # code again refused (409 same zone, 403 another zone); a registry key that is not the
-# _owner key refused (after a reload); a DNS update failure (502: recorded), finished when
-# danejoind starts again; and in the browser: an operate key sets a code and transfers a
+# _owner key refused (after a reload); a DNS server that never answers: the event loop still
+# answers while the transfer waits, a second transfer meanwhile gets 503, then 502 (recorded),
+# finished by the next transfer request; another DNS failure finished when danejoind starts
+# again; and in the browser: an operate key sets a code and transfers a
 # device with the form, then sees its new chain; a read key sees no such button.
 #
 # With DJ_XFER_PG=1 (test_pg_admin_transfer.sh) the store is a private PostgreSQL cluster: the
@@ -105,6 +107,13 @@ api() {
 		-w '%{http_code}' "$@" "https://js.test:$APORT$path")
 }
 want() { eq "$CODE" "$2" "$1"; }
+# reload - SIGHUP danejoind; status 0 once jsd.log has one more "configuration reloaded"
+reload() {
+	local n
+	n=$(grep -c "configuration reloaded" jsd.log)
+	kill -HUP "$DJ_JSD_PID"
+	dj_wait_for 5 bash -c "[ \$(grep -c 'configuration reloaded' jsd.log) -gt $n ]"
+}
 # xfer NAME KEY JSON - POST /api/v1/transfers
 xfer() { api "$1" POST /api/v1/transfers "$2" -H 'Content-Type: application/json' -d "$3"; }
 # jget NAME EXPR - a value of r/NAME.body (python expression on j)
@@ -234,7 +243,7 @@ same before after "a replayed code changed something"
 
 # ---- a registry key that is not the _owner key (reload) -----------------------------------
 conf key_file=mallory.key ns="$NS" tsig_file=tsig.key >dj.conf
-check "reload with another registry key" dj_jsd_reload jsd.log
+check "reload with another registry key" reload
 api set6 POST /api/v1/devices/$D3/auth-code "$OK"; C6=$(jget set6 'j["auth_code"]')
 snapshot before
 xfer x-mallory "$OK" "{\"dev_eui\":\"$D3\",\"auth_code\":\"$C6\",\"to_zone\":\"opb.test\"}"
@@ -244,10 +253,32 @@ snapshot after
 same before after "a refused registry key changed something"
 
 # ---- a DNS update failure: recorded, finished at the next start ----------------------------
-DEAD=$(dj_free_port)
-conf key_file=maker.key ns="127.0.0.1@$DEAD" lookup_via="$NS" tsig_file=tsig.key >dj.conf
-check "reload with an unreachable DNS server" dj_jsd_reload jsd.log
-xfer x-dns "$OK" "{\"dev_eui\":\"$D3\",\"auth_code\":\"$C6\",\"to_zone\":\"opb.test\"}"
+# A black hole first: a TCP listener that never answers, so the DNS update hangs until its
+# timeout. Meanwhile the event loop answers (GET /transfers shows the recorded transfer) and a
+# second transfer is turned away (503, Retry-After).
+BH=$(dj_free_port)
+dj_spawn bh.out bh.err python3 -c 'import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8); held = []
+while True: held.append(s.accept()[0])' "$BH"
+check "the black hole listens" dj_wait_port "$BH" "$DJ_PID"
+conf key_file=maker.key ns="127.0.0.1@$BH" lookup_via="$NS" tsig_file=tsig.key >dj.conf
+check "reload with a DNS server that never answers" reload
+"${CURL[@]}" -X POST -H "Authorization: Bearer $OK" -o r/x-dns.body -w '%{http_code}' \
+	-d "{\"dev_eui\":\"$D3\",\"auth_code\":\"$C6\",\"to_zone\":\"opb.test\"}" \
+	"https://js.test:$APORT/api/v1/transfers" >x-dns.code &
+XPID=$!
+recorded() {
+	api pend0 GET /api/v1/transfers "$RK"
+	grep -q "\"dev_eui\":\"$D3\",\"serial\":2,.*\"step\":\"recorded\"" r/pend0.body
+}
+check "the loop answers while the transfer waits for the DNS: it is recorded" \
+	dj_wait_for 10 recorded
+xfer x-busy "$OK" "{\"dev_eui\":\"$D2\",$GOOD}"
+want "a second transfer meanwhile: 503" 503; has r/x-busy.body "another transfer is running"
+check "... and the first one still runs" kill -0 $XPID
+wait $XPID
+CODE=$(cat x-dns.code)
 want "DNS update failure: 502" 502
 has r/x-dns.body '"recorded":true'
 has r/x-dns.body "finishes it at the next transfer request or at its next start"
@@ -257,17 +288,18 @@ api own4 GET /api/v1/devices/$D3/ownership "$RK"
 has r/own4.body '"owner":"opa.test."'	# not half-transferred
 # the DNS server back: the next transfer request (here refused: a wrong code) finishes it first
 conf "${REG[@]}" >dj.conf
-check "reload with the DNS server back" dj_jsd_reload jsd.log
+check "reload with the DNS server back" reload
 xfer x-next "$OK" "{\"dev_eui\":\"$D2\",$GOOD}"; want "the next request (a wrong code): 403" 403
 api pend1 GET /api/v1/transfers "$RK"
 has r/pend1.body '^\{"transfers":\[\]\}$'
 api own4b GET /api/v1/devices/$D3/ownership "$RK"
 has r/own4b.body '"owner":"opb.test.","serial":2'
 ok dj_knot_wait "$D3._device.opa.test." CNAME "$D3._device.opb.test."
-# a second failure (D2), then a stop: the next start finishes it
+# a second failure (D2: no server at all), then a stop: the next start finishes it
+DEAD=$(dj_free_port)
 api set7 POST /api/v1/devices/$D2/auth-code "$OK"; C7=$(jget set7 'j["auth_code"]')
 conf key_file=maker.key ns="127.0.0.1@$DEAD" lookup_via="$NS" tsig_file=tsig.key >dj.conf
-check "reload with an unreachable DNS server again" dj_jsd_reload jsd.log
+check "reload with an unreachable DNS server again" reload
 xfer x-dns2 "$OK" "{\"dev_eui\":\"$D2\",\"auth_code\":\"$C7\",\"to_zone\":\"opb.test\"}"
 want "DNS update failure again: 502" 502
 api own4c GET /api/v1/devices/$D2/ownership "$RK"
