@@ -65,6 +65,11 @@ static void common_headers(struct evhttp_request *req)
 	evhttp_add_header(h, "Strict-Transport-Security", "max-age=31536000");
 }
 
+void adm_headers(struct evhttp_request *req)
+{
+	common_headers(req);
+}
+
 void adm_reply_json(struct evhttp_request *req, int status, json_t *body)
 {
 	struct evbuffer *b = evbuffer_new();

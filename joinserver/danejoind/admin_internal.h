@@ -113,6 +113,7 @@ extern const unsigned adm_n_routes;
 
 /* admin.c */
 void adm_reply_json(struct evhttp_request *req, int status, json_t *body);	/* steals body */
+void adm_headers(struct evhttp_request *req);	/* what every answer carries (CSP, no-store) */
 void adm_error(struct evhttp_request *req, int status, const char *fmt, ...)
 	DJ_PRINTF(3, 4);
 /* adm_body - the request body as a NUL-terminated malloc'd string (NULL: none/too large) */

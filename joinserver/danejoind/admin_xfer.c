@@ -487,8 +487,7 @@ static void reply_code(struct evhttp_request *req, const char *eui, const char *
 		adm_error(req, 500, "out of memory; the auth code is set but lost: set it again");
 		return;
 	}
-	evhttp_add_header(h, "Cache-Control", "no-store");
-	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	adm_headers(req);
 	evhttp_add_header(h, "Content-Type", "application/json");
 	evbuffer_add(b, text, strlen(text));
 	OPENSSL_clear_free(text, strlen(text));

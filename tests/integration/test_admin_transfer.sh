@@ -104,7 +104,7 @@ api() {
 	local name=$1 m=$2 path=$3 k=$4
 	shift 4
 	CODE=$("${CURL[@]}" -X "$m" -H "Authorization: Bearer $k" -o "r/$name.body" \
-		-w '%{http_code}' "$@" "https://js.test:$APORT$path")
+		-D "r/$name.hdr" -w '%{http_code}' "$@" "https://js.test:$APORT$path")
 }
 want() { eq "$CODE" "$2" "$1"; }
 # reload - SIGHUP danejoind; status 0 once jsd.log has one more "configuration reloaded"
@@ -180,6 +180,8 @@ api set1 POST /api/v1/devices/$D1/auth-code "$OK"; want "operate: set an auth co
 C1=$(jget set1 'j["auth_code"]')
 check "the code is shown: 24 characters" matches "$C1" '^[0-9A-HJKMNP-TV-Z]{24}$'
 has r/set1.body "\"owner\":\"opa.test.\""
+has r/set1.hdr "^Cache-Control: no-store"
+has r/set1.hdr "^Content-Security-Policy: default-src 'self'"
 api own1 GET /api/v1/devices/$D1/ownership "$RK"; want "ownership: 200" 200
 has r/own1.body '"auth_code":\{"set":true,"expires_at":[0-9]+\}'
 lacks r/own1.body "$C1"
