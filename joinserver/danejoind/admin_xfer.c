@@ -173,6 +173,7 @@ out:
 	EVP_PKEY_free(rkey);
 }
 
+/* worker - the thread of one job: run it, then wake the loop (done_cb) */
 static void *worker(void *arg)
 {
 	struct adm_xfer *x = arg;
@@ -241,6 +242,7 @@ static void job_reply(struct evhttp_request *req, const struct adm_xfer_job *j)
 	}
 }
 
+/* job_log - one log line on what a job did (never the code) */
 static void job_log(const struct adm_xfer_job *j)
 {
 	const struct dv_xfer_report *r = &j->rep;
@@ -258,6 +260,7 @@ static void job_log(const struct adm_xfer_job *j)
 			  j->eui, j->to, j->rc == DJ_EOK ? dv_xfer_status_str(r->status) : r->why);
 }
 
+/* done_cb - on the loop thread once the worker is done: the answer, if the client is there */
 static void done_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct adm_xfer *x = arg;
@@ -290,6 +293,7 @@ static void client_gone(struct evhttp_connection *conn, void *arg)
 
 /* ---- configuration ---------------------------------------------------------------------- */
 
+/* configured - [registry] is set (js_config checked that it is whole) */
 static bool configured(const struct js_config *cfg)
 {
 	return cfg->registry_key_file != NULL && cfg->registry_ns != NULL &&
