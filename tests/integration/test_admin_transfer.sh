@@ -223,7 +223,9 @@ want "transfer by auth code: 200" 200
 has r/ok1.body "\"from\":\"opa.test.\",\"to\":\"opb.test.\",\"transferred\":1"
 api own3 GET /api/v1/devices/$D1/ownership "$RK"
 has r/own3.body '"owner":"opb.test.","serial":2'
-has r/own3.body '\{"serial":2,"from":"opa.test.","to":"opb.test.","signer":"maker.test.","net_ids":\["00001a"\],"as_ids":\["as.opb.test"\]'
+eq "$(jget own3 '[j["links"][1][k] for k in ("serial", "from", "to", "signer", "net_ids", "as_ids")]')" \
+	"[2, 'opa.test.', 'opb.test.', 'maker.test.', ['00001a'], ['as.opb.test']]" \
+	"the new link: from A to B, signed by the registry (maker.test.), B's rights"
 has r/own3.body '"auth_code":\{"set":false\}'
 ok dj_knot_wait "$D1._device.opa.test." CNAME "$D1._device.opb.test."
 has <(q "_ownership.$D1._device.opb.test." TXT) "."
