@@ -294,6 +294,61 @@
                          (r.body.dns.why ? " - " + r.body.dns.why : "")));
   });
 
+  // ---- Ownership: auth codes and transfers by auth code (operate scope; docs/console.md)
+  function xferSay(id, good, text) { const o = $(id); o.className = good ? "okmsg" : "error"; o.textContent = text; }
+  function xferError(r) { return (r.body && r.body.error) || ("refused (" + r.status + ")"); }
+  function xferShowChain(eui) { $("own-eui").value = eui; $("own-show").click(); }
+  function xferList(text) { return text.split(",").map((x) => x.trim()).filter((x) => x !== ""); }
+  function xferEui(id, out) {
+    const eui = $(id).value.trim();
+    if (/^[0-9a-fA-F]{16}$/.test(eui)) return eui;
+    xferSay(out, false, "Enter a DevEUI of 16 hex digits first.");
+    return null;
+  }
+  $("ac-set").addEventListener("click", async () => {
+    $("ac-out").hidden = true; $("ac-code").value = "";
+    const eui = xferEui("own-eui", "ac-result");
+    const days = Number($("ac-days").value);
+    if (!eui) return;
+    if (!(days >= 1 && days <= 366)) { xferSay("ac-result", false, "Valid for: 1 to 366 days."); return; }
+    if (!window.confirm("Set a new auth code for " + eui + "? An earlier code stops working.")) return;
+    const r = await api("POST", "/api/v1/devices/" + eui + "/auth-code", { expires_in: Math.round(days * 86400) });
+    if (r.status !== 201) { xferSay("ac-result", false, xferError(r)); return; }
+    $("ac-code").value = r.body.auth_code;
+    $("ac-out").hidden = false;
+    xferSay("ac-result", true, "Auth code set for " + eui + " (owner " + r.body.owner + "), valid until " +
+            time(r.body.expires_at) + ". It is shown only now: copy it and give it to the new owner.");
+    $("ac-code").focus(); $("ac-code").select();
+  });
+  $("ac-copy").addEventListener("click", async () => {
+    const c = $("ac-code");
+    c.select();
+    try { await navigator.clipboard.writeText(c.value); } catch (e) { document.execCommand("copy"); }
+    xferSay("ac-result", true, "Copied.");
+  });
+  $("ac-revoke").addEventListener("click", async () => {
+    $("ac-out").hidden = true; $("ac-code").value = "";
+    const eui = xferEui("own-eui", "ac-result");
+    if (!eui || !window.confirm("Revoke the auth code of " + eui + "?")) return;
+    const r = await api("DELETE", "/api/v1/devices/" + eui + "/auth-code");
+    xferSay("ac-result", r.status === 200, r.status === 200 ? "Auth code of " + eui + " revoked." : xferError(r));
+    if (r.status === 200) xferShowChain(eui);
+  });
+  $("xfer-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const eui = xferEui("xf-eui", "xf-result"), zone = $("xf-zone").value.trim();
+    if (!eui) return;
+    if (!window.confirm("Transfer " + eui + " to " + zone + " with this auth code?")) return;
+    xferSay("xf-result", true, "Transferring (DNS updates)...");
+    const r = await api("POST", "/api/v1/transfers", { dev_eui: eui, auth_code: $("xf-code").value.trim(),
+      to_zone: zone, net_ids: xferList($("xf-nets").value), as_ids: xferList($("xf-ases").value) });
+    if (r.status !== 200) { xferSay("xf-result", false, xferError(r)); loadOwnership(); return; }
+    $("xf-code").value = ""; $("ac-code").value = ""; $("ac-out").hidden = true; $("ac-result").textContent = "";
+    xferSay("xf-result", true, "Transferred " + r.body.dev_eui + " from " + r.body.from + " to " + r.body.to);
+    loadOwnership();
+    xferShowChain(eui);
+  });
+
   // ---- Audit
   async function loadAudit() {
     const e = $("aud-eui").value.trim(), v = $("aud-event").value.trim();

@@ -66,6 +66,11 @@ static void common_headers(struct evhttp_request *req)
 	evhttp_add_header(h, "Strict-Transport-Security", "max-age=31536000");
 }
 
+void adm_headers(struct evhttp_request *req)
+{
+	common_headers(req);
+}
+
 void adm_reply_json(struct evhttp_request *req, int status, json_t *body)
 {
 	struct evbuffer *b = evbuffer_new();
@@ -748,6 +753,9 @@ int admin_new(struct svc *s, struct admin **out, char *err, size_t errlen)
 		ret = DJ_EIO;
 		goto fail;
 	}
+	ret = adm_xfer_new(a, err, errlen);
+	if (ret != DJ_EOK)
+		goto fail;
 	a->ping_ev = event_new(s->base, -1, EV_PERSIST, ping_cb, a);
 	if (a->ping_ev == NULL || event_add(a->ping_ev, &(struct timeval){ ADM_PING_S, 0 }) != 0) {
 		ret = DJ_ENOMEM;
@@ -767,6 +775,7 @@ void admin_free(struct admin *a)
 {
 	if (a == NULL)
 		return;
+	adm_xfer_free(a);
 	adm_live_free(a);
 	adm_dane_free(a);
 	if (a->ping_ev != NULL)

@@ -106,6 +106,7 @@ struct admin {
 	struct adm_tlsa tlsa[ADM_PEERS_MAX];		/* every ADM_PING_S: adm_live_ping() */
 	struct adm_own *owns;		/* GET .../ownership waiting for the DNS (admin_routes.c) */
 	unsigned n_owns;
+	struct adm_xfer *xfer;				/* admin_xfer.c */
 };
 
 /* A route: METHOD PATH (segments "{x}" match one segment), the scope it needs. */
@@ -125,6 +126,7 @@ void adm_routes_free(struct admin *a);
 
 /* admin.c */
 void adm_reply_json(struct evhttp_request *req, int status, json_t *body);	/* steals body */
+void adm_headers(struct evhttp_request *req);	/* what every answer carries (CSP, no-store) */
 void adm_error(struct evhttp_request *req, int status, const char *fmt, ...)
 	DJ_PRINTF(3, 4);
 /* adm_body - the request body as a NUL-terminated malloc'd string (NULL: none/too large) */
@@ -157,5 +159,15 @@ void adm_live_events(struct admin *a, struct evhttp_request *req);
 void adm_live_ping(struct admin *a);	/* a comment line on every stream */
 json_t *adm_live_series(struct admin *a);
 void adm_live_free(struct admin *a);
+
+/* admin_xfer.c: auth codes and transfers by auth code ([registry]) */
+int adm_xfer_new(struct admin *a, char *err, size_t errlen);	/* a resume if one is due */
+void adm_xfer_free(struct admin *a);	/* waits for a transfer under way */
+void adm_r_authcode_set(struct admin *a, struct evhttp_request *req, const struct adm_who *who,
+			char **seg, unsigned n);
+void adm_r_authcode_del(struct admin *a, struct evhttp_request *req,
+			   const struct adm_who *who, char **seg, unsigned n);
+void adm_r_transfer(struct admin *a, struct evhttp_request *req, const struct adm_who *who,
+		    char **seg, unsigned n);
 
 #endif /* DJ_DANEJOIND_ADMIN_INTERNAL_H */

@@ -132,6 +132,12 @@ static const struct key_def key_table[] = {
 	{ "admin", "mtls_scope", KT_STR, CFG_OFF(admin_mtls_scope), 0, 0, 0, false },
 	{ "admin", "console_dir", KT_PATH, CFG_OFF(admin_console_dir), 0, 0, 0, false },
 	{ "admin", "auth_fail_max", KT_UINT, CFG_OFF(admin_auth_fail_max), 1, 100000, 0, false },
+	/* [registry]: transfers by auth code through [admin] (see check_registry()) */
+	{ "registry", "key_file", KT_PATH, CFG_OFF(registry_key_file), 0, 0, 0, false },
+	{ "registry", "ns", KT_STR, CFG_OFF(registry_ns), 0, 0, 0, false },
+	{ "registry", "tsig_file", KT_PATH, CFG_OFF(registry_tsig_file), 0, 0, 0, false },
+	{ "registry", "lookup_via", KT_STR, CFG_OFF(registry_lookup_via), 0, 0, 0, false },
+	{ "registry", "ttl", KT_UINT, CFG_OFF(registry_ttl), 1, 86400, 0, false },
 };
 
 #define N_KEYS DJ_ARRAY_LEN(key_table)
@@ -988,6 +994,54 @@ static void check_admin(struct parse_ctx *c)
 	}
 }
 
+/* server_ok - "IP[@PORT]" (the form of danejoin-devices --ns) */
+static bool server_ok(const char *s)
+{
+	const char *at = strrchr(s, '@');
+	size_t alen = at != NULL ? (size_t)(at - s) : strlen(s);
+	char *end;
+	unsigned long port;
+
+	if (alen == 0 || alen >= 64 || strspn(s, "0123456789abcdefABCDEF.:") != alen)
+		return false;
+	if (at == NULL)
+		return true;
+	port = strtoul(at + 1, &end, 10);
+	return at[1] != '\0' && *end == '\0' && port > 0 && port <= 65535;
+}
+
+/* check_registry - [registry]: all of key_file, ns and tsig_file, or none; the DNSSEC trust
+ * anchor of [dane] for the _owner keys */
+static void check_registry(struct parse_ctx *c)
+{
+	const struct js_config *g = &c->cfg;
+	bool any = g->registry_key_file != NULL || g->registry_ns != NULL ||
+		   g->registry_tsig_file != NULL || g->registry_lookup_via != NULL ||
+		   g->registry_ttl != 0;
+
+	if (!any)
+		return;
+	if (g->registry_key_file == NULL || g->registry_ns == NULL ||
+	    g->registry_tsig_file == NULL) {
+		fail(c, DJ_ECONFIG, 0, "[registry] key_file, ns and tsig_file: set all three "
+		     "(transfers by auth code) or none");
+		return;
+	}
+	if (!server_ok(g->registry_ns)) {
+		fail(c, DJ_ECONFIG, 0, "[registry] ns: '%s': expected IP[@PORT]", g->registry_ns);
+		return;
+	}
+	if (g->registry_lookup_via != NULL && !server_ok(g->registry_lookup_via)) {
+		fail(c, DJ_ECONFIG, 0, "[registry] lookup_via: '%s': expected IP[@PORT]",
+		     g->registry_lookup_via);
+		return;
+	}
+	if (g->dane_trust_anchor_file == NULL && g->dane_auto_trust_anchor_file == NULL &&
+	    !g->dane_root_anchor)
+		fail(c, DJ_ECONFIG, 0, "[registry] needs a DNSSEC trust anchor for the _owner "
+		     "keys: [dane] trust_anchor_file, auto_trust_anchor_file or root_anchor = yes");
+}
+
 static void check_whole(struct parse_ctx *c)
 {
 	uint8_t net_id[LW_NETID_LEN];
@@ -999,6 +1053,8 @@ static void check_whole(struct parse_ctx *c)
 	check_sni(c);
 	if (c->rc == DJ_EOK)
 		check_admin(c);
+	if (c->rc == DJ_EOK)
+		check_registry(c);
 
 	for (unsigned i = 0; i < c->cfg.join_euis.n && c->rc == DJ_EOK; i++)
 		if (!eui_prefix_ok(c->cfg.join_euis.v[i]))
@@ -1163,6 +1219,10 @@ void js_config_free(struct js_config *cfg)
 	free(cfg->admin_auth);
 	list_free(&cfg->admin_client_identities);
 	free(cfg->admin_console_dir);
+	free(cfg->registry_key_file);
+	free(cfg->registry_ns);
+	free(cfg->registry_tsig_file);
+	free(cfg->registry_lookup_via);
 	js_config_defaults(cfg);
 }
 

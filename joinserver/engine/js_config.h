@@ -183,6 +183,14 @@ struct js_config {
 	char *admin_mtls_scope;		/* scope of an mTLS client: read, operate or admin */
 	char *admin_console_dir;	/* the console's static files; NULL: no console */
 	unsigned admin_auth_fail_max;	/* failed logins per address per minute; default 10 */
+	/* [registry] (danejoind): transfers by auth code through the management API
+	 * (docs/admin-api.md); off unless key_file is set, then ns and tsig_file are required */
+	char *registry_key_file;	/* the registry's signing key (0600): the _owner key of
+					 * the chains' first signer */
+	char *registry_ns;		/* "IP[@PORT]": the DNS server taking the updates */
+	char *registry_tsig_file;	/* its TSIG key, ALG:NAME:SECRET (0600) */
+	char *registry_lookup_via;	/* "IP[@PORT]": where _owner keys are looked up; NULL: ns */
+	unsigned registry_ttl;		/* of the published records; 0: the default */
 };
 
 /*!

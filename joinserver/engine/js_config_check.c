@@ -311,6 +311,59 @@ int js_config_read_kek(const struct js_peer_config *pc, uint8_t key[JS_CONFIG_KE
 	return DJ_EOK;
 }
 
+/* check_registry_files - [registry] key_file: an unencrypted EC P-256 or Ed25519 private key
+ * (the registry signs ownership links with it); tsig_file: ALG:NAME:SECRET or NAME:SECRET; both
+ * regular files of mode 0600 */
+static int check_registry_files(const struct js_config *cfg, char *err, size_t errlen)
+{
+	char line[512];
+	EVP_PKEY *pk = NULL;
+	FILE *f = NULL;
+	int fd = -1, ret, type;
+
+	ret = secret_open("[registry] key_file", cfg->registry_key_file, &fd, err, errlen);
+	if (ret != DJ_EOK)
+		return ret;
+	f = fdopen(fd, "r");
+	if (f == NULL) {
+		close(fd);
+		return DJ_ENOMEM;
+	}
+	pk = PEM_read_PrivateKey(f, NULL, no_passphrase, NULL);
+	fclose(f);
+	ERR_clear_error();
+	type = pk != NULL ? EVP_PKEY_get_base_id(pk) : 0;
+	if (type == EVP_PKEY_EC) {
+		char group[32] = "";
+
+		if (EVP_PKEY_get_utf8_string_param(pk, "group", group, sizeof(group), NULL) != 1 ||
+		    strcmp(group, "prime256v1") != 0)
+			type = 0;
+	}
+	EVP_PKEY_free(pk);
+	if (type != EVP_PKEY_EC && type != EVP_PKEY_ED25519) {
+		snprintf(err, errlen, "[registry] key_file %s: not an unencrypted PEM private key "
+			 "of type EC P-256 or Ed25519", cfg->registry_key_file);
+		return DJ_ECONFIG;
+	}
+	ret = secret_open("[registry] tsig_file", cfg->registry_tsig_file, &fd, err, errlen);
+	if (ret != DJ_EOK)
+		return ret;
+	f = fdopen(fd, "r");
+	if (f == NULL) {
+		close(fd);
+		return DJ_ENOMEM;
+	}
+	ret = fgets(line, sizeof(line), f) != NULL && strchr(line, ':') != NULL ? DJ_EOK
+										: DJ_ECONFIG;
+	fclose(f);
+	OPENSSL_cleanse(line, sizeof(line));
+	if (ret != DJ_EOK)
+		snprintf(err, errlen, "[registry] tsig_file %s: expected ALGORITHM:NAME:SECRET "
+			 "(the knsupdate -y form)", cfg->registry_tsig_file);
+	return ret;
+}
+
 /* check_all - every file, in the order danejoind opens them; the message without the prefix */
 /* check_admin_files - [admin]'s own certificate and key (both or neither: [listen]'s are used
  * otherwise) and the roots of PKIX admin clients */
@@ -382,6 +435,11 @@ static int check_all(const struct js_config *cfg, char *err, size_t errlen)
 	}
 	if (cfg->mqtt && cfg->mqtt_cert != NULL) {
 		ret = check_pair("mqtt", "cert", cfg->mqtt_cert, "key", cfg->mqtt_key, err, errlen);
+		if (ret != DJ_EOK)
+			return ret;
+	}
+	if (cfg->registry_key_file != NULL) {
+		ret = check_registry_files(cfg, err, errlen);
 		if (ret != DJ_EOK)
 			return ret;
 	}

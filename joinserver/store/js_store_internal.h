@@ -62,6 +62,8 @@ struct js_store_reg_ops {
 			    const char *actor, size_t *failed);
 	int (*authcode_get)(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 			    struct js_authcode *out);
+	int (*authcode_revoke)(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			       const char *actor);
 	int (*transfer_begin)(struct js_store *s, struct js_transfer *t, size_t n, int *results);
 	/* reaching JS_XFER_DONE calls s->xfer_event for the outbox event (if set) */
 	int (*transfer_advance)(struct js_store *s, const int64_t *ids, size_t n,

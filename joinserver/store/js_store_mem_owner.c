@@ -255,6 +255,30 @@ static int mem_authcode_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN
 	return reg_read(s, dev_eui, copy_auth, out);
 }
 
+/* mem_authcode_revoke - ops->reg->authcode_revoke: delete a device's auth code, audited */
+static int mem_authcode_revoke(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			       const char *actor)
+{
+	struct js_store__mem *m = s->be;
+	struct js_store__mem_reg *r;
+	int ret = DJ_EOK;
+
+	pthread_mutex_lock(&m->lock);
+	r = reg_find(m, dev_eui);
+	if (r == NULL || !r->has_auth)
+		ret = DJ_ENOENT;
+	if (ret == DJ_EOK)
+		ret = js_store__mem_audit_reserve(m, 1);
+	if (ret == DJ_EOK) {
+		OPENSSL_cleanse(&r->auth, sizeof(r->auth));
+		r->has_auth = false;
+		(void)js_store__mem_audit_add(s, dev_eui, JS_AUTHCODE_REVOKE_EVENT, actor,
+					      "revoked");
+	}
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
 /* begin_one - check one transfer against the device's rows, then record it (the id index
  * has room) */
 static int begin_one(struct js_store *s, struct js_transfer *t)
@@ -464,6 +488,7 @@ const struct js_store_reg_ops js_store__mem_reg_ops = {
 	.owner_set_published = mem_owner_set_published,
 	.authcode_put = mem_authcode_put,
 	.authcode_get = mem_authcode_get,
+	.authcode_revoke = mem_authcode_revoke,
 	.transfer_begin = mem_transfer_begin,
 	.transfer_advance = mem_transfer_advance,
 	.transfer_find = mem_transfer_find,

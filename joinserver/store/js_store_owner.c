@@ -224,6 +224,14 @@ int js_store_authcode_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 	return read_out(ret, out, &a, sizeof(a), NULL);
 }
 
+int js_store_authcode_revoke(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			     const char *actor)
+{
+	if (s == NULL || dev_eui == NULL || actor == NULL)
+		return DJ_EINVAL;
+	return s->ops->reg->authcode_revoke(s, dev_eui, actor);
+}
+
 int js_store_transfer_begin(struct js_store *s, struct js_transfer *t, size_t n,
 			    const char *actor, int *results)
 {

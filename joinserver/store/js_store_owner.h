@@ -39,6 +39,7 @@
 #define JS_TRANSFER_NONCE_LEN 16
 #define JS_OWNER_ENROLL_EVENT "device-enroll"
 #define JS_AUTHCODE_EVENT "authcode-set"
+#define JS_AUTHCODE_REVOKE_EVENT "authcode-revoke"
 #define JS_TRANSFER_EVENT "ownership-transfer"
 
 /* The registry's record of one device. */
@@ -153,6 +154,13 @@ int js_store_authcode_put(struct js_store *s, const struct js_authcode *recs, si
 /*! \brief The auth code of a device. \retval DJ_EOK, DJ_ENOENT (none set), DJ_ESQL */
 int js_store_authcode_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 			  struct js_authcode *out) DJ_MUSTCHECK;
+
+/*!
+ * \brief Delete the auth code of a device (a revocation); audited ("authcode-revoke").
+ * \retval DJ_EOK, DJ_ENOENT (none was set: nothing changes), DJ_ESQL
+ */
+int js_store_authcode_revoke(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			     const char *actor) DJ_MUSTCHECK;
 
 /*!
  * \brief Record \p n verified transfers (step RECORDED) in one transaction. Each item gets its

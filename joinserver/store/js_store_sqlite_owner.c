@@ -352,6 +352,34 @@ static int sq_authcode_put(struct js_store *s, const struct js_authcode *recs, s
 	return ret;
 }
 
+/* revoke_one - the batch of one: the device's auth code, if one is set, deleted and audited */
+static int revoke_one(struct js_store *s, size_t i, void *arg)
+{
+	const struct authcodes *ac = arg;
+	const uint8_t *eui = ac->recs[i].dev_eui;
+	int ret;
+
+	ret = exists(s->be, SQ_AUTH_GET, JS_SQ_ARGS(JS_SQ_EUI(eui)));
+	if (ret == DJ_EOK)
+		ret = js_store__sq_run(s->be, SQ_AUTH_DELETE, JS_SQ_ARGS(JS_SQ_EUI(eui)));
+	if (ret != DJ_EOK)
+		return ret;
+	return js_store__sq_audit_put(s, eui, JS_AUTHCODE_REVOKE_EVENT, ac->actor, "revoked");
+}
+
+/* sq_authcode_revoke - ops->reg->authcode_revoke: delete a device's auth code, audited */
+static int sq_authcode_revoke(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			       const char *actor)
+{
+	struct js_authcode rec;
+	struct authcodes ac = { &rec, actor };
+	size_t bad = 0;
+
+	memset(&rec, 0, sizeof(rec));
+	memcpy(rec.dev_eui, dev_eui, LW_EUI_LEN);
+	return js_store__sq_batch(s, 1, revoke_one, &ac, &bad);
+}
+
 /* authcode_row - a row callback: salt, iter, hash, expiry into the js_authcode at arg */
 static int authcode_row(sqlite3_stmt *st, void *arg)
 {
@@ -528,6 +556,7 @@ const struct js_store_reg_ops js_store__sqlite_reg_ops = {
 	.owner_set_published = sq_owner_set_published,
 	.authcode_put = sq_authcode_put,
 	.authcode_get = sq_authcode_get,
+	.authcode_revoke = sq_authcode_revoke,
 	.transfer_begin = sq_transfer_begin,
 	.transfer_advance = sq_transfer_advance,
 	.transfer_find = sq_transfer_find,

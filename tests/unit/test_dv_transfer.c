@@ -744,6 +744,30 @@ static void test_authcode_ok_then_already_done(void **state)
 	assert_int_equal(serial, 2);
 }
 
+/* a revoked code is gone (and audited): the transfer by it is refused, a second revoke finds
+ * nothing, and a device that is not enrolled has nothing to revoke */
+static void test_authcode_revoked(void **state)
+{
+	struct ctx *c = *state;
+	struct dv_xfer_report r;
+	struct js_authcode rec;
+	char line[64];
+	const char *lines[] = { line };
+	uint8_t other[LW_EUI_LEN] = { 0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0, 1, 0xff };
+
+	set_code(c, 0, Z_OPA, 3600, line);
+	assert_int_equal(js_store_authcode_get(c->s, W.devs[0].dev_eui, &rec), DJ_EOK);
+	assert_int_equal(js_store_authcode_revoke(c->s, W.devs[0].dev_eui, "apikey:ops"), DJ_EOK);
+	assert_int_equal(js_store_authcode_get(c->s, W.devs[0].dev_eui, &rec), DJ_ENOENT);
+	assert_int_equal(js_store_authcode_revoke(c->s, W.devs[0].dev_eui, "apikey:ops"),
+			 DJ_ENOENT);
+	assert_int_equal(js_store_authcode_revoke(c->s, other, "apikey:ops"), DJ_ENOENT);
+	assert_int_equal(apply(c, DV_XFER_AUTHCODES, lines, 1, W.keys[Z_MAKER], &r), DJ_EOK);
+	assert_int_equal(r.status, DV_XFER_DENIED);
+	assert_non_null(strstr(r.why, "wrong auth code"));
+	assert_string_equal(owner_of(c, 0, NULL), "opa.test.");
+}
+
 static void test_authcode_refused(void **state)
 {
 	struct ctx *c = *state;
@@ -883,4 +907,5 @@ DJ_TEST_MAIN_GROUP(group_setup, group_teardown,
 	cmocka_unit_test_setup_teardown(test_authcode_ok_then_already_done, setup,
 					teardown),
 	cmocka_unit_test_setup_teardown(test_authcode_refused, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_authcode_revoked, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_crash_at_every_step, setup, teardown))

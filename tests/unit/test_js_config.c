@@ -241,6 +241,16 @@ static const struct bad_case bad_cases[] = {
 	  ": [admin] client_identities: 'ops.b.test': expected _admin-client.HOST" },
 	{ MINIMAL "[admin]\nclient_identities = _admin-client.\n",
 	  ": [admin] client_identities: '_admin-client.': expected _admin-client.HOST" },
+	/* [registry]: key_file, ns and tsig_file together; IP[@PORT]; a DNSSEC trust anchor */
+	{ MINIMAL "[registry]\nkey_file = r.key\ntsig_file = t.key\n", ": [registry] key_file, "
+	  "ns and tsig_file: set all three (transfers by auth code) or none" },
+	{ MINIMAL "[registry]\nkey_file = r.key\nns = ns.test@53\ntsig_file = t.key\n",
+	  ": [registry] ns: 'ns.test@53': expected IP[@PORT]" },
+	{ MINIMAL "[registry]\nkey_file = r.key\nns = 127.0.0.1@0\ntsig_file = t.key\n",
+	  ": [registry] ns: '127.0.0.1@0': expected IP[@PORT]" },
+	{ MINIMAL "[registry]\nkey_file = r.key\nns = 127.0.0.1@53\ntsig_file = t.key\n",
+	  ": [registry] needs a DNSSEC trust anchor for the _owner keys: [dane] trust_anchor_file, "
+	  "auto_trust_anchor_file or root_anchor = yes" },
 };
 
 /* test_peers - [listen], [js] and two [peer.NAME] sections, read back */

@@ -635,6 +635,16 @@ static void test_authcodes(void **state)
 	assert_int_equal(audits(c, d[0].dev_eui, JS_AUTHCODE_EVENT, detail), 2);
 	assert_string_equal(detail, "expires_at=5");
 	assert_int_equal(js_store_authcode_put(c->s, NULL, 0, "test", &failed), DJ_EOK);
+	/* revoked: gone, audited once with its actor; a second revoke (and an unknown device)
+	 * finds nothing and audits nothing */
+	assert_int_equal(js_store_authcode_revoke(c->s, d[0].dev_eui, "apikey:ops"), DJ_EOK);
+	assert_int_equal(js_store_authcode_get(c->s, d[0].dev_eui, &ag), DJ_ENOENT);
+	assert_int_equal(audits(c, d[0].dev_eui, JS_AUTHCODE_REVOKE_EVENT, detail), 1);
+	assert_string_equal(detail, "revoked");
+	assert_int_equal(js_store_authcode_revoke(c->s, d[0].dev_eui, "apikey:ops"), DJ_ENOENT);
+	assert_int_equal(js_store_authcode_revoke(c->s, d[1].dev_eui, "apikey:ops"), DJ_ENOENT);
+	assert_int_equal(audits(c, d[0].dev_eui, JS_AUTHCODE_REVOKE_EVENT, NULL), 1);
+	assert_int_equal(js_store_authcode_revoke(NULL, d[0].dev_eui, "x"), DJ_EINVAL);
 }
 
 /* pending_list - a foreach_pending callback: the ids and steps seen */
