@@ -705,12 +705,19 @@ int bi_msg_parse(const char *json, size_t len, struct bi_msg *out, char *err, si
 	return ret;
 }
 
-/* set_new - json_object_set_new, as DJ_EOK or DJ_ENOMEM (the value is taken either way) */
+/* set_new - json_object_set_new, as DJ_EOK or DJ_ENOMEM (the value is taken either way). Every
+ * name is a literal of this file in ASCII: jansson's UTF-8 check of it is skipped (_nocheck). */
 static int set_new(json_t *o, const char *name, json_t *v)
 {
 	if (v == NULL)
 		return DJ_ENOMEM;
-	return json_object_set_new(o, name, v) == 0 ? DJ_EOK : DJ_ENOMEM;
+	return json_object_set_new_nocheck(o, name, v) == 0 ? DJ_EOK : DJ_ENOMEM;
+}
+
+/* lit - a JSON string of a text of this file (a name table's entry): ASCII, so unchecked */
+static json_t *lit(const char *s)
+{
+	return json_string_nocheck(s);
 }
 
 /* set_hex - put len bytes as lowercase hex; the text buffer is wiped (it may hold a key) */
@@ -722,7 +729,7 @@ static int set_hex(json_t *o, const char *name, const uint8_t *b, size_t len)
 	if (len > BI_HEX_TMP_MAX)
 		goto out;
 	dj_hex_format(b, len, text);
-	ret = set_new(o, name, json_string(text));
+	ret = set_new(o, name, json_stringn_nocheck(text, 2 * len));	/* hex digits: ASCII */
 out:
 	OPENSSL_cleanse(text, sizeof(text));
 	return ret;
@@ -785,11 +792,11 @@ static int encode_header(const struct bi_msg *m, json_t *o)
 	int ret;
 
 	if ((ret = set_new(o, "ProtocolVersion",
-			   json_string(m->proto == BI_PROTO_1_1 ? "1.1" : "1.0"))) != DJ_EOK ||
+			   lit(m->proto == BI_PROTO_1_1 ? "1.1" : "1.0"))) != DJ_EOK ||
 	    (ret = set_text(o, "SenderID", m->sender_id, BI_ID_MAX)) != DJ_EOK ||
 	    (ret = set_text(o, "ReceiverID", m->receiver_id, BI_ID_MAX)) != DJ_EOK ||
 	    (ret = set_new(o, "TransactionID", json_integer(m->transaction_id))) != DJ_EOK ||
-	    (ret = set_new(o, "MessageType", json_string(type_names[m->type]))) != DJ_EOK)
+	    (ret = set_new(o, "MessageType", lit(type_names[m->type]))) != DJ_EOK)
 		return ret;
 	if (m->has_sender_token &&
 	    (m->sender_token_len == 0 || m->sender_token_len > BI_TOKEN_MAX))
@@ -830,7 +837,7 @@ static int encode_body(const struct bi_msg *m, json_t *o)
 		    (unsigned)m->mac_version > LW_V1_1)
 			return DJ_EINVAL;
 		if ((ret = set_new(o, "MACVersion",
-				   json_string(lw_version_str(m->mac_version)))) != DJ_EOK ||
+				   lit(lw_version_str(m->mac_version)))) != DJ_EOK ||
 		    (ret = set_hex(o, "PHYPayload", m->phy, m->phy_len)) != DJ_EOK ||
 		    (ret = set_hex(o, "DevEUI", m->dev_eui, LW_EUI_LEN)) != DJ_EOK ||
 		    (ret = set_hex(o, "DevAddr", m->dev_addr, LW_DEVADDR_LEN)) != DJ_EOK ||
@@ -891,7 +898,7 @@ static int encode_body(const struct bi_msg *m, json_t *o)
 	r = json_object();
 	if (r == NULL)
 		return DJ_ENOMEM;
-	if ((ret = set_new(r, "ResultCode", json_string(bi_result_str(m->result, m->proto)))) !=
+	if ((ret = set_new(r, "ResultCode", lit(bi_result_str(m->result, m->proto)))) !=
 		    DJ_EOK ||
 	    (m->description[0] != '\0' &&
 	     (ret = set_string(r, "Description", m->description)) != DJ_EOK)) {
