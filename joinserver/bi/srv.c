@@ -738,6 +738,7 @@ void srv_reply(struct srv_req *r, int status, const char *json, size_t len)
 		} else {
 			evhttp_send_reply(evreq, status, NULL, NULL);
 			bi_tls__one_record(evcon);
+			bi_tls__write_now(evcon);
 		}
 		if (c != NULL)
 			c->ours = false;
