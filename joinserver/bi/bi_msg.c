@@ -23,18 +23,40 @@
  *	  errors only line and column are reported (jansson's own text quotes input).
  *	- Key material travels only as KeyEnvelopes (AESKey is wrapped under a KEK except for
  *	  peers whose policy explicitly allows plaintext). Temporary buffers that held key bytes
- *	  are wiped with OPENSSL_cleanse. jansson does not wipe the strings it frees: the json_t
- *	  trees of a parsed or encoded message may leave AESKey hex in freed heap memory. That is
- *	  accepted because the value is normally a wrapped key; encoding uses json_dumpb() into a
- *	  buffer of the exact size so that at least no reallocated intermediate copies are left.
+ *	  are wiped with OPENSSL_cleanse. jansson does not wipe the strings it frees, so the
+ *	  json_t trees of a parse or an encode are allocated from a per-thread arena (below) that
+ *	  is wiped when the parse or encode ends: AESKey hex does not stay in freed heap. Only
+ *	  what did not fit in the arena (a message far larger than any TS002 message) goes to
+ *	  malloc and is freed unwiped, as before; that is normally a wrapped key.
+ *
+ * PERFORMANCE (docs/performance.md, step 3)
+ *	jansson allocates every node, key, string and hashtable separately: about a hundred
+ *	malloc/free pairs per JoinReq and JoinAns. During bi_msg_parse() and bi_msg_encode() its
+ *	allocator (json_set_alloc_funcs, set once per process) hands out a bump pointer in a
+ *	per-thread arena and frees nothing; the arena is wiped and reset when the call ends.
+ *	Outside those calls (configuration, admin API, other threads) the functions are malloc
+ *	and free. No json_t made in the arena outlives the call: parse and encode free their
+ *	trees before they return.
  */
 #include "bi/bi_msg.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 #include <openssl/crypto.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define ARENA_POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
+#define ARENA_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define ARENA_POISON(p, n)   ((void)(p), (void)(n))
+#define ARENA_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 
 #include "common/dj_err.h"
 #include "common/dj_hex.h"
@@ -47,6 +69,92 @@
 #define BI_HEX_PREFIX_LEN 2		/* "0x" */
 #define BI_AESKEY_MIN 16		/* a plain AES-128 key; a wrapped one is longer */
 #define BI_AESKEY_UNIT 8		/* RFC 3394 §2: whole 64-bit semiblocks */
+
+#define BI_ARENA_SIZE 16384	/* a JoinReq's tree takes about 5 KB, a JoinAns's about 6 KB */
+#define BI_ARENA_ALIGN 16	/* malloc's alignment on x86-64 and aarch64 */
+
+/* The calling thread's arena: live while on is set (one parse or one encode). */
+struct arena {
+	_Alignas(BI_ARENA_ALIGN) uint8_t buf[BI_ARENA_SIZE];
+	size_t used;	/* bytes handed out since the last wipe */
+	size_t last;	/* used at the last wipe (tests) */
+	bool on;
+};
+
+static _Thread_local struct arena arena;
+static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
+
+/* arena_malloc - jansson's malloc: the arena while on and not full, else malloc */
+static void *arena_malloc(size_t n)
+{
+	struct arena *a = &arena;
+	size_t need = (n + BI_ARENA_ALIGN - 1) / BI_ARENA_ALIGN * BI_ARENA_ALIGN;
+	void *p;
+
+	if (!a->on || need == 0)
+		return malloc(n);
+	if (need > sizeof(a->buf) - a->used) {
+		a->last = sizeof(a->buf);	/* full: the rest goes to malloc */
+		return malloc(n);
+	}
+	p = a->buf + a->used;
+	a->used += need;
+	ARENA_UNPOISON(p, n);
+	return p;
+}
+
+/* arena_free - jansson's free: nothing for the calling thread's arena, else free */
+static void arena_free(void *p)
+{
+	const uint8_t *b = p;
+
+	if (b >= arena.buf && b < arena.buf + sizeof(arena.buf))
+		return;	/* wiped and reused when the call ends */
+	free(p);
+}
+
+/* arena_setup - route jansson's allocations through the arena functions, once per process */
+static void arena_setup(void)
+{
+	json_set_alloc_funcs(arena_malloc, arena_free);
+}
+
+/* arena_begin - the calling thread's jansson allocations go to its arena until arena_end */
+static void arena_begin(void)
+{
+	pthread_once(&arena_once, arena_setup);
+	ARENA_POISON(arena.buf, sizeof(arena.buf));
+	arena.used = arena.last = 0;
+	arena.on = true;
+}
+
+/* arena_end - wipe what the call allocated (it may hold AESKey hex) and switch back to malloc */
+static void arena_end(void)
+{
+	arena.on = false;
+	if (arena.last < arena.used)
+		arena.last = arena.used;
+	ARENA_UNPOISON(arena.buf, arena.used);
+	OPENSSL_cleanse(arena.buf, arena.used);
+	ARENA_POISON(arena.buf, sizeof(arena.buf));
+	arena.used = 0;
+}
+
+size_t bi_msg__arena_last(void)
+{
+	return arena.last;
+}
+
+bool bi_msg__arena_holds(const void *needle, size_t n)
+{
+	bool found = false;
+
+	ARENA_UNPOISON(arena.buf, sizeof(arena.buf));
+	for (size_t i = 0; n > 0 && i + n <= sizeof(arena.buf) && !found; i++)
+		found = memcmp(arena.buf + i, needle, n) == 0;
+	ARENA_POISON(arena.buf, sizeof(arena.buf));
+	return found;
+}
 
 /* Parsing state: the message being filled and the error buffer. */
 struct pctx {
@@ -522,7 +630,8 @@ static int parse_body(struct pctx *p)
 	return ret;
 }
 
-int bi_msg_parse(const char *json, size_t len, struct bi_msg *out, char *err, size_t errlen)
+/* parse_msg - bi_msg_parse() with jansson's allocations in the arena */
+static int parse_msg(const char *json, size_t len, struct bi_msg *out, char *err, size_t errlen)
 {
 	struct pctx p = { .root = NULL, .m = out, .err = err, .errlen = errlen };
 	json_error_t jerr;
@@ -586,12 +695,29 @@ out:
 	return ret;
 }
 
-/* set_new - json_object_set_new, as DJ_EOK or DJ_ENOMEM (the value is taken either way) */
+int bi_msg_parse(const char *json, size_t len, struct bi_msg *out, char *err, size_t errlen)
+{
+	int ret;
+
+	arena_begin();
+	ret = parse_msg(json, len, out, err, errlen);
+	arena_end();
+	return ret;
+}
+
+/* set_new - json_object_set_new, as DJ_EOK or DJ_ENOMEM (the value is taken either way). Every
+ * name is a literal of this file in ASCII: jansson's UTF-8 check of it is skipped (_nocheck). */
 static int set_new(json_t *o, const char *name, json_t *v)
 {
 	if (v == NULL)
 		return DJ_ENOMEM;
-	return json_object_set_new(o, name, v) == 0 ? DJ_EOK : DJ_ENOMEM;
+	return json_object_set_new_nocheck(o, name, v) == 0 ? DJ_EOK : DJ_ENOMEM;
+}
+
+/* lit - a JSON string of a text of this file (a name table's entry): ASCII, so unchecked */
+static json_t *lit(const char *s)
+{
+	return json_string_nocheck(s);
 }
 
 /* set_hex - put len bytes as lowercase hex; the text buffer is wiped (it may hold a key) */
@@ -603,7 +729,7 @@ static int set_hex(json_t *o, const char *name, const uint8_t *b, size_t len)
 	if (len > BI_HEX_TMP_MAX)
 		goto out;
 	dj_hex_format(b, len, text);
-	ret = set_new(o, name, json_string(text));
+	ret = set_new(o, name, json_stringn_nocheck(text, 2 * len));	/* hex digits: ASCII */
 out:
 	OPENSSL_cleanse(text, sizeof(text));
 	return ret;
@@ -666,11 +792,11 @@ static int encode_header(const struct bi_msg *m, json_t *o)
 	int ret;
 
 	if ((ret = set_new(o, "ProtocolVersion",
-			   json_string(m->proto == BI_PROTO_1_1 ? "1.1" : "1.0"))) != DJ_EOK ||
+			   lit(m->proto == BI_PROTO_1_1 ? "1.1" : "1.0"))) != DJ_EOK ||
 	    (ret = set_text(o, "SenderID", m->sender_id, BI_ID_MAX)) != DJ_EOK ||
 	    (ret = set_text(o, "ReceiverID", m->receiver_id, BI_ID_MAX)) != DJ_EOK ||
 	    (ret = set_new(o, "TransactionID", json_integer(m->transaction_id))) != DJ_EOK ||
-	    (ret = set_new(o, "MessageType", json_string(type_names[m->type]))) != DJ_EOK)
+	    (ret = set_new(o, "MessageType", lit(type_names[m->type]))) != DJ_EOK)
 		return ret;
 	if (m->has_sender_token &&
 	    (m->sender_token_len == 0 || m->sender_token_len > BI_TOKEN_MAX))
@@ -711,7 +837,7 @@ static int encode_body(const struct bi_msg *m, json_t *o)
 		    (unsigned)m->mac_version > LW_V1_1)
 			return DJ_EINVAL;
 		if ((ret = set_new(o, "MACVersion",
-				   json_string(lw_version_str(m->mac_version)))) != DJ_EOK ||
+				   lit(lw_version_str(m->mac_version)))) != DJ_EOK ||
 		    (ret = set_hex(o, "PHYPayload", m->phy, m->phy_len)) != DJ_EOK ||
 		    (ret = set_hex(o, "DevEUI", m->dev_eui, LW_EUI_LEN)) != DJ_EOK ||
 		    (ret = set_hex(o, "DevAddr", m->dev_addr, LW_DEVADDR_LEN)) != DJ_EOK ||
@@ -772,7 +898,7 @@ static int encode_body(const struct bi_msg *m, json_t *o)
 	r = json_object();
 	if (r == NULL)
 		return DJ_ENOMEM;
-	if ((ret = set_new(r, "ResultCode", json_string(bi_result_str(m->result, m->proto)))) !=
+	if ((ret = set_new(r, "ResultCode", lit(bi_result_str(m->result, m->proto)))) !=
 		    DJ_EOK ||
 	    (m->description[0] != '\0' &&
 	     (ret = set_string(r, "Description", m->description)) != DJ_EOK)) {
@@ -782,7 +908,8 @@ static int encode_body(const struct bi_msg *m, json_t *o)
 	return set_new(o, "Result", r);
 }
 
-int bi_msg_encode(const struct bi_msg *m, char **out, size_t *len)
+/* encode_msg - bi_msg_encode() with jansson's allocations in the arena */
+static int encode_msg(const struct bi_msg *m, char **out, size_t *len)
 {
 	char stackbuf[4096];
 	json_t *o = NULL;
@@ -826,6 +953,16 @@ out:
 		OPENSSL_clear_free(buf, n + 1);
 	OPENSSL_cleanse(stackbuf, n < sizeof(stackbuf) ? n : sizeof(stackbuf));
 	json_decref(o);
+	return ret;
+}
+
+int bi_msg_encode(const struct bi_msg *m, char **out, size_t *len)
+{
+	int ret;
+
+	arena_begin();
+	ret = encode_msg(m, out, len);
+	arena_end();
 	return ret;
 }
 

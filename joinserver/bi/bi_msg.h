@@ -166,4 +166,13 @@ const char *bi_msg_type_str(enum bi_msg_type t);
 /*! \brief Wipe every key envelope (NULL is accepted). */
 void bi_msg_wipe(struct bi_msg *m);
 
+/*!
+ * \brief For tests: bytes jansson took from the calling thread's arena during its last
+ *        bi_msg_parse() or bi_msg_encode() (the arena's size when it overflowed to malloc).
+ */
+size_t bi_msg__arena_last(void);
+
+/*! \brief For tests: whether the calling thread's arena holds the \p n bytes at \p needle. */
+bool bi_msg__arena_holds(const void *needle, size_t n);
+
 #endif /* DJ_JOINSERVER_BI_MSG_H */

@@ -15,6 +15,8 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_struct.h>
+#include <event2/event.h>
 #include <openssl/err.h>
 
 #include "backend-auth/da_tls.h"
@@ -93,4 +95,22 @@ void bi_tls__one_record(struct evhttp_connection *evcon)
 
 	if (bev != NULL)
 		(void)evbuffer_pullup(bufferevent_get_output(bev), -1);
+}
+
+/*
+ * bufferevent_openssl 2.1 writes only when epoll reports the socket writable, one loop pass
+ * later, and its flush is a stub. Activating its write event runs the write in this pass, and
+ * with the epoll changelist (srv_base_new) the pass's enable and disable of EV_WRITE cancel
+ * out: one epoll_ctl fewer per answer. If the socket cannot take the record, SSL_write wants
+ * to write and the event stays pending, as before. The event is the bufferevent's own
+ * (event2/bufferevent_struct.h, libevent 2.1's public layout): deleting it when the connection
+ * goes also takes it off the active queue.
+ */
+void bi_tls__write_now(struct evhttp_connection *evcon)
+{
+	struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+
+	if (bev != NULL && evbuffer_get_length(bufferevent_get_output(bev)) > 0 &&
+	    event_pending(&bev->ev_write, EV_WRITE, NULL))
+		event_active(&bev->ev_write, EV_WRITE, 1);
 }

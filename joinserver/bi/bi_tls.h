@@ -61,4 +61,7 @@ int bi_tls__nodelay(evutil_socket_t fd);
  */
 void bi_tls__one_record(struct evhttp_connection *evcon);
 
+/* bi_tls__write_now - write what the connection's output holds in this loop pass (bi_tls.c) */
+void bi_tls__write_now(struct evhttp_connection *evcon);
+
 #endif /* DJ_JOINSERVER_BI_BI_TLS_H */

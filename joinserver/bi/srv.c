@@ -491,6 +491,20 @@ int srv__bind_http(struct evhttp *http, const char *what, const char *addr,
 	return DJ_EOK;
 }
 
+struct event_base *srv_base_new(void)
+{
+	struct event_config *cfg = event_config_new();
+	struct event_base *base;
+
+	if (cfg == NULL)
+		return NULL;
+	/* a flag other backends ignore; epoll coalesces add/del of one pass into one call */
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base;
+}
+
 int srv_new(struct event_base *base, const struct srv_props *props, struct srv **out, char *err,
 	    size_t errlen)
 {
@@ -724,6 +738,7 @@ void srv_reply(struct srv_req *r, int status, const char *json, size_t len)
 		} else {
 			evhttp_send_reply(evreq, status, NULL, NULL);
 			bi_tls__one_record(evcon);
+			bi_tls__write_now(evcon);
 		}
 		if (c != NULL)
 			c->ours = false;

@@ -101,6 +101,18 @@ struct srv_props {
 };
 
 /*!
+ * \brief A new event_base for a loop that runs a srv: epoll's changes coalesced per loop pass.
+ *
+ * evhttp disables reading while a request is with the handler and enables reading and writing
+ * for the answer; bufferevent_openssl disables writing once the answer has gone. With
+ * EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST libevent applies the net change of one pass with one
+ * epoll_ctl instead of one per enable/disable (docs/performance.md, step 2). The program must not
+ * add dup()ed descriptors to this base (libevent's caveat for the flag).
+ * \return NULL when out of memory
+ */
+struct event_base *srv_base_new(void);
+
+/*!
  * \brief Create the server on \p base: load certificates, bind both listeners.
  * \param err  receives a one-line reason on failure ("cert_file /x: no such file", "bind
  *             127.0.0.1:4430: address in use", …).

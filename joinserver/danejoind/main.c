@@ -19,6 +19,7 @@
 #include "common/dj_err.h"
 #include "common/dj_secmem.h"
 #include "common/dj_log.h"
+#include "bi/srv.h"
 #include "svc.h"
 
 #define EXIT_USAGE 1
@@ -143,7 +144,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if (evthread_use_pthreads() != 0 || (base = event_base_new()) == NULL) {
+	if (evthread_use_pthreads() != 0 || (base = srv_base_new()) == NULL) {
 		fprintf(stderr, "danejoind: cannot create the event loop\n");
 		return EXIT_INTERNAL;
 	}

@@ -7,6 +7,8 @@
 #   (defaults 20000 devices, 64 connections, 100000 requests; ctest runs a small smoke size)
 #   RATE=N: open loop at N JoinReqs/s (p50/p99/p99.9 from each request's due time)
 #   PIN_SERVER=CPUS PIN_CLIENT=CPUS: taskset danejoind (all its threads) and the load generator
+#   ATTACH="CMD ARGS": run "CMD ARGS PID" on danejoind over the timed phase, ended with SIGINT
+#   (bench_calls.sh: strace -c); its CPU figure then includes the tracing
 # Also prints danejoind's CPU per JoinReq (user, sys) over the timed phase (bench_cpu.sh).
 #   ... [--store sqlite|postgresql|both] [--instances N]: SQLite and PostgreSQL, N instances,
 #   server CPU per JoinReq (tests/bench/bench_bi_store.sh)
@@ -27,10 +29,16 @@ check "danejoind starts" dj_jsd_start dj.conf jsd.log "$PORT" || dj_end jsd.log
 echo "bench_bi: $REQS JoinReqs (LoRaWAN 1.1, ProtocolVersion 1.1) from $NDEV devices over $CONNS" \
 	"mTLS connections, durable store (WAL, synchronous=FULL, group commit)"
 [ -z "${PIN_SERVER:-}" ] || taskset -a -p -c "$PIN_SERVER" "$DJ_JSD_PID" >/dev/null
+if [ -n "${ATTACH:-}" ]; then
+	$ATTACH "$DJ_JSD_PID" &
+	ATTACH_PID=$!
+	sleep 1	# attached before the first JoinReq
+fi
 cpu_mark "$DJ_JSD_PID"
 check "every JoinReq answered" ${PIN_CLIENT:+taskset -c "$PIN_CLIENT"} "$CLI" bench ${RATE:+--rate "$RATE"} --url "https://127.0.0.1:$PORT/" --server-name js.test \
 	--ca root.crt --cert ns1.crt --key ns1.key --sender-id 000013 --sender-ns-id ns1.test \
 	--sim devices.csv --devices "$NDEV" --connections "$CONNS" --requests "$REQS"
 cpu_report danejoind "$REQS"
+[ -z "${ATTACH_PID:-}" ] || { kill -INT "$ATTACH_PID"; wait "$ATTACH_PID"; }
 check "danejoind stops cleanly" dj_jsd_stop
 dj_end jsd.log

@@ -726,6 +726,81 @@ static void test_type_names(void **state)
 	bi_msg_wipe(NULL);
 }
 
+/* arena_hex - lower-case hex of n bytes (the encoder's form) */
+static void arena_hex(const uint8_t *b, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+/* jansson's tree of a parse or encode lives in a per-thread arena that is wiped when the call
+ * ends: the AESKey hex jansson held is gone from it (and the arena was used at all) */
+static void test_arena_wiped(void **state)
+{
+	struct bi_msg a, b;
+	char hex[2 * BI_AESKEY_MAX + 1], err[BI_ERR_MAX] = "";
+	char *out = NULL;
+	size_t len = 0;
+
+	(void)state;
+	msg_head(&a, BI_PROTO_1_1, BI_JOIN_ANS, "0101010101010101", "000001");
+	a.result = BI_SUCCESS;
+	fill_env(&a.app_s_key, "as-kek", 0xa7, 24);
+	arena_hex(a.app_s_key.aes_key, 24, hex);
+	assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EOK);
+	assert_non_null(strstr(out, hex));	/* jansson had the hex in a string */
+	assert_true(bi_msg__arena_last() > 0);	/* in the arena */
+	assert_false(bi_msg__arena_holds(hex, strlen(hex)));
+	assert_int_equal(bi_msg_parse(out, len, &b, err, sizeof(err)), DJ_EOK);
+	assert_true(bi_msg__arena_last() > 0);
+	assert_false(bi_msg__arena_holds(hex, strlen(hex)));
+	assert_memory_equal(b.app_s_key.aes_key, a.app_s_key.aes_key, 24);
+	/* the check finds what is there */
+	assert_true(bi_msg__arena_holds("", 0) == false);
+	OPENSSL_clear_free(out, len);
+	bi_msg_wipe(&a);
+	bi_msg_wipe(&b);
+}
+
+/* a message larger than the arena: the rest of its tree comes from malloc, the answer is the
+ * same; and jansson trees made outside bi_msg (before, between, after) are plain heap */
+static void test_arena_overflow(void **state)
+{
+	json_t *outside = json_pack("{s:s}", "a", "made before");
+	json_t *o;
+	struct bi_msg m;
+	char *big, *text;
+	int ret;
+
+	(void)state;
+	o = json_loads(JOINREQ_1_1, 0, NULL);
+	assert_non_null(o);
+	for (int i = 0; i < 2000; i++) {
+		char key[16];
+
+		snprintf(key, sizeof(key), "Unknown%04d", i);
+		assert_int_equal(json_object_set_new(o, key, json_string("an unknown field's value, "
+									 "ignored")), 0);
+	}
+	big = json_dumps(o, JSON_COMPACT);
+	assert_non_null(big);
+	assert_true(strlen(big) > 65536);
+	parse_ok(big, &m);
+	assert_int_equal(bi_msg__arena_last(), 16384);	/* full: the rest went to malloc */
+	assert_int_equal(m.transaction_id, 4294967295u);
+	assert_string_equal(m.sender_ns_id, "ns-a.example");
+	parse_ok(JOINREQ_1_1, &m);			/* and the next call starts afresh */
+	assert_true(bi_msg__arena_last() < 16384);
+	text = json_dumps(outside, JSON_COMPACT);
+	assert_string_equal(text, "{\"a\":\"made before\"}");
+	free(text);
+	free(big);
+	json_decref(o);
+	ret = json_object_set_new(outside, "b", json_string("made after"));
+	assert_int_equal(ret, 0);
+	json_decref(outside);
+}
+
 DJ_TEST_MAIN(
 	cmocka_unit_test(test_joinreq_1_0),
 	cmocka_unit_test(test_joinreq_1_1),
@@ -744,4 +819,6 @@ DJ_TEST_MAIN(
 	cmocka_unit_test(test_unknown_fields_ignored),
 	cmocka_unit_test(test_answer_refusals),
 	cmocka_unit_test(test_answer_init),
-	cmocka_unit_test(test_type_names))
+	cmocka_unit_test(test_type_names),
+	cmocka_unit_test(test_arena_wiped),
+	cmocka_unit_test(test_arena_overflow))

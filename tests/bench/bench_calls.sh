@@ -1,0 +1,79 @@
+#!/bin/bash
+# bench_calls.sh - what danejoind does per JoinReq, in figures that do not depend on how busy
+# the machine is (issue 15): system calls (strace -c) or user-space instructions (callgrind).
+# Prints figures only; asserts nothing.
+#
+#   bash tests/bench/bench_calls.sh BUILD_DIR syscalls [REQUESTS]
+#	bench_bi.sh BUILD_DIR 20000 64 REQUESTS (default 20000) with strace -c -f attached to
+#	danejoind over the timed phase: each system call's count per JoinReq
+#   bash tests/bench/bench_calls.sh BUILD_DIR instructions [REQUESTS]
+#	bench_bi.sh over a copy of BUILD_DIR whose danejoind runs under valgrind --tool=callgrind,
+#	2000 devices, 64 connections, REQUESTS (default 4000) JoinReqs: instructions (Ir) per
+#	JoinReq, inclusive, of the whole daemon without its TLS handshakes and of the main parts
+#
+# Needs strace, or valgrind (callgrind_annotate). Under callgrind the load generator may time
+# out a few requests on a loaded machine: the request count used is the one that succeeded.
+set -u
+BUILD=$(cd "${1:?usage: bench_calls.sh BUILD_DIR syscalls|instructions [REQUESTS]}" && pwd) || exit 2
+MODE=${2:?usage: bench_calls.sh BUILD_DIR syscalls|instructions [REQUESTS]}
+HERE=$(cd "$(dirname "$0")" && pwd)
+T=$(mktemp -d "${TMPDIR:-/tmp}/dj-bench_calls.XXXXXX") || exit 1
+trap 'rm -rf "$T"' EXIT
+
+case $MODE in
+syscalls)
+	command -v strace >/dev/null || { echo "bench_calls: strace is not installed"; exit 1; }
+	REQS=${3:-20000}
+	ATTACH="strace -c -f -o $T/strace.txt -p" bash "$HERE/bench_bi.sh" "$BUILD" 20000 64 "$REQS" \
+		>"$T/bench.txt" 2>&1
+	grep -E "^(success|elapsed)" "$T/bench.txt"
+	[ -s "$T/strace.txt" ] || { echo "bench_calls: no strace summary"; cat "$T/bench.txt"; exit 1; }
+	echo "danejoind system calls per JoinReq ($REQS JoinReqs, 64 connections; strace -c -f):"
+	awk -v n="$REQS" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" {
+		calls = $4; name = $NF
+		printf "  %-16s %8.3f\n", name, calls / n; tot += calls }
+		END { printf "  %-16s %8.3f\n", "total", tot / n }' "$T/strace.txt"
+	;;
+instructions)
+	command -v valgrind >/dev/null || { echo "bench_calls: valgrind is not installed"; exit 1; }
+	REQS=${3:-4000}
+	W=$T/build
+	(cd "$BUILD" && find . -type d) | while read -r d; do mkdir -p "$W/$d"; done
+	(cd "$BUILD" && find . -type f) | while read -r f; do ln -s "$BUILD/$f" "$W/$f"; done
+	rm "$W/joinserver/danejoind/danejoind"
+	printf '#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file=%s/cg.%%p %s "$@"\n' \
+		"$T" "$BUILD/joinserver/danejoind/danejoind" >"$W/joinserver/danejoind/danejoind"
+	chmod +x "$W/joinserver/danejoind/danejoind"
+	bash "$HERE/bench_bi.sh" "$W" 2000 64 "$REQS" >"$T/bench.txt" 2>&1
+	grep -E "^(success|elapsed)" "$T/bench.txt"
+	OK=$(awk '/^success/ { print $2 }' "$T/bench.txt")
+	CG=$(ls "$T"/cg.* 2>/dev/null | head -1)
+	[ -n "$CG" ] && [ "${OK:-0}" -gt 0 ] || { echo "bench_calls: no profile"; cat "$T/bench.txt"; exit 1; }
+	callgrind_annotate --inclusive=yes --threshold=100 "$CG" >"$T/incl.txt" 2>/dev/null
+	echo "danejoind instructions (callgrind Ir, inclusive) per JoinReq ($OK JoinReqs, 64 connections):"
+	awk -v n="$OK" '
+		function ir(s) { gsub(",", "", s); return s + 0 }
+		/PROGRAM TOTALS/ { total = ir($1) }
+		/:SSL_do_handshake / && !hs { hs = ir($1) }
+		{
+			split("main.c:main bi_msg_parse json_loadb bi_msg_encode json_dumpb " \
+			      "js_store__sq_apply_batch sq_device_get prepare_many evhttp_send_reply " \
+			      "malloc.c:malloc malloc.c:free", want, " ")
+			for (i in want)
+				if (index($0, want[i] " ") && !(want[i] in seen)) { seen[want[i]] = ir($1) }
+		}
+		END {
+			printf "  %-28s %9.1fk\n", "whole daemon", total / n / 1e3
+			printf "  %-28s %9.1fk\n", "  without the 64 handshakes", (total - hs) / n / 1e3
+			split("bi_msg_parse json_loadb bi_msg_encode json_dumpb js_store__sq_apply_batch " \
+			      "sq_device_get prepare_many evhttp_send_reply malloc.c:malloc malloc.c:free", \
+			      order, " ")
+			for (i = 1; i in order; i++)
+				printf "  %-28s %9.1fk\n", order[i], seen[order[i]] / n / 1e3
+		}' "$T/incl.txt"
+	;;
+*)
+	echo "usage: bench_calls.sh BUILD_DIR syscalls|instructions [REQUESTS]" >&2
+	exit 2
+	;;
+esac
