@@ -307,6 +307,7 @@ static int loop_new(struct svc *s0, unsigned k, const struct srv_props *sp0, cha
 		char why[JS_CONFIG_ERR_MAX] = "";
 
 		svc__resolver_props(cfg, &rp);
+		rp.share_cache = s0->resolver;	/* one DNS cache: what a loop learnt serves all */
 		ret = da_resolver_new(s->base, &rp, &s->resolver, why, sizeof(why));
 		if (ret != DJ_EOK) {
 			snprintf(err, errlen, "loop %u: [dane] %s", k, why);

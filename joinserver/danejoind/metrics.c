@@ -116,6 +116,9 @@ static int loops_metrics(struct svc *s, FILE *f, struct loop_stats *t)
 		add_u64(&t->ds, &v[k].ds, sizeof(t->ds));
 		add_u64(&t->os, &v[k].os, sizeof(t->os));
 	}
+	/* the loops share one DNS cache (loops.c): its size and evictions once */
+	t->ds.cached = v[0].ds.cached;
+	t->ds.evictions = v[0].ds.evictions;
 	free(v);
 	return DJ_EOK;
 }
