@@ -4,7 +4,8 @@
 #
 # - [listen] threads is checked by --check-config (0 and 65 refused, naming the key);
 # - with threads = 4: three more threads named "loop N" in /proc/PID/task, and connections land
-#   on more than one loop (danejoin_loop_requests_total{loop=...});
+#   on more than one loop (danejoin_loop_requests_total{loop=...}); a second danejoind on the
+#   same address is refused (SO_REUSEPORT would let it share the port);
 # - the same JoinReq (same DevNonce) of one device sent by HAMMER processes at once, each on
 #   its own connection (so on different loops): exactly one Success per DevNonce, the others
 #   refused as DevNonce replays; the device's JoinNonce goes up by exactly one per round (a
@@ -79,6 +80,17 @@ check "it says it runs $LOOPS loops" grep -q "$LOOPS event loops on 127.0.0.1:$P
 NLOOP=$(cat /proc/"$DJ_JSD_PID"/task/*/comm | grep -c '^loop ')
 eq "$NLOOP" $((LOOPS - 1)) "threads named 'loop N' in /proc/PID/task (loop 0 is the main one)"
 eq "$(dj_metric "$MPORT" danejoin_loops)" $LOOPS "danejoin_loops"
+# SO_REUSEPORT lets any process of this user bind the address too: danejoind must not share it
+sed -e 's/^path = js.db$/path = js2.db/' -e 's/^metrics_address = .*/metrics_address = off/' \
+	dj.conf >two.conf
+check "a second store initialised" dj_store_init two.conf
+"$JSD" --config two.conf >two.log 2>&1 &
+TWO=$!
+dj_wait_exit $TWO 10
+wait $TWO
+rc=$?
+check "a second danejoind on the same address exits non-zero (exit $rc)" test $rc -ne 0
+check "... saying the address is in use" grep -q "bind 127.0.0.1:$PORT: Address already in use" two.log
 
 NS=(--url "https://127.0.0.1:$PORT/" --server-name js.test --ca root.crt --cert ns1.crt --key ns1.key
 	--sender-id 000013 --sender-ns-id ns1.test --kek-label ns1-kek --kek-file ns1.kek)
