@@ -777,6 +777,17 @@ void srv_conn_stats(const struct srv *s, struct srv_conn_stats *out)
 	*out = s->conn_stats;
 }
 
+unsigned srv_unsent(const struct srv *s)
+{
+	unsigned n = 0;
+
+	for (const struct conn *c = s->conns; c != NULL; c = c->next)
+		if (c->bev != NULL && !c->closing &&
+		    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+			n++;
+	return n;
+}
+
 unsigned srv_connections(const struct srv *s)
 {
 	unsigned n;

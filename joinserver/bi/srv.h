@@ -125,6 +125,9 @@ void srv_stop_accepting(struct srv *s);
 /*! \brief Number of requests handed to the handler and not yet answered. */
 unsigned srv_in_flight(const struct srv *s);
 
+/*! \brief Number of connections with answer bytes not yet written to their socket. */
+unsigned srv_unsent(const struct srv *s);
+
 /*! \brief Number of open client connections (of every srv sharing this one's limits). */
 unsigned srv_connections(const struct srv *s);
 

@@ -389,7 +389,8 @@ void svc__loops_drain(struct svc *s0)
 
 bool svc__loop_done(const struct svc *s)
 {
-	return srv_in_flight(s->srv) == 0 && s->join_n == 0 &&
+	/* answered, and the answers written out: leaving the loop would drop what is unsent */
+	return srv_in_flight(s->srv) == 0 && srv_unsent(s->srv) == 0 && s->join_n == 0 &&
 	       atomic_load(&s->sh->async_pending) == 0 &&
 	       (s->idx != 0 || atomic_load(&s->sh->loops_running) == 0);
 }

@@ -14,9 +14,12 @@
 #   its answer (Success), no connection closes before its answer, and the peer added is known
 #   on every loop (HomeNSReqs of the new peer, each on a new connection, all answered Success,
 #   and every loop's request counter moved);
-# - SIGTERM under load: danejoind stops accepting on every loop, answers what is in flight and
-#   exits 0; every join committed to the store was answered (the devices' JoinNonces equal the
-#   Successes the clients saw), and danejoin-devices check finds the store sound;
+# - SIGTERM under load (danejoin-client bench, keep-alive connections): danejoind stops
+#   accepting on every loop, answers what is in flight and exits 0; every join committed to the
+#   store was answered (the devices' JoinNonces add up to the Successes the bench saw), and
+#   danejoin-devices check finds the store sound;
+# - max_connections_per_peer = 2 with 4 loops: of 6 connections one identity holds open (landing
+#   on any loops), 4 are refused; the closings and open connections are counted over the loops;
 # - threads = 1: one loop, no "loop N" thread, as before.
 #
 # Usage: bash test_threads.sh BUILD_DIR SOURCE_DIR   (run by ctest)
@@ -31,6 +34,8 @@ HAMMER=8	# processes sending one JoinReq at once
 ROUNDS=5	# DevNonces hammered per device
 RELOADS=4
 LOADERS=4	# join loops running during the reloads and the drain
+TERMDEV=16	# devices of the bench running into the SIGTERM (over TERMDEV / 2 connections)
+CAPCONN=6	# connections of one identity held open against max_connections_per_peer = 2
 
 dj_mkroot root
 dj_mkcerts root js:DNS:js.test ns1:DNS:ns1.test ns3:DNS:ns3.test
@@ -60,11 +65,16 @@ key() { openssl rand -hex 16; }
 	echo "0000000000000103,70b3d57ed0000001,1.0.3,$(key),"
 	for i in $(seq 1 $LOADERS); do
 		echo "000000000000020$i,70b3d57ed0000001,1.1,$(key),$(key)"
-		echo "000000000000030$i,70b3d57ed0000001,1.1,$(key),$(key)"
 	done
 } >devices.csv
-chmod 600 devices.csv
+{
+	echo "dev_eui,join_eui,mac_version,app_key,nwk_key"
+	for i in $(seq 1 $TERMDEV); do
+		printf '00000000000003%02x,70b3d57ed0000001,1.1,%s,%s\n' "$i" "$(key)" "$(key)"
+	done
+} >term.csv
 check "store initialised and devices imported" dj_store_init dj.conf devices.csv
+check "... and the bench's devices" "$DEV" --config dj.conf import term.csv
 
 # ---- [listen] threads, checked ---------------------------------------------------------------
 check "--check-config accepts threads = $LOOPS" dj_check_config 0 dj.conf
@@ -76,7 +86,7 @@ done
 
 # ---- several loops -------------------------------------------------------------------------
 check "danejoind listens" dj_jsd_start dj.conf jsd.log "$PORT" || dj_end jsd.log
-check "it says it runs $LOOPS loops" grep -q "$LOOPS event loops on 127.0.0.1:$PORT" jsd.log
+check "it says it runs $LOOPS loops" dj_wait_log jsd.log "$LOOPS event loops on 127.0.0.1:$PORT"
 NLOOP=$(cat /proc/"$DJ_JSD_PID"/task/*/comm | grep -c '^loop ')
 eq "$NLOOP" $((LOOPS - 1)) "threads named 'loop N' in /proc/PID/task (loop 0 is the main one)"
 eq "$(dj_metric "$MPORT" danejoin_loops)" $LOOPS "danejoin_loops"
@@ -202,34 +212,50 @@ MOVED=$(paste <(echo "$before") <(echo "$after") | awk '$2 > $1' | wc -l)
 eq "$MOVED" $LOOPS "loops that served the new peer's requests"
 
 # ---- SIGTERM under load ------------------------------------------------------------------------
-cat >loader.sh <<'EOF'
-# loader.sh CLI DEVEUI ARGS... - joins one after another (each its own connection) until one fails;
-# one JSON line per Success on stdout
-cli=$1 d=$2
-shift 2
-while "$cli" join "$@" --sim devices.csv --dev-eui "$d" --state "term.$d.state"; do :; done
-EOF
-LPIDS=()
-for i in $(seq 1 $LOADERS); do
-	dj_spawn "term$i.out" "term$i.err" bash loader.sh "$CLI" "000000000000030$i" "${NS[@]}"
-	LPIDS+=("$DJ_PID")
-done
-successes() { cat term*.out 2>/dev/null | grep -c .; }
-some_joined() { [ "$(successes)" -ge 20 ]; }
-check "joins run before the SIGTERM" dj_wait_for 20 some_joined
+# danejoin-client bench keeps TERMDEV devices joining over TERMDEV / 2 keep-alive connections
+# (one request in flight per device), so that requests are in flight on every loop at the SIGTERM
+accepted() { curl -s "http://127.0.0.1:$MPORT/metrics" |
+	awk '$1 == "danejoin_joins_total{verdict=\"accepted\"}" { print $2 }'; }
+BEFORE=$(accepted)
+# (SIGPIPE ignored: a write to a connection the drain closed fails, and the bench says so)
+dj_spawn term.out term.err bash -c 'trap "" PIPE; exec "$@"' bench "$CLI" bench "${NS[@]}" \
+	--sim term.csv --devices $TERMDEV --connections $((TERMDEV / 2)) --requests 4000
+TPID=$DJ_PID
+busy() { [ "$(accepted)" -ge $((BEFORE + 200)) ] 2>/dev/null; }
+check "joins run before the SIGTERM" dj_wait_for 30 busy
 dj_jsd_stop TERM
 RC=$?
 check "SIGTERM under load: danejoind drains every loop and exits 0 (got $RC)" test $RC -eq 0
-for i in $(seq 1 $LOADERS); do dj_reap "${LPIDS[$((i - 1))]}"; done
+dj_reap $TPID
 check "it said it drained" grep -q 'drained, exiting' jsd.log
 lacks jsd.log 'closed before its answer'
-for i in $(seq 1 $LOADERS); do
-	d=000000000000030$i
-	n=$(grep -c . "term$i.out")
+SEEN=$(awk '/^success / { print $2 }' term.out)
+COMMITTED=0
+for d in $(tail -n +2 term.csv | cut -d, -f1); do
 	jn=$(join_nonce "$d")
-	eq "${jn/-/0}" "$n" "$d: joins committed = Successes the client saw"
+	COMMITTED=$((COMMITTED + ${jn/-/0}))
 done
+eq "$COMMITTED" "${SEEN:-none}" "joins committed = Successes the clients saw (every committed join answered)"
 check "danejoin-devices check: the store is sound" "$DEV" --config dj.conf check
+
+# ---- max_connections_per_peer counts over every loop -------------------------------------------
+conf $LOOPS | sed 's/^max_connections_per_peer = 256$/max_connections_per_peer = 2/' >cap.conf
+check "cap: danejoind listens" dj_jsd_start cap.conf cap.log "$PORT" || dj_end cap.log
+HELD=()
+for k in $(seq 1 $CAPCONN); do
+	dj_spawn "cap$k.out" "cap$k.err" bash -c "sleep 60 | openssl s_client -quiet -connect \
+		127.0.0.1:$PORT -servername js.test -CAfile root.crt -cert ns1.crt -key ns1.key"
+	HELD+=("$DJ_PID")
+done
+capped() { [ "$(grep -c 'holds 2 connections already (max_connections_per_peer)' cap.log)" -ge \
+	$((CAPCONN - 2)) ]; }
+check "cap: $((CAPCONN - 2)) of $CAPCONN connections of one identity refused" dj_wait_for 20 capped
+eq "$(dj_metric "$MPORT" 'danejoin_connections_closed_total{reason="peer_cap"}')" $((CAPCONN - 2)) \
+	"cap: peer_cap closings, summed over the loops"
+eq "$(dj_metric "$MPORT" danejoin_open_connections)" 2 "cap: open connections over every loop"
+for p in "${HELD[@]}"; do dj_stop "$p" KILL; done
+dj_jsd_stop TERM
+check "cap: SIGTERM exits 0" test $? -eq 0
 
 # ---- threads = 1 -------------------------------------------------------------------------------
 conf 1 >one.conf
