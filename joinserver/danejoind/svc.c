@@ -407,7 +407,9 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (svc__loop_done(s)) {
-		event_base_loopexit(s->base, NULL);
+		/* break, not exit: the events already active would run first, and a request that
+		 * arrived meanwhile would be committed but never answered */
+		event_base_loopbreak(s->base);
 		return;
 	}
 	event_add(s->drain_ev, &tv);
