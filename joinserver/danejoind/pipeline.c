@@ -634,7 +634,8 @@ void svc__handle(struct srv_req *req, void *arg)
 	size_t len;
 	int ret;
 
-	if (r == NULL) {
+	if (r == NULL || s->leaving) {	/* leaving: its answer could not leave any more */
+		free(r);
 		srv_reply(req, HTTP_UNAVAILABLE, "{\"error\":\"unavailable\"}",
 			  sizeof("{\"error\":\"unavailable\"}") - 1);
 		return;

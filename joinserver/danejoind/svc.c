@@ -407,9 +407,10 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (svc__loop_done(s)) {
-		/* break, not exit: the events already active would run first, and a request that
-		 * arrived meanwhile would be committed but never answered */
-		event_base_loopbreak(s->base);
+		/* the events already active still run (libevent frees what is closing then): a
+		 * request among them is refused, never committed unanswered (svc__handle) */
+		s->leaving = true;
+		event_base_loopexit(s->base, NULL);
 		return;
 	}
 	event_add(s->drain_ev, &tv);

@@ -150,6 +150,7 @@ struct svc {
 					 * events */
 	struct metrics m;
 	bool draining;
+	bool leaving;			/* the drain is over: the loop is leaving */
 	bool closing;			/* svc_free(): drop, never retry */
 	struct event *drain_ev;
 	struct event *expire_ev;	/* housekeeping: expired sessions out of the store */
