@@ -37,7 +37,11 @@
  * THREADS
  *	Everything runs on the loop thread except srv_call_in_loop(), which event_active()s an
  *	event from another thread: the program must call evthread_use_pthreads() before it
- *	creates the event_base.
+ *	creates the event_base. Several srvs, each on its own loop and thread (srv_props.share),
+ *	share a struct srv_group under its lock: the TLS context, the connection count and the
+ *	per-identity counts, touched once per connection (accept, identity known, close). Each
+ *	then listens on its own SO_REUSEPORT socket; the first probes the address without the
+ *	option, so that an address another process listens on is still refused.
  */
 #include <arpa/inet.h>
 #include <errno.h>
