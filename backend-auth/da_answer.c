@@ -124,7 +124,7 @@ int da__txt_join(const uint8_t *rd, size_t len, char **out, size_t *outlen)
 struct da_answer *da__answer_ref(struct da_answer *a)
 {
 	if (a != NULL)
-		a->refs++;
+		atomic_fetch_add_explicit(&a->refs, 1, memory_order_relaxed);
 	return a;
 }
 
@@ -132,7 +132,7 @@ void da__answer_unref(struct da_answer *a)
 {
 	size_t i;
 
-	if (a == NULL || --a->refs > 0)
+	if (a == NULL || atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) > 1)
 		return;
 	if (a->naptr != NULL)
 		for (i = 0; i < a->n; i++) {

@@ -50,8 +50,15 @@ int da__cache_init(struct da_cache *c, size_t max)
 {
 	struct dj_lru_props p = { .max = max, .free_value = answer_free };
 
+	int ret;
+
 	memset(c, 0, sizeof(*c));
-	return dj_lru_new(&p, &c->lru);
+	if (pthread_mutex_init(&c->lock, NULL) != 0)
+		return DJ_ENOMEM;
+	ret = dj_lru_new(&p, &c->lru);
+	if (ret != DJ_EOK)
+		pthread_mutex_destroy(&c->lock);
+	return ret;
 }
 
 struct da_centry *da__cache_get(struct da_cache *c, uint16_t type, const char *name, uint64_t now)
@@ -103,4 +110,5 @@ void da__cache_clear(struct da_cache *c)
 	dj_lru_free(c->lru);
 	c->lru = NULL;
 	sync(c);
+	pthread_mutex_destroy(&c->lock);
 }

@@ -28,6 +28,7 @@
  *	cache-max-negative-ttl, val-bogus-ttl), or it would hand back an answer past ttl_cap.
  */
 #include <assert.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,9 +171,15 @@ static void query_finish(struct da_query *q)
 		a = &oom;
 	count(&r->st, a->status);
 	life = da__lifetime(a, r->ttl_cap, r->neg_ttl);
-	if (a->status != DA_TEMPFAIL &&
-	    da__cache_put(&r->cache, q->type, q->name, a, life, r->clock(r->clock_arg)) != DJ_EOK)
-		dj_warn("da_dns: cannot cache %s: out of memory", q->name);
+	if (a->status != DA_TEMPFAIL) {
+		int ret;
+
+		pthread_mutex_lock(&r->cache->lock);
+		ret = da__cache_put(r->cache, q->type, q->name, a, life, r->clock(r->clock_arg));
+		pthread_mutex_unlock(&r->cache->lock);
+		if (ret != DJ_EOK)
+			dj_warn("da_dns: cannot cache %s: out of memory", q->name);
+	}
 	if (a->status != DA_SECURE)
 		dj_debug("da_dns: %s type %u: %s (%s)", q->name, q->type, da_status_str(a->status),
 			 a->why ? a->why : "");
@@ -312,14 +319,16 @@ static int lookup_start(struct da_resolver *r, uint16_t type, const char *name, 
 	struct da_lookup *l;
 	int ret;
 
-	e = da__cache_get(&r->cache, type, name, now);
+	pthread_mutex_lock(&r->cache->lock);
+	e = da__cache_get(r->cache, type, name, now);
 	if (e != NULL) {
 		struct da_answer *a = da__answer_ref(e->ans);
 		uint32_t left = life_left(e, now);
+		bool refresh = da__cache_in_refresh(e, r->refresh_pct, now);
 
+		pthread_mutex_unlock(&r->cache->lock);
 		r->st.cache_hits++;
-		if (da__cache_in_refresh(e, r->refresh_pct, now) &&
-		    find_query(r, type, name) == NULL) {
+		if (refresh && find_query(r, type, name) == NULL) {
 			if (query_new(r, type, name, 1, &rq) == DJ_EOK)
 				r->st.refreshes++;
 			else
@@ -328,6 +337,7 @@ static int lookup_start(struct da_resolver *r, uint16_t type, const char *name, 
 		deliver_cached(r, name, a, left, tcb, xcb, rcb, arg);
 		return DJ_EOK;
 	}
+	pthread_mutex_unlock(&r->cache->lock);
 	r->st.cache_misses++;
 	l = malloc(sizeof(*l));
 	if (l == NULL)
@@ -391,14 +401,22 @@ int da_tlsa_peek(struct da_resolver *r, const char *name, da_tlsa_cb cb, void *a
 	char canon[DA_QNAME_MAX + 1];
 	uint64_t now;
 	struct da_centry *e;
+	struct da_answer *a;
+	uint32_t left;
 
 	if (r == NULL || cb == NULL || da__name_canon(name, canon, sizeof(canon)) != DJ_EOK)
 		return DJ_EINVAL;
 	now = r->clock(r->clock_arg);
-	e = da__cache_get(&r->cache, DA_T_TLSA, canon, now);
-	if (e == NULL)
+	pthread_mutex_lock(&r->cache->lock);
+	e = da__cache_get(r->cache, DA_T_TLSA, canon, now);
+	if (e == NULL) {
+		pthread_mutex_unlock(&r->cache->lock);
 		return DJ_ENOENT;
-	deliver_cached(r, canon, da__answer_ref(e->ans), life_left(e, now), cb, NULL, NULL, arg);
+	}
+	a = da__answer_ref(e->ans);
+	left = life_left(e, now);
+	pthread_mutex_unlock(&r->cache->lock);
+	deliver_cached(r, canon, a, left, cb, NULL, NULL, arg);
 	return DJ_EOK;
 }
 
@@ -450,10 +468,16 @@ int da__resolver_new_backend(struct event_base *base, const struct da_resolver_p
 	r->neg_ttl = props->neg_ttl ? props->neg_ttl : DA_DEF_NEG_TTL;
 	r->timeout_ms = props->timeout_ms ? props->timeout_ms : DEF_TIMEOUT_MS;
 	r->refresh_pct = props->refresh_pct ? props->refresh_pct : DEF_REFRESH_PCT;
-	ret = da__cache_init(&r->cache, props->cache_max ? props->cache_max : DEF_CACHE_MAX);
-	if (ret != DJ_EOK) {
-		free(r);
-		return ret;
+	if (props->share_cache != NULL) {
+		r->cache = props->share_cache->cache;	/* it outlives us (da_dns.h) */
+	} else {
+		ret = da__cache_init(&r->own_cache,
+				     props->cache_max ? props->cache_max : DEF_CACHE_MAX);
+		if (ret != DJ_EOK) {
+			free(r);
+			return ret;
+		}
+		r->cache = &r->own_cache;
 	}
 	*out = r;
 	return DJ_EOK;
@@ -477,7 +501,8 @@ void da_resolver_free(struct da_resolver *r)
 		query_drop(q);	/* ub_cancel: libunbound calls nobody back for it */
 	}
 	da__ub_free(r);
-	da__cache_clear(&r->cache);
+	if (r->cache == &r->own_cache)
+		da__cache_clear(&r->own_cache);
 	free(r);
 }
 
@@ -489,8 +514,10 @@ void da_resolver_stats(const struct da_resolver *r, struct da_stats *out)
 	if (r == NULL)
 		return;
 	*out = r->st;
-	out->evictions = r->cache.evictions;
-	out->cached = r->cache.count;
+	pthread_mutex_lock(&r->cache->lock);
+	out->evictions = r->cache->evictions;
+	out->cached = r->cache->count;
+	pthread_mutex_unlock(&r->cache->lock);
 }
 
 int da_resolver_wait(struct da_resolver *r)

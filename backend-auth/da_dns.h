@@ -116,6 +116,11 @@ struct da_resolver_props {
 	unsigned neg_ttl;	/* seconds; 0 -> 60 */
 	unsigned timeout_ms;	/* per lookup; 0 -> 5000 */
 	unsigned refresh_pct;	/* 0 -> 10 */
+	/* Several event loops: another resolver (on another loop's thread) whose verdict cache
+	 * this one uses too, so that what one loop learnt serves every loop (cache_max is then
+	 * that resolver's). It must outlive this one. NULL: a cache of its own. The cache is
+	 * locked; everything else of a resolver stays on its own loop. */
+	struct da_resolver *share_cache;
 };
 
 /* Callbacks run on the loop, possibly before da_*_lookup returns (a cache hit). */

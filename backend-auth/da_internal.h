@@ -18,6 +18,8 @@
 #ifndef DJ_BACKEND_AUTH_DA_INTERNAL_H
 #define DJ_BACKEND_AUTH_DA_INTERNAL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
@@ -52,7 +54,7 @@ struct da_srv {
 
 /* A verdict on one (type, name). Immutable once built; shared by reference count. */
 struct da_answer {
-	unsigned refs;
+	atomic_uint refs;	/* atomic: a cache shared by resolvers of several loops */
 	uint16_t type;
 	enum da_status status;
 	uint32_t ttl;		/* the DNS TTL (smallest in the RRset / negative TTL), before caps */
@@ -93,6 +95,9 @@ struct da_centry {
 };
 
 struct da_cache {
+	pthread_mutex_t lock;			/* held by da_dns.c around every call and use of
+						 * the hit: resolvers on other threads may share it
+						 * (da_resolver_props.share_cache) */
 	struct dj_lru *lru;			/* values: struct da_answer, one reference each */
 	size_t count;				/* mirrors of the LRU's counters, after each call */
 	uint64_t evictions;
@@ -161,7 +166,8 @@ struct da_resolver {
 	void *clock_arg;
 	uint32_t ttl_cap, neg_ttl, timeout_ms;
 	unsigned refresh_pct;
-	struct da_cache cache;
+	struct da_cache own_cache;	/* unused when sharing another resolver's */
+	struct da_cache *cache;		/* own_cache, or share_cache's */
 	LIST_HEAD(da_query_list, da_query) queries;	/* in flight */
 	LIST_HEAD(da_disc_list, da_disc) discs;		/* alive */
 	unsigned depth;			/* callbacks running (da_resolver_free is refused then) */

@@ -37,7 +37,11 @@
  * THREADS
  *	Everything runs on the loop thread except srv_call_in_loop(), which event_active()s an
  *	event from another thread: the program must call evthread_use_pthreads() before it
- *	creates the event_base.
+ *	creates the event_base. Several srvs, each on its own loop and thread (srv_props.share),
+ *	share a struct srv_group under its lock: the TLS context, the connection count and the
+ *	per-identity counts, touched once per connection (accept, identity known, close). Each
+ *	then listens on its own SO_REUSEPORT socket; the first probes the address without the
+ *	option, so that an address another process listens on is still refused.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -57,6 +61,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <openssl/ssl.h>
 
 #include "backend-auth/da_dns.h"
@@ -133,8 +138,12 @@ static void conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, l
 		if (!c->handshake_done && !c->failure_logged && !c->refused)
 			dj_info("TLS connection from %s closed before the handshake completed",
 				srv__conn_addr(c));
-		if (c->counted)
-			s->connections--;
+		srv__peer_release(c);
+		if (c->counted) {
+			pthread_mutex_lock(&s->g->lock);
+			s->g->connections--;
+			pthread_mutex_unlock(&s->g->lock);
+		}
 		if (c->prev != NULL)
 			c->prev->next = c->next;
 		else
@@ -176,6 +185,111 @@ static struct conn *req_conn(struct evhttp_request *evreq)
 	return bev != NULL ? srv__ssl_conn(bufferevent_openssl_get_ssl(bev)) : NULL;
 }
 
+/* group_peer - the count of \p id in \p g (under its lock); a new one if \p add, else NULL */
+static struct srv_peer_count *group_peer(struct srv_group *g, const char *id, bool add)
+{
+	struct srv_peer_count *v;
+
+	for (unsigned i = 0; i < g->n_peers; i++)
+		if (strcasecmp(g->peers[i].identity, id) == 0)
+			return &g->peers[i];
+	if (!add)
+		return NULL;
+	if (g->n_peers == g->cap_peers) {
+		unsigned cap = g->cap_peers != 0 ? 2 * g->cap_peers : 8;
+
+		v = realloc(g->peers, cap * sizeof(*v));
+		if (v == NULL)
+			return NULL;
+		g->peers = v;
+		g->cap_peers = cap;
+	}
+	v = &g->peers[g->n_peers++];
+	snprintf(v->identity, sizeof(v->identity), "%s", id);
+	v->n = 0;
+	return v;
+}
+
+/* srv__peer_take - admit \p c when its identity holds fewer than \p cap connections over every
+ * loop; *held: how many it holds (before this one) */
+bool srv__peer_take(struct conn *c, unsigned cap, unsigned *held)
+{
+	struct srv_group *g = c->s->g;
+	struct srv_peer_count *p;
+	bool ok = false;
+
+	pthread_mutex_lock(&g->lock);
+	p = group_peer(g, c->identity, false);
+	*held = p != NULL ? p->n : 0;
+	if (*held < cap && (p != NULL || (p = group_peer(g, c->identity, true)) != NULL)) {
+		p->n++;
+		c->peer_counted = true;
+		ok = true;
+	}
+	pthread_mutex_unlock(&g->lock);
+	return ok;
+}
+
+void srv__peer_release(struct conn *c)
+{
+	struct srv_group *g;
+	struct srv_peer_count *p;
+
+	if (!c->peer_counted || c->s == NULL)
+		return;
+	c->peer_counted = false;
+	g = c->s->g;
+	pthread_mutex_lock(&g->lock);
+	p = group_peer(g, c->identity, false);
+	if (p != NULL && --p->n == 0)
+		*p = g->peers[--g->n_peers];	/* keep the table as short as the peers online */
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* group_new - the limits and TLS context of a srv (and the srvs that will share them) */
+static struct srv_group *group_new(void)
+{
+	struct srv_group *g = calloc(1, sizeof(*g));
+
+	if (g == NULL)
+		return NULL;
+	if (pthread_mutex_init(&g->lock, NULL) != 0) {
+		free(g);
+		return NULL;
+	}
+	g->refs = 1;
+	return g;
+}
+
+/* group_unref - a srv is done with its group: the last one frees it */
+static void group_unref(struct srv_group *g)
+{
+	bool last;
+
+	if (g == NULL)
+		return;
+	pthread_mutex_lock(&g->lock);
+	last = --g->refs == 0;
+	pthread_mutex_unlock(&g->lock);
+	if (!last)
+		return;
+	SSL_CTX_free(g->ctx);
+	free(g->peers);
+	pthread_mutex_destroy(&g->lock);
+	free(g);
+}
+
+/* ssl_new - an SSL of the current context (a reload may swap it from another loop) */
+static SSL *ssl_new(struct srv *s)
+{
+	SSL *ssl;
+
+	pthread_mutex_lock(&s->g->lock);
+	ssl = SSL_new(s->g->ctx);
+	pthread_mutex_unlock(&s->g->lock);
+	return ssl;
+}
+
 /* bevcb - a TLS bufferevent for each accepted connection, with its state on the SSL */
 static struct bufferevent *bevcb(struct event_base *base, void *arg)
 {
@@ -183,9 +297,10 @@ static struct bufferevent *bevcb(struct event_base *base, void *arg)
 	struct bufferevent *bev = NULL;
 	struct conn *c = NULL;
 	SSL *ssl = NULL;
+	bool admit;
 
 	c = calloc(1, sizeof(*c));
-	ssl = SSL_new(s->ctx);
+	ssl = ssl_new(s);
 	if (c == NULL || ssl == NULL || SSL_set_ex_data(ssl, ex_idx, c) != 1) {
 		free(c);
 		c = NULL;
@@ -208,12 +323,16 @@ static struct bufferevent *bevcb(struct event_base *base, void *arg)
 	if (s->conns != NULL)
 		s->conns->prev = c;
 	s->conns = c;
-	if (s->connections >= s->props.max_connections) {
+	pthread_mutex_lock(&s->g->lock);
+	admit = s->g->connections < s->props.max_connections;
+	if (admit)
+		s->g->connections++;
+	pthread_mutex_unlock(&s->g->lock);
+	if (!admit) {
 		c->refused = true;
 		event_active(c->kill_ev, EV_TIMEOUT, 0);
 	} else {
 		c->counted = true;
-		s->connections++;
 		/* the first request's clock runs from the accept: header_timeout for the handshake,
 		 * then again from its end (srv_auth.c info_cb) for the first request */
 		c->timing = true;
@@ -229,7 +348,7 @@ fail:
 	 */
 	SSL_free(ssl);
 	dj_err("out of memory accepting a connection");
-	ssl = SSL_new(s->ctx);
+	ssl = ssl_new(s);
 	bev = ssl != NULL ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 							   BEV_OPT_CLOSE_ON_FREE)
 			  : NULL;
@@ -505,6 +624,64 @@ struct event_base *srv_base_new(void)
 	return base;
 }
 
+/* listen_probe - with SO_REUSEPORT any process of ours may bind the address too, so first make
+ * sure nothing listens there: a socket without the option fails to bind when something does */
+static int listen_probe(const struct sockaddr *sa, socklen_t len)
+{
+	evutil_socket_t fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1, ret = 0;
+
+	if (fd < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(fd, sa, len) != 0)
+		ret = -1;
+	evutil_closesocket(fd);
+	return ret;
+}
+
+/* bind_reuseport - the TLS listener of one of several loops: its own socket on \p addr with
+ * SO_REUSEPORT, the kernel spreading new connections over the loops' sockets */
+static int bind_reuseport(struct srv *s, const char *addr, bool probe, char *err, size_t errlen)
+{
+	const unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE |
+			       LEV_OPT_REUSEABLE_PORT;
+	struct evutil_addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+					 .ai_flags = EVUTIL_AI_PASSIVE };
+	struct evutil_addrinfo *ai = NULL;
+	struct evconnlistener *lev = NULL;
+	char host[SRV_HOST_MAX], port_s[8];
+	uint16_t port;
+
+	if (parse_hostport(addr, host, sizeof(host), &port) != DJ_EOK) {
+		dj_errbuf(err, errlen, "listen_addr %s: not HOST:PORT or [IPv6]:PORT",
+			  addr != NULL ? addr : "(none)");
+		return DJ_ECONFIG;
+	}
+	snprintf(port_s, sizeof(port_s), "%u", (unsigned)port);
+	if (evutil_getaddrinfo(host, port_s, &hints, &ai) != 0 || ai == NULL) {
+		dj_errbuf(err, errlen, "bind %s: cannot resolve %s", addr, host);
+		return DJ_EIO;
+	}
+	errno = 0;
+	if (!probe || listen_probe(ai->ai_addr, (socklen_t)ai->ai_addrlen) == 0)
+		lev = evconnlistener_new_bind(s->base, NULL, NULL, flags, -1, ai->ai_addr,
+					      (int)ai->ai_addrlen);
+	evutil_freeaddrinfo(ai);
+	if (lev != NULL)
+		s->listener = evhttp_bind_listener(s->http, lev);
+	if (s->listener == NULL) {
+		dj_errbuf(err, errlen, "bind %s: %s", addr,
+			  errno != 0 ? strerror(errno) : "cannot bind");
+		if (lev != NULL)
+			evconnlistener_free(lev);
+		return DJ_EIO;
+	}
+	if (bi_tls__nodelay(evconnlistener_get_fd(lev)) != 0)
+		dj_warn("listen_addr %s: TCP_NODELAY: %s", addr, strerror(errno));
+	return DJ_EOK;
+}
+
 int srv_new(struct event_base *base, const struct srv_props *props, struct srv **out, char *err,
 	    size_t errlen)
 {
@@ -548,10 +725,22 @@ int srv_new(struct event_base *base, const struct srv_props *props, struct srv *
 		dj_errbuf(err, errlen, "DANE client authentication needs a resolver");
 		goto out;
 	}
-	ret = srv__tls_ctx_build(props, props->cert_file, props->key_file, props->client_ca_file,
-				 props->sni, props->n_sni, &s->ctx, err, errlen);
-	if (ret != DJ_EOK)
+	if (props->share != NULL) {
+		s->g = props->share->g;
+		pthread_mutex_lock(&s->g->lock);
+		s->g->refs++;
+		pthread_mutex_unlock(&s->g->lock);
+	} else if ((s->g = group_new()) == NULL) {
+		dj_errbuf(err, errlen, "out of memory");
 		goto out;
+	} else {
+		ret = srv__tls_ctx_build(props, props->cert_file, props->key_file,
+					 props->client_ca_file, props->sni, props->n_sni, &s->g->ctx,
+					 err, errlen);
+		if (ret != DJ_EOK)
+			goto out;
+	}
+	s->props.share = NULL;
 
 	ret = DJ_ENOMEM;
 	s->http = evhttp_new(base);
@@ -562,7 +751,11 @@ int srv_new(struct event_base *base, const struct srv_props *props, struct srv *
 	evhttp_set_bevcb(s->http, bevcb, s);
 	evhttp_set_gencb(s->http, gencb, s);
 	srv__http_limits(s->http, props);
-	ret = srv__bind_http(s->http, "listen_addr", props->listen_addr, &s->listener, err, errlen);
+	if (props->reuseport || props->share != NULL)
+		ret = bind_reuseport(s, props->listen_addr, props->share == NULL, err, errlen);
+	else
+		ret = srv__bind_http(s->http, "listen_addr", props->listen_addr, &s->listener, err,
+				     errlen);
 	if (ret != DJ_EOK)
 		goto out;
 
@@ -602,9 +795,25 @@ void srv_conn_stats(const struct srv *s, struct srv_conn_stats *out)
 	*out = s->conn_stats;
 }
 
+unsigned srv_unsent(const struct srv *s)
+{
+	unsigned n = 0;
+
+	for (const struct conn *c = s->conns; c != NULL; c = c->next)
+		if (c->bev != NULL && !c->closing &&
+		    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+			n++;
+	return n;
+}
+
 unsigned srv_connections(const struct srv *s)
 {
-	return s->connections;
+	unsigned n;
+
+	pthread_mutex_lock(&s->g->lock);
+	n = s->g->connections;
+	pthread_mutex_unlock(&s->g->lock);
+	return n;
 }
 
 void srv_free(struct srv *s)
@@ -620,6 +829,12 @@ void srv_free(struct srv *s)
 	 * (or by event_base_free), and the handler may still hold requests. Cut their links back.
 	 */
 	for (c = s->conns; c != NULL; c = c->next) {
+		srv__peer_release(c);
+		if (c->counted) {	/* the other loops' limits go on without it */
+			pthread_mutex_lock(&s->g->lock);
+			s->g->connections--;
+			pthread_mutex_unlock(&s->g->lock);
+		}
 		c->s = NULL;
 		/* the resolver may go right after us: no verdict may arrive later */
 		da_lookup_cancel(c->lookup);
@@ -655,7 +870,7 @@ void srv_free(struct srv *s)
 	}
 	if (s->q_lock_init)
 		pthread_mutex_destroy(&s->q_lock);
-	SSL_CTX_free(s->ctx);
+	group_unref(s->g);
 	free(s);
 }
 
@@ -676,9 +891,12 @@ int srv_reload_tls_sni(struct srv *s, const char *cert_file, const char *key_fil
 				 err, errlen);
 	if (ret != DJ_EOK)
 		return ret;
-	/* live SSL objects hold their own reference to the old context */
-	SSL_CTX_free(s->ctx);
-	s->ctx = ctx;
+	/* live SSL objects hold their own reference to the old context; new connections on
+	 * every loop sharing it get the new one */
+	pthread_mutex_lock(&s->g->lock);
+	SSL_CTX_free(s->g->ctx);
+	s->g->ctx = ctx;
+	pthread_mutex_unlock(&s->g->lock);
 	return DJ_EOK;
 }
 

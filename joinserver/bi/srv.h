@@ -24,11 +24,14 @@
  *	A second listener (metrics_addr, loopback by default) serves GET /metrics in the Prometheus
  *	text format from the text the metrics callback returns.
  *
- *	Everything runs on the one loop thread except srv_call_in_loop().
+ *	Everything runs on the loop thread of its srv except srv_call_in_loop() and
+ *	srv_connections(); srvs on several loops share their limits and TLS context
+ *	(srv_props.share).
  */
 #ifndef DJ_JOINSERVER_BI_SRV_H
 #define DJ_JOINSERVER_BI_SRV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -93,6 +96,13 @@ struct srv_props {
 	unsigned max_connections_per_peer; /* per authenticated identity; 0: the default,
 					    * max(1, max_connections / 4) */
 	const char *metrics_addr;	/* "HOST:PORT" or NULL for none */
+	/* Several loops: each runs its own srv (on its own event_base and thread). The first is
+	 * made with share NULL and reuseport true; each other one with share pointing at it. They
+	 * share the TLS context (srv_reload_tls_sni on any of them swaps it for all) and the
+	 * connection limits (max_connections, max_connections_per_peer count over all of them),
+	 * and each listens on its own socket bound to listen_addr with SO_REUSEPORT. */
+	struct srv *share;
+	bool reuseport;
 	/* called for each POST on the loop thread; must lead to exactly one srv_reply() */
 	void (*handler)(struct srv_req *req, void *arg);
 	/* returns the metrics text (malloc'ed; srv frees it); called on the loop thread */
@@ -127,7 +137,10 @@ void srv_stop_accepting(struct srv *s);
 /*! \brief Number of requests handed to the handler and not yet answered. */
 unsigned srv_in_flight(const struct srv *s);
 
-/*! \brief Number of open client connections. */
+/*! \brief Number of connections with answer bytes not yet written to their socket. */
+unsigned srv_unsent(const struct srv *s);
+
+/*! \brief Number of open client connections (of every srv sharing this one's limits). */
 unsigned srv_connections(const struct srv *s);
 
 /*! \brief Client authentication counters (all zero in PKIX mode). */

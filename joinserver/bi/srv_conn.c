@@ -47,6 +47,7 @@ static void conn_kill(struct conn *c)
 	c->closing = true;
 	c->timing = false;
 	c->failure_logged = true;
+	srv__peer_release(c);	/* a closing connection holds no slot of its identity */
 	if (fd >= 0)
 		shutdown(fd, SHUT_RDWR);
 }
@@ -343,11 +344,9 @@ bool srv__peer_admit(struct conn *c)
 	cap = s->props.max_connections_per_peer;
 	if (cap == 0)
 		cap = s->props.max_connections / 4 > 0 ? s->props.max_connections / 4 : 1;
-	for (const struct conn *o = s->conns; o != NULL; o = o->next)
-		if (o != c && o->counted && !o->closing && !o->kill_now && o->vstate == V_OK &&
-		    strcasecmp(o->identity, c->identity) == 0)
-			n++;
-	if (n < cap)
+	/* counted over every loop (srv_group); a connection refused by max_connections is
+	 * being closed already and holds no slot */
+	if (!c->counted || srv__peer_take(c, cap, &n))
 		return true;
 	dj_warn("connection from %s refused: %s holds %u connections already "
 		"(max_connections_per_peer)", srv__conn_addr(c), c->identity, n);

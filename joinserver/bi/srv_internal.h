@@ -75,6 +75,7 @@ struct conn {
 	bool failure_logged;
 	bool first_request; /* the first request is complete */
 	bool kill_now;	    /* kill_ev closes at once (peer cap) */
+	bool peer_counted;  /* admitted: counted in its identity's srv_group count */
 	bool closing;	    /* kill_ev closed it already */
 	bool timing;	    /* a request (or the first, from the accept) is on the clock */
 	bool rate_on;	    /* bytes of the current request arrived: min_rate applies */
@@ -103,14 +104,31 @@ struct conn {
 	struct conn *prev, *next; /* s->conns */
 };
 
+/* One identity's connections admitted under max_connections_per_peer (srv_group). */
+struct srv_peer_count {
+	char identity[SRV_IDENTITY_MAX];
+	unsigned n;
+};
+
+/* What the srvs of several loops (props.share) have in common, under one lock: the TLS context
+ * (swapped by a reload for every loop at once) and the connection limits. Each loop touches it
+ * once per connection (accept, identity known, close), never per request. */
+struct srv_group {
+	pthread_mutex_t lock;
+	unsigned refs;			/* srvs using it */
+	SSL_CTX *ctx;
+	unsigned connections;		/* counted against max_connections, over every loop */
+	unsigned n_peers, cap_peers;
+	struct srv_peer_count *peers;	/* admitted connections per identity (n > 0) */
+};
+
 struct srv {
 	struct event_base *base;
 	struct evhttp *http;
 	struct evhttp_bound_socket *listener;
 	struct evhttp *metrics_http;
-	SSL_CTX *ctx;
+	struct srv_group *g;
 	struct srv_props props;
-	unsigned connections;
 	unsigned in_flight;
 	struct srv_auth_stats auth_stats;
 	struct srv_conn_stats conn_stats;
@@ -133,6 +151,12 @@ const char *srv__conn_addr(const struct conn *c);
 /* srv__bind_http - bind \p http to "HOST:PORT" (\p what names the setting in errors) */
 int srv__bind_http(struct evhttp *http, const char *what, const char *addr,
 		   struct evhttp_bound_socket **out, char *err, size_t errlen) DJ_MUSTCHECK;
+
+/* srv__peer_take - count \p c against its identity's cap over every loop, if under \p cap;
+ * *held: the identity's connections before it */
+bool srv__peer_take(struct conn *c, unsigned cap, unsigned *held);
+/* srv__peer_release - a connection admitted by srv__peer_admit is closing: uncount it */
+void srv__peer_release(struct conn *c);
 
 /* srv_conn.c */
 /* srv__clock_arm - check the request's clock again in SRV_TICK_S, or at its deadline */

@@ -54,7 +54,7 @@ void svc__req_free(struct svc_req *r)
 	if (r->next != NULL)
 		r->next->prev = r->prev;
 	if (r->async)
-		s->async_pending--;
+		atomic_fetch_sub(&s->sh->async_pending, 1);
 	if (r->retry_ev != NULL)
 		event_free(r->retry_ev);
 	js_join_out_wipe(&r->jr.out);
@@ -226,6 +226,16 @@ static void deliver(struct svc_req *r)
 	delivery_post(r);
 }
 
+/* deliver_here - on loop 0: the answer of a request of any loop goes out from here, where the
+ * async peers' clients and discovery live */
+static void deliver_here(void *arg)
+{
+	struct svc_req *r = arg;
+
+	r->s = r->s->sh->loops[0];
+	deliver(r);
+}
+
 enum bi_msg_type svc__answer_type(enum bi_msg_type t)
 {
 	switch (t) {
@@ -243,7 +253,7 @@ void svc__accept_async(struct svc_req *r)
 	srv_reply(r->req, HTTP_OK, "", 0);
 	r->req = NULL;
 	r->async = true;
-	r->s->async_pending++;
+	atomic_fetch_add(&r->s->sh->async_pending, 1);
 }
 
 void svc__reply(struct svc_req *r, int status, const char *body, size_t len)
@@ -280,10 +290,16 @@ void svc__answer(struct svc_req *r)
 		eui, ans->transaction_id, bi_result_str(ans->result, BI_PROTO_1_1), lat * 1e3,
 		r->req == NULL ? " async" : "");
 	svc__metrics_answer(s, ans->result, lat);
-	admin_note_answer(s->admin, r->pe != NULL ? r->pe->name : srv_req_peer(r->req), ans,
-			  r->req != NULL ? srv_req_peer_cert(r->req) : NULL);
+	svc__note_answer(s, r->pe != NULL ? r->pe->name : srv_req_peer(r->req), ans,
+			 r->req != NULL ? srv_req_peer_cert(r->req) : NULL);
 	if (r->req == NULL) {
-		deliver(r);	/* accepted by svc__accept_async(): POSTed */
+		/* accepted by svc__accept_async(): POSTed, from loop 0 */
+		if (svc__to_loop0(s, deliver_here, r) != DJ_EOK) {
+			dj_err("async peer=%s type=%s transaction=%u: answer dropped: %s",
+			       r->pe->name, bi_msg_type_str(ans->type), ans->transaction_id,
+			       dj_strerror(DJ_ENOMEM));
+			svc__req_free(r);
+		}
 		return;
 	}
 	svc__reply(r, HTTP_OK, json, len);

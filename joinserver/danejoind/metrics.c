@@ -6,6 +6,9 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "common/dj_err.h"
 
 #include "backend-auth/da_dns.h"
 #include "ev_pub.h"
@@ -53,11 +56,80 @@ static void events_metrics(struct svc *s, FILE *f)
 		(unsigned long long)ps.connect_failures, (unsigned long long)ps.render_failures);
 }
 
+/* Counters summed over the loops: structs made of 64-bit counters only (size_t counts too) */
+_Static_assert(sizeof(size_t) == sizeof(uint64_t) && sizeof(unsigned long long) == sizeof(uint64_t),
+	       "counters are 64-bit");
+_Static_assert(sizeof(struct srv_conn_stats) % sizeof(uint64_t) == 0 &&
+	       sizeof(struct srv_auth_stats) % sizeof(uint64_t) == 0 &&
+	       sizeof(struct da_stats) % sizeof(uint64_t) == 0 &&
+	       sizeof(struct js_owner_stats) % sizeof(uint64_t) == 0, "counter structs");
+
+/* add_u64 - dst += src, counter by counter, for a struct of \p size bytes of 64-bit counters */
+static void add_u64(void *dst, const void *src, size_t size)
+{
+	for (size_t i = 0; i < size; i += sizeof(uint64_t)) {
+		uint64_t a, b;
+
+		memcpy(&a, (char *)dst + i, sizeof(a));
+		memcpy(&b, (const char *)src + i, sizeof(b));
+		a += b;
+		memcpy((char *)dst + i, &a, sizeof(a));
+	}
+}
+
+/* add_metrics - the counters of one loop into the sum */
+static void add_metrics(struct metrics *t, const struct metrics *m)
+{
+	for (unsigned i = 0; i < DJ_ARRAY_LEN(t->requests); i++)
+		t->requests[i] += m->requests[i];
+	for (unsigned i = 0; i < DJ_ARRAY_LEN(t->results); i++)
+		t->results[i] += m->results[i];
+	for (unsigned i = 0; i < DJ_ARRAY_LEN(t->verdicts); i++)
+		t->verdicts[i] += m->verdicts[i];
+	for (unsigned i = 0; i < LAT_BUCKETS; i++)
+		t->lat_bucket[i] += m->lat_bucket[i];
+	t->http_errors += m->http_errors;
+	t->rate_limited += m->rate_limited;
+	t->lat_count += m->lat_count;
+	t->lat_sum += m->lat_sum;
+	t->handled += m->handled;
+}
+
+/* loops_metrics - the per-loop lines, and the sum of every loop's counters into \p t */
+static int loops_metrics(struct svc *s, FILE *f, struct loop_stats *t)
+{
+	unsigned n = s->sh->n_loops;
+	struct loop_stats *v = calloc(n, sizeof(*v));
+
+	if (v == NULL)
+		return DJ_ENOMEM;
+	svc__loop_stats(s, v);
+	memset(t, 0, sizeof(*t));
+	fprintf(f, "# TYPE danejoin_loops gauge\ndanejoin_loops %u\n"
+		   "# TYPE danejoin_loop_requests_total counter\n", n);
+	for (unsigned k = 0; k < n; k++) {
+		fprintf(f, "danejoin_loop_requests_total{loop=\"%u\"} %llu\n", k,
+			(unsigned long long)v[k].m.handled);
+		add_metrics(&t->m, &v[k].m);
+		add_u64(&t->cs, &v[k].cs, sizeof(t->cs));
+		add_u64(&t->as, &v[k].as, sizeof(t->as));
+		add_u64(&t->ds, &v[k].ds, sizeof(t->ds));
+		add_u64(&t->os, &v[k].os, sizeof(t->os));
+	}
+	/* the loops share one DNS cache (loops.c): its size and evictions once */
+	t->ds.cached = v[0].ds.cached;
+	t->ds.evictions = v[0].ds.evictions;
+	free(v);
+	return DJ_EOK;
+}
+
 char *svc__metrics_text(void *arg)
 {
 	struct svc *s = arg;
 	struct js_store_stats st;
-	struct srv_conn_stats cs;
+	struct loop_stats all;
+	const struct metrics *m = &all.m;
+	const struct srv_conn_stats *cs = &all.cs;
 	char *buf = NULL;
 	size_t size = 0;
 	FILE *f = open_memstream(&buf, &size);
@@ -65,29 +137,34 @@ char *svc__metrics_text(void *arg)
 
 	if (f == NULL)
 		return NULL;
+	if (loops_metrics(s, f, &all) != DJ_EOK) {
+		fclose(f);
+		free(buf);
+		return NULL;
+	}
 	js_store_stats(s->store, &st);
 	fprintf(f, "# TYPE danejoin_requests_total counter\n");
 	for (int t = BI_JOIN_REQ; t <= BI_HOMENS_REQ; t += 2)
 		fprintf(f, "danejoin_requests_total{type=\"%s\"} %llu\n", bi_msg_type_str(t),
-			(unsigned long long)s->m.requests[t]);
+			(unsigned long long)m->requests[t]);
 	fprintf(f, "# TYPE danejoin_answers_total counter\n");
 	for (int r = 0; r < BI_RESULT_COUNT; r++)
 		fprintf(f, "danejoin_answers_total{result=\"%s\"} %llu\n",
-			bi_result_str(r, BI_PROTO_1_1), (unsigned long long)s->m.results[r]);
+			bi_result_str(r, BI_PROTO_1_1), (unsigned long long)m->results[r]);
 	fprintf(f, "# TYPE danejoin_joins_total counter\n");
 	for (int v = 0; v <= JS_V_BUSY; v++)
 		fprintf(f, "danejoin_joins_total{verdict=\"%s\"} %llu\n", js_verdict_str(v),
-			(unsigned long long)s->m.verdicts[v]);
+			(unsigned long long)m->verdicts[v]);
 	fprintf(f, "# TYPE danejoin_request_seconds histogram\n");
 	for (unsigned i = 0; i < LAT_BUCKETS; i++) {
-		cum = s->m.lat_bucket[i];
+		cum = m->lat_bucket[i];
 		fprintf(f, "danejoin_request_seconds_bucket{le=\"%g\"} %llu\n", lat_bounds[i],
 			(unsigned long long)cum);
 	}
 	fprintf(f, "danejoin_request_seconds_bucket{le=\"+Inf\"} %llu\n",
-		(unsigned long long)s->m.lat_count);
+		(unsigned long long)m->lat_count);
 	fprintf(f, "danejoin_request_seconds_sum %.6f\ndanejoin_request_seconds_count %llu\n",
-		s->m.lat_sum, (unsigned long long)s->m.lat_count);
+		m->lat_sum, (unsigned long long)m->lat_count);
 	fprintf(f, "# TYPE danejoin_group_commit_transactions_total counter\n"
 		   "danejoin_group_commit_transactions_total %llu\n"
 		   "# TYPE danejoin_group_commit_items_total counter\n"
@@ -107,9 +184,8 @@ char *svc__metrics_text(void *arg)
 	fprintf(f, "# TYPE danejoin_open_connections gauge\ndanejoin_open_connections %u\n"
 		   "# TYPE danejoin_http_errors_total counter\ndanejoin_http_errors_total %llu\n"
 		   "# TYPE danejoin_rate_limited_total counter\ndanejoin_rate_limited_total %llu\n",
-		srv_connections(s->srv), (unsigned long long)s->m.http_errors,
-		(unsigned long long)s->m.rate_limited);
-	srv_conn_stats(s->srv, &cs);
+		srv_connections(s->srv), (unsigned long long)m->http_errors,
+		(unsigned long long)m->rate_limited);
 	fprintf(f, "# TYPE danejoin_connections_closed_total counter\n"
 		   "danejoin_connections_closed_total{reason=\"header_timeout\"} %llu\n"
 		   "danejoin_connections_closed_total{reason=\"min_rate\"} %llu\n"
@@ -117,13 +193,11 @@ char *svc__metrics_text(void *arg)
 		   "danejoin_connections_closed_total{reason=\"unknown_peer\"} %llu\n"
 		   "# TYPE danejoin_http_parser_refusals_total counter\n"
 		   "danejoin_http_parser_refusals_total %llu\n",
-		cs.header_timeout, cs.min_rate, cs.peer_cap, cs.close_after, cs.http_refused);
+		cs->header_timeout, cs->min_rate, cs->peer_cap, cs->close_after, cs->http_refused);
 	if (s->resolver != NULL) {
-		struct srv_auth_stats as;
-		struct da_stats ds;
+		const struct srv_auth_stats as = all.as;
+		const struct da_stats ds = all.ds;
 
-		srv_auth_stats(s->srv, &as);
-		da_resolver_stats(s->resolver, &ds);
 		fprintf(f, "# TYPE danejoin_peer_auth_total counter\n"
 			   "danejoin_peer_auth_total{result=\"ok\"} %llu\n"
 			   "danejoin_peer_auth_total{result=\"rejected\"} %llu\n"
@@ -148,9 +222,8 @@ char *svc__metrics_text(void *arg)
 			(unsigned long long)ds.nodata, (unsigned long long)ds.tempfail);
 	}
 	if (s->owner != NULL && s->peers->cfg.js_ownership) {
-		struct js_owner_stats os;
+		const struct js_owner_stats os = all.os;
 
-		js_owner_stats(s->owner, &os);
 		fprintf(f, "# TYPE danejoin_ownership_checks_total counter\n"
 			   "danejoin_ownership_checks_total{verdict=\"allowed\"} %llu\n"
 			   "danejoin_ownership_checks_total{verdict=\"refused\"} %llu\n"

@@ -66,12 +66,11 @@ bool svc__prefix_match(const struct eui_prefix *v, unsigned n, const uint8_t eui
 	return false;
 }
 
-/* svc__peers_free - free a peer table (NULL is accepted) */
+/* svc__peers_free - free a peer table (NULL is accepted; not the tables behind p->prev) */
 void svc__peers_free(struct peers *p)
 {
 	if (p == NULL)
 		return;
-	svc__peers_free(p->prev);
 	/* dc_client_free() cancels POSTs in flight: their callbacks run now, with p->v valid */
 	for (unsigned i = 0; i < p->n; i++) {
 		bi_kek_free(p->v[i].kek);
@@ -80,6 +79,8 @@ void svc__peers_free(struct peers *p)
 	}
 	free(p->v);
 	js_config_free(&p->cfg);
+	if (p->lock_init)
+		pthread_mutex_destroy(&p->lock);
 	free(p);
 }
 
@@ -178,6 +179,11 @@ int svc__peers_load(const char *path, struct event_base *base, struct da_resolve
 
 	if (p == NULL)
 		return DJ_ENOMEM;
+	if (pthread_mutex_init(&p->lock, NULL) != 0) {
+		free(p);
+		return DJ_ENOMEM;
+	}
+	p->lock_init = true;
 	ret = js_config_load(path, &p->cfg, err, errlen);
 	if (ret != DJ_EOK)
 		goto out;
@@ -214,6 +220,7 @@ int svc__peers_load(const char *path, struct event_base *base, struct da_resolve
 
 		snprintf(pe->name, sizeof(pe->name), "%s", pc->name);
 		pe->cfg = pc;
+		pe->tab = p;
 		pe->is_ns = strcmp(pc->role, "ns") == 0;
 		pe->bucket = pc->rate;
 		for (unsigned k = 0; k < pc->join_euis.n; k++)
@@ -336,21 +343,27 @@ enum svc_sender svc__sender_check(const struct peer *pe, const struct bi_msg *m)
 	return SVC_SENDER_BAD_NSID;
 }
 
-/* svc__rate_ok - token bucket per peer (rate 0: unlimited) */
+/* svc__rate_ok - token bucket per peer (rate 0: unlimited), one for every loop */
 bool svc__rate_ok(struct peer *pe)
 {
-	double now = dj_clock_mono_s(), rate = pe->cfg->rate;
+	struct peers *p = pe->tab;
+	double now, rate = pe->cfg->rate;
+	bool ok = false;
 
 	if (rate == 0)
 		return true;
+	pthread_mutex_lock(&p->lock);
+	now = dj_clock_mono_s();
 	pe->bucket += (now - pe->bucket_at) * rate;
 	pe->bucket_at = now;
 	if (pe->bucket > rate)
 		pe->bucket = rate;	/* burst of one second */
-	if (pe->bucket < 1)
-		return false;
-	pe->bucket -= 1;
-	return true;
+	if (pe->bucket >= 1) {
+		pe->bucket -= 1;
+		ok = true;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return ok;
 }
 
 /* svc__peer_async - answers to this peer go asynchronously (TS002 §8) */

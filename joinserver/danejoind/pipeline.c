@@ -402,7 +402,7 @@ static void do_appskey(struct svc_req *r)
 /* do_homens - HomeNSReq: the device's home network */
 static void do_homens(struct svc_req *r)
 {
-	static struct js_device d;	/* loop thread only */
+	static _Thread_local struct js_device d;	/* one per loop thread */
 	struct svc *s = r->s;
 	const struct bi_msg *m = &r->msg;
 	struct bi_msg *ans = &r->ans;
@@ -634,7 +634,8 @@ void svc__handle(struct srv_req *req, void *arg)
 	size_t len;
 	int ret;
 
-	if (r == NULL) {
+	if (r == NULL || s->leaving) {	/* leaving: its answer could not leave any more */
+		free(r);
 		srv_reply(req, HTTP_UNAVAILABLE, "{\"error\":\"unavailable\"}",
 			  sizeof("{\"error\":\"unavailable\"}") - 1);
 		return;
@@ -642,6 +643,7 @@ void svc__handle(struct srv_req *req, void *arg)
 	r->s = s;
 	r->req = req;
 	r->started = srv_req_started(req);
+	s->m.handled++;
 	body = srv_req_body(req, &len);
 	ret = bi_msg_parse((const char *)body, len, &r->msg, err, sizeof(err));
 	r->pe = svc__find_peer(s->peers, srv_req_peer(req));

@@ -27,8 +27,7 @@
 #define SESSION_SWEEP_SECONDS 60	/* how often expired sessions are deleted */
 #define DRAIN_POLL_US 20000		/* how often a drain looks for requests still in flight */
 
-/* resolver_props - [dane] as resolver properties (strings borrowed from cfg) */
-static void resolver_props(const struct js_config *cfg, struct da_resolver_props *rp)
+void svc__resolver_props(const struct js_config *cfg, struct da_resolver_props *rp)
 {
 	memset(rp, 0, sizeof(*rp));
 	rp->ta_file = cfg->dane_trust_anchor_file;
@@ -134,7 +133,7 @@ static int resolver_for(const char *path, struct js_config *cfg, struct event_ba
 	ret = DJ_ENOMEM;
 	if (*base == NULL && (*base = event_base_new()) == NULL)
 		goto out;
-	resolver_props(cfg, &rp);
+	svc__resolver_props(cfg, &rp);
 	ret = da_resolver_new(*base, &rp, out, why, sizeof(why));
 	if (ret != DJ_EOK)
 		snprintf(err, errlen, "%s: [dane] %s", path, why);
@@ -209,6 +208,48 @@ static struct srv_sni *sni_props(const struct js_config *cfg, unsigned *n)
 	return v;
 }
 
+int svc__owner_new(struct svc *s, const struct js_config *cfg, char *err, size_t errlen)
+{
+	/* always made in DANE mode, so that a reload may switch [js] ownership on */
+	struct js_owner_props op = { .resolver = s->resolver,
+				     .cache_max = cfg->dane_cache_max,
+				     .ttl_cap = cfg->dane_ttl_cap,
+				     .neg_ttl = cfg->dane_neg_ttl };
+	int ret = js_owner_ctx_new(&op, &s->owner);
+
+	if (ret != DJ_EOK)
+		snprintf(err, errlen, "ownership checks: %s", dj_strerror(ret));
+	return ret;
+}
+
+/* shared_new - what the loops will share, loop 0 (\p s) its first member */
+static struct svc_shared *shared_new(struct svc *s)
+{
+	struct svc_shared *sh = calloc(1, sizeof(*sh));
+
+	if (sh == NULL)
+		return NULL;
+	sh->loops = calloc(JS_CONFIG_THREADS_MAX, sizeof(*sh->loops));
+	if (sh->loops == NULL || pthread_mutex_init(&sh->lock, NULL) != 0) {
+		free(sh->loops);
+		free(sh);
+		return NULL;
+	}
+	if (pthread_cond_init(&sh->cond, NULL) != 0) {
+		pthread_mutex_destroy(&sh->lock);
+		free(sh->loops);
+		free(sh);
+		return NULL;
+	}
+	sh->sync_init = true;
+	sh->loops[0] = s;
+	sh->n_loops = 1;
+	atomic_init(&sh->async_pending, 0);
+	atomic_init(&sh->loops_running, 0);
+	s->sh = sh;
+	return sh;
+}
+
 int svc_new(struct event_base *base, const char *config_path, struct svc **out, char *err,
 	    size_t errlen)
 {
@@ -221,6 +262,10 @@ int svc_new(struct event_base *base, const char *config_path, struct svc **out, 
 	err[0] = '\0';
 	if (s == NULL)
 		return DJ_ENOMEM;
+	if (shared_new(s) == NULL) {
+		free(s);
+		return DJ_ENOMEM;
+	}
 	s->base = base;
 	s->config_path = strdup(config_path);
 	if (s->config_path == NULL)
@@ -236,19 +281,13 @@ int svc_new(struct event_base *base, const char *config_path, struct svc **out, 
 	ret = svc__peers_load(config_path, base, s->resolver, &s->peers, err, errlen);
 	if (ret != DJ_EOK)
 		goto out;
+	s->sh->tables = s->peers;
 	cfg = &s->peers->cfg;
+	s->sh->cfg_threads = cfg->threads;
 	if (s->resolver != NULL) {
-		/* always made in DANE mode, so that a reload may switch [js] ownership on */
-		struct js_owner_props op = { .resolver = s->resolver,
-					     .cache_max = cfg->dane_cache_max,
-					     .ttl_cap = cfg->dane_ttl_cap,
-					     .neg_ttl = cfg->dane_neg_ttl };
-
-		ret = js_owner_ctx_new(&op, &s->owner);
-		if (ret != DJ_EOK) {
-			snprintf(err, errlen, "ownership checks: %s", dj_strerror(ret));
+		ret = svc__owner_new(s, cfg, err, errlen);
+		if (ret != DJ_EOK)
 			goto out;
-		}
 	}
 	ret = open_keys_and_store(s, cfg, err, errlen);
 	if (ret == DJ_EOK)
@@ -281,9 +320,11 @@ int svc_new(struct event_base *base, const char *config_path, struct svc **out, 
 	sp.handler = svc__handle;
 	sp.metrics = svc__metrics_text;
 	sp.arg = s;
+	sp.reuseport = svc__threads(cfg) > 1;	/* the other loops bind the address too */
 	ret = srv_new(base, &sp, &s->srv, err, errlen);
 	free(sni);
 	sni = NULL;
+	sp.sni = NULL;
 	if (ret == DJ_EOK)
 		ret = admin_new(s, &s->admin, err, errlen);	/* [admin]: off when unset */
 	if (ret != DJ_EOK)
@@ -299,6 +340,9 @@ int svc_new(struct event_base *base, const char *config_path, struct svc **out, 
 		ret = DJ_ENOMEM;
 		goto out;
 	}
+	ret = svc__loops_start(s, &sp, err, errlen);
+	if (ret != DJ_EOK)
+		goto out;
 	*out = s;
 	s = NULL;
 out:
@@ -342,19 +386,23 @@ int svc_reload(struct svc *s, char *err, size_t errlen)
 		svc__peers_free(np);
 		return ret;
 	}
+	if (cfg->threads != s->sh->cfg_threads)
+		dj_warn("%s: [listen] threads: a restart applies the change; %u event loops go on",
+			s->config_path, s->sh->n_loops);
 	/* Requests and async answers in flight point into the old table (peer, KEK, dc_client):
-	 * keep it alive behind the new one when any are in flight; it is freed with the service.
-	 * A pending delivery finishes with the async_url it started with. */
-	if (srv_in_flight(s->srv) == 0 && s->async_pending == 0)
-		svc__peers_free(s->peers);
-	else
-		np->prev = s->peers;
-	s->peers = np;
-	dj_notice("configuration reloaded: %u peers", np->n);
-	return DJ_EOK;
+	 * it stays alive when any are in flight on any loop; it is freed with the service.
+	 * A pending delivery finishes with the async_url it started with. Every loop takes the
+	 * new table (loops.c); "configuration reloaded" is logged once all have. */
+	ret = svc__loops_swap(s, np);
+	if (ret != DJ_EOK) {
+		snprintf(err, errlen, "%s: out of memory", s->config_path);
+		svc__peers_free(np);
+	}
+	return ret;
 }
 
-/* drain_check - exit the loop once nothing is in flight (async answers delivered or dropped) */
+/* drain_check - exit the loop once nothing is in flight (async answers delivered or dropped,
+ * and for loop 0 every other loop gone) */
 static void drain_check(evutil_socket_t fd, short what, void *arg)
 {
 	struct svc *s = arg;
@@ -362,14 +410,17 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (srv_in_flight(s->srv) == 0 && s->async_pending == 0) {
+	if (svc__loop_done(s)) {
+		/* the events already active still run (libevent frees what is closing then): a
+		 * request among them is refused, never committed unanswered (svc__handle) */
+		s->leaving = true;
 		event_base_loopexit(s->base, NULL);
 		return;
 	}
 	event_add(s->drain_ev, &tv);
 }
 
-void svc_drain(struct svc *s)
+void svc__drain_loop(struct svc *s)
 {
 	struct timeval tv = { 0, 0 };
 
@@ -382,10 +433,23 @@ void svc_drain(struct svc *s)
 		event_base_loopexit(s->base, NULL);
 }
 
+void svc_drain(struct svc *s)
+{
+	if (s->draining)
+		return;
+	svc__loops_drain(s);	/* every loop stops accepting, finishes, leaves */
+	svc__drain_loop(s);
+}
+
 void svc_free(struct svc *s)
 {
+	struct svc_shared *sh;
+
 	if (s == NULL)
 		return;
+	sh = s->sh;
+	if (sh != NULL)
+		svc__loops_stop(s);	/* their requests and engines before the store */
 	for (unsigned i = 0; i < s->join_n; i++)	/* their HTTP requests went with srv */
 		svc__req_free(s->join_q[i]);
 	s->join_n = 0;
@@ -400,7 +464,14 @@ void svc_free(struct svc *s)
 	/* deliveries with a dc_client are cancelled (and freed) by svc__peers_free(); the ones waiting
 	 * for a retry are freed here */
 	s->closing = true;
-	svc__peers_free(s->peers);
+	while (sh != NULL && sh->tables != NULL) {	/* the current table, and kept ones */
+		struct peers *p = sh->tables;
+
+		sh->tables = p->prev;
+		svc__peers_free(p);
+	}
+	if (sh == NULL)
+		svc__peers_free(s->peers);
 	while (s->deliveries != NULL)
 		svc__req_free(s->deliveries);
 	if (s->drain_ev != NULL)
@@ -410,5 +481,13 @@ void svc_free(struct svc *s)
 	js_owner_ctx_free(s->owner);	/* pending checks: their requests went with srv */
 	da_resolver_free(s->resolver); /* after everything that may have a lookup pending */
 	free(s->config_path);
+	if (sh != NULL) {
+		if (sh->sync_init) {
+			pthread_cond_destroy(&sh->cond);
+			pthread_mutex_destroy(&sh->lock);
+		}
+		free(sh->loops);
+		free(sh);
+	}
 	free(s);
 }

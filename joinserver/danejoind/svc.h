@@ -8,7 +8,9 @@
  *	(and SenderNSID) are among that peer's rights and that the ReceiverID is a JoinEUI served
  *	here, runs the request, wraps the session keys under the peer's KEK, and answers. Everything
  *	runs on the event-loop thread; accepted joins complete from the store's committer thread via
- *	srv_call_in_loop(). For a peer with async_url the request gets an empty HTTP 200 at once and
+ *	srv_call_in_loop(). With [listen] threads > 1 there are several loops, each on its own
+ *	thread; svc_new() starts them, and svc_reload(), svc_drain() and svc_free(), called on the
+ *	first loop (main.c's), reach every loop (svc_internal.h, SEVERAL LOOPS). For a peer with async_url the request gets an empty HTTP 200 at once and
  *	the answer is POSTed to that URL (TS002 §8; see deliver.c). The files of the service and
  *	what they share: svc_internal.h.
  */

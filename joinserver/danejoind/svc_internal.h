@@ -20,10 +20,23 @@
  *
  *	Everything here runs on the event-loop thread, except the engine's completion
  *	(pipeline.c: join_done), which hands the request back to the loop.
+ *
+ *	SEVERAL LOOPS ([listen] threads, svc.c): one struct svc per loop, each on its own
+ *	event_base and thread with its own srv (its own SO_REUSEPORT socket), join engine (key
+ *	store copy), resolver and ownership cache (DANE caches are per loop), join group and
+ *	counters. They share (struct svc_shared): the store and its one committer, the peer
+ *	table (read-only but for the rate buckets, under peers.lock; a reload hands the new table
+ *	to each loop, peers_swap in svc.c), the srv limits and TLS context (srv_props.share). Loop
+ *	0 is the one main.c holds: signals, [admin], the metrics listener (it gathers every
+ *	loop's counters, svc__loop_stats), housekeeping, and every asynchronous delivery (the
+ *	async peers' dc_clients and discovery live on its loop; other loops hand their answers
+ *	over). A request stays on the loop it arrived on until answered.
  */
 #ifndef DJ_DANEJOIND_SVC_INTERNAL_H
 #define DJ_DANEJOIND_SVC_INTERNAL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -40,6 +53,7 @@
 #include "engine/js_config.h"
 #include "engine/js_engine.h"
 #include "lorawan/lw_frame.h"
+#include "ownership/js_owner.h"
 #include "store/js_keystore.h"
 #include "store/js_store.h"
 
@@ -67,6 +81,7 @@ struct svc_req;
 struct peer {
 	char name[JS_CONFIG_NAME_MAX];
 	const struct js_peer_config *cfg;	/* borrowed from its table's cfg */
+	struct peers *tab;			/* its table */
 	bool is_ns;
 	struct bi_kek *kek;			/* NULL: plain_keys */
 	unsigned n_euis;
@@ -81,9 +96,11 @@ struct peer {
 	struct svc *s;
 };
 
-/* The peer table of one configuration. */
+/* The peer table of one configuration, shared by every loop. */
 struct peers {
-	struct peers *prev;	/* a table replaced by SIGHUP while requests used it */
+	struct peers *prev;	/* svc_shared.tables: every table not yet freed */
+	pthread_mutex_t lock;	/* the rate buckets (svc__rate_ok), from any loop */
+	bool lock_init;
 	unsigned n;
 	struct peer *v;
 	struct js_config cfg;			/* owns the strings the peers point into */
@@ -98,21 +115,42 @@ struct metrics {
 	uint64_t http_errors, rate_limited;
 	uint64_t lat_count, lat_bucket[LAT_BUCKETS];
 	double lat_sum;
+	uint64_t handled;	/* requests handed to this loop's handler */
+};
+
+/* What the loops share (one per process; svc.c). */
+struct svc_shared {
+	unsigned n_loops;
+	struct svc **loops;		/* [0]: the loop main.c runs */
+	pthread_mutex_t lock;		/* exited, stats snapshots */
+	pthread_cond_t cond;
+	bool sync_init;
+	struct peers *tables;		/* every peer table not yet freed (loop 0 only) */
+	unsigned cfg_threads;		/* [listen] threads as configured (0: unset) */
+	atomic_uint async_pending;	/* accepted async requests not yet delivered or dropped */
+	atomic_uint loops_running;	/* loops 1.. whose thread still runs */
 };
 
 struct svc {
+	struct svc_shared *sh;
+	unsigned idx;			/* loop number: 0 is main.c's */
+	pthread_t thread;		/* loops 1..: the thread running base */
+	bool thread_started;
+	bool exited;			/* the thread left its loop (under sh->lock) */
 	struct event_base *base;
 	struct da_resolver *resolver;	/* DANE mode: the loop's resolver ([dane] needs a restart) */
 	struct js_owner_ctx *owner;	/* DANE mode: ownership checks ([js] ownership) */
 	struct srv *srv;
 	char *config_path;
 	struct peers *peers;
-	struct js_keystore *ks;
-	struct js_store *store;
-	struct js_engine *engine;
-	struct ev_pub *pub;		/* [mqtt]: the event publisher; NULL: no events */
+	struct js_keystore *ks;		/* loop 0 (the engines hold their own copies) */
+	struct js_store *store;		/* loop 0's, shared */
+	struct js_engine *engine;	/* this loop's */
+	struct ev_pub *pub;		/* [mqtt]: the event publisher (loop 0's, shared); NULL: no
+					 * events */
 	struct metrics m;
 	bool draining;
+	bool leaving;			/* the drain is over: the loop is leaving */
 	bool closing;			/* svc_free(): drop, never retry */
 	struct event *drain_ev;
 	struct event *expire_ev;	/* housekeeping: expired sessions out of the store */
@@ -122,10 +160,11 @@ struct svc {
 	struct svc_req *join_q[JS_ENGINE_BATCH_MAX];
 	unsigned join_n;
 	/* requests of async peers answered with an empty 200 whose answer is not yet delivered
-	 * or dropped: draining waits for them, a reload keeps their peer table */
-	unsigned async_pending;
-	struct svc_req *deliveries;	/* answers between POSTs to async peers */
-	struct admin *admin;		/* [admin]: the management API (admin.h); NULL: off */
+	 * or dropped (sh->async_pending): draining waits for them, a reload keeps their peer
+	 * table */
+	struct svc_req *deliveries;	/* loop 0: answers between POSTs to async peers */
+	struct admin *admin;		/* [admin] (loop 0): the management API (admin.h); NULL:
+					 * off */
 };
 
 /* One request, from its arrival to the delivery of its answer (see the file comment). */
@@ -205,6 +244,55 @@ void svc__req_free(struct svc_req *r);
 void svc__metrics_answer(struct svc *s, enum bi_result result, double latency);
 /* svc__metrics_text - srv's metrics callback: the Prometheus text (malloc'd) */
 char *svc__metrics_text(void *arg);
+
+/* svc.c: what other loops hand to loop 0 */
+
+/* One loop's counters, as svc__loop_stats() copies them. */
+struct loop_stats {
+	struct metrics m;
+	struct srv_conn_stats cs;
+	struct srv_auth_stats as;
+	struct da_stats ds;		/* with a resolver (DANE mode) */
+	struct js_owner_stats os;	/* with ownership checks */
+};
+
+/* svc__loop_stats - on loop 0: every loop's counters (v[n_loops]), each copied on its own
+ * loop's thread (loop 0 waits for them; no loop ever waits for loop 0) */
+void svc__loop_stats(struct svc *s0, struct loop_stats *v);
+/* svc__note_answer - admin_note_answer() on loop 0, from any loop */
+void svc__note_answer(struct svc *s, const char *peer, const struct bi_msg *ans, X509 *cert);
+/* svc__to_loop0 - run fn(arg) on loop 0 (at once when \p s is loop 0) */
+int svc__to_loop0(struct svc *s, void (*fn)(void *arg), void *arg) DJ_MUSTCHECK;
+
+/* loops.c: the loops beyond the first */
+
+/* svc__threads - how many loops: [listen] threads, or one per online core (at most
+ * JS_CONFIG_THREADS_MAX) */
+unsigned svc__threads(const struct js_config *cfg);
+/* svc__loops_start - loops 1..svc__threads()-1, their srv made from \p sp (loop 0's props),
+ * each running on its own thread */
+int svc__loops_start(struct svc *s0, const struct srv_props *sp, char *err,
+		     size_t errlen) DJ_MUSTCHECK;
+/* svc__loops_swap - a reload: every loop takes \p np (loop 0 at once); the old table is freed
+ * once no loop can use it */
+int svc__loops_swap(struct svc *s0, struct peers *np) DJ_MUSTCHECK;
+/* svc__loops_drain - SIGTERM: every loop but 0 drains (svc__drain_loop on its thread) */
+void svc__loops_drain(struct svc *s0);
+/* svc__loop_done - a draining loop may leave: nothing in flight (and, for loop 0, every other
+ * loop gone) */
+bool svc__loop_done(const struct svc *s);
+/* svc__loops_stop - end and free loops 1.. (before loop 0 is freed) */
+void svc__loops_stop(struct svc *s0);
+
+/* svc.c */
+
+/* svc__resolver_props - [dane] as resolver properties (strings borrowed from cfg) */
+void svc__resolver_props(const struct js_config *cfg, struct da_resolver_props *rp);
+/* svc__owner_new - the ownership cache of loop \p s, on its resolver */
+int svc__owner_new(struct svc *s, const struct js_config *cfg, char *err,
+		   size_t errlen) DJ_MUSTCHECK;
+/* svc__drain_loop - on \p s's thread: stop accepting; leave the loop once svc__loop_done */
+void svc__drain_loop(struct svc *s);
 
 /* pipeline.c */
 

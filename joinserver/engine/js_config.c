@@ -82,6 +82,7 @@ static const struct key_def key_table[] = {
 	{ "listen", "max_connections_per_peer", KT_UINT, CFG_OFF(max_connections_per_peer), 1,
 	  1000000, 0, false },
 	{ "listen", "min_rate", KT_UINT, CFG_OFF(min_rate), 0, 1 << 30, 0, false },
+	{ "listen", "threads", KT_UINT, CFG_OFF(threads), 1, JS_CONFIG_THREADS_MAX, 0, false },
 	{ "listen", "metrics_address", KT_ADDR_OFF, CFG_OFF(metrics_address), 0, 0, 0, false },
 	{ "listen", "auth", KT_STR, CFG_OFF(auth), 0, 0, 0, false },
 	{ "dane", "trust_anchor_file", KT_PATH, CFG_OFF(dane_trust_anchor_file), 0, 0, 0, false },

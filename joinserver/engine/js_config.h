@@ -50,6 +50,7 @@
 #define JS_CONFIG_IDLE_TIMEOUT_DEFAULT 60
 #define JS_CONFIG_MAX_CONN_DEFAULT 1024
 #define JS_CONFIG_MIN_RATE_DEFAULT 256	/* bytes/s a request must average after 1 s */
+#define JS_CONFIG_THREADS_MAX 64	/* [listen] threads: event loops */
 #define JS_CONFIG_METRICS_DEFAULT "127.0.0.1:9110"
 #define JS_CONFIG_MQTT_PORT_DEFAULT 8883	/* MQTT over TLS (IANA "secure-mqtt") */
 #define JS_CONFIG_MQTT_CLIENT_ID_DEFAULT "danejoind"
@@ -129,6 +130,8 @@ struct js_config {
 	unsigned max_connections;
 	unsigned max_connections_per_peer; /* 0 (unset): max(1, max_connections / 4) */
 	unsigned min_rate;		/* bytes/s; 0: no minimum */
+	unsigned threads;		/* event loops, 1..JS_CONFIG_THREADS_MAX; 0 (unset): one per
+					 * online core, at most JS_CONFIG_THREADS_MAX */
 	char *metrics_address;		/* "HOST:PORT", or "off" */
 	unsigned n_sni;			/* [listen.sni.NAME]: certificates chosen by SNI */
 	struct js_sni_config *sni;

@@ -9,6 +9,7 @@
 #   PIN_SERVER=CPUS PIN_CLIENT=CPUS: taskset danejoind (all its threads) and the load generator
 #   ATTACH="CMD ARGS": run "CMD ARGS PID" on danejoind over the timed phase, ended with SIGINT
 #   (bench_calls.sh: strace -c); its CPU figure then includes the tracing
+#   THREADS=N: danejoind's [listen] threads (default: its own, one loop per online core)
 # Also prints danejoind's CPU per JoinReq (user, sys) over the timed phase (bench_cpu.sh).
 #   ... [--store sqlite|postgresql|both] [--instances N]: SQLite and PostgreSQL, N instances,
 #   server CPU per JoinReq (tests/bench/bench_bi_store.sh)
@@ -22,12 +23,13 @@ NDEV=${2:-20000} CONNS=${3:-64} REQS=${4:-100000}
 
 dj_mkroot root && dj_mkcerts root js:DNS:js.test ns1:DNS:ns1.test && dj_kek ns1 || exit 1
 PORT=$(dj_free_port)
-dj_conf_pkix "$PORT" off max_connections=4096 >dj.conf
+dj_conf_pkix "$PORT" off max_connections=4096 ${THREADS:+threads=$THREADS} >dj.conf
 (umask 077; dj_devices_csv "$NDEV" 1.1 >devices.csv)
 check "enrolment" dj_store_init dj.conf devices.csv || dj_end
 check "danejoind starts" dj_jsd_start dj.conf jsd.log "$PORT" || dj_end jsd.log
 echo "bench_bi: $REQS JoinReqs (LoRaWAN 1.1, ProtocolVersion 1.1) from $NDEV devices over $CONNS" \
-	"mTLS connections, durable store (WAL, synchronous=FULL, group commit)"
+	"mTLS connections, durable store (WAL, synchronous=FULL, group commit)," \
+	"threads ${THREADS:-default (one per core)}"
 [ -z "${PIN_SERVER:-}" ] || taskset -a -p -c "$PIN_SERVER" "$DJ_JSD_PID" >/dev/null
 if [ -n "${ATTACH:-}" ]; then
 	$ATTACH "$DJ_JSD_PID" &
