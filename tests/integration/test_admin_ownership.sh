@@ -118,12 +118,10 @@ until_link() {
 
 # chain DEV COLOURS - the console's Ownership page in chromium (tests/console/trust.test.js)
 # shows DEV's links in COLOURS ("green,red": link 1 green and "verified", link 2 red)
-NODE_DIR=${DJ_NODE_DIR:-$HOME/.cache/danejoin-console}
 mkdir -p screens
 chain() {
-	DJ_URL="https://js.maker.test:$APORT" DJ_RESOLVE="js.maker.test:$APORT" DJ_READ_KEY=$RK \
-		DJ_OUT="$PWD/screens" DJ_OWN_EUI=$1 DJ_WANT=$2 NODE_PATH="$NODE_DIR/node_modules" \
-		HOME="$PWD" timeout 60 node "$SOURCE_DIR/tests/console/trust.test.js"
+	dj_console_js trust 60 DJ_URL="https://js.maker.test:$APORT" DJ_RESOLVE="js.maker.test:$APORT" \
+		DJ_READ_KEY="$RK" DJ_OUT="$PWD/screens" DJ_OWN_EUI="$1" DJ_WANT="$2"
 }
 
 # ---- good chains --------------------------------------------------------------------------

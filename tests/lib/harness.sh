@@ -1,7 +1,8 @@
 # tests/lib/harness.sh - the test harness of the integration tests and benchmarks (STYLE.md rule
 # 11): begin, check, wait, spawn with cleanup, end; a throwaway private PKI made with the openssl
 # CLI; free loopback ports; the test clock. It sources the other helpers of tests/lib (knot.sh,
-# mosquitto.sh, danejoin.sh, postgres.sh). Source it, then call dj_begin; it defines functions only.
+# mosquitto.sh, danejoin.sh, postgres.sh, console.sh). Source it, then call dj_begin; it
+# defines functions only.
 #
 #   . "$(dirname "$0")/../lib/harness.sh"
 #   dj_begin NAME "$@"          BUILD_DIR [SOURCE_DIR]: a private directory, one cleanup trap
@@ -18,6 +19,7 @@ DJ_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$DJ_LIB/mosquitto.sh"
 . "$DJ_LIB/danejoin.sh"
 . "$DJ_LIB/postgres.sh"
+. "$DJ_LIB/console.sh"
 
 DJ_PIDS=()
 FAILS=0
