@@ -20,15 +20,7 @@ dj_need "$JSD" "$CLI" "$DEV"
 q() { dj_knot_q "$@"; }
 
 # ---- the DNS: the manufacturer, operators A and B -------------------------------------------
-dj_knot_start "$T/knot" "maker.test opa.test opb.test" "" || { echo "FAIL: knotd"; exit 1; }
-NSADDR="127.0.0.1@$DJ_KNOT_PORT"
-STUBS="maker.test@$NSADDR opa.test@$NSADDR opb.test@$NSADDR"
-DNS=(--ns "$NSADDR" --tsig-file "$DJ_KNOT_TSIG_FILE" --ta-file "$DJ_KNOT_TA" --ttl 4)
-
-dj_genkey maker opa opb
-dj_selfsigned js DNS:js.maker.test
-dj_selfsigned nsa DNS:_ns-client.ns1.opa.test
-dj_selfsigned nsb DNS:_ns-client.ns1.opb.test
+dj_owner_dns || exit 1
 PORT=$(dj_free_port)
 MPORT=$(dj_free_port)
 # client and server TLSA: TTL 300 (cached ttl_cap = 60 s); the chains get --ttl 4
