@@ -312,3 +312,30 @@ dj_devices_csv() {
 		nk = (v == "1.1") ? substr($0, 33, 32) : ""
 		printf "%016x,70b3d57ed0000001,%s,%s,%s\n", NR + 4096, v, substr($0, 1, 32), nk }'
 }
+
+# dj_devices3_csv - the three devices of the admin API and console tests, random keys:
+# 0000000000000103 (1.0.3) and 0000000000000110 (1.1) under JoinEUI 70b3d57ed0000001,
+# 0000000000000111 (1.1) under 70b3d57ed0000002
+dj_devices3_csv() {
+	local k=($(openssl rand -hex 80 | fold -w 32))
+
+	echo "dev_eui,join_eui,mac_version,app_key,nwk_key"
+	echo "0000000000000103,70b3d57ed0000001,1.0.3,${k[0]},"
+	echo "0000000000000110,70b3d57ed0000001,1.1,${k[1]},${k[2]}"
+	echo "0000000000000111,70b3d57ed0000002,1.1,${k[3]},${k[4]}"
+}
+
+# dj_import_csvs - the import files of the admin API and console tests: bad.csv, three new
+# devices (0000000000000201..203) whose line 3 has an app_key two characters too long ("ZZ");
+# good.csv, the same with that line fixed
+dj_import_csvs() {
+	local k=($(openssl rand -hex 64 | fold -w 32))
+
+	{
+		echo "dev_eui,join_eui,mac_version,app_key,nwk_key"
+		echo "0000000000000201,70b3d57ed0000001,1.0.3,${k[0]},"
+		echo "0000000000000202,70b3d57ed0000001,1.0.3,${k[1]}ZZ,"
+		echo "0000000000000203,70b3d57ed0000001,1.1,${k[2]},${k[3]}"
+	} >bad.csv
+	sed 's/ZZ,$/,/' bad.csv >good.csv
+}
