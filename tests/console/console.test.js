@@ -5,46 +5,27 @@
 //   DJ_BAD_CSV, DJ_GOOD_CSV (files)
 // Prints "ok - ..." / "not ok - ..." lines; exits 1 when any check failed.
 "use strict";
-const puppeteer = require("puppeteer-core");
 const { execSync } = require("child_process");
+const { env, check, launch, login: loginAs, shot, finish, run } = require("./lib");
 
-const env = process.env;
-let failed = 0;
-function check(ok, what) {
-  console.log((ok ? "ok - " : "not ok - ") + what);
-  if (!ok) failed++;
-}
-
-(async () => {
-  const [host, port] = env.DJ_RESOLVE.split(":");
-  const browser = await puppeteer.launch({
-    executablePath: env.DJ_CHROMIUM || "/usr/bin/chromium", headless: "new",
-    args: ["--no-sandbox", "--disable-gpu", "--ignore-certificate-errors",
-           `--host-resolver-rules=MAP ${host}:${port} 127.0.0.1:${port}`],
-  });
+run(async () => {
+  const { browser, page } = await launch();
   const errors = [];
   let xss = false;
-  const page = await browser.newPage();
   page.on("pageerror", (e) => errors.push("pageerror: " + e.message));
   page.on("console", (m) => { if (/Content Security Policy|Refused to/.test(m.text())) errors.push("csp: " + m.text()); });
   page.on("dialog", (d) => d.accept());
   await page.exposeFunction("__djXss", () => { xss = true; });
-  await page.setViewport({ width: 1280, height: 800 });
 
   async function shots(name) {
     for (const [w, h] of [[1280, 800], [390, 844]]) {
       await page.setViewport({ width: w, height: h });
       await new Promise((r) => setTimeout(r, 300));
-      await page.screenshot({ path: `${env.DJ_OUT}/${name}-${w}.png`, fullPage: true });
+      await shot(page, `${name}-${w}`);
     }
     await page.setViewport({ width: 1280, height: 800 });
   }
-  async function login(key) {
-    await page.goto(env.DJ_URL + "/", { waitUntil: "networkidle0" });
-    await page.waitForSelector("#apikey");
-    await page.type("#apikey", key);
-    await page.click("#login-btn");
-  }
+  const login = (key) => loginAs(page, key);
   async function visible(sel) {
     return page.$eval(sel, (e) => !!(e.offsetWidth || e.offsetHeight || e.getClientRects().length)).catch(() => false);
   }
@@ -153,6 +134,5 @@ function check(ok, what) {
 
   check(!xss, "the XSS probe never ran");
   check(errors.length === 0, "no page error or CSP violation" + (errors.length ? ": " + errors.join("; ") : ""));
-  await browser.close();
-  process.exit(failed ? 1 : 0);
-})().catch((e) => { console.log("not ok - " + e.stack); process.exit(1); });
+  await finish(browser);
+});

@@ -8,20 +8,11 @@
 // then sees its new chain (the new owner, a link to it signed by the registry); the code is
 // gone from the page afterwards; no page error, no CSP violation.
 "use strict";
-const puppeteer = require("puppeteer-core");
-const env = process.env;
+const { env, check, launch, login: loginAs, shot, finish, run } = require("./lib");
 
-let failed = 0;
-function check(ok, what) {
-  console.log((ok ? "ok - " : "not ok - ") + what);
-  if (!ok) failed++;
-}
-
+// login - log in on the Ownership page, wait for it to be shown
 async function login(page, key) {
-  await page.goto(env.DJ_URL + "/#ownership", { waitUntil: "networkidle0" });
-  await page.waitForSelector("#apikey", { visible: true });
-  await page.type("#apikey", key);
-  await page.click("#login-btn");
+  await loginAs(page, key, "#ownership");
   await page.waitForSelector("#page-ownership:not([hidden])", { timeout: 10000 });
 }
 
@@ -33,20 +24,13 @@ async function chainText(page) {
   return page.$eval("#chain", (e) => e.textContent);
 }
 
-(async () => {
-  const [host, port] = env.DJ_RESOLVE.split(":");
-  const browser = await puppeteer.launch({
-    executablePath: env.DJ_CHROMIUM || "/usr/bin/chromium", headless: "new",
-    args: ["--no-sandbox", "--disable-gpu", "--ignore-certificate-errors",
-           `--host-resolver-rules=MAP ${host}:${port} 127.0.0.1:${port}`],
-  });
+run(async () => {
+  const { browser, page } = await launch();
   const errors = [];
   const dialogs = [];
-  const page = await browser.newPage();
   page.on("pageerror", (e) => errors.push(e.message));
   page.on("console", (m) => { if (/Content Security Policy/i.test(m.text())) errors.push(m.text()); });
   page.on("dialog", async (d) => { dialogs.push(d.message()); await d.accept(); });
-  await page.setViewport({ width: 1280, height: 800 });
 
   // read scope: no change button on the Ownership page
   await login(page, env.DJ_READ_KEY);
@@ -111,13 +95,12 @@ async function chainText(page) {
   const html = await page.content();
   check(!html.includes(code), "the used code is no longer in the page");
   await page.evaluate(() => document.querySelector("#xfer-form").scrollIntoView());
-  await page.screenshot({ path: `${env.DJ_OUT}/ownership-transfer-1280.png`, fullPage: true });
+  await shot(page, "ownership-transfer-1280");
   await page.setViewport({ width: 390, height: 844 });
-  await page.screenshot({ path: `${env.DJ_OUT}/ownership-transfer-390.png`, fullPage: true });
+  await shot(page, "ownership-transfer-390");
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
   check(!overflow, "390x844: no horizontal overflow");
 
   check(errors.length === 0, "no page error or CSP violation" + (errors.length ? ": " + errors.join("; ") : ""));
-  await browser.close();
-  process.exit(failed ? 1 : 0);
-})().catch((e) => { console.log("not ok - " + e.stack); process.exit(1); });
+  await finish(browser);
+});

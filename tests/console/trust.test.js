@@ -4,23 +4,13 @@
 // by test_admin_ownership.sh): the Ownership page instead, where the chain of that device must
 // show its links in the colours DJ_WANT lists ("green,red": link 1 green, link 2 red).
 "use strict";
-const puppeteer = require("puppeteer-core");
-const env = process.env;
+const { env, launch, login, shot, run } = require("./lib");
 
-(async () => {
-  const [host, port] = env.DJ_RESOLVE.split(":");
-  const browser = await puppeteer.launch({
-    executablePath: env.DJ_CHROMIUM || "/usr/bin/chromium", headless: "new",
-    args: ["--no-sandbox", "--disable-gpu", "--ignore-certificate-errors",
-           `--host-resolver-rules=MAP ${host}:${port} 127.0.0.1:${port}`],
-  });
+run(async () => {
+  const { browser, page } = await launch();
   const errors = [];
-  const page = await browser.newPage();
   page.on("pageerror", (e) => errors.push(e.message));
-  await page.setViewport({ width: 1280, height: 800 });
-  await page.goto(env.DJ_URL + (env.DJ_OWN_EUI ? "/#ownership" : "/#peers"), { waitUntil: "networkidle0" });
-  await page.type("#apikey", env.DJ_READ_KEY);
-  await page.click("#login-btn");
+  await login(page, env.DJ_READ_KEY, env.DJ_OWN_EUI ? "#ownership" : "#peers");
   if (env.DJ_OWN_EUI) return ownership(browser, page, errors);
   const sel = `#peers .card[data-peer="${env.DJ_PEER}"].${env.DJ_WANT}`;
   let ok = true;
@@ -30,13 +20,13 @@ const env = process.env;
   } catch (e) {
     ok = false;
   }
-  await page.screenshot({ path: `${env.DJ_OUT}/trust-${env.DJ_PEER}-${env.DJ_WANT}.png`, fullPage: true });
+  await shot(page, `trust-${env.DJ_PEER}-${env.DJ_WANT}`);
   const text = await page.$eval(`#peers .card[data-peer="${env.DJ_PEER}"]`, (e) => e.className + ": " + e.textContent).catch(() => "no card");
   console.log((ok ? "ok - " : "not ok - ") + `${env.DJ_PEER} card ${env.DJ_WANT} after ${Date.now() - t0} ms (${text})`);
   if (errors.length) console.log("not ok - page errors: " + errors.join("; "));
   await browser.close();
   process.exit(ok && !errors.length ? 0 : 1);
-})().catch((e) => { console.log("not ok - " + e.stack); process.exit(1); });
+});
 
 // ownership - the Ownership page: one card per link, each in its colour, its verdict escaped text
 async function ownership(browser, page, errors) {
@@ -59,7 +49,7 @@ async function ownership(browser, page, errors) {
     console.log((good ? "ok - " : "not ok - ") + `link ${i + 1} ${w} (${l.cls}: ${l.verdict})`);
     ok = ok && good;
   });
-  await page.screenshot({ path: `${env.DJ_OUT}/ownership-${env.DJ_OWN_EUI}-${want.join("-")}.png`, fullPage: true });
+  await shot(page, `ownership-${env.DJ_OWN_EUI}-${want.join("-")}`);
   if (errors.length) console.log("not ok - page errors: " + errors.join("; "));
   await browser.close();
   process.exit(ok && !errors.length ? 0 : 1);

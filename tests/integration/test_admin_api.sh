@@ -33,12 +33,7 @@ APORT=$(dj_free_port)
 		mtls_scope=read auth_fail_max=20
 } >dj.conf
 key() { openssl rand -hex 16; }
-{
-	echo "dev_eui,join_eui,mac_version,app_key,nwk_key"
-	echo "0000000000000103,70b3d57ed0000001,1.0.3,$(key),"
-	echo "0000000000000110,70b3d57ed0000001,1.1,$(key),$(key)"
-	echo "0000000000000111,70b3d57ed0000002,1.1,$(key),$(key)"
-} >devices.csv
+dj_devices3_csv >devices.csv
 chmod 600 devices.csv
 check "store initialised and devices imported" dj_store_init dj.conf devices.csv
 
@@ -165,13 +160,7 @@ api r_mk POST /api/v1/apikeys "$RK" -d '{"name":"x","scope":"admin"}'; want "rea
 api r_rv DELETE /api/v1/apikeys/ops "$RK"; want "read: revoke 403" 403
 
 # ---- operate ---------------------------------------------------------------------------------
-{
-	echo "dev_eui,join_eui,mac_version,app_key,nwk_key"
-	echo "0000000000000201,70b3d57ed0000001,1.0.3,$(key),"
-	echo "0000000000000202,70b3d57ed0000001,1.0.3,$(key)ZZ,"
-	echo "0000000000000203,70b3d57ed0000001,1.1,$(key),$(key)"
-} >bad.csv
-sed 's/ZZ,$/,/' bad.csv >good.csv
+dj_import_csvs
 api imp_bad POST /api/v1/devices "$OK" -H "Content-Type: text/csv" --data-binary @bad.csv
 want "import with a bad line: 422" 422
 has r/imp_bad.body '"error":"upload.csv:3: field app_key.*"line":3,"imported":0'

@@ -76,12 +76,10 @@ until_verdict() {
 check "ns1: secure at _ns-client.ns1.$Z, TTL left <= 3" until_verdict ns1 "^secure [0-3] _ns-client.ns1.$Z$"
 
 # card PEER COLOUR - the console's Peers and trust page in chromium shows PEER's card in COLOUR
-NODE_DIR=${DJ_NODE_DIR:-$HOME/.cache/danejoin-console}
 mkdir -p screens
 card() {
-	DJ_URL="https://js.$Z:$APORT" DJ_RESOLVE="js.$Z:$APORT" DJ_READ_KEY=$RK DJ_OUT="$PWD/screens" \
-		DJ_PEER=$1 DJ_WANT=$2 NODE_PATH="$NODE_DIR/node_modules" HOME="$PWD" \
-		timeout 60 node "$SOURCE_DIR/tests/console/trust.test.js"
+	dj_console_js trust 60 DJ_URL="https://js.$Z:$APORT" DJ_RESOLVE="js.$Z:$APORT" DJ_READ_KEY="$RK" \
+		DJ_OUT="$PWD/screens" DJ_PEER="$1" DJ_WANT="$2"
 }
 check "console: ns1's card is green" card ns1 green
 check "ns8 (unsigned zone): insecure" until_verdict ns8 "^insecure "

@@ -155,32 +155,25 @@ as still ops1 GET /api/v1/devices/0000000000000110; want "... the device is stil
 
 printf 'update delete _admin-client.ops1.%s. TLSA\n' "$Z" | dj_knot_update "$Z"
 check "ops1's TLSA record withdrawn" test $? -eq 0
-# until_refused - poll (10 s) until ops1 is refused: the cached answer lives ttl_cap (3 s)
-until_refused() {
-	for _ in $(seq 1 50); do
-		as gone ops1 GET /api/v1/whoami
-		[ "$CODE" = 401 ] && return 0
+# until_code CODE TRIES NAME - poll GET /api/v1/whoami as ops1 (request NAME, every 0.2 s, TRIES
+# times) until it answers CODE; else show the last answer
+until_code() {
+	for _ in $(seq 1 "$2"); do
+		as "$3" ops1 GET /api/v1/whoami
+		[ "$CODE" = "$1" ] && return 0
 		sleep 0.2
 	done
-	echo "  still $CODE: $(cat r/gone.body)"
+	echo "  still $CODE: $(cat "r/$3.body")"
 	return 1
 }
-check "ops1 refused once the withdrawal is seen" until_refused
+# refused within 10 s: the cached answer lives ttl_cap (3 s)
+check "ops1 refused once the withdrawal is seen" until_code 401 50 gone
 has r/gone.body '"error":"DANE identity _admin-client.ops1.lorawan.test: TLSA (nxdomain|nodata)'
 
 # The resolver cannot answer (knotd stopped): 503, never a fallback. A client leaving while its
 # lookup is pending does no harm (ASan runs check that its request is freed once).
 kill -STOP "$DJ_KNOT_PID"
-until_503() {
-	for _ in $(seq 1 20); do
-		as temp ops1 GET /api/v1/whoami
-		[ "$CODE" = 503 ] && return 0
-		sleep 0.2
-	done
-	echo "  still $CODE: $(cat r/temp.body)"
-	return 1
-}
-check "knotd stopped: ops1 gets 503 (the resolver failed)" until_503
+check "knotd stopped: ops1 gets 503 (the resolver failed)" until_code 503 20 temp
 has r/temp.body '"error":"DANE identity _admin-client.ops1.lorawan.test: TLSA tempfail'
 curl -s --cacert js.crt --resolve "js.$Z:$APORT:127.0.0.1" --cert ops1.crt --key ops1.key \
 	--max-time 0.3 -o /dev/null "$BASE/api/v1/whoami"

@@ -320,19 +320,11 @@ api pend2 GET /api/v1/transfers "$RK"
 has r/pend2.body '^\{"transfers":\[\]\}$'
 
 # ---- the console: set a code and transfer D4 with the form, see the new chain --------------
-NODE_DIR=${DJ_NODE_DIR:-$HOME/.cache/danejoin-console}
-if [ -e /usr/bin/chromium ] && [ -e "$NODE_DIR/node_modules/puppeteer-core" ]; then
+if dj_console_ready; then
 	mkdir -p screens
-	DJ_URL="https://js.test:$APORT" DJ_RESOLVE="js.test:$APORT" DJ_READ_KEY=$RK \
-		DJ_OPS_KEY=$OK DJ_DEV=$D4 DJ_TO=opc.test DJ_OUT="$PWD/screens" \
-		NODE_PATH="$NODE_DIR/node_modules" HOME="$PWD" \
-		timeout 120 node "$SOURCE_DIR/tests/console/transfer.test.js" >browser.out 2>&1
+	dj_console_checks transfer 120 DJ_URL="https://js.test:$APORT" DJ_RESOLVE="js.test:$APORT" \
+		DJ_READ_KEY="$RK" DJ_OPS_KEY="$OK" DJ_DEV="$D4" DJ_TO=opc.test DJ_OUT="$PWD/screens"
 	RC=$?
-	cat browser.out
-	while read -r line; do
-		CHECKS=$((CHECKS + 1))
-		case $line in "not ok"*) FAILS=$((FAILS + 1)) ;; esac
-	done < <(grep -E '^(ok|not ok) - ' browser.out)
 	eq "$RC" 0 "the browser checks passed"
 	api own6 GET /api/v1/devices/$D4/ownership "$RK"
 	has r/own6.body '"owner":"opc.test.","serial":2'

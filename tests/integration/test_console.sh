@@ -19,8 +19,7 @@ set -u
 . "$(dirname "$0")/../lib/harness.sh"
 dj_begin console "$@"
 dj_need "$JSD" "$CLI" "$DEV"
-NODE_DIR=${DJ_NODE_DIR:-$HOME/.cache/danejoin-console}
-for need in /usr/bin/chromium /usr/bin/node "$NODE_DIR/node_modules/puppeteer-core"; do
+for need in /usr/bin/chromium /usr/bin/node "$(dj_console_modules)/puppeteer-core"; do
 	[ -e "$need" ] || { echo "FAIL: $need is missing: run config/install-deps"; exit 1; }
 done
 
@@ -37,19 +36,8 @@ APORT=$(dj_free_port)
 	dj_conf_section admin address=127.0.0.1:"$APORT" console_dir="$SOURCE_DIR/console"
 } >dj.conf
 key() { openssl rand -hex 16; }
-{
-	echo "dev_eui,join_eui,mac_version,app_key,nwk_key"
-	echo "0000000000000103,70b3d57ed0000001,1.0.3,$(key),"
-	echo "0000000000000110,70b3d57ed0000001,1.1,$(key),$(key)"
-	echo "0000000000000111,70b3d57ed0000002,1.1,$(key),$(key)"
-} >devices.csv
-{
-	echo "dev_eui,join_eui,mac_version,app_key,nwk_key"
-	echo "0000000000000201,70b3d57ed0000001,1.0.3,$(key),"
-	echo "0000000000000202,70b3d57ed0000001,1.0.3,$(key)ZZ,"
-	echo "0000000000000203,70b3d57ed0000001,1.1,$(key),$(key)"
-} >bad.csv
-sed 's/ZZ,$/,/' bad.csv >good.csv
+dj_devices3_csv >devices.csv
+dj_import_csvs
 chmod 600 ./*.csv
 check "store initialised and devices imported" dj_store_init dj.conf devices.csv
 RK=$("$DEV" --config dj.conf apikey create --name viewer --scope read 2>/dev/null)
@@ -73,16 +61,10 @@ JOIN="'$CLI' join --url https://127.0.0.1:$PORT/ --server-name js.test --ca root
 } >wrongkey.csv
 BADJOIN="${JOIN/--sim devices.csv/--sim wrongkey.csv}; true"
 BADJOIN="${BADJOIN/--count 3/--count 1}"
-DJ_URL="https://js.test:$APORT" DJ_RESOLVE="js.test:$APORT" DJ_READ_KEY=$RK DJ_OPS_KEY=$OK \
-	DJ_OUT="$PWD/screens" DJ_JOIN_CMD=$JOIN DJ_BAD_JOIN_CMD=$BADJOIN DJ_BAD_CSV="$PWD/bad.csv" DJ_GOOD_CSV="$PWD/good.csv" \
-	NODE_PATH="$NODE_DIR/node_modules" HOME="$PWD" \
-	timeout 120 node "$SOURCE_DIR/tests/console/console.test.js" >browser.out 2>&1
+dj_console_checks console 120 DJ_URL="https://js.test:$APORT" DJ_RESOLVE="js.test:$APORT" \
+	DJ_READ_KEY="$RK" DJ_OPS_KEY="$OK" DJ_OUT="$PWD/screens" DJ_JOIN_CMD="$JOIN" \
+	DJ_BAD_JOIN_CMD="$BADJOIN" DJ_BAD_CSV="$PWD/bad.csv" DJ_GOOD_CSV="$PWD/good.csv"
 RC=$?
-cat browser.out
-while read -r line; do
-	CHECKS=$((CHECKS + 1))
-	case $line in "not ok"*) FAILS=$((FAILS + 1)) ;; esac
-done < <(grep -E '^(ok|not ok) - ' browser.out)
 eq "$RC" 0 "the browser checks passed"
 check "a screenshot of each page at both sizes" test "$(ls screens/*.png 2>/dev/null | wc -l)" -eq 12
 echo "screenshots: $PWD/screens"

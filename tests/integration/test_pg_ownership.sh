@@ -21,15 +21,7 @@ check "a private PostgreSQL cluster starts" pg_start "$T/pg" || dj_end
 DJ_STORE_CONNINFO=$PG_CONNINFO
 
 # ---- the DNS: the manufacturer, operators A and B -------------------------------------------
-dj_knot_start "$T/knot" "maker.test opa.test opb.test" "" || { echo "FAIL: knotd"; dj_end; }
-NSADDR="127.0.0.1@$DJ_KNOT_PORT"
-STUBS="maker.test@$NSADDR opa.test@$NSADDR opb.test@$NSADDR"
-DNS=(--ns "$NSADDR" --tsig-file "$DJ_KNOT_TSIG_FILE" --ta-file "$DJ_KNOT_TA" --ttl 4)
-
-dj_genkey maker opa opb
-dj_selfsigned js DNS:js.maker.test
-dj_selfsigned nsa DNS:_ns-client.ns1.opa.test
-dj_selfsigned nsb DNS:_ns-client.ns1.opb.test
+dj_owner_dns || dj_end
 PA=$(dj_free_port)
 PB=$(dj_free_port)
 dj_owner_publish 300 maker.test opa.test opb.test || dj_end

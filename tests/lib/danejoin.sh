@@ -111,6 +111,23 @@ dj_metric() {
 	curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m { print $2 }'
 }
 
+# dj_owner_dns - the DNS of an ownership test: knotd in $T/knot serving the signed zones
+# maker.test (the manufacturer), opa.test and opb.test (operators A and B); sets NSADDR, STUBS
+# (ZONE@NSADDR for each) and DNS (danejoin-devices' DNS options, chains published with TTL 4);
+# makes the ownership keys maker, opa, opb and the self-signed certificates js (js.maker.test),
+# nsa and nsb (_ns-client.ns1.opa.test, _ns-client.ns1.opb.test). Status 1 when knotd failed.
+dj_owner_dns() {
+	dj_knot_start "$T/knot" "maker.test opa.test opb.test" "" || { echo "FAIL: knotd"; return 1; }
+	NSADDR="127.0.0.1@$DJ_KNOT_PORT"
+	STUBS="maker.test@$NSADDR opa.test@$NSADDR opb.test@$NSADDR"
+	DNS=(--ns "$NSADDR" --tsig-file "$DJ_KNOT_TSIG_FILE" --ta-file "$DJ_KNOT_TA" --ttl 4)
+	dj_genkey maker opa opb
+	dj_selfsigned js DNS:js.maker.test
+	dj_selfsigned nsa DNS:_ns-client.ns1.opa.test
+	dj_selfsigned nsb DNS:_ns-client.ns1.opb.test
+	return 0
+}
+
 # dj_owner_publish TTL ZONE... - publish each zone's ownership key (_owner.ZONE TLSA 3 1 0 of
 # ZONE-without-.test.key, e.g. opa.key for opa.test) by TSIG update; wait until the last is seen
 dj_owner_publish() {

@@ -1,7 +1,8 @@
 # tests/lib/harness.sh - the test harness of the integration tests and benchmarks (STYLE.md rule
 # 11): begin, check, wait, spawn with cleanup, end; a throwaway private PKI made with the openssl
 # CLI; free loopback ports; the test clock. It sources the other helpers of tests/lib (knot.sh,
-# mosquitto.sh, danejoin.sh, postgres.sh). Source it, then call dj_begin; it defines functions only.
+# mosquitto.sh, danejoin.sh, postgres.sh, console.sh). Source it, then call dj_begin; it
+# defines functions only.
 #
 #   . "$(dirname "$0")/../lib/harness.sh"
 #   dj_begin NAME "$@"          BUILD_DIR [SOURCE_DIR]: a private directory, one cleanup trap
@@ -18,6 +19,7 @@ DJ_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$DJ_LIB/mosquitto.sh"
 . "$DJ_LIB/danejoin.sh"
 . "$DJ_LIB/postgres.sh"
+. "$DJ_LIB/console.sh"
 
 DJ_PIDS=()
 FAILS=0
@@ -309,4 +311,31 @@ dj_devices_csv() {
 	openssl rand -hex $((32 * $1)) | fold -w 64 | awk -v v="$2" '{
 		nk = (v == "1.1") ? substr($0, 33, 32) : ""
 		printf "%016x,70b3d57ed0000001,%s,%s,%s\n", NR + 4096, v, substr($0, 1, 32), nk }'
+}
+
+# dj_devices3_csv - the three devices of the admin API and console tests, random keys:
+# 0000000000000103 (1.0.3) and 0000000000000110 (1.1) under JoinEUI 70b3d57ed0000001,
+# 0000000000000111 (1.1) under 70b3d57ed0000002
+dj_devices3_csv() {
+	local k=($(openssl rand -hex 80 | fold -w 32))
+
+	echo "dev_eui,join_eui,mac_version,app_key,nwk_key"
+	echo "0000000000000103,70b3d57ed0000001,1.0.3,${k[0]},"
+	echo "0000000000000110,70b3d57ed0000001,1.1,${k[1]},${k[2]}"
+	echo "0000000000000111,70b3d57ed0000002,1.1,${k[3]},${k[4]}"
+}
+
+# dj_import_csvs - the import files of the admin API and console tests: bad.csv, three new
+# devices (0000000000000201..203) whose line 3 has an app_key two characters too long ("ZZ");
+# good.csv, the same with that line fixed
+dj_import_csvs() {
+	local k=($(openssl rand -hex 64 | fold -w 32))
+
+	{
+		echo "dev_eui,join_eui,mac_version,app_key,nwk_key"
+		echo "0000000000000201,70b3d57ed0000001,1.0.3,${k[0]},"
+		echo "0000000000000202,70b3d57ed0000001,1.0.3,${k[1]}ZZ,"
+		echo "0000000000000203,70b3d57ed0000001,1.1,${k[2]},${k[3]}"
+	} >bad.csv
+	sed 's/ZZ,$/,/' bad.csv >good.csv
 }

@@ -14,6 +14,9 @@
 #       waits (bounded) until kdig sees NAME TYPE (with "want" in the answer, if given).
 #   dj_knot_q NAME TYPE
 #       what knotd holds (authoritative, +short).
+#   dj_knot_txt_tamper NAME ZONE
+#       NAME's TXT record (base64 in 255-character strings) published again with its last byte
+#       changed (a forged signature), by a TSIG update of ZONE; status 0 on success.
 #   dj_knot_stop / dj_knot_restart
 #       stop knotd (state kept in DIR), start it again with the same zones, keys and port.
 #
@@ -139,6 +142,21 @@ dj_knot_wait() {
 
 dj_knot_q() {
 	kdig @127.0.0.1 -p "$DJ_KNOT_PORT" +short +norec "$2" "$1" 2>/dev/null
+}
+
+# dj_knot_txt_tamper NAME ZONE - NAME's TXT (a base64 blob split in 255-character strings, e.g.
+# an ownership chain) decoded into chain.bin, its last byte plus one into bad.bin, published again
+# in place of the old record (TTL 4) by a TSIG update of ZONE. Status: the update's.
+dj_knot_txt_tamper() {
+	local name=$1 zone=$2 last txt
+	dj_knot_q "$name" TXT | tr -d '" \n' | base64 -d >chain.bin
+	last=$(tail -c 1 chain.bin | od -An -tu1 | tr -d ' ')
+	{ head -c -1 chain.bin; printf "\\$(printf '%03o' $(((last + 1) % 256)))"; } >bad.bin
+	txt=$(base64 -w0 bad.bin | fold -w 255 | sed 's/.*/"&"/' | tr '\n' ' ')
+	dj_knot_update "$zone" <<EOF
+update delete $name TXT
+update add $name 4 TXT $txt
+EOF
 }
 
 dj_knot_stop() {

@@ -86,14 +86,29 @@ static int group_teardown(void **state)
 	return 0;
 }
 
+/* cms_der - \p cms as DER in a malloc'd copy (its length in \p len); frees \p cms */
+static uint8_t *cms_der(CMS_ContentInfo *cms, size_t *len)
+{
+	unsigned char *der = NULL, *copy;
+	int n = i2d_CMS_ContentInfo(cms, &der);
+
+	assert_true(n > 0);
+	copy = malloc((size_t)n);
+	assert_non_null(copy);
+	memcpy(copy, der, (size_t)n);
+	OPENSSL_free(der);
+	CMS_ContentInfo_free(cms);
+	*len = (size_t)n;
+	return copy;
+}
+
 /* envelope - \p text encrypted to \p cert (DER, malloc'd); signed instead when \p sign */
 static uint8_t *envelope(const char *text, X509 *cert, EVP_PKEY *key, bool sign, size_t *len)
 {
 	STACK_OF(X509) *rcpt = sk_X509_new_null();
 	BIO *in = BIO_new_mem_buf(text, (int)strlen(text));
 	CMS_ContentInfo *cms;
-	unsigned char *der = NULL, *copy;
-	int n;
+	uint8_t *der;
 
 	assert_non_null(rcpt);
 	assert_non_null(in);
@@ -101,17 +116,10 @@ static uint8_t *envelope(const char *text, X509 *cert, EVP_PKEY *key, bool sign,
 	cms = sign ? CMS_sign(cert, key, NULL, in, CMS_BINARY) :
 	      CMS_encrypt(rcpt, in, EVP_aes_256_cbc(), CMS_BINARY);
 	assert_non_null(cms);
-	n = i2d_CMS_ContentInfo(cms, &der);
-	assert_true(n > 0);
-	copy = malloc((size_t)n);
-	assert_non_null(copy);
-	memcpy(copy, der, (size_t)n);
-	OPENSSL_free(der);
-	CMS_ContentInfo_free(cms);
+	der = cms_der(cms, len);
 	BIO_free(in);
 	sk_X509_free(rcpt);
-	*len = (size_t)n;
-	return copy;
+	return der;
 }
 
 /* tmp_path - a file name in DJ_TEST_TMPDIR */
@@ -205,8 +213,7 @@ static uint8_t *envelope_wrap(const char *text, X509 *cert, const EVP_CIPHER *wr
 	CMS_ContentInfo *cms = CMS_encrypt(NULL, NULL, EVP_aes_128_cbc(),
 					   CMS_BINARY | CMS_PARTIAL);
 	CMS_RecipientInfo *ri;
-	unsigned char *der = NULL, *copy;
-	int n;
+	uint8_t *der;
 
 	assert_non_null(in);
 	assert_non_null(cms);
@@ -216,16 +223,9 @@ static uint8_t *envelope_wrap(const char *text, X509 *cert, const EVP_CIPHER *wr
 	assert_int_equal(EVP_EncryptInit_ex(CMS_RecipientInfo_kari_get0_ctx(ri), wrap, NULL, NULL,
 					    NULL), 1);
 	assert_int_equal(CMS_final(cms, in, NULL, CMS_BINARY), 1);
-	n = i2d_CMS_ContentInfo(cms, &der);
-	assert_true(n > 0);
-	copy = malloc((size_t)n);
-	assert_non_null(copy);
-	memcpy(copy, der, (size_t)n);
-	OPENSSL_free(der);
-	CMS_ContentInfo_free(cms);
+	der = cms_der(cms, len);
 	BIO_free(in);
-	*len = (size_t)n;
-	return copy;
+	return der;
 }
 
 /*
