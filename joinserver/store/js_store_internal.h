@@ -45,6 +45,48 @@
 
 struct js_store;
 
+/*
+ * The statements under the registry's writes, for the SQL backends (js_store_sqlite_owner.c,
+ * js_store_pg_owner.c): each runs one statement of its backend inside the transaction that
+ * batch opened, reads the clock (js_store_now) itself where its row records a time, and
+ * returns DJ_EOK, DJ_ENOENT (the probe found no row), or a fault. The rules around them -
+ * which probes a write needs, the verdicts, the audit rows and the outbox event - are the
+ * shared js_store__reg_* functions of js_store_owner.c.
+ */
+struct js_store_reg_sql {
+	/* js_store__sq_batch / js_store__pg_batch: 0..n-1 in one transaction, all or nothing */
+	int (*batch)(struct js_store *s, size_t n,
+		     int (*item)(struct js_store *s, size_t i, void *arg), void *arg, size_t *bad);
+	int (*audit_put)(struct js_store *s, const uint8_t *dev_eui, const char *event,
+			 const char *actor, const char *detail);
+	void (*outbox_put)(struct js_store *s, const uint8_t *body, size_t len);
+	/* a devices row with fresh nonce state and its audit entry (js_store__sq_device_insert) */
+	int (*device_insert)(struct js_store *s, const struct js_device *d, const char *actor,
+			     unsigned flags);
+	int (*owner_insert)(struct js_store *s, const struct js_owner *o, int64_t now);
+	int (*owner_publish)(struct js_store *s, const uint8_t *dev_eui);
+	/* the owner row's zone and serial into \p o (a zone that does not fit: DJ_ESQL) */
+	int (*owner_head)(struct js_store *s, const uint8_t *dev_eui, struct js_owner *o);
+	int (*owner_exists)(struct js_store *s, const uint8_t *dev_eui);
+	/* the owner row becomes the transfer's: zone, serial, chain, published */
+	int (*owner_move)(struct js_store *s, const struct js_transfer *t);
+	int (*authcode_write)(struct js_store *s, const struct js_authcode *a);	/* or replace */
+	int (*authcode_exists)(struct js_store *s, const uint8_t *dev_eui);
+	int (*authcode_delete)(struct js_store *s, const uint8_t *dev_eui);
+	int (*xfer_busy)(struct js_store *s, const uint8_t *dev_eui);	/* an unfinished one */
+	/* a transfer of the device with this serial or this nonce */
+	int (*xfer_used)(struct js_store *s, const struct js_transfer *t);
+	int (*xfer_insert)(struct js_store *s, struct js_transfer *t);	/* sets t->id */
+	/* to \p step if it is further on; \p moved: the rows changed */
+	int (*xfer_step)(struct js_store *s, int64_t id, enum js_transfer_step step,
+			 uint64_t *moved);
+	int (*xfer_exists)(struct js_store *s, int64_t id);
+	/* \p cb on transfer \p id, its chain borrowed (a row that does not decode: DJ_ESQL) */
+	int (*xfer_with)(struct js_store *s, int64_t id,
+			 int (*cb)(struct js_store *s, const struct js_transfer *t, void *arg),
+			 void *arg);
+};
+
 /* The ownership registry's operations (js_store_owner.h), one table per backend. */
 struct js_store_reg_ops {
 	int (*owner_enroll)(struct js_store *s, const struct js_device *devs,
@@ -73,7 +115,8 @@ struct js_store_reg_ops {
 	int (*transfer_foreach_pending)(struct js_store *s,
 					int (*cb)(const struct js_transfer *t, void *arg),
 					void *arg);
-
+	/* the SQL backends' statements under the shared js_store__reg_* rules (else NULL) */
+	const struct js_store_reg_sql *sql;
 };
 
 struct js_apikey;
@@ -211,6 +254,25 @@ bool js_store__xfer_event(struct js_store *s, const struct js_transfer *t, uint8
  */
 int js_store__xfer_begin_each(struct js_store *s, struct js_transfer *t, size_t n, int *results,
 			      int (*one)(struct js_store *s, struct js_transfer *t));
+
+/*
+ * The registry's write rules on the statements of s->ops->reg->sql (the SQL backends): each has
+ * the signature and semantics of the ops->reg call of the same name; a backend's table points
+ * at them. js_store__reg_begin_one is the \p one of js_store__xfer_begin_each(), inside the
+ * backend's transaction.
+ */
+int js_store__reg_owner_enroll(struct js_store *s, const struct js_device *devs,
+			       const struct js_owner *owners, size_t n, const char *actor,
+			       size_t *failed);
+int js_store__reg_owner_set_published(struct js_store *s, const uint8_t (*dev_euis)[LW_EUI_LEN],
+				      size_t n);
+int js_store__reg_authcode_put(struct js_store *s, const struct js_authcode *recs, size_t n,
+			       const char *actor, size_t *failed);
+int js_store__reg_authcode_revoke(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+				  const char *actor);
+int js_store__reg_begin_one(struct js_store *s, struct js_transfer *t);
+int js_store__reg_transfer_advance(struct js_store *s, const int64_t *ids, size_t n,
+				   enum js_transfer_step step, const char *actor);
 
 /*! \brief The audit detail of a finished transfer ("from=… to=… serial=…"). */
 void js_store__xfer_detail(const struct js_transfer *t, char *out, size_t cap);
