@@ -60,9 +60,6 @@ struct js_store_reg_sql {
 	int (*audit_put)(struct js_store *s, const uint8_t *dev_eui, const char *event,
 			 const char *actor, const char *detail);
 	void (*outbox_put)(struct js_store *s, const uint8_t *body, size_t len);
-	/* a devices row with fresh nonce state and its audit entry (js_store__sq_device_insert) */
-	int (*device_insert)(struct js_store *s, const struct js_device *d, const char *actor,
-			     unsigned flags);
 	int (*owner_insert)(struct js_store *s, const struct js_owner *o, int64_t now);
 	int (*owner_publish)(struct js_store *s, const uint8_t *dev_eui);
 	/* the owner row's zone and serial into \p o (a zone that does not fit: DJ_ESQL) */
@@ -85,6 +82,28 @@ struct js_store_reg_sql {
 	int (*xfer_with)(struct js_store *s, int64_t id,
 			 int (*cb)(struct js_store *s, const struct js_transfer *t, void *arg),
 			 void *arg);
+};
+
+/*
+ * The device statements under the shared import and delete rules of js_store.c
+ * (js_store__dev_*), for the SQL backends, on the same terms as js_store_reg_sql.
+ */
+struct js_store_dev_sql {
+	int (*batch)(struct js_store *s, size_t n,
+		     int (*item)(struct js_store *s, size_t i, void *arg), void *arg, size_t *bad);
+	int (*audit_put)(struct js_store *s, const uint8_t *dev_eui, const char *event,
+			 const char *actor, const char *detail);
+	int (*wbegin)(struct js_store *s);		/* a write transaction */
+	int (*wend)(struct js_store *s, int ret);	/* commit on DJ_EOK, else roll back */
+	/* a devices row with fresh nonce state, created at d->created_at (0: now) */
+	int (*row_insert)(struct js_store *s, const struct js_device *d);
+	/* continue the row from its DevEUI's tombstone (\p forget: not the DevNonce state nor
+	 * RJcount1); \p n: the rows changed (0: no tombstone) */
+	int (*resume)(struct js_store *s, const uint8_t *dev_eui, bool forget, uint64_t *n);
+	int (*tombstone_drop)(struct js_store *s, const uint8_t *dev_eui);
+	/* the device's nonce state into its tombstone (or replace it), deleted now */
+	int (*tombstone_put)(struct js_store *s, const uint8_t *dev_eui);
+	int (*row_delete)(struct js_store *s, const uint8_t *dev_eui, uint64_t *n);
 };
 
 /* The ownership registry's operations (js_store_owner.h), one table per backend. */
@@ -172,6 +191,8 @@ struct js_store_ops {
 
 	/* the ownership registry (js_store_owner.h), in the backend's *_owner.c */
 	const struct js_store_reg_ops *reg;
+	/* the SQL backends' device statements under js_store__dev_* (else NULL) */
+	const struct js_store_dev_sql *dev_sql;
 	/* API keys (js_apikey.h); NULL: the backend keeps none */
 	const struct js_store_apikey_ops *apikey;
 };
@@ -288,6 +309,22 @@ void js_store__hist_encode(const uint16_t *hist, uint32_t n, uint8_t *out);
 
 /*! \brief Decode \p n little-endian uint16 pairs from \p in. */
 void js_store__hist_decode(const uint8_t *in, uint32_t n, uint16_t *hist);
+
+/*
+ * The device rules of the SQL backends on the statements of s->ops->dev_sql.
+ * js_store__dev_insert: one devices row and its "device-import" audit entry inside the caller's
+ * transaction; a tombstone of its DevEUI is continued and consumed (\p flags: JS_IMPORT_*).
+ * \retval DJ_EOK, DJ_EEXIST, DJ_ESQL. The others have the semantics of the ops of their names.
+ */
+int js_store__dev_insert(struct js_store *s, const struct js_device *d, const char *actor,
+			 unsigned flags);
+int js_store__dev_import(struct js_store *s, size_t n,
+			 int (*get)(size_t i, struct js_device *d, void *arg), void *arg,
+			 const char *actor, unsigned flags, size_t *failed);
+int js_store__dev_add(struct js_store *s, const struct js_device *devs, size_t n,
+		      const char *actor, unsigned flags, size_t *failed);
+int js_store__dev_delete(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			 const char *actor);
 
 /*! \brief Print "mac_version=… join_eui=…" for the import audit entry. */
 void js_store__import_detail(const struct js_device *d, char *out, size_t cap);

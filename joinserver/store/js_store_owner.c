@@ -125,7 +125,7 @@ static int enroll_one(struct js_store *s, size_t i, void *arg)
 {
 	const struct js_store_reg_sql *sql = s->ops->reg->sql;
 	const struct enroll *e = arg;
-	int ret = sql->device_insert(s, &e->devs[i], e->actor, 0);
+	int ret = js_store__dev_insert(s, &e->devs[i], e->actor, 0);
 
 	if (ret != DJ_EOK)
 		return ret;

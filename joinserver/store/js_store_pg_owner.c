@@ -431,7 +431,6 @@ static const struct js_store_reg_sql pg_reg_sql = {
 	.batch = js_store__pg_batch,
 	.audit_put = js_store__pg_audit_put,
 	.outbox_put = js_store__pg_outbox_put,
-	.device_insert = js_store__pg_device_insert,
 	.owner_insert = pg_owner_insert,
 	.owner_publish = pg_owner_publish,
 	.owner_head = pg_owner_head_row,

@@ -429,7 +429,6 @@ static const struct js_store_reg_sql sq_reg_sql = {
 	.batch = js_store__sq_batch,
 	.audit_put = js_store__sq_audit_put,
 	.outbox_put = js_store__sq_outbox_put,
-	.device_insert = js_store__sq_device_insert,
 	.owner_insert = sq_owner_insert,
 	.owner_publish = sq_owner_publish,
 	.owner_head = sq_owner_head_row,
