@@ -552,6 +552,114 @@ void js_store__import_detail(const struct js_device *d, char *out, size_t cap)
 	snprintf(out, cap, "mac_version=%s join_eui=%s", v != NULL ? v : "?", eui);
 }
 
+/* --- the device rules of the SQL backends (ops->dev_sql) -------------------------------- */
+
+/* resume - continue a fresh devices row from its DevEUI's tombstone, if there is one */
+static int resume(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], const char *actor,
+		  unsigned flags)
+{
+	const struct js_store_dev_sql *sql = s->ops->dev_sql;
+	bool forget = (flags & JS_IMPORT_FORGET_NONCES) != 0;
+	uint64_t n = 0;
+	int ret;
+
+	ret = sql->resume(s, dev_eui, forget, &n);
+	if (ret != DJ_EOK || n == 0)
+		return ret;
+	ret = sql->tombstone_drop(s, dev_eui);
+	if (ret == DJ_EOK)
+		ret = sql->audit_put(s, dev_eui, JS_DEVICE_RESUME_EVENT, actor,
+				     forget ? JS_RESUME_DETAIL_FORGOT : JS_RESUME_DETAIL_KEPT);
+	return ret;
+}
+
+int js_store__dev_insert(struct js_store *s, const struct js_device *d, const char *actor,
+			 unsigned flags)
+{
+	char detail[JS_AUDIT_DETAIL_MAX];
+	int ret;
+
+	ret = s->ops->dev_sql->row_insert(s, d);
+	if (ret != DJ_EOK)
+		return ret;
+	js_store__import_detail(d, detail, sizeof(detail));
+	ret = s->ops->dev_sql->audit_put(s, d->dev_eui, JS_DEVICE_IMPORT_EVENT, actor, detail);
+	return ret != DJ_EOK ? ret : resume(s, d->dev_eui, actor, flags);
+}
+
+/* An import: where device i comes from, the struct it is read into, the actor. */
+struct import {
+	int (*get)(size_t i, struct js_device *d, void *arg);
+	void *arg;
+	const char *actor;
+	unsigned flags;
+	struct js_device d;
+};
+
+/* import_one - a batch item: read device i, check it, insert it */
+static int import_one(struct js_store *s, size_t i, void *arg)
+{
+	struct import *im = arg;
+	int ret = im->get(i, &im->d, im->arg);
+
+	if (ret == DJ_EOK && im->d.root_token_len > JS_TOKEN_MAX)
+		ret = DJ_EINVAL;
+	return ret != DJ_EOK ? ret : js_store__dev_insert(s, &im->d, im->actor, im->flags);
+}
+
+int js_store__dev_import(struct js_store *s, size_t n,
+			 int (*get)(size_t i, struct js_device *d, void *arg), void *arg,
+			 const char *actor, unsigned flags, size_t *failed)
+{
+	struct import *im = calloc(1, sizeof(*im));
+	size_t bad = 0;
+	int ret;
+
+	if (im == NULL)
+		return DJ_ENOMEM;
+	im->get = get;
+	im->arg = arg;
+	im->actor = actor;
+	im->flags = flags;
+	ret = s->ops->dev_sql->batch(s, n, import_one, im, &bad);
+	OPENSSL_cleanse(im, sizeof(*im));
+	free(im);
+	if (ret != DJ_EOK && failed != NULL)
+		*failed = bad;
+	return ret;
+}
+
+/* devs_get - js_store_devices_import() over an array */
+static int devs_get(size_t i, struct js_device *d, void *arg)
+{
+	memcpy(d, &((const struct js_device *)arg)[i], sizeof(*d));
+	return DJ_EOK;
+}
+
+int js_store__dev_add(struct js_store *s, const struct js_device *devs, size_t n,
+		      const char *actor, unsigned flags, size_t *failed)
+{
+	return js_store__dev_import(s, n, devs_get, (void *)devs, actor, flags, failed);
+}
+
+int js_store__dev_delete(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			 const char *actor)
+{
+	const struct js_store_dev_sql *sql = s->ops->dev_sql;
+	uint64_t n = 0;
+	int ret = sql->wbegin(s);
+
+	if (ret != DJ_EOK)
+		return ret;
+	ret = sql->tombstone_put(s, dev_eui);
+	if (ret == DJ_EOK)
+		ret = sql->row_delete(s, dev_eui, &n);
+	if (ret == DJ_EOK)
+		ret = n == 0 ? DJ_ENOENT : sql->audit_put(s, dev_eui, JS_DEVICE_DELETE_EVENT, actor,
+							  "");
+	return sql->wend(s, ret);
+}
+
 /* --- dispatch ---------------------------------------------------------------------------- */
 
 int js_store_device_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],

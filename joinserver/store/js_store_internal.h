@@ -45,6 +45,67 @@
 
 struct js_store;
 
+/*
+ * The statements under the registry's writes, for the SQL backends (js_store_sqlite_owner.c,
+ * js_store_pg_owner.c): each runs one statement of its backend inside the transaction that
+ * batch opened, reads the clock (js_store_now) itself where its row records a time, and
+ * returns DJ_EOK, DJ_ENOENT (the probe found no row), or a fault. The rules around them -
+ * which probes a write needs, the verdicts, the audit rows and the outbox event - are the
+ * shared js_store__reg_* functions of js_store_owner.c.
+ */
+struct js_store_reg_sql {
+	/* js_store__sq_batch / js_store__pg_batch: 0..n-1 in one transaction, all or nothing */
+	int (*batch)(struct js_store *s, size_t n,
+		     int (*item)(struct js_store *s, size_t i, void *arg), void *arg, size_t *bad);
+	int (*audit_put)(struct js_store *s, const uint8_t *dev_eui, const char *event,
+			 const char *actor, const char *detail);
+	void (*outbox_put)(struct js_store *s, const uint8_t *body, size_t len);
+	int (*owner_insert)(struct js_store *s, const struct js_owner *o, int64_t now);
+	int (*owner_publish)(struct js_store *s, const uint8_t *dev_eui);
+	/* the owner row's zone and serial into \p o (a zone that does not fit: DJ_ESQL) */
+	int (*owner_head)(struct js_store *s, const uint8_t *dev_eui, struct js_owner *o);
+	int (*owner_exists)(struct js_store *s, const uint8_t *dev_eui);
+	/* the owner row becomes the transfer's: zone, serial, chain, published */
+	int (*owner_move)(struct js_store *s, const struct js_transfer *t);
+	int (*authcode_write)(struct js_store *s, const struct js_authcode *a);	/* or replace */
+	int (*authcode_exists)(struct js_store *s, const uint8_t *dev_eui);
+	int (*authcode_delete)(struct js_store *s, const uint8_t *dev_eui);
+	int (*xfer_busy)(struct js_store *s, const uint8_t *dev_eui);	/* an unfinished one */
+	/* a transfer of the device with this serial or this nonce */
+	int (*xfer_used)(struct js_store *s, const struct js_transfer *t);
+	int (*xfer_insert)(struct js_store *s, struct js_transfer *t);	/* sets t->id */
+	/* to \p step if it is further on; \p moved: the rows changed */
+	int (*xfer_step)(struct js_store *s, int64_t id, enum js_transfer_step step,
+			 uint64_t *moved);
+	int (*xfer_exists)(struct js_store *s, int64_t id);
+	/* \p cb on transfer \p id, its chain borrowed (a row that does not decode: DJ_ESQL) */
+	int (*xfer_with)(struct js_store *s, int64_t id,
+			 int (*cb)(struct js_store *s, const struct js_transfer *t, void *arg),
+			 void *arg);
+};
+
+/*
+ * The device statements under the shared import and delete rules of js_store.c
+ * (js_store__dev_*), for the SQL backends, on the same terms as js_store_reg_sql.
+ */
+struct js_store_dev_sql {
+	int (*batch)(struct js_store *s, size_t n,
+		     int (*item)(struct js_store *s, size_t i, void *arg), void *arg, size_t *bad);
+	int (*audit_put)(struct js_store *s, const uint8_t *dev_eui, const char *event,
+			 const char *actor, const char *detail);
+	int (*wbegin)(struct js_store *s);		/* a write transaction */
+	int (*wend)(struct js_store *s, int ret);	/* commit on DJ_EOK, else roll back */
+	/* a devices row with fresh nonce state, created at d->created_at (0: now) */
+	int (*row_insert)(struct js_store *s, const struct js_device *d);
+	/* continue the row from its DevEUI's tombstone (\p forget: not the DevNonce state nor
+	 * RJcount1); \p n: the rows changed (0: no tombstone) */
+	int (*resume)(struct js_store *s, const uint8_t *dev_eui, bool forget, uint64_t *n);
+	int (*tombstone_drop)(struct js_store *s, const uint8_t *dev_eui);
+	/* the device's nonce state into its tombstone (or replace it), deleted now */
+	int (*tombstone_put)(struct js_store *s, const uint8_t *dev_eui);
+	int (*row_delete)(struct js_store *s, const uint8_t *dev_eui, uint64_t *n);
+};
+
 /* The ownership registry's operations (js_store_owner.h), one table per backend. */
 struct js_store_reg_ops {
 	int (*owner_enroll)(struct js_store *s, const struct js_device *devs,
@@ -73,7 +134,8 @@ struct js_store_reg_ops {
 	int (*transfer_foreach_pending)(struct js_store *s,
 					int (*cb)(const struct js_transfer *t, void *arg),
 					void *arg);
-
+	/* the SQL backends' statements under the shared js_store__reg_* rules (else NULL) */
+	const struct js_store_reg_sql *sql;
 };
 
 struct js_apikey;
@@ -129,6 +191,8 @@ struct js_store_ops {
 
 	/* the ownership registry (js_store_owner.h), in the backend's *_owner.c */
 	const struct js_store_reg_ops *reg;
+	/* the SQL backends' device statements under js_store__dev_* (else NULL) */
+	const struct js_store_dev_sql *dev_sql;
 	/* API keys (js_apikey.h); NULL: the backend keeps none */
 	const struct js_store_apikey_ops *apikey;
 };
@@ -212,6 +276,25 @@ bool js_store__xfer_event(struct js_store *s, const struct js_transfer *t, uint8
 int js_store__xfer_begin_each(struct js_store *s, struct js_transfer *t, size_t n, int *results,
 			      int (*one)(struct js_store *s, struct js_transfer *t));
 
+/*
+ * The registry's write rules on the statements of s->ops->reg->sql (the SQL backends): each has
+ * the signature and semantics of the ops->reg call of the same name; a backend's table points
+ * at them. js_store__reg_begin_one is the \p one of js_store__xfer_begin_each(), inside the
+ * backend's transaction.
+ */
+int js_store__reg_owner_enroll(struct js_store *s, const struct js_device *devs,
+			       const struct js_owner *owners, size_t n, const char *actor,
+			       size_t *failed);
+int js_store__reg_owner_set_published(struct js_store *s, const uint8_t (*dev_euis)[LW_EUI_LEN],
+				      size_t n);
+int js_store__reg_authcode_put(struct js_store *s, const struct js_authcode *recs, size_t n,
+			       const char *actor, size_t *failed);
+int js_store__reg_authcode_revoke(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+				  const char *actor);
+int js_store__reg_begin_one(struct js_store *s, struct js_transfer *t);
+int js_store__reg_transfer_advance(struct js_store *s, const int64_t *ids, size_t n,
+				   enum js_transfer_step step, const char *actor);
+
 /*! \brief The audit detail of a finished transfer ("from=… to=… serial=…"). */
 void js_store__xfer_detail(const struct js_transfer *t, char *out, size_t cap);
 
@@ -226,6 +309,22 @@ void js_store__hist_encode(const uint16_t *hist, uint32_t n, uint8_t *out);
 
 /*! \brief Decode \p n little-endian uint16 pairs from \p in. */
 void js_store__hist_decode(const uint8_t *in, uint32_t n, uint16_t *hist);
+
+/*
+ * The device rules of the SQL backends on the statements of s->ops->dev_sql.
+ * js_store__dev_insert: one devices row and its "device-import" audit entry inside the caller's
+ * transaction; a tombstone of its DevEUI is continued and consumed (\p flags: JS_IMPORT_*).
+ * \retval DJ_EOK, DJ_EEXIST, DJ_ESQL. The others have the semantics of the ops of their names.
+ */
+int js_store__dev_insert(struct js_store *s, const struct js_device *d, const char *actor,
+			 unsigned flags);
+int js_store__dev_import(struct js_store *s, size_t n,
+			 int (*get)(size_t i, struct js_device *d, void *arg), void *arg,
+			 const char *actor, unsigned flags, size_t *failed);
+int js_store__dev_add(struct js_store *s, const struct js_device *devs, size_t n,
+		      const char *actor, unsigned flags, size_t *failed);
+int js_store__dev_delete(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			 const char *actor);
 
 /*! \brief Print "mac_version=… join_eui=…" for the import audit entry. */
 void js_store__import_detail(const struct js_device *d, char *out, size_t cap);

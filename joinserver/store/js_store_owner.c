@@ -2,7 +2,8 @@
  * js_store_owner.c - the public calls of the ownership registry (js_store_owner.h): argument
  * checks, then dispatch through the backend's table of registry operations (ops->reg,
  * js_store_internal.h), plus what every backend shares about the registry: the audit details,
- * the outbox event of a finished transfer, the verdicts of a transfer batch.
+ * the outbox event of a finished transfer, the verdicts of a transfer batch, and the write
+ * rules of the SQL backends on their statements (js_store__reg_*, ops->reg->sql).
  *
  * The checks here are the only ones. A backend trusts that pointers are set, that chains are
  * within 1..JS_OWNER_CHAIN_MAX bytes, that zone and attribute strings end inside their arrays
@@ -107,6 +108,204 @@ int js_store__xfer_begin_each(struct js_store *s, struct js_transfer *t, size_t 
 		if (results[i] != DJ_EOK)
 			ret = DJ_ECONFLICT;	/* all or nothing */
 	return ret;
+}
+
+/* --- the write rules of the SQL backends (ops->reg->sql) -------------------------------- */
+
+/* An enrollment: the devices and their owner rows. */
+struct enroll {
+	const struct js_device *devs;
+	const struct js_owner *owners;
+	const char *actor;
+	int64_t now;
+};
+
+/* enroll_one - a batch item: device i and its owner row */
+static int enroll_one(struct js_store *s, size_t i, void *arg)
+{
+	const struct js_store_reg_sql *sql = s->ops->reg->sql;
+	const struct enroll *e = arg;
+	int ret = js_store__dev_insert(s, &e->devs[i], e->actor, 0);
+
+	if (ret != DJ_EOK)
+		return ret;
+	return sql->owner_insert(s, &e->owners[i], e->now);
+}
+
+int js_store__reg_owner_enroll(struct js_store *s, const struct js_device *devs,
+			       const struct js_owner *owners, size_t n, const char *actor,
+			       size_t *failed)
+{
+	struct enroll e = { devs, owners, actor, js_store_now(s) };
+	size_t bad = 0;
+	int ret = s->ops->reg->sql->batch(s, n, enroll_one, &e, &bad);
+
+	if (ret == DJ_EEXIST && failed != NULL)
+		*failed = bad;
+	return ret;
+}
+
+/* publish_one - a batch item: mark the owner row of DevEUI i published */
+static int publish_one(struct js_store *s, size_t i, void *arg)
+{
+	const uint8_t (*dev_euis)[LW_EUI_LEN] = arg;
+
+	return s->ops->reg->sql->owner_publish(s, dev_euis[i]);
+}
+
+int js_store__reg_owner_set_published(struct js_store *s, const uint8_t (*dev_euis)[LW_EUI_LEN],
+				      size_t n)
+{
+	size_t bad;
+
+	return s->ops->reg->sql->batch(s, n, publish_one, (void *)dev_euis, &bad);
+}
+
+/* Auth codes to store, and who stores them. */
+struct authcodes {
+	const struct js_authcode *recs;
+	const char *actor;
+};
+
+/* authcode_one - a batch item: auth code i, for an enrolled device only, and its audit entry */
+static int authcode_one(struct js_store *s, size_t i, void *arg)
+{
+	const struct js_store_reg_sql *sql = s->ops->reg->sql;
+	const struct authcodes *ac = arg;
+	const struct js_authcode *a = &ac->recs[i];
+	char detail[JS_AUDIT_DETAIL_MAX];
+	int ret;
+
+	ret = sql->owner_exists(s, a->dev_eui);
+	if (ret == DJ_EOK)
+		ret = sql->authcode_write(s, a);
+	if (ret != DJ_EOK)
+		return ret;
+	js_store__authcode_detail(a, detail, sizeof(detail));
+	return sql->audit_put(s, a->dev_eui, JS_AUTHCODE_EVENT, ac->actor, detail);
+}
+
+int js_store__reg_authcode_put(struct js_store *s, const struct js_authcode *recs, size_t n,
+			       const char *actor, size_t *failed)
+{
+	struct authcodes ac = { recs, actor };
+	size_t bad = 0;
+	int ret = s->ops->reg->sql->batch(s, n, authcode_one, &ac, &bad);
+
+	if (ret == DJ_ENOENT && failed != NULL)
+		*failed = bad;
+	return ret;
+}
+
+/* revoke_one - the batch of one: the device's auth code, if one is set, deleted and audited */
+static int revoke_one(struct js_store *s, size_t i, void *arg)
+{
+	const struct js_store_reg_sql *sql = s->ops->reg->sql;
+	const struct authcodes *ac = arg;
+	const uint8_t *eui = ac->recs[i].dev_eui;
+	int ret;
+
+	ret = sql->authcode_exists(s, eui);
+	if (ret == DJ_EOK)
+		ret = sql->authcode_delete(s, eui);
+	if (ret != DJ_EOK)
+		return ret;
+	return sql->audit_put(s, eui, JS_AUTHCODE_REVOKE_EVENT, ac->actor, "revoked");
+}
+
+int js_store__reg_authcode_revoke(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+				  const char *actor)
+{
+	struct js_authcode rec;
+	struct authcodes ac = { &rec, actor };
+	size_t bad = 0;
+
+	memset(&rec, 0, sizeof(rec));
+	memcpy(rec.dev_eui, dev_eui, LW_EUI_LEN);
+	return s->ops->reg->sql->batch(s, 1, revoke_one, &ac, &bad);
+}
+
+int js_store__reg_begin_one(struct js_store *s, struct js_transfer *t)
+{
+	const struct js_store_reg_sql *sql = s->ops->reg->sql;
+	struct js_owner o;
+	int ret;
+
+	ret = sql->xfer_busy(s, t->dev_eui);
+	if (ret != DJ_ENOENT)
+		return ret == DJ_EOK ? DJ_ECONFLICT : ret;	/* another one is unfinished */
+	ret = sql->owner_head(s, t->dev_eui, &o);
+	if (ret != DJ_EOK)
+		return ret;
+	/* a used serial or nonce is a replay: tell it apart from a moved-on owner */
+	ret = sql->xfer_used(s, t);
+	if (ret != DJ_ENOENT)
+		return ret == DJ_EOK ? DJ_EEXIST : ret;
+	if (strcmp(o.zone, t->from_zone) != 0 || t->serial != o.serial + 1)
+		return DJ_ECONFLICT;
+	ret = sql->xfer_insert(s, t);
+	if (ret == DJ_EOK)
+		t->step = JS_XFER_RECORDED;
+	return ret;
+}
+
+/* A transfer_advance: the transfers, their step, the caller's actor. */
+struct finish {
+	const char *actor;
+	const int64_t *ids;
+	enum js_transfer_step step;
+};
+
+/* finish_one - on the transfer reaching DONE: the owner row becomes the transfer's, the auth
+ * code goes, the audit entry and the outbox event are written. The chain is borrowed from the
+ * backend's row, which stays valid until this returns. */
+static int finish_one(struct js_store *s, const struct js_transfer *t, void *arg)
+{
+	const struct js_store_reg_sql *sql = s->ops->reg->sql;
+	const struct finish *f = arg;
+	char detail[JS_AUDIT_DETAIL_MAX];
+	uint8_t body[JS_EVENT_BODY_MAX];
+	size_t blen = 0;
+	int ret;
+
+	ret = sql->owner_move(s, t);
+	if (ret == DJ_EOK)
+		ret = sql->authcode_delete(s, t->dev_eui);
+	if (ret == DJ_EOK) {
+		js_store__xfer_detail(t, detail, sizeof(detail));
+		ret = sql->audit_put(s, t->dev_eui, JS_TRANSFER_EVENT, f->actor, detail);
+	}
+	if (ret == DJ_EOK && js_store__xfer_event(s, t, body, &blen))
+		sql->outbox_put(s, blen > 0 ? body : NULL, blen);
+	OPENSSL_cleanse(body, sizeof(body));
+	return ret;
+}
+
+/* advance_one - a batch item: transfer ids[i] to the step; at DONE, finish it */
+static int advance_one(struct js_store *s, size_t i, void *arg)
+{
+	const struct js_store_reg_sql *sql = s->ops->reg->sql;
+	const struct finish *f = arg;
+	uint64_t moved = 0;
+	int ret;
+
+	ret = sql->xfer_step(s, f->ids[i], f->step, &moved);
+	if (ret != DJ_EOK)
+		return ret;
+	if (moved == 0)	/* already at this step (a re-run), or no such id */
+		return sql->xfer_exists(s, f->ids[i]);
+	if (f->step != JS_XFER_DONE)
+		return DJ_EOK;
+	return sql->xfer_with(s, f->ids[i], finish_one, (void *)f);
+}
+
+int js_store__reg_transfer_advance(struct js_store *s, const int64_t *ids, size_t n,
+				   enum js_transfer_step step, const char *actor)
+{
+	struct finish f = { .actor = actor, .ids = ids, .step = step };
+	size_t bad;
+
+	return s->ops->reg->sql->batch(s, n, advance_one, &f, &bad);
 }
 
 /* --- argument checks ---------------------------------------------------------------------- */

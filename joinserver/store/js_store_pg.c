@@ -540,124 +540,67 @@ int js_store__pg_audit_put(struct js_store *s, const uint8_t *dev_eui, const cha
 		      " dn_hist=CASE WHEN $2<>0 THEN ''::bytea ELSE t.dn_hist END" \
 		      " FROM tombstones AS t WHERE devices.dev_eui=$1 AND t.dev_eui=$1"
 
-/* resume - continue a fresh devices row from its DevEUI's tombstone, if there is one */
-static int resume(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], const char *actor,
-		  unsigned flags)
-{
-	bool forget = (flags & JS_IMPORT_FORGET_NONCES) != 0;
-	uint64_t n = 0;
-	int ret;
+/* --- the statements under the shared device rules (js_store_dev_sql) ---------------------- */
 
-	ret = js_store__pg_change(s->be, PG_DEV_RESUME,
-				  JS_PG_ARGS(JS_PG_EUI(dev_eui), JS_PG_I(forget)), &n);
-	if (ret != DJ_EOK || n == 0)
-		return ret;
-	ret = js_store__pg_run(s->be, "DELETE FROM tombstones WHERE dev_eui=$1",
-			       JS_PG_ARGS(JS_PG_EUI(dev_eui)));
-	if (ret == DJ_EOK)
-		ret = js_store__pg_audit_put(s, dev_eui, JS_DEVICE_RESUME_EVENT, actor,
-					     forget ? JS_RESUME_DETAIL_FORGOT
-						    : JS_RESUME_DETAIL_KEPT);
-	return ret;
+static int pg_dev_wbegin(struct js_store *s)
+{
+	return js_store__pg_wbegin(s->be);
 }
 
-int js_store__pg_device_insert(struct js_store *s, const struct js_device *d, const char *actor,
-			       unsigned flags)
+static int pg_dev_row_insert(struct js_store *s, const struct js_device *d)
 {
-	char detail[JS_AUDIT_DETAIL_MAX];
-	int ret;
-
-	ret = js_store__pg_run(s->be, PG_DEV_INSERT,
-			       JS_PG_ARGS(JS_PG_EUI(d->dev_eui), JS_PG_EUI(d->join_eui),
-					  JS_PG_I(d->mac_version),
-					  JS_PG_B(d->root_token, d->root_token_len),
-					  JS_PG_I(d->created_at != 0 ? d->created_at
-								     : js_store_now(s))));
-	if (ret != DJ_EOK)
-		return ret;
-	js_store__import_detail(d, detail, sizeof(detail));
-	ret = js_store__pg_audit_put(s, d->dev_eui, JS_DEVICE_IMPORT_EVENT, actor, detail);
-	return ret != DJ_EOK ? ret : resume(s, d->dev_eui, actor, flags);
+	return js_store__pg_run(s->be, PG_DEV_INSERT,
+				JS_PG_ARGS(JS_PG_EUI(d->dev_eui), JS_PG_EUI(d->join_eui),
+					   JS_PG_I(d->mac_version),
+					   JS_PG_B(d->root_token, d->root_token_len),
+					   JS_PG_I(d->created_at != 0 ? d->created_at
+								      : js_store_now(s))));
 }
 
-struct import {
-	int (*get)(size_t i, struct js_device *d, void *arg);
-	void *arg;
-	const char *actor;
-	unsigned flags;
-	struct js_device d;
+static int pg_dev_resume(struct js_store *s, const uint8_t *dev_eui, bool forget, uint64_t *n)
+{
+	return js_store__pg_change(s->be, PG_DEV_RESUME,
+				   JS_PG_ARGS(JS_PG_EUI(dev_eui), JS_PG_I(forget)), n);
+}
+
+static int pg_dev_tombstone_drop(struct js_store *s, const uint8_t *dev_eui)
+{
+	return js_store__pg_run(s->be, "DELETE FROM tombstones WHERE dev_eui=$1",
+				JS_PG_ARGS(JS_PG_EUI(dev_eui)));
+}
+
+static int pg_dev_tombstone_put(struct js_store *s, const uint8_t *dev_eui)
+{
+	return js_store__pg_run(s->be, "INSERT INTO tombstones(dev_eui, version, dev_nonce_last,"
+				" join_nonce_last, rjcount1_last, dn_hist, deleted_at)"
+				" SELECT dev_eui, version, dev_nonce_last, join_nonce_last,"
+				" rjcount1_last, dn_hist, $2 FROM devices WHERE dev_eui=$1"
+				" ON CONFLICT (dev_eui) DO UPDATE SET version=EXCLUDED.version,"
+				" dev_nonce_last=EXCLUDED.dev_nonce_last,"
+				" join_nonce_last=EXCLUDED.join_nonce_last,"
+				" rjcount1_last=EXCLUDED.rjcount1_last, dn_hist=EXCLUDED.dn_hist,"
+				" deleted_at=EXCLUDED.deleted_at",
+				JS_PG_ARGS(JS_PG_EUI(dev_eui), JS_PG_I(js_store_now(s))));
+}
+
+static int pg_dev_row_delete(struct js_store *s, const uint8_t *dev_eui, uint64_t *n)
+{
+	return js_store__pg_change(s->be, "DELETE FROM devices WHERE dev_eui=$1",
+				   JS_PG_ARGS(JS_PG_EUI(dev_eui)), n);
+}
+
+static const struct js_store_dev_sql pg_dev_sql = {
+	.batch = js_store__pg_batch,
+	.audit_put = js_store__pg_audit_put,
+	.wbegin = pg_dev_wbegin,
+	.wend = js_store__pg_wend,
+	.row_insert = pg_dev_row_insert,
+	.resume = pg_dev_resume,
+	.tombstone_drop = pg_dev_tombstone_drop,
+	.tombstone_put = pg_dev_tombstone_put,
+	.row_delete = pg_dev_row_delete,
 };
 
-static int import_one(struct js_store *s, size_t i, void *arg)
-{
-	struct import *im = arg;
-	int ret = im->get(i, &im->d, im->arg);
-
-	if (ret == DJ_EOK && im->d.root_token_len > JS_TOKEN_MAX)
-		ret = DJ_EINVAL;
-	return ret != DJ_EOK ? ret : js_store__pg_device_insert(s, &im->d, im->actor, im->flags);
-}
-
-static int pg_devices_import(struct js_store *s, size_t n,
-			     int (*get)(size_t i, struct js_device *d, void *arg), void *arg,
-			     const char *actor, unsigned flags, size_t *failed)
-{
-	struct import *im = calloc(1, sizeof(*im));
-	size_t bad = 0;
-	int ret;
-
-	if (im == NULL)
-		return DJ_ENOMEM;
-	im->get = get;
-	im->arg = arg;
-	im->actor = actor;
-	im->flags = flags;
-	ret = js_store__pg_batch(s, n, import_one, im, &bad);
-	OPENSSL_cleanse(im, sizeof(*im));
-	free(im);
-	if (ret != DJ_EOK && failed != NULL)
-		*failed = bad;
-	return ret;
-}
-
-static int devs_get(size_t i, struct js_device *d, void *arg)
-{
-	memcpy(d, &((const struct js_device *)arg)[i], sizeof(*d));
-	return DJ_EOK;
-}
-
-static int pg_devices_add(struct js_store *s, const struct js_device *devs, size_t n,
-			  const char *actor, unsigned flags, size_t *failed)
-{
-	return pg_devices_import(s, n, devs_get, (void *)devs, actor, flags, failed);
-}
-
-static int pg_device_delete(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
-			    const char *actor)
-{
-	uint64_t n = 0;
-	int ret = js_store__pg_wbegin(s->be);
-
-	if (ret != DJ_EOK)
-		return ret;
-	ret = js_store__pg_run(s->be, "INSERT INTO tombstones(dev_eui, version, dev_nonce_last,"
-			       " join_nonce_last, rjcount1_last, dn_hist, deleted_at)"
-			       " SELECT dev_eui, version, dev_nonce_last, join_nonce_last,"
-			       " rjcount1_last, dn_hist, $2 FROM devices WHERE dev_eui=$1"
-			       " ON CONFLICT (dev_eui) DO UPDATE SET version=EXCLUDED.version,"
-			       " dev_nonce_last=EXCLUDED.dev_nonce_last,"
-			       " join_nonce_last=EXCLUDED.join_nonce_last,"
-			       " rjcount1_last=EXCLUDED.rjcount1_last, dn_hist=EXCLUDED.dn_hist,"
-			       " deleted_at=EXCLUDED.deleted_at",
-			       JS_PG_ARGS(JS_PG_EUI(dev_eui), JS_PG_I(js_store_now(s))));
-	if (ret == DJ_EOK)
-		ret = js_store__pg_change(s->be, "DELETE FROM devices WHERE dev_eui=$1",
-					  JS_PG_ARGS(JS_PG_EUI(dev_eui)), &n);
-	if (ret == DJ_EOK)
-		ret = n == 0 ? DJ_ENOENT : js_store__pg_audit_put(s, dev_eui, JS_DEVICE_DELETE_EVENT,
-								  actor, "");
-	return js_store__pg_wend(s, ret);
-}
 
 static int pg_sessions_expire(struct js_store *s, int64_t now, uint64_t *count)
 {
@@ -818,9 +761,9 @@ const struct js_store_ops js_store__pg_ops = {
 	.open = pg_open,
 	.close = pg_close,
 	.device_get = pg_device_get,
-	.devices_add = pg_devices_add,
-	.devices_import = pg_devices_import,
-	.device_delete = pg_device_delete,
+	.devices_add = js_store__dev_add,
+	.devices_import = js_store__dev_import,
+	.device_delete = js_store__dev_delete,
 	.device_foreach = pg_device_foreach,
 	.reset_nonces = pg_reset_nonces,
 	.bump_join_nonces = js_store__pg_bump_join_nonces,
@@ -833,5 +776,6 @@ const struct js_store_ops js_store__pg_ops = {
 	.outbox_fetch = js_store__pg_outbox_fetch,
 	.check = js_store__pg_check,
 	.reg = &js_store__pg_reg_ops,
+	.dev_sql = &pg_dev_sql,
 	.apikey = &js_store__pg_apikey_ops,
 };

@@ -156,9 +156,6 @@ int64_t js_store__pg_int(const PGresult *res, int i, int col);
 int js_store__pg_audit_put(struct js_store *s, const uint8_t *dev_eui, const char *event,
 			   const char *actor, const char *detail) DJ_MUSTCHECK;
 
-/*! \brief As js_store__sq_device_insert(). */
-int js_store__pg_device_insert(struct js_store *s, const struct js_device *d, const char *actor,
-			       unsigned flags) DJ_MUSTCHECK;
 
 /* --- js_store_pg_schema.c --------------------------------------------------------------- */
 

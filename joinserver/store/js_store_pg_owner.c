@@ -1,7 +1,9 @@
 /*
  * js_store_pg_owner.c - the ownership registry (js_store_owner.h) on the PostgreSQL backend:
  * the owners, authcodes and transfers tables (js_store_pg_schema.c). A port of
- * js_store_sqlite_owner.c: the same statements with $n parameters and ON CONFLICT.
+ * js_store_sqlite_owner.c: the same statements with $n parameters and ON CONFLICT. The write
+ * rules (enroll, publish, auth codes, transfer begin/advance) are js_store_owner.c's
+ * js_store__reg_* on this file's statements (pg_reg_sql).
  *
  * Every call runs on the writer connection inside one transaction (js_store__pg_wbegin), so a
  * batch of thousands of rows costs one fsync, and a crash leaves either the whole batch or
@@ -183,43 +185,6 @@ static int read_rows(struct js_store *s, const char *sql, const struct js_store_
 	return ret != DJ_EOK ? ret : rc;
 }
 
-/* An enrollment: the devices and their owner rows. */
-struct enroll {
-	const struct js_device *devs;
-	const struct js_owner *owners;
-	const char *actor;
-	int64_t now;
-};
-
-/* enroll_one - a batch item: device i and its owner row */
-static int enroll_one(struct js_store *s, size_t i, void *arg)
-{
-	const struct enroll *e = arg;
-	const struct js_owner *o = &e->owners[i];
-	int ret = js_store__pg_device_insert(s, &e->devs[i], e->actor, 0);
-
-	if (ret != DJ_EOK)
-		return ret;
-	return js_store__pg_run(s->be, SQ_OWNER_INSERT,
-				JS_PG_ARGS(JS_PG_EUI(o->dev_eui), JS_PG_T(o->zone),
-					   JS_PG_I(o->serial), JS_PG_B(o->chain, o->chain_len),
-					   JS_PG_T(o->attrs), JS_PG_I(e->now)));
-}
-
-/* pg_owner_enroll - ops->reg->owner_enroll: the devices and their owner rows, all or nothing */
-static int pg_owner_enroll(struct js_store *s, const struct js_device *devs,
-			   const struct js_owner *owners, size_t n, const char *actor,
-			   size_t *failed)
-{
-	struct enroll e = { devs, owners, actor, js_store_now(s) };
-	size_t bad = 0;
-	int ret = js_store__pg_batch(s, n, enroll_one, &e, &bad);
-
-	if (ret == DJ_EEXIST && failed != NULL)
-		*failed = bad;
-	return ret;
-}
-
 /* pg_owner_get - ops->reg->owner_get: one owner row, its chain malloc'd */
 static int pg_owner_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 			struct js_owner *out)
@@ -293,94 +258,6 @@ static int pg_owner_foreach(struct js_store *s, bool unpublished,
 			 walk_owner, &w);
 }
 
-/* publish_one - a batch item: mark the owner row of DevEUI i published */
-static int publish_one(struct js_store *s, size_t i, void *arg)
-{
-	const uint8_t (*dev_euis)[LW_EUI_LEN] = arg;
-
-	return js_store__pg_run(s->be, SQ_OWNER_PUBLISH,
-				JS_PG_ARGS(JS_PG_EUI(dev_euis[i]), JS_PG_I(js_store_now(s))));
-}
-
-/* pg_owner_set_published - ops->reg->owner_set_published: mark owner rows published */
-static int pg_owner_set_published(struct js_store *s, const uint8_t (*dev_euis)[LW_EUI_LEN],
-				  size_t n)
-{
-	size_t bad;
-
-	return js_store__pg_batch(s, n, publish_one, (void *)dev_euis, &bad);
-}
-
-/* Auth codes to store, and who stores them. */
-struct authcodes {
-	const struct js_authcode *recs;
-	const char *actor;
-};
-
-/* authcode_one - a batch item: auth code i, for an enrolled device only, and its audit entry */
-static int authcode_one(struct js_store *s, size_t i, void *arg)
-{
-	const struct authcodes *ac = arg;
-	const struct js_authcode *a = &ac->recs[i];
-	char detail[JS_AUDIT_DETAIL_MAX];
-	int ret;
-
-	ret = exists(s->be, SQ_OWNER_HEAD, JS_PG_ARGS(JS_PG_EUI(a->dev_eui)));
-	if (ret == DJ_EOK)
-		ret = js_store__pg_run(s->be, SQ_AUTH_PUT,
-				       JS_PG_ARGS(JS_PG_EUI(a->dev_eui),
-						  JS_PG_B(a->salt, JS_AUTHCODE_SALT_LEN),
-						  JS_PG_I(a->iter),
-						  JS_PG_B(a->hash, JS_AUTHCODE_HASH_LEN),
-						  JS_PG_I(a->expires_at),
-						  JS_PG_I(js_store_now(s))));
-	if (ret != DJ_EOK)
-		return ret;
-	js_store__authcode_detail(a, detail, sizeof(detail));
-	return js_store__pg_audit_put(s, a->dev_eui, JS_AUTHCODE_EVENT, ac->actor, detail);
-}
-
-/* pg_authcode_put - ops->reg->authcode_put: set auth codes, all or nothing, audited */
-static int pg_authcode_put(struct js_store *s, const struct js_authcode *recs, size_t n,
-			   const char *actor, size_t *failed)
-{
-	struct authcodes ac = { recs, actor };
-	size_t bad = 0;
-	int ret = js_store__pg_batch(s, n, authcode_one, &ac, &bad);
-
-	if (ret == DJ_ENOENT && failed != NULL)
-		*failed = bad;
-	return ret;
-}
-
-/* revoke_one - the batch of one: the device's auth code, if one is set, deleted and audited */
-static int revoke_one(struct js_store *s, size_t i, void *arg)
-{
-	const struct authcodes *ac = arg;
-	const uint8_t *eui = ac->recs[i].dev_eui;
-	int ret;
-
-	ret = exists(s->be, SQ_AUTH_GET, JS_PG_ARGS(JS_PG_EUI(eui)));
-	if (ret == DJ_EOK)
-		ret = js_store__pg_run(s->be, SQ_AUTH_DELETE, JS_PG_ARGS(JS_PG_EUI(eui)));
-	if (ret != DJ_EOK)
-		return ret;
-	return js_store__pg_audit_put(s, eui, JS_AUTHCODE_REVOKE_EVENT, ac->actor, "revoked");
-}
-
-/* pg_authcode_revoke - ops->reg->authcode_revoke: delete a device's auth code, audited */
-static int pg_authcode_revoke(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
-			       const char *actor)
-{
-	struct js_authcode rec;
-	struct authcodes ac = { &rec, actor };
-	size_t bad = 0;
-
-	memset(&rec, 0, sizeof(rec));
-	memcpy(rec.dev_eui, dev_eui, LW_EUI_LEN);
-	return js_store__pg_batch(s, 1, revoke_one, &ac, &bad);
-}
-
 /* authcode_row - a row callback: salt, iter, hash, expiry into the js_authcode at arg */
 static int authcode_row(const PGresult *st, int row, void *arg)
 {
@@ -418,40 +295,6 @@ static int id_row(const PGresult *st, int row, void *arg)
 	return DJ_EOK;
 }
 
-/* begin_one - check one transfer against the table and the owner row, then record it */
-static int begin_one(struct js_store *s, struct js_transfer *t)
-{
-	struct js_store__pg *q = s->be;
-	struct js_owner o;
-	int ret;
-
-	ret = exists(q, SQ_XFER_BUSY, JS_PG_ARGS(JS_PG_EUI(t->dev_eui)));
-	if (ret != DJ_ENOENT)
-		return ret == DJ_EOK ? DJ_ECONFLICT : ret;	/* another one is unfinished */
-	ret = js_store__pg_rows(q, SQ_OWNER_HEAD, JS_PG_ARGS(JS_PG_EUI(t->dev_eui)), true,
-				head_row, &o);
-	if (ret != DJ_EOK)
-		return ret;
-	/* a used serial or nonce is a replay: tell it apart from a moved-on owner */
-	ret = exists(q, SQ_XFER_USED,
-		     JS_PG_ARGS(JS_PG_EUI(t->dev_eui), JS_PG_I(t->serial),
-				JS_PG_B(t->nonce, JS_TRANSFER_NONCE_LEN)));
-	if (ret != DJ_ENOENT)
-		return ret == DJ_EOK ? DJ_EEXIST : ret;
-	if (strcmp(o.zone, t->from_zone) != 0 || t->serial != o.serial + 1)
-		return DJ_ECONFLICT;
-	ret = js_store__pg_rows(q, SQ_XFER_INSERT,
-			       JS_PG_ARGS(JS_PG_EUI(t->dev_eui), JS_PG_I(t->serial),
-					  JS_PG_B(t->nonce, JS_TRANSFER_NONCE_LEN),
-					  JS_PG_T(t->from_zone), JS_PG_T(t->to_zone),
-					  JS_PG_B(t->chain, t->chain_len),
-					  JS_PG_I(js_store_now(s))), true, id_row, &t->id);
-	if (ret == DJ_EOK) {
-		t->step = JS_XFER_RECORDED;
-	}
-	return ret;
-}
-
 /* pg_transfer_begin - ops->reg->transfer_begin: record verified transfers, all or nothing */
 static int pg_transfer_begin(struct js_store *s, struct js_transfer *t, size_t n,
 			     int *results)
@@ -461,79 +304,148 @@ static int pg_transfer_begin(struct js_store *s, struct js_transfer *t, size_t n
 	ret = js_store__pg_wbegin(s->be);
 	if (ret != DJ_EOK)
 		return ret;
-	ret = js_store__xfer_begin_each(s, t, n, results, begin_one);
+	ret = js_store__xfer_begin_each(s, t, n, results, js_store__reg_begin_one);
 	return js_store__pg_wend(s, ret);
 }
 
-/* A transfer_advance: the transfers, their step, the caller's actor. */
-struct finish {
+/* --- the statements under the shared write rules (js_store_reg_sql) ----------------------- */
+
+static int pg_owner_insert(struct js_store *s, const struct js_owner *o, int64_t now)
+{
+	return js_store__pg_run(s->be, SQ_OWNER_INSERT,
+				JS_PG_ARGS(JS_PG_EUI(o->dev_eui), JS_PG_T(o->zone),
+					   JS_PG_I(o->serial), JS_PG_B(o->chain, o->chain_len),
+					   JS_PG_T(o->attrs), JS_PG_I(now)));
+}
+
+static int pg_owner_publish(struct js_store *s, const uint8_t *dev_eui)
+{
+	return js_store__pg_run(s->be, SQ_OWNER_PUBLISH,
+				JS_PG_ARGS(JS_PG_EUI(dev_eui), JS_PG_I(js_store_now(s))));
+}
+
+static int pg_owner_head_row(struct js_store *s, const uint8_t *dev_eui, struct js_owner *o)
+{
+	return js_store__pg_rows(s->be, SQ_OWNER_HEAD, JS_PG_ARGS(JS_PG_EUI(dev_eui)), true,
+				 head_row, o);
+}
+
+static int pg_owner_exists(struct js_store *s, const uint8_t *dev_eui)
+{
+	return exists(s->be, SQ_OWNER_HEAD, JS_PG_ARGS(JS_PG_EUI(dev_eui)));
+}
+
+static int pg_owner_move(struct js_store *s, const struct js_transfer *t)
+{
+	return js_store__pg_run(s->be, SQ_OWNER_MOVE,
+				JS_PG_ARGS(JS_PG_T(t->to_zone), JS_PG_I(t->serial),
+					   JS_PG_B(t->chain, t->chain_len),
+					   JS_PG_I(js_store_now(s)), JS_PG_EUI(t->dev_eui)));
+}
+
+static int pg_authcode_write(struct js_store *s, const struct js_authcode *a)
+{
+	return js_store__pg_run(s->be, SQ_AUTH_PUT,
+				JS_PG_ARGS(JS_PG_EUI(a->dev_eui),
+					   JS_PG_B(a->salt, JS_AUTHCODE_SALT_LEN),
+					   JS_PG_I(a->iter),
+					   JS_PG_B(a->hash, JS_AUTHCODE_HASH_LEN),
+					   JS_PG_I(a->expires_at),
+					   JS_PG_I(js_store_now(s))));
+}
+
+static int pg_authcode_exists(struct js_store *s, const uint8_t *dev_eui)
+{
+	return exists(s->be, SQ_AUTH_GET, JS_PG_ARGS(JS_PG_EUI(dev_eui)));
+}
+
+static int pg_authcode_delete(struct js_store *s, const uint8_t *dev_eui)
+{
+	return js_store__pg_run(s->be, SQ_AUTH_DELETE, JS_PG_ARGS(JS_PG_EUI(dev_eui)));
+}
+
+static int pg_xfer_busy(struct js_store *s, const uint8_t *dev_eui)
+{
+	return exists(s->be, SQ_XFER_BUSY, JS_PG_ARGS(JS_PG_EUI(dev_eui)));
+}
+
+static int pg_xfer_used(struct js_store *s, const struct js_transfer *t)
+{
+	return exists(s->be, SQ_XFER_USED,
+		      JS_PG_ARGS(JS_PG_EUI(t->dev_eui), JS_PG_I(t->serial),
+				 JS_PG_B(t->nonce, JS_TRANSFER_NONCE_LEN)));
+}
+
+static int pg_xfer_insert(struct js_store *s, struct js_transfer *t)
+{
+	return js_store__pg_rows(s->be, SQ_XFER_INSERT,
+				 JS_PG_ARGS(JS_PG_EUI(t->dev_eui), JS_PG_I(t->serial),
+					    JS_PG_B(t->nonce, JS_TRANSFER_NONCE_LEN),
+					    JS_PG_T(t->from_zone), JS_PG_T(t->to_zone),
+					    JS_PG_B(t->chain, t->chain_len),
+					    JS_PG_I(js_store_now(s))), true, id_row, &t->id);
+}
+
+static int pg_xfer_step(struct js_store *s, int64_t id, enum js_transfer_step step,
+			uint64_t *moved)
+{
+	return js_store__pg_change(s->be, SQ_XFER_STEP,
+				   JS_PG_ARGS(JS_PG_I(id), JS_PG_I(step), JS_PG_I(js_store_now(s))),
+				   moved);
+}
+
+static int pg_xfer_exists(struct js_store *s, int64_t id)
+{
+	return exists(s->be, SQ_XFER_EXISTS, JS_PG_ARGS(JS_PG_I(id)));
+}
+
+/* A transfer row handed to the shared rules' callback. */
+struct with {
 	struct js_store *s;
-	const char *actor;
-	const int64_t *ids;
-	enum js_transfer_step step;
+	int (*cb)(struct js_store *s, const struct js_transfer *t, void *arg);
+	void *arg;
 };
 
-/* finish_row - a row callback on the transfer reaching DONE: the owner row becomes the
- * transfer's, the auth code goes, the audit entry and the outbox event are written. The chain
- * is borrowed from the transfer's statement, which stays on its row until this returns. */
-static int finish_row(const PGresult *st, int row, void *arg)
+/* with_row - a row callback: the transfer (chain borrowed from the result, which lives until
+ * this returns) to the callback */
+static int with_row(const PGresult *st, int row, void *arg)
 {
-	const struct finish *f = arg;
-	struct js_store *s = f->s;
+	const struct with *w = arg;
 	struct js_transfer t;
-	char detail[JS_AUDIT_DETAIL_MAX];
-	uint8_t body[JS_EVENT_BODY_MAX];
-	size_t blen = 0;
-	int ret;
 
-	ret = row_transfer(st, row, &t, false);
-	if (ret != DJ_EOK)
+	if (row_transfer(st, row, &t, false) != DJ_EOK)
 		return DJ_ESQL;
-	ret = js_store__pg_run(s->be, SQ_OWNER_MOVE,
-			       JS_PG_ARGS(JS_PG_T(t.to_zone), JS_PG_I(t.serial),
-					  JS_PG_B(t.chain, t.chain_len), JS_PG_I(js_store_now(s)),
-					  JS_PG_EUI(t.dev_eui)));
-	if (ret == DJ_EOK)
-		ret = js_store__pg_run(s->be, SQ_AUTH_DELETE, JS_PG_ARGS(JS_PG_EUI(t.dev_eui)));
-	if (ret == DJ_EOK) {
-		js_store__xfer_detail(&t, detail, sizeof(detail));
-		ret = js_store__pg_audit_put(s, t.dev_eui, JS_TRANSFER_EVENT, f->actor, detail);
-	}
-	if (ret == DJ_EOK && js_store__xfer_event(s, &t, body, &blen))
-		js_store__pg_outbox_put(s, blen > 0 ? body : NULL, blen);
-	OPENSSL_cleanse(body, sizeof(body));
-	return ret;
+	return w->cb(w->s, &t, w->arg);
 }
 
-/* advance_one - a batch item: transfer ids[i] to the step; at DONE, finish it */
-static int advance_one(struct js_store *s, size_t i, void *arg)
+static int pg_xfer_with(struct js_store *s, int64_t id,
+			int (*cb)(struct js_store *s, const struct js_transfer *t, void *arg),
+			void *arg)
 {
-	const struct finish *f = arg;
-	uint64_t moved = 0;
-	int ret;
+	struct with w = { s, cb, arg };
 
-	ret = js_store__pg_change(s->be, SQ_XFER_STEP,
-				  JS_PG_ARGS(JS_PG_I(f->ids[i]), JS_PG_I(f->step),
-					     JS_PG_I(js_store_now(s))), &moved);
-	if (ret != DJ_EOK)
-		return ret;
-	if (moved == 0)	/* already at this step (a re-run), or no such id */
-		return exists(s->be, SQ_XFER_EXISTS, JS_PG_ARGS(JS_PG_I(f->ids[i])));
-	if (f->step != JS_XFER_DONE)
-		return DJ_EOK;
-	return js_store__pg_rows(s->be, SQ_XFER_GET, JS_PG_ARGS(JS_PG_I(f->ids[i])), true,
-				 finish_row, (void *)f);
+	return js_store__pg_rows(s->be, SQ_XFER_GET, JS_PG_ARGS(JS_PG_I(id)), true, with_row, &w);
 }
 
-/* pg_transfer_advance - ops->reg->transfer_advance: to a step; DONE moves the owner */
-static int pg_transfer_advance(struct js_store *s, const int64_t *ids, size_t n,
-			       enum js_transfer_step step, const char *actor)
-{
-	struct finish f = { .s = s, .actor = actor, .ids = ids, .step = step };
-	size_t bad;
-
-	return js_store__pg_batch(s, n, advance_one, &f, &bad);
-}
+static const struct js_store_reg_sql pg_reg_sql = {
+	.batch = js_store__pg_batch,
+	.audit_put = js_store__pg_audit_put,
+	.outbox_put = js_store__pg_outbox_put,
+	.owner_insert = pg_owner_insert,
+	.owner_publish = pg_owner_publish,
+	.owner_head = pg_owner_head_row,
+	.owner_exists = pg_owner_exists,
+	.owner_move = pg_owner_move,
+	.authcode_write = pg_authcode_write,
+	.authcode_exists = pg_authcode_exists,
+	.authcode_delete = pg_authcode_delete,
+	.xfer_busy = pg_xfer_busy,
+	.xfer_used = pg_xfer_used,
+	.xfer_insert = pg_xfer_insert,
+	.xfer_step = pg_xfer_step,
+	.xfer_exists = pg_xfer_exists,
+	.xfer_with = pg_xfer_with,
+};
 
 /* pg_transfer_find - ops->reg->transfer_find: the transfer of a device with a nonce */
 static int pg_transfer_find(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
@@ -556,16 +468,17 @@ static int pg_transfer_foreach_pending(struct js_store *s,
 }
 
 const struct js_store_reg_ops js_store__pg_reg_ops = {
-	.owner_enroll = pg_owner_enroll,
+	.owner_enroll = js_store__reg_owner_enroll,
 	.owner_get = pg_owner_get,
 	.owner_head = pg_owner_head,
 	.owner_foreach = pg_owner_foreach,
-	.owner_set_published = pg_owner_set_published,
-	.authcode_put = pg_authcode_put,
+	.owner_set_published = js_store__reg_owner_set_published,
+	.authcode_put = js_store__reg_authcode_put,
 	.authcode_get = pg_authcode_get,
-	.authcode_revoke = pg_authcode_revoke,
+	.authcode_revoke = js_store__reg_authcode_revoke,
 	.transfer_begin = pg_transfer_begin,
-	.transfer_advance = pg_transfer_advance,
+	.transfer_advance = js_store__reg_transfer_advance,
 	.transfer_find = pg_transfer_find,
 	.transfer_foreach_pending = pg_transfer_foreach_pending,
+	.sql = &pg_reg_sql,
 };

@@ -519,126 +519,61 @@ int js_store__sq_batch(struct js_store *s, size_t n,
 		      " dn_hist=CASE WHEN ?2 THEN X'' ELSE t.dn_hist END" \
 		      " FROM tombstones AS t WHERE devices.dev_eui=?1 AND t.dev_eui=?1"
 
-/* resume - continue a fresh devices row from its DevEUI's tombstone, if there is one */
-static int resume(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN], const char *actor,
-		  unsigned flags)
-{
-	bool forget = (flags & JS_IMPORT_FORGET_NONCES) != 0;
-	uint64_t n = 0;
-	int ret;
+/* --- the statements under the shared device rules (js_store_dev_sql) ---------------------- */
 
-	ret = js_store__sq_change(s->be, SQ_DEV_RESUME,
-				  JS_SQ_ARGS(JS_SQ_EUI(dev_eui), JS_SQ_I(forget)), &n);
-	if (ret != DJ_EOK || n == 0)
-		return ret;
-	ret = js_store__sq_run(s->be, "DELETE FROM tombstones WHERE dev_eui=?1",
-			       JS_SQ_ARGS(JS_SQ_EUI(dev_eui)));
-	if (ret == DJ_EOK)
-		ret = js_store__sq_audit_put(s, dev_eui, JS_DEVICE_RESUME_EVENT, actor,
-					     forget ? JS_RESUME_DETAIL_FORGOT
-						    : JS_RESUME_DETAIL_KEPT);
-	return ret;
+static int sq_dev_wbegin(struct js_store *s)
+{
+	return js_store__sq_wbegin(s->be);
 }
 
-int js_store__sq_device_insert(struct js_store *s, const struct js_device *d, const char *actor,
-			       unsigned flags)
+static int sq_dev_row_insert(struct js_store *s, const struct js_device *d)
 {
-	char detail[JS_AUDIT_DETAIL_MAX];
-	int ret;
-
-	ret = js_store__sq_run(s->be, SQ_DEV_INSERT,
-			       JS_SQ_ARGS(JS_SQ_EUI(d->dev_eui), JS_SQ_EUI(d->join_eui),
-					  JS_SQ_I(d->mac_version),
-					  JS_SQ_B(d->root_token, d->root_token_len),
-					  JS_SQ_I(d->created_at != 0 ? d->created_at
-								     : js_store_now(s))));
-	if (ret != DJ_EOK)
-		return ret;
-	js_store__import_detail(d, detail, sizeof(detail));
-	ret = js_store__sq_audit_put(s, d->dev_eui, JS_DEVICE_IMPORT_EVENT, actor, detail);
-	return ret != DJ_EOK ? ret : resume(s, d->dev_eui, actor, flags);
+	return js_store__sq_run(s->be, SQ_DEV_INSERT,
+				JS_SQ_ARGS(JS_SQ_EUI(d->dev_eui), JS_SQ_EUI(d->join_eui),
+					   JS_SQ_I(d->mac_version),
+					   JS_SQ_B(d->root_token, d->root_token_len),
+					   JS_SQ_I(d->created_at != 0 ? d->created_at
+								      : js_store_now(s))));
 }
 
-/* An import: where device i comes from, the struct it is read into, the actor. */
-struct import {
-	int (*get)(size_t i, struct js_device *d, void *arg);
-	void *arg;
-	const char *actor;
-	unsigned flags;
-	struct js_device d;
+static int sq_dev_resume(struct js_store *s, const uint8_t *dev_eui, bool forget, uint64_t *n)
+{
+	return js_store__sq_change(s->be, SQ_DEV_RESUME,
+				   JS_SQ_ARGS(JS_SQ_EUI(dev_eui), JS_SQ_I(forget)), n);
+}
+
+static int sq_dev_tombstone_drop(struct js_store *s, const uint8_t *dev_eui)
+{
+	return js_store__sq_run(s->be, "DELETE FROM tombstones WHERE dev_eui=?1",
+				JS_SQ_ARGS(JS_SQ_EUI(dev_eui)));
+}
+
+static int sq_dev_tombstone_put(struct js_store *s, const uint8_t *dev_eui)
+{
+	return js_store__sq_run(s->be, "INSERT OR REPLACE INTO tombstones(dev_eui, version,"
+				" dev_nonce_last, join_nonce_last, rjcount1_last, dn_hist, deleted_at)"
+				" SELECT dev_eui, version, dev_nonce_last, join_nonce_last,"
+				" rjcount1_last, dn_hist, ?2 FROM devices WHERE dev_eui=?1",
+				JS_SQ_ARGS(JS_SQ_EUI(dev_eui), JS_SQ_I(js_store_now(s))));
+}
+
+static int sq_dev_row_delete(struct js_store *s, const uint8_t *dev_eui, uint64_t *n)
+{
+	return js_store__sq_change(s->be, "DELETE FROM devices WHERE dev_eui=?1",
+				   JS_SQ_ARGS(JS_SQ_EUI(dev_eui)), n);
+}
+
+static const struct js_store_dev_sql sq_dev_sql = {
+	.batch = js_store__sq_batch,
+	.audit_put = js_store__sq_audit_put,
+	.wbegin = sq_dev_wbegin,
+	.wend = js_store__sq_wend,
+	.row_insert = sq_dev_row_insert,
+	.resume = sq_dev_resume,
+	.tombstone_drop = sq_dev_tombstone_drop,
+	.tombstone_put = sq_dev_tombstone_put,
+	.row_delete = sq_dev_row_delete,
 };
-
-/* import_one - a batch item: read device i, check it, insert it */
-static int import_one(struct js_store *s, size_t i, void *arg)
-{
-	struct import *im = arg;
-	int ret = im->get(i, &im->d, im->arg);
-
-	if (ret == DJ_EOK && im->d.root_token_len > JS_TOKEN_MAX)
-		ret = DJ_EINVAL;
-	return ret != DJ_EOK ? ret : js_store__sq_device_insert(s, &im->d, im->actor, im->flags);
-}
-
-/* sq_devices_import - insert every device or none; device i comes from get() into one struct */
-static int sq_devices_import(struct js_store *s, size_t n,
-			     int (*get)(size_t i, struct js_device *d, void *arg), void *arg,
-			     const char *actor, unsigned flags, size_t *failed)
-{
-	struct import *im = calloc(1, sizeof(*im));
-	size_t bad = 0;
-	int ret;
-
-	if (im == NULL)
-		return DJ_ENOMEM;
-	im->get = get;
-	im->arg = arg;
-	im->actor = actor;
-	im->flags = flags;
-	ret = js_store__sq_batch(s, n, import_one, im, &bad);
-	OPENSSL_cleanse(im, sizeof(*im));
-	free(im);
-	if (ret != DJ_EOK && failed != NULL)
-		*failed = bad;
-	return ret;
-}
-
-/* devs_get - js_store_devices_import() over an array */
-static int devs_get(size_t i, struct js_device *d, void *arg)
-{
-	memcpy(d, &((const struct js_device *)arg)[i], sizeof(*d));
-	return DJ_EOK;
-}
-
-/* sq_devices_add - insert every device or none */
-static int sq_devices_add(struct js_store *s, const struct js_device *devs, size_t n,
-			  const char *actor, unsigned flags, size_t *failed)
-{
-	return sq_devices_import(s, n, devs_get, (void *)devs, actor, flags, failed);
-}
-
-/* sq_device_delete - tombstone one device, delete it (its sessions and registry rows cascade),
- * audit it */
-static int sq_device_delete(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
-			    const char *actor)
-{
-	uint64_t n = 0;
-	int ret = js_store__sq_wbegin(s->be);
-
-	if (ret != DJ_EOK)
-		return ret;
-	ret = js_store__sq_run(s->be, "INSERT OR REPLACE INTO tombstones(dev_eui, version,"
-			       " dev_nonce_last, join_nonce_last, rjcount1_last, dn_hist, deleted_at)"
-			       " SELECT dev_eui, version, dev_nonce_last, join_nonce_last,"
-			       " rjcount1_last, dn_hist, ?2 FROM devices WHERE dev_eui=?1",
-			       JS_SQ_ARGS(JS_SQ_EUI(dev_eui), JS_SQ_I(js_store_now(s))));
-	if (ret == DJ_EOK)
-		ret = js_store__sq_change(s->be, "DELETE FROM devices WHERE dev_eui=?1",
-				  JS_SQ_ARGS(JS_SQ_EUI(dev_eui)), &n);
-	if (ret == DJ_EOK)
-		ret = n == 0 ? DJ_ENOENT : js_store__sq_audit_put(s, dev_eui, JS_DEVICE_DELETE_EVENT,
-								  actor, "");
-	return js_store__sq_wend(s, ret);
-}
 
 /* sq_sessions_expire - delete the sessions whose expiry has passed */
 static int sq_sessions_expire(struct js_store *s, int64_t now, uint64_t *count)
@@ -814,9 +749,9 @@ const struct js_store_ops js_store__sqlite_ops = {
 	.open = sq_open,
 	.close = sq_close,
 	.device_get = sq_device_get,
-	.devices_add = sq_devices_add,
-	.devices_import = sq_devices_import,
-	.device_delete = sq_device_delete,
+	.devices_add = js_store__dev_add,
+	.devices_import = js_store__dev_import,
+	.device_delete = js_store__dev_delete,
 	.device_foreach = sq_device_foreach,
 	.reset_nonces = sq_reset_nonces,
 	.bump_join_nonces = js_store__sq_bump_join_nonces,
@@ -829,5 +764,6 @@ const struct js_store_ops js_store__sqlite_ops = {
 	.outbox_fetch = js_store__sq_outbox_fetch,
 	.check = js_store__sq_check,
 	.reg = &js_store__sqlite_reg_ops,
+	.dev_sql = &sq_dev_sql,
 	.apikey = &js_store__sqlite_apikey_ops,
 };

@@ -190,14 +190,6 @@ const uint8_t *js_store__sq_blob_col(sqlite3_stmt *st, int col, size_t *len);
 int js_store__sq_audit_put(struct js_store *s, const uint8_t *dev_eui, const char *event,
 			   const char *actor, const char *detail) DJ_MUSTCHECK;
 
-/*!
- * \brief Insert one devices row with fresh nonce state, and its "device-import" audit entry,
- *        inside the caller's transaction; a tombstone of its DevEUI is continued and consumed
- *        (\p flags: JS_IMPORT_*). \retval DJ_EOK, DJ_EEXIST, DJ_ESQL
- */
-int js_store__sq_device_insert(struct js_store *s, const struct js_device *d,
-			       const char *actor, unsigned flags) DJ_MUSTCHECK;
-
 /* --- js_store_sqlite_schema.c ----------------------------------------------------------- */
 
 /*! \brief Create the file with mode 0600 unless it exists. \retval DJ_EOK, DJ_EACCES, DJ_EIO */

@@ -1,6 +1,8 @@
 /*
  * js_store_sqlite_owner.c - the ownership registry (js_store_owner.h) on the SQLite backend:
- * the owners, authcodes and transfers tables of schema 4 (js_store_sqlite_schema.c).
+ * the owners, authcodes and transfers tables of schema 4 (js_store_sqlite_schema.c). The write
+ * rules (enroll, publish, auth codes, transfer begin/advance) are js_store_owner.c's
+ * js_store__reg_* on this file's statements (sq_reg_sql).
  *
  * Every call runs on the writer connection inside one transaction (js_store__sq_wbegin), so a
  * batch of thousands of rows costs one fsync, and a crash leaves either the whole batch or
@@ -179,43 +181,6 @@ static int read_rows(struct js_store *s, const char *sql, const struct js_store_
 	return ret != DJ_EOK ? ret : rc;
 }
 
-/* An enrollment: the devices and their owner rows. */
-struct enroll {
-	const struct js_device *devs;
-	const struct js_owner *owners;
-	const char *actor;
-	int64_t now;
-};
-
-/* enroll_one - a batch item: device i and its owner row */
-static int enroll_one(struct js_store *s, size_t i, void *arg)
-{
-	const struct enroll *e = arg;
-	const struct js_owner *o = &e->owners[i];
-	int ret = js_store__sq_device_insert(s, &e->devs[i], e->actor, 0);
-
-	if (ret != DJ_EOK)
-		return ret;
-	return js_store__sq_run(s->be, SQ_OWNER_INSERT,
-				JS_SQ_ARGS(JS_SQ_EUI(o->dev_eui), JS_SQ_T(o->zone),
-					   JS_SQ_I(o->serial), JS_SQ_B(o->chain, o->chain_len),
-					   JS_SQ_T(o->attrs), JS_SQ_I(e->now)));
-}
-
-/* sq_owner_enroll - ops->reg->owner_enroll: the devices and their owner rows, all or nothing */
-static int sq_owner_enroll(struct js_store *s, const struct js_device *devs,
-			   const struct js_owner *owners, size_t n, const char *actor,
-			   size_t *failed)
-{
-	struct enroll e = { devs, owners, actor, js_store_now(s) };
-	size_t bad = 0;
-	int ret = js_store__sq_batch(s, n, enroll_one, &e, &bad);
-
-	if (ret == DJ_EEXIST && failed != NULL)
-		*failed = bad;
-	return ret;
-}
-
 /* sq_owner_get - ops->reg->owner_get: one owner row, its chain malloc'd */
 static int sq_owner_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 			struct js_owner *out)
@@ -292,94 +257,6 @@ static int sq_owner_foreach(struct js_store *s, bool unpublished,
 			 walk_owner, &w);
 }
 
-/* publish_one - a batch item: mark the owner row of DevEUI i published */
-static int publish_one(struct js_store *s, size_t i, void *arg)
-{
-	const uint8_t (*dev_euis)[LW_EUI_LEN] = arg;
-
-	return js_store__sq_run(s->be, SQ_OWNER_PUBLISH,
-				JS_SQ_ARGS(JS_SQ_EUI(dev_euis[i]), JS_SQ_I(js_store_now(s))));
-}
-
-/* sq_owner_set_published - ops->reg->owner_set_published: mark owner rows published */
-static int sq_owner_set_published(struct js_store *s, const uint8_t (*dev_euis)[LW_EUI_LEN],
-				  size_t n)
-{
-	size_t bad;
-
-	return js_store__sq_batch(s, n, publish_one, (void *)dev_euis, &bad);
-}
-
-/* Auth codes to store, and who stores them. */
-struct authcodes {
-	const struct js_authcode *recs;
-	const char *actor;
-};
-
-/* authcode_one - a batch item: auth code i, for an enrolled device only, and its audit entry */
-static int authcode_one(struct js_store *s, size_t i, void *arg)
-{
-	const struct authcodes *ac = arg;
-	const struct js_authcode *a = &ac->recs[i];
-	char detail[JS_AUDIT_DETAIL_MAX];
-	int ret;
-
-	ret = exists(s->be, SQ_OWNER_HEAD, JS_SQ_ARGS(JS_SQ_EUI(a->dev_eui)));
-	if (ret == DJ_EOK)
-		ret = js_store__sq_run(s->be, SQ_AUTH_PUT,
-				       JS_SQ_ARGS(JS_SQ_EUI(a->dev_eui),
-						  JS_SQ_B(a->salt, JS_AUTHCODE_SALT_LEN),
-						  JS_SQ_I(a->iter),
-						  JS_SQ_B(a->hash, JS_AUTHCODE_HASH_LEN),
-						  JS_SQ_I(a->expires_at),
-						  JS_SQ_I(js_store_now(s))));
-	if (ret != DJ_EOK)
-		return ret;
-	js_store__authcode_detail(a, detail, sizeof(detail));
-	return js_store__sq_audit_put(s, a->dev_eui, JS_AUTHCODE_EVENT, ac->actor, detail);
-}
-
-/* sq_authcode_put - ops->reg->authcode_put: set auth codes, all or nothing, audited */
-static int sq_authcode_put(struct js_store *s, const struct js_authcode *recs, size_t n,
-			   const char *actor, size_t *failed)
-{
-	struct authcodes ac = { recs, actor };
-	size_t bad = 0;
-	int ret = js_store__sq_batch(s, n, authcode_one, &ac, &bad);
-
-	if (ret == DJ_ENOENT && failed != NULL)
-		*failed = bad;
-	return ret;
-}
-
-/* revoke_one - the batch of one: the device's auth code, if one is set, deleted and audited */
-static int revoke_one(struct js_store *s, size_t i, void *arg)
-{
-	const struct authcodes *ac = arg;
-	const uint8_t *eui = ac->recs[i].dev_eui;
-	int ret;
-
-	ret = exists(s->be, SQ_AUTH_GET, JS_SQ_ARGS(JS_SQ_EUI(eui)));
-	if (ret == DJ_EOK)
-		ret = js_store__sq_run(s->be, SQ_AUTH_DELETE, JS_SQ_ARGS(JS_SQ_EUI(eui)));
-	if (ret != DJ_EOK)
-		return ret;
-	return js_store__sq_audit_put(s, eui, JS_AUTHCODE_REVOKE_EVENT, ac->actor, "revoked");
-}
-
-/* sq_authcode_revoke - ops->reg->authcode_revoke: delete a device's auth code, audited */
-static int sq_authcode_revoke(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
-			       const char *actor)
-{
-	struct js_authcode rec;
-	struct authcodes ac = { &rec, actor };
-	size_t bad = 0;
-
-	memset(&rec, 0, sizeof(rec));
-	memcpy(rec.dev_eui, dev_eui, LW_EUI_LEN);
-	return js_store__sq_batch(s, 1, revoke_one, &ac, &bad);
-}
-
 /* authcode_row - a row callback: salt, iter, hash, expiry into the js_authcode at arg */
 static int authcode_row(sqlite3_stmt *st, void *arg)
 {
@@ -410,41 +287,6 @@ static int head_row(sqlite3_stmt *st, void *arg)
 	return col_text(st, HC_ZONE, o->zone, sizeof(o->zone)) == DJ_EOK ? DJ_EOK : DJ_ESQL;
 }
 
-/* begin_one - check one transfer against the table and the owner row, then record it */
-static int begin_one(struct js_store *s, struct js_transfer *t)
-{
-	struct js_store__sq *q = s->be;
-	struct js_owner o;
-	int ret;
-
-	ret = exists(q, SQ_XFER_BUSY, JS_SQ_ARGS(JS_SQ_EUI(t->dev_eui)));
-	if (ret != DJ_ENOENT)
-		return ret == DJ_EOK ? DJ_ECONFLICT : ret;	/* another one is unfinished */
-	ret = js_store__sq_rows(q, SQ_OWNER_HEAD, JS_SQ_ARGS(JS_SQ_EUI(t->dev_eui)), true,
-				head_row, &o);
-	if (ret != DJ_EOK)
-		return ret;
-	/* a used serial or nonce is a replay: tell it apart from a moved-on owner */
-	ret = exists(q, SQ_XFER_USED,
-		     JS_SQ_ARGS(JS_SQ_EUI(t->dev_eui), JS_SQ_I(t->serial),
-				JS_SQ_B(t->nonce, JS_TRANSFER_NONCE_LEN)));
-	if (ret != DJ_ENOENT)
-		return ret == DJ_EOK ? DJ_EEXIST : ret;
-	if (strcmp(o.zone, t->from_zone) != 0 || t->serial != o.serial + 1)
-		return DJ_ECONFLICT;
-	ret = js_store__sq_run(q, SQ_XFER_INSERT,
-			       JS_SQ_ARGS(JS_SQ_EUI(t->dev_eui), JS_SQ_I(t->serial),
-					  JS_SQ_B(t->nonce, JS_TRANSFER_NONCE_LEN),
-					  JS_SQ_T(t->from_zone), JS_SQ_T(t->to_zone),
-					  JS_SQ_B(t->chain, t->chain_len),
-					  JS_SQ_I(js_store_now(s))));
-	if (ret == DJ_EOK) {
-		t->id = sqlite3_last_insert_rowid(q->w);
-		t->step = JS_XFER_RECORDED;
-	}
-	return ret;
-}
-
 /* sq_transfer_begin - ops->reg->transfer_begin: record verified transfers, all or nothing */
 static int sq_transfer_begin(struct js_store *s, struct js_transfer *t, size_t n,
 			     int *results)
@@ -454,79 +296,154 @@ static int sq_transfer_begin(struct js_store *s, struct js_transfer *t, size_t n
 	ret = js_store__sq_wbegin(s->be);
 	if (ret != DJ_EOK)
 		return ret;
-	ret = js_store__xfer_begin_each(s, t, n, results, begin_one);
+	ret = js_store__xfer_begin_each(s, t, n, results, js_store__reg_begin_one);
 	return js_store__sq_wend(s, ret);
 }
 
-/* A transfer_advance: the transfers, their step, the caller's actor. */
-struct finish {
-	struct js_store *s;
-	const char *actor;
-	const int64_t *ids;
-	enum js_transfer_step step;
-};
+/* --- the statements under the shared write rules (js_store_reg_sql) ----------------------- */
 
-/* finish_row - a row callback on the transfer reaching DONE: the owner row becomes the
- * transfer's, the auth code goes, the audit entry and the outbox event are written. The chain
- * is borrowed from the transfer's statement, which stays on its row until this returns. */
-static int finish_row(sqlite3_stmt *st, void *arg)
+static int sq_owner_insert(struct js_store *s, const struct js_owner *o, int64_t now)
 {
-	const struct finish *f = arg;
-	struct js_store *s = f->s;
-	struct js_transfer t;
-	char detail[JS_AUDIT_DETAIL_MAX];
-	uint8_t body[JS_EVENT_BODY_MAX];
-	size_t blen = 0;
+	return js_store__sq_run(s->be, SQ_OWNER_INSERT,
+				JS_SQ_ARGS(JS_SQ_EUI(o->dev_eui), JS_SQ_T(o->zone),
+					   JS_SQ_I(o->serial), JS_SQ_B(o->chain, o->chain_len),
+					   JS_SQ_T(o->attrs), JS_SQ_I(now)));
+}
+
+static int sq_owner_publish(struct js_store *s, const uint8_t *dev_eui)
+{
+	return js_store__sq_run(s->be, SQ_OWNER_PUBLISH,
+				JS_SQ_ARGS(JS_SQ_EUI(dev_eui), JS_SQ_I(js_store_now(s))));
+}
+
+static int sq_owner_head_row(struct js_store *s, const uint8_t *dev_eui, struct js_owner *o)
+{
+	return js_store__sq_rows(s->be, SQ_OWNER_HEAD, JS_SQ_ARGS(JS_SQ_EUI(dev_eui)), true,
+				 head_row, o);
+}
+
+static int sq_owner_exists(struct js_store *s, const uint8_t *dev_eui)
+{
+	return exists(s->be, SQ_OWNER_HEAD, JS_SQ_ARGS(JS_SQ_EUI(dev_eui)));
+}
+
+static int sq_owner_move(struct js_store *s, const struct js_transfer *t)
+{
+	return js_store__sq_run(s->be, SQ_OWNER_MOVE,
+				JS_SQ_ARGS(JS_SQ_T(t->to_zone), JS_SQ_I(t->serial),
+					   JS_SQ_B(t->chain, t->chain_len),
+					   JS_SQ_I(js_store_now(s)), JS_SQ_EUI(t->dev_eui)));
+}
+
+static int sq_authcode_write(struct js_store *s, const struct js_authcode *a)
+{
+	return js_store__sq_run(s->be, SQ_AUTH_PUT,
+				JS_SQ_ARGS(JS_SQ_EUI(a->dev_eui),
+					   JS_SQ_B(a->salt, JS_AUTHCODE_SALT_LEN),
+					   JS_SQ_I(a->iter),
+					   JS_SQ_B(a->hash, JS_AUTHCODE_HASH_LEN),
+					   JS_SQ_I(a->expires_at),
+					   JS_SQ_I(js_store_now(s))));
+}
+
+static int sq_authcode_exists(struct js_store *s, const uint8_t *dev_eui)
+{
+	return exists(s->be, SQ_AUTH_GET, JS_SQ_ARGS(JS_SQ_EUI(dev_eui)));
+}
+
+static int sq_authcode_delete(struct js_store *s, const uint8_t *dev_eui)
+{
+	return js_store__sq_run(s->be, SQ_AUTH_DELETE, JS_SQ_ARGS(JS_SQ_EUI(dev_eui)));
+}
+
+static int sq_xfer_busy(struct js_store *s, const uint8_t *dev_eui)
+{
+	return exists(s->be, SQ_XFER_BUSY, JS_SQ_ARGS(JS_SQ_EUI(dev_eui)));
+}
+
+static int sq_xfer_used(struct js_store *s, const struct js_transfer *t)
+{
+	return exists(s->be, SQ_XFER_USED,
+		      JS_SQ_ARGS(JS_SQ_EUI(t->dev_eui), JS_SQ_I(t->serial),
+				 JS_SQ_B(t->nonce, JS_TRANSFER_NONCE_LEN)));
+}
+
+static int sq_xfer_insert(struct js_store *s, struct js_transfer *t)
+{
+	struct js_store__sq *q = s->be;
 	int ret;
 
-	ret = row_transfer(st, &t, false);
-	if (ret != DJ_EOK)
-		return DJ_ESQL;
-	ret = js_store__sq_run(s->be, SQ_OWNER_MOVE,
-			       JS_SQ_ARGS(JS_SQ_T(t.to_zone), JS_SQ_I(t.serial),
-					  JS_SQ_B(t.chain, t.chain_len), JS_SQ_I(js_store_now(s)),
-					  JS_SQ_EUI(t.dev_eui)));
+	ret = js_store__sq_run(q, SQ_XFER_INSERT,
+			       JS_SQ_ARGS(JS_SQ_EUI(t->dev_eui), JS_SQ_I(t->serial),
+					  JS_SQ_B(t->nonce, JS_TRANSFER_NONCE_LEN),
+					  JS_SQ_T(t->from_zone), JS_SQ_T(t->to_zone),
+					  JS_SQ_B(t->chain, t->chain_len),
+					  JS_SQ_I(js_store_now(s))));
 	if (ret == DJ_EOK)
-		ret = js_store__sq_run(s->be, SQ_AUTH_DELETE, JS_SQ_ARGS(JS_SQ_EUI(t.dev_eui)));
-	if (ret == DJ_EOK) {
-		js_store__xfer_detail(&t, detail, sizeof(detail));
-		ret = js_store__sq_audit_put(s, t.dev_eui, JS_TRANSFER_EVENT, f->actor, detail);
-	}
-	if (ret == DJ_EOK && js_store__xfer_event(s, &t, body, &blen))
-		js_store__sq_outbox_put(s, blen > 0 ? body : NULL, blen);
-	OPENSSL_cleanse(body, sizeof(body));
+		t->id = sqlite3_last_insert_rowid(q->w);
 	return ret;
 }
 
-/* advance_one - a batch item: transfer ids[i] to the step; at DONE, finish it */
-static int advance_one(struct js_store *s, size_t i, void *arg)
+static int sq_xfer_step(struct js_store *s, int64_t id, enum js_transfer_step step,
+			uint64_t *moved)
 {
-	const struct finish *f = arg;
-	uint64_t moved = 0;
-	int ret;
-
-	ret = js_store__sq_change(s->be, SQ_XFER_STEP,
-				  JS_SQ_ARGS(JS_SQ_I(f->ids[i]), JS_SQ_I(f->step),
-					     JS_SQ_I(js_store_now(s))), &moved);
-	if (ret != DJ_EOK)
-		return ret;
-	if (moved == 0)	/* already at this step (a re-run), or no such id */
-		return exists(s->be, SQ_XFER_EXISTS, JS_SQ_ARGS(JS_SQ_I(f->ids[i])));
-	if (f->step != JS_XFER_DONE)
-		return DJ_EOK;
-	return js_store__sq_rows(s->be, SQ_XFER_GET, JS_SQ_ARGS(JS_SQ_I(f->ids[i])), true,
-				 finish_row, (void *)f);
+	return js_store__sq_change(s->be, SQ_XFER_STEP,
+				   JS_SQ_ARGS(JS_SQ_I(id), JS_SQ_I(step), JS_SQ_I(js_store_now(s))),
+				   moved);
 }
 
-/* sq_transfer_advance - ops->reg->transfer_advance: to a step; DONE moves the owner */
-static int sq_transfer_advance(struct js_store *s, const int64_t *ids, size_t n,
-			       enum js_transfer_step step, const char *actor)
+static int sq_xfer_exists(struct js_store *s, int64_t id)
 {
-	struct finish f = { .s = s, .actor = actor, .ids = ids, .step = step };
-	size_t bad;
-
-	return js_store__sq_batch(s, n, advance_one, &f, &bad);
+	return exists(s->be, SQ_XFER_EXISTS, JS_SQ_ARGS(JS_SQ_I(id)));
 }
+
+/* A transfer row handed to the shared rules' callback. */
+struct with {
+	struct js_store *s;
+	int (*cb)(struct js_store *s, const struct js_transfer *t, void *arg);
+	void *arg;
+};
+
+/* with_row - a row callback: the transfer (chain borrowed from the statement, which stays on
+ * its row until this returns) to the callback */
+static int with_row(sqlite3_stmt *st, void *arg)
+{
+	const struct with *w = arg;
+	struct js_transfer t;
+
+	if (row_transfer(st, &t, false) != DJ_EOK)
+		return DJ_ESQL;
+	return w->cb(w->s, &t, w->arg);
+}
+
+static int sq_xfer_with(struct js_store *s, int64_t id,
+			int (*cb)(struct js_store *s, const struct js_transfer *t, void *arg),
+			void *arg)
+{
+	struct with w = { s, cb, arg };
+
+	return js_store__sq_rows(s->be, SQ_XFER_GET, JS_SQ_ARGS(JS_SQ_I(id)), true, with_row, &w);
+}
+
+static const struct js_store_reg_sql sq_reg_sql = {
+	.batch = js_store__sq_batch,
+	.audit_put = js_store__sq_audit_put,
+	.outbox_put = js_store__sq_outbox_put,
+	.owner_insert = sq_owner_insert,
+	.owner_publish = sq_owner_publish,
+	.owner_head = sq_owner_head_row,
+	.owner_exists = sq_owner_exists,
+	.owner_move = sq_owner_move,
+	.authcode_write = sq_authcode_write,
+	.authcode_exists = sq_authcode_exists,
+	.authcode_delete = sq_authcode_delete,
+	.xfer_busy = sq_xfer_busy,
+	.xfer_used = sq_xfer_used,
+	.xfer_insert = sq_xfer_insert,
+	.xfer_step = sq_xfer_step,
+	.xfer_exists = sq_xfer_exists,
+	.xfer_with = sq_xfer_with,
+};
 
 /* sq_transfer_find - ops->reg->transfer_find: the transfer of a device with a nonce */
 static int sq_transfer_find(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
@@ -549,16 +466,17 @@ static int sq_transfer_foreach_pending(struct js_store *s,
 }
 
 const struct js_store_reg_ops js_store__sqlite_reg_ops = {
-	.owner_enroll = sq_owner_enroll,
+	.owner_enroll = js_store__reg_owner_enroll,
 	.owner_get = sq_owner_get,
 	.owner_head = sq_owner_head,
 	.owner_foreach = sq_owner_foreach,
-	.owner_set_published = sq_owner_set_published,
-	.authcode_put = sq_authcode_put,
+	.owner_set_published = js_store__reg_owner_set_published,
+	.authcode_put = js_store__reg_authcode_put,
 	.authcode_get = sq_authcode_get,
-	.authcode_revoke = sq_authcode_revoke,
+	.authcode_revoke = js_store__reg_authcode_revoke,
 	.transfer_begin = sq_transfer_begin,
-	.transfer_advance = sq_transfer_advance,
+	.transfer_advance = js_store__reg_transfer_advance,
 	.transfer_find = sq_transfer_find,
 	.transfer_foreach_pending = sq_transfer_foreach_pending,
+	.sql = &sq_reg_sql,
 };

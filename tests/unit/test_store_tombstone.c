@@ -143,6 +143,7 @@ static void del(struct store_ctx *c, uint32_t i)
 /* audit_count - counts entries of one event */
 struct audit_count {
 	const char *event;
+	const char *detail;	/* NULL: any */
 	int n;
 };
 
@@ -150,7 +151,8 @@ static int audit_cb(const struct js_audit_entry *e, void *arg)
 {
 	struct audit_count *a = arg;
 
-	if (strcmp(e->event, a->event) == 0)
+	if (strcmp(e->event, a->event) == 0 &&
+	    (a->detail == NULL || strcmp(e->detail, a->detail) == 0))
 		a->n++;
 	return 0;
 }
@@ -158,6 +160,15 @@ static int audit_cb(const struct js_audit_entry *e, void *arg)
 static int audit_n(struct store_ctx *c, const char *event)
 {
 	struct audit_count a = { .event = event };
+
+	assert_int_equal(js_store_audit_foreach(c->s, NULL, audit_cb, &a), DJ_EOK);
+	return a.n;
+}
+
+/* audit_detail_n - counts entries of one event with this detail */
+static int audit_detail_n(struct store_ctx *c, const char *event, const char *detail)
+{
+	struct audit_count a = { .event = event, .detail = detail };
 
 	assert_int_equal(js_store_audit_foreach(c->s, NULL, audit_cb, &a), DJ_EOK);
 	return a.n;
@@ -190,6 +201,8 @@ static void test_delete_reimport_keeps(void **state)
 	m->new_st.join_nonce_last = 1;
 	assert_int_equal(js_store_commit(c->s, m), DJ_ECONFLICT);
 	assert_int_equal(audit_n(c, "device-resume"), 1);
+	assert_int_equal(audit_detail_n(c, "device-resume",
+					"nonce state continued from the tombstone"), 1);
 
 	/* the tombstone was consumed; a second delete keeps the state again (devices_add) */
 	del(c, 0);
@@ -224,6 +237,8 @@ static void test_forget_nonces(void **state)
 	assert_int_equal(g->st.hist_len, 0);
 	free(g);
 	assert_int_equal(audit_n(c, "device-resume"), 1);
+	assert_int_equal(audit_detail_n(c, "device-resume", "JoinNonce continued from the"
+					" tombstone, DevNonces forgotten"), 1);
 }
 
 /* the ownership enroll path continues a tombstone too */
