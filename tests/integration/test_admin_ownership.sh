@@ -214,4 +214,5 @@ check "console: D1's links amber (not checked)" chain $D1 amber,amber
 check "... the summary says so" matches "$(jq_ "j['verification']")" '^not verified: no DNSSEC resolver configured$'
 dj_jsd_stop; RC=$?
 check "danejoind stops cleanly (exit $RC)" test $RC -eq 0
+mkdir -p "$BUILD_DIR/console-screens" && cp screens/*.png "$BUILD_DIR/console-screens/" 2>/dev/null
 dj_end jsd.log jsd2.log
