@@ -252,8 +252,8 @@ static void waiter_free(struct waiter *w)
 	free(w);
 }
 
-/* fetch_free - unlink and free \p f (its waiters must be gone) */
-static void fetch_free(struct fetch *f)
+/* fetch_unlink - take \p f out of its context's list of fetches in flight (idempotent) */
+static void fetch_unlink(struct fetch *f)
 {
 	if (f->prev != NULL)
 		f->prev->next = f->next;
@@ -261,6 +261,13 @@ static void fetch_free(struct fetch *f)
 		f->c->fetches = f->next;
 	if (f->next != NULL)
 		f->next->prev = f->prev;
+	f->next = f->prev = NULL;
+}
+
+/* fetch_free - unlink and free \p f (its waiters must be gone) */
+static void fetch_free(struct fetch *f)
+{
+	fetch_unlink(f);
 	for (size_t i = 0; i < f->nz; i++)
 		EVP_PKEY_free(f->keys[i]);
 	if (f->ins != NULL)
@@ -290,13 +297,7 @@ static void finish(struct fetch *f, enum js_owner_status st, const char *why)
 
 	f->waiters = NULL;
 	/* out of the in-flight list first: a callback may start a check of the same device */
-	if (f->prev != NULL)
-		f->prev->next = f->next;
-	else if (c->fetches == f)
-		c->fetches = f->next;
-	if (f->next != NULL)
-		f->next->prev = f->prev;
-	f->next = f->prev = NULL;
+	fetch_unlink(f);
 	if (st != JS_OWNER_TEMPFAIL) {
 		e = calloc(1, sizeof(*e));
 		if (e != NULL) {
@@ -829,16 +830,9 @@ static void inspect_done(struct fetch *f)
 	struct js_owner_inspection *ins = f->ins;
 	struct js_owner_link_report *lr;
 	struct js_owner_report r = { 0 };
-	struct js_owner_ctx *c = f->c;
 
 	/* out of the list first: the callback may start another inspection */
-	if (f->prev != NULL)
-		f->prev->next = f->next;
-	else if (c->fetches == f)
-		c->fetches = f->next;
-	if (f->next != NULL)
-		f->next->prev = f->prev;
-	f->next = f->prev = NULL;
+	fetch_unlink(f);
 	lr = calloc(f->chain->n, sizeof(*lr));
 	if (ins->handle != NULL)
 		*ins->handle = NULL;

@@ -692,19 +692,11 @@ int admin_new(struct svc *s, struct admin **out, char *err, size_t errlen)
 	a->fail_max = cfg->admin_auth_fail_max != 0 ? cfg->admin_auth_fail_max
 						    : ADM_FAIL_DEFAULT;
 	a->mtls_scope = JS_SCOPE_NONE;
-	if (cfg->admin_client_ca_file != NULL) {
-		a->mtls_scope = JS_SCOPE_READ;
-		if (cfg->admin_mtls_scope != NULL &&
-		    js_apikey_scope_parse(cfg->admin_mtls_scope, &a->mtls_scope) != DJ_EOK) {
-			snprintf(err, errlen, "[admin] mtls_scope: read, operate or admin");
-			ret = DJ_ECONFIG;
-			goto fail;
-		}
-	}
 	ret = adm_dane_setup(a, cfg, err, errlen);
 	if (ret != DJ_EOK)
 		goto fail;
-	if (a->dane) {
+	/* the scope of mTLS clients, PKIX or DANE alike (read unless mtls_scope says otherwise) */
+	if (cfg->admin_client_ca_file != NULL || a->dane) {
 		a->mtls_scope = JS_SCOPE_READ;
 		if (cfg->admin_mtls_scope != NULL &&
 		    js_apikey_scope_parse(cfg->admin_mtls_scope, &a->mtls_scope) != DJ_EOK) {

@@ -135,6 +135,22 @@ static int secret_open(const char *what, const char *path, int *out, char *err, 
 	return DJ_EOK;
 }
 
+/* secret_fopen - secret_open() as a stdio stream */
+static int secret_fopen(const char *what, const char *path, FILE **out, char *err, size_t errlen)
+{
+	int fd, ret;
+
+	ret = secret_open(what, path, &fd, err, errlen);
+	if (ret != DJ_EOK)
+		return ret;
+	*out = fdopen(fd, "r");
+	if (*out == NULL) {
+		close(fd);
+		return DJ_ENOMEM;
+	}
+	return DJ_EOK;
+}
+
 /* read_cert - the first PEM certificate of \p path (the leaf of a chain file) */
 static int read_cert(const char *what, const char *path, X509 **out, char *err, size_t errlen)
 {
@@ -319,16 +335,11 @@ static int check_registry_files(const struct js_config *cfg, char *err, size_t e
 	char line[512];
 	EVP_PKEY *pk = NULL;
 	FILE *f = NULL;
-	int fd = -1, ret, type;
+	int ret, type;
 
-	ret = secret_open("[registry] key_file", cfg->registry_key_file, &fd, err, errlen);
+	ret = secret_fopen("[registry] key_file", cfg->registry_key_file, &f, err, errlen);
 	if (ret != DJ_EOK)
 		return ret;
-	f = fdopen(fd, "r");
-	if (f == NULL) {
-		close(fd);
-		return DJ_ENOMEM;
-	}
 	pk = PEM_read_PrivateKey(f, NULL, no_passphrase, NULL);
 	fclose(f);
 	ERR_clear_error();
@@ -346,14 +357,9 @@ static int check_registry_files(const struct js_config *cfg, char *err, size_t e
 			 "of type EC P-256 or Ed25519", cfg->registry_key_file);
 		return DJ_ECONFIG;
 	}
-	ret = secret_open("[registry] tsig_file", cfg->registry_tsig_file, &fd, err, errlen);
+	ret = secret_fopen("[registry] tsig_file", cfg->registry_tsig_file, &f, err, errlen);
 	if (ret != DJ_EOK)
 		return ret;
-	f = fdopen(fd, "r");
-	if (f == NULL) {
-		close(fd);
-		return DJ_ENOMEM;
-	}
 	ret = fgets(line, sizeof(line), f) != NULL && strchr(line, ':') != NULL ? DJ_EOK
 										: DJ_ECONFIG;
 	fclose(f);
