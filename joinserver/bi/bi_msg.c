@@ -119,6 +119,11 @@ static void arena_setup(void)
 	json_set_alloc_funcs(arena_malloc, arena_free);
 }
 
+void bi_msg_init(void)
+{
+	pthread_once(&arena_once, arena_setup);
+}
+
 /* arena_begin - the calling thread's jansson allocations go to its arena until arena_end */
 static void arena_begin(void)
 {

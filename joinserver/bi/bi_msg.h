@@ -147,6 +147,13 @@ int bi_msg_parse(const char *json, size_t len, struct bi_msg *out, char *err,
 		 size_t errlen) DJ_MUSTCHECK;
 
 /*!
+ * \brief Route jansson's allocations through bi_msg's per-thread arena now. Call it once before
+ *        starting threads that use jansson: the first parse or encode does it otherwise, and
+ *        jansson's allocator would then change under those threads.
+ */
+void bi_msg_init(void);
+
+/*!
  * \brief Encode a message as JSON (compact). \p out receives a NUL-terminated string; free()
  *        it after wiping (it may hold key envelopes): OPENSSL_clear_free(*out, *len) works.
  * \retval DJ_EOK, DJ_EINVAL (a field out of range), DJ_ENOMEM
