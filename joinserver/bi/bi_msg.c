@@ -7,12 +7,30 @@
  *	exact byte length, value range, which fields the MessageType requires and which the
  *	ProtocolVersion allows, and names the first field that is wrong so the answer can say so.
  *
+ * JSON LIBRARY (docs/performance.md, step 6)
+ *	The messages are read and written with yajl (Debian's libyajl), not jansson: yajl's
+ *	event parser and generator take about a quarter of the instructions jansson's tree,
+ *	lexer and dump took. yajl builds no tree; the parser's callbacks (y_*) keep the members
+ *	of every object in a small table (struct jobj: key, JSON type, value) that the field
+ *	checks below read as they read jansson's objects before. Arrays and their contents are
+ *	checked by yajl and not kept. jansson stays the project's JSON library everywhere else.
+ *	What jansson did for us and yajl does not is done here, before or during the parse:
+ *	- UTF-8: the whole body must be UTF-8 as RFC 3629 defines it (no overlong forms, no
+ *	  surrogates, nothing above U+10FFFF), checked before yajl runs (utf8_bad). Outside
+ *	  strings JSON is ASCII, so this checks every string and key; yajl's own, laxer check
+ *	  is off.
+ *	- escapes: \u0000 and unpaired surrogate escapes are refused (escape_bad); yajl would
+ *	  drop the former and turn a lone high surrogate into '?'.
+ *	- duplicate keys, in any object at any depth, are refused (y_map_key, y_end_map).
+ *	- nesting deeper than BI_JSON_DEPTH_MAX (jansson's limit) is refused.
+ *	yajl tells integers from reals, so a real where an integer is required is still refused.
+ *
  * SECURITY
  *	- The body is network input from a peer we have not yet authorised for anything: nothing in
  *	  it is trusted, every copy is bounded by the destination buffer, strings with an embedded
  *	  NUL are refused (they would be cut short by C string handling and compare equal to
- *	  something else), and duplicate keys are refused by the JSON parser (JSON_REJECT_DUPLICATES)
- *	  so that two components can never read two different values of the same field.
+ *	  something else), and duplicate keys are refused so that two components can never read
+ *	  two different values of the same field.
  *	- Integers are range-checked before conversion; a JSON real where an integer is required
  *	  is refused rather than truncated.
  *	- The header (ProtocolVersion, IDs, TransactionID, MessageType, tokens) is read before
@@ -20,34 +38,29 @@
  *	  answer to a bad request still echoes the right TransactionID (TS002 §8.1).
  *	- Error texts name fields and say what is wrong with them; they never quote values, so
  *	  neither key bytes nor attacker-chosen text reach logs through them. For JSON syntax
- *	  errors only line and column are reported (jansson's own text quotes input).
+ *	  errors only line and column are reported (yajl's own text quotes input).
  *	- Key material travels only as KeyEnvelopes (AESKey is wrapped under a KEK except for
  *	  peers whose policy explicitly allows plaintext). Temporary buffers that held key bytes
- *	  are wiped with OPENSSL_cleanse. jansson does not wipe the strings it frees, so the
- *	  json_t trees of a parse or an encode are allocated from a per-thread arena (below) that
- *	  is wiped when the parse or encode ends: AESKey hex does not stay in freed heap. Only
- *	  what did not fit in the arena (a message far larger than any TS002 message) goes to
- *	  malloc and is freed unwiped, as before; that is normally a wrapped key.
+ *	  are wiped with OPENSSL_cleanse. Everything yajl and the member tables allocate during a
+ *	  parse or an encode (yajl's string buffers, the generator's output, the copies of
+ *	  AESKey hex) comes from a per-thread arena that is wiped when the call ends; what did
+ *	  not fit in the arena came from malloc and is wiped and freed then too.
  *
- * PERFORMANCE (docs/performance.md, step 3)
- *	jansson allocates every node, key, string and hashtable separately: about a hundred
- *	malloc/free pairs per JoinReq and JoinAns. During bi_msg_parse() and bi_msg_encode() its
- *	allocator (json_set_alloc_funcs, set once per process) hands out a bump pointer in a
- *	per-thread arena and frees nothing; the arena is wiped and reset when the call ends.
- *	Outside those calls (configuration, admin API, other threads) the functions are malloc
- *	and free. No json_t made in the arena outlives the call: parse and encode free their
- *	trees before they return.
+ * PERFORMANCE (docs/performance.md, steps 3 and 6)
+ *	The arena is a bump pointer in a 16 KB per-thread buffer: free does nothing, and the
+ *	arena is wiped and reset when the call ends. yajl gets it through its allocator
+ *	functions (yajl_alloc_funcs), so no process-wide allocator is changed.
  */
 #include "bi/bi_msg.h"
 
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
 #include <openssl/crypto.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_parse.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -70,79 +83,138 @@
 #define BI_AESKEY_MIN 16		/* a plain AES-128 key; a wrapped one is longer */
 #define BI_AESKEY_UNIT 8		/* RFC 3394 §2: whole 64-bit semiblocks */
 
-#define BI_ARENA_SIZE 16384	/* a JoinReq's tree takes about 5 KB, a JoinAns's about 6 KB */
+#define BI_ARENA_SIZE 16384	/* a JoinReq's parse takes about 2 KB, a JoinAns's encode 3 KB */
 #define BI_ARENA_ALIGN 16	/* malloc's alignment on x86-64 and aarch64 */
+#define BI_JSON_DEPTH_MAX 2048	/* jansson's JSON_PARSER_MAX_DEPTH, which bi_msg used before */
+#define BI_DUP_LINEAR 32	/* objects up to this many members: duplicates found key by key */
+#define BI_OBJ_INIT 16		/* members room of a new object (a JoinReq has 13) */
+#define BI_OUT_INIT 1024	/* the encoder's first output buffer (a JoinAns is ~700 bytes) */
+#define BI_UTF8_MAX 4		/* the longest UTF-8 sequence (RFC 3629) */
+#define BI_ESC_U_LEN 6		/* "\uXXXX" */
 
-/* The calling thread's arena: live while on is set (one parse or one encode). */
+/* Each block carries its size (for realloc) and, for blocks from malloc, the next such block. */
+struct blk {
+	size_t size;
+	struct blk *next;
+};
+
+/* The calling thread's arena: the blocks of one parse or one encode. */
 struct arena {
 	_Alignas(BI_ARENA_ALIGN) uint8_t buf[BI_ARENA_SIZE];
-	size_t used;	/* bytes handed out since the last wipe */
-	size_t last;	/* used at the last wipe (tests) */
-	bool on;
+	size_t used;		/* bytes handed out since the last wipe */
+	size_t last;		/* used at the last wipe (tests) */
+	struct blk *spill;	/* blocks that did not fit, from malloc */
 };
 
 static _Thread_local struct arena arena;
-static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
 
-/* arena_malloc - jansson's malloc: the arena while on and not full, else malloc */
-static void *arena_malloc(size_t n)
+/* arena_alloc - n bytes from the arena, or from malloc when it is full (NULL if that fails) */
+static void *arena_alloc(size_t n)
 {
 	struct arena *a = &arena;
-	size_t need = (n + BI_ARENA_ALIGN - 1) / BI_ARENA_ALIGN * BI_ARENA_ALIGN;
-	void *p;
+	size_t need;
+	struct blk *b;
 
-	if (!a->on || need == 0)
-		return malloc(n);
-	if (need > sizeof(a->buf) - a->used) {
-		a->last = sizeof(a->buf);	/* full: the rest goes to malloc */
-		return malloc(n);
+	if (n > SIZE_MAX / 2)
+		return NULL;
+	need = sizeof(*b) + (n + BI_ARENA_ALIGN - 1) / BI_ARENA_ALIGN * BI_ARENA_ALIGN;
+	if (need <= sizeof(a->buf) - a->used) {
+		b = (struct blk *)(void *)(a->buf + a->used);
+		a->used += need;
+		ARENA_UNPOISON(b, sizeof(*b) + n);
+		b->size = n;
+		b->next = NULL;
+		return b + 1;
 	}
-	p = a->buf + a->used;
-	a->used += need;
-	ARENA_UNPOISON(p, n);
-	return p;
+	a->last = sizeof(a->buf);	/* full: the rest goes to malloc */
+	b = malloc(sizeof(*b) + n);
+	if (b == NULL)
+		return NULL;
+	b->size = n;
+	b->next = a->spill;
+	a->spill = b;
+	return b + 1;
 }
 
-/* arena_free - jansson's free: nothing for the calling thread's arena, else free */
-static void arena_free(void *p)
+/* arena_realloc - grow a block: in place when it is the arena's last, else by a copy (the old
+ * block stays until the wipe) */
+static void *arena_realloc(void *p, size_t n)
 {
-	const uint8_t *b = p;
+	struct arena *a = &arena;
+	struct blk *b = (struct blk *)p - 1;
+	size_t need;
+	void *q;
 
-	if (b >= arena.buf && b < arena.buf + sizeof(arena.buf))
-		return;	/* wiped and reused when the call ends */
-	free(p);
+	if (p == NULL)
+		return arena_alloc(n);
+	if (n <= b->size)
+		return p;
+	need = (n + BI_ARENA_ALIGN - 1) / BI_ARENA_ALIGN * BI_ARENA_ALIGN;
+	if ((uint8_t *)p + (b->size + BI_ARENA_ALIGN - 1) / BI_ARENA_ALIGN * BI_ARENA_ALIGN ==
+		    a->buf + a->used &&
+	    need <= sizeof(a->buf) - ((uint8_t *)p - a->buf)) {
+		a->used = (size_t)((uint8_t *)p - a->buf) + need;
+		ARENA_UNPOISON(p, n);
+		b->size = n;
+		return p;
+	}
+	q = arena_alloc(n);
+	if (q != NULL)
+		memcpy(q, p, b->size);
+	return q;
 }
 
-/* arena_setup - route jansson's allocations through the arena functions, once per process */
-static void arena_setup(void)
+/* yajl's allocator functions: the arena; free does nothing (the arena is wiped at the end) */
+static void *y_malloc(void *ctx, size_t n)
 {
-	json_set_alloc_funcs(arena_malloc, arena_free);
+	(void)ctx;
+	return arena_alloc(n);
 }
+
+static void *y_realloc(void *ctx, void *p, size_t n)
+{
+	(void)ctx;
+	return arena_realloc(p, n);
+}
+
+static void y_free(void *ctx, void *p)
+{
+	(void)ctx;
+	(void)p;
+}
+
+static yajl_alloc_funcs arena_funcs = { y_malloc, y_realloc, y_free, NULL };
 
 void bi_msg_init(void)
 {
-	pthread_once(&arena_once, arena_setup);
+	/* nothing: yajl gets the arena per handle, no process-wide allocator is changed */
 }
 
-/* arena_begin - the calling thread's jansson allocations go to its arena until arena_end */
+/* arena_begin - start a parse or an encode with an empty arena */
 static void arena_begin(void)
 {
-	pthread_once(&arena_once, arena_setup);
 	ARENA_POISON(arena.buf, sizeof(arena.buf));
 	arena.used = arena.last = 0;
-	arena.on = true;
+	arena.spill = NULL;
 }
 
-/* arena_end - wipe what the call allocated (it may hold AESKey hex) and switch back to malloc */
+/* arena_end - wipe what the call allocated (it may hold AESKey hex), free what came from malloc */
 static void arena_end(void)
 {
-	arena.on = false;
+	struct blk *b, *next;
+
 	if (arena.last < arena.used)
 		arena.last = arena.used;
 	ARENA_UNPOISON(arena.buf, arena.used);
 	OPENSSL_cleanse(arena.buf, arena.used);
 	ARENA_POISON(arena.buf, sizeof(arena.buf));
 	arena.used = 0;
+	for (b = arena.spill; b != NULL; b = next) {
+		next = b->next;
+		OPENSSL_cleanse(b, sizeof(*b) + b->size);
+		free(b);
+	}
+	arena.spill = NULL;
 }
 
 size_t bi_msg__arena_last(void)
@@ -161,9 +233,357 @@ bool bi_msg__arena_holds(const void *needle, size_t n)
 	return found;
 }
 
+/* JSON types as the field checks see them */
+enum jtype {
+	JT_NONE = 0,	/* a key whose value has not come yet */
+	JT_STRING,
+	JT_INTEGER,
+	JT_REAL,
+	JT_OBJECT,
+	JT_OTHER,	/* array, true, false, null */
+};
+
+struct jobj;
+
+/* One member of an object: its key, the value's type and the value. */
+struct jmem {
+	const char *key;	/* not NUL-terminated */
+	size_t klen;
+	enum jtype type;
+	const char *s;		/* JT_STRING: NUL-terminated copy in the arena */
+	size_t slen;
+	long long i;		/* JT_INTEGER */
+	struct jobj *obj;	/* JT_OBJECT */
+};
+
+/* An object's members in the order they came. */
+struct jobj {
+	struct jmem *m;
+	size_t n, cap;
+};
+
+/* The parser callbacks' state. */
+struct yctx {
+	const char *json;	/* the body: keys in it are used in place */
+	size_t len;
+	struct jobj **stack;	/* the open objects and arrays (NULL) */
+	size_t depth;
+	struct jobj *root;
+	bool root_array;
+	const char *why;	/* what made a callback stop the parse */
+};
+
+/* jobj_get - the member name of o, or NULL */
+static const struct jmem *jobj_get(const struct jobj *o, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (size_t i = 0; i < o->n; i++)
+		if (o->m[i].klen == n && memcmp(o->m[i].key, name, n) == 0)
+			return &o->m[i];
+	return NULL;
+}
+
+/* y_stop - stop the parse because of why */
+static int y_stop(struct yctx *c, const char *why)
+{
+	c->why = why;
+	return 0;
+}
+
+/* y_slot - the member that takes the value being read: NULL in an array (not kept) and for
+ * the root, which must be an object */
+static struct jmem *y_slot(struct yctx *c)
+{
+	struct jobj *o;
+
+	if (c->depth == 0)
+		return NULL;
+	o = c->stack[c->depth - 1];
+	return o != NULL ? &o->m[o->n - 1] : NULL;
+}
+
+/* y_scalar - a value other than a string, an object or an array */
+static int y_scalar(struct yctx *c, enum jtype t, long long i)
+{
+	struct jmem *m = y_slot(c);
+
+	if (c->depth == 0)
+		return y_stop(c, "not a JSON object");
+	if (m != NULL) {
+		m->type = t;
+		m->i = i;
+	}
+	return 1;
+}
+
+static int y_null(void *ctx)
+{
+	return y_scalar(ctx, JT_OTHER, 0);
+}
+
+static int y_boolean(void *ctx, int b)
+{
+	(void)b;
+	return y_scalar(ctx, JT_OTHER, 0);
+}
+
+static int y_integer(void *ctx, long long i)
+{
+	return y_scalar(ctx, JT_INTEGER, i);
+}
+
+static int y_double(void *ctx, double d)
+{
+	(void)d;
+	return y_scalar(ctx, JT_REAL, 0);
+}
+
+/* y_string - a string value: kept as a NUL-terminated copy in the arena */
+static int y_string(void *ctx, const unsigned char *s, size_t n)
+{
+	struct yctx *c = ctx;
+	struct jmem *m = y_slot(c);
+	char *copy;
+
+	if (c->depth == 0)
+		return y_stop(c, "not a JSON object");
+	if (m == NULL)
+		return 1;
+	copy = arena_alloc(n + 1);
+	if (copy == NULL)
+		return y_stop(c, NULL);
+	memcpy(copy, s, n);
+	copy[n] = '\0';
+	m->type = JT_STRING;
+	m->s = copy;
+	m->slen = n;
+	return 1;
+}
+
+/* y_push - open an object (o) or an array (NULL) */
+static int y_push(struct yctx *c, struct jobj *o)
+{
+	struct jobj **st;
+
+	if (c->depth >= BI_JSON_DEPTH_MAX)
+		return y_stop(c, "nested too deep");
+	if (c->depth % BI_OBJ_INIT == 0) {
+		st = arena_realloc(c->stack, (c->depth + BI_OBJ_INIT) * sizeof(*st));
+		if (st == NULL)
+			return y_stop(c, NULL);
+		c->stack = st;
+	}
+	c->stack[c->depth++] = o;
+	return 1;
+}
+
+static int y_start_map(void *ctx)
+{
+	struct yctx *c = ctx;
+	struct jmem *m = y_slot(c);
+	struct jobj *o = arena_alloc(sizeof(*o));
+
+	if (o == NULL)
+		return y_stop(c, NULL);
+	o->m = NULL;
+	o->n = o->cap = 0;
+	if (c->depth == 0)
+		c->root = o;
+	if (m != NULL) {
+		m->type = JT_OBJECT;
+		m->obj = o;
+	}
+	return y_push(c, o);
+}
+
+/* y_map_key - a key: a new member, refused when a first member has the same key */
+static int y_map_key(void *ctx, const unsigned char *k, size_t n)
+{
+	struct yctx *c = ctx;
+	struct jobj *o = c->stack[c->depth - 1];
+	const char *key = (const char *)k;
+	struct jmem *m;
+	char *copy;
+
+	if (o->n < BI_DUP_LINEAR)
+		for (size_t i = 0; i < o->n; i++)
+			if (o->m[i].klen == n && memcmp(o->m[i].key, key, n) == 0)
+				return y_stop(c, "duplicate key");
+	if (o->n == o->cap) {
+		m = arena_realloc(o->m, (o->cap + (o->cap > 0 ? o->cap : BI_OBJ_INIT)) *
+					sizeof(*m));
+		if (m == NULL)
+			return y_stop(c, NULL);
+		o->m = m;
+		o->cap += o->cap > 0 ? o->cap : BI_OBJ_INIT;
+	}
+	/* a key with escapes is in yajl's decoding buffer, which the next string reuses */
+	if (key < c->json || key + n > c->json + c->len) {
+		copy = arena_alloc(n + 1);
+		if (copy == NULL)
+			return y_stop(c, NULL);
+		memcpy(copy, k, n);
+		key = copy;
+	}
+	m = &o->m[o->n++];
+	memset(m, 0, sizeof(*m));
+	m->key = key;
+	m->klen = n;
+	return 1;
+}
+
+/* jmem_cmp - members ordered by key, for the duplicate check of large objects */
+static int jmem_cmp(const void *x, const void *y)
+{
+	const struct jmem *a = x, *b = y;
+
+	if (a->klen != b->klen)
+		return a->klen < b->klen ? -1 : 1;
+	return memcmp(a->key, b->key, a->klen);
+}
+
+/* y_end_map - close an object; one of more than BI_DUP_LINEAR members is sorted by key (its
+ * order no longer matters) and checked for duplicates in O(n log n) */
+static int y_end_map(void *ctx)
+{
+	struct yctx *c = ctx;
+	struct jobj *o = c->stack[c->depth - 1];
+
+	if (o->n > BI_DUP_LINEAR) {
+		qsort(o->m, o->n, sizeof(*o->m), jmem_cmp);
+		for (size_t i = 1; i < o->n; i++)
+			if (jmem_cmp(&o->m[i - 1], &o->m[i]) == 0)
+				return y_stop(c, "duplicate key");
+	}
+	c->depth--;
+	return 1;
+}
+
+static int y_start_array(void *ctx)
+{
+	struct yctx *c = ctx;
+	struct jmem *m = y_slot(c);
+
+	if (c->depth == 0)
+		c->root_array = true;
+	if (m != NULL)
+		m->type = JT_OTHER;
+	return y_push(c, NULL);
+}
+
+static int y_end_array(void *ctx)
+{
+	((struct yctx *)ctx)->depth--;
+	return 1;
+}
+
+static const yajl_callbacks y_callbacks = {
+	.yajl_null = y_null,
+	.yajl_boolean = y_boolean,
+	.yajl_integer = y_integer,
+	.yajl_double = y_double,
+	.yajl_string = y_string,
+	.yajl_start_map = y_start_map,
+	.yajl_map_key = y_map_key,
+	.yajl_end_map = y_end_map,
+	.yajl_start_array = y_start_array,
+	.yajl_end_array = y_end_array,
+};
+
+/* utf8_bad - the offset of the first byte of s that is not UTF-8 by RFC 3629 (an overlong
+ * form, a surrogate, above U+10FFFF, a bad or missing continuation), or n when all are */
+static size_t utf8_bad(const unsigned char *s, size_t n)
+{
+	static const uint64_t high = 0x8080808080808080ull;
+	size_t i = 0, len, k;
+	uint32_t cp;
+	uint64_t w;
+
+	while (i < n) {
+		if (n - i >= sizeof(w)) {
+			memcpy(&w, s + i, sizeof(w));
+			if ((w & high) == 0) {
+				i += sizeof(w);	/* eight ASCII bytes */
+				continue;
+			}
+		}
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if (s[i] >= 0xc2 && s[i] <= 0xdf)
+			len = 2, cp = s[i] & 0x1f;
+		else if (s[i] >= 0xe0 && s[i] <= 0xef)
+			len = 3, cp = s[i] & 0x0f;
+		else if (s[i] >= 0xf0 && s[i] <= 0xf4)
+			len = BI_UTF8_MAX, cp = s[i] & 0x07;
+		else
+			return i;
+		if (n - i < len)
+			return i;
+		for (k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return i;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if ((len == 3 && cp < 0x800) || (len == BI_UTF8_MAX && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return i;
+		i += len;
+	}
+	return n;
+}
+
+/* esc_u - the value of the \uXXXX escape at s (6 bytes there), or -1 when it is not one */
+static long esc_u(const char *s)
+{
+	uint8_t b[2];
+	char hex[5];
+
+	if (s[0] != '\\' || s[1] != 'u')
+		return -1;
+	memcpy(hex, s + 2, 4);
+	hex[4] = '\0';
+	if (dj_hex_parse(hex, b, sizeof(b)) != DJ_EOK)
+		return -1;
+	return (long)b[0] << 8 | b[1];
+}
+
+/* escape_bad - the offset of the first \u escape that JSON text may not have for us: \u0000
+ * (a NUL in a C string) or a surrogate escape that is not a high-low pair; n when none. In
+ * JSON a backslash is only ever inside a string, where it starts a two-byte escape (six for
+ * \u); syntax errors are left to yajl. */
+static size_t escape_bad(const char *s, size_t n)
+{
+	const char *p = s, *end = s + n;
+	long u, lo;
+
+	while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
+		if (end - p < 2)
+			break;
+		if (p[1] != 'u') {
+			p += 2;
+			continue;
+		}
+		if (end - p < BI_ESC_U_LEN || (u = esc_u(p)) < 0)
+			break;
+		if (u == 0 || (u >= 0xdc00 && u <= 0xdfff))
+			return (size_t)(p - s);
+		if (u >= 0xd800 && u <= 0xdbff) {
+			if (end - p < 2 * BI_ESC_U_LEN || (lo = esc_u(p + BI_ESC_U_LEN)) < 0xdc00 ||
+			    lo > 0xdfff)
+				return (size_t)(p - s);
+			p += BI_ESC_U_LEN;
+		}
+		p += BI_ESC_U_LEN;
+	}
+	return n;
+}
+
 /* Parsing state: the message being filled and the error buffer. */
 struct pctx {
-	json_t *root;
+	const struct jobj *root;
 	struct bi_msg *m;
 	char *err;
 	size_t errlen;
@@ -238,25 +658,23 @@ static int fail(struct pctx *p, const char *name, const char *what)
  * get_str - the string field name of obj: DJ_EOK with *out set, DJ_ENOENT when absent and
  * optional, DJ_EMALFORMED (error written) when absent and required, not a string or holding a NUL
  */
-static int get_str(struct pctx *p, json_t *obj, const char *name, bool required,
+static int get_str(struct pctx *p, const struct jobj *obj, const char *name, bool required,
 		   const char **out)
 {
-	json_t *v = json_object_get(obj, name);
-	const char *s;
+	const struct jmem *v = jobj_get(obj, name);
 
 	if (v == NULL)
 		return required ? fail(p, name, "missing") : DJ_ENOENT;
-	if (!json_is_string(v))
+	if (v->type != JT_STRING)
 		return fail(p, name, "not a string");
-	s = json_string_value(v);
-	if (strlen(s) != json_string_length(v))
+	if (strlen(v->s) != v->slen)
 		return fail(p, name, "contains a NUL character");
-	*out = s;
+	*out = v->s;
 	return DJ_EOK;
 }
 
 /* get_text - a string field copied into buf (cap bytes with the NUL); *present set when found */
-static int get_text(struct pctx *p, json_t *obj, const char *name, bool required, char *buf,
+static int get_text(struct pctx *p, const struct jobj *obj, const char *name, bool required, char *buf,
 		    size_t cap, bool *present)
 {
 	const char *s = NULL;
@@ -281,17 +699,17 @@ static int get_text(struct pctx *p, json_t *obj, const char *name, bool required
  * get_uint - an integer field in 0..max; *present set when found (absent and optional leaves
  * *out untouched)
  */
-static int get_uint(struct pctx *p, json_t *obj, const char *name, bool required, uint64_t max,
+static int get_uint(struct pctx *p, const struct jobj *obj, const char *name, bool required, uint64_t max,
 		    uint64_t *out, bool *present)
 {
-	json_t *v = json_object_get(obj, name);
-	json_int_t i;
+	const struct jmem *v = jobj_get(obj, name);
+	long long i;
 
 	if (v == NULL)
 		return required ? fail(p, name, "missing") : DJ_EOK;
-	if (!json_is_integer(v))
+	if (v->type != JT_INTEGER)
 		return fail(p, name, "not an integer");
-	i = json_integer_value(v);
+	i = v->i;
 	if (i < 0)
 		return fail(p, name, "negative");
 	if ((uint64_t)i > max)
@@ -307,7 +725,7 @@ static int get_uint(struct pctx *p, json_t *obj, const char *name, bool required
  * *present (when not NULL) is set. *bad_size (when not NULL) tells a length error from a syntax
  * error, for the FrameSizeError of PHYPayload.
  */
-static int get_hex(struct pctx *p, json_t *obj, const char *name, bool required, size_t min,
+static int get_hex(struct pctx *p, const struct jobj *obj, const char *name, bool required, size_t min,
 		   size_t cap, uint8_t *out, size_t *len, bool *present, bool *bad_size)
 {
 	uint8_t tmp[BI_HEX_TMP_MAX];
@@ -373,7 +791,7 @@ static void keep_first(int *first, int ret)
 static int parse_header(struct pctx *p)
 {
 	struct bi_msg *m = p->m;
-	json_t *o = p->root;
+	const struct jobj *o = p->root;
 	const char *s = NULL;
 	uint64_t tid = 0;
 	bool got = false;
@@ -465,7 +883,8 @@ static int parse_join_req(struct pctx *p)
 	static const size_t join_sizes[] = { LW_JOINREQ_LEN };
 	static const size_t rejoin_sizes[] = { LW_REJOIN02_LEN, LW_REJOIN1_LEN };
 	struct bi_msg *m = p->m;
-	json_t *o = p->root, *cf;
+	const struct jobj *o = p->root;
+	const struct jmem *cf;
 	const char *s = NULL;
 	uint64_t rx = 0;
 	int ret;
@@ -500,8 +919,8 @@ static int parse_join_req(struct pctx *p)
 	m->rx_delay = (uint8_t)rx;
 	/* The Things Stack writes a missing CFList as "" (a nil Buffer through encoding/json):
 	 * an empty string is no CFList, as an absent field is */
-	cf = json_object_get(o, "CFList");
-	if (json_is_string(cf) && json_string_length(cf) == 0)
+	cf = jobj_get(o, "CFList");
+	if (cf != NULL && cf->type == JT_STRING && cf->slen == 0)
 		goto out;
 	ret = get_hex(p, o, "CFList", false, LW_CFLIST_LEN, LW_CFLIST_LEN, m->cflist, NULL,
 		      &m->has_cflist, NULL);
@@ -513,18 +932,18 @@ out:
 static int parse_result(struct pctx *p)
 {
 	struct bi_msg *m = p->m;
-	json_t *r = json_object_get(p->root, "Result");
+	const struct jmem *r = jobj_get(p->root, "Result");
 	const char *s = NULL;
 
 	if (r == NULL)
 		return fail(p, "Result", "missing");
-	if (!json_is_object(r))
+	if (r->type != JT_OBJECT)
 		return fail(p, "Result", "not an object");
 	struct pctx sub = *p;
 	size_t i;
 
 	sub.err = NULL;	/* the error names "Result.ResultCode", not "ResultCode" */
-	if (get_str(&sub, r, "ResultCode", true, &s) != DJ_EOK)
+	if (get_str(&sub, r->obj, "ResultCode", true, &s) != DJ_EOK)
 		return fail(p, "Result.ResultCode", "missing or not a string");
 	for (i = 0; i < BI_RESULT_COUNT; i++)
 		if (strcmp(s, result_names[i]) == 0)
@@ -535,7 +954,7 @@ static int parse_result(struct pctx *p)
 		m->result = BI_UNKNOWN_RECEIVER;
 	else
 		return fail(p, "Result.ResultCode", "unknown result code");
-	if (get_text(&sub, r, "Description", false, m->description, BI_DESC_MAX, NULL) != DJ_EOK)
+	if (get_text(&sub, r->obj, "Description", false, m->description, BI_DESC_MAX, NULL) != DJ_EOK)
 		return fail(p, "Result.Description", "not a string or too long");
 	return DJ_EOK;
 }
@@ -543,22 +962,22 @@ static int parse_result(struct pctx *p)
 /* parse_envelope - an optional KeyEnvelope {"KEKLabel", "AESKey"} */
 static int parse_envelope(struct pctx *p, const char *name, struct bi_key_envelope *env)
 {
-	json_t *e = json_object_get(p->root, name);
+	const struct jmem *e = jobj_get(p->root, name);
 	struct pctx sub = *p;
 	bool got = false;
 	int ret;
 
 	if (e == NULL)
 		return DJ_EOK;
-	if (!json_is_object(e))
+	if (e->type != JT_OBJECT)
 		return fail(p, name, "not an object");
-	sub.root = e;
+	sub.root = e->obj;
 	sub.err = NULL;	/* the error names the envelope */
 	/* absent KEKLabel: a plaintext envelope, which bi_kek_open refuses unless allowed */
-	ret = get_text(&sub, e, "KEKLabel", false, env->kek_label, BI_KEK_LABEL_MAX, NULL);
+	ret = get_text(&sub, e->obj, "KEKLabel", false, env->kek_label, BI_KEK_LABEL_MAX, NULL);
 	if (ret != DJ_EOK)
 		return fail(p, name, "KEKLabel not a string or too long");
-	ret = get_hex(&sub, e, "AESKey", true, BI_AESKEY_MIN, BI_AESKEY_MAX, env->aes_key,
+	ret = get_hex(&sub, e->obj, "AESKey", true, BI_AESKEY_MIN, BI_AESKEY_MAX, env->aes_key,
 		      &env->aes_key_len, &got, NULL);
 	if (ret == DJ_EOK && env->aes_key_len % BI_AESKEY_UNIT != 0)
 		ret = DJ_EMALFORMED;
@@ -598,7 +1017,7 @@ out:
 static int parse_body(struct pctx *p)
 {
 	struct bi_msg *m = p->m;
-	json_t *o = p->root;
+	const struct jobj *o = p->root;
 	int ret = DJ_EOK;
 
 	switch (m->type) {
@@ -635,12 +1054,60 @@ static int parse_body(struct pctx *p)
 	return ret;
 }
 
-/* parse_msg - bi_msg_parse() with jansson's allocations in the arena */
+/* json_fail - "(body): WHAT at line L column C" for the byte at off (1-based, as jansson said) */
+static int json_fail(struct pctx *p, const char *json, size_t len, size_t off, const char *what)
+{
+	char text[BI_ERR_MAX];
+	size_t line = 1, col = 1;
+
+	if (off > len)
+		off = len;
+	for (size_t i = 0; i < off; i++, col++)
+		if (json[i] == '\n')
+			line++, col = 0;
+	snprintf(text, sizeof(text), "%s at line %zu column %zu", what, line, col);
+	return fail(p, "(body)", text);
+}
+
+/* load - read the body into p->root with yajl; DJ_EMALFORMED (error written) or DJ_ENOMEM */
+static int load(struct pctx *p, const char *json, size_t len)
+{
+	struct yctx c = { .json = json, .len = len };
+	yajl_handle h;
+	yajl_status st;
+	size_t off;
+
+	off = utf8_bad((const unsigned char *)json, len);
+	if (off == len)
+		off = escape_bad(json, len);
+	if (off < len)
+		return json_fail(p, json, len, off, "not valid JSON");
+	h = yajl_alloc(&y_callbacks, &arena_funcs, &c);
+	if (h == NULL)
+		return DJ_ENOMEM;
+	/* utf8_bad checked more strictly than yajl does */
+	yajl_config(h, yajl_dont_validate_strings, 1);
+	st = yajl_parse(h, (const unsigned char *)json, len);
+	if (st == yajl_status_ok)
+		st = yajl_complete_parse(h);
+	off = yajl_get_bytes_consumed(h);
+	yajl_free(h);
+	if (st == yajl_status_client_canceled && c.why == NULL)
+		return DJ_ENOMEM;
+	if (st != yajl_status_ok) {
+		/* yajl's error text may quote the input: only line and column are kept */
+		return json_fail(p, json, len, off, c.why != NULL ? c.why : "not valid JSON");
+	}
+	if (c.root == NULL)
+		return fail(p, "(body)", "not a JSON object");
+	p->root = c.root;
+	return DJ_EOK;
+}
+
+/* parse_msg - bi_msg_parse() with the allocations in the arena */
 static int parse_msg(const char *json, size_t len, struct bi_msg *out, char *err, size_t errlen)
 {
 	struct pctx p = { .root = NULL, .m = out, .err = err, .errlen = errlen };
-	json_error_t jerr;
-	char what[BI_ERR_MAX];
 	int ret = DJ_EMALFORMED;
 
 	if (err != NULL && errlen > 0)
@@ -651,24 +1118,9 @@ static int parse_msg(const char *json, size_t len, struct bi_msg *out, char *err
 		ret = fail(&p, "(body)", "missing");
 		goto out;
 	}
-	p.root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (p.root == NULL) {
-		/* jerr.text may quote the input (a key, say): only line and column are kept */
-		if (json_error_code(&jerr) == json_error_out_of_memory) {
-			ret = DJ_ENOMEM;
-			goto out;
-		}
-		snprintf(what, sizeof(what), "%s at line %d column %d",
-			 json_error_code(&jerr) == json_error_duplicate_key ? "duplicate key"
-									      : "not valid JSON",
-			 jerr.line, jerr.column);
-		ret = fail(&p, "(body)", what);
+	ret = load(&p, json, len);
+	if (ret != DJ_EOK)
 		goto out;
-	}
-	if (!json_is_object(p.root)) {
-		ret = fail(&p, "(body)", "not a JSON object");
-		goto out;
-	}
 	ret = parse_header(&p);
 	if (ret != DJ_EOK)
 		goto out;
@@ -696,7 +1148,6 @@ out:
 		out->result = BI_MALFORMED_REQUEST;
 	if (ret != DJ_EOK)
 		bi_msg_wipe(out);	/* a half-read envelope is of no use to anyone */
-	json_decref(p.root);
 	return ret;
 }
 
@@ -710,127 +1161,218 @@ int bi_msg_parse(const char *json, size_t len, struct bi_msg *out, char *err, si
 	return ret;
 }
 
-/* set_new - json_object_set_new, as DJ_EOK or DJ_ENOMEM (the value is taken either way). Every
- * name is a literal of this file in ASCII: jansson's UTF-8 check of it is skipped (_nocheck). */
-static int set_new(json_t *o, const char *name, json_t *v)
+/* The encoder's output: yajl prints into it (arena memory, wiped at the end of the call). */
+struct obuf {
+	char *p;
+	size_t len, cap;
+	bool nomem;
+};
+
+/* o_print - yajl's print callback: append n bytes */
+static void o_print(void *ctx, const char *s, size_t n)
 {
-	if (v == NULL)
-		return DJ_ENOMEM;
-	return json_object_set_new_nocheck(o, name, v) == 0 ? DJ_EOK : DJ_ENOMEM;
+	struct obuf *o = ctx;
+	size_t cap = o->cap;
+	char *p;
+
+	if (o->nomem)
+		return;
+	while (n > cap - o->len)
+		cap *= 2;
+	if (cap != o->cap) {
+		p = arena_realloc(o->p, cap);
+		if (p == NULL) {
+			o->nomem = true;
+			return;
+		}
+		o->p = p;
+		o->cap = cap;
+	}
+	memcpy(o->p + o->len, s, n);
+	o->len += n;
 }
 
-/* lit - a JSON string of a text of this file (a name table's entry): ASCII, so unchecked */
-static json_t *lit(const char *s)
+/* The encoder: yajl's generator, and whether it failed for want of memory. */
+struct enc {
+	yajl_gen g;
+	struct obuf out;
+};
+
+/* gen_ret - a yajl generator status as DJ_EOK, DJ_ENOMEM (the output buffer) or DJ_EINVAL */
+static int gen_ret(const struct enc *e, yajl_gen_status st)
 {
-	return json_string_nocheck(s);
+	if (e->out.nomem)
+		return DJ_ENOMEM;
+	return st == yajl_gen_status_ok ? DJ_EOK : DJ_EINVAL;
+}
+
+/* put_lit - put a text of this file (a name or a name table's entry, ASCII) */
+static int put_lit(struct enc *e, const char *s)
+{
+	return gen_ret(e, yajl_gen_string(e->g, (const unsigned char *)s, strlen(s)));
+}
+
+/* put_key - a member's name, and so the start of a member */
+static int put_key(struct enc *e, const char *name)
+{
+	return put_lit(e, name);
+}
+
+/* set_lit - put a member whose value is a text of this file */
+static int set_lit(struct enc *e, const char *name, const char *s)
+{
+	int ret = put_key(e, name);
+
+	return ret != DJ_EOK ? ret : put_lit(e, s);
+}
+
+/* set_uint - put an integer member */
+static int set_uint(struct enc *e, const char *name, uint32_t v)
+{
+	int ret = put_key(e, name);
+
+	return ret != DJ_EOK ? ret : gen_ret(e, yajl_gen_integer(e->g, (long long)v));
 }
 
 /* set_hex - put len bytes as lowercase hex; the text buffer is wiped (it may hold a key) */
-static int set_hex(json_t *o, const char *name, const uint8_t *b, size_t len)
+static int set_hex(struct enc *e, const char *name, const uint8_t *b, size_t len)
 {
 	char text[2 * BI_HEX_TMP_MAX + 1];
 	int ret = DJ_EINVAL;
 
 	if (len > BI_HEX_TMP_MAX)
 		goto out;
+	ret = put_key(e, name);
+	if (ret != DJ_EOK)
+		goto out;
 	dj_hex_format(b, len, text);
-	ret = set_new(o, name, json_stringn_nocheck(text, 2 * len));	/* hex digits: ASCII */
+	ret = gen_ret(e, yajl_gen_string(e->g, (const unsigned char *)text, 2 * len));
 out:
 	OPENSSL_cleanse(text, sizeof(text));
 	return ret;
 }
 
-/* set_string - put text that jansson checks as UTF-8: DJ_EINVAL when it is not UTF-8 (the
- * unchecked constructor then succeeds), DJ_ENOMEM when memory ran out */
-static int set_string(json_t *o, const char *name, const char *s)
+/* set_string - put text that must be UTF-8 (RFC 3629; jansson's json_string() checked it so):
+ * DJ_EINVAL when it is not */
+static int set_string(struct enc *e, const char *name, const char *s)
 {
-	json_t *v = json_string(s);
+	size_t n = strlen(s);
+	int ret;
 
-	if (v == NULL) {
-		v = json_string_nocheck(s);
-		if (v == NULL)
-			return DJ_ENOMEM;
-		json_decref(v);
+	if (utf8_bad((const unsigned char *)s, n) != n)
 		return DJ_EINVAL;
-	}
-	return set_new(o, name, v);
+	ret = put_key(e, name);
+	return ret != DJ_EOK ? ret : gen_ret(e, yajl_gen_string(e->g, (const unsigned char *)s, n));
 }
 
 /* set_text - put a NUL-terminated string that must fit in cap bytes */
-static int set_text(json_t *o, const char *name, const char *s, size_t cap)
+static int set_text(struct enc *e, const char *name, const char *s, size_t cap)
 {
 	if (memchr(s, '\0', cap) == NULL)
 		return DJ_EINVAL;
-	return set_string(o, name, s);
+	return set_string(e, name, s);
 }
 
-/* set_envelope - put a KeyEnvelope when present. jansson keeps the AESKey text in heap it
- * frees without wiping; acceptable because AESKey is a wrapped key except for peers whose
- * policy explicitly allows plaintext. */
-static int set_envelope(json_t *o, const char *name, const struct bi_key_envelope *env)
-{
-	json_t *e = NULL;
-	int ret = DJ_EOK;
-
-	if (!env->present)
-		goto out;
-	ret = DJ_EINVAL;
-	if (env->aes_key_len == 0 || env->aes_key_len > BI_AESKEY_MAX)
-		goto out;
-	ret = DJ_ENOMEM;
-	e = json_object();
-	if (e == NULL)
-		goto out;
-	if ((ret = set_text(e, "KEKLabel", env->kek_label, BI_KEK_LABEL_MAX)) != DJ_EOK ||
-	    (ret = set_hex(e, "AESKey", env->aes_key, env->aes_key_len)) != DJ_EOK)
-		goto out;
-	ret = set_new(o, name, e);
-	e = NULL;	/* taken */
-out:
-	json_decref(e);
-	return ret;
-}
-
-/* encode_header - the common header */
-static int encode_header(const struct bi_msg *m, json_t *o)
+/* set_envelope - put a KeyEnvelope when present. The AESKey hex yajl writes goes to the
+ * output buffer in the arena, wiped when the encode ends. */
+static int set_envelope(struct enc *e, const char *name, const struct bi_key_envelope *env)
 {
 	int ret;
 
-	if ((ret = set_new(o, "ProtocolVersion",
-			   lit(m->proto == BI_PROTO_1_1 ? "1.1" : "1.0"))) != DJ_EOK ||
-	    (ret = set_text(o, "SenderID", m->sender_id, BI_ID_MAX)) != DJ_EOK ||
-	    (ret = set_text(o, "ReceiverID", m->receiver_id, BI_ID_MAX)) != DJ_EOK ||
-	    (ret = set_new(o, "TransactionID", json_integer(m->transaction_id))) != DJ_EOK ||
-	    (ret = set_new(o, "MessageType", lit(type_names[m->type]))) != DJ_EOK)
+	if (!env->present)
+		return DJ_EOK;
+	if (env->aes_key_len == 0 || env->aes_key_len > BI_AESKEY_MAX)
+		return DJ_EINVAL;
+	/* checked before anything of the member is written */
+	if (memchr(env->kek_label, '\0', BI_KEK_LABEL_MAX) == NULL ||
+	    utf8_bad((const unsigned char *)env->kek_label, strlen(env->kek_label)) !=
+		    strlen(env->kek_label))
+		return DJ_EINVAL;
+	if ((ret = put_key(e, name)) != DJ_EOK ||
+	    (ret = gen_ret(e, yajl_gen_map_open(e->g))) != DJ_EOK ||
+	    (ret = set_text(e, "KEKLabel", env->kek_label, BI_KEK_LABEL_MAX)) != DJ_EOK ||
+	    (ret = set_hex(e, "AESKey", env->aes_key, env->aes_key_len)) != DJ_EOK)
+		return ret;
+	return gen_ret(e, yajl_gen_map_close(e->g));
+}
+
+/* encode_header - the common header */
+static int encode_header(const struct bi_msg *m, struct enc *e)
+{
+	int ret;
+
+	if ((ret = set_lit(e, "ProtocolVersion", m->proto == BI_PROTO_1_1 ? "1.1" : "1.0")) !=
+		    DJ_EOK ||
+	    (ret = set_text(e, "SenderID", m->sender_id, BI_ID_MAX)) != DJ_EOK ||
+	    (ret = set_text(e, "ReceiverID", m->receiver_id, BI_ID_MAX)) != DJ_EOK ||
+	    (ret = set_uint(e, "TransactionID", m->transaction_id)) != DJ_EOK ||
+	    (ret = set_lit(e, "MessageType", type_names[m->type])) != DJ_EOK)
 		return ret;
 	if (m->has_sender_token &&
 	    (m->sender_token_len == 0 || m->sender_token_len > BI_TOKEN_MAX))
 		return DJ_EINVAL;
 	if (m->has_sender_token &&
-	    (ret = set_hex(o, "SenderToken", m->sender_token, m->sender_token_len)) != DJ_EOK)
+	    (ret = set_hex(e, "SenderToken", m->sender_token, m->sender_token_len)) != DJ_EOK)
 		return ret;
 	if (m->has_receiver_token &&
 	    (m->receiver_token_len == 0 || m->receiver_token_len > BI_TOKEN_MAX))
 		return DJ_EINVAL;
 	if (m->has_receiver_token &&
-	    (ret = set_hex(o, "ReceiverToken", m->receiver_token, m->receiver_token_len)) !=
+	    (ret = set_hex(e, "ReceiverToken", m->receiver_token, m->receiver_token_len)) !=
 		    DJ_EOK)
 		return ret;
 	if (m->proto != BI_PROTO_1_1)
 		return DJ_EOK;	/* the NSIDs are TS002-1.1 fields */
 	if (m->has_sender_ns_id &&
-	    (ret = set_text(o, "SenderNSID", m->sender_ns_id, BI_ID_MAX)) != DJ_EOK)
+	    (ret = set_text(e, "SenderNSID", m->sender_ns_id, BI_ID_MAX)) != DJ_EOK)
 		return ret;
 	if (m->has_receiver_ns_id &&
-	    (ret = set_text(o, "ReceiverNSID", m->receiver_ns_id, BI_ID_MAX)) != DJ_EOK)
+	    (ret = set_text(e, "ReceiverNSID", m->receiver_ns_id, BI_ID_MAX)) != DJ_EOK)
 		return ret;
 	return DJ_EOK;
 }
 
-/* encode_body - the fields of m->type after the header */
-static int encode_body(const struct bi_msg *m, json_t *o)
+/* encode_join_ans - the body of JoinAns/RejoinAns before SessionKeyID */
+static int encode_join_ans(const struct bi_msg *m, struct enc *e)
 {
-	json_t *r;
+	int ret;
+
+	if (m->phy_len > 0 && (ret = set_hex(e, "PHYPayload", m->phy, m->phy_len)) != DJ_EOK)
+		return ret;
+	if (m->has_lifetime && (ret = set_uint(e, "Lifetime", m->lifetime)) != DJ_EOK)
+		return ret;
+	if ((ret = set_envelope(e, "SNwkSIntKey", &m->s_nwk_s_int_key)) != DJ_EOK ||
+	    (ret = set_envelope(e, "FNwkSIntKey", &m->f_nwk_s_int_key)) != DJ_EOK ||
+	    (ret = set_envelope(e, "NwkSEncKey", &m->nwk_s_enc_key)) != DJ_EOK ||
+	    (ret = set_envelope(e, "NwkSKey", &m->nwk_s_key)) != DJ_EOK ||
+	    (ret = set_envelope(e, "AppSKey", &m->app_s_key)) != DJ_EOK)
+		return ret;
+	return DJ_EOK;
+}
+
+/* encode_result - an answer's Result (TS002 §8.2: answers always carry one) */
+static int encode_result(const struct bi_msg *m, struct enc *e)
+{
+	size_t n;
+	int ret;
+
+	if ((unsigned)m->result >= BI_RESULT_COUNT || memchr(m->description, '\0', BI_DESC_MAX) == NULL)
+		return DJ_EINVAL;
+	n = strlen(m->description);
+	if (utf8_bad((const unsigned char *)m->description, n) != n)
+		return DJ_EINVAL;	/* checked before the Result is begun */
+	if ((ret = put_key(e, "Result")) != DJ_EOK ||
+	    (ret = gen_ret(e, yajl_gen_map_open(e->g))) != DJ_EOK ||
+	    (ret = set_lit(e, "ResultCode", bi_result_str(m->result, m->proto))) != DJ_EOK ||
+	    (m->description[0] != '\0' &&
+	     (ret = set_string(e, "Description", m->description)) != DJ_EOK))
+		return ret;
+	return gen_ret(e, yajl_gen_map_close(e->g));
+}
+
+/* encode_body - the fields of m->type after the header */
+static int encode_body(const struct bi_msg *m, struct enc *e)
+{
 	int ret = DJ_EOK;
 
 	if (m->phy_len > LW_PHY_MAX || m->session_key_id_len > BI_SESSION_KEY_ID_MAX)
@@ -841,85 +1383,60 @@ static int encode_body(const struct bi_msg *m, json_t *o)
 		if (m->rx_delay > BI_RX_DELAY_MAX || m->phy_len == 0 ||
 		    (unsigned)m->mac_version > LW_V1_1)
 			return DJ_EINVAL;
-		if ((ret = set_new(o, "MACVersion",
-				   lit(lw_version_str(m->mac_version)))) != DJ_EOK ||
-		    (ret = set_hex(o, "PHYPayload", m->phy, m->phy_len)) != DJ_EOK ||
-		    (ret = set_hex(o, "DevEUI", m->dev_eui, LW_EUI_LEN)) != DJ_EOK ||
-		    (ret = set_hex(o, "DevAddr", m->dev_addr, LW_DEVADDR_LEN)) != DJ_EOK ||
-		    (ret = set_hex(o, "DLSettings", &m->dl_settings, BI_DL_SETTINGS_LEN)) !=
+		if ((ret = set_lit(e, "MACVersion", lw_version_str(m->mac_version))) != DJ_EOK ||
+		    (ret = set_hex(e, "PHYPayload", m->phy, m->phy_len)) != DJ_EOK ||
+		    (ret = set_hex(e, "DevEUI", m->dev_eui, LW_EUI_LEN)) != DJ_EOK ||
+		    (ret = set_hex(e, "DevAddr", m->dev_addr, LW_DEVADDR_LEN)) != DJ_EOK ||
+		    (ret = set_hex(e, "DLSettings", &m->dl_settings, BI_DL_SETTINGS_LEN)) !=
 			    DJ_EOK ||
-		    (ret = set_new(o, "RxDelay", json_integer(m->rx_delay))) != DJ_EOK)
+		    (ret = set_uint(e, "RxDelay", m->rx_delay)) != DJ_EOK)
 			return ret;
 		if (m->has_cflist)
-			ret = set_hex(o, "CFList", m->cflist, LW_CFLIST_LEN);
+			ret = set_hex(e, "CFList", m->cflist, LW_CFLIST_LEN);
 		return ret;
 	case BI_JOIN_ANS:
 	case BI_REJOIN_ANS:
-		if (m->phy_len > 0 && (ret = set_hex(o, "PHYPayload", m->phy, m->phy_len)) != DJ_EOK)
-			return ret;
-		if (m->has_lifetime &&
-		    (ret = set_new(o, "Lifetime", json_integer(m->lifetime))) != DJ_EOK)
-			return ret;
-		if ((ret = set_envelope(o, "SNwkSIntKey", &m->s_nwk_s_int_key)) != DJ_EOK ||
-		    (ret = set_envelope(o, "FNwkSIntKey", &m->f_nwk_s_int_key)) != DJ_EOK ||
-		    (ret = set_envelope(o, "NwkSEncKey", &m->nwk_s_enc_key)) != DJ_EOK ||
-		    (ret = set_envelope(o, "NwkSKey", &m->nwk_s_key)) != DJ_EOK ||
-		    (ret = set_envelope(o, "AppSKey", &m->app_s_key)) != DJ_EOK)
+		if ((ret = encode_join_ans(m, e)) != DJ_EOK)
 			return ret;
 		break;
 	case BI_APPSKEY_REQ:
 		if (m->session_key_id_len == 0)
 			return DJ_EINVAL;
-		if ((ret = set_hex(o, "DevEUI", m->dev_eui, LW_EUI_LEN)) != DJ_EOK)
+		if ((ret = set_hex(e, "DevEUI", m->dev_eui, LW_EUI_LEN)) != DJ_EOK)
 			return ret;
 		break;
 	case BI_APPSKEY_ANS:
-		if (m->has_dev_eui && (ret = set_hex(o, "DevEUI", m->dev_eui, LW_EUI_LEN)) != DJ_EOK)
+		if (m->has_dev_eui && (ret = set_hex(e, "DevEUI", m->dev_eui, LW_EUI_LEN)) != DJ_EOK)
 			return ret;
-		if ((ret = set_envelope(o, "AppSKey", &m->app_s_key)) != DJ_EOK)
+		if ((ret = set_envelope(e, "AppSKey", &m->app_s_key)) != DJ_EOK)
 			return ret;
 		break;
 	case BI_HOMENS_REQ:
-		return set_hex(o, "DevEUI", m->dev_eui, LW_EUI_LEN);
+		return set_hex(e, "DevEUI", m->dev_eui, LW_EUI_LEN);
 	case BI_HOMENS_ANS:
 		if (m->has_h_net_id &&
-		    (ret = set_hex(o, "HNetID", m->h_net_id, LW_NETID_LEN)) != DJ_EOK)
+		    (ret = set_hex(e, "HNetID", m->h_net_id, LW_NETID_LEN)) != DJ_EOK)
 			return ret;
 		if (m->has_hns_id && m->proto == BI_PROTO_1_1 &&
-		    (ret = set_text(o, "HNSID", m->hns_id, BI_ID_MAX)) != DJ_EOK)
+		    (ret = set_text(e, "HNSID", m->hns_id, BI_ID_MAX)) != DJ_EOK)
 			return ret;
 		break;
 	}
 	if (m->session_key_id_len > 0 &&
 	    (m->type == BI_JOIN_ANS || m->type == BI_REJOIN_ANS || m->type == BI_APPSKEY_REQ ||
 	     m->type == BI_APPSKEY_ANS) &&
-	    (ret = set_hex(o, "SessionKeyID", m->session_key_id, m->session_key_id_len)) != DJ_EOK)
+	    (ret = set_hex(e, "SessionKeyID", m->session_key_id, m->session_key_id_len)) != DJ_EOK)
 		return ret;
 	if (is_request(m->type))
 		return DJ_EOK;
-	/* answers always carry a Result (TS002 §8.2) */
-	if ((unsigned)m->result >= BI_RESULT_COUNT || memchr(m->description, '\0', BI_DESC_MAX) == NULL)
-		return DJ_EINVAL;
-	r = json_object();
-	if (r == NULL)
-		return DJ_ENOMEM;
-	if ((ret = set_new(r, "ResultCode", lit(bi_result_str(m->result, m->proto)))) !=
-		    DJ_EOK ||
-	    (m->description[0] != '\0' &&
-	     (ret = set_string(r, "Description", m->description)) != DJ_EOK)) {
-		json_decref(r);
-		return ret;
-	}
-	return set_new(o, "Result", r);
+	return encode_result(m, e);
 }
 
-/* encode_msg - bi_msg_encode() with jansson's allocations in the arena */
+/* encode_msg - bi_msg_encode() with the generator and its output in the arena */
 static int encode_msg(const struct bi_msg *m, char **out, size_t *len)
 {
-	char stackbuf[4096];
-	json_t *o = NULL;
-	char *buf = NULL;
-	size_t n = 0;
+	struct enc e = { .g = NULL };
+	char *buf;
 	int ret = DJ_EINVAL;
 
 	if (m == NULL || out == NULL || len == NULL)
@@ -927,37 +1444,31 @@ static int encode_msg(const struct bi_msg *m, char **out, size_t *len)
 	if ((unsigned)m->proto > BI_PROTO_1_1 || (unsigned)m->type >= DJ_ARRAY_LEN(type_names))
 		goto out;
 	ret = DJ_ENOMEM;
-	o = json_object();
-	if (o == NULL)
+	e.out.cap = BI_OUT_INIT;
+	e.out.p = arena_alloc(e.out.cap);
+	e.g = yajl_gen_alloc(&arena_funcs);
+	if (e.out.p == NULL || e.g == NULL)
 		goto out;
-	if ((ret = encode_header(m, o)) != DJ_EOK || (ret = encode_body(m, o)) != DJ_EOK)
+	/* compact, '/' not escaped, no UTF-8 check of its own (set_string does RFC 3629's) */
+	if (!yajl_gen_config(e.g, yajl_gen_print_callback, o_print, &e.out))
 		goto out;
-	/*
-	 * One dump into a buffer on the stack (every TS002 answer fits), then one exact-size copy:
-	 * jansson walks the tree once, and the stack copy, which may hold AESKey hex, is wiped.
-	 * A message that does not fit is sized by a second dump (no reallocated copies either way).
-	 */
+	if ((ret = gen_ret(&e, yajl_gen_map_open(e.g))) != DJ_EOK ||
+	    (ret = encode_header(m, &e)) != DJ_EOK || (ret = encode_body(m, &e)) != DJ_EOK ||
+	    (ret = gen_ret(&e, yajl_gen_map_close(e.g))) != DJ_EOK)
+		goto out;
+	/* one exact-size copy for the caller; the arena's, which may hold AESKey hex, is wiped */
 	ret = DJ_ENOMEM;
-	n = json_dumpb(o, stackbuf, sizeof(stackbuf), JSON_COMPACT);
-	if (n == 0)
-		goto out;
-	buf = malloc(n + 1);
+	buf = malloc(e.out.len + 1);
 	if (buf == NULL)
 		goto out;
-	if (n <= sizeof(stackbuf))
-		memcpy(buf, stackbuf, n);
-	else if (json_dumpb(o, buf, n, JSON_COMPACT) != n)
-		goto out;
-	buf[n] = '\0';
+	memcpy(buf, e.out.p, e.out.len);
+	buf[e.out.len] = '\0';
 	*out = buf;
-	*len = n;
-	buf = NULL;
+	*len = e.out.len;
 	ret = DJ_EOK;
 out:
-	if (buf != NULL)
-		OPENSSL_clear_free(buf, n + 1);
-	OPENSSL_cleanse(stackbuf, n < sizeof(stackbuf) ? n : sizeof(stackbuf));
-	json_decref(o);
+	if (e.g != NULL)
+		yajl_gen_free(e.g);
 	return ret;
 }
 
