@@ -632,6 +632,132 @@ static void test_unknown_fields_ignored(void **state)
 	free(s);
 }
 
+/* replace - base with the first from replaced by to (the test's own buffer, to free) */
+static char *replace(const char *base, const char *from, const char *to)
+{
+	const char *at = strstr(base, from);
+	size_t n = strlen(base) - strlen(from) + strlen(to) + 1;
+	char *s = malloc(n);
+
+	assert_non_null(at);
+	assert_non_null(s);
+	snprintf(s, n, "%.*s%s%s", (int)(at - base), base, to, at + strlen(from));
+	return s;
+}
+
+/* nested - JOINREQ_1_0 with an unknown member nested depth arrays deep */
+static char *nested(int depth)
+{
+	size_t n = strlen(JOINREQ_1_0) + 2 * (size_t)depth + 16;
+	char *s = malloc(n), *p;
+
+	assert_non_null(s);
+	p = s + sprintf(s, "{\"Deep\":");
+	for (int i = 0; i < depth; i++)
+		*p++ = '[';
+	for (int i = 0; i < depth; i++)
+		*p++ = ']';
+	sprintf(p, ",%s", JOINREQ_1_0 + 1);
+	return s;
+}
+
+/* What jansson refused or read so, the parser refuses or reads so too (it is yajl now, with
+ * bi_msg's own checks for what yajl does not do): not UTF-8 by RFC 3629 anywhere in the body,
+ * \u0000 and unpaired surrogate escapes, raw control characters, duplicate keys at any depth
+ * and in large objects, reals for integers, nesting beyond 2048; and the good forms: an
+ * escaped key, a surrogate pair, an escaped backslash before "u0000" */
+static void test_json_strictness(void **state)
+{
+	static const struct {
+		const char *from, *to;	/* a change to JOINREQ_1_0 */
+		const char *field;	/* NULL: parses */
+	} cases[] = {
+		{ "\"000001\"", "\"\xc0\xaf\"", "(body): not valid JSON at line 1 column " },
+		{ "\"000001\"", "\"\xed\xa0\x80\"", "(body)" },
+		{ "\"000001\"", "\"\xf4\x90\x80\x80\"", "(body)" },
+		{ "\"000001\"", "\"\xe2\x82\"", "(body)" },
+		{ "\"000001\"", "\"\xff\"", "(body)" },
+		{ "\"000001\"", "\"a\\ud800\"", "(body)" },
+		{ "\"000001\"", "\"a\\ud800\\u0041\"", "(body)" },
+		{ "\"000001\"", "\"a\\udc00\"", "(body)" },
+		{ "\"000001\"", "\"a\\u0000\"", "(body)" },
+		{ "\"000001\"", "\"a\tb\"", "(body)" },
+		{ "\"SenderID\"", "\"Sen\xc3\xa9" "derID\":1,\"SenderID\"", NULL },
+		{ "\"000001\"", "\"\\ud83d\\ude00\"", NULL },
+		{ "\"000001\"", "\"a\\\\u0000\"", NULL },
+		{ "\"SenderID\"", "\"Sender\\u0049D\"", NULL },
+		{ "\"SenderID\"", "\"Sender\\u0049D\":\"x\",\"SenderID\"", "duplicate key" },
+		{ "\"RxDelay\"", "\"V\":{\"a\":1,\"b\":{\"c\":2,\"c\":3}},\"RxDelay\"", "duplicate key" },
+		{ "\"RxDelay\"", "\"V\":[1,{\"a\":1,\"a\":1}],\"RxDelay\"", "duplicate key" },
+		{ "\"RxDelay\"", "\"V\":{\"a\":1,\"b\":{\"c\":2,\"d\":3}},\"RxDelay\"", NULL },
+		{ "\"TransactionID\":42", "\"TransactionID\":1e2", "TransactionID" },
+		{ "\"TransactionID\":42", "\"TransactionID\":42,\"X\":1e999", "(body)" },
+		{ "\"TransactionID\":42", "\"TransactionID\":42,\"X\":9223372036854775808", "(body)" },
+		{ "\"RxDelay\":1}", "\"RxDelay\":1} x", "(body)" },
+		{ "\"RxDelay\":1}", "\"RxDelay\":1,}", "(body)" },
+	};
+	char err[BI_ERR_MAX], *s, *big, key[16];
+	struct bi_msg m;
+	int ret;
+
+	(void)state;
+	for (size_t i = 0; i < DJ_ARRAY_LEN(cases); i++) {
+		s = replace(JOINREQ_1_0, cases[i].from, cases[i].to);
+		err[0] = '\0';
+		ret = bi_msg_parse(s, strlen(s), &m, err, sizeof(err));
+		if ((cases[i].field == NULL) != (ret == DJ_EOK) ||
+		    (cases[i].field != NULL && strstr(err, cases[i].field) == NULL))
+			print_error("case %zu: ret %d err \"%s\"\n", i, ret, err);
+		if (cases[i].field == NULL) {
+			assert_int_equal(ret, DJ_EOK);
+			assert_int_equal(m.transaction_id, 42);
+		} else {
+			assert_int_equal(ret, DJ_EMALFORMED);
+			assert_int_equal(m.result, BI_MALFORMED_REQUEST);
+			assert_non_null(strstr(err, cases[i].field));
+		}
+		free(s);
+	}
+	s = replace(JOINREQ_1_0, "\"000001\"", "\"\\ud83d\\ude00\"");
+	parse_ok(s, &m);
+	assert_string_equal(m.sender_id, "\xf0\x9f\x98\x80");
+	free(s);
+	s = replace(JOINREQ_1_0, "\"000001\"", "\"a\\\\u0000\"");
+	parse_ok(s, &m);
+	assert_string_equal(m.sender_id, "a\\u0000");
+	free(s);
+	s = replace(JOINREQ_1_0, "\"SenderID\"", "\"Sender\\u0049D\"");
+	parse_ok(s, &m);
+	assert_string_equal(m.sender_id, "000001");
+	free(s);
+
+	/* a duplicate among more members than the key-by-key check looks at */
+	s = strdup(JOINREQ_1_0);
+	assert_non_null(s);
+	for (int i = 0; i < 40; i++) {
+		snprintf(key, sizeof(key), "\"U%02d\":0,\"", i);
+		big = replace(s, "\"", key);
+		free(s);
+		s = big;
+		assert_int_equal(s[0], '{');
+	}
+	parse_ok(s, &m);
+	big = replace(s, "\"RxDelay\"", "\"U07\":1,\"RxDelay\"");
+	assert_int_equal(bi_msg_parse(big, strlen(big), &m, err, sizeof(err)), DJ_EMALFORMED);
+	assert_non_null(strstr(err, "duplicate key"));
+	free(big);
+	free(s);
+
+	/* nesting: 2047 arrays in the root object is jansson's limit too */
+	s = nested(2047);
+	parse_ok(s, &m);
+	free(s);
+	s = nested(2048);
+	assert_int_equal(bi_msg_parse(s, strlen(s), &m, err, sizeof(err)), DJ_EMALFORMED);
+	assert_non_null(strstr(err, "(body)"));
+	free(s);
+}
+
 /* Answers: bad Result and bad envelopes name their field and never quote key bytes. */
 static void test_answer_refusals(void **state)
 {
@@ -733,8 +859,9 @@ static void arena_hex(const uint8_t *b, size_t n, char *out)
 		sprintf(out + 2 * i, "%02x", b[i]);
 }
 
-/* jansson's tree of a parse or encode lives in a per-thread arena that is wiped when the call
- * ends: the AESKey hex jansson held is gone from it (and the arena was used at all) */
+/* What a parse or an encode allocates (yajl's buffers, the encoder's output, the parser's copies
+ * of the strings) lives in a per-thread arena that is wiped when the call ends: the AESKey hex
+ * held there is gone from it (and the arena was used at all). Fails with the wipe removed. */
 static void test_arena_wiped(void **state)
 {
 	struct bi_msg a, b;
@@ -748,7 +875,7 @@ static void test_arena_wiped(void **state)
 	fill_env(&a.app_s_key, "as-kek", 0xa7, 24);
 	arena_hex(a.app_s_key.aes_key, 24, hex);
 	assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EOK);
-	assert_non_null(strstr(out, hex));	/* jansson had the hex in a string */
+	assert_non_null(strstr(out, hex));	/* the encoder wrote the hex */
 	assert_true(bi_msg__arena_last() > 0);	/* in the arena */
 	assert_false(bi_msg__arena_holds(hex, strlen(hex)));
 	assert_int_equal(bi_msg_parse(out, len, &b, err, sizeof(err)), DJ_EOK);
@@ -762,7 +889,7 @@ static void test_arena_wiped(void **state)
 	bi_msg_wipe(&b);
 }
 
-/* a message larger than the arena: the rest of its tree comes from malloc, the answer is the
+/* a message larger than the arena: the rest of its tables comes from malloc, the answer is the
  * same; and jansson trees made outside bi_msg (before, between, after) are plain heap */
 static void test_arena_overflow(void **state)
 {
@@ -817,6 +944,7 @@ DJ_TEST_MAIN(
 	cmocka_unit_test(test_interop_tts_empty_cflist),
 	cmocka_unit_test(test_interop_unknown_receiver),
 	cmocka_unit_test(test_unknown_fields_ignored),
+	cmocka_unit_test(test_json_strictness),
 	cmocka_unit_test(test_answer_refusals),
 	cmocka_unit_test(test_answer_init),
 	cmocka_unit_test(test_type_names),
