@@ -85,7 +85,7 @@
 
 #define BI_ARENA_SIZE 16384	/* a JoinReq's parse takes about 2 KB, a JoinAns's encode 3 KB */
 #define BI_ARENA_ALIGN 16	/* malloc's alignment on x86-64 and aarch64 */
-#define BI_JSON_DEPTH_MAX 2048	/* jansson's JSON_PARSER_MAX_DEPTH, which bi_msg used before */
+#define BI_JSON_DEPTH_MAX 2048	/* jansson's JSON_PARSER_MAX_DEPTH, bi_msg's limit before */
 #define BI_DUP_LINEAR 32	/* objects up to this many members: duplicates found key by key */
 #define BI_OBJ_INIT 16		/* members room of a new object (a JoinReq has 13) */
 #define BI_OUT_INIT 1024	/* the encoder's first output buffer (a JoinAns is ~700 bytes) */
@@ -527,7 +527,8 @@ static size_t utf8_bad(const unsigned char *s, size_t n)
 				return i;
 			cp = cp << 6 | (s[i + k] & 0x3f);
 		}
-		if ((len == 3 && cp < 0x800) || (len == BI_UTF8_MAX && (cp < 0x10000 || cp > 0x10ffff)) ||
+		if ((len == 3 && cp < 0x800) ||
+		    (len == BI_UTF8_MAX && (cp < 0x10000 || cp > 0x10ffff)) ||
 		    (cp >= 0xd800 && cp <= 0xdfff))
 			return i;
 		i += len;
@@ -674,8 +675,8 @@ static int get_str(struct pctx *p, const struct jobj *obj, const char *name, boo
 }
 
 /* get_text - a string field copied into buf (cap bytes with the NUL); *present set when found */
-static int get_text(struct pctx *p, const struct jobj *obj, const char *name, bool required, char *buf,
-		    size_t cap, bool *present)
+static int get_text(struct pctx *p, const struct jobj *obj, const char *name, bool required,
+		    char *buf, size_t cap, bool *present)
 {
 	const char *s = NULL;
 	size_t n;
@@ -699,8 +700,8 @@ static int get_text(struct pctx *p, const struct jobj *obj, const char *name, bo
  * get_uint - an integer field in 0..max; *present set when found (absent and optional leaves
  * *out untouched)
  */
-static int get_uint(struct pctx *p, const struct jobj *obj, const char *name, bool required, uint64_t max,
-		    uint64_t *out, bool *present)
+static int get_uint(struct pctx *p, const struct jobj *obj, const char *name, bool required,
+		    uint64_t max, uint64_t *out, bool *present)
 {
 	const struct jmem *v = jobj_get(obj, name);
 	long long i;
@@ -725,8 +726,9 @@ static int get_uint(struct pctx *p, const struct jobj *obj, const char *name, bo
  * *present (when not NULL) is set. *bad_size (when not NULL) tells a length error from a syntax
  * error, for the FrameSizeError of PHYPayload.
  */
-static int get_hex(struct pctx *p, const struct jobj *obj, const char *name, bool required, size_t min,
-		   size_t cap, uint8_t *out, size_t *len, bool *present, bool *bad_size)
+static int get_hex(struct pctx *p, const struct jobj *obj, const char *name, bool required,
+		   size_t min, size_t cap, uint8_t *out, size_t *len, bool *present,
+		   bool *bad_size)
 {
 	uint8_t tmp[BI_HEX_TMP_MAX];
 	const char *s = NULL, *digits;
@@ -954,7 +956,8 @@ static int parse_result(struct pctx *p)
 		m->result = BI_UNKNOWN_RECEIVER;
 	else
 		return fail(p, "Result.ResultCode", "unknown result code");
-	if (get_text(&sub, r->obj, "Description", false, m->description, BI_DESC_MAX, NULL) != DJ_EOK)
+	if (get_text(&sub, r->obj, "Description", false, m->description, BI_DESC_MAX, NULL) !=
+	    DJ_EOK)
 		return fail(p, "Result.Description", "not a string or too long");
 	return DJ_EOK;
 }
@@ -1356,7 +1359,8 @@ static int encode_result(const struct bi_msg *m, struct enc *e)
 	size_t n;
 	int ret;
 
-	if ((unsigned)m->result >= BI_RESULT_COUNT || memchr(m->description, '\0', BI_DESC_MAX) == NULL)
+	if ((unsigned)m->result >= BI_RESULT_COUNT ||
+	    memchr(m->description, '\0', BI_DESC_MAX) == NULL)
 		return DJ_EINVAL;
 	n = strlen(m->description);
 	if (utf8_bad((const unsigned char *)m->description, n) != n)
@@ -1406,7 +1410,8 @@ static int encode_body(const struct bi_msg *m, struct enc *e)
 			return ret;
 		break;
 	case BI_APPSKEY_ANS:
-		if (m->has_dev_eui && (ret = set_hex(e, "DevEUI", m->dev_eui, LW_EUI_LEN)) != DJ_EOK)
+		if (m->has_dev_eui &&
+		    (ret = set_hex(e, "DevEUI", m->dev_eui, LW_EUI_LEN)) != DJ_EOK)
 			return ret;
 		if ((ret = set_envelope(e, "AppSKey", &m->app_s_key)) != DJ_EOK)
 			return ret;

@@ -147,9 +147,9 @@ int bi_msg_parse(const char *json, size_t len, struct bi_msg *out, char *err,
 		 size_t errlen) DJ_MUSTCHECK;
 
 /*!
- * \brief Route jansson's allocations through bi_msg's per-thread arena now. Call it once before
- *        starting threads that use jansson: the first parse or encode does it otherwise, and
- *        jansson's allocator would then change under those threads.
+ * \brief Nothing to do since the messages moved from jansson to yajl, which takes bi_msg's
+ *        per-thread arena per parser and generator (no process-wide allocator is changed).
+ *        Kept so that callers need not change; calling it is harmless.
  */
 void bi_msg_init(void);
 
@@ -174,8 +174,8 @@ const char *bi_msg_type_str(enum bi_msg_type t);
 void bi_msg_wipe(struct bi_msg *m);
 
 /*!
- * \brief For tests: bytes jansson took from the calling thread's arena during its last
- *        bi_msg_parse() or bi_msg_encode() (the arena's size when it overflowed to malloc).
+ * \brief For tests: bytes the calling thread's last bi_msg_parse() or bi_msg_encode() took
+ *        from its arena (the arena's size when it overflowed to malloc).
  */
 size_t bi_msg__arena_last(void);
 
