@@ -141,12 +141,13 @@ static void *arena_alloc(size_t n)
 static void *arena_realloc(void *p, size_t n)
 {
 	struct arena *a = &arena;
-	struct blk *b = (struct blk *)p - 1;
+	struct blk *b;
 	size_t need;
 	void *q;
 
 	if (p == NULL)
 		return arena_alloc(n);
+	b = (struct blk *)p - 1;
 	if (n <= b->size)
 		return p;
 	need = (n + BI_ARENA_ALIGN - 1) / BI_ARENA_ALIGN * BI_ARENA_ALIGN;
