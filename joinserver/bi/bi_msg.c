@@ -23,6 +23,7 @@
  *	  drop the former and turn a lone high surrogate into '?'.
  *	- duplicate keys, in any object at any depth, are refused (y_map_key, y_end_map).
  *	- nesting deeper than BI_JSON_DEPTH_MAX (jansson's limit) is refused.
+ *	- form feed and vertical tab, which yajl takes for white space, are refused (space_bad).
  *	yajl tells integers from reals, so a real where an integer is required is still refused.
  *
  * SECURITY
@@ -583,6 +584,20 @@ static size_t escape_bad(const char *s, size_t n)
 	return n;
 }
 
+/* space_bad - the offset of the first form feed or vertical tab, or n when none. yajl takes
+ * them for white space, JSON (and jansson) does not; inside a string a raw one is a control
+ * character, refused either way. */
+static size_t space_bad(const char *s, size_t n)
+{
+	const char *ff = memchr(s, '\f', n), *vt = memchr(s, '\v', n);
+
+	if (ff == NULL && vt == NULL)
+		return n;
+	if (ff == NULL || (vt != NULL && vt < ff))
+		return (size_t)(vt - s);
+	return (size_t)(ff - s);
+}
+
 /* Parsing state: the message being filled and the error buffer. */
 struct pctx {
 	const struct jobj *root;
@@ -1084,6 +1099,8 @@ static int load(struct pctx *p, const char *json, size_t len)
 	off = utf8_bad((const unsigned char *)json, len);
 	if (off == len)
 		off = escape_bad(json, len);
+	if (off == len)
+		off = space_bad(json, len);
 	if (off < len)
 		return json_fail(p, json, len, off, "not valid JSON");
 	h = yajl_alloc(&y_callbacks, &arena_funcs, &c);

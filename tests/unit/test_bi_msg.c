@@ -663,9 +663,10 @@ static char *nested(int depth)
 
 /* What jansson refused or read so, the parser refuses or reads so too (it is yajl now, with
  * bi_msg's own checks for what yajl does not do): not UTF-8 by RFC 3629 anywhere in the body,
- * \u0000 and unpaired surrogate escapes, raw control characters, duplicate keys at any depth
- * and in large objects, reals for integers, nesting beyond 2048; and the good forms: an
- * escaped key, a surrogate pair, an escaped backslash before "u0000" */
+ * \u0000 and unpaired surrogate escapes, raw control characters, form feed and vertical tab as
+ * white space, duplicate keys at any depth and in large objects, reals for integers, nesting
+ * beyond 2048; and the good forms: an escaped key, a surrogate pair, an escaped backslash
+ * before "u0000", tab and CR LF as white space */
 static void test_json_strictness(void **state)
 {
 	static const struct {
@@ -695,6 +696,9 @@ static void test_json_strictness(void **state)
 		{ "\"TransactionID\":42", "\"TransactionID\":42,\"X\":9223372036854775808", "(body)" },
 		{ "\"RxDelay\":1}", "\"RxDelay\":1} x", "(body)" },
 		{ "\"RxDelay\":1}", "\"RxDelay\":1,}", "(body)" },
+		{ "\"RxDelay\":1}", "\"RxDelay\":\f1}", "(body)" },
+		{ "\"RxDelay\":1}", "\"RxDelay\":1}\v", "(body)" },
+		{ "\"RxDelay\":1}", "\"RxDelay\":\t1}\r\n", NULL },
 	};
 	char err[BI_ERR_MAX], *s, *big, key[16];
 	struct bi_msg m;
