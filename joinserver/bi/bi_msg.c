@@ -25,6 +25,9 @@
  *	- nesting deeper than BI_JSON_DEPTH_MAX (jansson's limit) is refused.
  *	- form feed and vertical tab, which yajl takes for white space, are refused (space_bad).
  *	yajl tells integers from reals, so a real where an integer is required is still refused.
+ *	One difference is left: yajl refuses the integer -9223372036854775808 (LLONG_MIN) as an
+ *	overflow, jansson took it. No TS002 field can be negative, so only a body with that exact
+ *	number in a member we ignore is now refused where it was accepted.
  *
  * SECURITY
  *	- The body is network input from a peer we have not yet authorised for anything: nothing in
