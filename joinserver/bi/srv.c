@@ -161,6 +161,8 @@ static void conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, l
 	da_lookup_cancel(c->lookup);
 	if (c->kill_ev != NULL)
 		event_free(c->kill_ev);
+	if (c->read_ev != NULL)
+		event_free(c->read_ev);
 	free(c);
 }
 
@@ -287,6 +289,10 @@ static SSL *ssl_new(struct srv *s)
 	pthread_mutex_lock(&s->g->lock);
 	ssl = SSL_new(s->g->ctx);
 	pthread_mutex_unlock(&s->g->lock);
+	/* one read() for all the socket holds, not two per record (header, then body); what it
+	 * reads beyond one record is picked up by bi_tls__read_pending (srv_conn.c, srv_auth.c) */
+	if (ssl != NULL)
+		SSL_set_read_ahead(ssl, 1);
 	return ssl;
 }
 
@@ -310,7 +316,8 @@ static struct bufferevent *bevcb(struct event_base *base, void *arg)
 	c->s = s;
 	c->dane = s->props.auth == SRV_AUTH_DANE;
 	c->kill_ev = event_new(base, -1, 0, srv__kill_cb, c);
-	if (c->kill_ev == NULL)
+	c->read_ev = event_new(base, -1, 0, srv__read_cb, c);
+	if (c->kill_ev == NULL || c->read_ev == NULL)
 		goto fail;
 	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 					     BEV_OPT_CLOSE_ON_FREE);
@@ -842,6 +849,10 @@ void srv_free(struct srv *s)
 		if (c->kill_ev != NULL) {
 			event_free(c->kill_ev);
 			c->kill_ev = NULL;
+		}
+		if (c->read_ev != NULL) {
+			event_free(c->read_ev);
+			c->read_ev = NULL;
 		}
 	}
 	s->conns = NULL;
