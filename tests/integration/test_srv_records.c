@@ -175,6 +175,44 @@ static void stop(void *arg)
 	event_base_loopbreak(base);
 }
 
+static unsigned q_conns;
+static int q_done;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+
+/* query - on the loop: how many connections srv holds */
+static void query(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&mu);
+	q_conns = srv_connections(srv);
+	q_done = 1;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&mu);
+}
+
+/* wait_closed - poll until srv has dropped every connection the client closed */
+static void wait_closed(void)
+{
+	struct timespec ts = {0, 10 * 1000 * 1000};
+	unsigned n = 1;
+
+	for (int i = 0; i < WAIT_MS / 10 && n != 0; i++) {
+		pthread_mutex_lock(&mu);
+		q_done = 0;
+		pthread_mutex_unlock(&mu);
+		CHECK(srv_call_in_loop(srv, query, NULL) == DJ_EOK, "srv_call_in_loop");
+		pthread_mutex_lock(&mu);
+		while (!q_done)
+			pthread_cond_wait(&cv, &mu);
+		n = q_conns;
+		pthread_mutex_unlock(&mu);
+		if (n != 0)
+			nanosleep(&ts, NULL);
+	}
+	CHECK(n == 0, "srv still holds %u connections the client closed", n);
+}
+
 /* flush - send all the client's pending records with ONE send(): one TCP segment */
 static void flush(struct cli *k)
 {
@@ -408,6 +446,7 @@ int main(void)
 	cli_close(&k);
 
 	SSL_CTX_free(ctx);
+	wait_closed();
 	CHECK(srv_call_in_loop(srv, stop, NULL) == DJ_EOK, "stop");
 	pthread_join(loop_thread, NULL);
 	CHECK(handled == 8, "the handler answered %u requests, not 8", handled);
