@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <time.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -125,6 +126,8 @@ struct srv_group {
 
 struct srv {
 	struct event_base *base;
+	time_t date_t;	/* the second date[] is for */
+	char date[40];	/* the Date header's value (srv_reply), made once a second */
 	struct evhttp *http;
 	struct evhttp_bound_socket *listener;
 	struct evhttp *metrics_http;

@@ -323,6 +323,23 @@ static void expect(struct cli *k, unsigned n, const char *what)
 	}
 }
 
+/* dates - each of the \p n answers in k->got has one Date header, in the RFC 9110 format (srv
+ * adds it from a per-second cache; evhttp would add a second one if the name were wrong) */
+static void dates(const struct cli *k, unsigned n, const char *what)
+{
+	char day[4], mon[4], zone[4];
+	unsigned count = 0;
+	int d, y, hh, mm, ss;
+
+	for (const char *p = k->got; (p = strstr(p, "\r\nDate: ")) != NULL; p++, count++)
+		CHECK(sscanf(p, "\r\nDate: %3s, %d %3s %d %d:%d:%d %3s", day, &d, mon, &y, &hh, &mm,
+			     &ss, zone) == 8 &&
+			  day[3] == '\0' && p[11] == ',' && strcmp(zone, "GMT") == 0 && d >= 1 &&
+			  d <= 31 && y >= 2024,
+		      "%s: bad Date header in '%s'", what, p + 2);
+	CHECK(count == n, "%s: %u Date headers in %u answers: '%s'", what, count, n, k->got);
+}
+
 /* has - k->got holds the answer for \p path with body length \p len */
 static void has(const struct cli *k, const char *path, size_t len, const char *what)
 {
@@ -423,6 +440,7 @@ int main(void)
 	expect(&k, 2, "two pipelined requests in one segment");
 	has(&k, "/one", strlen(body), "pipelined, first");
 	has(&k, "/two", 2, "pipelined, second");
+	dates(&k, 2, "pipelined");
 
 	/* two pipelined requests, each headers + body: four records in one segment */
 	k.got_len = 0;
