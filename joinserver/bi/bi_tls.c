@@ -15,6 +15,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/bufferevent_struct.h>
 #include <event2/event.h>
 #include <openssl/err.h>
@@ -113,4 +114,20 @@ void bi_tls__write_now(struct evhttp_connection *evcon)
 	if (bev != NULL && evbuffer_get_length(bufferevent_get_output(bev)) > 0 &&
 	    event_pending(&bev->ev_write, EV_WRITE, NULL))
 		event_active(&bev->ev_write, EV_WRITE, 1);
+}
+
+/*
+ * Read-ahead (srv.c ssl_new) lets one read() take every record the socket holds, but
+ * bufferevent_openssl 2.1 decrypts one record per consider_reading unless SSL_pending (the
+ * decrypted bytes left) says more: the next records stay in OpenSSL's buffer while epoll sees
+ * an empty socket. Activating the read event runs consider_reading again in this pass; while
+ * EV_READ is disabled it reads nothing and takes the event off again (the same event as
+ * bi_tls__write_now's neighbour, so freeing the connection takes it off the active queue).
+ */
+void bi_tls__read_pending(struct bufferevent *bev)
+{
+	SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
+
+	if (ssl != NULL && SSL_has_pending(ssl))
+		event_active(&bev->ev_read, EV_READ, 1);
 }

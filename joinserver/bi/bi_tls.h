@@ -64,4 +64,13 @@ void bi_tls__one_record(struct evhttp_connection *evcon);
 /* bi_tls__write_now - write what the connection's output holds in this loop pass (bi_tls.c) */
 void bi_tls__write_now(struct evhttp_connection *evcon);
 
+/*!
+ * \brief With read-ahead on, TLS records OpenSSL has read from the socket but not decrypted
+ * yet are invisible to bufferevent_openssl 2.1 (it asks SSL_pending, which counts decrypted
+ * bytes only) and to epoll (the socket holds nothing). If \p bev's SSL holds such bytes
+ * (SSL_has_pending), activate its read event, so they are read in this loop pass; its callback
+ * reads only while EV_READ is enabled. Call it where a stall could start (bi_tls.c).
+ */
+void bi_tls__read_pending(struct bufferevent *bev);
+
 #endif /* DJ_JOINSERVER_BI_BI_TLS_H */

@@ -308,6 +308,10 @@ static void info_cb(const SSL *ssl, int where, int ret)
 		srv__conn_fill_addr(c, SSL_get_fd(ssl));
 	if ((where & SSL_CB_HANDSHAKE_DONE) && !c->handshake_done) {
 		c->handshake_done = true;
+		/* the client's first records may have come with its Finished: libevent enables
+		 * reading on the socket only, so read them once the handshake has returned */
+		if (SSL_has_pending(ssl) && c->read_ev != NULL)
+			event_active(c->read_ev, EV_TIMEOUT, 0);
 		/* the handshake was within header_timeout; the first request gets its own */
 		if (c->timing && !c->rate_on)
 			c->t0 = dj_clock_mono_s();

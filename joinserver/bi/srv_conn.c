@@ -29,6 +29,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include "bi/bi_tls.h"
 #include "bi/srv.h"
 #include "bi/srv_internal.h"
 #include "common/dj_clock.h"
@@ -257,6 +258,8 @@ static void in_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, voi
 
 	if (info->n_added == 0 || c->s == NULL || c->closing)
 		return;
+	/* one record was decrypted; read-ahead may hold the next ones (bi_tls__read_pending) */
+	bi_tls__read_pending(c->bev);
 	now = dj_clock_mono_s();
 	if (!c->rate_on) {
 		c->rate_on = true;
@@ -306,6 +309,9 @@ static void out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, vo
 	const char *why;
 	int status;
 
+	/* an answer: evhttp enables EV_READ now, and read-ahead may hold the next request */
+	if (info->n_added > 0 && !c->closing)
+		bi_tls__read_pending(c->bev);
 	if (c->patch_413 && info->n_added > 0) /* the body of the refusal */
 		patch(buf, info->orig_size, SRV_413_TEXT, SRV_400_CHUNK_TEXT);
 	if (info->n_added < sizeof(head) - 1 || c->ours || c->s == NULL || c->closing ||
@@ -331,6 +337,17 @@ static void out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, vo
 		status, why, c->reqline);
 	c->rate_on = false;
 	c->timing = false;
+}
+
+/* srv__read_cb - read_ev: the handshake is over and read-ahead holds records after it */
+void srv__read_cb(evutil_socket_t unused, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)unused;
+	(void)what;
+	if (!c->closing)
+		bi_tls__read_pending(c->bev);
 }
 
 /* srv__peer_admit - under max_connections_per_peer, or refused (closed, logged, counted) */

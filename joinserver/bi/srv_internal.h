@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <time.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,6 +68,7 @@ struct conn {
 	struct srv *s; /* NULL once srv_free ran */
 	struct bufferevent *bev;
 	struct event *kill_ev;	 /* refusal (activated now) or header_timeout */
+	struct event *read_ev;	 /* the handshake left records in OpenSSL's buffer */
 	struct srv_req *pending; /* the request with the handler, if any */
 	bool counted;		 /* included in s->connections */
 	bool dane;		 /* SRV_AUTH_DANE connection */
@@ -124,6 +126,8 @@ struct srv_group {
 
 struct srv {
 	struct event_base *base;
+	time_t date_t;	/* the second date[] is for */
+	char date[40];	/* the Date header's value (srv_reply), made once a second */
 	struct evhttp *http;
 	struct evhttp_bound_socket *listener;
 	struct evhttp *metrics_http;
@@ -172,6 +176,9 @@ bool srv__peer_admit(struct conn *c);
 bool srv__line_ok(const struct conn *c, const char *uri);
 /* srv__http_limits - the limits of the TLS listener's evhttp (body, headers, methods, idle) */
 void srv__http_limits(struct evhttp *http, const struct srv_props *props);
+/* srv__read_cb - read_ev: read what read-ahead left after the handshake (srv_conn.c) */
+void srv__read_cb(evutil_socket_t unused, short what, void *arg);
+
 /* srv__conn_watch - watch c->bev's buffers: the request clock, the request line for logs,
  * libevent's own refusals (logged once; a bad chunk's 413 made a 400) */
 void srv__conn_watch(struct conn *c);

@@ -61,7 +61,7 @@ void svc__req_free(struct svc_req *r)
 	ev_list_free(r->ev);
 	bi_msg_wipe(&r->msg);
 	bi_msg_wipe(&r->ans);
-	free(r);
+	svc__req_put(r);
 }
 
 static void delivery_post(struct svc_req *r);

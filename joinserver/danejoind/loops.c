@@ -410,6 +410,7 @@ static void loop_free(struct svc *s)
 	da_resolver_free(s->resolver);
 	if (s->base != NULL)
 		event_base_free(s->base);
+	svc__req_spares_free(s);
 	free(s);
 }
 

@@ -28,6 +28,7 @@
  * (UnknownDevEUI), so it cannot probe another's fleet. A refused ownership check releases no
  * key and is audited.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -625,10 +626,67 @@ static bool unknown_sender(struct svc_req *r)
 	return true;
 }
 
+/*
+ * A struct svc_req is 13 KB, 9 KB of it the engine's commit record (jr.priv_commit: the DevNonce
+ * history). A calloc per request zeroed all 13 KB; a few freed ones are kept instead, per loop
+ * (svc__req_free runs on the request's loop, as svc__handle), and zeroed but for the commit
+ * record: js_engine_submit and js_engine_submit_many reset it (commit_reset) and fill it before
+ * reading it, and nothing else touches it. It holds no key (the session token in it is sealed);
+ * the keys elsewhere in the struct were wiped by svc__req_free already.
+ */
+#define SVC_SPARE_MAX 32
+
+/* req_zero - zero all of \p r but the engine's commit record */
+static void req_zero(struct svc_req *r)
+{
+	size_t at = offsetof(struct svc_req, jr.priv_commit), len = sizeof(r->jr.priv_commit);
+
+	memset(r, 0, at);
+	memset((char *)r + at + len, 0, sizeof(*r) - at - len);
+}
+
+void svc__req_put(struct svc_req *r)
+{
+	struct svc *s = r->s;
+
+	if (s == NULL || s->closing || s->spare_n >= SVC_SPARE_MAX) {
+		free(r);
+		return;
+	}
+	req_zero(r);
+	r->next = s->spare;
+	s->spare = r;
+	s->spare_n++;
+}
+
+void svc__req_spares_free(struct svc *s)
+{
+	struct svc_req *r;
+
+	while ((r = s->spare) != NULL) {
+		s->spare = r->next;
+		free(r);
+	}
+	s->spare_n = 0;
+}
+
+/* req_get - a zeroed request: a kept one, or a new one */
+static struct svc_req *req_get(struct svc *s)
+{
+	struct svc_req *r = s->spare;
+
+	if (r == NULL)
+		return calloc(1, sizeof(*r));
+	s->spare = r->next;
+	s->spare_n--;
+	r->next = NULL;
+	return r;
+}
+
 void svc__handle(struct srv_req *req, void *arg)
 {
 	struct svc *s = arg;
-	struct svc_req *r = calloc(1, sizeof(*r));
+	struct svc_req *r = req_get(s);
 	const uint8_t *body;
 	char err[BI_ERR_MAX];
 	size_t len;

@@ -474,6 +474,7 @@ void svc_free(struct svc *s)
 		svc__peers_free(s->peers);
 	while (s->deliveries != NULL)
 		svc__req_free(s->deliveries);
+	svc__req_spares_free(s);
 	if (s->drain_ev != NULL)
 		event_free(s->drain_ev);
 	if (s->expire_ev != NULL)

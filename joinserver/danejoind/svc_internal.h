@@ -165,6 +165,8 @@ struct svc {
 	struct svc_req *deliveries;	/* loop 0: answers between POSTs to async peers */
 	struct admin *admin;		/* [admin] (loop 0): the management API (admin.h); NULL:
 					 * off */
+	struct svc_req *spare;		/* freed requests kept zeroed for reuse (pipeline.c) */
+	unsigned spare_n;
 };
 
 /* One request, from its arrival to the delivery of its answer (see the file comment). */
@@ -237,6 +239,11 @@ void svc__refuse(struct svc_req *r, enum bi_result result, const char *desc);
 void svc__reply(struct svc_req *r, int status, const char *body, size_t len);
 /* svc__req_free - wipe and free a request, wherever it is (NULL is accepted) */
 void svc__req_free(struct svc_req *r);
+/* svc__req_put - a request svc__req_free has wiped: zeroed and kept for svc__handle, or freed
+ * (pipeline.c) */
+void svc__req_put(struct svc_req *r);
+/* svc__req_spares_free - free the requests kept for reuse (pipeline.c) */
+void svc__req_spares_free(struct svc *s);
 
 /* metrics.c */
 
