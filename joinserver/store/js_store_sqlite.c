@@ -275,6 +275,7 @@ static void sq_close(struct js_store *s)
 
 	if (q == NULL)
 		return;
+	js_store__sq_ckpt_close(q);
 	for (size_t i = 0; i < JS_SQ_READERS; i++) {
 		sqlite3_finalize(q->rd[i].dev_get);
 		sqlite3_finalize(q->rd[i].sess_get);
@@ -345,6 +346,8 @@ static int sq_open(struct js_store *s, const struct js_store_props *props)
 		ret = js_store__sq_prepare(q->w, kept[i].sql, kept_stmt(q, i));
 	for (size_t i = 0; ret == DJ_EOK && i < JS_SQ_READERS; i++)
 		ret = reader_open(props->path, &q->rd[i]);
+	if (ret == DJ_EOK)
+		ret = js_store__sq_ckpt_open(s, props->path);
 out:
 	return ret;	/* on failure js_store.c calls sq_close() */
 }
