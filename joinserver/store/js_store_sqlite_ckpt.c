@@ -6,11 +6,13 @@
  *	Under wal_autocheckpoint the writer checkpoints inside the COMMIT that takes the log past
  *	1000 pages: that batch's answers wait for ~1000 pages copied and the database file's fsync
  *	(the p99 of issue 15). Here the writer's WAL hook only wakes the checkpointer when the log
- *	holds SQ_CKPT_PAGES frames, and the checkpointer runs PASSIVE checkpoints on its own
- *	connection while the committer goes on committing. A pass that ends with frames left (the
- *	writer committed meanwhile) is followed at once by another, up to SQ_CKPT_PASSES. When the
- *	log holds SQ_CKPT_BOUND_PAGES frames all the same (the checkpointer cannot keep up, or a
- *	reader pins the log), the writer checkpoints inline as before, which bounds the log;
+ *	holds SQ_CKPT_PAGES frames, and the checkpointer runs one PASSIVE checkpoint on its own
+ *	connection while the committer goes on committing. The log can be restarted (written
+ *	again from its start) only once every frame is copied, and under load the writer has
+ *	committed more meanwhile: that tail, the frames of a few commits, the writer copies itself
+ *	after its next commit, which restarts the log at the following one. When the log holds
+ *	SQ_CKPT_BOUND_PAGES frames all the same (a reader pins the log, or the checkpointer cannot
+ *	keep up), the writer checkpoints inline as before, which bounds the log.
  *	journal_size_limit (js_store_sqlite_guard.c) truncates it when the writer restarts it.
  *
  * SECURITY
@@ -28,48 +30,45 @@
 
 #define SQ_CKPT_PAGES 1000		/* log frames that wake the checkpointer */
 #define SQ_CKPT_BOUND_PAGES 4000	/* log frames at which the writer checkpoints inline */
-#define SQ_CKPT_PASSES 8		/* passes per wake-up while frames are left */
 
-/* wal_hook - after each of the writer's commits: wake the checkpointer, or bound the log */
+/* wal_hook - after each of the writer's commits: copy a tail, wake the checkpointer, or bound
+ * the log */
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
 	struct js_store__sq *q = arg;
+	bool inline_ckpt = frames >= SQ_CKPT_BOUND_PAGES;
 
-	if (frames >= SQ_CKPT_BOUND_PAGES) {
-		/* SQLITE_BUSY while the checkpointer runs: the next commit tries again */
-		(void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-	} else if (frames >= SQ_CKPT_PAGES) {
-		pthread_mutex_lock(&q->ck_lock);
+	pthread_mutex_lock(&q->ck_lock);
+	if (q->ck_tail) {
+		q->ck_tail = false;
+		inline_ckpt = true;
+	} else if (!inline_ckpt && frames >= SQ_CKPT_PAGES && !q->ck_want) {
 		q->ck_want = true;
 		pthread_cond_signal(&q->ck_cond);
-		pthread_mutex_unlock(&q->ck_lock);
 	}
+	pthread_mutex_unlock(&q->ck_lock);
+	/* SQLITE_BUSY while the checkpointer runs: a later commit tries again */
+	if (inline_ckpt)
+		(void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 	return SQLITE_OK;
 }
 
-/* ckpt_run - PASSIVE passes until the log is copied or SQ_CKPT_PASSES were made */
-static void ckpt_run(struct js_store__sq *q)
+/* ckpt_run - one PASSIVE checkpoint; true when frames were left (the writer committed meanwhile) */
+static bool ckpt_run(struct js_store__sq *q)
 {
 	int logged = 0, done = 0;
+	int rc = sqlite3_wal_checkpoint_v2(q->ck, NULL, SQLITE_CHECKPOINT_PASSIVE, &logged, &done);
 
-	for (int i = 0; i < SQ_CKPT_PASSES; i++) {
-		int rc = sqlite3_wal_checkpoint_v2(q->ck, NULL, SQLITE_CHECKPOINT_PASSIVE, &logged,
-						   &done);
-
-		if (rc != SQLITE_OK) {
-			if (rc != SQLITE_BUSY)
-				(void)js_store__sq_fail(q->ck, "checkpoint");
-			return;
-		}
-		if (done >= logged)
-			return;
-	}
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+		(void)js_store__sq_fail(q->ck, "checkpoint");
+	return rc == SQLITE_OK && done < logged;
 }
 
 /* ckpt_main - the checkpointer thread: a checkpoint per wake-up until asked to stop */
 static void *ckpt_main(void *arg)
 {
 	struct js_store__sq *q = arg;
+	bool tail;
 
 	pthread_mutex_lock(&q->ck_lock);
 	for (;;) {
@@ -77,10 +76,11 @@ static void *ckpt_main(void *arg)
 			pthread_cond_wait(&q->ck_cond, &q->ck_lock);
 		if (q->ck_stop)
 			break;
-		q->ck_want = false;
 		pthread_mutex_unlock(&q->ck_lock);
-		ckpt_run(q);
+		tail = ckpt_run(q);
 		pthread_mutex_lock(&q->ck_lock);
+		q->ck_want = false;	/* set until the pass ends: one pass at a time */
+		q->ck_tail = tail;
 		q->ck_runs++;
 		pthread_cond_broadcast(&q->ck_cond);	/* js_store__sq_ckpt_wait() */
 	}

@@ -81,7 +81,8 @@ struct js_store__sq {
 	pthread_mutex_t ck_lock;
 	pthread_cond_t ck_cond;
 	bool ck_init, ck_started;
-	bool ck_want, ck_stop;		/* under ck_lock */
+	bool ck_want, ck_stop;		/* under ck_lock: a pass asked for or running; stop */
+	bool ck_tail;			/* under ck_lock: the last pass left frames */
 	uint64_t ck_runs;		/* wake-ups handled, under ck_lock */
 
 	/* readers */
