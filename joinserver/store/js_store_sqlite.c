@@ -323,8 +323,9 @@ static int sq_open(struct js_store *s, const struct js_store_props *props)
 	ret = js_store__sq_ensure_file(props->path);
 	if (ret != DJ_EOK)
 		goto out;
+	/* the writer's VFS writes a WAL frame in one call (js_store_sqlite_vfs.c) */
 	if (sqlite3_open_v2(props->path, &q->w, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-			    NULL) != SQLITE_OK) {
+			    js_store__sq_vfs()) != SQLITE_OK) {
 		ret = js_store__sq_fail(q->w, "open");
 		goto out;
 	}

@@ -6,7 +6,8 @@
  *	js_store_sqlite.c (connections, statement helpers, devices, sessions, audit),
  *	js_store_sqlite_schema.c (the file, the migrations, the master key's check value, rewrap),
  *	js_store_sqlite_commit.c (group-commit batches and the outbox),
- *	js_store_sqlite_ckpt.c (checkpoints, off the commit path) and
+ *	js_store_sqlite_ckpt.c (checkpoints, off the commit path),
+ *	js_store_sqlite_vfs.c (the writer's VFS: a WAL frame in one write) and
  *	js_store_sqlite_owner.c (the ownership registry of js_store_owner.h).
  *
  *	Writer statements go through one helper: js_store__sq_stmt() hands out the statement of a
@@ -291,6 +292,15 @@ void js_store__sq_ckpt_close(struct js_store__sq *q);
 
 /*! \brief Wait until the checkpointer has handled \p n wake-ups (tests); returns how many. */
 uint64_t js_store__sq_ckpt_wait(struct js_store *s, uint64_t n);
+
+/* --- js_store_sqlite_vfs.c -------------------------------------------------------------- */
+
+/*! \brief The name of the VFS that writes a WAL frame with one call (registered on first use,
+ *         not as the default), or NULL when it could not be registered. */
+const char *js_store__sq_vfs(void);
+
+/*! \brief Frames the VFS wrote joined, in this process (tests). */
+unsigned long js_store__sq_vfs_joined(void);
 
 /* --- js_store_sqlite_owner.c: the ops of the registry (js_store_internal.h) -------------- */
 
