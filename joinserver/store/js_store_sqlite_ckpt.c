@@ -6,11 +6,12 @@
  *	Under wal_autocheckpoint the writer checkpoints inside the COMMIT that takes the log past
  *	1000 pages: that batch's answers wait for ~1000 pages copied and the database file's fsync
  *	(the p99 of issue 15). Here the writer's WAL hook only wakes the checkpointer when the log
- *	holds SQ_CKPT_PAGES frames, and the checkpointer runs one PASSIVE checkpoint on its own
+ *	holds SQ_CKPT_PAGES frames, and the checkpointer runs PASSIVE checkpoints on its own
  *	connection while the committer goes on committing. The log can be restarted (written
  *	again from its start) only once every frame is copied, and under load the writer has
- *	committed more meanwhile: that tail, the frames of a few commits, the writer copies itself
- *	after its next commit, which restarts the log at the following one. When the log holds
+ *	committed more during a pass: the checkpointer copies that in a further pass (each one
+ *	shorter) until at most SQ_CKPT_TAIL frames are left, and that tail the writer copies
+ *	itself after its next commit, which restarts the log at the following one. When the log holds
  *	SQ_CKPT_BOUND_PAGES frames all the same (a reader pins the log, or the checkpointer cannot
  *	keep up), the writer checkpoints inline as before, which bounds the log.
  *	journal_size_limit (js_store_sqlite_guard.c) truncates it when the writer restarts it.
@@ -30,6 +31,8 @@
 
 #define SQ_CKPT_PAGES 1000		/* log frames that wake the checkpointer */
 #define SQ_CKPT_BOUND_PAGES 4000	/* log frames at which the writer checkpoints inline */
+#define SQ_CKPT_TAIL 64			/* frames left that the writer copies itself */
+#define SQ_CKPT_PASSES 4		/* passes per wake-up, each over what the last left */
 
 /* wal_hook - after each of the writer's commits: copy a tail, wake the checkpointer, or bound
  * the log */
@@ -53,15 +56,24 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 	return SQLITE_OK;
 }
 
-/* ckpt_run - one PASSIVE checkpoint; true when frames were left (the writer committed meanwhile) */
+/* ckpt_run - PASSIVE passes until at most SQ_CKPT_TAIL frames are left (the writer committed
+ * meanwhile), SQ_CKPT_PASSES at most; true when frames were left */
 static bool ckpt_run(struct js_store__sq *q)
 {
-	int logged = 0, done = 0;
-	int rc = sqlite3_wal_checkpoint_v2(q->ck, NULL, SQLITE_CHECKPOINT_PASSIVE, &logged, &done);
+	int logged = 0, done = 0, rc;
 
-	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-		(void)js_store__sq_fail(q->ck, "checkpoint");
-	return rc == SQLITE_OK && done < logged;
+	for (int i = 0; i < SQ_CKPT_PASSES; i++) {
+		rc = sqlite3_wal_checkpoint_v2(q->ck, NULL, SQLITE_CHECKPOINT_PASSIVE, &logged,
+					       &done);
+		if (rc != SQLITE_OK) {
+			if (rc != SQLITE_BUSY)
+				(void)js_store__sq_fail(q->ck, "checkpoint");
+			return false;
+		}
+		if (logged - done <= SQ_CKPT_TAIL)
+			break;
+	}
+	return done < logged;
 }
 
 /* ckpt_main - the checkpointer thread: a checkpoint per wake-up until asked to stop */
