@@ -11,9 +11,9 @@
  *	again from its start) only once every frame is copied, and under load the writer has
  *	committed more during a pass: the checkpointer copies that in a further pass (each one
  *	shorter) until at most SQ_CKPT_TAIL frames are left, and that tail the writer copies
- *	itself after its next commit, which restarts the log at the following one. When the log holds
- *	SQ_CKPT_BOUND_PAGES frames all the same (a reader pins the log, or the checkpointer cannot
- *	keep up), the writer checkpoints inline as before, which bounds the log.
+ *	itself after its next commit, which restarts the log at the following one. When the log
+ *	holds SQ_CKPT_BOUND_PAGES frames all the same and no pass is running (a reader pinned the
+ *	log), the writer checkpoints inline as before.
  *	journal_size_limit (js_store_sqlite_guard.c) truncates it when the writer restarts it.
  *
  * SECURITY
