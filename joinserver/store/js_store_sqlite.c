@@ -275,6 +275,7 @@ static void sq_close(struct js_store *s)
 
 	if (q == NULL)
 		return;
+	js_store__sq_ckpt_close(q);
 	for (size_t i = 0; i < JS_SQ_READERS; i++) {
 		sqlite3_finalize(q->rd[i].dev_get);
 		sqlite3_finalize(q->rd[i].sess_get);
@@ -322,8 +323,9 @@ static int sq_open(struct js_store *s, const struct js_store_props *props)
 	ret = js_store__sq_ensure_file(props->path);
 	if (ret != DJ_EOK)
 		goto out;
+	/* the writer's VFS writes a WAL frame in one call (js_store_sqlite_vfs.c) */
 	if (sqlite3_open_v2(props->path, &q->w, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-			    NULL) != SQLITE_OK) {
+			    js_store__sq_vfs()) != SQLITE_OK) {
 		ret = js_store__sq_fail(q->w, "open");
 		goto out;
 	}
@@ -345,6 +347,8 @@ static int sq_open(struct js_store *s, const struct js_store_props *props)
 		ret = js_store__sq_prepare(q->w, kept[i].sql, kept_stmt(q, i));
 	for (size_t i = 0; ret == DJ_EOK && i < JS_SQ_READERS; i++)
 		ret = reader_open(props->path, &q->rd[i]);
+	if (ret == DJ_EOK)
+		ret = js_store__sq_ckpt_open(s, props->path);
 out:
 	return ret;	/* on failure js_store.c calls sq_close() */
 }

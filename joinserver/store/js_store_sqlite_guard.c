@@ -14,8 +14,9 @@
  *	  every change in between is refused (the join engine then answers with an error).
  *	- A daemon's open (props->verify): PRAGMA quick_check before anything reads the tables,
  *	  and a real write, so that an unwritable file refuses the start instead of every join.
- *	- Checkpoints run under wal_autocheckpoint, set explicitly, and journal_size_limit
- *	  truncates the log after them, so that it does not keep the size of its largest burst.
+ *	- Checkpoints run on a thread of their own (js_store_sqlite_ckpt.c), and
+ *	  journal_size_limit truncates the log when the writer restarts it after them, so that it
+ *	  does not keep the size of its largest burst.
  */
 #include "store/js_store_sqlite_internal.h"
 
@@ -29,7 +30,6 @@
 #include "common/dj_log.h"
 
 #define SQ_WAL_SUFFIX "-wal"
-#define SQ_WAL_AUTOCHECKPOINT_PAGES 1000	/* SQLite's default, made explicit */
 #define SQ_JOURNAL_SIZE_LIMIT (64 * 1024 * 1024)	/* bytes the log keeps after a checkpoint */
 #define SQ_CHECK_LINE_MAX 512
 #define SQ_PRIMARY_CODE(rc) ((rc) & 0xff)	/* an extended result code's primary code */
@@ -66,9 +66,6 @@ int js_store__sq_guard_open(struct js_store *s, const char *path)
 	char sql[64];
 	size_t n = strlen(path) + sizeof(SQ_WAL_SUFFIX);
 
-	snprintf(sql, sizeof(sql), "PRAGMA wal_autocheckpoint=%d", SQ_WAL_AUTOCHECKPOINT_PAGES);
-	if (js_store__sq_exec(q->w, sql) != DJ_EOK)
-		return DJ_ESQL;
 	snprintf(sql, sizeof(sql), "PRAGMA journal_size_limit=%d", SQ_JOURNAL_SIZE_LIMIT);
 	if (js_store__sq_exec(q->w, sql) != DJ_EOK)
 		return DJ_ESQL;

@@ -5,7 +5,9 @@
  *	The backend is one state (struct js_store__sq, the js_store's be) and four files:
  *	js_store_sqlite.c (connections, statement helpers, devices, sessions, audit),
  *	js_store_sqlite_schema.c (the file, the migrations, the master key's check value, rewrap),
- *	js_store_sqlite_commit.c (group-commit batches and the outbox) and
+ *	js_store_sqlite_commit.c (group-commit batches and the outbox),
+ *	js_store_sqlite_ckpt.c (checkpoints, off the commit path),
+ *	js_store_sqlite_vfs.c (the writer's VFS: a WAL frame in one write) and
  *	js_store_sqlite_owner.c (the ownership registry of js_store_owner.h).
  *
  *	Writer statements go through one helper: js_store__sq_stmt() hands out the statement of a
@@ -73,6 +75,16 @@ struct js_store__sq {
 	bool files_bad;			/* unlinked or replaced: refuse every change */
 	bool wal_lost;			/* ... the log: rescue it once (guard_rescue) */
 	bool disk_full;			/* the last transaction failed for a full disk */
+
+	/* the checkpointer (js_store_sqlite_ckpt.c): its connection and thread */
+	sqlite3 *ck;
+	pthread_t ck_thread;
+	pthread_mutex_t ck_lock;
+	pthread_cond_t ck_cond;
+	bool ck_init, ck_started;
+	bool ck_want, ck_stop;		/* under ck_lock: a pass asked for or running; stop */
+	bool ck_tail;			/* under ck_lock: the last pass left frames */
+	uint64_t ck_runs;		/* wake-ups handled, under ck_lock */
 
 	/* readers */
 	pthread_mutex_t rlock;
@@ -234,7 +246,7 @@ void js_store__sq_outbox_put(struct js_store *s, const uint8_t *body, size_t len
 
 /* --- js_store_sqlite_guard.c ------------------------------------------------------------ */
 
-/*! \brief Set the checkpoint pragmas and record the identities of the file and its log. */
+/*! \brief Set journal_size_limit and record the identities of the file and its log. */
 int js_store__sq_guard_open(struct js_store *s, const char *path) DJ_MUSTCHECK;
 
 /*!
@@ -264,6 +276,31 @@ int js_store__sq_verify_sound(sqlite3 *db, const char *path) DJ_MUSTCHECK;
 
 /*! \brief props->verify at open: one real write. \retval DJ_EOK, DJ_EACCES, DJ_ENOSPC */
 int js_store__sq_verify_writable(struct js_store *s, const char *path) DJ_MUSTCHECK;
+
+/* --- js_store_sqlite_ckpt.c ------------------------------------------------------------- */
+
+/*!
+ * \brief Open the checkpointer's connection, start its thread and hook the writer's commits
+ *        (which replaces the writer's wal_autocheckpoint). Call once the writer is set up.
+ * \retval DJ_EOK, DJ_ESQL, DJ_ENOMEM
+ */
+int js_store__sq_ckpt_open(struct js_store *s, const char *path) DJ_MUSTCHECK;
+
+/*! \brief Unhook the writer, stop and join the thread, close its connection (half-built is
+ *         fine). Call before the writer is closed. */
+void js_store__sq_ckpt_close(struct js_store__sq *q);
+
+/*! \brief Wait until the checkpointer has handled \p n wake-ups (tests); returns how many. */
+uint64_t js_store__sq_ckpt_wait(struct js_store *s, uint64_t n);
+
+/* --- js_store_sqlite_vfs.c -------------------------------------------------------------- */
+
+/*! \brief The name of the VFS that writes a WAL frame with one call (registered on first use,
+ *         not as the default), or NULL when it could not be registered. */
+const char *js_store__sq_vfs(void);
+
+/*! \brief Frames the VFS wrote joined, in this process (tests). */
+unsigned long js_store__sq_vfs_joined(void);
 
 /* --- js_store_sqlite_owner.c: the ops of the registry (js_store_internal.h) -------------- */
 

@@ -23,12 +23,17 @@
 #include "common/dj_err.h"
 #include "store/js_keystore.h"
 #include "store/js_store.h"
+#include "store/js_store_sqlite_internal.h"	/* js_store__sq_ckpt_wait() */
 #include "test_store_util.h"
 
 #define N_THREADS 100
 #define COMMITS_PER_THREAD 5
 #define HIST_BIG 1000
 #define T0 1700000000
+#define CKPT_DEVICES 2000
+#define CKPT_FRAMES 1000	/* js_store_sqlite_ckpt.c's SQ_CKPT_PAGES */
+#define WAL_HDR 32
+#define WAL_FRAME (24 + 4096)	/* frame header and a page of the default size */
 
 static const uint8_t master_a[JS_MASTER_KEY_LEN] = { 0xa0, 0xa1, 0xa2, 0xa3 };
 static const uint8_t master_b[JS_MASTER_KEY_LEN] = { 0xb0, 0xb1, 0xb2, 0xb3 };
@@ -685,6 +690,67 @@ static void test_hist_1000(void **state)
 	free(m);
 }
 
+/* wal_frames - the frames in the store's write-ahead log, from its size */
+static long wal_frames(const struct store_ctx *c)
+{
+	char wal[STORE_TEST_PATH_LEN + STORE_TEST_SIDE_MAX];
+	struct stat st;
+
+	snprintf(wal, sizeof(wal), "%s-wal", c->path);
+	if (stat(wal, &st) != 0 || st.st_size < WAL_HDR)
+		return 0;
+	return (long)((st.st_size - WAL_HDR) / WAL_FRAME);
+}
+
+/* file_copy - copy \p from to \p to (the database file alone, without its log) */
+static void file_copy(const char *from, const char *to)
+{
+	char buf[65536];
+	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+	size_t n;
+
+	assert_non_null(in);
+	assert_non_null(out);
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	assert_int_equal(fclose(out), 0);
+}
+
+/* SQLite: once the log passes CKPT_FRAMES, the checkpointer thread (not the writer) copies every
+ * committed change into the database file: a copy of that file alone holds them all */
+static void test_checkpointer(void **state)
+{
+	struct store_ctx *c = *state;
+	char copy[STORE_TEST_PATH_LEN + STORE_TEST_SIDE_MAX];
+	struct js_commit *m;
+	sqlite3 *db;
+	uint32_t k = 0;
+	int rows = 0;
+
+	add_n(c, CKPT_DEVICES);
+	/* each commit grows one row by a 2000-byte history: a page or more of log each */
+	for (; k < CKPT_DEVICES && wal_frames(c) < CKPT_FRAMES; k++) {
+		m = mk_commit(k, 0, -1, 1);
+		m->new_st.hist_len = HIST_BIG;
+		for (uint32_t i = 0; i < HIST_BIG; i++)
+			m->new_st.hist[i] = (uint16_t)(i + k);
+		assert_int_equal(js_store_commit(c->s, m), DJ_EOK);
+		free(m);
+	}
+	assert_true(wal_frames(c) >= CKPT_FRAMES);
+	assert_true(k < CKPT_DEVICES);
+	assert_true(js_store__sq_ckpt_wait(c->s, 1) >= 1);
+	snprintf(copy, sizeof(copy), "%s-copy", c->path);
+	file_copy(c->path, copy);
+	assert_int_equal(sqlite3_open_v2(copy, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "SELECT 1 FROM devices WHERE version=1 AND"
+				      " length(dn_hist)=2000", one_row, &rows, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	unlink(copy);
+	assert_int_equal(rows, (int)k);
+}
+
 /* test_sessions_expire - sessions past their expiry go, the others stay (injected clock) */
 static void test_sessions_expire(void **state)
 {
@@ -903,6 +969,7 @@ int main(void)
 		BOTH(test_rewrap),
 		BOTH(test_audit),
 		BOTH(test_hist_1000),
+		cmocka_unit_test_setup_teardown(test_checkpointer, setup_sqlite, store_ctx_teardown),
 	};
 
 	const struct CMUnitTest pg_tests[] = {
