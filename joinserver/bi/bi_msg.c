@@ -190,11 +190,6 @@ static void y_free(void *ctx, void *p)
 
 static yajl_alloc_funcs arena_funcs = { y_malloc, y_realloc, y_free, NULL };
 
-void bi_msg_init(void)
-{
-	/* nothing: yajl gets the arena per handle, no process-wide allocator is changed */
-}
-
 /* arena_begin - start a parse or an encode with an empty arena */
 static void arena_begin(void)
 {

@@ -147,13 +147,6 @@ int bi_msg_parse(const char *json, size_t len, struct bi_msg *out, char *err,
 		 size_t errlen) DJ_MUSTCHECK;
 
 /*!
- * \brief Nothing to do since the messages moved from jansson to yajl, which takes bi_msg's
- *        per-thread arena per parser and generator (no process-wide allocator is changed).
- *        Kept so that callers need not change; calling it is harmless.
- */
-void bi_msg_init(void);
-
-/*!
  * \brief Encode a message as JSON (compact). \p out receives a NUL-terminated string; free()
  *        it after wiping (it may hold key envelopes): OPENSSL_clear_free(*out, *len) works.
  * \retval DJ_EOK, DJ_EINVAL (a field out of range), DJ_ENOMEM

@@ -145,7 +145,6 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	bi_msg_init(); /* before any thread: jansson's allocator is process-wide */
 	if (evthread_use_pthreads() != 0 || (base = srv_base_new()) == NULL) {
 		fprintf(stderr, "danejoind: cannot create the event loop\n");
 		return EXIT_INTERNAL;
