@@ -19,7 +19,6 @@
 #include "common/dj_err.h"
 #include "common/dj_secmem.h"
 #include "common/dj_log.h"
-#include "bi/bi_msg.h"
 #include "bi/srv.h"
 #include "svc.h"
 
