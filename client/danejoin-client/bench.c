@@ -12,7 +12,9 @@
  * --raw FILE posts FILE's bytes as every body and checks only the HTTP status (the reference
  * server of tests/bench/bench_floor.sh). --rate N sends open loop: request k is due at
  * start + k/N whatever the answers do, and its latency counts from that due time (so a slow
- * answer cannot hide the requests queued behind it); a device still in flight is skipped.
+ * answer cannot hide the requests queued behind it); a device still in flight is skipped. A
+ * one-shot timer wakes the loop when the next request is due (the client's event_base has
+ * precise timers, dc_client.c); if every device is in flight, the next answer sends it.
  */
 #include <math.h>
 #include <stdio.h>
@@ -54,7 +56,8 @@ struct bench {
 	size_t raw_len;
 	struct bench_raw *rq;
 	double start;		/* --rate: request k is due at start + k / rate */
-	struct event *tick;
+	struct event *tick;	/* --rate: one-shot, at the next request's due time */
+	bool stalled;		/* --rate: a request is due and every device is in flight */
 	int fault;
 	char first_err[DC_ERR_MAX];
 };
@@ -119,16 +122,29 @@ static void send_next(struct bench *b)
 		b->fault = rc;
 }
 
-/* on_tick - --rate: send every request now due */
-static void on_tick(evutil_socket_t fd, short what, void *arg)
+/* arm_tick - --rate: wake when the next request is due (at once if it already is) */
+static void arm_tick(struct bench *b)
 {
-	struct bench *b = arg;
+	double wait = b->start + (double)b->sent / b->p->rate - dj_clock_mono_s();
+	struct timeval tv = { 0, 0 };
+
+	if (wait > 0) {
+		tv.tv_sec = (time_t)wait;
+		tv.tv_usec = (suseconds_t)((wait - (double)tv.tv_sec) * 1e6);
+	}
+	if (evtimer_add(b->tick, &tv) != 0)
+		b->fault = DJ_ENOMEM;
+}
+
+/* send_due - --rate: send every request now due; then wait for the next one (timer) or, if
+ * every device is in flight, for an answer */
+static void send_due(struct bench *b)
+{
 	double due = (dj_clock_mono_s() - b->start) * b->p->rate + 1;
 	unsigned want = due >= b->p->requests ? b->p->requests : (unsigned)due, tries;
 	int rc = DJ_EOK;
 
-	(void)fd;
-	(void)what;
+	b->stalled = false;
 	while (b->sent < want && !b->fault && rc == DJ_EOK) {
 		if (b->raw != NULL) {
 			rc = send_raw(b);
@@ -136,18 +152,29 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		}
 		for (tries = 0; tries < b->ndev && b->devs[b->next].busy; tries++)
 			b->next = (b->next + 1) % b->ndev;
-		if (b->devs[b->next].busy)
-			break;	/* every device in flight: it is sent late, its latency says so */
+		if (b->devs[b->next].busy) {
+			b->stalled = true;	/* sent late by on_answer, its latency says so */
+			break;
+		}
 		rc = send_one(&b->devs[b->next]);
 		b->next = (b->next + 1) % b->ndev;
 	}
 	if (rc != DJ_EOK)
 		b->fault = rc;
 	if (b->sent >= b->p->requests || b->fault) {
-		event_del(b->tick);
 		if (b->done == b->sent)
 			event_base_loopbreak(dc_client_base(b->c));
+	} else if (!b->stalled) {
+		arm_tick(b);
 	}
+}
+
+/* on_tick - --rate: the next request is due */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	send_due(arg);
 }
 
 /* finished - every request sent is answered and no more will be sent */
@@ -201,8 +228,10 @@ static void on_answer(int rc, const struct bi_msg *ans, int have, const char *er
 		b->ok++;
 	}
 	/* closed loop: one request per connection in flight, as a network server's forwarder
-	 * keeps it */
+	 * keeps it; open loop: what waited for a device */
 	send_next(b);
+	if (b->stalled)
+		send_due(b);
 	if (finished(b))
 		event_base_loopbreak(dc_client_base(b->c));
 }
@@ -326,11 +355,10 @@ int exec__bench(const struct dc_params *p, struct bi_kek *kek)
 	b.ndev = n;
 	t0 = b.start = dj_clock_mono_s();
 	if (p->rate > 0) {
-		struct timeval tv = { 0, 500 };	/* 0.5 ms: finer than any latency asked about */
-
-		b.tick = event_new(dc_client_base(b.c), -1, EV_PERSIST, on_tick, &b);
-		if (b.tick == NULL || event_add(b.tick, &tv) != 0)
+		b.tick = evtimer_new(dc_client_base(b.c), on_tick, &b);
+		if (b.tick == NULL)
 			goto out;
+		arm_tick(&b);
 	} else {
 		for (i = 0; i < p->connections && i < p->requests; i++) {
 			rc = p->raw_path != NULL ? send_raw(&b) : send_one(&b.devs[i]);
