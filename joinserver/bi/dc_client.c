@@ -61,7 +61,7 @@ struct dc_conn {
 	struct evhttp_connection *evcon;
 	unsigned in_flight;
 	bool dead;
-	bool nodelay;			/* TCP_NODELAY set on this connection's socket */
+	evutil_socket_t nodelay_fd;	/* the socket TCP_NODELAY was set on, or -1 */
 };
 
 struct dc_req {
@@ -293,7 +293,7 @@ static int conn_open(struct dc_client *c, struct dc_conn *k)
 	evhttp_connection_set_closecb(evcon, on_close, k);
 	k->evcon = evcon;
 	k->dead = false;
-	k->nodelay = false;
+	k->nodelay_fd = -1;
 	ret = DJ_EOK;
 out:
 	if (ret != DJ_EOK)
@@ -526,8 +526,8 @@ static int req_start(struct dc_client *c, struct dc_req *q, const char *json, si
 	 * back to back, they must not wait for the server's delayed ACK. Once per connection. */
 	bev = evhttp_connection_get_bufferevent(k->evcon);
 	fd = bufferevent_getfd(bev);
-	if (fd >= 0 && !k->nodelay)
-		k->nodelay = bi_tls__nodelay(fd) == 0;
+	if (fd >= 0 && fd != k->nodelay_fd && bi_tls__nodelay(fd) == 0)
+		k->nodelay_fd = fd;	/* evhttp may connect again: a new socket is set again */
 	/* an established connection writes the request in this loop pass, not the next one */
 	ssl = bufferevent_openssl_get_ssl(bev);
 	if (fd >= 0 && ssl != NULL && SSL_is_init_finished(ssl))
@@ -879,8 +879,10 @@ int dc_client_new(const struct dc_props *p, struct dc_client **out, char *err, s
 	c->conns = calloc(c->nconn, sizeof(*c->conns));
 	if (c->conns == NULL)
 		goto out;
-	for (unsigned i = 0; i < c->nconn; i++)
+	for (unsigned i = 0; i < c->nconn; i++) {
 		c->conns[i].c = c;
+		c->conns[i].nodelay_fd = -1;
+	}
 	ret = make_ctx(c, p, err, errlen);
 	if (ret != DJ_EOK)
 		goto out;
