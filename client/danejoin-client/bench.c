@@ -78,12 +78,13 @@ static void on_answer(int rc, const struct bi_msg *ans, int have, const char *er
 static double answer_time(struct bench *b, double due)
 {
 	struct timeval pass, wall;
-	double now = dj_clock_mono_s(), t;
+	double now = dj_clock_mono_s(), ago, t;
 
 	if (event_base_gettimeofday_cached(dc_client_base(b->c), &pass) != 0 ||
 	    gettimeofday(&wall, NULL) != 0)
 		return now;
-	t = now - ((double)(wall.tv_sec - pass.tv_sec) + (double)(wall.tv_usec - pass.tv_usec) / 1e6);
+	ago = (double)(wall.tv_sec - pass.tv_sec) + (double)(wall.tv_usec - pass.tv_usec) / 1e6;
+	t = now - ago;
 	return t >= due && t <= now ? t : now;
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench_budget.py TRACE RATE [CONNECTIONS] - the latency budget of bench_budget.sh from `perf script --ns`.
+"""bench_budget.py TRACE RATE [CONNECTIONS] - bench_budget.sh's figures from `perf script --ns`.
 
 Every traced thread's wait for a CPU, and the committer's cycles (commit to commit, with the
 checkpoints among them). Then, for one connection at a low rate (one request in flight at a
@@ -166,9 +166,9 @@ def cycles(ev):
     if ck:
         t = cyc[-1]['start'] - cyc[0]['start']
         print('  checkpoints: %d (%.1f%% of commits, %.1f/s), database pwrites p50 %d, sync ms p50 '
-              '%.2f max %.2f; their cycle ms p50 %.2f max %.2f' % (len(ck), 100 * len(ck) / len(cyc),
-              len(ck) / t, q([c['db'] for c in ck], .5), q([1e3 * c['dbsync'] for c in ck], .5),
-              max(1e3 * c['dbsync'] for c in ck), q([1e3 * c['len'] for c in ck], .5),
+              '%.2f max %.2f; their cycle ms p50 %.2f max %.2f'
+              % (len(ck), 100 * len(ck) / len(cyc), len(ck) / t, q([c['db'] for c in ck], .5),
+                 q([1e3 * c['dbsync'] for c in ck], .5), max(1e3 * c['dbsync'] for c in ck), q([1e3 * c['len'] for c in ck], .5),
               max(1e3 * c['len'] for c in ck)))
     for c in sorted(cyc, key=lambda c: -c['len'])[:5]:
         print('  a long cycle: %.2f ms, of which WAL fdatasync %.2f ms, checkpoint sync %.2f ms'

@@ -28,16 +28,19 @@ if [ "${1:-}" = --record ]; then	# internal: bench_bi.sh's ATTACH, "--record OUT
 	done
 	[ -n "$c" ] || { echo "bench_budget: no load generator found" >&2; exit 1; }
 	exec perf record -q -k CLOCK_MONOTONIC -o "$out" -p "$pid,$c" \
-		-e raw_syscalls:sys_enter,raw_syscalls:sys_exit,sched:sched_switch,sched:sched_wakeup
+		-e raw_syscalls:sys_enter,raw_syscalls:sys_exit \
+		-e sched:sched_switch,sched:sched_wakeup
 fi
 BUILD=$(cd "${1:?usage: bench_budget.sh BUILD_DIR [RATE] [REQUESTS]}" && pwd) || exit 2
 RATE=${2:-100} REQS=${3:-500} CONNS=${4:-1} NDEV=${5:-200}
 command -v perf >/dev/null || { echo "bench_budget: perf is not installed"; exit 1; }
 T=$(mktemp -d "${TMPDIR:-/tmp}/dj-bench_budget.XXXXXX") || exit 1
 trap 'rm -rf "$T"' EXIT
-echo "bench_budget: $REQS JoinReqs at $RATE/s over $CONNS connection(s), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "bench_budget: $REQS JoinReqs at $RATE/s over $CONNS connection(s)," \
+	"load average $(cut -d' ' -f1-3 /proc/loadavg)"
 RATE=$RATE ATTACH="bash $HERE/bench_budget.sh --record $T/perf.data" \
 	bash "$HERE/bench_bi.sh" "$BUILD" "$NDEV" "$CONNS" "$REQS" >"$T/bench.txt" 2>&1
 grep -E "^elapsed" "$T/bench.txt" || { cat "$T/bench.txt"; exit 1; }
-perf script --ns -i "$T/perf.data" >"$T/trace.txt" 2>/dev/null || { echo "bench_budget: no trace"; exit 1; }
+perf script --ns -i "$T/perf.data" >"$T/trace.txt" 2>/dev/null ||
+	{ echo "bench_budget: no trace"; exit 1; }
 python3 "$HERE/bench_budget.py" "$T/trace.txt" "$RATE" "$CONNS"
