@@ -21,6 +21,7 @@
  * the ones before it (TLS, parse, the device's check of the accept) is not the server's.
  */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,7 @@ static int send_raw(struct bench *b)
 /* send_next - closed loop: the next request, if any is left */
 static void send_next(struct bench *b)
 {
+	unsigned tries;
 	int rc;
 
 	if (b->p->rate > 0 || b->sent >= b->p->requests || b->fault)
@@ -137,8 +139,12 @@ static void send_next(struct bench *b)
 	if (b->raw != NULL) {
 		rc = send_raw(b);
 	} else {
-		/* the next device in turn (never one in flight: there are at least as many
-		 * devices as connections) */
+		/* the next device in turn that is not in flight: answers come back in any order,
+		 * and a device's second JoinReq beside its first would be refused or reordered.
+		 * One is free: the caller's device, or (at the start) there are at least as many
+		 * devices as connections. */
+		for (tries = 0; tries < b->ndev && b->devs[b->next].busy; tries++)
+			b->next = (b->next + 1) % b->ndev;
 		rc = send_one(&b->devs[b->next]);
 		b->next = (b->next + 1) % b->ndev;
 	}
@@ -356,6 +362,9 @@ int exec__bench(const struct dc_params *p, struct bi_kek *kek)
 	int rc, ret = DC_EXIT_INTERNAL;
 
 	(void)kek;
+	/* a server that closes a connection (a drain) fails the requests on it; a write to it
+	 * must not end the bench with SIGPIPE, before it has said anything */
+	signal(SIGPIPE, SIG_IGN);
 	memset(&b, 0, sizeof(b));
 	b.p = p;
 	n = p->devices < p->requests ? p->devices : p->requests;
