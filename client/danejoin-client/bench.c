@@ -12,12 +12,20 @@
  * --raw FILE posts FILE's bytes as every body and checks only the HTTP status (the reference
  * server of tests/bench/bench_floor.sh). --rate N sends open loop: request k is due at
  * start + k/N whatever the answers do, and its latency counts from that due time (so a slow
- * answer cannot hide the requests queued behind it); a device still in flight is skipped.
+ * answer cannot hide the requests queued behind it); a device still in flight is skipped. A
+ * one-shot timer wakes the loop when the next request is due (the client's event_base has
+ * precise timers, dc_client.c); if every device is in flight, the next answer sends it.
+ *
+ * An answer's time is when the loop pass that handed it over began (answer_time), not when its
+ * callback ran: the answers of one group commit arrive together, and the client's own work on
+ * the ones before it (TLS, parse, the device's check of the accept) is not the server's.
  */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include <event2/event.h>
 
@@ -54,12 +62,32 @@ struct bench {
 	size_t raw_len;
 	struct bench_raw *rq;
 	double start;		/* --rate: request k is due at start + k / rate */
-	struct event *tick;
+	struct event *tick;	/* --rate: one-shot, at the next request's due time */
+	bool stalled;		/* --rate: a request is due and every device is in flight */
 	int fault;
 	char first_err[DC_ERR_MAX];
 };
 
 static void on_answer(int rc, const struct bi_msg *ans, int have, const char *err, void *arg);
+
+/*
+ * answer_time - monotonic time at which the current loop pass began: libevent caches the time
+ * once per pass, after the poll (and the reads, for the deferred callbacks that hand the answer
+ * over), and gives it as wall-clock time; the difference to the wall clock now is how long ago
+ * that was. Never later than now; never earlier than \p due (a wall-clock step in between: now).
+ */
+static double answer_time(struct bench *b, double due)
+{
+	struct timeval pass, wall;
+	double now = dj_clock_mono_s(), ago, t;
+
+	if (event_base_gettimeofday_cached(dc_client_base(b->c), &pass) != 0 ||
+	    gettimeofday(&wall, NULL) != 0)
+		return now;
+	ago = (double)(wall.tv_sec - pass.tv_sec) + (double)(wall.tv_usec - pass.tv_usec) / 1e6;
+	t = now - ago;
+	return t >= due && t <= now ? t : now;
+}
 
 /* send_one - the next Join-request of device \p bd */
 static int send_one(struct bench_dev *bd)
@@ -103,6 +131,7 @@ static int send_raw(struct bench *b)
 /* send_next - closed loop: the next request, if any is left */
 static void send_next(struct bench *b)
 {
+	unsigned tries;
 	int rc;
 
 	if (b->p->rate > 0 || b->sent >= b->p->requests || b->fault)
@@ -110,8 +139,12 @@ static void send_next(struct bench *b)
 	if (b->raw != NULL) {
 		rc = send_raw(b);
 	} else {
-		/* the next device in turn (never one in flight: there are at least as many
-		 * devices as connections) */
+		/* the next device in turn that is not in flight: answers come back in any order,
+		 * and a device's second JoinReq beside its first would be refused or reordered.
+		 * One is free: the caller's device, or (at the start) there are at least as many
+		 * devices as connections. */
+		for (tries = 0; tries < b->ndev && b->devs[b->next].busy; tries++)
+			b->next = (b->next + 1) % b->ndev;
 		rc = send_one(&b->devs[b->next]);
 		b->next = (b->next + 1) % b->ndev;
 	}
@@ -119,16 +152,29 @@ static void send_next(struct bench *b)
 		b->fault = rc;
 }
 
-/* on_tick - --rate: send every request now due */
-static void on_tick(evutil_socket_t fd, short what, void *arg)
+/* arm_tick - --rate: wake when the next request is due (at once if it already is) */
+static void arm_tick(struct bench *b)
 {
-	struct bench *b = arg;
+	double wait = b->start + (double)b->sent / b->p->rate - dj_clock_mono_s();
+	struct timeval tv = { 0, 0 };
+
+	if (wait > 0) {
+		tv.tv_sec = (time_t)wait;
+		tv.tv_usec = (suseconds_t)((wait - (double)tv.tv_sec) * 1e6);
+	}
+	if (evtimer_add(b->tick, &tv) != 0)
+		b->fault = DJ_ENOMEM;
+}
+
+/* send_due - --rate: send every request now due; then wait for the next one (timer) or, if
+ * every device is in flight, for an answer */
+static void send_due(struct bench *b)
+{
 	double due = (dj_clock_mono_s() - b->start) * b->p->rate + 1;
 	unsigned want = due >= b->p->requests ? b->p->requests : (unsigned)due, tries;
 	int rc = DJ_EOK;
 
-	(void)fd;
-	(void)what;
+	b->stalled = false;
 	while (b->sent < want && !b->fault && rc == DJ_EOK) {
 		if (b->raw != NULL) {
 			rc = send_raw(b);
@@ -136,18 +182,29 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		}
 		for (tries = 0; tries < b->ndev && b->devs[b->next].busy; tries++)
 			b->next = (b->next + 1) % b->ndev;
-		if (b->devs[b->next].busy)
-			break;	/* every device in flight: it is sent late, its latency says so */
+		if (b->devs[b->next].busy) {
+			b->stalled = true;	/* sent late by on_answer, its latency says so */
+			break;
+		}
 		rc = send_one(&b->devs[b->next]);
 		b->next = (b->next + 1) % b->ndev;
 	}
 	if (rc != DJ_EOK)
 		b->fault = rc;
 	if (b->sent >= b->p->requests || b->fault) {
-		event_del(b->tick);
 		if (b->done == b->sent)
 			event_base_loopbreak(dc_client_base(b->c));
+	} else if (!b->stalled) {
+		arm_tick(b);
 	}
+}
+
+/* on_tick - --rate: the next request is due */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	send_due(arg);
 }
 
 /* finished - every request sent is answered and no more will be sent */
@@ -163,7 +220,7 @@ static void on_raw(int rc, const struct bi_msg *ans, int have, const char *err, 
 
 	(void)ans;
 	(void)have;
-	b->lat[b->done++] = dj_clock_mono_s() - r->t0;
+	b->lat[b->done++] = answer_time(b, r->t0) - r->t0;
 	if (rc == DJ_EOK) {
 		b->ok++;
 	} else {
@@ -183,7 +240,7 @@ static void on_answer(int rc, const struct bi_msg *ans, int have, const char *er
 	struct bench *b = bd->b;
 	enum lw_sim_status ss;
 
-	b->lat[b->done++] = dj_clock_mono_s() - bd->t0;
+	b->lat[b->done++] = answer_time(b, bd->t0) - bd->t0;
 	bd->busy = false;
 	if (rc != DJ_EOK && !have) {
 		b->conn_fail++;
@@ -201,8 +258,10 @@ static void on_answer(int rc, const struct bi_msg *ans, int have, const char *er
 		b->ok++;
 	}
 	/* closed loop: one request per connection in flight, as a network server's forwarder
-	 * keeps it */
+	 * keeps it; open loop: what waited for a device */
 	send_next(b);
+	if (b->stalled)
+		send_due(b);
 	if (finished(b))
 		event_base_loopbreak(dc_client_base(b->c));
 }
@@ -303,6 +362,9 @@ int exec__bench(const struct dc_params *p, struct bi_kek *kek)
 	int rc, ret = DC_EXIT_INTERNAL;
 
 	(void)kek;
+	/* a server that closes a connection (a drain) fails the requests on it; a write to it
+	 * must not end the bench with SIGPIPE, before it has said anything */
+	signal(SIGPIPE, SIG_IGN);
 	memset(&b, 0, sizeof(b));
 	b.p = p;
 	n = p->devices < p->requests ? p->devices : p->requests;
@@ -326,11 +388,10 @@ int exec__bench(const struct dc_params *p, struct bi_kek *kek)
 	b.ndev = n;
 	t0 = b.start = dj_clock_mono_s();
 	if (p->rate > 0) {
-		struct timeval tv = { 0, 500 };	/* 0.5 ms: finer than any latency asked about */
-
-		b.tick = event_new(dc_client_base(b.c), -1, EV_PERSIST, on_tick, &b);
-		if (b.tick == NULL || event_add(b.tick, &tv) != 0)
+		b.tick = evtimer_new(dc_client_base(b.c), on_tick, &b);
+		if (b.tick == NULL)
 			goto out;
+		arm_tick(&b);
 	} else {
 		for (i = 0; i < p->connections && i < p->requests; i++) {
 			rc = p->raw_path != NULL ? send_raw(&b) : send_one(&b.devs[i]);

@@ -119,8 +119,9 @@ int dc_client_call(struct dc_client *c, const struct bi_msg *req, struct bi_msg 
 		   int *have_ans, char *err, size_t errlen) DJ_MUSTCHECK;
 
 /*!
- * \brief Queue \p req on the next connection (round robin) and return; \p cb runs once, on the
- *        loop thread, when it completes or fails. The caller runs the event_base.
+ * \brief Queue \p req on the next connection in turn that carries nothing (if every one carries
+ *        a request, on the next in turn, where it waits for that answer) and return; \p cb runs
+ *        once, on the loop thread, when it completes or fails. The caller runs the event_base.
  * \param req  borrowed; encoded before the call returns.
  * \retval DJ_EOK (cb will run), DJ_EINVAL (cannot encode), DJ_ENOMEM (cb will not run)
  */
