@@ -79,7 +79,7 @@ int exec__dane(const struct dc_params *p, struct event_base **base, struct da_re
 
 	if (dane_resolver == NULL) {
 		rp.builtin_root = p->ta_file == NULL;
-		if (dane_base == NULL && (dane_base = event_base_new()) == NULL) {
+		if (dane_base == NULL && (dane_base = dc_base_new()) == NULL) {
 			fprintf(stderr, "%s: cannot create the event loop\n", DC_PROGRAM);
 			return DC_EXIT_INTERNAL;
 		}

@@ -796,13 +796,13 @@ unsigned dc_client_in_flight(const struct dc_client *c)
 }
 
 /*
- * base_new - the client's own event_base. Precise timers: without the flag libevent 2.1 reads
+ * dc_base_new - the client's own event_base. Precise timers: without the flag libevent 2.1 reads
  * CLOCK_MONOTONIC_COARSE, whose step is the kernel tick (4 ms at HZ=250), so a timer fires up
  * to a tick late (a benchmark's open-loop sends went out 0-4 ms after they were due). With the
  * epoll changelist, a loop pass's enable and disable of the same event cost one epoll_ctl, not
  * two (the base holds only this client's sockets, none of them dup()ed).
  */
-static struct event_base *base_new(void)
+struct event_base *dc_base_new(void)
 {
 	struct event_config *cfg = event_config_new();
 	struct event_base *base;
@@ -890,7 +890,7 @@ int dc_client_new(const struct dc_props *p, struct dc_client **out, char *err, s
 		c->base = p->base;
 	} else {
 		ret = DJ_ENOMEM;
-		c->base = base_new();
+		c->base = dc_base_new();
 		if (c->base == NULL)
 			goto out;
 		c->own_base = true;

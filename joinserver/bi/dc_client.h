@@ -139,6 +139,14 @@ int dc_client_send_raw(struct dc_client *c, const char *body, size_t len, dc_don
 /*! \brief The event_base the client runs on (its own or the one in the props). */
 struct event_base *dc_client_base(struct dc_client *c);
 
+/*!
+ * \brief A new event loop for a client: precise timers (not the coarse clock, whose step is the
+ *        kernel tick) and the epoll changelist. dc_client_new makes its own with this; a caller
+ *        that brings its own loop (props.base) should make it so too.
+ * \return the loop, or NULL when libevent cannot make one
+ */
+struct event_base *dc_base_new(void);
+
 /*! \brief Requests sent and not yet completed. */
 unsigned dc_client_in_flight(const struct dc_client *c);
 
