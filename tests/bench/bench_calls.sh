@@ -11,6 +11,7 @@
 #	2000 devices, 64 connections, REQUESTS (default 4000) JoinReqs: instructions (Ir) per
 #	JoinReq, inclusive, of the whole daemon without its TLS handshakes and of the main parts
 #
+# KEEP=DIR (instructions): keep the callgrind profile and its inclusive listing in DIR.
 # Needs strace, or valgrind (callgrind_annotate). Under callgrind the load generator may time
 # out a few requests on a loaded machine: the request count used is the one that succeeded.
 set -u
@@ -56,7 +57,7 @@ instructions)
 		/PROGRAM TOTALS/ { total = ir($1) }
 		/:SSL_do_handshake / && !hs { hs = ir($1) }
 		{
-			split("main.c:main bi_msg_parse json_loadb bi_msg_encode json_dumpb " \
+			split("main.c:main bi_msg_parse yajl_parse bi_msg_encode yajl_gen_string " \
 			      "js_store__sq_apply_batch sq_device_get prepare_many evhttp_send_reply " \
 			      "malloc.c:malloc malloc.c:free", want, " ")
 			for (i in want)
@@ -65,12 +66,16 @@ instructions)
 		END {
 			printf "  %-28s %9.1fk\n", "whole daemon", total / n / 1e3
 			printf "  %-28s %9.1fk\n", "  without the 64 handshakes", (total - hs) / n / 1e3
-			split("bi_msg_parse json_loadb bi_msg_encode json_dumpb js_store__sq_apply_batch " \
+			split("bi_msg_parse yajl_parse bi_msg_encode yajl_gen_string js_store__sq_apply_batch " \
 			      "sq_device_get prepare_many evhttp_send_reply malloc.c:malloc malloc.c:free", \
 			      order, " ")
 			for (i = 1; i in order; i++)
 				printf "  %-28s %9.1fk\n", order[i], seen[order[i]] / n / 1e3
 		}' "$T/incl.txt"
+	if [ -n "${KEEP:-}" ]; then
+		mkdir -p "$KEEP" && cp "$T/incl.txt" "$CG" "$KEEP/" &&
+			echo "callgrind profile and inclusive listing kept in $KEEP"
+	fi
 	;;
 *)
 	echo "usage: bench_calls.sh BUILD_DIR syscalls|instructions [REQUESTS]" >&2
