@@ -19,6 +19,11 @@
  * An answer's time is when the loop pass that handed it over began (answer_time), not when its
  * callback ran: the answers of one group commit arrive together, and the client's own work on
  * the ones before it (TLS, parse, the device's check of the accept) is not the server's.
+ *
+ * Before the clock starts, one request goes on each connection and all are answered (warm_up):
+ * the TLS handshakes are not counted in any request's latency, since the figures are those of
+ * established keep-alive connections. These requests are counted as sent and answered (the
+ * success line, --requests) but not in the latencies, the elapsed time or joins/s.
  */
 #include <math.h>
 #include <signal.h>
@@ -57,6 +62,9 @@ struct bench {
 	unsigned ndev;		/* devices taking part */
 	unsigned next;		/* the device whose request goes next (round robin) */
 	unsigned sent, done, ok, not_success, conn_fail, rejected;
+	unsigned warm;		/* warm-up requests (warm_up), the first ones sent */
+	bool warming;		/* in the warm-up: no latency kept, no next request */
+	unsigned nlat;		/* latencies kept (those after the warm-up) */
 	double *lat;
 	char *raw;		/* --raw: the body */
 	size_t raw_len;
@@ -69,6 +77,12 @@ struct bench {
 };
 
 static void on_answer(int rc, const struct bi_msg *ans, int have, const char *err, void *arg);
+
+/* due_time - --rate: when the next request is due (the warm-up's are not on the clock) */
+static double due_time(const struct bench *b)
+{
+	return b->start + (double)(b->sent - b->warm) / b->p->rate;
+}
 
 /*
  * answer_time - monotonic time at which the current loop pass began: libevent caches the time
@@ -89,6 +103,26 @@ static double answer_time(struct bench *b, double due)
 	return t >= due && t <= now ? t : now;
 }
 
+/* keep_latency - an answer came: its latency counts unless it is a warm-up request's */
+static void keep_latency(struct bench *b, double t0)
+{
+	double t = answer_time(b, t0) - t0;
+
+	b->done++;
+	if (!b->warming)
+		b->lat[b->nlat++] = t;
+}
+
+/* warm_answered - in the warm-up: nothing more is sent; the last answer ends it */
+static bool warm_answered(struct bench *b)
+{
+	if (!b->warming)
+		return false;
+	if (b->done == b->sent)
+		event_base_loopbreak(dc_client_base(b->c));
+	return true;
+}
+
 /* send_one - the next Join-request of device \p bd */
 static int send_one(struct bench_dev *bd)
 {
@@ -102,7 +136,7 @@ static int send_one(struct bench_dev *bd)
 	if (rc != DJ_EOK)
 		return rc;
 	exec__sim_req(b->p, &bd->d, bd->idx + 1, BI_JOIN_REQ, phy, len, &req);
-	bd->t0 = b->p->rate > 0 ? b->start + (double)b->sent / b->p->rate : dj_clock_mono_s();
+	bd->t0 = b->p->rate > 0 ? due_time(b) : dj_clock_mono_s();
 	rc = dc_client_send(b->c, &req, on_answer, bd);
 	if (rc == DJ_EOK) {
 		b->sent++;
@@ -121,7 +155,7 @@ static int send_raw(struct bench *b)
 	int rc;
 
 	r->b = b;
-	r->t0 = b->p->rate > 0 ? b->start + (double)b->sent / b->p->rate : dj_clock_mono_s();
+	r->t0 = b->p->rate > 0 ? due_time(b) : dj_clock_mono_s();
 	rc = dc_client_send_raw(b->c, b->raw, b->raw_len, on_raw, r);
 	if (rc == DJ_EOK)
 		b->sent++;
@@ -155,7 +189,7 @@ static void send_next(struct bench *b)
 /* arm_tick - --rate: wake when the next request is due (at once if it already is) */
 static void arm_tick(struct bench *b)
 {
-	double wait = b->start + (double)b->sent / b->p->rate - dj_clock_mono_s();
+	double wait = due_time(b) - dj_clock_mono_s();
 	struct timeval tv = { 0, 0 };
 
 	if (wait > 0) {
@@ -170,7 +204,7 @@ static void arm_tick(struct bench *b)
  * every device is in flight, for an answer */
 static void send_due(struct bench *b)
 {
-	double due = (dj_clock_mono_s() - b->start) * b->p->rate + 1;
+	double due = b->warm + (dj_clock_mono_s() - b->start) * b->p->rate + 1;
 	unsigned want = due >= b->p->requests ? b->p->requests : (unsigned)due, tries;
 	int rc = DJ_EOK;
 
@@ -220,7 +254,7 @@ static void on_raw(int rc, const struct bi_msg *ans, int have, const char *err, 
 
 	(void)ans;
 	(void)have;
-	b->lat[b->done++] = answer_time(b, r->t0) - r->t0;
+	keep_latency(b, r->t0);
 	if (rc == DJ_EOK) {
 		b->ok++;
 	} else {
@@ -228,6 +262,8 @@ static void on_raw(int rc, const struct bi_msg *ans, int have, const char *err, 
 		if (b->first_err[0] == '\0')
 			snprintf(b->first_err, sizeof(b->first_err), "%s", err);
 	}
+	if (warm_answered(b))
+		return;
 	send_next(b);
 	if (finished(b))
 		event_base_loopbreak(dc_client_base(b->c));
@@ -240,7 +276,7 @@ static void on_answer(int rc, const struct bi_msg *ans, int have, const char *er
 	struct bench *b = bd->b;
 	enum lw_sim_status ss;
 
-	b->lat[b->done++] = answer_time(b, bd->t0) - bd->t0;
+	keep_latency(b, bd->t0);
 	bd->busy = false;
 	if (rc != DJ_EOK && !have) {
 		b->conn_fail++;
@@ -257,6 +293,8 @@ static void on_answer(int rc, const struct bi_msg *ans, int have, const char *er
 	} else {
 		b->ok++;
 	}
+	if (warm_answered(b))
+		return;
 	/* closed loop: one request per connection in flight, as a network server's forwarder
 	 * keeps it; open loop: what waited for a device */
 	send_next(b);
@@ -351,13 +389,35 @@ static int load_sim(struct bench *b, struct dv_csv **csv, struct st_file **st, u
 	return DC_EXIT_OK;
 }
 
+/* warm_up - one request on each connection, all answered, before the clock starts */
+static int warm_up(struct bench *b)
+{
+	const struct dc_params *p = b->p;
+	unsigned i;
+	int rc;
+
+	b->warming = true;
+	for (i = 0; i < p->connections && i < p->requests; i++) {
+		rc = b->raw != NULL ? send_raw(b) : send_one(&b->devs[i]);
+		if (rc != DJ_EOK)
+			return rc;
+	}
+	b->warm = i;
+	b->next = b->ndev > 0 ? i % b->ndev : 0;
+	while (b->done < b->sent && !b->fault)
+		if (event_base_dispatch(dc_client_base(b->c)) < 0)
+			return DJ_EIO;
+	b->warming = false;
+	return b->fault;
+}
+
 int exec__bench(const struct dc_params *p, struct bi_kek *kek)
 {
 	struct bench b;
 	struct dv_csv *csv = NULL;
 	struct st_file *st = NULL;
 	char err[DC_ERR_MAX] = "";
-	unsigned n = 0, i;
+	unsigned n = 0, i, ok_warm;
 	double t0, el;
 	int rc, ret = DC_EXIT_INTERNAL;
 
@@ -386,6 +446,12 @@ int exec__bench(const struct dc_params *p, struct bi_kek *kek)
 		goto out;
 	ret = DC_EXIT_INTERNAL;
 	b.ndev = n;
+	rc = warm_up(&b);
+	if (rc != DJ_EOK) {
+		fprintf(stderr, "%s: %s\n", DC_PROGRAM, dj_strerror(rc));
+		goto out;
+	}
+	ok_warm = b.ok;
 	t0 = b.start = dj_clock_mono_s();
 	if (p->rate > 0) {
 		b.tick = evtimer_new(dc_client_base(b.c), on_tick, &b);
@@ -393,14 +459,8 @@ int exec__bench(const struct dc_params *p, struct bi_kek *kek)
 			goto out;
 		arm_tick(&b);
 	} else {
-		for (i = 0; i < p->connections && i < p->requests; i++) {
-			rc = p->raw_path != NULL ? send_raw(&b) : send_one(&b.devs[i]);
-			if (rc != DJ_EOK) {
-				fprintf(stderr, "%s: %s\n", DC_PROGRAM, dj_strerror(rc));
-				goto out;
-			}
-		}
-		b.next = n > 0 ? i % n : 0;
+		for (i = 0; i < b.warm && b.sent < p->requests; i++)
+			send_next(&b);
 	}
 	while (!finished(&b))
 		if (event_base_dispatch(dc_client_base(b.c)) < 0)
@@ -413,16 +473,18 @@ int exec__bench(const struct dc_params *p, struct bi_kek *kek)
 		if (st_save(st, p->state_path, err, sizeof(err)) != DJ_EOK)
 			fprintf(stderr, "%s: %s\n", DC_PROGRAM, err);
 	}
-	qsort(b.lat, b.done, sizeof(*b.lat), cmp_double);
+	qsort(b.lat, b.nlat, sizeof(*b.lat), cmp_double);
 	printf("requests %u  devices %u  connections %u%s\n", b.done,
 	       p->raw_path != NULL ? 0 : n, p->connections, p->raw_path != NULL ? "  (raw)" : "");
 	if (p->rate > 0)
 		printf("open loop: offered %u/s\n", p->rate);
 	printf("success %u  not-success %u  failed %u  accept-rejected %u\n", b.ok,
 	       b.not_success, b.conn_fail, b.rejected);
+	printf("warm-up %u (one request per connection before the clock; not in what follows)\n",
+	       b.warm);
 	printf("elapsed %.3f s  %.1f joins/s  p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms\n", el,
-	       el > 0 ? b.ok / el : 0.0, 1e3 * pct(b.lat, b.done, 0.50),
-	       1e3 * pct(b.lat, b.done, 0.99), 1e3 * pct(b.lat, b.done, 0.999));
+	       el > 0 ? (b.ok - ok_warm) / el : 0.0, 1e3 * pct(b.lat, b.nlat, 0.50),
+	       1e3 * pct(b.lat, b.nlat, 0.99), 1e3 * pct(b.lat, b.nlat, 0.999));
 	if (b.first_err[0] != '\0')
 		fprintf(stderr, "%s: first failure: %s\n", DC_PROGRAM, b.first_err);
 	ret = b.fault != 0 ? DC_EXIT_INTERNAL : b.conn_fail > 0 ? DC_EXIT_CONN
