@@ -36,6 +36,7 @@
 #include "bi/srv.h"
 
 #include "it_check.h"
+#include "it_net.h"
 
 #define MAX_BODY       1024
 #define HEADER_TIMEOUT 3 /* seconds; long enough that 4 connects under a loaded CI land within it */
@@ -58,16 +59,10 @@ static int ran_on_loop = -1;
 static unsigned q_conns, q_flight;
 static int q_done;
 
-/* cleanup - remove the temporary PKI */
+/* cleanup - remove the temporary PKI (atexit) */
 static void cleanup(void)
 {
-	char cmd[512];
-
-	if (dir[0] != '\0') {
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", dir);
-	}
+	it_rm_dir(dir);
 }
 
 /* log_sink - keep srv's log lines for assertions */
@@ -138,50 +133,6 @@ static void make_pki(void)
 		    "leaf nosan root basicConstraints=CA:FALSE\n",
 		    dir);
 	CHECK(rc == 0, "making the PKI failed (see %s/pki.log)", dir);
-}
-
-/* free_port - a port nobody listens on right now */
-static unsigned free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "bind: %s",
-	      strerror(errno));
-	CHECK(getsockname(fd, (struct sockaddr *)&a, &len) == 0, "getsockname");
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
-/* tcp_connect - a plain TCP connection to 127.0.0.1:p, or -1 */
-static int tcp_connect(unsigned p)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p)};
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
-		return fd;
-	if (fd >= 0)
-		close(fd);
-	return -1;
-}
-
-/* wait_ready - connect-retry until the listener answers */
-static void wait_ready(unsigned p)
-{
-	int i, fd = -1;
-	struct timespec ts = {0, 10 * 1000 * 1000};
-
-	for (i = 0; i < WAIT_MS / 10 && fd < 0; i++) {
-		fd = tcp_connect(p);
-		if (fd < 0)
-			nanosleep(&ts, NULL);
-	}
-	CHECK(fd >= 0, "port %u never accepted", p);
-	close(fd);
 }
 
 /* closed_within - whether the peer closes \p fd within \p ms */
@@ -378,9 +329,7 @@ int main(void)
 	CHECK(evthread_use_pthreads() == 0, "evthread_use_pthreads");
 	signal(SIGPIPE, SIG_IGN); /* as the daemon does: OpenSSL writes with plain send() */
 	dj_log_set(log_sink, NULL, LOG_DEBUG);
-	snprintf(dir, sizeof(dir), "%s/dj_srv_XXXXXX",
-		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	it_tmpdir(dir, sizeof(dir), "dj_srv");
 	atexit(cleanup);
 	make_pki();
 	snprintf(path[0], sizeof(path[0]), "%s/server.pem", dir);
@@ -415,8 +364,8 @@ int main(void)
 
 	/* a free port can be taken between our probe and the bind: retry a few times */
 	for (i = 0, rc = DJ_EIO; i < 5 && rc == DJ_EIO; i++) {
-		port = free_port();
-		mport = free_port();
+		port = it_free_port();
+		mport = it_free_port();
 		snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
 		snprintf(maddr, sizeof(maddr), "127.0.0.1:%u", mport);
 		p.listen_addr = addr;
@@ -425,8 +374,8 @@ int main(void)
 	}
 	CHECK(rc == DJ_EOK, "srv_new: %s (%s)", err, dj_strerror(rc));
 	CHECK(pthread_create(&loop_thread, NULL, loop_main, NULL) == 0, "pthread_create");
-	wait_ready(port);
-	wait_ready(mport);
+	it_wait_ready(port, WAIT_MS);
+	it_wait_ready(mport, WAIT_MS);
 
 	/* a good client: 200 and its identity */
 	rc = curl_tls(out, sizeof(out), "good", "-X POST --data hello", "/x");
@@ -515,11 +464,11 @@ int main(void)
 	 */
 	wait_counters(0, 0, __LINE__);
 	for (i = 0; i < MAX_CONNS; i++) {
-		fds[i] = tcp_connect(port);
+		fds[i] = it_tcp_connect(port, false);
 		CHECK(fds[i] >= 0, "connect %d", i);
 	}
 	wait_counters(MAX_CONNS, 0, __LINE__);
-	fds[MAX_CONNS] = tcp_connect(port);
+	fds[MAX_CONNS] = it_tcp_connect(port, false);
 	CHECK(fds[MAX_CONNS] >= 0, "connect over the limit");
 	CHECK(closed_within(fds[MAX_CONNS], 500), "over-limit connection not closed at once");
 	for (i = 0; i < MAX_CONNS; i++)
@@ -542,7 +491,7 @@ int main(void)
 	/* stop accepting: new connections are refused by the kernel */
 	CHECK(srv_call_in_loop(srv, stop_accepting, NULL) == DJ_EOK, "stop");
 	for (i = 0, fd = 0; i < WAIT_MS / 10 && fd >= 0; i++) {
-		fd = tcp_connect(port);
+		fd = it_tcp_connect(port, false);
 		if (fd >= 0)
 			close(fd);
 	}

@@ -43,6 +43,7 @@
 #include "common/dj_log.h"
 
 #include "it_check.h"
+#include "it_net.h"
 
 #define WAIT_MS 5000 /* bound on every wait: a stalled request is not answered within it */
 
@@ -62,16 +63,10 @@ struct cli {
 	size_t got_len;
 };
 
-/* cleanup - remove the temporary PKI */
+/* cleanup - remove the temporary PKI (atexit) */
 static void cleanup(void)
 {
-	char cmd[512];
-
-	if (dir[0] != '\0') {
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", dir);
-	}
+	it_rm_dir(dir);
 }
 
 /* log_sink - srv's log lines to stderr, for a failing run */
@@ -101,51 +96,6 @@ static void make_pki(void)
 		 dir);
 	rc = system(cmd);
 	CHECK(rc != -1 && WEXITSTATUS(rc) == 0, "making the PKI failed (see %s/pki.log)", dir);
-}
-
-/* free_port - a port nobody listens on right now */
-static unsigned free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "bind: %s",
-	      strerror(errno));
-	CHECK(getsockname(fd, (struct sockaddr *)&a, &len) == 0, "getsockname");
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
-/* tcp_connect - a TCP connection to 127.0.0.1:port, or -1 */
-static int tcp_connect(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	int fd = socket(AF_INET, SOCK_STREAM, 0), on = 1;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) == 0)
-		return fd;
-	if (fd >= 0)
-		close(fd);
-	return -1;
-}
-
-/* wait_ready - connect-retry until the listener answers */
-static void wait_ready(void)
-{
-	struct timespec ts = {0, 10 * 1000 * 1000};
-	int i, fd = -1;
-
-	for (i = 0; i < WAIT_MS / 10 && fd < 0; i++) {
-		fd = tcp_connect();
-		if (fd < 0)
-			nanosleep(&ts, NULL);
-	}
-	CHECK(fd >= 0, "port %u never accepted", port);
-	close(fd);
 }
 
 /* handler - {"path":..., "len":N} */
@@ -248,7 +198,7 @@ static void cli_open(struct cli *k, SSL_CTX *ctx)
 	int r;
 
 	memset(k, 0, sizeof(*k));
-	k->fd = tcp_connect();
+	k->fd = it_tcp_connect(port, true);
 	CHECK(k->fd >= 0, "connect: %s", strerror(errno));
 	k->ssl = SSL_new(ctx);
 	k->rbio = BIO_new(BIO_s_mem());
@@ -386,9 +336,7 @@ int main(void)
 	CHECK(evthread_use_pthreads() == 0, "evthread_use_pthreads");
 	signal(SIGPIPE, SIG_IGN);
 	dj_log_set(log_sink, NULL, LOG_WARNING);
-	snprintf(dir, sizeof(dir), "%s/dj_srvrec_XXXXXX",
-		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	it_tmpdir(dir, sizeof(dir), "dj_srvrec");
 	atexit(cleanup);
 	make_pki();
 	snprintf(path[0], sizeof(path[0]), "%s/server.pem", dir);
@@ -406,14 +354,14 @@ int main(void)
 	p.max_connections = 8;
 	p.handler = handler;
 	for (i = 0, rc = DJ_EIO; i < 5 && rc == DJ_EIO; i++) {
-		port = free_port();
+		port = it_free_port();
 		snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
 		p.listen_addr = addr;
 		rc = srv_new(base, &p, &srv, err, sizeof(err));
 	}
 	CHECK(rc == DJ_EOK, "srv_new: %s (%s)", err, dj_strerror(rc));
 	CHECK(pthread_create(&loop_thread, NULL, loop_main, NULL) == 0, "pthread_create");
-	wait_ready();
+	it_wait_ready(port, WAIT_MS);
 	ctx = client_ctx();
 
 	/* the client's Finished and its first request (headers, body) in one segment */
