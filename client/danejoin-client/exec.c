@@ -99,8 +99,7 @@ void exec__dane_free(void)
 {
 	da_resolver_free(dane_resolver);
 	dane_resolver = NULL;
-	if (dane_base != NULL)
-		event_base_free(dane_base);
+	dc_base_free(dane_base);
 	dane_base = NULL;
 }
 

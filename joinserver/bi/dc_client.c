@@ -816,6 +816,22 @@ struct event_base *dc_base_new(void)
 	return base;
 }
 
+/*
+ * dc_base_free - one pass of the loop, then free it. A bufferevent freed while one of its
+ * deferred callbacks is queued (BEV_OPT_DEFER_CALLBACKS) stays alive until that callback has
+ * run: the callback holds a reference. event_base_free() cancels queued callbacks without
+ * dropping it, so a connection closed in the pass that ended the loop (a server draining, say)
+ * leaked its bufferevent, SSL and buffers. The pass runs those callbacks (their user callbacks
+ * are already cleared) and the finalizers they queue run in event_base_free().
+ */
+void dc_base_free(struct event_base *base)
+{
+	if (base == NULL)
+		return;
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	event_base_free(base);
+}
+
 int dc_client_new(const struct dc_props *p, struct dc_client **out, char *err, size_t errlen)
 {
 	struct dc_client *c = NULL;
@@ -933,8 +949,8 @@ void dc_client_free(struct dc_client *c)
 	free(c->tlsa_name);
 	reap(-1, 0, c);
 	free(c->grave);
-	if (c->own_base && c->base != NULL)
-		event_base_free(c->base);
+	if (c->own_base)
+		dc_base_free(c->base);
 	SSL_CTX_free(c->ctx);
 	free(c->conns);
 	free(c->host);

@@ -147,6 +147,13 @@ struct event_base *dc_client_base(struct dc_client *c);
  */
 struct event_base *dc_base_new(void);
 
+/*!
+ * \brief Free a loop that carried clients, after they are freed: one non-blocking pass first,
+ *        so that connections closed in its last pass release their buffers and TLS state.
+ * \param base the loop (may be NULL); no other events of the caller may be pending on it
+ */
+void dc_base_free(struct event_base *base);
+
 /*! \brief Requests sent and not yet completed. */
 unsigned dc_client_in_flight(const struct dc_client *c);
 
