@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -655,6 +656,7 @@ static void *pub_main(void *arg)
 	unsigned delay = p->props.backoff_min_ms;
 	uint64_t t0;
 
+	(void)prctl(PR_SET_NAME, "mqtt publisher");	/* /proc/PID/task/TID/comm, top -H */
 	while (!stopping(p)) {
 		if (session(p))
 			delay = p->props.backoff_min_ms;

@@ -24,6 +24,7 @@
 #include "store/js_store_internal.h"
 
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -106,6 +107,7 @@ static void *committer_main(void *arg)
 {
 	struct js_store *s = arg;
 
+	(void)prctl(PR_SET_NAME, "committer");	/* /proc/PID/task/TID/comm, top -H */
 	pthread_mutex_lock(&s->qlock);
 	for (;;) {
 		struct js_commit *head;

@@ -29,6 +29,8 @@
 #include "common/dj_err.h"
 #include "common/dj_log.h"
 
+#include <sys/prctl.h>
+
 #define SQ_CKPT_PAGES 1000		/* log frames that wake the checkpointer */
 #define SQ_CKPT_BOUND_PAGES 4000	/* log frames at which the writer checkpoints inline */
 #define SQ_CKPT_TAIL 64			/* frames left that the writer copies itself */
@@ -82,6 +84,7 @@ static void *ckpt_main(void *arg)
 	struct js_store__sq *q = arg;
 	bool tail;
 
+	(void)prctl(PR_SET_NAME, "checkpointer");	/* /proc/PID/task/TID/comm, top -H */
 	pthread_mutex_lock(&q->ck_lock);
 	for (;;) {
 		while (!q->ck_want && !q->ck_stop)

@@ -89,6 +89,8 @@ check "danejoind listens" dj_jsd_start dj.conf jsd.log "$PORT" || dj_end jsd.log
 check "it says it runs $LOOPS loops" dj_wait_log jsd.log "$LOOPS event loops on 127.0.0.1:$PORT"
 NLOOP=$(cat /proc/"$DJ_JSD_PID"/task/*/comm | grep -c '^loop ')
 eq "$NLOOP" $((LOOPS - 1)) "threads named 'loop N' in /proc/PID/task (loop 0 is the main one)"
+eq "$(grep -cx -e committer -e checkpointer /proc/"$DJ_JSD_PID"/task/*/comm | awk -F: '{ n += $2 } END { print n }')" 2 \
+	"one thread named committer and one checkpointer (SQLite store)"
 eq "$(dj_metric "$MPORT" danejoin_loops)" $LOOPS "danejoin_loops"
 # SO_REUSEPORT lets any process of this user bind the address too: danejoind must not share it
 sed -e 's/^path = js.db$/path = js2.db/' -e 's/^metrics_address = .*/metrics_address = off/' \
