@@ -672,6 +672,21 @@ int js_store_device_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 	return s->ops->device_get(s, dev_eui, out);
 }
 
+int js_store_device_get_many(struct js_store *s, size_t n, const uint8_t *const dev_eui[],
+			     struct js_device *const out[], int rets[])
+{
+	if (s == NULL || (n > 0 && (dev_eui == NULL || out == NULL || rets == NULL)))
+		return DJ_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (dev_eui[i] == NULL || out[i] == NULL)
+			return DJ_EINVAL;
+	if (n > 1 && s->ops->device_get_many != NULL)
+		return s->ops->device_get_many(s, n, dev_eui, out, rets);
+	for (size_t i = 0; i < n; i++)
+		rets[i] = s->ops->device_get(s, dev_eui[i], out[i]);
+	return DJ_EOK;
+}
+
 int js_store_devices_add(struct js_store *s, const struct js_device *devs, size_t n,
 			 const char *actor, size_t *failed)
 {

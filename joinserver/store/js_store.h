@@ -228,6 +228,18 @@ int js_store_device_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 			struct js_device *out) DJ_MUSTCHECK;
 
 /*!
+ * \brief Read \p n devices at one snapshot: js_store_device_get() for each of them, as if all
+ *        were read at the moment of the call (a backend may read them in one read transaction,
+ *        the SQLite one does). Call it only for requests that arrived before the call.
+ * \param dev_eui  n DevEUIs (borrowed)
+ * \param out      n devices to fill (rets[i] == DJ_EOK)
+ * \param rets     n results: DJ_EOK, DJ_ENOENT, or a fault (DJ_ESQL)
+ * \retval DJ_EOK (the results are in rets), DJ_EINVAL
+ */
+int js_store_device_get_many(struct js_store *s, size_t n, const uint8_t *const dev_eui[],
+			     struct js_device *const out[], int rets[]) DJ_MUSTCHECK;
+
+/*!
  * \brief Add devices, all or nothing, with one audit entry ("device-import") each.
  *        Nonce state starts empty (version 0, every "last" field -1).
  * \param failed  on DJ_EEXIST, the index of the first device already present.

@@ -159,6 +159,9 @@ struct js_store_ops {
 	void (*close)(struct js_store *s);	/* accepts a half-opened backend */
 	int (*device_get)(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 			  struct js_device *out);
+	/* optional: js_store_device_get_many() at one snapshot (NULL: device_get each) */
+	int (*device_get_many)(struct js_store *s, size_t n, const uint8_t *const dev_eui[],
+			       struct js_device *const out[], int rets[]);
 	int (*devices_add)(struct js_store *s, const struct js_device *devs, size_t n,
 			   const char *actor, unsigned flags, size_t *failed);
 	/* optional: js_store_devices_import() in one pass (NULL: built on devices_add) */

@@ -240,6 +240,10 @@ static int reader_open(const char *path, struct js_store__sq_reader *r)
 					   "SELECT dev_eui, created_at, expires_at, session_token"
 					   " FROM sessions WHERE session_id=?",
 					   &r->sess_get);
+	if (ret == DJ_EOK)
+		ret = js_store__sq_prepare(r->db, "BEGIN", &r->begin);
+	if (ret == DJ_EOK)
+		ret = js_store__sq_prepare(r->db, "COMMIT", &r->end);
 	return ret;
 }
 
@@ -280,6 +284,8 @@ static void sq_close(struct js_store *s)
 		sqlite3_finalize(q->rd[i].dev_get);
 		sqlite3_finalize(q->rd[i].sess_get);
 		sqlite3_finalize(q->rd[i].own_head);
+		sqlite3_finalize(q->rd[i].begin);
+		sqlite3_finalize(q->rd[i].end);
 		sqlite3_close(q->rd[i].db);
 	}
 	for (size_t i = 0; i < DJ_ARRAY_LEN(kept); i++)
@@ -426,12 +432,10 @@ static int row_device(sqlite3_stmt *st, struct js_device *out)
 	return DJ_EOK;
 }
 
-/* sq_device_get - one device through a pooled reader's prepared statement */
-static int sq_device_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
-			 struct js_device *out)
+/* dev_read - one device on reader r (in its open read transaction, or in one of its own) */
+static int dev_read(struct js_store__sq_reader *r, const uint8_t dev_eui[LW_EUI_LEN],
+		    struct js_device *out)
 {
-	struct js_store__sq *q = s->be;
-	struct js_store__sq_reader *r = js_store__sq_reader_get(q);
 	sqlite3_stmt *st = r->dev_get;
 	int ret;
 	int rc;
@@ -446,8 +450,53 @@ static int sq_device_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 		ret = js_store__sq_fail(r->db, "device_get");
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
+	return ret;
+}
+
+/* sq_device_get - one device through a pooled reader's prepared statement */
+static int sq_device_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
+			 struct js_device *out)
+{
+	struct js_store__sq *q = s->be;
+	struct js_store__sq_reader *r = js_store__sq_reader_get(q);
+	int ret = dev_read(r, dev_eui, out);
+
 	js_store__sq_reader_put(q, r);
 	return ret;
+}
+
+/*
+ * read_end - end the read transaction of r (BEGIN ... COMMIT), so that a reader always goes
+ * back to the pool in autocommit mode: one left in a transaction would read its old snapshot
+ * for good and pin the log against the checkpointer. SQLite may have ended it already (an
+ * error rolls back); a COMMIT that fails is followed by a ROLLBACK.
+ */
+static void read_end(struct js_store__sq_reader *r)
+{
+	if (!sqlite3_get_autocommit(r->db) && js_store__sq_done(r->db, r->end) != DJ_EOK)
+		(void)sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/*
+ * sq_device_get_many - n devices in one read transaction on one pooled reader: the WAL read
+ * lock, the check of the log's header (and the page cache reset it brings after a commit) are
+ * paid once, not once per device. The snapshot is that of the first read, taken after every
+ * request of the group arrived; the committer's compare-and-swap on version catches a state
+ * that moved since, as it does for a single read. If BEGIN fails, each read is its own
+ * transaction, as in sq_device_get.
+ */
+static int sq_device_get_many(struct js_store *s, size_t n, const uint8_t *const dev_eui[],
+			      struct js_device *const out[], int rets[])
+{
+	struct js_store__sq *q = s->be;
+	struct js_store__sq_reader *r = js_store__sq_reader_get(q);
+
+	(void)js_store__sq_done(r->db, r->begin);
+	for (size_t i = 0; i < n; i++)
+		rets[i] = dev_read(r, dev_eui[i], out[i]);
+	read_end(r);
+	js_store__sq_reader_put(q, r);
+	return DJ_EOK;
 }
 
 #define SQ_AUDIT_INSERT "INSERT INTO audit(at, dev_eui, event, actor, detail) VALUES(?1, ?2, ?3," \
@@ -753,6 +802,7 @@ const struct js_store_ops js_store__sqlite_ops = {
 	.open = sq_open,
 	.close = sq_close,
 	.device_get = sq_device_get,
+	.device_get_many = sq_device_get_many,
 	.devices_add = js_store__dev_add,
 	.devices_import = js_store__dev_import,
 	.device_delete = js_store__dev_delete,

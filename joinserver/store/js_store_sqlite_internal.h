@@ -43,6 +43,7 @@ struct js_store__sq_reader {
 	sqlite3_stmt *dev_get;
 	sqlite3_stmt *sess_get;
 	sqlite3_stmt *own_head;		/* prepared on first use (js_store_sqlite_owner.c) */
+	sqlite3_stmt *begin, *end;	/* BEGIN, COMMIT: several reads at one snapshot */
 	bool busy;
 };
 
