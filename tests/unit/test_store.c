@@ -2,8 +2,8 @@
  * test_store.c - unit tests of js_store, run against both backends where the behaviour is shared:
  * creation and the master-key / schema guards, all-or-nothing import, the compare-and-swap
  * commit (and that it survives a reopen), group commit under 100 concurrent threads, nonce reset,
- * cascading delete, sessions, the audit log, re-wrapping under a new master key, and the DevNonce
- * history round trip.
+ * cascading delete, sessions, the audit log, re-wrapping under a new master key, the DevNonce
+ * history round trip, and devices read as a group (fresh after a commit, no log pinned).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -34,6 +34,7 @@
 #define CKPT_FRAMES 1000	/* js_store_sqlite_ckpt.c's SQ_CKPT_PAGES */
 #define WAL_HDR 32
 #define WAL_FRAME (24 + 4096)	/* frame header and a page of the default size */
+#define GET_MANY_N 6		/* devices read as one group */
 
 static const uint8_t master_a[JS_MASTER_KEY_LEN] = { 0xa0, 0xa1, 0xa2, 0xa3 };
 static const uint8_t master_b[JS_MASTER_KEY_LEN] = { 0xb0, 0xb1, 0xb2, 0xb3 };
@@ -717,6 +718,131 @@ static void file_copy(const char *from, const char *to)
 	assert_int_equal(fclose(out), 0);
 }
 
+/* get_many_versions - read devices 0..n-1 with js_store_device_get_many: each found, and its
+ * version into v[] */
+static void get_many_versions(struct store_ctx *c, uint32_t n, uint64_t v[])
+{
+	uint8_t eui[GET_MANY_N][LW_EUI_LEN];
+	const uint8_t *ep[GET_MANY_N];
+	struct js_device *dp[GET_MANY_N];
+	int rets[GET_MANY_N];
+
+	for (uint32_t i = 0; i < n; i++) {
+		store_test_eui(i, eui[i]);
+		ep[i] = eui[i];
+		dp[i] = calloc(1, sizeof(*dp[i]));
+		assert_non_null(dp[i]);
+	}
+	assert_int_equal(js_store_device_get_many(c->s, n, ep, dp, rets), DJ_EOK);
+	for (uint32_t i = 0; i < n; i++) {
+		assert_int_equal(rets[i], DJ_EOK);
+		v[i] = dp[i]->st.version;
+		free(dp[i]);
+	}
+}
+
+/* js_store_device_get_many reads what js_store_device_get reads, a missing device as
+ * DJ_ENOENT among found ones; after a commit, the next group (and a single read) sees the
+ * committed state: no reader keeps an old snapshot */
+static void test_device_get_many(void **state)
+{
+	struct store_ctx *c = *state;
+	uint8_t eui[4][LW_EUI_LEN];
+	const uint8_t *ep[4];
+	struct js_device *dp[4], *g;
+	int rets[4] = { 99, 99, 99, 99 };
+	uint64_t v[GET_MANY_N];
+
+	add_n(c, GET_MANY_N);
+	for (uint32_t i = 0; i < 4; i++) {
+		store_test_eui(i == 1 ? 777 : i, eui[i]);	/* 777: never added */
+		ep[i] = eui[i];
+		dp[i] = calloc(1, sizeof(*dp[i]));
+		assert_non_null(dp[i]);
+	}
+	assert_int_equal(js_store_device_get_many(c->s, 4, ep, dp, rets), DJ_EOK);
+	assert_int_equal(rets[0], DJ_EOK);
+	assert_int_equal(rets[1], DJ_ENOENT);
+	assert_int_equal(rets[2], DJ_EOK);
+	assert_int_equal(rets[3], DJ_EOK);
+	for (uint32_t i = 0; i < 4; i++) {
+		if (i == 1)
+			continue;	/* the missing one */
+		g = store_ctx_get(c, i, DJ_EOK);
+		assert_memory_equal(g->dev_eui, dp[i]->dev_eui, LW_EUI_LEN);
+		assert_int_equal(g->root_token_len, dp[i]->root_token_len);
+		assert_memory_equal(g->root_token, dp[i]->root_token, g->root_token_len);
+		assert_int_equal(g->created_at, dp[i]->created_at);
+		free(g);
+	}
+	/* bad arguments: refused, nothing read */
+	assert_int_equal(js_store_device_get_many(NULL, 4, ep, dp, rets), DJ_EINVAL);
+	assert_int_equal(js_store_device_get_many(c->s, 4, NULL, dp, rets), DJ_EINVAL);
+	assert_int_equal(js_store_device_get_many(c->s, 4, ep, NULL, rets), DJ_EINVAL);
+	assert_int_equal(js_store_device_get_many(c->s, 4, ep, dp, NULL), DJ_EINVAL);
+	ep[2] = NULL;
+	assert_int_equal(js_store_device_get_many(c->s, 4, ep, dp, rets), DJ_EINVAL);
+	assert_int_equal(js_store_device_get_many(c->s, 0, NULL, NULL, NULL), DJ_EOK);
+	for (uint32_t i = 0; i < 4; i++)
+		free(dp[i]);
+
+	/* each round: a group, a commit on device k, a group that must see it */
+	for (uint32_t k = 0; k < GET_MANY_N; k++) {
+		struct js_commit *m = mk_commit(k, 0, (int32_t)k, 1);
+
+		get_many_versions(c, GET_MANY_N, v);
+		assert_int_equal(v[k], 0);
+		assert_int_equal(js_store_commit(c->s, m), DJ_EOK);
+		free(m);
+		get_many_versions(c, GET_MANY_N, v);
+		for (uint32_t i = 0; i < GET_MANY_N; i++)
+			assert_int_equal(v[i], i <= k ? 1 : 0);
+		g = store_ctx_get(c, k, DJ_EOK);
+		assert_int_equal(g->st.version, 1);
+		assert_int_equal(g->st.dev_nonce_last, (int32_t)k);
+		free(g);
+	}
+}
+
+/* ckpt_passive - on a connection of its own, a PASSIVE checkpoint of c's file: the frames in
+ * the log, and how many of them it could copy */
+static void ckpt_passive(struct store_ctx *c, int *log, int *copied)
+{
+	sqlite3 *db = NULL;
+
+	assert_int_equal(sqlite3_open_v2(c->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	/* a first read opens the log (before it, the connection reports -1, -1) */
+	assert_int_equal(sqlite3_exec(db, "SELECT 1 FROM meta LIMIT 1", NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, log,
+						   copied), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+/* SQLite: a group read leaves no read transaction behind. One left open would pin the log at
+ * its snapshot: a checkpoint could not copy what was committed after it. */
+static void test_get_many_unpins(void **state)
+{
+	struct store_ctx *c = *state;
+	struct js_store__sq *q = c->s->be;
+	uint64_t v[GET_MANY_N];
+	int log = -1, copied = -1;
+
+	add_n(c, GET_MANY_N);
+	for (uint32_t k = 0; k < GET_MANY_N; k++) {
+		struct js_commit *m = mk_commit(k, 0, 1, 1);
+
+		get_many_versions(c, GET_MANY_N, v);
+		for (size_t i = 0; i < JS_SQ_READERS; i++)
+			assert_true(sqlite3_get_autocommit(q->rd[i].db));
+		assert_int_equal(js_store_commit(c->s, m), DJ_EOK);
+		free(m);
+		ckpt_passive(c, &log, &copied);
+		assert_true(log > 0);
+		assert_int_equal(copied, log);
+	}
+}
+
 /* SQLite: once the log passes CKPT_FRAMES, the checkpointer thread (not the writer) copies every
  * committed change into the database file: a copy of that file alone holds them all */
 static void test_checkpointer(void **state)
@@ -969,6 +1095,9 @@ int main(void)
 		BOTH(test_rewrap),
 		BOTH(test_audit),
 		BOTH(test_hist_1000),
+		BOTH(test_device_get_many),
+		cmocka_unit_test_setup_teardown(test_get_many_unpins, setup_sqlite,
+						store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_checkpointer, setup_sqlite, store_ctx_teardown),
 	};
 
@@ -984,6 +1113,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rewrap, setup_sqlite, store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_audit, setup_sqlite, store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_hist_1000, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_device_get_many, setup_sqlite,
+						store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_pg_two_instances, setup_sqlite,
 						store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_pg_down, setup_sqlite, store_ctx_teardown),
