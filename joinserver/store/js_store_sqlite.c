@@ -6,8 +6,8 @@
  * PURPOSE
  *	One writer connection, used by the committer thread (group commit) and by the administrative
  *	calls, serialised by a mutex. A small pool of read-only connections serves device_get,
- *	session_get, owner_head and the walks; WAL lets them read the last committed state while the
- *	writer works. Each connection keeps its hot statements prepared, so a device read is a bind,
+ *	device_get_many (a group's devices in one read transaction), session_get, owner_head and the
+ *	walks; WAL lets them read the last committed state while the writer works. Each connection keeps its hot statements prepared, so a device read is a bind,
  *	a step and a copy; the writer keeps every statement it ran (js_store__sq_stmt).
  *
  * SECURITY
