@@ -95,6 +95,7 @@
 #define BI_OUT_INIT 1024	/* the encoder's first output buffer (a JoinAns is ~700 bytes) */
 #define BI_UTF8_MAX 4		/* the longest UTF-8 sequence (RFC 3629) */
 #define BI_ESC_U_LEN 6		/* "\uXXXX" */
+#define BI_UINT32_DIGITS 10	/* 4294967295 */
 
 /* Each block carries its size (for realloc) and, for blocks from malloc, the next such block. */
 struct blk {
@@ -1245,12 +1246,22 @@ static int set_lit(struct enc *e, const char *name, const char *s)
 	return ret != DJ_EOK ? ret : put_lit(e, s);
 }
 
-/* set_uint - put an integer member */
+/* set_uint - put an integer member. yajl_gen_integer() formats with sprintf("%lld"), about
+ * 900 instructions; the decimal digits of a uint32_t are made here and yajl_gen_number(), which
+ * takes a number already in text, writes them (docs/performance.md, step 11). */
 static int set_uint(struct enc *e, const char *name, uint32_t v)
 {
+	char digits[BI_UINT32_DIGITS];
+	size_t i = sizeof(digits);
 	int ret = put_key(e, name);
 
-	return ret != DJ_EOK ? ret : gen_ret(e, yajl_gen_integer(e->g, (long long)v));
+	if (ret != DJ_EOK)
+		return ret;
+	do {
+		digits[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	return gen_ret(e, yajl_gen_number(e->g, digits + i, sizeof(digits) - i));
 }
 
 /* set_hex - put len bytes as lowercase hex; the text buffer is wiped (it may hold a key) */

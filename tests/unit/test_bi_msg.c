@@ -857,6 +857,32 @@ static void test_type_names(void **state)
 }
 
 /* arena_hex - lower-case hex of n bytes (the encoder's form) */
+/* The integers of an answer are written as decimal digits (set_uint): every digit count, from 0
+ * to UINT32_MAX, the same text as printf's, and parsed back to the same value. */
+static void test_encode_uint_edges(void **state)
+{
+	static const uint32_t v[] = { 0, 1, 9, 10, 99, 100, 65535, 1234567890, 4000000000u,
+				      4294967295u };
+	char want[64];
+	struct bi_msg a;
+	char *out;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		msg_head(&a, BI_PROTO_1_1, BI_JOIN_ANS, "js", "ns");
+		a.transaction_id = v[i];
+		a.result = BI_SUCCESS;
+		a.has_lifetime = true;
+		a.lifetime = v[sizeof(v) / sizeof(v[0]) - 1 - i];
+		out = round_trip(&a);
+		snprintf(want, sizeof(want), "\"TransactionID\":%u,", v[i]);
+		assert_non_null(strstr(out, want));
+		snprintf(want, sizeof(want), "\"Lifetime\":%u,", a.lifetime);
+		assert_non_null(strstr(out, want));
+		free(out);
+	}
+}
+
 static void arena_hex(const uint8_t *b, size_t n, char *out)
 {
 	for (size_t i = 0; i < n; i++)
@@ -940,6 +966,7 @@ DJ_TEST_MAIN(
 	cmocka_unit_test(test_header_kept_on_failure),
 	cmocka_unit_test(test_err_buffer),
 	cmocka_unit_test(test_round_trip_join_ans),
+	cmocka_unit_test(test_encode_uint_edges),
 	cmocka_unit_test(test_round_trip_appskey_homens),
 	cmocka_unit_test(test_round_trip_requests),
 	cmocka_unit_test(test_encode_escapes),
