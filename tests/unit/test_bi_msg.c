@@ -699,6 +699,13 @@ static void test_json_strictness(void **state)
 		{ "\"RxDelay\":1}", "\"RxDelay\":\f1}", "(body)" },
 		{ "\"RxDelay\":1}", "\"RxDelay\":1}\v", "(body)" },
 		{ "\"RxDelay\":1}", "\"RxDelay\":\t1}\r\n", NULL },
+		{ "\"RxDelay\":1}", "\"RxDelay\":1", "(body)" },
+		{ "\"RxDelay\":1}", "\"RxDelay\":1,", "(body)" },
+		{ "\"RxDelay\":1}", "\"RxDelay\":[1", "(body)" },
+		{ "\"RxDelay\":1}", "\"RxDelay\":1}{}", "(body)" },
+		{ "\"RxDelay\":1}", "\"RxDelay\":1}1", "(body)" },
+		{ "\"RxDelay\":1}", "\"RxDelay\":1}]", "(body)" },
+		{ "\"RxDelay\":1}", "\"RxDelay\":1} ", NULL },
 	};
 	char err[BI_ERR_MAX], *s, *big, key[16];
 	struct bi_msg m;
@@ -883,6 +890,37 @@ static void test_encode_uint_edges(void **state)
 	}
 }
 
+/* After the root object only JSON white space may follow, up to the length given: a NUL or
+ * anything else after it is refused, with or without white space before it. A body that ends
+ * with its root takes yajl's lexer no buffer: a JoinReq's parse stays under 3 KB of arena
+ * (with yajl_complete_parse's lexing of the end, and its 2 KB buffer, it took 4 KB). */
+static void test_after_root(void **state)
+{
+	static const char *const tails[] = { "\0", " \0", "\n}", "\r\n\"x\"", "\t0" };
+	char err[BI_ERR_MAX], buf[2048];
+	size_t n = strlen(JOINREQ_1_1);
+	struct bi_msg m;
+
+	(void)state;
+	assert_true(n + 8 < sizeof(buf));
+	for (size_t i = 0; i < DJ_ARRAY_LEN(tails); i++) {
+		size_t tl = i == 0 ? 1 : i == 1 ? 2 : strlen(tails[i]);
+
+		memcpy(buf, JOINREQ_1_1, n);
+		memcpy(buf + n, tails[i], tl);
+		err[0] = '\0';
+		assert_int_equal(bi_msg_parse(buf, n + tl, &m, err, sizeof(err)), DJ_EMALFORMED);
+		assert_non_null(strstr(err, "(body): not valid JSON"));
+	}
+	memcpy(buf, JOINREQ_1_1, n);
+	memcpy(buf + n, " \t\r\n", 4);
+	assert_int_equal(bi_msg_parse(buf, n + 4, &m, err, sizeof(err)), DJ_EOK);
+	assert_int_equal(bi_msg_parse(JOINREQ_1_1, n, &m, err, sizeof(err)), DJ_EOK);
+	assert_true(bi_msg__arena_last() > 0);
+	assert_true(bi_msg__arena_last() < 3072);	/* 2080 bytes; 4144 with the buffer */
+	bi_msg_wipe(&m);
+}
+
 static void arena_hex(const uint8_t *b, size_t n, char *out)
 {
 	for (size_t i = 0; i < n; i++)
@@ -976,6 +1014,7 @@ DJ_TEST_MAIN(
 	cmocka_unit_test(test_interop_unknown_receiver),
 	cmocka_unit_test(test_unknown_fields_ignored),
 	cmocka_unit_test(test_json_strictness),
+	cmocka_unit_test(test_after_root),
 	cmocka_unit_test(test_answer_refusals),
 	cmocka_unit_test(test_answer_init),
 	cmocka_unit_test(test_type_names),
