@@ -1206,33 +1206,45 @@ struct obuf {
 	bool nomem;
 };
 
-/* o_print - yajl's print callback: append n bytes. Most calls are one byte (a quote, a colon, a
- * comma), stored without a memcpy call. */
-static void o_print(void *ctx, const char *s, size_t n)
+/* o_grow - o_print() when the buffer is full: double it (a copy in the arena), then append */
+static __attribute__((noinline)) void o_grow(struct obuf *o, const char *s, size_t n)
 {
-	struct obuf *o = ctx;
 	size_t cap = o->cap;
 	char *p;
 
 	if (o->nomem)
 		return;
-	if (n == 1 && o->len < cap) {
-		o->p[o->len++] = *s;
-		return;
-	}
 	while (n > cap - o->len)
 		cap *= 2;
-	if (cap != o->cap) {
-		p = arena_realloc(o->p, cap);
-		if (p == NULL) {
-			o->nomem = true;
-			return;
-		}
-		o->p = p;
-		o->cap = cap;
+	p = arena_realloc(o->p, cap);
+	if (p == NULL) {
+		o->nomem = true;
+		return;
 	}
+	o->p = p;
+	o->cap = cap;
 	memcpy(o->p + o->len, s, n);
 	o->len += n;
+}
+
+/* o_print - yajl's print callback: append n bytes. It runs about 150 times per JoinAns, mostly
+ * for one byte (a quote, a colon, a comma): the common case takes no stack frame and no
+ * memcpy call, the growth is in o_grow(). */
+static void o_print(void *ctx, const char *s, size_t n)
+{
+	struct obuf *o = ctx;
+	char *d;
+
+	if (o->nomem || n > o->cap - o->len) {
+		o_grow(o, s, n);
+		return;
+	}
+	d = o->p + o->len;
+	o->len += n;
+	if (n == 1)
+		*d = *s;
+	else
+		memcpy(d, s, n);
 }
 
 /* The encoder: yajl's generator, and whether it failed for want of memory. */

@@ -921,6 +921,39 @@ static void test_after_root(void **state)
 	bi_msg_wipe(&m);
 }
 
+/* An answer longer than the encoder's first output buffer (1 KB): the buffer grows, as often
+ * as needed, and the text is whole (round trip, jansson's dump). Fails if growing fails. */
+static void test_encode_grows(void **state)
+{
+	struct bi_msg a;
+	char *out;
+
+	(void)state;
+	msg_head(&a, BI_PROTO_1_1, BI_JOIN_ANS, "0101010101010101", "000001");
+	a.transaction_id = 7;
+	a.result = BI_SUCCESS;
+	memset(a.description, 'd', BI_DESC_MAX - 1);
+	a.description[BI_DESC_MAX - 1] = '\0';
+	a.description[10] = '"';	/* escaped, so the text is longer still */
+	a.description[20] = '\\';
+	memset(a.sender_id, 's', BI_ID_MAX - 1);
+	a.sender_id[BI_ID_MAX - 1] = '\0';
+	a.phy_len = unhex(V2_PHY, a.phy, sizeof(a.phy));
+	fill_env(&a.s_nwk_s_int_key, "ns-kek-with-a-rather-long-label-0123456789012345678901", 0x10,
+		 BI_AESKEY_MAX);
+	fill_env(&a.f_nwk_s_int_key, "ns-kek-with-a-rather-long-label-0123456789012345678901", 0x30,
+		 BI_AESKEY_MAX);
+	fill_env(&a.nwk_s_enc_key, "ns-kek-with-a-rather-long-label-0123456789012345678901", 0x50,
+		 BI_AESKEY_MAX);
+	fill_env(&a.app_s_key, "as-kek-with-a-rather-long-label-0123456789012345678901", 0x70,
+		 BI_AESKEY_MAX);
+	out = round_trip(&a);
+	assert_true(strlen(out) > 1024);
+	assert_non_null(strstr(out, "\"Description\":\"dddddddddd\\\"ddddddddd\\\\ddd"));
+	OPENSSL_clear_free(out, strlen(out));
+	bi_msg_wipe(&a);
+}
+
 static void arena_hex(const uint8_t *b, size_t n, char *out)
 {
 	for (size_t i = 0; i < n; i++)
@@ -1005,6 +1038,7 @@ DJ_TEST_MAIN(
 	cmocka_unit_test(test_err_buffer),
 	cmocka_unit_test(test_round_trip_join_ans),
 	cmocka_unit_test(test_encode_uint_edges),
+	cmocka_unit_test(test_encode_grows),
 	cmocka_unit_test(test_round_trip_appskey_homens),
 	cmocka_unit_test(test_round_trip_requests),
 	cmocka_unit_test(test_encode_escapes),
