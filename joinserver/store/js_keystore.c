@@ -55,7 +55,6 @@
 #define KS_SECRET_MAX 64		/* largest secret js_keystore_seal() accepts */
 #define KS_KWP_SEMIBLOCK 8		/* RFC 5649 §4.1: 64-bit semiblocks */
 #define KS_KWP_MIN_WRAPPED 16		/* RFC 5649 §4.2: at least two semiblocks */
-#define KS_AES_BLOCK 16
 #define KS_PLAIN_MAX (1 + JS_LABEL_MAX + KS_SECRET_MAX)
 #define KS_MASTER_HEX_LEN (2 * JS_MASTER_KEY_LEN)
 #define KS_MASTER_FILE_MAX (KS_MASTER_HEX_LEN + 1)	/* 64 hex digits and a newline */
