@@ -781,7 +781,8 @@ static int get_hex(struct pctx *p, const struct jobj *obj, const char *name, boo
 		*present = true;
 	ret = DJ_EOK;
 out:
-	OPENSSL_cleanse(tmp, sizeof(tmp));	/* AESKey passes through here */
+	/* AESKey passes through here: the n bytes parsed, or all of it after a failure */
+	OPENSSL_cleanse(tmp, ret == DJ_EOK ? n : sizeof(tmp));
 	return ret;
 }
 
