@@ -19,7 +19,10 @@
  *	OpenSSL 3.0's "AES-128-WRAP" provider runs table-based AES (about 134 ns per block here
  *	against about 22 ns through AES-NI), so the wrap runs as OpenSSL's own RFC 3394 code
  *	(CRYPTO_128_wrap/unwrap) over AES-ECB contexts keyed once in bi_kek_new(), one per
- *	direction, the way js_keystore.c does RFC 5649.
+ *	direction, the way js_keystore.c does RFC 5649. A 1.1 JoinAns's three network keys go
+ *	under one KEK: bi_kek_envelope_many() runs their wraps in lockstep, one EVP_Cipher call
+ *	of three blocks per RFC 3394 step (the EVP call, not the AES, was most of a step's cost;
+ *	docs/performance.md, step 11). The unit tests check it against CRYPTO_128_wrap.
  */
 #include "bi/bi_kek.h"
 
@@ -134,6 +137,63 @@ out:
 		ERR_clear_error();
 	OPENSSL_cleanse(raw, sizeof(raw));
 	OPENSSL_cleanse(&tmp, sizeof(tmp));
+	return ret;
+}
+
+/* kw_many_args - the arguments of bi_kek_envelope_many are usable */
+static bool kw_many_args(size_t n, const struct lw_key *const keys[],
+			 struct bi_key_envelope *const envs[])
+{
+	if (n == 0 || n > BI_KEK_MANY_MAX || keys == NULL || envs == NULL)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (keys[i] == NULL || envs[i] == NULL)
+			return false;
+	return true;
+}
+
+int bi_kek_envelope_many(struct bi_kek *kek, size_t n, const struct lw_key *const keys[],
+			 struct bi_key_envelope *const envs[])
+{
+	static const uint8_t iv[KEK_SEMIBLOCK] = { 0xa6, 0xa6, 0xa6, 0xa6, 0xa6, 0xa6, 0xa6, 0xa6 };
+	struct lw_kw_lane lane[BI_KEK_MANY_MAX];
+	uint8_t raw[LW_KEY_LEN];
+	int ret;
+
+	if (!kw_many_args(n, keys, envs))
+		return DJ_EINVAL;
+	if (kek == NULL) {
+		/* plaintext (bi_kek.h): one by one; a failure here leaves the earlier ones written,
+		 * which cannot happen (bi_kek_envelope without a KEK fails only on NULL) */
+		for (size_t i = 0; i < n; i++)
+			if ((ret = bi_kek_envelope(NULL, keys[i], envs[i])) != DJ_EOK)
+				return ret;
+		return DJ_EOK;
+	}
+	/* RFC 3394 §2.2.1: A = the default IV (§2.2.3.1), R[1..2] = the key */
+	for (size_t i = 0; i < n; i++) {
+		memcpy(&lane[i].a, iv, KEK_SEMIBLOCK);
+		lw_key_export(keys[i], raw);
+		memcpy(lane[i].r, raw, LW_KEY_LEN);
+	}
+	OPENSSL_cleanse(raw, sizeof(raw));
+	ret = lw_crypto_kw_lockstep(kek->enc, 1, LW_KEY_LEN / KEK_SEMIBLOCK, lane, n);
+	if (ret == DJ_EOK) {
+		/* C = A || R[1..2] (§2.2.1 step 3) */
+		for (size_t i = 0; i < n; i++) {
+			struct bi_key_envelope *env = envs[i];
+
+			memset(env, 0, sizeof(*env));
+			memcpy(env->aes_key, &lane[i].a, KEK_SEMIBLOCK);
+			memcpy(env->aes_key + KEK_SEMIBLOCK, lane[i].r, LW_KEY_LEN);
+			env->aes_key_len = KEK_WRAPPED_LEN;
+			memcpy(env->kek_label, kek->label, sizeof(env->kek_label));
+			env->present = true;
+		}
+	} else {
+		ERR_clear_error();
+	}
+	OPENSSL_cleanse(lane, n * sizeof(lane[0]));
 	return ret;
 }
 

@@ -95,6 +95,7 @@
 #define BI_OUT_INIT 1024	/* the encoder's first output buffer (a JoinAns is ~700 bytes) */
 #define BI_UTF8_MAX 4		/* the longest UTF-8 sequence (RFC 3629) */
 #define BI_ESC_U_LEN 6		/* "\uXXXX" */
+#define BI_UINT32_DIGITS 10	/* 4294967295 */
 
 /* Each block carries its size (for realloc) and, for blocks from malloc, the next such block. */
 struct blk {
@@ -270,6 +271,7 @@ struct yctx {
 	size_t depth;
 	struct jobj *root;
 	bool root_array;
+	bool closed;		/* the root object or array has ended */
 	const char *why;	/* what made a callback stop the parse */
 };
 
@@ -456,7 +458,7 @@ static int y_end_map(void *ctx)
 			if (jmem_cmp(&o->m[i - 1], &o->m[i]) == 0)
 				return y_stop(c, "duplicate key");
 	}
-	c->depth--;
+	c->closed = --c->depth == 0;
 	return 1;
 }
 
@@ -474,7 +476,9 @@ static int y_start_array(void *ctx)
 
 static int y_end_array(void *ctx)
 {
-	((struct yctx *)ctx)->depth--;
+	struct yctx *c = ctx;
+
+	c->closed = --c->depth == 0;
 	return 1;
 }
 
@@ -777,7 +781,8 @@ static int get_hex(struct pctx *p, const struct jobj *obj, const char *name, boo
 		*present = true;
 	ret = DJ_EOK;
 out:
-	OPENSSL_cleanse(tmp, sizeof(tmp));	/* AESKey passes through here */
+	/* AESKey passes through here: the n bytes parsed, or all of it after a failure */
+	OPENSSL_cleanse(tmp, ret == DJ_EOK ? n : sizeof(tmp));
 	return ret;
 }
 
@@ -1106,10 +1111,25 @@ static int load(struct pctx *p, const char *json, size_t len)
 		return DJ_ENOMEM;
 	/* utf8_bad checked more strictly than yajl does */
 	yajl_config(h, yajl_dont_validate_strings, 1);
+	/* yajl stops where the root object ends; what follows it is checked below */
+	yajl_config(h, yajl_allow_trailing_garbage, 1);
 	st = yajl_parse(h, (const unsigned char *)json, len);
-	if (st == yajl_status_ok)
-		st = yajl_complete_parse(h);
 	off = yajl_get_bytes_consumed(h);
+	if (st == yajl_status_ok && c.closed) {
+		/* Only JSON white space may follow the root (RFC 8259 §2; space_bad refused form
+		 * feed and vertical tab). yajl's own check of the rest, in yajl_parse() and then
+		 * yajl_complete_parse(), lexes the end of the input, for which its lexer allocates
+		 * a 2 KB buffer in the arena that arena_end() must then wipe: about 1.4k
+		 * instructions per message (docs/performance.md, step 11). */
+		while (off < len && (json[off] == ' ' || json[off] == '\t' || json[off] == '\r' ||
+				     json[off] == '\n'))
+			off++;
+		if (off < len)
+			st = yajl_status_error;
+	} else if (st == yajl_status_ok) {
+		st = yajl_complete_parse(h);	/* a value still open at the end: refused here */
+		off = yajl_get_bytes_consumed(h);
+	}
 	yajl_free(h);
 	if (st == yajl_status_client_canceled && c.why == NULL)
 		return DJ_ENOMEM;
@@ -1187,10 +1207,9 @@ struct obuf {
 	bool nomem;
 };
 
-/* o_print - yajl's print callback: append n bytes */
-static void o_print(void *ctx, const char *s, size_t n)
+/* o_grow - o_print() when the buffer is full: double it (a copy in the arena), then append */
+static __attribute__((noinline)) void o_grow(struct obuf *o, const char *s, size_t n)
 {
-	struct obuf *o = ctx;
 	size_t cap = o->cap;
 	char *p;
 
@@ -1198,17 +1217,35 @@ static void o_print(void *ctx, const char *s, size_t n)
 		return;
 	while (n > cap - o->len)
 		cap *= 2;
-	if (cap != o->cap) {
-		p = arena_realloc(o->p, cap);
-		if (p == NULL) {
-			o->nomem = true;
-			return;
-		}
-		o->p = p;
-		o->cap = cap;
+	p = arena_realloc(o->p, cap);
+	if (p == NULL) {
+		o->nomem = true;
+		return;
 	}
+	o->p = p;
+	o->cap = cap;
 	memcpy(o->p + o->len, s, n);
 	o->len += n;
+}
+
+/* o_print - yajl's print callback: append n bytes. It runs about 150 times per JoinAns, mostly
+ * for one byte (a quote, a colon, a comma): the common case takes no stack frame and no
+ * memcpy call, the growth is in o_grow(). */
+static void o_print(void *ctx, const char *s, size_t n)
+{
+	struct obuf *o = ctx;
+	char *d;
+
+	if (o->nomem || n > o->cap - o->len) {
+		o_grow(o, s, n);
+		return;
+	}
+	d = o->p + o->len;
+	o->len += n;
+	if (n == 1)
+		*d = *s;
+	else
+		memcpy(d, s, n);
 }
 
 /* The encoder: yajl's generator, and whether it failed for want of memory. */
@@ -1245,29 +1282,38 @@ static int set_lit(struct enc *e, const char *name, const char *s)
 	return ret != DJ_EOK ? ret : put_lit(e, s);
 }
 
-/* set_uint - put an integer member */
+/* set_uint - put an integer member. yajl_gen_integer() formats with sprintf("%lld"), about
+ * 900 instructions; the decimal digits of a uint32_t are made here and yajl_gen_number(), which
+ * takes a number already in text, writes them (docs/performance.md, step 11). */
 static int set_uint(struct enc *e, const char *name, uint32_t v)
 {
+	char digits[BI_UINT32_DIGITS];
+	size_t i = sizeof(digits);
 	int ret = put_key(e, name);
 
-	return ret != DJ_EOK ? ret : gen_ret(e, yajl_gen_integer(e->g, (long long)v));
+	if (ret != DJ_EOK)
+		return ret;
+	do {
+		digits[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	return gen_ret(e, yajl_gen_number(e->g, digits + i, sizeof(digits) - i));
 }
 
 /* set_hex - put len bytes as lowercase hex; the text buffer is wiped (it may hold a key) */
 static int set_hex(struct enc *e, const char *name, const uint8_t *b, size_t len)
 {
 	char text[2 * BI_HEX_TMP_MAX + 1];
-	int ret = DJ_EINVAL;
+	int ret;
 
 	if (len > BI_HEX_TMP_MAX)
-		goto out;
+		return DJ_EINVAL;
 	ret = put_key(e, name);
 	if (ret != DJ_EOK)
-		goto out;
+		return ret;
 	dj_hex_format(b, len, text);
 	ret = gen_ret(e, yajl_gen_string(e->g, (const unsigned char *)text, 2 * len));
-out:
-	OPENSSL_cleanse(text, sizeof(text));
+	OPENSSL_cleanse(text, 2 * len + 1);	/* what dj_hex_format wrote, NUL included */
 	return ret;
 }
 

@@ -70,6 +70,18 @@ static int envelope(struct peer *pe, const struct lw_key *k, struct bi_key_envel
 	return bi_kek_envelope(pe->kek, k, env);	/* pe->kek NULL only with plain_keys */
 }
 
+/* nwk_envelopes - a 1.1 session's three network keys into their envelopes, under the peer's
+ * KEK in one lockstep run (bi_kek_envelope_many) */
+static int nwk_envelopes(struct peer *pe, const struct js_join_out *o, struct bi_msg *ans)
+{
+	const struct lw_key *const keys[] = { &o->keys.f_nwk_s_int_key, &o->keys.s_nwk_s_int_key,
+					      &o->keys.nwk_s_enc_key };
+	struct bi_key_envelope *const envs[] = { &ans->f_nwk_s_int_key, &ans->s_nwk_s_int_key,
+						 &ans->nwk_s_enc_key };
+
+	return bi_kek_envelope_many(pe->kek, DJ_ARRAY_LEN(keys), keys, envs);
+}
+
 /* join_event - the MQTT event of a request's answered join (strings borrowed from it) */
 static void join_event(const struct svc_req *r, struct ev_join *e)
 {
@@ -230,9 +242,7 @@ static void join_finish(void *arg)
 	ans->has_lifetime = true;
 	ans->lifetime = (uint32_t)s->peers->cfg.session_lifetime;
 	if (o->opt_neg)
-		ret = envelope(r->pe, &o->keys.f_nwk_s_int_key, &ans->f_nwk_s_int_key) ||
-		      envelope(r->pe, &o->keys.s_nwk_s_int_key, &ans->s_nwk_s_int_key) ||
-		      envelope(r->pe, &o->keys.nwk_s_enc_key, &ans->nwk_s_enc_key);
+		ret = nwk_envelopes(r->pe, o, ans);
 	else
 		ret = envelope(r->pe, &o->keys.f_nwk_s_int_key, &ans->nwk_s_key);
 	if (ret == DJ_EOK && r->pe->cfg->appskey_in_joinans)

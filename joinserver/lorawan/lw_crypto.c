@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 
 #include "common/dj_err.h"
+#include "common/dj_hex.h"
 #include "common/dj_secmem.h"
 #include "lorawan/lw_crypto.h"
 
@@ -255,6 +256,41 @@ void lw_crypto_block128(const unsigned char in[LW_BLOCK_LEN], unsigned char out[
 	/* EVP_Cipher(): the provider's one-shot ECB, without EVP_CipherUpdate's buffering */
 	if (EVP_Cipher(b->ctx, out, in, LW_BLOCK_LEN) <= 0)
 		b->failed = 1;
+}
+
+int lw_crypto_kw_lockstep(EVP_CIPHER_CTX *ctx, int enc, size_t m, struct lw_kw_lane *lane,
+			 size_t k)
+{
+	/* Each block is written as one 16-byte store: two 8-byte stores read back by the AES
+	 * code's 16-byte load would stall store forwarding at every step. */
+	typedef uint64_t block_t __attribute__((vector_size(16), aligned(16)));
+	block_t buf[LW_KW_LANES_MAX];
+	int ret = DJ_EOK;
+
+	if (m < 2 || m > LW_KW_SEMI_MAX || k == 0 || k > LW_KW_LANES_MAX)
+		return DJ_EINVAL;
+	for (size_t s = 0; s < 6 * m; s++) {
+		size_t j = enc ? s / m : 5 - s / m;
+		size_t i = enc ? s % m + 1 : m - s % m;
+		uint8_t tb[LW_KW_SEMIBLOCK];
+		uint64_t t;
+
+		dj_be_put((uint64_t)(m * j + i), tb, LW_KW_SEMIBLOCK);	/* t, big-endian */
+		memcpy(&t, tb, sizeof(t));
+		for (size_t x = 0; x < k; x++)
+			buf[x] = (block_t){ enc ? lane[x].a : lane[x].a ^ t, lane[x].r[i - 1] };
+		if (EVP_Cipher(ctx, (uint8_t *)buf, (const uint8_t *)buf,
+			       (unsigned int)(k * LW_BLOCK_LEN)) <= 0) {
+			ret = DJ_ECRYPTO;
+			break;
+		}
+		for (size_t x = 0; x < k; x++) {
+			lane[x].a = enc ? buf[x][0] ^ t : buf[x][0];
+			lane[x].r[i - 1] = buf[x][1];
+		}
+	}
+	OPENSSL_cleanse(buf, k * sizeof(buf[0]));	/* only the blocks used */
+	return ret;
 }
 
 void lw_crypto_forget(struct lw_crypto *cx)

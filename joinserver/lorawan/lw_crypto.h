@@ -111,6 +111,34 @@ int lw_crypto_block128_ctx_new(const uint8_t *kek, size_t kek_len, int enc,
 void lw_crypto_block128(const unsigned char in[LW_BLOCK_LEN], unsigned char out[LW_BLOCK_LEN],
 			const void *key);
 
+#define LW_KW_SEMIBLOCK 8	/* RFC 3394 §2: 64-bit semiblocks */
+#define LW_KW_SEMI_MAX 12	/* most semiblocks of one lane (a 96-byte key-store token) */
+#define LW_KW_LANES_MAX 32	/* most lanes of one lockstep run */
+
+/*
+ * One input of lw_crypto_kw_lockstep(): the register A and the semiblocks R[1..m] of RFC 3394
+ * §2.2, each semiblock held as its 8 bytes in a uint64_t (memory order, so XOR works bytewise).
+ * The caller loads A with its IV (RFC 3394 §2.2.3.1, or RFC 5649's AIV) and checks it after an
+ * unwrap; the caller wipes the lanes.
+ */
+struct lw_kw_lane {
+	uint64_t a;
+	uint64_t r[LW_KW_SEMI_MAX];
+};
+
+/*!
+ * \brief RFC 3394's W (\p enc != 0) or W^-1 (index-based form of §2.2.2) on \p k independent
+ *        lanes of \p m semiblocks each, under one pre-keyed AES-ECB context (\p ctx, in the
+ *        direction of \p enc): one EVP_Cipher() call of k blocks per step, so that k wraps cost
+ *        6*m calls instead of 6*m*k. Lane x's chain is exactly the one CRYPTO_128_(un)wrap
+ *        would run on it (the key store and the KeyEnvelopes check this against OpenSSL).
+ * \retval DJ_EOK
+ * \retval DJ_EINVAL  \p m is not 2..LW_KW_SEMI_MAX or \p k not 1..LW_KW_LANES_MAX
+ * \retval DJ_ECRYPTO  the lanes then hold garbage (the caller wipes them)
+ */
+int lw_crypto_kw_lockstep(EVP_CIPHER_CTX *ctx, int enc, size_t m, struct lw_kw_lane *lane,
+			  size_t k) DJ_MUSTCHECK;
+
 /*! \brief Wipe every key schedule \p cx still holds. Cheap when nothing is cached. */
 void lw_crypto_forget(struct lw_crypto *cx);
 

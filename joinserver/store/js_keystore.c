@@ -55,7 +55,6 @@
 #define KS_SECRET_MAX 64		/* largest secret js_keystore_seal() accepts */
 #define KS_KWP_SEMIBLOCK 8		/* RFC 5649 §4.1: 64-bit semiblocks */
 #define KS_KWP_MIN_WRAPPED 16		/* RFC 5649 §4.2: at least two semiblocks */
-#define KS_AES_BLOCK 16
 #define KS_PLAIN_MAX (1 + JS_LABEL_MAX + KS_SECRET_MAX)
 #define KS_MASTER_HEX_LEN (2 * JS_MASTER_KEY_LEN)
 #define KS_MASTER_FILE_MAX (KS_MASTER_HEX_LEN + 1)	/* 64 hex digits and a newline */
@@ -275,49 +274,9 @@ out:
 	return ret;
 }
 
-/* One input of js_keystore__kwp_many: the register A and the semiblocks R[1..m] of RFC 3394 §2.2,
- * each semiblock held as its 8 bytes in a uint64_t (memory order, so XOR works bytewise) */
-struct kwp_lane {
-	uint64_t a;
-	uint64_t r[KS_SEMI_MAX];
-};
-
-/*
- * kwp_lockstep - the 6*m steps of RFC 3394's W (enc) or W^-1 (dec, index-based form of §2.2.2)
- * on k lanes of m semiblocks each, one EVP_Cipher call of k blocks per step. Step s is the same
- * (j, i) for every lane, so lane x's chain is exactly the one CRYPTO_128_(un)wrap would run.
- */
-static int kwp_lockstep(EVP_CIPHER_CTX *ctx, int enc, size_t m, struct kwp_lane *lane, size_t k)
-{
-	/* Each block is written as one 16-byte store: two 8-byte stores read back by the AES
-	 * code's 16-byte load would stall store forwarding at every step. */
-	typedef uint64_t block_t __attribute__((vector_size(16), aligned(16)));
-	block_t buf[JS_KS_BATCH_MAX];
-	int ret = DJ_EOK;
-
-	for (size_t s = 0; s < 6 * m; s++) {
-		size_t j = enc ? s / m : 5 - s / m;
-		size_t i = enc ? s % m + 1 : m - s % m;
-		uint8_t tb[KS_KWP_SEMIBLOCK];
-		uint64_t t;
-
-		dj_be_put((uint64_t)(m * j + i), tb, KS_KWP_SEMIBLOCK);	/* t, big-endian */
-		memcpy(&t, tb, sizeof(t));
-		for (size_t x = 0; x < k; x++)
-			buf[x] = (block_t){ enc ? lane[x].a : lane[x].a ^ t, lane[x].r[i - 1] };
-		if (EVP_Cipher(ctx, (uint8_t *)buf, (const uint8_t *)buf,
-			       (unsigned int)(k * KS_AES_BLOCK)) <= 0) {
-			ret = DJ_ECRYPTO;
-			break;
-		}
-		for (size_t x = 0; x < k; x++) {
-			lane[x].a = enc ? buf[x][0] ^ t : buf[x][0];
-			lane[x].r[i - 1] = buf[x][1];
-		}
-	}
-	OPENSSL_cleanse(buf, sizeof(buf));
-	return ret;
-}
+/* The lanes of the lockstep W (lw_crypto_kw_lockstep) hold every token this module writes. */
+_Static_assert(KS_SEMI_MAX <= LW_KW_SEMI_MAX, "a token's semiblocks fit in a struct lw_kw_lane");
+_Static_assert(JS_KS_BATCH_MAX <= LW_KW_LANES_MAX, "a batch fits in one lockstep run");
 
 /* kwp_semis - the semiblock count m of an input that takes the lockstep path, or 0 for one
  * that goes alone through js_keystore__kwp (m = 1, which RFC 5649 wraps with one AES
@@ -337,7 +296,7 @@ static size_t kwp_semis(int enc, size_t len, size_t cap)
 }
 
 /* kwp_load - set up a lane: RFC 5649 §4.1 AIV and zero padding (enc), or the ciphertext (dec) */
-static void kwp_load(int enc, size_t m, const uint8_t *in, size_t len, struct kwp_lane *l)
+static void kwp_load(int enc, size_t m, const uint8_t *in, size_t len, struct lw_kw_lane *l)
 {
 	uint8_t a[KS_KWP_SEMIBLOCK] = { 0xa6, 0x59, 0x59, 0xa6 };
 
@@ -354,7 +313,7 @@ static void kwp_load(int enc, size_t m, const uint8_t *in, size_t len, struct kw
 
 /* kwp_store - a finished lane out: the ciphertext (enc), or the RFC 5649 §3 checks of the AIV,
  * the length indicator and the zero padding, then the plaintext (dec) */
-static int kwp_store(int enc, size_t m, const struct kwp_lane *l, uint8_t *out, size_t *out_len)
+static int kwp_store(int enc, size_t m, const struct lw_kw_lane *l, uint8_t *out, size_t *out_len)
 {
 	static const uint8_t aiv[4] = { 0xa6, 0x59, 0x59, 0xa6 };
 	static const uint8_t zero[KS_KWP_SEMIBLOCK];
@@ -386,7 +345,7 @@ int js_keystore__kwp_many(EVP_CIPHER_CTX *ctx, int enc, size_t n, const uint8_t 
 			  const size_t len[], uint8_t *const out[], size_t cap, size_t out_len[],
 			  int rets[])
 {
-	struct kwp_lane lane[JS_KS_BATCH_MAX];
+	struct lw_kw_lane lane[JS_KS_BATCH_MAX];
 	size_t semis[JS_KS_BATCH_MAX], idx[JS_KS_BATCH_MAX];
 	bool done[JS_KS_BATCH_MAX];
 	size_t i, k, x;
@@ -417,7 +376,7 @@ int js_keystore__kwp_many(EVP_CIPHER_CTX *ctx, int enc, size_t n, const uint8_t 
 				k++;
 			}
 		}
-		ret = kwp_lockstep(ctx, enc, semis[i], lane, k);
+		ret = lw_crypto_kw_lockstep(ctx, enc, semis[i], lane, k);
 		for (x = 0; x < k; x++) {
 			size_t it = idx[x];
 

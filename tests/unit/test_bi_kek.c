@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/rand.h>
 
 #include "dj_test.h"
 
@@ -231,6 +232,109 @@ static void test_envelope_args(void **state)
 	lw_key_wipe(&key);
 }
 
+/* many_vs_one - n keys through bi_kek_envelope_many under kek_hex (KEYDATA last, the others
+ * random) give exactly the envelopes bi_kek_envelope (CRYPTO_128_wrap) gives one by one, the
+ * published one among them, and each opens to its key */
+static void many_vs_one(const char *kek_hex, const char *want_hex, size_t n)
+{
+	struct bi_kek *kek = make_kek("kek-m", kek_hex);
+	struct bi_key_envelope env[BI_KEK_MANY_MAX], one;
+	struct bi_key_envelope *envs[BI_KEK_MANY_MAX];
+	const struct lw_key *keys[BI_KEK_MANY_MAX];
+	struct lw_key key[BI_KEK_MANY_MAX];
+	uint8_t data[BI_KEK_MANY_MAX][LW_KEY_LEN], want[WRAPPED_LEN], raw[LW_KEY_LEN];
+
+	unhex_exact(want_hex, want, sizeof(want));
+	for (size_t i = 0; i < n; i++) {
+		if (i + 1 == n)
+			unhex_exact(KEYDATA, data[i], LW_KEY_LEN);
+		else
+			assert_int_equal(RAND_bytes(data[i], LW_KEY_LEN), 1);
+		lw_key_set(&key[i], data[i]);
+		keys[i] = &key[i];
+		envs[i] = &env[i];
+		memset(&env[i], 0x5a, sizeof(env[i]));
+	}
+	assert_int_equal(bi_kek_envelope_many(kek, n, keys, envs), DJ_EOK);
+	expect_env(&env[n - 1], "kek-m", want, WRAPPED_LEN);
+	for (size_t i = 0; i < n; i++) {
+		memset(&one, 0, sizeof(one));
+		assert_int_equal(bi_kek_envelope(kek, &key[i], &one), DJ_EOK);
+		assert_memory_equal(&env[i], &one, sizeof(one));
+		assert_int_equal(bi_kek_open(kek, &env[i], false, raw), DJ_EOK);
+		assert_memory_equal(raw, data[i], LW_KEY_LEN);
+		lw_key_wipe(&key[i]);
+	}
+	bi_kek_free(kek);
+}
+
+/* The lockstep wraps of a JoinAns's network keys: the same envelopes as one by one, with a
+ * 128-bit and a 256-bit KEK, for every count it takes, random keys in several rounds. */
+static void test_envelope_many(void **state)
+{
+	(void)state;
+	for (int round = 0; round < 8; round++) {
+		for (size_t n = 1; n <= BI_KEK_MANY_MAX; n++) {
+			many_vs_one(KEK128, WRAP_4_1, n);
+			many_vs_one(KEK256, WRAP_4_3, n);
+		}
+	}
+}
+
+/* Without a KEK the envelopes are plain (the plain_keys policy), as bi_kek_envelope's. */
+static void test_envelope_many_plain(void **state)
+{
+	struct bi_key_envelope env[3], *envs[3] = { &env[0], &env[1], &env[2] };
+	struct lw_key key[3];
+	const struct lw_key *keys[3] = { &key[0], &key[1], &key[2] };
+	uint8_t data[3][LW_KEY_LEN];
+
+	(void)state;
+	for (size_t i = 0; i < 3; i++) {
+		memset(data[i], (int)(0x11 * (i + 1)), LW_KEY_LEN);
+		lw_key_set(&key[i], data[i]);
+	}
+	assert_int_equal(bi_kek_envelope_many(NULL, 3, keys, envs), DJ_EOK);
+	for (size_t i = 0; i < 3; i++) {
+		expect_env(&env[i], "", data[i], LW_KEY_LEN);
+		lw_key_wipe(&key[i]);
+	}
+}
+
+/* Bad arguments are refused and write no envelope. */
+static void test_envelope_many_args(void **state)
+{
+	struct bi_kek *kek = make_kek("kek-a", KEK128);
+	struct bi_key_envelope env[BI_KEK_MANY_MAX + 1], untouched;
+	struct bi_key_envelope *envs[BI_KEK_MANY_MAX + 1];
+	const struct lw_key *keys[BI_KEK_MANY_MAX + 1];
+	struct lw_key key;
+	uint8_t data[LW_KEY_LEN] = { 0 };
+
+	(void)state;
+	lw_key_set(&key, data);
+	memset(&untouched, 0x5a, sizeof(untouched));
+	for (size_t i = 0; i <= BI_KEK_MANY_MAX; i++) {
+		keys[i] = &key;
+		envs[i] = &env[i];
+		env[i] = untouched;
+	}
+	assert_int_equal(bi_kek_envelope_many(kek, 0, keys, envs), DJ_EINVAL);
+	assert_int_equal(bi_kek_envelope_many(kek, BI_KEK_MANY_MAX + 1, keys, envs), DJ_EINVAL);
+	assert_int_equal(bi_kek_envelope_many(kek, 2, NULL, envs), DJ_EINVAL);
+	assert_int_equal(bi_kek_envelope_many(kek, 2, keys, NULL), DJ_EINVAL);
+	keys[1] = NULL;
+	assert_int_equal(bi_kek_envelope_many(kek, 2, keys, envs), DJ_EINVAL);
+	keys[1] = &key;
+	envs[1] = NULL;
+	assert_int_equal(bi_kek_envelope_many(kek, 2, keys, envs), DJ_EINVAL);
+	assert_int_equal(bi_kek_envelope_many(NULL, 2, keys, envs), DJ_EINVAL);
+	for (size_t i = 0; i <= BI_KEK_MANY_MAX; i++)
+		assert_memory_equal(&env[i], &untouched, sizeof(untouched));
+	lw_key_wipe(&key);
+	bi_kek_free(kek);
+}
+
 DJ_TEST_MAIN(
 	cmocka_unit_test(test_rfc3394_4_1),
 	cmocka_unit_test(test_rfc3394_4_3),
@@ -240,4 +344,7 @@ DJ_TEST_MAIN(
 	cmocka_unit_test(test_plaintext),
 	cmocka_unit_test(test_malformed_envelopes),
 	cmocka_unit_test(test_new_refusals),
-	cmocka_unit_test(test_envelope_args))
+	cmocka_unit_test(test_envelope_args),
+	cmocka_unit_test(test_envelope_many),
+	cmocka_unit_test(test_envelope_many_plain),
+	cmocka_unit_test(test_envelope_many_args))

@@ -699,6 +699,13 @@ static void test_json_strictness(void **state)
 		{ "\"RxDelay\":1}", "\"RxDelay\":\f1}", "(body)" },
 		{ "\"RxDelay\":1}", "\"RxDelay\":1}\v", "(body)" },
 		{ "\"RxDelay\":1}", "\"RxDelay\":\t1}\r\n", NULL },
+		{ "\"RxDelay\":1}", "\"RxDelay\":1", "(body)" },
+		{ "\"RxDelay\":1}", "\"RxDelay\":1,", "(body)" },
+		{ "\"RxDelay\":1}", "\"RxDelay\":[1", "(body)" },
+		{ "\"RxDelay\":1}", "\"RxDelay\":1}{}", "(body)" },
+		{ "\"RxDelay\":1}", "\"RxDelay\":1}1", "(body)" },
+		{ "\"RxDelay\":1}", "\"RxDelay\":1}]", "(body)" },
+		{ "\"RxDelay\":1}", "\"RxDelay\":1} ", NULL },
 	};
 	char err[BI_ERR_MAX], *s, *big, key[16];
 	struct bi_msg m;
@@ -857,6 +864,96 @@ static void test_type_names(void **state)
 }
 
 /* arena_hex - lower-case hex of n bytes (the encoder's form) */
+/* The integers of an answer are written as decimal digits (set_uint): every digit count, from 0
+ * to UINT32_MAX, the same text as printf's, and parsed back to the same value. */
+static void test_encode_uint_edges(void **state)
+{
+	static const uint32_t v[] = { 0, 1, 9, 10, 99, 100, 65535, 1234567890, 4000000000u,
+				      4294967295u };
+	char want[64];
+	struct bi_msg a;
+	char *out;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		msg_head(&a, BI_PROTO_1_1, BI_JOIN_ANS, "js", "ns");
+		a.transaction_id = v[i];
+		a.result = BI_SUCCESS;
+		a.has_lifetime = true;
+		a.lifetime = v[sizeof(v) / sizeof(v[0]) - 1 - i];
+		out = round_trip(&a);
+		snprintf(want, sizeof(want), "\"TransactionID\":%u,", v[i]);
+		assert_non_null(strstr(out, want));
+		snprintf(want, sizeof(want), "\"Lifetime\":%u,", a.lifetime);
+		assert_non_null(strstr(out, want));
+		free(out);
+	}
+}
+
+/* After the root object only JSON white space may follow, up to the length given: a NUL or
+ * anything else after it is refused, with or without white space before it. A body that ends
+ * with its root takes yajl's lexer no buffer: a JoinReq's parse stays under 3 KB of arena
+ * (with yajl_complete_parse's lexing of the end, and its 2 KB buffer, it took 4 KB). */
+static void test_after_root(void **state)
+{
+	static const char *const tails[] = { "\0", " \0", "\n}", "\r\n\"x\"", "\t0" };
+	char err[BI_ERR_MAX], buf[2048];
+	size_t n = strlen(JOINREQ_1_1);
+	struct bi_msg m;
+
+	(void)state;
+	assert_true(n + 8 < sizeof(buf));
+	for (size_t i = 0; i < DJ_ARRAY_LEN(tails); i++) {
+		size_t tl = i == 0 ? 1 : i == 1 ? 2 : strlen(tails[i]);
+
+		memcpy(buf, JOINREQ_1_1, n);
+		memcpy(buf + n, tails[i], tl);
+		err[0] = '\0';
+		assert_int_equal(bi_msg_parse(buf, n + tl, &m, err, sizeof(err)), DJ_EMALFORMED);
+		assert_non_null(strstr(err, "(body): not valid JSON"));
+	}
+	memcpy(buf, JOINREQ_1_1, n);
+	memcpy(buf + n, " \t\r\n", 4);
+	assert_int_equal(bi_msg_parse(buf, n + 4, &m, err, sizeof(err)), DJ_EOK);
+	assert_int_equal(bi_msg_parse(JOINREQ_1_1, n, &m, err, sizeof(err)), DJ_EOK);
+	assert_true(bi_msg__arena_last() > 0);
+	assert_true(bi_msg__arena_last() < 3072);	/* 2080 bytes; 4144 with the buffer */
+	bi_msg_wipe(&m);
+}
+
+/* An answer longer than the encoder's first output buffer (1 KB): the buffer grows, as often
+ * as needed, and the text is whole (round trip, jansson's dump). Fails if growing fails. */
+static void test_encode_grows(void **state)
+{
+	struct bi_msg a;
+	char *out;
+
+	(void)state;
+	msg_head(&a, BI_PROTO_1_1, BI_JOIN_ANS, "0101010101010101", "000001");
+	a.transaction_id = 7;
+	a.result = BI_SUCCESS;
+	memset(a.description, 'd', BI_DESC_MAX - 1);
+	a.description[BI_DESC_MAX - 1] = '\0';
+	a.description[10] = '"';	/* escaped, so the text is longer still */
+	a.description[20] = '\\';
+	memset(a.sender_id, 's', BI_ID_MAX - 1);
+	a.sender_id[BI_ID_MAX - 1] = '\0';
+	a.phy_len = unhex(V2_PHY, a.phy, sizeof(a.phy));
+	fill_env(&a.s_nwk_s_int_key, "ns-kek-with-a-rather-long-label-0123456789012345678901", 0x10,
+		 BI_AESKEY_MAX);
+	fill_env(&a.f_nwk_s_int_key, "ns-kek-with-a-rather-long-label-0123456789012345678901", 0x30,
+		 BI_AESKEY_MAX);
+	fill_env(&a.nwk_s_enc_key, "ns-kek-with-a-rather-long-label-0123456789012345678901", 0x50,
+		 BI_AESKEY_MAX);
+	fill_env(&a.app_s_key, "as-kek-with-a-rather-long-label-0123456789012345678901", 0x70,
+		 BI_AESKEY_MAX);
+	out = round_trip(&a);
+	assert_true(strlen(out) > 1024);
+	assert_non_null(strstr(out, "\"Description\":\"dddddddddd\\\"ddddddddd\\\\ddd"));
+	OPENSSL_clear_free(out, strlen(out));
+	bi_msg_wipe(&a);
+}
+
 static void arena_hex(const uint8_t *b, size_t n, char *out)
 {
 	for (size_t i = 0; i < n; i++)
@@ -940,6 +1037,8 @@ DJ_TEST_MAIN(
 	cmocka_unit_test(test_header_kept_on_failure),
 	cmocka_unit_test(test_err_buffer),
 	cmocka_unit_test(test_round_trip_join_ans),
+	cmocka_unit_test(test_encode_uint_edges),
+	cmocka_unit_test(test_encode_grows),
 	cmocka_unit_test(test_round_trip_appskey_homens),
 	cmocka_unit_test(test_round_trip_requests),
 	cmocka_unit_test(test_encode_escapes),
@@ -949,6 +1048,7 @@ DJ_TEST_MAIN(
 	cmocka_unit_test(test_interop_unknown_receiver),
 	cmocka_unit_test(test_unknown_fields_ignored),
 	cmocka_unit_test(test_json_strictness),
+	cmocka_unit_test(test_after_root),
 	cmocka_unit_test(test_answer_refusals),
 	cmocka_unit_test(test_answer_init),
 	cmocka_unit_test(test_type_names),
