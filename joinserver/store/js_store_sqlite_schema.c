@@ -150,6 +150,20 @@ static const struct sq_migration migrations[] = {
 	  "DROP TABLE sessions;"
 	  "ALTER TABLE sessions_v7 RENAME TO sessions;"
 	  "CREATE INDEX sessions_expires ON sessions(expires_at);" },
+	/* 8: audit without AUTOINCREMENT: no sqlite_sequence row written per entry. Audit rows
+	 * are never deleted, so the next id (the largest + 1) is the one AUTOINCREMENT gave. */
+	{ 8,
+	  "CREATE TABLE audit_v8("
+	  " id INTEGER PRIMARY KEY,"
+	  " at INTEGER NOT NULL,"
+	  " dev_eui BLOB,"
+	  " event TEXT NOT NULL,"
+	  " actor TEXT NOT NULL,"
+	  " detail TEXT NOT NULL);"
+	  "INSERT INTO audit_v8(id, at, dev_eui, event, actor, detail)"
+	  " SELECT id, at, dev_eui, event, actor, detail FROM audit ORDER BY id;"
+	  "DROP TABLE audit;"
+	  "ALTER TABLE audit_v8 RENAME TO audit;" },
 };
 
 /* set_wal - switch the connection to WAL and check that the switch took */

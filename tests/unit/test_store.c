@@ -815,10 +815,11 @@ static void test_sessions_expire(void **state)
 	assert_int_equal(count, 20);
 }
 
-/* --- SQLite only: migration 7 (sessions keyed by DevEUI, two indexes fewer) ------------- */
+/* --- SQLite only: migrations 7 (sessions keyed by DevEUI, two indexes fewer) and 8 (audit
+ * without AUTOINCREMENT) ------------------------------------------------------------------ */
 
 /* The file taken back to schema 6: sessions keyed by session_id, with the two indexes that
- * migration 7 drops (the SQL of migrations 1 and 2). */
+ * migration 7 drops, and audit with AUTOINCREMENT (the SQL of migrations 1 and 2). */
 #define SQ_BACK_TO_6 \
 	"CREATE TABLE s6(session_id BLOB PRIMARY KEY," \
 	" dev_eui BLOB NOT NULL REFERENCES devices(dev_eui) ON DELETE CASCADE," \
@@ -828,6 +829,10 @@ static void test_sessions_expire(void **state)
 	"DROP TABLE sessions; ALTER TABLE s6 RENAME TO sessions;" \
 	"CREATE INDEX sessions_dev_eui ON sessions(dev_eui);" \
 	"CREATE INDEX sessions_expires ON sessions(expires_at);" \
+	"CREATE TABLE a6(id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, dev_eui BLOB," \
+	" event TEXT NOT NULL, actor TEXT NOT NULL, detail TEXT NOT NULL);" \
+	"INSERT INTO a6 SELECT id, at, dev_eui, event, actor, detail FROM audit;" \
+	"DROP TABLE audit; ALTER TABLE a6 RENAME TO audit;" \
 	"CREATE INDEX audit_dev_eui ON audit(dev_eui);" \
 	"PRAGMA user_version=6;"
 
@@ -887,9 +892,10 @@ static void mig_check_sessions(struct store_ctx *c)
 	}
 }
 
-/* a schema-6 file with devices, sessions and audit rows is migrated to 7 on open: every row
- * kept, the two indexes gone, lookups, the cascade and the audit ids as before */
-static void test_migration_6_to_7(void **state)
+/* a schema-6 file with devices, sessions and audit rows is migrated to 8 on open: every row
+ * kept, the two indexes and the audit sequence gone, lookups, the cascade and the audit ids
+ * as before */
+static void test_migration_6_to_8(void **state)
 {
 	struct store_ctx *c = *state;
 	struct audit_seen *a = calloc(1, sizeof(*a));
@@ -913,12 +919,19 @@ static void test_migration_6_to_7(void **state)
 	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM sqlite_master WHERE name IN"
 				 " ('sessions_dev_eui', 'audit_dev_eui')"), 2);
 	max_id = sql_int(c->path, "SELECT max(id) FROM audit");
+	assert_int_equal(sql_int(c->path, "SELECT seq FROM sqlite_sequence WHERE name='audit'"),
+			 max_id);
 	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM audit"), MIG_DEVS * (1 + MIG_JOINS));
 
 	reopen(c);	/* migrates */
-	assert_int_equal(sql_int(c->path, "PRAGMA user_version"), 7);
+	assert_int_equal(sql_int(c->path, "PRAGMA user_version"), 8);
 	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM sqlite_master WHERE name IN"
-				 " ('sessions_dev_eui', 'audit_dev_eui', 'sessions_v7')"), 0);
+				 " ('sessions_dev_eui', 'audit_dev_eui', 'sessions_v7', 'audit_v8')"),
+			 0);
+	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM sqlite_master WHERE"
+				 " name='audit' AND sql LIKE '%AUTOINCREMENT%'"), 0);
+	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM sqlite_sequence WHERE"
+				 " name='audit'"), 0);
 	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM sqlite_master WHERE"
 				 " name='sessions_expires'"), 1);
 	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM devices"), MIG_DEVS);
@@ -943,7 +956,7 @@ static void test_migration_6_to_7(void **state)
 	assert_true(a->last_id > max_id);
 	/* opening again does not migrate again */
 	reopen(c);
-	assert_int_equal(sql_int(c->path, "PRAGMA user_version"), 7);
+	assert_int_equal(sql_int(c->path, "PRAGMA user_version"), 8);
 	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM sessions"),
 			 (MIG_DEVS - 1) * MIG_JOINS);
 	free(a);
@@ -1134,7 +1147,7 @@ int main(void)
 		BOTH(test_audit),
 		BOTH(test_hist_1000),
 		cmocka_unit_test_setup_teardown(test_checkpointer, setup_sqlite, store_ctx_teardown),
-		cmocka_unit_test_setup_teardown(test_migration_6_to_7, setup_sqlite,
+		cmocka_unit_test_setup_teardown(test_migration_6_to_8, setup_sqlite,
 						store_ctx_teardown),
 	};
 
