@@ -777,7 +777,7 @@ int js_store_session_get(struct js_store *s, const uint8_t *session_id, size_t l
 	    len > JS_SESSION_ID_MAX)
 		return DJ_EINVAL;
 	if (len < LW_EUI_LEN)
-		return DJ_ENOENT;	/* no stored SessionKeyID is shorter than its DevEUI prefix */
+		return DJ_ENOENT;	/* every stored SessionKeyID begins with a DevEUI */
 	return s->ops->session_get(s, session_id, len, out);
 }
 

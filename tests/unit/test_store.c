@@ -921,13 +921,14 @@ static void test_migration_6_to_8(void **state)
 	max_id = sql_int(c->path, "SELECT max(id) FROM audit");
 	assert_int_equal(sql_int(c->path, "SELECT seq FROM sqlite_sequence WHERE name='audit'"),
 			 max_id);
-	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM audit"), MIG_DEVS * (1 + MIG_JOINS));
+	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM audit"),
+			 MIG_DEVS * (1 + MIG_JOINS));
 
 	reopen(c);	/* migrates */
 	assert_int_equal(sql_int(c->path, "PRAGMA user_version"), 8);
 	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM sqlite_master WHERE name IN"
-				 " ('sessions_dev_eui', 'audit_dev_eui', 'sessions_v7', 'audit_v8')"),
-			 0);
+				 " ('sessions_dev_eui', 'audit_dev_eui', 'sessions_v7',"
+				 " 'audit_v8')"), 0);
 	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM sqlite_master WHERE"
 				 " name='audit' AND sql LIKE '%AUTOINCREMENT%'"), 0);
 	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM sqlite_sequence WHERE"
@@ -936,7 +937,8 @@ static void test_migration_6_to_8(void **state)
 				 " name='sessions_expires'"), 1);
 	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM devices"), MIG_DEVS);
 	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM sessions"), MIG_DEVS * MIG_JOINS);
-	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM audit"), MIG_DEVS * (1 + MIG_JOINS));
+	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM audit"),
+			 MIG_DEVS * (1 + MIG_JOINS));
 	assert_int_equal(sql_int(c->path, "SELECT max(id) FROM audit"), max_id);
 	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
 	mig_check_sessions(c);
