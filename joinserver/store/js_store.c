@@ -254,8 +254,11 @@ static bool commit_ok(const struct js_store *s, const struct js_commit *c)
 		return false;
 	if (c->new_st.hist_len > s->hist_cap || c->new_st.sess_token_len > JS_TOKEN_MAX)
 		return false;
+	/* a SessionKeyID begins with its DevEUI (js_session_id()): the SQLite store keys
+	 * sessions by that prefix */
 	if (c->has_session &&
-	    (c->session_id_len == 0 || c->session_id_len > JS_SESSION_ID_MAX ||
+	    (c->session_id_len < LW_EUI_LEN || c->session_id_len > JS_SESSION_ID_MAX ||
+	     memcmp(c->session_id, c->dev_eui, LW_EUI_LEN) != 0 ||
 	     c->session_token_len > JS_TOKEN_MAX))
 		return false;
 	return str_ok(c->audit_event, sizeof(c->audit_event)) &&
@@ -788,6 +791,8 @@ int js_store_session_get(struct js_store *s, const uint8_t *session_id, size_t l
 	if (s == NULL || session_id == NULL || out == NULL || len == 0 ||
 	    len > JS_SESSION_ID_MAX)
 		return DJ_EINVAL;
+	if (len < LW_EUI_LEN)
+		return DJ_ENOENT;	/* every stored SessionKeyID begins with a DevEUI */
 	return s->ops->session_get(s, session_id, len, out);
 }
 

@@ -105,7 +105,8 @@ struct js_commit {
 	uint8_t dev_eui[LW_EUI_LEN];
 	uint64_t expect_version;	/* the version read; the store writes expect_version + 1 */
 	struct js_nonce_state new_st;	/* the new state; its version field is ignored */
-	bool has_session;		/* also record a session by SessionKeyID */
+	bool has_session;		/* also record a session by SessionKeyID, which
+					 * begins with dev_eui (js_session_id()) */
 	uint32_t session_id_len;
 	uint8_t session_id[JS_SESSION_ID_MAX];
 	uint32_t session_token_len;

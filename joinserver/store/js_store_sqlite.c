@@ -238,7 +238,8 @@ static int reader_open(const char *path, struct js_store__sq_reader *r)
 	if (ret == DJ_EOK)
 		ret = js_store__sq_prepare(r->db,
 					   "SELECT dev_eui, created_at, expires_at, session_token"
-					   " FROM sessions WHERE session_id=?",
+					   " FROM sessions WHERE dev_eui=substr(?1, 1, 8)"
+					   " AND session_id=?1",
 					   &r->sess_get);
 	if (ret == DJ_EOK)
 		ret = js_store__sq_prepare(r->db, "BEGIN", &r->begin);

@@ -131,6 +131,39 @@ static const struct sq_migration migrations[] = {
 	  " revoked_at INTEGER NOT NULL,"
 	  " salt BLOB NOT NULL,"
 	  " hash BLOB NOT NULL);" },
+	/* 7: fewer B-trees written per join (docs/performance.md step 9). A SessionKeyID begins
+	 * with its DevEUI (js_session_id()), so sessions are keyed (dev_eui, session_id): one
+	 * index serves the lookup by SessionKeyID and the cascade of a device delete, and
+	 * sessions_dev_eui goes. audit_dev_eui goes: no query used it (the audit walk's
+	 * "?1 IS NULL OR dev_eui=?1" scans the table). Every row is copied. */
+	{ 7,
+	  "DROP INDEX IF EXISTS audit_dev_eui;"
+	  "CREATE TABLE sessions_v7("
+	  " session_id BLOB NOT NULL,"
+	  " dev_eui BLOB NOT NULL REFERENCES devices(dev_eui) ON DELETE CASCADE,"
+	  " created_at INTEGER NOT NULL,"
+	  " expires_at INTEGER NOT NULL,"
+	  " session_token BLOB NOT NULL,"
+	  " PRIMARY KEY(dev_eui, session_id));"
+	  "INSERT INTO sessions_v7(session_id, dev_eui, created_at, expires_at, session_token)"
+	  " SELECT session_id, dev_eui, created_at, expires_at, session_token FROM sessions;"
+	  "DROP TABLE sessions;"
+	  "ALTER TABLE sessions_v7 RENAME TO sessions;"
+	  "CREATE INDEX sessions_expires ON sessions(expires_at);" },
+	/* 8: audit without AUTOINCREMENT: no sqlite_sequence row written per entry. Audit rows
+	 * are never deleted, so the next id (the largest + 1) is the one AUTOINCREMENT gave. */
+	{ 8,
+	  "CREATE TABLE audit_v8("
+	  " id INTEGER PRIMARY KEY,"
+	  " at INTEGER NOT NULL,"
+	  " dev_eui BLOB,"
+	  " event TEXT NOT NULL,"
+	  " actor TEXT NOT NULL,"
+	  " detail TEXT NOT NULL);"
+	  "INSERT INTO audit_v8(id, at, dev_eui, event, actor, detail)"
+	  " SELECT id, at, dev_eui, event, actor, detail FROM audit ORDER BY id;"
+	  "DROP TABLE audit;"
+	  "ALTER TABLE audit_v8 RENAME TO audit;" },
 };
 
 /* set_wal - switch the connection to WAL and check that the switch took */
@@ -358,8 +391,8 @@ out:
 
 #define SQ_REWRAP_DEV_SEL "SELECT dev_eui, root_token, sess_token, join_nonce_last FROM devices"
 #define SQ_REWRAP_DEV_UPD "UPDATE devices SET root_token=?1, sess_token=?2 WHERE dev_eui=?3"
-#define SQ_REWRAP_SESS_SEL "SELECT session_id, session_token FROM sessions"
-#define SQ_REWRAP_SESS_UPD "UPDATE sessions SET session_token=?1 WHERE session_id=?2"
+#define SQ_REWRAP_SESS_SEL "SELECT session_id, session_token, rowid FROM sessions"
+#define SQ_REWRAP_SESS_UPD "UPDATE sessions SET session_token=?1 WHERE rowid=?2"
 
 /* The state of one rewrap: the keys, and the tokens re-sealed so far. */
 struct rewrap {
@@ -428,7 +461,8 @@ static int rewrap_session(sqlite3_stmt *sel, void *arg)
 	if (ret != DJ_EOK || tok_len == 0)
 		return ret;
 	return js_store__sq_run(w->q, SQ_REWRAP_SESS_UPD,
-				JS_SQ_ARGS(JS_SQ_B(tok, tok_len), JS_SQ_B(id, id_len)));
+				JS_SQ_ARGS(JS_SQ_B(tok, tok_len),
+					   JS_SQ_I(sqlite3_column_int64(sel, 2))));
 }
 
 int js_store__sq_rewrap(struct js_store *s, struct js_keystore *old_ks,

@@ -4,7 +4,9 @@
 #
 #   python3 tests/bench/bench_sqlite_pages.py LAYOUT BATCH HISTBYTES
 #	LAYOUT: base (the schema of migrations 1-3), wr (sessions WITHOUT ROWID), wrdev (devices
-#	and sessions WITHOUT ROWID); BATCH joins per transaction; HISTBYTES the dn_hist blob
+#	and sessions WITHOUT ROWID), noaidx (base without the index audit_dev_eui), skey (noaidx,
+#	sessions keyed PRIMARY KEY(dev_eui, session_id) without sessions_dev_eui: migration 7),
+#	skey-noai (skey, audit without AUTOINCREMENT); BATCH joins per transaction; HISTBYTES the dn_hist blob
 #	(0 for 1.0.4/1.1 devices, 2048 for a 1.0.x device with 1024 DevNonces remembered)
 #
 # 20000 devices with two sessions each, then 200 transactions of BATCH joins on random devices
@@ -15,10 +17,17 @@
 import os, random, sqlite3, struct, sys, tempfile
 layout, batch, hist = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 NDEV, NSESS_PER, TX = 20000, 2, 200
-if layout not in ("base", "wr", "wrdev"):
-    sys.exit("usage: bench_sqlite_pages.py base|wr|wrdev BATCH HISTBYTES")
+LAYOUTS = ("base", "wr", "wrdev", "noaidx", "skey", "skey-noai")
+if layout not in LAYOUTS:
+    sys.exit("usage: bench_sqlite_pages.py " + "|".join(LAYOUTS) + " BATCH HISTBYTES")
 wr = " WITHOUT ROWID" if layout in ("wr", "wrdev") else ""
 devwr = " WITHOUT ROWID" if layout == "wrdev" else ""
+skey = layout.startswith("skey")
+sess_key = "session_id BLOB NOT NULL" if skey else "session_id BLOB PRIMARY KEY"
+sess_pk = ", PRIMARY KEY(dev_eui, session_id)" if skey else ""
+sess_idx = "" if skey else "CREATE INDEX sessions_dev_eui ON sessions(dev_eui);"
+audit_idx = "" if layout in ("noaidx", "skey", "skey-noai") else "CREATE INDEX audit_dev_eui ON audit(dev_eui);"
+autoinc = "" if layout == "skey-noai" else " AUTOINCREMENT"
 tmp = tempfile.TemporaryDirectory()
 p = os.path.join(tmp.name, "f.db")
 for s in ("", "-wal", "-shm"):
@@ -28,10 +37,10 @@ db.execute("PRAGMA journal_mode=WAL"); db.execute("PRAGMA synchronous=FULL"); db
 db.executescript(f"""
 CREATE TABLE meta(k TEXT PRIMARY KEY, v BLOB);
 CREATE TABLE devices( dev_eui BLOB PRIMARY KEY, join_eui BLOB NOT NULL, mac_version INTEGER NOT NULL, root_token BLOB NOT NULL, created_at INTEGER NOT NULL, version INTEGER NOT NULL, dev_nonce_last INTEGER NOT NULL, join_nonce_last INTEGER NOT NULL, rjcount1_last INTEGER NOT NULL, dn_hist BLOB, sess_token BLOB){devwr};
-CREATE TABLE sessions( session_id BLOB PRIMARY KEY, dev_eui BLOB NOT NULL REFERENCES devices(dev_eui) ON DELETE CASCADE, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, session_token BLOB NOT NULL){wr};
-CREATE INDEX sessions_dev_eui ON sessions(dev_eui);
-CREATE TABLE audit( id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, dev_eui BLOB, event TEXT NOT NULL, actor TEXT NOT NULL, detail TEXT NOT NULL);
-CREATE INDEX audit_dev_eui ON audit(dev_eui);
+CREATE TABLE sessions( {sess_key}, dev_eui BLOB NOT NULL REFERENCES devices(dev_eui) ON DELETE CASCADE, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, session_token BLOB NOT NULL{sess_pk}){wr};
+{sess_idx}
+CREATE TABLE audit( id INTEGER PRIMARY KEY{autoinc}, at INTEGER NOT NULL, dev_eui BLOB, event TEXT NOT NULL, actor TEXT NOT NULL, detail TEXT NOT NULL);
+{audit_idx}
 CREATE INDEX sessions_expires ON sessions(expires_at);
 CREATE TABLE outbox( id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, body BLOB NOT NULL);
 """)

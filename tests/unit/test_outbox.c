@@ -302,7 +302,7 @@ static void test_migration_v2(void **state)
 	assert_int_equal(sqlite3_exec(db, "SELECT length(v) FROM meta WHERE k='instance'", one_int,
 				      &n, NULL), SQLITE_OK);
 	sqlite3_close(db);
-	assert_int_equal(v, 6);	/* the newest schema (6: API keys) */
+	assert_int_equal(v, 8);	/* the newest schema (8: audit without AUTOINCREMENT) */
 	assert_int_equal(n, JS_INSTANCE_ID_LEN);
 	assert_int_equal(js_store_device_get(c->s, dev1, d), DJ_EOK);	/* kept */
 	assert_int_equal(state_commit(c, 0, &e, NULL), DJ_EOK);

@@ -438,44 +438,72 @@ static void test_reset_nonces(void **state)
 	free(m);
 }
 
-/* sessions round-trip; deleting a device removes its sessions */
+/* sess_id - SessionKeyID DevEUI(i) | tail (tail_len bytes) into out; its length */
+static uint32_t sess_id(uint32_t i, const char *tail, size_t tail_len, uint8_t *out)
+{
+	store_test_eui(i, out);
+	memcpy(out + LW_EUI_LEN, tail, tail_len);
+	return (uint32_t)(LW_EUI_LEN + tail_len);
+}
+
+/* sessions round-trip; deleting a device removes its sessions; a SessionKeyID must begin with
+ * its DevEUI */
 static void test_sessions_delete(void **state)
 {
 	struct store_ctx *c = *state;
 	struct js_commit *m = mk_commit(0, 0, 1, 1), *m2 = mk_commit(1, 0, 1, 1);
 	struct js_session se;
-	uint8_t e[LW_EUI_LEN];
+	uint8_t e[LW_EUI_LEN], id0[JS_SESSION_ID_MAX], id1[JS_SESSION_ID_MAX];
+	uint32_t n0 = sess_id(0, "s0", 2, id0), n1 = sess_id(1, "s0", 2, id1);
+	struct js_device *g;
 
 	add_n(c, 2);
 	m->has_session = true;
-	m->session_id_len = 5;
-	memcpy(m->session_id, "sess0", 5);
 	m->session_token_len = 40;
 	memset(m->session_token, 0x33, 40);
 	m->session_expires_at = T0 + 3600;
 	c->now = T0 + 5;
+	/* refused, nothing changed: an id shorter than a DevEUI, or another device's prefix */
+	m->session_id_len = 5;
+	memcpy(m->session_id, "sess0", 5);
+	assert_int_equal(js_store_commit(c->s, m), DJ_EINVAL);
+	m->session_id_len = n1;
+	memcpy(m->session_id, id1, n1);
+	assert_int_equal(js_store_commit(c->s, m), DJ_EINVAL);
+	g = store_ctx_get(c, 0, DJ_EOK);
+	assert_int_equal(g->st.version, 0);
+	free(g);
+	m->session_id_len = n0;
+	memcpy(m->session_id, id0, n0);
 	assert_int_equal(js_store_commit(c->s, m), DJ_EOK);
 	*m2 = *m;
 	store_test_eui(1, m2->dev_eui);
-	m2->session_id[4] = '1';
+	memcpy(m2->session_id, id1, n1);	/* the same tail under another DevEUI */
+	memset(m2->session_token, 0x34, 40);
 	assert_int_equal(js_store_commit(c->s, m2), DJ_EOK);
 
 	memset(&se, 0, sizeof(se));
-	assert_int_equal(js_store_session_get(c->s, (const uint8_t *)"sess0", 5, &se), DJ_EOK);
-	assert_int_equal(se.session_id_len, 5);
-	assert_memory_equal(se.session_id, "sess0", 5);
+	assert_int_equal(js_store_session_get(c->s, id0, n0, &se), DJ_EOK);
+	assert_int_equal(se.session_id_len, n0);
+	assert_memory_equal(se.session_id, id0, n0);
 	assert_memory_equal(se.dev_eui, m->dev_eui, LW_EUI_LEN);
 	assert_int_equal(se.created_at, T0 + 5);
 	assert_int_equal(se.expires_at, T0 + 3600);
 	assert_int_equal(se.session_token_len, 40);
 	assert_memory_equal(se.session_token, m->session_token, 40);
+	assert_int_equal(js_store_session_get(c->s, id1, n1, &se), DJ_EOK);
+	assert_memory_equal(se.dev_eui, m2->dev_eui, LW_EUI_LEN);
+	assert_memory_equal(se.session_token, m2->session_token, 40);
+	/* a prefix of an id, the DevEUI alone, an id shorter than a DevEUI: no session */
+	assert_int_equal(js_store_session_get(c->s, id0, n0 - 1, &se), DJ_ENOENT);
+	assert_int_equal(js_store_session_get(c->s, id0, LW_EUI_LEN, &se), DJ_ENOENT);
 	assert_int_equal(js_store_session_get(c->s, (const uint8_t *)"sess", 4, &se), DJ_ENOENT);
 
 	store_test_eui(0, e);
 	assert_int_equal(js_store_device_delete(c->s, e, "op"), DJ_EOK);
 	free(store_ctx_get(c, 0, DJ_ENOENT));
-	assert_int_equal(js_store_session_get(c->s, (const uint8_t *)"sess0", 5, &se), DJ_ENOENT);
-	assert_int_equal(js_store_session_get(c->s, (const uint8_t *)"sess1", 5, &se), DJ_EOK);
+	assert_int_equal(js_store_session_get(c->s, id0, n0, &se), DJ_ENOENT);
+	assert_int_equal(js_store_session_get(c->s, id1, n1, &se), DJ_EOK);
 	assert_int_equal(js_store_device_delete(c->s, e, "op"), DJ_ENOENT);
 	/* a commit on the deleted device */
 	m->expect_version = 1;
@@ -532,9 +560,8 @@ static void test_rewrap(void **state)
 					  m->new_st.sess_token, &len), DJ_EOK);
 	m->new_st.sess_token_len = (uint32_t)len;
 	m->has_session = true;
-	m->session_id_len = 3;
-	memcpy(m->session_id, "sid", 3);
-	label_len = js_keystore_label(JS_PURPOSE_SESSION, m->session_id, 3, label);
+	m->session_id_len = sess_id(0, "sid", 3, m->session_id);
+	label_len = js_keystore_label(JS_PURPOSE_SESSION, m->session_id, m->session_id_len, label);
 	assert_int_equal(js_keystore_seal(c->ks, label, label_len, app_key, LW_KEY_LEN,
 					  m->session_token, &len), DJ_EOK);
 	m->session_token_len = (uint32_t)len;
@@ -557,8 +584,8 @@ static void test_rewrap(void **state)
 					  g->st.sess_token_len, secret, sizeof(secret), &len),
 			 DJ_EOK);
 	assert_memory_equal(secret, app_key, LW_KEY_LEN);
-	assert_int_equal(js_store_session_get(c->s, (const uint8_t *)"sid", 3, &se), DJ_EOK);
-	label_len = js_keystore_label(JS_PURPOSE_SESSION, (const uint8_t *)"sid", 3, label);
+	assert_int_equal(js_store_session_get(c->s, m->session_id, m->session_id_len, &se), DJ_EOK);
+	label_len = js_keystore_label(JS_PURPOSE_SESSION, m->session_id, m->session_id_len, label);
 	assert_int_equal(js_keystore_open(b, label, label_len, se.session_token,
 					  se.session_token_len, secret, sizeof(secret), &len),
 			 DJ_EOK);
@@ -889,8 +916,7 @@ static void test_sessions_expire(void **state)
 		struct js_commit *m = mk_commit(0, k, (int32_t)k + 1, (int64_t)k + 1);
 
 		m->has_session = true;
-		m->session_id_len = 4;
-		memcpy(m->session_id, &k, 4);
+		m->session_id_len = sess_id(0, (const char *)&k, 4, m->session_id);
 		m->session_token_len = 8;
 		memset(m->session_token, 0x44, 8);
 		m->session_expires_at = T0 + (k % 2 ? 100 : 1000);	/* odd ones expire first */
@@ -903,12 +929,165 @@ static void test_sessions_expire(void **state)
 	c->now = T0 + 100;
 	assert_int_equal(js_store_sessions_expire(c->s, &count), DJ_EOK);
 	assert_int_equal(count, 20);
-	for (uint32_t k = 0; k < 40; k++)
-		assert_int_equal(js_store_session_get(c->s, (const uint8_t *)&k, 4, &se),
+	for (uint32_t k = 0; k < 40; k++) {
+		uint8_t id[JS_SESSION_ID_MAX];
+		uint32_t n = sess_id(0, (const char *)&k, 4, id);
+
+		assert_int_equal(js_store_session_get(c->s, id, n, &se),
 				 k % 2 ? DJ_ENOENT : DJ_EOK);
+	}
 	c->now = T0 + 5000;
 	assert_int_equal(js_store_sessions_expire(c->s, &count), DJ_EOK);
 	assert_int_equal(count, 20);
+}
+
+/* --- SQLite only: migrations 7 (sessions keyed by DevEUI, two indexes fewer) and 8 (audit
+ * without AUTOINCREMENT) ------------------------------------------------------------------ */
+
+/* The file taken back to schema 6: sessions keyed by session_id, with the two indexes that
+ * migration 7 drops, and audit with AUTOINCREMENT (the SQL of migrations 1 and 2). */
+#define SQ_BACK_TO_6 \
+	"CREATE TABLE s6(session_id BLOB PRIMARY KEY," \
+	" dev_eui BLOB NOT NULL REFERENCES devices(dev_eui) ON DELETE CASCADE," \
+	" created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, session_token BLOB NOT NULL);" \
+	"INSERT INTO s6 SELECT session_id, dev_eui, created_at, expires_at, session_token" \
+	" FROM sessions;" \
+	"DROP TABLE sessions; ALTER TABLE s6 RENAME TO sessions;" \
+	"CREATE INDEX sessions_dev_eui ON sessions(dev_eui);" \
+	"CREATE INDEX sessions_expires ON sessions(expires_at);" \
+	"CREATE TABLE a6(id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, dev_eui BLOB," \
+	" event TEXT NOT NULL, actor TEXT NOT NULL, detail TEXT NOT NULL);" \
+	"INSERT INTO a6 SELECT id, at, dev_eui, event, actor, detail FROM audit;" \
+	"DROP TABLE audit; ALTER TABLE a6 RENAME TO audit;" \
+	"CREATE INDEX audit_dev_eui ON audit(dev_eui);" \
+	"PRAGMA user_version=6;"
+
+#define MIG_DEVS 3
+#define MIG_JOINS 2	/* sessions per device */
+
+/* sql_int - the first column of the first row of \p sql on the file (-1: no row) */
+static int64_t sql_int(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* mig_join - join k of device i: a session DevEUI | JoinNonce k + 1, token bytes 16 * i + k */
+static void mig_join(struct store_ctx *c, uint32_t i, uint32_t k)
+{
+	struct js_commit *m = mk_commit(i, k, (int32_t)k + 1, (int64_t)k + 1);
+
+	m->has_session = true;
+	js_session_id(m->dev_eui, k + 1, m->session_id);
+	m->session_id_len = JS_SESSION_ID_LEN;
+	m->session_token_len = 24;
+	memset(m->session_token, (int)(16 * i + k), 24);
+	m->session_expires_at = T0 + 1000 + k;
+	snprintf(m->audit_event, sizeof(m->audit_event), "join-accept");
+	snprintf(m->audit_actor, sizeof(m->audit_actor), "ns.example");
+	assert_int_equal(js_store_commit(c->s, m), DJ_EOK);
+	free(m);
+}
+
+/* mig_check_sessions - every session of mig_join() reads back whole */
+static void mig_check_sessions(struct store_ctx *c)
+{
+	struct js_session se;
+	uint8_t sid[JS_SESSION_ID_LEN], e[LW_EUI_LEN], tok[24];
+
+	for (uint32_t i = 0; i < MIG_DEVS; i++) {
+		store_test_eui(i, e);
+		for (uint32_t k = 0; k < MIG_JOINS; k++) {
+			js_session_id(e, k + 1, sid);
+			memset(tok, (int)(16 * i + k), sizeof(tok));
+			assert_int_equal(js_store_session_get(c->s, sid, sizeof(sid), &se), DJ_EOK);
+			assert_memory_equal(se.dev_eui, e, LW_EUI_LEN);
+			assert_int_equal(se.expires_at, T0 + 1000 + k);
+			assert_int_equal(se.session_token_len, sizeof(tok));
+			assert_memory_equal(se.session_token, tok, sizeof(tok));
+		}
+	}
+}
+
+/* a schema-6 file with devices, sessions and audit rows is migrated to 8 on open: every row
+ * kept, the two indexes and the audit sequence gone, lookups, the cascade and the audit ids
+ * as before */
+static void test_migration_6_to_8(void **state)
+{
+	struct store_ctx *c = *state;
+	struct audit_seen *a = calloc(1, sizeof(*a));
+	uint8_t e[LW_EUI_LEN];
+	int64_t max_id;
+	char *err = NULL;
+	sqlite3 *db = NULL;
+
+	assert_non_null(a);
+	add_n(c, MIG_DEVS);
+	for (uint32_t i = 0; i < MIG_DEVS; i++)
+		for (uint32_t k = 0; k < MIG_JOINS; k++)
+			mig_join(c, i, k);
+	js_store_close(c->s);
+	c->s = NULL;
+	assert_int_equal(sqlite3_open(c->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, SQ_BACK_TO_6, NULL, NULL, &err), SQLITE_OK);
+	sqlite3_free(err);
+	sqlite3_close(db);
+	assert_int_equal(sql_int(c->path, "PRAGMA user_version"), 6);
+	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM sqlite_master WHERE name IN"
+				 " ('sessions_dev_eui', 'audit_dev_eui')"), 2);
+	max_id = sql_int(c->path, "SELECT max(id) FROM audit");
+	assert_int_equal(sql_int(c->path, "SELECT seq FROM sqlite_sequence WHERE name='audit'"),
+			 max_id);
+	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM audit"),
+			 MIG_DEVS * (1 + MIG_JOINS));
+
+	reopen(c);	/* migrates */
+	assert_int_equal(sql_int(c->path, "PRAGMA user_version"), 8);
+	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM sqlite_master WHERE name IN"
+				 " ('sessions_dev_eui', 'audit_dev_eui', 'sessions_v7',"
+				 " 'audit_v8')"), 0);
+	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM sqlite_master WHERE"
+				 " name='audit' AND sql LIKE '%AUTOINCREMENT%'"), 0);
+	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM sqlite_sequence WHERE"
+				 " name='audit'"), 0);
+	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM sqlite_master WHERE"
+				 " name='sessions_expires'"), 1);
+	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM devices"), MIG_DEVS);
+	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM sessions"), MIG_DEVS * MIG_JOINS);
+	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM audit"),
+			 MIG_DEVS * (1 + MIG_JOINS));
+	assert_int_equal(sql_int(c->path, "SELECT max(id) FROM audit"), max_id);
+	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+	mig_check_sessions(c);
+	for (uint32_t i = 0; i < MIG_DEVS; i++)
+		free(store_ctx_get(c, i, DJ_EOK));
+
+	/* the foreign key survived: deleting a device deletes its sessions, only its */
+	store_test_eui(0, e);
+	assert_int_equal(js_store_device_delete(c->s, e, "op"), DJ_EOK);
+	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM sessions"),
+			 (MIG_DEVS - 1) * MIG_JOINS);
+	/* audit ids go on ascending after the old ones */
+	a->ordered = true;
+	assert_int_equal(js_store_audit_foreach(c->s, NULL, audit_cb, a), DJ_EOK);
+	assert_true(a->ordered);
+	assert_int_equal(a->n, MIG_DEVS * (1 + MIG_JOINS) + 1);
+	assert_true(a->last_id > max_id);
+	/* opening again does not migrate again */
+	reopen(c);
+	assert_int_equal(sql_int(c->path, "PRAGMA user_version"), 8);
+	assert_int_equal(sql_int(c->path, "SELECT count(*) FROM sessions"),
+			 (MIG_DEVS - 1) * MIG_JOINS);
+	free(a);
 }
 
 /* --- PostgreSQL only: several instances on one database ---------------------------------- */
@@ -1099,6 +1278,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_get_many_unpins, setup_sqlite,
 						store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_checkpointer, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_migration_6_to_8, setup_sqlite,
+						store_ctx_teardown),
 	};
 
 	const struct CMUnitTest pg_tests[] = {

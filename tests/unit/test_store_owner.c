@@ -130,7 +130,7 @@ static void test_migration_3_to_4(void **state)
 
 	/* the schema-4 program migrates it, and everything of schema 3 is still there */
 	assert_int_equal(open_store(c), DJ_EOK);
-	assert_int_equal(sql_int(c->path, "PRAGMA user_version"), 6);	/* the newest */
+	assert_int_equal(sql_int(c->path, "PRAGMA user_version"), 8);	/* the newest */
 	assert_int_equal(js_store_device_get(c->s, d.dev_eui, &got), DJ_EOK);
 	assert_memory_equal(got.root_token, d.root_token, d.root_token_len);
 	assert_int_equal(js_store_owner_get(c->s, d.dev_eui, &og), DJ_ENOENT);
@@ -153,7 +153,7 @@ static void test_migration_3_to_4(void **state)
 	js_store_close(c->s);
 	c->s = NULL;
 	assert_int_equal(open_store(c), DJ_EOK);
-	assert_int_equal(sql_int(c->path, "PRAGMA user_version"), 6);
+	assert_int_equal(sql_int(c->path, "PRAGMA user_version"), 8);
 }
 
 static void test_enroll_all_or_nothing(void **state)
