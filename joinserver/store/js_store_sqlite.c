@@ -30,7 +30,6 @@
 #include "common/dj_err.h"
 #include "common/dj_log.h"
 
-#define SQ_BUSY_TIMEOUT_MS 10000
 
 /* Columns of DEV_COLS, in order. */
 enum {

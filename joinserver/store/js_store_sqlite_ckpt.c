@@ -11,7 +11,8 @@
  *	again from its start) only once every frame is copied, and under load the writer has
  *	committed more during a pass: the checkpointer copies that in a further pass (each one
  *	shorter) until at most SQ_CKPT_TAIL frames are left, and that tail the writer copies
- *	itself after its next commit, which restarts the log at the following one. When the log
+ *	itself after its next commit, with a RESTART checkpoint that also restarts the log (it
+ *	waits up to ~1 ms for readers on older snapshots). When the log
  *	holds SQ_CKPT_BOUND_PAGES frames all the same and no pass is running (a reader pinned the
  *	log), the writer checkpoints inline as before.
  *	journal_size_limit (js_store_sqlite_guard.c) truncates it when the writer restarts it.
@@ -30,28 +31,62 @@
 #include "common/dj_log.h"
 
 #include <sys/prctl.h>
+#include <time.h>
 
 #define SQ_CKPT_PAGES 1000		/* log frames that wake the checkpointer */
 #define SQ_CKPT_BOUND_PAGES 4000	/* log frames at which the writer checkpoints inline */
 #define SQ_CKPT_TAIL 64			/* frames left that the writer copies itself */
 #define SQ_CKPT_PASSES 4		/* passes per wake-up, each over what the last left */
+#define SQ_TAIL_SPINS 40		/* the writer's restart: waits of SQ_TAIL_WAIT_NS for readers */
+#define SQ_TAIL_WAIT_NS 25000
+
+/* tail_busy - the writer's busy handler during its restart: a reader still on an older
+ * snapshot ends within microseconds (a device read); wait a little, never a millisecond tick */
+static int tail_busy(void *arg, int n)
+{
+	struct timespec ts = { 0, SQ_TAIL_WAIT_NS };
+
+	(void)arg;
+	if (n >= SQ_TAIL_SPINS)
+		return 0;
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
+/* tail_restart - the writer, after a checkpointer's run: copy what is left and restart the log
+ * now (RESTART: every reader reads the database file only, so the next commit writes the log
+ * from its first frame). Without it the restart waited for a BEGIN that found every frame
+ * copied, which under load the next commit seldom did: the log stayed past SQ_CKPT_PAGES and
+ * every commit woke the checkpointer for one commit's frames and two fsyncs (issue 15). */
+static void tail_restart(sqlite3 *db, const char *name)
+{
+	sqlite3_busy_handler(db, tail_busy, NULL);
+	/* SQLITE_BUSY: a reader outlasted the waits; frames were copied all the same, and the
+	 * next run of the checkpointer ends with another restart */
+	(void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+	sqlite3_busy_timeout(db, SQ_BUSY_TIMEOUT_MS);
+}
 
 /* wal_hook - after each of the writer's commits: copy a tail, wake the checkpointer, or bound
  * the log */
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
 	struct js_store__sq *q = arg;
-	bool inline_ckpt = frames >= SQ_CKPT_BOUND_PAGES;
+	bool inline_ckpt = frames >= SQ_CKPT_BOUND_PAGES, tail = false;
 
 	pthread_mutex_lock(&q->ck_lock);
 	if (q->ck_tail) {
 		q->ck_tail = false;
-		inline_ckpt = true;
+		tail = true;
 	} else if (!inline_ckpt && frames >= SQ_CKPT_PAGES && !q->ck_want) {
 		q->ck_want = true;
 		pthread_cond_signal(&q->ck_cond);
 	}
 	pthread_mutex_unlock(&q->ck_lock);
+	if (tail) {
+		tail_restart(db, name);
+		return SQLITE_OK;
+	}
 	/* SQLITE_BUSY while the checkpointer runs: a later commit tries again */
 	if (inline_ckpt)
 		(void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
@@ -59,7 +94,8 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 }
 
 /* ckpt_run - PASSIVE passes until at most SQ_CKPT_TAIL frames are left (the writer committed
- * meanwhile), SQ_CKPT_PASSES at most; true when frames were left */
+ * meanwhile), SQ_CKPT_PASSES at most; true when they ran (the writer then copies the rest and
+ * restarts the log: tail_restart()) */
 static bool ckpt_run(struct js_store__sq *q)
 {
 	int logged = 0, done = 0, rc;
@@ -75,7 +111,7 @@ static bool ckpt_run(struct js_store__sq *q)
 		if (logged - done <= SQ_CKPT_TAIL)
 			break;
 	}
-	return done < logged;
+	return true;
 }
 
 /* ckpt_main - the checkpointer thread: a checkpoint per wake-up until asked to stop */

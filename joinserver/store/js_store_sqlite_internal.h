@@ -34,6 +34,7 @@
 #include "store/js_store_internal.h"
 
 #define JS_SQ_READERS 4			/* read-only connections in the pool */
+#define SQ_BUSY_TIMEOUT_MS 10000	/* how long a connection waits for a lock (busy timeout) */
 #define JS_SQ_HIST_PAIR 2		/* bytes per stored DevNonce */
 #define JS_SQ_CACHE_MAX 48		/* kept writer statements; beyond, prepared per use */
 
@@ -84,7 +85,7 @@ struct js_store__sq {
 	pthread_cond_t ck_cond;
 	bool ck_init, ck_started;
 	bool ck_want, ck_stop;		/* under ck_lock: a pass asked for or running; stop */
-	bool ck_tail;			/* under ck_lock: the last pass left frames */
+	bool ck_tail;			/* under ck_lock: a run ended; the writer restarts the log */
 	uint64_t ck_runs;		/* wake-ups handled, under ck_lock */
 
 	/* readers */
