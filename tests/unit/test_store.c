@@ -27,6 +27,8 @@
 #include "store/js_store_sqlite_internal.h"	/* js_store__sq_ckpt_wait() */
 #include "test_store_util.h"
 
+#define sql_int store_test_sql_int	/* one integer from the file, outside the store */
+
 #define N_THREADS 100
 #define COMMITS_PER_THREAD 5
 #define HIST_BIG 1000
@@ -996,22 +998,6 @@ static void test_sessions_expire(void **state)
 
 #define MIG_DEVS 3
 #define MIG_JOINS 2	/* sessions per device */
-
-/* sql_int - the first column of the first row of \p sql on the file (-1: no row) */
-static int64_t sql_int(const char *path, const char *sql)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	int64_t v = -1;
-
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
-}
 
 /* mig_join - join k of device i: a session DevEUI | JoinNonce k + 1, token bytes 16 * i + k */
 static void mig_join(struct store_ctx *c, uint32_t i, uint32_t k)

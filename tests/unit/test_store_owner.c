@@ -27,6 +27,8 @@
 #include "store/js_store_owner.h"
 #include "test_store_util.h"
 
+#define sql_int store_test_sql_int	/* one integer from the file, outside the store */
+
 static const uint8_t master[JS_MASTER_KEY_LEN] = { 7 };
 static const uint8_t chain_a[] = { 1, 2, 3 };
 static const uint8_t chain_b[] = { 4, 5, 6, 7 };
@@ -87,22 +89,6 @@ static int setup(void **state, bool mem)
 
 static int setup_sqlite(void **state) { return setup(state, false); }
 static int setup_mem(void **state) { return setup(state, true); }
-
-/* sql_int - one integer from the file, outside the store */
-static long long sql_int(const char *path, const char *sql)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	long long v = -1;
-
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
-}
 
 static void test_migration_3_to_4(void **state)
 {

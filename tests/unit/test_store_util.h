@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <libpq-fe.h>
+#include <sqlite3.h>
 
 #include "store/js_keystore.h"
 #include "store/js_store.h"
@@ -29,6 +30,23 @@
 static bool store_test_pg;
 
 #define STORE_TEST_CONNINFO_MAX 1024
+
+/* store_test_sql_int - the first column of the first row of \p sql on the SQLite file
+ * \p path, read outside the store (-1: no row) */
+static inline int64_t store_test_sql_int(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
 
 /* store_test_schema - the schema name of a test path: djt_ and its base name's alphanumerics */
 static inline void store_test_schema(const char *path, char *out, size_t cap)
