@@ -10,12 +10,13 @@
 #
 #   bash tests/bench/bench_floor.sh BUILD_DIR [CONNECTIONS] [REQUESTS] [DEVICES]
 #   (defaults 64 connections, 60000 requests, 20000 devices)
-#   nginx runs one worker process (danejoind runs one event loop); access log off.
+#   THREADS=N (default 1): nginx's worker processes and danejoind's [listen] threads, the same
+#   number for both, so that the ratio compares like with like; access log off.
 set -u
 . "$(dirname "$0")/../lib/harness.sh"
 . "$(dirname "$0")/bench_cpu.sh"
 dj_bench_begin bench_floor "BUILD_DIR [CONNECTIONS] [REQUESTS] [DEVICES]" "$@"
-CONNS=${2:-64} REQS=${3:-60000} NDEV=${4:-20000}
+CONNS=${2:-64} REQS=${3:-60000} NDEV=${4:-20000} THREADS=${THREADS:-1}
 
 if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
 	echo "bench_floor: installing nginx-light (apt-get)"
@@ -38,7 +39,7 @@ ANS=$ANS$(head -c $((700 - ${#ANS} - 2)) /dev/zero | tr '\0' x)'"}'
 printf '%s' '{"ProtocolVersion":"1.1","SenderID":"000013","ReceiverID":"0000000000000001","TransactionID":1,"MessageType":"JoinReq","SenderNSID":"ns1.test","MACVersion":"1.1.0","PHYPayload":"0001000000000000000200000000000000010039a3c1e2f3","DevEUI":"0200000000000001","DevAddr":"01020304","DLSettings":"00","RxDelay":1,"CFList":""}' >req.json
 mkdir -p ngx/tmp && cat >ngx/nginx.conf <<CONF
 daemon off;
-worker_processes 1;
+worker_processes $THREADS;
 pid $T/ngx/nginx.pid;
 error_log $T/ngx/error.log warn;
 events { worker_connections 4096; }
@@ -80,12 +81,12 @@ cpu_mark "${NGPIDS[@]}"
 check "nginx: every request answered 200" "$CLI" bench --url "https://127.0.0.1:$NPORT/" "${C[@]}" \
 	"${L[@]}" --raw req.json >ngx-bench.out
 sed 's/^/  [nginx] /' ngx-bench.out
-cpu_report "  [nginx] nginx (master and $((${#NGPIDS[@]} - 1)) worker)" "$REQS"
+cpu_report "  [nginx] nginx (master and $((${#NGPIDS[@]} - 1)) worker(s))" "$REQS"
 NGX_US=$CPU_US
 kill -QUIT "$NG" 2>/dev/null
 
 # danejoind: durable SQLite store, the same load as bench_bi.sh
-dj_conf_pkix "$PORT" off max_connections=4096 >dj.conf
+dj_conf_pkix "$PORT" off max_connections=4096 threads="$THREADS" >dj.conf
 (umask 077; dj_devices_csv "$NDEV" 1.1 >devices.csv)
 check "enrolment" dj_store_init dj.conf devices.csv || dj_end
 check "danejoind starts" dj_jsd_start dj.conf jsd.log "$PORT" || dj_end jsd.log
@@ -93,7 +94,7 @@ cpu_mark "$DJ_JSD_PID"
 check "danejoind: every JoinReq answered" "$CLI" bench --url "https://127.0.0.1:$PORT/" "${C[@]}" \
 	"${L[@]}" --sim devices.csv --devices "$NDEV" >jsd-bench.out
 sed 's/^/  [danejoind] /' jsd-bench.out
-cpu_report "  [danejoind] danejoind (LoRaWAN 1.1 JoinReq, durable store)" "$REQS"
+cpu_report "  [danejoind] danejoind ($THREADS loop(s); LoRaWAN 1.1 JoinReq, durable store)" "$REQS"
 JSD_US=$CPU_US
 check "danejoind stops cleanly" dj_jsd_stop
 awk -v j="$JSD_US" -v n="$NGX_US" 'BEGIN {
