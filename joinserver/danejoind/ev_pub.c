@@ -39,7 +39,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -54,6 +53,7 @@
 #include "common/dj_clock.h"
 #include "common/dj_err.h"
 #include "common/dj_log.h"
+#include "common/dj_thread.h"
 #include "engine/js_config.h"
 
 #define PUB_WINDOW 512		/* published rows waiting for PUBACK, at most */
@@ -656,7 +656,7 @@ static void *pub_main(void *arg)
 	unsigned delay = p->props.backoff_min_ms;
 	uint64_t t0;
 
-	(void)prctl(PR_SET_NAME, "mqtt publisher");	/* /proc/PID/task/TID/comm, top -H */
+	dj_thread_name("mqtt publisher");	/* /proc/PID/task/TID/comm, top -H */
 	while (!stopping(p)) {
 		if (session(p))
 			delay = p->props.backoff_min_ms;

@@ -19,7 +19,6 @@
  * (srv_props.share), the rate buckets in the peer table (peers.lock), the store is
  * thread-safe and has one committer for all loops.
  */
-#define _GNU_SOURCE	/* pthread_setname_np */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,6 +30,7 @@
 
 #include "common/dj_err.h"
 #include "common/dj_log.h"
+#include "common/dj_thread.h"
 #include "admin.h"
 #include "svc_internal.h"
 
@@ -267,7 +267,7 @@ static void *loop_main(void *arg)
 	char name[16];
 
 	snprintf(name, sizeof(name), "loop %u", s->idx);	/* /proc/PID/task/TID/comm */
-	(void)pthread_setname_np(pthread_self(), name);
+	dj_thread_name(name);
 	if (event_base_loop(s->base, EVLOOP_NO_EXIT_ON_EMPTY) < 0)
 		dj_err("event loop %u failed", s->idx);
 	pthread_mutex_lock(&s->sh->lock);

@@ -70,18 +70,6 @@ static int envelope(struct peer *pe, const struct lw_key *k, struct bi_key_envel
 	return bi_kek_envelope(pe->kek, k, env);	/* pe->kek NULL only with plain_keys */
 }
 
-/* nwk_envelopes - a 1.1 session's three network keys into their envelopes, under the peer's
- * KEK in one lockstep run (bi_kek_envelope_many) */
-static int nwk_envelopes(struct peer *pe, const struct js_join_out *o, struct bi_msg *ans)
-{
-	const struct lw_key *const keys[] = { &o->keys.f_nwk_s_int_key, &o->keys.s_nwk_s_int_key,
-					      &o->keys.nwk_s_enc_key };
-	struct bi_key_envelope *const envs[] = { &ans->f_nwk_s_int_key, &ans->s_nwk_s_int_key,
-						 &ans->nwk_s_enc_key };
-
-	return bi_kek_envelope_many(pe->kek, DJ_ARRAY_LEN(keys), keys, envs);
-}
-
 /* join_event - the MQTT event of a request's answered join (strings borrowed from it) */
 static void join_event(const struct svc_req *r, struct ev_join *e)
 {
@@ -169,10 +157,10 @@ static void internal_error(struct svc_req *r)
 	snprintf(r->ans.description, sizeof(r->ans.description), "internal error");
 }
 
-/* appskey_in_joinans - [peer.NAME] appskey_in_joinans: the AppSKey in the JoinAns, wrapped under
- * the network server's KEK (config loading refused the option without one), audited before it
- * leaves: no audit entry, no key (the answer becomes an internal error) */
-static int appskey_in_joinans(struct svc_req *r)
+/* appskey_release - [peer.NAME] appskey_in_joinans: the AppSKey goes in the JoinAns, wrapped
+ * under the network server's KEK (config loading refused the option without one), and is
+ * audited before it is wrapped: no audit entry, no key (the answer becomes an internal error) */
+static int appskey_release(struct svc_req *r)
 {
 	const struct js_join_out *o = &r->jr.out;
 	char sid[2 * BI_SESSION_KEY_ID_MAX + 1], detail[JOINANS_AUDIT_MAX];
@@ -185,12 +173,43 @@ static int appskey_in_joinans(struct svc_req *r)
 		 bi_kek_label(r->pe->kek));
 	ret = js_store_audit(r->s->store, r->msg.dev_eui, "appskey-release",
 			     r->pe->cfg->identity, detail);
-	if (ret != DJ_EOK) {
+	if (ret != DJ_EOK)
 		dj_err("peer=%s: the AppSKey release is not in the audit log (%s): not sent",
 		       r->pe->name, dj_strerror(ret));
-		return ret;
+	return ret;
+}
+
+/* session_envelopes - an accepted join's session keys into the JoinAns, all under the peer's
+ * KEK in one lockstep run (bi_kek_envelope_many): a 1.1 session's three network keys or a 1.0
+ * session's NwkSKey, and with appskey_in_joinans the AppSKey (same KEK, audited first) */
+static int session_envelopes(struct svc_req *r)
+{
+	const struct js_join_out *o = &r->jr.out;
+	struct bi_msg *ans = &r->ans;
+	const struct lw_key *keys[BI_KEK_MANY_MAX];
+	struct bi_key_envelope *envs[BI_KEK_MANY_MAX];
+	size_t n = 0;
+	int ret;
+
+	if (o->opt_neg) {
+		keys[n] = &o->keys.f_nwk_s_int_key;
+		envs[n++] = &ans->f_nwk_s_int_key;
+		keys[n] = &o->keys.s_nwk_s_int_key;
+		envs[n++] = &ans->s_nwk_s_int_key;
+		keys[n] = &o->keys.nwk_s_enc_key;
+		envs[n++] = &ans->nwk_s_enc_key;
+	} else {
+		keys[n] = &o->keys.f_nwk_s_int_key;	/* 1.0: NwkSKey */
+		envs[n++] = &ans->nwk_s_key;
 	}
-	return bi_kek_envelope(r->pe->kek, &o->keys.app_s_key, &r->ans.app_s_key);
+	if (r->pe->cfg->appskey_in_joinans) {
+		ret = appskey_release(r);
+		if (ret != DJ_EOK)
+			return ret;
+		keys[n] = &o->keys.app_s_key;
+		envs[n++] = &ans->app_s_key;
+	}
+	return bi_kek_envelope_many(r->pe->kek, n, keys, envs);	/* NULL: plain_keys */
 }
 
 /* store_fault - a join failed because the store could not commit (a database down, a lost
@@ -241,12 +260,7 @@ static void join_finish(void *arg)
 	/* TS002 §6.1.3: the session's lifetime, which is how long AppSKeyReq may fetch its key */
 	ans->has_lifetime = true;
 	ans->lifetime = (uint32_t)s->peers->cfg.session_lifetime;
-	if (o->opt_neg)
-		ret = nwk_envelopes(r->pe, o, ans);
-	else
-		ret = envelope(r->pe, &o->keys.f_nwk_s_int_key, &ans->nwk_s_key);
-	if (ret == DJ_EOK && r->pe->cfg->appskey_in_joinans)
-		ret = appskey_in_joinans(r);
+	ret = session_envelopes(r);
 	if (ret != DJ_EOK)
 		internal_error(r);
 send:

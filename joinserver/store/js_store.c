@@ -24,7 +24,6 @@
 #include "store/js_store_internal.h"
 
 #include <stdio.h>
-#include <sys/prctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -34,6 +33,7 @@
 #include "common/dj_err.h"
 #include "common/dj_hex.h"
 #include "common/dj_log.h"
+#include "common/dj_thread.h"
 
 #define HIST_PAIR_LEN 2		/* one DevNonce: a little-endian uint16 */
 #define BYTE_BITS 8
@@ -107,7 +107,7 @@ static void *committer_main(void *arg)
 {
 	struct js_store *s = arg;
 
-	(void)prctl(PR_SET_NAME, "committer");	/* /proc/PID/task/TID/comm, top -H */
+	dj_thread_name("committer");	/* /proc/PID/task/TID/comm, top -H */
 	pthread_mutex_lock(&s->qlock);
 	for (;;) {
 		struct js_commit *head;

@@ -29,8 +29,8 @@
 
 #include "common/dj_err.h"
 #include "common/dj_log.h"
+#include "common/dj_thread.h"
 
-#include <sys/prctl.h>
 #include <time.h>
 
 #define SQ_CKPT_PAGES 1000		/* log frames that wake the checkpointer */
@@ -120,7 +120,7 @@ static void *ckpt_main(void *arg)
 	struct js_store__sq *q = arg;
 	bool tail;
 
-	(void)prctl(PR_SET_NAME, "checkpointer");	/* /proc/PID/task/TID/comm, top -H */
+	dj_thread_name("checkpointer");	/* /proc/PID/task/TID/comm, top -H */
 	pthread_mutex_lock(&q->ck_lock);
 	for (;;) {
 		while (!q->ck_want && !q->ck_stop)

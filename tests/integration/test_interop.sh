@@ -105,6 +105,14 @@ unwrap() {
 	echo "$2" | hexbin | openssl enc -d "-id-aes$bits-wrap" -K "$kek" -iv A6A6A6A6A6A6A6A6 |
 		od -An -v -tx1 | tr -d ' \n'
 }
+# wrap KEKFILE KEY-HEX - the RFC 3394 wrap of one key on its own (openssl), hex
+wrap() {
+	local kek bits
+	kek=$(cat "$1")
+	bits=$((${#kek} * 4))
+	echo "$2" | hexbin | openssl enc -e "-id-aes$bits-wrap" -K "$kek" -iv A6A6A6A6A6A6A6A6 |
+		od -An -v -tx1 | tr -d ' \n'
+}
 # post CERT FILE BODYFILE - POST BODYFILE as CERT's owner; the answer in FILE, "CODE SIZE" out
 post() {
 	curl -s --cacert root.crt --cert "$1.crt" --key "$1.key" --resolve "js.test:$PORT:127.0.0.1" \
@@ -163,6 +171,22 @@ check "ChirpStack JoinReq (1.1 device as \"1.1.0\", CFList) gets a JoinAns Chirp
 	Lifetime=7200
 check "... its Join-accept carries the CFList (33 bytes)" \
 	test "$(field cs2.ans PHYPayload | wc -c)" -eq 67
+# the four keys were wrapped in one lockstep run (pipeline.c session_envelopes): each opens
+# under cs's KEK, they differ, and the AppSKey is the application server's (AppSKeyReq), its
+# envelope byte for byte the wrap of that key on its own
+CS11_KEYS=""
+for f in FNwkSIntKey SNwkSIntKey NwkSEncKey AppSKey; do
+	CS11_KEYS="$CS11_KEYS $(unwrap cs.kek "$(field cs2.ans "$f.AESKey")")"
+done
+check "... its four keys open under cs's KEK, four different 128-bit keys" \
+	test "$(printf '%s\n' $CS11_KEYS | grep -Ec '^[0-9a-f]{32}$')/$(printf '%s\n' $CS11_KEYS | sort -u | wc -l)" = 4/4
+printf '%s' "{\"ProtocolVersion\":\"1.0\",\"SenderID\":\"0a0b0c0d\",\"ReceiverID\":\"70b3d57ed0000001\",\"TransactionID\":5,\"MessageType\":\"AppSKeyReq\",\"DevEUI\":\"0000000000000a11\",\"SessionKeyID\":\"$(field cs2.ans SessionKeyID)\"}" >as3.req
+post csas as3.ans as3.req >/dev/null
+CS11_APPS=$(unwrap csas.kek "$(field as3.ans AppSKey.AESKey)")
+check "... its AppSKey is the one the application server gets by AppSKeyReq" \
+	test -n "$CS11_APPS" -a "$(unwrap cs.kek "$(field cs2.ans AppSKey.AESKey)")" = "$CS11_APPS"
+check "... its AppSKey envelope is, byte for byte, that key wrapped on its own under cs's KEK" \
+	test -n "$CS11_APPS" -a "$(wrap cs.kek "$CS11_APPS")" = "$(field cs2.ans AppSKey.AESKey | tr A-F a-f)"
 
 # ---- ChirpStack: HomeNSReq (1.0) -------------------------------------------------------------
 printf '%s' '{"ProtocolVersion":"1.0","SenderID":"000024","ReceiverID":"70b3d57ed0000001","TransactionID":1122334455,"MessageType":"HomeNSReq","DevEUI":"0000000000000a11"}' >cs3.req

@@ -268,8 +268,10 @@ static void many_vs_one(const char *kek_hex, const char *want_hex, size_t n)
 	bi_kek_free(kek);
 }
 
-/* The lockstep wraps of a JoinAns's network keys: the same envelopes as one by one, with a
- * 128-bit and a 256-bit KEK, for every count it takes, random keys in several rounds. */
+/* The lockstep wraps of a JoinAns's session keys: the same envelopes as one by one, with a
+ * 128-bit and a 256-bit KEK, for every count it takes (pipeline.c session_envelopes: 1 for a
+ * 1.0 NwkSKey, 2 with the AppSKey of appskey_in_joinans, 3 for 1.1's network keys, 4 with the
+ * AppSKey), random keys in several rounds. */
 static void test_envelope_many(void **state)
 {
 	(void)state;
