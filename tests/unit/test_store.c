@@ -843,11 +843,11 @@ static void test_device_get_many(void **state)
 static void group_read(struct store_ctx *c, size_t n, const uint32_t ids[], struct js_device d[],
 		       int rets[])
 {
-	uint8_t eui[GROUP_N][LW_EUI_LEN];
-	const uint8_t *ep[GROUP_N];
-	struct js_device *dp[GROUP_N];
+	uint8_t eui[GROUP_DEVS][LW_EUI_LEN];
+	const uint8_t *ep[GROUP_DEVS];
+	struct js_device *dp[GROUP_DEVS];
 
-	assert_true(n <= GROUP_N);
+	assert_true(n <= GROUP_DEVS);
 	for (size_t i = 0; i < n; i++) {
 		store_test_eui(ids[i], eui[i]);
 		ep[i] = eui[i];
@@ -947,6 +947,47 @@ static void test_device_get_group(void **state)
 		expect_single(c, ids[i], &d[i], rets[i]);
 		if (i != 1 && i != 5 && i != 20)
 			assert_int_equal(rets[i], DJ_EOK);
+	}
+	free(d);
+}
+
+/* More DevEUIs than one group (the store's API has no limit): every one read (on PostgreSQL in
+ * one query per 32, two here), each the single read's. And on PostgreSQL, a query that fails
+ * (its table renamed away) fails every request with the single read's fault, DJ_ESQL. */
+static void test_device_get_over_group(void **state)
+{
+	struct store_ctx *c = *state;
+	struct js_device *d = calloc(GROUP_DEVS, sizeof(*d));
+	uint32_t ids[GROUP_DEVS];
+	int rets[GROUP_DEVS];
+	char schema[128], sql[256];
+	uint64_t rt;
+
+	assert_non_null(d);
+	add_n(c, GROUP_DEVS);
+	for (uint32_t i = 0; i < GROUP_DEVS; i++)
+		ids[i] = (i * 7) % GROUP_DEVS;		/* each once, in another order */
+	for (int pass = 0; pass < JS_PG_READERS; pass++)
+		group_read(c, GROUP_DEVS, ids, d, rets);
+	rt = pg_round_trips(c);
+	group_read(c, GROUP_DEVS, ids, d, rets);
+	if (store_test_pg)
+		assert_int_equal(pg_round_trips(c) - rt, 2);
+	for (size_t i = 0; i < GROUP_DEVS; i++) {
+		assert_int_equal(rets[i], DJ_EOK);
+		expect_single(c, ids[i], &d[i], rets[i]);
+	}
+	if (store_test_pg) {
+		store_test_schema(c->path, schema, sizeof(schema));
+		snprintf(sql, sizeof(sql), "ALTER TABLE %s.devices RENAME TO gone", schema);
+		assert_true(store_test_pg_sql(sql));
+		group_read(c, GROUP_N, ids, d, rets);
+		for (size_t i = 0; i < GROUP_N; i++)
+			expect_single(c, ids[i], &d[i], rets[i]);
+		for (size_t i = 0; i < GROUP_N; i++)
+			assert_int_equal(rets[i], DJ_ESQL);
+		snprintf(sql, sizeof(sql), "ALTER TABLE %s.gone RENAME TO devices", schema);
+		assert_true(store_test_pg_sql(sql));
 	}
 	free(d);
 }
@@ -1411,6 +1452,7 @@ int main(void)
 		BOTH(test_hist_1000),
 		BOTH(test_device_get_many),
 		BOTH(test_device_get_group),
+		BOTH(test_device_get_over_group),
 		cmocka_unit_test_setup_teardown(test_get_many_unpins, setup_sqlite,
 						store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_checkpointer, setup_sqlite, store_ctx_teardown),
@@ -1433,6 +1475,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_device_get_many, setup_sqlite,
 						store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_device_get_group, setup_sqlite,
+						store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_device_get_over_group, setup_sqlite,
 						store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_pg_two_instances, setup_sqlite,
 						store_ctx_teardown),
