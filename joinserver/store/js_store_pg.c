@@ -41,7 +41,7 @@
 #define PG_OID_INT4 23
 #define PG_OID_TEXT 25
 #define PG_OID_BYTEA_ARRAY 1001
-#define PG_MANY_MAX JS_KS_BATCH_MAX	/* DevEUIs per query of pg_device_get_many: an engine group */
+#define PG_MANY_MAX JS_KS_BATCH_MAX	/* DevEUIs per pg_device_get_many query: an engine group */
 #define PG_ARRAY_HEAD 20	/* array_send: ndim, flags, element type, length, lower bound */
 #define PG_CONNECT_TIMEOUT "5"
 
@@ -612,8 +612,8 @@ static int pg_device_get_many(struct js_store *s, size_t n, const uint8_t *const
 
 		for (size_t i = 0; i < k; i++)
 			m.rets[i] = DJ_ENOENT;
-		ret = js_store__pg_read(s->be, PG_GET_MANY,
-					JS_PG_ARGS(JS_PG_BYTEA_ARRAY(buf, len)), false, many_row, &m);
+		ret = js_store__pg_read(s->be, PG_GET_MANY, JS_PG_ARGS(JS_PG_BYTEA_ARRAY(buf, len)),
+					false, many_row, &m);
 		for (size_t i = 0; ret != DJ_EOK && i < k; i++)
 			m.rets[i] = ret;
 	}

@@ -202,7 +202,8 @@ int main(int argc, char **argv)
 	int ret;
 
 	if (argc < 3 || devs == 0 || devs > 0xffffff || groups == 0) {
-		fprintf(stderr, "usage: bench_pg_read CONNINFO PGDIR [DEVICES [GROUPS [ROUNDS]]]\n");
+		fprintf(stderr, "usage: bench_pg_read CONNINFO PGDIR"
+			" [DEVICES [GROUPS [ROUNDS]]]\n");
 		return 2;
 	}
 	ret = js_keystore_new(master, &ks);
