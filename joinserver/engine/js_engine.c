@@ -318,8 +318,9 @@ static void check_without_keys(const struct js_join_in *in, struct js_join_out *
 
 /*
  * read_devices - the checks that need no key for n requests: their devices are read together
- * (js_store_device_get_many: one snapshot, one read transaction in the SQLite store), which is
- * as fresh as reading each alone, since every request of the group arrived before the read.
+ * (js_store_device_get_many: one snapshot, one read transaction in the SQLite store, one
+ * statement in the PostgreSQL store), which is as fresh as reading each alone, since every
+ * request of the group arrived before the read.
  * A device that changed since is caught by the compare-and-swap at commit, as before.
  */
 static void read_devices(struct js_engine *e, const struct js_join_in *const in[],

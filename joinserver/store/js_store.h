@@ -231,7 +231,8 @@ int js_store_device_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 /*!
  * \brief Read \p n devices at one snapshot: js_store_device_get() for each of them, as if all
  *        were read at the moment of the call (a backend may read them in one read transaction,
- *        the SQLite one does). Call it only for requests that arrived before the call.
+ *        the SQLite one does, or in one statement, the PostgreSQL one: dev_eui = ANY($1)).
+ *        Call it only for requests that arrived before the call.
  * \param dev_eui  n DevEUIs (borrowed)
  * \param out      n devices to fill (rets[i] == DJ_EOK)
  * \param rets     n results: DJ_EOK, DJ_ENOENT, or a fault (DJ_ESQL)

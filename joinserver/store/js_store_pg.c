@@ -40,6 +40,9 @@
 #define PG_OID_INT2 21
 #define PG_OID_INT4 23
 #define PG_OID_TEXT 25
+#define PG_OID_BYTEA_ARRAY 1001
+#define PG_MANY_MAX JS_KS_BATCH_MAX	/* DevEUIs per pg_device_get_many query: an engine group */
+#define PG_ARRAY_HEAD 20	/* array_send: ndim, flags, element type, length, lower bound */
 #define PG_CONNECT_TIMEOUT "5"
 
 enum {
@@ -156,6 +159,7 @@ static PGresult *exec_cached(struct js_store__pgconn *pc, const char *sql, int n
 	char name[16];
 	unsigned i;
 
+	pc->round_trips++;
 	if (n == 0)	/* BEGIN, COMMIT, ROLLBACK: nothing worth planning once */
 		return PQexecParams(pc->c, sql, 0, NULL, NULL, NULL, NULL, 1);
 	for (i = 0; i < pc->n_stmts && pc->stmt_sql[i] != sql; i++)
@@ -165,6 +169,7 @@ static PGresult *exec_cached(struct js_store__pgconn *pc, const char *sql, int n
 
 		snprintf(name, sizeof(name), "dj_x%u", i);
 		p = PQprepare(pc->c, name, sql, n, types);
+		pc->round_trips++;
 		if (PQresultStatus(p) == PGRES_COMMAND_OK)
 			pc->stmt_sql[pc->n_stmts++] = sql;
 		PQclear(p);
@@ -213,6 +218,12 @@ int js_store__pg_exec(struct js_store__pgconn *pc, const char *sql,
 			vals[i] = v[i].p != NULL ? v[i].p : "";
 			lens[i] = 0;
 			fmts[i] = 0;
+			break;
+		case JS_PG_TYPE_BYTEA_ARRAY:
+			types[i] = PG_OID_BYTEA_ARRAY;
+			vals[i] = v[i].p;
+			lens[i] = (int)v[i].len;
+			fmts[i] = 1;
 			break;
 		}
 	}
@@ -522,6 +533,93 @@ static int pg_device_get(struct js_store *s, const uint8_t dev_eui[LW_EUI_LEN],
 				 JS_PG_ARGS(JS_PG_EUI(dev_eui)), true, dev_copy, out);
 }
 
+/* put_be32 - a big-endian 32-bit word at p; the next byte */
+static uint8_t *put_be32(uint8_t *p, uint32_t v)
+{
+	v = htobe32(v);
+	memcpy(p, &v, sizeof(v));
+	return p + sizeof(v);
+}
+
+/*
+ * eui_array - \p n DevEUIs as a one-dimensional bytea[] in PostgreSQL's binary form
+ * (array_send: dimensions, no-NULL flag, element type, length and lower bound, then each
+ * element's length and bytes) into \p buf (PG_ARRAY_HEAD + n * (4 + LW_EUI_LEN) bytes); its
+ * length
+ */
+static size_t eui_array(const uint8_t *const dev_eui[], size_t n, uint8_t *buf)
+{
+	uint8_t *p = buf;
+
+	p = put_be32(p, 1);
+	p = put_be32(p, 0);
+	p = put_be32(p, PG_OID_BYTEA);
+	p = put_be32(p, (uint32_t)n);
+	p = put_be32(p, 1);
+	for (size_t i = 0; i < n; i++) {
+		p = put_be32(p, LW_EUI_LEN);
+		memcpy(p, dev_eui[i], LW_EUI_LEN);
+		p += LW_EUI_LEN;
+	}
+	return (size_t)(p - buf);
+}
+
+/* The requests of one pg_device_get_many query, for its row callback. */
+struct many_req {
+	size_t n;
+	const uint8_t *const *dev_eui;
+	struct js_device *const *out;
+	int *rets;
+};
+
+/*
+ * many_row - a row callback: the device of row i into every request that names its DevEUI (a
+ * DevEUI asked twice gets the row twice), decoded by row_device as a single read decodes it.
+ * A malformed row fails those requests only, as it fails a single read.
+ */
+static int many_row(const PGresult *r, int i, void *arg)
+{
+	struct many_req *m = arg;
+	size_t len;
+	const uint8_t *eui = js_store__pg_blob(r, i, DC_DEV_EUI, &len);
+
+	for (size_t k = 0; len == LW_EUI_LEN && k < m->n; k++)
+		if (memcmp(m->dev_eui[k], eui, LW_EUI_LEN) == 0)
+			m->rets[k] = row_device(r, i, m->out[k]);
+	return DJ_EOK;
+}
+
+#define PG_GET_MANY "SELECT " DEV_COLS " FROM devices WHERE dev_eui = ANY($1)"
+
+/*
+ * pg_device_get_many - n devices in one query per PG_MANY_MAX of them (an engine group is
+ * one): dev_eui = ANY($1) with a bytea[] parameter, one round trip and one snapshot instead of
+ * one of each per device. The rows come back in no particular order and once per DevEUI; each
+ * is mapped back to the requests that name it. A DevEUI without a row is DJ_ENOENT, and a
+ * failed query (DJ_EIO, DJ_ESQL) fails every request of its part, as each single read would
+ * have failed. The root tokens stay as stored (wrapped), as in pg_device_get.
+ */
+static int pg_device_get_many(struct js_store *s, size_t n, const uint8_t *const dev_eui[],
+			      struct js_device *const out[], int rets[])
+{
+	uint8_t buf[PG_ARRAY_HEAD + PG_MANY_MAX * (4 + LW_EUI_LEN)];
+
+	for (size_t at = 0; at < n; at += PG_MANY_MAX) {
+		size_t k = n - at < PG_MANY_MAX ? n - at : PG_MANY_MAX;
+		struct many_req m = { k, dev_eui + at, out + at, rets + at };
+		size_t len = eui_array(m.dev_eui, k, buf);
+		int ret;
+
+		for (size_t i = 0; i < k; i++)
+			m.rets[i] = DJ_ENOENT;
+		ret = js_store__pg_read(s->be, PG_GET_MANY, JS_PG_ARGS(JS_PG_BYTEA_ARRAY(buf, len)),
+					false, many_row, &m);
+		for (size_t i = 0; ret != DJ_EOK && i < k; i++)
+			m.rets[i] = ret;
+	}
+	return DJ_EOK;
+}
+
 #define PG_AUDIT_INSERT "INSERT INTO audit(at, dev_eui, event, actor, detail) VALUES($1, $2, $3," \
 			" $4, $5)"
 
@@ -761,6 +859,7 @@ const struct js_store_ops js_store__pg_ops = {
 	.open = pg_open,
 	.close = pg_close,
 	.device_get = pg_device_get,
+	.device_get_many = pg_device_get_many,
 	.devices_add = js_store__dev_add,
 	.devices_import = js_store__dev_import,
 	.device_delete = js_store__dev_delete,

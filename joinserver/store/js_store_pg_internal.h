@@ -54,6 +54,9 @@ struct js_store__pgconn {
 	 * string literal): parsed and planned once per connection, not once per call */
 	const char *stmt_sql[JS_PG_STMTS];
 	unsigned n_stmts;
+	/* round trips js_store__pg_exec made on this connection (a first PQprepare counts as
+	 * one), under the connection's lock; read by tests and benches */
+	uint64_t round_trips;
 };
 
 struct js_store__pg {
@@ -75,6 +78,7 @@ enum js_store__pg_type {
 	JS_PG_TYPE_INT,			/* int8 */
 	JS_PG_TYPE_BLOB,		/* bytea; SQL NULL when len is 0 */
 	JS_PG_TYPE_TEXT,		/* text; NULL binds "" */
+	JS_PG_TYPE_BYTEA_ARRAY,		/* bytea[], p/len its binary form (array_send) */
 };
 
 struct js_store__pg_val {
@@ -88,6 +92,7 @@ struct js_store__pg_val {
 #define JS_PG_B(b, n) { .type = JS_PG_TYPE_BLOB, .p = (b), .len = (n) }
 #define JS_PG_EUI(b) JS_PG_B((b), LW_EUI_LEN)
 #define JS_PG_T(t) { .type = JS_PG_TYPE_TEXT, .p = (t) }
+#define JS_PG_BYTEA_ARRAY(b, n) { .type = JS_PG_TYPE_BYTEA_ARRAY, .p = (b), .len = (n) }
 #define JS_PG_ARGS(...) (const struct js_store__pg_val[]){ __VA_ARGS__ }, \
 	DJ_ARRAY_LEN(((const struct js_store__pg_val[]){ __VA_ARGS__ }))
 #define JS_PG_NONE NULL, 0

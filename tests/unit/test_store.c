@@ -24,6 +24,7 @@
 #include "common/dj_err.h"
 #include "store/js_keystore.h"
 #include "store/js_store.h"
+#include "store/js_store_pg_internal.h"	/* the readers' round_trips */
 #include "store/js_store_sqlite_internal.h"	/* js_store__sq_ckpt_wait() */
 #include "test_store_util.h"
 
@@ -38,6 +39,9 @@
 #define WAL_HDR 32
 #define WAL_FRAME (24 + 4096)	/* frame header and a page of the default size */
 #define GET_MANY_N 6		/* devices read as one group */
+#define GROUP_N JS_KS_BATCH_MAX	/* an engine group at its largest (JS_ENGINE_BATCH_MAX) */
+#define GROUP_DEVS 40		/* devices in the store of test_device_get_group */
+#define GROUP_FILL 0xa5		/* what an out struct holds before a read */
 
 static const uint8_t master_a[JS_MASTER_KEY_LEN] = { 0xa0, 0xa1, 0xa2, 0xa3 };
 static const uint8_t master_b[JS_MASTER_KEY_LEN] = { 0xb0, 0xb1, 0xb2, 0xb3 };
@@ -834,6 +838,160 @@ static void test_device_get_many(void **state)
 	}
 }
 
+/* group_read - js_store_device_get_many on devices ids[0..n-1] into d[] (each filled with
+ * GROUP_FILL first) and rets[] */
+static void group_read(struct store_ctx *c, size_t n, const uint32_t ids[], struct js_device d[],
+		       int rets[])
+{
+	uint8_t eui[GROUP_DEVS][LW_EUI_LEN];
+	const uint8_t *ep[GROUP_DEVS];
+	struct js_device *dp[GROUP_DEVS];
+
+	assert_true(n <= GROUP_DEVS);
+	for (size_t i = 0; i < n; i++) {
+		store_test_eui(ids[i], eui[i]);
+		ep[i] = eui[i];
+		memset(&d[i], GROUP_FILL, sizeof(d[i]));
+		dp[i] = &d[i];
+		rets[i] = 99;
+	}
+	assert_int_equal(js_store_device_get_many(c->s, n, ep, dp, rets), DJ_EOK);
+}
+
+/* expect_single - what a group gave for device id (d, ret) is what a single read gives: the
+ * same result and, both starting from GROUP_FILL, the same bytes (every field filled alike; a
+ * missing device's struct left alone by both) */
+static void expect_single(struct store_ctx *c, uint32_t id, const struct js_device *d, int ret)
+{
+	struct js_device *g = malloc(sizeof(*g));
+	uint8_t e[LW_EUI_LEN];
+
+	assert_non_null(g);
+	memset(g, GROUP_FILL, sizeof(*g));
+	store_test_eui(id, e);
+	assert_int_equal(ret, js_store_device_get(c->s, e, g));
+	assert_memory_equal(g, d, sizeof(*g));
+	if (ret == DJ_EOK)
+		assert_memory_equal(d->dev_eui, e, LW_EUI_LEN);
+	free(g);
+}
+
+/* pg_round_trips - the statements the PostgreSQL store's readers have sent (0 on the others) */
+static uint64_t pg_round_trips(struct store_ctx *c)
+{
+	struct js_store__pg *q = c->s->be;
+	uint64_t n = 0;
+
+	if (!store_test_pg)
+		return 0;
+	for (size_t k = 0; k < JS_PG_READERS; k++)
+		n += q->rd[k].round_trips;
+	return n;
+}
+
+/* A group of 32 in no order of the store's, with two missing devices among present ones and a
+ * DevEUI asked three times: each result and struct is the single read's. On PostgreSQL the
+ * group is one round trip (32 single reads are 32). A device deleted between two group reads
+ * is DJ_ENOENT in the second, the others unchanged. */
+static void test_device_get_group(void **state)
+{
+	struct store_ctx *c = *state;
+	struct js_device *d = calloc(GROUP_N, sizeof(*d));
+	uint32_t ids[GROUP_N];
+	int rets[GROUP_N];
+	size_t found = 0;
+	uint64_t rt;
+
+	assert_non_null(d);
+	add_n(c, GROUP_DEVS);
+	for (uint32_t i = 0; i < 4; i++) {	/* nonce state, DevNonce history, versions apart */
+		struct js_commit *m = mk_commit(3 + 7 * i, 0, (int32_t)(100 + i), 5 + i);
+
+		assert_int_equal(js_store_commit(c->s, m), DJ_EOK);
+		free(m);
+	}
+	for (uint32_t i = 0; i < GROUP_N; i++)
+		ids[i] = GROUP_DEVS - 3 - i;		/* 37 down to 6 */
+	ids[5] = 900;					/* never added */
+	ids[20] = 901;
+	ids[30] = ids[31] = ids[13];			/* device 24, asked three times */
+	/* every reader connected, both statements prepared on each */
+	for (int pass = 0; pass < JS_PG_READERS; pass++)
+		group_read(c, GROUP_N, ids, d, rets);
+	for (int pass = 0; pass < JS_PG_READERS; pass++)
+		expect_single(c, ids[0], &d[0], rets[0]);
+	rt = pg_round_trips(c);
+	group_read(c, GROUP_N, ids, d, rets);
+	if (store_test_pg)
+		assert_int_equal(pg_round_trips(c) - rt, 1);
+	for (size_t i = 0; i < GROUP_N; i++) {
+		expect_single(c, ids[i], &d[i], rets[i]);
+		found += rets[i] == DJ_EOK;
+	}
+	assert_int_equal(rets[5], DJ_ENOENT);
+	assert_int_equal(rets[20], DJ_ENOENT);
+	assert_int_equal(found, GROUP_N - 2);
+	assert_int_equal(d[30].st.version, 1);		/* device 24: committed once */
+	assert_int_equal(d[31].st.dev_nonce_last, 103);
+	if (store_test_pg)	/* the single reads above: one round trip each */
+		assert_int_equal(pg_round_trips(c) - rt, 1 + GROUP_N);
+
+	/* a device deleted between two group reads */
+	uint8_t e[LW_EUI_LEN];
+
+	store_test_eui(ids[1], e);
+	assert_int_equal(js_store_device_delete(c->s, e, "tester"), DJ_EOK);
+	group_read(c, GROUP_N, ids, d, rets);
+	assert_int_equal(rets[1], DJ_ENOENT);
+	for (size_t i = 0; i < GROUP_N; i++) {
+		expect_single(c, ids[i], &d[i], rets[i]);
+		if (i != 1 && i != 5 && i != 20)
+			assert_int_equal(rets[i], DJ_EOK);
+	}
+	free(d);
+}
+
+/* More DevEUIs than one group (the store's API has no limit): every one read (on PostgreSQL in
+ * one query per 32, two here), each the single read's. And on PostgreSQL, a query that fails
+ * (its table renamed away) fails every request with the single read's fault, DJ_ESQL. */
+static void test_device_get_over_group(void **state)
+{
+	struct store_ctx *c = *state;
+	struct js_device *d = calloc(GROUP_DEVS, sizeof(*d));
+	uint32_t ids[GROUP_DEVS];
+	int rets[GROUP_DEVS];
+	char schema[128], sql[256];
+	uint64_t rt;
+
+	assert_non_null(d);
+	add_n(c, GROUP_DEVS);
+	for (uint32_t i = 0; i < GROUP_DEVS; i++)
+		ids[i] = (i * 7) % GROUP_DEVS;		/* each once, in another order */
+	for (int pass = 0; pass < JS_PG_READERS; pass++)
+		group_read(c, GROUP_DEVS, ids, d, rets);
+	rt = pg_round_trips(c);
+	group_read(c, GROUP_DEVS, ids, d, rets);
+	if (store_test_pg)
+		assert_int_equal(pg_round_trips(c) - rt, 2);
+	for (size_t i = 0; i < GROUP_DEVS; i++) {
+		assert_int_equal(rets[i], DJ_EOK);
+		expect_single(c, ids[i], &d[i], rets[i]);
+	}
+	if (store_test_pg) {
+		store_test_schema(c->path, schema, sizeof(schema));
+		snprintf(sql, sizeof(sql), "ALTER TABLE %s.devices RENAME TO gone", schema);
+		assert_true(store_test_pg_sql(sql));
+		group_read(c, GROUP_N, ids, d, rets);
+		for (size_t i = 0; i < GROUP_N; i++)
+			expect_single(c, ids[i], &d[i], rets[i]);
+		for (size_t i = 0; i < GROUP_N; i++)
+			assert_int_equal(rets[i], DJ_ESQL);
+		snprintf(sql, sizeof(sql), "ALTER TABLE %s.gone RENAME TO devices", schema);
+		assert_true(store_test_pg_sql(sql));
+	}
+	free(d);
+}
+
 /* ckpt_passive - on a connection of its own, a PASSIVE checkpoint of c's file: the frames in
  * the log, and how many of them it could copy */
 static void ckpt_passive(struct store_ctx *c, int *log, int *copied)
@@ -1293,6 +1451,8 @@ int main(void)
 		BOTH(test_audit),
 		BOTH(test_hist_1000),
 		BOTH(test_device_get_many),
+		BOTH(test_device_get_group),
+		BOTH(test_device_get_over_group),
 		cmocka_unit_test_setup_teardown(test_get_many_unpins, setup_sqlite,
 						store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_checkpointer, setup_sqlite, store_ctx_teardown),
@@ -1313,6 +1473,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_audit, setup_sqlite, store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_hist_1000, setup_sqlite, store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_device_get_many, setup_sqlite,
+						store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_device_get_group, setup_sqlite,
+						store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_device_get_over_group, setup_sqlite,
 						store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_pg_two_instances, setup_sqlite,
 						store_ctx_teardown),
