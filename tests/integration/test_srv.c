@@ -556,6 +556,8 @@ static void test_refusals(void)
 		 "0\r\n\r\n", 0, "", "refused with 400: bad chunk size", 400},
 		{"POST /a\001b HTTP/1.1\r\nHost: js.test\r\nContent-Length: 0\r\n\r\n", 0, "",
 		 "(request line \"POST /a?b HTTP/1.1\")", 400},
+		{"POST /\377 HTTP/1.1\r\nHost: js.test\r\nContent-Length: 0\r\n\r\n", 0, "",
+		 "(request line \"POST /? HTTP/1.1\")", 400},
 		{"POST / x HTTP/1.1\r\nHost: js.test\r\nContent-Length: 0\r\n\r\n", 0, "",
 		 "(request line \"POST / x HTTP/1.1\")", 400},
 		{"BREW / HTTP/1.1\r\nHost: js.test\r\n\r\n", 0, "",
