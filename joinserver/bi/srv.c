@@ -383,7 +383,7 @@ static void req_unlink(struct srv_req *r)
 	r->s = NULL;
 }
 
-/* req_free - free a srv_req (not its evhttp request) */
+/* req_free - free a srv_req */
 static void req_free(struct srv_req *r)
 {
 	if (r == NULL)

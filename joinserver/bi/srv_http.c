@@ -55,19 +55,26 @@ static const llhttp_settings_t *settings(void);
 /* reason - the reason phrase of \p status */
 static const char *reason(int status)
 {
-	switch (status) {
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 413: return "Request Entity Too Large";
-	case 429: return "Too Many Requests";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 503: return "Service Unavailable";
-	default:  return "Status";
-	}
+	static const struct {
+		int status;
+		const char *text;
+	} t[] = {
+		{200, "OK"},
+		{400, "Bad Request"},
+		{403, "Forbidden"},
+		{404, "Not Found"},
+		{405, "Method Not Allowed"},
+		{413, "Request Entity Too Large"},
+		{429, "Too Many Requests"},
+		{500, "Internal Server Error"},
+		{501, "Not Implemented"},
+		{503, "Service Unavailable"},
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (t[i].status == status)
+			return t[i].text;
+	return "Status";
 }
 
 /* refuse - a callback refuses the request: \p status, logged with \p why */
