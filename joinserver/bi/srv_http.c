@@ -380,9 +380,12 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		bufferevent_enable(bev, EV_READ);
 		return;
 	}
-	if ((what & BEV_EVENT_EOF) && c->pending != NULL && !(what & BEV_EVENT_WRITING)) {
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_WRITING) &&
+	    (c->pending != NULL || evbuffer_get_length(bufferevent_get_output(bev)) > 0)) {
 		/* the peer ended its side after a request: it gets the answer, then we close */
 		c->eof = true;
+		c->sent_close |= c->pending == NULL;
+		bufferevent_disable(bev, EV_READ);
 		return;
 	}
 	if ((what & BEV_EVENT_TIMEOUT) && c->s != NULL)
