@@ -13,7 +13,7 @@
  * pipelined requests answered in order (the first one deferred), a request one byte per record,
  * bodies over max_body (Content-Length, chunked: 413), headers over the limit, a bad chunk size,
  * bad bytes in the request line (400), Connection: close and HTTP/1.0 honoured, and a flood
- * behind a held request buffered no further than the read watermark.
+ * behind a held request buffered no further than the read watermark; idle_timeout, but not for a request held longer.
  *
  * Readiness is a connect-retry loop, never a fixed sleep; the temporary directory is removed at
  * exit on every path.
@@ -609,6 +609,53 @@ static void test_close(void)
 	      "HTTP/1.0 keep-alive (closed=%d):\n%s", closed, out);
 }
 
+/* test_idle - a keep-alive connection that sends nothing after its answer is closed at
+ * idle_timeout (the read below waits up to twice as long) */
+static void test_idle(void)
+{
+	struct timeval tv = {.tv_sec = 2 * IDLE_TIMEOUT};
+	char req[256], out[4096];
+	SSL *ssl = tls_open("good");
+	int n = snprintf(req, sizeof(req), POST("/", "{}"), (size_t)2);
+	bool closed;
+
+	CHECK(tls_send(ssl, req, (size_t)n, 0) == (size_t)n, "idle: send");
+	tls_answers(ssl, out, sizeof(out), 1, NULL);
+	CHECK(status_of(out, 0) == 200, "idle: first answer:\n%s", out);
+	setsockopt(SSL_get_fd(ssl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	tls_answers(ssl, out, sizeof(out), 1, &closed);
+	CHECK(closed && out[0] == '\0', "idle connection not closed (closed=%d):\n%s", closed, out);
+	tls_close(ssl);
+}
+
+/* test_idle_held - a request with the handler longer than idle_timeout is still answered:
+ * idle_timeout is for a connection that waits for nothing */
+static void test_idle_held(void)
+{
+	struct timespec ts = {.tv_sec = IDLE_TIMEOUT + 1};
+	char req[256], out[4096];
+	SSL *ssl = tls_open("good");
+	int n = snprintf(req, sizeof(req), POST("/hold", "{}"), (size_t)2);
+
+	pthread_mutex_lock(&mu);
+	held = NULL;
+	pthread_mutex_unlock(&mu);
+	CHECK(tls_send(ssl, req, (size_t)n, 0) == (size_t)n, "idle held: send");
+	pthread_mutex_lock(&mu);
+	while (held == NULL)
+		pthread_cond_wait(&cv, &mu);
+	pthread_mutex_unlock(&mu);
+	nanosleep(&ts, NULL); /* past idle_timeout with the request held */
+	CHECK(srv_call_in_loop(srv, reply_held, held) == DJ_EOK, "srv_call_in_loop");
+	tls_answers(ssl, out, sizeof(out), 1, NULL);
+	CHECK(status_of(out, 0) == 200 && strstr(out, "deferred") != NULL,
+	      "a request held past idle_timeout was not answered:\n%s", out);
+	tls_close(ssl);
+	pthread_mutex_lock(&mu);
+	held = NULL;
+	pthread_mutex_unlock(&mu);
+}
+
 /* test_flood - a held request, then bytes without end: reading pauses at the watermark */
 static void test_flood(void)
 {
@@ -748,6 +795,8 @@ int main(void)
 	test_pipelined();
 	test_refusals();
 	test_close();
+	test_idle();
+	test_idle_held();
 	test_flood();
 	wait_counters(0, 0, __LINE__);
 
