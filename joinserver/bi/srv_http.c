@@ -236,7 +236,7 @@ static void line_keep(struct conn *c, const unsigned char *d, size_t n)
 			c->line_done = true;
 			break;
 		}
-		c->reqline[c->line_len++] = d[i] < 0x20 || d[i] >= 0x7f ? '?' : (char)d[i];
+		c->reqline[c->line_len++] = (char)(d[i] < 0x20 || d[i] >= 0x7f ? '?' : d[i]);
 	}
 	c->reqline[c->line_len] = '\0';
 }
