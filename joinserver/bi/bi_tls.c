@@ -109,8 +109,11 @@ void bi_tls__one_record(struct evhttp_connection *evcon)
  */
 void bi_tls__write_now(struct evhttp_connection *evcon)
 {
-	struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	bi_tls__bev_write_now(evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL);
+}
 
+void bi_tls__bev_write_now(struct bufferevent *bev)
+{
 	if (bev != NULL && evbuffer_get_length(bufferevent_get_output(bev)) > 0 &&
 	    event_pending(&bev->ev_write, EV_WRITE, NULL))
 		event_active(&bev->ev_write, EV_WRITE, 1);

@@ -63,6 +63,8 @@ void bi_tls__one_record(struct evhttp_connection *evcon);
 
 /* bi_tls__write_now - write what the connection's output holds in this loop pass (bi_tls.c) */
 void bi_tls__write_now(struct evhttp_connection *evcon);
+/* bi_tls__bev_write_now - the same for a bufferevent_openssl (srv_http.c) */
+void bi_tls__bev_write_now(struct bufferevent *bev);
 
 /*!
  * \brief With read-ahead on, TLS records OpenSSL has read from the socket but not decrypted

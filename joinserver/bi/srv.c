@@ -1,34 +1,21 @@
 /*
- * srv.c - the HTTPS front of danejoind: evhttp over bufferevent_openssl, TLS 1.3 only, client
- * certificates required: the listeners, the connections and their limits, the requests, the
- * lifecycle. Who the client is: srv_auth.c; the limits watched on a connection: srv_conn.c;
- * the metrics listener: srv_metrics.c.
+ * srv.c - the HTTPS front of danejoind: our own HTTP/1.1 (srv_http.c, parsed by llhttp) over
+ * bufferevent_openssl, TLS 1.3 only, client certificates required: the listeners, the
+ * connections and their limits, the requests, the lifecycle. Who the client is: srv_auth.c;
+ * the limits watched on a connection: srv_conn.c; the metrics listener (evhttp):
+ * srv_metrics.c.
  *
  * LIMITS
- *	Resource limits: max_body (libevent answers 413 and closes), max_headers_size, one
- *	connection limit counted over the TLS objects' lifetime, a per-identity cap
- *	(max_connections_per_peer), min_rate and two timeouts (see below; srv_conn.c).
+ *	Resource limits: max_body (413, srv_http.c), SRV_MAX_HEADERS_SIZE, max_connections
+ *	(counted from the accept to the close; over it a connection is closed at once, before
+ *	any TLS), a per-identity cap (max_connections_per_peer), min_rate and header_timeout (the
+ *	request clock, srv_conn.c) and idle_timeout (the bufferevent's read and write timeouts).
  *
- * LIBEVENT 2.1 NOTES
- *	- The bevcb of evhttp cannot refuse a connection: a NULL return makes evhttp fall back to a
- *	  plain-socket bufferevent, i.e. cleartext HTTP. Refused connections therefore get a TLS
- *	  bufferevent and a "kill" event activated at once, which shuts the socket down before the
- *	  loop reads from it; evhttp then sees EOF and frees the connection.
- *	- evhttp calls the close callback only for connections that reached a request, so the
- *	  connection count and the per-connection state hang on the SSL object instead: an SSL
- *	  ex_data slot whose free function runs when the bufferevent (BEV_OPT_CLOSE_ON_FREE) frees
- *	  the SSL. That happens on every path, including handshake failures.
- *	- libevent 2.1 has a single per-connection timeout (evhttp_set_timeout_tv), used as the
- *	  bufferevent read/write timeout while reading a request and while idle between requests:
- *	  it is set to idle_timeout. It times each read, so alone it lets a client trickle a
- *	  request forever. header_timeout and min_rate bound the whole request instead: a
- *	  per-connection clock started at the accept (the handshake), again at the handshake's
- *	  end (the first request) and at the first byte of each later request, and stopped when
- *	  the request is complete (srv_conn.c).
- *	- When a client goes away while its request is with the handler, evhttp (EVREQ_HTTP_EOF)
- *	  detaches the request from the connection and leaves it to us; when the connection is
- *	  freed with the request still attached (srv_free), evhttp frees it. The close callback
- *	  tells the two apart (evhttp_request_get_connection) before either happens.
+ * CONNECTIONS
+ *	The per-connection state hangs on the SSL object (an ex_data slot), where the TLS
+ *	callbacks find it; its free function runs when the bufferevent (BEV_OPT_CLOSE_ON_FREE)
+ *	frees the SSL, which libevent does a loop pass after bufferevent_free. srv__conn_close
+ *	uncounts and unlinks the connection at once and frees the bufferevent.
  *
  * SIGNALS
  *	OpenSSL writes to sockets with plain send(): a peer that vanished mid-write raises SIGPIPE.
@@ -120,6 +107,33 @@ const char *srv__conn_addr(const struct conn *c)
 	return c->addr[0] != '\0' ? c->addr : "(unknown peer)";
 }
 
+/* conn_unlink - the connection is closing: uncount it, take it off s->conns */
+static void conn_unlink(struct conn *c)
+{
+	struct srv *s = c->s;
+
+	if (s == NULL)
+		return;
+	if (!c->handshake_done && !c->failure_logged)
+		dj_info("TLS connection from %s closed before the handshake completed",
+			srv__conn_addr(c));
+	srv__peer_release(c);
+	if (c->counted) {
+		pthread_mutex_lock(&s->g->lock);
+		s->g->connections--;
+		pthread_mutex_unlock(&s->g->lock);
+		c->counted = false;
+	}
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+	c->s = NULL;
+}
+
 /* conn_ex_free - SSL_free hook: the connection is gone; uncount it and free its state */
 static void conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 			 void *argp)
@@ -135,35 +149,16 @@ static void conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, l
 	if (c == NULL)
 		return;
 	s = c->s;
-	if (s != NULL) {
-		if (!c->handshake_done && !c->failure_logged && !c->refused)
-			dj_info("TLS connection from %s closed before the handshake completed",
-				srv__conn_addr(c));
-		srv__peer_release(c);
-		if (c->counted) {
-			pthread_mutex_lock(&s->g->lock);
-			s->g->connections--;
-			pthread_mutex_unlock(&s->g->lock);
-		}
-		if (c->prev != NULL)
-			c->prev->next = c->next;
-		else
-			s->conns = c->next;
-		if (c->next != NULL)
-			c->next->prev = c->prev;
-	}
+	if (s != NULL)
+		conn_unlink(c); /* not closed by srv__conn_close (cannot happen) */
 	if (c->pending != NULL)
 		c->pending->c = NULL;
-	/* called from the bufferevent's destructor, before it frees its buffers */
-	if (c->bev != NULL && c->in_cbe != NULL)
-		evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->in_cbe);
-	if (c->bev != NULL && c->out_cbe != NULL)
-		evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cbe);
 	da_lookup_cancel(c->lookup);
 	if (c->kill_ev != NULL)
 		event_free(c->kill_ev);
 	if (c->read_ev != NULL)
 		event_free(c->read_ev);
+	srv__http_free(c);
 	free(c);
 }
 
@@ -177,15 +172,6 @@ static void ex_init(void)
 struct conn *srv__ssl_conn(const SSL *ssl)
 {
 	return ssl != NULL ? SSL_get_ex_data(ssl, ex_idx) : NULL;
-}
-
-/* req_conn - the per-connection state behind an evhttp request */
-static struct conn *req_conn(struct evhttp_request *evreq)
-{
-	struct evhttp_connection *evcon = evhttp_request_get_connection(evreq);
-	struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
-
-	return bev != NULL ? srv__ssl_conn(bufferevent_openssl_get_ssl(bev)) : NULL;
 }
 
 /* group_peer - the count of \p id in \p g (under its lock); a new one if \p add, else NULL */
@@ -297,72 +283,83 @@ static SSL *ssl_new(struct srv *s)
 	return ssl;
 }
 
-/* bevcb - a TLS bufferevent for each accepted connection, with its state on the SSL */
-static struct bufferevent *bevcb(struct event_base *base, void *arg)
+/* conn_new - the state and TLS bufferevent of an accepted connection on \p fd; NULL when
+ * out of memory */
+static struct conn *conn_new(struct srv *s, evutil_socket_t fd)
 {
-	struct srv *s = arg;
-	struct bufferevent *bev = NULL;
-	struct conn *c = NULL;
-	SSL *ssl = NULL;
-	bool admit;
+	struct conn *c = calloc(1, sizeof(*c));
+	SSL *ssl = ssl_new(s);
 
-	c = calloc(1, sizeof(*c));
-	ssl = ssl_new(s);
 	if (c == NULL || ssl == NULL || SSL_set_ex_data(ssl, ex_idx, c) != 1) {
 		free(c);
-		c = NULL;
-		goto fail;
+		SSL_free(ssl);
+		evutil_closesocket(fd);
+		return NULL;
 	}
-	/* from here c is owned by ssl (conn_ex_free) */
+	/* from here c is owned by ssl (conn_ex_free), ssl by the bufferevent */
 	c->s = s;
 	c->dane = s->props.auth == SRV_AUTH_DANE;
-	c->kill_ev = event_new(base, -1, 0, srv__kill_cb, c);
-	c->read_ev = event_new(base, -1, 0, srv__read_cb, c);
-	if (c->kill_ev == NULL || c->read_ev == NULL)
-		goto fail;
-	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-					     BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL)
-		goto fail;
-	ssl = NULL; /* owned by bev */
-	c->bev = bev;
-	srv__conn_watch(c);
+	c->kill_ev = event_new(s->base, -1, 0, srv__kill_cb, c);
+	c->read_ev = event_new(s->base, -1, 0, srv__read_cb, c);
+	c->bev = bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+						BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		SSL_free(ssl); /* frees c */
+		evutil_closesocket(fd);
+		return NULL;
+	}
 	c->next = s->conns;
 	if (s->conns != NULL)
 		s->conns->prev = c;
 	s->conns = c;
+	if (c->kill_ev == NULL || c->read_ev == NULL) {
+		srv__conn_close(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* accept_cb - a connection: refused at once over max_connections, else TLS and HTTP/1.1 */
+static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+		      int salen, void *arg)
+{
+	struct srv *s = arg;
+	struct sockaddr_storage ss;
+	char addr[SRV_ADDR_MAX];
+	struct conn *c;
+	bool admit;
+
+	(void)lev;
 	pthread_mutex_lock(&s->g->lock);
 	admit = s->g->connections < s->props.max_connections;
 	if (admit)
 		s->g->connections++;
 	pthread_mutex_unlock(&s->g->lock);
+	memset(&ss, 0, sizeof(ss));
+	memcpy(&ss, sa, (size_t)salen < sizeof(ss) ? (size_t)salen : sizeof(ss));
+	fmt_sockaddr(&ss, addr, sizeof(addr));
 	if (!admit) {
-		c->refused = true;
-		event_active(c->kill_ev, EV_TIMEOUT, 0);
-	} else {
-		c->counted = true;
-		/* the first request's clock runs from the accept: header_timeout for the handshake,
-		 * then again from its end (srv_auth.c info_cb) for the first request */
-		c->timing = true;
-		c->t0 = dj_clock_mono_s();
-		if (s->props.header_timeout > 0)
-			srv__clock_arm(c, c->t0);
+		dj_warn("connection from %s refused: max_connections reached", addr);
+		evutil_closesocket(fd);
+		return;
 	}
-	return bev;
-fail:
-	/*
-	 * No memory. evhttp would treat NULL as "plain socket", so hand back a TLS bufferevent
-	 * if at all possible; failing that there is nothing safe to return.
-	 */
-	SSL_free(ssl);
-	dj_err("out of memory accepting a connection");
-	ssl = ssl_new(s);
-	bev = ssl != NULL ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-							   BEV_OPT_CLOSE_ON_FREE)
-			  : NULL;
-	if (bev == NULL)
-		SSL_free(ssl);
-	return bev;
+	c = conn_new(s, fd);
+	if (c == NULL) {
+		dj_err("out of memory accepting a connection from %s", addr);
+		pthread_mutex_lock(&s->g->lock);
+		s->g->connections--;
+		pthread_mutex_unlock(&s->g->lock);
+		return;
+	}
+	c->counted = true;
+	memcpy(c->addr, addr, sizeof(c->addr));
+	/* the first request's clock runs from the accept: header_timeout for the handshake,
+	 * then again from its end (srv_auth.c info_cb) for the first request */
+	c->timing = true;
+	c->t0 = dj_clock_mono_s();
+	if (s->props.header_timeout > 0)
+		srv__clock_arm(c, c->t0);
+	srv__http_start(c);
 }
 
 /* req_unlink - take \p r off s->reqs and its connection, and uncount it */
@@ -386,7 +383,7 @@ static void req_unlink(struct srv_req *r)
 	r->s = NULL;
 }
 
-/* req_free - free a srv_req (not its evhttp request) */
+/* req_free - free a srv_req */
 static void req_free(struct srv_req *r)
 {
 	if (r == NULL)
@@ -396,126 +393,126 @@ static void req_free(struct srv_req *r)
 	free(r);
 }
 
-/* drop_held - free a held request whose connection closed before its DANE check ended */
-static void drop_held(void *arg)
+/* conn_detach - the connection of \p c's pending request is closing: the request stays the
+ * handler's (srv_reply then only frees it); one held for the DANE check never reached the
+ * handler and is freed */
+static void conn_detach(struct conn *c)
 {
-	struct srv_req *r = arg;
-
-	r->held = false;
-	srv_reply(r, HTTP_SERVUNAVAIL, "{}", 2); /* detached: only frees */
-}
-
-/* closecb - the connection of a pending request is going away: detach the request */
-static void closecb(struct evhttp_connection *evcon, void *arg)
-{
-	struct conn *c = arg;
 	struct srv_req *r = c->pending;
 
-	(void)evcon;
+	c->pending = NULL;
 	if (r == NULL)
 		return;
-	/*
-	 * Still attached: evhttp frees the request with the connection (right after this
-	 * callback). Detached (client EOF/timeout): evhttp left it to us, srv_reply frees it.
-	 */
-	if (r->evreq != NULL && evhttp_request_get_connection(r->evreq) != NULL)
-		r->evreq = NULL;
-	dj_info("connection from %s closed before its answer to %s was sent", srv__conn_addr(c),
-		r->path);
+	if (c->s != NULL)
+		dj_info("connection from %s closed before its answer to %s was sent",
+			srv__conn_addr(c), r->path);
 	r->detached = true;
 	r->c = NULL;
-	c->pending = NULL;
-	/* a request held for the DANE check never reaches the handler: drop it from the loop
-	 * (not from inside evhttp's close path); srv_free drops it itself when it is the cause */
-	if (r->held && r->s != NULL && srv_call_in_loop(r->s, drop_held, r) != DJ_EOK)
-		dj_err("out of memory dropping a request of a closed connection");
+	if (r->held) {
+		r->held = false;
+		srv_reply(r, HTTP_SERVUNAVAIL, "{}", 2); /* detached: only frees */
+	}
 }
 
-/* send_simple - a srv-level answer with a small JSON body */
-static void send_simple(struct evhttp_request *evreq, int status, const char *json)
+void srv__conn_close(struct conn *c)
 {
-	struct evbuffer *out = evhttp_request_get_output_buffer(evreq);
-	struct conn *c = req_conn(evreq);
+	struct bufferevent *bev = c->bev;
 
-	if (c != NULL)
-		c->ours = true;
-
-	evhttp_add_header(evhttp_request_get_output_headers(evreq), "Content-Type", BI_TLS_JSON_TYPE);
-	if (evbuffer_add(out, json, strlen(json)) != 0) {
-		evhttp_send_error(evreq, HTTP_INTERNAL, NULL);
-		goto out;
-	}
-	evhttp_send_reply(evreq, status, NULL, NULL);
-out:
-	if (c != NULL)
-		c->ours = false;
-}
-
-/* gencb - every request on the TLS listener: POST goes to the handler */
-static void gencb(struct evhttp_request *evreq, void *arg)
-{
-	struct srv *s = arg;
-	struct conn *c = req_conn(evreq);
-	struct srv_req *r = NULL;
-	struct evbuffer *in;
-	const char *path;
-
-	if (c != NULL) {
-		/* the request is complete: its clock stops; idle_timeout covers the wait for the
-		 * next one, whose first byte starts a new clock (in_cb) */
-		c->first_request = true;
-		c->timing = false;
-		c->rate_on = false;
-		if (!c->kill_now && !c->refused)
-			event_del(c->kill_ev);
-	}
-	if (c == NULL || c->pending != NULL ||
-	    (c->vstate == V_OK && c->identity[0] == '\0') || c->vstate == V_NONE) {
-		/* cannot happen: the handshake refused unidentified peers, evhttp serialises */
-		dj_err("request without an identified TLS peer; refused");
-		send_simple(evreq, HTTP_INTERNAL, "{\"error\":\"internal\"}");
+	if (c->closing)
 		return;
+	c->closing = true;
+	c->timing = false;
+	conn_detach(c);
+	conn_unlink(c);
+	if (c->kill_ev != NULL)
+		event_del(c->kill_ev);
+	if (c->read_ev != NULL)
+		event_del(c->read_ev);
+	da_lookup_cancel(c->lookup);
+	c->lookup = NULL;
+	/* the SSL, and with it c (conn_ex_free), goes a loop pass later */
+	if (bev != NULL) {
+		bufferevent_disable(bev, EV_READ | EV_WRITE);
+		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+		bufferevent_free(bev);
+	}
+}
+
+/* answer_simple - an answer of srv itself (no srv_req) */
+static void answer_simple(struct conn *c, int status, const char *extra, const char *json,
+			  bool close)
+{
+	srv__http_answer(c, status, extra, json, strlen(json), close);
+}
+
+/* req_new - the srv_req of the request \p c parsed: its path and body (taken from c) */
+static struct srv_req *req_new(struct conn *c)
+{
+	struct srv_req *r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	r->path = srv__http_path(c->url != NULL ? c->url : "/", c->url_len);
+	if (c->body != NULL) {
+		r->body = c->body;
+		r->body_len = c->body_len;
+		c->body = NULL;
+		c->body_cap = c->body_len = 0;
+	} else {
+		r->body = malloc(1);
+	}
+	if (r->path == NULL || r->body == NULL) {
+		req_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* request_refused - answer a request srv refuses itself; true if it did */
+static bool request_refused(struct conn *c)
+{
+	char body[sizeof(c->vwhy) + 64];
+
+	if (c->vstate == V_NONE || (c->vstate == V_OK && c->identity[0] == '\0')) {
+		/* cannot happen: the handshake refused unidentified peers */
+		dj_err("request without an identified TLS peer; refused");
+		answer_simple(c, HTTP_INTERNAL, NULL, "{\"error\":\"internal\"}", true);
+		return true;
 	}
 	if (c->vstate == V_FAILED) {
-		char body[sizeof(c->vwhy) + 64];
-
 		srv__refusal_json(c, body, sizeof(body));
-		evhttp_add_header(evhttp_request_get_output_headers(evreq), "Connection", "close");
-		send_simple(evreq, c->vtemp ? HTTP_SERVUNAVAIL : 403, body);
-		return;
+		answer_simple(c, c->vtemp ? HTTP_SERVUNAVAIL : 403, NULL, body, true);
+		return true;
 	}
-	if (!srv__line_ok(c, evhttp_request_get_uri(evreq))) {
-		dj_warn("request from %s refused with 400: a space or control character in the "
-			"request line (\"%s\")", srv__conn_addr(c), c->reqline);
-		evhttp_add_header(evhttp_request_get_output_headers(evreq), "Connection", "close");
-		send_simple(evreq, HTTP_BADREQUEST, "{\"error\":\"malformed request line\"}");
-		return;
-	}
-	if (evhttp_request_get_command(evreq) != EVHTTP_REQ_POST) {
+	if (c->method != HTTP_POST) {
 		dj_warn("request from %s refused with 405: method not allowed (request line "
 			"\"%s\")", srv__conn_addr(c), c->reqline);
-		evhttp_add_header(evhttp_request_get_output_headers(evreq), "Allow", "POST");
-		send_simple(evreq, HTTP_BADMETHOD, "{\"error\":\"method not allowed\"}");
+		answer_simple(c, HTTP_BADMETHOD, "Allow: POST\r\n",
+			      "{\"error\":\"method not allowed\"}", !c->keep_alive);
+		return true;
+	}
+	return false;
+}
+
+void srv__request(struct conn *c)
+{
+	struct srv *s = c->s;
+	struct srv_req *r;
+
+	if (s == NULL || request_refused(c))
+		return;
+	r = req_new(c);
+	if (r == NULL) {
+		dj_err("out of memory for a request from %s", srv__conn_addr(c));
+		answer_simple(c, HTTP_SERVUNAVAIL, NULL, "{\"error\":\"unavailable\"}", true);
 		return;
 	}
-	r = calloc(1, sizeof(*r));
-	if (r == NULL)
-		goto nomem;
-	path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(evreq));
-	r->path = strdup(path != NULL && path[0] != '\0' ? path : "/");
-	in = evhttp_request_get_input_buffer(evreq);
-	r->body_len = evbuffer_get_length(in);
-	r->body = malloc(r->body_len > 0 ? r->body_len : 1);
-	if (r->path == NULL || r->body == NULL ||
-	    evbuffer_copyout(in, r->body, r->body_len) != (ev_ssize_t)r->body_len)
-		goto nomem;
 	memcpy(r->peer, c->identity, sizeof(r->peer));
 	r->started = dj_clock_mono_s();
-	r->evreq = evreq;
+	r->close = !c->keep_alive;
 	r->c = c;
 	r->s = s;
 	c->pending = r;
-	evhttp_connection_set_closecb(evhttp_request_get_connection(evreq), closecb, c);
 	r->next = s->reqs;
 	if (s->reqs != NULL)
 		s->reqs->prev = r;
@@ -528,11 +525,6 @@ static void gencb(struct evhttp_request *evreq, void *arg)
 		return;
 	}
 	s->props.handler(r, s->props.arg);
-	return;
-nomem:
-	req_free(r);
-	dj_err("out of memory for a request from %s", srv__conn_addr(c));
-	send_simple(evreq, HTTP_SERVUNAVAIL, "{\"error\":\"unavailable\"}");
 }
 
 /* wake_cb - on the loop thread: run everything srv_call_in_loop() queued, in order */
@@ -648,19 +640,20 @@ static int listen_probe(const struct sockaddr *sa, socklen_t len)
 	return ret;
 }
 
-/* bind_reuseport - the TLS listener of one of several loops: its own socket on \p addr with
- * SO_REUSEPORT, the kernel spreading new connections over the loops' sockets */
-static int bind_reuseport(struct srv *s, const char *addr, bool probe, char *err, size_t errlen)
+/* bind_listener - the TLS listener on \p addr; \p reuseport: one of several loops' sockets with
+ * SO_REUSEPORT, the kernel spreading new connections over them (\p probe: the first) */
+static int bind_listener(struct srv *s, const char *addr, bool reuseport, bool probe, char *err,
+			 size_t errlen)
 {
-	const unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE |
-			       LEV_OPT_REUSEABLE_PORT;
+	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE;
 	struct evutil_addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 					 .ai_flags = EVUTIL_AI_PASSIVE };
 	struct evutil_addrinfo *ai = NULL;
-	struct evconnlistener *lev = NULL;
 	char host[SRV_HOST_MAX], port_s[8];
 	uint16_t port;
 
+	if (reuseport)
+		flags |= LEV_OPT_REUSEABLE_PORT;
 	if (parse_hostport(addr, host, sizeof(host), &port) != DJ_EOK) {
 		dj_errbuf(err, errlen, "listen_addr %s: not HOST:PORT or [IPv6]:PORT",
 			  addr != NULL ? addr : "(none)");
@@ -673,19 +666,16 @@ static int bind_reuseport(struct srv *s, const char *addr, bool probe, char *err
 	}
 	errno = 0;
 	if (!probe || listen_probe(ai->ai_addr, (socklen_t)ai->ai_addrlen) == 0)
-		lev = evconnlistener_new_bind(s->base, NULL, NULL, flags, -1, ai->ai_addr,
-					      (int)ai->ai_addrlen);
+		s->listener = evconnlistener_new_bind(s->base, accept_cb, s, flags, -1,
+						      ai->ai_addr, (int)ai->ai_addrlen);
 	evutil_freeaddrinfo(ai);
-	if (lev != NULL)
-		s->listener = evhttp_bind_listener(s->http, lev);
 	if (s->listener == NULL) {
 		dj_errbuf(err, errlen, "bind %s: %s", addr,
 			  errno != 0 ? strerror(errno) : "cannot bind");
-		if (lev != NULL)
-			evconnlistener_free(lev);
 		return DJ_EIO;
 	}
-	if (bi_tls__nodelay(evconnlistener_get_fd(lev)) != 0)
+	/* No Nagle (bi_tls__nodelay); accepted sockets inherit the option */
+	if (bi_tls__nodelay(evconnlistener_get_fd(s->listener)) != 0)
 		dj_warn("listen_addr %s: TCP_NODELAY: %s", addr, strerror(errno));
 	return DJ_EOK;
 }
@@ -750,20 +740,8 @@ int srv_new(struct event_base *base, const struct srv_props *props, struct srv *
 	}
 	s->props.share = NULL;
 
-	ret = DJ_ENOMEM;
-	s->http = evhttp_new(base);
-	if (s->http == NULL) {
-		dj_errbuf(err, errlen, "out of memory");
-		goto out;
-	}
-	evhttp_set_bevcb(s->http, bevcb, s);
-	evhttp_set_gencb(s->http, gencb, s);
-	srv__http_limits(s->http, props);
-	if (props->reuseport || props->share != NULL)
-		ret = bind_reuseport(s, props->listen_addr, props->share == NULL, err, errlen);
-	else
-		ret = srv__bind_http(s->http, "listen_addr", props->listen_addr, &s->listener, err,
-				     errlen);
+	ret = bind_listener(s, props->listen_addr, props->reuseport || props->share != NULL,
+			    props->reuseport && props->share == NULL, err, errlen);
 	if (ret != DJ_EOK)
 		goto out;
 
@@ -784,7 +762,7 @@ void srv_stop_accepting(struct srv *s)
 {
 	if (s == NULL || s->listener == NULL)
 		return;
-	evhttp_del_accept_socket(s->http, s->listener);
+	evconnlistener_free(s->listener);
 	s->listener = NULL;
 }
 
@@ -826,52 +804,35 @@ unsigned srv_connections(const struct srv *s)
 
 void srv_free(struct srv *s)
 {
-	struct conn *c;
-	struct srv_req *r, *held, *next_r;
+	struct conn *c, *next_c;
+	struct srv_req *r, *next_r;
 	struct srv_call *q, *next;
 
 	if (s == NULL)
 		return;
 	/*
-	 * Connections and requests may outlive us: bufferevents are finalized later in the loop
-	 * (or by event_base_free), and the handler may still hold requests. Cut their links back.
+	 * The handler may still hold requests: cut their links back (srv_reply then only frees
+	 * them). Requests held for a DANE check were never the handler's: closing their
+	 * connections frees them.
 	 */
-	for (c = s->conns; c != NULL; c = c->next) {
-		srv__peer_release(c);
-		if (c->counted) {	/* the other loops' limits go on without it */
-			pthread_mutex_lock(&s->g->lock);
-			s->g->connections--;
-			pthread_mutex_unlock(&s->g->lock);
-		}
-		c->s = NULL;
-		/* the resolver may go right after us: no verdict may arrive later */
-		da_lookup_cancel(c->lookup);
-		c->lookup = NULL;
-		if (c->kill_ev != NULL) {
-			event_free(c->kill_ev);
-			c->kill_ev = NULL;
-		}
-		if (c->read_ev != NULL) {
-			event_free(c->read_ev);
-			c->read_ev = NULL;
-		}
-	}
-	s->conns = NULL;
-	held = s->reqs;
-	for (r = s->reqs; r != NULL; r = r->next)
-		r->s = NULL;
-	s->reqs = NULL;
-	if (s->http != NULL)
-		evhttp_free(s->http); /* frees attached requests; closecb detaches ours */
-	/* requests held for a DANE check were never the handler's: they are ours to free */
-	for (r = held; r != NULL; r = next_r) {
+	for (r = s->reqs; r != NULL; r = next_r) {
 		next_r = r->next;
 		if (!r->held)
-			continue;
-		if (r->evreq != NULL && r->detached)
-			evhttp_request_free(r->evreq);
-		req_free(r);
+			r->s = NULL;
 	}
+	for (c = s->conns; c != NULL; c = next_c) {
+		next_c = c->next;
+		if (c->pending != NULL && !c->pending->held) {
+			c->pending->detached = true;
+			c->pending->c = NULL;
+			c->pending = NULL;
+		}
+		srv__conn_close(c);
+	}
+	s->conns = NULL;
+	s->reqs = NULL;
+	if (s->listener != NULL)
+		evconnlistener_free(s->listener);
 	if (s->metrics_http != NULL)
 		evhttp_free(s->metrics_http);
 	if (s->wake_ev != NULL)
@@ -938,68 +899,25 @@ void srv_req_close_after(struct srv_req *r)
 	r->close_after = true;
 }
 
-/*
- * reply_date - the Date header for an answer of this second: evhttp would format it for each
- * answer (evutil_date_rfc1123, 3.6 k instructions); it adds none when one is there. NULL when
- * the srv is gone (evhttp then adds its own).
- */
-static const char *reply_date(struct srv *s)
-{
-	time_t now = time(NULL);
-	struct tm tm;
-
-	if (s == NULL)
-		return NULL;
-	if (now != s->date_t || s->date[0] == '\0') {
-		if (gmtime_r(&now, &tm) == NULL ||
-		    evutil_date_rfc1123(s->date, sizeof(s->date), &tm) <= 0) {
-			s->date[0] = '\0';
-			return NULL;
-		}
-		s->date_t = now;
-	}
-	return s->date;
-}
-
 void srv_reply(struct srv_req *r, int status, const char *json, size_t len)
 {
-	struct evhttp_request *evreq;
 	struct conn *c;
 	struct srv *s;
+	bool close;
 
 	if (r == NULL)
 		return;
-	evreq = r->evreq;
 	c = r->c;
 	s = r->s;
+	close = r->close || r->close_after;
 	if (r->close_after && s != NULL)
 		s->conn_stats.close_after++;
 	req_unlink(r);
-	if (evreq != NULL && r->detached) {
-		/* the client left; evhttp handed the request to us */
-		evhttp_request_free(evreq);
-	} else if (evreq != NULL) {
-		struct evhttp_connection *evcon = evhttp_request_get_connection(evreq);
-		const char *date = reply_date(s);
-
-		evhttp_add_header(evhttp_request_get_output_headers(evreq), "Content-Type",
-				  BI_TLS_JSON_TYPE);
-		if (date != NULL)
-			evhttp_add_header(evhttp_request_get_output_headers(evreq), "Date", date);
-		if (r->close_after)
-			evhttp_add_header(evhttp_request_get_output_headers(evreq), "Connection",
-					  "close");
-		if (c != NULL)
-			c->ours = true;
-		if (evbuffer_add(evhttp_request_get_output_buffer(evreq), json, len) != 0) {
-			evhttp_send_error(evreq, HTTP_INTERNAL, NULL);
-		} else {
-			evhttp_send_reply(evreq, status, NULL, NULL);
-			bi_tls__one_record(evcon);
-			bi_tls__write_now(evcon);
-		}
-		if (c != NULL)
-			c->ours = false;
+	if (c != NULL && !r->detached) {
+		srv__http_answer(c, status, NULL, json, len, close);
+		/* pipelined requests waited in the input: on with them (unless in the parse
+		 * loop already, which goes on by itself) */
+		srv__http_parse(c);
 	}
 	req_free(r);
 }

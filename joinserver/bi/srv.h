@@ -1,6 +1,6 @@
 /*
- * srv.h - the HTTPS front of danejoind: HTTP/1.1 keep-alive over TLS 1.3 with client
- * certificates required, on a libevent loop.
+ * srv.h - the HTTPS front of danejoind: HTTP/1.1 keep-alive (pipelining too) over TLS 1.3
+ * with client certificates required, on a libevent loop.
  *
  * DESCRIPTION
  *	srv owns the listening socket, the TLS context, the connections and the limits (body size,
@@ -63,7 +63,7 @@ struct srv_conn_stats {
 	unsigned long long min_rate;	   /* a request slower than min_rate */
 	unsigned long long peer_cap;	   /* over max_connections_per_peer */
 	unsigned long long close_after;	   /* closed after one answer (srv_req_close_after) */
-	unsigned long long http_refused;   /* refused by libevent's HTTP parser (400, 413) */
+	unsigned long long http_refused;   /* refused by the HTTP layer (400, 413, 501) */
 };
 
 /* A certificate served instead of the default one to clients whose SNI is one of names
@@ -113,10 +113,10 @@ struct srv_props {
 /*!
  * \brief A new event_base for a loop that runs a srv: epoll's changes coalesced per loop pass.
  *
- * evhttp disables reading while a request is with the handler and enables reading and writing
- * for the answer; bufferevent_openssl disables writing once the answer has gone. With
- * EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST libevent applies the net change of one pass with one
- * epoll_ctl instead of one per enable/disable (docs/performance.md, step 2). The program must not
+ * bufferevent_openssl enables writing for each answer and disables it once the answer has
+ * gone (reading stays enabled: srv_http.c). With EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST libevent
+ * applies the net change of one pass with one epoll_ctl instead of one per enable/disable, and
+ * the two of one answer written in its own pass cancel out (docs/performance.md, steps 2, 13). The program must not
  * add dup()ed descriptors to this base (libevent's caveat for the flag).
  * \return NULL when out of memory
  */

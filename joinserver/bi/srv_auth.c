@@ -147,9 +147,7 @@ static void reply_refused(struct srv_req *r, const struct conn *c)
 {
 	char body[sizeof(c->vwhy) + 64];
 
-	if (r->evreq != NULL && !r->detached)
-		evhttp_add_header(evhttp_request_get_output_headers(r->evreq), "Connection",
-				  "close");
+	r->close = true;
 	srv__refusal_json(c, body, sizeof(body));
 	srv_reply(r, c->vtemp ? HTTP_SERVUNAVAIL : 403, body, strlen(body));
 }

@@ -1,9 +1,10 @@
 /*
  * srv_internal.h - the state of the HTTPS server shared by its files: srv.c (listeners,
- *		    connections, requests, lifecycle), srv_conn.c (the limits watched on each
- *		    connection: request clock, per-peer cap, parser refusals), srv_auth.c (who the client is:
- *		    the TLS context, the SAN identity, the DANE check) and srv_metrics.c (the
- *		    metrics listener). Not installed.
+ *		    connections, requests, lifecycle), srv_http.c (HTTP/1.1 on each connection:
+ *		    llhttp parses, srv_http answers), srv_conn.c (the limits watched on each
+ *		    connection: request clock, per-peer cap), srv_auth.c (who the client is: the TLS
+ *		    context, the SAN identity, the DANE check) and srv_metrics.c (the metrics
+ *		    listener). Not installed.
  */
 #ifndef DJ_JOINSERVER_BI_SRV_INTERNAL_H
 #define DJ_JOINSERVER_BI_SRV_INTERNAL_H
@@ -16,6 +17,8 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <event2/listener.h>
+#include <llhttp.h>
 #include <openssl/ssl.h>
 
 #include "backend-auth/da_dns.h"
@@ -24,13 +27,15 @@
 #include "common/dj_compiler.h"
 
 #define SRV_MAX_HEADERS_SIZE 16384 /* bytes of request line + headers; ample for BI JSON POSTs */
+#define SRV_READ_HIGH	     65536 /* bytes of input buffered unparsed (while a request is
+				    * with the handler) before reading pauses */
 #define SRV_ADDR_MAX	     64	   /* "[v6]:port" text for logs */
 #define SRV_ALL_METHODS                                                                            \
 	(EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | \
 	 EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH)
 #define SRV_WHY_MAX		    128
 #define SRV_REQLINE_MAX	    96	   /* start of a request line kept for refusal logs */
-#define SRV_TAIL_MAX		    256	   /* last bytes received, to tell a bad chunk size */
+#define SRV_HNAME_MAX		    16	   /* a header name srv_http looks at ("Expect") */
 #define SRV_TICK_S		    1.0	   /* seconds between checks of a request's clock */
 
 struct srv_call {
@@ -43,11 +48,11 @@ struct conn;
 
 struct srv_req {
 	struct srv *s;		      /* NULL once srv_free ran */
-	struct evhttp_request *evreq; /* NULL when evhttp freed it */
 	struct conn *c;		      /* NULL once the connection closed */
-	bool detached;		      /* the connection closed; evreq (if any) is ours to free */
+	bool detached;		      /* the connection closed before the answer */
 	bool held;		      /* waiting for the peer's DANE check, not yet handed over */
-	bool close_after;	      /* answer with "Connection: close" */
+	bool close_after;	      /* answer with "Connection: close" (srv_req_close_after) */
+	bool close;		      /* the same, for srv's own reasons (HTTP/1.0, a refusal) */
 	char peer[SRV_IDENTITY_MAX];
 	char *path;
 	uint8_t *body;
@@ -67,34 +72,46 @@ enum vstate {
 struct conn {
 	struct srv *s; /* NULL once srv_free ran */
 	struct bufferevent *bev;
-	struct event *kill_ev;	 /* refusal (activated now) or header_timeout */
+	struct event *kill_ev;	 /* header_timeout, min_rate, the per-peer cap */
 	struct event *read_ev;	 /* the handshake left records in OpenSSL's buffer */
-	struct srv_req *pending; /* the request with the handler, if any */
-	bool counted;		 /* included in s->connections */
+	struct srv_req *pending; /* the request with the handler (or held), if any */
+	bool counted;		 /* included in s->g->connections */
 	bool dane;		 /* SRV_AUTH_DANE connection */
-	bool refused;
 	bool handshake_done;
 	bool failure_logged;
-	bool first_request; /* the first request is complete */
 	bool kill_now;	    /* kill_ev closes at once (peer cap) */
 	bool peer_counted;  /* admitted: counted in its identity's srv_group count */
-	bool closing;	    /* kill_ev closed it already */
+	bool closing;	    /* closed (the bufferevent is being freed) */
 	bool timing;	    /* a request (or the first, from the accept) is on the clock */
 	bool rate_on;	    /* bytes of the current request arrived: min_rate applies */
-	bool ours;	    /* srv itself is writing an answer (not libevent's parser) */
-	bool line_done;	    /* the request line ended (its LF seen) */
-	bool line_bad;	    /* it holds a byte it may not (srv__line_ok) */
-	bool line_cr;	    /* its last byte was a CR */
-	unsigned line_spaces; /* spaces in it so far */
 	double t0;	    /* when the clock of the request started */
 	double rate_t0;	    /* when its first byte arrived */
 	size_t bytes;	    /* bytes of it since rate_t0 */
+	size_t seen;	    /* input bytes the clock has counted (the input's length then) */
+	/* HTTP/1.1 (srv_http.c) */
+	llhttp_t parser;
+	bool parsing;	    /* srv__http_parse is running (no recursion from srv_reply) */
+	bool done;	    /* the request parsed is complete (on_message_complete) */
+	bool head_done;	    /* its headers are complete */
+	bool keep_alive;    /* llhttp_should_keep_alive of the request parsed */
+	bool expect_100;    /* it asked "Expect: 100-continue" */
+	bool hname_expect;  /* the header being parsed is Expect */
+	bool sent_close;    /* an answer with "Connection: close" is queued: close once sent */
+	bool eof;	    /* the peer ended its side: close once the answer is sent */
+	bool line_done;	    /* reqline holds the whole request line */
+	unsigned char method;
+	unsigned char minor; /* HTTP/1.minor */
+	int refuse;	     /* a status srv_http's callbacks refuse the request with, or 0 */
+	const char *refuse_why;
+	size_t head_bytes;   /* bytes of request line and headers so far */
+	size_t hname_len;
+	char hname[SRV_HNAME_MAX];
+	char *url;	     /* the request target, url_len bytes (malloc'ed) */
+	size_t url_len, url_cap;
+	uint8_t *body;	     /* the body so far, body_len bytes (malloc'ed) */
+	size_t body_len, body_cap;
 	size_t line_len;
 	char reqline[SRV_REQLINE_MAX]; /* the current request line, for refusal logs */
-	bool patch_413;		       /* libevent's 413 for a bad chunk is being made a 400 */
-	size_t tail_len;	       /* bytes in tail */
-	char tail[SRV_TAIL_MAX];       /* the last bytes received (ending at what is newest) */
-	struct evbuffer_cb_entry *in_cbe, *out_cbe;
 	char addr[SRV_ADDR_MAX];
 	char identity[SRV_IDENTITY_MAX];
 	char why[SRV_WHY_MAX];	  /* why the verify callback refused the leaf */
@@ -128,8 +145,7 @@ struct srv {
 	struct event_base *base;
 	time_t date_t;	/* the second date[] is for */
 	char date[40];	/* the Date header's value (srv_reply), made once a second */
-	struct evhttp *http;
-	struct evhttp_bound_socket *listener;
+	struct evconnlistener *listener; /* the TLS listener; NULL once it stopped accepting */
 	struct evhttp *metrics_http;
 	struct srv_group *g;
 	struct srv_props props;
@@ -161,27 +177,46 @@ int srv__bind_http(struct evhttp *http, const char *what, const char *addr,
 bool srv__peer_take(struct conn *c, unsigned cap, unsigned *held);
 /* srv__peer_release - a connection admitted by srv__peer_admit is closing: uncount it */
 void srv__peer_release(struct conn *c);
+/* srv__request - a request of \p c is complete (srv_http.c): hand it to the handler, hold it
+ * for the DANE check, or refuse it (405, a failed DANE check) */
+void srv__request(struct conn *c);
+/* srv__conn_close - close \p c now: a request with the handler is detached from it (its
+ * answer is dropped), one held for the DANE check is freed; \p c is freed later */
+void srv__conn_close(struct conn *c);
+
+/* srv_http.c */
+/* srv__http_start - HTTP/1.1 on c->bev: its callbacks, limits and timeouts; reading on */
+void srv__http_start(struct conn *c);
+/* srv__http_parse - parse what c's input holds, a request at a time, while none is pending */
+void srv__http_parse(struct conn *c);
+/* srv__http_answer - queue the answer \p status with a JSON body (and \p extra header lines,
+ * each ending in CRLF, or NULL); \p close: "Connection: close" and close once it is sent */
+void srv__http_answer(struct conn *c, int status, const char *extra, const void *body,
+		      size_t len, bool close);
+/* srv__http_refuse - answer \p status (logged with \p why and the request line) and close */
+void srv__http_refuse(struct conn *c, int status, const char *why);
+/* srv__http_path - the path of the request target (up to '?' or '#'), malloc'ed */
+char *srv__http_path(const char *url, size_t len);
+/* srv__http_free - free what the parser of \p c holds */
+void srv__http_free(struct conn *c);
 
 /* srv_conn.c */
 /* srv__clock_arm - check the request's clock again in SRV_TICK_S, or at its deadline */
 void srv__clock_arm(struct conn *c, double now);
+/* srv__clock_start - bytes of a request arrived: start its clock if it is not running */
+void srv__clock_start(struct conn *c, double now);
+/* srv__clock_bytes - \p n more bytes of the current request arrived */
+void srv__clock_bytes(struct conn *c, size_t n);
+/* srv__clock_stop - the request is complete: its clock stops */
+void srv__clock_stop(struct conn *c);
 /* srv__kill_cb - kill_ev: refuse an over-limit connection, or end one whose request missed
  * header_timeout or min_rate */
 void srv__kill_cb(evutil_socket_t unused, short what, void *arg);
 /* srv__peer_admit - the connection's identity is now known: false (and the connection is
  * being closed, logged, counted) when that identity holds max_connections_per_peer already */
 bool srv__peer_admit(struct conn *c);
-/* srv__line_ok - the request line (seen by the buffer watch) and its target \p uri have no
- * space or control character where libevent lets them through; gencb answers 400 otherwise */
-bool srv__line_ok(const struct conn *c, const char *uri);
-/* srv__http_limits - the limits of the TLS listener's evhttp (body, headers, methods, idle) */
-void srv__http_limits(struct evhttp *http, const struct srv_props *props);
 /* srv__read_cb - read_ev: read what read-ahead left after the handshake (srv_conn.c) */
 void srv__read_cb(evutil_socket_t unused, short what, void *arg);
-
-/* srv__conn_watch - watch c->bev's buffers: the request clock, the request line for logs,
- * libevent's own refusals (logged once; a bad chunk's 413 made a 400) */
-void srv__conn_watch(struct conn *c);
 
 /* srv_auth.c */
 /* srv__tls_ctx_new - the server context: TLS 1.3, our chain and key, client certificates

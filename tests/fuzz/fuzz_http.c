@@ -1,19 +1,14 @@
 /*
- * fuzz_http.c - libFuzzer target: the HTTP request path as libevent sees it. The input is the
- * byte stream of one client connection to an evhttp server with srv's limits
- * (srv__http_limits) and srv's watch on the connection's buffers (srv__conn_watch: request
- * clock, request line, refusals of the parser, a bad chunk's 413 made a 400); plain TCP, no TLS.
- *
- * libevent 2.1 cannot be handed a connected socket (evhttp_get_request is private), so the
- * connection is a real one to a loopback listener, closed with RST (no TIME_WAIT pile-up).
+ * fuzz_http.c - libFuzzer target: the HTTP request path of the BI listener (bi/srv_http.c,
+ * llhttp). The input is the byte stream of one client connection, served by srv's HTTP/1.1
+ * layer with its limits (srv__http_start) and srv's own answers (srv__request: 405 but to
+ * POST, which a handler answers 200); plain bytes over a socketpair, no TLS, no clock.
  * The loop runs until the server closes the connection or FUZZ_BOUND_MS pass.
  *
  * Invariants: no crash, leak or sanitizer report; a first request line that is not
- * "METHOD SP URI SP HTTP/d.d" is never answered 200.
+ * "METHOD SP URI SP HTTP/d.d" is never answered 200; no request stays in flight.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -39,10 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FUZZ_MAX_BODY 4096 /* small, so that 413 is reachable */
 
 static struct event_base *base;
-static struct evhttp *http;
-static struct sockaddr_in laddr;
 static struct srv srv_state;
-static struct conn conn_state; /* one connection per run */
 static uint8_t out[FUZZ_OUT_MAX];
 static size_t out_len;
 
@@ -53,36 +45,11 @@ static void no_log(int level, const char *line, void *arg)
 	(void)arg;
 }
 
-/* bevcb - a plain bufferevent, watched the way srv watches its TLS ones */
-static struct bufferevent *bevcb(struct event_base *b, void *arg)
-{
-	struct bufferevent *bev = bufferevent_socket_new(b, -1, BEV_OPT_CLOSE_ON_FREE);
-
-	(void)arg;
-	if (bev == NULL)
-		abort();
-	memset(&conn_state, 0, sizeof(conn_state));
-	conn_state.s = &srv_state;
-	conn_state.bev = bev;
-	conn_state.vstate = V_OK;
-	srv__conn_watch(&conn_state);
-	return bev;
-}
-
-/* gencb - srv's answers without the handler: 400 for a bad line (srv__line_ok), 405 but
- * to POST, which gets 200 */
-static void gencb(struct evhttp_request *req, void *arg)
+/* handler - every POST is answered 200 at once */
+static void handler(struct srv_req *r, void *arg)
 {
 	(void)arg;
-	conn_state.ours = true;
-	evbuffer_add(evhttp_request_get_output_buffer(req), "{}", 2);
-	if (!srv__line_ok(&conn_state, evhttp_request_get_uri(req)))
-		evhttp_send_reply(req, HTTP_BADREQUEST, NULL, NULL);
-	else if (evhttp_request_get_command(req) == EVHTTP_REQ_POST)
-		evhttp_send_reply(req, HTTP_OK, NULL, NULL);
-	else
-		evhttp_send_reply(req, HTTP_BADMETHOD, NULL, NULL);
-	conn_state.ours = false;
+	srv_reply(r, HTTP_OK, "{}", 2);
 }
 
 /* read_cb - the client side: collect the answers until the server closes */
@@ -109,30 +76,35 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 
 static void init(void)
 {
-	struct srv_props p = {.max_body = FUZZ_MAX_BODY, .idle_timeout = 1};
-	socklen_t len = sizeof(laddr);
-	evutil_socket_t lfd;
+	struct srv_props p = {.max_body = FUZZ_MAX_BODY, .idle_timeout = 1, .handler = handler};
 
 	dj_log_set(no_log, NULL, 0);
 	/* the server may write to a connection the client has reset, as danejoind does (srv.h) */
 	signal(SIGPIPE, SIG_IGN);
 	base = event_base_new();
-	http = base != NULL ? evhttp_new(base) : NULL;
-	lfd = socket(AF_INET, SOCK_STREAM, 0);
-	if (http == NULL || lfd < 0)
-		abort();
-	memset(&laddr, 0, sizeof(laddr));
-	laddr.sin_family = AF_INET;
-	laddr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(lfd, (struct sockaddr *)&laddr, sizeof(laddr)) != 0 || listen(lfd, 16) != 0 ||
-	    getsockname(lfd, (struct sockaddr *)&laddr, &len) != 0 ||
-	    evutil_make_socket_nonblocking(lfd) != 0 || evhttp_accept_socket(http, lfd) != 0)
+	if (base == NULL)
 		abort();
 	srv_state.props = p;
 	srv_state.base = base;
-	srv__http_limits(http, &p);
-	evhttp_set_bevcb(http, bevcb, NULL);
-	evhttp_set_gencb(http, gencb, NULL);
+}
+
+/* conn_open - the server side of a connection on \p fd, its peer identified */
+static struct conn *conn_open(evutil_socket_t fd)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		abort();
+	c->s = &srv_state;
+	c->vstate = V_OK;
+	c->handshake_done = true;
+	snprintf(c->identity, sizeof(c->identity), "fuzz.test");
+	c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL)
+		abort();
+	srv_state.conns = c;
+	srv__http_start(c);
+	return c;
 }
 
 /* well_formed - "METHOD SP URI SP HTTP/d.d" then CRLF or LF, with a method libevent knows */
@@ -164,34 +136,39 @@ static bool well_formed(const uint8_t *d, size_t n)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct linger rst = {.l_onoff = 1, .l_linger = 0};
 	struct timeval bound = {.tv_sec = 0, .tv_usec = FUZZ_BOUND_MS * 1000};
 	struct event *rev;
-	evutil_socket_t fd;
+	struct conn *c;
+	int sv[2];
 	size_t off = 0;
 	ssize_t n;
 
 	if (base == NULL)
 		init();
 	out_len = 0;
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&laddr, sizeof(laddr)) != 0)
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0 || evutil_make_socket_nonblocking(sv[0]) != 0 ||
+	    evutil_make_socket_nonblocking(sv[1]) != 0)
 		abort();
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
-	evutil_make_socket_nonblocking(fd);
-	/* what fits the socket buffers now; the rest after the loop has drained some */
-	while (off < size && (n = write(fd, data + off, size - off)) > 0)
+	c = conn_open(sv[0]);
+	/* what fits the socket buffers now; the rest is not sent */
+	while (off < size && (n = write(sv[1], data + off, size - off)) > 0)
 		off += (size_t)n;
 	if (off == size)
-		shutdown(fd, SHUT_WR);
-	rev = event_new(base, fd, EV_READ | EV_PERSIST, read_cb, NULL);
+		shutdown(sv[1], SHUT_WR);
+	rev = event_new(base, sv[1], EV_READ | EV_PERSIST, read_cb, NULL);
 	event_add(rev, NULL);
 	event_base_loopexit(base, &bound);
 	event_base_dispatch(base);
 	event_free(rev);
-	close(fd); /* RST: the server side ends now if it had not */
+	close(sv[1]);
+	c->s = &srv_state;
+	srv__conn_close(c); /* if the server had not closed it */
 	for (int i = 0; i < 4; i++)
 		event_base_loop(base, EVLOOP_NONBLOCK);
+	if (c->pending != NULL || srv_state.in_flight != 0)
+		abort(); /* the handler answers at once: nothing may stay in flight */
+	srv__http_free(c);
+	free(c);
 
 	if (getenv("FUZZ_HTTP_SHOW") != NULL) /* to see what the server answered an input */
 		fwrite(out, 1, out_len, stderr);

@@ -9,6 +9,11 @@
  * handshake; 413 over max_body; 405 for GET; two requests share one keep-alive connection; the
  * metrics listener; srv_call_in_loop from another thread; a deferred reply; a client that leaves
  * before its deferred reply; max_connections and header_timeout; reload; stop accepting.
+ * HTTP/1.1 as srv_http.c decides it, over raw TLS (our own client, one record per SSL_write):
+ * pipelined requests answered in order (the first one deferred), a request one byte per record,
+ * bodies over max_body (Content-Length, chunked: 413), headers over the limit, a bad chunk size,
+ * bad bytes in the request line (400), Connection: close and HTTP/1.0 honoured, and a flood
+ * behind a held request buffered no further than the read watermark; idle_timeout, but not for a request held longer.
  *
  * Readiness is a connect-retry loop, never a fixed sleep; the temporary directory is removed at
  * exit on every path.
@@ -28,12 +33,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <openssl/ssl.h>
 
 #include "common/dj_err.h"
 #include "common/dj_log.h"
 #include "bi/srv.h"
+#include "bi/srv_internal.h" /* the input buffered on a connection (the flood test) */
 
 #include "it_check.h"
 #include "it_net.h"
@@ -319,6 +328,371 @@ static int curl_tls(char *out, size_t outlen, const char *who, const char *extra
 		   dir, cert, port, extra, port, path);
 }
 
+/* ---- raw TLS: our own client, so that records, pipelining and floods are ours to shape ---- */
+
+/* tls_open - a TLS connection as \p who ("good"); blocking, 5 s socket timeouts */
+static SSL *tls_open(const char *who)
+{
+	struct timeval tv = {.tv_sec = 5};
+	char cert[300], key[300], ca[300];
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl;
+	int fd = it_tcp_connect(port, true);
+
+	CHECK(ctx != NULL && fd >= 0, "tls_open: context or connect");
+	snprintf(cert, sizeof(cert), "%s/%s.pem", dir, who);
+	snprintf(key, sizeof(key), "%s/%s.key", dir, who);
+	snprintf(ca, sizeof(ca), "%s/root.pem", dir);
+	CHECK(SSL_CTX_use_certificate_file(ctx, cert, SSL_FILETYPE_PEM) == 1 &&
+		      SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1 &&
+		      SSL_CTX_load_verify_locations(ctx, ca, NULL) == 1,
+	      "tls_open: client files");
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	/* srv closes without close_notify: its EOF is SSL_ERROR_ZERO_RETURN, a timeout is not */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	ssl = SSL_new(ctx);
+	SSL_CTX_free(ctx);
+	CHECK(ssl != NULL && SSL_set_fd(ssl, fd) == 1 && SSL_set_tlsext_host_name(ssl, "js.test") &&
+		      SSL_connect(ssl) == 1,
+	      "tls_open: handshake");
+	return ssl;
+}
+
+/* tls_close - close the client side */
+static void tls_close(SSL *ssl)
+{
+	int fd = SSL_get_fd(ssl);
+
+	SSL_free(ssl);
+	close(fd);
+}
+
+/* tls_send - \p len bytes, \p step bytes per record (0: all in one); the bytes written */
+static size_t tls_send(SSL *ssl, const char *d, size_t len, size_t step)
+{
+	size_t off = 0, n;
+	int w;
+
+	while (off < len) {
+		n = step == 0 || len - off < step ? len - off : step;
+		w = SSL_write(ssl, d + off, (int)n);
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	return off;
+}
+
+/* answers_in - how many complete answers \p buf holds (Content-Length bodies) */
+static int answers_in(const char *buf, size_t len)
+{
+	const char *p = buf, *end = buf + len, *hend, *cl;
+	int n = 0;
+	size_t body;
+
+	while (p < end && (hend = strstr(p, "\r\n\r\n")) != NULL) {
+		cl = strstr(p, "Content-Length: ");
+		body = cl != NULL && cl < hend ? strtoul(cl + 16, NULL, 10) : 0;
+		if ((size_t)(end - (hend + 4)) < body)
+			break;
+		p = hend + 4 + body;
+		n++;
+	}
+	return n;
+}
+
+/* tls_answers - read until \p n answers are in (or the server closes, or 5 s pass); whether
+ * the server closed is in *closed when not NULL (then it reads on until it does) */
+static size_t tls_answers(SSL *ssl, char *out, size_t outlen, int n, bool *closed)
+{
+	size_t len = 0;
+	int r;
+
+	if (closed != NULL)
+		*closed = false;
+	while (len < outlen - 1) {
+		out[len] = '\0';
+		if (closed == NULL && answers_in(out, len) >= n)
+			break;
+		r = SSL_read(ssl, out + len, (int)(outlen - 1 - len));
+		if (r <= 0) {
+			int e = SSL_get_error(ssl, r);
+
+			if (closed != NULL)
+				*closed = e == SSL_ERROR_ZERO_RETURN ||
+					  (e == SSL_ERROR_SYSCALL && errno != EAGAIN &&
+					   errno != EWOULDBLOCK);
+			break;
+		}
+		len += (size_t)r;
+	}
+	out[len] = '\0';
+	return len;
+}
+
+/* status_of - the status of the \p i-th answer in \p out, or 0 */
+static int status_of(const char *out, int i)
+{
+	const char *p = out;
+
+	for (int k = 0; p != NULL; k++) {
+		p = strstr(p, "HTTP/1.1 ");
+		if (p == NULL)
+			return 0;
+		if (k == i)
+			return atoi(p + 9);
+		p += 9;
+	}
+	return 0;
+}
+
+static size_t q_input_max;
+
+/* input_query - on the loop: the most input any connection holds unparsed */
+static void input_query(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&mu);
+	q_input_max = 0;
+	for (struct conn *c = srv->conns; c != NULL; c = c->next) {
+		size_t n = c->bev != NULL ? evbuffer_get_length(bufferevent_get_input(c->bev)) : 0;
+
+		if (n > q_input_max)
+			q_input_max = n;
+	}
+	q_done = 1;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&mu);
+}
+
+/* input_max - the most input a connection holds unparsed (read on the loop) */
+static size_t input_max(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&mu);
+	q_done = 0;
+	pthread_mutex_unlock(&mu);
+	CHECK(srv_call_in_loop(srv, input_query, NULL) == DJ_EOK, "srv_call_in_loop");
+	pthread_mutex_lock(&mu);
+	while (!q_done)
+		pthread_cond_wait(&cv, &mu);
+	n = q_input_max;
+	pthread_mutex_unlock(&mu);
+	return n;
+}
+
+/* log_has - whether srv logged \p what */
+static bool log_has(const char *what)
+{
+	bool yes;
+
+	pthread_mutex_lock(&mu);
+	yes = strstr(logbuf, what) != NULL;
+	pthread_mutex_unlock(&mu);
+	return yes;
+}
+
+#define POST(path, body) "POST " path " HTTP/1.1\r\nHost: js.test\r\nContent-Length: %zu\r\n\r\n" body
+
+/* raw_one - send \p req (\p step bytes per record) on a new connection; the answers until
+ * the server closes (or 5 s); *closed: whether it closed */
+static void raw_one(const char *req, size_t len, size_t step, char *out, size_t outlen,
+		    bool *closed)
+{
+	SSL *ssl = tls_open("good");
+
+	tls_send(ssl, req, len, step);
+	tls_answers(ssl, out, outlen, 1, closed);
+	tls_close(ssl);
+}
+
+/* test_pipelined - three requests in one record, the first answered from another thread:
+ * answered in order on one connection; then one request a byte per record */
+static void test_pipelined(void)
+{
+	char req[1024], out[8192];
+	SSL *ssl = tls_open("good");
+	int n = snprintf(req, sizeof(req), POST("/defer", "x") POST("/a", "bb") POST("/b", "ccc"),
+			 (size_t)1, (size_t)2, (size_t)3);
+
+	CHECK(tls_send(ssl, req, (size_t)n, 0) == (size_t)n, "pipelined: send");
+	tls_answers(ssl, out, sizeof(out), 3, NULL);
+	CHECK(answers_in(out, strlen(out)) == 3 && status_of(out, 0) == 200 &&
+		      status_of(out, 2) == 200 && strstr(out, "{\"deferred\":\"ns1.test\"}") != NULL &&
+		      strstr(out, "{\"deferred\"") < strstr(out, "\"len\":2}") &&
+		      strstr(out, "\"len\":2}") < strstr(out, "\"len\":3}"),
+	      "pipelined requests not answered in order:\n%s", out);
+	/* the same connection still serves, a byte per TLS record */
+	n = snprintf(req, sizeof(req), POST("/split", "split"), (size_t)5);
+	CHECK(tls_send(ssl, req, (size_t)n, 1) == (size_t)n, "split: send");
+	tls_answers(ssl, out, sizeof(out), 1, NULL);
+	CHECK(status_of(out, 0) == 200 && strstr(out, "\"len\":5}") != NULL &&
+		      strstr(out, "Content-Type: application/json\r\n") != NULL &&
+		      strstr(out, "Date: ") != NULL && strstr(out, "Connection: close") == NULL,
+	      "a request a byte per record:\n%s", out);
+	tls_close(ssl);
+}
+
+/* test_refusals - what srv_http refuses itself: the status, a log line, the connection closed */
+static void test_refusals(void)
+{
+	static const struct {
+		const char *pre;  /* the request: pre, pad times 'a', post */
+		size_t pad;
+		const char *post, *log;
+		int status;
+	} t[] = {
+		{"POST / HTTP/1.1\r\nHost: js.test\r\nContent-Length: 1025\r\n\r\n", 0, "",
+		 "refused with 413: body over max_body", 413},
+		/* chunked: 1024 bytes (MAX_BODY), then one more */
+		{"POST / HTTP/1.1\r\nHost: js.test\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n",
+		 1024, "\r\n1\r\nx\r\n0\r\n\r\n", "refused with 413: body over max_body", 413},
+		{"POST / HTTP/1.1\r\nHost: js.test\r\nX-Big: ", 20000, "\r\n\r\n",
+		 "refused with 400: headers over the size limit", 400},
+		{"POST / HTTP/1.1\r\nHost: js.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n"
+		 "0\r\n\r\n", 0, "", "refused with 400: bad chunk size", 400},
+		{"POST /a\001b HTTP/1.1\r\nHost: js.test\r\nContent-Length: 0\r\n\r\n", 0, "",
+		 "(request line \"POST /a?b HTTP/1.1\")", 400},
+		{"POST /\377 HTTP/1.1\r\nHost: js.test\r\nContent-Length: 0\r\n\r\n", 0, "",
+		 "(request line \"POST /? HTTP/1.1\")", 400},
+		{"POST / x HTTP/1.1\r\nHost: js.test\r\nContent-Length: 0\r\n\r\n", 0, "",
+		 "(request line \"POST / x HTTP/1.1\")", 400},
+		{"BREW / HTTP/1.1\r\nHost: js.test\r\n\r\n", 0, "",
+		 "refused with 501: unknown method (request line \"BREW / HTTP/1.1\")", 501},
+	};
+	static char req[24000], out[8192];
+	bool closed;
+	size_t n;
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		n = strlen(t[i].pre);
+		memcpy(req, t[i].pre, n);
+		memset(req + n, 'a', t[i].pad);
+		n += t[i].pad;
+		memcpy(req + n, t[i].post, strlen(t[i].post));
+		n += strlen(t[i].post);
+		raw_one(req, n, 0, out, sizeof(out), &closed);
+		CHECK(status_of(out, 0) == t[i].status && closed &&
+			      strstr(out, "Connection: close\r\n") != NULL,
+		      "refusal %zu: want %d and closed, got closed=%d:\n%s", i, t[i].status, closed,
+		      out);
+		CHECK(log_has(t[i].log), "refusal %zu: no log \"%s\" in:\n%s", i, t[i].log, logbuf);
+	}
+}
+
+/* test_close - Connection: close and HTTP/1.0 close after the answer; 1.0 keep-alive keeps */
+static void test_close(void)
+{
+	char req[512], out[4096];
+	bool closed;
+	int n;
+
+	n = snprintf(req, sizeof(req),
+		     "POST / HTTP/1.1\r\nHost: js.test\r\nConnection: close\r\n"
+		     "Content-Length: 2\r\n\r\n{}");
+	raw_one(req, (size_t)n, 0, out, sizeof(out), &closed);
+	CHECK(status_of(out, 0) == 200 && closed && strstr(out, "Connection: close\r\n") != NULL,
+	      "Connection: close not honoured (closed=%d):\n%s", closed, out);
+	n = snprintf(req, sizeof(req), "POST / HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}");
+	raw_one(req, (size_t)n, 0, out, sizeof(out), &closed);
+	CHECK(status_of(out, 0) == 200 && closed, "HTTP/1.0 not closed (closed=%d):\n%s", closed,
+	      out);
+	n = snprintf(req, sizeof(req),
+		     "POST / HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n{}"
+		     "POST / HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}");
+	raw_one(req, (size_t)n, 0, out, sizeof(out), &closed);
+	CHECK(answers_in(out, strlen(out)) == 2 && closed &&
+		      strstr(out, "Connection: keep-alive\r\n") != NULL,
+	      "HTTP/1.0 keep-alive (closed=%d):\n%s", closed, out);
+}
+
+/* test_idle - a keep-alive connection that sends nothing after its answer is closed at
+ * idle_timeout (the read below waits up to twice as long) */
+static void test_idle(void)
+{
+	struct timeval tv = {.tv_sec = 2 * IDLE_TIMEOUT};
+	char req[256], out[4096];
+	SSL *ssl = tls_open("good");
+	int n = snprintf(req, sizeof(req), POST("/", "{}"), (size_t)2);
+	bool closed;
+
+	CHECK(tls_send(ssl, req, (size_t)n, 0) == (size_t)n, "idle: send");
+	tls_answers(ssl, out, sizeof(out), 1, NULL);
+	CHECK(status_of(out, 0) == 200, "idle: first answer:\n%s", out);
+	setsockopt(SSL_get_fd(ssl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	tls_answers(ssl, out, sizeof(out), 1, &closed);
+	CHECK(closed && out[0] == '\0', "idle connection not closed (closed=%d):\n%s", closed, out);
+	tls_close(ssl);
+}
+
+/* test_idle_held - a request with the handler longer than idle_timeout is still answered:
+ * idle_timeout is for a connection that waits for nothing */
+static void test_idle_held(void)
+{
+	struct timespec ts = {.tv_sec = IDLE_TIMEOUT + 1};
+	char req[256], out[4096];
+	SSL *ssl = tls_open("good");
+	int n = snprintf(req, sizeof(req), POST("/hold", "{}"), (size_t)2);
+
+	pthread_mutex_lock(&mu);
+	held = NULL;
+	pthread_mutex_unlock(&mu);
+	CHECK(tls_send(ssl, req, (size_t)n, 0) == (size_t)n, "idle held: send");
+	pthread_mutex_lock(&mu);
+	while (held == NULL)
+		pthread_cond_wait(&cv, &mu);
+	pthread_mutex_unlock(&mu);
+	nanosleep(&ts, NULL); /* past idle_timeout with the request held */
+	CHECK(srv_call_in_loop(srv, reply_held, held) == DJ_EOK, "srv_call_in_loop");
+	tls_answers(ssl, out, sizeof(out), 1, NULL);
+	CHECK(status_of(out, 0) == 200 && strstr(out, "deferred") != NULL,
+	      "a request held past idle_timeout was not answered:\n%s", out);
+	tls_close(ssl);
+	pthread_mutex_lock(&mu);
+	held = NULL;
+	pthread_mutex_unlock(&mu);
+}
+
+/* test_flood - a held request, then bytes without end: reading pauses at the watermark */
+static void test_flood(void)
+{
+	static char junk[16384];
+	char req[256], out[4096];
+	size_t sent = 0, peak;
+	SSL *ssl = tls_open("good");
+	int n = snprintf(req, sizeof(req), POST("/hold", "h"), (size_t)1);
+	bool closed;
+
+	pthread_mutex_lock(&mu);
+	held = NULL;
+	pthread_mutex_unlock(&mu);
+	memset(junk, 'X', sizeof(junk));
+	CHECK(tls_send(ssl, req, (size_t)n, 0) == (size_t)n, "flood: send");
+	pthread_mutex_lock(&mu);
+	while (held == NULL)
+		pthread_cond_wait(&cv, &mu);
+	pthread_mutex_unlock(&mu);
+	/* 8 MiB, more than the socket buffers take: the writes stall (SO_SNDTIMEO ends them) */
+	while (sent < 8u << 20 && tls_send(ssl, junk, sizeof(junk), 0) == sizeof(junk))
+		sent += sizeof(junk);
+	peak = input_max();
+	CHECK(peak >= SRV_READ_HIGH / 2 && peak <= SRV_READ_HIGH,
+	      "flood behind a held request: %zu bytes buffered (watermark %d; %zu sent)", peak,
+	      SRV_READ_HIGH, sent);
+	/* the held request is answered; then the flood is parsed: not a method, 501, closed */
+	CHECK(srv_call_in_loop(srv, reply_held, held) == DJ_EOK, "srv_call_in_loop");
+	tls_answers(ssl, out, sizeof(out), 2, &closed);
+	CHECK(status_of(out, 0) == 200 && status_of(out, 1) == 501 && closed,
+	      "after the flood (closed=%d):\n%s", closed, out);
+	tls_close(ssl);
+	pthread_mutex_lock(&mu);
+	held = NULL;
+	pthread_mutex_unlock(&mu);
+}
+
 int main(void)
 {
 	struct srv_props p = {0};
@@ -416,6 +790,15 @@ int main(void)
 	CHECK(rc == 0 && strstr(out, "\"len\":2} 200 1\n") != NULL &&
 		  strstr(out, "\"len\":2} 200 0\n") != NULL,
 	      "keep-alive: rc %d out '%s'", rc, out);
+
+	/* HTTP/1.1 as srv_http.c decides it */
+	test_pipelined();
+	test_refusals();
+	test_close();
+	test_idle();
+	test_idle_held();
+	test_flood();
+	wait_counters(0, 0, __LINE__);
 
 	/* metrics */
 	rc = run(out, sizeof(out), CURL "-i http://%s/metrics", maddr);
