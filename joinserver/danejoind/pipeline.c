@@ -21,7 +21,8 @@
  * Trust reasoning (DESIGN.md rules 2, 3 and 5): rights come only from the authenticated identity
  * (peers.c). The AppSKey goes to a network server only when its [peer.NAME] says
  * appskey_in_joinans = yes (ChirpStack with no application server of its own), then only wrapped
- * under that peer's KEK and audited (appskey-release, via=joinans) before it leaves. Otherwise
+ * under that peer's KEK and audited (appskey-release, via=joinans, in the join's own commit)
+ * before it leaves. Otherwise
  * the application server fetches it with AppSKeyReq, and only for devices under its join_euis;
  * an application server asking for a
  * device that is not its own gets the same answer as for a device that does not exist
@@ -46,7 +47,6 @@
 #define CLIENT_SUFFIX "-client"	/* "_ns-client.HOST": the label of a DANE client name */
 #define CLIENT_LABEL_MIN 8	/* "_" + a role + CLIENT_SUFFIX is longer than this */
 #define PLAIN_KEK_LABEL "(plain, by policy)"	/* the audit's kek= for a plain_keys peer */
-#define JOINANS_AUDIT_MAX (2 * BI_SESSION_KEY_ID_MAX + BI_KEK_LABEL_MAX + 64)	/* its detail */
 
 /* verdict_result - the Result code for an engine verdict */
 static enum bi_result verdict_result(const struct js_join_out *o)
@@ -158,30 +158,21 @@ static void internal_error(struct svc_req *r)
 }
 
 /* appskey_release - [peer.NAME] appskey_in_joinans: the AppSKey goes in the JoinAns, wrapped
- * under the network server's KEK (config loading refused the option without one), and is
- * audited before it is wrapped: no audit entry, no key (the answer becomes an internal error) */
+ * under the network server's KEK (config loading refused the option without one). Its audit
+ * entry ("appskey-release ... via=joinans") was written by the engine in the join's own commit
+ * (js_join_in.release_kek, set by do_join), which is durable when join_finish runs: no audit
+ * entry, no key. Without a KEK do_join asked for no entry, and the key never leaves in plain. */
 static int appskey_release(struct svc_req *r)
 {
-	const struct js_join_out *o = &r->jr.out;
-	char sid[2 * BI_SESSION_KEY_ID_MAX + 1], detail[JOINANS_AUDIT_MAX];
-	int ret;
-
-	if (r->pe->kek == NULL)
-		return DJ_EINVAL;	/* never in plain, whatever plain_keys says */
-	dj_hex_format(o->session_id, o->session_id_len, sid);
-	snprintf(detail, sizeof(detail), "session_key_id=%s kek=%s via=joinans", sid,
-		 bi_kek_label(r->pe->kek));
-	ret = js_store_audit(r->s->store, r->msg.dev_eui, "appskey-release",
-			     r->pe->cfg->identity, detail);
-	if (ret != DJ_EOK)
-		dj_err("peer=%s: the AppSKey release is not in the audit log (%s): not sent",
-		       r->pe->name, dj_strerror(ret));
-	return ret;
+	if (r->pe->kek == NULL || r->jr.in.release_kek == NULL)
+		return DJ_EINVAL;
+	return DJ_EOK;
 }
 
 /* session_envelopes - an accepted join's session keys into the JoinAns, all under the peer's
  * KEK in one lockstep run (bi_kek_envelope_many): a 1.1 session's three network keys or a 1.0
- * session's NwkSKey, and with appskey_in_joinans the AppSKey (same KEK, audited first) */
+ * session's NwkSKey, and with appskey_in_joinans the AppSKey (same KEK, audited in the join's
+ * commit) */
 static int session_envelopes(struct svc_req *r)
 {
 	const struct js_join_out *o = &r->jr.out;
@@ -368,6 +359,9 @@ static void do_join(struct svc_req *r)
 	in->has_cflist = m->has_cflist;
 	memcpy(in->cflist, m->cflist, LW_CFLIST_LEN);
 	in->actor = r->pe->cfg->identity;
+	/* the AppSKey in the JoinAns: its release audited in the join's commit (never in plain) */
+	in->release_kek = r->pe->cfg->appskey_in_joinans && r->pe->kek != NULL ?
+			  bi_kek_label(r->pe->kek) : NULL;
 	r->jr.done = join_done;
 	r->jr.done_arg = r;
 	r->jr.accepted = s->pub != NULL ? join_accepted : NULL;

@@ -236,6 +236,27 @@ static void audit_detail(char *buf, const struct js_join_out *o, const struct js
 	*p = '\0';
 }
 
+/* release_detail - the JoinAns AppSKey release's audit text ("session_key_id=... kek=...
+ * via=joinans", as AppSKeyReq's); the label is cut at RELEASE_LABEL_MAX characters, so the
+ * text always fits JS_AUDIT_DETAIL_MAX */
+#define RELEASE_LABEL_MAX 128
+static void release_detail(char *buf, const struct js_join_out *o, const char *kek)
+{
+	size_t n = strnlen(kek, RELEASE_LABEL_MAX);
+	char *p = buf;
+
+	put_str(&p, "session_key_id=");
+	put_hex(&p, o->session_id, o->session_id_len);
+	put_str(&p, " kek=");
+	memcpy(p, kek, n);
+	p += n;
+	put_str(&p, " via=joinans");
+	*p = '\0';
+}
+
+_Static_assert(sizeof("session_key_id= kek= via=joinans") + 2 * JS_SESSION_ID_MAX +
+	       RELEASE_LABEL_MAX <= JS_AUDIT_DETAIL_MAX, "release audit detail fits");
+
 /* check_params - the NS-supplied Join-accept fields that this engine can judge */
 static enum js_verdict check_params(const struct js_join_in *in)
 {
@@ -507,6 +528,13 @@ static void fill_commit(struct js_engine *e, const struct js_join_in *in,
 	memcpy(c->audit_actor, in->actor ? in->actor : "local", n);
 	c->audit_actor[n] = '\0';
 	audit_detail(c->audit_detail, out, in);
+	if (in->release_kek != NULL) {	/* the JoinAns AppSKey release, same transaction */
+		memcpy(c->audit2_event, "appskey-release", sizeof("appskey-release"));
+		memcpy(c->audit2_actor, c->audit_actor, n + 1);
+		release_detail(c->audit2_detail, out, in->release_kek);
+	} else {
+		c->audit2_event[0] = '\0';
+	}
 }
 
 /* item_end - wipe what a request held; a refused or failed one keeps no keys and no answer */

@@ -92,6 +92,11 @@ struct js_join_in {
 	bool has_cflist;
 	uint8_t cflist[LW_CFLIST_LEN];
 	const char *actor;		/* authenticated peer, for the audit log; NULL: "local" */
+	/* non-NULL: the caller will send the AppSKey in the answer wrapped under the KEK of
+	 * this label ([peer] appskey_in_joinans): the release is audited in the join's own
+	 * commit, a second entry "appskey-release" ("session_key_id=... kek=LABEL via=joinans")
+	 * after the accept's; the key may leave once done has run with an accept */
+	const char *release_kek;
 };
 
 struct js_join_out {

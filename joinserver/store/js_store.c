@@ -263,7 +263,10 @@ static bool commit_ok(const struct js_store *s, const struct js_commit *c)
 		return false;
 	return str_ok(c->audit_event, sizeof(c->audit_event)) &&
 	       str_ok(c->audit_actor, sizeof(c->audit_actor)) &&
-	       str_ok(c->audit_detail, sizeof(c->audit_detail));
+	       str_ok(c->audit_detail, sizeof(c->audit_detail)) &&
+	       str_ok(c->audit2_event, sizeof(c->audit2_event)) &&
+	       str_ok(c->audit2_actor, sizeof(c->audit2_actor)) &&
+	       str_ok(c->audit2_detail, sizeof(c->audit2_detail));
 }
 
 /*

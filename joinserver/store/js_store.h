@@ -116,6 +116,11 @@ struct js_commit {
 	char audit_event[JS_AUDIT_EVENT_MAX];	/* "" = no audit entry */
 	char audit_actor[JS_AUDIT_ACTOR_MAX];
 	char audit_detail[JS_AUDIT_DETAIL_MAX];	/* never a key */
+	/* a second audit entry, written after the first in the same transaction ("" = none),
+	 * e.g. the AppSKey released in the JoinAns (js_join_in.release_kek) */
+	char audit2_event[JS_AUDIT_EVENT_MAX];
+	char audit2_actor[JS_AUDIT_ACTOR_MAX];
+	char audit2_detail[JS_AUDIT_DETAIL_MAX];
 	enum js_commit_kind kind;	/* JS_COMMIT_STATE unless set */
 	const struct js_event *events;	/* to the outbox, same transaction (NULL: none) */
 	const int64_t *done_ids;	/* JS_COMMIT_OUTBOX_DONE: rows to delete */

@@ -55,6 +55,9 @@ static int apply_one(struct js_store *s, struct js_commit *c)
 	if (c->audit_event[0] != '\0')
 		(void)js_store__mem_audit_add(s, c->dev_eui, c->audit_event, c->audit_actor,
 					      c->audit_detail);
+	if (c->audit2_event[0] != '\0')
+		(void)js_store__mem_audit_add(s, c->dev_eui, c->audit2_event, c->audit2_actor,
+					      c->audit2_detail);
 	if (se != NULL) {
 		memcpy(se->session_id, c->session_id, c->session_id_len);
 		se->session_id_len = c->session_id_len;

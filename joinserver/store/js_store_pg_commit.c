@@ -195,7 +195,7 @@ struct ob_tally {
 	uint64_t rows, written, dropped, done;
 };
 
-/* encode_events - the audit arrays (the commit's own entry first, when \p own) and the bodies
+/* encode_events - the audit arrays (the commit's own entries first, when \p own) and the bodies
  * of the events the outbox has room for */
 static bool encode_events(struct js_store *s, struct js_commit *c, struct item *it, bool own,
 			  struct ob_tally *t)
@@ -207,6 +207,10 @@ static bool encode_events(struct js_store *s, struct js_commit *c, struct item *
 		ok = arr_elem(&it->ev, c->audit_event, strlen(c->audit_event)) &&
 		     arr_elem(&it->ac, c->audit_actor, strlen(c->audit_actor)) &&
 		     arr_elem(&it->de, c->audit_detail, strlen(c->audit_detail));
+	if (ok && own && c->audit2_event[0] != '\0')
+		ok = arr_elem(&it->ev, c->audit2_event, strlen(c->audit2_event)) &&
+		     arr_elem(&it->ac, c->audit2_actor, strlen(c->audit2_actor)) &&
+		     arr_elem(&it->de, c->audit2_detail, strlen(c->audit2_detail));
 	for (const struct js_event *e = c->events; e != NULL && ok; e = e->next) {
 		if (t->rows >= s->outbox_max) {
 			it->dropped++;

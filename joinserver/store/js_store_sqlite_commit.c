@@ -131,6 +131,12 @@ static int commit_one(struct js_store *s, struct js_commit *c, struct ob_tally *
 		if (ret != DJ_EOK)
 			goto out;
 	}
+	if (c->audit2_event[0] != '\0') {
+		ret = js_store__sq_audit_put(s, c->dev_eui, c->audit2_event, c->audit2_actor,
+					     c->audit2_detail);
+		if (ret != DJ_EOK)
+			goto out;
+	}
 	ret = events_put(s, c, t);
 	if (ret != DJ_EOK)
 		goto out;

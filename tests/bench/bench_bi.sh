@@ -10,6 +10,8 @@
 #   ATTACH="CMD ARGS": run "CMD ARGS PID" on danejoind over the timed phase, ended with SIGINT
 #   (bench_calls.sh: strace -c); its CPU figure then includes the tracing
 #   THREADS=N: danejoind's [listen] threads (default: its own, one loop per online core)
+#   APPSKEY_IN_JOINANS=1: [peer.ns1] appskey_in_joinans = yes (the AppSKey in each JoinAns under
+#   ns1's KEK, its release audited: ChirpStack without an application server)
 # Also prints danejoind's CPU per JoinReq (user, sys) over the timed phase (bench_cpu.sh).
 #   ... [--store sqlite|postgresql|both] [--instances N]: SQLite and PostgreSQL, N instances,
 #   server CPU per JoinReq (tests/bench/bench_bi_store.sh)
@@ -24,6 +26,7 @@ NDEV=${2:-20000} CONNS=${3:-64} REQS=${4:-100000}
 dj_mkroot root && dj_mkcerts root js:DNS:js.test ns1:DNS:ns1.test && dj_kek ns1 || exit 1
 PORT=$(dj_free_port)
 dj_conf_pkix "$PORT" off max_connections=4096 ${THREADS:+threads=$THREADS} >dj.conf
+[ -z "${APPSKEY_IN_JOINANS:-}" ] || sed -i '/^\[peer\.ns1\]/a appskey_in_joinans = yes' dj.conf
 (umask 077; dj_devices_csv "$NDEV" 1.1 >devices.csv)
 check "enrolment" dj_store_init dj.conf devices.csv || dj_end
 check "danejoind starts" dj_jsd_start dj.conf jsd.log "$PORT" || dj_end jsd.log

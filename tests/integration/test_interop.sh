@@ -144,6 +144,17 @@ check "... the release is audited (appskey-release, via=joinans, kek=cs-kek)" \
 	bash -c "'$DEV' --config dj.conf audit 0000000000000a03 | grep appskey-release | grep -q 'kek=cs-kek via=joinans'"
 # the same AppSKey as the application server gets by AppSKeyReq (TTS-shaped, its own KEK)
 SKID=$(field cs1.ans SessionKeyID)
+# the release's audit row is written in the join's own commit, right after its join-accept:
+# one per accepted join, naming its SessionKeyID; a replayed JoinReq (refused) adds none
+joinans_rows() { "$DEV" --config dj.conf audit 0000000000000a03 | grep -c 'appskey-release.*via=joinans'; }
+check "... exactly one release row, naming this join's SessionKeyID, right after its join-accept" \
+	bash -c "[ \$('$DEV' --config dj.conf audit 0000000000000a03 | grep -c 'appskey-release.*session_key_id=$(echo "$SKID" | tr A-F a-f) kek=cs-kek via=joinans') -eq 1 ] &&
+		[ $(joinans_rows) -eq 1 ] &&
+		'$DEV' --config dj.conf audit 0000000000000a03 | grep -A1 join-accept | tail -1 | grep -q appskey-release"
+post cs cs1r.ans cs1.req >/dev/null
+check "... the same JoinReq replayed is refused, without the AppSKey" \
+	bash -c "[ '$(field cs1r.ans Result.ResultCode)' != Success ] && [ -n '$(field cs1r.ans Result.ResultCode)' ] && ! grep -q AppSKey cs1r.ans"
+check "... and adds no release row (still exactly one)" test "$(joinans_rows)" -eq 1
 printf '%s\n' "{\"ProtocolVersion\":\"1.1\",\"TransactionID\":0,\"MessageType\":\"AppSKeyReq\",\"SenderID\":\"as.tts.test\",\"ReceiverID\":\"70B3D57ED0000001\",\"DevEUI\":\"0000000000000A03\",\"SessionKeyID\":\"$(echo "$SKID" | tr a-f A-F)\"}" >as1.req
 post ttsas as1.ans as1.req >/dev/null
 check "TTS AppSKeyReq (upper-case, TransactionID 0, trailing newline) gets an AppSKeyAns TTS takes" \

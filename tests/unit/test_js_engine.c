@@ -17,17 +17,24 @@
 
 /* send - one request with the usual NS parameters; its frame parsed here, once, as the daemon
  * does (the engine gets no bytes to parse again) */
-static enum js_verdict send(struct fx *f, const uint8_t *phy, size_t len, uint8_t dl,
-			    struct js_join_out *out)
+/* send_rel - send, asking (kek non-NULL) that the AppSKey release be audited in the commit */
+static enum js_verdict send_rel(struct fx *f, const uint8_t *phy, size_t len, uint8_t dl,
+				struct js_join_out *out, const char *kek)
 {
 	struct lw_request fr;
 	struct js_join_in in = { .frame = &fr, .net_id = { 0x00, 0x00, 0x13 },
 				 .dev_addr = { 0x26, 0x01, 0x02, 0x03 }, .dl_settings = dl,
-				 .rx_delay = 1, .actor = "ns.test" };
+				 .rx_delay = 1, .actor = "ns.test", .release_kek = kek };
 
 	in.frame_status = lw_frame_parse_request(phy, len, &fr);
 	assert_int_equal(js_engine_join(f->e, &in, out), DJ_EOK);
 	return out->verdict;
+}
+
+static enum js_verdict send(struct fx *f, const uint8_t *phy, size_t len, uint8_t dl,
+			    struct js_join_out *out)
+{
+	return send_rel(f, phy, len, dl, out, NULL);
 }
 
 /* expect_refused - a refusal that must leave the device's state untouched */
@@ -570,6 +577,77 @@ static int release(struct fx *f, struct js_appskey_in *q, const uint8_t *dev_eui
 	return ret;
 }
 
+/* The audit entries of a device, in order. */
+struct entries {
+	unsigned n;
+	char event[8][JS_AUDIT_EVENT_MAX];
+	char actor[8][JS_AUDIT_ACTOR_MAX];
+	char detail[8][JS_AUDIT_DETAIL_MAX];
+};
+
+static int scan_entries(const struct js_audit_entry *e, void *arg)
+{
+	struct entries *a = arg;
+
+	if (a->n < 8) {
+		snprintf(a->event[a->n], JS_AUDIT_EVENT_MAX, "%s", e->event);
+		snprintf(a->actor[a->n], JS_AUDIT_ACTOR_MAX, "%s", e->actor);
+		snprintf(a->detail[a->n], JS_AUDIT_DETAIL_MAX, "%s", e->detail);
+	}
+	a->n++;
+	return 0;
+}
+
+/* appskey_in_joinans: a join asking for the release (release_kek) commits a second audit
+ * entry after its accept, "appskey-release" naming its SessionKeyID and the KEK; a join that
+ * does not ask, or a refused one, leaves none */
+static void test_joinans_release_audit(void **state)
+{
+	struct fx *f = *state;
+	struct lw_sim_device sim;
+	struct js_join_out out;
+	struct entries *a = calloc(1, sizeof(*a));
+	struct releases r;
+	uint8_t phy[LW_PHY_MAX];
+	char want[JS_AUDIT_DETAIL_MAX], sid[2 * JS_SESSION_ID_MAX + 1];
+	size_t len;
+	unsigned base;
+
+	assert_non_null(a);
+	enroll(f, LW_V1_0_3, &sim);
+	assert_int_equal(js_store_audit_foreach(f->st, sim.dev_eui, scan_entries, a), DJ_EOK);
+	base = a->n;
+	assert_int_equal(lw_sim_join_request(f->cx, &sim, phy, &len), DJ_EOK);
+	assert_int_equal(send_rel(f, phy, len, 0, &out, "ns1-kek"), JS_ACCEPT);
+	memset(a, 0, sizeof(*a));
+	assert_int_equal(js_store_audit_foreach(f->st, sim.dev_eui, scan_entries, a), DJ_EOK);
+	assert_int_equal(a->n, base + 2);
+	assert_string_equal(a->event[base], "join-accept");
+	assert_string_equal(a->event[base + 1], "appskey-release");
+	assert_string_equal(a->actor[base + 1], "ns.test");
+	dj_hex_format(out.session_id, out.session_id_len, sid);
+	snprintf(want, sizeof(want), "session_key_id=%s kek=ns1-kek via=joinans", sid);
+	assert_string_equal(a->detail[base + 1], want);
+	js_join_out_wipe(&out);
+
+	/* a replay asking for the release: refused, nothing on record */
+	assert_int_equal(send_rel(f, phy, len, 0, &out, "ns1-kek"), JS_V_DEVNONCE_REPLAY);
+	js_join_out_wipe(&out);
+	/* a join that does not ask: its accept only */
+	assert_int_equal(lw_sim_join_request(f->cx, &sim, phy, &len), DJ_EOK);
+	assert_int_equal(send(f, phy, len, 0, &out), JS_ACCEPT);
+	js_join_out_wipe(&out);
+	memset(a, 0, sizeof(*a));
+	assert_int_equal(js_store_audit_foreach(f->st, sim.dev_eui, scan_entries, a), DJ_EOK);
+	assert_int_equal(a->n, base + 3);
+	assert_string_equal(a->event[base + 2], "join-accept");
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(js_store_audit_foreach(f->st, sim.dev_eui, scan_releases, &r), DJ_EOK);
+	assert_int_equal(r.n, 1);
+	free(a);
+	lw_sim_wipe(&sim);
+}
+
 /* AppSKeyReq: the session's AppSKey leaves once it is on record; a session that is missing,
  * expired, another device's or not the requester's is one answer (DJ_ENOENT), not audited */
 static void test_appskey_release(void **state)
@@ -646,4 +724,5 @@ DJ_TEST_MAIN(
 	BOTH(test_rejoins),
 	BOTH(test_session_and_audit),
 	cmocka_unit_test_setup_teardown(test_replay_after_reopen, setup_sql, teardown),
-	BOTH(test_appskey_release))
+	BOTH(test_appskey_release),
+	BOTH(test_joinans_release_audit))

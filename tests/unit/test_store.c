@@ -702,6 +702,81 @@ static void test_audit(void **state)
 	free(m);
 }
 
+/* audit2 - give a commit its second audit entry (the JoinAns AppSKey release) */
+static void audit2(struct js_commit *m)
+{
+	snprintf(m->audit_event, sizeof(m->audit_event), "join-accept");
+	snprintf(m->audit_actor, sizeof(m->audit_actor), "ns.example");
+	snprintf(m->audit_detail, sizeof(m->audit_detail), "join_nonce=000001");
+	snprintf(m->audit2_event, sizeof(m->audit2_event), "appskey-release");
+	snprintf(m->audit2_actor, sizeof(m->audit2_actor), "ns.example");
+	snprintf(m->audit2_detail, sizeof(m->audit2_detail),
+		 "session_key_id=abc kek=ns1 via=joinans");
+}
+
+/* audit_count - the store's audit entries (all devices) */
+static int audit_count(struct store_ctx *c)
+{
+	struct audit_seen *a = calloc(1, sizeof(*a));
+	int n;
+
+	assert_non_null(a);
+	assert_int_equal(js_store_audit_foreach(c->s, NULL, audit_cb, a), DJ_EOK);
+	n = a->n;
+	free(a);
+	return n;
+}
+
+/* a commit's two audit entries land in its transaction, in order; a lost CAS writes neither,
+ * and an unterminated second entry is refused (DJ_EINVAL) with nothing changed */
+static void test_audit_two(void **state)
+{
+	struct store_ctx *c = *state;
+	struct js_commit *m = mk_commit(0, 0, 1, 1);
+	struct audit_seen *a = calloc(1, sizeof(*a));
+	struct js_device *g;
+	uint8_t e[LW_EUI_LEN];
+	int base;
+
+	assert_non_null(a);
+	add_n(c, 1);
+	base = audit_count(c);				/* device-import */
+	audit2(m);
+	m->expect_version = 7;				/* not the row's version: a lost CAS */
+	assert_int_equal(js_store_commit(c->s, m), DJ_ECONFLICT);
+	assert_int_equal(audit_count(c), base);
+	m->expect_version = 0;
+	memset(m->audit2_detail, 'x', sizeof(m->audit2_detail));	/* no terminator */
+	assert_int_equal(js_store_commit(c->s, m), DJ_EINVAL);
+	audit2(m);
+	memset(m->audit2_event, 'x', sizeof(m->audit2_event));
+	assert_int_equal(js_store_commit(c->s, m), DJ_EINVAL);
+	audit2(m);
+	memset(m->audit2_actor, 'x', sizeof(m->audit2_actor));
+	assert_int_equal(js_store_commit(c->s, m), DJ_EINVAL);
+	assert_int_equal(audit_count(c), base);
+	g = store_ctx_get(c, 0, DJ_EOK);
+	assert_int_equal(g->st.version, 0);		/* the refused commits changed nothing */
+	free(g);
+
+	audit2(m);
+	assert_int_equal(js_store_commit(c->s, m), DJ_EOK);
+	a->ordered = true;
+	store_test_eui(0, e);
+	assert_int_equal(js_store_audit_foreach(c->s, e, audit_cb, a), DJ_EOK);
+	assert_true(a->ordered);
+	assert_int_equal(a->n, base + 2);
+	assert_string_equal(a->events[base], "join-accept");
+	assert_string_equal(a->detail[base], "join_nonce=000001");
+	assert_string_equal(a->events[base + 1], "appskey-release");
+	assert_string_equal(a->detail[base + 1], "session_key_id=abc kek=ns1 via=joinans");
+	g = store_ctx_get(c, 0, DJ_EOK);
+	assert_int_equal(g->st.version, 1);
+	free(g);
+	free(a);
+	free(m);
+}
+
 /* a 1000-entry DevNonce history round-trips exactly (and across a reopen for SQLite) */
 static void test_hist_1000(void **state)
 {
@@ -1449,6 +1524,7 @@ int main(void)
 		BOTH(test_foreach),
 		BOTH(test_rewrap),
 		BOTH(test_audit),
+		BOTH(test_audit_two),
 		BOTH(test_hist_1000),
 		BOTH(test_device_get_many),
 		BOTH(test_device_get_group),
@@ -1471,6 +1547,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_foreach, setup_sqlite, store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_rewrap, setup_sqlite, store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_audit, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_audit_two, setup_sqlite, store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_hist_1000, setup_sqlite, store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_device_get_many, setup_sqlite,
 						store_ctx_teardown),
