@@ -97,22 +97,18 @@ joinreq() {
 	mic=$(echo "$m" | hexbin | openssl mac -cipher AES-128-CBC -macopt "hexkey:$1" CMAC | cut -c1-8)
 	echo "$m$mic" | tr 'A-F' 'a-f'
 }
-# unwrap KEKFILE AESKEY-HEX - the RFC 3394 unwrap, hex
-unwrap() {
+# kw -e|-d KEKFILE HEX - the RFC 3394 wrap (-e) or unwrap (-d) of HEX under KEKFILE's key, by
+# openssl on its own, hex
+kw() {
 	local kek bits
-	kek=$(cat "$1")
+	kek=$(cat "$2")
 	bits=$((${#kek} * 4))
-	echo "$2" | hexbin | openssl enc -d "-id-aes$bits-wrap" -K "$kek" -iv A6A6A6A6A6A6A6A6 |
+	echo "$3" | hexbin | openssl enc "$1" "-id-aes$bits-wrap" -K "$kek" -iv A6A6A6A6A6A6A6A6 |
 		od -An -v -tx1 | tr -d ' \n'
 }
-# wrap KEKFILE KEY-HEX - the RFC 3394 wrap of one key on its own (openssl), hex
-wrap() {
-	local kek bits
-	kek=$(cat "$1")
-	bits=$((${#kek} * 4))
-	echo "$2" | hexbin | openssl enc -e "-id-aes$bits-wrap" -K "$kek" -iv A6A6A6A6A6A6A6A6 |
-		od -An -v -tx1 | tr -d ' \n'
-}
+# unwrap KEKFILE AESKEY-HEX, wrap KEKFILE KEY-HEX
+unwrap() { kw -d "$@"; }
+wrap() { kw -e "$@"; }
 # post CERT FILE BODYFILE - POST BODYFILE as CERT's owner; the answer in FILE, "CODE SIZE" out
 post() {
 	curl -s --cacert root.crt --cert "$1.crt" --key "$1.key" --resolve "js.test:$PORT:127.0.0.1" \
