@@ -137,6 +137,7 @@ if [ "$(id -u)" -eq 0 ] && unshare -m true 2>/dev/null; then
 	check "a join is accepted before the disk fills" test $? -eq 0
 	dd if=/dev/zero of="$SMALL/fill" bs=4k 2>/dev/null
 	check "the file system is full" bash -c "! dd if=/dev/zero of='$SMALL/more' bs=4k count=1 2>/dev/null"
+	T0=$SECONDS
 	for _ in 1 2 3 4 5 6 7 8 9 10 11 12; do
 		join dev.state $E && echo "a join was answered Success on a full disk" >>full.bad
 	done
@@ -144,7 +145,11 @@ if [ "$(id -u)" -eq 0 ] && unshare -m true 2>/dev/null; then
 	check "the log says the disk is full, once" \
 		test "$(grep -c 'is full: every change is refused' full.log)" -eq 1
 	N=$(grep -c 'join for peer ns1 failed' full.log)
-	check "the per-join error lines are rate-limited ($N of 12)" test "$N" -le 5
+	# 5 lines per 10 s window (DJ_LOG_LIMIT_*): one window when the 12 joins take under 10 s,
+	# as they do unless the machine is loaded, when a window more may begin
+	W=$(((SECONDS - T0 + 1) / 10 + 1))
+	check "the per-join error lines are rate-limited ($N of 12; at most 5 in each of $W window(s) of 10 s)" \
+		test "$N" -le $((5 * W))
 	eq "$(dj_metric "$MPORT" danejoin_store_disk_full)" 1 "danejoin_store_disk_full"
 	F=$(dj_metric "$MPORT" danejoin_store_disk_full_total)
 	check "danejoin_store_disk_full_total counts them ($F)" test "${F:-0}" -ge 12
