@@ -348,6 +348,9 @@ static int sq_open(struct js_store *s, const struct js_store_props *props)
 		ret = js_store__sq_guard_open(s, props->path);
 	if (ret != DJ_EOK)
 		goto out;
+	/* synchronous=FULL is set (schema_open) and the log is open: one write per commit */
+	if (js_store__sq_vfs_defer(q->w) != DJ_EOK)
+		dj_warn("store: %s: the log's frames are written one by one", props->path);
 
 	for (size_t i = 0; ret == DJ_EOK && i < DJ_ARRAY_LEN(kept); i++)
 		ret = js_store__sq_prepare(q->w, kept[i].sql, kept_stmt(q, i));

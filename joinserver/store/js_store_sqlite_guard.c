@@ -9,7 +9,11 @@
  *	  which carries a whole group of joins) and compared with the identities seen at open; a
  *	  difference refuses that commit and every later change, logged once. When only the log
  *	  went, a checkpoint copies what the still-open log holds into the database file, so that
- *	  what was already answered is not lost with it.
+ *	  what was already answered is not lost with it. The identity is read with statx() asking
+ *	  for the inode number only: a stat() that reports the times makes the kernel (Linux 6.13
+ *	  and later, multigrain timestamps) give the file's next write a fine-grained mtime, and
+ *	  on ext4 without a journal every fdatasync then also writes the inode's block: one more
+ *	  synchronous write per commit (docs/performance.md, step 17).
  *	- A full disk: counted, logged once when it begins and once when writes succeed again;
  *	  every change in between is refused (the join engine then answers with an error).
  *	- A daemon's open (props->verify): PRAGMA quick_check before anything reads the tables,
@@ -18,13 +22,16 @@
  *	  journal_size_limit truncates the log when the writer restarts it after them, so that it
  *	  does not keep the size of its largest burst.
  */
+#define _GNU_SOURCE	/* statx() */
 #include "store/js_store_sqlite_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "common/dj_err.h"
 #include "common/dj_log.h"
@@ -34,35 +41,52 @@
 #define SQ_CHECK_LINE_MAX 512
 #define SQ_PRIMARY_CODE(rc) ((rc) & 0xff)	/* an extended result code's primary code */
 
+/* file_id - the device and inode of \p path, without asking for its times (see above) */
+static int file_id(const char *path, dev_t *dev, ino_t *ino)
+{
+	struct statx sx;
+	struct stat st;
+
+	if (statx(AT_FDCWD, path, 0, STATX_INO, &sx) == 0) {
+		if ((sx.stx_mask & STATX_INO) != 0) {
+			*dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+			*ino = (ino_t)sx.stx_ino;
+			return 0;
+		}
+	} else if (errno != ENOSYS && errno != EPERM) {	/* EPERM: seccomp without statx */
+		return -1;
+	}
+	if (stat(path, &st) != 0)
+		return -1;
+	*dev = st.st_dev;
+	*ino = st.st_ino;
+	return 0;
+}
+
 /* same_file - \p path is the file of identity \p dev / \p ino (false: gone or another) */
 static bool same_file(const char *path, dev_t dev, ino_t ino, bool *gone)
 {
-	struct stat st;
+	dev_t d;
+	ino_t i;
 
-	if (stat(path, &st) != 0) {
+	if (file_id(path, &d, &i) != 0) {
 		*gone = errno == ENOENT;
 		return false;
 	}
 	*gone = false;
-	return st.st_dev == dev && st.st_ino == ino;
+	return d == dev && i == ino;
 }
 
 /* remember_wal - record the identity of the log once it exists */
 static void remember_wal(struct js_store__sq *q)
 {
-	struct stat st;
-
-	if (!q->wal_known && stat(q->wal_path, &st) == 0) {
-		q->wal_dev = st.st_dev;
-		q->wal_ino = st.st_ino;
+	if (!q->wal_known && file_id(q->wal_path, &q->wal_dev, &q->wal_ino) == 0)
 		q->wal_known = true;
-	}
 }
 
 int js_store__sq_guard_open(struct js_store *s, const char *path)
 {
 	struct js_store__sq *q = s->be;
-	struct stat st;
 	char sql[64];
 	size_t n = strlen(path) + sizeof(SQ_WAL_SUFFIX);
 
@@ -74,12 +98,10 @@ int js_store__sq_guard_open(struct js_store *s, const char *path)
 	if (q->path == NULL || q->wal_path == NULL)
 		return DJ_ENOMEM;
 	snprintf(q->wal_path, n, "%s%s", path, SQ_WAL_SUFFIX);
-	if (stat(path, &st) != 0) {
+	if (file_id(path, &q->db_dev, &q->db_ino) != 0) {
 		dj_err("store: %s: %s", path, strerror(errno));
 		return DJ_EIO;
 	}
-	q->db_dev = st.st_dev;
-	q->db_ino = st.st_ino;
 	remember_wal(q);
 	return DJ_EOK;
 }

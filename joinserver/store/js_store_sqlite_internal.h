@@ -301,8 +301,16 @@ uint64_t js_store__sq_ckpt_wait(struct js_store *s, uint64_t n);
  *         not as the default), or NULL when it could not be registered. */
 const char *js_store__sq_vfs(void);
 
-/*! \brief Frames the VFS wrote joined, in this process (tests). */
+/*! \brief Write calls on a log that went down inside another write, in this process (tests). */
 unsigned long js_store__sq_vfs_joined(void);
+
+/*! \brief Writes made on logs of this VFS, in this process (tests). */
+unsigned long js_store__sq_vfs_writes(void);
+
+/*! \brief Hold the whole commit's frames of \p db's log until it is synced: one write per
+ *         commit. Only under synchronous=FULL or EXTRA (DJ_EINVAL otherwise), and only when
+ *         \p db has its log open through this VFS (DJ_ENOENT otherwise); nothing changes then. */
+int js_store__sq_vfs_defer(sqlite3 *db);
 
 /* --- js_store_sqlite_owner.c: the ops of the registry (js_store_internal.h) -------------- */
 

@@ -11,12 +11,17 @@
 #	2000 devices, 64 connections, REQUESTS (default 4000) JoinReqs: instructions (Ir) per
 #	JoinReq, inclusive, of the whole daemon without its TLS handshakes and of the main parts
 #
+#   bash tests/bench/bench_calls.sh BUILD_DIR blockio [REQUESTS]
+#	bench_bi.sh BUILD_DIR 20000 64 REQUESTS (default 20000) with perf stat counting, over the
+#	timed phase, the block-layer requests danejoind's threads issue and their fdatasync calls:
+#	each per JoinReq, and requests per fdatasync (RATE=N is passed on: the open loop)
+#
 # KEEP=DIR (instructions): keep the callgrind profile and its inclusive listing in DIR.
 # Needs strace, or valgrind (callgrind_annotate). Under callgrind the load generator may time
 # out a few requests on a loaded machine: the request count used is the one that succeeded.
 set -u
-BUILD=$(cd "${1:?usage: bench_calls.sh BUILD_DIR syscalls|instructions [REQUESTS]}" && pwd) || exit 2
-MODE=${2:?usage: bench_calls.sh BUILD_DIR syscalls|instructions [REQUESTS]}
+BUILD=$(cd "${1:?usage: bench_calls.sh BUILD_DIR syscalls|instructions|blockio [REQUESTS]}" && pwd) || exit 2
+MODE=${2:?usage: bench_calls.sh BUILD_DIR syscalls|instructions|blockio [REQUESTS]}
 HERE=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d "${TMPDIR:-/tmp}/dj-bench_calls.XXXXXX") || exit 1
 trap 'rm -rf "$T"' EXIT
@@ -77,8 +82,22 @@ instructions)
 			echo "callgrind profile and inclusive listing kept in $KEEP"
 	fi
 	;;
+blockio)
+	command -v perf >/dev/null || { echo "bench_calls: perf (linux-perf) is not installed"; exit 1; }
+	REQS=${3:-20000}
+	EV=block:block_rq_issue,syscalls:sys_enter_fdatasync
+	ATTACH="perf stat -x, -e $EV -o $T/perf.txt -p" bash "$HERE/bench_bi.sh" "$BUILD" 20000 64 \
+		"$REQS" >"$T/bench.txt" 2>&1
+	grep -E "^(success|elapsed)" "$T/bench.txt"
+	grep -q block_rq_issue "$T/perf.txt" 2>/dev/null ||
+		{ echo "bench_calls: no perf counts (tracepoints readable?)"; cat "$T/perf.txt"; exit 1; }
+	echo "danejoind block I/O per JoinReq ($REQS JoinReqs, 64 connections${RATE:+, $RATE/s offered}):"
+	awk -F, -v n="$REQS" '$3 ~ /block_rq_issue/ { rq = $1 } $3 ~ /fdatasync/ { fs = $1 }
+		END { printf "  %-24s %8.3f\n  %-24s %8.3f\n  %-24s %8.2f\n", "block requests", rq / n,
+			"fdatasync", fs / n, "requests per fdatasync", (fs > 0 ? rq / fs : 0) }' "$T/perf.txt"
+	;;
 *)
-	echo "usage: bench_calls.sh BUILD_DIR syscalls|instructions [REQUESTS]" >&2
+	echo "usage: bench_calls.sh BUILD_DIR syscalls|instructions|blockio [REQUESTS]" >&2
 	exit 2
 	;;
 esac

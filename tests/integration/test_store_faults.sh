@@ -5,6 +5,8 @@
 # - js.db-wal unlinked under the running daemon: the next joins are refused (never Success), the
 #   log says why once, the metric shows it; what was answered before survives a SIGKILL (the
 #   lost log is copied into js.db), so a replay of an answered request is refused after restart.
+# - js.db replaced by another file (same content, another inode) under the running daemon: the
+#   next join is refused and the log says the file was replaced.
 # - A store file the daemon cannot write: refused at start, non-zero exit, a clear message (run
 #   as nobody when the test runs as root, since root writes a mode 0400 file anyway).
 # - A corrupted devices page in a copy of the store: `danejoin-devices check` reports it and
@@ -74,6 +76,18 @@ check "after SIGKILL and restart, the third join's request replayed is refused" 
 join dev.state $E
 check "the device joins again" test $? -eq 0
 dj_jsd_stop
+
+# ---- the database replaced (another inode at the same path) under the running daemon ------
+cp js.db js.db.same		# the daemon is stopped: the same content, another inode
+check "danejoind restarts on the store" dj_jsd_start dj.conf jsd3.log "$PORT"
+mv -f js.db.same js.db
+join dev.state $E
+check "after js.db is replaced, a join is refused (not Success)" test $? -ne 0
+check "the log says it was replaced" \
+	dj_wait_log jsd3.log "js.db was replaced while the store is open"
+check "no join was answered Success after the replacement" \
+	bash -c "! grep -q 'result=Success' jsd3.log"
+dj_jsd_stop KILL
 
 # ---- a store the daemon cannot write ------------------------------------------------------
 "$DEV" --config dj.conf check >check.out 2>&1

@@ -2,12 +2,13 @@
  * test_store_walvfs.c - unit tests of the SQLite store's writer VFS (js_store_sqlite_vfs.c),
  * with real SQLite: the same transactions written through it and through the default VFS give
  * the same write-ahead log (frame by frame: page numbers, commit sizes, page bytes; the salts
- * and checksums are random per log by design), every frame went down in one write, and a copy
- * of the files taken with the connection still open (a crash) opens, checks, and holds every
- * committed row.
+ * and checksums are random per log by design), every frame went down in one write (or, with
+ * the whole commit held until its sync, one write per commit), and a copy of the files taken
+ * with the connection still open (a crash) opens, checks, and holds every committed row.
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
@@ -19,6 +20,7 @@
 
 #include <sqlite3.h>
 
+#include "common/dj_err.h"
 #include "store/js_store_sqlite_internal.h"
 
 #define PATH_MAX_LEN 512
@@ -57,8 +59,9 @@ static void exec(sqlite3 *db, const char *sql)
 	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 }
 
-/* workload - the same transactions every time: inserts, updates, deletes, one checkpoint */
-static sqlite3 *workload(const char *path, const char *vfs)
+/* workload - the same transactions every time: inserts, updates, deletes, one checkpoint;
+ * with \p defer, the log's frames held until each commit's sync (js_store__sq_vfs_defer) */
+static sqlite3 *workload(const char *path, const char *vfs, bool defer)
 {
 	unsigned char blob[BLOB_LEN];
 	sqlite3_stmt *ins, *upd, *del;
@@ -71,6 +74,8 @@ static sqlite3 *workload(const char *path, const char *vfs)
 	exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0");
 	exec(db, "CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB NOT NULL, w INTEGER NOT NULL);"
 		 "CREATE INDEX t_w ON t(w)");
+	if (defer)
+		assert_int_equal(js_store__sq_vfs_defer(db), DJ_EOK);
 	assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO t(k, v, w) VALUES(?1, ?2, ?3)", -1,
 					    &ins, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "UPDATE t SET v=?2, w=w+1 WHERE k=?1", -1, &upd,
@@ -159,25 +164,12 @@ static void digest(sqlite3 *db, char *out, size_t cap)
 	snprintf(out, cap, "%ld rows %016llx", n, (unsigned long long)h);
 }
 
-/* The same transactions give the same log through either VFS, each frame in one write. */
-static void test_wal_same(void **state)
+/* same_log - the logs at \p wa and \p wb hold the same frames; how many */
+static long same_log(const char *wa, const char *wb)
 {
-	char a[PATH_MAX_LEN], b[PATH_MAX_LEN], wa[PATH_MAX_LEN + 8], wb[PATH_MAX_LEN + 8];
-	const char *vfs = js_store__sq_vfs();
-	unsigned long before;
-	sqlite3 *da, *db;
 	unsigned char *la, *lb;
 	long na, nb, frames;
 
-	(void)state;
-	assert_non_null(vfs);
-	tmp_path("default", a);
-	tmp_path("joined", b);
-	snprintf(wa, sizeof(wa), "%s-wal", a);
-	snprintf(wb, sizeof(wb), "%s-wal", b);
-	da = workload(a, NULL);
-	before = js_store__sq_vfs_joined();
-	db = workload(b, vfs);
 	la = slurp(wa, &na);
 	lb = slurp(wb, &nb);
 	assert_int_equal(na, nb);
@@ -192,32 +184,110 @@ static void test_wal_same(void **state)
 		assert_memory_equal(fa, fb, 8);	/* page number, database size at commit */
 		assert_memory_equal(fa + FRAME_HDR, fb + FRAME_HDR, PAGE);
 	}
-	/* the log was restarted after the checkpoint: fewer frames than written */
-	assert_true(js_store__sq_vfs_joined() - before > (unsigned long)frames);
 	free(la);
 	free(lb);
+	return frames;
+}
+
+/* The same transactions give the same log through either VFS, each frame in one write. */
+static void test_wal_same(void **state)
+{
+	char a[PATH_MAX_LEN], b[PATH_MAX_LEN], wa[PATH_MAX_LEN + 8], wb[PATH_MAX_LEN + 8];
+	const char *vfs = js_store__sq_vfs();
+	unsigned long before;
+	sqlite3 *da, *db;
+	long frames;
+
+	(void)state;
+	assert_non_null(vfs);
+	tmp_path("default", a);
+	tmp_path("joined", b);
+	snprintf(wa, sizeof(wa), "%s-wal", a);
+	snprintf(wb, sizeof(wb), "%s-wal", b);
+	da = workload(a, NULL, false);
+	before = js_store__sq_vfs_joined();
+	db = workload(b, vfs, false);
+	frames = same_log(wa, wb);
+	/* the log was restarted after the checkpoint: fewer frames than written */
+	assert_true(js_store__sq_vfs_joined() - before > (unsigned long)frames);
 	sqlite3_close(da);
 	sqlite3_close(db);
 	rm_db(a);
 	rm_db(b);
 }
 
+/* With each commit held until its sync: the same log, and about one write per commit where
+ * frame by frame took one per frame. */
+static void test_wal_defer_same(void **state)
+{
+	char a[PATH_MAX_LEN], b[PATH_MAX_LEN], wa[PATH_MAX_LEN + 8], wb[PATH_MAX_LEN + 8];
+	const char *vfs = js_store__sq_vfs();
+	unsigned long before, apart, held;
+	sqlite3 *da, *db;
+
+	(void)state;
+	tmp_path("apart", a);
+	tmp_path("held", b);
+	snprintf(wa, sizeof(wa), "%s-wal", a);
+	snprintf(wb, sizeof(wb), "%s-wal", b);
+	before = js_store__sq_vfs_writes();
+	da = workload(a, vfs, false);
+	apart = js_store__sq_vfs_writes() - before;
+	before = js_store__sq_vfs_writes();
+	db = workload(b, vfs, true);
+	held = js_store__sq_vfs_writes() - before;
+	(void)same_log(wa, wb);
+	/* TXNS commits of several frames each (346 writes frame by frame); held: one per commit,
+	 * and a few more: the set-up's commits before defer (CREATE TABLE: the log's header and
+	 * its frames one by one) and the log's header synced on its own when the commit after
+	 * the checkpoint restarts it (46 in all) */
+	assert_true(apart > 5 * (unsigned long)TXNS);
+	assert_true(held <= (unsigned long)TXNS + 8);
+	sqlite3_close(da);
+	sqlite3_close(db);
+	rm_db(a);
+	rm_db(b);
+}
+
+/* Holding a commit is refused below synchronous=FULL (a commit need not sync the log there,
+ * and readers would see frames not yet written) and on a log not opened through this VFS. */
+static void test_wal_defer_refused(void **state)
+{
+	char a[PATH_MAX_LEN];
+	sqlite3 *db;
+
+	(void)state;
+	tmp_path("refused", a);
+	rm_db(a);
+	assert_int_equal(sqlite3_open_v2(a, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+					 js_store__sq_vfs()), SQLITE_OK);
+	exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; CREATE TABLE t(k)");
+	assert_int_equal(js_store__sq_vfs_defer(db), DJ_EINVAL);
+	exec(db, "PRAGMA synchronous=FULL");
+	assert_int_equal(js_store__sq_vfs_defer(db), DJ_EOK);
+	sqlite3_close(db);
+	assert_int_equal(sqlite3_open_v2(a, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	exec(db, "PRAGMA synchronous=FULL; INSERT INTO t VALUES(1)");
+	assert_int_equal(js_store__sq_vfs_defer(db), DJ_ENOENT);
+	sqlite3_close(db);
+	rm_db(a);
+}
+
 /* A copy taken with the writer still open (a crash: nothing checkpointed at close) holds every
- * committed row, and passes SQLite's integrity check. */
-static void test_wal_crash_copy(void **state)
+ * committed row, and passes SQLite's integrity check; frame by frame or each commit held. */
+static void crash_copy(bool defer)
 {
 	char a[PATH_MAX_LEN], b[PATH_MAX_LEN], c[PATH_MAX_LEN];
 	char from[PATH_MAX_LEN + 8], to[PATH_MAX_LEN + 8], want[64], got[64];
 	sqlite3 *da, *db, *dc;
 	sqlite3_stmt *st;
 
-	(void)state;
 	tmp_path("ref", a);
 	tmp_path("live", b);
 	tmp_path("crash", c);
-	da = workload(a, NULL);
+	da = workload(a, NULL, false);
 	digest(da, want, sizeof(want));
-	db = workload(b, js_store__sq_vfs());
+	db = workload(b, js_store__sq_vfs(), defer);
 	rm_db(c);
 	file_copy(b, c);
 	snprintf(from, sizeof(from), "%s-wal", b);
@@ -240,11 +310,26 @@ static void test_wal_crash_copy(void **state)
 	rm_db(c);
 }
 
+static void test_wal_crash_copy(void **state)
+{
+	(void)state;
+	crash_copy(false);
+}
+
+static void test_wal_defer_crash_copy(void **state)
+{
+	(void)state;
+	crash_copy(true);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_wal_same),
+		cmocka_unit_test(test_wal_defer_same),
+		cmocka_unit_test(test_wal_defer_refused),
 		cmocka_unit_test(test_wal_crash_copy),
+		cmocka_unit_test(test_wal_defer_crash_copy),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
