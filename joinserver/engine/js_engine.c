@@ -501,7 +501,10 @@ out:
 	lw_key_wipe(&s_nwk);
 }
 
-/* fill_commit - the sealed token is in it->token: the state change and its audit entry */
+_Static_assert(JS_COMMIT_AUDIT_MAX >= 2, "a join commits up to two audit entries");
+
+/* fill_commit - the sealed token is in it->token: the state change and its audit entries (the
+ * accept, then the JoinAns AppSKey release when asked) */
 static void fill_commit(struct js_engine *e, const struct js_join_in *in,
 			struct js_join_out *out, struct js_commit *c, struct item *it)
 {
