@@ -501,11 +501,15 @@ out:
 	lw_key_wipe(&s_nwk);
 }
 
-/* fill_commit - the sealed token is in it->token: the state change and its audit entry */
+_Static_assert(JS_COMMIT_AUDIT_MAX >= 2, "a join commits up to two audit entries");
+
+/* fill_commit - the sealed token is in it->token: the state change and its audit entries (the
+ * accept, then the JoinAns AppSKey release when asked) */
 static void fill_commit(struct js_engine *e, const struct js_join_in *in,
 			struct js_join_out *out, struct js_commit *c, struct item *it)
 {
 	const struct js_device *d = &it->dev;
+	struct js_commit_audit *a;
 	size_t n;
 
 	c->new_st.sess_token_len = (uint32_t)it->token_len;
@@ -520,20 +524,21 @@ static void fill_commit(struct js_engine *e, const struct js_join_in *in,
 		c->session_token_len = (uint32_t)it->token_len;
 		c->session_expires_at = js_store_now(e->store) + e->session_lifetime;
 	}
+	a = &c->audit[0];
 	if (it->req->type == LW_REQ_JOIN)
-		memcpy(c->audit_event, "join-accept", sizeof("join-accept"));
+		memcpy(a->event, "join-accept", sizeof("join-accept"));
 	else
-		memcpy(c->audit_event, "rejoin-accept", sizeof("rejoin-accept"));
-	n = strnlen(in->actor ? in->actor : "local", sizeof(c->audit_actor) - 1);
-	memcpy(c->audit_actor, in->actor ? in->actor : "local", n);
-	c->audit_actor[n] = '\0';
-	audit_detail(c->audit_detail, out, in);
+		memcpy(a->event, "rejoin-accept", sizeof("rejoin-accept"));
+	n = strnlen(in->actor ? in->actor : "local", sizeof(a->actor) - 1);
+	memcpy(a->actor, in->actor ? in->actor : "local", n);
+	a->actor[n] = '\0';
+	audit_detail(a->detail, out, in);
+	c->n_audit = 1;
 	if (in->release_kek != NULL) {	/* the JoinAns AppSKey release, same transaction */
-		memcpy(c->audit2_event, "appskey-release", sizeof("appskey-release"));
-		memcpy(c->audit2_actor, c->audit_actor, n + 1);
-		release_detail(c->audit2_detail, out, in->release_kek);
-	} else {
-		c->audit2_event[0] = '\0';
+		a = &c->audit[c->n_audit++];
+		memcpy(a->event, "appskey-release", sizeof("appskey-release"));
+		memcpy(a->actor, c->audit[0].actor, n + 1);
+		release_detail(a->detail, out, in->release_kek);
 	}
 }
 

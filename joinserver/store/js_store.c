@@ -241,6 +241,29 @@ static bool events_ok(const struct js_event *e)
 	return true;
 }
 
+/* audit_ok - a commit's audit entries: at most JS_COMMIT_AUDIT_MAX, each a named event with
+ * NUL-terminated fields (a caller's bug: logged, and the commit refused) */
+static bool audit_ok(const struct js_commit *c)
+{
+	const struct js_commit_audit *a;
+
+	if (c->n_audit > JS_COMMIT_AUDIT_MAX) {
+		dj_err("store: a commit carries %u audit entries, at most %u: refused", c->n_audit,
+		       (unsigned)JS_COMMIT_AUDIT_MAX);
+		return false;
+	}
+	for (uint32_t i = 0; i < c->n_audit; i++) {
+		a = &c->audit[i];
+		if (a->event[0] == '\0' || !str_ok(a->event, sizeof(a->event)) ||
+		    !str_ok(a->actor, sizeof(a->actor)) || !str_ok(a->detail, sizeof(a->detail))) {
+			dj_err("store: a commit's audit entry %u is empty or not NUL-terminated: "
+			       "refused", i + 1);
+			return false;
+		}
+	}
+	return true;
+}
+
 /* commit_ok - whether a commit item is within the bounds of its own arrays and of the store */
 static bool commit_ok(const struct js_store *s, const struct js_commit *c)
 {
@@ -261,12 +284,7 @@ static bool commit_ok(const struct js_store *s, const struct js_commit *c)
 	     memcmp(c->session_id, c->dev_eui, LW_EUI_LEN) != 0 ||
 	     c->session_token_len > JS_TOKEN_MAX))
 		return false;
-	return str_ok(c->audit_event, sizeof(c->audit_event)) &&
-	       str_ok(c->audit_actor, sizeof(c->audit_actor)) &&
-	       str_ok(c->audit_detail, sizeof(c->audit_detail)) &&
-	       str_ok(c->audit2_event, sizeof(c->audit2_event)) &&
-	       str_ok(c->audit2_actor, sizeof(c->audit2_actor)) &&
-	       str_ok(c->audit2_detail, sizeof(c->audit2_detail));
+	return audit_ok(c);
 }
 
 /*

@@ -44,6 +44,8 @@
 #define JS_OUTBOX_MAX 10000000
 #define JS_EVENT_BODY_MAX 1024		/* one encoded event (ev_event.h), without its id */
 #define JS_COMMIT_EVENTS_MAX 64	/* events one commit may carry */
+#define JS_COMMIT_AUDIT_MAX 2		/* audit entries one commit may carry: the join-accept,
+					 * the JoinAns AppSKey release */
 #define JS_INSTANCE_ID_LEN 8		/* random, per store: event ids are instance | row id */
 
 struct js_store;
@@ -91,6 +93,13 @@ struct js_event {
 	const struct js_event *next;
 };
 
+/* One audit entry of a js_commit, written with its state change. */
+struct js_commit_audit {
+	char event[JS_AUDIT_EVENT_MAX];	/* e.g. "join-accept", never "" */
+	char actor[JS_AUDIT_ACTOR_MAX];
+	char detail[JS_AUDIT_DETAIL_MAX];	/* never a key */
+};
+
 /* What a js_commit does. */
 enum js_commit_kind {
 	JS_COMMIT_STATE = 0,	/* a nonce-state change (CAS), with its session, audit, events */
@@ -113,14 +122,11 @@ struct js_commit {
 	uint8_t session_token[JS_TOKEN_MAX];	/* sealed with label JS_PURPOSE_SESSION |
 						 * session_id (normally new_st.sess_token) */
 	int64_t session_expires_at;
-	char audit_event[JS_AUDIT_EVENT_MAX];	/* "" = no audit entry */
-	char audit_actor[JS_AUDIT_ACTOR_MAX];
-	char audit_detail[JS_AUDIT_DETAIL_MAX];	/* never a key */
-	/* a second audit entry, written after the first in the same transaction ("" = none),
-	 * e.g. the AppSKey released in the JoinAns (js_join_in.release_kek) */
-	char audit2_event[JS_AUDIT_EVENT_MAX];
-	char audit2_actor[JS_AUDIT_ACTOR_MAX];
-	char audit2_detail[JS_AUDIT_DETAIL_MAX];
+	/* audit entries written in the same transaction, in order (0: none), e.g. the join-accept
+	 * then the AppSKey released in the JoinAns (js_join_in.release_kek); more than
+	 * JS_COMMIT_AUDIT_MAX, or an entry without an event or not NUL-terminated, is refused */
+	uint32_t n_audit;
+	struct js_commit_audit audit[JS_COMMIT_AUDIT_MAX];
 	enum js_commit_kind kind;	/* JS_COMMIT_STATE unless set */
 	const struct js_event *events;	/* to the outbox, same transaction (NULL: none) */
 	const int64_t *done_ids;	/* JS_COMMIT_OUTBOX_DONE: rows to delete */

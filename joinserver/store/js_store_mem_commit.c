@@ -52,12 +52,9 @@ static int apply_one(struct js_store *s, struct js_commit *c)
 			m->sess_used++;
 		}
 	}
-	if (c->audit_event[0] != '\0')
-		(void)js_store__mem_audit_add(s, c->dev_eui, c->audit_event, c->audit_actor,
-					      c->audit_detail);
-	if (c->audit2_event[0] != '\0')
-		(void)js_store__mem_audit_add(s, c->dev_eui, c->audit2_event, c->audit2_actor,
-					      c->audit2_detail);
+	for (uint32_t i = 0; i < c->n_audit; i++)
+		(void)js_store__mem_audit_add(s, c->dev_eui, c->audit[i].event, c->audit[i].actor,
+					      c->audit[i].detail);
 	if (se != NULL) {
 		memcpy(se->session_id, c->session_id, c->session_id_len);
 		se->session_id_len = c->session_id_len;

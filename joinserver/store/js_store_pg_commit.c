@@ -203,14 +203,13 @@ static bool encode_events(struct js_store *s, struct js_commit *c, struct item *
 	bool ok = arr_begin(&it->ev, PG_OID_TEXT) && arr_begin(&it->ac, PG_OID_TEXT) &&
 		  arr_begin(&it->de, PG_OID_TEXT) && arr_begin(&it->bodies, PG_OID_BYTEA);
 
-	if (ok && own && c->audit_event[0] != '\0')
-		ok = arr_elem(&it->ev, c->audit_event, strlen(c->audit_event)) &&
-		     arr_elem(&it->ac, c->audit_actor, strlen(c->audit_actor)) &&
-		     arr_elem(&it->de, c->audit_detail, strlen(c->audit_detail));
-	if (ok && own && c->audit2_event[0] != '\0')
-		ok = arr_elem(&it->ev, c->audit2_event, strlen(c->audit2_event)) &&
-		     arr_elem(&it->ac, c->audit2_actor, strlen(c->audit2_actor)) &&
-		     arr_elem(&it->de, c->audit2_detail, strlen(c->audit2_detail));
+	for (uint32_t i = 0; ok && own && i < c->n_audit; i++) {
+		const struct js_commit_audit *a = &c->audit[i];
+
+		ok = arr_elem(&it->ev, a->event, strlen(a->event)) &&
+		     arr_elem(&it->ac, a->actor, strlen(a->actor)) &&
+		     arr_elem(&it->de, a->detail, strlen(a->detail));
+	}
 	for (const struct js_event *e = c->events; e != NULL && ok; e = e->next) {
 		if (t->rows >= s->outbox_max) {
 			it->dropped++;

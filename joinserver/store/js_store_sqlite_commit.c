@@ -125,15 +125,9 @@ static int commit_one(struct js_store *s, struct js_commit *c, struct ob_tally *
 		if (ret != DJ_EOK)
 			goto out;
 	}
-	if (c->audit_event[0] != '\0') {
-		ret = js_store__sq_audit_put(s, c->dev_eui, c->audit_event, c->audit_actor,
-					     c->audit_detail);
-		if (ret != DJ_EOK)
-			goto out;
-	}
-	if (c->audit2_event[0] != '\0') {
-		ret = js_store__sq_audit_put(s, c->dev_eui, c->audit2_event, c->audit2_actor,
-					     c->audit2_detail);
+	for (uint32_t i = 0; i < c->n_audit; i++) {
+		ret = js_store__sq_audit_put(s, c->dev_eui, c->audit[i].event, c->audit[i].actor,
+					     c->audit[i].detail);
 		if (ret != DJ_EOK)
 			goto out;
 	}

@@ -17,6 +17,9 @@
 # Negative: a wrong SenderNSID -> UnknownSender naming SenderNSID; a wrong SenderID and a wrong
 #   role named likewise; appskey_in_joinans on an AS peer or without a KEK refused at
 #   --check-config; an async peer's malformed request answered at its URL; the KEK-size warning.
+#   A SIGHUP reload that would leave cs (appskey_in_joinans) without a usable KEK (plain_keys,
+#   a KEK file invalid, mode 0644 or gone) is refused naming [peer.cs]; the old table keeps
+#   wrapping the AppSKey.
 #
 # Usage: bash test_interop.sh BUILD_DIR SOURCE_DIR   (run by ctest)
 set -u
@@ -274,6 +277,61 @@ check "async: the UnknownSender answer arrives at the URL, naming SenderID" \
 printf '{"ProtocolVersion":"1.0",' >csa4.req
 check "async: a body that names no request is still answered inline (HTTP 400)" \
 	matches "$(post csa csa4.http csa4.req)" '^400 '
+
+# ---- appskey_in_joinans without a usable KEK: a SIGHUP reload is refused, naming the peer ---
+# cs asks for the AppSKey in its JoinAns. A reload that would leave it without a KEK (removed
+# with plain_keys, a KEK file invalid, too open or gone) is refused with a line naming
+# [peer.cs], and the running table keeps serving: each join after it still gets the AppSKey
+# wrapped under the KEK read at start, never in plain.
+cp dj.conf good.conf
+cp cs.kek cs.kek.orig
+# cs_join DEVNONCE FILE - a ChirpStack JoinReq of device a03; the answer in FILE
+cs_join() {
+	sed "s/\"PHYPayload\":\"[0-9a-f]*\"/\"PHYPayload\":\"$(joinreq "$AK_CS10" 70b3d57ed0000001 0000000000000a03 "$1")\"/" \
+		cs1.req >"$2.req"
+	post cs "$2" "$2.req" >/dev/null
+}
+# joinans_wrapped FILE - Success, and the AppSKey under the start's cs-kek (never plain)
+joinans_wrapped() {
+	[ "$(field "$1" Result.ResultCode)" = Success ] &&
+		[ "$(field "$1" AppSKey.KEKLabel)" = cs-kek ] &&
+		matches "$(unwrap cs.kek.orig "$(field "$1" AppSKey.AESKey)")" '^[0-9a-f]{32}$'
+}
+# reload_refused ERE - SIGHUP; status 0 once jsd.log has one more "reload refused" line, it
+# matches ERE, and no reload was applied
+reload_refused() {
+	local n ok
+	n=$(grep -c "reload refused" jsd.log)
+	ok=$(grep -c "configuration reloaded" jsd.log)
+	kill -HUP "$DJ_JSD_PID"
+	dj_wait_for 5 bash -c "[ \$(grep -c 'reload refused' jsd.log) -gt $n ]" || return 1
+	grep "reload refused" jsd.log | tail -1 | grep -Eq -- "$1" &&
+		[ "$(grep -c "configuration reloaded" jsd.log)" -eq "$ok" ]
+}
+cp bad2.conf dj.conf
+check "reload: appskey_in_joinans left without a KEK (plain_keys) is refused, naming [peer.cs]" \
+	reload_refused "the running configuration stays: .*\[peer.cs\] appskey_in_joinans: needs kek_label and kek_file"
+cs_join 3a92 rl1.ans
+check "... the old table serves: the JoinAns carries the AppSKey under cs-kek" joinans_wrapped rl1.ans
+cp good.conf dj.conf
+(umask 077 && echo "not a key" >cs.kek)
+check "reload: cs's KEK file no longer a key is refused, naming [peer.cs] kek_file" \
+	reload_refused "\[peer.cs\] kek_file cs.kek: expected 32 or 64 hex digits"
+cs_join 3a93 rl2.ans
+check "... the AppSKey still leaves wrapped under the KEK read at start" joinans_wrapped rl2.ans
+cp cs.kek.orig cs.kek
+chmod 644 cs.kek
+check "reload: cs's KEK file readable by others is refused, naming [peer.cs] kek_file" \
+	reload_refused "\[peer.cs\] kek_file cs.kek: has mode 0644"
+rm cs.kek
+check "reload: cs's KEK file gone is refused, naming [peer.cs] kek_file" \
+	reload_refused "\[peer.cs\] kek_file cs.kek: does not exist"
+cs_join 3a94 rl3.ans
+check "... the AppSKey still leaves wrapped under the KEK read at start" joinans_wrapped rl3.ans
+(umask 077 && cp cs.kek.orig cs.kek)
+check "reload with cs's KEK back is applied" dj_jsd_reload jsd.log
+cs_join 3a95 rl4.ans
+check "... and cs's joins get the wrapped AppSKey" joinans_wrapped rl4.ans
 
 dj_jsd_stop
 check "SIGTERM: danejoind drains and exits 0" test $? -eq 0

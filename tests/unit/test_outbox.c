@@ -104,7 +104,8 @@ static int state_commit(struct ctx *c, uint64_t v, const struct js_event *ev, ui
 	cm->new_st.dev_nonce_last = (int32_t)v + 1;
 	cm->new_st.join_nonce_last = (int64_t)v + 1;
 	cm->new_st.rjcount1_last = -1;
-	strcpy(cm->audit_event, "join-accept");
+	strcpy(cm->audit[0].event, "join-accept");
+	cm->n_audit = 1;
 	cm->events = ev;
 	ret = js_store_commit(c->s, cm);
 	if (dropped != NULL)

@@ -22,6 +22,7 @@
 #include <sqlite3.h>
 
 #include "common/dj_err.h"
+#include "common/dj_log.h"
 #include "store/js_keystore.h"
 #include "store/js_store.h"
 #include "store/js_store_pg_internal.h"	/* the readers' round_trips */
@@ -118,6 +119,17 @@ static void add_n(struct store_ctx *c, uint32_t n)
 		mk_device(c->ks, i, &d[i]);
 	assert_int_equal(js_store_devices_add(c->s, d, n, "tester", &failed), DJ_EOK);
 	free(d);
+}
+
+/* audit_add - append an audit entry to a commit */
+static void audit_add(struct js_commit *m, const char *event, const char *actor,
+		      const char *detail)
+{
+	struct js_commit_audit *a = &m->audit[m->n_audit++];
+
+	snprintf(a->event, sizeof(a->event), "%s", event);
+	snprintf(a->actor, sizeof(a->actor), "%s", actor);
+	snprintf(a->detail, sizeof(a->detail), "%s", detail);
 }
 
 /* mk_commit - a commit moving device i from version v to a new state */
@@ -318,7 +330,7 @@ static void *committer_thread(void *p)
 	for (uint32_t k = 0; k < COMMITS_PER_THREAD; k++) {
 		struct js_commit *m = mk_commit(a->dev, k, (int32_t)k, (int64_t)k + 100);
 
-		snprintf(m->audit_event, sizeof(m->audit_event), "join");
+		audit_add(m, "join", "", "");
 		if (js_store_commit(a->c->s, m) != DJ_EOK)
 			a->failures++;
 		free(m);
@@ -663,8 +675,7 @@ static void test_audit(void **state)
 	assert_int_equal(js_keystore_new(master_b, &b), DJ_EOK);
 	add_n(c, 2);						/* 2 x device-import */
 	c->now = T0 + 10;
-	snprintf(m->audit_event, sizeof(m->audit_event), "join-accept");
-	snprintf(m->audit_actor, sizeof(m->audit_actor), "ns.example");
+	audit_add(m, "join-accept", "ns.example", "");
 	assert_int_equal(js_store_commit(c->s, m), DJ_EOK);	/* join-accept */
 	store_test_eui(0, e);
 	assert_int_equal(js_store_reset_nonces(c->s, e, "op", &count), DJ_EOK);
@@ -702,16 +713,12 @@ static void test_audit(void **state)
 	free(m);
 }
 
-/* audit2 - give a commit its second audit entry (the JoinAns AppSKey release) */
+/* audit2 - give a commit its two audit entries: the join-accept, the JoinAns AppSKey release */
 static void audit2(struct js_commit *m)
 {
-	snprintf(m->audit_event, sizeof(m->audit_event), "join-accept");
-	snprintf(m->audit_actor, sizeof(m->audit_actor), "ns.example");
-	snprintf(m->audit_detail, sizeof(m->audit_detail), "join_nonce=000001");
-	snprintf(m->audit2_event, sizeof(m->audit2_event), "appskey-release");
-	snprintf(m->audit2_actor, sizeof(m->audit2_actor), "ns.example");
-	snprintf(m->audit2_detail, sizeof(m->audit2_detail),
-		 "session_key_id=abc kek=ns1 via=joinans");
+	m->n_audit = 0;
+	audit_add(m, "join-accept", "ns.example", "join_nonce=000001");
+	audit_add(m, "appskey-release", "ns.example", "session_key_id=abc kek=ns1 via=joinans");
 }
 
 /* audit_count - the store's audit entries (all devices) */
@@ -728,7 +735,7 @@ static int audit_count(struct store_ctx *c)
 }
 
 /* a commit's two audit entries land in its transaction, in order; a lost CAS writes neither,
- * and an unterminated second entry is refused (DJ_EINVAL) with nothing changed */
+ * and an unterminated or unnamed entry is refused (DJ_EINVAL) with nothing changed */
 static void test_audit_two(void **state)
 {
 	struct store_ctx *c = *state;
@@ -746,13 +753,19 @@ static void test_audit_two(void **state)
 	assert_int_equal(js_store_commit(c->s, m), DJ_ECONFLICT);
 	assert_int_equal(audit_count(c), base);
 	m->expect_version = 0;
-	memset(m->audit2_detail, 'x', sizeof(m->audit2_detail));	/* no terminator */
+	memset(m->audit[1].detail, 'x', sizeof(m->audit[1].detail));	/* no terminator */
 	assert_int_equal(js_store_commit(c->s, m), DJ_EINVAL);
 	audit2(m);
-	memset(m->audit2_event, 'x', sizeof(m->audit2_event));
+	memset(m->audit[1].event, 'x', sizeof(m->audit[1].event));
 	assert_int_equal(js_store_commit(c->s, m), DJ_EINVAL);
 	audit2(m);
-	memset(m->audit2_actor, 'x', sizeof(m->audit2_actor));
+	memset(m->audit[1].actor, 'x', sizeof(m->audit[1].actor));
+	assert_int_equal(js_store_commit(c->s, m), DJ_EINVAL);
+	audit2(m);
+	memset(m->audit[0].detail, 'x', sizeof(m->audit[0].detail));
+	assert_int_equal(js_store_commit(c->s, m), DJ_EINVAL);
+	audit2(m);
+	m->audit[1].event[0] = '\0';			/* an entry must name its event */
 	assert_int_equal(js_store_commit(c->s, m), DJ_EINVAL);
 	assert_int_equal(audit_count(c), base);
 	g = store_ctx_get(c, 0, DJ_EOK);
@@ -774,6 +787,51 @@ static void test_audit_two(void **state)
 	assert_int_equal(g->st.version, 1);
 	free(g);
 	free(a);
+	free(m);
+}
+
+static char log_last[512];
+
+/* log_keep - a log sink keeping the last line */
+static void log_keep(int level, const char *line, void *arg)
+{
+	(void)level;
+	(void)arg;
+	snprintf(log_last, sizeof(log_last), "%s", line);
+}
+
+/* more audit entries than JS_COMMIT_AUDIT_MAX: refused (DJ_EINVAL) with a line saying so,
+ * nothing written; the largest count allowed lands whole */
+static void test_audit_max(void **state)
+{
+	struct store_ctx *c = *state;
+	struct js_commit *m = mk_commit(0, 0, 1, 1);
+	struct js_device *g;
+	char want[128];
+	int base;
+
+	add_n(c, 1);
+	base = audit_count(c);
+	for (uint32_t i = 0; i < JS_COMMIT_AUDIT_MAX; i++)
+		audit_add(m, "join-accept", "ns.example", "x");
+	m->n_audit = JS_COMMIT_AUDIT_MAX + 1;		/* one past the array */
+	log_last[0] = '\0';
+	dj_log_set(log_keep, NULL, LOG_ERR);
+	assert_int_equal(js_store_commit(c->s, m), DJ_EINVAL);
+	dj_log_set(NULL, NULL, LOG_NOTICE);
+	snprintf(want, sizeof(want), "commit carries %d audit entries, at most %d: refused",
+		 JS_COMMIT_AUDIT_MAX + 1, JS_COMMIT_AUDIT_MAX);
+	assert_non_null(strstr(log_last, want));
+	m->n_audit = UINT32_MAX;
+	assert_int_equal(js_store_commit(c->s, m), DJ_EINVAL);
+	assert_int_equal(audit_count(c), base);
+	g = store_ctx_get(c, 0, DJ_EOK);
+	assert_int_equal(g->st.version, 0);
+	free(g);
+
+	m->n_audit = JS_COMMIT_AUDIT_MAX;
+	assert_int_equal(js_store_commit(c->s, m), DJ_EOK);
+	assert_int_equal(audit_count(c), base + JS_COMMIT_AUDIT_MAX);
 	free(m);
 }
 
@@ -1243,8 +1301,7 @@ static void mig_join(struct store_ctx *c, uint32_t i, uint32_t k)
 	m->session_token_len = 24;
 	memset(m->session_token, (int)(16 * i + k), 24);
 	m->session_expires_at = T0 + 1000 + k;
-	snprintf(m->audit_event, sizeof(m->audit_event), "join-accept");
-	snprintf(m->audit_actor, sizeof(m->audit_actor), "ns.example");
+	audit_add(m, "join-accept", "ns.example", "");
 	assert_int_equal(js_store_commit(c->s, m), DJ_EOK);
 	free(m);
 }
@@ -1525,6 +1582,7 @@ int main(void)
 		BOTH(test_rewrap),
 		BOTH(test_audit),
 		BOTH(test_audit_two),
+		BOTH(test_audit_max),
 		BOTH(test_hist_1000),
 		BOTH(test_device_get_many),
 		BOTH(test_device_get_group),
@@ -1548,6 +1606,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rewrap, setup_sqlite, store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_audit, setup_sqlite, store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_audit_two, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_audit_max, setup_sqlite, store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_hist_1000, setup_sqlite, store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_device_get_many, setup_sqlite,
 						store_ctx_teardown),
