@@ -305,12 +305,27 @@ static void sq_close(struct js_store *s)
 	s->be = NULL;
 }
 
+static pthread_once_t sq_config_once = PTHREAD_ONCE_INIT;
+
+/*
+ * sq_config - once per process, before SQLite's first use: no memory statistics. With them on,
+ * every sqlite3_malloc and sqlite3_free takes a process-wide mutex to count bytes that nothing
+ * here reads (no sqlite3_memory_used, sqlite3_status or soft heap limit); about 26 of each per
+ * JoinReq (docs/performance.md step 17). If SQLite was already initialised in this process
+ * (a program that used it before opening the store), the call is refused and nothing changes.
+ */
+static void sq_config(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 /* sq_open - open or create the file, migrate, check the KCV, prepare everything */
 static int sq_open(struct js_store *s, const struct js_store_props *props)
 {
 	struct js_store__sq *q;
 	int ret = DJ_ENOMEM;
 
+	pthread_once(&sq_config_once, sq_config);
 	q = calloc(1, sizeof(*q));
 	if (q == NULL)
 		goto out;
