@@ -259,9 +259,13 @@ static const struct {
 	  "UPDATE devices SET version=version+1, dev_nonce_last=?1, join_nonce_last=?2,"
 	  " rjcount1_last=?3, dn_hist=?4, sess_token=?5 WHERE dev_eui=?6 AND version=?7" },
 	{ offsetof(struct js_store__sq, exists), "SELECT 1 FROM devices WHERE dev_eui=?" },
+	/* an upsert, not INSERT OR REPLACE: the same row when the SessionKeyID is known (as the
+	 * other backends), but no statement journal and no delete path on each insert */
 	{ offsetof(struct js_store__sq, sess_put),
-	  "INSERT OR REPLACE INTO sessions(session_id, dev_eui, created_at, expires_at,"
-	  " session_token) VALUES(?1, ?2, ?3, ?4, ?5)" },
+	  "INSERT INTO sessions(session_id, dev_eui, created_at, expires_at, session_token)"
+	  " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(dev_eui, session_id) DO UPDATE SET"
+	  " created_at=excluded.created_at, expires_at=excluded.expires_at,"
+	  " session_token=excluded.session_token" },
 	{ offsetof(struct js_store__sq, ob_put), "INSERT INTO outbox(at, body) VALUES(?1, ?2)" },
 	{ offsetof(struct js_store__sq, ob_del), "DELETE FROM outbox WHERE id=?1" },
 };
