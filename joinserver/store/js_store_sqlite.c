@@ -259,9 +259,13 @@ static const struct {
 	  "UPDATE devices SET version=version+1, dev_nonce_last=?1, join_nonce_last=?2,"
 	  " rjcount1_last=?3, dn_hist=?4, sess_token=?5 WHERE dev_eui=?6 AND version=?7" },
 	{ offsetof(struct js_store__sq, exists), "SELECT 1 FROM devices WHERE dev_eui=?" },
+	/* an upsert, not INSERT OR REPLACE: the same row when the SessionKeyID is known (as the
+	 * other backends), but no statement journal and no delete path on each insert */
 	{ offsetof(struct js_store__sq, sess_put),
-	  "INSERT OR REPLACE INTO sessions(session_id, dev_eui, created_at, expires_at,"
-	  " session_token) VALUES(?1, ?2, ?3, ?4, ?5)" },
+	  "INSERT INTO sessions(session_id, dev_eui, created_at, expires_at, session_token)"
+	  " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(dev_eui, session_id) DO UPDATE SET"
+	  " created_at=excluded.created_at, expires_at=excluded.expires_at,"
+	  " session_token=excluded.session_token" },
 	{ offsetof(struct js_store__sq, ob_put), "INSERT INTO outbox(at, body) VALUES(?1, ?2)" },
 	{ offsetof(struct js_store__sq, ob_del), "DELETE FROM outbox WHERE id=?1" },
 };
@@ -305,12 +309,28 @@ static void sq_close(struct js_store *s)
 	s->be = NULL;
 }
 
+static pthread_once_t sq_config_once = PTHREAD_ONCE_INIT;
+
+/*
+ * sq_config - once per process, before SQLite's first use: no memory statistics. With them on,
+ * every sqlite3_malloc and sqlite3_free takes a process-wide mutex to count bytes that nothing
+ * here reads (no sqlite3_memory_used, sqlite3_status or soft heap limit); about 26 of each per
+ * JoinReq (docs/performance.md, step "sqlcfg"). If SQLite was already initialised in this
+ * process (a program that used it before opening the store), the call is refused and nothing
+ * changes.
+ */
+static void sq_config(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 /* sq_open - open or create the file, migrate, check the KCV, prepare everything */
 static int sq_open(struct js_store *s, const struct js_store_props *props)
 {
 	struct js_store__sq *q;
 	int ret = DJ_ENOMEM;
 
+	pthread_once(&sq_config_once, sq_config);
 	q = calloc(1, sizeof(*q));
 	if (q == NULL)
 		goto out;

@@ -531,6 +531,76 @@ static void test_sessions_delete(void **state)
 	free(m2);
 }
 
+/* sess_commit - a commit of device i from version v recording session id with token byte tok,
+ * created now and expiring at exp */
+static struct js_commit *sess_commit(uint32_t i, uint64_t v, const uint8_t *id, uint32_t n,
+				     uint8_t tok, int64_t exp)
+{
+	struct js_commit *m = mk_commit(i, v, (int32_t)v + 1, (int64_t)v + 1);
+
+	m->has_session = true;
+	m->session_id_len = n;
+	memcpy(m->session_id, id, n);
+	m->session_token_len = 40;
+	memset(m->session_token, tok, 40);
+	m->session_expires_at = exp;
+	return m;
+}
+
+/* expect_session - session id holds token byte tok, created at, expiring at exp */
+static void expect_session(struct store_ctx *c, const uint8_t *id, uint32_t n, uint8_t tok,
+			   int64_t at, int64_t exp)
+{
+	struct js_session se;
+	uint8_t want[40];
+
+	memset(want, tok, sizeof(want));
+	memset(&se, 0, sizeof(se));
+	assert_int_equal(js_store_session_get(c->s, id, n, &se), DJ_EOK);
+	assert_memory_equal(se.dev_eui, id, LW_EUI_LEN);
+	assert_int_equal(se.created_at, at);
+	assert_int_equal(se.expires_at, exp);
+	assert_int_equal(se.session_token_len, 40);
+	assert_memory_equal(se.session_token, want, 40);
+}
+
+/* a SessionKeyID recorded again (a JoinNonce issued twice, e.g. after a restore without
+ * bump_join_nonces) replaces its session, in every backend: the commit and the others of its
+ * batch succeed, the row holds the new token, creation time and expiry, the other sessions stay */
+static void test_session_again(void **state)
+{
+	struct store_ctx *c = *state;
+	uint8_t id0[JS_SESSION_ID_MAX], id1[JS_SESSION_ID_MAX], id2[JS_SESSION_ID_MAX];
+	uint32_t n0 = sess_id(0, "s1", 2, id0), n1 = sess_id(1, "s1", 2, id1);
+	uint32_t n2 = sess_id(0, "s2", 2, id2);
+	struct js_commit *m[3];
+	struct js_device *g;
+
+	add_n(c, 2);
+	c->now = T0 + 5;
+	m[0] = sess_commit(0, 0, id0, n0, 0x41, T0 + 100);
+	m[1] = sess_commit(0, 1, id2, n2, 0x42, T0 + 200);
+	assert_int_equal(js_store_commit(c->s, m[0]), DJ_EOK);
+	assert_int_equal(js_store_commit(c->s, m[1]), DJ_EOK);
+	free(m[0]);
+	free(m[1]);
+	c->now = T0 + 9;
+	m[0] = sess_commit(0, 2, id0, n0, 0x51, T0 + 900);	/* id0 again */
+	m[1] = sess_commit(1, 0, id1, n1, 0x52, T0 + 300);	/* in the same call */
+	m[2] = NULL;
+	assert_int_equal(js_store_commit_many(c->s, m, 2), DJ_EOK);
+	assert_int_equal(m[0]->result, DJ_EOK);
+	assert_int_equal(m[1]->result, DJ_EOK);
+	expect_session(c, id0, n0, 0x51, T0 + 9, T0 + 900);
+	expect_session(c, id1, n1, 0x52, T0 + 9, T0 + 300);
+	expect_session(c, id2, n2, 0x42, T0 + 5, T0 + 200);
+	g = store_ctx_get(c, 0, DJ_EOK);
+	assert_int_equal(g->st.version, 3);
+	free(g);
+	free(m[0]);
+	free(m[1]);
+}
+
 /* foreach_cb - collect DevEUIs */
 static int foreach_cb(const struct js_device *d, void *arg)
 {
@@ -1577,6 +1647,7 @@ int main(void)
 		BOTH(test_submit_async),
 		BOTH(test_reset_nonces),
 		BOTH(test_sessions_delete),
+		BOTH(test_session_again),
 		BOTH(test_sessions_expire),
 		BOTH(test_foreach),
 		BOTH(test_rewrap),
@@ -1601,6 +1672,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_submit_async, setup_sqlite, store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_reset_nonces, setup_sqlite, store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_sessions_delete, setup_sqlite, store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_session_again, setup_sqlite, store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_sessions_expire, setup_sqlite, store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_foreach, setup_sqlite, store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_rewrap, setup_sqlite, store_ctx_teardown),
