@@ -1652,7 +1652,7 @@ void bi_msg_answer_init(const struct bi_msg *req, enum bi_msg_type type, struct 
 
 /* env_wipe - an envelope emptied: all its key bytes wiped, the envelope absent with an empty
  * label. The label is not secret: only its first byte is cleared (one OPENSSL_cleanse of the
- * 40 key bytes instead of the whole 120-byte envelope, five envelopes per message). */
+ * 40 aligned key bytes instead of the whole 120-byte envelope, five envelopes per message). */
 static void env_wipe(struct bi_key_envelope *e)
 {
 	OPENSSL_cleanse(e->aes_key, sizeof(e->aes_key));

@@ -80,10 +80,11 @@ enum bi_result {
 /* KeyEnvelope: KEKLabel empty means AESKey is the plain key (only for peers whose policy says
  * so); otherwise AESKey is the RFC 3394 wrap of the key under the KEK named by the label. */
 struct bi_key_envelope {
-	bool present;
-	char kek_label[BI_KEK_LABEL_MAX];
+	/* the key first: 8-byte aligned, so that OPENSSL_cleanse wipes it word by word */
 	uint8_t aes_key[BI_AESKEY_MAX];
 	size_t aes_key_len;
+	bool present;
+	char kek_label[BI_KEK_LABEL_MAX];
 };
 
 struct bi_msg {
