@@ -231,7 +231,7 @@ static void *t_realloc(void *ctx, void *p, size_t n)
 
 static yajl_alloc_funcs tab_funcs = { t_malloc, t_realloc, y_free, NULL };
 
-/* a_begin - start a call with a empty */
+/* a_begin - start a call with \p a empty */
 static void a_begin(struct arena *a)
 {
 	ARENA_POISON(a->buf, sizeof(a->buf));
