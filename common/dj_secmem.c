@@ -109,11 +109,15 @@ static void *hook_malloc(size_t n, const char *file, int line)
 	return malloc(n);
 }
 
-/* hook_free - CRYPTO_free's deallocator */
+/* hook_free - CRYPTO_free's deallocator. NULL returns at once: ERR_clear_error() frees the
+ * file and function names of all 16 slots of the error queue, nearly all NULL, and libevent's
+ * TLS bufferevent calls it before every SSL_read and SSL_write (32 calls each). */
 static void hook_free(void *p, const char *file, int line)
 {
 	(void)file;
 	(void)line;
+	if (p == NULL)
+		return;
 	if (dj_secmem_owns(p))
 		arena_free(p);
 	else

@@ -50,10 +50,15 @@
  *	  AESKey hex) comes from a per-thread arena that is wiped when the call ends; what did
  *	  not fit in the arena came from malloc and is wiped and freed then too.
  *
- * PERFORMANCE (docs/performance.md, steps 3 and 6)
+ * PERFORMANCE (docs/performance.md, steps 3, 6 and 18)
  *	The arena is a bump pointer in a 16 KB per-thread buffer: free does nothing, and the
  *	arena is wiped and reset when the call ends. yajl gets it through its allocator
  *	functions (yajl_alloc_funcs), so no process-wide allocator is changed.
+ *	The parser's member tables, its stack of open objects and the generator's state hold
+ *	only pointers, lengths, types and JSON integers, never a byte of a string: they come
+ *	from a second per-thread arena ("tables") that is reset without a wipe. Every string
+ *	byte (the parser's copies, everything yajl's parser allocates, the encoder's output)
+ *	stays in the wiped arena.
  */
 #include "bi/bi_msg.h"
 
@@ -103,7 +108,7 @@ struct blk {
 	struct blk *next;
 };
 
-/* The calling thread's arena: the blocks of one parse or one encode. */
+/* One of the calling thread's arenas: the blocks of one parse or one encode. */
 struct arena {
 	_Alignas(BI_ARENA_ALIGN) uint8_t buf[BI_ARENA_SIZE];
 	size_t used;		/* bytes handed out since the last wipe */
@@ -111,12 +116,12 @@ struct arena {
 	struct blk *spill;	/* blocks that did not fit, from malloc */
 };
 
-static _Thread_local struct arena arena;
+static _Thread_local struct arena arena;	/* anything that may hold string bytes: wiped */
+static _Thread_local struct arena tabs;		/* tables of pointers and integers: reset */
 
-/* arena_alloc - n bytes from the arena, or from malloc when it is full (NULL if that fails) */
-static void *arena_alloc(size_t n)
+/* a_alloc - n bytes from a, or from malloc when it is full (NULL if that fails) */
+static void *a_alloc(struct arena *a, size_t n)
 {
-	struct arena *a = &arena;
 	size_t need;
 	struct blk *b;
 
@@ -141,17 +146,16 @@ static void *arena_alloc(size_t n)
 	return b + 1;
 }
 
-/* arena_realloc - grow a block: in place when it is the arena's last, else by a copy (the old
- * block stays until the wipe) */
-static void *arena_realloc(void *p, size_t n)
+/* a_realloc - grow a block of a: in place when it is a's last, else by a copy (the old block
+ * stays until the end of the call) */
+static void *a_realloc(struct arena *a, void *p, size_t n)
 {
-	struct arena *a = &arena;
 	struct blk *b;
 	size_t need;
 	void *q;
 
 	if (p == NULL)
-		return arena_alloc(n);
+		return a_alloc(a, n);
 	b = (struct blk *)p - 1;
 	if (n <= b->size)
 		return p;
@@ -164,10 +168,31 @@ static void *arena_realloc(void *p, size_t n)
 		b->size = n;
 		return p;
 	}
-	q = arena_alloc(n);
+	q = a_alloc(a, n);
 	if (q != NULL)
 		memcpy(q, p, b->size);
 	return q;
+}
+
+/* arena_alloc, arena_realloc - in the wiped arena; tab_alloc, tab_realloc - in the tables */
+static void *arena_alloc(size_t n)
+{
+	return a_alloc(&arena, n);
+}
+
+static void *arena_realloc(void *p, size_t n)
+{
+	return a_realloc(&arena, p, n);
+}
+
+static void *tab_alloc(size_t n)
+{
+	return a_alloc(&tabs, n);
+}
+
+static void *tab_realloc(void *p, size_t n)
+{
+	return a_realloc(&tabs, p, n);
 }
 
 /* yajl's allocator functions: the arena; free does nothing (the arena is wiped at the end) */
@@ -191,31 +216,64 @@ static void y_free(void *ctx, void *p)
 
 static yajl_alloc_funcs arena_funcs = { y_malloc, y_realloc, y_free, NULL };
 
-/* arena_begin - start a parse or an encode with an empty arena */
-static void arena_begin(void)
+/* the generator's state (yajl_gen_t: depth, flags, the state of each level) in the tables */
+static void *t_malloc(void *ctx, size_t n)
 {
-	ARENA_POISON(arena.buf, sizeof(arena.buf));
-	arena.used = arena.last = 0;
-	arena.spill = NULL;
+	(void)ctx;
+	return tab_alloc(n);
 }
 
-/* arena_end - wipe what the call allocated (it may hold AESKey hex), free what came from malloc */
-static void arena_end(void)
+static void *t_realloc(void *ctx, void *p, size_t n)
+{
+	(void)ctx;
+	return tab_realloc(p, n);
+}
+
+static yajl_alloc_funcs tab_funcs = { t_malloc, t_realloc, y_free, NULL };
+
+/* a_begin - start a call with \p a empty */
+static void a_begin(struct arena *a)
+{
+	ARENA_POISON(a->buf, sizeof(a->buf));
+	a->used = a->last = 0;
+	a->spill = NULL;
+}
+
+/* a_end - wipe (when \p wipe) and reset what the call took of a; what came from malloc is
+ * wiped and freed either way (it happens only for messages larger than the arena) */
+static void a_end(struct arena *a, bool wipe)
 {
 	struct blk *b, *next;
 
-	if (arena.last < arena.used)
-		arena.last = arena.used;
-	ARENA_UNPOISON(arena.buf, arena.used);
-	OPENSSL_cleanse(arena.buf, arena.used);
-	ARENA_POISON(arena.buf, sizeof(arena.buf));
-	arena.used = 0;
-	for (b = arena.spill; b != NULL; b = next) {
+	if (a->last < a->used)
+		a->last = a->used;
+	if (wipe) {
+		ARENA_UNPOISON(a->buf, a->used);
+		OPENSSL_cleanse(a->buf, a->used);
+	}
+	ARENA_POISON(a->buf, sizeof(a->buf));
+	a->used = 0;
+	for (b = a->spill; b != NULL; b = next) {
 		next = b->next;
 		OPENSSL_cleanse(b, sizeof(*b) + b->size);
 		free(b);
 	}
-	arena.spill = NULL;
+	a->spill = NULL;
+}
+
+/* arena_begin - start a parse or an encode with empty arenas */
+static void arena_begin(void)
+{
+	a_begin(&arena);
+	a_begin(&tabs);
+}
+
+/* arena_end - wipe what the call allocated that may hold string bytes (AESKey hex among them);
+ * reset the tables, which hold none */
+static void arena_end(void)
+{
+	a_end(&arena, true);
+	a_end(&tabs, false);
 }
 
 size_t bi_msg__arena_last(void)
@@ -223,15 +281,26 @@ size_t bi_msg__arena_last(void)
 	return arena.last;
 }
 
-bool bi_msg__arena_holds(const void *needle, size_t n)
+size_t bi_msg__tabs_last(void)
+{
+	return tabs.last;
+}
+
+/* a_holds - whether a's buffer holds the n bytes at needle */
+static bool a_holds(struct arena *a, const void *needle, size_t n)
 {
 	bool found = false;
 
-	ARENA_UNPOISON(arena.buf, sizeof(arena.buf));
-	for (size_t i = 0; n > 0 && i + n <= sizeof(arena.buf) && !found; i++)
-		found = memcmp(arena.buf + i, needle, n) == 0;
-	ARENA_POISON(arena.buf, sizeof(arena.buf));
+	ARENA_UNPOISON(a->buf, sizeof(a->buf));
+	for (size_t i = 0; n > 0 && i + n <= sizeof(a->buf) && !found; i++)
+		found = memcmp(a->buf + i, needle, n) == 0;
+	ARENA_POISON(a->buf, sizeof(a->buf));
 	return found;
+}
+
+bool bi_msg__arena_holds(const void *needle, size_t n)
+{
+	return a_holds(&arena, needle, n) || a_holds(&tabs, needle, n);
 }
 
 /* JSON types as the field checks see them */
@@ -371,7 +440,7 @@ static int y_push(struct yctx *c, struct jobj *o)
 	if (c->depth >= BI_JSON_DEPTH_MAX)
 		return y_stop(c, "nested too deep");
 	if (c->depth % BI_OBJ_INIT == 0) {
-		st = arena_realloc(c->stack, (c->depth + BI_OBJ_INIT) * sizeof(*st));
+		st = tab_realloc(c->stack, (c->depth + BI_OBJ_INIT) * sizeof(*st));
 		if (st == NULL)
 			return y_stop(c, NULL);
 		c->stack = st;
@@ -384,7 +453,7 @@ static int y_start_map(void *ctx)
 {
 	struct yctx *c = ctx;
 	struct jmem *m = y_slot(c);
-	struct jobj *o = arena_alloc(sizeof(*o));
+	struct jobj *o = tab_alloc(sizeof(*o));
 
 	if (o == NULL)
 		return y_stop(c, NULL);
@@ -413,8 +482,8 @@ static int y_map_key(void *ctx, const unsigned char *k, size_t n)
 			if (o->m[i].klen == n && memcmp(o->m[i].key, key, n) == 0)
 				return y_stop(c, "duplicate key");
 	if (o->n == o->cap) {
-		m = arena_realloc(o->m, (o->cap + (o->cap > 0 ? o->cap : BI_OBJ_INIT)) *
-					sizeof(*m));
+		m = tab_realloc(o->m, (o->cap + (o->cap > 0 ? o->cap : BI_OBJ_INIT)) *
+				  sizeof(*m));
 		if (m == NULL)
 			return y_stop(c, NULL);
 		o->m = m;
@@ -1513,7 +1582,7 @@ static int encode_msg(const struct bi_msg *m, char **out, size_t *len)
 	ret = DJ_ENOMEM;
 	e.out.cap = BI_OUT_INIT;
 	e.out.p = arena_alloc(e.out.cap);
-	e.g = yajl_gen_alloc(&arena_funcs);
+	e.g = yajl_gen_alloc(&tab_funcs);	/* its default buffer is freed unused below */
 	if (e.out.p == NULL || e.g == NULL)
 		goto out;
 	/* compact, '/' not escaped, no UTF-8 check of its own (set_string does RFC 3629's) */
@@ -1581,13 +1650,24 @@ void bi_msg_answer_init(const struct bi_msg *req, enum bi_msg_type type, struct 
 	ans->result = BI_SUCCESS;
 }
 
+/* env_wipe - an envelope emptied: all its key bytes wiped, the envelope absent with an empty
+ * label. The label is not secret: only its first byte is cleared (one OPENSSL_cleanse of the
+ * 40 aligned key bytes instead of the whole 120-byte envelope, five envelopes per message). */
+static void env_wipe(struct bi_key_envelope *e)
+{
+	OPENSSL_cleanse(e->aes_key, sizeof(e->aes_key));
+	e->aes_key_len = 0;
+	e->present = false;
+	e->kek_label[0] = '\0';
+}
+
 void bi_msg_wipe(struct bi_msg *m)
 {
 	if (m == NULL)
 		return;
-	OPENSSL_cleanse(&m->app_s_key, sizeof(m->app_s_key));
-	OPENSSL_cleanse(&m->nwk_s_key, sizeof(m->nwk_s_key));
-	OPENSSL_cleanse(&m->f_nwk_s_int_key, sizeof(m->f_nwk_s_int_key));
-	OPENSSL_cleanse(&m->s_nwk_s_int_key, sizeof(m->s_nwk_s_int_key));
-	OPENSSL_cleanse(&m->nwk_s_enc_key, sizeof(m->nwk_s_enc_key));
+	env_wipe(&m->app_s_key);
+	env_wipe(&m->nwk_s_key);
+	env_wipe(&m->f_nwk_s_int_key);
+	env_wipe(&m->s_nwk_s_int_key);
+	env_wipe(&m->nwk_s_enc_key);
 }

@@ -80,10 +80,11 @@ enum bi_result {
 /* KeyEnvelope: KEKLabel empty means AESKey is the plain key (only for peers whose policy says
  * so); otherwise AESKey is the RFC 3394 wrap of the key under the KEK named by the label. */
 struct bi_key_envelope {
-	bool present;
-	char kek_label[BI_KEK_LABEL_MAX];
+	/* the key first: 8-byte aligned, so that OPENSSL_cleanse wipes it word by word */
 	uint8_t aes_key[BI_AESKEY_MAX];
 	size_t aes_key_len;
+	bool present;
+	char kek_label[BI_KEK_LABEL_MAX];
 };
 
 struct bi_msg {
@@ -168,11 +169,17 @@ void bi_msg_wipe(struct bi_msg *m);
 
 /*!
  * \brief For tests: bytes the calling thread's last bi_msg_parse() or bi_msg_encode() took
- *        from its arena (the arena's size when it overflowed to malloc).
+ *        from its wiped arena (the arena's size when it overflowed to malloc).
  */
 size_t bi_msg__arena_last(void);
 
-/*! \brief For tests: whether the calling thread's arena holds the \p n bytes at \p needle. */
+/*! \brief For tests: the same for its tables (pointers and integers; reset, not wiped). */
+size_t bi_msg__tabs_last(void);
+
+/*!
+ * \brief For tests: whether the calling thread's arenas (the wiped one or the tables) hold
+ *        the \p n bytes at \p needle.
+ */
 bool bi_msg__arena_holds(const void *needle, size_t n);
 
 #endif /* DJ_JOINSERVER_BI_MSG_H */

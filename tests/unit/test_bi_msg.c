@@ -863,6 +863,36 @@ static void test_type_names(void **state)
 	bi_msg_wipe(NULL);
 }
 
+/* bi_msg_wipe() zeroes every key byte of all five envelopes (whatever length each says, here
+ * the full 40 bytes with a length of 16) and leaves each absent with an empty label; the rest of
+ * the message is kept. Fails when an envelope is left out or only aes_key_len bytes are wiped. */
+static void test_wipe(void **state)
+{
+	struct bi_key_envelope *envs[5];
+	struct bi_msg a;
+
+	(void)state;
+	msg_head(&a, BI_PROTO_1_1, BI_JOIN_ANS, "0101010101010101", "000001");
+	envs[0] = &a.app_s_key;
+	envs[1] = &a.nwk_s_key;
+	envs[2] = &a.f_nwk_s_int_key;
+	envs[3] = &a.s_nwk_s_int_key;
+	envs[4] = &a.nwk_s_enc_key;
+	for (size_t i = 0; i < DJ_ARRAY_LEN(envs); i++) {
+		fill_env(envs[i], "some-kek", (uint8_t)(0x11 * (i + 1)), BI_AESKEY_MAX);
+		envs[i]->aes_key_len = 16;
+	}
+	bi_msg_wipe(&a);
+	for (size_t i = 0; i < DJ_ARRAY_LEN(envs); i++) {
+		for (size_t j = 0; j < BI_AESKEY_MAX; j++)
+			assert_int_equal(envs[i]->aes_key[j], 0);
+		assert_int_equal(envs[i]->aes_key_len, 0);
+		assert_false(envs[i]->present);
+		assert_string_equal(envs[i]->kek_label, "");
+	}
+	assert_string_equal(a.sender_id, "0101010101010101");
+}
+
 /* arena_hex - lower-case hex of n bytes (the encoder's form) */
 /* The integers of an answer are written as decimal digits (set_uint): every digit count, from 0
  * to UINT32_MAX, the same text as printf's, and parsed back to the same value. */
@@ -917,7 +947,11 @@ static void test_after_root(void **state)
 	assert_int_equal(bi_msg_parse(buf, n + 4, &m, err, sizeof(err)), DJ_EOK);
 	assert_int_equal(bi_msg_parse(JOINREQ_1_1, n, &m, err, sizeof(err)), DJ_EOK);
 	assert_true(bi_msg__arena_last() > 0);
-	assert_true(bi_msg__arena_last() < 3072);	/* 2080 bytes; 4144 with the buffer */
+	/* 976 bytes to wipe (yajl's parser, the string copies), 1104 of tables that hold no
+	 * string byte; 2080 to wipe when the tables were in the wiped arena, 4144 with the
+	 * lexer's buffer */
+	assert_true(bi_msg__arena_last() < 1536);
+	assert_true(bi_msg__tabs_last() > 512);
 	bi_msg_wipe(&m);
 }
 
@@ -962,7 +996,9 @@ static void arena_hex(const uint8_t *b, size_t n, char *out)
 
 /* What a parse or an encode allocates (yajl's buffers, the encoder's output, the parser's copies
  * of the strings) lives in a per-thread arena that is wiped when the call ends: the AESKey hex
- * held there is gone from it (and the arena was used at all). Fails with the wipe removed. */
+ * held there is gone from it (and the arena was used at all), and is not in the tables, which
+ * are not wiped. Fails with the wipe removed, or with the string copies or the encoder's output
+ * moved to the tables. */
 static void test_arena_wiped(void **state)
 {
 	struct bi_msg a, b;
@@ -977,6 +1013,7 @@ static void test_arena_wiped(void **state)
 	arena_hex(a.app_s_key.aes_key, 24, hex);
 	assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EOK);
 	assert_non_null(strstr(out, hex));	/* the encoder wrote the hex */
+	assert_true(bi_msg__tabs_last() > 0);	/* the generator's state: in the tables */
 	assert_true(bi_msg__arena_last() > 0);	/* in the arena */
 	assert_false(bi_msg__arena_holds(hex, strlen(hex)));
 	assert_int_equal(bi_msg_parse(out, len, &b, err, sizeof(err)), DJ_EOK);
@@ -1052,5 +1089,6 @@ DJ_TEST_MAIN(
 	cmocka_unit_test(test_answer_refusals),
 	cmocka_unit_test(test_answer_init),
 	cmocka_unit_test(test_type_names),
+	cmocka_unit_test(test_wipe),
 	cmocka_unit_test(test_arena_wiped),
 	cmocka_unit_test(test_arena_overflow))
