@@ -195,17 +195,16 @@ static void *tab_realloc(void *p, size_t n)
 	return a_realloc(&tabs, p, n);
 }
 
-/* yajl's allocator functions: the arena; free does nothing (the arena is wiped at the end) */
+/* yajl's allocator functions: ctx is the arena (the calling thread's, set at each call); free
+ * does nothing (the arena is reset at the end, and wiped when it is the wiped one) */
 static void *y_malloc(void *ctx, size_t n)
 {
-	(void)ctx;
-	return arena_alloc(n);
+	return a_alloc(ctx, n);
 }
 
 static void *y_realloc(void *ctx, void *p, size_t n)
 {
-	(void)ctx;
-	return arena_realloc(p, n);
+	return a_realloc(ctx, p, n);
 }
 
 static void y_free(void *ctx, void *p)
@@ -213,23 +212,6 @@ static void y_free(void *ctx, void *p)
 	(void)ctx;
 	(void)p;
 }
-
-static yajl_alloc_funcs arena_funcs = { y_malloc, y_realloc, y_free, NULL };
-
-/* the generator's state (yajl_gen_t: depth, flags, the state of each level) in the tables */
-static void *t_malloc(void *ctx, size_t n)
-{
-	(void)ctx;
-	return tab_alloc(n);
-}
-
-static void *t_realloc(void *ctx, void *p, size_t n)
-{
-	(void)ctx;
-	return tab_realloc(p, n);
-}
-
-static yajl_alloc_funcs tab_funcs = { t_malloc, t_realloc, y_free, NULL };
 
 /* a_begin - start a call with \p a empty */
 static void a_begin(struct arena *a)
@@ -1175,7 +1157,9 @@ static int load(struct pctx *p, const char *json, size_t len)
 		off = space_bad(json, len);
 	if (off < len)
 		return json_fail(p, json, len, off, "not valid JSON");
-	h = yajl_alloc(&y_callbacks, &arena_funcs, &c);
+	/* everything yajl's parser allocates may hold string bytes: the wiped arena */
+	h = yajl_alloc(&y_callbacks, &(yajl_alloc_funcs){ y_malloc, y_realloc, y_free, &arena },
+		       &c);
 	if (h == NULL)
 		return DJ_ENOMEM;
 	/* utf8_bad checked more strictly than yajl does */
@@ -1582,7 +1566,9 @@ static int encode_msg(const struct bi_msg *m, char **out, size_t *len)
 	ret = DJ_ENOMEM;
 	e.out.cap = BI_OUT_INIT;
 	e.out.p = arena_alloc(e.out.cap);
-	e.g = yajl_gen_alloc(&tab_funcs);	/* its default buffer is freed unused below */
+	/* the generator's state (depth, flags, each level's state) in the tables; its default
+	 * buffer is freed unused below, the output goes to e.out in the wiped arena */
+	e.g = yajl_gen_alloc(&(yajl_alloc_funcs){ y_malloc, y_realloc, y_free, &tabs });
 	if (e.out.p == NULL || e.g == NULL)
 		goto out;
 	/* compact, '/' not escaped, no UTF-8 check of its own (set_string does RFC 3629's) */
