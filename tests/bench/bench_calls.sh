@@ -1,6 +1,7 @@
 #!/bin/bash
 # bench_calls.sh - what danejoind does per JoinReq, in figures that do not depend on how busy
-# the machine is (issue 15): system calls (strace -c) or user-space instructions (callgrind).
+# the machine is (issue 15): system calls (strace -c), user-space instructions (callgrind), or block
+# requests and fdatasync calls (perf stat).
 # Prints figures only; asserts nothing.
 #
 #   bash tests/bench/bench_calls.sh BUILD_DIR syscalls [REQUESTS]
