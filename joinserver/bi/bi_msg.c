@@ -50,7 +50,7 @@
  *	  AESKey hex) comes from a per-thread arena that is wiped when the call ends; what did
  *	  not fit in the arena came from malloc and is wiped and freed then too.
  *
- * PERFORMANCE (docs/performance.md, steps 3, 6 and 18)
+ * PERFORMANCE (docs/performance.md, steps 3, 6 and 19)
  *	The arena is a bump pointer in a 16 KB per-thread buffer: free does nothing, and the
  *	arena is wiped and reset when the call ends. yajl gets it through its allocator
  *	functions (yajl_alloc_funcs), so no process-wide allocator is changed.

@@ -10,8 +10,8 @@
 
 #include "bi/bi_kek.h"
 #include "common/dj_err.h"
-#include "common/dj_hex.h"
 #include "common/dj_log.h"
+#include "engine/js_engine.h"
 #include "ev_join.h"
 
 /* One event of a list, with the strings its audit entry points to. */
@@ -39,7 +39,6 @@ int ev_join_events(const struct ev_join *j, const struct ev_as_target *targets, 
 	struct ev_node *nd;
 	struct bi_key_envelope env;
 	struct ev_appskey a;
-	char sid[2 * JS_SESSION_ID_MAX + 1];
 	size_t len;
 	int ret = DJ_ENOMEM;
 
@@ -56,7 +55,6 @@ int ev_join_events(const struct ev_join *j, const struct ev_as_target *targets, 
 	nd->ev.len = (uint32_t)len;
 	if (!j->accepted || app_s_key == NULL)
 		goto done;
-	dj_hex_format(j->session_id, j->session_id_len, sid);
 	for (unsigned i = 0; i < n && i + 1 < JS_COMMIT_EVENTS_MAX; i++) {
 		ret = DJ_ENOMEM;
 		nd = OPENSSL_zalloc(sizeof(*nd));
@@ -82,8 +80,8 @@ int ev_join_events(const struct ev_join *j, const struct ev_as_target *targets, 
 		nd->ev.body = nd->body;
 		nd->ev.len = (uint32_t)len;
 		snprintf(nd->actor, sizeof(nd->actor), "%s", targets[i].identity);
-		snprintf(nd->detail, sizeof(nd->detail), "session_key_id=%s kek=%s via=mqtt", sid,
-			 bi_kek_label(targets[i].kek));
+		js_release_detail(nd->detail, j->session_id, j->session_id_len,
+				  bi_kek_label(targets[i].kek), "mqtt");
 		nd->ev.audit_event = "appskey-release";
 		nd->ev.audit_actor = nd->actor;
 		nd->ev.audit_detail = nd->detail;

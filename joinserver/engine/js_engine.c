@@ -236,26 +236,37 @@ static void audit_detail(char *buf, const struct js_join_out *o, const struct js
 	*p = '\0';
 }
 
-/* release_detail - the JoinAns AppSKey release's audit text ("session_key_id=... kek=...
- * via=joinans", as AppSKeyReq's); the label is cut at RELEASE_LABEL_MAX characters, so the
- * text always fits JS_AUDIT_DETAIL_MAX */
-#define RELEASE_LABEL_MAX 128
-static void release_detail(char *buf, const struct js_join_out *o, const char *kek)
+#define RELEASE_LABEL_MAX 128	/* js_release_detail's cuts (KEK labels are < 64) */
+#define RELEASE_VIA_MAX 16
+
+/* put_cut - append at most max characters of s at *p, advance */
+static void put_cut(char **p, const char *s, size_t max)
 {
-	size_t n = strnlen(kek, RELEASE_LABEL_MAX);
+	size_t n = strnlen(s, max);
+
+	memcpy(*p, s, n);
+	*p += n;
+}
+
+void js_release_detail(char buf[JS_AUDIT_DETAIL_MAX], const uint8_t *session_id,
+		       size_t session_id_len, const char *kek, const char *via)
+{
 	char *p = buf;
 
 	put_str(&p, "session_key_id=");
-	put_hex(&p, o->session_id, o->session_id_len);
+	put_hex(&p, session_id, session_id_len < JS_SESSION_ID_MAX ? session_id_len :
+		JS_SESSION_ID_MAX);
 	put_str(&p, " kek=");
-	memcpy(p, kek, n);
-	p += n;
-	put_str(&p, " via=joinans");
+	put_cut(&p, kek, RELEASE_LABEL_MAX);
+	if (via != NULL) {
+		put_str(&p, " via=");
+		put_cut(&p, via, RELEASE_VIA_MAX);
+	}
 	*p = '\0';
 }
 
-_Static_assert(sizeof("session_key_id= kek= via=joinans") + 2 * JS_SESSION_ID_MAX +
-	       RELEASE_LABEL_MAX <= JS_AUDIT_DETAIL_MAX, "release audit detail fits");
+_Static_assert(sizeof("session_key_id= kek= via=") + 2 * JS_SESSION_ID_MAX + RELEASE_LABEL_MAX +
+	       RELEASE_VIA_MAX <= JS_AUDIT_DETAIL_MAX, "release audit detail fits");
 
 /* check_params - the NS-supplied Join-accept fields that this engine can judge */
 static enum js_verdict check_params(const struct js_join_in *in)
@@ -538,7 +549,8 @@ static void fill_commit(struct js_engine *e, const struct js_join_in *in,
 		a = &c->audit[c->n_audit++];
 		memcpy(a->event, "appskey-release", sizeof("appskey-release"));
 		memcpy(a->actor, c->audit[0].actor, n + 1);
-		release_detail(a->detail, out, in->release_kek);
+		js_release_detail(a->detail, out->session_id, out->session_id_len,
+				  in->release_kek, "joinans");
 	}
 }
 
@@ -866,7 +878,7 @@ int js_engine_appskey_release(struct js_engine *e, const struct js_appskey_in *i
 	struct js_device *dev;
 	struct js_session se;
 	uint8_t label[JS_LABEL_MAX], secret[JS_SESSION_SECRET_LEN];
-	char detail[JS_AUDIT_DETAIL_MAX], sid[2 * JS_SESSION_ID_MAX + 1];
+	char detail[JS_AUDIT_DETAIL_MAX];
 	size_t llen, slen = 0;
 	int ret;
 
@@ -897,8 +909,7 @@ int js_engine_appskey_release(struct js_engine *e, const struct js_appskey_in *i
 	}
 
 	/* no audit entry, no key: the release must be on record before the key leaves */
-	dj_hex_format(in->session_id, in->session_id_len, sid);
-	snprintf(detail, sizeof(detail), "session_key_id=%s kek=%s", sid, in->kek_label);
+	js_release_detail(detail, in->session_id, in->session_id_len, in->kek_label, NULL);
 	ret = js_store_audit(e->store, in->dev_eui, "appskey-release", in->actor, detail);
 	if (ret != DJ_EOK)
 		goto out;

@@ -235,6 +235,15 @@ int js_engine_appskey_release(struct js_engine *e, const struct js_appskey_in *i
 /*! \brief Wipe the session keys an answer holds. */
 void js_join_out_wipe(struct js_join_out *out);
 
+/*!
+ * \brief The audit detail of an AppSKey release, one text for every way a key leaves:
+ *        "session_key_id=HEX kek=LABEL", then " via=VIA" unless \p via is NULL (AppSKeyReq).
+ *        Built without printf (the JoinAns release is on the join's hot path); the label and
+ *        \p via are cut at 128 and 16 characters, so the text always fits \p buf.
+ */
+void js_release_detail(char buf[JS_AUDIT_DETAIL_MAX], const uint8_t *session_id,
+		       size_t session_id_len, const char *kek, const char *via);
+
 /*! \brief A short text naming a verdict ("MIC failed", "DevNonce already used", …). */
 const char *js_verdict_str(enum js_verdict v);
 

@@ -315,7 +315,7 @@ static pthread_once_t sq_config_once = PTHREAD_ONCE_INIT;
  * sq_config - once per process, before SQLite's first use: no memory statistics. With them on,
  * every sqlite3_malloc and sqlite3_free takes a process-wide mutex to count bytes that nothing
  * here reads (no sqlite3_memory_used, sqlite3_status or soft heap limit); about 26 of each per
- * JoinReq (docs/performance.md, step "sqlcfg"). If SQLite was already initialised in this
+ * JoinReq (docs/performance.md, step 18). If SQLite was already initialised in this
  * process (a program that used it before opening the store), the call is refused and nothing
  * changes.
  */

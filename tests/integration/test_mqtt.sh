@@ -116,7 +116,7 @@ AS1=(--url "https://127.0.0.1:$PORT/" --server-name js.test --ca root.crt --cert
 "$CLI" appskey "${AS1[@]}" --dev-eui $D1 --session-key-id "$SKID" >ak.json 2>/dev/null
 WRAP=$(sed -n 's/.*"AppSKey":{[^}]*"AESKey":"\([0-9a-fA-F]*\)".*/\1/p' ak.json)
 check "... the same wrapped AppSKey as the AppSKeyAns" test "${WRAP^^}" = "$(jq -r .app_s_key.aes_key <<<"$A")"
-check "... audited as an appskey-release via mqtt" bash -c "sqlite3 js.db \"select count(*) from audit where event='appskey-release' and detail like '%via=mqtt%'\" | grep -qx '[1-9][0-9]*'"
+check "... audited as an appskey-release via mqtt, naming the session and the KEK" bash -c "sqlite3 js.db \"select count(*) from audit where event='appskey-release' and detail='session_key_id=${SKID,,} kek=as1-kek via=mqtt'\" | grep -qx '[1-9][0-9]*'"
 check "no key in the daemon's log" bash -c "! grep -qi \"$(jq -r .app_s_key.aes_key <<<"$A")\" jsd.log"
 
 # raw bytes from mosquitto_sub, read by an independent protobuf wire-format parser
