@@ -23,7 +23,8 @@
  * Before the clock starts, one request goes on each connection and all are answered (warm_up):
  * the TLS handshakes are not counted in any request's latency, since the figures are those of
  * established keep-alive connections. These requests are counted as sent and answered (the
- * success line, --requests) but not in the latencies, the elapsed time or joins/s.
+ * success line, --requests) but not in the latencies, the elapsed time or joins/s. --on-clock CMD
+ * runs CMD between the two (the benchmarks sample the server's CPU there).
  */
 #include <math.h>
 #include <signal.h>
@@ -31,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 
 #include <event2/event.h>
 
@@ -389,6 +391,28 @@ static int load_sim(struct bench *b, struct dv_csv **csv, struct st_file **st, u
 	return DC_EXIT_OK;
 }
 
+/* on_clock - --on-clock CMD: run CMD by the shell once the warm-up is answered, before the clock
+ * starts (the benchmarks sample the server's CPU there, so that the timed phase alone counts);
+ * DC_BENCH_WARM in its environment: the warm-up requests. DJ_EOK when it exited 0. */
+static int on_clock(const struct bench *b)
+{
+	char warm[16];
+	int st;
+
+	snprintf(warm, sizeof(warm), "%u", b->warm);
+	if (setenv("DC_BENCH_WARM", warm, 1) != 0)
+		return DJ_ENOMEM;
+	fflush(stdout);
+	st = system(b->p->on_clock);
+	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		fprintf(stderr, "%s: bench --on-clock: the command failed (%s %d)\n", DC_PROGRAM,
+			st != -1 && WIFEXITED(st) ? "exit" : "status", st != -1 && WIFEXITED(st) ?
+			WEXITSTATUS(st) : st);
+		return DJ_EIO;
+	}
+	return DJ_EOK;
+}
+
 /* warm_up - one request on each connection, all answered, before the clock starts */
 static int warm_up(struct bench *b)
 {
@@ -452,6 +476,10 @@ int exec__bench(const struct dc_params *p, struct bi_kek *kek)
 		goto out;
 	}
 	ok_warm = b.ok;
+	if (p->on_clock != NULL && on_clock(&b) != DJ_EOK) {
+		ret = DC_EXIT_INPUT;
+		goto out;
+	}
 	t0 = b.start = dj_clock_mono_s();
 	if (p->rate > 0) {
 		b.tick = evtimer_new(dc_client_base(b.c), on_tick, &b);

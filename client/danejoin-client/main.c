@@ -21,7 +21,7 @@ enum {
 	OPT_RX_DELAY, OPT_CFLIST, OPT_SIM, OPT_STATE, OPT_DEV_EUI, OPT_COUNT, OPT_TYPE,
 	OPT_SESSION_KEY_ID, OPT_DEVICES, OPT_CONNECTIONS, OPT_REQUESTS, OPT_LISTEN, OPT_TA_FILE,
 	OPT_STUB, OPT_FORWARDER, OPT_TLSA_NAME, OPT_CLIENTID, OPT_CLIENTID_EXT, OPT_DISCOVER,
-	OPT_TOPIC, OPT_CLIENT_ID, OPT_RAW, OPT_RATE,
+	OPT_TOPIC, OPT_CLIENT_ID, OPT_RAW, OPT_RATE, OPT_ON_CLOCK,
 };
 
 /* long_opts - every flag of every command; params_validate() checks which command may use it */
@@ -57,6 +57,7 @@ static const struct option long_opts[] = {
 	{ "requests", required_argument, NULL, OPT_REQUESTS },
 	{ "raw", required_argument, NULL, OPT_RAW },
 	{ "rate", required_argument, NULL, OPT_RATE },
+	{ "on-clock", required_argument, NULL, OPT_ON_CLOCK },
 	{ "listen", required_argument, NULL, OPT_LISTEN },
 	{ "topic", required_argument, NULL, OPT_TOPIC },
 	{ "client-id", required_argument, NULL, OPT_CLIENT_ID },
@@ -107,6 +108,7 @@ static bool set_opt(int ch, struct dc_args *a)
 	case OPT_REQUESTS: a->requests = optarg; break;
 	case OPT_RAW: a->raw = optarg; break;
 	case OPT_RATE: a->rate = optarg; break;
+	case OPT_ON_CLOCK: a->on_clock = optarg; break;
 	case OPT_LISTEN: a->listen = optarg; break;
 	case OPT_TOPIC: a->topic = optarg; break;
 	case OPT_CLIENT_ID: a->mqtt_client_id = optarg; break;

@@ -75,7 +75,7 @@ static int validate_subscribe(const struct dc_args *a, struct dc_params *p)
 	    a->kek_file || a->allow_plain || a->show_keys || a->phy || a->mac_version ||
 	    a->dev_addr || a->dl_settings || a->rx_delay || a->cflist || a->sim || a->state ||
 	    a->dev_eui || a->type || a->session_key_id || a->devices || a->connections ||
-	    a->requests || a->raw || a->rate || a->listen || a->server_name || a->ta_file || a->stubs ||
+	    a->requests || a->raw || a->rate || a->on_clock || a->listen || a->server_name || a->ta_file || a->stubs ||
 	    a->forwarders || a->tlsa_name || a->clientid || a->clientid_ext || a->npos > 0)
 		return usage_err(DC_EXIT_USAGE, "subscribe takes only --url, --cert, --key, --ca, "
 				 "--topic, --client-id, --count and --timeout");
@@ -127,6 +127,7 @@ static int check_flags(const struct dc_args *a, enum dc_cmd cmd)
 	ALLOW("--requests", requests, cmd == DC_CMD_BENCH);
 	ALLOW("--raw", raw, cmd == DC_CMD_BENCH && a->sim == NULL);
 	ALLOW("--rate", rate, cmd == DC_CMD_BENCH);
+	ALLOW("--on-clock", on_clock, cmd == DC_CMD_BENCH);
 	ALLOW("--devices", devices, a->raw == NULL);
 	ALLOW("--sender-ns-id", sender_ns_id, cmd != DC_CMD_APPSKEY && send);
 	ALLOW("--listen", listen, !send);
@@ -390,6 +391,9 @@ int params_validate(const struct dc_args *a, struct dc_params *p)
 	case DC_CMD_BENCH:
 		if (a->rate != NULL && !dj_cli_parse_uint(a->rate, 1, 1000000, &p->rate))
 			return usage_err(DC_EXIT_USAGE, "bench --rate: requests/s, 1..1000000");
+		if (a->on_clock != NULL && a->on_clock[0] == '\0')
+			return usage_err(DC_EXIT_USAGE, "bench --on-clock: an empty command");
+		p->on_clock = a->on_clock;
 		if (a->raw != NULL) {
 			if (a->connections == NULL || a->requests == NULL)
 				return usage_err(DC_EXIT_USAGE, "bench --raw FILE needs "
@@ -442,6 +446,8 @@ void params_usage(FILE *f)
 "                                      R POSTs of FILE's bytes; checks only the HTTP status\n"
 "  bench ... --rate N                  open loop: N requests/s whatever the answers do;\n"
 "                                      latency from each request's due time (p50/p99/p99.9)\n"
+"  bench ... --on-clock CMD            run the shell command CMD once the warm-up is answered,\n"
+"                                      just before the clock starts (DC_BENCH_WARM: its count)\n"
 "  listen --listen HOST:PORT --cert FILE --key FILE [--count N]\n"
 "                                      receive asynchronous answers (TS002 §8; a join\n"
 "                                      server peer with async_url): an HTTPS server that\n"

@@ -52,7 +52,7 @@ struct dc_args {
 	bool allow_plain, show_keys;
 	const char *phy, *mac_version, *dev_addr, *dl_settings, *rx_delay, *cflist;
 	const char *sim, *state, *dev_eui, *count, *type, *session_key_id;
-	const char *devices, *connections, *requests, *raw, *rate;
+	const char *devices, *connections, *requests, *raw, *rate, *on_clock;
 	const char *listen;
 	const char *topic, *mqtt_client_id;	/* subscribe */
 	const char *ta_file, *stubs, *forwarders, *tlsa_name, *clientid, *clientid_ext;
@@ -101,6 +101,7 @@ struct dc_params {
 	unsigned devices, connections, requests;
 	const char *raw_path;		/* --raw: send this file's bytes as every body, check only the status */
 	unsigned rate;			/* --rate: open loop at this many requests/s; 0: closed loop */
+	const char *on_clock;		/* --on-clock: a shell command run as the clock starts */
 	/* listen (count: messages before exiting, 0: until SIGTERM) */
 	const char *listen_addr;
 	/* subscribe (url: mqtts://HOST:PORT; count: events before exiting, 0: until killed) */

@@ -42,8 +42,20 @@ fi
 cpu_mark "$DJ_JSD_PID"
 check "every JoinReq answered" ${PIN_CLIENT:+taskset -c "$PIN_CLIENT"} "$CLI" bench ${RATE:+--rate "$RATE"} --url "https://127.0.0.1:$PORT/" --server-name js.test \
 	--ca root.crt --cert ns1.crt --key ns1.key --sender-id 000013 --sender-ns-id ns1.test \
-	--sim devices.csv --devices "$NDEV" --connections "$CONNS" --requests "$REQS"
+	--sim devices.csv --devices "$NDEV" --connections "$CONNS" --requests "$REQS" \
+	--on-clock "$CPU_ON_CLOCK"
 cpu_report danejoind "$REQS"
+check "the CPU figure is the timed phase's (sampled by --on-clock)" test "$CPU_PHASE" = timed
+# --on-clock: run once the warm-up is answered, with its count; a failing command ends the bench
+C=(--url "https://127.0.0.1:$PORT/" --server-name js.test --ca root.crt --cert ns1.crt --key ns1.key
+	--sender-id 000013 --sender-ns-id ns1.test --sim devices.csv --devices 4 --connections 4)
+"$CLI" bench "${C[@]}" --requests 8 --on-clock 'echo "$DC_BENCH_WARM" >warm.txt' >/dev/null
+check "bench --on-clock: run with DC_BENCH_WARM, the warm-up's count" grep -qx 4 warm.txt
+"$CLI" bench "${C[@]}" --requests 8 --on-clock 'exit 7' >clk.out 2>&1
+check "bench --on-clock: a failing command fails the bench (exit 2)" test $? -eq 2
+check "bench --on-clock: ... and says so" grep -q "on-clock: the command failed (exit 7)" clk.out
+"$CLI" bench "${C[@]}" --requests 8 --on-clock '' >clk.out 2>&1
+check "bench --on-clock '': a usage error (exit 1)" test $? -eq 1
 [ -z "${ATTACH_PID:-}" ] || { kill -INT "$ATTACH_PID"; wait "$ATTACH_PID"; }
 check "danejoind stops cleanly" dj_jsd_stop
 dj_end jsd.log

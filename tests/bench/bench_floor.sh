@@ -79,7 +79,7 @@ check "bench --raw: HTTP 404 answers count as failed (exit 3)" test $? -eq 3
 check "bench --raw: HTTP 404 answers count as failed (report)" grep -q "failed 4" raw404.out
 cpu_mark "${NGPIDS[@]}"
 check "nginx: every request answered 200" "$CLI" bench --url "https://127.0.0.1:$NPORT/" "${C[@]}" \
-	"${L[@]}" --raw req.json >ngx-bench.out
+	"${L[@]}" --raw req.json --on-clock "$CPU_ON_CLOCK" >ngx-bench.out
 sed 's/^/  [nginx] /' ngx-bench.out
 cpu_report "  [nginx] nginx (master and $((${#NGPIDS[@]} - 1)) worker(s))" "$REQS"
 NGX_US=$CPU_US
@@ -92,7 +92,7 @@ check "enrolment" dj_store_init dj.conf devices.csv || dj_end
 check "danejoind starts" dj_jsd_start dj.conf jsd.log "$PORT" || dj_end jsd.log
 cpu_mark "$DJ_JSD_PID"
 check "danejoind: every JoinReq answered" "$CLI" bench --url "https://127.0.0.1:$PORT/" "${C[@]}" \
-	"${L[@]}" --sim devices.csv --devices "$NDEV" >jsd-bench.out
+	"${L[@]}" --sim devices.csv --devices "$NDEV" --on-clock "$CPU_ON_CLOCK" >jsd-bench.out
 sed 's/^/  [danejoind] /' jsd-bench.out
 cpu_report "  [danejoind] danejoind ($THREADS loop(s); LoRaWAN 1.1 JoinReq, durable store)" "$REQS"
 JSD_US=$CPU_US

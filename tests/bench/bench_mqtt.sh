@@ -38,7 +38,8 @@ run() {
 	cpu_mark "$DJ_JSD_PID"
 	"$CLI" bench --url "https://127.0.0.1:$PORT/" --server-name js.test --ca root.crt \
 		--cert ns1.crt --key ns1.key --sender-id 000013 --sender-ns-id ns1.test \
-		--sim devices.csv --devices "$NDEV" --connections "$CONNS" --requests "$REQS" >"bench-$1.out"
+		--sim devices.csv --devices "$NDEV" --connections "$CONNS" --requests "$REQS" \
+		--on-clock "$CPU_ON_CLOCK" >"bench-$1.out"
 	check "[$1] every JoinReq answered" test $? -eq 0
 	cpu_report danejoind "$REQS" >>"bench-$1.out"
 	curl -s "http://127.0.0.1:$MPORT/metrics" >"metrics-$1.txt"
