@@ -9,6 +9,8 @@
 #   PIN_SERVER=CPUS PIN_CLIENT=CPUS: taskset danejoind (all its threads) and the load generator
 #   ATTACH="CMD ARGS": run "CMD ARGS PID" on danejoind over the timed phase, ended with SIGINT
 #   (bench_calls.sh: strace -c); its CPU figure then includes the tracing
+#   ON_CLOCK="CMD ARGS": also run "CMD ARGS PID" on danejoind as the client's clock starts (once
+#   the warm-up is answered; bench_calls.sh: callgrind_control -z)
 #   THREADS=N: danejoind's [listen] threads (default: its own, one loop per online core)
 #   APPSKEY_IN_JOINANS=1: [peer.ns1] appskey_in_joinans = yes (the AppSKey in each JoinAns under
 #   ns1's KEK, its release audited: ChirpStack without an application server)
@@ -43,7 +45,7 @@ cpu_mark "$DJ_JSD_PID"
 check "every JoinReq answered" ${PIN_CLIENT:+taskset -c "$PIN_CLIENT"} "$CLI" bench ${RATE:+--rate "$RATE"} --url "https://127.0.0.1:$PORT/" --server-name js.test \
 	--ca root.crt --cert ns1.crt --key ns1.key --sender-id 000013 --sender-ns-id ns1.test \
 	--sim devices.csv --devices "$NDEV" --connections "$CONNS" --requests "$REQS" \
-	--on-clock "$CPU_ON_CLOCK"
+	--on-clock "$CPU_ON_CLOCK${ON_CLOCK:+; $ON_CLOCK $DJ_JSD_PID}"
 cpu_report danejoind "$REQS"
 check "the CPU figure is the timed phase's (sampled by --on-clock)" test "$CPU_PHASE" = timed
 # --on-clock: run once the warm-up is answered, with its count; a failing command ends the bench
