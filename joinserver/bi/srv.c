@@ -532,6 +532,7 @@ static void wake_cb(evutil_socket_t unused, short what, void *arg)
 {
 	struct srv *s = arg;
 	struct srv_call *q, *next;
+	bool owned;
 
 	(void)unused;
 	(void)what;
@@ -540,9 +541,11 @@ static void wake_cb(evutil_socket_t unused, short what, void *arg)
 	s->q_head = s->q_tail = NULL;
 	pthread_mutex_unlock(&s->q_lock);
 	for (; q != NULL; q = next) {
-		next = q->next;
+		next = q->next;		/* read before fn: a caller's storage is fn's to free */
+		owned = q->owned;
 		q->fn(q->arg);
-		free(q);
+		if (owned)
+			free(q);
 	}
 }
 
@@ -839,7 +842,8 @@ void srv_free(struct srv *s)
 		event_free(s->wake_ev);
 	for (q = s->q_head; q != NULL; q = next) {
 		next = q->next;
-		free(q);
+		if (q->owned)
+			free(q);
 	}
 	if (s->q_lock_init)
 		pthread_mutex_destroy(&s->q_lock);
@@ -922,6 +926,28 @@ void srv_reply(struct srv_req *r, int status, const char *json, size_t len)
 	req_free(r);
 }
 
+/* call_queue - append q (filled in but for next) to the loop's calls; any thread */
+static void call_queue(struct srv *s, struct srv_call *q)
+{
+	q->next = NULL;
+	pthread_mutex_lock(&s->q_lock);
+	if (s->q_tail != NULL) {
+		/* not empty: the activation that came with its first call has not been run yet
+		 * (wake_cb empties the queue under this lock), and that run takes this one too */
+		s->q_tail->next = q;
+		s->q_tail = q;
+		pthread_mutex_unlock(&s->q_lock);
+		return;
+	}
+	s->q_head = s->q_tail = q;
+	/* under the lock: wake_cb cannot run between the append and the activation. Only the
+	 * first call of a batch activates: each activation takes the loop's event_base lock, which
+	 * the loop holds for each of its own event changes, and every contended take is a futex
+	 * call on both threads (a group commit hands back a JoinReq per call) */
+	event_active(s->wake_ev, EV_TIMEOUT, 0);
+	pthread_mutex_unlock(&s->q_lock);
+}
+
 int srv_call_in_loop(struct srv *s, void (*fn)(void *arg), void *arg)
 {
 	struct srv_call *q = malloc(sizeof(*q));
@@ -930,17 +956,17 @@ int srv_call_in_loop(struct srv *s, void (*fn)(void *arg), void *arg)
 		return DJ_ENOMEM;
 	q->fn = fn;
 	q->arg = arg;
-	q->next = NULL;
-	pthread_mutex_lock(&s->q_lock);
-	if (s->q_tail != NULL)
-		s->q_tail->next = q;
-	else
-		s->q_head = q;
-	s->q_tail = q;
-	/* under the lock: wake_cb cannot run between the append and the activation */
-	event_active(s->wake_ev, EV_TIMEOUT, 0);
-	pthread_mutex_unlock(&s->q_lock);
+	q->owned = true;
+	call_queue(s, q);
 	return DJ_EOK;
+}
+
+void srv_call_in_loop_at(struct srv *s, struct srv_call *c, void (*fn)(void *arg), void *arg)
+{
+	c->fn = fn;
+	c->arg = arg;
+	c->owned = false;
+	call_queue(s, c);
 }
 
 X509 *srv_req_peer_cert(const struct srv_req *r)

@@ -199,9 +199,28 @@ void srv_req_close_after(struct srv_req *r);
 void srv_reply(struct srv_req *r, int status, const char *json, size_t len);
 
 /*!
- * \brief Run \p fn(\p arg) on the loop thread soon. Thread-safe; the only srv call that is.
+ * \brief Storage for one srv_call_in_loop_at(): the caller's, untouched by it from the call until
+ *        fn starts (fn may then free or reuse it). Its fields are srv's.
+ */
+struct srv_call {
+	void (*fn)(void *arg);
+	void *arg;
+	struct srv_call *next;
+	bool owned;		/* srv_call_in_loop()'s own allocation: freed after fn */
+};
+
+/*!
+ * \brief Run \p fn(\p arg) on the loop thread soon. Thread-safe, as srv_call_in_loop_at() is;
+ *        the only srv calls that are.
  * \retval DJ_EOK, DJ_ENOMEM
  */
 int srv_call_in_loop(struct srv *s, void (*fn)(void *arg), void *arg) DJ_MUSTCHECK;
+
+/*!
+ * \brief srv_call_in_loop() in the caller's storage \p c: cannot fail (the committer hands each
+ *        finished JoinReq back this way, in the request's own srv_call). Calls still queued
+ *        when the srv is freed are dropped, not run.
+ */
+void srv_call_in_loop_at(struct srv *s, struct srv_call *c, void (*fn)(void *arg), void *arg);
 
 #endif /* DJ_JOINSERVER_BI_SRV_H */

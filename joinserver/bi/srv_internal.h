@@ -38,12 +38,6 @@
 #define SRV_HNAME_MAX		    16	   /* a header name srv_http looks at ("Expect") */
 #define SRV_TICK_S		    1.0	   /* seconds between checks of a request's clock */
 
-struct srv_call {
-	void (*fn)(void *arg);
-	void *arg;
-	struct srv_call *next;
-};
-
 struct conn;
 
 struct srv_req {

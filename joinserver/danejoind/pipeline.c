@@ -267,8 +267,7 @@ static void join_done(struct js_join_req *jr, void *arg)
 	struct svc_req *r = arg;
 
 	(void)jr;
-	if (srv_call_in_loop(r->s->srv, join_finish, r) != DJ_EOK)
-		dj_log(LOG_CRIT, "cannot hand a join answer to the loop: out of memory");
+	srv_call_in_loop_at(r->s->srv, &r->done, join_finish, r);
 }
 
 /* join_flush - hand the queued JoinReqs/RejoinReqs to the engine as one group */

@@ -188,6 +188,7 @@ struct svc_req {
 	struct lw_request frame;	/* msg.phy, parsed once; jr.in.frame points here */
 	struct js_join_req jr;
 	struct js_event *ev;	/* [mqtt]: the events committed with this join (ev_join.h) */
+	struct srv_call done;	/* join_done's hand-back to the loop (srv_call_in_loop_at) */
 	/* the answer; for an async peer it waits here (with its envelopes) between POSTs */
 	struct bi_msg ans;
 	unsigned tries;		/* POSTs started */

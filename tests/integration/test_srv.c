@@ -225,6 +225,79 @@ static void on_loop(void *arg)
 	pthread_mutex_unlock(&mu);
 }
 
+/* Calls from two other threads, in their own storage (srv_call_in_loop_at) and srv's
+ * (srv_call_in_loop), interleaved: each runs once, on the loop, and each thread's in order. */
+#define SEQ_N 2000
+struct seq {
+	struct srv_call call[SEQ_N];
+	unsigned ran[SEQ_N];	/* how many times call k ran (on the loop) */
+	unsigned next;		/* the next k expected, this thread's order */
+	bool order_ok, on_loop_ok;
+};
+static struct seq seq[2];
+static unsigned seq_done;
+
+struct seq_arg {
+	struct seq *q;
+	unsigned k;
+};
+static struct seq_arg seq_args[2][SEQ_N];
+
+static void seq_run(void *arg)
+{
+	struct seq_arg *a = arg;
+
+	pthread_mutex_lock(&mu);
+	a->q->ran[a->k]++;
+	if (a->k != a->q->next++)
+		a->q->order_ok = false;
+	if (!pthread_equal(pthread_self(), loop_thread))
+		a->q->on_loop_ok = false;
+	seq_done++;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&mu);
+}
+
+static void *seq_thread(void *arg)
+{
+	struct seq *q = arg;
+	unsigned k;
+
+	for (k = 0; k < SEQ_N; k++) {
+		seq_args[q - seq][k] = (struct seq_arg){ q, k };
+		if (k % 3 == 2)
+			CHECK(srv_call_in_loop(srv, seq_run, &seq_args[q - seq][k]) == DJ_EOK,
+			      "srv_call_in_loop");
+		else
+			srv_call_in_loop_at(srv, &q->call[k], seq_run, &seq_args[q - seq][k]);
+	}
+	return NULL;
+}
+
+static void test_call_seq(void)
+{
+	pthread_t t[2];
+	unsigned i, k, bad = 0;
+
+	for (i = 0; i < 2; i++) {
+		seq[i].order_ok = seq[i].on_loop_ok = true;
+		CHECK(pthread_create(&t[i], NULL, seq_thread, &seq[i]) == 0, "pthread_create");
+	}
+	for (i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	pthread_mutex_lock(&mu);
+	while (seq_done < 2 * SEQ_N)
+		pthread_cond_wait(&cv, &mu);
+	for (i = 0; i < 2; i++) {
+		for (k = 0; k < SEQ_N; k++)
+			bad += seq[i].ran[k] != 1;
+		CHECK(seq[i].order_ok, "calls of thread %u ran out of order", i);
+		CHECK(seq[i].on_loop_ok, "calls of thread %u ran off the loop thread", i);
+	}
+	CHECK(bad == 0, "%u calls did not run exactly once", bad);
+	pthread_mutex_unlock(&mu);
+}
+
 /* query - on the loop: read the counters */
 static void query(void *arg)
 {
@@ -696,7 +769,7 @@ static void test_flood(void)
 int main(void)
 {
 	struct srv_props p = {0};
-	char out[8192], err[256], addr[64], maddr[64], path[3][300], bad[3][300];
+	char out[8192], err[256], addr[64], maddr[64], path[3][300], bad[3][300], big[400];
 	int fds[MAX_CONNS + 1], i, rc, fd;
 	unsigned c, f;
 
@@ -774,9 +847,13 @@ int main(void)
 	      "handshake failures not logged:\n%s", logbuf);
 	pthread_mutex_unlock(&mu);
 
-	/* limits and methods */
-	rc = curl_tls(out, sizeof(out), "good", "-o /dev/null -X POST --data-binary @" __FILE__,
-		      "/");
+	/* limits and methods: a body of 4 x max_body (not this file, whose size would decide
+	 * whether curl has sent all of it before the 413 and its close) */
+	rc = run(out, sizeof(out), "head -c %d /dev/zero | tr '\\0' x >'%s/big.txt'",
+		 4 * MAX_BODY, dir);
+	CHECK(rc == 0, "big.txt: rc %d", rc);
+	snprintf(big, sizeof(big), "-o /dev/null -X POST --data-binary @'%s/big.txt'", dir);
+	rc = curl_tls(out, sizeof(out), "good", big, "/");
 	CHECK(strstr(out, "413") != NULL, "large body: rc %d out '%s'", rc, out);
 	rc = curl_tls(out, sizeof(out), "good", "-o /dev/null", "/");
 	CHECK(rc == 0 && strcmp(out, " 405") == 0, "GET: rc %d out '%s'", rc, out);
@@ -815,6 +892,7 @@ int main(void)
 		pthread_cond_wait(&cv, &mu);
 	CHECK(ran_on_loop == 1, "callback ran off the loop thread");
 	pthread_mutex_unlock(&mu);
+	test_call_seq();
 
 	/* a reply deferred to another thread */
 	rc = curl_tls(out, sizeof(out), "good", "-X POST --data x", "/defer");
