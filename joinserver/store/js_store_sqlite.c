@@ -581,7 +581,7 @@ static int many_read(struct js_store__sq_reader *r, size_t n, const uint8_t *con
 				rets[i] = DJ_ESQL;
 	}
 	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
+	sqlite3_clear_bindings(st);	/* a smaller group next: its places past n are NULL */
 	return DJ_EOK;
 }
 
