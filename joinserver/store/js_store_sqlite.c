@@ -528,6 +528,8 @@ static int many_sql(char *buf, size_t len, unsigned k)
 	return w > 0 && (size_t)w < len - off ? DJ_EOK : DJ_ENOMEM;
 }
 
+_Static_assert(JS_SQ_MANY_MAX == 4 << (JS_SQ_MANY_N - 1), "the largest group statement");
+
 /* many_stmt - reader r's group read for at most k = 4 << i DevEUIs, prepared on first use */
 static sqlite3_stmt *many_stmt(struct js_store__sq_reader *r, size_t i)
 {
