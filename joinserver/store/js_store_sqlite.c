@@ -44,6 +44,7 @@ enum {
 	DC_RJCOUNT1,
 	DC_HIST,
 	DC_SESS_TOKEN,
+	DC_POS,			/* a group read's (many_sql): the DevEUI's place in the group */
 };
 #define DEV_COLS "dev_eui, join_eui, mac_version, root_token, created_at, version, " \
 		 "dev_nonce_last, join_nonce_last, rjcount1_last, dn_hist, sess_token"
@@ -288,6 +289,8 @@ static void sq_close(struct js_store *s)
 		sqlite3_finalize(q->rd[i].dev_get);
 		sqlite3_finalize(q->rd[i].sess_get);
 		sqlite3_finalize(q->rd[i].own_head);
+		for (size_t k = 0; k < JS_SQ_MANY_N; k++)
+			sqlite3_finalize(q->rd[i].many[k]);
 		sqlite3_finalize(q->rd[i].begin);
 		sqlite3_finalize(q->rd[i].end);
 		sqlite3_close(q->rd[i].db);
@@ -501,12 +504,98 @@ static void read_end(struct js_store__sq_reader *r)
 }
 
 /*
- * sq_device_get_many - n devices in one read transaction on one pooled reader: the WAL read
- * lock, the check of the log's header (and the page cache reset it brings after a commit) are
- * paid once, not once per device. The snapshot is that of the first read, taken after every
- * request of the group arrived; the committer's compare-and-swap on version catches a state
- * that moved since, as it does for a single read. If BEGIN fails, each read is its own
- * transaction, as in sq_device_get.
+ * many_sql - the group read of k DevEUIs: a VALUES list of (place, ?place+1) walked in order (a
+ * co-routine, CROSS JOIN keeps it the outer loop), each looked up in the devices' key index
+ * ("SEARCH devices USING INDEX sqlite_autoindex_devices_1 (dev_eui=?)"). One row per DevEUI
+ * found, carrying its place, so a DevEUI asked twice has two rows and a missing one none; an
+ * unbound (NULL) parameter matches nothing. The places are this text's own constants; the
+ * DevEUIs are bound.
+ */
+static int many_sql(char *buf, size_t len, unsigned k)
+{
+	size_t off = 0;
+	int w = snprintf(buf, len, "SELECT " DEV_COLS ", v.column1 FROM (VALUES");
+
+	for (unsigned i = 0; w > 0 && (size_t)w < len - off && i < k; i++) {
+		off += (size_t)w;
+		w = snprintf(buf + off, len - off, "%s(%u,?%u)", i > 0 ? "," : "", i, i + 1);
+	}
+	if (w > 0 && (size_t)w < len - off) {
+		off += (size_t)w;
+		w = snprintf(buf + off, len - off,
+			     ") v CROSS JOIN devices ON devices.dev_eui=v.column2");
+	}
+	return w > 0 && (size_t)w < len - off ? DJ_EOK : DJ_ENOMEM;
+}
+
+_Static_assert(JS_SQ_MANY_MAX == 4 << (JS_SQ_MANY_N - 1), "the largest group statement");
+
+/* many_stmt - reader r's group read for at most k = 4 << i DevEUIs, prepared on first use */
+static sqlite3_stmt *many_stmt(struct js_store__sq_reader *r, size_t i)
+{
+	char sql[1024];
+
+	if (r->many[i] == NULL && (many_sql(sql, sizeof(sql), 4u << i) != DJ_EOK ||
+				   js_store__sq_prepare(r->db, sql, &r->many[i]) != DJ_EOK))
+		return NULL;
+	return r->many[i];
+}
+
+/*
+ * many_read - devices dev_eui[0..n) (n <= JS_SQ_MANY_MAX) with one statement of r: one step per
+ * device found instead of a statement run per device (its start, halt, reset and bindings:
+ * ~2.8 k instructions each, docs/performance.md step 22). Each row goes to the place it
+ * carries; a place without a row is DJ_ENOENT. If the walk fails, the places not reached get
+ * the single read's fault, DJ_ESQL. Returns DJ_ENOENT when there is no statement (not
+ * prepared): nothing was read.
+ */
+static int many_read(struct js_store__sq_reader *r, size_t n, const uint8_t *const dev_eui[],
+		     struct js_device *const out[], int rets[])
+{
+	bool seen[JS_SQ_MANY_MAX] = { false };
+	sqlite3_stmt *st;
+	size_t i = 0;
+	int rc;
+
+	while ((4u << i) < n)
+		i++;
+	st = many_stmt(r, i);
+	if (st == NULL)
+		return DJ_ENOENT;
+	for (i = 0; i < n; i++) {
+		sqlite3_bind_blob(st, (int)i + 1, dev_eui[i], LW_EUI_LEN, SQLITE_STATIC);
+		rets[i] = DJ_ENOENT;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t pos = sqlite3_column_int64(st, DC_POS);
+
+		if (pos < 0 || (size_t)pos >= n || seen[pos]) {
+			rc = SQLITE_CORRUPT;	/* not a row this statement makes */
+			break;
+		}
+		seen[pos] = true;
+		rets[pos] = row_device(st, out[pos]);
+	}
+	if (rc != SQLITE_DONE) {
+		(void)js_store__sq_fail(r->db, "device_get_many");
+		for (i = 0; i < n; i++)
+			if (!seen[i])
+				rets[i] = DJ_ESQL;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);	/* a smaller group next: its places past n are NULL */
+	return DJ_EOK;
+}
+
+/*
+ * sq_device_get_many - n devices on one pooled reader at one snapshot: up to JS_SQ_MANY_MAX (an
+ * engine group) with one statement, its own read transaction; more in one read transaction
+ * (BEGIN ... COMMIT) of one statement per JS_SQ_MANY_MAX. The WAL read lock, the check of the
+ * log's header (and the page cache reset it brings after a commit) are paid once, not once per
+ * device. The snapshot is that of the first read, taken after every request of the group
+ * arrived; the committer's compare-and-swap on version catches a state that moved since, as it
+ * does for a single read. If BEGIN fails, each statement is its own transaction; if a group
+ * statement cannot be prepared, each device is read by itself, as in sq_device_get.
  */
 static int sq_device_get_many(struct js_store *s, size_t n, const uint8_t *const dev_eui[],
 			      struct js_device *const out[], int rets[])
@@ -514,9 +603,18 @@ static int sq_device_get_many(struct js_store *s, size_t n, const uint8_t *const
 	struct js_store__sq *q = s->be;
 	struct js_store__sq_reader *r = js_store__sq_reader_get(q);
 
-	(void)js_store__sq_done(r->db, r->begin);
-	for (size_t i = 0; i < n; i++)
-		rets[i] = dev_read(r, dev_eui[i], out[i]);
+	if (n > JS_SQ_MANY_MAX)
+		(void)js_store__sq_done(r->db, r->begin);
+	for (size_t i = 0; i < n; i += JS_SQ_MANY_MAX) {
+		size_t k = n - i < JS_SQ_MANY_MAX ? n - i : JS_SQ_MANY_MAX;
+
+		if (many_read(r, k, dev_eui + i, out + i, rets + i) == DJ_EOK)
+			continue;
+		if (sqlite3_get_autocommit(r->db))
+			(void)js_store__sq_done(r->db, r->begin);
+		for (size_t j = i; j < i + k; j++)
+			rets[j] = dev_read(r, dev_eui[j], out[j]);
+	}
 	read_end(r);
 	js_store__sq_reader_put(q, r);
 	return DJ_EOK;

@@ -37,6 +37,8 @@
 #define SQ_BUSY_TIMEOUT_MS 10000	/* how long a connection waits for a lock (busy timeout) */
 #define JS_SQ_HIST_PAIR 2		/* bytes per stored DevNonce */
 #define JS_SQ_CACHE_MAX 48		/* kept writer statements; beyond, prepared per use */
+#define JS_SQ_MANY_N 4			/* group-read statements per reader: 4, 8, 16, 32 DevEUIs */
+#define JS_SQ_MANY_MAX 32		/* DevEUIs of the largest (JS_KS_BATCH_MAX, an engine group) */
 
 /* One pooled read-only connection with its hot statements. */
 struct js_store__sq_reader {
@@ -44,6 +46,7 @@ struct js_store__sq_reader {
 	sqlite3_stmt *dev_get;
 	sqlite3_stmt *sess_get;
 	sqlite3_stmt *own_head;		/* prepared on first use (js_store_sqlite_owner.c) */
+	sqlite3_stmt *many[JS_SQ_MANY_N];	/* group reads of 4 << i DevEUIs, on first use */
 	sqlite3_stmt *begin, *end;	/* BEGIN, COMMIT: several reads at one snapshot */
 	bool busy;
 };

@@ -43,6 +43,7 @@
 #define GROUP_N JS_KS_BATCH_MAX	/* an engine group at its largest (JS_ENGINE_BATCH_MAX) */
 #define GROUP_DEVS 40		/* devices in the store of test_device_get_group */
 #define GROUP_FILL 0xa5		/* what an out struct holds before a read */
+#define GROUP_BAD 17		/* test_device_get_sizes: the device whose row is malformed */
 
 static const uint8_t master_a[JS_MASTER_KEY_LEN] = { 0xa0, 0xa1, 0xa2, 0xa3 };
 static const uint8_t master_b[JS_MASTER_KEY_LEN] = { 0xb0, 0xb1, 0xb2, 0xb3 };
@@ -1195,6 +1196,77 @@ static void test_device_get_over_group(void **state)
 	free(d);
 }
 
+/* SQLite: a group of every size from 2 to GROUP_DEVS, each with a DevEUI asked twice (first and
+ * last), one never added and one whose row is malformed (mac_version 99, written from outside):
+ * each result and struct is the single read's, the malformed one DJ_EMALFORMED without harm to
+ * the others; sizes rising, then falling (a statement's places bound for a larger group must
+ * not stay bound). The store reads a group of up to 32 with one statement of 4, 8, 16 or 32
+ * places (more: one per 32): all four were prepared, so no size fell back to the reads one by
+ * one. */
+static void test_device_get_sizes(void **state)
+{
+	struct store_ctx *c = *state;
+	struct js_store__sq *q = c->s->be;
+	struct js_device *d = calloc(GROUP_DEVS, sizeof(*d));
+	uint32_t ids[GROUP_DEVS];
+	int rets[GROUP_DEVS];
+	uint8_t bad[LW_EUI_LEN];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	size_t malformed = 0;
+
+	assert_non_null(d);
+	add_n(c, GROUP_DEVS);
+	for (uint32_t i = 0; i < 3; i++) {	/* nonce states apart */
+		struct js_commit *m = mk_commit(2 + 9 * i, 0, (int32_t)(40 + i), 3 + i);
+
+		assert_int_equal(js_store_commit(c->s, m), DJ_EOK);
+		free(m);
+	}
+	store_test_eui(GROUP_BAD, bad);
+	assert_int_equal(sqlite3_open(c->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "UPDATE devices SET mac_version=99 WHERE dev_eui=?",
+					    -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_bind_blob(st, 1, bad, LW_EUI_LEN, SQLITE_STATIC), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	assert_int_equal(sqlite3_changes(db), 1);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	/* up, then down: a statement used for a larger group before must not keep its places */
+	for (uint32_t r = 0; r < 2 * (GROUP_DEVS - 1); r++) {
+		uint32_t n = r < GROUP_DEVS - 1 ? r + 2 : 2 * GROUP_DEVS - r - 1;
+
+		for (uint32_t i = 0; i < n; i++)
+			ids[i] = (i * 7 + n) % GROUP_DEVS;
+		ids[n / 2] = GROUP_BAD;
+		if (n >= 3)
+			ids[n - 1] = ids[0];
+		if (n >= 4)
+			ids[1] = 900;			/* never added */
+		group_read(c, n, ids, d, rets);
+		for (uint32_t i = 0; i < n; i++) {
+			expect_single(c, ids[i], &d[i], rets[i]);
+			if (ids[i] == GROUP_BAD) {
+				assert_int_equal(rets[i], DJ_EMALFORMED);
+				malformed++;
+			} else {
+				assert_int_equal(rets[i], ids[i] == 900 ? DJ_ENOENT : DJ_EOK);
+			}
+		}
+		if (n >= 3)
+			assert_memory_equal(&d[0], &d[n - 1], sizeof(d[0]));
+	}
+	assert_true(malformed >= 2 * (GROUP_DEVS - 1));
+	for (size_t k = 0; k < JS_SQ_MANY_N; k++) {
+		bool prepared = false;
+
+		for (size_t i = 0; i < JS_SQ_READERS; i++)
+			prepared |= q->rd[i].many[k] != NULL;
+		assert_true(prepared);
+	}
+	free(d);
+}
+
 /* ckpt_passive - on a connection of its own, a PASSIVE checkpoint of c's file: the frames in
  * the log, and how many of them it could copy */
 static void ckpt_passive(struct store_ctx *c, int *log, int *copied)
@@ -1659,6 +1731,8 @@ int main(void)
 		BOTH(test_device_get_group),
 		BOTH(test_device_get_over_group),
 		cmocka_unit_test_setup_teardown(test_get_many_unpins, setup_sqlite,
+						store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_device_get_sizes, setup_sqlite,
 						store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_checkpointer, setup_sqlite, store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_migration_6_to_8, setup_sqlite,
