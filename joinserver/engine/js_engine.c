@@ -527,6 +527,7 @@ static void fill_commit(struct js_engine *e, const struct js_join_in *in,
 	memcpy(c->new_st.sess_token, it->token, it->token_len);
 	memcpy(c->dev_eui, d->dev_eui, LW_EUI_LEN);
 	c->expect_version = d->st.version;
+	c->row = d->row;
 	c->has_session = e->session_lifetime > 0;
 	if (c->has_session) {
 		memcpy(c->session_id, out->session_id, JS_SESSION_ID_LEN);

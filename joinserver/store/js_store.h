@@ -76,6 +76,9 @@ struct js_device {
 	uint8_t root_token[JS_TOKEN_MAX];	/* from js_keystore_seal_root() */
 	int64_t created_at;
 	struct js_nonce_state st;
+	int64_t row;	/* the store's own handle of the row it was read from, for the commit's
+			 * compare-and-swap (SQLite: its rowid); 0: none. Only a hint: the
+			 * commit still checks dev_eui and version */
 };
 
 /*
@@ -113,6 +116,7 @@ struct js_commit {
 	/* in */
 	uint8_t dev_eui[LW_EUI_LEN];
 	uint64_t expect_version;	/* the version read; the store writes expect_version + 1 */
+	int64_t row;			/* js_device.row of that read (0: none) */
 	struct js_nonce_state new_st;	/* the new state; its version field is ignored */
 	bool has_session;		/* also record a session by SessionKeyID, which
 					 * begins with dev_eui (js_session_id()) */

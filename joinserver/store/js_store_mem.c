@@ -356,6 +356,7 @@ static void dev_copy_out(const struct js_store__mem_dev *d, struct js_device *ou
 	memcpy(out->st.hist, d->hist, d->h.hist_len * sizeof(uint16_t));
 	out->st.sess_token_len = d->h.sess_token_len;
 	memcpy(out->st.sess_token, d->h.sess_token, d->h.sess_token_len);
+	out->row = 0;
 }
 
 /* mem_device_get - copy one device out */

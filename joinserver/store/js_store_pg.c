@@ -517,6 +517,7 @@ static int row_device(const PGresult *r, int i, struct js_device *out)
 	out->st.sess_token_len = (uint32_t)sess_len;
 	if (sess_len > 0)
 		memcpy(out->st.sess_token, sess, sess_len);
+	out->row = 0;	/* the commit finds the row by dev_eui */
 	return DJ_EOK;
 }
 

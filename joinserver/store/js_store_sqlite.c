@@ -44,10 +44,15 @@ enum {
 	DC_RJCOUNT1,
 	DC_HIST,
 	DC_SESS_TOKEN,
+	DC_ROW,			/* the rowid (DEV_READ_COLS), js_device.row */
 	DC_POS,			/* a group read's (many_sql): the DevEUI's place in the group */
 };
 #define DEV_COLS "dev_eui, join_eui, mac_version, root_token, created_at, version, " \
 		 "dev_nonce_last, join_nonce_last, rjcount1_last, dn_hist, sess_token"
+/* what row_device reads: DEV_COLS and the rowid, which the commit's update seeks directly (the
+ * table's own key) instead of through the dev_eui index; VACUUM may renumber it, which the
+ * commit then finds (no row) and retries by dev_eui (js_store_sqlite_commit.c) */
+#define DEV_READ_COLS DEV_COLS ", devices.rowid"
 #define SQ_DEV_INSERT "INSERT INTO devices(" DEV_COLS ") VALUES(?1, ?2, ?3, ?4, ?5, 0, -1, -1," \
 		      " -1, X'', NULL)"
 
@@ -233,7 +238,7 @@ static int reader_open(const char *path, struct js_store__sq_reader *r)
 	    SQLITE_OK)
 		return js_store__sq_fail(r->db, "open reader");
 	sqlite3_busy_timeout(r->db, SQ_BUSY_TIMEOUT_MS);
-	ret = js_store__sq_prepare(r->db, "SELECT " DEV_COLS " FROM devices WHERE dev_eui=?",
+	ret = js_store__sq_prepare(r->db, "SELECT " DEV_READ_COLS " FROM devices WHERE dev_eui=?",
 				   &r->dev_get);
 	if (ret == DJ_EOK)
 		ret = js_store__sq_prepare(r->db,
@@ -259,6 +264,11 @@ static const struct {
 	{ offsetof(struct js_store__sq, upd),
 	  "UPDATE devices SET version=version+1, dev_nonce_last=?1, join_nonce_last=?2,"
 	  " rjcount1_last=?3, dn_hist=?4, sess_token=?5 WHERE dev_eui=?6 AND version=?7" },
+	/* the same, the row sought by the rowid the read gave (js_device.row) */
+	{ offsetof(struct js_store__sq, upd_row),
+	  "UPDATE devices SET version=version+1, dev_nonce_last=?1, join_nonce_last=?2,"
+	  " rjcount1_last=?3, dn_hist=?4, sess_token=?5 WHERE rowid=?8 AND dev_eui=?6"
+	  " AND version=?7" },
 	{ offsetof(struct js_store__sq, exists), "SELECT 1 FROM devices WHERE dev_eui=?" },
 	/* an upsert, not INSERT OR REPLACE: the same row when the SessionKeyID is known (as the
 	 * other backends), but no statement journal and no delete path on each insert */
@@ -455,6 +465,7 @@ static int row_device(sqlite3_stmt *st, struct js_device *out)
 	out->st.sess_token_len = (uint32_t)sess_len;
 	if (sess_len > 0)
 		memcpy(out->st.sess_token, sess, sess_len);
+	out->row = sqlite3_column_int64(st, DC_ROW);
 	return DJ_EOK;
 }
 
@@ -514,7 +525,7 @@ static void read_end(struct js_store__sq_reader *r)
 static int many_sql(char *buf, size_t len, unsigned k)
 {
 	size_t off = 0;
-	int w = snprintf(buf, len, "SELECT " DEV_COLS ", v.column1 FROM (VALUES");
+	int w = snprintf(buf, len, "SELECT " DEV_READ_COLS ", v.column1 FROM (VALUES");
 
 	for (unsigned i = 0; w > 0 && (size_t)w < len - off && i < k; i++) {
 		off += (size_t)w;
@@ -788,7 +799,7 @@ static int sq_device_foreach(struct js_store *s, int (*cb)(const struct js_devic
 		return DJ_ENOMEM;
 	w->cb = cb;
 	w->arg = arg;
-	ret = js_store__sq_read(s->be, "SELECT " DEV_COLS " FROM devices ORDER BY dev_eui",
+	ret = js_store__sq_read(s->be, "SELECT " DEV_READ_COLS " FROM devices ORDER BY dev_eui",
 				JS_SQ_NONE, dev_row, w);
 	free(w);	/* root tokens are wrapped; nothing secret to wipe */
 	return ret;

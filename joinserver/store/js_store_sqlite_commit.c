@@ -65,12 +65,44 @@ static int outbox_done(struct js_store__sq *q, const struct js_commit *c, struct
 	return ret;
 }
 
+/*
+ * cas_update - the compare-and-swap of c's device: run st (upd, or upd_row with ?8 the rowid
+ * the read gave) with c's new state; DJ_EOK and *changed when the row had dev_eui and the
+ * version read
+ */
+static int cas_update(struct js_store__sq *q, sqlite3_stmt *st, const struct js_commit *c,
+		      bool *changed)
+{
+	const struct js_nonce_state *ns = &c->new_st;
+	size_t hbytes = (size_t)ns->hist_len * JS_SQ_HIST_PAIR;
+	int ret;
+
+	sqlite3_bind_int64(st, 1, ns->dev_nonce_last);
+	sqlite3_bind_int64(st, 2, ns->join_nonce_last);
+	sqlite3_bind_int64(st, 3, ns->rjcount1_last);
+	js_store__hist_encode(ns->hist, ns->hist_len, q->histbuf);	/* hist_len entries only */
+	if (hbytes > 0)
+		sqlite3_bind_blob(st, 4, q->histbuf, (int)hbytes, SQLITE_STATIC);
+	else
+		sqlite3_bind_zeroblob(st, 4, 0);
+	if (ns->sess_token_len > 0)
+		sqlite3_bind_blob(st, 5, ns->sess_token, (int)ns->sess_token_len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 5);
+	sqlite3_bind_blob(st, 6, c->dev_eui, LW_EUI_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)c->expect_version);
+	if (st == q->upd_row)
+		sqlite3_bind_int64(st, 8, c->row);
+	ret = js_store__sq_done(q->w, st);
+	*changed = ret == DJ_EOK && sqlite3_changes(q->w) > 0;
+	return ret;
+}
+
 /* commit_one - apply one commit item inside the open transaction; sets c->result */
 static int commit_one(struct js_store *s, struct js_commit *c, struct ob_tally *t)
 {
 	struct js_store__sq *q = s->be;
-	const struct js_nonce_state *ns = &c->new_st;
-	size_t hbytes = (size_t)ns->hist_len * JS_SQ_HIST_PAIR;
+	bool changed = false;
 	int ret;
 	int rc;
 
@@ -81,25 +113,18 @@ static int commit_one(struct js_store *s, struct js_commit *c, struct ob_tally *
 			c->result = DJ_EOK;
 		return ret;
 	}
-	sqlite3_bind_int64(q->upd, 1, ns->dev_nonce_last);
-	sqlite3_bind_int64(q->upd, 2, ns->join_nonce_last);
-	sqlite3_bind_int64(q->upd, 3, ns->rjcount1_last);
-	js_store__hist_encode(ns->hist, ns->hist_len, q->histbuf);	/* hist_len entries only */
-	if (hbytes > 0)
-		sqlite3_bind_blob(q->upd, 4, q->histbuf, (int)hbytes, SQLITE_STATIC);
-	else
-		sqlite3_bind_zeroblob(q->upd, 4, 0);
-	if (ns->sess_token_len > 0)
-		sqlite3_bind_blob(q->upd, 5, ns->sess_token, (int)ns->sess_token_len,
-				  SQLITE_STATIC);
-	else
-		sqlite3_bind_null(q->upd, 5);
-	sqlite3_bind_blob(q->upd, 6, c->dev_eui, LW_EUI_LEN, SQLITE_STATIC);
-	sqlite3_bind_int64(q->upd, 7, (sqlite3_int64)c->expect_version);
-	ret = js_store__sq_done(q->w, q->upd);
+	/*
+	 * By the rowid the read gave, when it gave one: the table's own key, one B-tree search
+	 * instead of the dev_eui index's and then the table's. No row there with this dev_eui and
+	 * version (the version moved, the device is gone, or VACUUM renumbered the rows): the
+	 * same update by dev_eui decides, as it always did.
+	 */
+	ret = c->row > 0 ? cas_update(q, q->upd_row, c, &changed) : DJ_EOK;
+	if (ret == DJ_EOK && !changed)
+		ret = cas_update(q, q->upd, c, &changed);
 	if (ret != DJ_EOK)
 		goto out;
-	if (sqlite3_changes(q->w) == 0) {
+	if (!changed) {
 		/* Either the version moved (someone else won) or the device is gone. */
 		sqlite3_bind_blob(q->exists, 1, c->dev_eui, LW_EUI_LEN, SQLITE_STATIC);
 		rc = sqlite3_step(q->exists);

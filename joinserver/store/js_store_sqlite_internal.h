@@ -63,7 +63,7 @@ struct js_store__sq {
 	bool wlock_init;
 	sqlite3 *w;
 	sqlite3_stmt *begin, *commit, *rollback;
-	sqlite3_stmt *upd, *exists, *sess_put, *audit_put;
+	sqlite3_stmt *upd, *upd_row, *exists, *sess_put, *audit_put;
 	sqlite3_stmt *ob_put, *ob_del;
 	struct js_store__sq_cached cache[JS_SQ_CACHE_MAX];
 	size_t cache_n;

@@ -317,6 +317,71 @@ static void test_commit_cas(void **state)
 	free(g2);
 }
 
+/* the row hint (js_device.row, the rowid): used when right, and a wrong or stale one changes
+ * nothing of what the commit decides (SQLite) */
+static void test_commit_row_hint(void **state)
+{
+	struct store_ctx *c = *state;
+	struct js_commit *m;
+	struct js_device *g0, *g1;
+	sqlite3 *db = NULL;
+	int64_t row0, row1;
+
+	add_n(c, 2);
+	g0 = store_ctx_get(c, 0, DJ_EOK);
+	g1 = store_ctx_get(c, 1, DJ_EOK);
+	row0 = g0->row;
+	row1 = g1->row;
+	assert_true(row0 > 0 && row1 > 0 && row0 != row1);
+	free(g0);
+	free(g1);
+
+	/* the right hint */
+	m = mk_commit(0, 0, 5, 7);
+	m->row = row0;
+	assert_int_equal(js_store_commit(c->s, m), DJ_EOK);
+	free(m);
+	/* device 1's row (at the same version 0) as device 0's hint: device 0 gets the change,
+	 * device 1 none */
+	m = mk_commit(0, 1, 6, 8);
+	m->row = row1;
+	assert_int_equal(js_store_commit(c->s, m), DJ_EOK);
+	free(m);
+	g0 = store_ctx_get(c, 0, DJ_EOK);
+	g1 = store_ctx_get(c, 1, DJ_EOK);
+	assert_int_equal(g0->st.version, 2);
+	assert_int_equal(g0->st.dev_nonce_last, 6);
+	assert_int_equal(g1->st.version, 0);
+	assert_int_equal(g1->st.dev_nonce_last, -1);
+	free(g1);
+	/* the rows renumbered from outside (as VACUUM may): the stale hint still commits, a stale
+	 * version still conflicts */
+	assert_int_equal(sqlite3_open(c->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE devices SET rowid = rowid + 1000", NULL, NULL,
+				      NULL), SQLITE_OK);
+	sqlite3_close(db);
+	m = mk_commit(0, 2, 9, 10);
+	m->row = row0;
+	assert_int_equal(js_store_commit(c->s, m), DJ_EOK);
+	m->expect_version = 2;	/* read before the last commit */
+	assert_int_equal(js_store_commit(c->s, m), DJ_ECONFLICT);
+	free(m);
+	g1 = store_ctx_get(c, 0, DJ_EOK);
+	assert_int_equal(g1->st.version, 3);
+	assert_int_equal(g1->st.dev_nonce_last, 9);
+	assert_int_equal(g1->row, row0 + 1000);
+	free(g0);
+	free(g1);
+	/* a hint for a device that is not there: DJ_ENOENT */
+	m = mk_commit(77, 0, 1, 1);
+	m->row = row0 + 1000;
+	assert_int_equal(js_store_commit(c->s, m), DJ_ENOENT);
+	free(m);
+	g0 = store_ctx_get(c, 0, DJ_EOK);
+	assert_int_equal(g0->st.version, 3);
+	free(g0);
+}
+
 struct thr_arg {
 	struct store_ctx *c;
 	uint32_t dev;
@@ -1733,6 +1798,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_get_many_unpins, setup_sqlite,
 						store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_device_get_sizes, setup_sqlite,
+						store_ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_commit_row_hint, setup_sqlite,
 						store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_checkpointer, setup_sqlite, store_ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_migration_6_to_8, setup_sqlite,
