@@ -62,6 +62,7 @@
  */
 #include "bi/bi_msg.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +85,7 @@
 #include "common/dj_hex.h"
 
 #define BI_HEX_TMP_MAX 64		/* the longest hex field: SenderToken/ReceiverToken */
+#define BI_MAC_VERSION_MAX 8		/* room for the longest MACVersion, "1.0.0", and more */
 #define BI_TRANSACTION_ID_MAX 0xffffffffu	/* TS002 §8.1: 32-bit unsigned */
 #define BI_RX_DELAY_MAX 15		/* TS001 §5.7 RxTimingSetupReq: Del is 4 bits */
 #define BI_DL_SETTINGS_LEN 1		/* TS002 §9.1: DLSettings, one octet */
@@ -295,6 +297,130 @@ enum jtype {
 	JT_OTHER,	/* array, true, false, null */
 };
 
+/*
+ * The member names the field checks read. The parser numbers each key once, as it comes
+ * (fid_of: a hash of its length and first and last bytes picks the one name it can be, one
+ * memcmp confirms); the checks then find members by number, and an object's duplicate known
+ * keys are found with one bit test (docs/performance.md, step 20).
+ */
+enum fid {
+	F_NONE = 0,	/* a name no check reads */
+	F_PROTOCOL_VERSION,
+	F_SENDER_ID,
+	F_RECEIVER_ID,
+	F_TRANSACTION_ID,
+	F_MESSAGE_TYPE,
+	F_SENDER_TOKEN,
+	F_RECEIVER_TOKEN,
+	F_SENDER_NSID,
+	F_RECEIVER_NSID,
+	F_MAC_VERSION,
+	F_PHY_PAYLOAD,
+	F_DEV_EUI,
+	F_DEV_ADDR,
+	F_DL_SETTINGS,
+	F_RX_DELAY,
+	F_CFLIST,
+	F_LIFETIME,
+	F_SNWK_SINT_KEY,
+	F_FNWK_SINT_KEY,
+	F_NWK_SENC_KEY,
+	F_NWK_SKEY,
+	F_APP_SKEY,
+	F_SESSION_KEY_ID,
+	F_RESULT,
+	F_HNET_ID,
+	F_HNSID,
+	F_KEK_LABEL,
+	F_AES_KEY,
+	F_RESULT_CODE,
+	F_DESCRIPTION,
+	F_COUNT
+};
+
+static const char *const fnames[F_COUNT] = {
+	[F_NONE] = "",
+	[F_PROTOCOL_VERSION] = "ProtocolVersion",
+	[F_SENDER_ID] = "SenderID",
+	[F_RECEIVER_ID] = "ReceiverID",
+	[F_TRANSACTION_ID] = "TransactionID",
+	[F_MESSAGE_TYPE] = "MessageType",
+	[F_SENDER_TOKEN] = "SenderToken",
+	[F_RECEIVER_TOKEN] = "ReceiverToken",
+	[F_SENDER_NSID] = "SenderNSID",
+	[F_RECEIVER_NSID] = "ReceiverNSID",
+	[F_MAC_VERSION] = "MACVersion",
+	[F_PHY_PAYLOAD] = "PHYPayload",
+	[F_DEV_EUI] = "DevEUI",
+	[F_DEV_ADDR] = "DevAddr",
+	[F_DL_SETTINGS] = "DLSettings",
+	[F_RX_DELAY] = "RxDelay",
+	[F_CFLIST] = "CFList",
+	[F_LIFETIME] = "Lifetime",
+	[F_SNWK_SINT_KEY] = "SNwkSIntKey",
+	[F_FNWK_SINT_KEY] = "FNwkSIntKey",
+	[F_NWK_SENC_KEY] = "NwkSEncKey",
+	[F_NWK_SKEY] = "NwkSKey",
+	[F_APP_SKEY] = "AppSKey",
+	[F_SESSION_KEY_ID] = "SessionKeyID",
+	[F_RESULT] = "Result",
+	[F_HNET_ID] = "HNetID",
+	[F_HNSID] = "HNSID",
+	[F_KEK_LABEL] = "KEKLabel",
+	[F_AES_KEY] = "AESKey",
+	[F_RESULT_CODE] = "ResultCode",
+	[F_DESCRIPTION] = "Description",
+};
+
+#define FID_SLOTS 128		/* fid_hash's range: the names above fall in distinct slots */
+#define FID_NAME_MAX 15		/* the longest name above: ProtocolVersion */
+#define FID_BIT(f) ((uint32_t)1 << (f))
+_Static_assert(F_COUNT <= 32, "struct jobj's seen has a bit per name");
+
+static uint8_t fid_slot[FID_SLOTS];	/* a name's number at its hash, F_NONE elsewhere */
+static uint8_t fid_len[F_COUNT];	/* each name's length */
+static bool fid_clash;			/* two names in one slot (the tests check there are none) */
+static pthread_once_t fid_once = PTHREAD_ONCE_INIT;
+
+/* fid_hash - the slot of the name of n (1..FID_NAME_MAX) bytes at k */
+static size_t fid_hash(const char *k, size_t n)
+{
+	return (n * 11 + (size_t)(unsigned char)k[0] * 3 + (unsigned char)k[n - 1]) % FID_SLOTS;
+}
+
+/* fid_init - fill fid_slot and fid_len (once per process) */
+static void fid_init(void)
+{
+	for (size_t f = F_NONE + 1; f < F_COUNT; f++) {
+		size_t n = strlen(fnames[f]), h = fid_hash(fnames[f], n);
+
+		fid_len[f] = (uint8_t)n;
+		if (n > FID_NAME_MAX || fid_slot[h] != F_NONE)
+			fid_clash = true;
+		else
+			fid_slot[h] = (uint8_t)f;
+	}
+}
+
+bool bi_msg__fids_ok(void)
+{
+	pthread_once(&fid_once, fid_init);
+	return !fid_clash;
+}
+
+/* fid_of - the number of the key of n bytes at k, F_NONE when no check reads it */
+static enum fid fid_of(const char *k, size_t n)
+{
+	enum fid f;
+
+	if (n == 0 || n > FID_NAME_MAX)
+		return F_NONE;
+	f = fid_slot[fid_hash(k, n)];
+	if (f != F_NONE && fid_len[f] == n && memcmp(fnames[f], k, n) == 0)
+		return f;
+	return F_NONE;
+}
+
 struct jobj;
 
 /* One member of an object: its key, the value's type and the value. */
@@ -302,7 +428,9 @@ struct jmem {
 	const char *key;	/* not NUL-terminated */
 	size_t klen;
 	enum jtype type;
-	const char *s;		/* JT_STRING: NUL-terminated copy in the arena */
+	enum fid id;		/* the key's number, F_NONE when no check reads it */
+	const char *s;		/* JT_STRING: in the body, or (escaped) a copy in the arena; not
+				 * NUL-terminated */
 	size_t slen;
 	long long i;		/* JT_INTEGER */
 	struct jobj *obj;	/* JT_OBJECT */
@@ -312,6 +440,7 @@ struct jmem {
 struct jobj {
 	struct jmem *m;
 	size_t n, cap;
+	uint32_t seen;		/* FID_BIT of each known key it has */
 };
 
 /* The parser callbacks' state. */
@@ -326,15 +455,21 @@ struct yctx {
 	const char *why;	/* what made a callback stop the parse */
 };
 
-/* jobj_get - the member name of o, or NULL */
-static const struct jmem *jobj_get(const struct jobj *o, const char *name)
+/* jobj_get - the member f of o, or NULL */
+static const struct jmem *jobj_get(const struct jobj *o, enum fid f)
 {
-	size_t n = strlen(name);
-
+	if ((o->seen & FID_BIT(f)) == 0)
+		return NULL;
 	for (size_t i = 0; i < o->n; i++)
-		if (o->m[i].klen == n && memcmp(o->m[i].key, name, n) == 0)
+		if (o->m[i].id == f)
 			return &o->m[i];
 	return NULL;
+}
+
+/* in_body - whether the n bytes at s are in the body (not in yajl's decoding buffer) */
+static bool in_body(const struct yctx *c, const char *s, size_t n)
+{
+	return s >= c->json && s + n <= c->json + c->len;
 }
 
 /* y_stop - stop the parse because of why */
@@ -392,24 +527,28 @@ static int y_double(void *ctx, double d)
 	return y_scalar(ctx, JT_REAL, 0);
 }
 
-/* y_string - a string value: kept as a NUL-terminated copy in the arena */
+/* y_string - a string value: used in place in the body; one with escapes is in yajl's decoding
+ * buffer, which the next string reuses, and is copied to the arena */
 static int y_string(void *ctx, const unsigned char *s, size_t n)
 {
 	struct yctx *c = ctx;
 	struct jmem *m = y_slot(c);
+	const char *v = (const char *)s;
 	char *copy;
 
 	if (c->depth == 0)
 		return y_stop(c, "not a JSON object");
 	if (m == NULL)
 		return 1;
-	copy = arena_alloc(n + 1);
-	if (copy == NULL)
-		return y_stop(c, NULL);
-	memcpy(copy, s, n);
-	copy[n] = '\0';
+	if (!in_body(c, v, n)) {
+		copy = arena_alloc(n);
+		if (copy == NULL)
+			return y_stop(c, NULL);
+		memcpy(copy, s, n);
+		v = copy;
+	}
 	m->type = JT_STRING;
-	m->s = copy;
+	m->s = v;
 	m->slen = n;
 	return 1;
 }
@@ -441,6 +580,7 @@ static int y_start_map(void *ctx)
 		return y_stop(c, NULL);
 	o->m = NULL;
 	o->n = o->cap = 0;
+	o->seen = 0;
 	if (c->depth == 0)
 		c->root = o;
 	if (m != NULL) {
@@ -450,19 +590,31 @@ static int y_start_map(void *ctx)
 	return y_push(c, o);
 }
 
+/* y_dup - whether key (n bytes, number f) is already in o (of fewer than BI_DUP_LINEAR
+ * members): a known key by its bit, another one by comparing it with the other unknown keys
+ * (a known name never equals an unknown key) */
+static bool y_dup(const struct jobj *o, enum fid f, const char *key, size_t n)
+{
+	if (f != F_NONE)
+		return (o->seen & FID_BIT(f)) != 0;
+	for (size_t i = 0; i < o->n; i++)
+		if (o->m[i].id == F_NONE && o->m[i].klen == n && memcmp(o->m[i].key, key, n) == 0)
+			return true;
+	return false;
+}
+
 /* y_map_key - a key: a new member, refused when a first member has the same key */
 static int y_map_key(void *ctx, const unsigned char *k, size_t n)
 {
 	struct yctx *c = ctx;
 	struct jobj *o = c->stack[c->depth - 1];
 	const char *key = (const char *)k;
+	enum fid f = fid_of(key, n);
 	struct jmem *m;
 	char *copy;
 
-	if (o->n < BI_DUP_LINEAR)
-		for (size_t i = 0; i < o->n; i++)
-			if (o->m[i].klen == n && memcmp(o->m[i].key, key, n) == 0)
-				return y_stop(c, "duplicate key");
+	if (o->n < BI_DUP_LINEAR && y_dup(o, f, key, n))
+		return y_stop(c, "duplicate key");
 	if (o->n == o->cap) {
 		m = tab_realloc(o->m, (o->cap + (o->cap > 0 ? o->cap : BI_OBJ_INIT)) *
 				  sizeof(*m));
@@ -472,7 +624,7 @@ static int y_map_key(void *ctx, const unsigned char *k, size_t n)
 		o->cap += o->cap > 0 ? o->cap : BI_OBJ_INIT;
 	}
 	/* a key with escapes is in yajl's decoding buffer, which the next string reuses */
-	if (key < c->json || key + n > c->json + c->len) {
+	if (!in_body(c, key, n)) {
 		copy = arena_alloc(n + 1);
 		if (copy == NULL)
 			return y_stop(c, NULL);
@@ -483,6 +635,8 @@ static int y_map_key(void *ctx, const unsigned char *k, size_t n)
 	memset(m, 0, sizeof(*m));
 	m->key = key;
 	m->klen = n;
+	m->id = f;
+	o->seen |= FID_BIT(f);
 	return 1;
 }
 
@@ -724,42 +878,50 @@ static int fail(struct pctx *p, const char *name, const char *what)
 	return DJ_EMALFORMED;
 }
 
-/*
- * get_str - the string field name of obj: DJ_EOK with *out set, DJ_ENOENT when absent and
- * optional, DJ_EMALFORMED (error written) when absent and required, not a string or holding a NUL
- */
-static int get_str(struct pctx *p, const struct jobj *obj, const char *name, bool required,
-		   const char **out)
+/* str_eq - whether the n bytes at s are the text lit */
+static bool str_eq(const char *s, size_t n, const char *lit)
 {
-	const struct jmem *v = jobj_get(obj, name);
+	return strncmp(s, lit, n) == 0 && lit[n] == '\0';
+}
+
+/*
+ * get_str - the string field f of obj: DJ_EOK with *out and *n set (not NUL-terminated),
+ * DJ_ENOENT when absent and optional, DJ_EMALFORMED (error written) when absent and required,
+ * not a string or holding a NUL
+ */
+static int get_str(struct pctx *p, const struct jobj *obj, enum fid f, bool required,
+		   const char **out, size_t *n)
+{
+	const struct jmem *v = jobj_get(obj, f);
 
 	if (v == NULL)
-		return required ? fail(p, name, "missing") : DJ_ENOENT;
+		return required ? fail(p, fnames[f], "missing") : DJ_ENOENT;
 	if (v->type != JT_STRING)
-		return fail(p, name, "not a string");
-	if (strlen(v->s) != v->slen)
-		return fail(p, name, "contains a NUL character");
+		return fail(p, fnames[f], "not a string");
+	if (memchr(v->s, '\0', v->slen) != NULL)
+		return fail(p, fnames[f], "contains a NUL character");
 	*out = v->s;
+	*n = v->slen;
 	return DJ_EOK;
 }
 
 /* get_text - a string field copied into buf (cap bytes with the NUL); *present set when found */
-static int get_text(struct pctx *p, const struct jobj *obj, const char *name, bool required,
+static int get_text(struct pctx *p, const struct jobj *obj, enum fid f, bool required,
 		    char *buf, size_t cap, bool *present)
 {
 	const char *s = NULL;
-	size_t n;
+	size_t n = 0;
 	int ret;
 
-	ret = get_str(p, obj, name, required, &s);
+	ret = get_str(p, obj, f, required, &s, &n);
 	if (ret == DJ_ENOENT)
 		return DJ_EOK;
 	if (ret != DJ_EOK)
 		return ret;
-	n = strlen(s);
 	if (n >= cap)
-		return fail(p, name, "too long");
-	memcpy(buf, s, n + 1);
+		return fail(p, fnames[f], "too long");
+	memcpy(buf, s, n);
+	buf[n] = '\0';
 	if (present != NULL)
 		*present = true;
 	return DJ_EOK;
@@ -769,10 +931,11 @@ static int get_text(struct pctx *p, const struct jobj *obj, const char *name, bo
  * get_uint - an integer field in 0..max; *present set when found (absent and optional leaves
  * *out untouched)
  */
-static int get_uint(struct pctx *p, const struct jobj *obj, const char *name, bool required,
+static int get_uint(struct pctx *p, const struct jobj *obj, enum fid f, bool required,
 		    uint64_t max, uint64_t *out, bool *present)
 {
-	const struct jmem *v = jobj_get(obj, name);
+	const struct jmem *v = jobj_get(obj, f);
+	const char *name = fnames[f];
 	long long i;
 
 	if (v == NULL)
@@ -793,56 +956,45 @@ static int get_uint(struct pctx *p, const struct jobj *obj, const char *name, bo
 /*
  * get_hex - a hex field of min..cap bytes into out; *len (when not NULL) gets the length and
  * *present (when not NULL) is set. *bad_size (when not NULL) tells a length error from a syntax
- * error, for the FrameSizeError of PHYPayload.
+ * error, for the FrameSizeError of PHYPayload. The text is checked whole before a byte of out is
+ * written (dj_hex_parse_n), so no temporary buffer holds the bytes (AESKey passes through here).
  */
-static int get_hex(struct pctx *p, const struct jobj *obj, const char *name, bool required,
+static int get_hex(struct pctx *p, const struct jobj *obj, enum fid f, bool required,
 		   size_t min, size_t cap, uint8_t *out, size_t *len, bool *present,
 		   bool *bad_size)
 {
-	uint8_t tmp[BI_HEX_TMP_MAX];
-	const char *s = NULL, *digits;
-	size_t n = 0, ndig;
+	const char *s = NULL;
+	size_t n = 0, slen = 0, ndig;
 	int ret;
 
-	if (cap > sizeof(tmp))
-		return DJ_EINVAL;	/* a caller's bug, not the peer's */
-	ret = get_str(p, obj, name, required, &s);
+	ret = get_str(p, obj, f, required, &s, &slen);
 	if (ret == DJ_ENOENT)
 		return DJ_EOK;
 	if (ret != DJ_EOK)
 		return ret;
-	digits = s;
-	if (digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X'))
-		digits += BI_HEX_PREFIX_LEN;
-	ndig = strlen(digits);
+	ndig = slen;
+	if (slen >= BI_HEX_PREFIX_LEN && s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+		ndig -= BI_HEX_PREFIX_LEN;
 	if (ndig % 2 == 0 && (ndig / 2 > cap || ndig / 2 < min)) {
 		if (bad_size != NULL)
 			*bad_size = true;
-		return fail(p, name, min == cap ? "wrong length" : "length out of range");
+		return fail(p, fnames[f], min == cap ? "wrong length" : "length out of range");
 	}
-	ret = dj_hex_parse_var(s, tmp, sizeof(tmp), &n);
-	if (ret != DJ_EOK) {
-		ret = fail(p, name, "not hexadecimal");
-		goto out;
-	}
-	memcpy(out, tmp, n);
+	if (dj_hex_parse_n(s, slen, out, cap, &n) != DJ_EOK)
+		return fail(p, fnames[f], "not hexadecimal");
 	if (len != NULL)
 		*len = n;
 	if (present != NULL)
 		*present = true;
-	ret = DJ_EOK;
-out:
-	/* AESKey passes through here: the n bytes parsed, or all of it after a failure */
-	OPENSSL_cleanse(tmp, ret == DJ_EOK ? n : sizeof(tmp));
-	return ret;
+	return DJ_EOK;
 }
 
-/* proto_parse - "1.0" or "1.1" */
-static int proto_parse(const char *s, enum bi_proto *out)
+/* proto_parse - "1.0" or "1.1" (n bytes at s) */
+static int proto_parse(const char *s, size_t n, enum bi_proto *out)
 {
-	if (strcmp(s, "1.0") == 0)
+	if (str_eq(s, n, "1.0"))
 		*out = BI_PROTO_1_0;
-	else if (strcmp(s, "1.1") == 0)
+	else if (str_eq(s, n, "1.1"))
 		*out = BI_PROTO_1_1;
 	else
 		return DJ_EMALFORMED;
@@ -865,28 +1017,29 @@ static int parse_header(struct pctx *p)
 	struct bi_msg *m = p->m;
 	const struct jobj *o = p->root;
 	const char *s = NULL;
+	size_t n = 0;
 	uint64_t tid = 0;
 	bool got = false;
 	int first = DJ_EOK, ret;
 
-	ret = get_str(p, o, "ProtocolVersion", true, &s);
-	if (ret == DJ_EOK && proto_parse(s, &m->proto) != DJ_EOK) {
+	ret = get_str(p, o, F_PROTOCOL_VERSION, true, &s, &n);
+	if (ret == DJ_EOK && proto_parse(s, n, &m->proto) != DJ_EOK) {
 		ret = fail(p, "ProtocolVersion", "unsupported version");
 		m->result = BI_INVALID_PROTOCOL_VERSION;
 	}
 	keep_first(&first, ret);
-	keep_first(&first, get_text(p, o, "SenderID", true, m->sender_id, BI_ID_MAX, NULL));
-	keep_first(&first, get_text(p, o, "ReceiverID", true, m->receiver_id, BI_ID_MAX, NULL));
-	ret = get_uint(p, o, "TransactionID", true, BI_TRANSACTION_ID_MAX, &tid, &got);
+	keep_first(&first, get_text(p, o, F_SENDER_ID, true, m->sender_id, BI_ID_MAX, NULL));
+	keep_first(&first, get_text(p, o, F_RECEIVER_ID, true, m->receiver_id, BI_ID_MAX, NULL));
+	ret = get_uint(p, o, F_TRANSACTION_ID, true, BI_TRANSACTION_ID_MAX, &tid, &got);
 	if (ret == DJ_EOK && got)
 		m->transaction_id = (uint32_t)tid;
 	keep_first(&first, ret);
-	ret = get_str(p, o, "MessageType", true, &s);
+	ret = get_str(p, o, F_MESSAGE_TYPE, true, &s, &n);
 	if (ret == DJ_EOK) {
 		size_t i;
 
 		for (i = 0; i < DJ_ARRAY_LEN(type_names); i++)
-			if (strcmp(s, type_names[i]) == 0)
+			if (str_eq(s, n, type_names[i]))
 				break;
 		if (i < DJ_ARRAY_LEN(type_names))
 			m->type = (enum bi_msg_type)i;
@@ -894,14 +1047,14 @@ static int parse_header(struct pctx *p)
 			ret = fail(p, "MessageType", "unknown message type");
 	}
 	keep_first(&first, ret);
-	keep_first(&first, get_hex(p, o, "SenderToken", false, 1, BI_TOKEN_MAX, m->sender_token,
+	keep_first(&first, get_hex(p, o, F_SENDER_TOKEN, false, 1, BI_TOKEN_MAX, m->sender_token,
 				   &m->sender_token_len, &m->has_sender_token, NULL));
-	keep_first(&first, get_hex(p, o, "ReceiverToken", false, 1, BI_TOKEN_MAX,
+	keep_first(&first, get_hex(p, o, F_RECEIVER_TOKEN, false, 1, BI_TOKEN_MAX,
 				   m->receiver_token, &m->receiver_token_len,
 				   &m->has_receiver_token, NULL));
-	keep_first(&first, get_text(p, o, "SenderNSID", false, m->sender_ns_id, BI_ID_MAX,
+	keep_first(&first, get_text(p, o, F_SENDER_NSID, false, m->sender_ns_id, BI_ID_MAX,
 				    &m->has_sender_ns_id));
-	keep_first(&first, get_text(p, o, "ReceiverNSID", false, m->receiver_ns_id, BI_ID_MAX,
+	keep_first(&first, get_text(p, o, F_RECEIVER_NSID, false, m->receiver_ns_id, BI_ID_MAX,
 				    &m->has_receiver_ns_id));
 	return first;
 }
@@ -914,7 +1067,7 @@ static int parse_phy(struct pctx *p, bool required, const size_t *sizes, size_t 
 	size_t len = 0;
 	int ret;
 
-	ret = get_hex(p, p->root, "PHYPayload", required, 1, LW_PHY_MAX, m->phy, &len, &present,
+	ret = get_hex(p, p->root, F_PHY_PAYLOAD, required, 1, LW_PHY_MAX, m->phy, &len, &present,
 		      &bad_size);
 	if (ret == DJ_EOK && present) {
 		bad_size = true;
@@ -936,7 +1089,7 @@ static int get_dev_eui(struct pctx *p, bool required)
 {
 	struct bi_msg *m = p->m;
 
-	return get_hex(p, p->root, "DevEUI", required, LW_EUI_LEN, LW_EUI_LEN, m->dev_eui, NULL,
+	return get_hex(p, p->root, F_DEV_EUI, required, LW_EUI_LEN, LW_EUI_LEN, m->dev_eui, NULL,
 		       &m->has_dev_eui, NULL);
 }
 
@@ -945,7 +1098,7 @@ static int get_session_key_id(struct pctx *p, bool required)
 {
 	struct bi_msg *m = p->m;
 
-	return get_hex(p, p->root, "SessionKeyID", required, 1, BI_SESSION_KEY_ID_MAX,
+	return get_hex(p, p->root, F_SESSION_KEY_ID, required, 1, BI_SESSION_KEY_ID_MAX,
 		       m->session_key_id, &m->session_key_id_len, NULL, NULL);
 }
 
@@ -958,13 +1111,19 @@ static int parse_join_req(struct pctx *p)
 	const struct jobj *o = p->root;
 	const struct jmem *cf;
 	const char *s = NULL;
+	char ver[BI_MAC_VERSION_MAX];
+	size_t n = 0;
 	uint64_t rx = 0;
 	int ret;
 
-	ret = get_str(p, o, "MACVersion", true, &s);
+	ret = get_str(p, o, F_MAC_VERSION, true, &s, &n);
 	if (ret != DJ_EOK)
 		goto out;
-	if (lw_version_parse(s, &m->mac_version) != DJ_EOK) {
+	if (n < sizeof(ver)) {
+		memcpy(ver, s, n);
+		ver[n] = '\0';
+	}
+	if (n >= sizeof(ver) || lw_version_parse(ver, &m->mac_version) != DJ_EOK) {
 		ret = fail(p, "MACVersion", "unknown LoRaWAN version");
 		goto out;
 	}
@@ -977,24 +1136,24 @@ static int parse_join_req(struct pctx *p)
 	ret = get_dev_eui(p, true);
 	if (ret != DJ_EOK)
 		goto out;
-	ret = get_hex(p, o, "DevAddr", true, LW_DEVADDR_LEN, LW_DEVADDR_LEN, m->dev_addr, NULL,
+	ret = get_hex(p, o, F_DEV_ADDR, true, LW_DEVADDR_LEN, LW_DEVADDR_LEN, m->dev_addr, NULL,
 		      NULL, NULL);
 	if (ret != DJ_EOK)
 		goto out;
-	ret = get_hex(p, o, "DLSettings", true, BI_DL_SETTINGS_LEN, BI_DL_SETTINGS_LEN,
+	ret = get_hex(p, o, F_DL_SETTINGS, true, BI_DL_SETTINGS_LEN, BI_DL_SETTINGS_LEN,
 		      &m->dl_settings, NULL, NULL, NULL);
 	if (ret != DJ_EOK)
 		goto out;
-	ret = get_uint(p, o, "RxDelay", true, BI_RX_DELAY_MAX, &rx, NULL);
+	ret = get_uint(p, o, F_RX_DELAY, true, BI_RX_DELAY_MAX, &rx, NULL);
 	if (ret != DJ_EOK)
 		goto out;
 	m->rx_delay = (uint8_t)rx;
 	/* The Things Stack writes a missing CFList as "" (a nil Buffer through encoding/json):
 	 * an empty string is no CFList, as an absent field is */
-	cf = jobj_get(o, "CFList");
+	cf = jobj_get(o, F_CFLIST);
 	if (cf != NULL && cf->type == JT_STRING && cf->slen == 0)
 		goto out;
-	ret = get_hex(p, o, "CFList", false, LW_CFLIST_LEN, LW_CFLIST_LEN, m->cflist, NULL,
+	ret = get_hex(p, o, F_CFLIST, false, LW_CFLIST_LEN, LW_CFLIST_LEN, m->cflist, NULL,
 		      &m->has_cflist, NULL);
 out:
 	return ret;
@@ -1004,8 +1163,9 @@ out:
 static int parse_result(struct pctx *p)
 {
 	struct bi_msg *m = p->m;
-	const struct jmem *r = jobj_get(p->root, "Result");
+	const struct jmem *r = jobj_get(p->root, F_RESULT);
 	const char *s = NULL;
+	size_t n = 0;
 
 	if (r == NULL)
 		return fail(p, "Result", "missing");
@@ -1015,27 +1175,28 @@ static int parse_result(struct pctx *p)
 	size_t i;
 
 	sub.err = NULL;	/* the error names "Result.ResultCode", not "ResultCode" */
-	if (get_str(&sub, r->obj, "ResultCode", true, &s) != DJ_EOK)
+	if (get_str(&sub, r->obj, F_RESULT_CODE, true, &s, &n) != DJ_EOK)
 		return fail(p, "Result.ResultCode", "missing or not a string");
 	for (i = 0; i < BI_RESULT_COUNT; i++)
-		if (strcmp(s, result_names[i]) == 0)
+		if (str_eq(s, n, result_names[i]))
 			break;
 	if (i < BI_RESULT_COUNT)
 		m->result = (enum bi_result)i;
-	else if (strcmp(s, BI_UNKNOWN_RECEIVER_1_0) == 0)
+	else if (str_eq(s, n, BI_UNKNOWN_RECEIVER_1_0))
 		m->result = BI_UNKNOWN_RECEIVER;
 	else
 		return fail(p, "Result.ResultCode", "unknown result code");
-	if (get_text(&sub, r->obj, "Description", false, m->description, BI_DESC_MAX, NULL) !=
+	if (get_text(&sub, r->obj, F_DESCRIPTION, false, m->description, BI_DESC_MAX, NULL) !=
 	    DJ_EOK)
 		return fail(p, "Result.Description", "not a string or too long");
 	return DJ_EOK;
 }
 
 /* parse_envelope - an optional KeyEnvelope {"KEKLabel", "AESKey"} */
-static int parse_envelope(struct pctx *p, const char *name, struct bi_key_envelope *env)
+static int parse_envelope(struct pctx *p, enum fid f, struct bi_key_envelope *env)
 {
-	const struct jmem *e = jobj_get(p->root, name);
+	const struct jmem *e = jobj_get(p->root, f);
+	const char *name = fnames[f];
 	struct pctx sub = *p;
 	bool got = false;
 	int ret;
@@ -1047,10 +1208,10 @@ static int parse_envelope(struct pctx *p, const char *name, struct bi_key_envelo
 	sub.root = e->obj;
 	sub.err = NULL;	/* the error names the envelope */
 	/* absent KEKLabel: a plaintext envelope, which bi_kek_open refuses unless allowed */
-	ret = get_text(&sub, e->obj, "KEKLabel", false, env->kek_label, BI_KEK_LABEL_MAX, NULL);
+	ret = get_text(&sub, e->obj, F_KEK_LABEL, false, env->kek_label, BI_KEK_LABEL_MAX, NULL);
 	if (ret != DJ_EOK)
 		return fail(p, name, "KEKLabel not a string or too long");
-	ret = get_hex(&sub, e->obj, "AESKey", true, BI_AESKEY_MIN, BI_AESKEY_MAX, env->aes_key,
+	ret = get_hex(&sub, e->obj, F_AES_KEY, true, BI_AESKEY_MIN, BI_AESKEY_MAX, env->aes_key,
 		      &env->aes_key_len, &got, NULL);
 	if (ret == DJ_EOK && env->aes_key_len % BI_AESKEY_UNIT != 0)
 		ret = DJ_EMALFORMED;
@@ -1071,15 +1232,15 @@ static int parse_join_ans(struct pctx *p)
 	ret = parse_phy(p, false, acc_sizes, DJ_ARRAY_LEN(acc_sizes));
 	if (ret != DJ_EOK)
 		goto out;
-	ret = get_uint(p, p->root, "Lifetime", false, BI_LIFETIME_MAX, &lt, &m->has_lifetime);
+	ret = get_uint(p, p->root, F_LIFETIME, false, BI_LIFETIME_MAX, &lt, &m->has_lifetime);
 	if (ret != DJ_EOK)
 		goto out;
 	m->lifetime = (uint32_t)lt;
-	if ((ret = parse_envelope(p, "SNwkSIntKey", &m->s_nwk_s_int_key)) != DJ_EOK ||
-	    (ret = parse_envelope(p, "FNwkSIntKey", &m->f_nwk_s_int_key)) != DJ_EOK ||
-	    (ret = parse_envelope(p, "NwkSEncKey", &m->nwk_s_enc_key)) != DJ_EOK ||
-	    (ret = parse_envelope(p, "NwkSKey", &m->nwk_s_key)) != DJ_EOK ||
-	    (ret = parse_envelope(p, "AppSKey", &m->app_s_key)) != DJ_EOK)
+	if ((ret = parse_envelope(p, F_SNWK_SINT_KEY, &m->s_nwk_s_int_key)) != DJ_EOK ||
+	    (ret = parse_envelope(p, F_FNWK_SINT_KEY, &m->f_nwk_s_int_key)) != DJ_EOK ||
+	    (ret = parse_envelope(p, F_NWK_SENC_KEY, &m->nwk_s_enc_key)) != DJ_EOK ||
+	    (ret = parse_envelope(p, F_NWK_SKEY, &m->nwk_s_key)) != DJ_EOK ||
+	    (ret = parse_envelope(p, F_APP_SKEY, &m->app_s_key)) != DJ_EOK)
 		goto out;
 	ret = get_session_key_id(p, false);
 out:
@@ -1110,7 +1271,7 @@ static int parse_body(struct pctx *p)
 	case BI_APPSKEY_ANS:
 		ret = get_dev_eui(p, false);
 		if (ret == DJ_EOK)
-			ret = parse_envelope(p, "AppSKey", &m->app_s_key);
+			ret = parse_envelope(p, F_APP_SKEY, &m->app_s_key);
 		if (ret == DJ_EOK)
 			ret = get_session_key_id(p, false);
 		break;
@@ -1118,10 +1279,10 @@ static int parse_body(struct pctx *p)
 		ret = get_dev_eui(p, true);
 		break;
 	case BI_HOMENS_ANS:
-		ret = get_hex(p, o, "HNetID", false, LW_NETID_LEN, LW_NETID_LEN, m->h_net_id, NULL,
+		ret = get_hex(p, o, F_HNET_ID, false, LW_NETID_LEN, LW_NETID_LEN, m->h_net_id, NULL,
 			      &m->has_h_net_id, NULL);
 		if (ret == DJ_EOK)
-			ret = get_text(p, o, "HNSID", false, m->hns_id, BI_ID_MAX, &m->has_hns_id);
+			ret = get_text(p, o, F_HNSID, false, m->hns_id, BI_ID_MAX, &m->has_hns_id);
 		break;
 	}
 	return ret;
@@ -1157,6 +1318,7 @@ static int load(struct pctx *p, const char *json, size_t len)
 		off = space_bad(json, len);
 	if (off < len)
 		return json_fail(p, json, len, off, "not valid JSON");
+	pthread_once(&fid_once, fid_init);
 	/* everything yajl's parser allocates may hold string bytes: the wiped arena */
 	h = yajl_alloc(&y_callbacks, &(yajl_alloc_funcs){ y_malloc, y_realloc, y_free, &arena },
 		       &c);
