@@ -63,6 +63,7 @@
 #include "bi/bi_msg.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1532,45 +1533,54 @@ static int set_hex(struct enc *e, const char *name, const uint8_t *b, size_t len
 	return ret;
 }
 
-/* set_string - put text that must be UTF-8 (RFC 3629; jansson's json_string() checked it so):
- * DJ_EINVAL when it is not */
-static int set_string(struct enc *e, const char *name, const char *s)
+/* set_checked - put a member whose value, n bytes at s, is known to be UTF-8 */
+static int set_checked(struct enc *e, const char *name, const char *s, size_t n)
 {
-	size_t n = strlen(s);
-	int ret;
+	int ret = put_key(e, name);
 
-	if (utf8_bad((const unsigned char *)s, n) != n)
-		return DJ_EINVAL;
-	ret = put_key(e, name);
 	return ret != DJ_EOK ? ret : gen_ret(e, yajl_gen_string(e->g, (const unsigned char *)s, n));
 }
 
-/* set_text - put a NUL-terminated string that must fit in cap bytes */
+/* text_len - the length of the text in the cap bytes at s, which must be UTF-8 (RFC 3629;
+ * jansson's json_string() checked it so) and NUL-terminated within them; -1 when it is not */
+static ptrdiff_t text_len(const char *s, size_t cap)
+{
+	const char *z = memchr(s, '\0', cap);
+	size_t n;
+
+	if (z == NULL)
+		return -1;
+	n = (size_t)(z - s);
+	return utf8_bad((const unsigned char *)s, n) == n ? (ptrdiff_t)n : -1;
+}
+
+/* set_text - put a NUL-terminated UTF-8 string that must fit in cap bytes: DJ_EINVAL when it
+ * does not or is not UTF-8 */
 static int set_text(struct enc *e, const char *name, const char *s, size_t cap)
 {
-	if (memchr(s, '\0', cap) == NULL)
-		return DJ_EINVAL;
-	return set_string(e, name, s);
+	ptrdiff_t n = text_len(s, cap);
+
+	return n < 0 ? DJ_EINVAL : set_checked(e, name, s, (size_t)n);
 }
 
 /* set_envelope - put a KeyEnvelope when present. The AESKey hex yajl writes goes to the
  * output buffer in the arena, wiped when the encode ends. */
 static int set_envelope(struct enc *e, const char *name, const struct bi_key_envelope *env)
 {
+	ptrdiff_t n;
 	int ret;
 
 	if (!env->present)
 		return DJ_EOK;
 	if (env->aes_key_len == 0 || env->aes_key_len > BI_AESKEY_MAX)
 		return DJ_EINVAL;
-	/* checked before anything of the member is written */
-	if (memchr(env->kek_label, '\0', BI_KEK_LABEL_MAX) == NULL ||
-	    utf8_bad((const unsigned char *)env->kek_label, strlen(env->kek_label)) !=
-		    strlen(env->kek_label))
+	/* checked (once) before anything of the member is written */
+	n = text_len(env->kek_label, BI_KEK_LABEL_MAX);
+	if (n < 0)
 		return DJ_EINVAL;
 	if ((ret = put_key(e, name)) != DJ_EOK ||
 	    (ret = gen_ret(e, yajl_gen_map_open(e->g))) != DJ_EOK ||
-	    (ret = set_text(e, "KEKLabel", env->kek_label, BI_KEK_LABEL_MAX)) != DJ_EOK ||
+	    (ret = set_checked(e, "KEKLabel", env->kek_label, (size_t)n)) != DJ_EOK ||
 	    (ret = set_hex(e, "AESKey", env->aes_key, env->aes_key_len)) != DJ_EOK)
 		return ret;
 	return gen_ret(e, yajl_gen_map_close(e->g));
@@ -1633,20 +1643,18 @@ static int encode_join_ans(const struct bi_msg *m, struct enc *e)
 /* encode_result - an answer's Result (TS002 §8.2: answers always carry one) */
 static int encode_result(const struct bi_msg *m, struct enc *e)
 {
-	size_t n;
+	ptrdiff_t n;
 	int ret;
 
-	if ((unsigned)m->result >= BI_RESULT_COUNT ||
-	    memchr(m->description, '\0', BI_DESC_MAX) == NULL)
+	if ((unsigned)m->result >= BI_RESULT_COUNT)
 		return DJ_EINVAL;
-	n = strlen(m->description);
-	if (utf8_bad((const unsigned char *)m->description, n) != n)
+	n = text_len(m->description, BI_DESC_MAX);
+	if (n < 0)
 		return DJ_EINVAL;	/* checked before the Result is begun */
 	if ((ret = put_key(e, "Result")) != DJ_EOK ||
 	    (ret = gen_ret(e, yajl_gen_map_open(e->g))) != DJ_EOK ||
 	    (ret = set_lit(e, "ResultCode", bi_result_str(m->result, m->proto))) != DJ_EOK ||
-	    (m->description[0] != '\0' &&
-	     (ret = set_string(e, "Description", m->description)) != DJ_EOK))
+	    (n > 0 && (ret = set_checked(e, "Description", m->description, (size_t)n)) != DJ_EOK))
 		return ret;
 	return gen_ret(e, yajl_gen_map_close(e->g));
 }
@@ -1733,7 +1741,7 @@ static int encode_msg(const struct bi_msg *m, char **out, size_t *len)
 	e.g = yajl_gen_alloc(&(yajl_alloc_funcs){ y_malloc, y_realloc, y_free, &tabs });
 	if (e.out.p == NULL || e.g == NULL)
 		goto out;
-	/* compact, '/' not escaped, no UTF-8 check of its own (set_string does RFC 3629's) */
+	/* compact, '/' not escaped, no UTF-8 check of its own (text_len does RFC 3629's) */
 	if (!yajl_gen_config(e.g, yajl_gen_print_callback, o_print, &e.out))
 		goto out;
 	if ((ret = gen_ret(&e, yajl_gen_map_open(e.g))) != DJ_EOK ||

@@ -508,6 +508,28 @@ static void test_encode_refusals(void **state)
 	a.rx_delay = 16;
 	assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EINVAL);
 	assert_null(out);
+	/* texts checked once, before they are written: a KEKLabel, a Description, an ID with no
+	 * NUL in their room or not UTF-8 (each fails, then the next one is tried alone) */
+	a.type = BI_JOIN_ANS;
+	a.phy_len = 0;
+	assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EOK);
+	OPENSSL_clear_free(out, len);
+	out = NULL;
+	memset(a.app_s_key.kek_label, 'k', sizeof(a.app_s_key.kek_label));
+	assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EINVAL);
+	strcpy(a.app_s_key.kek_label, "k\xc3(");
+	assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EINVAL);
+	strcpy(a.app_s_key.kek_label, "k");
+	memset(a.description, 'd', sizeof(a.description));
+	assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EINVAL);
+	a.description[0] = '\0';
+	strcpy(a.receiver_id, "\xff");
+	assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EINVAL);
+	a.receiver_id[0] = '\0';
+	assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EOK);
+	OPENSSL_clear_free(out, len);
+	out = NULL;
+	bi_msg_wipe(&a);
 }
 
 /* vectors.md interop facts: hex forms, MACVersion spellings, UnkownReceiver. */
