@@ -1464,16 +1464,77 @@ static void o_print(void *ctx, const char *s, size_t n)
 		memcpy(d, s, n);
 }
 
-/* The encoder: yajl's generator, and whether it failed for want of memory. */
+/* The encoder: yajl's generator and its output. */
 struct enc {
 	yajl_gen g;
-	struct obuf out;
+	struct obuf *out;
 };
+
+/*
+ * The calling thread's generator, made by its first encode and reset (yajl_gen_reset: depth and
+ * each level's state zeroed) by every next one instead of allocated and configured again
+ * (docs/performance.md, step 20). Its state holds flags, depths and pointers, never a byte of
+ * the text: that goes to gen_out's buffer, in the wiped arena of the encode. yajl's memory for
+ * it comes from gen_mem, a per-thread buffer that lives as long as the thread (no malloc, so
+ * nothing to free when the thread ends).
+ */
+#define BI_GEN_MEM 1024	/* yajl 2.1: the generator (576 bytes) and its unused buffer (32) */
+
+static _Thread_local struct {
+	_Alignas(BI_ARENA_ALIGN) uint8_t buf[BI_GEN_MEM];
+	size_t used;
+} gen_mem;
+static _Thread_local yajl_gen gen;
+static _Thread_local struct obuf gen_out;
+
+/* g_malloc - yajl's allocation of the generator from gen_mem (NULL when it is full) */
+static void *g_malloc(void *ctx, size_t n)
+{
+	size_t need = (n + BI_ARENA_ALIGN - 1) / BI_ARENA_ALIGN * BI_ARENA_ALIGN;
+	void *p;
+
+	(void)ctx;
+	if (n > sizeof(gen_mem.buf) || need > sizeof(gen_mem.buf) - gen_mem.used)
+		return NULL;
+	p = gen_mem.buf + gen_mem.used;
+	gen_mem.used += need;
+	return p;
+}
+
+/* g_realloc - refused: yajl's generator reallocates only its own output buffer, which it does
+ * not use with a print callback */
+static void *g_realloc(void *ctx, void *p, size_t n)
+{
+	(void)ctx;
+	(void)p;
+	(void)n;
+	return NULL;
+}
+
+/* gen_get - the calling thread's generator, ready for a new text; NULL for want of memory */
+static yajl_gen gen_get(void)
+{
+	yajl_gen g;
+
+	if (gen != NULL) {
+		yajl_gen_reset(gen, NULL);
+		return gen;
+	}
+	g = yajl_gen_alloc(&(yajl_alloc_funcs){ g_malloc, g_realloc, y_free, NULL });
+	if (g == NULL)
+		return NULL;
+	/* compact, '/' not escaped, no UTF-8 check of its own (text_len does RFC 3629's); its
+	 * default buffer is dropped unused */
+	if (!yajl_gen_config(g, yajl_gen_print_callback, o_print, &gen_out))
+		return NULL;
+	gen = g;
+	return gen;
+}
 
 /* gen_ret - a yajl generator status as DJ_EOK, DJ_ENOMEM (the output buffer) or DJ_EINVAL */
 static int gen_ret(const struct enc *e, yajl_gen_status st)
 {
-	if (e->out.nomem)
+	if (e->out->nomem)
 		return DJ_ENOMEM;
 	return st == yajl_gen_status_ok ? DJ_EOK : DJ_EINVAL;
 }
@@ -1725,7 +1786,7 @@ static int encode_body(const struct bi_msg *m, struct enc *e)
 /* encode_msg - bi_msg_encode() with the generator and its output in the arena */
 static int encode_msg(const struct bi_msg *m, char **out, size_t *len)
 {
-	struct enc e = { .g = NULL };
+	struct enc e = { .g = NULL, .out = &gen_out };
 	char *buf;
 	int ret = DJ_EINVAL;
 
@@ -1734,15 +1795,11 @@ static int encode_msg(const struct bi_msg *m, char **out, size_t *len)
 	if ((unsigned)m->proto > BI_PROTO_1_1 || (unsigned)m->type >= DJ_ARRAY_LEN(type_names))
 		goto out;
 	ret = DJ_ENOMEM;
-	e.out.cap = BI_OUT_INIT;
-	e.out.p = arena_alloc(e.out.cap);
-	/* the generator's state (depth, flags, each level's state) in the tables; its default
-	 * buffer is freed unused below, the output goes to e.out in the wiped arena */
-	e.g = yajl_gen_alloc(&(yajl_alloc_funcs){ y_malloc, y_realloc, y_free, &tabs });
-	if (e.out.p == NULL || e.g == NULL)
-		goto out;
-	/* compact, '/' not escaped, no UTF-8 check of its own (text_len does RFC 3629's) */
-	if (!yajl_gen_config(e.g, yajl_gen_print_callback, o_print, &e.out))
+	/* the output in the wiped arena */
+	gen_out = (struct obuf){ .cap = BI_OUT_INIT };
+	gen_out.p = arena_alloc(gen_out.cap);
+	e.g = gen_get();
+	if (gen_out.p == NULL || e.g == NULL)
 		goto out;
 	if ((ret = gen_ret(&e, yajl_gen_map_open(e.g))) != DJ_EOK ||
 	    (ret = encode_header(m, &e)) != DJ_EOK || (ret = encode_body(m, &e)) != DJ_EOK ||
@@ -1750,17 +1807,16 @@ static int encode_msg(const struct bi_msg *m, char **out, size_t *len)
 		goto out;
 	/* one exact-size copy for the caller; the arena's, which may hold AESKey hex, is wiped */
 	ret = DJ_ENOMEM;
-	buf = malloc(e.out.len + 1);
+	buf = malloc(gen_out.len + 1);
 	if (buf == NULL)
 		goto out;
-	memcpy(buf, e.out.p, e.out.len);
-	buf[e.out.len] = '\0';
+	memcpy(buf, gen_out.p, gen_out.len);
+	buf[gen_out.len] = '\0';
 	*out = buf;
-	*len = e.out.len;
+	*len = gen_out.len;
 	ret = DJ_EOK;
 out:
-	if (e.g != NULL)
-		yajl_gen_free(e.g);
+	gen_out = (struct obuf){ .p = NULL };	/* the arena's buffer is wiped next */
 	return ret;
 }
 
