@@ -107,6 +107,14 @@ static void test_every_byte_round_trips(void **state)
 		assert_int_equal(dj_hex_parse(ref, out, 1), DJ_EOK);
 		assert_int_equal(out[0], i);
 	}
+	/* every length up to 7, odd ones too, ends where it should */
+	for (size_t len = 0; len < 8; len++) {
+		memset(txt, '#', sizeof(txt));
+		dj_hex_format(in + 0xf8, len, txt);
+		assert_int_equal(strlen(txt), 2 * len);
+		assert_memory_equal(txt, "f8f9fafbfcfdfeff", 2 * len);
+		assert_int_equal(txt[2 * len + 1], '#');
+	}
 }
 
 /* Every character that is not a hex digit is refused, in either position of a pair, with out
