@@ -45,20 +45,25 @@
  *	  errors only line and column are reported (yajl's own text quotes input).
  *	- Key material travels only as KeyEnvelopes (AESKey is wrapped under a KEK except for
  *	  peers whose policy explicitly allows plaintext). Temporary buffers that held key bytes
- *	  are wiped with OPENSSL_cleanse. Everything yajl and the member tables allocate during a
- *	  parse or an encode (yajl's string buffers, the generator's output, the copies of
- *	  AESKey hex) comes from a per-thread arena that is wiped when the call ends; what did
- *	  not fit in the arena came from malloc and is wiped and freed then too.
+ *	  are wiped with OPENSSL_cleanse; hex is decoded straight into the message (checked
+ *	  whole first), through no temporary. Everything yajl and the member tables allocate
+ *	  during a parse or an encode that may hold string bytes (yajl's string buffers, the
+ *	  generator's output, the copies of escaped strings) comes from a per-thread arena that
+ *	  is wiped when the call ends; what did not fit in the arena came from malloc and is
+ *	  wiped and freed then too. String values without escapes are read in place in the body
+ *	  (the caller's buffer), as keys are, and not copied.
  *
- * PERFORMANCE (docs/performance.md, steps 3, 6 and 19)
+ * PERFORMANCE (docs/performance.md, steps 3, 6, 19 and 20)
  *	The arena is a bump pointer in a 16 KB per-thread buffer: free does nothing, and the
  *	arena is wiped and reset when the call ends. yajl gets it through its allocator
  *	functions (yajl_alloc_funcs), so no process-wide allocator is changed.
- *	The parser's member tables, its stack of open objects and the generator's state hold
- *	only pointers, lengths, types and JSON integers, never a byte of a string: they come
- *	from a second per-thread arena ("tables") that is reset without a wipe. Every string
- *	byte (the parser's copies, everything yajl's parser allocates, the encoder's output)
- *	stays in the wiped arena.
+ *	The parser's member tables and its stack of open objects hold only pointers, lengths,
+ *	types and JSON integers, never a byte of a string: they come from a second per-thread
+ *	arena ("tables") that is reset without a wipe. Every string byte the calls allocate (the
+ *	parser's copies of escaped strings, everything yajl's parser allocates, the encoder's
+ *	output) stays in the wiped arena. Each thread keeps one yajl generator (flags, depths,
+ *	pointers), reset for each encode. The parser numbers each key it knows as it comes
+ *	(enum fid), so the field checks find members without comparing names.
  */
 #include "bi/bi_msg.h"
 
