@@ -713,9 +713,17 @@ static size_t utf8_bad(const unsigned char *s, size_t n)
 	static const uint64_t high = 0x8080808080808080ull;
 	size_t i = 0, len, k;
 	uint32_t cp;
-	uint64_t w;
+	uint64_t w, w2;
 
 	while (i < n) {
+		if (n - i >= 2 * sizeof(w)) {
+			memcpy(&w, s + i, sizeof(w));
+			memcpy(&w2, s + i + sizeof(w), sizeof(w2));
+			if (((w | w2) & high) == 0) {
+				i += 2 * sizeof(w);	/* sixteen ASCII bytes */
+				continue;
+			}
+		}
 		if (n - i >= sizeof(w)) {
 			memcpy(&w, s + i, sizeof(w));
 			if ((w & high) == 0) {

@@ -688,6 +688,40 @@ static char *nested(int depth)
 	return s;
 }
 
+/* The UTF-8 check reads 16 and 8 ASCII bytes at a time: a bad byte at any offset of a long
+ * string is still found, at its own column, and a good two-byte character at any offset is
+ * taken. Fails if a wide step skips a byte with the high bit set. */
+static void test_utf8_every_offset(void **state)
+{
+	char err[BI_ERR_MAX], want[64], val[48], *s;
+	const char *at;
+	struct bi_msg m;
+
+	(void)state;
+	for (size_t k = 0; k + 1 < 40; k++) {
+		memset(val, 'a', 41);	/* '"', 40 characters, '"' */
+		val[0] = '"';
+		val[k + 1] = (char)0xff;
+		val[41] = '"';
+		val[42] = '\0';
+		s = replace(JOINREQ_1_0, "\"000001\"", val);
+		at = strchr(s, (char)0xff);
+		assert_non_null(at);
+		err[0] = '\0';
+		assert_int_equal(bi_msg_parse(s, strlen(s), &m, err, sizeof(err)), DJ_EMALFORMED);
+		snprintf(want, sizeof(want), "not valid JSON at line 1 column %zu",
+			 (size_t)(at - s) + 1);
+		assert_non_null(strstr(err, want));
+		free(s);
+		val[k + 1] = (char)0xc3;	/* a two-byte character: c3 a9 */
+		val[k + 2] = (char)0xa9;
+		s = replace(JOINREQ_1_0, "\"000001\"", val);
+		parse_ok(s, &m);
+		assert_int_equal((unsigned char)m.sender_id[k], 0xc3);
+		free(s);
+	}
+}
+
 /* What jansson refused or read so, the parser refuses or reads so too (it is yajl now, with
  * bi_msg's own checks for what yajl does not do): not UTF-8 by RFC 3629 anywhere in the body,
  * \u0000 and unpaired surrogate escapes, raw control characters, form feed and vertical tab as
@@ -1135,6 +1169,7 @@ DJ_TEST_MAIN(
 	cmocka_unit_test(test_interop_unknown_receiver),
 	cmocka_unit_test(test_unknown_fields_ignored),
 	cmocka_unit_test(test_json_strictness),
+	cmocka_unit_test(test_utf8_every_offset),
 	cmocka_unit_test(test_after_root),
 	cmocka_unit_test(test_answer_refusals),
 	cmocka_unit_test(test_answer_init),
