@@ -45,23 +45,30 @@
  *	  errors only line and column are reported (yajl's own text quotes input).
  *	- Key material travels only as KeyEnvelopes (AESKey is wrapped under a KEK except for
  *	  peers whose policy explicitly allows plaintext). Temporary buffers that held key bytes
- *	  are wiped with OPENSSL_cleanse. Everything yajl and the member tables allocate during a
- *	  parse or an encode (yajl's string buffers, the generator's output, the copies of
- *	  AESKey hex) comes from a per-thread arena that is wiped when the call ends; what did
- *	  not fit in the arena came from malloc and is wiped and freed then too.
+ *	  are wiped with OPENSSL_cleanse; hex is decoded straight into the message (checked
+ *	  whole first), through no temporary. Everything yajl and the member tables allocate
+ *	  during a parse or an encode that may hold string bytes (yajl's string buffers, the
+ *	  generator's output, the copies of escaped strings) comes from a per-thread arena that
+ *	  is wiped when the call ends; what did not fit in the arena came from malloc and is
+ *	  wiped and freed then too. String values without escapes are read in place in the body
+ *	  (the caller's buffer), as keys are, and not copied.
  *
- * PERFORMANCE (docs/performance.md, steps 3, 6 and 19)
+ * PERFORMANCE (docs/performance.md, steps 3, 6, 19 and 20)
  *	The arena is a bump pointer in a 16 KB per-thread buffer: free does nothing, and the
  *	arena is wiped and reset when the call ends. yajl gets it through its allocator
  *	functions (yajl_alloc_funcs), so no process-wide allocator is changed.
- *	The parser's member tables, its stack of open objects and the generator's state hold
- *	only pointers, lengths, types and JSON integers, never a byte of a string: they come
- *	from a second per-thread arena ("tables") that is reset without a wipe. Every string
- *	byte (the parser's copies, everything yajl's parser allocates, the encoder's output)
- *	stays in the wiped arena.
+ *	The parser's member tables and its stack of open objects hold only pointers, lengths,
+ *	types and JSON integers, never a byte of a string: they come from a second per-thread
+ *	arena ("tables") that is reset without a wipe. Every string byte the calls allocate (the
+ *	parser's copies of escaped strings, everything yajl's parser allocates, the encoder's
+ *	output) stays in the wiped arena. Each thread keeps one yajl generator (flags, depths,
+ *	pointers), reset for each encode. The parser numbers each key it knows as it comes
+ *	(enum fid), so the field checks find members without comparing names.
  */
 #include "bi/bi_msg.h"
 
+#include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +91,7 @@
 #include "common/dj_hex.h"
 
 #define BI_HEX_TMP_MAX 64		/* the longest hex field: SenderToken/ReceiverToken */
+#define BI_MAC_VERSION_MAX 8		/* room for the longest MACVersion, "1.0.0", and more */
 #define BI_TRANSACTION_ID_MAX 0xffffffffu	/* TS002 §8.1: 32-bit unsigned */
 #define BI_RX_DELAY_MAX 15		/* TS001 §5.7 RxTimingSetupReq: Del is 4 bits */
 #define BI_DL_SETTINGS_LEN 1		/* TS002 §9.1: DLSettings, one octet */
@@ -295,6 +303,130 @@ enum jtype {
 	JT_OTHER,	/* array, true, false, null */
 };
 
+/*
+ * The member names the field checks read. The parser numbers each key once, as it comes
+ * (fid_of: a hash of its length and first and last bytes picks the one name it can be, one
+ * memcmp confirms); the checks then find members by number, and an object's duplicate known
+ * keys are found with one bit test (docs/performance.md, step 20).
+ */
+enum fid {
+	F_NONE = 0,	/* a name no check reads */
+	F_PROTOCOL_VERSION,
+	F_SENDER_ID,
+	F_RECEIVER_ID,
+	F_TRANSACTION_ID,
+	F_MESSAGE_TYPE,
+	F_SENDER_TOKEN,
+	F_RECEIVER_TOKEN,
+	F_SENDER_NSID,
+	F_RECEIVER_NSID,
+	F_MAC_VERSION,
+	F_PHY_PAYLOAD,
+	F_DEV_EUI,
+	F_DEV_ADDR,
+	F_DL_SETTINGS,
+	F_RX_DELAY,
+	F_CFLIST,
+	F_LIFETIME,
+	F_SNWK_SINT_KEY,
+	F_FNWK_SINT_KEY,
+	F_NWK_SENC_KEY,
+	F_NWK_SKEY,
+	F_APP_SKEY,
+	F_SESSION_KEY_ID,
+	F_RESULT,
+	F_HNET_ID,
+	F_HNSID,
+	F_KEK_LABEL,
+	F_AES_KEY,
+	F_RESULT_CODE,
+	F_DESCRIPTION,
+	F_COUNT
+};
+
+static const char *const fnames[F_COUNT] = {
+	[F_NONE] = "",
+	[F_PROTOCOL_VERSION] = "ProtocolVersion",
+	[F_SENDER_ID] = "SenderID",
+	[F_RECEIVER_ID] = "ReceiverID",
+	[F_TRANSACTION_ID] = "TransactionID",
+	[F_MESSAGE_TYPE] = "MessageType",
+	[F_SENDER_TOKEN] = "SenderToken",
+	[F_RECEIVER_TOKEN] = "ReceiverToken",
+	[F_SENDER_NSID] = "SenderNSID",
+	[F_RECEIVER_NSID] = "ReceiverNSID",
+	[F_MAC_VERSION] = "MACVersion",
+	[F_PHY_PAYLOAD] = "PHYPayload",
+	[F_DEV_EUI] = "DevEUI",
+	[F_DEV_ADDR] = "DevAddr",
+	[F_DL_SETTINGS] = "DLSettings",
+	[F_RX_DELAY] = "RxDelay",
+	[F_CFLIST] = "CFList",
+	[F_LIFETIME] = "Lifetime",
+	[F_SNWK_SINT_KEY] = "SNwkSIntKey",
+	[F_FNWK_SINT_KEY] = "FNwkSIntKey",
+	[F_NWK_SENC_KEY] = "NwkSEncKey",
+	[F_NWK_SKEY] = "NwkSKey",
+	[F_APP_SKEY] = "AppSKey",
+	[F_SESSION_KEY_ID] = "SessionKeyID",
+	[F_RESULT] = "Result",
+	[F_HNET_ID] = "HNetID",
+	[F_HNSID] = "HNSID",
+	[F_KEK_LABEL] = "KEKLabel",
+	[F_AES_KEY] = "AESKey",
+	[F_RESULT_CODE] = "ResultCode",
+	[F_DESCRIPTION] = "Description",
+};
+
+#define FID_SLOTS 128		/* fid_hash's range: the names above fall in distinct slots */
+#define FID_NAME_MAX 15		/* the longest name above: ProtocolVersion */
+#define FID_BIT(f) ((uint32_t)1 << (f))
+_Static_assert(F_COUNT <= 32, "struct jobj's seen has a bit per name");
+
+static uint8_t fid_slot[FID_SLOTS];	/* a name's number at its hash, F_NONE elsewhere */
+static uint8_t fid_len[F_COUNT];	/* each name's length */
+static bool fid_clash;			/* two names in one slot (the tests check there are none) */
+static pthread_once_t fid_once = PTHREAD_ONCE_INIT;
+
+/* fid_hash - the slot of the name of n (1..FID_NAME_MAX) bytes at k */
+static size_t fid_hash(const char *k, size_t n)
+{
+	return (n * 11 + (size_t)(unsigned char)k[0] * 3 + (unsigned char)k[n - 1]) % FID_SLOTS;
+}
+
+/* fid_init - fill fid_slot and fid_len (once per process) */
+static void fid_init(void)
+{
+	for (size_t f = F_NONE + 1; f < F_COUNT; f++) {
+		size_t n = strlen(fnames[f]), h = fid_hash(fnames[f], n);
+
+		fid_len[f] = (uint8_t)n;
+		if (n > FID_NAME_MAX || fid_slot[h] != F_NONE)
+			fid_clash = true;
+		else
+			fid_slot[h] = (uint8_t)f;
+	}
+}
+
+bool bi_msg__fids_ok(void)
+{
+	pthread_once(&fid_once, fid_init);
+	return !fid_clash;
+}
+
+/* fid_of - the number of the key of n bytes at k, F_NONE when no check reads it */
+static enum fid fid_of(const char *k, size_t n)
+{
+	enum fid f;
+
+	if (n == 0 || n > FID_NAME_MAX)
+		return F_NONE;
+	f = fid_slot[fid_hash(k, n)];
+	if (f != F_NONE && fid_len[f] == n && memcmp(fnames[f], k, n) == 0)
+		return f;
+	return F_NONE;
+}
+
 struct jobj;
 
 /* One member of an object: its key, the value's type and the value. */
@@ -302,7 +434,9 @@ struct jmem {
 	const char *key;	/* not NUL-terminated */
 	size_t klen;
 	enum jtype type;
-	const char *s;		/* JT_STRING: NUL-terminated copy in the arena */
+	enum fid id;		/* the key's number, F_NONE when no check reads it */
+	const char *s;		/* JT_STRING: in the body, or (escaped) a copy in the arena; not
+				 * NUL-terminated */
 	size_t slen;
 	long long i;		/* JT_INTEGER */
 	struct jobj *obj;	/* JT_OBJECT */
@@ -312,6 +446,7 @@ struct jmem {
 struct jobj {
 	struct jmem *m;
 	size_t n, cap;
+	uint32_t seen;		/* FID_BIT of each known key it has */
 };
 
 /* The parser callbacks' state. */
@@ -326,15 +461,21 @@ struct yctx {
 	const char *why;	/* what made a callback stop the parse */
 };
 
-/* jobj_get - the member name of o, or NULL */
-static const struct jmem *jobj_get(const struct jobj *o, const char *name)
+/* jobj_get - the member f of o, or NULL */
+static const struct jmem *jobj_get(const struct jobj *o, enum fid f)
 {
-	size_t n = strlen(name);
-
+	if ((o->seen & FID_BIT(f)) == 0)
+		return NULL;
 	for (size_t i = 0; i < o->n; i++)
-		if (o->m[i].klen == n && memcmp(o->m[i].key, name, n) == 0)
+		if (o->m[i].id == f)
 			return &o->m[i];
 	return NULL;
+}
+
+/* in_body - whether the n bytes at s are in the body (not in yajl's decoding buffer) */
+static bool in_body(const struct yctx *c, const char *s, size_t n)
+{
+	return s >= c->json && s + n <= c->json + c->len;
 }
 
 /* y_stop - stop the parse because of why */
@@ -392,24 +533,28 @@ static int y_double(void *ctx, double d)
 	return y_scalar(ctx, JT_REAL, 0);
 }
 
-/* y_string - a string value: kept as a NUL-terminated copy in the arena */
+/* y_string - a string value: used in place in the body; one with escapes is in yajl's decoding
+ * buffer, which the next string reuses, and is copied to the arena */
 static int y_string(void *ctx, const unsigned char *s, size_t n)
 {
 	struct yctx *c = ctx;
 	struct jmem *m = y_slot(c);
+	const char *v = (const char *)s;
 	char *copy;
 
 	if (c->depth == 0)
 		return y_stop(c, "not a JSON object");
 	if (m == NULL)
 		return 1;
-	copy = arena_alloc(n + 1);
-	if (copy == NULL)
-		return y_stop(c, NULL);
-	memcpy(copy, s, n);
-	copy[n] = '\0';
+	if (!in_body(c, v, n)) {
+		copy = arena_alloc(n);
+		if (copy == NULL)
+			return y_stop(c, NULL);
+		memcpy(copy, s, n);
+		v = copy;
+	}
 	m->type = JT_STRING;
-	m->s = copy;
+	m->s = v;
 	m->slen = n;
 	return 1;
 }
@@ -441,6 +586,7 @@ static int y_start_map(void *ctx)
 		return y_stop(c, NULL);
 	o->m = NULL;
 	o->n = o->cap = 0;
+	o->seen = 0;
 	if (c->depth == 0)
 		c->root = o;
 	if (m != NULL) {
@@ -450,19 +596,31 @@ static int y_start_map(void *ctx)
 	return y_push(c, o);
 }
 
+/* y_dup - whether key (n bytes, number f) is already in o (of fewer than BI_DUP_LINEAR
+ * members): a known key by its bit, another one by comparing it with the other unknown keys
+ * (a known name never equals an unknown key) */
+static bool y_dup(const struct jobj *o, enum fid f, const char *key, size_t n)
+{
+	if (f != F_NONE)
+		return (o->seen & FID_BIT(f)) != 0;
+	for (size_t i = 0; i < o->n; i++)
+		if (o->m[i].id == F_NONE && o->m[i].klen == n && memcmp(o->m[i].key, key, n) == 0)
+			return true;
+	return false;
+}
+
 /* y_map_key - a key: a new member, refused when a first member has the same key */
 static int y_map_key(void *ctx, const unsigned char *k, size_t n)
 {
 	struct yctx *c = ctx;
 	struct jobj *o = c->stack[c->depth - 1];
 	const char *key = (const char *)k;
+	enum fid f = fid_of(key, n);
 	struct jmem *m;
 	char *copy;
 
-	if (o->n < BI_DUP_LINEAR)
-		for (size_t i = 0; i < o->n; i++)
-			if (o->m[i].klen == n && memcmp(o->m[i].key, key, n) == 0)
-				return y_stop(c, "duplicate key");
+	if (o->n < BI_DUP_LINEAR && y_dup(o, f, key, n))
+		return y_stop(c, "duplicate key");
 	if (o->n == o->cap) {
 		m = tab_realloc(o->m, (o->cap + (o->cap > 0 ? o->cap : BI_OBJ_INIT)) *
 				  sizeof(*m));
@@ -472,7 +630,7 @@ static int y_map_key(void *ctx, const unsigned char *k, size_t n)
 		o->cap += o->cap > 0 ? o->cap : BI_OBJ_INIT;
 	}
 	/* a key with escapes is in yajl's decoding buffer, which the next string reuses */
-	if (key < c->json || key + n > c->json + c->len) {
+	if (!in_body(c, key, n)) {
 		copy = arena_alloc(n + 1);
 		if (copy == NULL)
 			return y_stop(c, NULL);
@@ -483,6 +641,8 @@ static int y_map_key(void *ctx, const unsigned char *k, size_t n)
 	memset(m, 0, sizeof(*m));
 	m->key = key;
 	m->klen = n;
+	m->id = f;
+	o->seen |= FID_BIT(f);
 	return 1;
 }
 
@@ -553,9 +713,17 @@ static size_t utf8_bad(const unsigned char *s, size_t n)
 	static const uint64_t high = 0x8080808080808080ull;
 	size_t i = 0, len, k;
 	uint32_t cp;
-	uint64_t w;
+	uint64_t w, w2;
 
 	while (i < n) {
+		if (n - i >= 2 * sizeof(w)) {
+			memcpy(&w, s + i, sizeof(w));
+			memcpy(&w2, s + i + sizeof(w), sizeof(w2));
+			if (((w | w2) & high) == 0) {
+				i += 2 * sizeof(w);	/* sixteen ASCII bytes */
+				continue;
+			}
+		}
 		if (n - i >= sizeof(w)) {
 			memcpy(&w, s + i, sizeof(w));
 			if ((w & high) == 0) {
@@ -724,42 +892,50 @@ static int fail(struct pctx *p, const char *name, const char *what)
 	return DJ_EMALFORMED;
 }
 
-/*
- * get_str - the string field name of obj: DJ_EOK with *out set, DJ_ENOENT when absent and
- * optional, DJ_EMALFORMED (error written) when absent and required, not a string or holding a NUL
- */
-static int get_str(struct pctx *p, const struct jobj *obj, const char *name, bool required,
-		   const char **out)
+/* str_eq - whether the n bytes at s are the text lit */
+static bool str_eq(const char *s, size_t n, const char *lit)
 {
-	const struct jmem *v = jobj_get(obj, name);
+	return strncmp(s, lit, n) == 0 && lit[n] == '\0';
+}
+
+/*
+ * get_str - the string field f of obj: DJ_EOK with *out and *n set (not NUL-terminated),
+ * DJ_ENOENT when absent and optional, DJ_EMALFORMED (error written) when absent and required,
+ * not a string or holding a NUL
+ */
+static int get_str(struct pctx *p, const struct jobj *obj, enum fid f, bool required,
+		   const char **out, size_t *n)
+{
+	const struct jmem *v = jobj_get(obj, f);
 
 	if (v == NULL)
-		return required ? fail(p, name, "missing") : DJ_ENOENT;
+		return required ? fail(p, fnames[f], "missing") : DJ_ENOENT;
 	if (v->type != JT_STRING)
-		return fail(p, name, "not a string");
-	if (strlen(v->s) != v->slen)
-		return fail(p, name, "contains a NUL character");
+		return fail(p, fnames[f], "not a string");
+	if (memchr(v->s, '\0', v->slen) != NULL)
+		return fail(p, fnames[f], "contains a NUL character");
 	*out = v->s;
+	*n = v->slen;
 	return DJ_EOK;
 }
 
 /* get_text - a string field copied into buf (cap bytes with the NUL); *present set when found */
-static int get_text(struct pctx *p, const struct jobj *obj, const char *name, bool required,
+static int get_text(struct pctx *p, const struct jobj *obj, enum fid f, bool required,
 		    char *buf, size_t cap, bool *present)
 {
 	const char *s = NULL;
-	size_t n;
+	size_t n = 0;
 	int ret;
 
-	ret = get_str(p, obj, name, required, &s);
+	ret = get_str(p, obj, f, required, &s, &n);
 	if (ret == DJ_ENOENT)
 		return DJ_EOK;
 	if (ret != DJ_EOK)
 		return ret;
-	n = strlen(s);
 	if (n >= cap)
-		return fail(p, name, "too long");
-	memcpy(buf, s, n + 1);
+		return fail(p, fnames[f], "too long");
+	memcpy(buf, s, n);
+	buf[n] = '\0';
 	if (present != NULL)
 		*present = true;
 	return DJ_EOK;
@@ -769,10 +945,11 @@ static int get_text(struct pctx *p, const struct jobj *obj, const char *name, bo
  * get_uint - an integer field in 0..max; *present set when found (absent and optional leaves
  * *out untouched)
  */
-static int get_uint(struct pctx *p, const struct jobj *obj, const char *name, bool required,
+static int get_uint(struct pctx *p, const struct jobj *obj, enum fid f, bool required,
 		    uint64_t max, uint64_t *out, bool *present)
 {
-	const struct jmem *v = jobj_get(obj, name);
+	const struct jmem *v = jobj_get(obj, f);
+	const char *name = fnames[f];
 	long long i;
 
 	if (v == NULL)
@@ -793,56 +970,45 @@ static int get_uint(struct pctx *p, const struct jobj *obj, const char *name, bo
 /*
  * get_hex - a hex field of min..cap bytes into out; *len (when not NULL) gets the length and
  * *present (when not NULL) is set. *bad_size (when not NULL) tells a length error from a syntax
- * error, for the FrameSizeError of PHYPayload.
+ * error, for the FrameSizeError of PHYPayload. The text is checked whole before a byte of out is
+ * written (dj_hex_parse_n), so no temporary buffer holds the bytes (AESKey passes through here).
  */
-static int get_hex(struct pctx *p, const struct jobj *obj, const char *name, bool required,
+static int get_hex(struct pctx *p, const struct jobj *obj, enum fid f, bool required,
 		   size_t min, size_t cap, uint8_t *out, size_t *len, bool *present,
 		   bool *bad_size)
 {
-	uint8_t tmp[BI_HEX_TMP_MAX];
-	const char *s = NULL, *digits;
-	size_t n = 0, ndig;
+	const char *s = NULL;
+	size_t n = 0, slen = 0, ndig;
 	int ret;
 
-	if (cap > sizeof(tmp))
-		return DJ_EINVAL;	/* a caller's bug, not the peer's */
-	ret = get_str(p, obj, name, required, &s);
+	ret = get_str(p, obj, f, required, &s, &slen);
 	if (ret == DJ_ENOENT)
 		return DJ_EOK;
 	if (ret != DJ_EOK)
 		return ret;
-	digits = s;
-	if (digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X'))
-		digits += BI_HEX_PREFIX_LEN;
-	ndig = strlen(digits);
+	ndig = slen;
+	if (slen >= BI_HEX_PREFIX_LEN && s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+		ndig -= BI_HEX_PREFIX_LEN;
 	if (ndig % 2 == 0 && (ndig / 2 > cap || ndig / 2 < min)) {
 		if (bad_size != NULL)
 			*bad_size = true;
-		return fail(p, name, min == cap ? "wrong length" : "length out of range");
+		return fail(p, fnames[f], min == cap ? "wrong length" : "length out of range");
 	}
-	ret = dj_hex_parse_var(s, tmp, sizeof(tmp), &n);
-	if (ret != DJ_EOK) {
-		ret = fail(p, name, "not hexadecimal");
-		goto out;
-	}
-	memcpy(out, tmp, n);
+	if (dj_hex_parse_n(s, slen, out, cap, &n) != DJ_EOK)
+		return fail(p, fnames[f], "not hexadecimal");
 	if (len != NULL)
 		*len = n;
 	if (present != NULL)
 		*present = true;
-	ret = DJ_EOK;
-out:
-	/* AESKey passes through here: the n bytes parsed, or all of it after a failure */
-	OPENSSL_cleanse(tmp, ret == DJ_EOK ? n : sizeof(tmp));
-	return ret;
+	return DJ_EOK;
 }
 
-/* proto_parse - "1.0" or "1.1" */
-static int proto_parse(const char *s, enum bi_proto *out)
+/* proto_parse - "1.0" or "1.1" (n bytes at s) */
+static int proto_parse(const char *s, size_t n, enum bi_proto *out)
 {
-	if (strcmp(s, "1.0") == 0)
+	if (str_eq(s, n, "1.0"))
 		*out = BI_PROTO_1_0;
-	else if (strcmp(s, "1.1") == 0)
+	else if (str_eq(s, n, "1.1"))
 		*out = BI_PROTO_1_1;
 	else
 		return DJ_EMALFORMED;
@@ -865,28 +1031,29 @@ static int parse_header(struct pctx *p)
 	struct bi_msg *m = p->m;
 	const struct jobj *o = p->root;
 	const char *s = NULL;
+	size_t n = 0;
 	uint64_t tid = 0;
 	bool got = false;
 	int first = DJ_EOK, ret;
 
-	ret = get_str(p, o, "ProtocolVersion", true, &s);
-	if (ret == DJ_EOK && proto_parse(s, &m->proto) != DJ_EOK) {
+	ret = get_str(p, o, F_PROTOCOL_VERSION, true, &s, &n);
+	if (ret == DJ_EOK && proto_parse(s, n, &m->proto) != DJ_EOK) {
 		ret = fail(p, "ProtocolVersion", "unsupported version");
 		m->result = BI_INVALID_PROTOCOL_VERSION;
 	}
 	keep_first(&first, ret);
-	keep_first(&first, get_text(p, o, "SenderID", true, m->sender_id, BI_ID_MAX, NULL));
-	keep_first(&first, get_text(p, o, "ReceiverID", true, m->receiver_id, BI_ID_MAX, NULL));
-	ret = get_uint(p, o, "TransactionID", true, BI_TRANSACTION_ID_MAX, &tid, &got);
+	keep_first(&first, get_text(p, o, F_SENDER_ID, true, m->sender_id, BI_ID_MAX, NULL));
+	keep_first(&first, get_text(p, o, F_RECEIVER_ID, true, m->receiver_id, BI_ID_MAX, NULL));
+	ret = get_uint(p, o, F_TRANSACTION_ID, true, BI_TRANSACTION_ID_MAX, &tid, &got);
 	if (ret == DJ_EOK && got)
 		m->transaction_id = (uint32_t)tid;
 	keep_first(&first, ret);
-	ret = get_str(p, o, "MessageType", true, &s);
+	ret = get_str(p, o, F_MESSAGE_TYPE, true, &s, &n);
 	if (ret == DJ_EOK) {
 		size_t i;
 
 		for (i = 0; i < DJ_ARRAY_LEN(type_names); i++)
-			if (strcmp(s, type_names[i]) == 0)
+			if (str_eq(s, n, type_names[i]))
 				break;
 		if (i < DJ_ARRAY_LEN(type_names))
 			m->type = (enum bi_msg_type)i;
@@ -894,14 +1061,14 @@ static int parse_header(struct pctx *p)
 			ret = fail(p, "MessageType", "unknown message type");
 	}
 	keep_first(&first, ret);
-	keep_first(&first, get_hex(p, o, "SenderToken", false, 1, BI_TOKEN_MAX, m->sender_token,
+	keep_first(&first, get_hex(p, o, F_SENDER_TOKEN, false, 1, BI_TOKEN_MAX, m->sender_token,
 				   &m->sender_token_len, &m->has_sender_token, NULL));
-	keep_first(&first, get_hex(p, o, "ReceiverToken", false, 1, BI_TOKEN_MAX,
+	keep_first(&first, get_hex(p, o, F_RECEIVER_TOKEN, false, 1, BI_TOKEN_MAX,
 				   m->receiver_token, &m->receiver_token_len,
 				   &m->has_receiver_token, NULL));
-	keep_first(&first, get_text(p, o, "SenderNSID", false, m->sender_ns_id, BI_ID_MAX,
+	keep_first(&first, get_text(p, o, F_SENDER_NSID, false, m->sender_ns_id, BI_ID_MAX,
 				    &m->has_sender_ns_id));
-	keep_first(&first, get_text(p, o, "ReceiverNSID", false, m->receiver_ns_id, BI_ID_MAX,
+	keep_first(&first, get_text(p, o, F_RECEIVER_NSID, false, m->receiver_ns_id, BI_ID_MAX,
 				    &m->has_receiver_ns_id));
 	return first;
 }
@@ -914,7 +1081,7 @@ static int parse_phy(struct pctx *p, bool required, const size_t *sizes, size_t 
 	size_t len = 0;
 	int ret;
 
-	ret = get_hex(p, p->root, "PHYPayload", required, 1, LW_PHY_MAX, m->phy, &len, &present,
+	ret = get_hex(p, p->root, F_PHY_PAYLOAD, required, 1, LW_PHY_MAX, m->phy, &len, &present,
 		      &bad_size);
 	if (ret == DJ_EOK && present) {
 		bad_size = true;
@@ -936,7 +1103,7 @@ static int get_dev_eui(struct pctx *p, bool required)
 {
 	struct bi_msg *m = p->m;
 
-	return get_hex(p, p->root, "DevEUI", required, LW_EUI_LEN, LW_EUI_LEN, m->dev_eui, NULL,
+	return get_hex(p, p->root, F_DEV_EUI, required, LW_EUI_LEN, LW_EUI_LEN, m->dev_eui, NULL,
 		       &m->has_dev_eui, NULL);
 }
 
@@ -945,7 +1112,7 @@ static int get_session_key_id(struct pctx *p, bool required)
 {
 	struct bi_msg *m = p->m;
 
-	return get_hex(p, p->root, "SessionKeyID", required, 1, BI_SESSION_KEY_ID_MAX,
+	return get_hex(p, p->root, F_SESSION_KEY_ID, required, 1, BI_SESSION_KEY_ID_MAX,
 		       m->session_key_id, &m->session_key_id_len, NULL, NULL);
 }
 
@@ -958,13 +1125,19 @@ static int parse_join_req(struct pctx *p)
 	const struct jobj *o = p->root;
 	const struct jmem *cf;
 	const char *s = NULL;
+	char ver[BI_MAC_VERSION_MAX];
+	size_t n = 0;
 	uint64_t rx = 0;
 	int ret;
 
-	ret = get_str(p, o, "MACVersion", true, &s);
+	ret = get_str(p, o, F_MAC_VERSION, true, &s, &n);
 	if (ret != DJ_EOK)
 		goto out;
-	if (lw_version_parse(s, &m->mac_version) != DJ_EOK) {
+	if (n < sizeof(ver)) {
+		memcpy(ver, s, n);
+		ver[n] = '\0';
+	}
+	if (n >= sizeof(ver) || lw_version_parse(ver, &m->mac_version) != DJ_EOK) {
 		ret = fail(p, "MACVersion", "unknown LoRaWAN version");
 		goto out;
 	}
@@ -977,24 +1150,24 @@ static int parse_join_req(struct pctx *p)
 	ret = get_dev_eui(p, true);
 	if (ret != DJ_EOK)
 		goto out;
-	ret = get_hex(p, o, "DevAddr", true, LW_DEVADDR_LEN, LW_DEVADDR_LEN, m->dev_addr, NULL,
+	ret = get_hex(p, o, F_DEV_ADDR, true, LW_DEVADDR_LEN, LW_DEVADDR_LEN, m->dev_addr, NULL,
 		      NULL, NULL);
 	if (ret != DJ_EOK)
 		goto out;
-	ret = get_hex(p, o, "DLSettings", true, BI_DL_SETTINGS_LEN, BI_DL_SETTINGS_LEN,
+	ret = get_hex(p, o, F_DL_SETTINGS, true, BI_DL_SETTINGS_LEN, BI_DL_SETTINGS_LEN,
 		      &m->dl_settings, NULL, NULL, NULL);
 	if (ret != DJ_EOK)
 		goto out;
-	ret = get_uint(p, o, "RxDelay", true, BI_RX_DELAY_MAX, &rx, NULL);
+	ret = get_uint(p, o, F_RX_DELAY, true, BI_RX_DELAY_MAX, &rx, NULL);
 	if (ret != DJ_EOK)
 		goto out;
 	m->rx_delay = (uint8_t)rx;
 	/* The Things Stack writes a missing CFList as "" (a nil Buffer through encoding/json):
 	 * an empty string is no CFList, as an absent field is */
-	cf = jobj_get(o, "CFList");
+	cf = jobj_get(o, F_CFLIST);
 	if (cf != NULL && cf->type == JT_STRING && cf->slen == 0)
 		goto out;
-	ret = get_hex(p, o, "CFList", false, LW_CFLIST_LEN, LW_CFLIST_LEN, m->cflist, NULL,
+	ret = get_hex(p, o, F_CFLIST, false, LW_CFLIST_LEN, LW_CFLIST_LEN, m->cflist, NULL,
 		      &m->has_cflist, NULL);
 out:
 	return ret;
@@ -1004,8 +1177,9 @@ out:
 static int parse_result(struct pctx *p)
 {
 	struct bi_msg *m = p->m;
-	const struct jmem *r = jobj_get(p->root, "Result");
+	const struct jmem *r = jobj_get(p->root, F_RESULT);
 	const char *s = NULL;
+	size_t n = 0;
 
 	if (r == NULL)
 		return fail(p, "Result", "missing");
@@ -1015,27 +1189,28 @@ static int parse_result(struct pctx *p)
 	size_t i;
 
 	sub.err = NULL;	/* the error names "Result.ResultCode", not "ResultCode" */
-	if (get_str(&sub, r->obj, "ResultCode", true, &s) != DJ_EOK)
+	if (get_str(&sub, r->obj, F_RESULT_CODE, true, &s, &n) != DJ_EOK)
 		return fail(p, "Result.ResultCode", "missing or not a string");
 	for (i = 0; i < BI_RESULT_COUNT; i++)
-		if (strcmp(s, result_names[i]) == 0)
+		if (str_eq(s, n, result_names[i]))
 			break;
 	if (i < BI_RESULT_COUNT)
 		m->result = (enum bi_result)i;
-	else if (strcmp(s, BI_UNKNOWN_RECEIVER_1_0) == 0)
+	else if (str_eq(s, n, BI_UNKNOWN_RECEIVER_1_0))
 		m->result = BI_UNKNOWN_RECEIVER;
 	else
 		return fail(p, "Result.ResultCode", "unknown result code");
-	if (get_text(&sub, r->obj, "Description", false, m->description, BI_DESC_MAX, NULL) !=
+	if (get_text(&sub, r->obj, F_DESCRIPTION, false, m->description, BI_DESC_MAX, NULL) !=
 	    DJ_EOK)
 		return fail(p, "Result.Description", "not a string or too long");
 	return DJ_EOK;
 }
 
 /* parse_envelope - an optional KeyEnvelope {"KEKLabel", "AESKey"} */
-static int parse_envelope(struct pctx *p, const char *name, struct bi_key_envelope *env)
+static int parse_envelope(struct pctx *p, enum fid f, struct bi_key_envelope *env)
 {
-	const struct jmem *e = jobj_get(p->root, name);
+	const struct jmem *e = jobj_get(p->root, f);
+	const char *name = fnames[f];
 	struct pctx sub = *p;
 	bool got = false;
 	int ret;
@@ -1047,10 +1222,10 @@ static int parse_envelope(struct pctx *p, const char *name, struct bi_key_envelo
 	sub.root = e->obj;
 	sub.err = NULL;	/* the error names the envelope */
 	/* absent KEKLabel: a plaintext envelope, which bi_kek_open refuses unless allowed */
-	ret = get_text(&sub, e->obj, "KEKLabel", false, env->kek_label, BI_KEK_LABEL_MAX, NULL);
+	ret = get_text(&sub, e->obj, F_KEK_LABEL, false, env->kek_label, BI_KEK_LABEL_MAX, NULL);
 	if (ret != DJ_EOK)
 		return fail(p, name, "KEKLabel not a string or too long");
-	ret = get_hex(&sub, e->obj, "AESKey", true, BI_AESKEY_MIN, BI_AESKEY_MAX, env->aes_key,
+	ret = get_hex(&sub, e->obj, F_AES_KEY, true, BI_AESKEY_MIN, BI_AESKEY_MAX, env->aes_key,
 		      &env->aes_key_len, &got, NULL);
 	if (ret == DJ_EOK && env->aes_key_len % BI_AESKEY_UNIT != 0)
 		ret = DJ_EMALFORMED;
@@ -1071,15 +1246,15 @@ static int parse_join_ans(struct pctx *p)
 	ret = parse_phy(p, false, acc_sizes, DJ_ARRAY_LEN(acc_sizes));
 	if (ret != DJ_EOK)
 		goto out;
-	ret = get_uint(p, p->root, "Lifetime", false, BI_LIFETIME_MAX, &lt, &m->has_lifetime);
+	ret = get_uint(p, p->root, F_LIFETIME, false, BI_LIFETIME_MAX, &lt, &m->has_lifetime);
 	if (ret != DJ_EOK)
 		goto out;
 	m->lifetime = (uint32_t)lt;
-	if ((ret = parse_envelope(p, "SNwkSIntKey", &m->s_nwk_s_int_key)) != DJ_EOK ||
-	    (ret = parse_envelope(p, "FNwkSIntKey", &m->f_nwk_s_int_key)) != DJ_EOK ||
-	    (ret = parse_envelope(p, "NwkSEncKey", &m->nwk_s_enc_key)) != DJ_EOK ||
-	    (ret = parse_envelope(p, "NwkSKey", &m->nwk_s_key)) != DJ_EOK ||
-	    (ret = parse_envelope(p, "AppSKey", &m->app_s_key)) != DJ_EOK)
+	if ((ret = parse_envelope(p, F_SNWK_SINT_KEY, &m->s_nwk_s_int_key)) != DJ_EOK ||
+	    (ret = parse_envelope(p, F_FNWK_SINT_KEY, &m->f_nwk_s_int_key)) != DJ_EOK ||
+	    (ret = parse_envelope(p, F_NWK_SENC_KEY, &m->nwk_s_enc_key)) != DJ_EOK ||
+	    (ret = parse_envelope(p, F_NWK_SKEY, &m->nwk_s_key)) != DJ_EOK ||
+	    (ret = parse_envelope(p, F_APP_SKEY, &m->app_s_key)) != DJ_EOK)
 		goto out;
 	ret = get_session_key_id(p, false);
 out:
@@ -1110,7 +1285,7 @@ static int parse_body(struct pctx *p)
 	case BI_APPSKEY_ANS:
 		ret = get_dev_eui(p, false);
 		if (ret == DJ_EOK)
-			ret = parse_envelope(p, "AppSKey", &m->app_s_key);
+			ret = parse_envelope(p, F_APP_SKEY, &m->app_s_key);
 		if (ret == DJ_EOK)
 			ret = get_session_key_id(p, false);
 		break;
@@ -1118,10 +1293,10 @@ static int parse_body(struct pctx *p)
 		ret = get_dev_eui(p, true);
 		break;
 	case BI_HOMENS_ANS:
-		ret = get_hex(p, o, "HNetID", false, LW_NETID_LEN, LW_NETID_LEN, m->h_net_id, NULL,
+		ret = get_hex(p, o, F_HNET_ID, false, LW_NETID_LEN, LW_NETID_LEN, m->h_net_id, NULL,
 			      &m->has_h_net_id, NULL);
 		if (ret == DJ_EOK)
-			ret = get_text(p, o, "HNSID", false, m->hns_id, BI_ID_MAX, &m->has_hns_id);
+			ret = get_text(p, o, F_HNSID, false, m->hns_id, BI_ID_MAX, &m->has_hns_id);
 		break;
 	}
 	return ret;
@@ -1157,6 +1332,7 @@ static int load(struct pctx *p, const char *json, size_t len)
 		off = space_bad(json, len);
 	if (off < len)
 		return json_fail(p, json, len, off, "not valid JSON");
+	pthread_once(&fid_once, fid_init);
 	/* everything yajl's parser allocates may hold string bytes: the wiped arena */
 	h = yajl_alloc(&y_callbacks, &(yajl_alloc_funcs){ y_malloc, y_realloc, y_free, &arena },
 		       &c);
@@ -1301,16 +1477,77 @@ static void o_print(void *ctx, const char *s, size_t n)
 		memcpy(d, s, n);
 }
 
-/* The encoder: yajl's generator, and whether it failed for want of memory. */
+/* The encoder: yajl's generator and its output. */
 struct enc {
 	yajl_gen g;
-	struct obuf out;
+	struct obuf *out;
 };
+
+/*
+ * The calling thread's generator, made by its first encode and reset (yajl_gen_reset: depth and
+ * each level's state zeroed) by every next one instead of allocated and configured again
+ * (docs/performance.md, step 20). Its state holds flags, depths and pointers, never a byte of
+ * the text: that goes to gen_out's buffer, in the wiped arena of the encode. yajl's memory for
+ * it comes from gen_mem, a per-thread buffer that lives as long as the thread (no malloc, so
+ * nothing to free when the thread ends).
+ */
+#define BI_GEN_MEM 1024	/* yajl 2.1: the generator (576 bytes) and its unused buffer (32) */
+
+static _Thread_local struct {
+	_Alignas(BI_ARENA_ALIGN) uint8_t buf[BI_GEN_MEM];
+	size_t used;
+} gen_mem;
+static _Thread_local yajl_gen gen;
+static _Thread_local struct obuf gen_out;
+
+/* g_malloc - yajl's allocation of the generator from gen_mem (NULL when it is full) */
+static void *g_malloc(void *ctx, size_t n)
+{
+	size_t need = (n + BI_ARENA_ALIGN - 1) / BI_ARENA_ALIGN * BI_ARENA_ALIGN;
+	void *p;
+
+	(void)ctx;
+	if (n > sizeof(gen_mem.buf) || need > sizeof(gen_mem.buf) - gen_mem.used)
+		return NULL;
+	p = gen_mem.buf + gen_mem.used;
+	gen_mem.used += need;
+	return p;
+}
+
+/* g_realloc - refused: yajl's generator reallocates only its own output buffer, which it does
+ * not use with a print callback */
+static void *g_realloc(void *ctx, void *p, size_t n)
+{
+	(void)ctx;
+	(void)p;
+	(void)n;
+	return NULL;
+}
+
+/* gen_get - the calling thread's generator, ready for a new text; NULL for want of memory */
+static yajl_gen gen_get(void)
+{
+	yajl_gen g;
+
+	if (gen != NULL) {
+		yajl_gen_reset(gen, NULL);
+		return gen;
+	}
+	g = yajl_gen_alloc(&(yajl_alloc_funcs){ g_malloc, g_realloc, y_free, NULL });
+	if (g == NULL)
+		return NULL;
+	/* compact, '/' not escaped, no UTF-8 check of its own (text_len does RFC 3629's); its
+	 * default buffer is dropped unused */
+	if (!yajl_gen_config(g, yajl_gen_print_callback, o_print, &gen_out))
+		return NULL;
+	gen = g;
+	return gen;
+}
 
 /* gen_ret - a yajl generator status as DJ_EOK, DJ_ENOMEM (the output buffer) or DJ_EINVAL */
 static int gen_ret(const struct enc *e, yajl_gen_status st)
 {
-	if (e->out.nomem)
+	if (e->out->nomem)
 		return DJ_ENOMEM;
 	return st == yajl_gen_status_ok ? DJ_EOK : DJ_EINVAL;
 }
@@ -1370,45 +1607,54 @@ static int set_hex(struct enc *e, const char *name, const uint8_t *b, size_t len
 	return ret;
 }
 
-/* set_string - put text that must be UTF-8 (RFC 3629; jansson's json_string() checked it so):
- * DJ_EINVAL when it is not */
-static int set_string(struct enc *e, const char *name, const char *s)
+/* set_checked - put a member whose value, n bytes at s, is known to be UTF-8 */
+static int set_checked(struct enc *e, const char *name, const char *s, size_t n)
 {
-	size_t n = strlen(s);
-	int ret;
+	int ret = put_key(e, name);
 
-	if (utf8_bad((const unsigned char *)s, n) != n)
-		return DJ_EINVAL;
-	ret = put_key(e, name);
 	return ret != DJ_EOK ? ret : gen_ret(e, yajl_gen_string(e->g, (const unsigned char *)s, n));
 }
 
-/* set_text - put a NUL-terminated string that must fit in cap bytes */
+/* text_len - the length of the text in the cap bytes at s, which must be UTF-8 (RFC 3629;
+ * jansson's json_string() checked it so) and NUL-terminated within them; -1 when it is not */
+static ptrdiff_t text_len(const char *s, size_t cap)
+{
+	const char *z = memchr(s, '\0', cap);
+	size_t n;
+
+	if (z == NULL)
+		return -1;
+	n = (size_t)(z - s);
+	return utf8_bad((const unsigned char *)s, n) == n ? (ptrdiff_t)n : -1;
+}
+
+/* set_text - put a NUL-terminated UTF-8 string that must fit in cap bytes: DJ_EINVAL when it
+ * does not or is not UTF-8 */
 static int set_text(struct enc *e, const char *name, const char *s, size_t cap)
 {
-	if (memchr(s, '\0', cap) == NULL)
-		return DJ_EINVAL;
-	return set_string(e, name, s);
+	ptrdiff_t n = text_len(s, cap);
+
+	return n < 0 ? DJ_EINVAL : set_checked(e, name, s, (size_t)n);
 }
 
 /* set_envelope - put a KeyEnvelope when present. The AESKey hex yajl writes goes to the
  * output buffer in the arena, wiped when the encode ends. */
 static int set_envelope(struct enc *e, const char *name, const struct bi_key_envelope *env)
 {
+	ptrdiff_t n;
 	int ret;
 
 	if (!env->present)
 		return DJ_EOK;
 	if (env->aes_key_len == 0 || env->aes_key_len > BI_AESKEY_MAX)
 		return DJ_EINVAL;
-	/* checked before anything of the member is written */
-	if (memchr(env->kek_label, '\0', BI_KEK_LABEL_MAX) == NULL ||
-	    utf8_bad((const unsigned char *)env->kek_label, strlen(env->kek_label)) !=
-		    strlen(env->kek_label))
+	/* checked (once) before anything of the member is written */
+	n = text_len(env->kek_label, BI_KEK_LABEL_MAX);
+	if (n < 0)
 		return DJ_EINVAL;
 	if ((ret = put_key(e, name)) != DJ_EOK ||
 	    (ret = gen_ret(e, yajl_gen_map_open(e->g))) != DJ_EOK ||
-	    (ret = set_text(e, "KEKLabel", env->kek_label, BI_KEK_LABEL_MAX)) != DJ_EOK ||
+	    (ret = set_checked(e, "KEKLabel", env->kek_label, (size_t)n)) != DJ_EOK ||
 	    (ret = set_hex(e, "AESKey", env->aes_key, env->aes_key_len)) != DJ_EOK)
 		return ret;
 	return gen_ret(e, yajl_gen_map_close(e->g));
@@ -1471,20 +1717,18 @@ static int encode_join_ans(const struct bi_msg *m, struct enc *e)
 /* encode_result - an answer's Result (TS002 §8.2: answers always carry one) */
 static int encode_result(const struct bi_msg *m, struct enc *e)
 {
-	size_t n;
+	ptrdiff_t n;
 	int ret;
 
-	if ((unsigned)m->result >= BI_RESULT_COUNT ||
-	    memchr(m->description, '\0', BI_DESC_MAX) == NULL)
+	if ((unsigned)m->result >= BI_RESULT_COUNT)
 		return DJ_EINVAL;
-	n = strlen(m->description);
-	if (utf8_bad((const unsigned char *)m->description, n) != n)
+	n = text_len(m->description, BI_DESC_MAX);
+	if (n < 0)
 		return DJ_EINVAL;	/* checked before the Result is begun */
 	if ((ret = put_key(e, "Result")) != DJ_EOK ||
 	    (ret = gen_ret(e, yajl_gen_map_open(e->g))) != DJ_EOK ||
 	    (ret = set_lit(e, "ResultCode", bi_result_str(m->result, m->proto))) != DJ_EOK ||
-	    (m->description[0] != '\0' &&
-	     (ret = set_string(e, "Description", m->description)) != DJ_EOK))
+	    (n > 0 && (ret = set_checked(e, "Description", m->description, (size_t)n)) != DJ_EOK))
 		return ret;
 	return gen_ret(e, yajl_gen_map_close(e->g));
 }
@@ -1555,7 +1799,7 @@ static int encode_body(const struct bi_msg *m, struct enc *e)
 /* encode_msg - bi_msg_encode() with the generator and its output in the arena */
 static int encode_msg(const struct bi_msg *m, char **out, size_t *len)
 {
-	struct enc e = { .g = NULL };
+	struct enc e = { .g = NULL, .out = &gen_out };
 	char *buf;
 	int ret = DJ_EINVAL;
 
@@ -1564,15 +1808,11 @@ static int encode_msg(const struct bi_msg *m, char **out, size_t *len)
 	if ((unsigned)m->proto > BI_PROTO_1_1 || (unsigned)m->type >= DJ_ARRAY_LEN(type_names))
 		goto out;
 	ret = DJ_ENOMEM;
-	e.out.cap = BI_OUT_INIT;
-	e.out.p = arena_alloc(e.out.cap);
-	/* the generator's state (depth, flags, each level's state) in the tables; its default
-	 * buffer is freed unused below, the output goes to e.out in the wiped arena */
-	e.g = yajl_gen_alloc(&(yajl_alloc_funcs){ y_malloc, y_realloc, y_free, &tabs });
-	if (e.out.p == NULL || e.g == NULL)
-		goto out;
-	/* compact, '/' not escaped, no UTF-8 check of its own (set_string does RFC 3629's) */
-	if (!yajl_gen_config(e.g, yajl_gen_print_callback, o_print, &e.out))
+	/* the output in the wiped arena */
+	gen_out = (struct obuf){ .cap = BI_OUT_INIT };
+	gen_out.p = arena_alloc(gen_out.cap);
+	e.g = gen_get();
+	if (gen_out.p == NULL || e.g == NULL)
 		goto out;
 	if ((ret = gen_ret(&e, yajl_gen_map_open(e.g))) != DJ_EOK ||
 	    (ret = encode_header(m, &e)) != DJ_EOK || (ret = encode_body(m, &e)) != DJ_EOK ||
@@ -1580,17 +1820,16 @@ static int encode_msg(const struct bi_msg *m, char **out, size_t *len)
 		goto out;
 	/* one exact-size copy for the caller; the arena's, which may hold AESKey hex, is wiped */
 	ret = DJ_ENOMEM;
-	buf = malloc(e.out.len + 1);
+	buf = malloc(gen_out.len + 1);
 	if (buf == NULL)
 		goto out;
-	memcpy(buf, e.out.p, e.out.len);
-	buf[e.out.len] = '\0';
+	memcpy(buf, gen_out.p, gen_out.len);
+	buf[gen_out.len] = '\0';
 	*out = buf;
-	*len = e.out.len;
+	*len = gen_out.len;
 	ret = DJ_EOK;
 out:
-	if (e.g != NULL)
-		yajl_gen_free(e.g);
+	gen_out = (struct obuf){ .p = NULL };	/* the arena's buffer is wiped next */
 	return ret;
 }
 

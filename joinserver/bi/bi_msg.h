@@ -167,6 +167,9 @@ const char *bi_msg_type_str(enum bi_msg_type t);
 /*! \brief Wipe every key envelope (NULL is accepted). */
 void bi_msg_wipe(struct bi_msg *m);
 
+/*! \brief For tests: whether the member names the parser numbers fall in distinct hash slots. */
+bool bi_msg__fids_ok(void);
+
 /*!
  * \brief For tests: bytes the calling thread's last bi_msg_parse() or bi_msg_encode() took
  *        from its wiped arena (the arena's size when it overflowed to malloc).

@@ -482,8 +482,8 @@ static void test_encode_escapes(void **state)
 static void test_encode_refusals(void **state)
 {
 	struct bi_msg a;
-	char *out = NULL;
-	size_t len = 0;
+	char *out = NULL, *first;
+	size_t len = 0, first_len;
 
 	(void)state;
 	memset(&a, 0, sizeof(a));
@@ -508,6 +508,33 @@ static void test_encode_refusals(void **state)
 	a.rx_delay = 16;
 	assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EINVAL);
 	assert_null(out);
+	/* texts checked once, before they are written: a KEKLabel, a Description, an ID with no
+	 * NUL in their room or not UTF-8 (each fails, then the next one is tried alone) */
+	a.type = BI_JOIN_ANS;
+	a.phy_len = 0;
+	assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EOK);
+	first = out;
+	first_len = len;
+	out = NULL;
+	memset(a.app_s_key.kek_label, 'k', sizeof(a.app_s_key.kek_label));
+	assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EINVAL);
+	strcpy(a.app_s_key.kek_label, "k\xc3(");
+	assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EINVAL);
+	strcpy(a.app_s_key.kek_label, "k");
+	memset(a.description, 'd', sizeof(a.description));
+	assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EINVAL);
+	a.description[0] = '\0';
+	strcpy(a.receiver_id, "\xff");
+	assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EINVAL);
+	a.receiver_id[0] = '\0';
+	/* the thread's generator, left mid-object by each refusal, starts afresh: the same text */
+	assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EOK);
+	assert_int_equal(len, first_len);
+	assert_memory_equal(out, first, len);
+	OPENSSL_clear_free(out, len);
+	OPENSSL_clear_free(first, first_len);
+	out = NULL;
+	bi_msg_wipe(&a);
 }
 
 /* vectors.md interop facts: hex forms, MACVersion spellings, UnkownReceiver. */
@@ -661,6 +688,40 @@ static char *nested(int depth)
 	return s;
 }
 
+/* The UTF-8 check reads 16 and 8 ASCII bytes at a time: a bad byte at any offset of a long
+ * string is still found, at its own column, and a good two-byte character at any offset is
+ * taken. Fails if a wide step skips a byte with the high bit set. */
+static void test_utf8_every_offset(void **state)
+{
+	char err[BI_ERR_MAX], want[64], val[48], *s;
+	const char *at;
+	struct bi_msg m;
+
+	(void)state;
+	for (size_t k = 0; k + 1 < 40; k++) {
+		memset(val, 'a', 41);	/* '"', 40 characters, '"' */
+		val[0] = '"';
+		val[k + 1] = (char)0xff;
+		val[41] = '"';
+		val[42] = '\0';
+		s = replace(JOINREQ_1_0, "\"000001\"", val);
+		at = strchr(s, (char)0xff);
+		assert_non_null(at);
+		err[0] = '\0';
+		assert_int_equal(bi_msg_parse(s, strlen(s), &m, err, sizeof(err)), DJ_EMALFORMED);
+		snprintf(want, sizeof(want), "not valid JSON at line 1 column %zu",
+			 (size_t)(at - s) + 1);
+		assert_non_null(strstr(err, want));
+		free(s);
+		val[k + 1] = (char)0xc3;	/* a two-byte character: c3 a9 */
+		val[k + 2] = (char)0xa9;
+		s = replace(JOINREQ_1_0, "\"000001\"", val);
+		parse_ok(s, &m);
+		assert_int_equal((unsigned char)m.sender_id[k], 0xc3);
+		free(s);
+	}
+}
+
 /* What jansson refused or read so, the parser refuses or reads so too (it is yajl now, with
  * bi_msg's own checks for what yajl does not do): not UTF-8 by RFC 3629 anywhere in the body,
  * \u0000 and unpaired surrogate escapes, raw control characters, form feed and vertical tab as
@@ -691,6 +752,13 @@ static void test_json_strictness(void **state)
 		{ "\"RxDelay\"", "\"V\":{\"a\":1,\"b\":{\"c\":2,\"c\":3}},\"RxDelay\"", "duplicate key" },
 		{ "\"RxDelay\"", "\"V\":[1,{\"a\":1,\"a\":1}],\"RxDelay\"", "duplicate key" },
 		{ "\"RxDelay\"", "\"V\":{\"a\":1,\"b\":{\"c\":2,\"d\":3}},\"RxDelay\"", NULL },
+		{ "\"RxDelay\"", "\"X\":1,\"Y\":1,\"X\":2,\"RxDelay\"", "duplicate key" },
+		{ "\"RxDelay\"", "\"DevEUI\":\"0101010101010101\",\"RxDelay\"", "duplicate key" },
+		{ "\"RxDelay\"", "\"Dev\\u0045UI\":\"0101010101010101\",\"RxDelay\"", "duplicate key" },
+		{ "\"DevAddr\"", "\"DevAdDr\"", "field DevAddr: missing" },
+		{ "\"DevAddr\"", "\"devAddr\"", "field DevAddr: missing" },
+		{ "\"DevAddr\"", "\"DevAddr \"", "field DevAddr: missing" },
+		{ "\"RxDelay\"", "\"RxDelayX\":1,\"RxDelay\"", NULL },
 		{ "\"TransactionID\":42", "\"TransactionID\":1e2", "TransactionID" },
 		{ "\"TransactionID\":42", "\"TransactionID\":42,\"X\":1e999", "(body)" },
 		{ "\"TransactionID\":42", "\"TransactionID\":42,\"X\":9223372036854775808", "(body)" },
@@ -741,6 +809,18 @@ static void test_json_strictness(void **state)
 	parse_ok(s, &m);
 	assert_string_equal(m.sender_id, "000001");
 	free(s);
+	/* escaped values (yajl decodes them into a buffer of its own, which the next string
+	 * reuses): read as their text, hex fields too */
+	s = replace(JOINREQ_1_0, "\"000001\"", "\"\\u00300\\u00300\\u00301\"");
+	parse_ok(s, &m);
+	assert_string_equal(m.sender_id, "000001");
+	free(s);
+	s = replace(JOINREQ_1_0, "\"DevAddr\":\"", "\"DevAddr\":\"\\u0030\\u0078");
+	parse_ok(s, &m);
+	assert_memory_equal(m.dev_addr, "\x01\x02\x03\x04", 4);
+	free(s);
+	/* the parser's table of member names has no two in one slot */
+	assert_true(bi_msg__fids_ok());
 
 	/* a duplicate among more members than the key-by-key check looks at */
 	s = strdup(JOINREQ_1_0);
@@ -754,6 +834,11 @@ static void test_json_strictness(void **state)
 	}
 	parse_ok(s, &m);
 	big = replace(s, "\"RxDelay\"", "\"U07\":1,\"RxDelay\"");
+	assert_int_equal(bi_msg_parse(big, strlen(big), &m, err, sizeof(err)), DJ_EMALFORMED);
+	assert_non_null(strstr(err, "duplicate key"));
+	free(big);
+	big = replace(s, "\"RxDelay\"", "\"SenderID\":\"x\",\"RxDelay\"");
+	err[0] = '\0';
 	assert_int_equal(bi_msg_parse(big, strlen(big), &m, err, sizeof(err)), DJ_EMALFORMED);
 	assert_non_null(strstr(err, "duplicate key"));
 	free(big);
@@ -994,11 +1079,11 @@ static void arena_hex(const uint8_t *b, size_t n, char *out)
 		sprintf(out + 2 * i, "%02x", b[i]);
 }
 
-/* What a parse or an encode allocates (yajl's buffers, the encoder's output, the parser's copies
- * of the strings) lives in a per-thread arena that is wiped when the call ends: the AESKey hex
- * held there is gone from it (and the arena was used at all), and is not in the tables, which
- * are not wiped. Fails with the wipe removed, or with the string copies or the encoder's output
- * moved to the tables. */
+/* What a parse or an encode allocates that may hold string bytes (yajl's parser's buffers, the
+ * encoder's output, the parser's copies of escaped strings) lives in a per-thread arena that is
+ * wiped when the call ends: the AESKey hex held there is gone from it (and the arena was used at
+ * all), and is not in the tables, which are not wiped. Fails with the wipe removed, or with the
+ * encoder's output moved to the tables. */
 static void test_arena_wiped(void **state)
 {
 	struct bi_msg a, b;
@@ -1013,8 +1098,7 @@ static void test_arena_wiped(void **state)
 	arena_hex(a.app_s_key.aes_key, 24, hex);
 	assert_int_equal(bi_msg_encode(&a, &out, &len), DJ_EOK);
 	assert_non_null(strstr(out, hex));	/* the encoder wrote the hex */
-	assert_true(bi_msg__tabs_last() > 0);	/* the generator's state: in the tables */
-	assert_true(bi_msg__arena_last() > 0);	/* in the arena */
+	assert_true(bi_msg__arena_last() > 0);	/* the output: in the wiped arena */
 	assert_false(bi_msg__arena_holds(hex, strlen(hex)));
 	assert_int_equal(bi_msg_parse(out, len, &b, err, sizeof(err)), DJ_EOK);
 	assert_true(bi_msg__arena_last() > 0);
@@ -1051,11 +1135,11 @@ static void test_arena_overflow(void **state)
 	assert_non_null(big);
 	assert_true(strlen(big) > 65536);
 	parse_ok(big, &m);
-	assert_int_equal(bi_msg__arena_last(), 16384);	/* full: the rest went to malloc */
+	assert_int_equal(bi_msg__tabs_last(), 16384);	/* full: the rest went to malloc */
 	assert_int_equal(m.transaction_id, 4294967295u);
 	assert_string_equal(m.sender_ns_id, "ns-a.example");
 	parse_ok(JOINREQ_1_1, &m);			/* and the next call starts afresh */
-	assert_true(bi_msg__arena_last() < 16384);
+	assert_true(bi_msg__tabs_last() < 16384);
 	text = json_dumps(outside, JSON_COMPACT);
 	assert_string_equal(text, "{\"a\":\"made before\"}");
 	free(text);
@@ -1085,6 +1169,7 @@ DJ_TEST_MAIN(
 	cmocka_unit_test(test_interop_unknown_receiver),
 	cmocka_unit_test(test_unknown_fields_ignored),
 	cmocka_unit_test(test_json_strictness),
+	cmocka_unit_test(test_utf8_every_offset),
 	cmocka_unit_test(test_after_root),
 	cmocka_unit_test(test_answer_refusals),
 	cmocka_unit_test(test_answer_init),
