@@ -20,6 +20,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -173,7 +174,20 @@ static void reply_held(void *arg)
 	srv_reply(r, 200, json, (size_t)n);
 }
 
-/* handler - echo {"peer":..., "len":N}; /defer answers from another thread; /hold keeps it */
+/* answer_size - a 200 whose body is \p n bytes ('a' to 'z' over and over) */
+static void answer_size(struct srv_req *r, size_t n)
+{
+	char *body = malloc(n + 1);
+
+	CHECK(body != NULL, "malloc");
+	for (size_t i = 0; i < n; i++)
+		body[i] = (char)('a' + i % 26);
+	srv_reply(r, 200, body, n);
+	free(body);
+}
+
+/* handler - echo {"peer":..., "len":N}; /defer answers from another thread; /hold keeps it;
+ * /size/N answers N bytes, /status/N answers {} with status N */
 static void handler(struct srv_req *r, void *arg)
 {
 	char json[SRV_IDENTITY_MAX + 64];
@@ -194,6 +208,14 @@ static void handler(struct srv_req *r, void *arg)
 		held = r;
 		pthread_cond_broadcast(&cv);
 		pthread_mutex_unlock(&mu);
+		return;
+	}
+	if (strncmp(srv_req_path(r), "/size/", 6) == 0) {
+		answer_size(r, strtoul(srv_req_path(r) + 6, NULL, 10));
+		return;
+	}
+	if (strncmp(srv_req_path(r), "/status/", 8) == 0) {
+		srv_reply(r, atoi(srv_req_path(r) + 8), "{}", 2);
 		return;
 	}
 	n = snprintf(json, sizeof(json), "{\"peer\":\"%s\",\"len\":%zu}", srv_req_peer(r), len);
@@ -497,6 +519,8 @@ static bool log_has(const char *what)
 
 #define POST(path, body) "POST " path " HTTP/1.1\r\nHost: js.test\r\nContent-Length: %zu\r\n\r\n" body
 
+#define POST0(path) "POST " path " HTTP/1.1\r\nHost: js.test\r\nContent-Length: 0\r\n\r\n"
+
 /* raw_one - send \p req (\p step bytes per record) on a new connection; the answers until
  * the server closes (or 5 s); *closed: whether it closed */
 static void raw_one(const char *req, size_t len, size_t step, char *out, size_t outlen,
@@ -533,6 +557,89 @@ static void test_pipelined(void)
 		      strstr(out, "Content-Type: application/json\r\n") != NULL &&
 		      strstr(out, "Date: ") != NULL && strstr(out, "Connection: close") == NULL,
 	      "a request a byte per record:\n%s", out);
+	tls_close(ssl);
+}
+
+/* head_want - the status line and headers srv_http must send, by the snprintf format it used
+ * before answer_head wrote them piece by piece, with the Date value \p date */
+static int head_want(char *buf, size_t cap, int status, const char *why, const char *date,
+		     size_t len, const char *extra, const char *conn)
+{
+	return snprintf(buf, cap,
+			"HTTP/1.1 %d %s\r\n%s%s%sContent-Type: application/json"
+			"\r\nContent-Length: %zu\r\n%s%s\r\n",
+			status, why, "Date: ", date, "\r\n", len, extra, conn);
+}
+
+/* rfc1123 - whether \p d starts with a date shaped "Sun, 06 Nov 1994 08:49:37 GMT" */
+static bool rfc1123(const char *d)
+{
+	static const char shape[] = "Aaa, 00 Aaa 0000 00:00:00 GMT";
+
+	for (size_t i = 0; i < sizeof(shape) - 1; i++) {
+		char c = d[i], k = shape[i];
+
+		if (k == 'A' ? !(c >= 'A' && c <= 'Z')
+		    : k == 'a' ? !(c >= 'a' && c <= 'z')
+		    : k == '0' ? !(c >= '0' && c <= '9')
+			       : c != k)
+			return false;
+	}
+	return true;
+}
+
+/* test_heads - the exact bytes of answers' status lines and headers (the Date value aside,
+ * checked to be an RFC 1123 date), Content-Length across digit counts, and their bodies; the
+ * answers of one keep-alive connection, the last one closing it */
+static void test_heads(void)
+{
+	static const struct {
+		const char *req;
+		int status;
+		const char *why, *extra, *conn;
+		size_t len;	/* the body's; /size/N answers a-z repeated */
+		bool closes;
+	} t[] = {
+		{POST0("/size/0"), 200, "OK", "", "", 0, false},
+		{POST0("/size/9"), 200, "OK", "", "", 9, false},
+		{POST0("/size/10"), 200, "OK", "", "", 10, false},
+		{POST0("/size/99"), 200, "OK", "", "", 99, false},
+		{POST0("/size/99999"), 200, "OK", "", "", 99999, false},
+		{POST0("/size/100000"), 200, "OK", "", "", 100000, false},
+		{POST0("/status/299"), 299, "Status", "", "", 2, false},
+		{POST0("/status/503"), 503, "Service Unavailable", "", "", 2, false},
+		{"GET / HTTP/1.1\r\nHost: js.test\r\n\r\n", 405, "Method Not Allowed",
+		 "Allow: POST\r\n", "", 30, false},
+		{"POST /size/1 HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
+		 200, "OK", "", "Connection: keep-alive\r\n", 1, false},
+		{"POST /size/3 HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", 200,
+		 "OK", "", "Connection: close\r\n", 3, true},
+	};
+	static char out[110000], want[512], dv[32];
+	const char *date, *body;
+	bool closed = false;
+	SSL *ssl = tls_open("good");
+	int n, w;
+
+	/* one connection, one request at a time: the last one closes it */
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		n = (int)strlen(t[i].req);
+		CHECK(tls_send(ssl, t[i].req, (size_t)n, 0) == (size_t)n, "heads %zu: send", i);
+		tls_answers(ssl, out, sizeof(out), 1, t[i].closes ? &closed : NULL);
+		date = strstr(out, "\r\nDate: ");
+		CHECK(date != NULL && strlen(date) > 37 && date[37] == '\r' && rfc1123(date + 8),
+		      "heads %zu: no RFC 1123 Date:\n%.300s\nlog:\n%s", i, out, logbuf);
+		snprintf(dv, sizeof(dv), "%.29s", date + 8);
+		w = head_want(want, sizeof(want), t[i].status, t[i].why, dv, t[i].len,
+			      t[i].extra, t[i].conn);
+		CHECK(strlen(out) == (size_t)w + t[i].len && memcmp(out, want, (size_t)w) == 0,
+		      "heads %zu: want %zu bytes, head\n%s\ngot %zu bytes:\n%.300s", i,
+		      (size_t)w + t[i].len, want, strlen(out), out);
+		body = out + w;
+		for (size_t k = 0; strncmp(t[i].req + 6, "size", 4) == 0 && k < t[i].len; k++)
+			CHECK(body[k] == 'a' + (char)(k % 26), "heads %zu: body byte %zu", i, k);
+		CHECK(!t[i].closes || closed, "heads %zu: not closed", i);
+	}
 	tls_close(ssl);
 }
 
@@ -696,7 +803,7 @@ static void test_flood(void)
 int main(void)
 {
 	struct srv_props p = {0};
-	char out[8192], err[256], addr[64], maddr[64], path[3][300], bad[3][300];
+	char out[8192], err[256], addr[64], maddr[64], path[3][300], bad[3][300], big[2][400];
 	int fds[MAX_CONNS + 1], i, rc, fd;
 	unsigned c, f;
 
@@ -775,8 +882,14 @@ int main(void)
 	pthread_mutex_unlock(&mu);
 
 	/* limits and methods */
-	rc = curl_tls(out, sizeof(out), "good", "-o /dev/null -X POST --data-binary @" __FILE__,
-		      "/");
+	snprintf(big[0], sizeof(big[0]), "%s/big.json", dir);
+	fd = open(big[0], O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	CHECK(fd >= 0, "open %s", big[0]);
+	memset(out, 'a', 2 * MAX_BODY);
+	CHECK(write(fd, out, 2 * MAX_BODY) == 2 * MAX_BODY, "write %s", big[0]);
+	close(fd);
+	snprintf(big[1], sizeof(big[1]), "-o /dev/null -X POST --data-binary @%s/big.json", dir);
+	rc = curl_tls(out, sizeof(out), "good", big[1], "/");
 	CHECK(strstr(out, "413") != NULL, "large body: rc %d out '%s'", rc, out);
 	rc = curl_tls(out, sizeof(out), "good", "-o /dev/null", "/");
 	CHECK(rc == 0 && strcmp(out, " 405") == 0, "GET: rc %d out '%s'", rc, out);
@@ -793,6 +906,7 @@ int main(void)
 
 	/* HTTP/1.1 as srv_http.c decides it */
 	test_pipelined();
+	test_heads();
 	test_refusals();
 	test_close();
 	test_idle();
