@@ -494,7 +494,7 @@ static bool request_refused(struct conn *c)
 	return false;
 }
 
-void srv__request(struct conn *c)
+void srv__request(struct conn *c, double now)
 {
 	struct srv *s = c->s;
 	struct srv_req *r;
@@ -508,7 +508,7 @@ void srv__request(struct conn *c)
 		return;
 	}
 	memcpy(r->peer, c->identity, sizeof(r->peer));
-	r->started = dj_clock_mono_s();
+	r->started = now > 0 ? now : dj_clock_mono_s();
 	r->close = !c->keep_alive;
 	r->c = c;
 	r->s = s;
@@ -539,11 +539,20 @@ static void wake_cb(evutil_socket_t unused, short what, void *arg)
 	q = s->q_head;
 	s->q_head = s->q_tail = NULL;
 	pthread_mutex_unlock(&s->q_lock);
+	/* one clock reading for the calls of this pass (srv_now) */
+	s->q_now = dj_clock_mono_s();
+	s->q_running = true;
 	for (; q != NULL; q = next) {
 		next = q->next;
 		q->fn(q->arg);
 		free(q);
 	}
+	s->q_running = false;
+}
+
+double srv_now(const struct srv *s)
+{
+	return s != NULL && s->q_running ? s->q_now : dj_clock_mono_s();
 }
 
 /* parse_hostport - "HOST:PORT" or "[V6]:PORT" into host and port */
@@ -917,7 +926,7 @@ void srv_reply(struct srv_req *r, int status, const char *json, size_t len)
 		srv__http_answer(c, status, NULL, json, len, close);
 		/* pipelined requests waited in the input: on with them (unless in the parse
 		 * loop already, which goes on by itself) */
-		srv__http_parse(c);
+		srv__http_parse(c, 0);
 	}
 	req_free(r);
 }

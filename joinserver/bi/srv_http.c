@@ -275,8 +275,9 @@ static int parse_error(struct conn *c, llhttp_errno_t err, const char **why)
 	}
 }
 
-/* feed - parse one run of bytes of the input; false when nothing more is to be parsed now */
-static bool feed(struct conn *c, struct evbuffer *in)
+/* feed - parse one run of bytes of the input; false when nothing more is to be parsed now;
+ * \p now: srv__http_parse's */
+static bool feed(struct conn *c, struct evbuffer *in, double now)
 {
 	struct evbuffer_iovec v;
 	llhttp_errno_t err;
@@ -312,12 +313,12 @@ static bool feed(struct conn *c, struct evbuffer *in)
 	if (!c->done)
 		return true;
 	srv__clock_stop(c);
-	srv__request(c);
+	srv__request(c, now);
 	req_reset(c);
 	return true;
 }
 
-void srv__http_parse(struct conn *c)
+void srv__http_parse(struct conn *c, double now)
 {
 	struct evbuffer *in;
 
@@ -325,7 +326,7 @@ void srv__http_parse(struct conn *c)
 		return;
 	in = bufferevent_get_input(c->bev);
 	c->parsing = true;
-	while (!c->closing && c->pending == NULL && !c->sent_close && feed(c, in))
+	while (!c->closing && c->pending == NULL && !c->sent_close && feed(c, in, now))
 		;
 	c->parsing = false;
 	if (c->closing)
@@ -333,7 +334,7 @@ void srv__http_parse(struct conn *c)
 	c->seen = evbuffer_get_length(in);
 	/* the start of the next request is here already: its clock runs (srv_conn.c) */
 	if (c->pending == NULL && !c->sent_close && c->seen > 0 && !c->timing) {
-		srv__clock_start(c, dj_clock_mono_s());
+		srv__clock_start(c, now > 0 ? now : dj_clock_mono_s());
 		srv__clock_bytes(c, c->seen);
 	}
 	/* reading may have paused at the watermark with records left in OpenSSL's buffer */
@@ -345,17 +346,20 @@ static void read_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 	size_t len = evbuffer_get_length(bufferevent_get_input(bev));
+	double now = 0;
 
 	if (c->closing || c->s == NULL)
 		return;
 	/* one record was decrypted; read-ahead may hold the next ones (bi_tls__read_pending) */
 	bi_tls__read_pending(bev);
 	if (len > c->seen) {
-		srv__clock_start(c, dj_clock_mono_s());
+		/* one reading serves the clock and the request these bytes complete (started) */
+		now = dj_clock_mono_s();
+		srv__clock_start(c, now);
 		srv__clock_bytes(c, len - c->seen);
 		c->seen = len;
 	}
-	srv__http_parse(c);
+	srv__http_parse(c, now);
 }
 
 /* write_cb - the output is written: a connection to close closes now */

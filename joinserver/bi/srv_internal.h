@@ -158,6 +158,8 @@ struct srv {
 	pthread_mutex_t q_lock;
 	bool q_lock_init;
 	struct srv_call *q_head, *q_tail;
+	bool q_running;	/* wake_cb is running the queued calls */
+	double q_now;	/* the clock as it began (srv_now) */
 };
 
 /* srv.c */
@@ -178,8 +180,9 @@ bool srv__peer_take(struct conn *c, unsigned cap, unsigned *held);
 /* srv__peer_release - a connection admitted by srv__peer_admit is closing: uncount it */
 void srv__peer_release(struct conn *c);
 /* srv__request - a request of \p c is complete (srv_http.c): hand it to the handler, hold it
- * for the DANE check, or refuse it (405, a failed DANE check) */
-void srv__request(struct conn *c);
+ * for the DANE check, or refuse it (405, a failed DANE check); \p now: the monotonic reading
+ * taken as its last bytes arrived, or 0 (then it reads the clock) */
+void srv__request(struct conn *c, double now);
 /* srv__conn_close - close \p c now: a request with the handler is detached from it (its
  * answer is dropped), one held for the DANE check is freed; \p c is freed later */
 void srv__conn_close(struct conn *c);
@@ -187,8 +190,10 @@ void srv__conn_close(struct conn *c);
 /* srv_http.c */
 /* srv__http_start - HTTP/1.1 on c->bev: its callbacks, limits and timeouts; reading on */
 void srv__http_start(struct conn *c);
-/* srv__http_parse - parse what c's input holds, a request at a time, while none is pending */
-void srv__http_parse(struct conn *c);
+/* srv__http_parse - parse what c's input holds, a request at a time, while none is pending;
+ * \p now: the monotonic reading of the read callback that brought the bytes, or 0 (none taken:
+ * read the clock when needed) */
+void srv__http_parse(struct conn *c, double now);
 /* srv__http_answer - queue the answer \p status with a JSON body (and \p extra header lines,
  * each ending in CRLF, or NULL); \p close: "Connection: close" and close once it is sent */
 void srv__http_answer(struct conn *c, int status, const char *extra, const void *body,

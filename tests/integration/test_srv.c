@@ -170,7 +170,11 @@ static void reply_held(void *arg)
 	struct srv_req *r = arg;
 	char json[SRV_IDENTITY_MAX + 64];
 	int n = snprintf(json, sizeof(json), "{\"deferred\":\"%s\"}", srv_req_peer(r));
+	double now = srv_now(srv);
 
+	/* a srv_call_in_loop callback: one reading for the whole pass, after the request's */
+	CHECK(now >= srv_req_started(r) && srv_now(srv) == now, "srv_now in a call: %f then %f",
+	      now, srv_now(srv));
 	srv_reply(r, 200, json, (size_t)n);
 }
 
@@ -735,6 +739,45 @@ static void test_idle(void)
 	tls_close(ssl);
 }
 
+/* test_slow_next - header_timeout for a later request of a keep-alive connection, trickled a
+ * byte every half second: sent right after the previous answer (the clock's check still armed
+ * from that request) and after a pause longer than SRV_TICK_S (that check fired and is not
+ * armed any more): both closed within header_timeout (the trickle would go on 4 times
+ * longer), and logged */
+static void test_slow_next(void)
+{
+	static const char part[] = "POST / HTTP/1.1\r\nHost: js.test\r\nX-Pad: "
+				   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+	struct timespec half = {.tv_nsec = 500000000}, pause = {.tv_sec = 2};
+	char req[256], out[4096];
+	int n = snprintf(req, sizeof(req), POST("/", "{}"), (size_t)2);
+
+	for (int k = 0; k < 2; k++) {
+		SSL *ssl = tls_open("good");
+		struct pollfd pfd = {.fd = SSL_get_fd(ssl), .events = POLLIN};
+		bool closed = false;
+		size_t i;
+
+		CHECK(tls_send(ssl, req, (size_t)n, 0) == (size_t)n, "slow next %d: send", k);
+		tls_answers(ssl, out, sizeof(out), 1, NULL);
+		CHECK(status_of(out, 0) == 200, "slow next %d: first answer:\n%s", k, out);
+		if (k == 1)
+			nanosleep(&pause, NULL);
+		for (i = 0; i < sizeof(part) - 1 && i < 8 * HEADER_TIMEOUT && !closed; i++) {
+			closed = SSL_write(ssl, part + i, 1) != 1;
+			if (!closed && poll(&pfd, 1, 0) == 1)
+				closed = SSL_read(ssl, out, sizeof(out)) <= 0;
+			if (!closed)
+				nanosleep(&half, NULL);
+		}
+		CHECK(closed && i <= 2 * (HEADER_TIMEOUT + 3),
+		      "slow next %d: %s after %zu bytes", k, closed ? "closed" : "still open", i);
+		tls_close(ssl);
+	}
+	CHECK(log_has("request not complete within header_timeout"),
+	      "slow next: no header_timeout log in:\n%s", logbuf);
+}
+
 /* test_idle_held - a request with the handler longer than idle_timeout is still answered:
  * idle_timeout is for a connection that waits for nothing */
 static void test_idle_held(void)
@@ -910,6 +953,7 @@ int main(void)
 	test_refusals();
 	test_close();
 	test_idle();
+	test_slow_next();
 	test_idle_held();
 	test_flood();
 	wait_counters(0, 0, __LINE__);
