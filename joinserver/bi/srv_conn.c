@@ -51,7 +51,7 @@ void srv__clock_arm(struct conn *c, double now)
 		left = 0;
 	tv.tv_sec = (time_t)left;
 	tv.tv_usec = (suseconds_t)((left - (double)tv.tv_sec) * 1e6);
-	event_add(c->kill_ev, &tv);
+	c->kill_armed = event_add(c->kill_ev, &tv) == 0;
 }
 
 /* srv__kill_cb - refuse an over-limit connection, or end one whose request missed header_timeout
@@ -64,6 +64,7 @@ void srv__kill_cb(evutil_socket_t unused, short what, void *arg)
 
 	(void)unused;
 	(void)what;
+	c->kill_armed = false;	/* fired: libevent deleted it (not EV_PERSIST) */
 	if (c->closing || s == NULL)
 		return;
 	if (c->kill_now) {
@@ -119,8 +120,7 @@ void srv__clock_start(struct conn *c, double now)
 		c->timing = true;
 		c->t0 = now;
 		/* still armed from the previous request: that check comes first (file comment) */
-		if (c->s != NULL && c->s->props.header_timeout > 0 &&
-		    !event_pending(c->kill_ev, EV_TIMEOUT, NULL))
+		if (c->s != NULL && c->s->props.header_timeout > 0 && !c->kill_armed)
 			srv__clock_arm(c, now);
 	}
 }

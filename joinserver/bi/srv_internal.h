@@ -80,6 +80,7 @@ struct conn {
 	bool handshake_done;
 	bool failure_logged;
 	bool kill_now;	    /* kill_ev closes at once (peer cap) */
+	bool kill_armed;    /* kill_ev is pending (srv__clock_arm; srv__kill_cb clears it) */
 	bool peer_counted;  /* admitted: counted in its identity's srv_group count */
 	bool closing;	    /* closed (the bufferevent is being freed) */
 	bool timing;	    /* a request (or the first, from the accept) is on the clock */
