@@ -383,14 +383,23 @@ static void req_unlink(struct srv_req *r)
 	r->s = NULL;
 }
 
-/* req_free - free a srv_req */
-static void req_free(struct srv_req *r)
+/* req_free - free what \p r holds, and \p r itself or keep it zeroed on \p s's spare list
+ * (\p s NULL: the srv is gone, free it) */
+static void req_free(struct srv *s, struct srv_req *r)
 {
 	if (r == NULL)
 		return;
-	free(r->path);
+	if (r->path != r->path_in)
+		free(r->path);
 	free(r->body);
-	free(r);
+	if (s == NULL || s->spare_n >= SRV_SPARE_MAX) {
+		free(r);
+		return;
+	}
+	memset(r, 0, sizeof(*r));
+	r->next = s->spare;
+	s->spare = r;
+	s->spare_n++;
 }
 
 /* conn_detach - the connection of \p c's pending request is closing: the request stays the
@@ -445,14 +454,35 @@ static void answer_simple(struct conn *c, int status, const char *extra, const c
 	srv__http_answer(c, status, extra, json, strlen(json), close);
 }
 
-/* req_new - the srv_req of the request \p c parsed: its path and body (taken from c) */
-static struct srv_req *req_new(struct conn *c)
+/* req_path - the path of \p c's request: in r->path_in when it is short and origin-form */
+static char *req_path(struct srv_req *r, const struct conn *c)
 {
-	struct srv_req *r = calloc(1, sizeof(*r));
+	size_t n;
 
-	if (r == NULL)
+	if (c->url == NULL || c->url_len == 0)
+		return srv__http_path("/", 1);
+	n = c->url[0] == '/' ? strcspn(c->url, "?#") : sizeof(r->path_in);
+	if (n >= sizeof(r->path_in))
+		return srv__http_path(c->url, c->url_len);
+	memcpy(r->path_in, c->url, n);
+	r->path_in[n] = '\0';
+	return r->path_in;
+}
+
+/* req_new - the srv_req of the request \p c parsed (a spare one of \p s if any): its path and
+ * body (taken from c) */
+static struct srv_req *req_new(struct srv *s, struct conn *c)
+{
+	struct srv_req *r = s->spare;
+
+	if (r != NULL) {
+		s->spare = r->next;
+		s->spare_n--;
+		r->next = NULL;
+	} else if ((r = calloc(1, sizeof(*r))) == NULL) {
 		return NULL;
-	r->path = srv__http_path(c->url != NULL ? c->url : "/", c->url_len);
+	}
+	r->path = req_path(r, c);
 	if (c->body != NULL) {
 		r->body = c->body;
 		r->body_len = c->body_len;
@@ -462,7 +492,7 @@ static struct srv_req *req_new(struct conn *c)
 		r->body = malloc(1);
 	}
 	if (r->path == NULL || r->body == NULL) {
-		req_free(r);
+		req_free(NULL, r);
 		return NULL;
 	}
 	return r;
@@ -501,7 +531,7 @@ void srv__request(struct conn *c, double now)
 
 	if (s == NULL || request_refused(c))
 		return;
-	r = req_new(c);
+	r = req_new(s, c);
 	if (r == NULL) {
 		dj_err("out of memory for a request from %s", srv__conn_addr(c));
 		answer_simple(c, HTTP_SERVUNAVAIL, NULL, "{\"error\":\"unavailable\"}", true);
@@ -852,6 +882,10 @@ void srv_free(struct srv *s)
 	}
 	if (s->q_lock_init)
 		pthread_mutex_destroy(&s->q_lock);
+	while ((r = s->spare) != NULL) {
+		s->spare = r->next;
+		free(r);
+	}
 	group_unref(s->g);
 	free(s);
 }
@@ -928,7 +962,7 @@ void srv_reply(struct srv_req *r, int status, const char *json, size_t len)
 		 * loop already, which goes on by itself) */
 		srv__http_parse(c, 0);
 	}
-	req_free(r);
+	req_free(s, r);
 }
 
 int srv_call_in_loop(struct srv *s, void (*fn)(void *arg), void *arg)

@@ -46,6 +46,9 @@ struct srv_call {
 
 struct conn;
 
+#define SRV_PATH_INLINE 48 /* a request path up to this (NUL included) is kept in the srv_req */
+#define SRV_SPARE_MAX	64 /* freed srv_reqs a srv keeps for reuse */
+
 struct srv_req {
 	struct srv *s;		      /* NULL once srv_free ran */
 	struct conn *c;		      /* NULL once the connection closed */
@@ -54,7 +57,8 @@ struct srv_req {
 	bool close_after;	      /* answer with "Connection: close" (srv_req_close_after) */
 	bool close;		      /* the same, for srv's own reasons (HTTP/1.0, a refusal) */
 	char peer[SRV_IDENTITY_MAX];
-	char *path;
+	char *path;		      /* path_in, or malloc'ed when longer */
+	char path_in[SRV_PATH_INLINE];
 	uint8_t *body;
 	size_t body_len;
 	double started;
@@ -159,6 +163,8 @@ struct srv {
 	pthread_mutex_t q_lock;
 	bool q_lock_init;
 	struct srv_call *q_head, *q_tail;
+	struct srv_req *spare;	/* freed requests kept zeroed for reuse (srv.c req_new) */
+	unsigned spare_n;
 	bool q_running;	/* wake_cb is running the queued calls */
 	double q_now;	/* the clock as it began (srv_now) */
 };

@@ -191,7 +191,7 @@ static void answer_size(struct srv_req *r, size_t n)
 }
 
 /* handler - echo {"peer":..., "len":N}; /defer answers from another thread; /hold keeps it;
- * /size/N answers N bytes, /status/N answers {} with status N */
+ * /size/N answers N bytes, /status/N answers {} with status N, /path/... {"path":PATH} */
 static void handler(struct srv_req *r, void *arg)
 {
 	char json[SRV_IDENTITY_MAX + 64];
@@ -216,6 +216,11 @@ static void handler(struct srv_req *r, void *arg)
 	}
 	if (strncmp(srv_req_path(r), "/size/", 6) == 0) {
 		answer_size(r, strtoul(srv_req_path(r) + 6, NULL, 10));
+		return;
+	}
+	if (strncmp(srv_req_path(r), "/path/", 6) == 0) {
+		n = snprintf(json, sizeof(json), "{\"path\":\"%s\"}", srv_req_path(r));
+		srv_reply(r, 200, json, (size_t)n);
 		return;
 	}
 	if (strncmp(srv_req_path(r), "/status/", 8) == 0) {
@@ -946,6 +951,28 @@ int main(void)
 	CHECK(rc == 0 && strstr(out, "\"len\":2} 200 1\n") != NULL &&
 		  strstr(out, "\"len\":2} 200 0\n") != NULL,
 	      "keep-alive: rc %d out '%s'", rc, out);
+
+	/* the path without query or fragment, short (kept in the srv_req) and long (malloc'ed) */
+	rc = curl_tls(out, sizeof(out), "good", "-X POST --data x", "/path/a?b=1#c");
+	CHECK(rc == 0 && strcmp(out, "{\"path\":\"/path/a\"} 200") == 0, "short path: rc %d out '%s'",
+	      rc, out);
+	rc = curl_tls(out, sizeof(out), "good", "-X POST --data x",
+		      "/path/0123456789012345678901234567890123456789/0123456789?q=1");
+	CHECK(rc == 0 &&
+		      strcmp(out, "{\"path\":\"/path/0123456789012345678901234567890123456789/"
+				  "0123456789\"} 200") == 0,
+	      "long path: rc %d out '%s'", rc, out);
+	/* SRV_PATH_INLINE - 1 bytes, and one more */
+	for (i = 47; i <= 48; i++) {
+		char upath[64], want[128];
+
+		snprintf(upath, sizeof(upath), "/path/%.*s", i - 6,
+			 "012345678901234567890123456789012345678901234567890123456789");
+		snprintf(want, sizeof(want), "{\"path\":\"%s\"} 200", upath);
+		strcat(upath, "?q");
+		rc = curl_tls(out, sizeof(out), "good", "-X POST --data x", upath);
+		CHECK(rc == 0 && strcmp(out, want) == 0, "%d-byte path: rc %d out '%s'", i, rc, out);
+	}
 
 	/* HTTP/1.1 as srv_http.c decides it */
 	test_pipelined();
