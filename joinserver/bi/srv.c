@@ -383,14 +383,23 @@ static void req_unlink(struct srv_req *r)
 	r->s = NULL;
 }
 
-/* req_free - free a srv_req */
-static void req_free(struct srv_req *r)
+/* req_free - free what \p r holds, and \p r itself or keep it zeroed on \p s's spare list
+ * (\p s NULL: the srv is gone, free it) */
+static void req_free(struct srv *s, struct srv_req *r)
 {
 	if (r == NULL)
 		return;
-	free(r->path);
+	if (r->path != r->path_in)
+		free(r->path);
 	free(r->body);
-	free(r);
+	if (s == NULL || s->spare_n >= SRV_SPARE_MAX) {
+		free(r);
+		return;
+	}
+	memset(r, 0, sizeof(*r));
+	r->next = s->spare;
+	s->spare = r;
+	s->spare_n++;
 }
 
 /* conn_detach - the connection of \p c's pending request is closing: the request stays the
@@ -445,14 +454,35 @@ static void answer_simple(struct conn *c, int status, const char *extra, const c
 	srv__http_answer(c, status, extra, json, strlen(json), close);
 }
 
-/* req_new - the srv_req of the request \p c parsed: its path and body (taken from c) */
-static struct srv_req *req_new(struct conn *c)
+/* req_path - the path of \p c's request: in r->path_in when it is short and origin-form */
+static char *req_path(struct srv_req *r, const struct conn *c)
 {
-	struct srv_req *r = calloc(1, sizeof(*r));
+	size_t n;
 
-	if (r == NULL)
+	if (c->url == NULL || c->url_len == 0)
+		return srv__http_path("/", 1);
+	n = c->url[0] == '/' ? strcspn(c->url, "?#") : sizeof(r->path_in);
+	if (n >= sizeof(r->path_in))
+		return srv__http_path(c->url, c->url_len);
+	memcpy(r->path_in, c->url, n);
+	r->path_in[n] = '\0';
+	return r->path_in;
+}
+
+/* req_new - the srv_req of the request \p c parsed (a spare one of \p s if any): its path and
+ * body (taken from c) */
+static struct srv_req *req_new(struct srv *s, struct conn *c)
+{
+	struct srv_req *r = s->spare;
+
+	if (r != NULL) {
+		s->spare = r->next;
+		s->spare_n--;
+		r->next = NULL;
+	} else if ((r = calloc(1, sizeof(*r))) == NULL) {
 		return NULL;
-	r->path = srv__http_path(c->url != NULL ? c->url : "/", c->url_len);
+	}
+	r->path = req_path(r, c);
 	if (c->body != NULL) {
 		r->body = c->body;
 		r->body_len = c->body_len;
@@ -462,7 +492,7 @@ static struct srv_req *req_new(struct conn *c)
 		r->body = malloc(1);
 	}
 	if (r->path == NULL || r->body == NULL) {
-		req_free(r);
+		req_free(NULL, r);
 		return NULL;
 	}
 	return r;
@@ -494,21 +524,21 @@ static bool request_refused(struct conn *c)
 	return false;
 }
 
-void srv__request(struct conn *c)
+void srv__request(struct conn *c, double now)
 {
 	struct srv *s = c->s;
 	struct srv_req *r;
 
 	if (s == NULL || request_refused(c))
 		return;
-	r = req_new(c);
+	r = req_new(s, c);
 	if (r == NULL) {
 		dj_err("out of memory for a request from %s", srv__conn_addr(c));
 		answer_simple(c, HTTP_SERVUNAVAIL, NULL, "{\"error\":\"unavailable\"}", true);
 		return;
 	}
 	memcpy(r->peer, c->identity, sizeof(r->peer));
-	r->started = dj_clock_mono_s();
+	r->started = now > 0 ? now : dj_clock_mono_s();
 	r->close = !c->keep_alive;
 	r->c = c;
 	r->s = s;
@@ -540,6 +570,9 @@ static void wake_cb(evutil_socket_t unused, short what, void *arg)
 	q = s->q_head;
 	s->q_head = s->q_tail = NULL;
 	pthread_mutex_unlock(&s->q_lock);
+	/* one clock reading for the calls of this pass (srv_now) */
+	s->q_now = dj_clock_mono_s();
+	s->q_running = true;
 	for (; q != NULL; q = next) {
 		next = q->next;		/* read before fn: a caller's storage is fn's to free */
 		owned = q->owned;
@@ -547,6 +580,12 @@ static void wake_cb(evutil_socket_t unused, short what, void *arg)
 		if (owned)
 			free(q);
 	}
+	s->q_running = false;
+}
+
+double srv_now(const struct srv *s)
+{
+	return s != NULL && s->q_running ? s->q_now : dj_clock_mono_s();
 }
 
 /* parse_hostport - "HOST:PORT" or "[V6]:PORT" into host and port */
@@ -847,6 +886,10 @@ void srv_free(struct srv *s)
 	}
 	if (s->q_lock_init)
 		pthread_mutex_destroy(&s->q_lock);
+	while ((r = s->spare) != NULL) {
+		s->spare = r->next;
+		free(r);
+	}
 	group_unref(s->g);
 	free(s);
 }
@@ -921,9 +964,9 @@ void srv_reply(struct srv_req *r, int status, const char *json, size_t len)
 		srv__http_answer(c, status, NULL, json, len, close);
 		/* pipelined requests waited in the input: on with them (unless in the parse
 		 * loop already, which goes on by itself) */
-		srv__http_parse(c);
+		srv__http_parse(c, 0);
 	}
-	req_free(r);
+	req_free(s, r);
 }
 
 /* call_queue - append q (filled in but for next) to the loop's calls; any thread */

@@ -182,8 +182,17 @@ const char *srv_req_path(const struct srv_req *r);
 /*! \brief The request body (not NUL-terminated) and its length. */
 const uint8_t *srv_req_body(const struct srv_req *r, size_t *len);
 
-/*! \brief Monotonic time (seconds, double) when the request was complete, for latency. */
+/*! \brief Monotonic time (seconds, double) when the request was complete (its last bytes
+ * read), for latency. */
 double srv_req_started(const struct srv_req *r);
+
+/*!
+ * \brief Monotonic time (seconds, double; dj_clock_mono_s) for latency: in a srv_call_in_loop
+ * callback, the one reading taken as the loop began running the calls queued (the calls of
+ * one pass run back to back: a later one's time is early by the run time of those before it,
+ * some microseconds each); elsewhere a fresh reading.
+ */
+double srv_now(const struct srv *s);
 
 /*!
  * \brief Close the connection once the answer to \p r is sent ("Connection: close"), e.g.

@@ -8,6 +8,13 @@
  *	they let a client trickle a request forever. The clock of a request starts at its first
  *	byte (srv_http.c read_cb, or the bytes left after the previous request) and stops when
  *	it is complete; the first request's runs from the accept, so it covers the handshake.
+ *
+ *	kill_ev checks the clock every SRV_TICK_S (or at the deadline if sooner) while it runs.
+ *	A clock that stops leaves kill_ev armed (an event_del per request, and an event_add for
+ *	the next, cost more than the one idle wake-up it may cause): when it fires with no clock
+ *	running it does nothing and is not armed again. A clock that starts while kill_ev is still
+ *	armed from the previous request keeps that check, which comes no later than its own
+ *	would (armed no later, for no longer); the check arms the next one from the new t0.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -44,7 +51,7 @@ void srv__clock_arm(struct conn *c, double now)
 		left = 0;
 	tv.tv_sec = (time_t)left;
 	tv.tv_usec = (suseconds_t)((left - (double)tv.tv_sec) * 1e6);
-	event_add(c->kill_ev, &tv);
+	c->kill_armed = event_add(c->kill_ev, &tv) == 0;
 }
 
 /* srv__kill_cb - refuse an over-limit connection, or end one whose request missed header_timeout
@@ -57,6 +64,7 @@ void srv__kill_cb(evutil_socket_t unused, short what, void *arg)
 
 	(void)unused;
 	(void)what;
+	c->kill_armed = false;	/* fired: libevent deleted it (not EV_PERSIST) */
 	if (c->closing || s == NULL)
 		return;
 	if (c->kill_now) {
@@ -111,7 +119,8 @@ void srv__clock_start(struct conn *c, double now)
 	if (!c->timing) {
 		c->timing = true;
 		c->t0 = now;
-		if (c->s != NULL && c->s->props.header_timeout > 0)
+		/* still armed from the previous request: that check comes first (file comment) */
+		if (c->s != NULL && c->s->props.header_timeout > 0 && !c->kill_armed)
 			srv__clock_arm(c, now);
 	}
 }
@@ -122,13 +131,11 @@ void srv__clock_bytes(struct conn *c, size_t n)
 }
 
 /* srv__clock_stop - the request is complete: idle_timeout covers the wait for the next one,
- * whose first byte starts a new clock */
+ * whose first byte starts a new clock; kill_ev stays armed (file comment) */
 void srv__clock_stop(struct conn *c)
 {
 	c->timing = false;
 	c->rate_on = false;
-	if (!c->kill_now && c->kill_ev != NULL)
-		event_del(c->kill_ev);
 }
 
 /* srv__read_cb - read_ev: the handshake is over and read-ahead holds records after it */

@@ -40,6 +40,9 @@
 
 struct conn;
 
+#define SRV_PATH_INLINE 48 /* a request path up to this (NUL included) is kept in the srv_req */
+#define SRV_SPARE_MAX	64 /* freed srv_reqs a srv keeps for reuse */
+
 struct srv_req {
 	struct srv *s;		      /* NULL once srv_free ran */
 	struct conn *c;		      /* NULL once the connection closed */
@@ -48,7 +51,8 @@ struct srv_req {
 	bool close_after;	      /* answer with "Connection: close" (srv_req_close_after) */
 	bool close;		      /* the same, for srv's own reasons (HTTP/1.0, a refusal) */
 	char peer[SRV_IDENTITY_MAX];
-	char *path;
+	char *path;		      /* path_in, or malloc'ed when longer */
+	char path_in[SRV_PATH_INLINE];
 	uint8_t *body;
 	size_t body_len;
 	double started;
@@ -74,6 +78,7 @@ struct conn {
 	bool handshake_done;
 	bool failure_logged;
 	bool kill_now;	    /* kill_ev closes at once (peer cap) */
+	bool kill_armed;    /* kill_ev is pending (srv__clock_arm; srv__kill_cb clears it) */
 	bool peer_counted;  /* admitted: counted in its identity's srv_group count */
 	bool closing;	    /* closed (the bufferevent is being freed) */
 	bool timing;	    /* a request (or the first, from the accept) is on the clock */
@@ -152,6 +157,10 @@ struct srv {
 	pthread_mutex_t q_lock;
 	bool q_lock_init;
 	struct srv_call *q_head, *q_tail;
+	struct srv_req *spare;	/* freed requests kept zeroed for reuse (srv.c req_new) */
+	unsigned spare_n;
+	bool q_running;	/* wake_cb is running the queued calls */
+	double q_now;	/* the clock as it began (srv_now) */
 };
 
 /* srv.c */
@@ -172,8 +181,9 @@ bool srv__peer_take(struct conn *c, unsigned cap, unsigned *held);
 /* srv__peer_release - a connection admitted by srv__peer_admit is closing: uncount it */
 void srv__peer_release(struct conn *c);
 /* srv__request - a request of \p c is complete (srv_http.c): hand it to the handler, hold it
- * for the DANE check, or refuse it (405, a failed DANE check) */
-void srv__request(struct conn *c);
+ * for the DANE check, or refuse it (405, a failed DANE check); \p now: the monotonic reading
+ * taken as its last bytes arrived, or 0 (then it reads the clock) */
+void srv__request(struct conn *c, double now);
 /* srv__conn_close - close \p c now: a request with the handler is detached from it (its
  * answer is dropped), one held for the DANE check is freed; \p c is freed later */
 void srv__conn_close(struct conn *c);
@@ -181,8 +191,10 @@ void srv__conn_close(struct conn *c);
 /* srv_http.c */
 /* srv__http_start - HTTP/1.1 on c->bev: its callbacks, limits and timeouts; reading on */
 void srv__http_start(struct conn *c);
-/* srv__http_parse - parse what c's input holds, a request at a time, while none is pending */
-void srv__http_parse(struct conn *c);
+/* srv__http_parse - parse what c's input holds, a request at a time, while none is pending;
+ * \p now: the monotonic reading of the read callback that brought the bytes, or 0 (none taken:
+ * read the clock when needed) */
+void srv__http_parse(struct conn *c, double now);
 /* srv__http_answer - queue the answer \p status with a JSON body (and \p extra header lines,
  * each ending in CRLF, or NULL); \p close: "Connection: close" and close once it is sent */
 void srv__http_answer(struct conn *c, int status, const char *extra, const void *body,

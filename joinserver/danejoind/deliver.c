@@ -269,7 +269,7 @@ void svc__answer(struct svc_req *r)
 	struct bi_msg *ans = &r->ans;
 	char *json = NULL, eui[2 * LW_EUI_LEN + 1] = "-";
 	size_t len = 0;
-	double lat = dj_clock_mono_s() - r->started;
+	double lat = srv_now(s->srv) - r->started;
 	int ret;
 
 	if (r->req != NULL) {

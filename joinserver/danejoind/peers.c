@@ -38,6 +38,18 @@
 _Static_assert(JS_CONFIG_KEK_LABEL_MAX == BI_KEK_LABEL_MAX - 1, "kek_label limits differ");
 _Static_assert(JS_CONFIG_KEK_MAX == 32, "a KEK is AES-128 or AES-256");
 
+/* peer_nids - a network server's sender_ids as NetIDs, parsed once for svc__sender_check (one
+ * that does not parse is left out: it never matched) */
+static void peer_nids(struct peer *pe)
+{
+	const struct js_config_list *ids = &pe->cfg->sender_ids;
+
+	pe->n_nids = 0;
+	for (unsigned i = 0; pe->is_ns && i < ids->n && i < JS_CONFIG_LIST_MAX; i++)
+		if (dj_hex_parse(ids->v[i], pe->nids[pe->n_nids], LW_NETID_LEN) == DJ_EOK)
+			pe->n_nids++;
+}
+
 /* parse_prefix - "HEX16" or "HEX16/BITS" (validated by js_config already) */
 static void parse_prefix(const char *txt, struct eui_prefix *p)
 {
@@ -226,6 +238,7 @@ int svc__peers_load(const char *path, struct event_base *base, struct da_resolve
 		for (unsigned k = 0; k < pc->join_euis.n; k++)
 			parse_prefix(pc->join_euis.v[k], &pe->euis[k]);
 		pe->n_euis = pc->join_euis.n;
+		peer_nids(pe);
 		p->n++;
 		if (pc->kek_file != NULL) {
 			ret = js_config_read_kek(pc, key, &klen, err, errlen);
@@ -318,19 +331,22 @@ bool svc__nsid_equal(const char *a, const char *b)
 	return n > 0 && n == nsid_dns_len(b) && strncasecmp(a, b, n) == 0;
 }
 
-/* svc__sender_check - SenderID, then SenderNSID, among the peer's rights */
-enum svc_sender svc__sender_check(const struct peer *pe, const struct bi_msg *m)
+/* svc__sender_check - SenderID, then SenderNSID, among the peer's rights; from a network
+ * server, the SenderID's NetID is left in \p nid (unless SVC_SENDER_BAD_ID) */
+enum svc_sender svc__sender_check(const struct peer *pe, const struct bi_msg *m,
+				  uint8_t nid[LW_NETID_LEN])
 {
 	const struct js_peer_config *pc = pe->cfg;
-	uint8_t a[LW_NETID_LEN], b[LW_NETID_LEN];
 	bool ok = false;
 
-	for (unsigned i = 0; i < pc->sender_ids.n && !ok; i++) {
-		if (pe->is_ns)
-			ok = dj_hex_parse(m->sender_id, a, LW_NETID_LEN) == DJ_EOK &&
-			     dj_hex_parse(pc->sender_ids.v[i], b, LW_NETID_LEN) == DJ_EOK &&
-			     memcmp(a, b, LW_NETID_LEN) == 0;
-		else
+	if (pe->is_ns) {
+		/* the NetIDs of its sender_ids were parsed at load (peer_nids) */
+		if (dj_hex_parse(m->sender_id, nid, LW_NETID_LEN) != DJ_EOK)
+			return SVC_SENDER_BAD_ID;
+		for (unsigned i = 0; i < pe->n_nids && !ok; i++)
+			ok = memcmp(nid, pe->nids[i], LW_NETID_LEN) == 0;
+	} else {
+		for (unsigned i = 0; i < pc->sender_ids.n && !ok; i++)
 			ok = strcmp(m->sender_id, pc->sender_ids.v[i]) == 0;
 	}
 	if (!ok)

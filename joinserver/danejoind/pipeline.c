@@ -211,6 +211,18 @@ static bool store_fault(int rc)
 	return rc == DJ_EIO || rc == DJ_ESQL || rc == DJ_ENOSPC;
 }
 
+/* desc_set - \p text as the answer's Description, cut to fit as snprintf "%s" would (a copy:
+ * snprintf cost ten times as much for this) */
+static void desc_set(struct bi_msg *ans, const char *text)
+{
+	size_t n = strlen(text);
+
+	if (n >= sizeof(ans->description))
+		n = sizeof(ans->description) - 1;
+	memcpy(ans->description, text, n);
+	ans->description[n] = '\0';
+}
+
 /* join_finish - on the loop thread: answer a JoinReq/RejoinReq from the engine's verdict */
 static void join_finish(void *arg)
 {
@@ -239,7 +251,7 @@ static void join_finish(void *arg)
 	}
 	s->m.verdicts[o->verdict]++;
 	ans->result = verdict_result(o);
-	snprintf(ans->description, sizeof(ans->description), "%s", js_verdict_str(o->verdict));
+	desc_set(ans, js_verdict_str(o->verdict));
 	if (o->verdict != JS_ACCEPT) {
 		join_refused_event(s, r);
 		goto send;
@@ -323,7 +335,6 @@ static void do_join(struct svc_req *r)
 	struct svc *s = r->s;
 	const struct bi_msg *m = &r->msg;
 	struct js_join_in *in = &r->jr.in;
-	uint8_t rx[LW_EUI_LEN];
 
 	/* The DevEUI field must be the frame's, and the frame's JoinEUI one served here. A frame
 	 * that does not parse goes on: the engine's verdict names what is wrong with it. */
@@ -337,8 +348,7 @@ static void do_join(struct svc_req *r)
 		/* a JoinReq is sent to the JoinEUI of its frame: any other ReceiverID is a
 		 * message that contradicts itself */
 		if (r->frame.type == LW_REQ_JOIN && m->type == BI_JOIN_REQ &&
-		    (dj_hex_parse(m->receiver_id, rx, LW_EUI_LEN) != DJ_EOK ||
-		     memcmp(rx, r->frame.join_eui, LW_EUI_LEN) != 0)) {
+		    memcmp(r->rx, r->frame.join_eui, LW_EUI_LEN) != 0) {	/* proceed parsed it */
 			svc__refuse(r, BI_MALFORMED_REQUEST,
 				    "ReceiverID is not the JoinEUI of the PHYPayload");
 			return;
@@ -350,8 +360,8 @@ static void do_join(struct svc_req *r)
 			return;
 		}
 	}
-	if (dj_hex_parse(m->sender_id, in->net_id, LW_NETID_LEN) != DJ_EOK)
-		memset(in->net_id, 0, LW_NETID_LEN);
+	/* from a network server (unknown_sender refuses the others): svc__sender_check parsed it */
+	memcpy(in->net_id, r->sender_nid, LW_NETID_LEN);
 	memcpy(in->dev_addr, m->dev_addr, LW_DEVADDR_LEN);
 	in->dl_settings = m->dl_settings;
 	in->rx_delay = m->rx_delay;
@@ -454,7 +464,6 @@ static void do_homens(struct svc_req *r)
 static void proceed(struct svc_req *r)
 {
 	struct svc *s = r->s;
-	uint8_t rx[LW_EUI_LEN];
 
 	if (!svc__rate_ok(r->pe)) {
 		s->m.rate_limited++;
@@ -463,8 +472,8 @@ static void proceed(struct svc_req *r)
 	}
 	/* parsed, authorized, within its rate: accepted for processing */
 	svc__accept_async(r);
-	if (dj_hex_parse(r->msg.receiver_id, rx, LW_EUI_LEN) != DJ_EOK ||
-	    !svc__prefix_match(s->peers->euis, s->peers->n_euis, rx)) {
+	if (dj_hex_parse(r->msg.receiver_id, r->rx, LW_EUI_LEN) != DJ_EOK ||
+	    !svc__prefix_match(s->peers->euis, s->peers->n_euis, r->rx)) {
 		svc__refuse(r, BI_UNKNOWN_RECEIVER, "ReceiverID is not served here");
 		return;
 	}
@@ -628,7 +637,7 @@ static bool unknown_sender(struct svc_req *r)
 		snprintf(desc, sizeof(desc), "role: a%s may not send %s",
 			 r->pe->is_ns ? " network server" : "n application server",
 			 bi_msg_type_str(m->type));
-	else if ((v = svc__sender_check(r->pe, m)) == SVC_SENDER_BAD_ID)
+	else if ((v = svc__sender_check(r->pe, m, r->sender_nid)) == SVC_SENDER_BAD_ID)
 		snprintf(desc, sizeof(desc), "SenderID %.*s: not among the sender_ids of this "
 			 "authenticated identity", BI_ID_MAX - 1, m->sender_id);
 	else if (v == SVC_SENDER_BAD_NSID)

@@ -83,6 +83,8 @@ struct peer {
 	const struct js_peer_config *cfg;	/* borrowed from its table's cfg */
 	struct peers *tab;			/* its table */
 	bool is_ns;
+	unsigned n_nids;			/* ns: its sender_ids that are NetIDs, parsed */
+	uint8_t nids[JS_CONFIG_LIST_MAX][LW_NETID_LEN];
 	struct bi_kek *kek;			/* NULL: plain_keys */
 	unsigned n_euis;
 	struct eui_prefix euis[JS_CONFIG_LIST_MAX];	/* as: devices whose AppSKey it may get */
@@ -181,6 +183,9 @@ struct svc_req {
 	bool has_hnet;		/* [js] ownership: the home NetID the ownership names */
 	uint8_t hnet[LW_NETID_LEN];
 	struct bi_msg msg;	/* the request, parsed here */
+	uint8_t sender_nid[LW_NETID_LEN]; /* from a network server: msg.sender_id's NetID
+					 * (svc__sender_check) */
+	uint8_t rx[LW_EUI_LEN];		/* msg.receiver_id, parsed (proceed) */
 	/* [dane] netid_binding */
 	char host[DA_NAME_MAX];	/* the identity's host: "_ns-client." stripped */
 	char name[DA_NAME_MAX];	/* the NetID's NAPTR owner */
@@ -218,7 +223,8 @@ enum svc_sender {
 	SVC_SENDER_BAD_NSID,	/* SenderNSID not among its ns_ids */
 };
 
-enum svc_sender svc__sender_check(const struct peer *pe, const struct bi_msg *m);
+enum svc_sender svc__sender_check(const struct peer *pe, const struct bi_msg *m,
+				  uint8_t nid[LW_NETID_LEN]);
 bool svc__nsid_equal(const char *a, const char *b);
 bool svc__rate_ok(struct peer *pe);
 bool svc__peer_async(const struct peer *pe);

@@ -20,6 +20,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -169,11 +170,28 @@ static void reply_held(void *arg)
 	struct srv_req *r = arg;
 	char json[SRV_IDENTITY_MAX + 64];
 	int n = snprintf(json, sizeof(json), "{\"deferred\":\"%s\"}", srv_req_peer(r));
+	double now = srv_now(srv);
 
+	/* a srv_call_in_loop callback: one reading for the whole pass, after the request's */
+	CHECK(now >= srv_req_started(r) && srv_now(srv) == now, "srv_now in a call: %f then %f",
+	      now, srv_now(srv));
 	srv_reply(r, 200, json, (size_t)n);
 }
 
-/* handler - echo {"peer":..., "len":N}; /defer answers from another thread; /hold keeps it */
+/* answer_size - a 200 whose body is \p n bytes ('a' to 'z' over and over) */
+static void answer_size(struct srv_req *r, size_t n)
+{
+	char *body = malloc(n + 1);
+
+	CHECK(body != NULL, "malloc");
+	for (size_t i = 0; i < n; i++)
+		body[i] = (char)('a' + i % 26);
+	srv_reply(r, 200, body, n);
+	free(body);
+}
+
+/* handler - echo {"peer":..., "len":N}; /defer answers from another thread; /hold keeps it;
+ * /size/N answers N bytes, /status/N answers {} with status N, /path/... {"path":PATH} */
 static void handler(struct srv_req *r, void *arg)
 {
 	char json[SRV_IDENTITY_MAX + 64];
@@ -194,6 +212,19 @@ static void handler(struct srv_req *r, void *arg)
 		held = r;
 		pthread_cond_broadcast(&cv);
 		pthread_mutex_unlock(&mu);
+		return;
+	}
+	if (strncmp(srv_req_path(r), "/size/", 6) == 0) {
+		answer_size(r, strtoul(srv_req_path(r) + 6, NULL, 10));
+		return;
+	}
+	if (strncmp(srv_req_path(r), "/path/", 6) == 0) {
+		n = snprintf(json, sizeof(json), "{\"path\":\"%s\"}", srv_req_path(r));
+		srv_reply(r, 200, json, (size_t)n);
+		return;
+	}
+	if (strncmp(srv_req_path(r), "/status/", 8) == 0) {
+		srv_reply(r, atoi(srv_req_path(r) + 8), "{}", 2);
 		return;
 	}
 	n = snprintf(json, sizeof(json), "{\"peer\":\"%s\",\"len\":%zu}", srv_req_peer(r), len);
@@ -570,6 +601,8 @@ static bool log_has(const char *what)
 
 #define POST(path, body) "POST " path " HTTP/1.1\r\nHost: js.test\r\nContent-Length: %zu\r\n\r\n" body
 
+#define POST0(path) "POST " path " HTTP/1.1\r\nHost: js.test\r\nContent-Length: 0\r\n\r\n"
+
 /* raw_one - send \p req (\p step bytes per record) on a new connection; the answers until
  * the server closes (or 5 s); *closed: whether it closed */
 static void raw_one(const char *req, size_t len, size_t step, char *out, size_t outlen,
@@ -606,6 +639,89 @@ static void test_pipelined(void)
 		      strstr(out, "Content-Type: application/json\r\n") != NULL &&
 		      strstr(out, "Date: ") != NULL && strstr(out, "Connection: close") == NULL,
 	      "a request a byte per record:\n%s", out);
+	tls_close(ssl);
+}
+
+/* head_want - the status line and headers srv_http must send, by the snprintf format it used
+ * before answer_head wrote them piece by piece, with the Date value \p date */
+static int head_want(char *buf, size_t cap, int status, const char *why, const char *date,
+		     size_t len, const char *extra, const char *conn)
+{
+	return snprintf(buf, cap,
+			"HTTP/1.1 %d %s\r\n%s%s%sContent-Type: application/json"
+			"\r\nContent-Length: %zu\r\n%s%s\r\n",
+			status, why, "Date: ", date, "\r\n", len, extra, conn);
+}
+
+/* rfc1123 - whether \p d starts with a date shaped "Sun, 06 Nov 1994 08:49:37 GMT" */
+static bool rfc1123(const char *d)
+{
+	static const char shape[] = "Aaa, 00 Aaa 0000 00:00:00 GMT";
+
+	for (size_t i = 0; i < sizeof(shape) - 1; i++) {
+		char c = d[i], k = shape[i];
+
+		if (k == 'A' ? !(c >= 'A' && c <= 'Z')
+		    : k == 'a' ? !(c >= 'a' && c <= 'z')
+		    : k == '0' ? !(c >= '0' && c <= '9')
+			       : c != k)
+			return false;
+	}
+	return true;
+}
+
+/* test_heads - the exact bytes of answers' status lines and headers (the Date value aside,
+ * checked to be an RFC 1123 date), Content-Length across digit counts, and their bodies; the
+ * answers of one keep-alive connection, the last one closing it */
+static void test_heads(void)
+{
+	static const struct {
+		const char *req;
+		int status;
+		const char *why, *extra, *conn;
+		size_t len;	/* the body's; /size/N answers a-z repeated */
+		bool closes;
+	} t[] = {
+		{POST0("/size/0"), 200, "OK", "", "", 0, false},
+		{POST0("/size/9"), 200, "OK", "", "", 9, false},
+		{POST0("/size/10"), 200, "OK", "", "", 10, false},
+		{POST0("/size/99"), 200, "OK", "", "", 99, false},
+		{POST0("/size/99999"), 200, "OK", "", "", 99999, false},
+		{POST0("/size/100000"), 200, "OK", "", "", 100000, false},
+		{POST0("/status/299"), 299, "Status", "", "", 2, false},
+		{POST0("/status/503"), 503, "Service Unavailable", "", "", 2, false},
+		{"GET / HTTP/1.1\r\nHost: js.test\r\n\r\n", 405, "Method Not Allowed",
+		 "Allow: POST\r\n", "", 30, false},
+		{"POST /size/1 HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
+		 200, "OK", "", "Connection: keep-alive\r\n", 1, false},
+		{"POST /size/3 HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", 200,
+		 "OK", "", "Connection: close\r\n", 3, true},
+	};
+	static char out[110000], want[512], dv[32];
+	const char *date, *body;
+	bool closed = false;
+	SSL *ssl = tls_open("good");
+	int n, w;
+
+	/* one connection, one request at a time: the last one closes it */
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		n = (int)strlen(t[i].req);
+		CHECK(tls_send(ssl, t[i].req, (size_t)n, 0) == (size_t)n, "heads %zu: send", i);
+		tls_answers(ssl, out, sizeof(out), 1, t[i].closes ? &closed : NULL);
+		date = strstr(out, "\r\nDate: ");
+		CHECK(date != NULL && strlen(date) > 37 && date[37] == '\r' && rfc1123(date + 8),
+		      "heads %zu: no RFC 1123 Date:\n%.300s\nlog:\n%s", i, out, logbuf);
+		snprintf(dv, sizeof(dv), "%.29s", date + 8);
+		w = head_want(want, sizeof(want), t[i].status, t[i].why, dv, t[i].len,
+			      t[i].extra, t[i].conn);
+		CHECK(strlen(out) == (size_t)w + t[i].len && memcmp(out, want, (size_t)w) == 0,
+		      "heads %zu: want %zu bytes, head\n%s\ngot %zu bytes:\n%.300s", i,
+		      (size_t)w + t[i].len, want, strlen(out), out);
+		body = out + w;
+		for (size_t k = 0; strncmp(t[i].req + 6, "size", 4) == 0 && k < t[i].len; k++)
+			CHECK(body[k] == 'a' + (char)(k % 26), "heads %zu: body byte %zu", i, k);
+		CHECK(!t[i].closes || closed, "heads %zu: not closed", i);
+	}
 	tls_close(ssl);
 }
 
@@ -699,6 +815,45 @@ static void test_idle(void)
 	tls_answers(ssl, out, sizeof(out), 1, &closed);
 	CHECK(closed && out[0] == '\0', "idle connection not closed (closed=%d):\n%s", closed, out);
 	tls_close(ssl);
+}
+
+/* test_slow_next - header_timeout for a later request of a keep-alive connection, trickled a
+ * byte every half second: sent right after the previous answer (the clock's check still armed
+ * from that request) and after a pause longer than SRV_TICK_S (that check fired and is not
+ * armed any more): both closed within header_timeout (the trickle would go on 4 times
+ * longer), and logged */
+static void test_slow_next(void)
+{
+	static const char part[] = "POST / HTTP/1.1\r\nHost: js.test\r\nX-Pad: "
+				   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+	struct timespec half = {.tv_nsec = 500000000}, pause = {.tv_sec = 2};
+	char req[256], out[4096];
+	int n = snprintf(req, sizeof(req), POST("/", "{}"), (size_t)2);
+
+	for (int k = 0; k < 2; k++) {
+		SSL *ssl = tls_open("good");
+		struct pollfd pfd = {.fd = SSL_get_fd(ssl), .events = POLLIN};
+		bool closed = false;
+		size_t i;
+
+		CHECK(tls_send(ssl, req, (size_t)n, 0) == (size_t)n, "slow next %d: send", k);
+		tls_answers(ssl, out, sizeof(out), 1, NULL);
+		CHECK(status_of(out, 0) == 200, "slow next %d: first answer:\n%s", k, out);
+		if (k == 1)
+			nanosleep(&pause, NULL);
+		for (i = 0; i < sizeof(part) - 1 && i < 8 * HEADER_TIMEOUT && !closed; i++) {
+			closed = SSL_write(ssl, part + i, 1) != 1;
+			if (!closed && poll(&pfd, 1, 0) == 1)
+				closed = SSL_read(ssl, out, sizeof(out)) <= 0;
+			if (!closed)
+				nanosleep(&half, NULL);
+		}
+		CHECK(closed && i <= 2 * (HEADER_TIMEOUT + 3),
+		      "slow next %d: %s after %zu bytes", k, closed ? "closed" : "still open", i);
+		tls_close(ssl);
+	}
+	CHECK(log_has("request not complete within header_timeout"),
+	      "slow next: no header_timeout log in:\n%s", logbuf);
 }
 
 /* test_idle_held - a request with the handler longer than idle_timeout is still answered:
@@ -868,11 +1023,35 @@ int main(void)
 		  strstr(out, "\"len\":2} 200 0\n") != NULL,
 	      "keep-alive: rc %d out '%s'", rc, out);
 
+	/* the path without query or fragment, short (kept in the srv_req) and long (malloc'ed) */
+	rc = curl_tls(out, sizeof(out), "good", "-X POST --data x", "/path/a?b=1#c");
+	CHECK(rc == 0 && strcmp(out, "{\"path\":\"/path/a\"} 200") == 0, "short path: rc %d out '%s'",
+	      rc, out);
+	rc = curl_tls(out, sizeof(out), "good", "-X POST --data x",
+		      "/path/0123456789012345678901234567890123456789/0123456789?q=1");
+	CHECK(rc == 0 &&
+		      strcmp(out, "{\"path\":\"/path/0123456789012345678901234567890123456789/"
+				  "0123456789\"} 200") == 0,
+	      "long path: rc %d out '%s'", rc, out);
+	/* SRV_PATH_INLINE - 1 bytes, and one more */
+	for (i = 47; i <= 48; i++) {
+		char upath[64], want[128];
+
+		snprintf(upath, sizeof(upath), "/path/%.*s", i - 6,
+			 "012345678901234567890123456789012345678901234567890123456789");
+		snprintf(want, sizeof(want), "{\"path\":\"%s\"} 200", upath);
+		strcat(upath, "?q");
+		rc = curl_tls(out, sizeof(out), "good", "-X POST --data x", upath);
+		CHECK(rc == 0 && strcmp(out, want) == 0, "%d-byte path: rc %d out '%s'", i, rc, out);
+	}
+
 	/* HTTP/1.1 as srv_http.c decides it */
 	test_pipelined();
+	test_heads();
 	test_refusals();
 	test_close();
 	test_idle();
+	test_slow_next();
 	test_idle_held();
 	test_flood();
 	wait_counters(0, 0, __LINE__);
