@@ -304,10 +304,11 @@ enum jtype {
 };
 
 /*
- * The member names the field checks read. The parser numbers each key once, as it comes
- * (fid_of: a hash of its length and first and last bytes picks the one name it can be, one
- * memcmp confirms); the checks then find members by number, and an object's duplicate known
- * keys are found with one bit test (docs/performance.md, step 20).
+ * The member names the field checks read and the encoder writes (one spelling for both). The
+ * parser numbers each key once, as it comes (fid_of: a hash of its length and first and last
+ * bytes picks the one name it can be, one memcmp confirms); the checks then find members by
+ * number, and an object's duplicate known keys are found with one bit test
+ * (docs/performance.md, step 20).
  */
 enum fid {
 	F_NONE = 0,	/* a name no check reads */
@@ -1038,7 +1039,7 @@ static int parse_header(struct pctx *p)
 
 	ret = get_str(p, o, F_PROTOCOL_VERSION, true, &s, &n);
 	if (ret == DJ_EOK && proto_parse(s, n, &m->proto) != DJ_EOK) {
-		ret = fail(p, "ProtocolVersion", "unsupported version");
+		ret = fail(p, fnames[F_PROTOCOL_VERSION], "unsupported version");
 		m->result = BI_INVALID_PROTOCOL_VERSION;
 	}
 	keep_first(&first, ret);
@@ -1058,7 +1059,7 @@ static int parse_header(struct pctx *p)
 		if (i < DJ_ARRAY_LEN(type_names))
 			m->type = (enum bi_msg_type)i;
 		else
-			ret = fail(p, "MessageType", "unknown message type");
+			ret = fail(p, fnames[F_MESSAGE_TYPE], "unknown message type");
 	}
 	keep_first(&first, ret);
 	keep_first(&first, get_hex(p, o, F_SENDER_TOKEN, false, 1, BI_TOKEN_MAX, m->sender_token,
@@ -1089,7 +1090,7 @@ static int parse_phy(struct pctx *p, bool required, const size_t *sizes, size_t 
 			if (len == sizes[i])
 				bad_size = false;
 		if (bad_size)
-			ret = fail(p, "PHYPayload", "wrong frame size");
+			ret = fail(p, fnames[F_PHY_PAYLOAD], "wrong frame size");
 		else
 			m->phy_len = len;
 	}
@@ -1138,7 +1139,7 @@ static int parse_join_req(struct pctx *p)
 		ver[n] = '\0';
 	}
 	if (n >= sizeof(ver) || lw_version_parse(ver, &m->mac_version) != DJ_EOK) {
-		ret = fail(p, "MACVersion", "unknown LoRaWAN version");
+		ret = fail(p, fnames[F_MAC_VERSION], "unknown LoRaWAN version");
 		goto out;
 	}
 	if (m->type == BI_JOIN_REQ)
@@ -1182,9 +1183,9 @@ static int parse_result(struct pctx *p)
 	size_t n = 0;
 
 	if (r == NULL)
-		return fail(p, "Result", "missing");
+		return fail(p, fnames[F_RESULT], "missing");
 	if (r->type != JT_OBJECT)
-		return fail(p, "Result", "not an object");
+		return fail(p, fnames[F_RESULT], "not an object");
 	struct pctx sub = *p;
 	size_t i;
 
@@ -1395,11 +1396,12 @@ static int parse_msg(const char *json, size_t len, struct bi_msg *out, char *err
 	/* TS002-1.1 §13: a network server's request carries SenderNSID iff it speaks 1.1 */
 	if (out->type == BI_JOIN_REQ || out->type == BI_REJOIN_REQ || out->type == BI_HOMENS_REQ) {
 		if (out->proto == BI_PROTO_1_1 && !out->has_sender_ns_id) {
-			ret = fail(&p, "SenderNSID", "missing (required by ProtocolVersion 1.1)");
+			ret = fail(&p, fnames[F_SENDER_NSID],
+				   "missing (required by ProtocolVersion 1.1)");
 			goto out;
 		}
 		if (out->proto == BI_PROTO_1_0 && out->has_sender_ns_id) {
-			ret = fail(&p, "SenderNSID", "not allowed in ProtocolVersion 1.0");
+			ret = fail(&p, fnames[F_SENDER_NSID], "not allowed in ProtocolVersion 1.0");
 			goto out;
 		}
 	}
@@ -1558,16 +1560,16 @@ static int put_lit(struct enc *e, const char *s)
 	return gen_ret(e, yajl_gen_string(e->g, (const unsigned char *)s, strlen(s)));
 }
 
-/* put_key - a member's name, and so the start of a member */
-static int put_key(struct enc *e, const char *name)
+/* put_key - member f's name (the parser's spelling, fnames), and so the start of a member */
+static int put_key(struct enc *e, enum fid f)
 {
-	return put_lit(e, name);
+	return put_lit(e, fnames[f]);
 }
 
 /* set_lit - put a member whose value is a text of this file */
-static int set_lit(struct enc *e, const char *name, const char *s)
+static int set_lit(struct enc *e, enum fid f, const char *s)
 {
-	int ret = put_key(e, name);
+	int ret = put_key(e, f);
 
 	return ret != DJ_EOK ? ret : put_lit(e, s);
 }
@@ -1575,11 +1577,11 @@ static int set_lit(struct enc *e, const char *name, const char *s)
 /* set_uint - put an integer member. yajl_gen_integer() formats with sprintf("%lld"), about
  * 900 instructions; the decimal digits of a uint32_t are made here and yajl_gen_number(), which
  * takes a number already in text, writes them (docs/performance.md, step 11). */
-static int set_uint(struct enc *e, const char *name, uint32_t v)
+static int set_uint(struct enc *e, enum fid f, uint32_t v)
 {
 	char digits[BI_UINT32_DIGITS];
 	size_t i = sizeof(digits);
-	int ret = put_key(e, name);
+	int ret = put_key(e, f);
 
 	if (ret != DJ_EOK)
 		return ret;
@@ -1591,14 +1593,14 @@ static int set_uint(struct enc *e, const char *name, uint32_t v)
 }
 
 /* set_hex - put len bytes as lowercase hex; the text buffer is wiped (it may hold a key) */
-static int set_hex(struct enc *e, const char *name, const uint8_t *b, size_t len)
+static int set_hex(struct enc *e, enum fid f, const uint8_t *b, size_t len)
 {
 	char text[2 * BI_HEX_TMP_MAX + 1];
 	int ret;
 
 	if (len > BI_HEX_TMP_MAX)
 		return DJ_EINVAL;
-	ret = put_key(e, name);
+	ret = put_key(e, f);
 	if (ret != DJ_EOK)
 		return ret;
 	dj_hex_format(b, len, text);
@@ -1608,9 +1610,9 @@ static int set_hex(struct enc *e, const char *name, const uint8_t *b, size_t len
 }
 
 /* set_checked - put a member whose value, n bytes at s, is known to be UTF-8 */
-static int set_checked(struct enc *e, const char *name, const char *s, size_t n)
+static int set_checked(struct enc *e, enum fid f, const char *s, size_t n)
 {
-	int ret = put_key(e, name);
+	int ret = put_key(e, f);
 
 	return ret != DJ_EOK ? ret : gen_ret(e, yajl_gen_string(e->g, (const unsigned char *)s, n));
 }
@@ -1630,16 +1632,16 @@ static ptrdiff_t text_len(const char *s, size_t cap)
 
 /* set_text - put a NUL-terminated UTF-8 string that must fit in cap bytes: DJ_EINVAL when it
  * does not or is not UTF-8 */
-static int set_text(struct enc *e, const char *name, const char *s, size_t cap)
+static int set_text(struct enc *e, enum fid f, const char *s, size_t cap)
 {
 	ptrdiff_t n = text_len(s, cap);
 
-	return n < 0 ? DJ_EINVAL : set_checked(e, name, s, (size_t)n);
+	return n < 0 ? DJ_EINVAL : set_checked(e, f, s, (size_t)n);
 }
 
 /* set_envelope - put a KeyEnvelope when present. The AESKey hex yajl writes goes to the
  * output buffer in the arena, wiped when the encode ends. */
-static int set_envelope(struct enc *e, const char *name, const struct bi_key_envelope *env)
+static int set_envelope(struct enc *e, enum fid f, const struct bi_key_envelope *env)
 {
 	ptrdiff_t n;
 	int ret;
@@ -1652,10 +1654,10 @@ static int set_envelope(struct enc *e, const char *name, const struct bi_key_env
 	n = text_len(env->kek_label, BI_KEK_LABEL_MAX);
 	if (n < 0)
 		return DJ_EINVAL;
-	if ((ret = put_key(e, name)) != DJ_EOK ||
+	if ((ret = put_key(e, f)) != DJ_EOK ||
 	    (ret = gen_ret(e, yajl_gen_map_open(e->g))) != DJ_EOK ||
-	    (ret = set_checked(e, "KEKLabel", env->kek_label, (size_t)n)) != DJ_EOK ||
-	    (ret = set_hex(e, "AESKey", env->aes_key, env->aes_key_len)) != DJ_EOK)
+	    (ret = set_checked(e, F_KEK_LABEL, env->kek_label, (size_t)n)) != DJ_EOK ||
+	    (ret = set_hex(e, F_AES_KEY, env->aes_key, env->aes_key_len)) != DJ_EOK)
 		return ret;
 	return gen_ret(e, yajl_gen_map_close(e->g));
 }
@@ -1665,33 +1667,33 @@ static int encode_header(const struct bi_msg *m, struct enc *e)
 {
 	int ret;
 
-	if ((ret = set_lit(e, "ProtocolVersion", m->proto == BI_PROTO_1_1 ? "1.1" : "1.0")) !=
+	if ((ret = set_lit(e, F_PROTOCOL_VERSION, m->proto == BI_PROTO_1_1 ? "1.1" : "1.0")) !=
 		    DJ_EOK ||
-	    (ret = set_text(e, "SenderID", m->sender_id, BI_ID_MAX)) != DJ_EOK ||
-	    (ret = set_text(e, "ReceiverID", m->receiver_id, BI_ID_MAX)) != DJ_EOK ||
-	    (ret = set_uint(e, "TransactionID", m->transaction_id)) != DJ_EOK ||
-	    (ret = set_lit(e, "MessageType", type_names[m->type])) != DJ_EOK)
+	    (ret = set_text(e, F_SENDER_ID, m->sender_id, BI_ID_MAX)) != DJ_EOK ||
+	    (ret = set_text(e, F_RECEIVER_ID, m->receiver_id, BI_ID_MAX)) != DJ_EOK ||
+	    (ret = set_uint(e, F_TRANSACTION_ID, m->transaction_id)) != DJ_EOK ||
+	    (ret = set_lit(e, F_MESSAGE_TYPE, type_names[m->type])) != DJ_EOK)
 		return ret;
 	if (m->has_sender_token &&
 	    (m->sender_token_len == 0 || m->sender_token_len > BI_TOKEN_MAX))
 		return DJ_EINVAL;
 	if (m->has_sender_token &&
-	    (ret = set_hex(e, "SenderToken", m->sender_token, m->sender_token_len)) != DJ_EOK)
+	    (ret = set_hex(e, F_SENDER_TOKEN, m->sender_token, m->sender_token_len)) != DJ_EOK)
 		return ret;
 	if (m->has_receiver_token &&
 	    (m->receiver_token_len == 0 || m->receiver_token_len > BI_TOKEN_MAX))
 		return DJ_EINVAL;
 	if (m->has_receiver_token &&
-	    (ret = set_hex(e, "ReceiverToken", m->receiver_token, m->receiver_token_len)) !=
+	    (ret = set_hex(e, F_RECEIVER_TOKEN, m->receiver_token, m->receiver_token_len)) !=
 		    DJ_EOK)
 		return ret;
 	if (m->proto != BI_PROTO_1_1)
 		return DJ_EOK;	/* the NSIDs are TS002-1.1 fields */
 	if (m->has_sender_ns_id &&
-	    (ret = set_text(e, "SenderNSID", m->sender_ns_id, BI_ID_MAX)) != DJ_EOK)
+	    (ret = set_text(e, F_SENDER_NSID, m->sender_ns_id, BI_ID_MAX)) != DJ_EOK)
 		return ret;
 	if (m->has_receiver_ns_id &&
-	    (ret = set_text(e, "ReceiverNSID", m->receiver_ns_id, BI_ID_MAX)) != DJ_EOK)
+	    (ret = set_text(e, F_RECEIVER_NSID, m->receiver_ns_id, BI_ID_MAX)) != DJ_EOK)
 		return ret;
 	return DJ_EOK;
 }
@@ -1701,15 +1703,15 @@ static int encode_join_ans(const struct bi_msg *m, struct enc *e)
 {
 	int ret;
 
-	if (m->phy_len > 0 && (ret = set_hex(e, "PHYPayload", m->phy, m->phy_len)) != DJ_EOK)
+	if (m->phy_len > 0 && (ret = set_hex(e, F_PHY_PAYLOAD, m->phy, m->phy_len)) != DJ_EOK)
 		return ret;
-	if (m->has_lifetime && (ret = set_uint(e, "Lifetime", m->lifetime)) != DJ_EOK)
+	if (m->has_lifetime && (ret = set_uint(e, F_LIFETIME, m->lifetime)) != DJ_EOK)
 		return ret;
-	if ((ret = set_envelope(e, "SNwkSIntKey", &m->s_nwk_s_int_key)) != DJ_EOK ||
-	    (ret = set_envelope(e, "FNwkSIntKey", &m->f_nwk_s_int_key)) != DJ_EOK ||
-	    (ret = set_envelope(e, "NwkSEncKey", &m->nwk_s_enc_key)) != DJ_EOK ||
-	    (ret = set_envelope(e, "NwkSKey", &m->nwk_s_key)) != DJ_EOK ||
-	    (ret = set_envelope(e, "AppSKey", &m->app_s_key)) != DJ_EOK)
+	if ((ret = set_envelope(e, F_SNWK_SINT_KEY, &m->s_nwk_s_int_key)) != DJ_EOK ||
+	    (ret = set_envelope(e, F_FNWK_SINT_KEY, &m->f_nwk_s_int_key)) != DJ_EOK ||
+	    (ret = set_envelope(e, F_NWK_SENC_KEY, &m->nwk_s_enc_key)) != DJ_EOK ||
+	    (ret = set_envelope(e, F_NWK_SKEY, &m->nwk_s_key)) != DJ_EOK ||
+	    (ret = set_envelope(e, F_APP_SKEY, &m->app_s_key)) != DJ_EOK)
 		return ret;
 	return DJ_EOK;
 }
@@ -1725,10 +1727,10 @@ static int encode_result(const struct bi_msg *m, struct enc *e)
 	n = text_len(m->description, BI_DESC_MAX);
 	if (n < 0)
 		return DJ_EINVAL;	/* checked before the Result is begun */
-	if ((ret = put_key(e, "Result")) != DJ_EOK ||
+	if ((ret = put_key(e, F_RESULT)) != DJ_EOK ||
 	    (ret = gen_ret(e, yajl_gen_map_open(e->g))) != DJ_EOK ||
-	    (ret = set_lit(e, "ResultCode", bi_result_str(m->result, m->proto))) != DJ_EOK ||
-	    (n > 0 && (ret = set_checked(e, "Description", m->description, (size_t)n)) != DJ_EOK))
+	    (ret = set_lit(e, F_RESULT_CODE, bi_result_str(m->result, m->proto))) != DJ_EOK ||
+	    (n > 0 && (ret = set_checked(e, F_DESCRIPTION, m->description, (size_t)n)) != DJ_EOK))
 		return ret;
 	return gen_ret(e, yajl_gen_map_close(e->g));
 }
@@ -1746,16 +1748,16 @@ static int encode_body(const struct bi_msg *m, struct enc *e)
 		if (m->rx_delay > BI_RX_DELAY_MAX || m->phy_len == 0 ||
 		    (unsigned)m->mac_version > LW_V1_1)
 			return DJ_EINVAL;
-		if ((ret = set_lit(e, "MACVersion", lw_version_str(m->mac_version))) != DJ_EOK ||
-		    (ret = set_hex(e, "PHYPayload", m->phy, m->phy_len)) != DJ_EOK ||
-		    (ret = set_hex(e, "DevEUI", m->dev_eui, LW_EUI_LEN)) != DJ_EOK ||
-		    (ret = set_hex(e, "DevAddr", m->dev_addr, LW_DEVADDR_LEN)) != DJ_EOK ||
-		    (ret = set_hex(e, "DLSettings", &m->dl_settings, BI_DL_SETTINGS_LEN)) !=
+		if ((ret = set_lit(e, F_MAC_VERSION, lw_version_str(m->mac_version))) != DJ_EOK ||
+		    (ret = set_hex(e, F_PHY_PAYLOAD, m->phy, m->phy_len)) != DJ_EOK ||
+		    (ret = set_hex(e, F_DEV_EUI, m->dev_eui, LW_EUI_LEN)) != DJ_EOK ||
+		    (ret = set_hex(e, F_DEV_ADDR, m->dev_addr, LW_DEVADDR_LEN)) != DJ_EOK ||
+		    (ret = set_hex(e, F_DL_SETTINGS, &m->dl_settings, BI_DL_SETTINGS_LEN)) !=
 			    DJ_EOK ||
-		    (ret = set_uint(e, "RxDelay", m->rx_delay)) != DJ_EOK)
+		    (ret = set_uint(e, F_RX_DELAY, m->rx_delay)) != DJ_EOK)
 			return ret;
 		if (m->has_cflist)
-			ret = set_hex(e, "CFList", m->cflist, LW_CFLIST_LEN);
+			ret = set_hex(e, F_CFLIST, m->cflist, LW_CFLIST_LEN);
 		return ret;
 	case BI_JOIN_ANS:
 	case BI_REJOIN_ANS:
@@ -1765,31 +1767,32 @@ static int encode_body(const struct bi_msg *m, struct enc *e)
 	case BI_APPSKEY_REQ:
 		if (m->session_key_id_len == 0)
 			return DJ_EINVAL;
-		if ((ret = set_hex(e, "DevEUI", m->dev_eui, LW_EUI_LEN)) != DJ_EOK)
+		if ((ret = set_hex(e, F_DEV_EUI, m->dev_eui, LW_EUI_LEN)) != DJ_EOK)
 			return ret;
 		break;
 	case BI_APPSKEY_ANS:
 		if (m->has_dev_eui &&
-		    (ret = set_hex(e, "DevEUI", m->dev_eui, LW_EUI_LEN)) != DJ_EOK)
+		    (ret = set_hex(e, F_DEV_EUI, m->dev_eui, LW_EUI_LEN)) != DJ_EOK)
 			return ret;
-		if ((ret = set_envelope(e, "AppSKey", &m->app_s_key)) != DJ_EOK)
+		if ((ret = set_envelope(e, F_APP_SKEY, &m->app_s_key)) != DJ_EOK)
 			return ret;
 		break;
 	case BI_HOMENS_REQ:
-		return set_hex(e, "DevEUI", m->dev_eui, LW_EUI_LEN);
+		return set_hex(e, F_DEV_EUI, m->dev_eui, LW_EUI_LEN);
 	case BI_HOMENS_ANS:
 		if (m->has_h_net_id &&
-		    (ret = set_hex(e, "HNetID", m->h_net_id, LW_NETID_LEN)) != DJ_EOK)
+		    (ret = set_hex(e, F_HNET_ID, m->h_net_id, LW_NETID_LEN)) != DJ_EOK)
 			return ret;
 		if (m->has_hns_id && m->proto == BI_PROTO_1_1 &&
-		    (ret = set_text(e, "HNSID", m->hns_id, BI_ID_MAX)) != DJ_EOK)
+		    (ret = set_text(e, F_HNSID, m->hns_id, BI_ID_MAX)) != DJ_EOK)
 			return ret;
 		break;
 	}
 	if (m->session_key_id_len > 0 &&
 	    (m->type == BI_JOIN_ANS || m->type == BI_REJOIN_ANS || m->type == BI_APPSKEY_REQ ||
 	     m->type == BI_APPSKEY_ANS) &&
-	    (ret = set_hex(e, "SessionKeyID", m->session_key_id, m->session_key_id_len)) != DJ_EOK)
+	    (ret = set_hex(e, F_SESSION_KEY_ID, m->session_key_id, m->session_key_id_len)) !=
+		    DJ_EOK)
 		return ret;
 	if (is_request(m->type))
 		return DJ_EOK;
